@@ -1,0 +1,1 @@
+"""Bytes <-> values for every format on the bench's wire. No I/O lives here."""

@@ -1,0 +1,1 @@
+"""Test SMKI, GBCS signatures and MACs, XML-DSig."""

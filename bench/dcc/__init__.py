@@ -1,0 +1,1 @@
+"""The DCC authorisation shim: registry, eligibility, DUIS handling, anti-replay, alerts, audit."""

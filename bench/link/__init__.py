@@ -1,0 +1,1 @@
+"""Transports that move HAN frames: serial URLs, pseudo-terminals, USB radios, pacing, faults."""

@@ -1,0 +1,1 @@
+"""pytest plugin of the bench: rig options, fixtures and the `mp207` marker."""

@@ -1,0 +1,1 @@
+"""Portfolio firmware-state report and test records."""
