@@ -1,0 +1,78 @@
+"""The control socket: the protocol other terminals use to act on a running rig."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from bench.errors import AuthorisationError, RigError
+from bench.rig_control import RigClient, RigControlServer, b64, unb64
+
+
+def _echo_submit(request: dict) -> dict:
+    xml = unb64(request["xml_b64"])
+    if b"refuse" in xml:
+        raise AuthorisationError("E1", "refused on purpose")
+    return {"xml_b64": b64(b"<response>" + xml + b"</response>")}
+
+
+def test_submit_round_trips_through_the_socket(tmp_path):
+    with RigControlServer(tmp_path / "control.sock", {"submit": _echo_submit}):
+        assert RigClient.available(tmp_path)
+        client = RigClient(tmp_path / "control.sock")
+        assert client.submit(b"<a/>") == b"<response><a/></response>"
+
+
+def test_large_payload_survives(tmp_path):
+    big = bytes(range(256)) * 8000  # ~2 MB, many socket reads
+    with RigControlServer(tmp_path / "control.sock", {"submit": _echo_submit}):
+        answer = RigClient(tmp_path / "control.sock").submit(big)
+    assert answer == b"<response>" + big + b"</response>"
+
+
+def test_handler_errors_become_one_line_rig_errors(tmp_path):
+    with RigControlServer(tmp_path / "control.sock", {"submit": _echo_submit}):
+        client = RigClient(tmp_path / "control.sock")
+        with pytest.raises(RigError, match="AuthorisationError: E1: refused on purpose"):
+            client.submit(b"refuse")
+        with pytest.raises(RigError, match="unknown op 'nope'"):
+            client.call("nope")
+
+
+def test_garbage_request_is_answered_not_crashing(tmp_path):
+    with RigControlServer(tmp_path / "control.sock", {}) as server:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(server.path))
+            sock.sendall(b"\x00\xffnot json\n")
+            answer = sock.makefile("rb").readline()
+        assert b'"ok": false' in answer
+        assert RigClient(server.path).call("ping")["pong"] is True
+
+
+def test_no_rig_is_a_clear_error(tmp_path):
+    assert not RigClient.available(tmp_path)
+    with pytest.raises(RigError, match="no rig is up"):
+        RigClient(tmp_path / "control.sock").submit(b"<a/>")
+
+
+def test_stale_socket_is_replaced_and_a_live_one_refused(tmp_path):
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(tmp_path / "control.sock"))
+    stale.close()  # file stays, nobody listens
+    assert not RigClient.available(tmp_path)
+    with RigControlServer(tmp_path / "control.sock", {}):
+        assert RigClient.available(tmp_path)
+        with pytest.raises(RigError, match="already up"):
+            RigControlServer(tmp_path / "control.sock", {}).start()
+    assert not (tmp_path / "control.sock").exists()
+
+
+def test_shutdown_request_sets_the_event(tmp_path):
+    with RigControlServer(tmp_path / "control.sock", {}) as server:
+        waiter = threading.Thread(target=server.shutdown_requested.wait, args=(5,))
+        waiter.start()
+        RigClient(server.path).shutdown()
+        waiter.join()
+        assert server.shutdown_requested.is_set()
