@@ -1,0 +1,284 @@
+"""Rig files: the passive description of a bench (devices, links, PKI, registry, options).
+
+A rig file says *what* is on the bench; `bench.rig` brings it up. Keeping the two apart lets a
+lab check a rig file (`bench rig check`) on a laptop that has none of the hardware.
+
+Relative paths in a rig file resolve against the project root, taken as the parent of the
+directory that holds the rig file (`rigs/x.toml` -> `.`), so every rig in `rigs/` can say
+`pki = "fixtures/pki"`. A rig kept elsewhere sets `root = "..."` (itself relative to the
+rig file's directory) or uses absolute paths.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.codec.eui import eui_hex, parse_eui
+from bench.errors import BenchError, ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RIG = PROJECT_ROOT / "rigs" / "emulated.toml"
+
+DEVICE_TYPES = ("ESME", "GSME", "CHF", "GPF", "PPMID", "HCALCS", "IHD")
+GENERATIONS = ("SMETS2+", "SMETS1")
+EMULATED_TYPES = ("ESME", "GSME")
+EMULATED = "emulated"
+NO_LINK = "none"
+SERIAL_URL_SCHEMES = ("rfc2217", "socket", "loop", "spy", "hwgrep", "alt")
+FAULT_PROFILES = (
+    "activate-on-upgrade-end",
+    "skip-image-signature-check",
+    "accept-replayed-counter",
+    "accept-any-signer",
+    "no-alert-on-verification",
+    "wrong-hash-in-alert",
+)
+PARTY_ROLES = ("supplier", "other_supplier", "rsa", "other_rsa")
+_ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class RigOptions:
+    """The bench's own knobs; the defaults suit emulated meters on pseudo-terminals."""
+
+    block_size_cap: int = 48
+    stall_timeout_s: float = 30.0
+    response_timeout_s: float = 15.0
+    alert_timeout_s: float = 30.0
+    transfer_timeout_s: float = 120.0
+    startup_timeout_s: float = 15.0
+
+
+@dataclass(frozen=True)
+class RigDevice:
+    """One device of the rig. `role` is how tests ask for it (the `esme` fixture, ...)."""
+
+    role: str
+    eui: bytes
+    device_type: str
+    generation: str = "SMETS2+"
+    link: str = NO_LINK  # "emulated", "none", a device path or a pyserial URL
+    baud: int | None = None
+    sleepy: bool = False
+    poll_interval_s: float | None = None
+    faults: tuple[str, ...] = ()
+    supplier: str | None = None  # the party whose trust anchor an emulated meter holds
+
+    @property
+    def eui_hex(self) -> str:
+        return eui_hex(self.eui)
+
+    @property
+    def emulated(self) -> bool:
+        return self.link == EMULATED
+
+    @property
+    def on_bench(self) -> bool:
+        """True when the bench talks to it over a link (False: a registry inventory entry)."""
+        return self.link != NO_LINK
+
+
+@dataclass(frozen=True)
+class Rig:
+    """A whole rig file, validated."""
+
+    path: Path
+    name: str
+    description: str
+    root: Path
+    pki_dir: Path
+    registry_dir: Path
+    options: RigOptions
+    parties: dict[str, str]  # role (supplier, rsa, ...) -> PKI party name
+    devices: tuple[RigDevice, ...]
+    images_dir: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def device(self, role: str) -> RigDevice:
+        for device in self.devices:
+            if device.role == role:
+                return device
+        known = ", ".join(d.role for d in self.devices)
+        raise ConfigError(f"{self.path}: no device with role {role!r} (rig has: {known})")
+
+    def device_by_eui(self, eui: bytes) -> RigDevice:
+        for device in self.devices:
+            if device.eui == eui:
+                return device
+        raise ConfigError(f"{self.path}: no device {eui_hex(eui)}")
+
+    @property
+    def linked_devices(self) -> tuple[RigDevice, ...]:
+        return tuple(d for d in self.devices if d.on_bench)
+
+
+class _Checker:
+    """Reads values out of TOML tables and raises ConfigError naming file, device and field."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, name: str, reason: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {where}: field {name!r}: {reason}")
+
+    def take(self, table: dict[str, Any], where: str, name: str, kind: type | tuple[type, ...],
+             default: Any = ..., choices: tuple[Any, ...] | None = None) -> Any:
+        if name not in table:
+            if default is ...:
+                raise self.fail(where, name, "is required")
+            return default
+        value = table[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            raise self.fail(where, name, f"expected {_kind_name(kinds)}, got {value!r}")
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kinds):
+            raise self.fail(where, name, f"expected {_kind_name(kinds)}, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self.fail(where, name, f"{value!r} is not one of {', '.join(map(str, choices))}")
+        return value
+
+    def unknown(self, table: dict[str, Any], where: str, known: set[str]) -> None:
+        for name in table:
+            if name not in known:
+                raise self.fail(where, name, f"unknown field (known: {', '.join(sorted(known))})")
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def load_rig(path: str | Path | None = None) -> Rig:
+    """Load and validate a rig file (default: the embedded `rigs/emulated.toml`)."""
+    rig_path = Path(path) if path is not None else DEFAULT_RIG
+    try:
+        text = rig_path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{rig_path}: rig file not found") from exc
+    except OSError as exc:
+        raise ConfigError(f"{rig_path}: cannot read rig file: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{rig_path}: not valid TOML: {exc}") from exc
+    return parse_rig(data, rig_path.resolve())
+
+
+def parse_rig(data: dict[str, Any], path: Path) -> Rig:
+    """Validate an already-parsed rig table; `path` names it in errors and anchors relative paths."""
+    check = _Checker(path)
+    check.unknown(data, "rig", {"name", "description", "root", "pki", "registry", "images",
+                                "options", "parties", "devices"})
+    root_text = check.take(data, "rig", "root", str, None)
+    root = (path.parent / root_text).resolve() if root_text else path.parent.parent
+    name = check.take(data, "rig", "name", str, path.stem)
+    description = check.take(data, "rig", "description", str, "")
+
+    def resolve(field_name: str, default: str | None) -> Path | None:
+        text = check.take(data, "rig", field_name, str, default)
+        if text is None:
+            return None
+        candidate = Path(text)
+        return candidate if candidate.is_absolute() else root / candidate
+
+    pki_dir = resolve("pki", "fixtures/pki")
+    registry_dir = resolve("registry", "fixtures/registry")
+    images_dir = resolve("images", None)
+    assert pki_dir is not None and registry_dir is not None
+
+    options = _parse_options(check, check.take(data, "rig", "options", dict, {}))
+    parties = _parse_parties(check, check.take(data, "rig", "parties", dict, {}))
+    devices_table = check.take(data, "rig", "devices", dict)
+    if not devices_table:
+        raise check.fail("rig", "devices", "a rig needs at least one device")
+    devices = tuple(_parse_device(check, role, table) for role, table in devices_table.items())
+    seen: dict[bytes, str] = {}
+    for device in devices:
+        if device.eui in seen:
+            raise check.fail(f"device {device.role!r}", "eui",
+                             f"{device.eui_hex} is also device {seen[device.eui]!r}")
+        seen[device.eui] = device.role
+    return Rig(path=path, name=name, description=description, root=root, pki_dir=pki_dir,
+               registry_dir=registry_dir, options=options, parties=parties, devices=devices,
+               images_dir=images_dir)
+
+
+def _parse_options(check: _Checker, table: dict[str, Any]) -> RigOptions:
+    defaults = RigOptions()
+    known = set(RigOptions.__dataclass_fields__)
+    check.unknown(table, "options", known)
+    values: dict[str, Any] = {}
+    for name in known:
+        default = getattr(defaults, name)
+        value = check.take(table, "options", name, type(default), default)
+        if value <= 0:
+            raise check.fail("options", name, f"must be positive, got {value}")
+        values[name] = value
+    if not 1 <= values["block_size_cap"] <= 255:
+        raise check.fail("options", "block_size_cap", "must be 1..255 bytes")
+    return RigOptions(**values)
+
+
+def _parse_parties(check: _Checker, table: dict[str, Any]) -> dict[str, str]:
+    parties = {"supplier": "supplier-a", "other_supplier": "supplier-b", "rsa": "rsa-1",
+               "other_rsa": "rsa-2"}
+    check.unknown(table, "parties", set(PARTY_ROLES))
+    for role in PARTY_ROLES:
+        parties[role] = check.take(table, "parties", role, str, parties[role])
+    return parties
+
+
+def _parse_device(check: _Checker, role: str, table: Any) -> RigDevice:
+    where = f"device {role!r}"
+    if not _ROLE_NAME.match(role):
+        raise ConfigError(f"{check.path}: {where}: role names are lower_snake_case words")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{check.path}: {where}: expected a table [devices.{role}]")
+    eui_text = check.take(table, where, "eui", str)
+    try:
+        eui = parse_eui(eui_text)
+    except BenchError as exc:
+        raise check.fail(where, "eui", f"{eui_text!r} is not an EUI-64 (16 hex digits)") from exc
+    where = f"device {role!r} ({eui_hex(eui)})"
+    check.unknown(table, where, {"eui", "type", "generation", "link", "baud", "sleepy",
+                                 "poll_interval_s", "faults", "supplier"})
+    device_type = check.take(table, where, "type", str, choices=DEVICE_TYPES)
+    generation = check.take(table, where, "generation", str, "SMETS2+", GENERATIONS)
+    link = check.take(table, where, "link", str, NO_LINK)
+    _check_link(check, where, link)
+    if link == EMULATED and device_type not in EMULATED_TYPES:
+        raise check.fail(where, "link", f"only ESME and GSME can be emulated, not {device_type}")
+    if link == EMULATED and generation != "SMETS2+":
+        raise check.fail(where, "link", "emulated meters are SMETS2+ (GBCS over the HAN)")
+    baud = check.take(table, where, "baud", int, None)
+    if baud is not None and baud <= 0:
+        raise check.fail(where, "baud", f"must be positive, got {baud}")
+    sleepy = check.take(table, where, "sleepy", bool, device_type == "GSME")
+    poll = check.take(table, where, "poll_interval_s", float, None)
+    if poll is not None and poll <= 0:
+        raise check.fail(where, "poll_interval_s", f"must be positive, got {poll}")
+    faults = check.take(table, where, "faults", list, [])
+    for fault in faults:
+        if fault not in FAULT_PROFILES:
+            raise check.fail(where, "faults", f"unknown fault profile {fault!r} (known: "
+                             f"{', '.join(FAULT_PROFILES)})")
+    if faults and link != EMULATED:
+        raise check.fail(where, "faults", "fault profiles apply to emulated meters only")
+    supplier = check.take(table, where, "supplier", str, None)
+    return RigDevice(role=role, eui=eui, device_type=device_type, generation=generation,
+                     link=link, baud=baud, sleepy=sleepy, poll_interval_s=poll,
+                     faults=tuple(faults), supplier=supplier)
+
+
+def _check_link(check: _Checker, where: str, link: str) -> None:
+    if link in (EMULATED, NO_LINK) or link.startswith("/dev/") or re.fullmatch(r"COM\d+", link):
+        return
+    scheme, sep, rest = link.partition("://")
+    if not sep or scheme not in SERIAL_URL_SCHEMES or not rest:
+        raise check.fail(where, "link", f"{link!r} is not 'emulated', 'none', a /dev/ path or a "
+                         f"pyserial URL ({', '.join(s + '://' for s in SERIAL_URL_SCHEMES)})")

@@ -1,0 +1,112 @@
+"""Rig files: the shipped rigs load, and every mistake names the file, the device and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.errors import ConfigError
+from bench.rig_model import DEFAULT_RIG, PROJECT_ROOT, load_rig
+
+MINIMAL = """
+pki = "/abs/pki"
+[devices.esme]
+eui = "00DB1234567890A0"
+type = "ESME"
+link = "emulated"
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "rigs" / "r.toml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_default_rig_has_the_devices_the_suite_needs():
+    rig = load_rig()
+    assert rig.path == DEFAULT_RIG
+    assert rig.pki_dir == PROJECT_ROOT / "fixtures" / "pki"
+    assert rig.registry_dir == PROJECT_ROOT / "fixtures" / "registry"
+    roles = {d.role: d for d in rig.devices}
+    assert roles["esme"].eui_hex == "00DB1234567890A0" and roles["esme"].emulated
+    assert roles["gsme"].device_type == "GSME" and roles["gsme"].sleepy
+    assert roles["other_esme"].eui_hex == "00DB1234567890B0"
+    assert {r for r, d in roles.items() if not d.on_bench} == {"ppmid", "hcalcs",
+                                                               "uncommissioned_esme"}
+    assert rig.parties == {"supplier": "supplier-a", "other_supplier": "supplier-b",
+                           "rsa": "rsa-1", "other_rsa": "rsa-2"}
+
+
+@pytest.mark.parametrize("name", ["pi-serial.toml", "lab-rfc2217.toml"])
+def test_example_rigs_load(name):
+    rig = load_rig(PROJECT_ROOT / "rigs" / name)
+    assert all(not d.emulated for d in rig.devices)
+    assert rig.device("esme").baud == 115200
+
+
+def test_relative_paths_resolve_against_the_parent_of_the_rig_directory(tmp_path):
+    rig = load_rig(_write(tmp_path, MINIMAL.replace("/abs/pki", "fixtures/pki")))
+    assert rig.pki_dir == tmp_path / "fixtures" / "pki"
+    rooted = load_rig(_write(tmp_path, 'root = "."\n' + MINIMAL.replace("/abs/pki", "p")))
+    assert rooted.pki_dir == tmp_path / "rigs" / "p"
+
+
+@pytest.mark.parametrize(("snippet", "message"), [
+    ('eui = "00DB12"', r"device 'esme': field 'eui': '00DB12' is not an EUI-64"),
+    ('type = "TOASTER"', r"device 'esme' \(00DB1234567890A0\): field 'type': 'TOASTER' is not one of"),
+    ('link = "http://x"', r"device 'esme' \(00DB1234567890A0\): field 'link': 'http://x' is not"),
+    ('baud = -5', r"field 'baud': must be positive"),
+    ('baud = "fast"', r"field 'baud': expected int, got 'fast'"),
+    ('faults = ["explode"]', r"field 'faults': unknown fault profile 'explode'"),
+    ('colour = "red"', r"device 'esme' \(00DB1234567890A0\): field 'colour': unknown field"),
+    ('generation = "SMETS1"', r"field 'link': emulated meters are SMETS2\+"),
+])
+def test_device_errors_name_file_device_and_field(tmp_path, snippet, message):
+    key = snippet.split(" = ")[0]
+    lines = [line for line in MINIMAL.splitlines() if not line.startswith(key + " =")]
+    path = _write(tmp_path, "\n".join(lines) + "\n" + snippet + "\n")
+    with pytest.raises(ConfigError, match=message) as info:
+        load_rig(path)
+    assert str(info.value).startswith(str(path))
+
+
+def test_emulating_a_ppmid_is_refused(tmp_path):
+    path = _write(tmp_path, MINIMAL.replace('"ESME"', '"PPMID"'))
+    with pytest.raises(ConfigError, match="only ESME and GSME can be emulated"):
+        load_rig(path)
+
+
+def test_duplicate_eui_names_both_devices(tmp_path):
+    text = MINIMAL + MINIMAL.split("\n", 2)[2].replace("devices.esme", "devices.twin")
+    with pytest.raises(ConfigError, match=r"'eui': 00DB1234567890A0 is also device 'esme'"):
+        load_rig(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (MINIMAL + "[options]\nblock_size_cap = 0\n", r"options: field 'block_size_cap': must be positive"),
+    (MINIMAL + "[options]\nblock_size_cap = 300\n", r"'block_size_cap': must be 1..255"),
+    (MINIMAL + "[options]\ntimeout = 3\n", r"options: field 'timeout': unknown field"),
+    (MINIMAL + '[parties]\nboss = "x"\n', r"parties: field 'boss': unknown field"),
+    ('pki = "x"\n', r"rig: field 'devices': is required"),
+    ("devices = 3\n", r"rig: field 'devices': expected dict"),
+    ("this is = not toml [", r"not valid TOML"),
+])
+def test_rig_level_errors(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_rig(_write(tmp_path, text))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope.toml: rig file not found"):
+        load_rig(tmp_path / "nope.toml")
+
+
+def test_lookup_by_role_and_eui():
+    rig = load_rig()
+    assert rig.device("gsme").eui == bytes.fromhex("00DB1234567890A1")
+    assert rig.device_by_eui(bytes.fromhex("00DB1234567890B0")).role == "other_esme"
+    with pytest.raises(ConfigError, match="no device with role 'toaster'"):
+        rig.device("toaster")
