@@ -1,0 +1,212 @@
+"""THE two tables of the shim: DUIS response codes, and who may send which firmware SR to what.
+
+Response codes (`RESPONSE_CODES`). "DUIS" = the meaning DUIS gives the code (DCC Systems response
+codes, DUIS Schema V5.4 `sr:ResponseCode`); "model" = the bench's decision where DUIS answers at
+the transport level (a real DCC User Gateway refuses a malformed, unsigned or replayed request
+with an HTTP status and no DUIS body) or says nothing public. Every code is a value of the DUIS
+V5.4 `ResponseCode` enumeration, so every response the shim writes validates against the schema.
+
+Eligibility (`SR_USER_ROLES`, `SR_DEVICE_TYPES`): today's DUIS table with the MP207 change, the
+only change being that an RSA may send 11.1 Update Firmware, for ESME and GSME only. 11.3 and 11.4
+stay Import/Gas Supplier only; 11.2 is as today. A party's DUIS user role for a device follows
+the registry: a `supplier` party acts as Import Supplier (IS) for electricity devices and Gas
+Supplier (GS) for gas devices, and must be the Supplier registered for that device's fuel now;
+an `rsa` party acts as RSA and must be appointed, now, by that registered Supplier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ResponseCode:
+    code: str
+    meaning: str
+    source: str  # "DUIS" or "model"
+    used_for: str
+
+
+RESPONSE_CODES: dict[str, ResponseCode] = {
+    c.code: c
+    for c in (
+        ResponseCode("I0", "Success", "DUIS",
+                     "11.3 CV4 pre-command returned; device responses relayed to the requester"),
+        ResponseCode("I99", "Acknowledgement: accepted and passed access control", "DUIS",
+                     "11.1 authorised for at least one device (warning lists name the rest); "
+                     "11.2 and 11.3 CV5 command sent to the device (or, with no rig, authorised)"),
+        ResponseCode("E1", "Failed Authorisation - Invalid User / User Role", "DUIS",
+                     "signer unknown to the registry, certificate not issued by the bench SMKI CA, "
+                     "XML-DSig invalid or not covering the whole document (signature wrapping), "
+                     "signer EUI differs from the RequestID originator, org role with no DUIS user role"),
+        ResponseCode("E2", "Failed Authorisation - Invalid User Role / Service Reference", "DUIS",
+                     "the signer's user role may not send this SR (SR_USER_ROLES)"),
+        ResponseCode("E4", "Failed Authorisation - Invalid User / User Role for Device", "DUIS",
+                     "not the Supplier registered now for the device's fuel; RSA not appointed now "
+                     "by that Supplier (11.1: every device refused)"),
+        ResponseCode("E5", "Failed Authorisation - Invalid Device Status", "DUIS",
+                     "device not commissioned (installed-not-commissioned, suspended, decommissioned)"),
+        ResponseCode("E11", "Failed Validation - Invalid Service Request / device type combination",
+                     "DUIS", "device type not in SR_DEVICE_TYPES for the SR and user role"),
+        ResponseCode("E12", "Failed Validation - Invalid Request / Command Variant combination",
+                     "DUIS", "command variant not applicable to the SR (SR_COMMAND_VARIANTS)"),
+        ResponseCode("E13", "Failed Validation - Invalid Request Type", "DUIS",
+                     "model use: a non-device SR (11.1, 11.4) not addressed to the DCC, or a device "
+                     "SR addressed to the DCC"),
+        ResponseCode("E19", "Failed Authorisation - Device doesn't exist", "DUIS",
+                     "device EUI not in the registry (11.1: every device unknown)"),
+        ResponseCode("E100", "Failed Validation - request not acceptable as a DUIS document", "model",
+                     "larger than MAX_REQUEST_BYTES (refused before parsing), not well-formed, DTD or "
+                     "entity declarations, wrong namespace, schema-invalid, over a DUIS limit (image "
+                     "> 10,240,000 bytes, version not 1-8 characters, > 50,000 devices), RequestID "
+                     "counter not greater than the originator's last (replay), 11.3 CV5 that is not "
+                     "exactly an issued, unused pre-command signed with the registered Supplier's DS key"),
+    )
+}
+
+# DCC's own identities: non-device SRs (11.1, 11.4) are addressed to the ACB/DCC EUI.
+DCC_TARGET = "90B3D51F30000002"
+
+# Org role (OU of the org certificate, kept in the registry) -> DUIS user roles it can hold.
+ORG_USER_ROLES: dict[str, tuple[str, ...]] = {
+    "supplier": ("IS", "GS"),
+    "rsa": ("RSA",),
+    "network-operator": ("ED", "GT"),
+    "other": ("OU",),
+}
+
+# Today's DUIS eligibility of the firmware SRs, then the MP207 change (RSA may send 11.1).
+SR_USER_ROLES_TODAY: dict[str, frozenset[str]] = {
+    "11.1": frozenset({"IS", "GS"}),
+    "11.2": frozenset({"IS", "ES", "GS", "RSA", "ED", "GT", "OU"}),
+    "11.3": frozenset({"IS", "GS"}),
+    "11.4": frozenset({"IS", "GS"}),
+}
+SR_USER_ROLES: dict[str, frozenset[str]] = {
+    **SR_USER_ROLES_TODAY,
+    "11.1": SR_USER_ROLES_TODAY["11.1"] | {"RSA"},
+}
+
+SR_COMMAND_VARIANTS: dict[str, frozenset[int]] = {
+    "11.1": frozenset({8}),
+    "11.2": frozenset({1}),
+    "11.3": frozenset({4, 5}),
+    "11.4": frozenset({8}),
+}
+NON_DEVICE_SRS = frozenset({"11.1", "11.4"})
+
+# (SR, user role) -> device types it may address. Absent = none. The bench builds ECS52 / GCS38
+# for 11.2, so 11.2 covers ESME and GSME; 11.4 is the PPMID update (activates on its own, hence
+# never RSA); HCALCS firmware goes by 11.1 from the Import Supplier, never from an RSA (MP207 R1).
+SR_DEVICE_TYPES: dict[tuple[str, str], frozenset[str]] = {
+    ("11.1", "IS"): frozenset({"ESME", "HCALCS"}),
+    ("11.1", "GS"): frozenset({"GSME"}),
+    ("11.1", "RSA"): frozenset({"ESME", "GSME"}),
+    ("11.2", "IS"): frozenset({"ESME"}),
+    ("11.2", "GS"): frozenset({"GSME"}),
+    ("11.2", "RSA"): frozenset({"ESME", "GSME"}),
+    ("11.2", "ED"): frozenset({"ESME"}),
+    ("11.2", "GT"): frozenset({"GSME"}),
+    ("11.2", "OU"): frozenset({"ESME", "GSME"}),
+    ("11.3", "IS"): frozenset({"ESME"}),
+    ("11.3", "GS"): frozenset({"GSME"}),
+    ("11.4", "IS"): frozenset({"PPMID"}),
+}
+
+# Both generations are accepted for every SR (MP207 R1); a SMETS1 device is reached through the
+# S1SP model in the hub, with the same authorisation rules.
+GENERATIONS_ACCEPTED = frozenset({"SMETS1", "SMETS2+"})
+
+# Roles whose device authority comes from a registration (IS/GS) or an appointment (RSA).
+# ED, GT and OU have no registration in the bench model and may read any device of their fuel.
+REGISTRATION_ROLES = frozenset({"IS", "GS"})
+APPOINTMENT_ROLES = frozenset({"RSA"})
+
+GAS_TYPES = frozenset({"GSME", "GPF"})
+
+# 11.1 per-device refusals -> DSPUpdateFirmwareWarning list (a device the user may not address
+# is "invalid" for that user: DUIS has no separate not-authorised list).
+WARNING_LIST: dict[str, str] = {
+    "E19": "InvalidDeviceIDList",
+    "E4": "InvalidDeviceIDList",
+    "E5": "NotCommissionedDeviceIDList",
+    "E11": "NotApplicableFirmwareDeviceIDList",
+}
+
+# DUIS limits of sr:UpdateFirmware.
+MAX_IMAGE_BYTES = 10_240_000
+MAX_DEVICES = 50_000
+VERSION_LENGTH = (1, 8)
+# A base64 image of the largest size plus the largest device list and the envelope.
+MAX_REQUEST_BYTES = 15_000_000
+
+
+def user_role_for(org_role: str, device_type: str) -> str | None:
+    """The DUIS user role an org acts in for a device of this type (None: not a DCC User)."""
+    roles = ORG_USER_ROLES.get(org_role)
+    if not roles:
+        return None
+    if len(roles) == 1:
+        return roles[0]
+    gas = device_type in GAS_TYPES
+    return roles[1] if gas else roles[0]
+
+
+def role_may_send(org_role: str, service_reference: str) -> bool:
+    """E2 check: may any user role of this org send the SR at all?"""
+    allowed = SR_USER_ROLES.get(service_reference, frozenset())
+    return any(role in allowed for role in ORG_USER_ROLES.get(org_role, ()))
+
+
+def device_decision(
+    service_reference: str,
+    org_role: str,
+    party: str,
+    device: tuple[str, str, str, str | None] | None,
+    registered_supplier: str | None,
+    appointing_suppliers: set[str],
+) -> str | None:
+    """Per-device check in DUIS order: known, commissioned, type, authority. None = authorised.
+
+    `device` is (device_type, generation, status, mpxn) or None when unknown; returns the
+    refusal's response code.
+    """
+    if device is None:
+        return "E19"
+    device_type, generation, status, _mpxn = device
+    if status != "commissioned":
+        return "E5"
+    role = user_role_for(org_role, device_type)
+    if role is None:
+        return "E4"
+    if generation not in GENERATIONS_ACCEPTED:
+        return "E11"
+    if device_type not in SR_DEVICE_TYPES.get((service_reference, role), frozenset()):
+        return "E11"
+    if role in REGISTRATION_ROLES:
+        return None if registered_supplier == party else "E4"
+    if role in APPOINTMENT_ROLES:
+        if registered_supplier is None or registered_supplier not in appointing_suppliers:
+            return "E4"
+        return None
+    return None
+
+
+def eligibility_rows() -> list[dict[str, str]]:
+    """The table as rows, for the README and `bench registry show --rules`."""
+    rows = []
+    for sr in sorted(SR_USER_ROLES):
+        for role in ("IS", "GS", "RSA", "ED", "GT", "OU"):
+            today = role in SR_USER_ROLES_TODAY[sr]
+            now = role in SR_USER_ROLES[sr]
+            types = sorted(SR_DEVICE_TYPES.get((sr, role), ()))
+            rows.append(
+                {
+                    "sr": sr,
+                    "role": role,
+                    "today": "yes" if today else "no",
+                    "mp207": "yes" if now else "no",
+                    "device_types": ", ".join(types) if now else "-",
+                }
+            )
+    return rows

@@ -1,0 +1,320 @@
+"""The DCC's view of who is who: parties, devices, supplier registrations and RSA appointments.
+
+Loaded from four CSV files (the format lab staff export from their own systems; one row per
+record, header line first; blank lines and lines starting with `#` are skipped):
+
+  parties.csv        name,eui,org_role            org_role: supplier | network-operator | rsa | acb | dcc | other
+  devices.csv        eui,device_type,generation,status,mpxn,firmware_version
+                     device_type: ESME | GSME | CHF | GPF | PPMID | HCALCS | IHD
+                     generation: SMETS1 | SMETS2+
+                     status: commissioned | installed-not-commissioned | suspended | decommissioned
+  registrations.csv  mpxn,supplier_role,party,effective_from,effective_to
+                     supplier_role: import-supplier | gas-supplier ; party: name or EUI
+  appointments.csv   supplier,rsa,effective_from,effective_to     (names or EUIs)
+
+EUIs are 16 hex digits with or without dashes. Times are ISO-8601 (`2025-01-01T00:00:00Z`; a bare
+date means midnight UTC); `effective_from` is inclusive, `effective_to` exclusive and empty means
+open-ended. Changes are seen by the first request at or after their effective time.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from bench.codec.eui import eui_hex, parse_eui
+from bench.dcc.store import Store, parse_timestamp, timestamp
+from bench.errors import BenchError, ConfigError
+
+DEVICE_TYPES = ("ESME", "GSME", "CHF", "GPF", "PPMID", "HCALCS", "IHD")
+GENERATIONS = ("SMETS1", "SMETS2+")
+STATUSES = ("commissioned", "installed-not-commissioned", "suspended", "decommissioned")
+ORG_ROLES = ("supplier", "network-operator", "rsa", "acb", "dcc", "wan-provider", "other")
+SUPPLIER_ROLES = ("import-supplier", "gas-supplier")
+
+# Which Supplier registration governs a device: its fuel. Devices of the electricity side of a
+# premises (PPMID, HCALCS, IHD, CHF) follow the Import Supplier of the MPAN they are recorded with.
+FUEL_ROLE: dict[str, str] = {
+    "ESME": "import-supplier",
+    "GSME": "gas-supplier",
+    "GPF": "gas-supplier",
+    "CHF": "import-supplier",
+    "PPMID": "import-supplier",
+    "HCALCS": "import-supplier",
+    "IHD": "import-supplier",
+}
+
+FILES = ("parties.csv", "devices.csv", "registrations.csv", "appointments.csv")
+
+
+@dataclass(frozen=True)
+class Party:
+    name: str
+    eui: str
+    org_role: str
+
+
+@dataclass(frozen=True)
+class Device:
+    eui: str
+    device_type: str
+    generation: str
+    status: str
+    mpxn: str | None
+    firmware_version: str | None
+
+
+@dataclass(frozen=True)
+class Registration:
+    mpxn: str
+    supplier_role: str
+    party: str
+    effective_from: str
+    effective_to: str | None
+
+
+@dataclass(frozen=True)
+class Appointment:
+    supplier: str
+    rsa: str
+    effective_from: str
+    effective_to: str | None
+
+
+def _rows(path: Path, columns: tuple[str, ...]) -> Iterable[tuple[int, dict[str, str]]]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: missing (a registry directory holds {', '.join(FILES)})")
+    with path.open(newline="", encoding="utf-8") as handle:
+        lines = (line for line in handle if line.strip() and not line.lstrip().startswith("#"))
+        reader = csv.DictReader(lines, skipinitialspace=True)
+        header = tuple(name.strip() for name in (reader.fieldnames or ()))
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ConfigError(f"{path}: header lacks {', '.join(missing)}")
+        for number, row in enumerate(reader, start=2):
+            yield number, {k.strip(): (v or "").strip() for k, v in row.items() if k}
+
+
+def _when(text: str, where: str) -> str:
+    try:
+        return timestamp(parse_timestamp(text))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {text!r} is not an ISO-8601 time") from exc
+
+
+def _choice(value: str, allowed: tuple[str, ...], where: str) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _eui(text: str, where: str) -> str:
+    try:
+        return eui_hex(parse_eui(text))
+    except BenchError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def load_registry_dir(directory: str | Path) -> tuple[list[Party], list[Device], list[Registration], list[Appointment]]:
+    """Read and check the four CSV files; ConfigError names the file, line and field."""
+    base = Path(directory)
+    parties: list[Party] = []
+    path = base / "parties.csv"
+    for n, row in _rows(path, ("name", "eui", "org_role")):
+        where = f"{path}:{n}"
+        parties.append(Party(row["name"], _eui(row["eui"], where), _choice(row["org_role"], ORG_ROLES, where)))
+    by_name = {p.name: p.eui for p in parties}
+    if len(by_name) != len(parties) or len({p.eui for p in parties}) != len(parties):
+        raise ConfigError(f"{path}: duplicate party name or EUI")
+
+    def party_ref(text: str, where: str) -> str:
+        eui = by_name.get(text) or _eui(text, where)
+        if eui not in by_name.values():
+            raise ConfigError(f"{where}: unknown party {text!r}")
+        return eui
+
+    devices: list[Device] = []
+    path = base / "devices.csv"
+    for n, row in _rows(path, ("eui", "device_type", "generation", "status", "mpxn")):
+        where = f"{path}:{n}"
+        devices.append(
+            Device(
+                _eui(row["eui"], where),
+                _choice(row["device_type"], DEVICE_TYPES, where),
+                _choice(row["generation"], GENERATIONS, where),
+                _choice(row["status"], STATUSES, where),
+                row.get("mpxn") or None,
+                row.get("firmware_version") or None,
+            )
+        )
+    if len({d.eui for d in devices}) != len(devices):
+        raise ConfigError(f"{path}: duplicate device EUI")
+    registrations: list[Registration] = []
+    path = base / "registrations.csv"
+    for n, row in _rows(path, ("mpxn", "supplier_role", "party", "effective_from")):
+        where = f"{path}:{n}"
+        registrations.append(
+            Registration(
+                row["mpxn"],
+                _choice(row["supplier_role"], SUPPLIER_ROLES, where),
+                party_ref(row["party"], where),
+                _when(row["effective_from"], where),
+                _when(row["effective_to"], where) if row.get("effective_to") else None,
+            )
+        )
+    appointments: list[Appointment] = []
+    path = base / "appointments.csv"
+    for n, row in _rows(path, ("supplier", "rsa", "effective_from")):
+        where = f"{path}:{n}"
+        appointments.append(
+            Appointment(
+                party_ref(row["supplier"], where),
+                party_ref(row["rsa"], where),
+                _when(row["effective_from"], where),
+                _when(row["effective_to"], where) if row.get("effective_to") else None,
+            )
+        )
+    return parties, devices, registrations, appointments
+
+
+class Registry:
+    """Registry tables inside the shim database; every lookup takes the instant it is asked for."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def import_dir(self, directory: str | Path) -> dict[str, int]:
+        """Replace the registry (not counters, audit or mailboxes) with a directory's contents."""
+        parties, devices, registrations, appointments = load_registry_dir(directory)
+        self.replace(parties, devices, registrations, appointments)
+        return {
+            "parties": len(parties),
+            "devices": len(devices),
+            "registrations": len(registrations),
+            "appointments": len(appointments),
+        }
+
+    def replace(
+        self,
+        parties: list[Party],
+        devices: list[Device],
+        registrations: list[Registration],
+        appointments: list[Appointment],
+    ) -> None:
+        with self.store.transaction() as conn:
+            for table in ("appointment", "registration", "device", "party"):
+                conn.execute(f"DELETE FROM {table}")
+            self._insert(conn, parties, devices, registrations, appointments)
+
+    def add(
+        self,
+        parties: Iterable[Party] = (),
+        devices: Iterable[Device] = (),
+        registrations: Iterable[Registration] = (),
+        appointments: Iterable[Appointment] = (),
+    ) -> None:
+        """Add records (a change of supplier, a new appointment) without touching the rest."""
+        with self.store.transaction() as conn:
+            self._insert(conn, list(parties), list(devices), list(registrations), list(appointments))
+
+    @staticmethod
+    def _insert(conn, parties, devices, registrations, appointments) -> None:  # noqa: ANN001
+        conn.executemany("INSERT INTO party VALUES (?,?,?)", [(p.eui, p.name, p.org_role) for p in parties])
+        conn.executemany(
+            "INSERT INTO device VALUES (?,?,?,?,?,?)",
+            [(d.eui, d.device_type, d.generation, d.status, d.mpxn, d.firmware_version) for d in devices],
+        )
+        conn.executemany(
+            "INSERT INTO registration (mpxn, supplier_role, party, effective_from, effective_to)"
+            " VALUES (?,?,?,?,?)",
+            [(r.mpxn, r.supplier_role, r.party, r.effective_from, r.effective_to) for r in registrations],
+        )
+        conn.executemany(
+            "INSERT INTO appointment (supplier, rsa, effective_from, effective_to) VALUES (?,?,?,?)",
+            [(a.supplier, a.rsa, a.effective_from, a.effective_to) for a in appointments],
+        )
+
+    def end_appointment(self, supplier: str, rsa: str, at: datetime) -> int:
+        """Close every open appointment of `rsa` by `supplier` at `at`; returns how many."""
+        with self.store.transaction() as conn:
+            return conn.execute(
+                "UPDATE appointment SET effective_to = ? WHERE supplier = ? AND rsa = ?"
+                " AND (effective_to IS NULL OR effective_to > ?)",
+                (timestamp(at), supplier, rsa, timestamp(at)),
+            ).rowcount
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def party(self, name_or_eui: str | bytes) -> Party | None:
+        key = eui_hex(name_or_eui) if isinstance(name_or_eui, bytes) else name_or_eui
+        rows = self.store.read("SELECT name, eui, org_role FROM party WHERE name = ? OR eui = ?", (key, key.replace("-", "").upper()))
+        return Party(*rows[0]) if rows else None
+
+    def parties(self) -> list[Party]:
+        return [Party(*r) for r in self.store.read("SELECT name, eui, org_role FROM party ORDER BY eui")]
+
+    def device(self, eui: str | bytes) -> Device | None:
+        key = eui_hex(eui) if isinstance(eui, bytes) else eui_hex(parse_eui(eui))
+        rows = self.store.read("SELECT * FROM device WHERE eui = ?", (key,))
+        return Device(*rows[0]) if rows else None
+
+    def devices(self) -> list[Device]:
+        return [Device(*r) for r in self.store.read("SELECT * FROM device ORDER BY eui")]
+
+    def registrations(self) -> list[Registration]:
+        rows = self.store.read(
+            "SELECT mpxn, supplier_role, party, effective_from, effective_to FROM registration ORDER BY id"
+        )
+        return [Registration(*r) for r in rows]
+
+    def appointments(self) -> list[Appointment]:
+        rows = self.store.read(
+            "SELECT supplier, rsa, effective_from, effective_to FROM appointment ORDER BY id"
+        )
+        return [Appointment(*r) for r in rows]
+
+    def registered_supplier(self, eui: str, at: datetime) -> str | None:
+        """The party registered, at `at`, as the Supplier for the device's fuel."""
+        rows = self.store.read(REGISTERED_SUPPLIER_SQL, {"eui": eui, "now": timestamp(at)})
+        return rows[0][0] if rows else None
+
+    def appointing_suppliers(self, rsa: str, at: datetime) -> set[str]:
+        """Suppliers whose appointment of `rsa` is in effect at `at`."""
+        rows = self.store.read(APPOINTING_SQL, {"rsa": rsa, "now": timestamp(at)})
+        return {r[0] for r in rows}
+
+    def snapshot(self, at: datetime | None = None) -> dict[str, object]:
+        """Everything, as plain data for `bench registry show --json`."""
+        data: dict[str, object] = {
+            "parties": [asdict(p) for p in self.parties()],
+            "devices": [asdict(d) for d in self.devices()],
+            "registrations": [asdict(r) for r in self.registrations()],
+            "appointments": [asdict(a) for a in self.appointments()],
+        }
+        if at is not None:
+            data["at"] = timestamp(at)
+            data["registered_supplier"] = {
+                d.eui: self.registered_supplier(d.eui, at) for d in self.devices()
+            }
+        return data
+
+
+# The Supplier registered now for a device's fuel; latest effective_from wins if records overlap.
+REGISTERED_SUPPLIER_FOR_DEVICE = """
+(SELECT g.party FROM registration g
+  WHERE g.mpxn = d.mpxn
+    AND g.supplier_role = CASE WHEN d.device_type IN ('GSME','GPF') THEN 'gas-supplier'
+                               ELSE 'import-supplier' END
+    AND g.effective_from <= :now AND (g.effective_to IS NULL OR g.effective_to > :now)
+  ORDER BY g.effective_from DESC, g.id DESC LIMIT 1)
+"""
+
+REGISTERED_SUPPLIER_SQL = f"SELECT {REGISTERED_SUPPLIER_FOR_DEVICE} FROM device d WHERE d.eui = :eui"
+
+APPOINTING_SQL = """
+SELECT DISTINCT supplier FROM appointment
+ WHERE rsa = :rsa AND effective_from <= :now AND (effective_to IS NULL OR effective_to > :now)
+"""

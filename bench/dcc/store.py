@@ -1,0 +1,214 @@
+"""The shim's one SQLite database: registry, anti-replay counters, audit log, mailboxes, portfolio.
+
+One file per run directory, WAL with `synchronous=FULL`: every commit is fsynced, so whatever
+the shim has answered or acknowledged survives a power cut or a SIGKILL. Each request is one
+transaction (`transaction()`), which keeps the cost to one fsync per request.
+
+Times are stored as fixed-width ISO-8601 UTC text (`2026-01-01T00:00:00.000000Z`), so `<` on
+the text is `<` on the instant and effective-time checks stay plain SQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.errors import ConfigError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS party (
+    eui TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    org_role TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS device (
+    eui TEXT PRIMARY KEY,
+    device_type TEXT NOT NULL
+        CHECK (device_type IN ('ESME','GSME','CHF','GPF','PPMID','HCALCS','IHD')),
+    generation TEXT NOT NULL CHECK (generation IN ('SMETS1','SMETS2+')),
+    status TEXT NOT NULL CHECK (status IN
+        ('commissioned','installed-not-commissioned','suspended','decommissioned')),
+    mpxn TEXT,
+    firmware_version TEXT
+);
+CREATE TABLE IF NOT EXISTS registration (
+    id INTEGER PRIMARY KEY,
+    mpxn TEXT NOT NULL,
+    supplier_role TEXT NOT NULL CHECK (supplier_role IN ('import-supplier','gas-supplier')),
+    party TEXT NOT NULL REFERENCES party(eui),
+    effective_from TEXT NOT NULL,
+    effective_to TEXT
+);
+CREATE INDEX IF NOT EXISTS registration_by_mpxn ON registration (mpxn, supplier_role, effective_from);
+CREATE TABLE IF NOT EXISTS appointment (
+    id INTEGER PRIMARY KEY,
+    supplier TEXT NOT NULL REFERENCES party(eui),
+    rsa TEXT NOT NULL REFERENCES party(eui),
+    effective_from TEXT NOT NULL,
+    effective_to TEXT
+);
+CREATE INDEX IF NOT EXISTS appointment_by_rsa ON appointment (rsa, supplier);
+CREATE TABLE IF NOT EXISTS request_counter (
+    originator TEXT PRIMARY KEY,
+    last_counter INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    request_id TEXT,
+    originator TEXT,
+    service_reference TEXT,
+    device TEXT,
+    decision TEXT NOT NULL,
+    response_code TEXT,
+    reason TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TABLE IF NOT EXISTS mailbox (
+    id INTEGER PRIMARY KEY,
+    party TEXT NOT NULL,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('response','device-alert','dcc-alert')),
+    code TEXT NOT NULL,
+    device TEXT,
+    request_id TEXT,
+    xml BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mailbox_by_party ON mailbox (party, id);
+CREATE TABLE IF NOT EXISTS precommand (
+    request_id TEXT PRIMARY KEY,
+    originator TEXT NOT NULL,
+    device TEXT NOT NULL,
+    counter INTEGER NOT NULL,
+    firmware_hash BLOB NOT NULL,
+    gbcs BLOB NOT NULL,
+    issued_at TEXT NOT NULL,
+    used_at TEXT
+);
+CREATE INDEX IF NOT EXISTS precommand_by_counter ON precommand (originator, device, counter);
+CREATE TABLE IF NOT EXISTS command (
+    device TEXT NOT NULL,
+    counter INTEGER NOT NULL,
+    originator TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    service_reference TEXT NOT NULL,
+    sent_at TEXT NOT NULL,
+    answered_at TEXT,
+    PRIMARY KEY (device, counter)
+);
+CREATE TABLE IF NOT EXISTS distribution (
+    request_id TEXT NOT NULL,
+    device TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    version TEXT NOT NULL,
+    image_hash BLOB,
+    at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    status_at TEXT NOT NULL,
+    PRIMARY KEY (request_id, device)
+);
+CREATE INDEX IF NOT EXISTS distribution_by_device ON distribution (device, at);
+CREATE TABLE IF NOT EXISTS device_alert (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    code TEXT NOT NULL,
+    name TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS device_alert_by_device ON device_alert (device, id);
+CREATE TABLE IF NOT EXISTS device_state (
+    eui TEXT PRIMARY KEY,
+    active_version TEXT,
+    active_at TEXT,
+    last_read_version TEXT,
+    last_read_at TEXT
+);
+"""
+
+
+def timestamp(when: datetime) -> str:
+    """Fixed-width UTC text; naive datetimes are taken as UTC."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Inverse of `timestamp`; also accepts any ISO-8601 form with an offset or `Z`."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class Store:
+    """A connection to the shim database with one lock, so threads of a rig share it safely."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA busy_timeout=30000")
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise ConfigError(f"{self.path}: shim database version {version} is not supported")
+            if version == 0:
+                self.conn.executescript(SCHEMA)
+                self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: not a shim database: {exc}") from exc
+        self.lock = threading.RLock()
+        self._depth = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One `BEGIN IMMEDIATE ... COMMIT` (one fsync); nested use joins the outer transaction."""
+        with self.lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    def read(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        """Run a query under the lock and return every row (as tuples)."""
+        with self.lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
