@@ -1,0 +1,344 @@
+"""The bench's comms hub: many meters, each on a link, served from one process.
+
+One reader thread per link blocks in `Link.recv`, so a request is answered by the thread that
+received it with no hand-off; that keeps the per-exchange latency low enough for a paced serial
+line to stay busy. A housekeeping thread repeats unanswered Image Notify commands and detects
+stalled downloads. Every frame in either direction goes to the capture before anything else.
+
+Frames that do not decode, or come from a meter not attached to that link, are captured and
+counted, never raised: a noisy line must not stop the hub.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.codec.han import (
+    MAX_BLOCK_DATA,
+    HanFrame,
+    HanNode,
+    TunnelTransferData,
+    decode_han_frame,
+    encode_han_frame,
+)
+from bench.errors import BenchError, ConfigError, LinkError
+from bench.hub.capture import FrameCapture
+from bench.hub.images import ImageLibrary
+from bench.hub.ota_server import OtaServer, Throttle
+from bench.hub.transfer import Transfer
+from bench.hub.tunnel import GbcsTunnel
+from bench.link import Link
+
+log = logging.getLogger(__name__)
+
+HUB_EUI = bytes.fromhex("00DB1234567890A2")
+HUB_SHORT = 0x0000
+DEFAULT_PAN = 0x1234
+RECV_POLL = 0.2
+INBOX_LIMIT = 1024
+
+GbcsCallback = Callable[[bytes, bytes], None]
+TransferCallback = Callable[[bytes, Transfer], None]
+
+
+def meter_node(eui: bytes, pan_id: int = DEFAULT_PAN) -> HanNode:
+    """A meter's HAN address: short address from the last two EUI bytes (model)."""
+    return HanNode(eui, int.from_bytes(eui[-2:], "big"), pan_id)
+
+
+@dataclass
+class MeterPort:
+    """One attached meter: where it is and the sequence numbers of frames the hub starts."""
+
+    eui: bytes
+    node: HanNode
+    link: Link
+    sleepy: bool
+    seq: int = 0
+
+    def next_seq(self) -> int:
+        self.seq = (self.seq + 1) & 0xFF
+        return self.seq
+
+
+@dataclass
+class LinkStats:
+    frames_in: int = 0
+    frames_out: int = 0
+    undecodable: int = 0
+    unknown_source: int = 0
+    link_errors: int = 0
+
+
+@dataclass
+class _LinkReader:
+    link: Link
+    meters: dict[bytes, MeterPort] = field(default_factory=dict)
+    send_lock: threading.Lock = field(default_factory=threading.Lock)
+    thread: threading.Thread | None = None
+
+
+class Hub:
+    """OTA server, GBCS tunnel and capture for every attached meter (the controller's Hub API)."""
+
+    def __init__(
+        self,
+        capture_path: Path | str | None = None,
+        block_size_cap: int = MAX_BLOCK_DATA,
+        stall_timeout: float = 30.0,
+        throttle: Throttle | None = None,
+        notify_interval: float = 5.0,
+        on_gbcs: GbcsCallback | None = None,
+        on_transfer: TransferCallback | None = None,
+        hub_eui: bytes = HUB_EUI,
+        pan_id: int = DEFAULT_PAN,
+    ) -> None:
+        if len(hub_eui) != 8:
+            raise ConfigError(f"hub EUI must be 8 bytes, not {len(hub_eui)}")
+        self.node = HanNode(hub_eui, HUB_SHORT, pan_id)
+        self.pan_id = pan_id
+        self.ota = OtaServer(block_size_cap, stall_timeout, throttle, notify_interval)
+        self.tunnel = GbcsTunnel()
+        self.images = ImageLibrary()
+        self.capture = FrameCapture(capture_path) if capture_path is not None else None
+        self.on_gbcs = on_gbcs
+        self.on_transfer = on_transfer
+        self.stats = LinkStats()
+        self._ports: dict[bytes, MeterPort] = {}
+        self._readers: dict[int, _LinkReader] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._started = False
+        self._housekeeper: threading.Thread | None = None
+        self._inbox: deque[tuple[bytes, bytes]] = deque(maxlen=INBOX_LIMIT)
+        self._inbox_changed = threading.Condition()
+
+    # -- meters and links ---------------------------------------------------------------------
+
+    def attach(self, eui: bytes, link: Link, sleepy: bool = False) -> None:
+        """Serve meter `eui` on `link` (several meters may share one link, e.g. a radio)."""
+        if len(eui) != 8:
+            raise ConfigError(f"meter EUI must be 8 bytes, not {len(eui)}")
+        port = MeterPort(eui, meter_node(eui, self.pan_id), link, sleepy)
+        with self._lock:
+            old = self._ports.get(eui)
+            if old is not None:
+                self._forget(old)
+            self._ports[eui] = port
+            reader = self._readers.get(id(link))
+            if reader is None:
+                reader = self._readers[id(link)] = _LinkReader(link)
+            reader.meters[eui] = port
+            if self._started and reader.thread is None:
+                self._start_reader(reader)
+        self.tunnel.attach(eui, sleepy)
+
+    def detach(self, eui: bytes) -> None:
+        """Stop serving `eui`; its link's reader ends when no meter is left on it."""
+        with self._lock:
+            port = self._ports.pop(eui, None)
+            if port is not None:
+                self._forget(port)
+        self.tunnel.detach(eui)
+
+    def _forget(self, port: MeterPort) -> None:
+        reader = self._readers.get(id(port.link))
+        if reader is None:
+            return
+        reader.meters.pop(port.eui, None)
+        if not reader.meters:
+            del self._readers[id(port.link)]
+
+    @property
+    def meters(self) -> list[bytes]:
+        return list(self._ports)
+
+    def port(self, eui: bytes) -> MeterPort:
+        try:
+            return self._ports[eui]
+        except KeyError:
+            raise ConfigError(f"meter {eui.hex().upper()} is not attached to the hub") from None
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+            self._stop.clear()
+            for reader in self._readers.values():
+                self._start_reader(reader)
+        self._housekeeper = threading.Thread(target=self._housekeep, name="hub-housekeeping",
+                                             daemon=True)
+        self._housekeeper.start()
+
+    def stop(self) -> None:
+        """Stop all threads and close the capture; the links stay open (their owner closes them)."""
+        with self._lock:
+            self._started = False
+            self._stop.set()
+            threads = [r.thread for r in self._readers.values() if r.thread is not None]
+            for reader in self._readers.values():
+                reader.thread = None
+        if self._housekeeper is not None:
+            threads.append(self._housekeeper)
+            self._housekeeper = None
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
+        if self.capture is not None:
+            self.capture.close()
+
+    def __enter__(self) -> Hub:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _start_reader(self, reader: _LinkReader) -> None:
+        eui = next(iter(reader.meters)).hex().upper()
+        reader.thread = threading.Thread(target=self._read, args=(reader,),
+                                         name=f"hub-link-{eui}", daemon=True)
+        reader.thread.start()
+
+    # -- the public operations -------------------------------------------------------------------
+
+    def offer_image(self, eui: bytes, image: bytes, request_id: str | None = None) -> Transfer:
+        """Advertise `image` (a whole OTA file) to `eui`; one shared copy per distinct image."""
+        port = self.port(eui)
+        shared = self.images.share(image)
+        transfer, superseded = self.ota.offer(eui, shared, request_id)
+        if superseded is not None:
+            self._report_transfer(superseded)
+        self._report_transfer(transfer)
+        if not port.sleepy and self._started:
+            for _, notify in self.ota.notifications_due([eui]):
+                self._send(port, notify)
+        return transfer
+
+    def cancel_offer(self, eui: bytes) -> None:
+        transfer = self.ota.cancel(eui)
+        if transfer is not None:
+            self._report_transfer(transfer)
+
+    def transfer(self, eui: bytes) -> Transfer | None:
+        return self.ota.transfer(eui)
+
+    def send_gbcs(self, eui: bytes, message: bytes) -> None:
+        """Send a GBCS message (PUT, GBT-segmented when large; queued for a sleepy meter)."""
+        port = self.port(eui)
+        for transfer_data in self.tunnel.send(eui, message):
+            self._send(port, transfer_data)
+
+    def next_message(self, eui: bytes | None = None, timeout: float | None = None
+                     ) -> tuple[bytes, bytes] | None:
+        """The oldest received GBCS message (from `eui`, or any meter), waiting up to `timeout`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._inbox_changed:
+            while True:
+                for item in self._inbox:
+                    if eui is None or item[0] == eui:
+                        self._inbox.remove(item)
+                        return item
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._inbox_changed.wait(remaining)
+
+    # -- frames ---------------------------------------------------------------------------------
+
+    def _send(self, port: MeterPort, command: object, seq: int | None = None) -> None:
+        frame = encode_han_frame(HanFrame(self.node, port.node,
+                                          port.next_seq() if seq is None else seq, command))
+        reader = self._readers.get(id(port.link))
+        lock = reader.send_lock if reader is not None else threading.Lock()
+        with lock:
+            if self.capture is not None:
+                self.capture.write(frame)
+            try:
+                port.link.send(frame)
+            except LinkError as exc:
+                self.stats.link_errors += 1
+                log.warning("send to %s failed: %s", port.eui.hex().upper(), exc)
+                return
+        self.stats.frames_out += 1
+
+    def _read(self, reader: _LinkReader) -> None:
+        link = reader.link
+        stop = self._stop
+        while not stop.is_set() and reader.thread is threading.current_thread():
+            try:
+                frame = link.recv(RECV_POLL)
+            except LinkError as exc:
+                self.stats.link_errors += 1
+                log.warning("link of %s: %s", ",".join(e.hex().upper() for e in reader.meters), exc)
+                stop.wait(0.1)
+                continue
+            if frame is None:
+                continue
+            if self.capture is not None:
+                self.capture.write(frame)
+            self.stats.frames_in += 1
+            try:
+                self._dispatch(reader, frame)
+            except BenchError as exc:
+                self.stats.undecodable += 1
+                log.debug("dropped frame %s: %s", frame.hex(), exc)
+
+    def _dispatch(self, reader: _LinkReader, frame: bytes) -> None:
+        han = decode_han_frame(frame)
+        port = reader.meters.get(han.src.eui)
+        if port is None:
+            self.stats.unknown_source += 1
+            return
+        command = han.command
+        if isinstance(command, TunnelTransferData):
+            reply, message = self.tunnel.handle(port.eui, command)
+            if reply is not None:
+                self._send(port, reply, han.seq)
+            if message is not None:
+                self._deliver(port.eui, message)
+            return
+        reply, changed = self.ota.handle(port.eui, command)
+        if reply is not None:
+            self._send(port, reply, han.seq)
+        for transfer in changed:
+            self._report_transfer(transfer)
+
+    def _deliver(self, eui: bytes, message: bytes) -> None:
+        with self._inbox_changed:
+            self._inbox.append((eui, message))
+            self._inbox_changed.notify_all()
+        if self.on_gbcs is not None:
+            try:
+                self.on_gbcs(eui, message)
+            except Exception:  # a faulty callback must not stop the link
+                log.exception("on_gbcs callback failed")
+
+    def _report_transfer(self, transfer: Transfer) -> None:
+        if self.on_transfer is not None:
+            try:
+                self.on_transfer(transfer.eui, transfer)
+            except Exception:  # a faulty callback must not stop the link
+                log.exception("on_transfer callback failed")
+
+    # -- housekeeping ---------------------------------------------------------------------------
+
+    def _housekeep(self) -> None:
+        tick = max(0.05, min(1.0, self.ota.stall_timeout / 4, self.ota.notify_interval / 2))
+        while not self._stop.wait(tick):
+            awake = [eui for eui, port in list(self._ports.items()) if not port.sleepy]
+            for eui, notify in self.ota.notifications_due(awake):
+                port = self._ports.get(eui)
+                if port is not None:
+                    self._send(port, notify)
+            for transfer in self.ota.check_stalls():
+                self._report_transfer(transfer)

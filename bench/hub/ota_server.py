@@ -1,0 +1,312 @@
+"""The OTA Upgrade cluster server (0x0019) of the bench's comms hub, without any I/O.
+
+For each meter it answers Query Next Image, Image Block and Upgrade End requests for the image
+offered to that meter, and nothing else: the hub layer moves the frames. Decisions the GB model
+fixes here:
+
+* blocks are served at the size the meter asks for, capped by `block_size_cap` and by what fits one
+  802.15.4 frame (`MAX_BLOCK_DATA`);
+* the image is served whatever its header says: checking type, hardware range and signature is the
+  meter's job, and the bench exists to test that the meter does it;
+* Upgrade End is always answered with upgrade time 0xFFFFFFFF ("wait for upgrade command"): a GB
+  meter activates only on a CS06 from its Supplier, never on the end of a download;
+* a meter that stops asking for blocks for `stall_timeout` seconds is reported stalled; it may
+  resume (a meter resumes from its persisted offset after a power cut).
+
+Throttling uses WAIT_FOR_DATA: `max_concurrent` bounds how many meters download at once (others
+are told to come back after `retry_after` seconds), `min_block_period_ms` tells every meter the
+minimum time between its block requests, and requests that arrive earlier are counted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from bench.codec.han import (
+    ABORT,
+    MAX_BLOCK_DATA,
+    NO_IMAGE_AVAILABLE,
+    SUCCESS,
+    UPGRADE_TIME_WAIT_FOR_COMMAND,
+    ImageBlockRequest,
+    ImageBlockResponse,
+    ImageBlockWait,
+    ImageNotify,
+    QueryNextImageRequest,
+    QueryNextImageResponse,
+    UpgradeEndRequest,
+    UpgradeEndResponse,
+)
+from bench.errors import ConfigError
+from bench.hub.images import SharedImage
+from bench.hub.transfer import Transfer, TransferState
+
+ZCL_EPOCH = 946_684_800
+"""ZCL UTCTime counts seconds from 2000-01-01 00:00 UTC."""
+
+NOTIFY_JITTER = 100
+"""Image Notify query jitter: 100 makes every meter that hears it answer."""
+
+EARLY_TOLERANCE_S = 0.005
+"""Slack for the meter's clock when judging whether a request honoured the block period."""
+
+
+def zcl_utc_time(unix_seconds: float | None = None) -> int:
+    """Now (or `unix_seconds`) as a ZCL UTCTime."""
+    return int(time.time() if unix_seconds is None else unix_seconds) - ZCL_EPOCH
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """How the server slows meters down with WAIT_FOR_DATA (all off by default)."""
+
+    max_concurrent: int | None = None
+    min_block_period_ms: int = 0
+    retry_after: int = 2
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise ConfigError(f"throttle max_concurrent must be >= 1, not {self.max_concurrent}")
+        if not 0 <= self.min_block_period_ms <= 0xFFFF:
+            raise ConfigError(f"throttle min_block_period_ms {self.min_block_period_ms} out of 0..65535")
+        if self.retry_after < 1:
+            raise ConfigError(f"throttle retry_after must be >= 1 s, not {self.retry_after}")
+
+
+Reply = (QueryNextImageResponse | ImageBlockResponse | ImageBlockWait | UpgradeEndResponse | None)
+
+
+class OtaServer:
+    """Per-meter OTA state for the whole hub; every method is thread-safe."""
+
+    def __init__(
+        self,
+        block_size_cap: int = MAX_BLOCK_DATA,
+        stall_timeout: float = 30.0,
+        throttle: Throttle | None = None,
+        notify_interval: float = 5.0,
+        clock=time.monotonic,
+        wall_clock=time.time,
+    ) -> None:
+        if not 1 <= block_size_cap <= 255:
+            raise ConfigError(f"block_size_cap {block_size_cap} out of 1..255")
+        if stall_timeout <= 0:
+            raise ConfigError(f"stall_timeout must be positive, not {stall_timeout}")
+        self.block_size_cap = min(block_size_cap, MAX_BLOCK_DATA)
+        self.stall_timeout = stall_timeout
+        self.throttle = throttle or Throttle()
+        self.notify_interval = notify_interval
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._transfers: dict[bytes, Transfer] = {}
+        self._slots = 0
+        self._lock = threading.Lock()
+
+    # -- offering -----------------------------------------------------------------------------
+
+    def offer(self, eui: bytes, image: SharedImage, request_id: str | None = None
+              ) -> tuple[Transfer, Transfer | None]:
+        """Offer `image` to `eui`; returns the new transfer and the one it superseded, if any."""
+        transfer = Transfer(eui, image, request_id)
+        with self._lock:
+            old = self._transfers.get(eui)
+            self._transfers[eui] = transfer
+            if old is not None:
+                self._release(old)
+        if old is not None and old.state in (TransferState.COMPLETE, TransferState.FAILED):
+            old = None
+        elif old is not None:
+            old.set_state(TransferState.FAILED, "superseded by a new offer")
+        return transfer, old
+
+    def cancel(self, eui: bytes, reason: str = "cancelled") -> Transfer | None:
+        """Withdraw the offer to `eui`; its next block request is answered ABORT."""
+        with self._lock:
+            transfer = self._transfers.get(eui)
+            if transfer is None:
+                return None
+            self._release(transfer)
+        if transfer.set_state(TransferState.FAILED, reason):
+            return transfer
+        return None
+
+    def transfer(self, eui: bytes) -> Transfer | None:
+        return self._transfers.get(eui)
+
+    def transfers(self) -> list[Transfer]:
+        with self._lock:
+            return list(self._transfers.values())
+
+    @property
+    def active_downloads(self) -> int:
+        return self._slots
+
+    @staticmethod
+    def image_notify(transfer: Transfer) -> ImageNotify:
+        image = transfer.image
+        return ImageNotify(
+            payload_type=3,
+            query_jitter=NOTIFY_JITTER,
+            manufacturer_code=image.manufacturer_code,
+            image_type=image.image_type,
+            file_version=image.file_version,
+        )
+
+    def notifications_due(self, euis: list[bytes]) -> list[tuple[bytes, ImageNotify]]:
+        """Image Notify for each of `euis` whose offer is unanswered and due (first or repeat)."""
+        now = self._clock()
+        due = []
+        with self._lock:
+            for eui in euis:
+                transfer = self._transfers.get(eui)
+                if (transfer is None or transfer.state is not TransferState.OFFERED
+                        or transfer.last_request_at is not None):
+                    continue
+                if transfer.notified_at is None or now - transfer.notified_at >= self.notify_interval:
+                    transfer.notified_at = now
+                    due.append((eui, self.image_notify(transfer)))
+        return due
+
+    # -- requests from meters -----------------------------------------------------------------
+
+    def handle(self, eui: bytes, command: object) -> tuple[Reply, list[Transfer]]:
+        """The reply to one client command and the transfers whose state changed."""
+        if isinstance(command, ImageBlockRequest):
+            return self._block(eui, command)
+        if isinstance(command, QueryNextImageRequest):
+            return self._query(eui, command), []
+        if isinstance(command, UpgradeEndRequest):
+            return self._upgrade_end(eui, command)
+        return None, []
+
+    def _query(self, eui: bytes, request: QueryNextImageRequest) -> QueryNextImageResponse:
+        with self._lock:
+            transfer = self._transfers.get(eui)
+            if transfer is None or transfer.state in (TransferState.COMPLETE, TransferState.FAILED):
+                return QueryNextImageResponse(NO_IMAGE_AVAILABLE, 0, 0, 0, 0)
+            transfer.last_request_at = self._clock()
+            image = transfer.image
+            return QueryNextImageResponse(
+                SUCCESS, image.manufacturer_code, image.image_type, image.file_version, image.size
+            )
+
+    def _block(self, eui: bytes, request: ImageBlockRequest) -> tuple[Reply, list[Transfer]]:
+        now = self._clock()
+        changed: list[Transfer] = []
+        with self._lock:
+            transfer = self._transfers.get(eui)
+            if (transfer is None or transfer.state is TransferState.FAILED
+                    or not _same_file(transfer.image, request)):
+                return _abort(request), changed
+            image = transfer.image
+            previous_request = transfer.last_request_at
+            transfer.last_request_at = now
+            throttle = self.throttle
+            if transfer.wait_until is not None:
+                # the first request after a WAIT_FOR_DATA is judged by the request time it was given
+                early = now < transfer.wait_until - EARLY_TOLERANCE_S
+                transfer.wait_until = None
+            else:
+                early = (throttle.min_block_period_ms > 0 and previous_request is not None
+                         and transfer.holds_slot and now - previous_request
+                         < throttle.min_block_period_ms / 1000 - EARLY_TOLERANCE_S)
+            if early:
+                transfer.early_requests += 1
+            if not transfer.holds_slot:
+                if throttle.max_concurrent is not None and self._slots >= throttle.max_concurrent:
+                    return self._wait(transfer, now, throttle.retry_after), changed
+                transfer.holds_slot = True
+                self._slots += 1
+                if throttle.min_block_period_ms and transfer.started_at is None:
+                    # tell the meter the block period before its first block
+                    transfer.started_at = now
+                    return self._wait(transfer, now, 0), self._begin(transfer, changed)
+            elif early and throttle.min_block_period_ms:
+                return self._wait(transfer, now, 0), changed
+            offset = request.file_offset
+            size = min(request.max_data_size, self.block_size_cap, image.size - offset)
+            if offset > image.size or size <= 0:
+                return _abort(request), changed
+            if transfer.started_at is None:
+                transfer.started_at = now
+            self._begin(transfer, changed)
+            if offset < transfer.high_water:
+                transfer.repeated_blocks += 1
+            transfer.blocks += 1
+            transfer.bytes_served += size
+            transfer.high_water = max(transfer.high_water, offset + size)
+            transfer.last_block_at = now
+        return ImageBlockResponse(
+            SUCCESS, image.manufacturer_code, image.image_type, image.file_version, offset,
+            image.block(offset, size),
+        ), changed
+
+    @staticmethod
+    def _begin(transfer: Transfer, changed: list[Transfer]) -> list[Transfer]:
+        if (transfer.state in (TransferState.OFFERED, TransferState.STALLED)
+                and transfer.set_state(TransferState.DOWNLOADING) and transfer not in changed):
+            changed.append(transfer)
+        return changed
+
+    def _wait(self, transfer: Transfer, now: float, after: int) -> ImageBlockWait:
+        transfer.waits_sent += 1
+        transfer.wait_until = now + after
+        utc = zcl_utc_time(self._wall_clock())
+        return ImageBlockWait(utc, utc + after, self.throttle.min_block_period_ms)
+
+    def _upgrade_end(self, eui: bytes, request: UpgradeEndRequest) -> tuple[Reply, list[Transfer]]:
+        changed: list[Transfer] = []
+        with self._lock:
+            transfer = self._transfers.get(eui)
+            ours = transfer is not None and _same_file(transfer.image, request)
+            if ours:
+                transfer.last_request_at = self._clock()
+                transfer.upgrade_end_status = request.status
+                self._release(transfer)
+        if ours:
+            if request.status == SUCCESS:
+                if transfer.set_state(TransferState.COMPLETE):
+                    changed.append(transfer)
+            elif transfer.set_state(TransferState.FAILED,
+                                    f"meter ended the download with status {request.status:#04x}"):
+                changed.append(transfer)
+        if request.status != SUCCESS:
+            return None, changed
+        return UpgradeEndResponse(
+            request.manufacturer_code, request.image_type, request.file_version,
+            zcl_utc_time(self._wall_clock()), UPGRADE_TIME_WAIT_FOR_COMMAND,
+        ), changed
+
+    # -- housekeeping ---------------------------------------------------------------------------
+
+    def check_stalls(self) -> list[Transfer]:
+        """Mark stalled every engaged transfer without a request for `stall_timeout` seconds."""
+        now = self._clock()
+        stalled = []
+        with self._lock:
+            for transfer in self._transfers.values():
+                if (transfer.state in (TransferState.OFFERED, TransferState.DOWNLOADING)
+                        and transfer.last_request_at is not None
+                        and now - transfer.last_request_at > self.stall_timeout):
+                    self._release(transfer)
+                    stalled.append(transfer)
+        return [t for t in stalled if t.set_state(
+            TransferState.STALLED, f"no request for {self.stall_timeout:g} s")]
+
+    def _release(self, transfer: Transfer) -> None:
+        if transfer.holds_slot:
+            transfer.holds_slot = False
+            self._slots -= 1
+
+
+def _same_file(image: SharedImage, request: object) -> bool:
+    return (request.manufacturer_code == image.manufacturer_code
+            and request.image_type == image.image_type
+            and request.file_version == image.file_version)
+
+
+def _abort(request: ImageBlockRequest) -> ImageBlockResponse:
+    return ImageBlockResponse(ABORT, request.manufacturer_code, request.image_type,
+                              request.file_version, request.file_offset, b"")

@@ -1,0 +1,126 @@
+"""The hub end of the GBCS tunnel (SE Tunneling cluster 0x0704, Transfer Data), without I/O.
+
+Commands to a meter go as PUT; responses and alerts from a meter arrive as PUT. A GBCS message
+longer than one Transfer Data frame carries (`MAX_TUNNEL_MESSAGE`) is split into General Block
+Transfer blocks, and blocks from a meter are reassembled before the message is handed on.
+
+A sleepy meter (GSME) cannot hear a PUT while it sleeps, so messages for it wait in an outbox: when
+it wakes it sends GET, and each GET is answered with one GET-RESPONSE holding the oldest waiting
+message (or block) and the number still waiting, so the meter keeps asking until that is zero.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+from bench.codec.han import MAX_TUNNEL_MESSAGE, TunnelTransferData
+from bench.errors import BenchError, EncodeError
+
+GET, GET_RESPONSE, PUT = 1, 2, 3
+GBT_TAG = 0xE0
+TUNNEL_ID = 0x0001
+MAX_REMAINING = 0xFF
+
+
+@dataclass
+class TunnelEnd:
+    """The tunnel state for one meter."""
+
+    sleepy: bool
+    outbox: deque[bytes] = field(default_factory=deque)
+    reassembler: object | None = None
+    delivered: int = 0
+    received: int = 0
+    broken_blocks: int = 0
+
+
+class GbcsTunnel:
+    """GBCS message transport to and from every attached meter; thread-safe."""
+
+    def __init__(self, max_message: int = MAX_TUNNEL_MESSAGE) -> None:
+        self.max_message = max_message
+        self._ends: dict[bytes, TunnelEnd] = {}
+        self._lock = threading.Lock()
+
+    def attach(self, eui: bytes, sleepy: bool) -> None:
+        with self._lock:
+            end = self._ends.get(eui)
+            if end is None:
+                self._ends[eui] = TunnelEnd(sleepy)
+            else:
+                end.sleepy = sleepy
+
+    def detach(self, eui: bytes) -> None:
+        with self._lock:
+            self._ends.pop(eui, None)
+
+    def end(self, eui: bytes) -> TunnelEnd:
+        try:
+            return self._ends[eui]
+        except KeyError:
+            raise EncodeError(f"meter {eui.hex().upper()} is not attached to the tunnel") from None
+
+    def pieces(self, message: bytes) -> list[bytes]:
+        """`message` as it goes on the tunnel: whole, or as GBT blocks when too long."""
+        if not message:
+            raise EncodeError("empty GBCS message")
+        if len(message) <= self.max_message:
+            return [bytes(message)]
+        from bench.codec.gbcs.gbt import segment
+
+        return segment(bytes(message), self.max_message)
+
+    def send(self, eui: bytes, message: bytes) -> list[TunnelTransferData]:
+        """Transfer Data to send now (PUT), or [] when queued for a sleepy meter's next GET."""
+        pieces = self.pieces(message)
+        with self._lock:
+            end = self.end(eui)
+            if end.sleepy:
+                end.outbox.extend(pieces)
+                return []
+            end.delivered += len(pieces)
+        return [TunnelTransferData(TUNNEL_ID, PUT, piece, None) for piece in pieces]
+
+    def pending(self, eui: bytes) -> int:
+        """Messages (or GBT blocks) waiting for a sleepy meter's GET."""
+        with self._lock:
+            return len(self.end(eui).outbox)
+
+    def handle(self, eui: bytes, transfer: TunnelTransferData
+               ) -> tuple[TunnelTransferData | None, bytes | None]:
+        """The reply to one Transfer Data from a meter, and the whole GBCS message it completed."""
+        with self._lock:
+            end = self._ends.get(eui)
+            if end is None:
+                return None, None
+            if transfer.gbcs_command == GET:
+                message = end.outbox.popleft() if end.outbox else b""
+                if message:
+                    end.delivered += 1
+                remaining = min(len(end.outbox), MAX_REMAINING)
+                return TunnelTransferData(transfer.tunnel_id, GET_RESPONSE, message, remaining), None
+            if transfer.gbcs_command != PUT or not transfer.message:
+                return None, None
+            return None, self._receive(end, bytes(transfer.message))
+
+    @staticmethod
+    def _receive(end: TunnelEnd, message: bytes) -> bytes | None:
+        if message[0] != GBT_TAG:
+            end.received += 1
+            return message
+        if end.reassembler is None:
+            from bench.codec.gbcs.gbt import GbtReassembler
+
+            end.reassembler = GbtReassembler()
+        try:
+            whole = end.reassembler.feed(message)
+        except BenchError:
+            end.broken_blocks += 1
+            end.reassembler = None
+            return None
+        if whole is not None:
+            end.received += 1
+            end.reassembler = None
+        return whole
