@@ -1,0 +1,191 @@
+"""The Hub over real pseudo-terminals, against meters scripted frame by frame."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from bench.codec.han import (
+    ABORT,
+    SUCCESS,
+    UPGRADE_TIME_WAIT_FOR_COMMAND,
+    ImageBlockRequest,
+    ImageBlockResponse,
+    ImageBlockWait,
+    ImageNotify,
+    QueryNextImageRequest,
+    QueryNextImageResponse,
+    TunnelTransferData,
+    UpgradeEndRequest,
+    UpgradeEndResponse,
+    decode_han_frame,
+)
+from bench.codec.hdlc import encode_frame
+from bench.codec.ota_file import parse_ota_header
+from bench.codec.pcap import LINKTYPE_IEEE802_15_4_WITHFCS, read_pcap
+from bench.hub import HUB_EUI, Throttle, TransferState
+
+from .conftest import GSME_EUI, MANUFACTURER, ScriptedMeter, make_image
+
+
+def download(meter: ScriptedMeter, image: bytes, size: int = 48) -> bytes:
+    """Query, fetch every block and end the upgrade as a meter would; returns the image received."""
+    header = parse_ota_header(image)
+    reply = meter.exchange(QueryNextImageRequest(1, MANUFACTURER, header.image_type, 1, 0x1111),
+                           QueryNextImageResponse)
+    assert reply.status == SUCCESS and reply.image_size == len(image)
+    received = bytearray()
+    while len(received) < reply.image_size:
+        block = meter.exchange(ImageBlockRequest(0, MANUFACTURER, header.image_type,
+                                                 header.file_version, len(received), size),
+                               ImageBlockResponse)
+        assert block.status == SUCCESS and block.file_offset == len(received)
+        received += block.data
+    end = meter.exchange(UpgradeEndRequest(SUCCESS, MANUFACTURER, header.image_type,
+                                           header.file_version), UpgradeEndResponse)
+    assert end.upgrade_time == UPGRADE_TIME_WAIT_FOR_COMMAND
+    return bytes(received)
+
+
+def test_notify_download_and_upgrade_end(pty_meters, tmp_path):
+    states = []
+    hub, [meter] = pty_meters(on_transfer=lambda eui, t: states.append((eui, t.state)))
+    image = make_image(700)
+    transfer = hub.offer_image(meter.eui, image, request_id="req-1")
+    notify = meter.expect(ImageNotify)
+    assert notify.file_version == parse_ota_header(image).file_version
+    assert download(meter, image) == image
+    assert transfer.wait(2) is TransferState.COMPLETE
+    progress = transfer.progress()
+    assert progress.request_id == "req-1" and progress.blocks == -(-len(image) // 48)
+    assert progress.rate > 0 and progress.upgrade_end_status == SUCCESS
+    assert [s for _, s in states] == [TransferState.OFFERED, TransferState.DOWNLOADING,
+                                      TransferState.COMPLETE]
+    assert {eui for eui, _ in states} == {meter.eui}
+
+
+def test_capture_holds_every_frame_both_ways_in_order(pty_meters, tmp_path):
+    hub, [meter] = pty_meters()
+    image = make_image(200)
+    hub.offer_image(meter.eui, image)
+    meter.expect(ImageNotify)
+    download(meter, image)
+    hub.stop()  # flushes nothing new: every frame was flushed when written
+    path = tmp_path / "capture.pcap"
+    assert path.read_bytes()[20:24] == LINKTYPE_IEEE802_15_4_WITHFCS.to_bytes(4, "little")
+    records = list(read_pcap(path))
+    frames = [decode_han_frame(frame) for _, frame in records]
+    blocks = -(-len(image) // 48)
+    assert len(frames) == 1 + 2 * (1 + blocks + 1)
+    kinds = [type(f.command).__name__ for f in frames]
+    assert kinds[:3] == ["ImageNotify", "QueryNextImageRequest", "QueryNextImageResponse"]
+    assert kinds[-2:] == ["UpgradeEndRequest", "UpgradeEndResponse"]
+    senders = [f.src.eui for f in frames]
+    assert senders[1::2] == [meter.eui] * (len(frames) // 2)
+    assert senders[0::2] == [HUB_EUI] * (len(frames) // 2 + 1)
+    times = [ts for ts, _ in records]
+    assert times == sorted(times) and abs(times[0] - time.time()) < 30
+
+
+def test_capture_is_flushed_while_running(pty_meters, tmp_path):
+    hub, [meter] = pty_meters()
+    hub.offer_image(meter.eui, make_image(100))
+    meter.expect(ImageNotify)
+    # no stop, no close: the notify must already be in the file
+    assert len(list(read_pcap(tmp_path / "capture.pcap"))) == 1
+
+
+def test_noise_and_garbage_do_not_stop_the_hub(pty_meters):
+    hub, [meter] = pty_meters()
+    image = make_image(100)
+    hub.offer_image(meter.eui, image)
+    meter.expect(ImageNotify)
+    meter.link._write_raw(os.urandom(50) + encode_frame(b"\x01\x02\x03") + b"\x7e\x7e")
+    stranger = ScriptedMeter(GSME_EUI, meter.link)
+    stranger.send(QueryNextImageRequest(0, MANUFACTURER, 0, 1))
+    assert download(meter, image) == image
+    assert hub.stats.undecodable == 1 and hub.stats.unknown_source == 1
+
+
+def test_block_for_another_version_is_aborted(pty_meters):
+    hub, [meter] = pty_meters()
+    image = make_image(100)
+    hub.offer_image(meter.eui, image)
+    meter.expect(ImageNotify)
+    header = parse_ota_header(image)
+    reply = meter.exchange(ImageBlockRequest(0, MANUFACTURER, 0, header.file_version + 1, 0, 48),
+                           ImageBlockResponse)
+    assert reply.status == ABORT
+
+
+def test_sleepy_meter_gets_no_notify_but_its_query_is_answered(pty_meters):
+    hub, [meter] = pty_meters(sleepy=True)
+    image = make_image(300, image_type=0x0001)
+    transfer = hub.offer_image(meter.eui, image)
+    assert meter.receive(0.3) is None  # nothing is sent to a sleeping meter
+    assert download(meter, image) == image
+    assert transfer.wait(2) is TransferState.COMPLETE
+
+
+def test_stall_is_reported_over_the_link(pty_meters):
+    stalled = threading.Event()
+    hub, [meter] = pty_meters(stall_timeout=0.3, on_transfer=lambda eui, t: (
+        t.state is TransferState.STALLED and stalled.set()))
+    image = make_image(300)
+    transfer = hub.offer_image(meter.eui, image)
+    meter.expect(ImageNotify)
+    header = parse_ota_header(image)
+    meter.exchange(ImageBlockRequest(0, MANUFACTURER, 0, header.file_version, 0, 48),
+                   ImageBlockResponse)
+    started = time.monotonic()
+    assert transfer.wait(3) is TransferState.STALLED
+    assert 0.3 <= time.monotonic() - started < 2.0 and stalled.wait(1)
+
+
+def test_wait_for_data_over_the_link(pty_meters):
+    hub, meters = pty_meters(2, throttle=Throttle(max_concurrent=1, retry_after=1))
+    image = make_image(200)
+    first, second = (hub.offer_image(m.eui, image) for m in meters)
+    for meter in meters:
+        meter.expect(ImageNotify)
+    header = parse_ota_header(image)
+    request = ImageBlockRequest(0, MANUFACTURER, 0, header.file_version, 0, 48)
+    assert meters[0].exchange(request, ImageBlockResponse).status == SUCCESS
+    wait = meters[1].exchange(request, ImageBlockWait)
+    assert wait.request_time == wait.current_time + 1
+    assert second.progress().waits_sent == 1 and first.image is second.image
+
+
+def test_many_meters_download_at_once(pty_meters):
+    hub, meters = pty_meters(20, capture_path=None)
+    image = make_image(3000)
+    transfers = [hub.offer_image(m.eui, image) for m in meters]
+    assert len({id(t.image) for t in transfers}) == 1 and len(hub.images) == 1
+    results: dict[bytes, bytes] = {}
+
+    def run(meter: ScriptedMeter) -> None:
+        meter.expect(ImageNotify)
+        results[meter.eui] = download(meter, image, size=64)
+
+    threads = [threading.Thread(target=run, args=(m,)) for m in meters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert all(results.get(m.eui) == image for m in meters)
+    assert all(t.wait(2) is TransferState.COMPLETE for t in transfers)
+    assert hub.ota.active_downloads == 0
+
+
+def test_tunnel_put_both_ways_for_small_messages(pty_meters):
+    received = []
+    hub, [meter] = pty_meters(on_gbcs=lambda eui, msg: received.append((eui, msg)))
+    command = b"\xdf" + os.urandom(60)
+    hub.send_gbcs(meter.eui, command)
+    put = meter.expect(TunnelTransferData)
+    assert (put.gbcs_command, put.message) == (3, command)
+    response = b"\xdf" + os.urandom(70)
+    meter.send(TunnelTransferData(put.tunnel_id, 3, response))
+    assert hub.next_message(meter.eui, timeout=2) == (meter.eui, response)
+    assert received == [(meter.eui, response)]
