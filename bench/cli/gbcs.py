@@ -1,0 +1,155 @@
+"""`bench gbcs`: decode GBCS messages (one, or a log of thousands on stdin) into JSON.
+
+Imports stay light on purpose (click, json and the pure codec); the cryptography library is only
+loaded when a signature or MAC check is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from bench.codec.gbcs import GbcsMessage, decode_message, message_name, payload_fields
+from bench.errors import BenchError, DecodeError, SecurityError
+
+Check = Callable[[GbcsMessage], dict[str, bool]]
+
+
+def message_json(msg: GbcsMessage) -> dict[str, Any]:
+    """The JSON object `bench gbcs decode` prints for one message (keys fixed by the issue)."""
+    return {
+        "apdu": "general-signing" if msg.mac is None else "general-ciphering",
+        "cra_flag": msg.cra_flag,
+        "originator_counter": msg.originator_counter,
+        "originator": msg.originator.hex().upper(),
+        "recipient": msg.recipient.hex().upper(),
+        "date_time": None if msg.date_time is None else msg.date_time.isoformat(),
+        "message_code": msg.message_code,
+        "message_name": message_name(msg.message_code),
+        "supplementary_remote_party_id": (
+            None if msg.supplementary_remote_party_id is None
+            else msg.supplementary_remote_party_id.hex().upper()
+        ),
+        "supplementary_remote_party_counter": msg.supplementary_remote_party_counter,
+        "content": msg.content.hex().upper(),
+        "signature": None if msg.signature is None else msg.signature.hex().upper(),
+        "mac": None if msg.mac is None else msg.mac.hex().upper(),
+        "payload": payload_fields(msg),
+    }
+
+
+def parse_hex(text: str) -> bytes:
+    """Hex with any whitespace; DecodeError (one clear line) otherwise."""
+    digits = "".join(text.split())
+    if not digits:
+        raise DecodeError("hex input", "text", None, "empty")
+    try:
+        return bytes.fromhex(digits)
+    except ValueError:
+        raise DecodeError("hex input", "text", None, "not an even number of hex digits") from None
+
+
+def _load_checks(verify_cert: Path | None, mac_key: Path | None, peer_cert: Path | None) -> Check | None:
+    if (mac_key is None) != (peer_cert is None):
+        raise click.BadParameter("--mac-key and --peer-cert go together", param_hint="--mac-key/--peer-cert")
+    if verify_cert is None and mac_key is None:
+        return None
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from bench.crypto.gbcs_security import verify_mac, verify_signature
+
+    def public_key(path: Path) -> ec.EllipticCurvePublicKey:
+        try:
+            key = x509.load_pem_x509_certificate(path.read_bytes()).public_key()
+        except ValueError as exc:
+            raise SecurityError(f"{path}: not a PEM certificate ({exc})") from None
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise SecurityError(f"{path}: not an EC certificate")
+        return key
+
+    ds_public = public_key(verify_cert) if verify_cert is not None else None
+    ka_private = ka_peer = None
+    if mac_key is not None and peer_cert is not None:
+        try:
+            ka_private = load_pem_private_key(mac_key.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise SecurityError(f"{mac_key}: not an unencrypted PEM private key ({exc})") from None
+        if not isinstance(ka_private, ec.EllipticCurvePrivateKey):
+            raise SecurityError(f"{mac_key}: not an EC private key")
+        ka_peer = public_key(peer_cert)
+
+    def check(msg: GbcsMessage) -> dict[str, bool]:
+        extra: dict[str, bool] = {}
+        if ds_public is not None:
+            extra["signature_valid"] = verify_signature(msg, ds_public)
+        if ka_private is not None and ka_peer is not None:
+            extra["mac_valid"] = verify_mac(msg, ka_private, ka_peer)
+        return extra
+
+    return check
+
+
+def _decode_one(text: str, check: Check | None) -> dict[str, Any]:
+    msg = decode_message(parse_hex(text))
+    result = message_json(msg)
+    if check is not None:
+        result.update(check(msg))
+    return result
+
+
+def _decode_stream(lines: TextIO, out: TextIO, check: Check | None) -> int:
+    """One JSON line per non-blank input line; failures become {"line", "error"} lines."""
+    failed = 0
+    write = out.write
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            result = _decode_one(line, check)
+        except BenchError as exc:
+            failed += 1
+            result = {"line": number, "error": str(exc)}
+        write(json.dumps(result))
+        write("\n")
+    return failed
+
+
+@click.group()
+def gbcs() -> None:
+    """GBCS messages: decode (and check) General-Signing / General-Ciphering APDUs."""
+
+
+@gbcs.command()
+@click.argument("message")
+@click.option("--verify-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="DS certificate (PEM) of the originator: adds signature_valid.")
+@click.option("--mac-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="KA private key (PEM) of one end: with --peer-cert adds mac_valid.")
+@click.option("--peer-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="KA certificate (PEM) of the other end.")
+@click.option("--json", "as_json", is_flag=True, default=True, hidden=True,
+              help="Output is always JSON; accepted for uniformity.")
+def decode(message: str, verify_cert: Path | None, mac_key: Path | None, peer_cert: Path | None,
+           as_json: bool) -> None:
+    """Decode MESSAGE (hex, whitespace ignored) to one JSON object.
+
+    With MESSAGE `-`, read one hex message per line from stdin and print one JSON line for each;
+    a line that does not decode prints {"line": N, "error": "..."} and decoding goes on; the exit
+    code is then 2.
+    """
+    check = _load_checks(verify_cert, mac_key, peer_cert)
+    if message == "-":
+        failed = _decode_stream(sys.stdin, sys.stdout, check)
+        sys.stdout.flush()
+        if failed:
+            click.echo(f"error: {failed} message(s) did not decode", err=True)
+            sys.exit(2)
+        return
+    click.echo(json.dumps(_decode_one(message, check), indent=2))
