@@ -15,11 +15,11 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
+from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, segment
 from bench.codec.han import MAX_TUNNEL_MESSAGE, TunnelTransferData
 from bench.errors import BenchError, EncodeError
 
 GET, GET_RESPONSE, PUT = 1, 2, 3
-GBT_TAG = 0xE0
 TUNNEL_ID = 0x0001
 MAX_REMAINING = 0xFF
 
@@ -30,7 +30,7 @@ class TunnelEnd:
 
     sleepy: bool
     outbox: deque[bytes] = field(default_factory=deque)
-    reassembler: object | None = None
+    reassembler: GbtReassembler = field(default_factory=GbtReassembler)
     delivered: int = 0
     received: int = 0
     broken_blocks: int = 0
@@ -68,9 +68,18 @@ class GbcsTunnel:
             raise EncodeError("empty GBCS message")
         if len(message) <= self.max_message:
             return [bytes(message)]
-        from bench.codec.gbcs.gbt import segment
+        return self._segment(bytes(message))
 
-        return segment(bytes(message), self.max_message)
+    def _segment(self, message: bytes) -> list[bytes]:
+        # a block adds a routing header and the GBT header: shrink the data until blocks fit
+        size = self.max_message
+        while size > 0:
+            blocks = segment(message, size)
+            longest = max(len(block) for block in blocks)
+            if longest <= self.max_message:
+                return blocks
+            size -= longest - self.max_message
+        raise EncodeError(f"a GBT block cannot fit {self.max_message} bytes")
 
     def send(self, eui: bytes, message: bytes) -> list[TunnelTransferData]:
         """Transfer Data to send now (PUT), or [] when queued for a sleepy meter's next GET."""
@@ -107,20 +116,14 @@ class GbcsTunnel:
 
     @staticmethod
     def _receive(end: TunnelEnd, message: bytes) -> bytes | None:
-        if message[0] != GBT_TAG:
+        if not is_gbt_block(message):
             end.received += 1
             return message
-        if end.reassembler is None:
-            from bench.codec.gbcs.gbt import GbtReassembler
-
-            end.reassembler = GbtReassembler()
         try:
             whole = end.reassembler.feed(message)
         except BenchError:
             end.broken_blocks += 1
-            end.reassembler = None
             return None
         if whole is not None:
             end.received += 1
-            end.reassembler = None
         return whole

@@ -189,3 +189,37 @@ def test_tunnel_put_both_ways_for_small_messages(pty_meters):
     meter.send(TunnelTransferData(put.tunnel_id, 3, response))
     assert hub.next_message(meter.eui, timeout=2) == (meter.eui, response)
     assert received == [(meter.eui, response)]
+
+
+def test_tunnel_gbt_both_ways_over_the_link(pty_meters):
+    from bench.codec.gbcs.gbt import GbtReassembler
+
+    from .test_tunnel import SUPPLIER, gbcs_message
+
+    hub, [meter] = pty_meters()
+    command = gbcs_message(400, recipient=meter.eui)
+    hub.send_gbcs(meter.eui, command)
+    reassembler, whole = GbtReassembler(), None
+    while whole is None:
+        put = meter.expect(TunnelTransferData)
+        assert put.gbcs_command == 3
+        whole = reassembler.feed(put.message)
+    assert whole == command
+    alert = gbcs_message(300, cra=3, originator=meter.eui, recipient=SUPPLIER)
+    for block in hub.tunnel.pieces(alert):
+        meter.send(TunnelTransferData(1, 3, block))
+    assert hub.next_message(meter.eui, timeout=2) == (meter.eui, alert)
+
+
+def test_sleepy_meter_gets_queued_messages_on_get(pty_meters):
+    hub, [meter] = pty_meters(sleepy=True, euis=[GSME_EUI])
+    first, second = b"\xdf" + os.urandom(40), b"\xdf" + os.urandom(50)
+    hub.send_gbcs(meter.eui, first)
+    hub.send_gbcs(meter.eui, second)
+    assert meter.receive(0.2) is None and hub.tunnel.pending(meter.eui) == 2
+    reply = meter.exchange(TunnelTransferData(1, 1), TunnelTransferData)
+    assert (reply.gbcs_command, reply.message, reply.remaining) == (2, first, 1)
+    reply = meter.exchange(TunnelTransferData(1, 1), TunnelTransferData)
+    assert (reply.message, reply.remaining) == (second, 0)
+    reply = meter.exchange(TunnelTransferData(1, 1), TunnelTransferData)
+    assert (reply.message, reply.remaining) == (b"", 0)
