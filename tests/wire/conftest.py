@@ -12,6 +12,14 @@ GSME = han.HanNode(bytes.fromhex("00DB1234567890A1"), 0x90A1, pan_id=0x1234, end
 
 OTA_IDS = (0x121D, 0x0000, 0xACDCACDC)
 
+
+def gbcs_message(length: int, counter: int = 1) -> bytes:
+    """A well-formed General-Signing message of exactly `length` bytes (DLMS content, no signature)."""
+    header = (b"\xdf\x09\x02" + counter.to_bytes(8, "big") + b"\x08" + HUB.eui + b"\x08" + ESME.eui
+              + b"\x00\x02\x00\x59")
+    content = b"\xd9" + bytes(length - len(header) - 2 - 1)
+    return header + bytes((len(content),)) + content + b"\x00"
+
 EVERY_COMMAND: list[tuple[str, han.HanNode, han.HanNode, object]] = [
     ("image_notify_jitter", HUB, ESME, han.ImageNotify(0, 100)),
     ("image_notify_full", HUB, ESME, han.ImageNotify(3, 100, *OTA_IDS)),
@@ -33,10 +41,10 @@ EVERY_COMMAND: list[tuple[str, han.HanNode, han.HanNode, object]] = [
      han.UpgradeEndResponse(*OTA_IDS, 0, han.UPGRADE_TIME_WAIT_FOR_COMMAND)),
     ("tunnel_get", GSME, HUB, han.TunnelTransferData(1, han.TUNNEL_GET, b"", None, False)),
     ("tunnel_get_response", HUB, GSME,
-     han.TunnelTransferData(1, han.TUNNEL_GET_RESPONSE, b"\xdf" + bytes(20), 2, True)),
-    ("tunnel_put_to_meter", HUB, ESME, han.TunnelTransferData(7, han.TUNNEL_PUT, b"\xdd" + bytes(30), None, True)),
+     han.TunnelTransferData(1, han.TUNNEL_GET_RESPONSE, gbcs_message(60), 2, True)),
+    ("tunnel_put_to_meter", HUB, ESME, han.TunnelTransferData(7, han.TUNNEL_PUT, gbcs_message(40), None, True)),
     ("tunnel_put_from_meter", ESME, HUB,
-     han.TunnelTransferData(7, han.TUNNEL_PUT, b"\xdf" + bytes(han.MAX_TUNNEL_MESSAGE - 1), None, False)),
+     han.TunnelTransferData(7, han.TUNNEL_PUT, gbcs_message(han.MAX_TUNNEL_MESSAGE), None, False)),
 ]
 
 
