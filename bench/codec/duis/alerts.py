@@ -1,0 +1,316 @@
+"""DUIS alerts delivered to Users: `DeviceAlertMessage` and `DCCAlertMessage`.
+
+Both are `sr:Response` documents (DUIS Schema V5.4 defines them in the ServiceUserGateway
+namespace; the MMC schema's `ra:DeviceAlertMessageType` is only for SMETS1 responses). A device
+alert carries the device's signed GBCS alert untouched; the DCC alerts that matter here are the
+firmware delivery reports N60/N61 (SECMP0007), whose `CSPFirmwareDeliveryStatus` and
+`FirmwareDistributionFailure` bodies name the 11.1 request by its `UpdateFirmwareRequestID`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from lxml import etree
+
+from bench.codec.duis.fields import (
+    RequestID,
+    check_firmware_version,
+    read_base64,
+    read_datetime,
+    read_eui,
+    read_eui_list,
+    read_firmware_version,
+    write_base64,
+    write_datetime,
+    write_eui_list,
+)
+from bench.codec.duis.requests import elements, local, new_document, sub, text_of
+from bench.codec.duis.responses import write_header
+from bench.codec.eui import eui_duis
+from bench.errors import DecodeError, EncodeError
+
+FIRMWARE_DELIVERED = "N60"
+FIRMWARE_DELIVERY_FAILED = "N61"
+DCC_ALERT_CODES = frozenset(["AD1", "N999"] + [f"N{n}" for n in range(1, 66) if n != 32])
+_ALERT_CODE = re.compile(r"[0-9A-Fa-f]{4}")
+
+
+@dataclass
+class DeviceAlertMessage:
+    """A device's GBCS alert passed to a User (AlertCode in hex, e.g. 0x8F72)."""
+
+    request_id: RequestID | None
+    alert_code: int
+    gbcs_payload: bytes
+    response_id: RequestID | None = None
+    response_code: str = "I0"
+    response_datetime: datetime | None = None
+    throttled_sequence_id: int | None = None
+    throttled_count: int | None = None
+
+
+@dataclass
+class CSPFirmwareDeliveryStatus:
+    """The comms hub's report that an image reached (or failed to reach) a device."""
+
+    update_firmware_request_id: RequestID
+    comms_hub: bytes
+    target_device: bytes
+    firmware_version: str
+    timestamp: datetime
+    success: bool
+
+
+@dataclass
+class FirmwareDistributionFailure:
+    """Devices an 11.1 request could not distribute to."""
+
+    update_firmware_request_id: RequestID
+    meter_ids: list[bytes] = field(default_factory=list)
+
+
+@dataclass
+class OtherDccAlert:
+    """Any other DCCAlert body, kept as its element name and XML (parse only)."""
+
+    name: str
+    xml: bytes
+
+
+DccAlertBody = CSPFirmwareDeliveryStatus | FirmwareDistributionFailure | OtherDccAlert
+
+
+@dataclass
+class DCCAlertMessage:
+    """An alert the DCC itself raises (DCCAlertCode such as N60/N61) with its DCCAlert body."""
+
+    dcc_alert_code: str
+    alert: DccAlertBody
+    request_id: RequestID | None = None
+    response_id: RequestID | None = None
+    response_code: str = "I0"
+    response_datetime: datetime | None = None
+    throttled_sequence_id: int | None = None
+    throttled_count: int | None = None
+
+
+def _unsigned_int(text: str, name: str) -> int:
+    value = text.strip()
+    if not value.isdigit() or int(value) > 0xFFFFFFFF:
+        raise DecodeError("DUIS", name, None, f"{text!r} is not an unsignedInt")
+    return int(value)
+
+
+def _throttling(
+    children: list[etree._Element],
+) -> tuple[int | None, int | None, list[etree._Element]]:
+    sequence = count = None
+    while children and local(children[0]) in ("ThrottledAlertSequenceId", "ThrottledAlertCount"):
+        child = children.pop(0)
+        value = _unsigned_int(text_of(child), local(child))
+        if local(child) == "ThrottledAlertSequenceId" and sequence is None and count is None:
+            sequence = value
+        elif local(child) == "ThrottledAlertCount" and count is None:
+            count = value
+        else:
+            raise DecodeError("DUIS", local(child), None, "repeated or misplaced")
+    return sequence, count, children
+
+
+def read_device_alert(element: etree._Element, header) -> DeviceAlertMessage:
+    request_id, response_id, code, when = header
+    children = elements(element)
+    if not children or local(children[0]) != "AlertCode":
+        raise DecodeError("DUIS", "AlertCode", None, "missing from DeviceAlertMessage")
+    alert_text = text_of(children.pop(0)).strip()
+    if _ALERT_CODE.fullmatch(alert_text) is None:
+        raise DecodeError("DUIS", "AlertCode", None, f"{alert_text!r} is not a 2-byte hex code")
+    sequence, count, children = _throttling(children)
+    if len(children) != 1 or local(children[0]) != "GBCSPayload":
+        raise DecodeError("DUIS", "GBCSPayload", None, "expected exactly one GBCSPayload")
+    return DeviceAlertMessage(
+        request_id,
+        int(alert_text, 16),
+        read_base64(text_of(children[0]), "GBCSPayload"),
+        response_id,
+        code,
+        when,
+        sequence,
+        count,
+    )
+
+
+def _delivery_status(element: etree._Element) -> CSPFirmwareDeliveryStatus:
+    names = [
+        "UpdateFirmwareRequestID",
+        "CommsHubDeviceID",
+        "TargetDeviceID",
+        "FirmwareVersion",
+        "TimeStamp",
+        "CommsHubTransferStatus",
+    ]
+    children = elements(element)
+    if [local(c) for c in children] != names:
+        raise DecodeError("DUIS", "CSPFirmwareDeliveryStatus", None, f"expected {', '.join(names)}")
+    text = [text_of(c) for c in children]
+    status = text[5].strip()
+    if status not in ("Success", "Failure"):
+        raise DecodeError(
+            "DUIS", "CommsHubTransferStatus", None, f"{status!r} is not Success/Failure"
+        )
+    return CSPFirmwareDeliveryStatus(
+        RequestID.parse(text[0], "UpdateFirmwareRequestID"),
+        read_eui(text[1], "CommsHubDeviceID"),
+        read_eui(text[2], "TargetDeviceID"),
+        read_firmware_version(text[3]),
+        read_datetime(text[4], "TimeStamp"),
+        status == "Success",
+    )
+
+
+def _distribution_failure(element: etree._Element) -> FirmwareDistributionFailure:
+    children = elements(element)
+    if [local(c) for c in children] != ["UpdateFirmwareRequestID", "MeterIDs"]:
+        raise DecodeError(
+            "DUIS",
+            "FirmwareDistributionFailure",
+            None,
+            "expected UpdateFirmwareRequestID, MeterIDs",
+        )
+    return FirmwareDistributionFailure(
+        RequestID.parse(text_of(children[0]), "UpdateFirmwareRequestID"),
+        read_eui_list(text_of(children[1]), "MeterIDs"),
+    )
+
+
+def read_dcc_alert(element: etree._Element, header) -> DCCAlertMessage:
+    request_id, response_id, code, when = header
+    children = elements(element)
+    if not children or local(children[0]) != "DCCAlertCode":
+        raise DecodeError("DUIS", "DCCAlertCode", None, "missing from DCCAlertMessage")
+    alert_code = text_of(children.pop(0)).strip()
+    if alert_code not in DCC_ALERT_CODES:
+        raise DecodeError("DUIS", "DCCAlertCode", None, f"unknown DCC alert code {alert_code!r}")
+    sequence, count, children = _throttling(children)
+    if len(children) != 1 or local(children[0]) != "DCCAlert":
+        raise DecodeError("DUIS", "DCCAlert", None, "expected exactly one DCCAlert")
+    inner = elements(children[0])
+    if len(inner) != 1:
+        raise DecodeError("DUIS", "DCCAlert", None, "expected exactly one alert body")
+    name = local(inner[0])
+    body: DccAlertBody
+    if name == "CSPFirmwareDeliveryStatus":
+        body = _delivery_status(inner[0])
+    elif name == "FirmwareDistributionFailure":
+        body = _distribution_failure(inner[0])
+    else:
+        body = OtherDccAlert(name, etree.tostring(inner[0]))
+    return DCCAlertMessage(alert_code, body, request_id, response_id, code, when, sequence, count)
+
+
+def _write_throttling(parent: etree._Element, sequence: int | None, count: int | None) -> None:
+    for name, value in (("ThrottledAlertSequenceId", sequence), ("ThrottledAlertCount", count)):
+        if value is not None:
+            if not 0 <= value <= 0xFFFFFFFF:
+                raise EncodeError(f"{name}: {value} is not an unsignedInt")
+            sub(parent, name, str(value))
+
+
+def alert_element(alert: DeviceAlertMessage | DCCAlertMessage) -> etree._Element:
+    """The unsigned sr:Response element of an alert."""
+    root = new_document("Response")
+    write_header(
+        root, alert.request_id, alert.response_id, alert.response_code, alert.response_datetime
+    )
+    body = sub(root, "Body")
+    if isinstance(alert, DeviceAlertMessage):
+        if not 0 <= alert.alert_code <= 0xFFFF:
+            raise EncodeError(f"AlertCode: {alert.alert_code} is not a 2-byte code")
+        message = sub(body, "DeviceAlertMessage")
+        sub(message, "AlertCode", f"{alert.alert_code:04X}")
+        _write_throttling(message, alert.throttled_sequence_id, alert.throttled_count)
+        sub(message, "GBCSPayload", write_base64(alert.gbcs_payload))
+        return root
+    if alert.dcc_alert_code not in DCC_ALERT_CODES:
+        raise EncodeError(f"DCCAlertCode: {alert.dcc_alert_code!r} is not a DUIS DCC alert code")
+    message = sub(body, "DCCAlertMessage")
+    sub(message, "DCCAlertCode", alert.dcc_alert_code)
+    _write_throttling(message, alert.throttled_sequence_id, alert.throttled_count)
+    container = sub(message, "DCCAlert")
+    item = alert.alert
+    if isinstance(item, CSPFirmwareDeliveryStatus):
+        status = sub(container, "CSPFirmwareDeliveryStatus")
+        sub(status, "UpdateFirmwareRequestID", str(item.update_firmware_request_id))
+        sub(status, "CommsHubDeviceID", eui_duis(item.comms_hub))
+        sub(status, "TargetDeviceID", eui_duis(item.target_device))
+        sub(status, "FirmwareVersion", check_firmware_version(item.firmware_version))
+        sub(status, "TimeStamp", write_datetime(item.timestamp))
+        sub(status, "CommsHubTransferStatus", "Success" if item.success else "Failure")
+    elif isinstance(item, FirmwareDistributionFailure):
+        failure = sub(container, "FirmwareDistributionFailure")
+        sub(failure, "UpdateFirmwareRequestID", str(item.update_firmware_request_id))
+        sub(failure, "MeterIDs", write_eui_list(item.meter_ids, "MeterIDs"))
+    elif isinstance(item, OtherDccAlert):
+        container.append(etree.fromstring(item.xml))
+    else:
+        raise EncodeError(f"unsupported DCC alert body {type(item).__name__}")
+    return root
+
+
+def build_alert(alert: DeviceAlertMessage | DCCAlertMessage) -> bytes:
+    """Unsigned DUIS XML for an alert (same as `build_response`)."""
+    from bench.codec.duis.safe_xml import to_bytes
+
+    return to_bytes(alert_element(alert))
+
+
+def parse_alert(xml: bytes | etree._Element) -> DeviceAlertMessage | DCCAlertMessage:
+    """Read an alert document; a plain response is a DecodeError here."""
+    from bench.codec.duis.responses import parse_response
+
+    message = parse_response(xml)
+    if not isinstance(message, DeviceAlertMessage | DCCAlertMessage):
+        raise DecodeError("DUIS", "Body", None, "not an alert message")
+    return message
+
+
+def alert_summary(alert: DeviceAlertMessage | DCCAlertMessage) -> dict[str, object]:
+    common: dict[str, object] = {
+        "request_id": alert.request_id.as_dict() if alert.request_id else None,
+        "response_id": alert.response_id.as_dict() if alert.response_id else None,
+        "response_code": alert.response_code,
+        "response_datetime": alert.response_datetime.isoformat()
+        if alert.response_datetime
+        else None,
+    }
+    if isinstance(alert, DeviceAlertMessage):
+        return {
+            "kind": "device-alert",
+            **common,
+            "body": {
+                "alert_code": f"{alert.alert_code:04X}",
+                "gbcs_payload": alert.gbcs_payload.hex().upper(),
+            },
+        }
+    item = alert.alert
+    body: dict[str, object] = {"dcc_alert_code": alert.dcc_alert_code, "alert": type(item).__name__}
+    if isinstance(item, CSPFirmwareDeliveryStatus):
+        body.update(
+            update_firmware_request_id=str(item.update_firmware_request_id),
+            comms_hub=item.comms_hub.hex().upper(),
+            target_device=item.target_device.hex().upper(),
+            firmware_version=item.firmware_version,
+            timestamp=item.timestamp.isoformat(),
+            success=item.success,
+        )
+    elif isinstance(item, FirmwareDistributionFailure):
+        body.update(
+            update_firmware_request_id=str(item.update_firmware_request_id),
+            meter_ids=[e.hex().upper() for e in item.meter_ids],
+        )
+    else:
+        body.update(name=item.name)
+    return {"kind": "dcc-alert", **common, "body": body}
