@@ -1,10 +1,11 @@
 """THE two tables of the shim: DUIS response codes, and who may send which firmware SR to what.
 
-Response codes (`RESPONSE_CODES`). "DUIS" = the meaning DUIS gives the code (DCC Systems response
-codes, DUIS Schema V5.4 `sr:ResponseCode`); "model" = the bench's decision where DUIS answers at
-the transport level (a real DCC User Gateway refuses a malformed, unsigned or replayed request
-with an HTTP status and no DUIS body) or says nothing public. Every code is a value of the DUIS
-V5.4 `ResponseCode` enumeration, so every response the shim writes validates against the schema.
+Response codes (`RESPONSE_CODES`): each is a DUIS code with the meaning DUIS gives it (DCC
+Systems response codes; values of the DUIS V5.4 `sr:ResponseCode` enumeration, so every response
+validates against the schema). Where DUIS answers at the transport level instead (a real DCC User
+Gateway refuses a malformed, badly signed or replayed request with an HTTP status and no DUIS
+body), the bench, which has no HTTP layer, answers E1: such a request cannot be attributed to an
+authenticated User. The audit entry always carries the precise reason.
 
 Eligibility (`SR_USER_ROLES`, `SR_DEVICE_TYPES`): today's DUIS table with the MP207 change, the
 only change being that an RSA may send 11.1 Update Firmware, for ESME and GSME only. 11.3 and 11.4
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 class ResponseCode:
     code: str
     meaning: str
-    source: str  # "DUIS" or "model"
+    source: str  # "DUIS": the code and its meaning are DUIS's
     used_for: str
 
 
@@ -36,14 +37,22 @@ RESPONSE_CODES: dict[str, ResponseCode] = {
                      "11.1 authorised for at least one device (warning lists name the rest); "
                      "11.2 and 11.3 CV5 command sent to the device (or, with no rig, authorised)"),
         ResponseCode("E1", "Failed Authorisation - Invalid User / User Role", "DUIS",
-                     "signer unknown to the registry, certificate not issued by the bench SMKI CA, "
+                     "model use for every request that cannot be attributed to an authenticated, "
+                     "fresh User request (a real DCC answers most of these at the HTTP level): "
+                     "larger than MAX_REQUEST_BYTES (refused before parsing), not well-formed, DTD "
+                     "or entity declarations, wrong namespace, schema-invalid, over a DUIS limit "
+                     "(image > 10,240,000 bytes, version not 1-8 characters, > 50,000 devices), "
                      "XML-DSig invalid or not covering the whole document (signature wrapping), "
-                     "signer EUI differs from the RequestID originator, org role with no DUIS user role"),
+                     "certificate not issued by the bench SMKI CA, signer not a registry party, "
+                     "signer EUI differs from the RequestID originator, RequestID counter not "
+                     "greater than the originator's last (replay), 11.3 CV5 payload that is not "
+                     "exactly an issued, unused pre-command"),
         ResponseCode("E2", "Failed Authorisation - Invalid User Role / Service Reference", "DUIS",
                      "the signer's user role may not send this SR (SR_USER_ROLES)"),
         ResponseCode("E4", "Failed Authorisation - Invalid User / User Role for Device", "DUIS",
                      "not the Supplier registered now for the device's fuel; RSA not appointed now "
-                     "by that Supplier (11.1: every device refused)"),
+                     "by that Supplier (11.1: every device refused); 11.3 CV5 not signed with the "
+                     "registered Supplier's DS key"),
         ResponseCode("E5", "Failed Authorisation - Invalid Device Status", "DUIS",
                      "device not commissioned (installed-not-commissioned, suspended, decommissioned)"),
         ResponseCode("E11", "Failed Validation - Invalid Service Request / device type combination",
@@ -55,12 +64,8 @@ RESPONSE_CODES: dict[str, ResponseCode] = {
                      "SR addressed to the DCC"),
         ResponseCode("E19", "Failed Authorisation - Device doesn't exist", "DUIS",
                      "device EUI not in the registry (11.1: every device unknown)"),
-        ResponseCode("E100", "Failed Validation - request not acceptable as a DUIS document", "model",
-                     "larger than MAX_REQUEST_BYTES (refused before parsing), not well-formed, DTD or "
-                     "entity declarations, wrong namespace, schema-invalid, over a DUIS limit (image "
-                     "> 10,240,000 bytes, version not 1-8 characters, > 50,000 devices), RequestID "
-                     "counter not greater than the originator's last (replay), 11.3 CV5 that is not "
-                     "exactly an issued, unused pre-command signed with the registered Supplier's DS key"),
+        ResponseCode("E20", "Communications Failure - Unable to Communicate with Device", "DUIS",
+                     "no KA certificate for the device in the bench PKI, so no ACB MAC can be made"),
     )
 }
 

@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS appointment (
 CREATE INDEX IF NOT EXISTS appointment_by_rsa ON appointment (rsa, supplier);
 CREATE TABLE IF NOT EXISTS request_counter (
     originator TEXT PRIMARY KEY,
-    last_counter INTEGER NOT NULL
+    last_counter TEXT NOT NULL  -- 20 digits, zero-padded: counters reach 2^64-1
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
@@ -88,7 +88,7 @@ CREATE TABLE IF NOT EXISTS precommand (
     request_id TEXT PRIMARY KEY,
     originator TEXT NOT NULL,
     device TEXT NOT NULL,
-    counter INTEGER NOT NULL,
+    counter TEXT NOT NULL,
     firmware_hash BLOB NOT NULL,
     gbcs BLOB NOT NULL,
     issued_at TEXT NOT NULL,
@@ -97,7 +97,7 @@ CREATE TABLE IF NOT EXISTS precommand (
 CREATE INDEX IF NOT EXISTS precommand_by_counter ON precommand (originator, device, counter);
 CREATE TABLE IF NOT EXISTS command (
     device TEXT NOT NULL,
-    counter INTEGER NOT NULL,
+    counter TEXT NOT NULL,
     originator TEXT NOT NULL,
     request_id TEXT NOT NULL,
     service_reference TEXT NOT NULL,

@@ -1,0 +1,229 @@
+"""DUIS in and out of the shim: reading a request safely, writing signed responses and alerts.
+
+Every document the shim writes is signed by the DCC signer (`dcc-signer` of the bench PKI), as a
+real DCC signs its Service Responses and alerts. A request that cannot be read is still answered:
+its RequestID and Service Reference are echoed when they can be found in the raw bytes (a
+firmware SR is assumed, 11.1, when not), so the sender can match the refusal to what it sent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from lxml import etree
+
+from bench.codec.duis.alerts import (
+    CSPFirmwareDeliveryStatus,
+    DCCAlertMessage,
+    DeviceAlertMessage,
+)
+from bench.codec.duis.fields import RequestID
+from bench.codec.duis.requests import (
+    ActivateFirmwareRequest,
+    ServiceRequest,
+    SignedPreCommandRequest,
+    UpdateFirmwareRequest,
+    UpdatePpmidFirmwareRequest,
+    parse_request,
+)
+from bench.codec.duis.responses import (
+    DuisResponse,
+    PreCommand,
+    UpdateFirmwareWarning,
+    response_element,
+)
+from bench.codec.duis.safe_xml import duis_schema, parse_document
+from bench.codec.eui import eui_hex
+from bench.errors import DecodeError
+
+if TYPE_CHECKING:
+    from bench.crypto.smki import Pki
+    from bench.dcc.registry import Party
+
+GBCS_VERSION = "3.2"
+FIRMWARE_SRS = ("11.1", "11.2", "11.3", "11.4")
+_REQUEST_ID_TEXT = re.compile(rb"<(?:\w+:)?RequestID>\s*([0-9A-Fa-f:\-]{1,80})\s*</")
+_SR_TEXT = re.compile(rb"<(?:\w+:)?ServiceReference>\s*([0-9.]{1,8})\s*</")
+# Warning attribute of UpdateFirmwareWarning for each DUIS list name.
+_WARNING_ATTRIBUTES = {
+    "InvalidDeviceIDList": "invalid",
+    "NotCommissionedDeviceIDList": "not_commissioned",
+    "NotApplicableFirmwareDeviceIDList": "not_applicable",
+    "OtherRequestInProgressList": "other_request_in_progress",
+    "InvalidGBCSVersionList": "invalid_gbcs_version",
+}
+
+
+@dataclass
+class Incoming:
+    """A parsed request, with EUIs as the 16-hex-digit text the database keys on."""
+
+    request: ServiceRequest | None
+    request_id: RequestID | None
+    service_reference: str
+    party: Party | None = None
+
+    @property
+    def originator(self) -> str:
+        return eui_hex(self.request_id.originator)
+
+    @property
+    def target(self) -> str:
+        return eui_hex(self.request_id.target)
+
+    @property
+    def command_variant(self) -> int:
+        return self.request.command_variant
+
+    @property
+    def image(self) -> bytes:
+        assert isinstance(self.request, UpdateFirmwareRequest | UpdatePpmidFirmwareRequest)
+        return self.request.image
+
+    @property
+    def version(self) -> str:
+        return self.request.version
+
+    @property
+    def devices(self) -> list[str]:
+        return [d.hex().upper() for d in self.request.devices]
+
+    @property
+    def firmware_hash(self) -> bytes:
+        assert isinstance(self.request, ActivateFirmwareRequest)
+        return self.request.firmware_hash
+
+    @property
+    def execution_time(self) -> datetime | None:
+        return getattr(self.request, "execution_time", None)
+
+    @property
+    def gbcs(self) -> bytes:
+        assert isinstance(self.request, SignedPreCommandRequest)
+        return self.request.gbcs
+
+
+@dataclass
+class ResponseBody:
+    """What a response carries besides its code: warning lists or a pre-command."""
+
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+    ppmid_warnings: dict[str, list[str]] = field(default_factory=dict)
+    precommand: bytes | None = None
+
+
+def read_request(xml: bytes) -> tuple[etree._Element, Incoming]:
+    """Parse once (safe parser, no DTD), validate against the DUIS schema, read the firmware SR."""
+    root = parse_document(xml)
+    schema = duis_schema()
+    if not schema.validate(root):
+        error = schema.error_log.last_error
+        raise DecodeError("DUIS", "schema", None, f"line {error.line}: {error.message}")
+    request = parse_request(root)
+    return root, Incoming(request, request.request_id, request.service_reference)
+
+
+def salvage(xml: bytes) -> Incoming:
+    """RequestID and SR of an unreadable request, when its raw bytes show them."""
+    head = bytes(xml[:65536])
+    request_id = None
+    match = _REQUEST_ID_TEXT.search(head)
+    if match:
+        try:
+            request_id = RequestID.parse(match.group(1).decode("ascii"))
+        except (DecodeError, ValueError, UnicodeDecodeError):
+            request_id = None
+    match = _SR_TEXT.search(head)
+    sr = match.group(1).decode("ascii") if match else ""
+    return Incoming(None, request_id, sr if sr in FIRMWARE_SRS else "11.1")
+
+
+@lru_cache(maxsize=64)
+def _cert_eui(der: bytes) -> str:
+    from cryptography import x509
+
+    from bench.crypto.smki import eui_of
+
+    return eui_hex(eui_of(x509.load_der_x509_certificate(der)))
+
+
+class ResponseSigner:
+    """Verifies incoming XML-DSig and signs what the shim writes, as the DCC signer."""
+
+    def __init__(self, pki: Pki) -> None:
+        from bench.crypto import xmldsig
+
+        self._xmldsig = xmldsig
+        self.pki = pki
+        identity = pki.party("dcc-signer")
+        self._key = identity.ds_key
+        self._cert = identity.ds_cert
+        self.eui = eui_hex(identity.eui) if isinstance(identity.eui, bytes) else identity.eui
+
+    def verify(self, root: etree._Element, now: datetime) -> str:
+        """The signer's EUI (hex) if the signature covers the whole document and the signer's
+        certificate is one the bench SMKI CA issued, valid now (SecurityError otherwise)."""
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        verified = self._xmldsig.verify_document(root, self.pki, at=now)
+        return _cert_eui(verified.signer_cert.public_bytes(Encoding.DER))
+
+    def sign(self, element) -> bytes:  # noqa: ANN001 - lxml element
+        return self._xmldsig.sign_document(element, self._key, self._cert)
+
+    def response(
+        self, incoming: Incoming | None, code: str, body: ResponseBody, now: datetime
+    ) -> bytes:
+        sr = incoming.service_reference if incoming else "11.1"
+        response = DuisResponse(
+            request_id=incoming.request_id if incoming else None,
+            response_code=code,
+            service_reference=sr,
+            service_reference_variant=sr,
+            response_datetime=now,
+        )
+        if body.precommand is not None:
+            response.pre_command = PreCommand(GBCS_VERSION, body.precommand)
+        warnings = body.warnings or body.ppmid_warnings
+        if warnings and sr == "11.1":
+            warning = UpdateFirmwareWarning()
+            for name, devices in warnings.items():
+                getattr(warning, _WARNING_ATTRIBUTES[name]).extend(bytes.fromhex(d) for d in devices)
+            response.warning = warning
+        return self.sign(response_element(response))
+
+    def device_response(self, request_id: str, sr: str, gbcs: bytes, now: datetime) -> bytes:
+        response = DuisResponse(
+            request_id=RequestID.parse(request_id),
+            response_code="I0",
+            service_reference=sr,
+            service_reference_variant=sr,
+            response_datetime=now,
+            gbcs_payload=gbcs,
+        )
+        return self.sign(response_element(response))
+
+    def device_alert(self, alert_code: int, gbcs: bytes, now: datetime) -> bytes:
+        alert = DeviceAlertMessage(
+            request_id=None, alert_code=alert_code, gbcs_payload=gbcs, response_datetime=now
+        )
+        return self.sign(response_element(alert))
+
+    def delivery_status(
+        self, code: str, request_id: str, device: str, version: str, success: bool, now: datetime,
+        comms_hub: str = "00DB1234567890A2",
+    ) -> bytes:
+        status = CSPFirmwareDeliveryStatus(
+            update_firmware_request_id=RequestID.parse(request_id),
+            comms_hub=bytes.fromhex(comms_hub),
+            target_device=bytes.fromhex(device),
+            firmware_version=version or "0",
+            timestamp=now,
+            success=success,
+        )
+        alert = DCCAlertMessage(dcc_alert_code=code, alert=status, response_datetime=now)
+        return self.sign(response_element(alert))

@@ -1,0 +1,474 @@
+"""The DCC authorisation shim: signed DUIS in, DUIS response out, every decision audited.
+
+`Shim.submit` checks, in this order, answering the first failure with its code from
+`eligibility.RESPONSE_CODES` and writing an audit entry:
+
+1. size, before anything is parsed (E1);
+2. well-formedness, no DTD/entities, DUIS namespace, schema, DUIS limits (E1);
+3. XML-DSig over the whole document against a certificate the bench SMKI CA issued (E1);
+4. signer EUI (from its certificate) known to the registry and equal to the RequestID
+   originator (E1);
+5. RequestID counter strictly greater than the originator's last, persisted (E1);
+6. the SR allowed for the signer's role (E2) with a command variant it has (E12) and addressed
+   to the right kind of target (E13);
+7. the SR's own checks: 11.1 per device (set-based SQL, see `authorise_devices`), 11.2 and 11.3
+   for the target device, 11.3 CV5 against the pre-command issued at CV4 (`critical.py`).
+
+Refusals change nothing but the audit log (and, from step 5 on, the originator's counter: a
+request that was authenticated has used its RequestID). Each request is one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.codec.eui import eui_duis, eui_hex
+from bench.dcc import audit, messages
+from bench.dcc.alerts import (
+    DELIVERY_FAILURE,
+    DELIVERY_SUCCESS,
+    alert_recipients,
+    deliver,
+)
+from bench.dcc.critical import CriticalPath
+from bench.dcc.eligibility import (
+    DCC_TARGET,
+    MAX_DEVICES,
+    MAX_IMAGE_BYTES,
+    MAX_REQUEST_BYTES,
+    NON_DEVICE_SRS,
+    SR_COMMAND_VARIANTS,
+    VERSION_LENGTH,
+    WARNING_LIST,
+    device_decision,
+    role_may_send,
+    user_role_for,
+)
+from bench.dcc.gateway import DeviceGateway
+from bench.dcc.registry import APPOINTING_SQL, REGISTERED_SUPPLIER_FOR_DEVICE, Registry
+from bench.dcc.store import Store, timestamp
+from bench.errors import AuthorisationError, BenchError
+
+Clock = Callable[[], datetime]
+
+
+class Refusal(AuthorisationError):
+    """A request the shim answers with an error code; carries what is known of the request."""
+
+    def __init__(
+        self, code: str, reason: str, request: messages.Incoming | None = None, replay: bool = False
+    ) -> None:
+        super().__init__(code, reason)
+        self.request = request
+        self.replay = replay
+
+
+@dataclass
+class Decision:
+    """What a request came to: the code, the response body, and work for after the commit."""
+
+    code: str
+    reason: str
+    body: messages.ResponseBody = field(default_factory=messages.ResponseBody)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+DEVICE_AUTHORISATION_SQL = f"""
+SELECT r.key, r.value, d.device_type, d.generation, d.status, d.mpxn,
+       {REGISTERED_SUPPLIER_FOR_DEVICE} AS supplier
+  FROM json_each(:devices) AS r LEFT JOIN device d ON d.eui = r.value
+ ORDER BY r.key
+"""
+
+
+class Shim:
+    """The bench's model of the DCC's access control for the firmware Service Requests."""
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        pki_dir: str | Path,
+        gateway: DeviceGateway | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        from bench.crypto.smki import Pki
+
+        self.store = Store(db_path)
+        self.registry = Registry(self.store)
+        self.pki = Pki.load(pki_dir)
+        self.gateway = gateway
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.signer = messages.ResponseSigner(self.pki)
+        self.critical = CriticalPath(self.pki)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def submit(self, xml: bytes) -> bytes:
+        """Authorise one signed DUIS request and return the signed DUIS response."""
+        now = self.clock()
+        at = timestamp(now)
+        with self._lock:
+            try:
+                request = self._authenticate(xml, now)
+            except Refusal as refusal:
+                self._refuse(refusal, at)
+                incoming = refusal.request or messages.salvage(xml)
+                return self.signer.response(incoming, refusal.code, messages.ResponseBody(), now)
+            try:
+                with self.store.transaction() as conn:
+                    self._check_counter(conn, request)
+                    decision = self._authorise(conn, request, now)
+                    audit.record(
+                        conn, at, "accepted", decision.reason, request_id=str(request.request_id),
+                        originator=request.originator, service_reference=request.service_reference,
+                        response_code=decision.code,
+                    )
+            except Refusal as refusal:
+                with self.store.transaction() as conn:
+                    if not refusal.replay:
+                        self._advance_counter(conn, request)
+                    self._audit_refusal(conn, refusal, at)
+                return self.signer.response(request, refusal.code, messages.ResponseBody(), now)
+            for work in decision.after_commit:
+                work()
+            return self.signer.response(request, decision.code, decision.body, now)
+
+    def _refuse(self, refusal: Refusal, at: str) -> None:
+        with self.store.transaction() as conn:
+            self._audit_refusal(conn, refusal, at)
+
+    @staticmethod
+    def _audit_refusal(conn, refusal: Refusal, at: str) -> None:  # noqa: ANN001
+        request = refusal.request
+        audit.record(
+            conn, at, "refused", refusal.reason,
+            request_id=str(request.request_id) if request else None,
+            originator=request.originator if request else None,
+            service_reference=request.service_reference if request else None,
+            response_code=refusal.code,
+        )
+
+    def _authenticate(self, xml: bytes, now: datetime) -> messages.Incoming:
+        """Steps 1-4: size, XML, schema, signature, signer = originator."""
+        if len(xml) > MAX_REQUEST_BYTES:
+            raise Refusal("E1", f"request of {len(xml)} bytes exceeds {MAX_REQUEST_BYTES}")
+        try:
+            root, request = messages.read_request(xml)
+        except BenchError as exc:
+            raise Refusal("E1", f"not a valid DUIS request: {exc}") from exc
+        try:
+            signer_eui = self.signer.verify(root, now)
+        except BenchError as exc:
+            raise Refusal("E1", f"XML-DSig: {exc}", request) from exc
+        party = self.registry.party(signer_eui)
+        if party is None:
+            raise Refusal("E1", f"signer {signer_eui} is not a party in the registry", request)
+        if signer_eui != request.originator:
+            raise Refusal(
+                "E1", f"signer {signer_eui} is not the RequestID originator {request.originator}", request
+            )
+        request.party = party
+        return request
+
+    def _check_counter(self, conn, request: messages.Incoming) -> None:  # noqa: ANN001
+        row = conn.execute(
+            "SELECT last_counter FROM request_counter WHERE originator = ?", (request.originator,)
+        ).fetchone()
+        last = int(row[0]) if row else None
+        counter = request.request_id.counter
+        if last is not None and counter <= last:
+            raise Refusal(
+                "E1", f"RequestID counter {counter} is not greater than {last} (replay)", request, replay=True
+            )
+        self._advance_counter(conn, request)
+
+    @staticmethod
+    def _advance_counter(conn, request: messages.Incoming) -> None:  # noqa: ANN001
+        conn.execute(
+            "INSERT INTO request_counter VALUES (?, ?) ON CONFLICT(originator) DO UPDATE"
+            " SET last_counter = excluded.last_counter WHERE excluded.last_counter > last_counter",
+            (request.originator, f"{request.request_id.counter:020d}"),
+        )
+
+    def _authorise(self, conn, request: messages.Incoming, now: datetime) -> Decision:  # noqa: ANN001
+        sr = request.service_reference
+        role = request.party.org_role
+        if not role_may_send(role, sr):
+            raise Refusal("E2", f"{role} {request.party.name} may not send SR {sr}", request)
+        if request.command_variant not in SR_COMMAND_VARIANTS[sr]:
+            raise Refusal("E12", f"command variant {request.command_variant} not applicable to SR {sr}", request)
+        target_is_dcc = request.target == DCC_TARGET
+        if (sr in NON_DEVICE_SRS) != target_is_dcc:
+            kind = "non-device" if sr in NON_DEVICE_SRS else "device"
+            raise Refusal("E13", f"{kind} SR {sr} addressed to {request.target}", request)
+        if sr == "11.1":
+            return self._update_firmware(conn, request, now)
+        if sr == "11.4":
+            return self._update_ppmid_firmware(conn, request, now)
+        self._authorise_target(conn, request, now)
+        if sr == "11.2":
+            return self._read_firmware(conn, request, now)
+        if request.command_variant == 4:
+            return self._activate_precommand(conn, request, now)
+        return self._activate_signed(conn, request, now)
+
+    # -- per-device authorisation ------------------------------------------------------------------
+
+    def authorise_devices(
+        self, conn, request: messages.Incoming, devices: list[str], now: datetime  # noqa: ANN001
+    ) -> list[tuple[str, str | None, str]]:
+        """(EUI, refusal code or None, reason) per device: one SQL statement for the whole list."""
+        at = timestamp(now)
+        party = request.party
+        appointing: set[str] = set()
+        if party.org_role == "rsa":
+            appointing = {r[0] for r in conn.execute(APPOINTING_SQL, {"rsa": party.eui, "now": at})}
+        rows = conn.execute(
+            DEVICE_AUTHORISATION_SQL, {"devices": json.dumps(devices), "now": at}
+        ).fetchall()
+        decisions = []
+        sr = request.service_reference
+        for _pos, eui, device_type, generation, status, mpxn, supplier in rows:
+            known = (device_type, generation, status, mpxn) if device_type else None
+            code = device_decision(sr, party.org_role, party.eui, known, supplier, appointing)
+            decisions.append((eui, code, _reason(code, sr, party, known, supplier)))
+        return decisions
+
+    def _authorise_target(self, conn, request: messages.Incoming, now: datetime) -> None:  # noqa: ANN001
+        [(eui, code, reason)] = self.authorise_devices(conn, request, [request.target], now)
+        if code is not None:
+            raise Refusal(code, f"device {eui}: {reason}", request)
+
+    # -- 11.1 Update Firmware -------------------------------------------------------------------
+
+    def _update_firmware(self, conn, request: messages.Incoming, now: datetime) -> Decision:  # noqa: ANN001
+        image, version = request.image, request.version
+        if len(image) > MAX_IMAGE_BYTES:
+            raise Refusal("E1", f"image of {len(image)} bytes exceeds {MAX_IMAGE_BYTES}", request)
+        if not VERSION_LENGTH[0] <= len(version) <= VERSION_LENGTH[1]:
+            raise Refusal("E1", f"firmware version {version!r} is not 1-8 characters", request)
+        devices = list(dict.fromkeys(request.devices))
+        if not devices or len(devices) > MAX_DEVICES:
+            raise Refusal("E1", f"{len(devices)} devices: DUIS allows 1 to {MAX_DEVICES}", request)
+        decisions = self.authorise_devices(conn, request, devices, now)
+        authorised = [eui for eui, code, _ in decisions if code is None]
+        at = timestamp(now)
+        rid = str(request.request_id)
+        audit.record_many(
+            conn,
+            (
+                (at, rid, request.originator, "11.1", eui,
+                 "device-accepted" if code is None else "device-refused", code, reason)
+                for eui, code, reason in decisions
+            ),
+        )
+        if not authorised:
+            first_code = decisions[0][1]
+            raise Refusal(first_code, f"no device authorised ({decisions[0][2]} for the first)", request)
+        image_hash = hashlib.sha256(image).digest()
+        conn.executemany(
+            "INSERT OR REPLACE INTO distribution VALUES (?,?,?,?,?,?,?,?)",
+            ((rid, eui, request.originator, version, image_hash, at, "distributing", at) for eui in authorised),
+        )
+        warnings: dict[str, list[str]] = {}
+        for eui, code, _ in decisions:
+            if code is not None:
+                warnings.setdefault(WARNING_LIST[code], []).append(eui)
+        decision = Decision(
+            "I99",
+            f"{len(authorised)} of {len(decisions)} devices authorised",
+            messages.ResponseBody(warnings=warnings),
+        )
+        if self.gateway is not None:
+            gateway = self.gateway
+            decision.after_commit.append(
+                lambda: [gateway.distribute(bytes.fromhex(eui), image, rid) for eui in authorised]
+            )
+        else:
+            decision.reason += "; no device gateway attached: nothing distributed"
+        return decision
+
+    def _update_ppmid_firmware(self, conn, request: messages.Incoming, now: datetime) -> Decision:  # noqa: ANN001
+        decisions = self.authorise_devices(conn, request, list(dict.fromkeys(request.devices)), now)
+        at, rid = timestamp(now), str(request.request_id)
+        audit.record_many(
+            conn,
+            (
+                (at, rid, request.originator, "11.4", eui,
+                 "device-accepted" if code is None else "device-refused", code, reason)
+                for eui, code, reason in decisions
+            ),
+        )
+        if all(code is not None for _, code, _ in decisions):
+            raise Refusal(decisions[0][1], f"no device authorised ({decisions[0][2]} for the first)", request)
+        warnings: dict[str, list[str]] = {}
+        for eui, code, _ in decisions:
+            if code is not None:
+                warnings.setdefault(WARNING_LIST[code], []).append(eui)
+        return Decision(
+            "I99", "authorised; the bench does not deliver PPMID images (CS05c)",
+            messages.ResponseBody(ppmid_warnings=warnings),
+        )
+
+    # -- 11.2 Read Firmware Version ---------------------------------------------------------------
+
+    def _read_firmware(self, conn, request: messages.Incoming, now: datetime) -> Decision:  # noqa: ANN001
+        device = self.registry_device_type(conn, request.target)
+        try:
+            counter, command = self.critical.read_firmware_command(request, device)
+        except AuthorisationError as exc:
+            raise Refusal(exc.code, exc.reason, request) from exc
+        return self._send(conn, request, now, counter, command, "command ECS52/GCS38 sent")
+
+    def _send(self, conn, request, now, counter: int, command: bytes, what: str) -> Decision:  # noqa: ANN001
+        conn.execute(
+            "INSERT OR REPLACE INTO command VALUES (?,?,?,?,?,?,NULL)",
+            (request.target, f"{counter:020d}", request.originator,
+             str(request.request_id), request.service_reference, timestamp(now)),
+        )
+        decision = Decision("I99", what)
+        if self.gateway is not None:
+            gateway, eui = self.gateway, bytes.fromhex(request.target)
+            decision.after_commit.append(lambda: gateway.send_command(eui, command))
+        else:
+            decision.reason = "authorised; no device gateway attached: command not sent"
+        return decision
+
+    @staticmethod
+    def registry_device_type(conn, eui: str) -> str:  # noqa: ANN001
+        return conn.execute("SELECT device_type FROM device WHERE eui = ?", (eui,)).fetchone()[0]
+
+    # -- 11.3 Activate Firmware -------------------------------------------------------------------
+
+    def _activate_precommand(self, conn, request: messages.Incoming, now: datetime) -> Decision:  # noqa: ANN001
+        precommand = self.critical.issue(conn, request, now)
+        return Decision(
+            "I0", "CS06 pre-command issued", messages.ResponseBody(precommand=precommand)
+        )
+
+    def _activate_signed(self, conn, request: messages.Incoming, now: datetime) -> Decision:  # noqa: ANN001
+        try:
+            counter, command = self.critical.accept_signed(conn, request, now)
+        except AuthorisationError as exc:
+            raise Refusal(exc.code, exc.reason, request) from exc
+        return self._send(conn, request, now, counter, command, "signed CS06 sent with the ACB MAC")
+
+    # -- events from the hub --------------------------------------------------------------------
+
+    def device_message(self, eui: bytes, gbcs: bytes) -> None:
+        """A response or alert from a device: turn it into DUIS, route it, store it durably."""
+        now = self.clock()
+        at = timestamp(now)
+        device = eui_hex(eui)
+        with self._lock:
+            try:
+                incoming = self.critical.read_device_message(gbcs)
+            except BenchError as exc:
+                with self.store.transaction() as conn:
+                    audit.record(conn, at, "event", f"undecodable message from {device}: {exc}", device=device)
+                return
+            with self.store.transaction() as conn:
+                if incoming.is_response:
+                    self._route_response(conn, device, incoming, gbcs, now)
+                else:
+                    self._route_alert(conn, device, incoming, gbcs, now)
+
+    def _route_response(self, conn, device: str, incoming, gbcs: bytes, now: datetime) -> None:  # noqa: ANN001
+        at = timestamp(now)
+        row = conn.execute(
+            "SELECT originator, request_id, service_reference FROM command WHERE device = ? AND counter = ?",
+            (device, f"{incoming.counter:020d}"),
+        ).fetchone()
+        if row is None:
+            audit.record(conn, at, "event", f"response from {device} to no command (counter {incoming.counter})",
+                         device=device)
+            return
+        requester, request_id, sr = row
+        conn.execute("UPDATE command SET answered_at = ? WHERE device = ? AND counter = ?",
+                     (at, device, f"{incoming.counter:020d}"))
+        xml = self.signer.device_response(request_id, sr, gbcs, now)
+        deliver(conn, requester, at, "response", "I0", xml, device, request_id)
+        if incoming.firmware_version is not None:
+            column = "last_read" if sr == "11.2" else "active"
+            conn.execute(
+                f"INSERT INTO device_state (eui, {column}_version, {column}_at) VALUES (?,?,?)"
+                f" ON CONFLICT(eui) DO UPDATE SET {column}_version = excluded.{column}_version,"
+                f" {column}_at = excluded.{column}_at",
+                (device, incoming.firmware_version, at),
+            )
+        audit.record(conn, at, "event", f"response to {request_id} delivered to {requester}",
+                     request_id=request_id, device=device, service_reference=sr, response_code="I0")
+
+    def _route_alert(self, conn, device: str, incoming, gbcs: bytes, now: datetime) -> None:  # noqa: ANN001
+        at = timestamp(now)
+        code = f"{incoming.alert_code:04X}"
+        recipients = alert_recipients(conn, device, code, at)
+        xml = self.signer.device_alert(incoming.alert_code, gbcs, now)
+        for party in recipients:
+            deliver(conn, party, at, "device-alert", code, xml, device)
+        conn.execute("INSERT INTO device_alert (device, code, name, at) VALUES (?,?,?,?)",
+                     (device, code, incoming.alert_name, at))
+        if code in ("8F72", "8F1C"):
+            status = "verified" if code == "8F72" else "verification-failed"
+            conn.execute(
+                "UPDATE distribution SET status = ?, status_at = ? WHERE rowid = (SELECT rowid FROM"
+                " distribution WHERE device = ? ORDER BY at DESC, rowid DESC LIMIT 1)",
+                (status, at, device),
+            )
+        audit.record(conn, at, "event", f"alert {code} {incoming.alert_name} to {', '.join(recipients) or 'nobody'}",
+                     device=device, response_code=code)
+
+    def delivery_status(self, eui: bytes, request_id: str, success: bool) -> None:
+        """The hub finished (or gave up) delivering an image: N60/N61 to requester and Supplier."""
+        now = self.clock()
+        at = timestamp(now)
+        device = eui_hex(eui)
+        code = DELIVERY_SUCCESS if success else DELIVERY_FAILURE
+        with self._lock, self.store.transaction() as conn:
+            row = conn.execute(
+                "SELECT version FROM distribution WHERE request_id = ? AND device = ?", (request_id, device)
+            ).fetchone()
+            version = row[0] if row else ""
+            conn.execute(
+                "UPDATE distribution SET status = ?, status_at = ? WHERE request_id = ? AND device = ?"
+                " AND status = 'distributing'",
+                ("delivered" if success else "delivery-failed", at, request_id, device),
+            )
+            recipients = alert_recipients(conn, device, code, at, request_id)
+            xml = self.signer.delivery_status(code, request_id, device, version, success, now)
+            for party in recipients:
+                deliver(conn, party, at, "dcc-alert", code, xml, device, request_id)
+            audit.record(conn, at, "event", f"{code} delivery {'success' if success else 'failure'}"
+                         f" to {', '.join(recipients) or 'nobody'}", request_id=request_id,
+                         device=device, response_code=code)
+
+
+def _reason(code: str | None, sr: str, party, known, supplier: str | None) -> str:  # noqa: ANN001
+    if code is None:
+        return "authorised"
+    if code == "E19":
+        return "device not in the registry"
+    device_type, generation, status, _mpxn = known
+    if code == "E5":
+        return f"device status {status}"
+    role = user_role_for(party.org_role, device_type)
+    if code == "E11":
+        return f"SR {sr} not applicable to a {generation} {device_type} for role {role}"
+    if role == "RSA":
+        return (f"RSA {party.name} not appointed now by the registered Supplier "
+                f"{supplier or '(none registered)'}")
+    return f"{party.name} is not the registered Supplier ({supplier or 'none registered'})"
+
+
+def duis_eui(hex_eui: str) -> str:
+    return eui_duis(bytes.fromhex(hex_eui))
