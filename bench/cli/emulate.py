@@ -1,0 +1,83 @@
+"""`bench emulate`: run one emulated ESME/GSME on a serial URL or a fresh pseudo-terminal."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from bench.codec.eui import parse_eui
+from bench.meter.faults import FAULTS
+
+
+@click.command()
+@click.option("--device", type=click.Choice(["esme", "gsme"]), required=True, help="Meter type.")
+@click.option("--eui", required=True, help="Device EUI-64 (must be in the identity PKI).")
+@click.option("--identity", "identity", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="PKI directory holding the device keys and the trust anchors' certificates.")
+@click.option("--state", "state", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="State directory (created on first start; survives restarts and power cuts).")
+@click.option("--port", help="Any pyserial URL: /dev/serial0, /dev/ttyUSB0, socket://host:port, rfc2217://...")
+@click.option("--pty", is_flag=True, help='Open a pseudo-terminal; prints {"port": "/dev/pts/N"} first.')
+@click.option("--baud", type=click.IntRange(min=300), help="Pace every write to this line rate (8N1).")
+@click.option("--fault", "faults", multiple=True, type=click.Choice(sorted(FAULTS)),
+              help="Misbehave on purpose (repeatable).")
+@click.option("--supplier", help="Supplier for the trust anchor (name or EUI) on first start.")
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=5.0, show_default=True,
+              help="GSME: seconds between wake-ups.")
+@click.option("--wake-window", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="GSME: seconds it listens after each wake-up.")
+@click.option("--query-interval", type=click.FloatRange(min=0.05),
+              help="ESME: send Query Next Image every S seconds when idle (default: on Image Notify only).")
+@click.option("--max-data-size", type=click.IntRange(min=1, max=255), default=48, show_default=True,
+              help="Maximum data size asked for in each Image Block Request.")
+@click.option("--retry-timeout", type=click.FloatRange(min=0.01), default=0.5, show_default=True,
+              help="Seconds before an unanswered OTA request is repeated.")
+@click.option("--clock-offset", type=float, default=0.0, show_default=True,
+              help="Seconds added to the host clock to make the meter's clock.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
+def emulate(device: str, eui: str, identity: Path, state: Path, port: str | None, pty: bool,
+            baud: int | None, faults: tuple[str, ...], supplier: str | None, poll_interval: float,
+            wake_window: float, query_interval: float | None, max_data_size: int,
+            retry_timeout: float, clock_offset: float, log_level: str) -> None:
+    """Run one emulated meter until SIGTERM: OTA download without activation, CS06, alerts."""
+    from bench.link import SerialLink, open_pty_pair
+    from bench.meter.emulator import Emulator, MeterConfig
+
+    if bool(port) == pty:
+        raise click.UsageError("give exactly one of --port URL or --pty")
+    eui_bytes = parse_eui(eui)
+    logging.basicConfig(
+        level=log_level.upper(), stream=sys.stderr,
+        format=f"%(asctime)s {eui_bytes.hex().upper()} %(name)s %(levelname)s %(message)s",
+    )
+    config = MeterConfig(
+        device=device, eui=eui_bytes, identity=identity, state=state, supplier=supplier,
+        faults=frozenset(faults), max_data_size=max_data_size, poll_interval=poll_interval,
+        wake_window=wake_window, query_interval=query_interval, retry_timeout=retry_timeout,
+        clock_offset=clock_offset,
+    )
+    pair = None
+    if pty:
+        pair = open_pty_pair()
+        link = pair.master_link(baud)
+    else:
+        link = SerialLink(port, baud)
+    stop = threading.Event()
+    try:
+        emulator = Emulator(config, link)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        if pair is not None:
+            click.echo(json.dumps({"port": pair.port}))
+            sys.stdout.flush()
+        emulator.run(stop)
+    finally:
+        link.close()
+        if pair is not None:
+            pair.close()

@@ -1,0 +1,232 @@
+"""One emulated ESME or GSME: its identity, state directory and event loop over a Link.
+
+A single thread does everything, in the order a meter's firmware would: receive a frame (or time
+out), hand it to the OTA client or the GBCS handler, run whatever timer is due. A GSME is sleepy:
+it listens only for `wake_window` seconds every `poll_interval` seconds; what arrives while it
+sleeps is read off the link and thrown away, as a radio that is off would never have heard it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.codec import han
+from bench.codec.eui import eui_hex
+from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, segment
+from bench.crypto.smki import Pki
+from bench.errors import BenchError, ConfigError, LinkError
+from bench.link.base import Link
+from bench.meter.alerts import MeterAlerts
+from bench.meter.faults import check_faults
+from bench.meter.gbcs_handler import GbcsHandler
+from bench.meter.ota_client import OtaClient, OtaSettings
+from bench.meter.slots import ImageSlots, factory_slot
+from bench.meter.state import MeterState, MeterStore
+from bench.meter.trust_anchors import TrustAnchors
+
+log = logging.getLogger("bench.meter")
+
+MANUFACTURER_CODE = 0x121D
+IMAGE_TYPES = {"esme": 0x0000, "gsme": 0x0001}
+HARDWARE_VERSION = 0x1111
+HUB_EUI = bytes.fromhex("00DB1234567890A2")  # the CHF of the default rig
+HUB_NODE = han.HanNode(HUB_EUI, 0x0000)
+TUNNEL_ID = 0x0001
+DEFAULT_SUPPLIER = "supplier-a"
+_IDLE_TICK = 0.2  # longest wait without checking for a stop request
+
+
+@dataclass
+class MeterConfig:
+    device: str  # "esme" or "gsme"
+    eui: bytes
+    identity: Path
+    state: Path
+    supplier: str | None = None  # name or EUI; default: the PKI index, else supplier-a
+    faults: frozenset[str] = field(default_factory=frozenset)
+    max_data_size: int = 48
+    poll_interval: float = 5.0  # GSME: seconds between wake-ups
+    wake_window: float = 1.0  # GSME: seconds awake each time
+    query_interval: float | None = None  # ESME: unsolicited Query Next Image period
+    retry_timeout: float = 0.5
+    clock_offset: float = 0.0  # seconds added to the host clock to make the meter's clock
+
+    @property
+    def sleepy(self) -> bool:
+        return self.device == "gsme"
+
+
+def tunnel_pieces(message: bytes, limit: int = han.MAX_TUNNEL_MESSAGE) -> list[bytes]:
+    """The message whole, or GBT blocks whose routing header and data together fit `limit`."""
+    if len(message) <= limit:
+        return [message]
+    size = limit
+    while size > 0:
+        blocks = segment(message, size)
+        longest = max(len(block) for block in blocks)
+        if longest <= limit:
+            return blocks
+        size -= longest - limit
+    raise ConfigError(f"a GBT block cannot fit {limit} bytes")
+
+
+def _default_supplier(identity: Path, eui: bytes) -> str:
+    """The device's Supplier as the PKI index records it (`supplier = ...`), else supplier-a."""
+    try:
+        index = tomllib.loads((identity / "pki.toml").read_text())
+        entry = index.get("devices", {}).get(eui_hex(eui), {})
+        return str(entry.get("supplier", DEFAULT_SUPPLIER))
+    except (OSError, tomllib.TOMLDecodeError):
+        return DEFAULT_SUPPLIER
+
+
+class Emulator:
+    def __init__(self, config: MeterConfig, link: Link) -> None:
+        if config.device not in IMAGE_TYPES:
+            raise ConfigError(f"device must be esme or gsme, not {config.device!r}")
+        self.config = config
+        self.faults = check_faults(tuple(config.faults))
+        self.link = link
+        pki = Pki.load(config.identity)
+        self.identity = pki.device(config.eui)
+        if self.identity.device_type.lower() != config.device:
+            raise ConfigError(f"{eui_hex(config.eui)} is a {self.identity.device_type} in the PKI, not a {config.device.upper()}")
+        self.store = MeterStore(config.state)
+        image_type = IMAGE_TYPES[config.device]
+        if self.store.exists():
+            self.state = self.store.load()
+            if self.state.eui != eui_hex(config.eui) or self.state.device_type != config.device:
+                raise ConfigError(f"{config.state} belongs to {self.state.device_type} {self.state.eui}")
+            self.anchors = TrustAnchors.load(self.store)
+        else:  # first power-on: personalise from the PKI, then record that it happened
+            supplier = config.supplier or _default_supplier(config.identity, config.eui)
+            self.anchors = TrustAnchors.from_pki(pki, supplier)
+            self.anchors.save(self.store)
+            self.state = MeterState(config.device, eui_hex(config.eui), factory_slot(MANUFACTURER_CODE, image_type))
+            self.store.save(self.state)
+        self.slots = ImageSlots(self.store, self.state)
+        self.slots.collect_garbage()
+        self.node = han.HanNode(config.eui, int.from_bytes(config.eui[-2:], "big"))
+        self.hub = HUB_NODE
+        self._seq = 0
+        self._reassembler = GbtReassembler()
+        self.frames_in = 0
+        self.frames_bad = 0
+        self.frames_lost_asleep = 0
+        self.alerts = MeterAlerts(config.device, self.identity, self.anchors.supplier.eui, self.store,
+                                  self.state, self.send_gbcs, self.clock)
+        settings = OtaSettings(MANUFACTURER_CODE, image_type, HARDWARE_VERSION, config.max_data_size,
+                               config.retry_timeout, config.query_interval)
+        self.ota = OtaClient(settings, config.eui, self.store, self.slots, self.anchors, self.alerts,
+                             self.send, self.faults)
+        self.gbcs = GbcsHandler(config.device, self.identity, self.anchors, self.store, self.slots,
+                                self.alerts, self.send_gbcs, self.clock, self.faults)
+
+    # -- clock and transmit ---------------------------------------------------------------------
+    def clock(self) -> datetime:
+        """The meter's own clock: the host's, offset as configured (tests move it)."""
+        return datetime.fromtimestamp(time.time() + self.config.clock_offset, UTC).replace(microsecond=0)
+
+    def send(self, command: han.ZclCommand) -> None:
+        frame = han.HanFrame(self.node, self.hub, self._seq, command)
+        self._seq = (self._seq + 1) & 0xFF
+        try:
+            self.link.send(han.encode_han_frame(frame))
+        except LinkError as exc:  # a radio transmits into the void; the protocol above retries
+            log.warning("frame lost on transmit: %s", exc)
+
+    def send_gbcs(self, message: bytes) -> None:
+        """One Transfer Data PUT, or GBT blocks when the message is longer than a frame holds."""
+        for piece in tunnel_pieces(message):
+            self.send(han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_PUT, piece, None, from_server=False))
+
+    def _tunnel_get(self) -> None:
+        self.send(han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_GET, b"", None, from_server=False))
+
+    # -- receive --------------------------------------------------------------------------------
+    def _receive(self, data: bytes, now: float) -> None:
+        try:
+            frame = han.decode_han_frame(data)
+        except BenchError:
+            self.frames_bad += 1
+            return
+        if frame.dst.eui is not None and frame.dst.eui != self.config.eui:
+            return
+        if frame.dst.eui is None and frame.dst.short not in (self.node.short, 0xFFFF):
+            return
+        self.frames_in += 1
+        if frame.src.eui is not None:
+            self.hub = frame.src
+        command = frame.command
+        if isinstance(command, han.TunnelTransferData):
+            self._on_tunnel(command)
+        else:
+            self.ota.on_command(command, now)
+
+    def _on_tunnel(self, transfer: han.TunnelTransferData) -> None:
+        if transfer.gbcs_command not in (han.TUNNEL_PUT, han.TUNNEL_GET_RESPONSE):
+            return
+        message = bytes(transfer.message)
+        if is_gbt_block(message):
+            message = self._reassemble(message)
+        if message:
+            self.gbcs.handle(message)
+        if transfer.gbcs_command == han.TUNNEL_GET_RESPONSE and transfer.remaining:
+            self._tunnel_get()
+
+    def _reassemble(self, block: bytes) -> bytes:
+        try:
+            return self._reassembler.feed(block) or b""
+        except BenchError as exc:
+            log.warning("GBT block dropped: %s", exc)
+            return b""
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _timeout(self, now: float, *deadlines: float | None) -> float:
+        wait = _IDLE_TICK
+        for deadline in deadlines:
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+        scheduled = self.gbcs.next_deadline
+        if scheduled is not None:
+            wait = min(wait, scheduled - (time.time() + self.config.clock_offset))
+        return max(0.0, wait)
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until `stop` is set; state is checkpointed on the way out."""
+        log.info("%s %s running version %#010x", self.config.device.upper(), eui_hex(self.config.eui),
+                 self.state.active.file_version)
+        now = time.monotonic()
+        self.ota.start(now)
+        awake_until = now
+        next_wake = now
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if self.config.sleepy and now >= next_wake:
+                    awake_until = now + self.config.wake_window
+                    next_wake = now + self.config.poll_interval
+                    self._tunnel_get()
+                    self.ota.wake(now)
+                awake = not self.config.sleepy or now < awake_until
+                if awake:
+                    self.ota.poll(now)
+                self.gbcs.poll()
+                now = time.monotonic()
+                if awake:
+                    limit = awake_until if self.config.sleepy else None
+                    data = self.link.recv(self._timeout(now, self.ota.next_deadline, limit))
+                    if data is not None:
+                        self._receive(data, time.monotonic())
+                else:
+                    data = self.link.recv(self._timeout(now, next_wake))
+                    if data is not None:
+                        self.frames_lost_asleep += 1
+        finally:
+            self.ota.close()

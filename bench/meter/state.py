@@ -1,0 +1,181 @@
+"""The meter's non-volatile memory: one JSON document and a few image files in a state directory.
+
+Every change of the document is atomic (write a temp file, fsync it, rename it over the old one,
+fsync the directory), so a power cut leaves either the old or the new document, never a mix.
+Image bytes being downloaded are appended to `download.part` without rewriting it; the offset in
+the document only advances after the part file has been fsynced up to it, so on restart the part
+file is cut back to the recorded offset and the download resumes from there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import ConfigError
+
+STATE_FILE = "state.json"
+PART_FILE = "download.part"
+FORMAT = 1
+
+# ZCL OTA client attribute 0x0006 ImageUpgradeStatus
+UPGRADE_NORMAL = 0
+UPGRADE_DOWNLOAD_IN_PROGRESS = 1
+UPGRADE_DOWNLOAD_COMPLETE = 2
+UPGRADE_WAITING_TO_UPGRADE = 3
+
+
+@dataclass
+class SlotRecord:
+    """One image the meter holds: what it is and where its bytes are (None = built-in)."""
+
+    file_version: int
+    manufacturer_code: int
+    image_type: int
+    sha256: str  # hex SHA-256 of the manufacturer image: the CS06 FirmwareHash
+    file: str | None = None
+
+
+@dataclass
+class DownloadProgress:
+    """The image being downloaded and how many of its bytes are safely in `download.part`."""
+
+    manufacturer_code: int
+    image_type: int
+    file_version: int
+    image_size: int
+    offset: int = 0
+
+
+@dataclass
+class ScheduledActivation:
+    """An accepted future-dated CS06 waiting for its time on the meter's clock."""
+
+    firmware_hash: str
+    execution_time: float  # POSIX seconds on the meter's clock
+    originator: str
+    originator_counter: int
+
+
+@dataclass
+class MeterState:
+    device_type: str
+    eui: str
+    active: SlotRecord
+    pending: SlotRecord | None = None
+    download: DownloadProgress | None = None
+    upgrade_status: int = UPGRADE_NORMAL
+    # last originator counter accepted from each remote party (EUI hex -> counter)
+    counters: dict[str, int] = field(default_factory=dict)
+    # the meter's own originator counter for the alerts it raises
+    alert_counter: int = 0
+    scheduled: ScheduledActivation | None = None
+    format: int = FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MeterState:
+        def opt(kind: type, value: Any) -> Any:
+            return None if value is None else kind(**value)
+
+        return cls(
+            device_type=data["device_type"],
+            eui=data["eui"],
+            active=SlotRecord(**data["active"]),
+            pending=opt(SlotRecord, data.get("pending")),
+            download=opt(DownloadProgress, data.get("download")),
+            upgrade_status=int(data.get("upgrade_status", UPGRADE_NORMAL)),
+            counters={k: int(v) for k, v in data.get("counters", {}).items()},
+            alert_counter=int(data.get("alert_counter", 0)),
+            scheduled=opt(ScheduledActivation, data.get("scheduled")),
+            format=int(data.get("format", FORMAT)),
+        )
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or unlink in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash leaves the old or the new content."""
+    temp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, path)
+    fsync_directory(path.parent)
+
+
+class MeterStore:
+    """The state directory of one emulated meter."""
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / STATE_FILE
+        self.part_path = self.directory / PART_FILE
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def load(self) -> MeterState:
+        try:
+            return MeterState.from_json(json.loads(self.path.read_bytes()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{self.path}: unreadable meter state ({exc})") from None
+
+    def save(self, state: MeterState) -> None:
+        write_atomic(self.path, json.dumps(state.to_json(), indent=1, sort_keys=True).encode())
+
+    def image_path(self, name: str) -> Path:
+        return self.directory / name
+
+
+class PartFile:
+    """Append-only bytes of the download in progress; `sync()` before recording a new offset."""
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if os.fstat(self._fd).st_size < offset:  # lost with a rename the state never recorded
+            offset = 0
+        os.ftruncate(self._fd, offset)  # bytes past the recorded offset were never acknowledged
+        os.lseek(self._fd, offset, os.SEEK_SET)
+        self.length = offset
+        self.synced = offset
+
+    def append(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+        self.length += len(data)
+
+    def sync(self) -> int:
+        """fsync the appended bytes; returns the length now safe to record."""
+        if self.synced != self.length:
+            os.fsync(self._fd)
+            self.synced = self.length
+        return self.synced
+
+    def read_all(self) -> bytes:
+        return self.path.read_bytes()[: self.length]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)

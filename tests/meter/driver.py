@@ -1,0 +1,174 @@
+"""A small test-side hub: serves one image to one meter and carries GBCS through the tunnel.
+
+Written against the wire contract only (bench.link + bench.codec.han), so the meter tests do not
+depend on bench.hub; every reply can be bent (WAIT_FOR_DATA, upgrade time, block cap) to probe
+the meter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bench.codec import han
+from bench.codec.gbcs.apdu import GbcsMessage, decode_message
+from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block
+from bench.codec.ota_file import parse_ota_header
+from bench.errors import BenchError, LinkError
+from bench.link.base import Link
+from bench.meter.emulator import HUB_NODE, tunnel_pieces
+
+TUNNEL_ID = 0x0001
+
+
+@dataclass
+class Served:
+    """What the driver saw of one meter."""
+
+    block_requests: list[han.ImageBlockRequest] = field(default_factory=list)
+    queries: list[han.QueryNextImageRequest] = field(default_factory=list)
+    end_requests: list[han.UpgradeEndRequest] = field(default_factory=list)
+    messages: list[GbcsMessage] = field(default_factory=list)
+    tunnel_gets: int = 0
+
+
+class MeterDriver:
+    def __init__(self, link: Link, meter_eui: bytes, *, sleepy: bool = False,
+                 block_cap: int = han.MAX_BLOCK_DATA, upgrade_time: int = han.UPGRADE_TIME_WAIT_FOR_COMMAND) -> None:
+        self.link = link
+        self.meter = han.HanNode(meter_eui, int.from_bytes(meter_eui[-2:], "big"))
+        self.sleepy = sleepy
+        self.block_cap = block_cap
+        self.upgrade_time = upgrade_time
+        self.image: bytes | None = None
+        self.wait_for_data: Callable[[han.ImageBlockRequest], han.ImageBlockWait | None] | None = None
+        self.seen = Served()
+        self._outbox: list[bytes] = []
+        self._seq = 0
+        self._gbt = GbtReassembler()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    # -- control ------------------------------------------------------------------------------
+    def offer(self, image: bytes, notify: bool = True) -> None:
+        self.image = image
+        if notify:
+            header = parse_ota_header(image)
+            self._send(han.ImageNotify(0x03, 100, header.manufacturer_code, header.image_type, header.file_version))
+
+    def send_gbcs(self, message: bytes) -> None:
+        pieces = tunnel_pieces(message)
+        if self.sleepy:
+            with self._cond:
+                self._outbox.extend(pieces)
+            return
+        for piece in pieces:
+            self._send(han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_PUT, piece, None, from_server=True))
+
+    def wait_for(self, predicate: Callable[[Served], object], timeout: float = 10.0) -> object:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                result = predicate(self.seen)
+                if result:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"timed out after {timeout}s; saw {self.summary()}")
+                self._cond.wait(min(remaining, 0.1))
+
+    def messages(self, message_code: int | None = None) -> list[GbcsMessage]:
+        with self._cond:
+            return [m for m in self.seen.messages if message_code is None or m.message_code == message_code]
+
+    def summary(self) -> str:
+        s = self.seen
+        return (f"{len(s.queries)} queries, {len(s.block_requests)} block requests, end {s.end_requests}, "
+                f"messages {[hex(m.message_code) for m in s.messages]}, {s.tunnel_gets} GETs")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.link.close()
+
+    # -- loop ---------------------------------------------------------------------------------
+    def _send(self, command: han.ZclCommand) -> None:
+        self._seq = (self._seq + 1) & 0xFF
+        with contextlib.suppress(LinkError):
+            self.link.send(han.encode_han_frame(han.HanFrame(HUB_NODE, self.meter, self._seq, command)))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.link.recv(0.05)
+            except LinkError:
+                return
+            if data is None:
+                continue
+            try:
+                frame = han.decode_han_frame(data)
+            except BenchError:
+                continue
+            reply = self._handle(frame.command)
+            if reply is not None:
+                self._send(reply)
+            with self._cond:
+                self._cond.notify_all()
+
+    def _handle(self, command: han.ZclCommand) -> han.ZclCommand | None:
+        image = self.image
+        if isinstance(command, han.QueryNextImageRequest):
+            self.seen.queries.append(command)
+            if image is None:
+                return han.QueryNextImageResponse(han.NO_IMAGE_AVAILABLE)
+            header = parse_ota_header(image)
+            return han.QueryNextImageResponse(han.SUCCESS, header.manufacturer_code, header.image_type,
+                                              header.file_version, len(image))
+        if isinstance(command, han.ImageBlockRequest):
+            self.seen.block_requests.append(command)
+            if image is None:
+                return han.ImageBlockResponse(han.ABORT)
+            if self.wait_for_data is not None:
+                wait = self.wait_for_data(command)
+                if wait is not None:
+                    return wait
+            size = min(command.max_data_size, self.block_cap)
+            data = image[command.file_offset : command.file_offset + size]
+            return han.ImageBlockResponse(han.SUCCESS, command.manufacturer_code, command.image_type,
+                                          command.file_version, command.file_offset, data)
+        if isinstance(command, han.UpgradeEndRequest):
+            self.seen.end_requests.append(command)
+            now = int(time.time())
+            return han.UpgradeEndResponse(command.manufacturer_code, command.image_type,
+                                          command.file_version, now, self.upgrade_time)
+        if isinstance(command, han.TunnelTransferData):
+            if command.gbcs_command == han.TUNNEL_GET:
+                self.seen.tunnel_gets += 1
+                with self._cond:
+                    message = self._outbox.pop(0) if self._outbox else b""
+                    remaining = len(self._outbox)
+                return han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_GET_RESPONSE, message, remaining, from_server=True)
+            if command.gbcs_command == han.TUNNEL_PUT and command.message:
+                self._receive(bytes(command.message))
+        return None
+
+    def _receive(self, message: bytes) -> None:
+        if is_gbt_block(message):
+            try:
+                whole = self._gbt.feed(message)
+            except BenchError:
+                return
+            if whole is None:
+                return
+            message = whole
+        try:
+            decoded = decode_message(message)
+        except BenchError:
+            return
+        with self._cond:
+            self.seen.messages.append(decoded)
