@@ -1,0 +1,215 @@
+"""`bench duis`: read, validate, sign and verify DUIS XML documents."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bench.errors import ConfigError, SecurityError
+
+DEFAULT_PKI = Path("fixtures/pki")
+
+
+def _read(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+
+
+def _write(path: str, data: bytes) -> None:
+    if path == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+
+
+def _load_pem_cert(path: Path):
+    from cryptography import x509
+
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable PEM certificate ({exc})") from None
+
+
+def _load_pem_key(path: Path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a readable PEM private key ({exc})") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"{path}: not an EC private key")
+    return key
+
+
+def document_summary(xml: bytes) -> dict[str, Any]:
+    """Header and body fields of a request, response or alert (what `parse` prints)."""
+    from bench.codec.duis import safe_xml
+    from bench.codec.duis.requests import parse_request, request_summary
+    from bench.codec.duis.responses import parse_response, response_summary
+
+    root = safe_xml.parse_document(xml)
+    if root.tag == safe_xml.sr("Request"):
+        summary = request_summary(parse_request(root))
+    else:
+        summary = response_summary(parse_response(root))
+    summary["signed"] = root.find(f"{{{safe_xml.DS_NS}}}Signature") is not None
+    return summary
+
+
+def _print_text(data: dict[str, Any], indent: str = "") -> None:
+    for key, value in data.items():
+        if isinstance(value, dict):
+            click.echo(f"{indent}{key}:")
+            _print_text(value, indent + "  ")
+        elif isinstance(value, list) and len(value) > 8:
+            click.echo(
+                f"{indent}{key}: {', '.join(map(str, value[:8]))}, ... ({len(value)} in all)"
+            )
+        elif isinstance(value, list):
+            click.echo(f"{indent}{key}: {', '.join(map(str, value))}")
+        else:
+            click.echo(f"{indent}{key}: {value}")
+
+
+@click.group()
+def duis() -> None:
+    """Read, validate, sign and verify DUIS XML (Schema V5.4)."""
+
+
+@duis.command()
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def parse(file: str, as_json: bool) -> None:
+    """Decode a DUIS request, response or alert (FILE or - for stdin).
+
+    Firmware images are shown as size and SHA-256, never as base64.
+    """
+    summary = document_summary(_read(file))
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        _print_text(summary)
+
+
+@duis.command()
+@click.argument("file")
+def validate(file: str) -> None:
+    """Validate FILE against DUIS Schema V5.4 (exit 2 with the first violation)."""
+    from bench.codec.duis.safe_xml import validate_document
+
+    validate_document(_read(file))
+    click.echo("valid")
+
+
+def _signing_identity(key: Path | None, cert: Path | None, party: str | None, pki_dir: Path):
+    if party is not None:
+        if key is not None or cert is not None:
+            raise click.BadParameter("use either --as or --key/--cert", param_hint="--as")
+        from bench.crypto.smki import Pki
+
+        identity = Pki.load(pki_dir).party(party)
+        return identity.ds_key, identity.ds_cert
+    if key is None or cert is None:
+        raise click.BadParameter("give --key and --cert, or --as PARTY", param_hint="--key/--cert")
+    return _load_pem_key(key), _load_pem_cert(cert)
+
+
+@duis.command()
+@click.argument("file")
+@click.option(
+    "--key", type=click.Path(path_type=Path, dir_okay=False), help="Signer's DS private key (PEM)."
+)
+@click.option(
+    "--cert", type=click.Path(path_type=Path, dir_okay=False), help="Signer's DS certificate (PEM)."
+)
+@click.option("--as", "party", metavar="PARTY", help="Sign as a party of the PKI (name or EUI).")
+@click.option(
+    "--pki",
+    "pki_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_PKI,
+    show_default=True,
+    help="PKI directory for --as.",
+)
+@click.option(
+    "-o", "--output", default="-", show_default=True, help="Where to write the signed XML."
+)
+def sign(
+    file: str, key: Path | None, cert: Path | None, party: str | None, pki_dir: Path, output: str
+) -> None:
+    """Sign a DUIS document with XML-DSig as DUIS does (enveloped, ecdsa-sha256)."""
+    from bench.crypto.xmldsig import sign_document
+
+    private_key, certificate = _signing_identity(key, cert, party, pki_dir)
+    _write(output, sign_document(_read(file), private_key, certificate))
+
+
+@duis.command()
+@click.argument("file")
+@click.option(
+    "--ca", type=click.Path(path_type=Path, dir_okay=False), help="Trusted CA certificate (PEM)."
+)
+@click.option(
+    "--cert",
+    "certs",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Candidate signer certificate (PEM) for --ca; repeatable.",
+)
+@click.option(
+    "--pki",
+    "pki_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help=f"Trust this PKI directory's CA and certificates (default {DEFAULT_PKI}).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def verify(
+    file: str, ca: Path | None, certs: tuple[Path, ...], pki_dir: Path | None, as_json: bool
+) -> None:
+    """Verify a signed DUIS document; exit 2 when the signature is not valid."""
+    from bench.crypto.smki import Pki, eui_of, role_of
+    from bench.crypto.xmldsig import verify_document
+
+    candidates = tuple(_load_pem_cert(path) for path in certs)
+    if ca is not None and pki_dir is not None:
+        raise click.BadParameter("use either --ca or --pki", param_hint="--ca/--pki")
+    trusted = _load_pem_cert(ca) if ca is not None else Pki.load(pki_dir or DEFAULT_PKI)
+    try:
+        result = verify_document(_read(file), trusted, certificates=candidates)
+    except SecurityError as exc:
+        raise SecurityError(f"signature not valid: {exc}") from None
+    cert = result.signer_cert
+    names = [attr.value for attr in cert.subject if attr.oid.dotted_string == "2.5.4.3"]
+    report = {
+        "valid": True,
+        "signer": names[0] if names else None,
+        "signer_eui": eui_of(cert).hex().upper(),
+        "signer_role": role_of(cert),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial_number": str(cert.serial_number),
+        "not_valid_before": cert.not_valid_before_utc.isoformat(),
+        "not_valid_after": cert.not_valid_after_utc.isoformat(),
+    }
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        click.echo(
+            f"valid: signed by {report['signer'] or report['signer_eui']} "
+            f"({report['signer_role']}, EUI {report['signer_eui']}), certificate serial "
+            f"{report['serial_number']} valid {report['not_valid_before']} to {report['not_valid_after']}"
+        )
