@@ -14,10 +14,10 @@ import subprocess
 import pytest
 
 from bench.codec import han
+from bench.codec.gbcs.gbt import segment
 from bench.codec.pcap import PcapWriter
 
 from .conftest import ESME, EVERY_COMMAND, GSME, HUB, gbcs_message
-from .gbt_blocks import gbt_blocks
 
 TSHARK = shutil.which("tshark")
 pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
@@ -51,7 +51,7 @@ def tunnel_frames(src, dst, message: bytes, first_seq: int) -> list[han.HanFrame
     if len(message) <= han.MAX_TUNNEL_MESSAGE:
         parts = [message]
     else:
-        parts = gbt_blocks(message, han.MAX_TUNNEL_MESSAGE - 47)
+        parts = segment(message, han.MAX_TUNNEL_MESSAGE - 47)
     return [han.HanFrame(src, dst, first_seq + i, han.TunnelTransferData(1, han.TUNNEL_PUT, part))
             for i, part in enumerate(parts)]
 

@@ -1,0 +1,49 @@
+"""`bench capture`: decode a HAN capture (pcap, link type 195) into one JSON object per frame."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def capture() -> None:
+    """Read captures of HAN frames written by the hub (pcap, link type 195)."""
+
+
+@capture.command()
+@click.argument("pcap", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True,
+              help="One compact JSON object per frame per line (the default output is a summary line).")
+def decode(pcap: Path, as_json: bool) -> None:
+    """Decode every frame: addresses, OTA command and fields, tunnel command and GBCS header."""
+    from bench.codec.capture_decode import decode_capture, write_json_lines
+
+    if as_json:
+        write_json_lines(pcap, sys.stdout)
+        return
+    for record in decode_capture(pcap):
+        click.echo(summary(record))
+
+
+def summary(record: dict) -> str:
+    """One readable line per frame, like a packet list."""
+    head = f"{record['frame']:>6} {record['time']:.6f}"
+    if "error" in record:
+        return f"{head} undecodable: {record['error']}"
+    line = f"{head} {record['src'] or record['src_short']} -> {record['dst'] or record['dst_short']} {record['command']}"
+    if "ota" in record:
+        return f"{line} {json.dumps(record['ota'], separators=(',', ':'))}"
+    line += f" {record['tunnel']['command']}"
+    gbcs = record.get("gbcs")
+    if gbcs:
+        line += (f" cra={gbcs['cra_flag']} counter={gbcs['originator_counter']} "
+                 f"{gbcs['originator']}->{gbcs['recipient']} code=0x{gbcs['message_code']:04X}")
+        if "block_number" in gbcs:
+            line += f" block={gbcs['block_number']}{' last' if gbcs['last_block'] else ''}"
+    elif "message" in record:
+        line += f" {len(record['message']) // 2} bytes"
+    return line

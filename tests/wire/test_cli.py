@@ -1,0 +1,134 @@
+"""`bench image` and `bench capture` as real subprocesses: JSON output, signatures, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.codec import han
+from bench.codec.gbcs.gbt import segment
+from bench.codec.ota_file import parse_gb_image
+from bench.codec.pcap import PcapWriter
+
+from .conftest import ESME, EVERY_COMMAND, GSME, HUB
+
+ROOT = Path(__file__).resolve().parents[2]
+PKI = ROOT / "fixtures" / "pki" / "parties"
+
+
+def bench(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+
+
+def test_inspect_published_image_with_supplier_certificate(vectors):
+    result = bench("image", "inspect", vectors / "gfi_esme_ota_image_from_11.1_template.bin", "--json",
+                   "--verify-cert", vectors / "rtds_test_public_certs.pem")
+    assert result.returncode == 0, result.stderr
+    fields = json.loads(result.stdout)
+    assert fields["manufacturer_code"] == 0x121D
+    assert fields["image_type"] == 0
+    assert fields["file_version"] == 0xACDCACDC
+    assert (fields["min_hardware_version"], fields["max_hardware_version"]) == (0x1111, 0x1211)
+    assert fields["header_length"] == 60 and fields["manufacturer_image_size"] == 235
+    data = (vectors / "gfi_esme_ota_image_from_11.1_template.bin").read_bytes()
+    assert fields["manufacturer_image_sha256"] == parse_gb_image(data).manufacturer_image_sha256.hex()
+    assert fields["signature"] == data[-64:].hex().upper()
+    assert fields["signature_valid"] is True
+    assert "90b3d51f30010000" in fields["signer"]
+
+
+def test_build_every_option_then_inspect(tmp_path):
+    body = tmp_path / "firmware.bin"
+    body.write_bytes(bytes(range(256)) * 3)
+    out = tmp_path / "image.ota"
+    result = bench("image", "build", "--manufacturer-image", body, "--manufacturer-code", "0x121D",
+                   "--image-type", "1", "--file-version", "0x00020001", "--min-hw", "0x1111",
+                   "--max-hw", "4625", "--destination", "00-DB-12-34-56-78-90-A1",
+                   "--security-credential-version", "2", "--header-string", "gas 2.0.1",
+                   "--key", PKI / "supplier-a" / "ds.key", "-o", out)
+    assert result.returncode == 0, result.stderr
+    image = parse_gb_image(out.read_bytes())
+    assert image.manufacturer_image == body.read_bytes()
+    assert image.header.upgrade_file_destination == bytes.fromhex("00DB1234567890A1")
+    assert image.header.security_credential_version == 2
+    assert image.header.header_string == b"gas 2.0.1"
+    good = json.loads(bench("image", "inspect", out, "--json", "--verify-cert", PKI / "supplier-a" / "ds.pem").stdout)
+    assert good["signature_valid"] is True and good["image_type"] == 1 and good["max_hardware_version"] == 0x1211
+    other = json.loads(bench("image", "inspect", out, "--json", "--verify-cert", PKI / "rsa-1" / "ds.pem").stdout)
+    assert other["signature_valid"] is False and other["signer"] is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("image", "inspect", ROOT / "pyproject.toml"),
+        ("image", "build", "--manufacturer-image", ROOT / "pyproject.toml", "--manufacturer-code", "x",
+         "--image-type", "0", "--file-version", "1", "--key", PKI / "supplier-a" / "ds.key", "-o", "/dev/null"),
+        ("image", "build", "--manufacturer-image", ROOT / "pyproject.toml", "--manufacturer-code", "1",
+         "--image-type", "0", "--file-version", "1", "--min-hw", "1", "--key", PKI / "supplier-a" / "ds.key",
+         "-o", "/dev/null"),
+        ("image", "build", "--manufacturer-image", ROOT / "pyproject.toml", "--manufacturer-code", "0x10000",
+         "--image-type", "0", "--file-version", "1", "--key", PKI / "supplier-a" / "ds.key", "-o", "/dev/null"),
+        ("image", "build", "--manufacturer-image", ROOT / "pyproject.toml", "--manufacturer-code", "1",
+         "--image-type", "0", "--file-version", "1", "--key", PKI / "supplier-a" / "ds.pem", "-o", "/dev/null"),
+        ("capture", "decode", ROOT / "pyproject.toml"),
+    ],
+    ids=["not-an-image", "bad-number", "half-hw-range", "out-of-range", "cert-not-key", "not-a-pcap"],
+)
+def test_bad_input_is_one_line_and_exit_2(args):
+    result = bench(*args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    # bench errors are one line; click's own parameter errors end in one "Error:" line after usage
+    assert len(lines) == 1 or lines[-1].startswith("Error: Invalid value"), result.stderr
+
+
+def test_help_everywhere():
+    for args in (("image",), ("image", "inspect"), ("image", "build"), ("capture",), ("capture", "decode")):
+        result = bench(*args, "--help")
+        assert result.returncode == 0 and "Usage:" in result.stdout
+
+
+def test_capture_decode_json(tmp_path, vectors):
+    fdra = bytes.fromhex(next(v["hex"] for v in json.loads((vectors / "gbcs_firmware_vectors.json").read_text())["vectors"]
+                              if v["id"] == "FDRA_GSME_GBZ_8F72"))
+    frames = [han.HanFrame(s, d, i, c) for i, (_, s, d, c) in enumerate(EVERY_COMMAND)]
+    blocks = segment(fdra, han.MAX_TUNNEL_MESSAGE - 47)
+    frames += [han.HanFrame(GSME, HUB, 50 + i, han.TunnelTransferData(1, han.TUNNEL_PUT, b)) for i, b in enumerate(blocks)]
+    path = tmp_path / "capture.pcap"
+    with PcapWriter(path) as writer:
+        for i, frame in enumerate(frames):
+            writer.write(han.encode_han_frame(frame), 1_700_000_000.5 + i)
+        writer.write(b"\x01\x02\x03", 1_700_001_000.0)  # junk frame: reported, not fatal
+    result = bench("capture", "decode", path, "--json")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == len(frames) + 1
+    by_name = {name: records[i] for i, (name, *_) in enumerate(EVERY_COMMAND)}
+    request = by_name["image_block_request"]
+    assert request["frame"] == 7 and request["time"] == 1_700_000_006.5
+    assert (request["src"], request["dst"]) == (ESME.eui.hex().upper(), HUB.eui.hex().upper())
+    assert request["cluster"] == 0x0019 and request["command"] == "image_block_request"
+    assert request["ota"] == {"field_control": 0, "manufacturer_code": 0x121D, "image_type": 0,
+                              "file_version": 0xACDCACDC, "file_offset": 128, "max_data_size": 48}
+    assert by_name["image_block_response"]["ota"]["data"] == bytes(range(48)).hex().upper()
+    assert by_name["image_block_wait"]["ota"] == {"current_time": 1000, "request_time": 1060,
+                                                  "minimum_block_period": 500, "status": 0x97}
+    assert by_name["image_block_abort"]["ota"] == {"status": 0x95}
+    put = by_name["tunnel_put_from_meter"]
+    assert put["cluster"] == 0x0704 and put["tunnel"]["command"] == "PUT"
+    assert put["gbcs"]["message_code"] == 0x0059 and put["gbcs"]["originator"] == HUB.eui.hex().upper()
+    assert by_name["tunnel_get_response"]["tunnel"]["remaining"] == 2
+    last_block = records[len(frames) - 1]
+    assert last_block["gbcs"] == {"cra_flag": 3, "originator_counter": 3000, "originator": "00DB1234567890A1",
+                                  "recipient": "90B3D51F30010000", "message_code": 0x00CF,
+                                  "block_number": len(blocks), "last_block": True}
+    assert "error" in records[-1] and records[-1]["bytes"] == "010203"
+    text = bench("capture", "decode", path)
+    assert text.returncode == 0 and len(text.stdout.splitlines()) == len(records)
