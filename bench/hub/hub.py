@@ -215,10 +215,10 @@ class Hub:
         """Advertise `image` (a whole OTA file) to `eui`; one shared copy per distinct image."""
         port = self.port(eui)
         shared = self.images.share(image)
-        transfer, superseded = self.ota.offer(eui, shared, request_id)
+        transfer, superseded = self.ota.offer(eui, shared, request_id, self._report_transfer)
         if superseded is not None:
-            self._report_transfer(superseded)
-        self._report_transfer(transfer)
+            superseded.announce()
+        transfer.announce()
         if not port.sleepy and self._started:
             for _, notify in self.ota.notifications_due([eui]):
                 self._send(port, notify)
@@ -227,7 +227,7 @@ class Hub:
     def cancel_offer(self, eui: bytes) -> None:
         transfer = self.ota.cancel(eui)
         if transfer is not None:
-            self._report_transfer(transfer)
+            transfer.announce()
 
     def transfer(self, eui: bytes) -> Transfer | None:
         return self.ota.transfer(eui)
@@ -311,7 +311,7 @@ class Hub:
         if reply is not None:
             self._send(port, reply, han.seq)
         for transfer in changed:
-            self._report_transfer(transfer)
+            transfer.announce()
 
     def _deliver(self, eui: bytes, message: bytes) -> None:
         with self._inbox_changed:
@@ -325,10 +325,7 @@ class Hub:
 
     def _report_transfer(self, transfer: Transfer) -> None:
         if self.on_transfer is not None:
-            try:
-                self.on_transfer(transfer.eui, transfer)
-            except Exception:  # a faulty callback must not stop the link
-                log.exception("on_transfer callback failed")
+            self.on_transfer(transfer.eui, transfer)
 
     # -- housekeeping ---------------------------------------------------------------------------
 
@@ -341,4 +338,4 @@ class Hub:
                 if port is not None:
                     self._send(port, notify)
             for transfer in self.ota.check_stalls():
-                self._report_transfer(transfer)
+                transfer.announce()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.codec.han import (
@@ -106,10 +107,11 @@ class OtaServer:
 
     # -- offering -----------------------------------------------------------------------------
 
-    def offer(self, eui: bytes, image: SharedImage, request_id: str | None = None
+    def offer(self, eui: bytes, image: SharedImage, request_id: str | None = None,
+              observer: Callable[[Transfer], None] | None = None
               ) -> tuple[Transfer, Transfer | None]:
         """Offer `image` to `eui`; returns the new transfer and the one it superseded, if any."""
-        transfer = Transfer(eui, image, request_id)
+        transfer = Transfer(eui, image, request_id, observer)
         with self._lock:
             old = self._transfers.get(eui)
             self._transfers[eui] = transfer

@@ -7,12 +7,16 @@ snapshots through `progress()`.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from bench.hub.images import SharedImage
+
+log = logging.getLogger(__name__)
 
 
 class TransferState(StrEnum):
@@ -68,8 +72,10 @@ class TransferProgress:
 class Transfer:
     """One image offered to one meter."""
 
-    def __init__(self, eui: bytes, image: SharedImage, request_id: str | None = None) -> None:
+    def __init__(self, eui: bytes, image: SharedImage, request_id: str | None = None,
+                 observer: Callable[[Transfer], None] | None = None) -> None:
         self.eui = eui
+        self.observer = observer
         self.image = image
         self.request_id = request_id
         self.state = TransferState.OFFERED
@@ -89,6 +95,7 @@ class Transfer:
         self.holds_slot = False
         self.notified_at: float | None = None
         self.wait_until: float | None = None
+        self._announced = self.state
         self._changed = threading.Condition()
 
     @property
@@ -122,7 +129,11 @@ class Transfer:
             )
 
     def set_state(self, state: TransferState, reason: str | None = None) -> bool:
-        """Move to `state`; True if it changed (the caller then reports it)."""
+        """Move to `state`; True if it changed, and then the caller must `announce()` it.
+
+        Callers change state under their own locks and announce after releasing them, so an
+        observer may call back into the hub. Without an observer the change is announced here.
+        """
         with self._changed:
             if self.state is state:
                 return False
@@ -131,20 +142,34 @@ class Transfer:
                 self.reason = reason
             if state in (TransferState.COMPLETE, TransferState.FAILED):
                 self.finished_at = time.monotonic()
-            self._changed.notify_all()
+            if self.observer is None:
+                self._announced = state
+                self._changed.notify_all()
             return True
+
+    def announce(self) -> None:
+        """Tell the observer the current state, then wake `wait()`ers: they hear after it does."""
+        if self.observer is not None:
+            try:
+                self.observer(self)
+            except Exception:  # a faulty observer must not stop the link that reported
+                log.exception("transfer observer failed")
+        with self._changed:
+            self._announced = self.state
+            self._changed.notify_all()
 
     def wait(self, timeout: float | None = None, until: tuple[TransferState, ...] | None = None
              ) -> TransferState:
-        """Block until the state is one of `until` (default: complete, failed or stalled)."""
+        """Block until the announced state is one of `until` (default: complete, failed or
+        stalled); returns the announced state when it is, or on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            while not (self.state in until if until else self.state.settled):
+            while not (self._announced in until if until else self._announced.settled):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
                 self._changed.wait(remaining)
-            return self.state
+            return self._announced
 
     def __repr__(self) -> str:
         return (f"Transfer({self.eui.hex().upper()}, v{self.image.file_version:#010x}, "

@@ -1,0 +1,271 @@
+"""Transfer benchmark: how fast the hub moves images to real `bench emulate` meters.
+
+Prints one JSON object:
+  paced_goodput_ratio      a download paced at 115200 baud (8N1) over a pseudo-terminal, both ends
+                           paced: image goodput / the ceiling the wire bytes of its block exchanges
+                           allow (data bytes per exchange / wire bytes of request + response frames
+                           incl. HDLC, times 11520 B/s). Bar: >= 0.95.
+  unpaced_1mib_s           seconds to deliver a 1 MiB image unpaced (offer to Upgrade End), at the
+  unpaced_exchanges_per_s  largest block size, and block exchanges per second during it.
+  fleet_100x64k_s          seconds for 100 meters to download a 64 KiB image at once from one hub,
+  fleet_peak_rss_mb        and the peak resident memory of that hub process.
+Extra keys give the evidence (block sizes, wire bytes, per-exchange time and the reference: the
+round trip of the same frames between two bare pseudo-terminal ends measured in this process).
+
+Each part runs in its own process (`--part NAME`), so the fleet's peak RSS is that hub's alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.codec.han import (
+    MAX_BLOCK_DATA,
+    ImageBlockRequest,
+    ImageBlockResponse,
+    decode_han_frame,
+)
+from bench.codec.hdlc import encode_frame
+from bench.codec.ota_file import OtaHeader, build_gb_image
+from bench.codec.pcap import read_pcap
+from bench.crypto.image_signature import sign_image
+from bench.crypto.smki import init_pki
+from bench.hub import Hub, TransferState
+from bench.link import SerialLink, open_pty_pair
+
+BAUD = 115200
+LINE_BYTES_PER_S = BAUD / 10  # 8N1
+MANUFACTURER = 0x121D
+ESME = 0x0000
+FLEET = 100
+PACED_IMAGE = 24 * 1024
+UNPACED_IMAGE = 1024 * 1024
+FLEET_IMAGE = 64 * 1024
+
+
+def fleet_euis(count: int) -> list[bytes]:
+    return [bytes.fromhex("00DB12345678") + (0xE000 + i).to_bytes(2, "big") for i in range(count)]
+
+
+def make_pki(directory: Path, euis: list[bytes]):
+    return init_pki(directory, seed="perf", devices=[(eui, "ESME") for eui in euis])
+
+
+def make_image(pki, size: int, version: int = 0x0200_0000) -> bytes:
+    """A Supplier-signed ESME image whose OTA file is `size` bytes."""
+    header = OtaHeader(MANUFACTURER, ESME, version, header_string=b"transfer benchmark",
+                       min_hardware_version=0x1000, max_hardware_version=0x2000)
+    overhead = len(build_gb_image(header, b"", b"\x00" * 64))
+    body = os.urandom(size - overhead)
+    return build_gb_image(header, body, sign_image(body, pki.party("supplier-a").ds_key))
+
+
+class MeterProcess:
+    """One `bench emulate --pty` child; its stderr goes to a log file in the work directory."""
+
+    def __init__(self, eui: bytes, pki_dir: Path, work: Path, baud: int | None = None,
+                 block_size: int = MAX_BLOCK_DATA) -> None:
+        name = eui.hex().upper()
+        state = work / "meters" / name
+        state.mkdir(parents=True, exist_ok=True)
+        self.log_path = work / "meters" / f"{name}.log"
+        command = [sys.executable, "-m", "bench", "emulate", "--device", "esme", "--eui", name,
+                   "--identity", str(pki_dir), "--state", str(state), "--pty",
+                   "--max-data-size", str(block_size)]
+        if baud:
+            command += ["--baud", str(baud)]
+        self.log = self.log_path.open("wb")
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=self.log)
+        self.port: str | None = None
+
+    def wait_port(self, timeout: float = 60.0) -> str:
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        buffer = b""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in buffer:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise RuntimeError(f"emulator printed no port; see {self.log_path}")
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise RuntimeError(f"emulator exited; see {self.log_path}")
+            buffer += chunk
+        self.port = json.loads(buffer.split(b"\n", 1)[0])["port"]
+        return self.port
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        with contextlib.suppress(OSError):
+            self.process.stdout.close()
+        self.log.close()
+
+
+def serve(work: Path, pki, euis: list[bytes], image: bytes, baud: int | None, capture: bool,
+          timeout: float) -> tuple[float, list, Path | None]:
+    """Start meters, attach them to one hub, offer `image` to all; seconds until all complete."""
+    meters = [MeterProcess(eui, pki.directory, work, baud) for eui in euis]
+    links = []
+    capture_path = work / "capture.pcap" if capture else None
+    hub = Hub(capture_path=capture_path, stall_timeout=60.0)
+    try:
+        for eui, meter in zip(euis, meters, strict=True):
+            link = SerialLink(meter.wait_port(), baud=baud)
+            links.append(link)
+            hub.attach(eui, link)
+        hub.start()
+        time.sleep(0.2)  # let every emulator reach its receive loop
+        started = time.monotonic()
+        transfers = [hub.offer_image(eui, image) for eui in euis]
+        deadline = started + timeout
+        for transfer in transfers:
+            state = transfer.wait(max(0.0, deadline - time.monotonic()),
+                                  until=(TransferState.COMPLETE, TransferState.FAILED))
+            if state is not TransferState.COMPLETE:
+                raise RuntimeError(f"{transfer!r}: {transfer.progress().reason}; logs in {work}")
+        elapsed = time.monotonic() - started
+        return elapsed, [t.progress() for t in transfers], capture_path
+    finally:
+        hub.stop()
+        for link in links:
+            link.close()
+        for meter in meters:
+            meter.stop()
+
+
+def block_exchanges(capture_path: Path) -> dict[str, float]:
+    """Wire bytes and timing of the block exchanges in a capture."""
+    requests, responses = [], []
+    for ts, frame in read_pcap(capture_path):
+        command = decode_han_frame(frame).command
+        if isinstance(command, ImageBlockRequest):
+            requests.append((ts, frame))
+        elif isinstance(command, ImageBlockResponse) and command.data:
+            responses.append((ts, frame, len(command.data)))
+    wire = sum(len(encode_frame(f)) for _, f in requests) + sum(
+        len(encode_frame(f)) for _, f, _ in responses)
+    data = sum(n for _, _, n in responses)
+    # the hub stamps a request when it has arrived and a response when it starts on the wire
+    first_request_wire = len(encode_frame(requests[0][1])) / LINE_BYTES_PER_S
+    last_response_wire = len(encode_frame(responses[-1][1])) / LINE_BYTES_PER_S
+    elapsed = (responses[-1][0] + last_response_wire) - (requests[0][0] - first_request_wire)
+    return {"exchanges": len(responses), "requests": len(requests), "data": data, "wire": wire,
+            "elapsed": elapsed}
+
+
+def part_paced(work: Path) -> dict[str, object]:
+    [eui] = fleet_euis(1)
+    pki = make_pki(work / "pki", [eui])
+    image = make_image(pki, PACED_IMAGE)
+    _, _, capture = serve(work, pki, [eui], image, BAUD, capture=True, timeout=120)
+    x = block_exchanges(capture)
+    ceiling = x["data"] / x["wire"] * LINE_BYTES_PER_S
+    goodput = x["data"] / x["elapsed"]
+    wire_time = x["wire"] / x["exchanges"] / LINE_BYTES_PER_S
+    return {
+        "paced_goodput_ratio": round(goodput / ceiling, 4),
+        "paced_block_size": MAX_BLOCK_DATA,
+        "paced_goodput_b_s": round(goodput, 1),
+        "paced_ceiling_b_s": round(ceiling, 1),
+        "paced_wire_bytes_per_exchange": round(x["wire"] / x["exchanges"], 1),
+        "paced_exchange_ms": round(x["elapsed"] / x["exchanges"] * 1000, 3),
+        "paced_wire_ms_per_exchange": round(wire_time * 1000, 3),
+        "paced_retried_requests": int(x["requests"] - x["exchanges"]),
+    }
+
+
+def pty_round_trip_reference(rounds: int = 2000) -> float:
+    """Exchanges/s of the same frame sizes bounced between two bare pseudo-terminal ends."""
+    pair = open_pty_pair()
+    near, far = SerialLink(pair.port), pair.master_link()
+    request, response = os.urandom(60), os.urandom(127)
+
+    def echo() -> None:
+        for _ in range(rounds):
+            if far.recv(5) is None:
+                return
+            far.send(response)
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    started = time.perf_counter()
+    for _ in range(rounds):
+        near.send(request)
+        near.recv(5)
+    elapsed = time.perf_counter() - started
+    thread.join()
+    near.close()
+    pair.close()
+    return rounds / elapsed
+
+
+def part_unpaced(work: Path) -> dict[str, object]:
+    [eui] = fleet_euis(1)
+    pki = make_pki(work / "pki", [eui])
+    image = make_image(pki, UNPACED_IMAGE)
+    seconds, [progress], _ = serve(work, pki, [eui], image, None, capture=True, timeout=600)
+    exchanges_per_s = progress.blocks / (progress.finished_at - progress.started_at)
+    reference = pty_round_trip_reference()
+    return {
+        "unpaced_1mib_s": round(seconds, 3),
+        "unpaced_exchanges_per_s": round(exchanges_per_s, 1),
+        "unpaced_block_size": MAX_BLOCK_DATA,
+        "unpaced_bare_pty_round_trips_per_s": round(reference, 1),
+        "unpaced_vs_bare_pty_ratio": round(exchanges_per_s / reference, 3),
+    }
+
+
+def part_fleet(work: Path) -> dict[str, object]:
+    euis = fleet_euis(FLEET)
+    pki = make_pki(work / "pki", euis)
+    image = make_image(pki, FLEET_IMAGE)
+    seconds, progress, _ = serve(work, pki, euis, image, None, capture=True, timeout=900)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "fleet_100x64k_s": round(seconds, 2),
+        "fleet_peak_rss_mb": round(peak_kib / 1024, 1),
+        "fleet_meters": len(progress),
+        "fleet_repeated_blocks": sum(p.repeated_blocks for p in progress),
+    }
+
+
+PARTS = {"paced": part_paced, "unpaced": part_unpaced, "fleet": part_fleet}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=sorted(PARTS), help="run one part in this process")
+    args = parser.parse_args()
+    if args.part:
+        with tempfile.TemporaryDirectory(prefix=f"perf-{args.part}-") as tmp:
+            print(json.dumps(PARTS[args.part](Path(tmp))))
+        return
+    result: dict[str, object] = {}
+    for name in ("paced", "unpaced", "fleet"):
+        out = subprocess.run([sys.executable, __file__, "--part", name], check=True,
+                             stdout=subprocess.PIPE, text=True).stdout
+        result.update(json.loads(out.strip().splitlines()[-1]))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Real `bench emulate --pty` meters as child processes, for the hub's end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+class EmulatorProcess:
+    """One emulated meter: started with the documented CLI, stopped with SIGTERM."""
+
+    def __init__(self, device: str, eui: bytes, pki_dir: Path, work: Path, *args: str) -> None:
+        self.device = device
+        self.eui = eui
+        self.state_dir = work / f"{device}-{eui.hex().upper()}"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = work / f"{device}-{eui.hex().upper()}.log"
+        self.command = [sys.executable, "-m", "bench", "emulate", "--device", device,
+                        "--eui", eui.hex().upper(), "--identity", str(pki_dir),
+                        "--state", str(self.state_dir), "--pty", *args]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = ""
+
+    def start(self, timeout: float = 30.0) -> str:
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=self._log)
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        buffer = b""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in buffer:
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([fd], [], [], max(0.0, remaining))
+            if not ready:
+                raise AssertionError(f"no port from {self.command}: {self.log()}")
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise AssertionError(f"emulator exited {self.process.wait()}: {self.log()}")
+            buffer += chunk
+        self.port = json.loads(buffer.split(b"\n", 1)[0])["port"]
+        return self.port
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def signal(self, number: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(number)
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        with contextlib.suppress(OSError):
+            assert self.process.stdout is not None
+            self.process.stdout.close()
+        self._log.close()
+        return self.process.returncode

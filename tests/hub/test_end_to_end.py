@@ -1,0 +1,256 @@
+"""The hub against real `bench emulate` meters on pseudo-terminals: downloads end pending.
+
+Every check reads what the meter itself reports (through the tunnel, MAC-verified) or what the
+capture holds (signatures verified with the device's DS certificate), never the meter's files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.codec.gbcs import payloads
+from bench.codec.gbcs.apdu import GbcsMessage, decode_message
+from bench.codec.gbcs.codes import (
+    ALERT,
+    ALERT_FIRMWARE_VERIFICATION_SUCCESSFUL,
+    ALERT_FIRMWARE_VERSION_CHANGED,
+    COMMAND,
+    ECS52,
+    FDRA_ESME,
+    FDRA_GSME,
+    GCS38,
+    RESPONSE,
+)
+from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block
+from bench.codec.han import (
+    SUCCESS,
+    ImageBlockRequest,
+    ImageBlockWait,
+    TunnelTransferData,
+    UpgradeEndResponse,
+    decode_han_frame,
+)
+from bench.codec.ota_file import parse_gb_image
+from bench.codec.pcap import read_pcap
+from bench.crypto.gbcs_security import apply_mac, verify_mac, verify_signature
+from bench.crypto.smki import Pki, init_pki
+from bench.hub import HUB_EUI, Hub, Throttle, TransferState
+from bench.link import SerialLink
+
+from .conftest import ESME_EUI, GSME_EUI, make_image
+from .emulated import EmulatorProcess
+
+pytestmark = pytest.mark.timeout(90)
+
+FACTORY_VERSION = 0x00000100
+NEW_VERSION = 0x0200_0000
+ESME_TYPE, GSME_TYPE = 0x0000, 0x0001
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory) -> Pki:
+    return init_pki(tmp_path_factory.mktemp("pki"), seed="hub-tests")
+
+
+class Bench:
+    """A hub with a capture and the emulated meters attached to it."""
+
+    def __init__(self, pki: Pki, work: Path) -> None:
+        self.pki = pki
+        self.work = work
+        self.capture = work / "capture.pcap"
+        self.hub: Hub | None = None
+        self.meters: list[EmulatorProcess] = []
+        self.links: list[SerialLink] = []
+        self.transfers_seen: list[tuple[bytes, TransferState]] = []
+        self.counter = 1000
+
+    def start(self, meters: list[tuple[str, bytes, tuple[str, ...]]], **options) -> Hub:
+        self.hub = Hub(capture_path=self.capture, on_transfer=lambda eui, t: (
+            self.transfers_seen.append((eui, t.state))), **options)
+        for device, eui, args in meters:
+            meter = EmulatorProcess(device, eui, self.pki.directory, self.work, *args)
+            self.meters.append(meter)
+            link = SerialLink(meter.start())
+            self.links.append(link)
+            self.hub.attach(eui, link, sleepy=device == "gsme")
+        self.hub.start()
+        return self.hub
+
+    def stop(self) -> None:
+        if self.hub is not None:
+            self.hub.stop()
+        for link in self.links:
+            link.close()
+        for meter in self.meters:
+            meter.stop()
+
+    def image(self, size: int, image_type: int = ESME_TYPE, version: int = NEW_VERSION) -> bytes:
+        return make_image(size, version=version, image_type=image_type,
+                          key=self.pki.party("supplier-a").ds_key)
+
+    def read_version(self, eui: bytes, device: str, timeout: float = 20.0) -> int:
+        """ECS52 / GCS38 from the Supplier, ACB-MACed, through the tunnel; the MACed answer."""
+        supplier, acb = self.pki.party("supplier-a"), self.pki.party("acb")
+        meter_ka = self.pki.device(eui).ka_cert.public_key()
+        self.counter += 1
+        code = ECS52 if device == "esme" else GCS38
+        content = (payloads.read_firmware_command_esme(payloads.long_invoke_id(self.counter))
+                   if device == "esme" else payloads.read_firmware_command_gsme())
+        command = GbcsMessage(COMMAND, self.counter, supplier.eui, eui, None, code, content)
+        self.hub.send_gbcs(eui, apply_mac(command, acb.ka_key, meter_ka).encode())
+        response = self.wait_message(eui, lambda m: m.cra_flag == RESPONSE
+                                     and m.originator_counter == self.counter, timeout)
+        assert verify_mac(response, supplier.ka_key, meter_ka), "response MAC does not verify"
+        report = (payloads.decode_read_firmware_response_esme(response.content) if device == "esme"
+                  else payloads.decode_read_firmware_response_gsme(response.content))
+        return int.from_bytes(report.firmware_version, "big")
+
+    def wait_message(self, eui: bytes, wanted, timeout: float) -> GbcsMessage:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            item = self.hub.next_message(eui, remaining)
+            if item is not None and wanted(message := decode_message(item[1])):
+                return message
+        raise AssertionError(f"no such message from {eui.hex().upper()} in {timeout} s")
+
+    def captured(self) -> list:
+        return [(ts, decode_han_frame(frame)) for ts, frame in read_pcap(self.capture)]
+
+    def captured_gbcs_from(self, eui: bytes) -> list[GbcsMessage]:
+        """Whole GBCS messages the meter sent, reassembled from the capture alone."""
+        reassembler, messages = GbtReassembler(), []
+        for _, frame in self.captured():
+            command = frame.command
+            if (frame.src.eui == eui and isinstance(command, TunnelTransferData)
+                    and command.gbcs_command == 3):
+                whole = (reassembler.feed(command.message) if is_gbt_block(command.message)
+                         else command.message)
+                if whole is not None:
+                    messages.append(decode_message(whole))
+        return messages
+
+
+@pytest.fixture
+def bench(pki, tmp_path) -> Iterator[Bench]:
+    bench = Bench(pki, tmp_path)
+    yield bench
+    bench.stop()
+
+
+def check_pending_not_active(bench: Bench, eui: bytes, device: str, image: bytes,
+                             fdra_code: int) -> None:
+    """The signed 0x8F72 with the image hash is in the capture; the old version still runs."""
+    device_ds = bench.pki.device(eui).ds_cert.public_key()
+    expected_hash = hashlib.sha256(parse_gb_image(image).manufacturer_image).digest()
+    alert = bench.wait_message(eui, lambda m: m.cra_flag == ALERT and m.message_code == fdra_code,
+                               20)
+    assert payloads.decode_payload(alert).firmware_hash == expected_hash
+    fdras = [m for m in bench.captured_gbcs_from(eui) if m.message_code == fdra_code]
+    assert len(fdras) == 1
+    [fdra] = fdras
+    assert verify_signature(fdra, device_ds), "0x8F72 in the capture is not signed by the device"
+    receipt = payloads.decode_payload(fdra)
+    assert receipt.alert_code == ALERT_FIRMWARE_VERIFICATION_SUCCESSFUL
+    assert receipt.firmware_hash == expected_hash
+    assert fdra.recipient == bench.pki.party("supplier-a").eui
+    assert bench.read_version(eui, device) == FACTORY_VERSION
+    ends = [f.command for _, f in bench.captured() if isinstance(f.command, UpgradeEndResponse)]
+    assert ends and all(end.upgrade_time == 0xFFFFFFFF for end in ends)
+    assert not [m for m in bench.captured_gbcs_from(eui) if m.cra_flag == ALERT
+                and payloads.decode_payload(m).alert_code == ALERT_FIRMWARE_VERSION_CHANGED]
+
+
+def test_esme_download_ends_pending_with_signed_receipt(bench):
+    hub = bench.start([("esme", ESME_EUI, ())])
+    image = bench.image(3000)
+    transfer = hub.offer_image(ESME_EUI, image, request_id="esme-1")
+    assert transfer.wait(30) is TransferState.COMPLETE, transfer.progress()
+    progress = transfer.progress()
+    assert progress.upgrade_end_status == SUCCESS and progress.high_water == len(image)
+    assert [s for e, s in bench.transfers_seen] == [
+        TransferState.OFFERED, TransferState.DOWNLOADING, TransferState.COMPLETE]
+    check_pending_not_active(bench, ESME_EUI, "esme", image, FDRA_ESME)
+
+
+def test_sleepy_gsme_download_ends_pending_with_signed_receipt(bench):
+    hub = bench.start([("gsme", GSME_EUI, ("--poll-interval", "0.5"))])
+    image = bench.image(1500, image_type=GSME_TYPE)
+    transfer = hub.offer_image(GSME_EUI, image)
+    assert transfer.wait(30) is TransferState.COMPLETE, transfer.progress()
+    frames = bench.captured()
+    assert not [f for _, f in frames if f.src.eui == HUB_EUI
+                and type(f.command).__name__ == "ImageNotify"]
+    check_pending_not_active(bench, GSME_EUI, "gsme", image, FDRA_GSME)
+
+
+def test_progress_is_reported_while_downloading(bench):
+    hub = bench.start([("esme", ESME_EUI, ("--baud", "115200"))])
+    image = bench.image(8000)
+    transfer = hub.offer_image(ESME_EUI, image)
+    seen = []
+    while transfer.state is not TransferState.COMPLETE and len(seen) < 2000:
+        seen.append(transfer.progress())
+        time.sleep(0.02)
+    marks = [p.high_water for p in seen]
+    assert marks == sorted(marks) and len(set(marks)) > 5
+    assert any(p.state is TransferState.DOWNLOADING and 0 < p.fraction < 1 for p in seen)
+    final = transfer.progress()
+    assert final.state is TransferState.COMPLETE and final.fraction == 1.0
+    assert final.blocks >= -(-len(image) // 48) and final.rate > 0
+
+
+def test_frozen_meter_is_reported_stalled_then_resumes(bench):
+    hub = bench.start([("esme", ESME_EUI, ("--baud", "115200"))], stall_timeout=0.6)
+    image = bench.image(8000)
+    transfer = hub.offer_image(ESME_EUI, image)
+    assert transfer.wait(10, until=(TransferState.DOWNLOADING,)) is TransferState.DOWNLOADING
+    meter = bench.meters[0]
+    meter.signal(signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    assert transfer.wait(10) is TransferState.STALLED
+    assert time.monotonic() - frozen_at >= 0.5
+    assert 0 < transfer.progress().high_water < len(image)
+    meter.signal(signal.SIGCONT)
+    assert transfer.wait(30, until=(TransferState.COMPLETE,)) is TransferState.COMPLETE
+    states = [s for _, s in bench.transfers_seen]
+    assert states[-3:] == [TransferState.STALLED, TransferState.DOWNLOADING,
+                           TransferState.COMPLETE]
+
+
+def test_wait_for_data_is_honoured(bench):
+    second_eui = bytes.fromhex("00DB1234567890B0")
+    hub = bench.start([("esme", ESME_EUI, ()), ("esme", second_eui, ())],
+                      throttle=Throttle(max_concurrent=1, retry_after=1,
+                                        min_block_period_ms=20))
+    image = bench.image(600)
+    transfers = [hub.offer_image(eui, image) for eui in (ESME_EUI, second_eui)]
+    for transfer in transfers:
+        assert transfer.wait(30, until=(TransferState.COMPLETE,)) is TransferState.COMPLETE
+    progress = [t.progress() for t in transfers]
+    assert sum(p.waits_sent for p in progress) >= 3  # the period twice, the busy slot at least once
+    assert [p.early_requests for p in progress] == [0, 0]
+    # from the wire: no meter asked for a block sooner than 20 ms after its previous one
+    for eui in (ESME_EUI, second_eui):
+        times = [ts for ts, f in bench.captured()
+                 if f.src.eui == eui and isinstance(f.command, ImageBlockRequest)]
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert gaps and min(gaps) >= 0.019
+    # a meter told to come back later (busy slot) asked again no sooner than it was told
+    frames = bench.captured()
+    slot_waits = 0
+    for index, (ts, frame) in enumerate(frames):
+        command = frame.command
+        if isinstance(command, ImageBlockWait) and command.request_time > command.current_time:
+            slot_waits += 1
+            meter = frame.dst.eui
+            retry = next(t for t, f in frames[index:]
+                         if f.src.eui == meter and isinstance(f.command, ImageBlockRequest))
+            assert retry - ts >= (command.request_time - command.current_time) - 0.05
+    assert slot_waits >= 1
