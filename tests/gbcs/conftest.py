@@ -47,8 +47,3 @@ def rtds_keys(vectors: Path) -> dict[str, ec.EllipticCurvePrivateKey]:
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         keys[path.stem.lower()] = key
     return keys
-
-
-def stem(name: str) -> str:
-    """`test/rtds/keystore/00db1234567890a0-ds.pem` or `90b3...-ka.key (ACB ...)` -> file stem."""
-    return Path(name.split()[0]).stem.lower()

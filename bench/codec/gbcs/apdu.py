@@ -260,10 +260,10 @@ def decode_message(data: bytes) -> GbcsMessage:
         return message
     if tag != GENERAL_CIPHERING:
         raise DecodeError(_WHAT, "tag", 0, f"{tag:#04x} is neither General-Ciphering nor General-Signing")
+    if data[1:2] == b"\x09":
+        raise DecodeError(_WHAT, "MAC header", 1, "a General Block Transfer block: reassemble first")
     _need(data, 1, 6, "MAC header")
     if data[1:7] != _CIPHERING_EMPTY_ELEMENTS:
-        if data[1] == 0x09:
-            raise DecodeError(_WHAT, "MAC header", 1, "a General Block Transfer block: reassemble first")
         raise DecodeError(_WHAT, "MAC header", 1, "General-Ciphering header elements must be empty")
     length, at = decode_length(data, 7, _WHAT, "ciphered service length")
     if at + length != len(data):

@@ -9,9 +9,10 @@ DD | 09 CRA counter(8) | 08 originator | 08 recipient | 00 | 02 message code | 0
    | E0 | block control (80 last block, 40 streaming, 3F window) | block number(2)
    | block number ack(2) | BER len | block data
 ```
-Block numbers start at 1. The routing header's security control byte and invocation counter are
-written as 00 / 00000000 (model: the blocks carry no protection of their own; the reassembled
-message keeps its signature and MAC) and ignored on receipt.
+Block numbers start at 1. The routing header's security header is written as 11 00000000, as in
+the MAC header (model: the blocks carry no protection of their own; the reassembled message keeps
+its signature and MAC), and ignored on receipt. Block control is 80 on the last block, else 00
+(no streaming, window 0: one block at a time over the tunnel).
 
 Public names: GbtBlock, segment, encode_block, decode_block, GbtReassembler, is_gbt_block.
 """
@@ -21,12 +22,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from bench.codec.gbcs.apdu import GENERAL_BLOCK_TRANSFER, GENERAL_CIPHERING, decode_message
+from bench.codec.gbcs.apdu import (
+    GENERAL_BLOCK_TRANSFER,
+    GENERAL_CIPHERING,
+    SECURITY_HEADER,
+    decode_message,
+)
 from bench.codec.gbcs.ber import decode_length, encode_length
 from bench.errors import DecodeError, EncodeError
 
 LAST_BLOCK, STREAMING, WINDOW_MASK = 0x80, 0x40, 0x3F
-_ROUTING_SECURITY = b"\x00\x00\x00\x00\x00"
+_ROUTING_SECURITY = SECURITY_HEADER
 _WHAT = "GBT block"
 
 
@@ -44,7 +50,7 @@ class GbtBlock:
     last: bool = False
     block_number_ack: int = 0
     streaming: bool = False
-    window: int = 1
+    window: int = 0
 
     @property
     def key(self) -> tuple[bytes, int, int]:

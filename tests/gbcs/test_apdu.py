@@ -1,0 +1,148 @@
+"""The DF/DD envelope: other-information variants, date-time, protection forms, strictness."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from bench.codec.gbcs import (
+    GbcsMessage,
+    decode_cosem_datetime,
+    decode_length,
+    decode_message,
+    encode_cosem_datetime,
+    encode_length,
+)
+from bench.errors import DecodeError, EncodeError
+
+ORIGINATOR = bytes.fromhex("90B3D51F30050000")
+RECIPIENT = bytes.fromhex("00DB1234567890A0")
+SRP = bytes.fromhex("90B3D51F30010000")
+
+
+def base(**changes) -> GbcsMessage:
+    msg = GbcsMessage(1, 2000, ORIGINATOR, RECIPIENT, None, 0x0059, b"\xd9\x00")
+    return replace(msg, **changes)
+
+
+@pytest.mark.parametrize(
+    "fields,other_length",
+    [
+        ({}, 2),
+        ({"supplementary_remote_party_id": SRP}, 10),
+        ({"supplementary_remote_party_id": SRP, "supplementary_remote_party_counter": 77}, 18),
+        ({"supplementary_remote_party_id": SRP, "supplementary_remote_party_counter": 77,
+          "supplementary_originator_counter": 78}, 26),
+        ({"supplementary_remote_party_id": SRP, "supplementary_remote_party_counter": 77,
+          "supplementary_remote_party_ka_certificate": b"\x30\x82" + b"\x00" * 300}, 320),
+    ],
+)
+def test_other_information_variants(fields: dict, other_length: int) -> None:
+    msg = base(**fields)
+    data = msg.encode()
+    length, at = decode_length(data, 30)
+    assert length == other_length and data[at : at + 2] == b"\x00\x59"
+    assert decode_message(data) == msg
+
+
+@pytest.mark.parametrize("bad_length", [0, 1, 3, 9, 11, 17, 19, 25])
+def test_other_information_lengths_that_fit_no_variant(bad_length: int) -> None:
+    data = bytearray(base().encode())
+    data[30:33] = bytes((bad_length,)) + b"\x00" * bad_length
+    with pytest.raises(DecodeError, match="other-information|content|signature|truncated"):
+        decode_message(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"supplementary_remote_party_counter": 1},
+        {"supplementary_remote_party_id": SRP, "supplementary_originator_counter": 1},
+        {"supplementary_remote_party_id": SRP, "supplementary_remote_party_counter": 1,
+         "supplementary_originator_counter": 1, "supplementary_remote_party_ka_certificate": b"\x00" * 20},
+        {"originator": b"\x00" * 7},
+        {"cra_flag": 4},
+        {"originator_counter": -1},
+        {"signature": b"\x00" * 63},
+        {"pre_command": True, "signature": b"\x00" * 64},
+        {"mac": b"\x00" * 16},
+        {"message_code": 0x10000},
+    ],
+)
+def test_inconsistent_messages_do_not_encode(fields: dict) -> None:
+    with pytest.raises(EncodeError):
+        base(**fields).encode()
+
+
+def test_protection_forms() -> None:
+    pre = base(pre_command=True).encode()
+    unsigned = base().encode()
+    signed = base(signature=b"\x07" * 64).encode()
+    assert unsigned == pre + b"\x00" and signed == pre + b"\x40" + b"\x07" * 64
+    maced = base(mac=b"\x0a" * 12).encode()
+    assert maced[:7] == b"\xdd" + b"\x00" * 6 and maced[8:13] == b"\x11\x00\x00\x00\x00"
+    assert maced[13:-12] == unsigned and maced[-12:] == b"\x0a" * 12
+    assert decode_message(pre).pre_command and not decode_message(unsigned).pre_command
+
+
+def test_date_time_bytes_survive_and_changes_win() -> None:
+    raw = bytes.fromhex("07DF0101040C1E2D32FFC4FF")  # day of week 4, deviation -60: not our encoding
+    msg = base(date_time=decode_cosem_datetime(raw), date_time_bytes=raw)
+    data = msg.encode()
+    decoded = decode_message(data)
+    assert decoded.date_time_bytes == raw and decoded.encode() == data
+    later = datetime(2031, 2, 3, 4, 5, 6, tzinfo=UTC)
+    changed = replace(decoded, date_time=later).encode()
+    assert decode_message(changed).date_time == later
+    unspecified = bytes.fromhex("FFFF0101FF000000008000FF")
+    kept = decode_message(base(date_time=None, date_time_bytes=unspecified).encode())
+    assert kept.date_time is None and kept.date_time_bytes == unspecified
+
+
+def test_cosem_datetime_details() -> None:
+    assert decode_cosem_datetime(bytes.fromhex("07DF0101FF000000008000FF")) == datetime(2015, 1, 1, tzinfo=UTC)
+    assert decode_cosem_datetime(bytes.fromhex("07DF0101FFFF0000008000FF")) is None  # hour unspecified
+    assert decode_cosem_datetime(bytes.fromhex("07DFFE01FF000000008000FF")) is None  # DST month marker
+    plus_one = decode_cosem_datetime(bytes.fromhex("07DF0101FF0100000FFFC400"))
+    assert plus_one.utcoffset().total_seconds() == 3600 and plus_one.microsecond == 150_000
+    assert encode_cosem_datetime(datetime(2015, 1, 1, tzinfo=UTC)).hex().upper() == "07DF0101FF000000008000FF"
+    for bad in ("07DF0D01FF000000008000FF", "07DF021EFF000000008000FF", "07DF0101FF000000007FFFFF"):
+        with pytest.raises(DecodeError):
+            decode_cosem_datetime(bytes.fromhex(bad))
+
+
+def test_ber_lengths() -> None:
+    assert encode_length(0x7F) == b"\x7f" and encode_length(0x80) == b"\x81\x80"
+    assert encode_length(0x1234) == b"\x82\x12\x34"
+    for bad in (b"\x80", b"\x81\x05", b"\x84\x00\x00\x00\x01", b"\x82\x01", b""):
+        with pytest.raises(DecodeError):
+            decode_length(bad, 0)
+    with pytest.raises(EncodeError):
+        encode_length(1 << 24)
+
+
+@pytest.mark.parametrize(
+    "data,field",
+    [
+        (b"", "tag"),
+        (b"\x30\x00", "tag"),
+        (b"\xdd\x09\x01", "General Block Transfer"),
+        (b"\xdd\x00\x00\x00\x00\x00\x01\x05", "MAC header"),
+    ],
+)
+def test_not_a_message(data: bytes, field: str) -> None:
+    with pytest.raises(DecodeError, match=field):
+        decode_message(data)
+
+
+def test_trailing_and_truncated_bytes_are_refused() -> None:
+    data = base(signature=b"\x01" * 64).encode()
+    for bad in (data + b"\x00", data[:-1], data[:40]):
+        with pytest.raises(DecodeError):
+            decode_message(bad)
+    maced = base(mac=b"\x02" * 12).encode()
+    for bad in (maced + b"\x00", maced[:-1], maced[:7] + b"\x81" + maced[8:]):
+        with pytest.raises(DecodeError):
+            decode_message(bad)

@@ -1,0 +1,140 @@
+"""`bench gbcs decode`: JSON keys and values, checks, bad input, and the stdin log mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from bench.cli.main import cli
+
+from .rtds import stem
+
+KEYS = {
+    "apdu", "cra_flag", "originator_counter", "originator", "recipient", "date_time", "message_code",
+    "message_name", "supplementary_remote_party_id", "supplementary_remote_party_counter", "content",
+    "signature", "mac", "payload",
+}
+
+
+def _pem(tmp_path: Path, rtds_certs, name: str) -> Path:
+    path = tmp_path / f"{name}.pem"
+    path.write_bytes(rtds_certs[name].public_bytes(Encoding.PEM))
+    return path
+
+
+def _hex(gbcs_vectors, name: str) -> str:
+    return next(v["hex"] for v in gbcs_vectors if v["id"] == name)
+
+
+def test_decode_prints_exactly_the_issue_keys(gbcs_vectors) -> None:
+    runner = CliRunner()
+    for vector in gbcs_vectors:
+        spaced = " ".join(vector["hex"][i : i + 8] for i in range(0, len(vector["hex"]), 8))
+        result = runner.invoke(cli, ["gbcs", "decode", spaced])
+        assert result.exit_code == 0, result.output
+        out = json.loads(result.output)
+        expected = vector["expected"]
+        assert set(out) == KEYS
+        assert out["apdu"] == ("general-ciphering" if expected["mac"] else "general-signing")
+        assert (out["cra_flag"], out["originator_counter"]) == (expected["cra_flag"], expected["originator_counter"])
+        assert (out["originator"], out["recipient"]) == (
+            expected["originator_system_title"], expected["recipient_system_title"])
+        assert out["message_code"] == int(expected["message_code"], 16)
+        assert out["content"] == expected["content"] and out["mac"] == expected["mac"]
+        assert (out["signature"] is not None) == expected["signature_present"]
+        assert out["payload"] is not None and out["message_name"]
+    fdra = json.loads(runner.invoke(cli, ["gbcs", "decode", _hex(gbcs_vectors, "FDRA_GSME_GBZ_8F72")]).output)
+    assert fdra["payload"]["alert_code"] == 0x8F72 and fdra["payload"]["device"] == "gsme"
+    response = json.loads(runner.invoke(cli, ["gbcs", "decode", _hex(gbcs_vectors, "CS06_IMMEDIATE_RESPONSE")]).output)
+    assert response["date_time"] == "2015-01-01T00:00:00+00:00"
+
+
+def test_unknown_use_case_keeps_content_and_null_payload() -> None:
+    from bench.codec.gbcs import GbcsMessage
+
+    data = GbcsMessage(1, 5, b"\x01" * 8, b"\x02" * 8, None, 0x0027, b"\xd9\x01\x02").encode().hex()
+    out = json.loads(CliRunner().invoke(cli, ["gbcs", "decode", data]).output)
+    assert out["payload"] is None and out["message_name"] is None and out["content"] == "D90102"
+
+
+def test_verify_cert_and_mac_options(tmp_path: Path, gbcs_vectors, rtds_certs, vectors: Path) -> None:
+    runner = CliRunner()
+    supplier = _pem(tmp_path, rtds_certs, "90b3d51f30010000-ds")
+    device_ka = _pem(tmp_path, rtds_certs, "00db1234567890a0-ka")
+    acb_key = vectors / "rtds-test-keys" / "90b3d51f30000002-ka.key"
+    command = _hex(gbcs_vectors, "CS06_IMMEDIATE_COMMAND")
+    args = ["gbcs", "decode", command, "--verify-cert", str(supplier), "--mac-key", str(acb_key),
+            "--peer-cert", str(device_ka)]
+    out = json.loads(runner.invoke(cli, args).output)
+    assert out["signature_valid"] is True and out["mac_valid"] is True
+    tampered = command[:-2] + ("00" if command[-2:] != "00" else "01")
+    out = json.loads(runner.invoke(cli, [*args[:2], tampered, *args[3:]]).output)
+    assert out["signature_valid"] is True and out["mac_valid"] is False
+    wrong = _pem(tmp_path, rtds_certs, "00db1234567890a0-ds")
+    out = json.loads(runner.invoke(cli, ["gbcs", "decode", command, "--verify-cert", str(wrong)]).output)
+    assert out["signature_valid"] is False and "mac_valid" not in out
+    assert stem(str(acb_key)) == "90b3d51f30000002-ka"
+
+
+def test_stdin_mode_reports_bad_lines_and_goes_on(gbcs_vectors) -> None:
+    lines = [v["hex"] for v in gbcs_vectors] + ["not hex", "", "DF00"]
+    result = CliRunner().invoke(cli, ["gbcs", "decode", "-"], input="\n".join(lines) + "\n")
+    assert result.exit_code == 2
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(out) == 10
+    assert all(set(o) == KEYS for o in out[:8])
+    assert out[8]["line"] == 9 and "hex" in out[8]["error"]
+    assert out[9]["line"] == 11 and "GBCS message" in out[9]["error"]
+
+
+def _bench(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, "-m", "bench", *args], input=stdin, capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+def test_bad_message_is_one_line_and_exit_2() -> None:
+    for bad in ("XYZ", "DF0901", "DD0000"):
+        result = _bench("gbcs", "decode", bad)
+        assert result.returncode == 2 and result.stdout == ""
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_thousands_of_lines_in_one_process(gbcs_vectors) -> None:
+    lines = [v["hex"] for v in gbcs_vectors] * 500
+    result = _bench("gbcs", "decode", "-", stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    assert len(out) == 4000
+    assert [json.loads(out[i])["originator_counter"] for i in range(8)] == [
+        v["expected"]["originator_counter"] for v in gbcs_vectors]
+
+
+def test_decode_path_imports_no_scapy_or_lxml(gbcs_vectors) -> None:
+    code = (
+        "import sys\n"
+        "from bench.cli.main import main\n"
+        f"sys.argv = ['bench', 'gbcs', 'decode', {_hex(gbcs_vectors, 'ECS52_COMMAND')!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('scapy', 'lxml', 'cryptography') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("args", [["--mac-key", "x"], ["--help"]])
+def test_option_handling(args: list[str], tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["gbcs", "decode", *args] if args[0] == "--help" else
+                                ["gbcs", "decode", "DF", "--mac-key", str(tmp_path / "missing.pem")])
+    if args[0] == "--help":
+        assert result.exit_code == 0 and "--verify-cert" in result.output
+    else:
+        assert result.exit_code == 2
