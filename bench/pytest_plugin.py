@@ -1,1 +1,353 @@
-"""pytest plugin of the bench: rig options, fixtures and the `mp207` marker."""
+"""pytest plugin of the bench: rig options, fixtures and the `mp207` marker.
+
+Loaded in every pytest session through the `pytest11` entry point, so it stays cheap: nothing
+heavier than pytest is imported until a test asks for a rig fixture, and the rig starts once
+per session on that first request. When the rig cannot start, or breaks while running, every
+later test that needs it is skipped with the original error instead of timing out one by one.
+
+Fixtures (see README, "Writing a HIL test"):
+  rig (session)             the RunningRig          shim, hub            its shim and hub
+  esme, gsme, other_esme, ppmid, hcalcs, uncommissioned_esme             rig devices by role
+  rig_device("role")        any device by role
+  supplier, other_supplier, rsa, other_rsa                               Party objects
+  images                    builds signed GB upgrade images for a device
+  registry_change           the shim registry, restored after the test
+  results_dir               this run's results directory
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+RIG_ENV = "BENCH_RIG"
+RIG_FIXTURES = frozenset({
+    "rig", "shim", "hub", "esme", "gsme", "other_esme", "ppmid", "hcalcs", "uncommissioned_esme",
+    "rig_device", "supplier", "other_supplier", "rsa", "other_rsa", "images", "registry_change",
+})
+_BREAKING_ERRORS = ("RigError", "LinkError")  # LinkTimeout is a device's fault, not the rig's
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bench", "GB smart meter test bench")
+    group.addoption("--rig", metavar="FILE", default=None,
+                    help=f"rig file to run HIL tests on (default: ${RIG_ENV} or rigs/emulated.toml)")
+    group.addoption("--results", metavar="DIR", default=None,
+                    help="results directory of this run (default: results/<timestamp>)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "mp207(requirement): the MP207 requirement (R1..R5) "
+                            "a conformance test checks")
+    config.stash[_STATE] = _State(config)
+    results = config.getoption("--results")
+    if results and not getattr(config.option, "xmlpath", None):
+        # JUnit XML beside the other artefacts of the run (junitxml reads xmlpath later on).
+        config.option.xmlpath = str(Path(results) / "junit.xml")
+
+
+@dataclass
+class _State:
+    """Per-session plugin state: the rig (once started), its failure, the run record."""
+
+    config: pytest.Config
+    running: Any = None
+    broken: str | None = None
+    record: Any = None
+    writer: Any = None
+    started: float = field(default_factory=time.monotonic)
+    current: Any = None  # the test item being run
+    test_records: dict[str, Any] = field(default_factory=dict)
+    marks: dict[str, int] = field(default_factory=dict)
+
+    def rig_path(self) -> Path | None:
+        option = self.config.getoption("--rig") or os.environ.get(RIG_ENV)
+        return Path(option) if option else None
+
+    def results_dir(self) -> Path:
+        option = self.config.getoption("--results")
+        if option:
+            return Path(option)
+        from bench.rig import default_results_dir
+
+        return default_results_dir()
+
+
+_STATE = pytest.StashKey[_State]()
+
+
+def _state(config: pytest.Config) -> _State:
+    return config.stash[_STATE]
+
+
+def _uses_rig(item: pytest.Item) -> bool:
+    return bool(RIG_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+
+
+def _requirement(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("mp207")
+    return str(marker.args[0]) if marker and marker.args else None
+
+
+# -- hooks ---------------------------------------------------------------------------------------
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    state = _state(item.config)
+    state.current = item
+    if _uses_rig(item) and state.broken is not None:
+        pytest.skip(f"rig broken: {state.broken}")
+    if state.running is not None:
+        state.marks[item.nodeid] = state.running.traffic.mark
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # noqa: ANN201
+    report = yield
+    state = _state(item.config)
+    if not _uses_rig(item) and _requirement(item) is None:
+        return report
+    if call.excinfo is not None and state.running is not None and state.broken is None:
+        name = type(call.excinfo.value).__name__
+        if name in _BREAKING_ERRORS:
+            state.broken = f"{name}: {call.excinfo.value}"
+        else:
+            dead = [m.device.role for m in state.running.meters.values() if not m.running]
+            if dead:
+                state.broken = f"emulated meter(s) {', '.join(dead)} exited during {item.name}"
+    _record(state, item, report, call)
+    return report
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    state = _state(item.config)
+    if state.running is not None and _uses_rig(item):
+        _write_test_artefacts(state, item)
+    state.current = None
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = _state(session.config)
+    if state.record is not None:
+        state.record.finished_at = _now()
+        state.record.wall_s = round(time.monotonic() - state.started, 3)
+        if state.running is not None:
+            state.record.link_wait_s = round(state.running.waits.total_s, 3)
+        state.record.rig_error = state.broken
+        state.writer.save()
+
+
+# -- the run record ------------------------------------------------------------------------------
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()
+
+
+def _ensure_record(state: _State, rig_name: str, results: Path) -> None:
+    if state.record is not None:
+        return
+    from bench.report.run_record import RecordWriter, RunRecord
+
+    results.mkdir(parents=True, exist_ok=True)
+    state.record = RunRecord(rig=rig_name, results=str(results))
+    state.writer = RecordWriter(results, state.record)
+
+
+def _record(state: _State, item: pytest.Item, report: pytest.TestReport,
+            call: pytest.CallInfo[None]) -> None:
+    if state.record is None:
+        if state.broken is None:
+            return
+        _ensure_record(state, "unknown", state.results_dir())
+    from bench.report.run_record import Measurement, TestRecord
+
+    test = state.test_records.get(item.nodeid)
+    if test is None:
+        test = TestRecord(nodeid=item.nodeid, requirement=_requirement(item))
+        state.test_records[item.nodeid] = test
+        state.record.tests.append(test)
+    test.properties = {k: v for k, v in item.user_properties}
+    if report.when == "call" or report.outcome != "passed":
+        outcome = report.outcome
+        if report.when != "call" and report.outcome == "failed":
+            outcome = "error"
+        if test.outcome in ("pending", "passed"):
+            test.outcome = outcome
+        if report.failed:
+            test.failure = _short_failure(report)
+        elif report.skipped:
+            test.failure = _skip_reason(report)
+    if report.when == "call":
+        test.duration_s = round(report.duration, 3)
+        test.measurements.append(Measurement("duration", test.duration_s, "s"))
+    state.writer.save()
+
+
+def _short_failure(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message)
+    return str(report.longrepr)[-1000:]
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+def _write_test_artefacts(state: _State, item: pytest.Item) -> None:
+    """GBCS traffic of this test, one line per message, beside the run's other artefacts."""
+    running = state.running
+    mark = state.marks.get(item.nodeid, 0)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid.split("::", 1)[-1])[:120]
+    directory = running.results / "tests" / safe
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [f"{e.at:.3f} {e.direction:8} {e.eui.hex().upper()} {e.message.hex().upper()}"
+             for e in running.traffic.since(mark)]
+    path = directory / "gbcs.txt"
+    path.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+    test = state.test_records.get(item.nodeid)
+    if test is not None:
+        test.attachments["gbcs"] = str(path.relative_to(running.results))
+        test.attachments["capture"] = "capture.pcap"
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def rig(request: pytest.FixtureRequest) -> Any:
+    """The rig of this session (`--rig`), started on first use and stopped at the end."""
+    state = _state(request.config)
+    if state.broken is not None:
+        pytest.skip(f"rig broken: {state.broken}")
+    from bench.errors import BenchError
+    from bench.rig import RunningRig
+    from bench.rig_model import load_rig
+
+    results = state.results_dir()
+    try:
+        description = load_rig(state.rig_path())
+        _ensure_record(state, description.name, results)
+        running = RunningRig(description, results)
+        running.start()
+    except BenchError as exc:
+        state.broken = str(exc)
+        _ensure_record(state, "unknown", results)
+        state.record.rig_error = state.broken
+        pytest.skip(f"rig broken: {exc}")
+    state.running = running
+    state.record.devices = {d.role: d.eui_hex for d in description.devices}
+    state.record.attachments.update({"capture": "capture.pcap", "logs": "logs",
+                                     "alerts": "alerts.json", "audit": "audit.json",
+                                     "report": "report.html", "junit": "junit.xml"})
+    yield running
+    running.stop()
+    state.record.link_wait_s = round(running.waits.total_s, 3)
+
+
+@pytest.fixture(scope="session")
+def shim(rig: Any) -> Any:
+    return rig.shim
+
+
+@pytest.fixture(scope="session")
+def hub(rig: Any) -> Any:
+    return rig.hub
+
+
+@pytest.fixture(scope="session")
+def rig_device(rig: Any) -> Any:
+    """rig_device("role") -> the rig's device with that role (skips if the rig has none)."""
+    from bench.errors import ConfigError
+
+    def lookup(role: str) -> Any:
+        try:
+            return rig.rig.device(role)
+        except ConfigError as exc:
+            pytest.skip(str(exc))
+
+    return lookup
+
+
+def _device_fixture(role: str) -> Any:
+    @pytest.fixture(scope="session", name=role)
+    def device(rig_device: Any) -> Any:
+        return rig_device(role)
+
+    device.__doc__ = f"The rig's {role} device (RigDevice: role, eui, device_type, ...)."
+    return device
+
+
+esme = _device_fixture("esme")
+gsme = _device_fixture("gsme")
+other_esme = _device_fixture("other_esme")
+ppmid = _device_fixture("ppmid")
+hcalcs = _device_fixture("hcalcs")
+uncommissioned_esme = _device_fixture("uncommissioned_esme")
+
+
+def _party_fixture(part: str) -> Any:
+    @pytest.fixture(scope="session", name=part)
+    def party(rig: Any) -> Any:
+        from bench.rig_flows import Party
+
+        return Party(rig, rig.rig.parties[part], part)
+
+    party.__doc__ = f"The rig's {part} (Party: update_firmware, activate, read_firmware, alerts)."
+    return party
+
+
+supplier = _party_fixture("supplier")
+other_supplier = _party_fixture("other_supplier")
+rsa = _party_fixture("rsa")
+other_rsa = _party_fixture("other_rsa")
+
+
+@pytest.fixture(scope="session")
+def images(rig: Any, request: pytest.FixtureRequest) -> Any:
+    """Builds signed GB upgrade images: images.for_device(esme, signer="supplier")."""
+    from bench.rig_images import ImageFactory
+
+    state = _state(request.config)
+
+    def on_image(image: Any) -> None:
+        item = state.current
+        if item is not None:
+            item.user_properties.append(("image_hash", image.hash.hex().upper()))
+
+    return ImageFactory(rig, on_image=on_image)
+
+
+@pytest.fixture
+def registry_change(rig: Any) -> Any:
+    """The shim's registry for run-time changes (change of supplier, ended appointment)."""
+    with rig.registry_changes() as registry:
+        yield registry
+
+
+@pytest.fixture(scope="session")
+def results_dir(rig: Any) -> Path:
+    return rig.results
+
+
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """JUnit properties of a HIL test: the rig and the EUIs of the devices it uses."""
+    state = _state(item.config)
+    if state.running is None or not _uses_rig(item):
+        return
+    item.user_properties.append(("rig", state.running.rig.name))
+    for device in state.running.rig.devices:
+        if device.role in item.fixturenames:
+            item.user_properties.append((f"device_{device.role}", device.eui_hex))

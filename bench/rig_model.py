@@ -65,6 +65,7 @@ class RigDevice:
     baud: int | None = None
     sleepy: bool = False
     poll_interval_s: float | None = None
+    wake_window_s: float | None = None
     faults: tuple[str, ...] = ()
     supplier: str | None = None  # the party whose trust anchor an emulated meter holds
 
@@ -246,7 +247,7 @@ def _parse_device(check: _Checker, role: str, table: Any) -> RigDevice:
         raise check.fail(where, "eui", f"{eui_text!r} is not an EUI-64 (16 hex digits)") from exc
     where = f"device {role!r} ({eui_hex(eui)})"
     check.unknown(table, where, {"eui", "type", "generation", "link", "baud", "sleepy",
-                                 "poll_interval_s", "faults", "supplier"})
+                                 "poll_interval_s", "wake_window_s", "faults", "supplier"})
     device_type = check.take(table, where, "type", str, choices=DEVICE_TYPES)
     generation = check.take(table, where, "generation", str, "SMETS2+", GENERATIONS)
     link = check.take(table, where, "link", str, NO_LINK)
@@ -262,6 +263,9 @@ def _parse_device(check: _Checker, role: str, table: Any) -> RigDevice:
     poll = check.take(table, where, "poll_interval_s", float, None)
     if poll is not None and poll <= 0:
         raise check.fail(where, "poll_interval_s", f"must be positive, got {poll}")
+    wake = check.take(table, where, "wake_window_s", float, None)
+    if wake is not None and wake <= 0:
+        raise check.fail(where, "wake_window_s", f"must be positive, got {wake}")
     faults = check.take(table, where, "faults", list, [])
     for fault in faults:
         if fault not in FAULT_PROFILES:
@@ -271,7 +275,7 @@ def _parse_device(check: _Checker, role: str, table: Any) -> RigDevice:
         raise check.fail(where, "faults", "fault profiles apply to emulated meters only")
     supplier = check.take(table, where, "supplier", str, None)
     return RigDevice(role=role, eui=eui, device_type=device_type, generation=generation,
-                     link=link, baud=baud, sleepy=sleepy, poll_interval_s=poll,
+                     link=link, baud=baud, sleepy=sleepy, poll_interval_s=poll, wake_window_s=wake,
                      faults=tuple(faults), supplier=supplier)
 
 

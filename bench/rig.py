@@ -1,0 +1,345 @@
+"""Bring a rig up and down: links, emulated meters, the hub, the shim and the capture.
+
+`RunningRig` is the active side of a rig file (`bench.rig_model.Rig` is the passive side).
+Everything it starts is registered on one ExitStack the moment it exists, so a failure at any
+step stops what was already started, in reverse order, and no child process outlives it.
+
+Event wiring (DESIGN.md, data flow steps 3-6):
+  shim --DeviceGateway--> hub.offer_image / hub.send_gbcs
+  hub.on_gbcs(eui, message)      -> traffic record -> shim.device_message
+  hub.on_transfer(eui, transfer) -> shim.delivery_status once the transfer completes or fails
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.codec.eui import eui_hex
+from bench.errors import BenchError, ConfigError, RigError
+from bench.rig_emulator import DeviceLog, EmulatedMeter, emulate_command
+from bench.rig_gateway import DeviceTraffic, HubGateway, LinkWaits
+from bench.rig_model import Rig, RigDevice, load_rig
+
+log = logging.getLogger(__name__)
+
+RESULTS_ROOT = Path("results")
+
+
+def default_results_dir(root: Path = RESULTS_ROOT) -> Path:
+    """results/<UTC timestamp>, unique even for two runs started in the same second."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    candidate = root / stamp
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{stamp}-{n}"
+    return candidate
+
+
+class RunningRig:
+    """A rig that is up: its shim, hub, meters and the record of the traffic between them."""
+
+    def __init__(self, rig: Rig, results: Path, db_path: Path | None = None) -> None:
+        self.rig = rig
+        self.results = Path(results)
+        self.db_path = Path(db_path) if db_path is not None else self.results / "bench.sqlite"
+        self.waits = LinkWaits()
+        self.traffic = DeviceTraffic(self.waits)
+        self.meters: dict[str, EmulatedMeter] = {}
+        self.links: dict[bytes, Any] = {}
+        self.device_logs: dict[bytes, DeviceLog] = {}
+        self.hub: Any = None
+        self.shim: Any = None
+        self.gateway: HubGateway | None = None
+        self._reported: set[tuple[bytes, str]] = set()
+        self._stack = contextlib.ExitStack()
+        self._log_handler: logging.Handler | None = None
+        self._lock = threading.Lock()
+        self.started_at: datetime | None = None
+        self.broken: str | None = None
+
+    # -- paths ----------------------------------------------------------------------------------
+
+    @property
+    def capture_path(self) -> Path:
+        return self.results / "capture.pcap"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.results / "logs"
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def start(self) -> RunningRig:
+        """Bring everything up; on any failure stop what started and raise RigError."""
+        with contextlib.ExitStack() as stack:
+            try:
+                self._start(stack)
+            except BenchError as exc:
+                self.broken = str(exc)
+                raise RigError(f"rig {self.rig.name} did not come up: {exc}") from exc
+            except OSError as exc:
+                self.broken = str(exc)
+                raise RigError(f"rig {self.rig.name} did not come up: {exc}") from exc
+            self._stack = stack.pop_all()
+        return self
+
+    def _start(self, stack: contextlib.ExitStack) -> None:
+        self.started_at = datetime.now(UTC)
+        self.results.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(exist_ok=True)
+        self._start_logging(stack)
+        self._check_inputs()
+        log.info("bringing up rig %s from %s into %s", self.rig.name, self.rig.path, self.results)
+        for device in self.rig.linked_devices:
+            device_log = DeviceLog(self.logs_dir / f"{device.role}-{device.eui_hex}.log")
+            stack.callback(device_log.close)
+            self.device_logs[device.eui] = device_log
+
+        from bench.dcc.shim import Shim  # the layers above codec load only when a rig starts
+
+        self.gateway = HubGateway(None, self.traffic)
+        self.shim = Shim(self.db_path, self.rig.pki_dir, self.gateway)
+        stack.callback(self.shim.close)
+        counts = self.shim.registry.import_dir(self.rig.registry_dir)
+        log.info("registry imported from %s: %s", self.rig.registry_dir, counts)
+        self._check_registry()
+
+        self._start_meters(stack)
+        self._start_hub(stack)
+
+    def _start_logging(self, stack: contextlib.ExitStack) -> None:
+        handler = logging.FileHandler(self.logs_dir / "bench.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.INFO)
+        root = logging.getLogger("bench")
+        root.addHandler(handler)
+        if root.level == logging.NOTSET or root.level > logging.INFO:
+            root.setLevel(logging.INFO)
+        self._log_handler = handler
+
+        def detach() -> None:
+            root.removeHandler(handler)
+            handler.close()
+
+        stack.callback(detach)
+
+    def _check_inputs(self) -> None:
+        where = f"{self.rig.path}"
+        if not (self.rig.pki_dir / "pki.toml").is_file():
+            raise ConfigError(f"{where}: field 'pki': {self.rig.pki_dir} holds no PKI "
+                              f"(create one with `bench pki init {self.rig.pki_dir}`)")
+        if not self.rig.registry_dir.is_dir():
+            raise ConfigError(f"{where}: field 'registry': {self.rig.registry_dir} "
+                              f"is not a directory")
+
+    def _check_registry(self) -> None:
+        """Every rig device must be in the registry with the same type: the suite relies on it."""
+        for device in self.rig.devices:
+            record = self.shim.registry.device(device.eui)
+            if record is None:
+                raise ConfigError(f"{self.rig.path}: device {device.role!r} ({device.eui_hex}): "
+                                  f"not in the registry fixtures {self.rig.registry_dir}")
+            if record.device_type != device.device_type:
+                raise ConfigError(f"{self.rig.path}: device {device.role!r} ({device.eui_hex}): "
+                                  f"field 'type': {device.device_type} here, "
+                                  f"{record.device_type} in the registry")
+
+    def _start_meters(self, stack: contextlib.ExitStack) -> None:
+        emulated = [d for d in self.rig.linked_devices if d.emulated]
+        for device in emulated:
+            state = self.results / "meters" / device.eui_hex
+            state.mkdir(parents=True, exist_ok=True)
+            supplier = device.supplier or self.shim.registry.registered_supplier(
+                device.eui_hex, datetime.now(UTC))
+            meter = EmulatedMeter(device, emulate_command(device, self.rig.pki_dir, state, supplier),
+                                  self.device_logs[device.eui], self.rig.options.startup_timeout_s)
+            stack.callback(meter.stop)
+            self.meters[device.role] = meter
+        for device in emulated:  # interpreter start-up dominates: let them start side by side
+            self.meters[device.role].spawn()
+        ports = [(device, self.meters[device.role].wait_port()) for device in emulated]
+        urls = {device.eui: port for device, port in ports}
+        for device in self.rig.linked_devices:
+            url = urls.get(device.eui, device.link)
+            link = self._open_link(device, url)
+            stack.callback(self._close_link, link)
+            self.links[device.eui] = link
+
+    def _open_link(self, device: RigDevice, url: str) -> Any:
+        from bench.link import SerialLink
+
+        try:
+            link = SerialLink(url, baud=device.baud)
+        except BenchError as exc:
+            raise RigError(f"device {device.role!r} ({device.eui_hex}): link {url}: {exc}") from exc
+        self.device_logs[device.eui].write("bench", f"link open on {url}")
+        return link
+
+    @staticmethod
+    def _close_link(link: Any) -> None:
+        with contextlib.suppress(Exception):
+            link.close()
+
+    def _start_hub(self, stack: contextlib.ExitStack) -> None:
+        from bench.hub.hub import Hub
+
+        options = self.rig.options
+        self.hub = Hub(self.capture_path, block_size_cap=options.block_size_cap,
+                       stall_timeout=options.stall_timeout_s, on_gbcs=self._on_gbcs,
+                       on_transfer=self._on_transfer)
+        assert self.gateway is not None
+        self.gateway.hub = self.hub
+        stack.callback(self.hub.stop)
+        for device in self.rig.linked_devices:
+            self.hub.attach(device.eui, self.links[device.eui], sleepy=device.sleepy)
+        self.hub.start()
+        log.info("hub up with %d meters; capture %s", len(self.links), self.capture_path)
+
+    def stop(self) -> None:
+        """Write the run's artefacts, then stop everything in reverse order of start."""
+        try:
+            self.write_artefacts()
+        except Exception as exc:  # noqa: BLE001 - stopping must go on whatever the artefacts do
+            log.warning("could not write all artefacts: %s", exc)
+        self._stack.close()
+
+    def __enter__(self) -> RunningRig:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- hub events -----------------------------------------------------------------------------
+
+    def _on_gbcs(self, eui: bytes, message: bytes) -> None:
+        self.traffic.record(eui, "received", message)
+        device_log = self.device_logs.get(eui)
+        if device_log is not None:
+            device_log.write("gbcs-in", message.hex().upper())
+        self.shim.device_message(eui, message)
+
+    def _on_transfer(self, eui: bytes, transfer: Any) -> None:
+        state = str(getattr(transfer.state, "value", transfer.state))
+        device_log = self.device_logs.get(eui)
+        if device_log is not None:
+            device_log.write("transfer", f"{state} {transfer.request_id or ''}".rstrip())
+        request_id = transfer.request_id
+        if request_id is None or state not in ("complete", "failed"):
+            return
+        with self._lock:
+            if (eui, request_id) in self._reported:
+                return
+            self._reported.add((eui, request_id))
+        self.shim.delivery_status(eui, request_id, state == "complete")
+
+    # -- operations -----------------------------------------------------------------------------
+
+    def submit(self, xml: bytes) -> bytes:
+        """Hand signed DUIS XML to the shim; returns the DUIS response XML."""
+        return self.shim.submit(xml)
+
+    def send_raw_gbcs(self, eui: bytes, message: bytes) -> None:
+        """Inject a GBCS message past the shim, straight onto the device's tunnel."""
+        self.traffic.record(eui, "sent", message)
+        device_log = self.device_logs.get(eui)
+        if device_log is not None:
+            device_log.write("gbcs-out-injected", message.hex().upper())
+        self.hub.send_gbcs(eui, message)
+
+    def wait_transfer(self, eui: bytes, request_id: str, timeout: float | None = None) -> str:
+        """Wait until the image transfer of `request_id` to `eui` settles; returns its state."""
+        assert self.gateway is not None
+        timeout = self.rig.options.transfer_timeout_s if timeout is None else timeout
+        transfer = self.gateway.transfers.get((eui, request_id))
+        if transfer is None:
+            raise RigError(f"no transfer of {request_id} to {eui_hex(eui)} was started")
+        with self.waits.measure():
+            state = transfer.wait(timeout)
+        return str(getattr(state, "value", state))
+
+    @contextlib.contextmanager
+    def registry_changes(self) -> Iterator[Any]:
+        """Yield the shim registry for run-time changes; restore the previous records after."""
+        registry = self.shim.registry
+        saved = (registry.parties(), registry.devices(), registry.registrations(),
+                 registry.appointments())
+        try:
+            yield registry
+        finally:
+            registry.replace(*saved)
+
+    def portfolio(self, supplier: bytes | None = None) -> list[Any]:
+        from bench.dcc.portfolio import portfolio
+
+        return portfolio(self.db_path, supplier)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "rig": self.rig.name,
+            "rig_file": str(self.rig.path),
+            "results": str(self.results),
+            "database": str(self.db_path),
+            "capture": str(self.capture_path),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "devices": [
+                {"role": d.role, "eui": d.eui_hex, "type": d.device_type,
+                 "link": d.link if not d.emulated else (self.meters[d.role].port
+                                                       if d.role in self.meters else d.link),
+                 "emulated": d.emulated,
+                 "running": self.meters[d.role].running if d.role in self.meters else None}
+                for d in self.rig.devices
+            ],
+        }
+
+    # -- artefacts ------------------------------------------------------------------------------
+
+    def write_artefacts(self) -> None:
+        """alerts.json, audit.json, portfolio report (json + html) and devices.json."""
+        if self.shim is None:
+            return
+        write_json(self.results / "devices.json", self.status())
+        try:
+            from bench.dcc.alerts import Mailboxes
+
+            messages = [m.as_dict() for m in Mailboxes(self.shim.store).all()]
+            write_json(self.results / "alerts.json", messages)
+        except (ImportError, AttributeError, BenchError) as exc:
+            log.warning("alerts not written: %s", exc)
+        try:
+            from bench.dcc.audit import AuditLog
+
+            entries = [e.as_dict() for e in AuditLog(self.shim.store).entries()]
+            write_json(self.results / "audit.json", entries)
+        except (ImportError, AttributeError, BenchError, TypeError) as exc:
+            log.warning("audit log not written: %s", exc)
+        try:
+            from bench.report.portfolio_view import render
+
+            entries = self.portfolio(None)
+            (self.results / "report.json").write_text(render(entries, "json"), encoding="utf-8")
+            (self.results / "report.html").write_text(
+                render(entries, "html", title=f"Firmware portfolio, rig {self.rig.name}"),
+                encoding="utf-8")
+        except (ImportError, AttributeError, BenchError, TypeError) as exc:
+            log.warning("portfolio report not written: %s", exc)
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def start_rig(rig: Rig | str | Path | None = None, results: Path | None = None,
+              db_path: Path | None = None) -> RunningRig:
+    """Load (if needed) and start a rig; the caller stops it (or uses it as a context manager)."""
+    if not isinstance(rig, Rig):
+        rig = load_rig(rig)
+    return RunningRig(rig, results or default_results_dir(), db_path).start()
+

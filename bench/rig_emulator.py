@@ -1,0 +1,190 @@
+"""An emulated meter as a child process: `bench emulate --pty`, its log, and a clean stop.
+
+Each meter runs in its own process, exactly as it would on a Raspberry Pi, so a crash or a
+SIGKILL of one meter is the meter's problem and not the bench's. The child dies with the bench
+(PR_SET_PDEATHSIG on Linux), so a killed `bench run` never leaves meters behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from bench.errors import RigError
+from bench.rig_model import RigDevice
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def emulate_command(device: RigDevice, pki_dir: Path, state_dir: Path,
+                    supplier: str | None = None, extra: Sequence[str] = ()) -> list[str]:
+    """The `bench emulate` command line for one rig device (run with this interpreter)."""
+    command = [sys.executable, "-m", "bench", "emulate", "--device", device.device_type.lower(),
+               "--eui", device.eui_hex, "--identity", str(pki_dir), "--state", str(state_dir),
+               "--pty"]
+    if device.baud:
+        command += ["--baud", str(device.baud)]
+    if supplier:
+        command += ["--supplier", supplier]
+    if device.poll_interval_s is not None and device.sleepy:
+        command += ["--poll-interval", f"{device.poll_interval_s:g}"]
+    if device.wake_window_s is not None and device.sleepy:
+        command += ["--wake-window", f"{device.wake_window_s:g}"]
+    for fault in device.faults:
+        command += ["--fault", fault]
+    return command + list(extra)
+
+
+class DeviceLog:
+    """A per-device log file, one timestamped line per event (UTC, milliseconds)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = path.open("a", encoding="utf-8", buffering=1)
+        self._lock = threading.Lock()
+
+    def write(self, source: str, text: str) -> None:
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(f"{stamp} {source}: {text.rstrip()}\n")
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+class EmulatedMeter:
+    """One `bench emulate` child: start it, learn its port, log its output, stop it."""
+
+    def __init__(self, device: RigDevice, command: list[str], log: DeviceLog,
+                 startup_timeout: float = 15.0) -> None:
+        self.device = device
+        self.command = command
+        self.log = log
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port: str | None = None
+        self._pumps: list[threading.Thread] = []
+
+    def start(self) -> str:
+        """Start the child and return the pseudo-terminal it printed on its first line."""
+        self.spawn()
+        return self.wait_port()
+
+    def spawn(self) -> None:
+        """Start the child. Call from a thread that lives as long as the rig: the child's
+        parent-death signal fires when the thread that forked it ends."""
+        self.log.write("bench", "starting: " + " ".join(self.command))
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        try:
+            self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                            env=env, preexec_fn=_die_with_parent)
+        except OSError as exc:
+            raise RigError(f"device {self.device.role} ({self.device.eui_hex}): cannot start "
+                           f"`bench emulate`: {exc}") from exc
+        assert self.process.stderr is not None
+        self._pump(self.process.stderr, "stderr")
+
+    def wait_port(self) -> str:
+        """Read the child's first stdout line, {"port": ...}, within the start-up timeout."""
+        assert self.process is not None and self.process.stdout is not None
+        line = self._first_line(self.process.stdout)
+        try:
+            port = json.loads(line)["port"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RigError(f"device {self.device.role} ({self.device.eui_hex}): `bench emulate` "
+                           f"printed {line[:200]!r} instead of {{\"port\": ...}}") from exc
+        self.log.write("bench", f"emulator pid {self.process.pid} on {port}")
+        self._pump(self.process.stdout, "stdout")
+        self.port = str(port)
+        return self.port
+
+    def _first_line(self, stream: IO[bytes]) -> str:
+        deadline = time.monotonic() + self.startup_timeout
+        buffer = b""
+        fd = stream.fileno()
+        while b"\n" not in buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RigError(f"device {self.device.role} ({self.device.eui_hex}): `bench "
+                               f"emulate` printed no port within {self.startup_timeout:g} s "
+                               f"(log: {self.log.path})")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                time.sleep(0.05)  # let the stderr pump catch the reason before we report
+                code = self.process.poll() if self.process else None
+                raise RigError(f"device {self.device.role} ({self.device.eui_hex}): `bench "
+                               f"emulate` exited (code {code}) before printing its port; "
+                               f"{self._last_log_line()}")
+            buffer += chunk
+        first, _, rest = buffer.partition(b"\n")
+        if rest:
+            self.log.write("stdout", rest.decode("utf-8", "replace"))
+        return first.decode("utf-8", "replace").strip()
+
+    def _last_log_line(self) -> str:
+        with contextlib.suppress(OSError):
+            lines = [line for line in self.log.path.read_text().splitlines() if "stderr:" in line]
+            if lines:
+                return "last output: " + lines[-1].split("stderr:", 1)[1].strip()
+        return f"see {self.log.path}"
+
+    def _pump(self, stream: IO[bytes], source: str) -> None:
+        def run() -> None:
+            with contextlib.suppress(OSError, ValueError):
+                for raw in iter(stream.readline, b""):
+                    self.log.write(source, raw.decode("utf-8", "replace"))
+
+        thread = threading.Thread(target=run, name=f"log-{self.device.role}-{source}", daemon=True)
+        thread.start()
+        self._pumps.append(thread)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """SIGTERM, wait, SIGKILL if it will not go; returns the exit code."""
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.log.write("bench", f"no exit {timeout:g} s after SIGTERM: SIGKILL")
+                process.kill()
+                process.wait()
+        for thread in self._pumps:
+            thread.join(timeout=2)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self.log.write("bench", f"emulator exited with code {process.returncode}")
+        return process.returncode

@@ -1,0 +1,285 @@
+"""The parties of a rig and the firmware flows they run, as a HIL test writes them.
+
+    outcome = rsa.update_firmware(image, devices=[esme])     # DUIS 11.1, signed with rsa's key
+    supplier.wait_for_alert(0x8F72, esme)                    # DeviceAlertMessage in its mailbox
+    supplier.activate(esme, image.hash)                      # 11.3 CV4 -> sign -> CV5 -> CS06
+    supplier.read_firmware(esme).version                     # 11.2 -> ECS52/GCS38 response
+
+Every request is real DUIS XML signed with the party's key from the rig's PKI and goes through
+the shim exactly as one from `bench update-firmware` would; every wait is on the device's real
+answer, and counts towards the rig's link-wait time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bench.codec.eui import eui_hex
+from bench.errors import LinkTimeout, RigError
+
+POLL_S = 0.02
+
+
+def device_eui(device: Any) -> bytes:
+    """A rig device, an EUI as bytes or as text."""
+    if isinstance(device, bytes | bytearray):
+        return bytes(device)
+    if isinstance(device, str):
+        from bench.codec.eui import parse_eui
+
+        return parse_eui(device)
+    return device.eui
+
+
+_counters: dict[bytes, int] = {}
+_counter_lock = threading.Lock()
+
+
+def next_counter(originator: bytes) -> int:
+    """Strictly increasing per originator, and above any earlier run's (microseconds since epoch)."""
+    with _counter_lock:
+        value = max(_counters.get(originator, 0) + 1, time.time_ns() // 1000)
+        _counters[originator] = value
+        return value
+
+
+@dataclass
+class SampleImage:
+    """A GB upgrade image and what the suite checks against."""
+
+    data: bytes
+    manufacturer_image: bytes
+    file_version: int
+    image_type: int
+    signer: str
+
+    @property
+    def hash(self) -> bytes:
+        """CS06 FirmwareHash = SHA-256 of the manufacturer image."""
+        return hashlib.sha256(self.manufacturer_image).digest()
+
+    @property
+    def version(self) -> str:
+        """The DUIS FirmwareVersion text: the OTA file version in 8 hex digits."""
+        return f"{self.file_version:08X}"
+
+
+@dataclass
+class Submission:
+    """A DUIS request as sent and the shim's answer."""
+
+    request_id: Any
+    request_xml: bytes
+    response_xml: bytes
+    response: Any
+    mark: int = 0  # traffic position before the request: what came after is its doing
+
+    @property
+    def code(self) -> str:
+        return self.response.response_code
+
+    @property
+    def warning(self) -> Any:
+        return self.response.warning
+
+
+@dataclass
+class FirmwareRead:
+    submission: Submission
+    device_response_xml: bytes
+    gbcs: bytes
+    version: str  # hex of the version octets, as the shim and the portfolio record it
+    version_bytes: bytes
+
+
+@dataclass
+class Activation:
+    precommand: Submission
+    signed: Submission | None
+    device_response_xml: bytes | None = None
+    gbcs: bytes | None = None
+    outcome: Any = None  # Cs06Response | Cs06Accepted
+    sent_command: bytes | None = None
+
+
+@dataclass
+class MailboxAlert:
+    """One alert delivered to a party: the mailbox row and the parsed DUIS message."""
+
+    message: Any  # bench.dcc.alerts.MailboxMessage
+    alert: Any  # DeviceAlertMessage | DCCAlertMessage
+    code: str
+    device: str | None
+    xml: bytes = field(repr=False, default=b"")
+
+
+class Party:
+    """A DCC User of the rig (a Supplier or an RSA) with its keys from the rig's PKI."""
+
+    def __init__(self, rig: Any, name: str, part: str | None = None) -> None:
+        self.rig = rig
+        self.name = name
+        self.part = part or name
+        try:
+            self.identity = rig.shim.pki.party(name)
+        except Exception as exc:  # noqa: BLE001 - any lookup failure is a rig configuration error
+            raise RigError(f"party {name!r} is not in the PKI {rig.rig.pki_dir}: {exc}") from exc
+        self.eui: bytes = self.identity.eui
+
+    def __repr__(self) -> str:
+        return f"Party({self.name}, {eui_hex(self.eui)})"
+
+    @property
+    def eui_hex(self) -> str:
+        return eui_hex(self.eui)
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def request_id(self, target: bytes | None = None) -> Any:
+        from bench.codec.duis import DCC_EUI, RequestID
+
+        return RequestID(self.eui, target if target is not None else DCC_EUI,
+                         next_counter(self.eui))
+
+    def sign(self, xml: bytes) -> bytes:
+        from bench.crypto.xmldsig import sign_document
+
+        return sign_document(xml, self.identity.ds_key, self.identity.ds_cert)
+
+    def send(self, request: Any) -> Submission:
+        """Build, sign and submit one Service Request; returns the shim's parsed answer."""
+        from bench.codec.duis import build_request, parse_response
+
+        xml = self.sign(build_request(request))
+        mark = self.rig.traffic.mark
+        answer = self.rig.submit(xml)
+        return Submission(request.request_id, xml, answer, parse_response(answer), mark)
+
+    def update_firmware(self, image: SampleImage | bytes, devices: list[Any],
+                        version: str | None = None) -> Submission:
+        """DUIS 11.1 to the DCC for these devices."""
+        from bench.codec.duis import UpdateFirmwareRequest
+
+        data = image.data if isinstance(image, SampleImage) else image
+        if version is None:
+            version = image.version if isinstance(image, SampleImage) else "1"
+        return self.send(UpdateFirmwareRequest(self.request_id(), data, version,
+                                               [device_eui(d) for d in devices]))
+
+    def read_firmware(self, device: Any, timeout: float | None = None) -> FirmwareRead:
+        """DUIS 11.2 and the device's answer (version octets as upper-case hex)."""
+        from bench.codec.duis import ReadFirmwareVersionRequest
+        from bench.codec.gbcs.apdu import decode_message
+        from bench.codec.gbcs.payloads import decode_payload
+
+        eui = device_eui(device)
+        submission = self.send(ReadFirmwareVersionRequest(self.request_id(eui)))
+        expect_code(submission, "I0", "I99")
+        xml, gbcs = self.device_response(submission, eui, timeout)
+        report = decode_payload(decode_message(gbcs))
+        raw = getattr(report, "version", None) or getattr(report, "firmware_version", None) or b""
+        if isinstance(raw, str):
+            raw = bytes.fromhex(raw)
+        return FirmwareRead(submission, xml, gbcs, bytes(raw).hex().upper(), bytes(raw))
+
+    def activate(self, device: Any, firmware_hash: bytes, at: datetime | None = None,
+                 wait: bool = True, timeout: float | None = None) -> Activation:
+        """11.3: CV4 for the pre-command, sign it, CV5; then the device's CS06 response."""
+        from bench.codec.duis import ActivateFirmwareRequest, SignedPreCommandRequest
+        from bench.codec.gbcs.apdu import decode_message
+        from bench.codec.gbcs.payloads import decode_payload
+        from bench.crypto.gbcs_security import sign_message
+
+        eui = device_eui(device)
+        first = self.send(ActivateFirmwareRequest(self.request_id(eui), firmware_hash, at))
+        activation = Activation(first, None)
+        if first.code != "I0" or first.response.pre_command is None:
+            return activation
+        precommand = decode_message(first.response.pre_command.gbcs)
+        signed = sign_message(precommand, self.identity.ds_key).encode()
+        activation.signed = self.send(SignedPreCommandRequest(self.request_id(eui), signed, at))
+        if activation.signed.code not in ("I0", "I99") or not wait:
+            return activation
+        sent = self.rig.traffic.since(activation.signed.mark, eui, "sent")
+        activation.sent_command = sent[-1].message if sent else None
+        xml, gbcs = self.device_response(activation.signed, eui, timeout)
+        activation.device_response_xml, activation.gbcs = xml, gbcs
+        activation.outcome = decode_payload(decode_message(gbcs))
+        return activation
+
+    # -- mailbox ----------------------------------------------------------------------------------
+
+    def mailbox(self, after: int = 0) -> list[Any]:
+        from bench.dcc.alerts import Mailboxes
+
+        return Mailboxes(self.rig.shim.store).messages(self.eui_hex, after)
+
+    def mailbox_mark(self) -> int:
+        messages = self.mailbox()
+        return messages[-1].id if messages else 0
+
+    def alerts(self, after: int = 0, device: Any = None) -> list[MailboxAlert]:
+        """Every alert (device and DCC) in this party's mailbox, parsed."""
+        from bench.codec.duis import parse_alert
+
+        wanted = eui_hex(device_eui(device)) if device is not None else None
+        found = []
+        for message in self.mailbox(after):
+            if message.kind == "response":
+                continue
+            if wanted is not None and message.device != wanted:
+                continue
+            found.append(MailboxAlert(message, parse_alert(message.xml), message.code,
+                                      message.device, message.xml))
+        return found
+
+    def wait_for_alert(self, code: int | str, device: Any = None, timeout: float | None = None,
+                       after: int = 0) -> MailboxAlert:
+        """The first alert with `code` (0x8F72 or "N60") about `device` in this party's mailbox."""
+        wanted = f"{code:04X}" if isinstance(code, int) else code.upper()
+        timeout = self.rig.rig.options.alert_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        with self.rig.waits.measure():
+            while True:
+                for alert in self.alerts(after, device):
+                    if alert.code.upper() == wanted:
+                        return alert
+                if time.monotonic() >= deadline:
+                    where = f" about {eui_hex(device_eui(device))}" if device is not None else ""
+                    seen = [a.code for a in self.alerts(after, device)]
+                    raise LinkTimeout(f"{self.name}: no alert {wanted}{where} within "
+                                      f"{timeout:g} s (mailbox has {seen or 'nothing'})")
+                time.sleep(POLL_S)
+
+    def device_response(self, submission: Submission, eui: bytes,
+                        timeout: float | None = None) -> tuple[bytes, bytes]:
+        """The DUIS response carrying the device's GBCS answer to `submission`."""
+        from bench.codec.duis import parse_response
+
+        if submission.response.gbcs_payload:  # answered in the same response
+            return submission.response_xml, submission.response.gbcs_payload
+        timeout = self.rig.rig.options.response_timeout_s if timeout is None else timeout
+        wanted = str(submission.request_id)
+        deadline = time.monotonic() + timeout
+        with self.rig.waits.measure():
+            while True:
+                for message in self.mailbox():
+                    if message.kind == "response" and message.request_id == wanted:
+                        response = parse_response(message.xml)
+                        if response.gbcs_payload:
+                            return message.xml, response.gbcs_payload
+                if time.monotonic() >= deadline:
+                    raise LinkTimeout(f"{self.name}: no device response to {wanted} from "
+                                      f"{eui_hex(eui)} within {timeout:g} s")
+                time.sleep(POLL_S)
+
+
+def expect_code(submission: Submission, *codes: str) -> None:
+    if submission.code not in codes:
+        raise RigError(f"request {submission.request_id} answered {submission.code}, "
+                       f"expected {' or '.join(codes)}")
