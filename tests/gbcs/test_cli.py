@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -130,11 +129,20 @@ def test_decode_path_imports_no_scapy_or_lxml(gbcs_vectors) -> None:
     assert "HEAVY []" in result.stdout, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("args", [["--mac-key", "x"], ["--help"]])
-def test_option_handling(args: list[str], tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["gbcs", "decode", *args] if args[0] == "--help" else
-                                ["gbcs", "decode", "DF", "--mac-key", str(tmp_path / "missing.pem")])
-    if args[0] == "--help":
-        assert result.exit_code == 0 and "--verify-cert" in result.output
-    else:
-        assert result.exit_code == 2
+def test_help_and_option_errors(tmp_path: Path, vectors: Path) -> None:
+    runner = CliRunner()
+    help_text = runner.invoke(cli, ["gbcs", "decode", "--help"])
+    assert help_text.exit_code == 0 and "--verify-cert" in help_text.output and "--peer-cert" in help_text.output
+    key = vectors / "rtds-test-keys" / "90b3d51f30000002-ka.key"
+    alone = runner.invoke(cli, ["gbcs", "decode", "DF", "--mac-key", str(key)])
+    assert alone.exit_code == 2 and "--peer-cert" in alone.output
+    missing = runner.invoke(cli, ["gbcs", "decode", "DF", "--verify-cert", str(tmp_path / "none.pem")])
+    assert missing.exit_code == 2
+
+
+def test_not_a_certificate_is_one_line_and_exit_2(tmp_path: Path, gbcs_vectors) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    result = _bench("gbcs", "decode", _hex(gbcs_vectors, "ECS52_COMMAND"), "--verify-cert", str(junk))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "junk.pem" in result.stderr
