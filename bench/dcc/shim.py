@@ -20,7 +20,6 @@ request that was authenticated has used its RequestID). Each request is one tran
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -28,7 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.codec.eui import eui_duis, eui_hex
+from bench.codec.eui import eui_hex
+from bench.codec.ota_file import parse_gb_image
 from bench.dcc import audit, messages
 from bench.dcc.alerts import (
     DELIVERY_FAILURE,
@@ -43,6 +43,7 @@ from bench.dcc.eligibility import (
     MAX_IMAGE_BYTES,
     MAX_REQUEST_BYTES,
     NON_DEVICE_SRS,
+    ORG_USER_ROLES,
     SR_COMMAND_VARIANTS,
     VERSION_LENGTH,
     WARNING_LIST,
@@ -204,7 +205,8 @@ class Shim:
         sr = request.service_reference
         role = request.party.org_role
         if not role_may_send(role, sr):
-            raise Refusal("E2", f"{role} {request.party.name} may not send SR {sr}", request)
+            roles = "/".join(ORG_USER_ROLES.get(role, ())) or f"{role}, not a DCC User role"
+            raise Refusal("E2", f"{request.party.name} ({roles}) may not send SR {sr}", request)
         if request.command_variant not in SR_COMMAND_VARIANTS[sr]:
             raise Refusal("E12", f"command variant {request.command_variant} not applicable to SR {sr}", request)
         target_is_dcc = request.target == DCC_TARGET
@@ -238,10 +240,13 @@ class Shim:
         ).fetchall()
         decisions = []
         sr = request.service_reference
+        names: dict[str, str] = {}
         for _pos, eui, device_type, generation, status, mpxn, supplier in rows:
             known = (device_type, generation, status, mpxn) if device_type else None
             code = device_decision(sr, party.org_role, party.eui, known, supplier, appointing)
-            decisions.append((eui, code, _reason(code, sr, party, known, supplier)))
+            if code is not None and supplier and not names:
+                names = dict(conn.execute("SELECT eui, name FROM party"))
+            decisions.append((eui, code, _reason(code, sr, party, known, names.get(supplier, supplier))))
         return decisions
 
     def _authorise_target(self, conn, request: messages.Incoming, now: datetime) -> None:  # noqa: ANN001
@@ -275,7 +280,7 @@ class Shim:
         if not authorised:
             first_code = decisions[0][1]
             raise Refusal(first_code, f"no device authorised ({decisions[0][2]} for the first)", request)
-        image_hash = hashlib.sha256(image).digest()
+        image_hash = _activation_hash(image)
         conn.executemany(
             "INSERT OR REPLACE INTO distribution VALUES (?,?,?,?,?,?,?,?)",
             ((rid, eui, request.originator, version, image_hash, at, "distributing", at) for eui in authorised),
@@ -470,5 +475,9 @@ def _reason(code: str | None, sr: str, party, known, supplier: str | None) -> st
     return f"{party.name} is not the registered Supplier ({supplier or 'none registered'})"
 
 
-def duis_eui(hex_eui: str) -> str:
-    return eui_duis(bytes.fromhex(hex_eui))
+def _activation_hash(image: bytes) -> bytes | None:
+    """SHA-256 of the manufacturer image (what CS06 names), if the image is a GB upgrade image."""
+    try:
+        return parse_gb_image(image).manufacturer_image_sha256
+    except (BenchError, ValueError):
+        return None

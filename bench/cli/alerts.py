@@ -1,0 +1,92 @@
+"""`bench alerts` (a party's DUIS mailbox) and `bench audit` (the shim's append-only log)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from bench.cli.registry import database
+
+POLL_S = 0.5
+
+
+def _party_eui(store, party: str) -> str:  # noqa: ANN001
+    from bench.codec.eui import eui_hex, parse_eui
+    from bench.errors import BenchError
+
+    row = store.read("SELECT eui FROM party WHERE name = ?", (party,))
+    if row:
+        return row[0][0]
+    try:
+        return eui_hex(parse_eui(party))
+    except BenchError as exc:
+        raise click.BadParameter(f"{party!r} is neither a registry party nor an EUI", param_hint="--as") from exc
+
+
+def _line(message) -> str:  # noqa: ANN001
+    return (
+        f"{message.id:>6}  {message.at}  {message.kind:<12} {message.code:<5} "
+        f"{message.device or '-':<16}  {message.request_id or '-'}"
+    )
+
+
+@click.command()
+@click.option("--as", "party", required=True, metavar="PARTY", help="Party name or EUI whose mailbox to read.")
+@click.option("--run-dir", help="Run directory holding bench.sqlite (default $BENCH_RUN_DIR or ./run).")
+@click.option("--after", type=int, default=0, show_default=True, help="Only messages with a larger id.")
+@click.option("--follow", is_flag=True, help="Keep waiting for new messages (Ctrl-C stops).")
+@click.option("--json", "as_json", is_flag=True, help="JSON: one array, or one object per line with --follow.")
+@click.option("--xml", "with_xml", is_flag=True, help="Also print each message's signed DUIS XML.")
+def alerts(party: str, run_dir: str | None, after: int, follow: bool, as_json: bool, with_xml: bool) -> None:
+    """Read PARTY's mailbox: DUIS responses, device alerts and DCC alerts, oldest first."""
+    from bench.dcc.alerts import Mailboxes
+    from bench.dcc.store import Store
+
+    with Store(database(run_dir)) as store:
+        eui = _party_eui(store, party)
+        mailboxes = Mailboxes(store)
+        messages = mailboxes.messages(eui, after)
+        if as_json and not follow:
+            click.echo(json.dumps([m.as_dict() for m in messages], indent=2))
+            return
+        last = after
+        try:
+            while True:
+                for message in messages:
+                    if as_json:
+                        click.echo(json.dumps(message.as_dict()))
+                    else:
+                        click.echo(_line(message))
+                        if with_xml:
+                            click.echo(message.xml.decode("utf-8", "replace"))
+                    last = message.id
+                if not follow:
+                    return
+                time.sleep(POLL_S)
+                messages = mailboxes.messages(eui, last)
+        except KeyboardInterrupt:
+            return
+
+
+@click.command()
+@click.option("--run-dir", help="Run directory holding bench.sqlite (default $BENCH_RUN_DIR or ./run).")
+@click.option("--request", "request_id", metavar="REQUEST-ID", help="Only entries of this RequestID.")
+@click.option("--after", type=int, default=0, show_default=True, help="Only entries with a larger id.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+def audit(run_dir: str | None, request_id: str | None, after: int, as_json: bool) -> None:
+    """Show the shim's audit log: every request and per-device decision with its reason."""
+    from bench.dcc.audit import AuditLog
+    from bench.dcc.store import Store
+
+    with Store(database(run_dir)) as store:
+        entries = AuditLog(store).entries(after=after, request_id=request_id)
+    if as_json:
+        click.echo(json.dumps([e.as_dict() for e in entries], indent=2))
+        return
+    for e in entries:
+        click.echo(
+            f"{e.id:>6}  {e.at}  {e.decision:<15} {e.response_code or '-':<5} "
+            f"{e.service_reference or '-':<5} {e.device or '-':<16}  {e.request_id or '-'}  {e.reason}"
+        )

@@ -1,0 +1,100 @@
+"""The firmware state of a Supplier's portfolio (MP207 R4), from what the shim has seen.
+
+For every device whose registered Supplier (at `at`) is the one asked about: what the DCC
+records (`dcc_firmware_version`, from the registry), what the device last said it runs (the
+newer of its last 11.2 read and its last activation response), what it holds pending (the last
+distribution, by whom, when, how far it got), its last alerts, and whether the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.codec.eui import eui_hex
+from bench.dcc.registry import REGISTERED_SUPPLIER_FOR_DEVICE
+from bench.dcc.store import Store, timestamp
+
+LAST_ALERTS = 5
+
+
+@dataclass
+class PortfolioEntry:
+    eui: str
+    device_type: str
+    generation: str
+    status: str
+    mpxn: str | None
+    supplier: str | None
+    dcc_firmware_version: str | None
+    active_version: str | None
+    pending_version: str | None
+    pending_hash: str | None
+    distributed_by: str | None
+    distributed_at: str | None
+    upgrade_status: str | None
+    last_alerts: list[tuple[str, str, str]] = field(default_factory=list)
+    last_read_version: str | None = None
+    last_read_at: str | None = None
+    agrees_with_dcc: bool | None = None
+
+
+_DEVICES = f"""
+SELECT d.eui, d.device_type, d.generation, d.status, d.mpxn, d.firmware_version,
+       {REGISTERED_SUPPLIER_FOR_DEVICE} AS supplier,
+       s.active_version, s.active_at, s.last_read_version, s.last_read_at
+  FROM device d LEFT JOIN device_state s ON s.eui = d.eui
+ ORDER BY d.eui
+"""
+
+_LAST_DISTRIBUTION = """
+SELECT version, image_hash, requester, at, status FROM distribution
+ WHERE device = ? AND at <= ? ORDER BY at DESC, rowid DESC LIMIT 1
+"""
+
+
+def portfolio(
+    db_path: str | Path, supplier_eui: bytes | None, at: datetime | None = None
+) -> list[PortfolioEntry]:
+    """Entries for the devices `supplier_eui` is registered for at `at` (None: every device)."""
+    now = timestamp(at or datetime.now(UTC))
+    wanted = eui_hex(supplier_eui) if supplier_eui is not None else None
+    with Store(db_path) as store:
+        names = dict(store.read("SELECT eui, name FROM party"))
+        entries = []
+        for row in store.read(_DEVICES, {"now": now}):
+            (eui, device_type, generation, status, mpxn, dcc_version, supplier,
+             active, active_at, read, read_at) = row
+            if wanted is not None and supplier != wanted:
+                continue
+            known, known_at = active, active_at
+            if read is not None and (known_at is None or (read_at or "") > known_at):
+                known, known_at = read, read_at
+            entry = PortfolioEntry(
+                eui, device_type, generation, status, mpxn, names.get(supplier, supplier),
+                dcc_version, known, None, None, None, None, None,
+                last_read_version=read, last_read_at=read_at,
+                agrees_with_dcc=None if known is None else known == dcc_version,
+            )
+            distribution = store.read(_LAST_DISTRIBUTION, (eui, now))
+            if distribution:
+                version, image_hash, requester, sent_at, state = distribution[0]
+                entry.distributed_by = names.get(requester, requester)
+                entry.distributed_at = sent_at
+                if known is not None and known == version and active_at and active_at >= sent_at:
+                    entry.upgrade_status = "activated"
+                else:
+                    entry.upgrade_status = state
+                    entry.pending_version = version
+                    entry.pending_hash = image_hash.hex().upper() if image_hash else None
+            entry.last_alerts = [
+                (code, name, when)
+                for code, name, when in store.read(
+                    "SELECT code, name, at FROM device_alert WHERE device = ? AND at <= ?"
+                    " ORDER BY id DESC LIMIT ?",
+                    (eui, now, LAST_ALERTS),
+                )
+            ]
+            entries.append(entry)
+    return entries
