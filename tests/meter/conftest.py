@@ -46,9 +46,10 @@ def connect() -> Iterator[Callable[..., MeterDriver]]:
     """A MeterDriver on the bench side of a meter's pseudo-terminal."""
     drivers: list[MeterDriver] = []
 
-    def connect(meter: MeterProcess, device: str = "esme", **options: object) -> MeterDriver:
+    def connect(meter: MeterProcess, device: str = "esme", baud: int | None = None,
+                **options: object) -> MeterDriver:
         eui = ESME if device == "esme" else GSME
-        driver = MeterDriver(SerialLink(meter.port), eui, sleepy=device == "gsme", **options)
+        driver = MeterDriver(SerialLink(meter.port, baud), eui, sleepy=device == "gsme", **options)
         drivers.append(driver)
         return driver
 

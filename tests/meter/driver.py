@@ -37,17 +37,21 @@ class Served:
 
 class MeterDriver:
     def __init__(self, link: Link, meter_eui: bytes, *, sleepy: bool = False,
-                 block_cap: int = han.MAX_BLOCK_DATA, upgrade_time: int = han.UPGRADE_TIME_WAIT_FOR_COMMAND) -> None:
+                 block_cap: int = han.MAX_BLOCK_DATA, upgrade_time: int = han.UPGRADE_TIME_WAIT_FOR_COMMAND,
+                 image: bytes | None = None) -> None:
         self.link = link
+        self._seq = 0
         self.meter = han.HanNode(meter_eui, int.from_bytes(meter_eui[-2:], "big"))
         self.sleepy = sleepy
         self.block_cap = block_cap
         self.upgrade_time = upgrade_time
         self.image: bytes | None = None
+        self.image_type = 0
+        if image is not None:  # served from the first frame on (a resuming meter asks at once)
+            self.offer(image, notify=False)
         self.wait_for_data: Callable[[han.ImageBlockRequest], han.ImageBlockWait | None] | None = None
         self.seen = Served()
         self._outbox: list[bytes] = []
-        self._seq = 0
         self._gbt = GbtReassembler()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -55,11 +59,13 @@ class MeterDriver:
         self._thread.start()
 
     # -- control ------------------------------------------------------------------------------
-    def offer(self, image: bytes, notify: bool = True) -> None:
+    def offer(self, image: bytes, notify: bool = True, image_type: int | None = None) -> None:
+        """Serve `image`; `image_type` announces it as another type than its header says."""
         self.image = image
+        self.image_type = parse_ota_header(image).image_type if image_type is None else image_type
         if notify:
             header = parse_ota_header(image)
-            self._send(han.ImageNotify(0x03, 100, header.manufacturer_code, header.image_type, header.file_version))
+            self._send(han.ImageNotify(0x03, 100, header.manufacturer_code, self.image_type, header.file_version))
 
     def send_gbcs(self, message: bytes) -> None:
         pieces = tunnel_pieces(message)
@@ -127,7 +133,7 @@ class MeterDriver:
             if image is None:
                 return han.QueryNextImageResponse(han.NO_IMAGE_AVAILABLE)
             header = parse_ota_header(image)
-            return han.QueryNextImageResponse(han.SUCCESS, header.manufacturer_code, header.image_type,
+            return han.QueryNextImageResponse(han.SUCCESS, header.manufacturer_code, self.image_type,
                                               header.file_version, len(image))
         if isinstance(command, han.ImageBlockRequest):
             self.seen.block_requests.append(command)
