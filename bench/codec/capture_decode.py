@@ -38,6 +38,7 @@ COMMAND_NAMES: dict[type, str] = {
 }
 TUNNEL_COMMAND_NAMES = {han.TUNNEL_GET: "GET", han.TUNNEL_GET_RESPONSE: "GET-RESPONSE", han.TUNNEL_PUT: "PUT"}
 
+_STATUS_ONLY_UNLESS_SUCCESS = (han.ImageBlockResponse, han.QueryNextImageResponse)
 _FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in COMMAND_NAMES}
 _eui_text: dict[bytes | None, str | None] = {None: None}
 
@@ -56,8 +57,8 @@ def _ota_fields(command: Any) -> dict[str, Any]:
         if value is None:
             continue
         out[name] = value.hex().upper() if isinstance(value, bytes) else value
-    if type(command) is han.ImageBlockResponse and command.status != han.SUCCESS:
-        out = {"status": command.status}
+    if type(command) in _STATUS_ONLY_UNLESS_SUCCESS and command.status != han.SUCCESS:
+        out = {"status": command.status}  # nothing else is on the wire
     return out
 
 

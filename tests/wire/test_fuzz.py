@@ -7,12 +7,15 @@ get a recomputed FCS for most cases, so the mutations reach the parsers behind t
 from __future__ import annotations
 
 import io
+import json
 import random
 
 import pytest
 
 from bench.codec import han
+from bench.codec.capture_decode import decode_record
 from bench.codec.crc16 import crc16_kermit
+from bench.codec.gbcs.gbt import segment
 from bench.codec.hdlc import FrameDecoder, encode_frame
 from bench.codec.ota_file import OtaHeader, build_gb_image, parse_gb_image, parse_ota_header
 from bench.codec.pcap import PcapWriter, parse_pcap
@@ -119,3 +122,20 @@ def test_empty_and_tiny_inputs(decoder):
     for data in (b"", b"\x00", b"\xff" * 3, b"\x7e"):
         with pytest.raises(DecodeError):
             decoder(data)
+
+
+def test_capture_decode_tunnel_messages(vectors):
+    """Mangled GBCS messages and GBT blocks inside good frames: a record every time, never a raise."""
+    entries = json.loads((vectors / "gbcs_firmware_vectors.json").read_text())["vectors"]
+    messages = [bytes.fromhex(e["hex"]) for e in entries]
+    seeds = [m[: han.MAX_TUNNEL_MESSAGE] for m in messages]
+    seeds += [block for m in messages for block in segment(m, 30)[:2]]
+    rnd = random.Random(5)
+    decoded = 0
+    for i in range(CASES):
+        message = mutate(rnd, seeds[i % len(seeds)])[: han.MAX_TUNNEL_MESSAGE]
+        frame = han.encode_han_frame(han.HanFrame(*EVERY_COMMAND[-1][1:3], i, han.TunnelTransferData(1, 3, message)))
+        record = decode_record(i, 0.0, frame)
+        assert record["tunnel"]["command"] == "PUT"
+        decoded += "gbcs" in record
+    assert decoded > 100

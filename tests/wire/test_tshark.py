@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from bench.codec import han
+from bench.codec.capture_decode import decode_capture
 from bench.codec.gbcs.gbt import segment
 from bench.codec.pcap import PcapWriter
 
@@ -38,7 +39,8 @@ FIELDS = [
     "gbcs_tunnel.command", "gbcs_tunnel.remaining",
     "gbcs_message.grouping_header.message_code", "gbcs_message.grouping_header.cra_flag",
     "gbcs_message.grouping_header.originator_counter", "gbcs_gbz.alert_code",
-    "gbcs_message.gbt_header.block_number",
+    "gbcs_message.gbt_header.block_number", "gbcs_message.routing_header.message_code",
+    "gbcs_message.routing_header.originator_counter", "gbcs_tunnel.remaining",
 ]
 
 
@@ -78,6 +80,7 @@ def dissected(tmp_path_factory, vectors):
     out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
     rows = [dict(zip(FIELDS, line.split("\t"), strict=True)) for line in out.splitlines()]
     assert len(rows) == len(frames)
+    marks["path"] = path
     return frames, rows, marks
 
 
@@ -153,3 +156,41 @@ def test_tunnel_and_gbcs_fields(dissected):
     assert int(last["gbcs_tunnel.command"], 0) == 2 and last["gbcs_tunnel.remaining"] == "4"
     assert int(last["gbcs_message.grouping_header.message_code"], 0) == 0x0059
     assert int(last["gbcs_message.grouping_header.originator_counter"]) == 77
+
+
+def _eui(text: str) -> str:
+    return text.replace(":", "").upper()
+
+
+def test_capture_decode_agrees_with_tshark(dissected):
+    _, rows, marks = dissected
+    records = list(decode_capture(marks["path"]))
+    assert len(records) == len(rows)
+    for record, row in zip(records, rows, strict=True):
+        assert record["frame"] == int(row["frame.number"])
+        assert record["src"] == _eui(row["zbee_nwk.src64"]) and record["dst"] == _eui(row["zbee_nwk.dst64"])
+        assert record["cluster"] == int(row["zbee_aps.cluster"], 0)
+        ota = record.get("ota", {})
+        for key, field in [("manufacturer_code", "manufacturer_code"), ("image_type", "image.type"),
+                           ("file_version", "file.version"), ("file_offset", "file.offset"),
+                           ("status", "status"), ("upgrade_time", "upgrade_time")]:
+            shown = row[f"zbee_zcl_general.ota.{field}"]
+            assert (int(shown, 0) if shown else None) == ota.get(key), (record["frame"], key)
+        if "data" in ota:
+            assert ota["data"].lower() == row["zbee_zcl_general.ota.image.data"].replace(":", "")
+        if "tunnel" not in record:
+            assert row["gbcs_tunnel.command"] == ""
+            continue
+        assert int(row["gbcs_tunnel.command"], 0) == {"GET": 1, "GET-RESPONSE": 2, "PUT": 3}[record["tunnel"]["command"]]
+        remaining = row["gbcs_tunnel.remaining"].split(",")[0]
+        assert record["tunnel"]["remaining"] == (int(remaining) if remaining else None)
+        gbcs = record.get("gbcs")
+        if gbcs is None:
+            assert record["tunnel"]["command"] == "GET"
+        elif "block_number" in gbcs:
+            assert gbcs["message_code"] == int(row["gbcs_message.routing_header.message_code"], 0)
+            assert gbcs["originator_counter"] == int(row["gbcs_message.routing_header.originator_counter"])
+            assert gbcs["block_number"] == int(row["gbcs_message.gbt_header.block_number"])
+        else:
+            assert gbcs["message_code"] == int(row["gbcs_message.grouping_header.message_code"], 0)
+            assert gbcs["originator_counter"] == int(row["gbcs_message.grouping_header.originator_counter"])
