@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.codec.gbcs import (
     GbcsMessage,
     GbtBlock,
     GbtReassembler,
+    block_overhead,
     decode_block,
     encode_block,
     is_gbt_block,
+    max_block_data,
     segment,
 )
 from bench.errors import DecodeError, EncodeError
@@ -123,3 +127,18 @@ def test_segment_rejects_bad_input() -> None:
         segment(b"\xdf\x00", 10)
     with pytest.raises(DecodeError):
         decode_block(message())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(48, 1500), st.integers(1, 3000))
+def test_max_block_data_fills_but_never_overflows(max_size: int, length: int) -> None:
+    data = message(7, length)
+    size = max_block_data(max_size)
+    assert all(len(block) <= max_size for block in segment(data, size))
+    assert size + 1 + block_overhead(size + 1) > max_size
+    assert block_overhead(0) == 47 and block_overhead(115) == 47 and block_overhead(116) == 48
+
+
+def test_max_block_data_refuses_a_budget_without_room() -> None:
+    with pytest.raises(EncodeError):
+        max_block_data(47)

@@ -42,9 +42,11 @@ from bench.codec.gbcs.cosem_time import (
 from bench.codec.gbcs.gbt import (
     GbtBlock,
     GbtReassembler,
+    block_overhead,
     decode_block,
     encode_block,
     is_gbt_block,
+    max_block_data,
     segment,
 )
 from bench.codec.gbcs.payloads import (
@@ -88,12 +90,12 @@ __all__ = [
     "Cs06Accepted", "Cs06Command", "Cs06Response", "DlmsAlert", "EsmeFirmwareRead",
     "EsmeFirmwareReport", "FirmwareDistributionReceipt", "FutureDatedActivationAlert", "GbcsMessage",
     "GbtBlock", "GbtReassembler", "GbzAlert", "GsmeFirmwareRead", "GsmeFirmwareReport", "Payload",
-    "alert_message_code", "alert_name", "cs06_command", "cs06_response", "decode_block",
+    "alert_message_code", "alert_name", "block_overhead", "cs06_command", "cs06_response", "decode_block",
     "decode_cosem_datetime", "decode_gbz_time", "decode_generalized_time", "decode_length",
     "decode_message", "decode_payload", "device_alert", "dlms_alert", "encode_block",
     "encode_cosem_datetime", "encode_gbz_time", "encode_generalized_time", "encode_length",
     "fdra_alert_esme", "fdra_alert_gsme", "future_dated_alert", "gbz_alert", "is_gbt_block",
-    "long_invoke_id", "message_name", "payload_fields", "read_firmware_command_esme",
+    "long_invoke_id", "max_block_data", "message_name", "payload_fields", "read_firmware_command_esme",
     "read_firmware_command_gsme", "read_firmware_response_esme", "read_firmware_response_gsme",
     "segment",
 ]

@@ -14,7 +14,8 @@ the MAC header (model: the blocks carry no protection of their own; the reassemb
 its signature and MAC), and ignored on receipt. Block control is 80 on the last block, else 00
 (no streaming, window 0: one block at a time over the tunnel).
 
-Public names: GbtBlock, segment, encode_block, decode_block, GbtReassembler, is_gbt_block.
+Public names: GbtBlock, segment, encode_block, decode_block, GbtReassembler, is_gbt_block,
+block_overhead, max_block_data.
 """
 
 from __future__ import annotations
@@ -136,6 +137,23 @@ def decode_block(data: bytes) -> GbtBlock:
         message_code=message_code, block_number=number, data=data[at:], last=bool(control & LAST_BLOCK),
         block_number_ack=ack, streaming=bool(control & STREAMING), window=control & WINDOW_MASK,
     )
+
+
+def block_overhead(data_length: int) -> int:
+    """Bytes a block adds around `data_length` bytes of message (47 for data under 116 bytes)."""
+    gbt_length = 5 + len(encode_length(data_length)) + data_length
+    ciphered = len(_ROUTING_SECURITY) + 1 + gbt_length
+    return 34 + len(encode_length(ciphered)) + ciphered - data_length
+
+
+def max_block_data(max_block_size: int) -> int:
+    """The largest `block_size` for `segment` whose blocks fit in `max_block_size` bytes."""
+    data = max_block_size - block_overhead(0)
+    while data > 0 and data + block_overhead(data) > max_block_size:
+        data -= 1
+    if data < 1:
+        raise EncodeError(f"a block cannot fit in {max_block_size} bytes")
+    return data
 
 
 def segment(apdu: bytes, block_size: int) -> list[bytes]:
