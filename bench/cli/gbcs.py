@@ -7,6 +7,7 @@ loaded when a signature or MAC check is asked for.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -146,8 +147,12 @@ def decode(message: str, verify_cert: Path | None, mac_key: Path | None, peer_ce
     """
     check = _load_checks(verify_cert, mac_key, peer_cert)
     if message == "-":
-        failed = _decode_stream(sys.stdin, sys.stdout, check)
-        sys.stdout.flush()
+        try:
+            failed = _decode_stream(sys.stdin, sys.stdout, check)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader (e.g. `head`) has had enough: stop quietly
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - swallow the interpreter's final flush
+            return
         if failed:
             click.echo(f"error: {failed} message(s) did not decode", err=True)
             sys.exit(2)

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from hypothesis import HealthCheck, given, settings
 
 from bench.codec.gbcs import GbcsMessage, cs06_command, decode_message
 from bench.crypto.gbcs_security import (
@@ -18,6 +19,8 @@ from bench.crypto.gbcs_security import (
     verify_signature,
 )
 from bench.errors import SecurityError
+
+from .strategies import messages
 
 SUPPLIER = bytes.fromhex("90B3D51F30010000")
 DEVICE = bytes.fromhex("00DB1234567890A0")
@@ -83,3 +86,12 @@ def test_wrong_key_types_are_security_errors(keys) -> None:
 def test_raw_and_der_signatures_convert_both_ways() -> None:
     raw = bytes(range(1, 65))
     assert raw_signature(der_signature(raw)) == raw
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(messages())
+def test_any_message_signs_and_macs_and_survives_the_wire(keys, msg: GbcsMessage) -> None:
+    sent = apply_mac(sign_message(msg, keys["supplier-ds"]), keys["acb-ka"], keys["device-ka"].public_key())
+    received = decode_message(sent.encode())
+    assert verify_signature(received, keys["supplier-ds"].public_key())
+    assert verify_mac(received, keys["device-ka"], keys["acb-ka"].public_key())

@@ -210,9 +210,7 @@ def _decode_signing(data: bytes, start: int, end: int) -> tuple[GbcsMessage, int
         raise DecodeError(_WHAT, "date-time", at, f"length {view[at]} (expected 0 or 12)")
     other_length, at = decode_length(view, at, _WHAT, "other-information length")
     _need(view, at, other_length, "other-information")
-    if other_length < 2 or other_length in range(3, 10) or other_length in range(11, 18) or (
-        18 < other_length < 26
-    ):
+    if not (other_length in (2, 10, 18) or other_length >= 26):
         raise DecodeError(_WHAT, "other-information", at, f"length {other_length} fits no variant")
     other = view[at : at + other_length]
     at += other_length
