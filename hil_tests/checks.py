@@ -1,0 +1,105 @@
+"""Checks the conformance tests share: what the devices sent, signed by whom, and what the DCC kept.
+
+Every check reads real evidence (GBCS bytes the hub received, DUIS XML in a mailbox, the 11.2
+answer of the device) and verifies signatures with the rig's PKI; nothing trusts the bench's own
+bookkeeping alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.codec.gbcs.apdu import decode_message
+from bench.codec.gbcs.codes import ALERT, CS06, RESPONSE
+from bench.codec.gbcs.payloads import decode_payload
+from bench.crypto.gbcs_security import apply_mac, sign_message, verify_signature
+from bench.crypto.xmldsig import verify_document
+
+FDRA_SUCCESS = 0x8F72
+FDRA_FAILURE = 0x8F1C
+VERSION_CHANGED = 0x8F43
+FUTURE_DATED_ACTIONED = 0x8F66
+AUTHENTICATION_FAILURES = {0x8F3D, 0x8F1E, 0x8F30, 0x8F53}
+ACCEPTED = ("I0", "I99")
+
+
+def nothing_sent(rig: Any, mark: int, device: Any) -> None:
+    """No image offered and no command sent to `device` since `mark`."""
+    offered = rig.traffic.distributions_since(mark, device.eui)
+    sent = rig.traffic.since(mark, device.eui, "sent")
+    assert not offered, f"an image was offered to {device.role} ({device.eui_hex})"
+    assert not sent, f"{len(sent)} GBCS command(s) were sent to {device.role}"
+
+
+def device_alert(rig: Any, device: Any, code: int, after: int, timeout: float) -> Any:
+    """The GBCS alert `code` the hub received from `device` after `after` (decoded message)."""
+
+    def is_it(message: bytes) -> bool:
+        msg = decode_message(message)
+        return msg.cra_flag == ALERT and _alert_code(msg) == code
+
+    event = rig.traffic.wait_for(device.eui, is_it, timeout, after, f"alert {code:04X}")
+    return decode_message(event.message)
+
+
+def _alert_code(msg: Any) -> int | None:
+    try:
+        payload = decode_payload(msg)
+    except Exception:  # noqa: BLE001 - undecodable payloads are not the alert we wait for
+        return None
+    return getattr(payload, "alert_code", None)
+
+
+def signed_by_device(rig: Any, device: Any, msg: Any) -> bool:
+    """The GBCS message carries a signature that verifies with the device's DS certificate."""
+    if msg.signature is None:
+        return False
+    public = rig.shim.pki.device(device.eui).ds_cert.public_key()
+    return verify_signature(msg, public)
+
+
+def fdra_hash(msg: Any) -> bytes:
+    payload = decode_payload(msg)
+    for name in ("hash32", "firmware_hash", "hash", "calculated_hash"):
+        value = getattr(payload, name, None)
+        if isinstance(value, bytes | bytearray):
+            return bytes(value)
+    raise AssertionError(f"FDRA payload carries no hash: {payload!r}")
+
+
+def dcc_signed(rig: Any, xml: bytes) -> bytes:
+    """Verify a DUIS message's XML-DSig against the rig's CA; returns the signer's EUI."""
+    return verify_document(xml, rig.shim.pki).signer_eui
+
+
+def cs06_responses(rig: Any, device: Any, mark: int) -> list[Any]:
+    """CS06 responses the device sent since `mark`."""
+    found = []
+    for event in rig.traffic.since(mark, device.eui, "received"):
+        msg = decode_message(event.message)
+        if msg.cra_flag == RESPONSE and msg.message_code == CS06:
+            found.append(msg)
+    return found
+
+
+def forged_cs06(rig: Any, signer: Any, device: Any, firmware_hash: bytes, counter: int) -> bytes:
+    """A CS06 signed by `signer` with a valid ACB MAC: what an attacker past the DCC could send."""
+    from bench.codec.gbcs.apdu import GbcsMessage
+    from bench.codec.gbcs.codes import COMMAND
+    from bench.codec.gbcs.payloads import cs06_command
+
+    pki = rig.shim.pki
+    msg = GbcsMessage(cra_flag=COMMAND, originator_counter=counter, originator=signer.eui,
+                      recipient=device.eui, date_time=None, message_code=CS06,
+                      content=cs06_command(firmware_hash, counter))
+    signed = sign_message(msg, signer.identity.ds_key)
+    acb = pki.party("acb")
+    return apply_mac(signed, acb.ka_key, pki.device(device.eui).ka_cert.public_key()).encode()
+
+
+def distribute(rsa: Any, supplier: Any, image: Any, device: Any, code: int = FDRA_SUCCESS) -> Any:
+    """RSA distributes `image` to `device`; returns the Supplier's alert `code` for it."""
+    mark = supplier.mailbox_mark()
+    submission = rsa.update_firmware(image, devices=[device])
+    assert submission.code in ACCEPTED, f"11.1 refused: {submission.code}"
+    return supplier.wait_for_alert(code, device, after=mark)

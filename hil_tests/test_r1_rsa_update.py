@@ -1,0 +1,32 @@
+"""R1: an RSA appointed by the Supplier can Update Firmware on its ESME and GSME (SMETS2+)."""
+
+from __future__ import annotations
+
+import pytest
+from checks import ACCEPTED, FDRA_SUCCESS, device_alert, fdra_hash, signed_by_device
+
+from bench.codec.pcap import read_pcap
+
+
+@pytest.mark.mp207("R1")
+@pytest.mark.parametrize("role", ["esme", "gsme"])
+def test_r1_rsa_update_lands(role, rig, rig_device, rsa, supplier, images):
+    device = rig_device(role)
+    before = supplier.read_firmware(device).version
+    image = images.for_device(device, signer="supplier")
+    mark = rig.traffic.mark
+
+    submission = rsa.update_firmware(image, devices=[device])
+    assert submission.code in ACCEPTED, f"11.1 from the appointed RSA refused: {submission.code}"
+    assert not submission.warning, f"unexpected warning lists: {submission.warning}"
+
+    alert = device_alert(rig, device, FDRA_SUCCESS, mark, rig.rig.options.alert_timeout_s)
+    assert signed_by_device(rig, device, alert), "FDRA 0x8F72 is not signed by the device"
+    assert fdra_hash(alert) == image.hash, "pending image hash is not SHA-256 of the manufacturer image"
+    state = rig.wait_transfer(device.eui, str(submission.request_id))
+    assert state == "complete", f"image transfer ended {state}"
+
+    after = supplier.read_firmware(device).version
+    assert after == before, f"active version changed by distribution alone: {before} -> {after}"
+    frames = sum(1 for _ in read_pcap(rig.capture_path))
+    assert frames > 0, "the capture holds no frame"

@@ -1,0 +1,136 @@
+"""R3: firmware security is unchanged: activation stays a Supplier-only critical command."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from checks import (
+    ACCEPTED,
+    FDRA_FAILURE,
+    FUTURE_DATED_ACTIONED,
+    VERSION_CHANGED,
+    cs06_responses,
+    distribute,
+    forged_cs06,
+    nothing_sent,
+)
+
+from bench.errors import LinkTimeout
+from bench.rig_flows import next_counter
+
+
+def _settle(rig, device, mark, timeout):
+    """Wait for the device's reaction (any message) to what was injected after `mark`."""
+    # silence is a refusal too; the 11.2 read afterwards is the verdict
+    with contextlib.suppress(LinkTimeout):
+        rig.traffic.wait_for(device.eui, lambda _m: True, timeout, mark, "reaction")
+
+
+@pytest.mark.mp207("R3")
+def test_r3_rsa_activation_refused_by_the_dcc(rig, esme, rsa, supplier, images):
+    image = images.for_device(esme)
+    distribute(rsa, supplier, image, esme)
+    mark = rig.traffic.mark
+    activation = rsa.activate(esme, image.hash)
+    assert activation.precommand.code == "E2", f"RSA 11.3 answered {activation.precommand.code}"
+    assert activation.signed is None
+    nothing_sent(rig, mark, esme)
+
+
+@pytest.mark.mp207("R3")
+def test_r3_rsa_signed_cs06_refused_by_the_meter(rig, esme, rsa, supplier, images):
+    image = images.for_device(esme)
+    distribute(rsa, supplier, image, esme)
+    before = supplier.read_firmware(esme).version
+    mark = rig.traffic.mark
+    rig.send_raw_gbcs(esme.eui, forged_cs06(rig, rsa, esme, image.hash, next_counter(rsa.eui)))
+    _settle(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
+    assert not [r for r in cs06_responses(rig, esme, mark)
+                if getattr(r, "content", b"")[:1] and r is not None and _success(r)], \
+        "the meter answered an RSA-signed CS06 with success"
+    assert supplier.read_firmware(esme).version == before, "an RSA-signed CS06 activated firmware"
+
+
+def _success(msg) -> bool:
+    from bench.codec.gbcs.payloads import Cs06Response, decode_payload
+
+    payload = decode_payload(msg)
+    return isinstance(payload, Cs06Response) and payload.response_code == 0
+
+
+@pytest.mark.mp207("R3")
+def test_r3_replayed_and_lower_counter_commands_refused(rig, esme, rsa, supplier, images):
+    first = images.for_device(esme)
+    distribute(rsa, supplier, first, esme)
+    activation = supplier.activate(esme, first.hash)
+    assert _outcome_ok(activation), f"Supplier activation failed: {activation.outcome}"
+    assert activation.sent_command, "the activation command was not seen on the tunnel"
+    counter = activation.precommand.request_id.counter
+
+    second = images.for_device(esme)
+    distribute(rsa, supplier, second, esme)
+    active = supplier.read_firmware(esme).version
+    assert active == first.version, f"{active} active after activating {first.version}"
+
+    mark = rig.traffic.mark
+    rig.send_raw_gbcs(esme.eui, activation.sent_command)  # the exact bytes, again
+    _settle(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
+    assert not cs06_responses(rig, esme, mark), "the meter processed a replayed CS06"
+
+    mark = rig.traffic.mark
+    lower = forged_cs06(rig, supplier, esme, second.hash, counter - 1)
+    rig.send_raw_gbcs(esme.eui, lower)
+    _settle(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
+    assert not cs06_responses(rig, esme, mark), "the meter processed a lower-counter CS06"
+    assert supplier.read_firmware(esme).version == first.version, \
+        "a lower-counter CS06 activated the pending image"
+
+
+def _outcome_ok(activation) -> bool:
+    outcome = activation.outcome
+    return outcome is not None and getattr(outcome, "response_code", None) == 0
+
+
+@pytest.mark.mp207("R3")
+def test_r3_image_not_signed_by_the_supplier_fails_verification(rig, esme, rsa, supplier, images):
+    before = supplier.read_firmware(esme).version
+    image = images.for_device(esme, signer="rsa")
+    alert = distribute(rsa, supplier, image, esme, code=FDRA_FAILURE)
+    assert alert.code == f"{FDRA_FAILURE:04X}"
+    activation = supplier.activate(esme, image.hash)
+    assert activation.signed is not None and activation.signed.code in ACCEPTED
+    assert not _outcome_ok(activation), "the meter activated an image its Supplier did not sign"
+    assert supplier.read_firmware(esme).version == before
+
+
+@pytest.mark.mp207("R3")
+@pytest.mark.parametrize("role", ["esme", "gsme"])
+def test_r3_supplier_activates_the_rsa_distributed_image(role, rig_device, rsa, supplier, images):
+    device = rig_device(role)
+    image = images.for_device(device)
+    distribute(rsa, supplier, image, device)
+    mark = supplier.mailbox_mark()
+    activation = supplier.activate(device, image.hash)
+    assert _outcome_ok(activation), f"CS06 outcome {activation.outcome}"
+    assert activation.outcome.firmware_version.hex().upper() == image.version
+    supplier.wait_for_alert(VERSION_CHANGED, device, after=mark)
+    assert supplier.read_firmware(device).version == image.version
+
+
+@pytest.mark.mp207("R3")
+def test_r3_future_dated_activation(rig, esme, rsa, supplier, images):
+    image = images.for_device(esme)
+    distribute(rsa, supplier, image, esme)
+    before = supplier.read_firmware(esme).version
+    mark = supplier.mailbox_mark()
+    when = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    activation = supplier.activate(esme, image.hash, at=when)
+    from bench.codec.gbcs.payloads import Cs06Accepted
+
+    assert isinstance(activation.outcome, Cs06Accepted), f"not accepted for later: {activation.outcome}"
+    assert supplier.read_firmware(esme).version == before, "activated before its time"
+    supplier.wait_for_alert(FUTURE_DATED_ACTIONED, esme, after=mark)
+    supplier.wait_for_alert(VERSION_CHANGED, esme, after=mark)
+    assert supplier.read_firmware(esme).version == image.version
