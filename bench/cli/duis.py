@@ -119,13 +119,13 @@ def validate(file: str) -> None:
 def _signing_identity(key: Path | None, cert: Path | None, party: str | None, pki_dir: Path):
     if party is not None:
         if key is not None or cert is not None:
-            raise click.BadParameter("use either --as or --key/--cert", param_hint="--as")
+            raise ConfigError("--as: use either --as or --key/--cert")
         from bench.crypto.smki import Pki
 
         identity = Pki.load(pki_dir).party(party)
         return identity.ds_key, identity.ds_cert
     if key is None or cert is None:
-        raise click.BadParameter("give --key and --cert, or --as PARTY", param_hint="--key/--cert")
+        raise ConfigError("--key/--cert: give --key and --cert, or --as PARTY")
     return _load_pem_key(key), _load_pem_cert(cert)
 
 
@@ -187,7 +187,7 @@ def verify(
 
     candidates = tuple(_load_pem_cert(path) for path in certs)
     if ca is not None and pki_dir is not None:
-        raise click.BadParameter("use either --ca or --pki", param_hint="--ca/--pki")
+        raise ConfigError("--ca/--pki: use either --ca or --pki")
     trusted = _load_pem_cert(ca) if ca is not None else Pki.load(pki_dir or DEFAULT_PKI)
     try:
         result = verify_document(_read(file), trusted, certificates=candidates)

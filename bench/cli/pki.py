@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
+from bench.errors import ConfigError
+
 
 def _device(text: str) -> tuple[str, str]:
     eui, sep, device_type = text.partition(":")
     if not sep or not eui or not device_type:
-        raise click.BadParameter(
-            f"{text!r} is not EUI:TYPE (e.g. 00DB1234567890A0:ESME)", param_hint="--device"
-        )
+        raise ConfigError(f"--device: {text!r} is not EUI:TYPE (e.g. 00DB1234567890A0:ESME)")
     return eui, device_type
 
 

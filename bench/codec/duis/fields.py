@@ -19,6 +19,7 @@ _EUI_TEXT = r"[0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){7}"
 _EUI = re.compile(_EUI_TEXT)
 _REQUEST_ID = re.compile(rf"({_EUI_TEXT}):({_EUI_TEXT}):(0|[1-9][0-9]{{0,19}})")
 _EUI_LIST = re.compile(rf"{_EUI_TEXT}(?:,{_EUI_TEXT})*")
+_NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
 _WHITESPACE = re.compile(rb"[ \t\r\n]+")
 _DATETIME = re.compile(r"-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?")
 
@@ -141,7 +142,10 @@ def write_datetime(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     utc = value.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    text = (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}"
+        f"T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}"
+    )
     if utc.microsecond % 1000:
         text += f".{utc.microsecond:06d}"
     elif utc.microsecond:
@@ -159,9 +163,6 @@ def read_firmware_version(text: str | None, field: str = "FirmwareVersion") -> s
 def check_firmware_version(value: str, field: str = "FirmwareVersion") -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 8:
         raise EncodeError(f"{field}: {value!r} must be 1 to 8 characters")
-    if any(
-        ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF or ord(c) >= 0xFFFE
-        for c in value
-    ):
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or _NOT_XML.match(c) for c in value):
         raise EncodeError(f"{field}: {value!r} has characters XML cannot carry")
     return value
