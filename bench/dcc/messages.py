@@ -143,12 +143,14 @@ def salvage(xml: bytes) -> Incoming:
 
 
 @lru_cache(maxsize=64)
-def _cert_eui(der: bytes) -> str:
+def _cert_identity(der: bytes) -> tuple[str, str]:
+    """(EUI hex, org role) of an organisation certificate."""
     from cryptography import x509
 
-    from bench.crypto.smki import eui_of
+    from bench.crypto.smki import eui_of, role_of
 
-    return eui_hex(eui_of(x509.load_der_x509_certificate(der)))
+    cert = x509.load_der_x509_certificate(der)
+    return eui_hex(eui_of(cert)), role_of(cert)
 
 
 class ResponseSigner:
@@ -164,13 +166,13 @@ class ResponseSigner:
         self._cert = identity.ds_cert
         self.eui = eui_hex(identity.eui) if isinstance(identity.eui, bytes) else identity.eui
 
-    def verify(self, root: etree._Element, now: datetime) -> str:
-        """The signer's EUI (hex) if the signature covers the whole document and the signer's
-        certificate is one the bench SMKI CA issued, valid now (SecurityError otherwise)."""
+    def verify(self, root: etree._Element, now: datetime) -> tuple[str, str]:
+        """(EUI hex, org role) of the signer if the signature covers the whole document and the
+        signer's certificate is one the bench SMKI CA issued, valid now (SecurityError otherwise)."""
         from cryptography.hazmat.primitives.serialization import Encoding
 
         verified = self._xmldsig.verify_document(root, self.pki, at=now)
-        return _cert_eui(verified.signer_cert.public_bytes(Encoding.DER))
+        return _cert_identity(verified.signer_cert.public_bytes(Encoding.DER))
 
     def sign(self, element) -> bytes:  # noqa: ANN001 - lxml element
         return self._xmldsig.sign_document(element, self._key, self._cert)

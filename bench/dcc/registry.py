@@ -249,8 +249,17 @@ class Registry:
     # -- lookups ---------------------------------------------------------------------------
 
     def party(self, name_or_eui: str | bytes) -> Party | None:
-        key = eui_hex(name_or_eui) if isinstance(name_or_eui, bytes) else name_or_eui
-        rows = self.store.read("SELECT name, eui, org_role FROM party WHERE name = ? OR eui = ?", (key, key.replace("-", "").upper()))
+        """By EUI (bytes or 16 hex digits) or by name."""
+        if isinstance(name_or_eui, bytes):
+            key = eui_hex(name_or_eui)
+        else:
+            digits = name_or_eui.replace("-", "").upper()
+            key = digits if len(digits) == 16 and all(c in "0123456789ABCDEF" for c in digits) else None
+        if key is not None:
+            rows = self.store.read("SELECT name, eui, org_role FROM party WHERE eui = ?", (key,))
+            if rows:
+                return Party(*rows[0])
+        rows = self.store.read("SELECT name, eui, org_role FROM party WHERE name = ?", (name_or_eui,))
         return Party(*rows[0]) if rows else None
 
     def parties(self) -> list[Party]:

@@ -168,12 +168,16 @@ class Shim:
         except BenchError as exc:
             raise Refusal("E1", f"not a valid DUIS request: {exc}") from exc
         try:
-            signer_eui = self.signer.verify(root, now)
+            signer_eui, cert_role = self.signer.verify(root, now)
         except BenchError as exc:
             raise Refusal("E1", f"XML-DSig: {exc}", request) from exc
         party = self.registry.party(signer_eui)
         if party is None:
             raise Refusal("E1", f"signer {signer_eui} is not a party in the registry", request)
+        if cert_role != party.org_role:
+            raise Refusal(
+                "E1", f"signer certificate role {cert_role} differs from the registry's {party.org_role}", request
+            )
         if signer_eui != request.originator:
             raise Refusal(
                 "E1", f"signer {signer_eui} is not the RequestID originator {request.originator}", request

@@ -1,0 +1,100 @@
+"""Helpers of the DCC shim tests: a signed-request factory and state probes."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.codec.duis.fields import RequestID
+from bench.codec.duis.requests import (
+    DCC_EUI,
+    ActivateFirmwareRequest,
+    ReadFirmwareVersionRequest,
+    SignedPreCommandRequest,
+    UpdateFirmwareRequest,
+    UpdatePpmidFirmwareRequest,
+    request_element,
+)
+from bench.codec.duis.responses import parse_response
+from bench.codec.gbcs.apdu import decode_message
+from bench.crypto.gbcs_security import sign_message
+from bench.crypto.smki import Pki
+from bench.crypto.xmldsig import sign_document
+from bench.dcc.shim import Shim
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE_PKI = ROOT / "fixtures" / "pki"
+FIXTURE_REGISTRY = ROOT / "fixtures" / "registry"
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+ESME_A0 = bytes.fromhex("00DB1234567890A0")
+GSME_A1 = bytes.fromhex("00DB1234567890A1")
+ESME_B0 = bytes.fromhex("00DB1234567890B0")
+PPMID_A4 = bytes.fromhex("00DB1234567890A4")
+HCALCS_A5 = bytes.fromhex("00DB1234567890A5")
+ESME_C0 = bytes.fromhex("00DB1234567890C0")
+IMAGE_NAME = "gfi_esme_ota_image_from_11.1_template.bin"
+
+_counter = itertools.count(1_000_000)
+
+
+def next_counter() -> int:
+    """RequestID counters only grow, across every request of a test session."""
+    return next(_counter)
+
+
+class Requests:
+    """Builds and signs DUIS requests as a party, with fresh RequestID counters."""
+
+    def __init__(self, pki: Pki, image: bytes) -> None:
+        self.pki = pki
+        self.image = image
+
+    def sign(self, party: str, request) -> bytes:  # noqa: ANN001
+        identity = self.pki.party(party)
+        return sign_document(request_element(request), identity.ds_key, identity.ds_cert)
+
+    def rid(self, party: str, target: bytes, counter: int | None = None) -> RequestID:
+        eui = self.pki.party(party).eui
+        return RequestID(eui, target, next_counter() if counter is None else counter)
+
+    def update(self, party: str, devices: Iterable[bytes], version: str = "ACDCACDC",
+               counter: int | None = None, image: bytes | None = None) -> bytes:
+        request = UpdateFirmwareRequest(
+            self.rid(party, DCC_EUI, counter), self.image if image is None else image, version, list(devices)
+        )
+        return self.sign(party, request)
+
+    def update_ppmid(self, party: str, devices: Iterable[bytes]) -> bytes:
+        request = UpdatePpmidFirmwareRequest(self.rid(party, DCC_EUI), self.image, "00000002", list(devices))
+        return self.sign(party, request)
+
+    def read(self, party: str, device: bytes, counter: int | None = None) -> bytes:
+        return self.sign(party, ReadFirmwareVersionRequest(self.rid(party, device, counter)))
+
+    def activate(self, party: str, device: bytes, firmware_hash: bytes = b"\xab" * 32,
+                 counter: int | None = None, at: datetime | None = None) -> bytes:
+        return self.sign(party, ActivateFirmwareRequest(self.rid(party, device, counter), firmware_hash, at))
+
+    def signed_precommand(self, party: str, device: bytes, precommand: bytes,
+                          key_of: str | None = None, counter: int | None = None) -> bytes:
+        """CV5: the pre-command signed with `key_of`'s DS key (default: the sender's)."""
+        msg = decode_message(precommand)
+        signed = sign_message(msg, self.pki.party(key_of or party).ds_key).encode()
+        return self.sign(party, SignedPreCommandRequest(self.rid(party, device, counter), signed))
+
+
+def code_of(xml: bytes) -> str:
+    return parse_response(xml).response_code
+
+
+def state_counts(shim: Shim) -> dict[str, int]:
+    """Row counts of every table but the audit log: what a refused request must not change."""
+    tables = ("request_counter", "mailbox", "precommand", "command", "distribution", "device_alert",
+              "device_state", "party", "device", "registration", "appointment")
+    return {t: shim.store.read(f"SELECT COUNT(*) FROM {t}")[0][0] for t in tables}
+
+
+def counters(shim: Shim) -> dict[str, str]:
+    return dict(shim.store.read("SELECT originator, last_counter FROM request_counter"))
