@@ -27,7 +27,7 @@ from scapy.fields import (
 )
 from scapy.layers.dot15d4 import Dot15d4Data, Dot15d4FCS, dot15d4AddressField
 from scapy.layers.zigbee import ZigbeeAppDataPayload, ZigbeeClusterLibrary, ZigbeeNWK
-from scapy.packet import Packet, Raw
+from scapy.packet import Packet
 
 from bench.codec import han
 from bench.errors import DecodeError
@@ -221,6 +221,8 @@ _LAYER_OF = {
     han.UpgradeEndResponse: (OtaUpgradeEndResponse, OTA, 1, han.CMD_UPGRADE_END_RESPONSE),
 }
 _EUI_FIELDS = {"request_node_address"}
+_HAN_OF = {spec[0]: cls for cls, spec in _LAYER_OF.items() if cls is not han.ImageBlockWait}
+_HAN_OF[TunnelTransferData] = han.TunnelTransferData
 
 
 def command_layer(command: han.ZclCommand, src_short: int = 0xFFFF) -> tuple[Packet, int, int, int]:
@@ -265,29 +267,33 @@ def dissect(data: bytes) -> Packet:
 
 
 def from_scapy(packet: Packet) -> han.HanFrame:
-    """Read a dissected frame's field values back into a han frame; DecodeError if it is not one."""
+    """Read a frame's field values back into a han frame; DecodeError if it is not one of ours.
+
+    The packet is dissected afresh from its bytes, so only the fields on the wire are read (a
+    built packet's unset conditional fields would otherwise show their defaults).
+    """
+    packet = dissect(bytes(packet))
     try:
-        mac, nwk, aps, zcl = (packet[Dot15d4FCS], packet[ZigbeeNWK], packet[ZigbeeAppDataPayload],
-                              packet[ZigbeeClusterLibrary])
+        mac_data, nwk, aps, zcl = (packet[Dot15d4Data], packet[ZigbeeNWK], packet[ZigbeeAppDataPayload],
+                                   packet[ZigbeeClusterLibrary])
     except IndexError:
         raise DecodeError("HAN frame", "layers", None, "not an 802.15.4/NWK/APS/ZCL frame") from None
     layer = zcl.payload
-    if isinstance(layer, Raw) or not layer:
+    if type(layer) not in _HAN_OF:
         raise DecodeError("HAN frame", "zcl_command", None, "no bench layer for this ZCL command")
-    pan = packet[Dot15d4Data].dest_panid
+    pan = mac_data.dest_panid
     src = han.HanNode(_eui(nwk, "ext_src", 0x10), nwk.source, pan, aps.src_endpoint)
     dst = han.HanNode(_eui(nwk, "ext_dst", 0x08), nwk.destination, pan, aps.dst_endpoint)
-    values = {f.name: layer.getfieldval(f.name) for f in layer.fields_desc
-              if not isinstance(f, ConditionalField) or f._evalcond(layer)}
+    values = {name: value for name, value in layer.fields.items() if value is not None}
     if isinstance(layer, TunnelTransferData):
         command: han.ZclCommand = han.TunnelTransferData(
-            values["tunnel_id"], values["gbcs_command"], bytes(values["message"]),
+            values["tunnel_id"], values["gbcs_command"], bytes(values.get("message", b"")),
             values.get("remaining"), bool(zcl.command_direction))
     elif isinstance(layer, OtaImageBlockResponse) and layer.status == han.WAIT_FOR_DATA:
         command = han.ImageBlockWait(values["current_time"], values["request_time"],
                                      values["minimum_block_period"])
     else:
-        target = next(cls for cls, spec in _LAYER_OF.items() if spec[0] is type(layer))
+        target = _HAN_OF[type(layer)]
         names = {f.name for f in dataclasses.fields(target)}
         kwargs = {k: v for k, v in values.items() if k in names}
         if "request_node_address" in kwargs:
@@ -295,7 +301,6 @@ def from_scapy(packet: Packet) -> han.HanFrame:
         if "data" in kwargs:
             kwargs["data"] = bytes(kwargs["data"])
         command = target(**kwargs)
-    del mac
     return han.HanFrame(src, dst, zcl.transaction_sequence, command)
 
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.codec import han, zigbee
-from bench.codec.gbcs.gbt import segment
+from bench.codec.gbcs.gbt import max_block_data, segment
 from bench.codec.hdlc import FrameDecoder, encode_frame
 from bench.codec.pcap import PcapWriter
 
@@ -111,7 +111,7 @@ def write_capture(path: Path, frames: int) -> None:
     with PcapWriter(path) as writer:
         while written < frames:
             if written % 200 == 198:
-                for block in segment(_gbcs_message(written), han.MAX_TUNNEL_MESSAGE - 47)[: frames - written]:
+                for block in segment(_gbcs_message(written), max_block_data(han.MAX_TUNNEL_MESSAGE))[: frames - written]:
                     command = han.TunnelTransferData(1, han.TUNNEL_PUT, block)
                     writer.write(han.encode_han_frame(han.HanFrame(GSME, HUB, seq, command)), ts)
                     written, ts, seq = written + 1, ts + 0.05, (seq + 1) & 0xFF

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.codec import han
-from bench.codec.gbcs.gbt import segment
+from bench.codec.gbcs.gbt import max_block_data, segment
 from bench.codec.ota_file import parse_gb_image
 from bench.codec.pcap import PcapWriter
 
@@ -99,7 +99,7 @@ def test_capture_decode_json(tmp_path, vectors):
     fdra = bytes.fromhex(next(v["hex"] for v in json.loads((vectors / "gbcs_firmware_vectors.json").read_text())["vectors"]
                               if v["id"] == "FDRA_GSME_GBZ_8F72"))
     frames = [han.HanFrame(s, d, i, c) for i, (_, s, d, c) in enumerate(EVERY_COMMAND)]
-    blocks = segment(fdra, han.MAX_TUNNEL_MESSAGE - 47)
+    blocks = segment(fdra, max_block_data(han.MAX_TUNNEL_MESSAGE))
     frames += [han.HanFrame(GSME, HUB, 50 + i, han.TunnelTransferData(1, han.TUNNEL_PUT, b)) for i, b in enumerate(blocks)]
     path = tmp_path / "capture.pcap"
     with PcapWriter(path) as writer:

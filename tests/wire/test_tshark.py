@@ -15,7 +15,7 @@ import pytest
 
 from bench.codec import han
 from bench.codec.capture_decode import decode_capture
-from bench.codec.gbcs.gbt import segment
+from bench.codec.gbcs.gbt import max_block_data, segment
 from bench.codec.pcap import PcapWriter
 
 from .conftest import ESME, EVERY_COMMAND, GSME, HUB, gbcs_message
@@ -53,7 +53,7 @@ def tunnel_frames(src, dst, message: bytes, first_seq: int) -> list[han.HanFrame
     if len(message) <= han.MAX_TUNNEL_MESSAGE:
         parts = [message]
     else:
-        parts = segment(message, han.MAX_TUNNEL_MESSAGE - 47)
+        parts = segment(message, max_block_data(han.MAX_TUNNEL_MESSAGE))
     return [han.HanFrame(src, dst, first_seq + i, han.TunnelTransferData(1, han.TUNNEL_PUT, part))
             for i, part in enumerate(parts)]
 

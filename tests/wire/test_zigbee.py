@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from scapy.config import conf
-from scapy.layers.zigbee import ZigbeeAppDataPayload, ZigbeeClusterLibrary
+from scapy.layers.zigbee import ZCLGeneralReadAttributes, ZigbeeAppDataPayload, ZigbeeClusterLibrary
 
 from bench.codec import han, zigbee
+from bench.errors import DecodeError
 
 from .conftest import ESME, HUB
 from .strategies import FRAMES
@@ -24,6 +26,7 @@ def test_scapy_and_fast_codec_agree(frame):
     data = han.encode_han_frame(frame)
     assert bytes(zigbee.to_scapy(frame)) == data
     assert zigbee.from_scapy(zigbee.dissect(data)) == han.decode_han_frame(data) == frame
+    assert zigbee.from_scapy(zigbee.to_scapy(frame)) == frame
 
 
 def test_dispatch_uses_cluster_and_direction():
@@ -39,3 +42,15 @@ def test_stack_configuration():
     packet = zigbee.to_scapy(han.HanFrame(ESME, HUB, 1, han.UpgradeEndRequest(0, 1, 2, 3)))
     assert packet[ZigbeeAppDataPayload].frame_control == 0  # not the "secured" default
     assert packet[ZigbeeAppDataPayload].profile == 0x0109
+
+
+def test_other_zcl_commands_are_not_han_commands():
+    packet = zigbee.to_scapy(han.HanFrame(ESME, HUB, 1, han.UpgradeEndRequest(0, 1, 2, 3)))
+    zcl = packet[ZigbeeClusterLibrary]
+    zcl.zcl_frametype, zcl.command_identifier = 0, 0
+    zcl.remove_payload()
+    zcl.add_payload(ZCLGeneralReadAttributes(attribute_identifiers=[0x0002]))
+    with pytest.raises(DecodeError):
+        zigbee.from_scapy(packet)
+    with pytest.raises(DecodeError):
+        han.decode_han_frame(bytes(packet))
