@@ -20,7 +20,7 @@ def test_every_command_identical_bytes_and_fields(every_frame):
     assert zigbee.from_scapy(zigbee.dissect(data)) == every_frame
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(FRAMES)
 def test_scapy_and_fast_codec_agree(frame):
     data = han.encode_han_frame(frame)
