@@ -151,7 +151,6 @@ ZclCommand = Union[  # noqa: UP007 - readable list of the wire commands
 
 # ---------------------------------------------------------------- ZCL payloads: encode
 
-_S_IDS = struct.Struct("<HHI")  # manufacturer, image type, file version
 _S_QNI_REQ = struct.Struct("<BHHI")
 _S_QNI_RSP = struct.Struct("<BHHII")
 _S_BLOCK_REQ = struct.Struct("<BHHIIB")
@@ -161,8 +160,18 @@ _S_END_REQ = struct.Struct("<BHHI")
 _S_END_RSP = struct.Struct("<HHIII")
 
 
+def tunnel_from_server(command: TunnelTransferData, src_short: int) -> bool:
+    """The ZCL direction of a Transfer Data: explicit, or from the tunnel command and the sender."""
+    if command.from_server is not None:
+        return command.from_server
+    if command.gbcs_command == TUNNEL_PUT:
+        return src_short == 0x0000  # the hub is the coordinator
+    return command.gbcs_command == TUNNEL_GET_RESPONSE
+
+
 def encode_command(command: ZclCommand, src_short: int) -> tuple[int, bool, int, bytes]:
-    """(cluster, from_server, command id, payload) of a ZCL command."""
+    """(cluster, from_server, command id, payload) of a ZCL command; `src_short` is the sender's
+    short address, which decides the direction of a PUT whose `from_server` is None."""
     kind = type(command)
     if kind is ImageBlockRequest:
         c = command
@@ -196,12 +205,7 @@ def encode_command(command: ZclCommand, src_short: int) -> tuple[int, bool, int,
             head += bytes((c.remaining or 0,))
         elif c.remaining is not None:
             raise EncodeError("only GET-RESPONSE carries a remaining-messages count")
-        from_server = c.from_server
-        if from_server is None:
-            if c.gbcs_command == TUNNEL_PUT:
-                from_server = src_short == 0x0000
-            else:
-                from_server = c.gbcs_command == TUNNEL_GET_RESPONSE
+        from_server = tunnel_from_server(c, src_short)
         cmd = CMD_TRANSFER_DATA_TO_CLIENT if from_server else CMD_TRANSFER_DATA_TO_SERVER
         return CLUSTER_TUNNELING, from_server, cmd, struct.pack("<H", c.tunnel_id) + head + c.message
     if kind is ImageBlockWait:

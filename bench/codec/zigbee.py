@@ -30,6 +30,7 @@ from scapy.layers.zigbee import ZigbeeAppDataPayload, ZigbeeClusterLibrary, Zigb
 from scapy.packet import Packet
 
 from bench.codec import han
+from bench.codec.zcl import tunnel_from_server
 from bench.errors import DecodeError
 
 conf.dot15d4_protocol = "zigbee"
@@ -228,10 +229,7 @@ _HAN_OF[TunnelTransferData] = han.TunnelTransferData
 def command_layer(command: han.ZclCommand, src_short: int = 0xFFFF) -> tuple[Packet, int, int, int]:
     """(layer, cluster, direction, command id) of a han command, with the same field values."""
     if isinstance(command, han.TunnelTransferData):
-        from_server = command.from_server
-        if from_server is None:
-            from_server = (src_short == 0x0000) if command.gbcs_command == han.TUNNEL_PUT \
-                else command.gbcs_command == han.TUNNEL_GET_RESPONSE
+        from_server = tunnel_from_server(command, src_short)
         fields = {"tunnel_id": command.tunnel_id, "gbcs_command": command.gbcs_command,
                   "message": command.message}
         if command.gbcs_command == han.TUNNEL_GET_RESPONSE:
