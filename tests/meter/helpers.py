@@ -89,6 +89,7 @@ class MeterProcess:
     starts: int = field(default=0)
 
     def start(self, timeout: float = 10.0) -> str:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench", "emulate", *self.args], cwd=ROOT,

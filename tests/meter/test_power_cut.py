@@ -1,0 +1,123 @@
+"""SIGKILL at random moments of downloads and activations never leaves an inconsistent meter.
+
+Four meters run side by side; each is killed again and again at a random point while it
+downloads, verifies, holds and activates images. After every kill the state directory is checked
+as the power cut left it (before any restart could tidy it), then the meter must start again.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+
+from bench.codec.eui import eui_hex
+from bench.codec.gbcs.codes import CS06, FDRA_ESME
+from bench.codec.ota_file import parse_gb_image
+from bench.link import SerialLink
+from bench.meter.slots import FACTORY_FILE_VERSION
+from bench.meter.state import PART_FILE, MeterState, MeterStore
+
+from .driver import MeterDriver
+from .helpers import ESME, SUPPLIER_A, MeterProcess, cs06, make_image
+
+METERS = 4
+KILLS_PER_METER = 13  # 52 power cuts in all
+SUPPLIER = eui_hex(SUPPLIER_A)
+
+
+def check_image(directory: Path, record, images: dict[int, bytes]) -> None:
+    data = (directory / record.file).read_bytes()
+    assert data == images[record.file_version], "slot file is not the image that was verified"
+    assert parse_gb_image(data).manufacturer_image_sha256.hex() == record.sha256
+
+
+def check_consistent(directory: Path, state: MeterState, images: dict[int, bytes],
+                     accepted: list[int], activated: int) -> None:
+    if state.active.file is None:
+        assert state.active.file_version == FACTORY_FILE_VERSION
+    else:
+        check_image(directory, state.active, images)
+    assert state.active.file_version >= activated, "an acknowledged activation was lost"
+    if state.pending is not None:
+        check_image(directory, state.pending, images)
+        assert state.pending.file_version > state.active.file_version
+    if state.download is not None:
+        part = directory / PART_FILE
+        if part.exists():
+            on_disk = part.read_bytes()
+            assert len(on_disk) >= state.download.offset
+            expected = images[state.download.file_version][: state.download.offset]
+            assert on_disk[: state.download.offset] == expected, "recorded bytes differ from the image"
+        else:  # cut between naming the verified file and recording it: the download starts over
+            assert any(p.name.startswith("image-") for p in directory.iterdir()) or state.download.offset == 0
+    if accepted:
+        assert state.counters.get(SUPPLIER, -1) >= max(accepted), "an accepted counter was forgotten"
+
+
+def run_meter(pki, folder: Path, images: dict[int, bytes], seed: int, report: list) -> None:
+    rng = random.Random(seed)
+    args = ["--device", "esme", "--eui", ESME.hex(), "--identity", str(pki.directory),
+            "--state", str(folder / "state"), "--pty", "--retry-timeout", "0.1"]
+    meter = MeterProcess(args, folder / "state", folder / "emulate.log")
+    accepted: list[int] = []
+    activated = FACTORY_FILE_VERSION
+    counter = 1000
+    kills = 0
+    while kills < KILLS_PER_METER:
+        meter.start()
+        state = MeterStore(meter.state).load()
+        held = state.pending.file_version if state.pending else state.active.file_version
+        version = state.download.file_version if state.download else min(max(held + 1, min(images)), max(images))
+        image = images[version]
+        driver = MeterDriver(SerialLink(meter.port), ESME, image=image)
+        driver.offer(image)
+        sent: set[int] = set()
+        kill_at = time.monotonic() + rng.uniform(0.02, 0.5)
+        while time.monotonic() < kill_at:
+            for msg in driver.messages(FDRA_ESME):
+                if msg.originator_counter not in sent:
+                    sent.add(msg.originator_counter)
+                    counter += 1
+                    driver.send_gbcs(cs06(pki, ESME, parse_gb_image(image).manufacturer_image_sha256, counter))
+            time.sleep(0.005)
+        if state.pending is not None and not sent:
+            counter += 1
+            pending_image = images[state.pending.file_version]
+            driver.send_gbcs(cs06(pki, ESME, parse_gb_image(pending_image).manufacturer_image_sha256, counter))
+            time.sleep(rng.uniform(0.0, 0.02))
+        meter.kill()
+        kills += 1
+        for response in driver.messages(CS06):
+            accepted.append(response.originator_counter)
+            if response.content[:5] == bytes.fromhex("3009020100"):  # ExecutionOutcome success
+                activated = max(activated, int.from_bytes(response.content[-4:], "big"))
+        driver.close()
+        check_consistent(meter.state, MeterStore(meter.state).load(), images, accepted, activated)
+    meter.start()  # comes up after the last cut too
+    check_consistent(meter.state, meter.load_state(), images, accepted, activated)
+    meter.stop()
+    report.append((kills, activated))
+
+
+def test_power_cuts_at_random_points(pki, tmp_path):
+    images = {v: make_image(pki, version=v, size=8000, seed=v) for v in range(0x200, 0x208)}
+    report: list = []
+    errors: list[BaseException] = []
+
+    def guarded(index: int) -> None:
+        try:
+            run_meter(pki, tmp_path / f"meter{index}", images, seed=index, report=report)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(METERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    if errors:
+        raise errors[0]
+    assert sum(kills for kills, _ in report) >= 50
+    assert max(version for _, version in report) > FACTORY_FILE_VERSION  # activations happened
