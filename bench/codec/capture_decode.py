@@ -5,10 +5,11 @@ OTA block, so a 100,000-frame pcap is ordinary. A frame that does not decode bec
 with an `error` instead of stopping the whole capture.
 
 Record keys: `frame` (1-based), `time` (epoch seconds), `src`/`dst` (EUI-64 hex or null),
-`src_short`/`dst_short`, `cluster`, `command` (snake-case name) and then either `ota` (the
-command's fields) or `tunnel` (`tunnel_id`, `command` GET/GET-RESPONSE/PUT, `remaining`) with
-`gbcs` (`cra_flag`, `originator_counter`, `originator`, `recipient`, `message_code`, and for a
-GBT block `block_number`/`last_block`), or `message` (hex) when the GBCS header does not decode.
+`src_short`/`dst_short`, `seq`, `cluster`, `command` (snake-case name) and then either `ota`
+(the command's fields) or `tunnel` (`tunnel_id`, `command` GET/GET-RESPONSE/PUT, `remaining`)
+with `gbcs` (`cra_flag`, `originator_counter`, `originator`, `recipient`, `message_code`,
+`message_name`, and for a GBT block `block_number`/`last_block`), or `message` (hex) when the
+GBCS header does not decode.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bench.codec import han
-from bench.codec.gbcs import decode_message
+from bench.codec.gbcs import decode_message, message_name
 from bench.codec.gbcs.gbt import decode_block, is_gbt_block
 from bench.codec.pcap import read_pcap
 from bench.errors import DecodeError
@@ -70,7 +71,8 @@ def gbcs_header(message: bytes) -> dict[str, Any] | None:
             return {
                 "cra_flag": block.cra_flag, "originator_counter": block.originator_counter,
                 "originator": _eui(block.originator), "recipient": _eui(block.recipient),
-                "message_code": block.message_code, "block_number": block.block_number,
+                "message_code": block.message_code, "message_name": message_name(block.message_code),
+                "block_number": block.block_number,
                 "last_block": block.last,
             }
         decoded = decode_message(message)
@@ -79,7 +81,7 @@ def gbcs_header(message: bytes) -> dict[str, Any] | None:
     return {
         "cra_flag": decoded.cra_flag, "originator_counter": decoded.originator_counter,
         "originator": _eui(decoded.originator), "recipient": _eui(decoded.recipient),
-        "message_code": decoded.message_code,
+        "message_code": decoded.message_code, "message_name": message_name(decoded.message_code),
     }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.codec import han
+from bench.codec.gbcs import message_name
 from bench.codec.gbcs.gbt import max_block_data, segment
 from bench.codec.ota_file import parse_gb_image
 from bench.codec.pcap import PcapWriter
@@ -128,6 +129,7 @@ def test_capture_decode_json(tmp_path, vectors):
     last_block = records[len(frames) - 1]
     assert last_block["gbcs"] == {"cra_flag": 3, "originator_counter": 3000, "originator": "00DB1234567890A1",
                                   "recipient": "90B3D51F30010000", "message_code": 0x00CF,
+                                  "message_name": message_name(0x00CF),
                                   "block_number": len(blocks), "last_block": True}
     assert "error" in records[-1] and records[-1]["bytes"] == "010203"
     text = bench("capture", "decode", path)
