@@ -16,8 +16,8 @@ def capture() -> None:
 
 @capture.command()
 @click.argument("pcap", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True,
-              help="One compact JSON object per frame per line (the default output is a summary line).")
+@click.option("--json/--text", "as_json", default=True, show_default=True,
+              help="One compact JSON object per frame per line, or one readable summary line per frame.")
 def decode(pcap: Path, as_json: bool) -> None:
     """Decode every frame: addresses, OTA command and fields, tunnel command and GBCS header."""
     from bench.codec.capture_decode import decode_capture, write_json_lines

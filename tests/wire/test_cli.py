@@ -132,5 +132,7 @@ def test_capture_decode_json(tmp_path, vectors):
                                   "message_name": message_name(0x00CF),
                                   "block_number": len(blocks), "last_block": True}
     assert "error" in records[-1] and records[-1]["bytes"] == "010203"
-    text = bench("capture", "decode", path)
+    assert bench("capture", "decode", path).stdout == result.stdout  # JSON is the default
+    text = bench("capture", "decode", path, "--text")
     assert text.returncode == 0 and len(text.stdout.splitlines()) == len(records)
+    assert "image_block_request" in text.stdout and "block=5 last" in text.stdout
