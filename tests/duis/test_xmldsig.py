@@ -12,7 +12,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from lxml import etree
-from signxml import XMLVerifier
+from signxml import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureConfiguration,
+    SignatureMethod,
+    XMLSigner,
+    XMLVerifier,
+)
+from signxml.algorithms import SignatureConstructionMethod
 
 from bench.codec.duis import build_request, parse_request, schema_errors
 from bench.crypto.smki import Pki
@@ -52,7 +60,8 @@ def test_signature_is_the_duis_profile(signed: bytes, pki: Pki) -> None:
     assert info.find(f"{DS}SignatureMethod").get("Algorithm") == ECDSA_SHA256
     reference = info.find(f"{DS}Reference")
     assert reference.get("URI") == ""
-    assert reference.find(f"{DS}Transforms/{DS}Transform").get("Algorithm") == ENVELOPED
+    transforms = reference.findall(f"{DS}Transforms/{DS}Transform")
+    assert [t.get("Algorithm") for t in transforms] == [ENVELOPED]  # as DCC Boxed signs
     assert reference.find(f"{DS}DigestMethod").get("Algorithm") == SHA256
     serial = signature.find(f"{DS}KeyInfo/{DS}X509Data/{DS}X509IssuerSerial")
     cert = pki.party("rsa-1").ds_cert
@@ -60,10 +69,44 @@ def test_signature_is_the_duis_profile(signed: bytes, pki: Pki) -> None:
     assert signature.find(f".//{DS}X509Certificate") is None
 
 
-def test_signxml_verifies_what_the_bench_signs(signed: bytes, pki: Pki) -> None:
-    """An independent verifier agrees (the bench verifies with its own strict profile check)."""
-    result = XMLVerifier().verify(signed, x509_cert=pki.party("rsa-1").ds_cert)
-    assert b"ACDCACDC" in result.signed_data
+def test_signxml_verifies_what_the_bench_signs(pki: Pki, vectors: Path) -> None:
+    """An independent implementation agrees, on a document whose inclusive and exclusive
+    canonical forms differ (the template declares unused ds and xsi namespaces at its root)."""
+    supplier = pki.party("supplier-a")
+    template = (vectors / "11.1_UPDATE_FIRMWARE_REQUEST_DUIS.XML").read_bytes()
+    signed = sign_document(template, supplier.ds_key, supplier.ds_cert)
+    config = SignatureConfiguration(
+        default_reference_c14n_method=CanonicalizationMethod.CANONICAL_XML_1_0
+    )
+    result = XMLVerifier().verify(signed, x509_cert=supplier.ds_cert, expect_config=config)
+    assert b"HvHuCw" in result.signed_data
+    tampered = signed.replace(b"<sr:FirmwareVersion>00000000", b"<sr:FirmwareVersion>00000001")
+    with pytest.raises(Exception, match="[Dd]igest"):
+        XMLVerifier().verify(tampered, x509_cert=supplier.ds_cert, expect_config=config)
+
+
+def test_bench_verifies_what_signxml_signs(pki: Pki, vectors: Path) -> None:
+    """signxml lists an explicit exclusive c14n transform; the bench accepts that form too."""
+    supplier = pki.party("supplier-a")
+    root = etree.fromstring((vectors / "ECS52_11.2_SUCCESS_REQUEST_DUIS.XML").read_bytes())
+    root.remove(root.find(f"{DS}Signature"))
+    key_info = etree.fromstring(
+        f'<ds:KeyInfo xmlns:ds="{DS_NS}"><ds:X509Data><ds:X509IssuerSerial>'
+        f"<ds:X509IssuerName>{supplier.ds_cert.issuer.rfc4514_string()}</ds:X509IssuerName>"
+        f"<ds:X509SerialNumber>{supplier.ds_cert.serial_number}</ds:X509SerialNumber>"
+        "</ds:X509IssuerSerial></ds:X509Data></ds:KeyInfo>"
+    )
+    signer = XMLSigner(
+        method=SignatureConstructionMethod.enveloped,
+        signature_algorithm=SignatureMethod.ECDSA_SHA256,
+        digest_algorithm=DigestAlgorithm.SHA256,
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+    )
+    signed = etree.tostring(signer.sign(root, key=supplier.ds_key, key_info=key_info))
+    assert signed.count(b"<ds:Transform ") == 2
+    assert verify_document(signed, pki).signer_eui == supplier.eui
+    with pytest.raises(SecurityError, match="digest"):
+        verify_document(signed.replace(b"schemaVersion=\"5.4\"", b"schemaVersion=\"5.5\""), pki)
 
 
 def test_verifies_dcc_form_with_inclusive_digest(pki: Pki, sample_requests: list) -> None:
