@@ -36,7 +36,7 @@ from bench.codec.duis.responses import (
     UpdateFirmwareWarning,
     response_element,
 )
-from bench.codec.duis.safe_xml import duis_schema, parse_document
+from bench.codec.duis.safe_xml import duis_schema, parse_document, sr
 from bench.codec.eui import eui_hex
 from bench.errors import DecodeError
 
@@ -66,6 +66,7 @@ class Incoming:
     request_id: RequestID | None
     service_reference: str
     party: Party | None = None
+    command_variant_problem: str | None = None  # E12, answered once the signer is authenticated
 
     @property
     def originator(self) -> str:
@@ -77,7 +78,7 @@ class Incoming:
 
     @property
     def command_variant(self) -> int:
-        return self.request.command_variant
+        return self.request.command_variant if self.request is not None else 0
 
     @property
     def image(self) -> bytes:
@@ -123,7 +124,17 @@ def read_request(xml: bytes) -> tuple[etree._Element, Incoming]:
     if not schema.validate(root):
         error = schema.error_log.last_error
         raise DecodeError("DUIS", "schema", None, f"line {error.line}: {error.message}")
-    request = parse_request(root)
+    try:
+        request = parse_request(root)
+    except DecodeError as exc:
+        if exc.field != "CommandVariant":
+            raise
+        # Well-formed and schema-valid, but a command variant the SR does not have: E12, after
+        # the signature and the signer's role are checked like any other request.
+        header = root.find(sr("Header"))
+        request_id = RequestID.parse(header.findtext(sr("RequestID")) or "")
+        service_reference = (header.findtext(sr("ServiceReference")) or "").strip()
+        return root, Incoming(None, request_id, service_reference, command_variant_problem=exc.reason)
     return root, Incoming(request, request.request_id, request.service_reference)
 
 
@@ -138,8 +149,8 @@ def salvage(xml: bytes) -> Incoming:
         except (DecodeError, ValueError, UnicodeDecodeError):
             request_id = None
     match = _SR_TEXT.search(head)
-    sr = match.group(1).decode("ascii") if match else ""
-    return Incoming(None, request_id, sr if sr in FIRMWARE_SRS else "11.1")
+    service = match.group(1).decode("ascii") if match else ""
+    return Incoming(None, request_id, service if service in FIRMWARE_SRS else "11.1")
 
 
 @lru_cache(maxsize=64)
@@ -180,30 +191,32 @@ class ResponseSigner:
     def response(
         self, incoming: Incoming | None, code: str, body: ResponseBody, now: datetime
     ) -> bytes:
-        sr = incoming.service_reference if incoming else "11.1"
+        service = incoming.service_reference if incoming else "11.1"
+        if service not in FIRMWARE_SRS:
+            service = "11.1"
         response = DuisResponse(
             request_id=incoming.request_id if incoming else None,
             response_code=code,
-            service_reference=sr,
-            service_reference_variant=sr,
+            service_reference=service,
+            service_reference_variant=service,
             response_datetime=now,
         )
         if body.precommand is not None:
             response.pre_command = PreCommand(GBCS_VERSION, body.precommand)
         warnings = body.warnings or body.ppmid_warnings
-        if warnings and sr == "11.1":
+        if warnings and service == "11.1":
             warning = UpdateFirmwareWarning()
             for name, devices in warnings.items():
                 getattr(warning, _WARNING_ATTRIBUTES[name]).extend(bytes.fromhex(d) for d in devices)
             response.warning = warning
         return self.sign(response_element(response))
 
-    def device_response(self, request_id: str, sr: str, gbcs: bytes, now: datetime) -> bytes:
+    def device_response(self, request_id: str, service: str, gbcs: bytes, now: datetime) -> bytes:
         response = DuisResponse(
             request_id=RequestID.parse(request_id),
             response_code="I0",
-            service_reference=sr,
-            service_reference_variant=sr,
+            service_reference=service,
+            service_reference_variant=service,
             response_datetime=now,
             gbcs_payload=gbcs,
         )

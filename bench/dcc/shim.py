@@ -29,6 +29,7 @@ from pathlib import Path
 
 from bench.codec.eui import eui_hex
 from bench.codec.ota_file import parse_gb_image
+from bench.crypto.smki import Pki
 from bench.dcc import audit, messages
 from bench.dcc.alerts import (
     DELIVERY_FAILURE,
@@ -94,15 +95,13 @@ class Shim:
     def __init__(
         self,
         db_path: str | Path,
-        pki_dir: str | Path,
+        pki_dir: str | Path | Pki,
         gateway: DeviceGateway | None = None,
         clock: Clock | None = None,
     ) -> None:
-        from bench.crypto.smki import Pki
-
         self.store = Store(db_path)
         self.registry = Registry(self.store)
-        self.pki = Pki.load(pki_dir)
+        self.pki = pki_dir if isinstance(pki_dir, Pki) else Pki.load(pki_dir)
         self.gateway = gateway
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.signer = messages.ResponseSigner(self.pki)
@@ -208,9 +207,13 @@ class Shim:
     def _authorise(self, conn, request: messages.Incoming, now: datetime) -> Decision:  # noqa: ANN001
         sr = request.service_reference
         role = request.party.org_role
+        if sr not in SR_COMMAND_VARIANTS:
+            raise Refusal("E1", f"SR {sr} is not a firmware Service Request", request)
         if not role_may_send(role, sr):
             roles = "/".join(ORG_USER_ROLES.get(role, ())) or f"{role}, not a DCC User role"
             raise Refusal("E2", f"{request.party.name} ({roles}) may not send SR {sr}", request)
+        if request.command_variant_problem is not None:
+            raise Refusal("E12", request.command_variant_problem, request)
         if request.command_variant not in SR_COMMAND_VARIANTS[sr]:
             raise Refusal("E12", f"command variant {request.command_variant} not applicable to SR {sr}", request)
         target_is_dcc = request.target == DCC_TARGET

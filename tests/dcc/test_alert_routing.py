@@ -1,0 +1,167 @@
+"""MP207 R5 routing: who gets each alert and response, exactly; every message signed by the DCC."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections import Counter
+
+import pytest
+
+from bench.codec.duis.alerts import DCCAlertMessage, DeviceAlertMessage
+from bench.codec.duis.responses import parse_response
+from bench.codec.gbcs.apdu import GbcsMessage
+from bench.codec.gbcs.codes import ALERT, ECS52, FDRA_ESME, FDRA_GSME, RESPONSE
+from bench.codec.gbcs.payloads import (
+    alert_message_code,
+    device_alert,
+    fdra_alert_esme,
+    fdra_alert_gsme,
+    long_invoke_id,
+    read_firmware_response_esme,
+)
+from bench.crypto.gbcs_security import sign_message
+from bench.crypto.xmldsig import verify_document
+from bench.dcc.alerts import Mailboxes
+from bench.dcc.audit import AuditLog
+from bench.dcc.registry import Appointment, Party
+
+from .support import ESME_A0, ESME_B0, GSME_A1, NOW
+
+EUI = {
+    "supplier-a": "90B3D51F30010000", "supplier-b": "90B3D51F30030000",
+    "rsa-1": "90B3D51F30050000", "rsa-2": "90B3D51F30060000", "rsa-3": "90B3D51F30070000",
+}
+_alert_counter = itertools.count(5_000)
+
+
+def alert(pki, device: bytes, code: int, recipient: str = "supplier-a") -> bytes:  # noqa: ANN001
+    """A device alert as the meter sends it, signed with the device's DS key."""
+    counter = next(_alert_counter)
+    gsme = device == GSME_A1
+    if code in (0x8F72, 0x8F1C):
+        content = (fdra_alert_gsme(code, NOW, b"\x11" * 32) if gsme
+                   else fdra_alert_esme(code, NOW, b"\x11" * 32, long_invoke_id(counter)))
+        message_code = FDRA_GSME if gsme else FDRA_ESME
+    else:
+        content = device_alert(code, NOW, "gsme" if gsme else "esme", counter)
+        message_code = alert_message_code(code)
+    msg = GbcsMessage(ALERT, counter, device, bytes.fromhex(EUI[recipient]), NOW, message_code, content)
+    return sign_message(msg, pki.device(device).ds_key).encode()
+
+
+def mailbox_codes(shim) -> dict[str, Counter]:  # noqa: ANN001
+    rows = shim.store.read("SELECT party, code FROM mailbox")
+    result: dict[str, Counter] = {}
+    for party, code in rows:
+        result.setdefault(party, Counter())[code] += 1
+    return result
+
+
+def by_name(codes: dict[str, Counter]) -> dict[str, dict[str, int]]:
+    names = {v: k for k, v in EUI.items()}
+    return {names.get(party, party): dict(counter) for party, counter in codes.items()}
+
+
+@pytest.fixture
+def routed(shim, requests):  # noqa: ANN001
+    """rsa-1 distributes to A0 and A1 (supplier-a's); supplier-b distributes to B0 itself; rsa-3,
+    also appointed by supplier-a, requests nothing."""
+    shim.registry.add(parties=[Party("rsa-3", EUI["rsa-3"], "rsa")],
+                      appointments=[Appointment(EUI["supplier-a"], EUI["rsa-3"], "2020-01-01T00:00:00.000000Z", None)])
+    rsa_request = parse_response(shim.submit(requests.update("rsa-1", [ESME_A0, GSME_A1])))
+    supplier_request = parse_response(shim.submit(requests.update("supplier-b", [ESME_B0])))
+    assert rsa_request.response_code == supplier_request.response_code == "I99"
+    return str(rsa_request.request_id), str(supplier_request.request_id)
+
+
+def test_firmware_verification_alert_goes_to_supplier_and_requesting_rsa(shim, pki, routed) -> None:  # noqa: ANN001
+    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
+    shim.device_message(GSME_A1, alert(pki, GSME_A1, 0x8F1C))
+    assert by_name(mailbox_codes(shim)) == {
+        "supplier-a": {"8F72": 1, "8F1C": 1},
+        "rsa-1": {"8F72": 1, "8F1C": 1},
+    }
+
+
+def test_other_alerts_go_to_the_supplier_only(shim, pki, routed) -> None:  # noqa: ANN001
+    for code in (0x8F43, 0x8F3D):
+        shim.device_message(ESME_A0, alert(pki, ESME_A0, code))
+    assert by_name(mailbox_codes(shim)) == {"supplier-a": {"8F43": 1, "8F3D": 1}}
+
+
+def test_supplier_requested_distribution_alerts_no_rsa(shim, pki, routed) -> None:  # noqa: ANN001
+    """B0's distribution came from supplier-b itself: rsa-2 (its RSA) gets nothing."""
+    shim.device_message(ESME_B0, alert(pki, ESME_B0, 0x8F72, "supplier-b"))
+    shim.delivery_status(ESME_B0, routed[1], True)
+    assert by_name(mailbox_codes(shim)) == {"supplier-b": {"8F72": 1, "N60": 1}}
+
+
+def test_delivery_status_goes_to_requester_and_supplier(shim, routed) -> None:  # noqa: ANN001
+    rsa_request, _ = routed
+    shim.delivery_status(ESME_A0, rsa_request, True)
+    shim.delivery_status(GSME_A1, rsa_request, False)
+    assert by_name(mailbox_codes(shim)) == {
+        "supplier-a": {"N60": 1, "N61": 1},
+        "rsa-1": {"N60": 1, "N61": 1},
+    }
+    [n60] = [m for m in Mailboxes(shim.store).messages(EUI["rsa-1"]) if m.code == "N60"]
+    parsed = parse_response(n60.xml)
+    assert isinstance(parsed, DCCAlertMessage) and parsed.dcc_alert_code == "N60"
+    assert str(parsed.alert.update_firmware_request_id) == rsa_request
+    assert parsed.alert.target_device == ESME_A0 and parsed.alert.success is True
+
+
+def test_latest_distribution_decides_the_rsa(shim, pki, requests, routed) -> None:  # noqa: ANN001
+    """After supplier-a redistributes to A0 itself, rsa-1 no longer gets A0's receipts."""
+    assert parse_response(shim.submit(requests.update("supplier-a", [ESME_A0]))).response_code == "I99"
+    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
+    assert by_name(mailbox_codes(shim)) == {"supplier-a": {"8F72": 1}}
+
+
+def test_alert_messages_are_signed_duis_with_the_device_payload(shim, pki, routed) -> None:  # noqa: ANN001
+    gbcs = alert(pki, ESME_A0, 0x8F72)
+    shim.device_message(ESME_A0, gbcs)
+    for party in ("supplier-a", "rsa-1"):
+        [message] = Mailboxes(shim.store).messages(EUI[party])
+        verified = verify_document(message.xml, pki)
+        assert verified.signer_eui == bytes.fromhex("90B3D51F30000003")  # dcc-signer
+        parsed = parse_response(message.xml)
+        assert isinstance(parsed, DeviceAlertMessage)
+        assert parsed.alert_code == 0x8F72 and parsed.gbcs_payload == gbcs
+        assert message.device == "00DB1234567890A0" and message.kind == "device-alert"
+
+
+def test_read_firmware_response_goes_to_the_requester_only(shim, pki, requests) -> None:  # noqa: ANN001
+    submitted = parse_response(shim.submit(requests.read("rsa-1", ESME_A0)))
+    assert submitted.response_code == "I99"
+    counter = submitted.request_id.counter
+    content = read_firmware_response_esme(bytes.fromhex("0123ABCD"), long_invoke_id(counter))
+    reply = GbcsMessage(RESPONSE, counter, ESME_A0, bytes.fromhex(EUI["rsa-1"]), None, ECS52, content).encode()
+    shim.device_message(ESME_A0, reply)
+    assert by_name(mailbox_codes(shim)) == {"rsa-1": {"I0": 1}}
+    [message] = Mailboxes(shim.store).messages(EUI["rsa-1"])
+    parsed = parse_response(message.xml)
+    assert parsed.gbcs_payload == reply and str(parsed.request_id) == str(submitted.request_id)
+    assert message.request_id == str(submitted.request_id)
+    state = shim.store.read("SELECT last_read_version FROM device_state WHERE eui = '00DB1234567890A0'")
+    assert state == [("0123ABCD",)]
+
+
+def test_unmatched_and_garbage_device_messages_are_audited_not_routed(shim, pki) -> None:  # noqa: ANN001
+    stray = GbcsMessage(RESPONSE, 42, ESME_A0, bytes.fromhex(EUI["supplier-a"]), None, ECS52,
+                        read_firmware_response_esme(b"\x01\x02\x03\x04", long_invoke_id(42))).encode()
+    shim.device_message(ESME_A0, stray)
+    shim.device_message(ESME_A0, b"\xdf\x09garbage")
+    assert mailbox_codes(shim) == {}
+    reasons = [e.reason for e in AuditLog(shim.store).entries()]
+    assert any("no command" in r for r in reasons) and any("undecodable" in r for r in reasons)
+
+
+def test_audit_log_is_append_only(shim, requests) -> None:  # noqa: ANN001
+    shim.submit(requests.update("rsa-1", [ESME_A0]))
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        shim.store.conn.execute("UPDATE audit SET reason = 'nothing to see'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        shim.store.conn.execute("DELETE FROM audit")
+    assert AuditLog(shim.store).count() >= 2

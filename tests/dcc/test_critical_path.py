@@ -1,0 +1,163 @@
+"""11.3 (CS06 pre-command, signed pre-command, ACB MAC) and 11.2 commands, against RTDS vectors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from bench.codec.duis.requests import parse_request, request_element
+from bench.codec.duis.responses import parse_response
+from bench.codec.gbcs.apdu import decode_message
+from bench.crypto.gbcs_security import sign_message, verify_mac, verify_signature
+from bench.crypto.xmldsig import sign_document
+from bench.dcc.registry import Device
+
+from .support import ESME_A0, NOW
+
+DS = "{http://www.w3.org/2000/09/xmldsig#}"
+SUPPLIER_A = bytes.fromhex("90B3D51F30010000")
+
+
+def vector(vectors: Path, name: str) -> dict:
+    entries = json.loads((vectors / "gbcs_firmware_vectors.json").read_text())["vectors"]
+    return next(e for e in entries if e["id"] == name)
+
+
+def resigned_template(vectors: Path, name: str, pki, party: str = "supplier-a") -> bytes:  # noqa: ANN001
+    """A published DUIS template (placeholder signature) signed for real by `party`."""
+    root = etree.fromstring((vectors / name).read_bytes())
+    root.remove(root.find(f"{DS}Signature"))
+    request = parse_request(root)
+    identity = pki.party(party)
+    return sign_document(request_element(request), identity.ds_key, identity.ds_cert)
+
+
+def test_precommand_of_the_published_11_3_template_is_the_rtds_precommand(shim, pki, vectors) -> None:  # noqa: ANN001
+    xml = resigned_template(vectors, "CS06_11.3_IMMEDIATE_SUCCESS_REQUEST_DUIS.XML", pki)
+    response = parse_response(shim.submit(xml))
+    assert response.response_code == "I0"
+    assert response.pre_command.gbcs.hex().upper() == vector(vectors, "CS06_IMMEDIATE_PRECOMMAND")["hex"]
+    assert shim.gateway.commands == []  # a pre-command never goes to the device by itself
+
+
+def test_read_firmware_command_of_the_published_11_2_template_is_the_rtds_command(shim, pki, vectors) -> None:  # noqa: ANN001
+    xml = resigned_template(vectors, "ECS52_11.2_SUCCESS_REQUEST_DUIS.XML", pki)
+    assert parse_response(shim.submit(xml)).response_code == "I99"
+    [(eui, sent)] = shim.gateway.commands
+    assert eui == ESME_A0
+    command = decode_message(sent)
+    expected = decode_message(bytes.fromhex(vector(vectors, "ECS52_COMMAND")["hex"]))
+    # same General-Signing APDU as RTDS; the MAC is the bench ACB's, checked with the device's key
+    assert command.general_signing() == expected.general_signing()
+    device = pki.device(ESME_A0)
+    assert verify_mac(command, device.ka_key, pki.party("acb").ka_cert.public_key())
+    assert not verify_mac(command, device.ka_key, pki.party("supplier-a").ka_cert.public_key())
+
+
+def activate(shim, requests, party: str = "supplier-a", firmware_hash: bytes = b"\xab" * 32) -> bytes:  # noqa: ANN001
+    response = parse_response(shim.submit(requests.activate(party, ESME_A0, firmware_hash)))
+    assert response.response_code == "I0"
+    return response.pre_command.gbcs
+
+
+def test_signed_precommand_goes_to_the_device_with_the_acb_mac(shim, pki, requests) -> None:  # noqa: ANN001
+    precommand = activate(shim, requests)
+    answer = parse_response(shim.submit(requests.signed_precommand("supplier-a", ESME_A0, precommand)))
+    assert answer.response_code == "I99"
+    [(eui, sent)] = shim.gateway.commands
+    assert eui == ESME_A0 and sent[0] == 0xDD
+    command = decode_message(sent)
+    issued = decode_message(precommand)
+    assert command.signed_span() == issued.signed_span()
+    assert command.originator_counter == issued.originator_counter
+    assert verify_signature(command, pki.party("supplier-a").ds_cert.public_key())
+    assert verify_mac(command, pki.device(ESME_A0).ka_key, pki.party("acb").ka_cert.public_key())
+
+
+def test_precommand_counter_is_the_request_id_counter(shim, requests) -> None:  # noqa: ANN001
+    xml = requests.activate("supplier-a", ESME_A0, counter=123_456_789_012)
+    response = parse_response(shim.submit(xml))
+    assert decode_message(response.pre_command.gbcs).originator_counter == 123_456_789_012
+
+
+def test_signed_with_another_suppliers_key_never_reaches_the_device(shim, requests) -> None:  # noqa: ANN001
+    precommand = activate(shim, requests)
+    forged = requests.signed_precommand("supplier-a", ESME_A0, precommand, key_of="supplier-b")
+    assert parse_response(shim.submit(forged)).response_code == "E4"
+    assert shim.gateway.commands == []
+    # the pre-command is still open for the genuine signature
+    genuine = requests.signed_precommand("supplier-a", ESME_A0, precommand)
+    assert parse_response(shim.submit(genuine)).response_code == "I99"
+    assert len(shim.gateway.commands) == 1
+
+
+def test_signed_with_an_rsa_key_never_reaches_the_device(shim, requests) -> None:  # noqa: ANN001
+    precommand = activate(shim, requests)
+    forged = requests.signed_precommand("supplier-a", ESME_A0, precommand, key_of="rsa-1")
+    assert parse_response(shim.submit(forged)).response_code == "E4"
+    assert shim.gateway.commands == []
+
+
+def test_altered_precommand_is_refused(shim, pki, requests) -> None:  # noqa: ANN001
+    """The Supplier signs a CS06 naming another hash than the one the DCC issued."""
+    from bench.codec.duis.requests import SignedPreCommandRequest
+
+    precommand = decode_message(activate(shim, requests))
+    altered = replace(precommand, content=precommand.content.replace(b"\xab" * 32, b"\xcd" * 32))
+    signed = sign_message(altered, pki.party("supplier-a").ds_key).encode()
+    xml = requests.sign("supplier-a", SignedPreCommandRequest(requests.rid("supplier-a", ESME_A0), signed))
+    assert parse_response(shim.submit(xml)).response_code == "E1"
+    assert shim.gateway.commands == []
+
+
+def test_precommand_is_used_once(shim, requests) -> None:  # noqa: ANN001
+    precommand = activate(shim, requests)
+    assert parse_response(shim.submit(requests.signed_precommand("supplier-a", ESME_A0, precommand))).response_code == "I99"
+    again = requests.signed_precommand("supplier-a", ESME_A0, precommand)
+    assert parse_response(shim.submit(again)).response_code == "E1"
+    assert len(shim.gateway.commands) == 1
+
+
+def test_self_made_precommand_is_refused(shim, pki, requests) -> None:  # noqa: ANN001
+    """A Supplier cannot skip CV 4: a CS06 the DCC never issued is not sent."""
+    from bench.codec.gbcs.apdu import GbcsMessage
+    from bench.codec.gbcs.payloads import cs06_command
+
+    counter = 9_000_000_000
+    own = GbcsMessage(1, counter, SUPPLIER_A, ESME_A0, None, 0x0012, cs06_command(b"\xab" * 32, counter),
+                      pre_command=True)
+    assert parse_response(shim.submit(requests.signed_precommand("supplier-a", ESME_A0, own.encode()))).response_code == "E1"
+    assert shim.gateway.commands == []
+
+
+@pytest.mark.parametrize("party", ["rsa-1", "rsa-2", "supplier-b", "acb"])
+def test_only_the_registered_supplier_may_activate(shim, requests, party: str) -> None:  # noqa: ANN001
+    """Every other role is refused at CV 4 and at CV 5, and nothing reaches the meter."""
+    cv4 = parse_response(shim.submit(requests.activate(party, ESME_A0)))
+    assert cv4.response_code in ("E2", "E4") and cv4.pre_command is None
+    precommand = activate(shim, requests)  # the registered Supplier's own pre-command...
+    stolen = requests.signed_precommand(party, ESME_A0, precommand, key_of="supplier-a")
+    assert parse_response(shim.submit(stolen)).response_code in ("E1", "E2", "E4")  # ...submitted by another
+    assert shim.gateway.commands == []
+    expected = "E2" if party.startswith("rsa") or party == "acb" else "E4"
+    assert cv4.response_code == expected
+
+
+def test_no_device_ka_certificate_is_e20(shim, requests) -> None:  # noqa: ANN001
+    d0 = bytes.fromhex("00DB1234567890D0")
+    shim.registry.add(devices=[Device("00DB1234567890D0", "ESME", "SMETS2+", "commissioned", "1200000000011", "1")])
+    assert parse_response(shim.submit(requests.read("supplier-a", d0))).response_code == "E20"
+    assert shim.gateway.commands == []
+
+
+def test_future_dated_activation_carries_the_execution_time(shim, requests) -> None:  # noqa: ANN001
+    from bench.codec.gbcs.payloads import decode_payload
+
+    when = NOW.replace(hour=23)
+    response = parse_response(shim.submit(requests.activate("supplier-a", ESME_A0, at=when)))
+    assert response.response_code == "I0"
+    assert decode_payload(decode_message(response.pre_command.gbcs)).execution_time == when
