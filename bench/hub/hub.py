@@ -30,8 +30,8 @@ from bench.codec.han import (
     decode_han_frame,
     encode_han_frame,
 )
-from bench.errors import BenchError, ConfigError, LinkError
-from bench.hub.capture import FrameCapture
+from bench.errors import ConfigError, DecodeError, EncodeError, LinkError
+from bench.hub.capture import CaptureError, FrameCapture
 from bench.hub.images import ImageLibrary
 from bench.hub.ota_server import OtaServer, Throttle
 from bench.hub.transfer import Transfer
@@ -71,35 +71,51 @@ def meter_node(eui: bytes, pan_id: int = DEFAULT_PAN) -> HanNode:
 
 
 @dataclass
+class LinkStats:
+    """What crossed one link (or, summed, all of them); nothing here is ever raised."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    undecodable: int = 0
+    unknown_source: int = 0
+    recv_errors: int = 0
+    send_errors: int = 0
+
+    def add(self, other: LinkStats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass(eq=False)
+class _LinkReader:
+    """One link and the meters on it; its counters are written by its own thread only
+    (frames_out under `send_lock`)."""
+
+    link: Link
+    meters: dict[bytes, MeterPort] = field(default_factory=dict)
+    send_lock: threading.Lock = field(default_factory=threading.Lock)
+    thread: threading.Thread | None = None
+    stats: LinkStats = field(default_factory=LinkStats)
+    failing: bool = False
+
+
+@dataclass(eq=False)
 class MeterPort:
     """One attached meter: where it is and the sequence numbers of frames the hub starts."""
 
     eui: bytes
     node: HanNode
-    link: Link
+    reader: _LinkReader
     sleepy: bool
     seq: int = 0
+
+    @property
+    def link(self) -> Link:
+        return self.reader.link
 
     def next_seq(self) -> int:
         self.seq = (self.seq + 1) & 0xFF
         return self.seq
-
-
-@dataclass
-class LinkStats:
-    frames_in: int = 0
-    frames_out: int = 0
-    undecodable: int = 0
-    unknown_source: int = 0
-    link_errors: int = 0
-
-
-@dataclass
-class _LinkReader:
-    link: Link
-    meters: dict[bytes, MeterPort] = field(default_factory=dict)
-    send_lock: threading.Lock = field(default_factory=threading.Lock)
-    thread: threading.Thread | None = None
 
 
 class Hub:
@@ -127,7 +143,8 @@ class Hub:
         self.capture = FrameCapture(capture_path) if capture_path is not None else None
         self.on_gbcs = on_gbcs
         self.on_transfer = on_transfer
-        self.stats = LinkStats()
+        self._retired = LinkStats()
+        self._capture_failed = False
         self._ports: dict[bytes, MeterPort] = {}
         self._readers: dict[int, _LinkReader] = {}
         self._lock = threading.Lock()
@@ -143,15 +160,15 @@ class Hub:
         """Serve meter `eui` on `link` (several meters may share one link, e.g. a radio)."""
         if len(eui) != 8:
             raise ConfigError(f"meter EUI must be 8 bytes, not {len(eui)}")
-        port = MeterPort(eui, meter_node(eui, self.pan_id), link, sleepy)
         with self._lock:
             old = self._ports.get(eui)
             if old is not None:
                 self._forget(old)
-            self._ports[eui] = port
             reader = self._readers.get(id(link))
             if reader is None:
                 reader = self._readers[id(link)] = _LinkReader(link)
+            port = MeterPort(eui, meter_node(eui, self.pan_id), reader, sleepy)
+            self._ports[eui] = port
             reader.meters[eui] = port
             if self._started and reader.thread is None:
                 self._start_reader(reader)
@@ -166,16 +183,25 @@ class Hub:
         self.tunnel.detach(eui)
 
     def _forget(self, port: MeterPort) -> None:
-        reader = self._readers.get(id(port.link))
-        if reader is None:
-            return
+        reader = port.reader
         reader.meters.pop(port.eui, None)
-        if not reader.meters:
-            del self._readers[id(port.link)]
+        if not reader.meters and self._readers.get(id(reader.link)) is reader:
+            del self._readers[id(reader.link)]
+            reader.thread = None  # its thread sees this and ends within one poll
+            self._retired.add(reader.stats)
 
     @property
     def meters(self) -> list[bytes]:
         return list(self._ports)
+
+    @property
+    def stats(self) -> LinkStats:
+        """Counters summed over every link the hub has served."""
+        total = LinkStats()
+        total.add(self._retired)
+        for reader in list(self._readers.values()):
+            total.add(reader.stats)
+        return total
 
     def port(self, eui: bytes) -> MeterPort:
         try:
@@ -273,50 +299,63 @@ class Hub:
 
     # -- frames ---------------------------------------------------------------------------------
 
+    def _capture(self, frame: bytes) -> None:
+        try:
+            self.capture.write(frame)
+        except CaptureError as exc:  # keep serving the meters; say once that evidence is missing
+            if not self._capture_failed:
+                self._capture_failed = True
+                log.error("%s: frames are no longer captured", exc)
+
     def _send(self, port: MeterPort, command: object, seq: int | None = None) -> None:
         frame = encode_han_frame(HanFrame(self.node, port.node,
                                           port.next_seq() if seq is None else seq, command))
-        reader = self._readers.get(id(port.link))
-        lock = reader.send_lock if reader is not None else threading.Lock()
-        with lock:
+        reader = port.reader
+        with reader.send_lock:
             if self.capture is not None:
-                self.capture.write(frame)
+                self._capture(frame)
             try:
-                port.link.send(frame)
+                reader.link.send(frame)
             except LinkError as exc:
-                self.stats.link_errors += 1
+                reader.stats.send_errors += 1
                 log.warning("send to %s failed: %s", port.eui.hex().upper(), exc)
                 return
-        self.stats.frames_out += 1
+            reader.stats.frames_out += 1
 
     def _read(self, reader: _LinkReader) -> None:
         link = reader.link
+        stats = reader.stats
         stop = self._stop
         precise_timers()
         while not stop.is_set() and reader.thread is threading.current_thread():
             try:
                 frame = link.recv(RECV_POLL)
             except LinkError as exc:
-                self.stats.link_errors += 1
-                log.warning("link of %s: %s", ",".join(e.hex().upper() for e in reader.meters), exc)
+                stats.recv_errors += 1
+                if not reader.failing:  # once per outage, not every poll
+                    reader.failing = True
+                    log.warning("link of %s: %s",
+                                ",".join(e.hex().upper() for e in reader.meters), exc)
                 stop.wait(0.1)
                 continue
             if frame is None:
                 continue
+            reader.failing = False
             if self.capture is not None:
-                self.capture.write(frame)
-            self.stats.frames_in += 1
+                self._capture(frame)
+            stats.frames_in += 1
             try:
                 self._dispatch(reader, frame)
-            except BenchError as exc:
-                self.stats.undecodable += 1
+            except (DecodeError, EncodeError) as exc:
+                stats.undecodable += 1
                 log.debug("dropped frame %s: %s", frame.hex(), exc)
 
     def _dispatch(self, reader: _LinkReader, frame: bytes) -> None:
         han = decode_han_frame(frame)
-        port = reader.meters.get(han.src.eui)
+        port = reader.meters.get(han.src.eui) if han.src.eui is not None else next(
+            (p for p in reader.meters.values() if p.node.short == han.src.short), None)
         if port is None:
-            self.stats.unknown_source += 1
+            reader.stats.unknown_source += 1
             return
         command = han.command
         if isinstance(command, TunnelTransferData):

@@ -42,6 +42,7 @@ class ScriptedMeter:
         self.node = HanNode(eui, int.from_bytes(eui[-2:], "big"))
         self.link = link
         self.seq = 0
+        self.pair = None
 
     def send(self, command: object) -> int:
         self.seq = (self.seq + 1) & 0xFF
@@ -88,7 +89,9 @@ def pty_meters(tmp_path) -> Iterator:
             hub_link = SerialLink(pair.port)
             links.append(hub_link)
             hub.attach(eui, hub_link, sleepy=sleepy)
-            meters.append(ScriptedMeter(eui, pair.master_link()))
+            meter = ScriptedMeter(eui, pair.master_link())
+            meter.pair = pair
+            meters.append(meter)
         hub.start()
         return hub, meters
 

@@ -157,9 +157,9 @@ def test_wait_for_data_over_the_link(pty_meters):
     assert second.progress().waits_sent == 1 and first.image is second.image
 
 
-def test_many_meters_download_at_once(pty_meters):
-    hub, meters = pty_meters(20, capture_path=None)
-    image = make_image(3000)
+def test_a_hundred_meters_download_at_once(pty_meters):
+    hub, meters = pty_meters(100)
+    image = make_image(1000)
     transfers = [hub.offer_image(m.eui, image) for m in meters]
     assert len({id(t.image) for t in transfers}) == 1 and len(hub.images) == 1
     results: dict[bytes, bytes] = {}
@@ -176,6 +176,52 @@ def test_many_meters_download_at_once(pty_meters):
     assert all(results.get(m.eui) == image for m in meters)
     assert all(t.wait(2) is TransferState.COMPLETE for t in transfers)
     assert hub.ota.active_downloads == 0
+    assert len([t for t in threading.enumerate() if t.name.startswith("hub-link-")]) == 100
+    per_meter = 2 * (2 + -(-len(image) // 64)) + 1
+    assert hub.stats.frames_in + hub.stats.frames_out == 100 * per_meter
+    assert hub.capture.frames == 100 * per_meter
+
+
+def test_detach_ends_the_reader_and_reattach_moves_the_meter(pty_meters):
+    hub, [meter] = pty_meters()
+    image = make_image(200)
+    hub.offer_image(meter.eui, image)
+    meter.expect(ImageNotify)
+    # the meter restarts on a new pseudo-terminal: attach it again there
+    from bench.link import SerialLink, open_pty_pair
+
+    pair = open_pty_pair()
+    link = SerialLink(pair.port)
+    try:
+        hub.attach(meter.eui, link)
+        time.sleep(2 * 0.2)
+        names = [t.name for t in threading.enumerate() if t.name.startswith("hub-link-")]
+        assert len(names) == 1
+        moved = ScriptedMeter(meter.eui, pair.master_link())
+        assert download(moved, image) == image
+        assert meter.receive(0.1) is None  # nothing more on the old line
+        hub.detach(meter.eui)
+        time.sleep(2 * 0.2)
+        assert not [t for t in threading.enumerate() if t.name.startswith("hub-link-")]
+        assert hub.stats.frames_in == 1 + -(-len(image) // 48) + 1
+    finally:
+        link.close()
+        pair.close()
+
+
+def test_a_dead_line_is_counted_and_the_others_go_on(pty_meters):
+    hub, (dead, alive) = pty_meters(2)
+    os.close(dead.pair.master_fd)  # the meter's end of the line goes away
+    image = make_image(300)
+    hub.offer_image(alive.eui, image)
+    alive.expect(ImageNotify)
+    assert download(alive, image) == image
+    deadline = time.monotonic() + 2
+    while hub.stats.recv_errors == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hub.stats.recv_errors >= 1
+    hub.offer_image(dead.eui, image)  # sending into a dead line is counted, not raised
+    assert hub.stats.send_errors >= 1
 
 
 def test_tunnel_put_both_ways_for_small_messages(pty_meters):
