@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,22 @@ def test_capture_decode_json(tmp_path, vectors):
     text = bench("capture", "decode", path, "--text")
     assert text.returncode == 0 and len(text.stdout.splitlines()) == len(records)
     assert "image_block_request" in text.stdout and "block=5 last" in text.stdout
+
+
+def test_build_records_the_manifest(tmp_path):
+    body = tmp_path / "fw.bin"
+    body.write_bytes(b"firmware" * 10)
+    manifest = tmp_path / "manifest.toml"
+    common = ("image", "build", "--manufacturer-image", body, "--manufacturer-code", "0x121D",
+              "--image-type", "1", "--key", PKI / "rsa-1" / "ds.key", "--manifest", manifest,
+              "--device-type", "GSME", "--signer", "rsa-1")
+    for version, name in (("0x100", "b.ota"), ("0x200", "b.ota"), ("0x300", "a.ota")):
+        result = bench(*common, "--file-version", version, "-o", tmp_path / name)
+        assert result.returncode == 0, result.stderr
+    entries = tomllib.loads(manifest.read_text())["image"]
+    assert [(e["file"], e["file_version"]) for e in entries] == [("a.ota", "0x00000300"), ("b.ota", "0x00000200")]
+    assert entries[0]["device_type"] == "GSME" and entries[0]["signer"] == "rsa-1"
+    image = parse_gb_image((tmp_path / "a.ota").read_bytes())
+    assert entries[0]["manufacturer_image_sha256"] == image.manufacturer_image_sha256.hex()
+    missing = bench(*common[:-4], "--file-version", "1", "-o", tmp_path / "c.ota")  # no type, no signer
+    assert missing.returncode == 2 and "--device-type" in missing.stderr
