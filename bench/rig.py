@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -193,7 +193,8 @@ class RunningRig:
 
         options = self.rig.options
         self.hub = Hub(self.capture_path, block_size_cap=options.block_size_cap,
-                       stall_timeout=options.stall_timeout_s, on_gbcs=self._on_gbcs,
+                       stall_timeout=options.stall_timeout_s,
+                       notify_interval=options.notify_interval_s, on_gbcs=self._on_gbcs,
                        on_transfer=self._on_transfer)
         assert self.gateway is not None
         self.gateway.hub = self.hub
@@ -298,6 +299,79 @@ class RunningRig:
                 for d in self.rig.devices
             ],
         }
+
+    # -- the control socket (`bench rig up`) --------------------------------------------------
+
+    def party_eui(self, name_or_eui: str) -> bytes:
+        """A party name (supplier-a) or EUI, as the registry knows it."""
+        party = self.shim.registry.party(name_or_eui)
+        if party is None:
+            raise ConfigError(f"unknown party {name_or_eui!r} (not in the rig's registry)")
+        return bytes.fromhex(party.eui)
+
+    def control_handlers(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        """The operations `bench rig up` serves on RUN/control.sock (see bench.rig_control)."""
+        from bench.rig_control import b64, unb64
+
+        def submit(request: dict[str, Any]) -> dict[str, Any]:
+            return {"xml_b64": b64(self.submit(unb64(request["xml_b64"])))}
+
+        def portfolio(request: dict[str, Any]) -> dict[str, Any]:
+            from bench.report.portfolio_view import rows
+
+            supplier = request.get("supplier")
+            eui = self.party_eui(supplier) if supplier else None
+            return {"entries": rows(self.portfolio(eui))}
+
+        def alerts(request: dict[str, Any]) -> dict[str, Any]:
+            from bench.dcc.alerts import Mailboxes
+
+            eui = eui_hex(self.party_eui(str(request["party"])))
+            messages = Mailboxes(self.shim.store).messages(eui, int(request.get("after", 0)))
+            return {"alerts": [m.as_dict() for m in messages]}
+
+        def registry(request: dict[str, Any]) -> dict[str, Any]:
+            return {"registry": self.registry_operation(request)}
+
+        return {"submit": submit, "status": lambda _request: self.status(),
+                "portfolio": portfolio, "alerts": alerts, "registry": registry}
+
+    def registry_operation(self, request: dict[str, Any]) -> Any:
+        """Run-time registry changes for a lab driving the rig from another terminal."""
+        from bench.dcc.registry import Appointment, Registration
+        from bench.dcc.store import parse_timestamp, timestamp
+
+        registry = self.shim.registry
+        action = request.get("action", "show")
+        now = datetime.now(UTC)
+
+        def when(key: str, default: datetime | None) -> str | None:
+            text = request.get(key)
+            if text:
+                return timestamp(parse_timestamp(str(text)))
+            return timestamp(default) if default is not None else None
+
+        if action == "show":
+            return registry.snapshot(now)
+        if action == "end-appointment":
+            supplier = eui_hex(self.party_eui(str(request["supplier"])))
+            rsa = eui_hex(self.party_eui(str(request["rsa"])))
+            at = parse_timestamp(when("at", now) or "")
+            return {"ended": registry.end_appointment(supplier, rsa, at)}
+        if action == "add-appointment":
+            registry.add(appointments=[Appointment(
+                eui_hex(self.party_eui(str(request["supplier"]))),
+                eui_hex(self.party_eui(str(request["rsa"]))),
+                when("effective_from", now), when("effective_to", None))])
+            return {"added": 1}
+        if action == "add-registration":
+            registry.add(registrations=[Registration(
+                str(request["mpxn"]), str(request.get("supplier_role", "import-supplier")),
+                eui_hex(self.party_eui(str(request["party"]))),
+                when("effective_from", now), when("effective_to", None))])
+            return {"added": 1}
+        raise ValueError(f"unknown registry action {action!r} (show, end-appointment, "
+                         f"add-appointment, add-registration)")
 
     # -- artefacts ------------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ class RigOptions:
     alert_timeout_s: float = 30.0
     transfer_timeout_s: float = 120.0
     startup_timeout_s: float = 15.0
+    notify_interval_s: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,173 @@
+"""`bench rig up|down|status|check`: keep a rig running for other terminals to act on.
+
+`bench rig up` brings the rig up and serves RUN/control.sock (RUN = --run-dir, $BENCH_RUN_DIR or
+./run) until `bench rig down`, Ctrl-C or SIGTERM. While it runs, `bench update-firmware`,
+`bench activate`, `bench read-firmware`, `bench alerts` and `bench report` act on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from bench.errors import RigError
+
+RUN_DIR_HELP = "Run directory holding control.sock and bench.sqlite (default: $BENCH_RUN_DIR or ./run)."
+
+
+@click.group()
+def rig() -> None:
+    """Bring a rig up and down, and look at it."""
+
+
+@rig.command("check")
+@click.option("--rig", "rig_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Rig file (default: $BENCH_RIG or rigs/emulated.toml).")
+@click.option("--json", "as_json", is_flag=True, help="Print the rig as JSON.")
+def check(rig_file: Path | None, as_json: bool) -> None:
+    """Validate a rig file without touching any hardware."""
+    from bench.rig_model import load_rig
+
+    loaded = load_rig(rig_file or os.environ.get("BENCH_RIG") or None)
+    devices = [{"role": d.role, "eui": d.eui_hex, "type": d.device_type, "generation": d.generation,
+                "link": d.link, "faults": list(d.faults)} for d in loaded.devices]
+    if as_json:
+        click.echo(json.dumps({"rig": loaded.name, "file": str(loaded.path), "pki": str(loaded.pki_dir),
+                               "registry": str(loaded.registry_dir), "devices": devices}))
+        return
+    click.echo(f"rig {loaded.name}: {loaded.path}")
+    click.echo(f"  pki {loaded.pki_dir}   registry {loaded.registry_dir}")
+    for d in devices:
+        click.echo(f"  {d['role']:<22} {d['eui']}  {d['type']:<6} {d['generation']:<7} {d['link']}")
+
+
+@rig.command("up")
+@click.option("--rig", "rig_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Rig file (default: $BENCH_RIG or rigs/emulated.toml).")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=RUN_DIR_HELP)
+@click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Results directory (default: results/<timestamp>).")
+@click.option("--detach", is_flag=True, help="Return once the rig is up; it keeps running.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rig's status as JSON.")
+def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach: bool,
+       as_json: bool) -> None:
+    """Start a rig and serve its control socket until `bench rig down`."""
+    from bench.rig_control import RigClient, RigControlServer, socket_path
+    from bench.rig_control import run_dir as resolve_run_dir
+
+    run = resolve_run_dir(run_dir)
+    if RigClient.available(run):
+        raise RigError(f"a rig is already up in {run}; stop it with `bench rig down`")
+    if detach:
+        _detach(rig_file, run, results, as_json)
+        return
+
+    from bench.rig import RunningRig, default_results_dir
+    from bench.rig_model import load_rig
+
+    loaded = load_rig(rig_file or os.environ.get("BENCH_RIG") or None)
+    run.mkdir(parents=True, exist_ok=True)
+    running = RunningRig(loaded, (results or default_results_dir()).resolve(),
+                         db_path=(run / "bench.sqlite").resolve())
+    stopping = {"signal": None}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping["signal"] = signum
+        server.shutdown_requested.set()
+
+    with running:
+        server = RigControlServer(socket_path(run), running.control_handlers())
+        with server:
+            previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+            try:
+                status = running.status() | {"control_socket": str(server.path)}
+                if as_json:
+                    click.echo(json.dumps(status))
+                else:
+                    click.echo(f"rig {loaded.name} is up; control socket {server.path}")
+                    click.echo(f"results {running.results}; stop with `bench rig down`")
+                sys.stdout.flush()
+                while not server.shutdown_requested.wait(0.5):
+                    dead = [m.device.role for m in running.meters.values() if not m.running]
+                    if dead:
+                        raise RigError(f"emulated meter(s) {', '.join(dead)} exited; stopping the rig")
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
+    if not as_json:
+        click.echo(f"rig {loaded.name} stopped; results in {running.results}")
+
+
+def _detach(rig_file: Path | None, run: Path, results: Path | None, as_json: bool) -> None:
+    """Start `bench rig up` in its own session and wait until its socket answers."""
+    from bench.rig_control import RigClient
+
+    command = [sys.executable, "-m", "bench", "rig", "up", "--run-dir", str(run), "--json"]
+    if rig_file is not None:
+        command += ["--rig", str(rig_file)]
+    if results is not None:
+        command += ["--results", str(results)]
+    run.mkdir(parents=True, exist_ok=True)
+    log = (run / "rig.log").open("ab")
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                               start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if RigClient.available(run):
+            status = RigClient.for_run_dir(run).status()
+            status.pop("ok", None)
+            status["pid"] = process.pid
+            click.echo(json.dumps(status) if as_json else
+                       f"rig {status['rig']} is up (pid {process.pid}); results {status['results']}")
+            return
+        if process.poll() is not None:
+            raise RigError(f"`bench rig up` exited with code {process.returncode}; see {run / 'rig.log'}")
+        time.sleep(0.1)
+    process.terminate()
+    raise RigError(f"the rig did not come up within 60 s; see {run / 'rig.log'}")
+
+
+@rig.command("down")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=RUN_DIR_HELP)
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for the rig to stop.")
+def down(run_dir: Path | None, timeout: float) -> None:
+    """Stop the rig that `bench rig up` runs."""
+    from bench.rig_control import RigClient, socket_path
+
+    path = socket_path(run_dir)
+    RigClient(path).shutdown()
+    deadline = time.monotonic() + timeout
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if path.exists():
+        raise RigError(f"the rig did not stop within {timeout:g} s")
+    click.echo("rig stopped")
+
+
+@rig.command("status")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=RUN_DIR_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(run_dir: Path | None, as_json: bool) -> None:
+    """Show the running rig: its devices, links and results directory."""
+    from bench.rig_control import RigClient
+
+    answer = RigClient.for_run_dir(run_dir).status()
+    answer.pop("ok", None)
+    if as_json:
+        click.echo(json.dumps(answer))
+        return
+    click.echo(f"rig {answer['rig']} up since {answer['started_at']}; results {answer['results']}")
+    for d in answer["devices"]:
+        state = {True: "running", False: "EXITED", None: ""}[d["running"]]
+        click.echo(f"  {d['role']:<22} {d['eui']}  {d['type']:<6} {d['link']}  {state}".rstrip())

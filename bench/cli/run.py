@@ -1,0 +1,127 @@
+"""`bench run`: bring the rig up, run the MP207 conformance suite, print the verdict per requirement.
+
+The suite (hil_tests/) runs in this process through pytest with the bench plugin; a small
+reporter plugin prints one progress line per test as it finishes. Everything the run produced
+is in the results directory, whose record.json this command summarises.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bench.rig_model import PROJECT_ROOT
+
+SUITE = PROJECT_ROOT / "hil_tests"
+
+
+class ProgressLines:
+    """pytest plugin: one line per finished test, `[ 3/22] R1  name  passed  0.42 s`."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.count = 0
+        self.total = 0
+        self.requirements: dict[str, str] = {}
+
+    def pytest_collection_modifyitems(self, items: list[Any]) -> None:
+        self.total = len(items)
+        for item in items:
+            marker = item.get_closest_marker("mp207")
+            self.requirements[item.nodeid] = str(marker.args[0]) if marker and marker.args else "--"
+        self._print(f"running {len(items)} conformance tests")
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.count += 1
+            requirement = self.requirements.get(report.nodeid, "--")
+            name = report.nodeid.split("::", 1)[-1]
+            outcome = report.outcome if report.when == "call" else (
+                "skipped" if report.skipped else "error")
+            line = f"[{self.count:>2}/{self.total}] {requirement:<3} {name:<66} {outcome:<7}"
+            if report.when == "call":
+                line += f" {report.duration:6.2f} s"
+            self._print(line)
+
+    def _print(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+@click.command()
+@click.option("--rig", "rig_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Rig file (default: $BENCH_RIG or rigs/emulated.toml).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Results directory (default: results/<timestamp>).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"verdict": {"R1": ...}, "passed": N, "failed": N, "results": DIR}.')
+@click.option("-k", "select", default=None, metavar="EXPR",
+              help="Run only the tests matching this pytest -k expression.")
+@click.option("--requirement", "requirements", multiple=True,
+              type=click.Choice(["R1", "R2", "R3", "R4", "R5"]),
+              help="Run only this requirement's tests (repeatable).")
+@click.option("--suite", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=SUITE, show_default=True, help="Conformance suite directory.")
+def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | None,
+        requirements: tuple[str, ...], suite: Path) -> None:
+    """Run the MP207 conformance suite on a rig and print a verdict per requirement."""
+    import pytest
+
+    from bench.report.run_record import REQUIREMENTS, load_record
+    from bench.rig import default_results_dir
+
+    results = (out or default_results_dir()).resolve()
+    results.mkdir(parents=True, exist_ok=True)
+    progress = sys.stderr if as_json else sys.stdout
+    args = [str(suite), "--results", str(results), "-p", "no:terminal", "-p", "no:cacheprovider",
+            "-p", "no:randomly", "--junitxml", str(results / "junit.xml"), "-o", "addopts="]
+    if rig_file is not None:
+        args += ["--rig", str(rig_file)]
+    if select:
+        args += ["-k", select]
+    if requirements:
+        args += ["-m", " or ".join(f'mp207("{r}")' for r in requirements)]
+    code = pytest.main(args, plugins=[ProgressLines(progress)])
+    try:
+        record = load_record(results)
+    except (OSError, ValueError):
+        record = {"verdict": {r: "not run" for r in REQUIREMENTS}, "passed": 0, "failed": 0,
+                  "tests": [], "rig_error": f"pytest exited with code {int(code)} before any test ran"}
+    verdict = record["verdict"]
+    failed = record.get("failed", 0) + record.get("skipped", 0)
+    ok = int(code) == 0 and failed == 0 and record.get("passed", 0) > 0
+    summary = {"verdict": verdict, "passed": record.get("passed", 0), "failed": failed,
+               "results": str(results)}
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        _print_table(record, results)
+    if not ok:
+        sys.exit(1)
+
+
+def _print_table(record: dict[str, Any], results: Path) -> None:
+    tests = record.get("tests", [])
+    click.echo("")
+    click.echo("Requirement  Verdict   Tests  Failing checks")
+    titles = {"R1": "RSA can update firmware", "R2": "only appointed RSA, ESME/GSME only",
+              "R3": "activation stays Supplier-only", "R4": "portfolio report is exact",
+              "R5": "RSA receives update alerts"}
+    for requirement, verdict in record["verdict"].items():
+        mine = [t for t in tests if t.get("requirement") == requirement]
+        passed = sum(1 for t in mine if t["outcome"] == "passed")
+        click.echo(f"{requirement:<4} {titles[requirement]:<36} {verdict:<8} {passed}/{len(mine)}")
+        for test in mine:
+            if test["outcome"] != "passed":
+                reason = (test.get("failure") or test["outcome"]).strip().splitlines()
+                name = test["nodeid"].split("::", 1)[-1]
+                click.echo(f"       - {name}: {reason[0][:160] if reason else test['outcome']}")
+    if record.get("rig_error"):
+        click.echo(f"rig error: {record['rig_error']}")
+    click.echo(f"{record.get('passed', 0)} passed, {record.get('failed', 0)} failed"
+               + (f", {record.get('skipped')} skipped" if record.get("skipped") else ""))
+    click.echo(f"results: {results}")
