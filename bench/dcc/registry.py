@@ -131,9 +131,14 @@ def load_registry_dir(directory: str | Path) -> tuple[list[Party], list[Device],
         raise ConfigError(f"{path}: duplicate party name or EUI")
 
     def party_ref(text: str, where: str) -> str:
-        eui = by_name.get(text) or _eui(text, where)
+        eui = by_name.get(text)
+        if eui is None:
+            try:
+                eui = eui_hex(parse_eui(text))
+            except BenchError:
+                eui = None
         if eui not in by_name.values():
-            raise ConfigError(f"{where}: unknown party {text!r}")
+            raise ConfigError(f"{where}: unknown party {text!r} (not a name or EUI in parties.csv)")
         return eui
 
     devices: list[Device] = []

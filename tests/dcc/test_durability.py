@@ -1,0 +1,75 @@
+"""An alert the shim has acknowledged survives a SIGKILL of the process that received it.
+
+A real child process runs a shim on a real SQLite file and feeds it device alerts, printing the
+count after each `device_message` returns (that return is the acknowledgement). The parent kills
+it with SIGKILL mid-stream, reopens the database and finds every acknowledged alert.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from bench.dcc.alerts import Mailboxes
+from bench.dcc.registry import Registry
+from bench.dcc.store import Store
+
+from .support import FIXTURE_PKI, FIXTURE_REGISTRY, ROOT
+
+CHILD = textwrap.dedent(
+    """
+    import itertools, sys
+    from datetime import UTC, datetime
+    from bench.codec.gbcs.apdu import GbcsMessage
+    from bench.codec.gbcs.codes import ALERT
+    from bench.codec.gbcs.payloads import alert_message_code, device_alert
+    from bench.dcc.shim import Shim
+
+    db, pki = sys.argv[1], sys.argv[2]
+    shim = Shim(db, pki)
+    device = bytes.fromhex("00DB1234567890A0")
+    supplier = bytes.fromhex("90B3D51F30010000")
+    now = datetime.now(UTC)
+    for n in itertools.count(1):
+        content = device_alert(0x8F43, now, "esme", n)
+        msg = GbcsMessage(ALERT, n, device, supplier, now, alert_message_code(0x8F43), content)
+        shim.device_message(device, msg.encode())
+        print(n, flush=True)
+    """
+)
+
+
+def test_acknowledged_alerts_survive_sigkill(tmp_path: Path) -> None:
+    db = tmp_path / "bench.sqlite"
+    with Store(db) as store:
+        Registry(store).import_dir(FIXTURE_REGISTRY)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(db), str(FIXTURE_PKI)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+    )
+    acknowledged = 0
+    deadline = time.monotonic() + 60
+    try:
+        while acknowledged < 40 and time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if not line:
+                break
+            acknowledged = int(line)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    assert child.returncode == -signal.SIGKILL, child.stderr.read()
+    assert acknowledged >= 40
+    with Store(db) as store:
+        assert store.read("PRAGMA integrity_check") == [("ok",)]
+        stored = Mailboxes(store).messages("90B3D51F30010000")
+        assert len(stored) >= acknowledged
+        assert all(m.code == "8F43" and m.kind == "device-alert" for m in stored)
+        logged = store.read("SELECT COUNT(*) FROM device_alert")[0][0]
+        assert logged == len(stored)  # mailbox and alert log committed together

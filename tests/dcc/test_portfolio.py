@@ -1,0 +1,69 @@
+"""MP207 R4: the Supplier's view of its devices' firmware, from what the shim has seen."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bench.codec.duis.responses import parse_response
+from bench.codec.gbcs.apdu import GbcsMessage, decode_message
+from bench.codec.gbcs.codes import CS06, ECS52, RESPONSE
+from bench.codec.gbcs.payloads import cs06_response, long_invoke_id, read_firmware_response_esme
+from bench.codec.ota_file import parse_gb_image
+from bench.dcc.portfolio import portfolio
+
+from .support import ESME_A0, NOW
+from .test_alert_routing import alert
+
+SUPPLIER_A = bytes.fromhex("90B3D51F30010000")
+
+
+def test_portfolio_follows_distribution_alerts_reads_and_activation(make_shim, pki, requests, image) -> None:  # noqa: ANN001
+    clock = {"t": NOW}
+    shim = make_shim(clock=lambda: clock["t"])
+    db = shim.store.path
+    entries = {e.eui: e for e in portfolio(db, SUPPLIER_A, NOW)}
+    assert set(entries) == {"00DB1234567890A0", "00DB1234567890A1", "00DB1234567890A3", "00DB1234567890A4",
+                            "00DB1234567890A5", "00DB1234567890C0"}  # supplier-b's B0 and the CHF are not its
+    a0 = entries["00DB1234567890A0"]
+    assert (a0.dcc_firmware_version, a0.active_version, a0.pending_version, a0.agrees_with_dcc) == (
+        "ACDCACDC", None, None, None)
+
+    distributed = parse_response(shim.submit(requests.update("rsa-1", [ESME_A0], version="0000002A")))
+    clock["t"] = NOW + timedelta(minutes=1)
+    shim.delivery_status(ESME_A0, str(distributed.request_id), True)
+    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
+    a0 = next(e for e in portfolio(db, SUPPLIER_A, clock["t"]) if e.eui == "00DB1234567890A0")
+    assert a0.pending_version == "0000002A"
+    assert a0.pending_hash == parse_gb_image(image).manufacturer_image_sha256.hex().upper()
+    assert (a0.distributed_by, a0.upgrade_status) == ("rsa-1", "verified")
+    assert [(code, name) for code, name, _ in a0.last_alerts][0][0] == "8F72"
+
+    clock["t"] = NOW + timedelta(minutes=2)
+    read = parse_response(shim.submit(requests.read("supplier-a", ESME_A0)))
+    counter = read.request_id.counter
+    shim.device_message(ESME_A0, GbcsMessage(
+        RESPONSE, counter, ESME_A0, SUPPLIER_A, None, ECS52,
+        read_firmware_response_esme(bytes.fromhex("ACDCACDC"), long_invoke_id(counter))).encode())
+    a0 = next(e for e in portfolio(db, SUPPLIER_A, clock["t"]) if e.eui == "00DB1234567890A0")
+    assert (a0.last_read_version, a0.active_version, a0.agrees_with_dcc) == ("ACDCACDC", "ACDCACDC", True)
+
+    clock["t"] = NOW + timedelta(minutes=3)
+    pre = parse_response(shim.submit(requests.activate("supplier-a", ESME_A0))).pre_command.gbcs
+    sent = parse_response(shim.submit(requests.signed_precommand("supplier-a", ESME_A0, pre)))
+    assert sent.response_code == "I99"
+    counter = decode_message(pre).originator_counter
+    shim.device_message(ESME_A0, GbcsMessage(
+        RESPONSE, counter, ESME_A0, SUPPLIER_A, None, CS06, cs06_response(0, bytes.fromhex("0000002A"))).encode())
+    a0 = next(e for e in portfolio(db, SUPPLIER_A, clock["t"]) if e.eui == "00DB1234567890A0")
+    assert (a0.active_version, a0.upgrade_status, a0.pending_version) == ("0000002A", "activated", None)
+    assert a0.agrees_with_dcc is False  # the DCC's record still says ACDCACDC
+    # the CS06 response reached the Supplier that activated, not the RSA
+    kinds = shim.store.read("SELECT party, code FROM mailbox WHERE kind = 'response'")
+    assert set(kinds) == {("90B3D51F30010000", "I0")}
+
+
+def test_portfolio_of_everyone_and_of_another_supplier(shim) -> None:  # noqa: ANN001
+    every = portfolio(shim.store.path, None, NOW)
+    assert len(every) == 8
+    b = portfolio(shim.store.path, bytes.fromhex("90B3D51F30030000"), NOW)
+    assert [e.eui for e in b] == ["00DB1234567890B0"] and b[0].supplier == "supplier-b"
