@@ -74,7 +74,10 @@ def main() -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        # One line, naming the command: usage text is one `--help` away.
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        click.echo(f"error: {where}{exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except (BenchError, OSError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
