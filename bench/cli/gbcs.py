@@ -15,7 +15,15 @@ from typing import Any, TextIO
 
 import click
 
-from bench.codec.gbcs import GbcsMessage, decode_message, message_name, payload_fields
+from bench.codec.gbcs import (
+    GbcsMessage,
+    GbtReassembler,
+    decode_message,
+    max_block_data,
+    message_name,
+    payload_fields,
+    segment,
+)
 from bench.errors import BenchError, DecodeError, SecurityError
 
 Check = Callable[[GbcsMessage], dict[str, bool]]
@@ -158,3 +166,46 @@ def decode(message: str, verify_cert: Path | None, mac_key: Path | None, peer_ce
             sys.exit(2)
         return
     click.echo(json.dumps(_decode_one(message, check), indent=2))
+
+
+@gbcs.command("segment")
+@click.argument("message")
+@click.option("--max-block", type=click.IntRange(min=48), default=127, show_default=True,
+              help="Largest block in bytes (routing and GBT headers included).")
+def segment_command(message: str, max_block: int) -> None:
+    """Split MESSAGE (hex) into General Block Transfer blocks, one hex block per line."""
+    for block in segment(parse_hex(message), max_block_data(max_block)):
+        click.echo(block.hex().upper())
+
+
+@gbcs.command()
+@click.argument("blocks", type=click.File("r"), default="-")
+def reassemble(blocks: TextIO) -> None:
+    """Read GBT blocks (hex, one per line; default stdin) and print each completed message.
+
+    Lines that are whole messages pass through unchanged, so a tunnel log can be piped into
+    `bench gbcs decode -`. A block that does not fit its message prints one line on stderr and
+    the exit code is 2; messages still missing blocks are reported on stderr at the end (a repeat
+    of a finished message's block counts as the start of a new transfer: GBCS counters, not GBT,
+    decide what is a replay).
+    """
+    from bench.codec.gbcs import is_gbt_block
+
+    reassembler = GbtReassembler()
+    failed = 0
+    for number, line in enumerate(blocks, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = parse_hex(line)
+            message = reassembler.feed(data) if is_gbt_block(data) else data
+        except BenchError as exc:
+            failed += 1
+            click.echo(f"line {number}: {exc}", err=True)
+            continue
+        if message is not None:
+            click.echo(message.hex().upper())
+    if reassembler.pending:
+        click.echo(f"{reassembler.pending} message(s) still missing blocks", err=True)
+    if failed or reassembler.pending:
+        sys.exit(2)

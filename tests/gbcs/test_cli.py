@@ -146,3 +146,25 @@ def test_not_a_certificate_is_one_line_and_exit_2(tmp_path: Path, gbcs_vectors) 
     result = _bench("gbcs", "decode", _hex(gbcs_vectors, "ECS52_COMMAND"), "--verify-cert", str(junk))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "junk.pem" in result.stderr
+
+
+def test_segment_then_reassemble_through_the_cli(gbcs_vectors) -> None:
+    runner = CliRunner()
+    command = _hex(gbcs_vectors, "CS06_IMMEDIATE_COMMAND")
+    blocks = runner.invoke(cli, ["gbcs", "segment", command, "--max-block", "60"]).output.split()
+    assert len(blocks) > 1 and all(len(bytes.fromhex(b)) <= 60 for b in blocks)
+    whole = _hex(gbcs_vectors, "ECS52_RESPONSE")
+    lines = [*reversed(blocks[1:]), blocks[2], blocks[0], whole]  # out of order, a duplicate, a whole message
+    result = runner.invoke(cli, ["gbcs", "reassemble"], input="\n".join(lines) + "\n")
+    assert result.exit_code == 0 and result.output.split() == [command, whole]
+
+
+def test_reassemble_reports_missing_and_bad_blocks(gbcs_vectors) -> None:
+    runner = CliRunner()
+    blocks = runner.invoke(cli, ["gbcs", "segment", _hex(gbcs_vectors, "FDRA_ESME_DLMS_8F72"),
+                                 "--max-block", "80"]).output.split()
+    result = runner.invoke(cli, ["gbcs", "reassemble"], input="\n".join([*blocks[1:], "DD09", "zz"]) + "\n")
+    assert result.exit_code == 2 and result.stdout == ""
+    errors = result.stderr.splitlines()
+    assert errors[0].startswith(f"line {len(blocks)}: GBT block") and errors[1].startswith(f"line {len(blocks) + 1}: hex")
+    assert errors[2] == "1 message(s) still missing blocks"
