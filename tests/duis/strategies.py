@@ -13,6 +13,7 @@ from bench.codec.duis import (
     DeviceAlertMessage,
     DuisResponse,
     FirmwareDistributionFailure,
+    FutureDatedAlert,
     PreCommand,
     ReadFirmwareVersionRequest,
     RequestID,
@@ -56,7 +57,7 @@ def warnings(draw) -> UpdateFirmwareWarning:
 @st.composite
 def responses(draw) -> DuisResponse:
     reference = draw(st.sampled_from(["11.1", "11.2", "11.3"]))
-    payload = draw(st.sampled_from(["none", "gbcs", "pre", "warning"]))
+    payload = draw(st.sampled_from(["none", "gbcs", "pre", "warning", "future"]))
     return DuisResponse(
         draw(st.none() | request_ids),
         draw(st.sampled_from(sorted(RESPONSE_CODES))),
@@ -68,6 +69,10 @@ def responses(draw) -> DuisResponse:
         pre_command=PreCommand(draw(st.text(xml_text, max_size=10)), draw(payloads))
         if payload == "pre" else None,
         warning=draw(warnings()) if payload == "warning" else None,
+        future_dated_alert=FutureDatedAlert(
+            draw(st.sampled_from([0x8F66, 0x8F67])), draw(payloads),
+            draw(st.integers(0, 0xFFFF)), draw(st.integers(0, 0xFFFF)),
+        ) if payload == "future" else None,
     )
 
 

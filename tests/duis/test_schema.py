@@ -13,6 +13,7 @@ from bench.codec.duis import (
     DeviceAlertMessage,
     DuisResponse,
     FirmwareDistributionFailure,
+    FutureDatedAlert,
     PreCommand,
     RequestID,
     UpdateFirmwareRequest,
@@ -55,6 +56,10 @@ RESPONSES = [
     DuisResponse(
         RequestID(SUPPLIER, ESME, 10), "I0", "11.2", "11.2", response_datetime=WHEN,
         gbcs_payload=b"\xdd" + bytes(50),
+    ),
+    DuisResponse(
+        RequestID(SUPPLIER, ESME, 11), "I0", "11.3", "11.3", response_datetime=WHEN,
+        future_dated_alert=FutureDatedAlert(0x8F66, b"\xdf\x09\x03" + bytes(20)),
     ),
     DeviceAlertMessage(None, 0x8F72, b"\xdf\x09\x03" + bytes(40), response_id=RequestID(ESME, SUPPLIER, 2000),
                        response_datetime=WHEN),

@@ -92,6 +92,19 @@ class PreCommand:
 
 
 @dataclass
+class FutureDatedAlert:
+    """`FutureDatedDeviceAlertMessage`: how DUIS delivers 0x8F66 / 0x8F67 for a future-dated command."""
+
+    alert_code: int
+    gbcs: bytes
+    instruction_number: int = 1
+    total_instructions: int = 1
+
+
+FUTURE_DATED_ALERT_CODES = (0x8F66, 0x8F67)
+
+
+@dataclass
 class DuisResponse:
     """A DUIS Response to a Service Request."""
 
@@ -104,6 +117,7 @@ class DuisResponse:
     gbcs_payload: bytes | None = None
     pre_command: PreCommand | None = None
     warning: UpdateFirmwareWarning | None = None
+    future_dated_alert: FutureDatedAlert | None = None
 
 
 def read_header(header: etree._Element) -> tuple[RequestID | None, RequestID | None, str, datetime]:
@@ -204,9 +218,38 @@ def _response_message(
             attribute = next(k for k, v in WARNING_LISTS.items() if v == tag)
             setattr(warning, attribute, read_eui_list(text_of(child), tag))
         response.warning = warning
+    elif name == "FutureDatedDeviceAlertMessage":
+        response.future_dated_alert = _future_dated_alert(payload)
     else:
         raise DecodeError("DUIS", "ResponseMessage", None, f"unsupported payload {name!r}")
     return response
+
+
+def _unsigned_short(text: str, name: str) -> int:
+    value = text.strip()
+    if not value.isdigit() or int(value) > 0xFFFF:
+        raise DecodeError("DUIS", name, None, f"{text!r} is not an unsignedShort")
+    return int(value)
+
+
+def _future_dated_alert(element: etree._Element) -> FutureDatedAlert:
+    names = ["FutureDatedAlertCode", "GBCSPayload", "InstructionNumber", "TotalCommandInstructions"]
+    parts = elements(element)
+    if [local(p) for p in parts] != names:
+        raise DecodeError(
+            "DUIS", "FutureDatedDeviceAlertMessage", None, f"expected {', '.join(names)}"
+        )
+    code_text = text_of(parts[0]).strip().upper()
+    if code_text not in ("8F66", "8F67"):
+        raise DecodeError(
+            "DUIS", "FutureDatedAlertCode", None, f"{code_text!r} is not 8F66 or 8F67"
+        )
+    return FutureDatedAlert(
+        int(code_text, 16),
+        read_base64(text_of(parts[1]), "GBCSPayload"),
+        _unsigned_short(text_of(parts[2]), "InstructionNumber"),
+        _unsigned_short(text_of(parts[3]), "TotalCommandInstructions"),
+    )
 
 
 def parse_response(xml: bytes | etree._Element):
@@ -249,9 +292,20 @@ def response_element(response) -> etree._Element:
     message = sub(sub(root, "Body"), "ResponseMessage")
     sub(message, "ServiceReference", response.service_reference)
     sub(message, "ServiceReferenceVariant", response.service_reference_variant)
-    payloads = [p for p in (response.gbcs_payload, response.pre_command, response.warning) if p]
+    payloads = [
+        p
+        for p in (
+            response.gbcs_payload,
+            response.pre_command,
+            response.warning,
+            response.future_dated_alert,
+        )
+        if p
+    ]
     if len(payloads) > 1:
-        raise EncodeError("a response carries at most one of gbcs_payload, pre_command, warning")
+        raise EncodeError(
+            "a response carries at most one payload (GBCS, pre-command, warning, alert)"
+        )
     if response.gbcs_payload:
         sub(message, "GBCSPayload", write_base64(response.gbcs_payload))
     elif response.pre_command:
@@ -264,6 +318,23 @@ def response_element(response) -> etree._Element:
             devices = getattr(response.warning, attribute)
             if devices:
                 sub(warning, tag, write_eui_list(devices, tag))
+    elif response.future_dated_alert:
+        alert = response.future_dated_alert
+        if alert.alert_code not in FUTURE_DATED_ALERT_CODES:
+            raise EncodeError(
+                f"FutureDatedAlertCode: 0x{alert.alert_code:04X} is not 0x8F66/0x8F67"
+            )
+        for name, value in (
+            ("InstructionNumber", alert.instruction_number),
+            ("TotalCommandInstructions", alert.total_instructions),
+        ):
+            if not 0 <= value <= 0xFFFF:
+                raise EncodeError(f"{name}: {value} is not an unsignedShort")
+        element = sub(message, "FutureDatedDeviceAlertMessage")
+        sub(element, "FutureDatedAlertCode", f"{alert.alert_code:04X}")
+        sub(element, "GBCSPayload", write_base64(alert.gbcs))
+        sub(element, "InstructionNumber", str(alert.instruction_number))
+        sub(element, "TotalCommandInstructions", str(alert.total_instructions))
     return root
 
 
@@ -288,6 +359,14 @@ def response_summary(response) -> dict[str, object]:
         }
     if response.warning is not None:
         body["update_firmware_warning"] = response.warning.as_dict()
+    if response.future_dated_alert is not None:
+        alert = response.future_dated_alert
+        body["future_dated_alert"] = {
+            "alert_code": f"{alert.alert_code:04X}",
+            "gbcs_payload": alert.gbcs.hex().upper(),
+            "instruction_number": alert.instruction_number,
+            "total_instructions": alert.total_instructions,
+        }
     return {
         "kind": "response",
         "service_reference": response.service_reference,
