@@ -1,4 +1,4 @@
-"""Small helpers shared by the GBCS tests (names of RTDS keys and certificates)."""
+"""Names of the RTDS test keys and certificates, as the vector file writes them."""
 
 from __future__ import annotations
 
