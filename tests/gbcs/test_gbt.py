@@ -17,7 +17,7 @@ from bench.codec.gbcs import (
     max_block_data,
     segment,
 )
-from bench.errors import DecodeError, EncodeError
+from bench.errors import ConfigError, DecodeError, EncodeError
 
 ESME = bytes.fromhex("00DB1234567890A0")
 SUPPLIER = bytes.fromhex("90B3D51F30010000")
@@ -142,3 +142,12 @@ def test_max_block_data_fills_but_never_overflows(max_size: int, length: int) ->
 def test_max_block_data_refuses_a_budget_without_room() -> None:
     with pytest.raises(EncodeError):
         max_block_data(47)
+
+
+def test_reassembler_limits_must_allow_a_message() -> None:
+    with pytest.raises(ConfigError):
+        GbtReassembler(max_pending=0)
+    single = GbtReassembler(max_pending=1)
+    data = message(3, 100)
+    assert single.feed(segment(message(2, 100), 60)[0]) is None
+    assert [single.feed(b) for b in segment(data, 60)][-1] == data  # the older transfer made room

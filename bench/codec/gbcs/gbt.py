@@ -30,7 +30,7 @@ from bench.codec.gbcs.apdu import (
     decode_message,
 )
 from bench.codec.gbcs.ber import decode_length, encode_length
-from bench.errors import DecodeError, EncodeError
+from bench.errors import ConfigError, DecodeError, EncodeError
 
 LAST_BLOCK, STREAMING, WINDOW_MASK = 0x80, 0x40, 0x3F
 _ROUTING_SECURITY = SECURITY_HEADER
@@ -197,6 +197,8 @@ class GbtReassembler:
     """
 
     def __init__(self, max_blocks: int = 1024, max_bytes: int = 65536, max_pending: int = 16) -> None:
+        if min(max_blocks, max_bytes, max_pending) < 1:
+            raise ConfigError("GBT reassembly limits must be at least 1")
         self.max_blocks, self.max_bytes, self.max_pending = max_blocks, max_bytes, max_pending
         self._transfers: OrderedDict[tuple[bytes, int, int], _Transfer] = OrderedDict()
 
