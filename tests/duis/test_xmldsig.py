@@ -272,3 +272,11 @@ def test_text_added_after_the_signature_is_a_change(pki: Pki, signed: bytes) -> 
     root.find(f"{DS}Signature").tail = "\n"
     with pytest.raises(SecurityError, match="digest"):
         verify_document(etree.tostring(root), pki)
+
+
+def test_comment_injection_cannot_truncate_a_signed_value(pki: Pki, signed: bytes) -> None:
+    """Comments are outside the signed (c14n) content, so a comment inserted into a value keeps the
+    signature valid; the parser must then read the whole value, not the text before the comment."""
+    injected = signed.replace(b">ACDCACDC<", b">ACDC<!-- x -->ACDC<", 1)
+    result = verify_document(injected, pki)
+    assert parse_request(result.signed_xml_root).version == "ACDCACDC"

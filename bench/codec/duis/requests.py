@@ -134,10 +134,13 @@ def elements(parent: etree._Element) -> list[etree._Element]:
 
 
 def text_of(element: etree._Element) -> str:
-    """Simple content of an element; child elements are refused."""
+    """Simple content of an element: its text and the text around any comments inside it."""
+    if not len(element):
+        return element.text or ""
     if elements(element):
         raise DecodeError("DUIS", local(element), None, "expected text, found child elements")
-    return "".join(element.itertext(with_tail=False)) if len(element) else (element.text or "")
+    # only comments / processing instructions inside: their own text is not content
+    return (element.text or "") + "".join(child.tail or "" for child in element)
 
 
 def local(element: etree._Element) -> str:
