@@ -136,7 +136,7 @@ def _show_rules(as_json: bool) -> None:
         return
     click.echo("SR    role  today  MP207  device types")
     for row in rows:
-        click.echo(f"{row['sr']:<5} {row['role']:<5} {row['today']:<6} {row['mp207']:<6} {row['device_types']}")
+        click.echo(f"{row['sr']:<5} {row['role']:<5} {row['today']:<6} {row['mp207']:<6} {row['device_types'] or 'none'}")
     click.echo("")
     for code in codes:
         click.echo(f"{code['code']:<5} {code['meaning']}\n      {code['used_for']}")
