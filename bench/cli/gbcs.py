@@ -26,7 +26,7 @@ from bench.codec.gbcs import (
 )
 from bench.errors import BenchError, DecodeError, SecurityError
 
-Check = Callable[[GbcsMessage], dict[str, bool]]
+Check = Callable[[GbcsMessage], dict[str, Any]]
 
 
 def message_json(msg: GbcsMessage) -> dict[str, Any]:
@@ -105,6 +105,46 @@ def _load_checks(verify_cert: Path | None, mac_key: Path | None, peer_cert: Path
     return check
 
 
+def _pki_check(directory: Path) -> Check:
+    """signature_valid / mac_valid from a test SMKI that holds every party's and device's keys.
+
+    The originator's DS certificate checks the signature; a command's MAC is the ACB's (ACB KA
+    key x recipient KA certificate), any other MAC the originator's KA key x the recipient's KA
+    certificate. A value is null when the PKI does not know a party involved.
+    """
+    from bench.crypto.gbcs_security import verify_mac, verify_signature
+    from bench.crypto.smki import Pki
+
+    pki = Pki.load(directory)
+    acb = next((party for party in pki.parties.values() if party.role == "acb"), None)
+
+    def identity(eui: bytes) -> Any:
+        try:
+            return pki.party(eui)
+        except BenchError:
+            pass
+        try:
+            return pki.device(eui)
+        except BenchError:
+            return None
+
+    def check(msg: GbcsMessage) -> dict[str, Any]:
+        origin, target = identity(msg.originator), identity(msg.recipient)
+        result: dict[str, Any] = {
+            "signature_valid": None if origin is None else verify_signature(msg, origin.ds_cert.public_key())
+        }
+        maker = acb if msg.cra_flag == 1 else origin
+        if msg.mac is None:
+            result["mac_valid"] = False
+        elif maker is None or target is None:
+            result["mac_valid"] = None
+        else:
+            result["mac_valid"] = verify_mac(msg, maker.ka_key, target.ka_cert.public_key())
+        return result
+
+    return check
+
+
 def _decode_one(text: str, check: Check | None) -> dict[str, Any]:
     msg = decode_message(parse_hex(text))
     result = message_json(msg)
@@ -143,17 +183,25 @@ def gbcs() -> None:
               help="KA private key (PEM) of one end: with --peer-cert adds mac_valid.")
 @click.option("--peer-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="KA certificate (PEM) of the other end.")
+@click.option("--pki", "pki_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Test SMKI directory (e.g. fixtures/pki): adds signature_valid and mac_valid "
+                   "using the keys of the parties named in each message.")
 @click.option("--json", "as_json", is_flag=True, default=True, hidden=True,
               help="Output is always JSON; accepted for uniformity.")
 def decode(message: str, verify_cert: Path | None, mac_key: Path | None, peer_cert: Path | None,
-           as_json: bool) -> None:
+           pki_dir: Path | None, as_json: bool) -> None:
     """Decode MESSAGE (hex, whitespace ignored) to one JSON object.
 
     With MESSAGE `-`, read one hex message per line from stdin and print one JSON line for each;
     a line that does not decode prints {"line": N, "error": "..."} and decoding goes on; the exit
     code is then 2.
     """
-    check = _load_checks(verify_cert, mac_key, peer_cert)
+    if pki_dir is not None:
+        if verify_cert is not None or mac_key is not None or peer_cert is not None:
+            raise click.BadParameter("--pki replaces --verify-cert/--mac-key/--peer-cert", param_hint="--pki")
+        check: Check | None = _pki_check(pki_dir)
+    else:
+        check = _load_checks(verify_cert, mac_key, peer_cert)
     if message == "-":
         try:
             failed = _decode_stream(sys.stdin, sys.stdout, check)

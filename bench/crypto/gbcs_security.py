@@ -78,7 +78,7 @@ def verify_signature(msg: GbcsMessage, ds_public_key: ec.EllipticCurvePublicKey)
         return False
     try:
         ds_public_key.verify(der_signature(msg.signature), msg.signed_span(), ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
+    except (InvalidSignature, ValueError):
         return False
     return True
 

@@ -6,12 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from bench.cli.main import cli
+from bench.codec.gbcs import GbcsMessage
 
 from .rtds import stem
 
@@ -56,8 +58,6 @@ def test_decode_prints_exactly_the_issue_keys(gbcs_vectors) -> None:
 
 
 def test_unknown_use_case_keeps_content_and_null_payload() -> None:
-    from bench.codec.gbcs import GbcsMessage
-
     data = GbcsMessage(1, 5, b"\x01" * 8, b"\x02" * 8, None, 0x0027, b"\xd9\x01\x02").encode().hex()
     out = json.loads(CliRunner().invoke(cli, ["gbcs", "decode", data]).output)
     assert out["payload"] is None and out["message_name"] is None and out["content"] == "D90102"
@@ -168,3 +168,35 @@ def test_reassemble_reports_missing_and_bad_blocks(gbcs_vectors) -> None:
     errors = result.stderr.splitlines()
     assert errors[0].startswith(f"line {len(blocks)}: GBT block") and errors[1].startswith(f"line {len(blocks) + 1}: hex")
     assert errors[2] == "1 message(s) still missing blocks"
+
+
+def test_pki_option_checks_every_party(tmp_path: Path) -> None:
+    from bench.codec.gbcs import (
+        CS06,
+        ECS52,
+        cs06_command,
+        device_alert,
+        long_invoke_id,
+        read_firmware_response_esme,
+    )
+    from bench.crypto.gbcs_security import apply_mac, sign_message
+    from bench.crypto.smki import Pki
+
+    directory = Path(__file__).resolve().parents[2] / "fixtures" / "pki"
+    pki = Pki.load(directory)
+    supplier, acb, esme = pki.party("supplier-a"), pki.party("acb"), pki.device("00DB1234567890A0")
+    pre = GbcsMessage(1, 5, supplier.eui, esme.eui, None, CS06, cs06_command(b"\x01" * 32, 5), pre_command=True)
+    command = apply_mac(sign_message(pre, supplier.ds_key), acb.ka_key, esme.ka_cert.public_key())
+    response = apply_mac(
+        GbcsMessage(2, 5, esme.eui, supplier.eui, None, ECS52, read_firmware_response_esme(b"\x01", long_invoke_id(5))),
+        esme.ka_key, supplier.ka_cert.public_key())
+    alert = sign_message(GbcsMessage(3, 9, esme.eui, supplier.eui, None, 0x1000, device_alert(0x8F43, None)), esme.ds_key)
+    forged = GbcsMessage(3, 9, esme.eui, supplier.eui, None, 0x1000, device_alert(0x8F43, None), signature=bytes(64))
+    stranger = replace(alert, originator=b"\x01" * 8)
+    lines = "\n".join(m.encode().hex() for m in (pre, command, response, alert, forged, stranger)) + "\n"
+    result = CliRunner().invoke(cli, ["gbcs", "decode", "-", "--pki", str(directory)], input=lines)
+    assert result.exit_code == 0, result.output
+    checks = [(o["signature_valid"], o["mac_valid"]) for o in map(json.loads, result.stdout.splitlines())]
+    assert checks == [(False, False), (True, True), (False, True), (True, False), (False, False), (None, False)]
+    both = CliRunner().invoke(cli, ["gbcs", "decode", "-", "--pki", str(directory), "--verify-cert", str(directory / "ca" / "cert.pem")])
+    assert both.exit_code == 2
