@@ -172,7 +172,7 @@ def _decode_stream(lines: TextIO, out: TextIO, check: Check | None) -> int:
 
 @click.group()
 def gbcs() -> None:
-    """GBCS messages: decode (and check) General-Signing / General-Ciphering APDUs."""
+    """GBCS messages: decode and check them, split them into GBT blocks and back."""
 
 
 @gbcs.command()
