@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from bench.dcc.registry import Party
 
 GBCS_VERSION = "3.2"
+DEFAULT_COMMS_HUB = "00DB1234567890A2"  # the CHF of the default rig (the hub's EUI)
 FIRMWARE_SRS = ("11.1", "11.2", "11.3", "11.4")
 _REQUEST_ID_TEXT = re.compile(rb"<(?:\w+:)?RequestID>\s*([0-9A-Fa-f:\-]{1,80})\s*</")
 _SR_TEXT = re.compile(rb"<(?:\w+:)?ServiceReference>\s*([0-9.]{1,8})\s*</")
@@ -230,7 +231,7 @@ class ResponseSigner:
 
     def delivery_status(
         self, code: str, request_id: str, device: str, version: str, success: bool, now: datetime,
-        comms_hub: str = "00DB1234567890A2",
+        comms_hub: str = DEFAULT_COMMS_HUB,
     ) -> bytes:
         status = CSPFirmwareDeliveryStatus(
             update_firmware_request_id=RequestID.parse(request_id),

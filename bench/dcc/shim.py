@@ -139,9 +139,19 @@ class Shim:
                         self._advance_counter(conn, request)
                     self._audit_refusal(conn, refusal, at)
                 return self.signer.response(request, refusal.code, messages.ResponseBody(), now)
+            code = decision.code
             for work in decision.after_commit:
-                work()
-            return self.signer.response(request, decision.code, decision.body, now)
+                try:
+                    work()
+                except (BenchError, OSError) as exc:
+                    code = "E20"
+                    with self.store.transaction() as conn:
+                        audit.record(
+                            conn, timestamp(self.clock()), "event", f"hub refused the hand-over: {exc}",
+                            request_id=str(request.request_id), originator=request.originator,
+                            service_reference=request.service_reference, response_code="E20",
+                        )
+            return self.signer.response(request, code, decision.body, now)
 
     def _refuse(self, refusal: Refusal, at: str) -> None:
         with self.store.transaction() as conn:
@@ -440,7 +450,9 @@ class Shim:
         audit.record(conn, at, "event", f"alert {code} {incoming.alert_name} to {', '.join(recipients) or 'nobody'}",
                      device=device, response_code=code)
 
-    def delivery_status(self, eui: bytes, request_id: str, success: bool) -> None:
+    def delivery_status(
+        self, eui: bytes, request_id: str, success: bool, *, comms_hub: bytes | None = None
+    ) -> None:
         """The hub finished (or gave up) delivering an image: N60/N61 to requester and Supplier."""
         now = self.clock()
         at = timestamp(now)
@@ -457,7 +469,8 @@ class Shim:
                 ("delivered" if success else "delivery-failed", at, request_id, device),
             )
             recipients = alert_recipients(conn, device, code, at, request_id)
-            xml = self.signer.delivery_status(code, request_id, device, version, success, now)
+            hub = eui_hex(comms_hub) if comms_hub is not None else messages.DEFAULT_COMMS_HUB
+            xml = self.signer.delivery_status(code, request_id, device, version, success, now, hub)
             for party in recipients:
                 deliver(conn, party, at, "dcc-alert", code, xml, device, request_id)
             audit.record(conn, at, "event", f"{code} delivery {'success' if success else 'failure'}"

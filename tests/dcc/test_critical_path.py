@@ -161,3 +161,20 @@ def test_future_dated_activation_carries_the_execution_time(shim, requests) -> N
     response = parse_response(shim.submit(requests.activate("supplier-a", ESME_A0, at=when)))
     assert response.response_code == "I0"
     assert decode_payload(decode_message(response.pre_command.gbcs)).execution_time == when
+
+
+def test_hub_failure_is_e20_and_audited(shim, requests) -> None:  # noqa: ANN001
+    from bench.errors import LinkError
+
+    class BrokenGateway:
+        def distribute(self, eui: bytes, image: bytes, request_id: str) -> None:
+            raise LinkError("radio unplugged")
+
+        def send_command(self, eui: bytes, gbcs: bytes) -> None:
+            raise LinkError("radio unplugged")
+
+    shim.gateway = BrokenGateway()
+    assert parse_response(shim.submit(requests.read("supplier-a", ESME_A0))).response_code == "E20"
+    assert parse_response(shim.submit(requests.update("rsa-1", [ESME_A0]))).response_code == "E20"
+    reasons = [r for (r,) in shim.store.read("SELECT reason FROM audit WHERE response_code = 'E20'")]
+    assert len(reasons) == 2 and all("radio unplugged" in r for r in reasons)
