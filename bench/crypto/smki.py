@@ -7,6 +7,8 @@ deterministic ECDSA (RFC 6979), so `init_pki` writes a byte-identical directory 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -129,6 +131,23 @@ def _normalise_devices(devices: Iterable[tuple[bytes | str, str]]) -> list[tuple
     return result
 
 
+def _remove_stale_devices(root: Path, keep: set[str]) -> None:
+    """Re-initialising with other devices removes the ones the previous index listed."""
+    try:
+        previous = tomllib.loads((root / "pki.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return
+    for name in previous.get("devices", {}):
+        if name.upper() in keep:
+            continue
+        folder = root / "devices" / name.upper()
+        for usage in USAGES:
+            for suffix in ("pem", "key"):
+                (folder / f"{usage}.{suffix}").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def init_pki(
     directory: Path | str,
     seed: str = "bench",
@@ -141,10 +160,11 @@ def init_pki(
     """
     root = Path(directory)
     device_list = _normalise_devices(devices)
+    _remove_stale_devices(root, {eui_hex(eui) for eui, _ in device_list})
     issuer = Issuer(seed)
     _write(root / "ca" / "cert.pem", _cert_pem(issuer.cert))
     _write(root / "ca" / "key.pem", _key_pem(issuer.key))
-    index = [f'seed = "{seed}"', ""]
+    index = [f"seed = {json.dumps(seed)}", ""]
     for name, eui_text, role in DEFAULT_PARTIES:
         eui = parse_eui(eui_text)
         for usage in USAGES:

@@ -248,6 +248,8 @@ class TrustStore:
                 known = True
             except (ValueError, TypeError, InvalidSignature):
                 known = False
+            if len(self._checked) >= 4096:  # bound the cache of certificates seen in documents
+                self._checked.clear()
             self._checked[fingerprint] = known
         return known
 

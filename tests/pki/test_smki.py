@@ -195,3 +195,16 @@ def test_cli_init_and_show(tmp_path: Path) -> None:
     assert set(data["devices"]) == {"00DB1234567890E0", "00DB1234567890E1"}
     bad = _bench("pki", "init", str(tmp_path / "x"), "--device", "nonsense")
     assert bad.returncode == 2 and bad.stderr.count(b"\n") == 1
+
+
+def test_reinit_with_other_devices_removes_the_old_ones(tmp_path: Path) -> None:
+    init_pki(tmp_path)
+    assert (tmp_path / "devices" / "00DB1234567890A5" / "ds.pem").is_file()
+    pki = init_pki(tmp_path, devices=[("00DB1234567890A0", "ESME")])
+    assert sorted(p.name for p in (tmp_path / "devices").iterdir()) == ["00DB1234567890A0"]
+    assert list(pki.devices) == [bytes.fromhex("00DB1234567890A0")]
+
+
+def test_seed_with_quotes_round_trips(tmp_path: Path) -> None:
+    seed = 'lab "7" \\ bench'
+    assert init_pki(tmp_path, seed=seed).seed == seed
