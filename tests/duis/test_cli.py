@@ -90,3 +90,28 @@ def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], stdin: bytes | 
     result = bench(*args, stdin=stdin)
     assert result.returncode == 2
     assert result.stderr.count(b"\n") == 1 and b"Traceback" not in result.stderr
+
+
+def test_parse_alert_from_stdin() -> None:
+    from datetime import UTC, datetime
+
+    from bench.codec.duis import (
+        DCC_EUI,
+        DCCAlertMessage,
+        FirmwareDistributionFailure,
+        RequestID,
+        build_response,
+    )
+
+    request = RequestID(bytes.fromhex("90B3D51F30050000"), DCC_EUI, 7)
+    alert = DCCAlertMessage(
+        "N61", FirmwareDistributionFailure(request, [bytes.fromhex("00DB1234567890A1")]),
+        response_datetime=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    result = bench("duis", "parse", "-", "--json", stdin=build_response(alert))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["kind"] == "dcc-alert"
+    assert data["body"]["dcc_alert_code"] == "N61"
+    assert data["body"]["update_firmware_request_id"] == str(request)
+    assert data["body"]["meter_ids"] == ["00DB1234567890A1"]

@@ -279,6 +279,9 @@ def parse_alert(xml: bytes | etree._Element) -> DeviceAlertMessage | DCCAlertMes
 
 def alert_summary(alert: DeviceAlertMessage | DCCAlertMessage) -> dict[str, object]:
     common: dict[str, object] = {
+        "service_reference": None,
+        "service_reference_variant": None,
+        "command_variant": None,
         "request_id": alert.request_id.as_dict() if alert.request_id else None,
         "response_id": alert.response_id.as_dict() if alert.response_id else None,
         "response_code": alert.response_code,
