@@ -47,6 +47,10 @@ def emulate_command(device: RigDevice, pki_dir: Path, state_dir: Path,
         command += ["--poll-interval", f"{device.poll_interval_s:g}"]
     if device.wake_window_s is not None and device.sleepy:
         command += ["--wake-window", f"{device.wake_window_s:g}"]
+    if device.query_interval_s is not None and not device.sleepy:
+        command += ["--query-interval", f"{device.query_interval_s:g}"]
+    if device.retry_timeout_s is not None:
+        command += ["--retry-timeout", f"{device.retry_timeout_s:g}"]
     for fault in device.faults:
         command += ["--fault", fault]
     return command + list(extra)

@@ -67,6 +67,8 @@ class RigDevice:
     sleepy: bool = False
     poll_interval_s: float | None = None
     wake_window_s: float | None = None
+    query_interval_s: float | None = None
+    retry_timeout_s: float | None = None
     faults: tuple[str, ...] = ()
     supplier: str | None = None  # the party whose trust anchor an emulated meter holds
 
@@ -248,7 +250,8 @@ def _parse_device(check: _Checker, role: str, table: Any) -> RigDevice:
         raise check.fail(where, "eui", f"{eui_text!r} is not an EUI-64 (16 hex digits)") from exc
     where = f"device {role!r} ({eui_hex(eui)})"
     check.unknown(table, where, {"eui", "type", "generation", "link", "baud", "sleepy",
-                                 "poll_interval_s", "wake_window_s", "faults", "supplier"})
+                                 "poll_interval_s", "wake_window_s", "query_interval_s", "retry_timeout_s", "faults",
+                                 "supplier"})
     device_type = check.take(table, where, "type", str, choices=DEVICE_TYPES)
     generation = check.take(table, where, "generation", str, "SMETS2+", GENERATIONS)
     link = check.take(table, where, "link", str, NO_LINK)
@@ -267,6 +270,12 @@ def _parse_device(check: _Checker, role: str, table: Any) -> RigDevice:
     wake = check.take(table, where, "wake_window_s", float, None)
     if wake is not None and wake <= 0:
         raise check.fail(where, "wake_window_s", f"must be positive, got {wake}")
+    query = check.take(table, where, "query_interval_s", float, None)
+    if query is not None and query <= 0:
+        raise check.fail(where, "query_interval_s", f"must be positive, got {query}")
+    retry = check.take(table, where, "retry_timeout_s", float, None)
+    if retry is not None and retry <= 0:
+        raise check.fail(where, "retry_timeout_s", f"must be positive, got {retry}")
     faults = check.take(table, where, "faults", list, [])
     for fault in faults:
         if fault not in FAULT_PROFILES:
@@ -276,7 +285,8 @@ def _parse_device(check: _Checker, role: str, table: Any) -> RigDevice:
         raise check.fail(where, "faults", "fault profiles apply to emulated meters only")
     supplier = check.take(table, where, "supplier", str, None)
     return RigDevice(role=role, eui=eui, device_type=device_type, generation=generation,
-                     link=link, baud=baud, sleepy=sleepy, poll_interval_s=poll, wake_window_s=wake,
+                     link=link, baud=baud, sleepy=sleepy, poll_interval_s=poll, wake_window_s=wake, query_interval_s=query,
+                     retry_timeout_s=retry,
                      faults=tuple(faults), supplier=supplier)
 
 

@@ -1,0 +1,80 @@
+"""The conformance suite can fail: each emulator fault profile is caught by the tests meant to.
+
+Each fault runs `bench run` (a real subprocess, real emulated meters on pseudo-terminals) on a
+rig whose ESME carries the fault, with only the requirement tests that should catch it, two runs
+at a time. The same subsets pass on a correct meter, so a failure is the fault's doing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from bench.rig_model import PROJECT_ROOT
+
+R1_ESME = "test_r1_rsa_update_lands and esme"
+# fault profile -> (-k expression, node names that must fail)
+CATCHES = {
+    "activate-on-upgrade-end": (R1_ESME, {"test_r1_rsa_update_lands[esme]"}),
+    "wrong-hash-in-alert": (R1_ESME, {"test_r1_rsa_update_lands[esme]"}),
+    "no-alert-on-verification": (f"({R1_ESME}) or (test_r5 and esme)", {
+        "test_r1_rsa_update_lands[esme]",
+        "test_r5_update_alerts_reach_supplier_and_requesting_rsa[esme]"}),
+    "skip-image-signature-check": ("not_signed_by_the_supplier", {
+        "test_r3_image_not_signed_by_the_supplier_fails_verification"}),
+    "accept-replayed-counter": ("replayed_and_lower_counter", {
+        "test_r3_replayed_and_lower_counter_commands_refused"}),
+    "accept-any-signer": ("rsa_signed_cs06", {
+        "test_r3_rsa_signed_cs06_refused_by_the_meter"}),
+}
+
+
+def _rig_file(tmp_path: Path, fault: str | None) -> Path:
+    """rigs/emulated.toml anchored at the project root, short alert wait, the fault on the ESME."""
+    text = (PROJECT_ROOT / "rigs" / "emulated.toml").read_text()
+    text = f'root = "{PROJECT_ROOT}"\n' + text
+    text = text.replace("alert_timeout_s = 30.0", "alert_timeout_s = 4.0")
+    if fault:
+        text = text.replace('[devices.esme]\n', f'[devices.esme]\nfaults = ["{fault}"]\n')
+    path = tmp_path / f"{fault or 'correct'}.toml"
+    path.write_text(text)
+    return path
+
+
+def _run(tmp_path: Path, fault: str | None, select: str) -> tuple[int, dict, dict[str, str]]:
+    out = tmp_path / f"results-{fault or 'correct'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--rig", str(_rig_file(tmp_path, fault)),
+         "--out", str(out), "--json", "-k", select],
+        capture_output=True, text=True, timeout=150, check=False)
+    summary = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
+    record = json.loads((out / "record.json").read_text())
+    outcomes = {t["nodeid"].split("::", 1)[1]: t["outcome"] for t in record["tests"]}
+    return result.returncode, summary, outcomes
+
+
+@pytest.mark.timeout(300)
+def test_every_fault_profile_is_caught_and_a_correct_meter_passes(tmp_path):
+    union = " or ".join(f"({select})" for select, _names in CATCHES.values())
+    jobs = [(None, union)] + [(fault, select) for fault, (select, _n) in CATCHES.items()]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(zip([fault for fault, _s in jobs],
+                           pool.map(lambda job: _run(tmp_path, *job), jobs), strict=True))
+
+    code, summary, outcomes = results[None]
+    assert code == 0, f"the suite subset fails on a correct meter: {outcomes}"
+    assert set(outcomes.values()) == {"passed"} and len(outcomes) >= 5
+    assert summary["failed"] == 0 and summary["results"]
+
+    for fault, (_select, must_fail) in CATCHES.items():
+        code, summary, outcomes = results[fault]
+        failed = {name for name, outcome in outcomes.items() if outcome == "failed"}
+        assert code != 0, f"{fault}: bench run exited 0"
+        assert must_fail <= failed, f"{fault}: not caught; outcomes {outcomes}"
+        requirements = {name.split("_")[1].upper() for name in must_fail}
+        assert all(summary["verdict"][r] == "failed" for r in requirements), summary
