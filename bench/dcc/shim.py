@@ -131,7 +131,7 @@ class Shim:
                     audit.record(
                         conn, at, "accepted", decision.reason, request_id=str(request.request_id),
                         originator=request.originator, service_reference=request.service_reference,
-                        response_code=decision.code,
+                        device=_device_of(request), response_code=decision.code,
                     )
             except Refusal as refusal:
                 with self.store.transaction() as conn:
@@ -162,9 +162,10 @@ class Shim:
         request = refusal.request
         audit.record(
             conn, at, "refused", refusal.reason,
-            request_id=str(request.request_id) if request else None,
-            originator=request.originator if request else None,
+            request_id=str(request.request_id) if request and request.request_id else None,
+            originator=request.originator if request and request.request_id else None,
             service_reference=request.service_reference if request else None,
+            device=_device_of(request) if request else None,
             response_code=refusal.code,
         )
 
@@ -493,6 +494,13 @@ def _reason(code: str | None, sr: str, party, known, supplier: str | None) -> st
         return (f"RSA {party.name} not appointed now by the registered Supplier "
                 f"{supplier or '(none registered)'}")
     return f"{party.name} is not the registered Supplier ({supplier or 'none registered'})"
+
+
+def _device_of(request: messages.Incoming) -> str | None:
+    """The target device of a device SR (11.2, 11.3), for its audit entry."""
+    if request.request_id is None or request.service_reference in NON_DEVICE_SRS:
+        return None
+    return request.target
 
 
 def _activation_hash(image: bytes) -> bytes | None:
