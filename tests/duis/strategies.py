@@ -20,6 +20,7 @@ from bench.codec.duis import (
     SignedPreCommandRequest,
     UpdateFirmwareRequest,
     UpdateFirmwareWarning,
+    UpdatePpmidFirmwareRequest,
 )
 from bench.codec.duis.alerts import DCC_ALERT_CODES
 from bench.codec.duis.responses import RESPONSE_CODES, WARNING_LISTS
@@ -43,6 +44,8 @@ requests = st.one_of(
     st.builds(ActivateFirmwareRequest, request_ids, st.binary(min_size=32, max_size=32),
               st.none() | times),
     st.builds(SignedPreCommandRequest, request_ids, payloads, st.none() | times),
+    st.builds(UpdatePpmidFirmwareRequest, request_ids, st.binary(max_size=500), versions,
+              device_lists),
 )
 
 
