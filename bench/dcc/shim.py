@@ -286,11 +286,11 @@ class Shim:
         decisions = self.authorise_devices(conn, request, devices, now)
         authorised = [eui for eui, code, _ in decisions if code is None]
         at = timestamp(now)
-        rid = str(request.request_id)
+        rid, originator = str(request.request_id), request.originator
         audit.record_many(
             conn,
             (
-                (at, rid, request.originator, "11.1", eui,
+                (at, rid, originator, "11.1", eui,
                  "device-accepted" if code is None else "device-refused", code, reason)
                 for eui, code, reason in decisions
             ),
@@ -301,7 +301,7 @@ class Shim:
         image_hash = _activation_hash(image)
         conn.executemany(
             "INSERT OR REPLACE INTO distribution VALUES (?,?,?,?,?,?,?,?)",
-            ((rid, eui, request.originator, version, image_hash, at, "distributing", at) for eui in authorised),
+            ((rid, eui, originator, version, image_hash, at, "distributing", at) for eui in authorised),
         )
         warnings: dict[str, list[str]] = {}
         for eui, code, _ in decisions:
@@ -323,11 +323,11 @@ class Shim:
 
     def _update_ppmid_firmware(self, conn, request: messages.Incoming, now: datetime) -> Decision:  # noqa: ANN001
         decisions = self.authorise_devices(conn, request, list(dict.fromkeys(request.devices)), now)
-        at, rid = timestamp(now), str(request.request_id)
+        at, rid, originator = timestamp(now), str(request.request_id), request.originator
         audit.record_many(
             conn,
             (
-                (at, rid, request.originator, "11.4", eui,
+                (at, rid, originator, "11.4", eui,
                  "device-accepted" if code is None else "device-refused", code, reason)
                 for eui, code, reason in decisions
             ),
