@@ -15,6 +15,7 @@ from datetime import datetime
 
 from lxml import etree
 
+from bench.codec.duis.document import elements, local, new_document, sub, text_of
 from bench.codec.duis.fields import (
     RequestID,
     check_firmware_version,
@@ -27,7 +28,6 @@ from bench.codec.duis.fields import (
     write_datetime,
     write_eui_list,
 )
-from bench.codec.duis.requests import elements, local, new_document, sub, text_of
 from bench.codec.duis.responses import write_header
 from bench.codec.eui import eui_duis
 from bench.errors import DecodeError, EncodeError

@@ -13,6 +13,15 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
+from bench.codec.duis.document import (
+    check_root,
+    elements,
+    local,
+    new_document,
+    root_of,
+    sub,
+    text_of,
+)
 from bench.codec.duis.fields import (
     RequestID,
     read_base64,
@@ -21,15 +30,6 @@ from bench.codec.duis.fields import (
     write_base64,
     write_datetime,
     write_eui_list,
-)
-from bench.codec.duis.requests import (
-    check_root,
-    elements,
-    local,
-    new_document,
-    root_of,
-    sub,
-    text_of,
 )
 from bench.codec.duis.safe_xml import SR_NS, to_bytes
 from bench.errors import DecodeError, EncodeError
