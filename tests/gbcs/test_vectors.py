@@ -189,3 +189,25 @@ def test_code_tables_match_the_published_list(gbcs_codes: dict, table: dict, key
     published = {int(code, 16): name for code, name in gbcs_codes[key].items()}
     for code, name in table.items():
         assert published.get(code) == name, hex(code)
+
+
+def test_real_dcc_response_routed_via_the_acb(vectors: Path) -> None:
+    """The GBCS payload of a real DUIS 11.2 response: an ECS52 response with a Supplementary
+    Remote Party (the requesting Supplier), MACed towards the ACB."""
+    import base64
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(vectors / "readfw-response.xml").getroot()
+    ns = {"sr": "http://www.dccinterface.co.uk/ServiceUserGateway"}
+    payload = base64.b64decode(root.findtext(".//sr:GBCSPayload", namespaces=ns))
+    requester, device, counter = root.findtext(".//sr:RequestID", namespaces=ns).split(":")
+    msg = decode_message(payload)
+    assert msg.encode() == payload
+    assert (msg.cra_flag, msg.message_code, msg.mac is not None, msg.signature) == (2, 0x0059, True, None)
+    assert msg.originator.hex("-").upper() == device
+    assert msg.recipient.hex().upper() == "90B3D51F30000002"  # the ACB
+    assert msg.supplementary_remote_party_id.hex("-").upper() == requester
+    assert msg.supplementary_remote_party_counter == int(counter)
+    assert msg.supplementary_originator_counter is None
+    report = decode_payload(msg)
+    assert report.result == 0 and report.firmware_version == bytes.fromhex("0C230000")
