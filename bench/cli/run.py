@@ -22,18 +22,27 @@ SUITE = PROJECT_ROOT / "hil_tests"
 class ProgressLines:
     """pytest plugin: one line per finished test, `[ 3/22] R1  name  passed  0.42 s`."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, only: tuple[str, ...] = ()) -> None:
         self.stream = stream
+        self.only = only
         self.count = 0
         self.total = 0
         self.requirements: dict[str, str] = {}
 
-    def pytest_collection_modifyitems(self, items: list[Any]) -> None:
-        self.total = len(items)
+    def pytest_collection_modifyitems(self, config: Any, items: list[Any]) -> None:
         for item in items:
             marker = item.get_closest_marker("mp207")
             self.requirements[item.nodeid] = str(marker.args[0]) if marker and marker.args else "--"
-        self._print(f"running {len(items)} conformance tests")
+        if self.only:
+            keep = [i for i in items if self.requirements[i.nodeid] in self.only]
+            dropped = [i for i in items if self.requirements[i.nodeid] not in self.only]
+            if dropped:
+                config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        self.total = len(session.items)
+        self._print(f"running {self.total} conformance tests")
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         if report.when == "call" or (report.when == "setup" and not report.passed):
@@ -83,9 +92,7 @@ def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | No
         args += ["--rig", str(rig_file)]
     if select:
         args += ["-k", select]
-    if requirements:
-        args += ["-m", " or ".join(f'mp207("{r}")' for r in requirements)]
-    code = pytest.main(args, plugins=[ProgressLines(progress)])
+    code = pytest.main(args, plugins=[ProgressLines(progress, requirements)])
     try:
         record = load_record(results)
     except (OSError, ValueError):

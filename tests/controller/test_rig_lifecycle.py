@@ -1,0 +1,158 @@
+"""Bringing a rig up and down: real `bench emulate` children, clean stops, no orphans."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.errors import ConfigError, RigError
+from bench.rig import RunningRig
+from bench.rig_control import RigClient
+from bench.rig_model import PROJECT_ROOT, load_rig
+
+
+def _rig_text(extra_device: str = "", replace: tuple[str, str] | None = None) -> str:
+    text = f'root = "{PROJECT_ROOT}"\n' + (PROJECT_ROOT / "rigs" / "emulated.toml").read_text()
+    if replace:
+        text = text.replace(*replace)
+    return text + extra_device
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_rig_comes_up_and_stops_cleanly_with_its_artefacts(tmp_path):
+    running = RunningRig(load_rig(), tmp_path / "results").start()
+    try:
+        status = running.status()
+        emulated = [d for d in status["devices"] if d["emulated"]]
+        assert [d["running"] for d in emulated] == [True, True, True]
+        assert all(d["link"].startswith("/dev/pts/") for d in emulated)
+        pids = [m.process.pid for m in running.meters.values()]
+        assert all(_alive(pid) for pid in pids)
+    finally:
+        running.stop()
+    assert not any(m.running for m in running.meters.values())
+    results = tmp_path / "results"
+    for name in ("capture.pcap", "alerts.json", "audit.json", "report.html", "report.json",
+                 "devices.json", "logs/bench.log"):
+        assert (results / name).is_file(), name
+    log = (results / "logs" / "esme-00DB1234567890A0.log").read_text().splitlines()
+    assert log[0][:4].isdigit() and "T" in log[0][:20], "device log lines start with a timestamp"
+    assert any("emulator exited with code 0" in line for line in log), "SIGTERM ends it cleanly"
+
+
+def test_a_failing_step_stops_what_already_started(tmp_path):
+    rig_file = tmp_path / "broken.toml"
+    rig_file.write_text(_rig_text(replace=('link = "emulated"\nsupplier = "supplier-b"',
+                                           'link = "/dev/no-such-tty"\nsupplier = "supplier-b"')))
+    running = RunningRig(load_rig(rig_file), tmp_path / "results")
+    with pytest.raises(RigError, match=r"other_esme.*00DB1234567890B0.*/dev/no-such-tty"):
+        running.start()
+    assert running.meters, "the emulated meters had started before the bad link"
+    assert not any(m.running for m in running.meters.values()), "an emulator outlived the failure"
+    assert running.broken
+
+
+def test_a_device_missing_from_the_registry_is_named(tmp_path):
+    rig_file = tmp_path / "extra.toml"
+    rig_file.write_text(_rig_text('\n[devices.stranger]\neui = "00DB1234567890FF"\ntype = "ESME"\n'))
+    with pytest.raises(RigError, match=r"device 'stranger' \(00DB1234567890FF\): not in the registry"):
+        RunningRig(load_rig(rig_file), tmp_path / "results").start()
+
+
+def test_missing_pki_is_a_config_error_naming_the_field(tmp_path):
+    rig_file = tmp_path / "nopki.toml"
+    rig_file.write_text(_rig_text(replace=('pki = "fixtures/pki"', f'pki = "{tmp_path}/none"')))
+    with pytest.raises(RigError, match=r"field 'pki'.*holds no PKI") as info:
+        RunningRig(load_rig(rig_file), tmp_path / "results").start()
+    assert isinstance(info.value.__cause__, ConfigError)
+
+
+def _bench(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,
+                            cwd=PROJECT_ROOT, env={**os.environ, **(env or {})}, timeout=90,
+                            check=False)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_rig_up_serves_other_terminals_until_rig_down(tmp_path):
+    run = tmp_path / "run"
+    env = {"BENCH_RUN_DIR": str(run)}
+    up = json.loads(_bench("rig", "up", "--detach", "--json", "--results",
+                           str(tmp_path / "results"), env=env).stdout)
+    try:
+        assert up["rig"] == "emulated" and (run / "control.sock").exists()
+        read = _bench("read-firmware", "--as", "supplier-a", "--device", "00DB1234567890A0",
+                      "--json", env=env)
+        assert '"I99"' in read.stdout, read.stdout  # through the rig: sent to the meter
+        client = RigClient.for_run_dir(run)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the meter's answer lands in the portfolio
+            rows = {row["eui"]: row for row in client.portfolio("supplier-a")}
+            if rows["00DB1234567890A0"]["last_read_version"]:
+                break
+            time.sleep(0.05)
+        status = json.loads(_bench("rig", "status", "--json", env=env).stdout)
+        assert {d["role"] for d in status["devices"] if d["running"]} == {"esme", "gsme",
+                                                                          "other_esme"}
+        report = json.loads(_bench("report", "--supplier", "supplier-a", "--format", "json",
+                                   env=env).stdout)
+        rows = {row["eui"]: row for row in report}
+        assert "00DB1234567890B0" not in rows
+        assert rows["00DB1234567890A0"]["last_read_version"] == "00000100"
+        again = _bench("rig", "up", "--detach", env=env, check=False)
+        assert again.returncode == 2 and "already up" in again.stderr
+    finally:
+        _bench("rig", "down", env=env)
+    assert not (run / "control.sock").exists()
+    assert (tmp_path / "results" / "capture.pcap").stat().st_size > 24
+    gone = _bench("rig", "status", env=env, check=False)
+    assert gone.returncode == 2 and "no rig is up" in gone.stderr
+
+
+def test_bench_run_on_a_broken_rig_fails_with_the_original_error(tmp_path):
+    rig_file = tmp_path / "nopki.toml"
+    rig_file.write_text(_rig_text(replace=('pki = "fixtures/pki"', f'pki = "{tmp_path}/none"')))
+    result = _bench("run", "--rig", str(rig_file), "--out", str(tmp_path / "out"), "--json",
+                    "--requirement", "R2", check=False)
+    assert result.returncode == 1
+    summary = json.loads(result.stdout)
+    assert summary["verdict"]["R2"] == "failed" and summary["passed"] == 0
+    record = json.loads((tmp_path / "out" / "record.json").read_text())
+    assert "holds no PKI" in record["rig_error"]
+    skipped = [t for t in record["tests"] if t["outcome"] == "skipped"]
+    assert len(skipped) == len(record["tests"]) >= 5
+    assert all("holds no PKI" in t["failure"] for t in skipped), "skips carry the original error"
+
+
+def test_the_plugin_starts_nothing_for_tests_that_need_no_rig(tmp_path):
+    (tmp_path / "test_plain.py").write_text("def test_plain():\n    assert 1 + 1 == 2\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             str(tmp_path / "test_plain.py"), "--rig", str(tmp_path / "nope.toml")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_run_json_summary_shape(tmp_path):
+    result = _bench("run", "--out", str(tmp_path / "out"), "--json", "-k", "device_out_of_scope")
+    summary = json.loads(result.stdout)
+    assert set(summary) == {"verdict", "passed", "failed", "results"}
+    assert summary["verdict"]["R2"] == "passed" and summary["passed"] == 3
+    assert Path(summary["results"], "capture.pcap").is_file()
+    assert Path(summary["results"], "junit.xml").read_text().count("<testcase") == 3
+    assert "running 3 conformance tests" in result.stderr
