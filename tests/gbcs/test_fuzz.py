@@ -151,3 +151,19 @@ def test_small_field_decoders_fuzz() -> None:
     run(lambda data: decode_length(data, 0), [b"\x05", b"\x81\x80", b"\x82\x01\x00", b"\x83\x01\x00\x00"], seed=5)
     run(decode_cosem_datetime, [bytes.fromhex("07DF0101FF000000008000FF"), bytes.fromhex("07E20C1F0117203B63FFC400")], seed=6)
     run(decode_generalized_time, [b"20300115090000Z", b"99991231235959Z"], seed=7)
+
+
+def test_cli_stream_turns_any_line_into_one_json_line(messages: list[bytes]) -> None:
+    import io
+    import json
+
+    from bench.cli.gbcs import _decode_stream
+
+    rnd = random.Random(8)
+    lines = [data.hex() for data in inputs(rnd, messages, 3000)] + ["xyz", "0", "  "]
+    out = io.StringIO()
+    failed = _decode_stream(io.StringIO("\n".join(lines) + "\n"), out, None)
+    results = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(results) == len([line for line in lines if line.strip()])
+    assert failed == sum("error" in r for r in results) and 0 < failed < len(results)
+    assert all(set(r) == {"line", "error"} or "payload" in r for r in results)
