@@ -97,13 +97,18 @@ class Shim:
         self.registry = Registry(self.store)
         self.pki = pki_dir if isinstance(pki_dir, Pki) else Pki.load(pki_dir)
         self.gateway = gateway
-        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self._clock: Clock = clock or (lambda: datetime.now(UTC))
         self.signer = messages.ResponseSigner(self.pki)
         self.critical = CriticalPath(self.pki)
-        self.events = HubEvents(self.store, self.signer, self.critical, lambda: self.clock())
+        self.events = HubEvents(self.store, self.signer, self.critical, self.clock)
         # One request or event at a time: lxml parsers and the DB connection are not shared
         # between threads, and the rig's control socket serves clients on several threads.
         self._lock = threading.Lock()
+
+    def clock(self) -> datetime:
+        """The shim's time, always timezone-aware (a naive clock is taken as UTC)."""
+        now = self._clock()
+        return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
 
     def close(self) -> None:
         self.store.close()
