@@ -192,7 +192,12 @@ def verify(
     try:
         result = verify_document(_read(file), trusted, certificates=candidates)
     except SecurityError as exc:
-        raise SecurityError(f"signature not valid: {exc}") from None
+        hint = (
+            " (DUIS names the signer by issuer and serial: pass its --cert)"
+            if ca and not certs
+            else ""
+        )
+        raise SecurityError(f"signature not valid: {exc}{hint}") from None
     cert = result.signer_cert
     names = [attr.value for attr in cert.subject if attr.oid.dotted_string == "2.5.4.3"]
     report = {
