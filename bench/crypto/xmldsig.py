@@ -37,7 +37,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from lxml import etree
 
-from bench.codec.duis.safe_xml import DS_NS, parse_document, to_bytes
+from bench.codec.duis.document import root_of
+from bench.codec.duis.safe_xml import DS_NS, to_bytes
 from bench.crypto.smki import Pki, TrustStore, eui_of, role_of
 from bench.errors import DecodeError, SecurityError
 
@@ -128,7 +129,7 @@ def sign_document(
     )
     if not _key_matches(public_der, certificate):
         raise SecurityError("the private key does not belong to the signing certificate")
-    root = parse_document(bytes(xml)) if isinstance(xml, bytes | bytearray) else xml
+    root = root_of(xml)
     if root.getparent() is not None:
         raise SecurityError("sign the document element, not an element inside it")
     for old in root.findall(_ds("Signature")):
@@ -275,7 +276,7 @@ def verify_document(
     embedded), a `TrustStore`, or a loaded `Pki` (every certificate it holds is a candidate).
     Malformed XML raises DecodeError.
     """
-    root = parse_document(xml) if isinstance(xml, bytes | bytearray) else xml
+    root = root_of(xml)
     if root.getparent() is not None:
         raise SecurityError("verify the document element, not an element inside it")
     store = _trust_store(trusted_ca_cert, tuple(certificates))
@@ -340,7 +341,7 @@ def verify_document(
 
 def document_digest(xml: bytes | etree._Element) -> tuple[bytes, bytes]:
     """(computed, stated) digest of a signed document: checks the reference alone, no key needed."""
-    root = parse_document(xml) if isinstance(xml, bytes | bytearray) else xml
+    root = root_of(xml)
     signature = root.find(_ds("Signature"))
     if signature is None:
         raise DecodeError("DUIS", "Signature", None, "document is not signed")

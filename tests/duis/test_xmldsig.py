@@ -280,3 +280,11 @@ def test_comment_injection_cannot_truncate_a_signed_value(pki: Pki, signed: byte
     injected = signed.replace(b">ACDCACDC<", b">ACDC<!-- x -->ACDC<", 1)
     result = verify_document(injected, pki)
     assert parse_request(result.signed_xml_root).version == "ACDCACDC"
+
+
+def test_malformed_input_is_a_decode_error(pki: Pki) -> None:
+    from bench.errors import DecodeError
+
+    for bad in (b"<unclosed", "text", b'<!DOCTYPE a [<!ENTITY b "c">]><a>&b;</a>'):
+        with pytest.raises(DecodeError):
+            verify_document(bad, pki)  # type: ignore[arg-type]
