@@ -12,7 +12,7 @@ from bench.cli.registry import database
 POLL_S = 0.5
 
 
-def _party_eui(store, party: str) -> str:  # noqa: ANN001
+def _party_eui(store, party: str) -> str:
     from bench.codec.eui import eui_hex, parse_eui
     from bench.errors import BenchError
 
@@ -25,7 +25,7 @@ def _party_eui(store, party: str) -> str:  # noqa: ANN001
         raise click.BadParameter(f"{party!r} is neither a registry party nor an EUI", param_hint="--as") from exc
 
 
-def _line(message) -> str:  # noqa: ANN001
+def _line(message) -> str:
     return (
         f"{message.id:>6}  {message.at}  {message.kind:<12} {message.code:<5} "
         f"{message.device or '-':<16}  {message.request_id or '-'}"

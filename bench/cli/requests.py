@@ -149,7 +149,7 @@ def _device(text: str):
 @click.option("--image", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="Upgrade image file.")
 @click.option("--version", "firmware_version", metavar="V", help="DUIS FirmwareVersion (1-8 characters).")
 @click.option("--devices", metavar="EUI[,EUI...]", help="Devices to distribute to.")
-def update_firmware(party, xml_file, pki_dir, run_dir, counter, as_json, image, firmware_version, devices) -> None:  # noqa: ANN001
+def update_firmware(party, xml_file, pki_dir, run_dir, counter, as_json, image, firmware_version, devices) -> None:
     """DUIS 11.1 Update Firmware (CV 8, to the DCC) as PARTY."""
 
     def build(submitter: Submitter) -> list[bytes]:
@@ -172,7 +172,7 @@ def update_firmware(party, xml_file, pki_dir, run_dir, counter, as_json, image, 
 @click.command("read-firmware")
 @common
 @click.option("--device", metavar="EUI", help="Device to read.")
-def read_firmware(party, xml_file, pki_dir, run_dir, counter, as_json, device) -> None:  # noqa: ANN001
+def read_firmware(party, xml_file, pki_dir, run_dir, counter, as_json, device) -> None:
     """DUIS 11.2 Read Firmware Version (CV 1) of one device as PARTY."""
 
     def build(submitter: Submitter) -> list[bytes]:
@@ -195,7 +195,7 @@ def read_firmware(party, xml_file, pki_dir, run_dir, counter, as_json, device) -
 @click.option("--device", metavar="EUI", help="Device to activate.")
 @click.option("--hash", "firmware_hash", metavar="HEX", help="SHA-256 of the manufacturer image (64 hex digits).")
 @click.option("--at", "at", metavar="TIME", help="Future-dated execution time (ISO-8601); default now.")
-def activate(party, xml_file, pki_dir, run_dir, counter, as_json, device, firmware_hash, at) -> None:  # noqa: ANN001
+def activate(party, xml_file, pki_dir, run_dir, counter, as_json, device, firmware_hash, at) -> None:
     """DUIS 11.3 Activate Firmware as PARTY: CV 4, sign the pre-command, CV 5."""
 
     def build(submitter: Submitter) -> list[bytes]:

@@ -37,7 +37,7 @@ _INSERT = (
 
 
 def record(
-    conn: sqlite3.Connection,
+    conn,
     at: str,
     decision: str,
     reason: str,

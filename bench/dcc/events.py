@@ -7,6 +7,7 @@ so what the shim has acknowledged to the hub is on disk.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 
@@ -47,7 +48,7 @@ class HubEvents:
             else:
                 self._route_alert(conn, device, incoming, gbcs, now)
 
-    def _route_response(self, conn, device: str, incoming: DeviceMessage, gbcs: bytes, now: datetime) -> None:  # noqa: ANN001
+    def _route_response(self, conn: sqlite3.Connection, device: str, incoming: DeviceMessage, gbcs: bytes, now: datetime) -> None:
         at = timestamp(now)
         row = conn.execute(
             "SELECT originator, request_id, service_reference FROM command WHERE device = ? AND counter = ?",
@@ -73,7 +74,7 @@ class HubEvents:
         audit.record(conn, at, "event", f"response to {request_id} delivered to {requester}",
                      request_id=request_id, device=device, service_reference=sr, response_code="I0")
 
-    def _route_alert(self, conn, device: str, incoming: DeviceMessage, gbcs: bytes, now: datetime) -> None:  # noqa: ANN001
+    def _route_alert(self, conn: sqlite3.Connection, device: str, incoming: DeviceMessage, gbcs: bytes, now: datetime) -> None:
         at = timestamp(now)
         code = f"{incoming.alert_code:04X}"
         recipients = alert_recipients(conn, device, code, at)

@@ -186,7 +186,7 @@ class ResponseSigner:
         verified = self._xmldsig.verify_document(root, self.pki, at=now)
         return _cert_identity(verified.signer_cert.public_bytes(Encoding.DER))
 
-    def sign(self, element) -> bytes:  # noqa: ANN001 - lxml element
+    def sign(self, element) -> bytes:
         return self._xmldsig.sign_document(element, self._key, self._cert)
 
     def response(

@@ -20,6 +20,7 @@ open-ended. Changes are seen by the first request at or after their effective ti
 from __future__ import annotations
 
 import csv
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -226,7 +227,7 @@ class Registry:
             self._insert(conn, list(parties), list(devices), list(registrations), list(appointments))
 
     @staticmethod
-    def _insert(conn, parties, devices, registrations, appointments) -> None:  # noqa: ANN001
+    def _insert(conn: sqlite3.Connection, parties, devices, registrations, appointments) -> None:
         conn.executemany("INSERT INTO party VALUES (?,?,?)", [(p.eui, p.name, p.org_role) for p in parties])
         conn.executemany(
             "INSERT INTO device VALUES (?,?,?,?,?,?)",

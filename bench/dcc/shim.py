@@ -21,6 +21,7 @@ request that was authenticated has used its RequestID). Each request is one tran
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -160,7 +161,7 @@ class Shim:
             self._audit_refusal(conn, refusal, at)
 
     @staticmethod
-    def _audit_refusal(conn, refusal: Refusal, at: str) -> None:  # noqa: ANN001
+    def _audit_refusal(conn: sqlite3.Connection, refusal: Refusal, at: str) -> None:
         request = refusal.request
         audit.record(
             conn, at, "refused", refusal.reason,
@@ -197,7 +198,7 @@ class Shim:
         request.party = party
         return request
 
-    def _check_counter(self, conn, request: messages.Incoming) -> None:  # noqa: ANN001
+    def _check_counter(self, conn: sqlite3.Connection, request: messages.Incoming) -> None:
         row = conn.execute(
             "SELECT last_counter FROM request_counter WHERE originator = ?", (request.originator,)
         ).fetchone()
@@ -210,14 +211,14 @@ class Shim:
         self._advance_counter(conn, request)
 
     @staticmethod
-    def _advance_counter(conn, request: messages.Incoming) -> None:  # noqa: ANN001
+    def _advance_counter(conn: sqlite3.Connection, request: messages.Incoming) -> None:
         conn.execute(
             "INSERT INTO request_counter VALUES (?, ?) ON CONFLICT(originator) DO UPDATE"
             " SET last_counter = excluded.last_counter WHERE excluded.last_counter > last_counter",
             (request.originator, f"{request.request_id.counter:020d}"),
         )
 
-    def _authorise(self, conn, request: messages.Incoming, now: datetime) -> Decision:  # noqa: ANN001
+    def _authorise(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> Decision:
         sr = request.service_reference
         role = request.party.org_role
         if sr not in SR_COMMAND_VARIANTS:
@@ -247,7 +248,7 @@ class Shim:
     # -- per-device authorisation ------------------------------------------------------------------
 
     def authorise_devices(
-        self, conn, request: messages.Incoming, devices: list[str], now: datetime  # noqa: ANN001
+        self, conn: sqlite3.Connection, request: messages.Incoming, devices: list[str], now: datetime
     ) -> list[tuple[str, str | None, str]]:
         """(EUI, refusal code or None, reason) per device: one SQL statement for the whole list."""
         at = timestamp(now)
@@ -269,14 +270,14 @@ class Shim:
             decisions.append((eui, code, _reason(code, sr, party, known, names.get(supplier, supplier))))
         return decisions
 
-    def _authorise_target(self, conn, request: messages.Incoming, now: datetime) -> None:  # noqa: ANN001
+    def _authorise_target(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> None:
         [(eui, code, reason)] = self.authorise_devices(conn, request, [request.target], now)
         if code is not None:
             raise Refusal(code, f"device {eui}: {reason}", request)
 
     # -- 11.1 Update Firmware -------------------------------------------------------------------
 
-    def _update_firmware(self, conn, request: messages.Incoming, now: datetime) -> Decision:  # noqa: ANN001
+    def _update_firmware(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> Decision:
         image, version = request.image, request.version
         if len(image) > MAX_IMAGE_BYTES:
             raise Refusal("E1", f"image of {len(image)} bytes exceeds {MAX_IMAGE_BYTES}", request)
@@ -323,7 +324,7 @@ class Shim:
             decision.reason += "; no device gateway attached: nothing distributed"
         return decision
 
-    def _update_ppmid_firmware(self, conn, request: messages.Incoming, now: datetime) -> Decision:  # noqa: ANN001
+    def _update_ppmid_firmware(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> Decision:
         decisions = self.authorise_devices(conn, request, list(dict.fromkeys(request.devices)), now)
         at, rid, originator = timestamp(now), str(request.request_id), request.originator
         audit.record_many(
@@ -347,7 +348,7 @@ class Shim:
 
     # -- 11.2 Read Firmware Version ---------------------------------------------------------------
 
-    def _read_firmware(self, conn, request: messages.Incoming, now: datetime) -> Decision:  # noqa: ANN001
+    def _read_firmware(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> Decision:
         device = self.registry_device_type(conn, request.target)
         try:
             counter, command = self.critical.read_firmware_command(request, device)
@@ -355,7 +356,7 @@ class Shim:
             raise Refusal(exc.code, exc.reason, request) from exc
         return self._send(conn, request, now, counter, command, "command ECS52/GCS38 sent")
 
-    def _send(self, conn, request, now, counter: int, command: bytes, what: str) -> Decision:  # noqa: ANN001
+    def _send(self, conn: sqlite3.Connection, request, now, counter: int, command: bytes, what: str) -> Decision:
         conn.execute(
             "INSERT OR REPLACE INTO command VALUES (?,?,?,?,?,?,NULL)",
             (request.target, f"{counter:020d}", request.originator,
@@ -370,18 +371,18 @@ class Shim:
         return decision
 
     @staticmethod
-    def registry_device_type(conn, eui: str) -> str:  # noqa: ANN001
+    def registry_device_type(conn: sqlite3.Connection, eui: str) -> str:
         return conn.execute("SELECT device_type FROM device WHERE eui = ?", (eui,)).fetchone()[0]
 
     # -- 11.3 Activate Firmware -------------------------------------------------------------------
 
-    def _activate_precommand(self, conn, request: messages.Incoming, now: datetime) -> Decision:  # noqa: ANN001
+    def _activate_precommand(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> Decision:
         precommand = self.critical.issue(conn, request, now)
         return Decision(
             "I0", "CS06 pre-command issued", messages.ResponseBody(precommand=precommand)
         )
 
-    def _activate_signed(self, conn, request: messages.Incoming, now: datetime) -> Decision:  # noqa: ANN001
+    def _activate_signed(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> Decision:
         try:
             counter, command = self.critical.accept_signed(conn, request, now)
         except AuthorisationError as exc:
@@ -403,7 +404,7 @@ class Shim:
             self.events.delivery_status(eui, request_id, success, comms_hub=comms_hub)
 
 
-def _reason(code: str | None, sr: str, party, known, supplier: str | None) -> str:  # noqa: ANN001
+def _reason(code: str | None, sr: str, party, known, supplier: str | None) -> str:
     if code is None:
         return "authorised"
     if code == "E19":

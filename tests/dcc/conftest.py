@@ -49,5 +49,5 @@ def make_shim(tmp_path: Path, pki: Pki) -> Callable[..., Shim]:
 
 
 @pytest.fixture
-def shim(make_shim) -> Shim:  # noqa: ANN001
+def shim(make_shim) -> Shim:
     return make_shim()

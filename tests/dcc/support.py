@@ -51,7 +51,7 @@ class Requests:
         self.pki = pki
         self.image = image
 
-    def sign(self, party: str, request) -> bytes:  # noqa: ANN001
+    def sign(self, party: str, request) -> bytes:
         identity = self.pki.party(party)
         return sign_document(request_element(request), identity.ds_key, identity.ds_cert)
 

@@ -35,7 +35,7 @@ EUI = {
 _alert_counter = itertools.count(5_000)
 
 
-def alert(pki, device: bytes, code: int, recipient: str = "supplier-a") -> bytes:  # noqa: ANN001
+def alert(pki, device: bytes, code: int, recipient: str = "supplier-a") -> bytes:
     """A device alert as the meter sends it, signed with the device's DS key."""
     counter = next(_alert_counter)
     gsme = device == GSME_A1
@@ -50,7 +50,7 @@ def alert(pki, device: bytes, code: int, recipient: str = "supplier-a") -> bytes
     return sign_message(msg, pki.device(device).ds_key).encode()
 
 
-def mailbox_codes(shim) -> dict[str, Counter]:  # noqa: ANN001
+def mailbox_codes(shim) -> dict[str, Counter]:
     rows = shim.store.read("SELECT party, code FROM mailbox")
     result: dict[str, Counter] = {}
     for party, code in rows:
@@ -64,7 +64,7 @@ def by_name(codes: dict[str, Counter]) -> dict[str, dict[str, int]]:
 
 
 @pytest.fixture
-def routed(shim, requests):  # noqa: ANN001
+def routed(shim, requests):
     """rsa-1 distributes to A0 and A1 (supplier-a's); supplier-b distributes to B0 itself; rsa-3,
     also appointed by supplier-a, requests nothing."""
     shim.registry.add(parties=[Party("rsa-3", EUI["rsa-3"], "rsa")],
@@ -75,7 +75,7 @@ def routed(shim, requests):  # noqa: ANN001
     return str(rsa_request.request_id), str(supplier_request.request_id)
 
 
-def test_firmware_verification_alert_goes_to_supplier_and_requesting_rsa(shim, pki, routed) -> None:  # noqa: ANN001
+def test_firmware_verification_alert_goes_to_supplier_and_requesting_rsa(shim, pki, routed) -> None:
     shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
     shim.device_message(GSME_A1, alert(pki, GSME_A1, 0x8F1C))
     assert by_name(mailbox_codes(shim)) == {
@@ -84,20 +84,20 @@ def test_firmware_verification_alert_goes_to_supplier_and_requesting_rsa(shim, p
     }
 
 
-def test_other_alerts_go_to_the_supplier_only(shim, pki, routed) -> None:  # noqa: ANN001
+def test_other_alerts_go_to_the_supplier_only(shim, pki, routed) -> None:
     for code in (0x8F43, 0x8F3D):
         shim.device_message(ESME_A0, alert(pki, ESME_A0, code))
     assert by_name(mailbox_codes(shim)) == {"supplier-a": {"8F43": 1, "8F3D": 1}}
 
 
-def test_supplier_requested_distribution_alerts_no_rsa(shim, pki, routed) -> None:  # noqa: ANN001
+def test_supplier_requested_distribution_alerts_no_rsa(shim, pki, routed) -> None:
     """B0's distribution came from supplier-b itself: rsa-2 (its RSA) gets nothing."""
     shim.device_message(ESME_B0, alert(pki, ESME_B0, 0x8F72, "supplier-b"))
     shim.delivery_status(ESME_B0, routed[1], True)
     assert by_name(mailbox_codes(shim)) == {"supplier-b": {"8F72": 1, "N60": 1}}
 
 
-def test_delivery_status_goes_to_requester_and_supplier(shim, routed) -> None:  # noqa: ANN001
+def test_delivery_status_goes_to_requester_and_supplier(shim, routed) -> None:
     rsa_request, _ = routed
     shim.delivery_status(ESME_A0, rsa_request, True)
     shim.delivery_status(GSME_A1, rsa_request, False)
@@ -112,14 +112,14 @@ def test_delivery_status_goes_to_requester_and_supplier(shim, routed) -> None:  
     assert parsed.alert.target_device == ESME_A0 and parsed.alert.success is True
 
 
-def test_latest_distribution_decides_the_rsa(shim, pki, requests, routed) -> None:  # noqa: ANN001
+def test_latest_distribution_decides_the_rsa(shim, pki, requests, routed) -> None:
     """After supplier-a redistributes to A0 itself, rsa-1 no longer gets A0's receipts."""
     assert parse_response(shim.submit(requests.update("supplier-a", [ESME_A0]))).response_code == "I99"
     shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
     assert by_name(mailbox_codes(shim)) == {"supplier-a": {"8F72": 1}}
 
 
-def test_alert_messages_are_signed_duis_with_the_device_payload(shim, pki, routed) -> None:  # noqa: ANN001
+def test_alert_messages_are_signed_duis_with_the_device_payload(shim, pki, routed) -> None:
     gbcs = alert(pki, ESME_A0, 0x8F72)
     shim.device_message(ESME_A0, gbcs)
     for party in ("supplier-a", "rsa-1"):
@@ -132,7 +132,7 @@ def test_alert_messages_are_signed_duis_with_the_device_payload(shim, pki, route
         assert message.device == "00DB1234567890A0" and message.kind == "device-alert"
 
 
-def test_read_firmware_response_goes_to_the_requester_only(shim, pki, requests) -> None:  # noqa: ANN001
+def test_read_firmware_response_goes_to_the_requester_only(shim, pki, requests) -> None:
     submitted = parse_response(shim.submit(requests.read("rsa-1", ESME_A0)))
     assert submitted.response_code == "I99"
     counter = submitted.request_id.counter
@@ -148,7 +148,7 @@ def test_read_firmware_response_goes_to_the_requester_only(shim, pki, requests) 
     assert state == [("0123ABCD",)]
 
 
-def test_unmatched_and_garbage_device_messages_are_audited_not_routed(shim, pki) -> None:  # noqa: ANN001
+def test_unmatched_and_garbage_device_messages_are_audited_not_routed(shim, pki) -> None:
     stray = GbcsMessage(RESPONSE, 42, ESME_A0, bytes.fromhex(EUI["supplier-a"]), None, ECS52,
                         read_firmware_response_esme(b"\x01\x02\x03\x04", long_invoke_id(42))).encode()
     shim.device_message(ESME_A0, stray)
@@ -158,7 +158,7 @@ def test_unmatched_and_garbage_device_messages_are_audited_not_routed(shim, pki)
     assert any("no command" in r for r in reasons) and any("undecodable" in r for r in reasons)
 
 
-def test_audit_log_is_append_only(shim, requests) -> None:  # noqa: ANN001
+def test_audit_log_is_append_only(shim, requests) -> None:
     shim.submit(requests.update("rsa-1", [ESME_A0]))
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         shim.store.conn.execute("UPDATE audit SET reason = 'nothing to see'")

@@ -26,7 +26,7 @@ from .support import ESME_A0, ESME_B0, FIXTURE_REGISTRY, counters, state_counts
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
 
 
-def refused(shim, xml: bytes, code: str, reason: str) -> None:  # noqa: ANN001
+def refused(shim, xml: bytes, code: str, reason: str) -> None:
     """Submit; expect `code`, one refused audit entry matching `reason`, and no other change."""
     before_state, before_counters = state_counts(shim), counters(shim)
     before_audit = shim.store.read("SELECT COALESCE(MAX(id), 0) FROM audit")[0][0]
@@ -46,25 +46,25 @@ def refused(shim, xml: bytes, code: str, reason: str) -> None:  # noqa: ANN001
     assert shim.gateway.distributed == [] and shim.gateway.commands == []
 
 
-def test_malformed_xml(shim) -> None:  # noqa: ANN001
+def test_malformed_xml(shim) -> None:
     refused(shim, b"<?xml version='1.0'?><sr:Request xmlns:sr='x'><sr:Header>", "E1", "well-formed")
 
 
-def test_not_xml_at_all(shim) -> None:  # noqa: ANN001
+def test_not_xml_at_all(shim) -> None:
     refused(shim, b"\x00\xff\xfe garbage", "E1", "DUIS")
 
 
-def test_empty_request(shim) -> None:  # noqa: ANN001
+def test_empty_request(shim) -> None:
     refused(shim, b"", "E1", "DUIS")
 
 
-def test_wrong_namespace(shim, requests) -> None:  # noqa: ANN001
+def test_wrong_namespace(shim, requests) -> None:
     xml = requests.update("rsa-1", [ESME_A0])
     other = xml.replace(b"http://www.dccinterface.co.uk/ServiceUserGateway", b"http://example.com/not-duis")
     refused(shim, other, "E1", "schema|expected sr:Request")
 
 
-def test_entity_expansion_is_refused_without_expanding(shim) -> None:  # noqa: ANN001
+def test_entity_expansion_is_refused_without_expanding(shim) -> None:
     lol = b"".join(
         [b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">']
         + [f'<!ENTITY a{i} "{("&a" + (str(i - 1) if i > 1 else "") + ";") * 10}">'.encode() for i in range(1, 10)]
@@ -75,7 +75,7 @@ def test_entity_expansion_is_refused_without_expanding(shim) -> None:  # noqa: A
     assert time.perf_counter() - start < 2.0
 
 
-def test_external_entity_is_refused(shim, tmp_path: Path) -> None:  # noqa: ANN001
+def test_external_entity_is_refused(shim, tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("do not read")
     xxe = (f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file://{secret}">]>'
@@ -85,8 +85,8 @@ def test_external_entity_is_refused(shim, tmp_path: Path) -> None:  # noqa: ANN0
     assert b"do not read" not in answer
 
 
-def test_oversized_is_refused_before_parsing(shim, monkeypatch) -> None:  # noqa: ANN001
-    def must_not_parse(xml: bytes):  # noqa: ANN202
+def test_oversized_is_refused_before_parsing(shim, monkeypatch) -> None:
+    def must_not_parse(xml: bytes):
         raise AssertionError("an oversized request reached the parser")
 
     monkeypatch.setattr(messages, "read_request", must_not_parse)
@@ -95,13 +95,13 @@ def test_oversized_is_refused_before_parsing(shim, monkeypatch) -> None:  # noqa
     refused(shim, body, "E1", "exceeds")
 
 
-def test_schema_invalid_version_too_long(shim, requests) -> None:  # noqa: ANN001
+def test_schema_invalid_version_too_long(shim, requests) -> None:
     xml = requests.update("rsa-1", [ESME_A0], version="ACDCACDC")
     bad = xml.replace(b"<sr:FirmwareVersion>ACDCACDC<", b"<sr:FirmwareVersion>ACDCACDC9<")
     refused(shim, bad, "E1", "schema")
 
 
-def test_tampered_after_signing(shim, requests) -> None:  # noqa: ANN001
+def test_tampered_after_signing(shim, requests) -> None:
     """The RSA signed A0 (its Supplier's); the device list is changed to B0 (not its Supplier's)."""
     xml = requests.update("rsa-1", [ESME_A0])
     tampered = xml.replace(b"00-DB-12-34-56-78-90-A0", b"00-DB-12-34-56-78-90-B0")
@@ -109,7 +109,7 @@ def test_tampered_after_signing(shim, requests) -> None:  # noqa: ANN001
     refused(shim, tampered, "E1", "digest|changed")
 
 
-def test_signature_wrapping_a_valid_signature_over_another_document(shim, requests) -> None:  # noqa: ANN001
+def test_signature_wrapping_a_valid_signature_over_another_document(shim, requests) -> None:
     """A genuine signature of one request pasted onto another request: never acted on."""
     genuine = etree.fromstring(requests.update("rsa-1", [ESME_A0]))
     forged = etree.fromstring(requests.sign("supplier-a", ReadFirmwareVersionRequest(
@@ -119,7 +119,7 @@ def test_signature_wrapping_a_valid_signature_over_another_document(shim, reques
     refused(shim, etree.tostring(forged, xml_declaration=True, encoding="UTF-8"), "E1", "digest|changed")
 
 
-def test_signature_wrapping_signed_element_moved_aside(shim, requests) -> None:  # noqa: ANN001
+def test_signature_wrapping_signed_element_moved_aside(shim, requests) -> None:
     """XSW: the signed Body kept inside the signature, a new Body acted on: refused."""
     genuine = etree.fromstring(requests.update("rsa-1", [ESME_A0]))
     signature = genuine.find(f"{DS}Signature")
@@ -131,7 +131,7 @@ def test_signature_wrapping_signed_element_moved_aside(shim, requests) -> None: 
     refused(shim, etree.tostring(genuine, xml_declaration=True, encoding="UTF-8"), "E1", ".")
 
 
-def test_second_signature_is_refused(shim, requests) -> None:  # noqa: ANN001
+def test_second_signature_is_refused(shim, requests) -> None:
     genuine = etree.fromstring(requests.update("rsa-1", [ESME_A0]))
     signature = genuine.find(f"{DS}Signature")
     body = genuine.find("{http://www.dccinterface.co.uk/ServiceUserGateway}Body")
@@ -139,12 +139,12 @@ def test_second_signature_is_refused(shim, requests) -> None:  # noqa: ANN001
     refused(shim, etree.tostring(genuine, xml_declaration=True, encoding="UTF-8"), "E1", ".")
 
 
-def test_unsigned_request(shim, requests) -> None:  # noqa: ANN001
+def test_unsigned_request(shim, requests) -> None:
     unsigned = etree.tostring(request_element(ReadFirmwareVersionRequest(requests.rid("supplier-a", ESME_A0))))
     refused(shim, unsigned, "E1", "signature")
 
 
-def test_unknown_party(make_shim, requests) -> None:  # noqa: ANN001
+def test_unknown_party(make_shim, requests) -> None:
     parties, devices, registrations, appointments = load_registry_dir(FIXTURE_REGISTRY)
     rsa_2 = next(p.eui for p in parties if p.name == "rsa-2")
     shim = make_shim(registry_dir=None)
@@ -153,7 +153,7 @@ def test_unknown_party(make_shim, requests) -> None:  # noqa: ANN001
     refused(shim, requests.update("rsa-2", [ESME_B0]), "E1", "not a party")
 
 
-def test_certificate_from_another_ca(shim, tmp_path: Path) -> None:  # noqa: ANN001
+def test_certificate_from_another_ca(shim, tmp_path: Path) -> None:
     """Same names, same EUIs, but a CA the bench does not trust."""
     from .support import Requests
 
@@ -161,13 +161,13 @@ def test_certificate_from_another_ca(shim, tmp_path: Path) -> None:  # noqa: ANN
     refused(shim, other.update("rsa-1", [ESME_A0], image=b"x" * 100), "E1", "not one the trusted CA issued|CA")
 
 
-def test_signer_is_not_the_originator(shim, requests) -> None:  # noqa: ANN001
+def test_signer_is_not_the_originator(shim, requests) -> None:
     """rsa-2 signs a request that claims to come from rsa-1."""
     request = ReadFirmwareVersionRequest(requests.rid("rsa-1", ESME_A0))
     refused(shim, requests.sign("rsa-2", request), "E1", "not the RequestID originator")
 
 
-def test_replayed_request_id(shim, requests) -> None:  # noqa: ANN001
+def test_replayed_request_id(shim, requests) -> None:
     xml = requests.update("rsa-1", [ESME_A0], counter=5_000)
     assert parse_response(shim.submit(xml)).response_code == "I99"
     shim.gateway.distributed.clear()
@@ -177,7 +177,7 @@ def test_replayed_request_id(shim, requests) -> None:  # noqa: ANN001
     assert parse_response(shim.submit(requests.update("supplier-a", [ESME_A0], counter=1))).response_code == "I99"
 
 
-def test_refused_after_authentication_still_uses_the_counter(shim, requests) -> None:  # noqa: ANN001
+def test_refused_after_authentication_still_uses_the_counter(shim, requests) -> None:
     """An E2 request was authenticated: its RequestID is spent, so it cannot be replayed later."""
     xml = requests.activate("rsa-1", ESME_A0, counter=7_000)
     assert parse_response(shim.submit(xml)).response_code == "E2"
@@ -185,7 +185,7 @@ def test_refused_after_authentication_still_uses_the_counter(shim, requests) -> 
     assert shim.gateway.commands == []
 
 
-def test_command_variant_not_of_the_sr(shim, requests) -> None:  # noqa: ANN001
+def test_command_variant_not_of_the_sr(shim, requests) -> None:
     xml = requests.read("supplier-a", ESME_A0)
     root = etree.fromstring(xml)
     root.find(".//{http://www.dccinterface.co.uk/ServiceUserGateway}CommandVariant").text = "4"
@@ -196,7 +196,7 @@ def test_command_variant_not_of_the_sr(shim, requests) -> None:  # noqa: ANN001
     assert shim.gateway.commands == []
 
 
-def test_too_many_devices(shim, requests) -> None:  # noqa: ANN001
+def test_too_many_devices(shim, requests) -> None:
     """50,001 devices (the builder refuses to write it, so the list is edited and re-signed)."""
     root = etree.fromstring(requests.update("supplier-a", [ESME_A0]))
     listed = ",".join("-".join(f"{b:02X}" for b in (0x00, 0xDB, 0, 0, n >> 24 & 255, n >> 16 & 255,
@@ -208,5 +208,5 @@ def test_too_many_devices(shim, requests) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("junk", [b"<a/>", b"<?xml version='1.0'?><sr:Response xmlns:sr="
                                   b"'http://www.dccinterface.co.uk/ServiceUserGateway' schemaVersion='5.4'/>"])
-def test_other_documents(shim, junk: bytes) -> None:  # noqa: ANN001
+def test_other_documents(shim, junk: bytes) -> None:
     refused(shim, junk, "E1", ".")

@@ -114,7 +114,7 @@ def test_alerts_command_reads_a_mailbox(run_dir: Path) -> None:
     assert "N60" in text
 
 
-def test_requests_go_through_a_running_rig(run_dir: Path, make_shim) -> None:  # noqa: ANN001
+def test_requests_go_through_a_running_rig(run_dir: Path, make_shim) -> None:
     """With a control socket up, the command submits there (the rig's shim has a gateway)."""
     from bench.rig_control import RigControlServer, b64, socket_path, unb64
 

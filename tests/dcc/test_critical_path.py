@@ -27,7 +27,7 @@ def vector(vectors: Path, name: str) -> dict:
     return next(e for e in entries if e["id"] == name)
 
 
-def resigned_template(vectors: Path, name: str, pki, party: str = "supplier-a") -> bytes:  # noqa: ANN001
+def resigned_template(vectors: Path, name: str, pki, party: str = "supplier-a") -> bytes:
     """A published DUIS template (placeholder signature) signed for real by `party`."""
     root = etree.fromstring((vectors / name).read_bytes())
     root.remove(root.find(f"{DS}Signature"))
@@ -36,7 +36,7 @@ def resigned_template(vectors: Path, name: str, pki, party: str = "supplier-a") 
     return sign_document(request_element(request), identity.ds_key, identity.ds_cert)
 
 
-def test_precommand_of_the_published_11_3_template_is_the_rtds_precommand(shim, pki, vectors) -> None:  # noqa: ANN001
+def test_precommand_of_the_published_11_3_template_is_the_rtds_precommand(shim, pki, vectors) -> None:
     xml = resigned_template(vectors, "CS06_11.3_IMMEDIATE_SUCCESS_REQUEST_DUIS.XML", pki)
     response = parse_response(shim.submit(xml))
     assert response.response_code == "I0"
@@ -44,7 +44,7 @@ def test_precommand_of_the_published_11_3_template_is_the_rtds_precommand(shim, 
     assert shim.gateway.commands == []  # a pre-command never goes to the device by itself
 
 
-def test_read_firmware_command_of_the_published_11_2_template_is_the_rtds_command(shim, pki, vectors) -> None:  # noqa: ANN001
+def test_read_firmware_command_of_the_published_11_2_template_is_the_rtds_command(shim, pki, vectors) -> None:
     xml = resigned_template(vectors, "ECS52_11.2_SUCCESS_REQUEST_DUIS.XML", pki)
     assert parse_response(shim.submit(xml)).response_code == "I99"
     [(eui, sent)] = shim.gateway.commands
@@ -58,13 +58,13 @@ def test_read_firmware_command_of_the_published_11_2_template_is_the_rtds_comman
     assert not verify_mac(command, device.ka_key, pki.party("supplier-a").ka_cert.public_key())
 
 
-def activate(shim, requests, party: str = "supplier-a", firmware_hash: bytes = b"\xab" * 32) -> bytes:  # noqa: ANN001
+def activate(shim, requests, party: str = "supplier-a", firmware_hash: bytes = b"\xab" * 32) -> bytes:
     response = parse_response(shim.submit(requests.activate(party, ESME_A0, firmware_hash)))
     assert response.response_code == "I0"
     return response.pre_command.gbcs
 
 
-def test_signed_precommand_goes_to_the_device_with_the_acb_mac(shim, pki, requests) -> None:  # noqa: ANN001
+def test_signed_precommand_goes_to_the_device_with_the_acb_mac(shim, pki, requests) -> None:
     precommand = activate(shim, requests)
     answer = parse_response(shim.submit(requests.signed_precommand("supplier-a", ESME_A0, precommand)))
     assert answer.response_code == "I99"
@@ -78,13 +78,13 @@ def test_signed_precommand_goes_to_the_device_with_the_acb_mac(shim, pki, reques
     assert verify_mac(command, pki.device(ESME_A0).ka_key, pki.party("acb").ka_cert.public_key())
 
 
-def test_precommand_counter_is_the_request_id_counter(shim, requests) -> None:  # noqa: ANN001
+def test_precommand_counter_is_the_request_id_counter(shim, requests) -> None:
     xml = requests.activate("supplier-a", ESME_A0, counter=123_456_789_012)
     response = parse_response(shim.submit(xml))
     assert decode_message(response.pre_command.gbcs).originator_counter == 123_456_789_012
 
 
-def test_signed_with_another_suppliers_key_never_reaches_the_device(shim, requests) -> None:  # noqa: ANN001
+def test_signed_with_another_suppliers_key_never_reaches_the_device(shim, requests) -> None:
     precommand = activate(shim, requests)
     forged = requests.signed_precommand("supplier-a", ESME_A0, precommand, key_of="supplier-b")
     assert parse_response(shim.submit(forged)).response_code == "E4"
@@ -95,14 +95,14 @@ def test_signed_with_another_suppliers_key_never_reaches_the_device(shim, reques
     assert len(shim.gateway.commands) == 1
 
 
-def test_signed_with_an_rsa_key_never_reaches_the_device(shim, requests) -> None:  # noqa: ANN001
+def test_signed_with_an_rsa_key_never_reaches_the_device(shim, requests) -> None:
     precommand = activate(shim, requests)
     forged = requests.signed_precommand("supplier-a", ESME_A0, precommand, key_of="rsa-1")
     assert parse_response(shim.submit(forged)).response_code == "E4"
     assert shim.gateway.commands == []
 
 
-def test_altered_precommand_is_refused(shim, pki, requests) -> None:  # noqa: ANN001
+def test_altered_precommand_is_refused(shim, pki, requests) -> None:
     """The Supplier signs a CS06 naming another hash than the one the DCC issued."""
     from bench.codec.duis.requests import SignedPreCommandRequest
 
@@ -114,7 +114,7 @@ def test_altered_precommand_is_refused(shim, pki, requests) -> None:  # noqa: AN
     assert shim.gateway.commands == []
 
 
-def test_precommand_is_used_once(shim, requests) -> None:  # noqa: ANN001
+def test_precommand_is_used_once(shim, requests) -> None:
     precommand = activate(shim, requests)
     assert parse_response(shim.submit(requests.signed_precommand("supplier-a", ESME_A0, precommand))).response_code == "I99"
     again = requests.signed_precommand("supplier-a", ESME_A0, precommand)
@@ -122,7 +122,7 @@ def test_precommand_is_used_once(shim, requests) -> None:  # noqa: ANN001
     assert len(shim.gateway.commands) == 1
 
 
-def test_self_made_precommand_is_refused(shim, pki, requests) -> None:  # noqa: ANN001
+def test_self_made_precommand_is_refused(shim, pki, requests) -> None:
     """A Supplier cannot skip CV 4: a CS06 the DCC never issued is not sent."""
     from bench.codec.gbcs.apdu import GbcsMessage
     from bench.codec.gbcs.payloads import cs06_command
@@ -135,7 +135,7 @@ def test_self_made_precommand_is_refused(shim, pki, requests) -> None:  # noqa: 
 
 
 @pytest.mark.parametrize("party", ["rsa-1", "rsa-2", "supplier-b", "acb"])
-def test_only_the_registered_supplier_may_activate(shim, requests, party: str) -> None:  # noqa: ANN001
+def test_only_the_registered_supplier_may_activate(shim, requests, party: str) -> None:
     """Every other role is refused at CV 4 and at CV 5, and nothing reaches the meter."""
     cv4 = parse_response(shim.submit(requests.activate(party, ESME_A0)))
     assert cv4.response_code in ("E2", "E4") and cv4.pre_command is None
@@ -147,14 +147,14 @@ def test_only_the_registered_supplier_may_activate(shim, requests, party: str) -
     assert cv4.response_code == expected
 
 
-def test_no_device_ka_certificate_is_e20(shim, requests) -> None:  # noqa: ANN001
+def test_no_device_ka_certificate_is_e20(shim, requests) -> None:
     d0 = bytes.fromhex("00DB1234567890D0")
     shim.registry.add(devices=[Device("00DB1234567890D0", "ESME", "SMETS2+", "commissioned", "1200000000011", "1")])
     assert parse_response(shim.submit(requests.read("supplier-a", d0))).response_code == "E20"
     assert shim.gateway.commands == []
 
 
-def test_future_dated_activation_carries_the_execution_time(shim, requests) -> None:  # noqa: ANN001
+def test_future_dated_activation_carries_the_execution_time(shim, requests) -> None:
     from bench.codec.gbcs.payloads import decode_payload
 
     when = NOW.replace(hour=23)
@@ -163,7 +163,7 @@ def test_future_dated_activation_carries_the_execution_time(shim, requests) -> N
     assert decode_payload(decode_message(response.pre_command.gbcs)).execution_time == when
 
 
-def test_hub_failure_is_e20_and_audited(shim, requests) -> None:  # noqa: ANN001
+def test_hub_failure_is_e20_and_audited(shim, requests) -> None:
     from bench.errors import LinkError
 
     class BrokenGateway:

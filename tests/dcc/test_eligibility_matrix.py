@@ -210,7 +210,7 @@ def test_the_matrix_covers_every_required_dimension() -> None:
     assert len(CASES) == len(SCENARIOS) * 4 * len(TYPES) * len(GENERATIONS)
 
 
-def test_change_of_supplier_is_seen_by_the_next_request(make_shim, requests) -> None:  # noqa: ANN001
+def test_change_of_supplier_is_seen_by_the_next_request(make_shim, requests) -> None:
     """A0 moves from supplier-a to supplier-b at T: rsa-1 loses it, rsa-2 gains it, at T exactly."""
     change = datetime(2026, 7, 1, tzinfo=UTC)
     now = {"t": change - timedelta(seconds=1)}
@@ -233,7 +233,7 @@ def test_change_of_supplier_is_seen_by_the_next_request(make_shim, requests) -> 
     assert parse_response(shim.submit(requests.activate("supplier-b", a0))).response_code == "I0"
 
 
-def test_ended_appointment_is_seen_by_the_next_request(make_shim, requests) -> None:  # noqa: ANN001
+def test_ended_appointment_is_seen_by_the_next_request(make_shim, requests) -> None:
     now = {"t": NOW}
     shim = make_shim(clock=lambda: now["t"])
     a0 = bytes.fromhex("00DB1234567890A0")

@@ -17,7 +17,7 @@ from .test_alert_routing import alert
 SUPPLIER_A = bytes.fromhex("90B3D51F30010000")
 
 
-def test_portfolio_follows_distribution_alerts_reads_and_activation(make_shim, pki, requests, image) -> None:  # noqa: ANN001
+def test_portfolio_follows_distribution_alerts_reads_and_activation(make_shim, pki, requests, image) -> None:
     clock = {"t": NOW}
     shim = make_shim(clock=lambda: clock["t"])
     db = shim.store.path
@@ -62,7 +62,7 @@ def test_portfolio_follows_distribution_alerts_reads_and_activation(make_shim, p
     assert set(kinds) == {("90B3D51F30010000", "I0")}
 
 
-def test_portfolio_of_everyone_and_of_another_supplier(shim) -> None:  # noqa: ANN001
+def test_portfolio_of_everyone_and_of_another_supplier(shim) -> None:
     every = portfolio(shim.store.path, None, NOW)
     assert len(every) == 8
     b = portfolio(shim.store.path, bytes.fromhex("90B3D51F30030000"), NOW)
