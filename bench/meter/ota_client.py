@@ -212,8 +212,9 @@ class OtaClient:
             self._idle(now)
             return
         pending = self.state.pending
-        if pending is not None and pending.file_version == offer.file_version:
-            self._idle(now)  # already held, waiting for activation
+        held = {self.state.active.file_version} | ({pending.file_version} if pending else set())
+        if offer.file_version in held:
+            self._idle(now)  # already running it, or holding it for activation
             return
         current = self.state.download
         same = current is not None and (
