@@ -31,9 +31,7 @@ times = st.datetimes(
     min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31), timezones=st.just(UTC)
 )
 # XML 1.0 carries these characters unchanged in element content (no CR, no controls).
-xml_text = st.characters(
-    blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"
-)
+xml_text = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff")
 versions = st.text(xml_text, min_size=1, max_size=8)
 device_lists = st.lists(euis, min_size=1, max_size=20)
 payloads = st.binary(min_size=1, max_size=300)
@@ -41,11 +39,13 @@ payloads = st.binary(min_size=1, max_size=300)
 requests = st.one_of(
     st.builds(UpdateFirmwareRequest, request_ids, st.binary(max_size=2000), versions, device_lists),
     st.builds(ReadFirmwareVersionRequest, request_ids, st.none() | times),
-    st.builds(ActivateFirmwareRequest, request_ids, st.binary(min_size=32, max_size=32),
-              st.none() | times),
+    st.builds(
+        ActivateFirmwareRequest, request_ids, st.binary(min_size=32, max_size=32), st.none() | times
+    ),
     st.builds(SignedPreCommandRequest, request_ids, payloads, st.none() | times),
-    st.builds(UpdatePpmidFirmwareRequest, request_ids, st.binary(max_size=500), versions,
-              device_lists),
+    st.builds(
+        UpdatePpmidFirmwareRequest, request_ids, st.binary(max_size=500), versions, device_lists
+    ),
 )
 
 
@@ -70,12 +70,17 @@ def responses(draw) -> DuisResponse:
         draw(times),
         gbcs_payload=draw(payloads) if payload == "gbcs" else None,
         pre_command=PreCommand(draw(st.text(xml_text, max_size=10)), draw(payloads))
-        if payload == "pre" else None,
+        if payload == "pre"
+        else None,
         warning=draw(warnings()) if payload == "warning" else None,
         future_dated_alert=FutureDatedAlert(
-            draw(st.sampled_from([0x8F66, 0x8F67])), draw(payloads),
-            draw(st.integers(0, 0xFFFF)), draw(st.integers(0, 0xFFFF)),
-        ) if payload == "future" else None,
+            draw(st.sampled_from([0x8F66, 0x8F67])),
+            draw(payloads),
+            draw(st.integers(0, 0xFFFF)),
+            draw(st.integers(0, 0xFFFF)),
+        )
+        if payload == "future"
+        else None,
     )
 
 

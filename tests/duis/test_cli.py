@@ -16,19 +16,27 @@ PKI = ROOT / "fixtures" / "pki"
 
 def bench(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "bench", *args], input=stdin, capture_output=True, cwd=ROOT, timeout=60
+        [sys.executable, "-m", "bench", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
     )
 
 
 def test_parse_json_shows_image_digest_not_base64(vectors: Path) -> None:
-    result = bench("duis", "parse", "--json", str(vectors / "11.1_UPDATE_FIRMWARE_REQUEST_DUIS.XML"))
+    result = bench(
+        "duis", "parse", "--json", str(vectors / "11.1_UPDATE_FIRMWARE_REQUEST_DUIS.XML")
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["service_reference"] == "11.1"
     assert data["service_reference_variant"] == "11.1"
     assert data["command_variant"] == 8
     assert data["request_id"] == {
-        "originator": "90B3D51F30010000", "target": "90B3D51F30000002", "counter": 1000
+        "originator": "90B3D51F30010000",
+        "target": "90B3D51F30000002",
+        "counter": 1000,
     }
     assert data["body"]["firmware_image"] == {
         "size": 361,
@@ -42,20 +50,37 @@ def test_parse_json_shows_image_digest_not_base64(vectors: Path) -> None:
 def test_sign_verify_round_trip_and_tamper(vectors: Path, tmp_path: Path) -> None:
     signed = tmp_path / "signed.xml"
     result = bench(
-        "duis", "sign", str(vectors / "CS06_11.3_IMMEDIATE_SUCCESS_REQUEST_DUIS.XML"),
-        "--as", "supplier-a", "--pki", str(PKI), "-o", str(signed),
+        "duis",
+        "sign",
+        str(vectors / "CS06_11.3_IMMEDIATE_SUCCESS_REQUEST_DUIS.XML"),
+        "--as",
+        "supplier-a",
+        "--pki",
+        str(PKI),
+        "-o",
+        str(signed),
     )
     assert result.returncode == 0, result.stderr
     result = bench("duis", "verify", str(signed), "--pki", str(PKI), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert (report["valid"], report["signer"], report["signer_role"]) == (True, "supplier-a", "supplier")
+    assert (report["valid"], report["signer"], report["signer_role"]) == (
+        True,
+        "supplier-a",
+        "supplier",
+    )
     assert report["signer_eui"] == "90B3D51F30010000"
 
     # --ca with the candidate certificate, from stdin.
     result = bench(
-        "duis", "verify", "-", "--ca", str(PKI / "ca" / "cert.pem"),
-        "--cert", str(PKI / "parties" / "supplier-a" / "ds.pem"), stdin=signed.read_bytes(),
+        "duis",
+        "verify",
+        "-",
+        "--ca",
+        str(PKI / "ca" / "cert.pem"),
+        "--cert",
+        str(PKI / "parties" / "supplier-a" / "ds.pem"),
+        stdin=signed.read_bytes(),
     )
     assert result.returncode == 0 and b"supplier-a" in result.stdout
 
@@ -68,8 +93,13 @@ def test_sign_verify_round_trip_and_tamper(vectors: Path, tmp_path: Path) -> Non
 def test_sign_with_key_and_cert_files(tmp_path: Path, vectors: Path) -> None:
     party = PKI / "parties" / "rsa-2"
     result = bench(
-        "duis", "sign", str(vectors / "11.1_UPDATE_FIRMWARE_REQUEST_DUIS.XML"),
-        "--key", str(party / "ds.key"), "--cert", str(party / "ds.pem"),
+        "duis",
+        "sign",
+        str(vectors / "11.1_UPDATE_FIRMWARE_REQUEST_DUIS.XML"),
+        "--key",
+        str(party / "ds.key"),
+        "--cert",
+        str(party / "ds.pem"),
     )
     assert result.returncode == 0, result.stderr
     verified = bench("duis", "verify", "-", "--pki", str(PKI), stdin=result.stdout)
@@ -105,7 +135,8 @@ def test_parse_alert_from_stdin() -> None:
 
     request = RequestID(bytes.fromhex("90B3D51F30050000"), DCC_EUI, 7)
     alert = DCCAlertMessage(
-        "N61", FirmwareDistributionFailure(request, [bytes.fromhex("00DB1234567890A1")]),
+        "N61",
+        FirmwareDistributionFailure(request, [bytes.fromhex("00DB1234567890A1")]),
         response_datetime=datetime(2026, 1, 1, tzinfo=UTC),
     )
     result = bench("duis", "parse", "-", "--json", stdin=build_response(alert))

@@ -14,13 +14,49 @@ from bench.errors import DecodeError
 from .test_schema import RESPONSES
 
 TOKENS = [
-    b"ReadFirmwareVersion", b"ActivateFirmware", b"UpdateFirmware", b"SignedPreCommand",
-    b"UpdatePPMIDFirmware", b"11.1", b"11.2", b"11.3", b"11.4", b"8", b"5", b"4", b"1",
-    b"ExecutionDateTime", b"FirmwareHash", b"GBCSPayload", b"DeviceIDList", b"ResponseMessage",
-    b"DeviceAlertMessage", b"DCCAlertMessage", b"CSPFirmwareDeliveryStatus", b"AlertCode",
-    b"-", b":", b",", b"=", b"<", b">", b"</", b"/>", b'"', b"&amp;", b"&#0;", b"&#x110000;",
-    b"<![CDATA[x]]>", b"<!-- c -->", b"<?pi x?>", b"xmlns:sr=\"urn:x\"", b"\x00", b"\xff",
-    b"99999999999999999999999", b"2026-13-45T25:61:61Z", b"====",
+    b"ReadFirmwareVersion",
+    b"ActivateFirmware",
+    b"UpdateFirmware",
+    b"SignedPreCommand",
+    b"UpdatePPMIDFirmware",
+    b"11.1",
+    b"11.2",
+    b"11.3",
+    b"11.4",
+    b"8",
+    b"5",
+    b"4",
+    b"1",
+    b"ExecutionDateTime",
+    b"FirmwareHash",
+    b"GBCSPayload",
+    b"DeviceIDList",
+    b"ResponseMessage",
+    b"DeviceAlertMessage",
+    b"DCCAlertMessage",
+    b"CSPFirmwareDeliveryStatus",
+    b"AlertCode",
+    b"-",
+    b":",
+    b",",
+    b"=",
+    b"<",
+    b">",
+    b"</",
+    b"/>",
+    b'"',
+    b"&amp;",
+    b"&#0;",
+    b"&#x110000;",
+    b"<![CDATA[x]]>",
+    b"<!-- c -->",
+    b"<?pi x?>",
+    b'xmlns:sr="urn:x"',
+    b"\x00",
+    b"\xff",
+    b"99999999999999999999999",
+    b"2026-13-45T25:61:61Z",
+    b"====",
 ]
 
 
@@ -100,7 +136,10 @@ def _only_decode_errors(parse, seeds: list[bytes], cases: int, seed: int) -> int
 def test_parse_request_fuzz(sample_requests: list, vectors: Path) -> None:
     seeds = [build_request(r) for r in sample_requests[1:]]
     seeds.append(build_request(sample_requests[0]).replace(b"ACDCACDC", b"V1"))
-    for name in ("ECS52_11.2_SUCCESS_REQUEST_DUIS.XML", "CS06_11.3_IMMEDIATE_SUCCESS_REQUEST_DUIS.XML"):
+    for name in (
+        "ECS52_11.2_SUCCESS_REQUEST_DUIS.XML",
+        "CS06_11.3_IMMEDIATE_SUCCESS_REQUEST_DUIS.XML",
+    ):
         seeds.append((vectors / name).read_bytes())
     accepted = _only_decode_errors(parse_request, seeds, 10_000, seed=2)
     assert 0 < accepted < 10_000  # some mutations stay valid, most do not

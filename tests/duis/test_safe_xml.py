@@ -26,7 +26,8 @@ REQUEST_BODY = (
     b"<sr:Body><sr:ReadFirmwareVersion>%s</sr:ReadFirmwareVersion></sr:Body></sr:Request>"
 )
 
-BILLION_LAUGHS = b"""<?xml version="1.0"?>
+BILLION_LAUGHS = (
+    b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
  <!ENTITY lol "lol">
  <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
@@ -34,15 +35,23 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
  <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
  <!ENTITY lol9 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
 ]>
-""" + REQUEST_BODY % b"&lol9;"
+"""
+    + REQUEST_BODY % b"&lol9;"
+)
 
-EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
+EXTERNAL_ENTITY = (
+    b"""<?xml version="1.0"?>
 <!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
-""" + REQUEST_BODY % b"<sr:ExecutionDateTime>&xxe;</sr:ExecutionDateTime>"
+"""
+    + REQUEST_BODY % b"<sr:ExecutionDateTime>&xxe;</sr:ExecutionDateTime>"
+)
 
-PARAMETER_ENTITY = b"""<?xml version="1.0"?>
+PARAMETER_ENTITY = (
+    b"""<?xml version="1.0"?>
 <!DOCTYPE r [<!ENTITY % remote SYSTEM "http://127.0.0.1:9/evil.dtd"> %remote;]>
-""" + REQUEST_BODY % b""
+"""
+    + REQUEST_BODY % b""
+)
 
 
 def test_plain_document_parses() -> None:
@@ -60,7 +69,9 @@ def test_dtds_and_entities_are_refused(document: bytes) -> None:
 
 
 def test_doctype_hidden_by_utf16_encoding_is_refused() -> None:
-    document = EXTERNAL_ENTITY.replace(b'<?xml version="1.0"?>', b'<?xml version="1.0" encoding="UTF-16"?>')
+    document = EXTERNAL_ENTITY.replace(
+        b'<?xml version="1.0"?>', b'<?xml version="1.0" encoding="UTF-16"?>'
+    )
     with pytest.raises(DecodeError, match="DTD"):
         parse_document(document.decode().encode("utf-16"))
 

@@ -86,8 +86,15 @@ def test_organisation_certificates() -> None:
             assert isinstance(cert.public_key().curve, ec.SECP256R1)
         assert party.ds_key.public_key() == party.ds_cert.public_key()
         assert party.ka_key.public_key() == party.ka_cert.public_key()
-    assert ORG_ROLE_CODES == {"supplier": 0x02, "network-operator": 0x03, "acb": 0x04,
-                              "wan-provider": 0x06, "rsa": 0x81, "dcc": 0x85, "other": 0x7F}
+    assert ORG_ROLE_CODES == {
+        "supplier": 0x02,
+        "network-operator": 0x03,
+        "acb": 0x04,
+        "wan-provider": 0x06,
+        "rsa": 0x81,
+        "dcc": 0x85,
+        "other": 0x7F,
+    }
 
 
 def _hardware_module_name(value: bytes) -> tuple[str, bytes]:
@@ -125,19 +132,30 @@ def test_device_certificates(vectors: Path) -> None:
             cert.verify_directly_issued_by(pki.ca_cert)
     # Same encoding as the published RTDS ESME certificate for the same EUI.
     text = (vectors / "rtds_test_public_certs.pem").read_text()
-    pem = re.search(r"00db1234567890a0-ds\.pem\s*\n(-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----)",
-                    text, re.S).group(1)
+    pem = re.search(
+        r"00db1234567890a0-ds\.pem\s*\n(-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----)",
+        text,
+        re.S,
+    ).group(1)
     rtds = x509.load_pem_x509_certificate(pem.encode())
     rtds_name = rtds.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    ours = pki.device("00DB1234567890A0").ds_cert.extensions.get_extension_for_class(
-        x509.SubjectAlternativeName).value
+    ours = (
+        pki.device("00DB1234567890A0")
+        .ds_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        .value
+    )
     assert rtds_name == ours
 
 
 def test_role_and_eui_of_published_rtds_certificates(vectors: Path) -> None:
     text = (vectors / "rtds_test_public_certs.pem").read_text()
-    found = dict(re.findall(r"([0-9a-f]{16}-(?:ds|ka))\.pem\s*\n(-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----)",
-                            text, re.S))
+    found = dict(
+        re.findall(
+            r"([0-9a-f]{16}-(?:ds|ka))\.pem\s*\n(-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----)",
+            text,
+            re.S,
+        )
+    )
     supplier = x509.load_pem_x509_certificate(found["90b3d51f30010000-ds"].encode())
     assert role_of(supplier) == "supplier" and eui_of(supplier) == bytes.fromhex("90B3D51F30010000")
     acb = x509.load_pem_x509_certificate(found["90b3d51f30000002-ka"].encode())
@@ -175,23 +193,40 @@ def test_custom_devices_and_bad_type(tmp_path: Path) -> None:
 
 
 def _bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, cwd=ROOT,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], capture_output=True, cwd=ROOT, timeout=60
+    )
 
 
 def test_cli_init_and_show(tmp_path: Path) -> None:
     target = tmp_path / "pki"
-    result = _bench("pki", "init", str(target), "--seed", "cli", "--device", "00DB1234567890E0:ESME",
-                    "--device", "00-DB-12-34-56-78-90-E1:GSME")
+    result = _bench(
+        "pki",
+        "init",
+        str(target),
+        "--seed",
+        "cli",
+        "--device",
+        "00DB1234567890E0:ESME",
+        "--device",
+        "00-DB-12-34-56-78-90-E1:GSME",
+    )
     assert result.returncode == 0, result.stderr
-    assert _tree(target) == _tree(init_pki(tmp_path / "lib", seed="cli", devices=[
-        ("00DB1234567890E0", "ESME"), ("00DB1234567890E1", "GSME")]).directory)
+    assert _tree(target) == _tree(
+        init_pki(
+            tmp_path / "lib",
+            seed="cli",
+            devices=[("00DB1234567890E0", "ESME"), ("00DB1234567890E1", "GSME")],
+        ).directory
+    )
     shown = _bench("pki", "show", str(target), "--json")
     assert shown.returncode == 0, shown.stderr
     data = json.loads(shown.stdout)
     assert data["seed"] == "cli"
     assert data["parties"]["rsa-2"]["role"] == "rsa"
-    assert data["parties"]["rsa-2"]["ds"]["subject"].startswith("2.5.4.45=#0090b3d51f30060000,OU=81")
+    assert data["parties"]["rsa-2"]["ds"]["subject"].startswith(
+        "2.5.4.45=#0090b3d51f30060000,OU=81"
+    )
     assert set(data["devices"]) == {"00DB1234567890E0", "00DB1234567890E1"}
     bad = _bench("pki", "init", str(tmp_path / "x"), "--device", "nonsense")
     assert bad.returncode == 2 and bad.stderr.count(b"\n") == 1
