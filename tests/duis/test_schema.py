@@ -162,3 +162,12 @@ def test_full_size_device_list_validates_and_parses() -> None:
     assert schema_errors(xml) == []
     parsed = parse_request(xml)
     assert parsed.devices == devices
+
+
+def test_more_than_50000_devices_is_refused_by_schema_and_parser() -> None:
+    devices = [i.to_bytes(8, "big") for i in range(MAX_DEVICES)]
+    xml = build_request(UpdateFirmwareRequest(RequestID(RSA_1, DCC, 5), b"x", "V1", devices))
+    too_many = xml.replace(b"</sr:DeviceIDList>", b",00-DB-12-34-56-78-90-A0</sr:DeviceIDList>")
+    assert schema_errors(too_many)
+    with pytest.raises(DecodeError, match="50000"):
+        parse_request(too_many)

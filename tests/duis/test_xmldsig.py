@@ -51,6 +51,8 @@ def test_round_trip_names_the_signer(pki: Pki, signed: bytes) -> None:
     assert result.signer_role == "rsa"
     assert result.signer_eui == bytes.fromhex("90B3D51F30050000")
     assert parse_request(result.signed_xml_root).version == "ACDCACDC"
+    # Verifying leaves the document exactly as it was (the signature is put back in place).
+    assert etree.tostring(result.signed_xml_root) == etree.tostring(etree.fromstring(signed))
 
 
 def test_signature_is_the_duis_profile(signed: bytes, pki: Pki) -> None:
