@@ -101,6 +101,10 @@ def _requirement(item: pytest.Item) -> str | None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     state = _state(item.config)
     state.current = item
+    if _uses_rig(item) and state.broken is None and state.running is not None:
+        dead = [m.device.role for m in state.running.meters.values() if not m.running]
+        if dead:
+            state.broken = f"emulated meter(s) {', '.join(dead)} exited before {item.name}"
     if _uses_rig(item) and state.broken is not None:
         pytest.skip(f"rig broken: {state.broken}")
     if state.running is not None:
@@ -268,15 +272,20 @@ def hub(rig: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def rig_device(rig: Any) -> Any:
+def rig_device(rig: Any, request: pytest.FixtureRequest) -> Any:
     """rig_device("role") -> the rig's device with that role (skips if the rig has none)."""
     from bench.errors import ConfigError
 
+    state = _state(request.config)
+
     def lookup(role: str) -> Any:
         try:
-            return rig.rig.device(role)
+            device = rig.rig.device(role)
         except ConfigError as exc:
             pytest.skip(str(exc))
+        if state.current is not None:
+            state.current.user_properties.append((f"device_{role}", device.eui_hex))
+        return device
 
     return lookup
 

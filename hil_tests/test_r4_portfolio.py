@@ -19,6 +19,8 @@ def _check_portfolio(rig, supplier, devices, step):
         assert row["active_version"] == version, \
             f"{step}: report says {row['active_version']} active on {eui}, the device says {version}"
         assert row["last_read_version"] == version, f"{step}: last 11.2 read not recorded for {eui}"
+        assert row["agrees_with_dcc"] == (row["dcc_firmware_version"] == version), \
+            f"{step}: agrees_with_dcc is {row['agrees_with_dcc']} for {eui}"
     return rows
 
 

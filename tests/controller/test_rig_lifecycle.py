@@ -52,6 +52,17 @@ def test_rig_comes_up_and_stops_cleanly_with_its_artefacts(tmp_path):
     assert log[0][:4].isdigit() and "T" in log[0][:20], "device log lines start with a timestamp"
     assert any("emulator exited with code 0" in line for line in log), "SIGTERM ends it cleanly"
 
+    # the run's database stays readable by `bench report` once the rig is down
+    page = tmp_path / "portfolio.html"
+    _bench("report", "--db", str(results / "bench.sqlite"), "--supplier", "90B3D51F30010000",
+           "--format", "html", "-o", str(page))
+    assert 'id="versions-chart"' in page.read_text()
+    table = _bench("report", "--db", str(results / "bench.sqlite"), "--supplier", "supplier-a").stdout
+    assert table.startswith("Device") and "00DB1234567890A1" in table
+    assert "00DB1234567890B0" not in table
+    missing = _bench("report", "--db", str(tmp_path / "none.sqlite"), check=False)
+    assert missing.returncode == 2 and "no shim database" in missing.stderr
+
 
 def test_a_failing_step_stops_what_already_started(tmp_path):
     rig_file = tmp_path / "broken.toml"
@@ -156,3 +167,30 @@ def test_run_json_summary_shape(tmp_path):
     assert Path(summary["results"], "capture.pcap").is_file()
     assert Path(summary["results"], "junit.xml").read_text().count("<testcase") == 3
     assert "running 3 conformance tests" in result.stderr
+
+
+def test_a_rig_that_breaks_mid_run_skips_the_rest_with_the_cause(tmp_path):
+    rig_file = tmp_path / "rig.toml"
+    rig_file.write_text(_rig_text())
+    (tmp_path / "test_break.py").write_text(
+        "def test_power_cut(rig):\n"
+        "    meter = rig.meters['esme']\n"
+        "    meter.process.kill()\n"
+        "    meter.process.wait()\n"
+        "def test_read_after(esme, supplier):\n"
+        "    supplier.read_firmware(esme)\n"
+        "def test_nothing_after(gsme):\n"
+        "    pass\n"
+        "def test_unrelated():\n"
+        "    pass\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                             str(tmp_path / "test_break.py"), "--rig", str(rig_file),
+                             "--results", str(tmp_path / "results")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=90, check=False)
+    assert "2 passed, 2 skipped" in result.stdout, result.stdout
+    record = json.loads((tmp_path / "results" / "record.json").read_text())
+    assert record["rig_error"] == "emulated meter(s) esme exited before test_read_after"
+    skipped = {t["nodeid"].split("::")[1]: t["failure"] for t in record["tests"]
+               if t["outcome"] == "skipped"}
+    assert set(skipped) == {"test_read_after", "test_nothing_after"}
+    assert all("rig broken: emulated meter(s) esme exited" in why for why in skipped.values())
