@@ -1,0 +1,77 @@
+"""`bench emulate` as users run it: the --pty contract, SIGTERM, errors, the Raspberry Pi unit."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+from .helpers import ESME, ROOT, MeterProcess
+
+PI = ROOT / "scripts" / "pi"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", "emulate", *args], capture_output=True,
+                          text=True, timeout=20, cwd=ROOT)
+
+
+def test_pty_prints_port_first_and_sigterm_stops_cleanly(pki, tmp_path):
+    args = ["--device", "esme", "--eui", "00-DB-12-34-56-78-90-A0", "--identity", str(pki.directory),
+            "--state", str(tmp_path / "state"), "--pty", "--baud", "115200"]
+    meter = MeterProcess(args, tmp_path / "state", tmp_path / "log")
+    port = meter.start()
+    assert re.fullmatch(r"/dev/pts/\d+", port)
+    assert meter.stop() == 0
+    assert meter.proc.stdout.read() == b""  # nothing but the port line on stdout
+    state = meter.load_state()
+    assert state.eui == ESME.hex().upper() and state.active.file_version == 0x100
+    assert (tmp_path / "state" / "trust_anchors.json").exists()
+
+
+def test_bad_invocations_fail_with_one_line(pki, tmp_path):
+    base = ["--device", "esme", "--identity", str(pki.directory), "--state", str(tmp_path / "s")]
+    both = run(*base, "--eui", ESME.hex(), "--pty", "--port", "loop://")
+    assert both.returncode == 2 and "exactly one" in both.stderr
+    unknown = run(*base, "--eui", "0011223344556677", "--pty")
+    assert unknown.returncode == 2 and "0011223344556677" in unknown.stderr
+    wrong_type = run("--device", "gsme", "--eui", ESME.hex(), "--identity", str(pki.directory),
+                     "--state", str(tmp_path / "g"), "--pty")
+    assert wrong_type.returncode == 2 and "ESME" in wrong_type.stderr
+    no_port = run(*base, "--eui", ESME.hex(), "--port", str(tmp_path / "ttyNONE"))
+    assert no_port.returncode == 2 and "cannot open" in no_port.stderr
+    for result in (both, unknown, wrong_type, no_port):
+        assert "Traceback" not in result.stderr
+
+
+def test_raspberry_pi_unit_command_line_runs(pki, tmp_path):
+    unit = (PI / "bench-emulate.service").read_text()
+    exec_start = re.search(r"^ExecStart=(.*?)(?<!\\)$", unit, re.S | re.M).group(1).replace("\\\n", " ")
+    env = {"BENCH_DEVICE": "esme", "BENCH_EUI": ESME.hex(), "BENCH_IDENTITY": str(pki.directory),
+           "BENCH_PORT": "loop://", "BENCH_BAUD": "115200", "BENCH_OPTIONS": "--fault wrong-hash-in-alert"}
+    words = []
+    for word in shlex.split(exec_start):
+        if word.startswith("$") and not word.startswith("${"):
+            words += env[word[1:]].split()  # systemd splits $VAR on whitespace
+        else:
+            words.append(re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], word))
+    assert words[0] == "/opt/bench/venv/bin/bench" and words[1] == "emulate"
+    words = [w.replace("/var/lib/bench/state", str(tmp_path / "state")) for w in words]
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *words[1:]], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    assert proc.poll() is None, proc.stderr.read().decode()
+    proc.terminate()
+    assert proc.wait(5) == 0
+    assert json.loads((tmp_path / "state" / "state.json").read_text())["device_type"] == "esme"
+    assert "KillSignal=SIGTERM" in unit and "--port ${BENCH_PORT}" in unit
+
+
+def test_install_script_is_valid_bash():
+    script = PI / "install.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    shown = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True)
+    assert shown.returncode == 0 and "--identity" in shown.stdout
