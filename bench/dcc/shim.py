@@ -102,9 +102,9 @@ class Shim:
         self.signer = messages.ResponseSigner(self.pki)
         self.critical = CriticalPath(self.pki)
         self.events = HubEvents(self.store, self.signer, self.critical, self.clock)
-        # One request or event at a time: lxml parsers and the DB connection are not shared
-        # between threads, and the rig's control socket serves clients on several threads.
-        self._lock = threading.Lock()
+        # lxml parsers and the signxml signer must not be used by two threads at once (the rig's
+        # control socket serves clients on several threads). Lock order: XML, then the store.
+        self._xml = threading.Lock()
 
     def clock(self) -> datetime:
         """The shim's time, always timezone-aware (a naive clock is taken as UTC)."""
@@ -117,44 +117,53 @@ class Shim:
     # -- requests ------------------------------------------------------------------------------
 
     def submit(self, xml: bytes) -> bytes:
-        """Authorise one signed DUIS request and return the signed DUIS response."""
+        """Authorise one signed DUIS request and return the signed DUIS response.
+
+        Safe to call from several threads: XML work (parsing, XML-DSig) runs under one lock,
+        database work under the store's, so one request's fsync overlaps another's checks.
+        """
         now = self.clock()
         at = timestamp(now)
-        with self._lock:
-            try:
+        try:
+            with self._xml:
                 request = self._authenticate(xml, now)
-            except Refusal as refusal:
-                self._refuse(refusal, at)
-                incoming = refusal.request or messages.salvage(xml)
-                return self.signer.response(incoming, refusal.code, messages.ResponseBody(), now)
+        except Refusal as refusal:
+            self._refuse(refusal, at)
+            return self._respond(refusal.request or messages.salvage(xml), refusal.code, now)
+        try:
+            with self.store.transaction() as conn:
+                self._check_counter(conn, request)
+                decision = self._authorise(conn, request, now)
+                audit.record(
+                    conn, at, "accepted", decision.reason, request_id=str(request.request_id),
+                    originator=request.originator, service_reference=request.service_reference,
+                    device=_device_of(request), response_code=decision.code,
+                )
+        except Refusal as refusal:
+            with self.store.transaction() as conn:
+                if not refusal.replay:
+                    self._advance_counter(conn, request)
+                self._audit_refusal(conn, refusal, at)
+            return self._respond(request, refusal.code, now)
+        code = decision.code
+        for work in decision.after_commit:
             try:
+                work()
+            except (BenchError, OSError) as exc:
+                code = "E20"
                 with self.store.transaction() as conn:
-                    self._check_counter(conn, request)
-                    decision = self._authorise(conn, request, now)
                     audit.record(
-                        conn, at, "accepted", decision.reason, request_id=str(request.request_id),
-                        originator=request.originator, service_reference=request.service_reference,
-                        device=_device_of(request), response_code=decision.code,
+                        conn, timestamp(self.clock()), "event", f"hub refused the hand-over: {exc}",
+                        request_id=str(request.request_id), originator=request.originator,
+                        service_reference=request.service_reference, response_code="E20",
                     )
-            except Refusal as refusal:
-                with self.store.transaction() as conn:
-                    if not refusal.replay:
-                        self._advance_counter(conn, request)
-                    self._audit_refusal(conn, refusal, at)
-                return self.signer.response(request, refusal.code, messages.ResponseBody(), now)
-            code = decision.code
-            for work in decision.after_commit:
-                try:
-                    work()
-                except (BenchError, OSError) as exc:
-                    code = "E20"
-                    with self.store.transaction() as conn:
-                        audit.record(
-                            conn, timestamp(self.clock()), "event", f"hub refused the hand-over: {exc}",
-                            request_id=str(request.request_id), originator=request.originator,
-                            service_reference=request.service_reference, response_code="E20",
-                        )
-            return self.signer.response(request, code, decision.body, now)
+        return self._respond(request, code, now, decision.body)
+
+    def _respond(
+        self, request: messages.Incoming, code: str, now: datetime, body: messages.ResponseBody | None = None
+    ) -> bytes:
+        with self._xml:
+            return self.signer.response(request, code, body or messages.ResponseBody(), now)
 
     def _refuse(self, refusal: Refusal, at: str) -> None:
         with self.store.transaction() as conn:
@@ -393,14 +402,14 @@ class Shim:
 
     def device_message(self, eui: bytes, gbcs: bytes) -> None:
         """A response or alert from a device: turned into DUIS, routed, stored durably."""
-        with self._lock:
+        with self._xml:
             self.events.device_message(eui, gbcs)
 
     def delivery_status(
         self, eui: bytes, request_id: str, success: bool, *, comms_hub: bytes | None = None
     ) -> None:
         """The hub finished (or gave up) delivering an image: N60/N61 to requester and Supplier."""
-        with self._lock:
+        with self._xml:
             self.events.delivery_status(eui, request_id, success, comms_hub=comms_hub)
 
 

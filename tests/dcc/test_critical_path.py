@@ -178,3 +178,38 @@ def test_hub_failure_is_e20_and_audited(shim, requests) -> None:
     assert parse_response(shim.submit(requests.update("rsa-1", [ESME_A0]))).response_code == "E20"
     reasons = [r for (r,) in shim.store.read("SELECT reason FROM audit WHERE response_code = 'E20'")]
     assert len(reasons) == 2 and all("radio unplugged" in r for r in reasons)
+
+
+def test_concurrent_submitters_and_events(shim, pki, requests) -> None:
+    """The rig's control socket serves clients on threads: requests and hub events interleave."""
+    import threading
+
+    from .test_alert_routing import alert
+
+    docs = {party: [requests.read(party, ESME_A0) for _ in range(15)] for party in ("supplier-a", "rsa-1")}
+    codes: list[str] = []
+    failures: list[BaseException] = []
+
+    def run(party: str) -> None:
+        try:
+            for xml in docs[party]:
+                codes.append(parse_response(shim.submit(xml)).response_code)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    def alerts() -> None:
+        try:
+            for _ in range(15):
+                shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F43))
+        except BaseException as exc:  # noqa: BLE001
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in docs] + [threading.Thread(target=alerts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    assert codes == ["I99"] * 30
+    assert len(shim.gateway.commands) == 30
+    assert shim.store.read("SELECT COUNT(*) FROM mailbox WHERE code = '8F43'") == [(15,)]
