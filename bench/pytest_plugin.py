@@ -71,12 +71,16 @@ class _State:
         return Path(option) if option else None
 
     def results_dir(self) -> Path:
+        """--results, else results/<timestamp>; one per xdist worker (each has its own rig)."""
         option = self.config.getoption("--results")
         if option:
-            return Path(option)
-        from bench.rig import default_results_dir
+            path = Path(option)
+        else:
+            from bench.rig import default_results_dir
 
-        return default_results_dir()
+            path = default_results_dir()
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        return path / worker if worker else path
 
 
 _STATE = pytest.StashKey[_State]()

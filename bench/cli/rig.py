@@ -14,11 +14,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from bench.errors import RigError
 
+PID_FILE = "rig.pid"
 RUN_DIR_HELP = "Run directory holding control.sock and bench.sqlite (default: $BENCH_RUN_DIR or ./run)."
 
 
@@ -60,7 +62,7 @@ def check(rig_file: Path | None, as_json: bool) -> None:
 def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach: bool,
        as_json: bool) -> None:
     """Start a rig and serve its control socket until `bench rig down`."""
-    from bench.rig_control import RigClient, RigControlServer, socket_path
+    from bench.rig_control import RigClient
     from bench.rig_control import run_dir as resolve_run_dir
 
     run = resolve_run_dir(run_dir)
@@ -77,22 +79,33 @@ def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach
     run.mkdir(parents=True, exist_ok=True)
     running = RunningRig(loaded, (results or default_results_dir()).resolve(),
                          db_path=(run / "bench.sqlite").resolve())
-    stopping = {"signal": None}
+    pid_file = run / PID_FILE
+    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        _serve(running, run, loaded.name, as_json)
+    finally:
+        pid_file.unlink(missing_ok=True)  # last act: `bench rig down` waits for this
+    if not as_json:
+        click.echo(f"rig {loaded.name} stopped; results in {running.results}")
 
-    def on_signal(signum: int, _frame: object) -> None:
-        stopping["signal"] = signum
+
+def _serve(running: Any, run: Path, name: str, as_json: bool) -> None:
+    """Run the rig and its control socket until asked to stop."""
+    from bench.rig_control import RigControlServer, socket_path
+
+    def on_signal(_signum: int, _frame: object) -> None:
         server.shutdown_requested.set()
 
     with running:
         server = RigControlServer(socket_path(run), running.control_handlers())
         with server:
-            previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+            previous = {n: signal.signal(n, on_signal) for n in (signal.SIGTERM, signal.SIGINT)}
             try:
                 status = running.status() | {"control_socket": str(server.path)}
                 if as_json:
                     click.echo(json.dumps(status))
                 else:
-                    click.echo(f"rig {loaded.name} is up; control socket {server.path}")
+                    click.echo(f"rig {name} is up; control socket {server.path}")
                     click.echo(f"results {running.results}; stop with `bench rig down`")
                 sys.stdout.flush()
                 while not server.shutdown_requested.wait(0.5):
@@ -100,10 +113,8 @@ def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach
                     if dead:
                         raise RigError(f"emulated meter(s) {', '.join(dead)} exited; stopping the rig")
             finally:
-                for s, handler in previous.items():
-                    signal.signal(s, handler)
-    if not as_json:
-        click.echo(f"rig {loaded.name} stopped; results in {running.results}")
+                for number, handler in previous.items():
+                    signal.signal(number, handler)
 
 
 def _detach(rig_file: Path | None, run: Path, results: Path | None, as_json: bool) -> None:
@@ -143,13 +154,16 @@ def _detach(rig_file: Path | None, run: Path, results: Path | None, as_json: boo
 def down(run_dir: Path | None, timeout: float) -> None:
     """Stop the rig that `bench rig up` runs."""
     from bench.rig_control import RigClient, socket_path
+    from bench.rig_control import run_dir as resolve_run_dir
 
-    path = socket_path(run_dir)
+    run = resolve_run_dir(run_dir)
+    path = socket_path(run)
+    pid_file = run / PID_FILE
     RigClient(path).shutdown()
     deadline = time.monotonic() + timeout
-    while path.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if path.exists():
+    while (path.exists() or pid_file.exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if path.exists() or pid_file.exists():
         raise RigError(f"the rig did not stop within {timeout:g} s")
     click.echo("rig stopped")
 
