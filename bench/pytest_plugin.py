@@ -79,7 +79,7 @@ class _State:
             from bench.rig import default_results_dir
 
             path = default_results_dir()
-        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        worker = getattr(self.config, "workerinput", {}).get("workerid")  # only in an xdist worker
         return path / worker if worker else path
 
 
