@@ -142,8 +142,9 @@ WARNING_LIST: dict[str, str] = {
 MAX_IMAGE_BYTES = 10_240_000
 MAX_DEVICES = 50_000
 VERSION_LENGTH = (1, 8)
-# A base64 image of the largest size plus the largest device list and the envelope.
-MAX_REQUEST_BYTES = 15_000_000
+# A base64 image of the largest size (13.7 MB) plus the largest device list (1.2 MB) and the
+# envelope, with room for indentation: the limit the DUIS codec's safe parser applies too.
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 
 def user_role_for(org_role: str, device_type: str) -> str | None:
