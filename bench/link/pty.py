@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import select
+import termios
 import tty
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ class PtyPair:
     port: str
 
     def master_link(self, baud: int | None = None) -> PtyLink:
-        return PtyLink(self.master_fd, baud)
+        return PtyLink(self.master_fd, baud, slave_fd=self.slave_fd)
 
     def close(self) -> None:
         for fd in (self.master_fd, self.slave_fd):
@@ -46,10 +47,13 @@ def open_pty_pair() -> PtyPair:
 class PtyLink(FramedStream):
     """The master side of a pseudo-terminal as a HAN link (HDLC-lite framed, optionally paced)."""
 
-    def __init__(self, master_fd: int, baud: int | None = None, write_timeout: float = 5.0) -> None:
+    def __init__(self, master_fd: int, baud: int | None = None, write_timeout: float = 1.0,
+                 slave_fd: int | None = None) -> None:
         super().__init__(baud)
         self._fd = master_fd
+        self._slave_fd = slave_fd
         self._write_timeout = write_timeout
+        self.overruns = 0
 
     def _read_raw(self, timeout: float) -> bytes:
         ready, _, _ = select.select([self._fd], [], [], timeout)
@@ -69,7 +73,13 @@ class PtyLink(FramedStream):
         while view:
             _, ready, _ = select.select([], [self._fd], [], self._write_timeout)
             if not ready:
-                raise LinkError("pseudo-terminal: write timed out (nobody reading the other side?)")
+                if self._slave_fd is None:
+                    raise LinkError("pseudo-terminal: write timed out (nobody reading the other side?)")
+                # nobody reads the far end: like a UART nobody listens to, the old bytes are lost
+                # rather than the sender blocking for ever
+                termios.tcflush(self._slave_fd, termios.TCIFLUSH)
+                self.overruns += 1
+                continue
             try:
                 written = os.write(self._fd, view)
             except BlockingIOError:

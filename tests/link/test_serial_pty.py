@@ -126,3 +126,16 @@ def test_faulty_link_is_seeded_and_counts(pty_pair):
 def test_faulty_link_rejects_bad_probabilities(pty_pair):
     with pytest.raises(ValueError):
         FaultyLink(pty_pair.master_link(), drop=1.5)
+
+
+def test_unread_pty_drops_old_bytes_instead_of_blocking(pty_pair):
+    meter = pty_pair.master_link()
+    meter._write_timeout = 0.05  # noqa: SLF001 - keep the test short
+    frame = bytes(100)
+    start = time.monotonic()
+    for _ in range(400):  # far more than the pseudo-terminal buffers, and nobody reads it
+        meter.send(frame)
+    assert meter.overruns >= 1 and time.monotonic() - start < 10
+    with SerialLink(pty_pair.port) as bench:  # a late reader starts from fresh bytes
+        meter.send(b"fresh")
+        assert bench.recv(1.0) == b"fresh"
