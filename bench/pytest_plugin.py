@@ -13,6 +13,7 @@ Fixtures (see README, "Writing a HIL test"):
   images                    builds signed GB upgrade images for a device
   registry_change           the shim registry, restored after the test
   results_dir               this run's results directory
+  measure(name, value, unit) a measurement of this test, kept in record.json and JUnit
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import pytest
 
 RIG_ENV = "BENCH_RIG"
-RIG_FIXTURES = frozenset({
+RIG_FIXTURES = frozenset({  # asking for any of these starts the rig
     "rig", "shim", "hub", "esme", "gsme", "other_esme", "ppmid", "hcalcs", "uncommissioned_esme",
     "rig_device", "supplier", "other_supplier", "rsa", "other_rsa", "images", "registry_change",
 })
@@ -65,6 +66,8 @@ class _State:
     current: Any = None  # the test item being run
     test_records: dict[str, Any] = field(default_factory=dict)
     marks: dict[str, int] = field(default_factory=dict)
+    waits_at_start: dict[str, float] = field(default_factory=dict)
+    pending_measurements: dict[str, list[Any]] = field(default_factory=dict)
 
     def rig_path(self) -> Path | None:
         option = self.config.getoption("--rig") or os.environ.get(RIG_ENV)
@@ -113,6 +116,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(f"rig broken: {state.broken}")
     if state.running is not None:
         state.marks[item.nodeid] = state.running.traffic.mark
+        state.waits_at_start[item.nodeid] = state.running.waits.total_s
 
 
 @pytest.hookimpl(wrapper=True)
@@ -197,6 +201,10 @@ def _record(state: _State, item: pytest.Item, report: pytest.TestReport,
     if report.when == "call":
         test.duration_s = round(report.duration, 3)
         test.measurements.append(Measurement("duration", test.duration_s, "s"))
+        if state.running is not None:
+            waited = state.running.waits.total_s - state.waits_at_start.get(item.nodeid, 0.0)
+            test.measurements.append(Measurement("link_wait", round(waited, 3), "s"))
+        test.measurements.extend(state.pending_measurements.pop(item.nodeid, []))
     state.writer.save()
 
 
@@ -348,6 +356,21 @@ def registry_change(rig: Any) -> Any:
     """The shim's registry for run-time changes (change of supplier, ended appointment)."""
     with rig.registry_changes() as registry:
         yield registry
+
+
+@pytest.fixture
+def measure(request: pytest.FixtureRequest) -> Any:
+    """measure(name, value, unit=None): record a measurement of this test in record.json."""
+    state = _state(request.config)
+    nodeid = request.node.nodeid
+
+    def record(name: str, value: Any, unit: str | None = None) -> None:
+        from bench.report.run_record import Measurement
+
+        state.pending_measurements.setdefault(nodeid, []).append(Measurement(name, value, unit))
+        request.node.user_properties.append((name, value))
+
+    return record
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bench.codec.eui import eui_hex
+from bench.codec.duis import (
+    DCC_EUI,
+    ActivateFirmwareRequest,
+    ReadFirmwareVersionRequest,
+    RequestID,
+    SignedPreCommandRequest,
+    UpdateFirmwareRequest,
+    build_request,
+    parse_alert,
+    parse_response,
+)
+from bench.codec.eui import eui_hex, parse_eui
+from bench.codec.gbcs.apdu import decode_message
+from bench.codec.gbcs.payloads import decode_payload
+from bench.crypto.gbcs_security import sign_message
+from bench.crypto.xmldsig import sign_document
+from bench.dcc.alerts import Mailboxes
 from bench.errors import LinkTimeout, RigError
 
 POLL_S = 0.02
@@ -30,8 +46,6 @@ def device_eui(device: Any) -> bytes:
     if isinstance(device, bytes | bytearray):
         return bytes(device)
     if isinstance(device, str):
-        from bench.codec.eui import parse_eui
-
         return parse_eui(device)
     return device.eui
 
@@ -141,20 +155,14 @@ class Party:
     # -- requests -------------------------------------------------------------------------------
 
     def request_id(self, target: bytes | None = None) -> Any:
-        from bench.codec.duis import DCC_EUI, RequestID
-
         return RequestID(self.eui, target if target is not None else DCC_EUI,
                          next_counter(self.eui))
 
     def sign(self, xml: bytes) -> bytes:
-        from bench.crypto.xmldsig import sign_document
-
         return sign_document(xml, self.identity.ds_key, self.identity.ds_cert)
 
     def send(self, request: Any) -> Submission:
         """Build, sign and submit one Service Request; returns the shim's parsed answer."""
-        from bench.codec.duis import build_request, parse_response
-
         xml = self.sign(build_request(request))
         mark = self.rig.traffic.mark
         answer = self.rig.submit(xml)
@@ -163,8 +171,6 @@ class Party:
     def update_firmware(self, image: SampleImage | bytes, devices: list[Any],
                         version: str | None = None) -> Submission:
         """DUIS 11.1 to the DCC for these devices."""
-        from bench.codec.duis import UpdateFirmwareRequest
-
         data = image.data if isinstance(image, SampleImage) else image
         if version is None:
             version = image.version if isinstance(image, SampleImage) else "1"
@@ -173,10 +179,6 @@ class Party:
 
     def read_firmware(self, device: Any, timeout: float | None = None) -> FirmwareRead:
         """DUIS 11.2 and the device's answer (version octets as upper-case hex)."""
-        from bench.codec.duis import ReadFirmwareVersionRequest
-        from bench.codec.gbcs.apdu import decode_message
-        from bench.codec.gbcs.payloads import decode_payload
-
         eui = device_eui(device)
         submission = self.send(ReadFirmwareVersionRequest(self.request_id(eui)))
         expect_code(submission, "I0", "I99")
@@ -190,11 +192,6 @@ class Party:
     def activate(self, device: Any, firmware_hash: bytes, at: datetime | None = None,
                  wait: bool = True, timeout: float | None = None) -> Activation:
         """11.3: CV4 for the pre-command, sign it, CV5; then the device's CS06 response."""
-        from bench.codec.duis import ActivateFirmwareRequest, SignedPreCommandRequest
-        from bench.codec.gbcs.apdu import decode_message
-        from bench.codec.gbcs.payloads import decode_payload
-        from bench.crypto.gbcs_security import sign_message
-
         eui = device_eui(device)
         first = self.send(ActivateFirmwareRequest(self.request_id(eui), firmware_hash, at))
         activation = Activation(first, None)
@@ -215,8 +212,6 @@ class Party:
     # -- mailbox ----------------------------------------------------------------------------------
 
     def mailbox(self, after: int = 0) -> list[Any]:
-        from bench.dcc.alerts import Mailboxes
-
         return Mailboxes(self.rig.shim.store).messages(self.eui_hex, after)
 
     def mailbox_mark(self) -> int:
@@ -225,8 +220,6 @@ class Party:
 
     def alerts(self, after: int = 0, device: Any = None) -> list[MailboxAlert]:
         """Every alert (device and DCC) in this party's mailbox, parsed."""
-        from bench.codec.duis import parse_alert
-
         wanted = eui_hex(device_eui(device)) if device is not None else None
         found = []
         for message in self.mailbox(after):
@@ -259,8 +252,6 @@ class Party:
     def device_response(self, submission: Submission, eui: bytes,
                         timeout: float | None = None) -> tuple[bytes, bytes]:
         """The DUIS response carrying the device's GBCS answer to `submission`."""
-        from bench.codec.duis import parse_response
-
         if submission.response.gbcs_payload:  # answered in the same response
             return submission.response_xml, submission.response.gbcs_payload
         timeout = self.rig.rig.options.response_timeout_s if timeout is None else timeout

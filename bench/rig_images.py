@@ -36,13 +36,14 @@ class ImageFactory:
     def _party_name(self, signer: str) -> str:
         return self.rig.rig.parties.get(signer, signer)
 
-    def for_device(self, device: Any, signer: str = "supplier", size: int = DEFAULT_SIZE,
+    def for_device(self, device: Any, signer: str = "supplier", size: int | None = None,
                    version: int | None = None) -> SampleImage:
         """A GB image for the device's type, signed with `signer`'s DS key (a part or a name)."""
         from bench.codec.ota_file import OtaHeader, build_gb_image
         from bench.crypto.image_signature import sign_image
 
         device_type = device.device_type
+        size = size if size is not None else getattr(self.rig.rig.options, "image_size", DEFAULT_SIZE)
         if device_type not in IMAGE_TYPES:
             raise ValueError(f"no OTA image type for a {device_type}")
         with self._lock:

@@ -52,6 +52,7 @@ class RigOptions:
     transfer_timeout_s: float = 120.0
     startup_timeout_s: float = 15.0
     notify_interval_s: float = 1.0
+    image_size: int = 1024  # manufacturer image bytes of the suite's images
 
 
 @dataclass(frozen=True)

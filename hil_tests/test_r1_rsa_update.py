@@ -10,7 +10,7 @@ from bench.codec.pcap import read_pcap
 
 @pytest.mark.mp207("R1")
 @pytest.mark.parametrize("role", ["esme", "gsme"])
-def test_r1_rsa_update_lands(role, rig, rig_device, rsa, supplier, images):
+def test_r1_rsa_update_lands(role, rig, rig_device, rsa, supplier, images, measure):
     device = rig_device(role)
     before = supplier.read_firmware(device).version
     image = images.for_device(device, signer="supplier")
@@ -25,6 +25,10 @@ def test_r1_rsa_update_lands(role, rig, rig_device, rsa, supplier, images):
     assert fdra_hash(alert) == image.hash, "pending image hash is not SHA-256 of the manufacturer image"
     state = rig.wait_transfer(device.eui, str(submission.request_id))
     assert state == "complete", f"image transfer ended {state}"
+    transfer = rig.gateway.transfers[(device.eui, str(submission.request_id))].progress()
+    if transfer.started_at is not None and transfer.finished_at is not None:
+        measure("transfer_s", round(transfer.finished_at - transfer.started_at, 3), "s")
+    measure("image_bytes", len(image.data), "B")
 
     after = supplier.read_firmware(device).version
     assert after == before, f"active version changed by distribution alone: {before} -> {after}"

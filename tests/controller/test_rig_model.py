@@ -63,6 +63,11 @@ def test_relative_paths_resolve_against_the_parent_of_the_rig_directory(tmp_path
     ('faults = ["explode"]', r"field 'faults': unknown fault profile 'explode'"),
     ('colour = "red"', r"device 'esme' \(00DB1234567890A0\): field 'colour': unknown field"),
     ('generation = "SMETS1"', r"field 'link': emulated meters are SMETS2\+"),
+    ('wake_window_s = 0', r"field 'wake_window_s': must be positive"),
+    ('poll_interval_s = -1.5', r"field 'poll_interval_s': must be positive"),
+    ('query_interval_s = "often"', r"field 'query_interval_s': expected float"),
+    ('retry_timeout_s = 0.0', r"field 'retry_timeout_s': must be positive"),
+    ('sleepy = "yes"', r"field 'sleepy': expected bool"),
 ])
 def test_device_errors_name_file_device_and_field(tmp_path, snippet, message):
     key = snippet.split(" = ")[0]
@@ -71,6 +76,22 @@ def test_device_errors_name_file_device_and_field(tmp_path, snippet, message):
     with pytest.raises(ConfigError, match=message) as info:
         load_rig(path)
     assert str(info.value).startswith(str(path))
+
+
+def test_emulator_knobs_reach_the_command_line(tmp_path):
+    from bench.rig_emulator import emulate_command
+
+    rig = load_rig()
+    gsme = emulate_command(rig.device("gsme"), rig.pki_dir, tmp_path, "supplier-a")
+    assert gsme[gsme.index("--device") + 1] == "gsme"
+    assert gsme[gsme.index("--poll-interval") + 1] == "0.3"
+    assert gsme[gsme.index("--wake-window") + 1] == "0.2"
+    assert gsme[gsme.index("--supplier") + 1] == "supplier-a" and "--pty" in gsme
+    esme = emulate_command(rig.device("esme"), rig.pki_dir, tmp_path)
+    assert "--poll-interval" not in esme and esme[esme.index("--query-interval") + 1] == "0.5"
+    faulty = load_rig(_write(tmp_path, MINIMAL + 'faults = ["accept-any-signer"]\n'))
+    command = emulate_command(faulty.device("esme"), faulty.pki_dir, tmp_path)
+    assert command[command.index("--fault") + 1] == "accept-any-signer"
 
 
 def test_emulating_a_ppmid_is_refused(tmp_path):
