@@ -118,10 +118,16 @@ class ResponseBody:
     precommand: bytes | None = None
 
 
+@lru_cache(maxsize=1)
+def _schema() -> etree.XMLSchema:
+    """The DUIS schema, looked up once per process (every request is validated against it)."""
+    return duis_schema()
+
+
 def read_request(xml: bytes) -> tuple[etree._Element, Incoming]:
     """Parse once (safe parser, no DTD), validate against the DUIS schema, read the firmware SR."""
     root = parse_document(xml)
-    schema = duis_schema()
+    schema = _schema()
     if not schema.validate(root):
         error = schema.error_log.last_error
         raise DecodeError("DUIS", "schema", None, f"line {error.line}: {error.message}")

@@ -208,24 +208,27 @@ class Shim:
         return request
 
     def _check_counter(self, conn: sqlite3.Connection, request: messages.Incoming) -> None:
-        row = conn.execute(
-            "SELECT last_counter FROM request_counter WHERE originator = ?", (request.originator,)
-        ).fetchone()
-        last = int(row[0]) if row else None
-        counter = request.request_id.counter
-        if last is not None and counter <= last:
+        """Record the counter if it is greater than the originator's last; else it is a replay."""
+        advanced = self._advance_counter(conn, request)
+        if not advanced:
+            last = conn.execute(
+                "SELECT last_counter FROM request_counter WHERE originator = ?", (request.originator,)
+            ).fetchone()[0]
+            counter = request.request_id.counter
             raise Refusal(
-                "E1", f"RequestID counter {counter} is not greater than {last} (replay)", request, replay=True
+                "E1", f"RequestID counter {counter} is not greater than {int(last)} (replay)", request,
+                replay=True,
             )
-        self._advance_counter(conn, request)
 
     @staticmethod
-    def _advance_counter(conn: sqlite3.Connection, request: messages.Incoming) -> None:
-        conn.execute(
+    def _advance_counter(conn: sqlite3.Connection, request: messages.Incoming) -> bool:
+        """Raise the originator's last counter to this request's; False if it was not greater."""
+        cursor = conn.execute(
             "INSERT INTO request_counter VALUES (?, ?) ON CONFLICT(originator) DO UPDATE"
             " SET last_counter = excluded.last_counter WHERE excluded.last_counter > last_counter",
             (request.originator, f"{request.request_id.counter:020d}"),
         )
+        return cursor.rowcount == 1
 
     def _authorise(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> Decision:
         sr = request.service_reference

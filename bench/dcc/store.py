@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 from bench.errors import ConfigError
@@ -135,8 +136,9 @@ CREATE TABLE IF NOT EXISTS device_state (
 """
 
 
+@lru_cache(maxsize=256)
 def timestamp(when: datetime) -> str:
-    """Fixed-width UTC text; naive datetimes are taken as UTC."""
+    """Fixed-width UTC text; naive datetimes are taken as UTC (cached: one request asks often)."""
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
