@@ -243,3 +243,27 @@ def test_ended_appointment_is_seen_by_the_next_request(make_shim, requests) -> N
     assert parse_response(shim.submit(requests.update("rsa-1", [a0]))).response_code == "I99"
     now["t"] = NOW + timedelta(minutes=5)
     assert parse_response(shim.submit(requests.update("rsa-1", [a0]))).response_code == "E4"
+
+
+# Roles the bench PKI has no signing identity for (network operators, other users): the same
+# hand-written expectations, checked on the decision function the shim uses per device.
+OTHER_ROLES_EXPECTED = {
+    # (org role, SR, device type) -> code; every other combination of these roles is E2 or E11
+    ("network-operator", "11.2", "ESME"): None,
+    ("network-operator", "11.2", "GSME"): None,
+    ("network-operator", "11.2", "PPMID"): "E11",
+    ("other", "11.2", "ESME"): None,
+    ("other", "11.2", "GSME"): None,
+    ("other", "11.2", "HCALCS"): "E11",
+}
+
+
+@pytest.mark.parametrize(("role", "sr", "device_type"), sorted(OTHER_ROLES_EXPECTED))
+def test_network_operator_and_other_user_read_only(role: str, sr: str, device_type: str) -> None:
+    from bench.dcc.eligibility import device_decision, role_may_send
+
+    assert role_may_send(role, "11.2")
+    assert not any(role_may_send(role, other) for other in ("11.1", "11.3", "11.4"))
+    code = device_decision(sr, role, "90B3D51F30090000", (device_type, "SMETS2+", "commissioned", "1"),
+                           SUPPLIER_EUI["A"], set())
+    assert code == OTHER_ROLES_EXPECTED[(role, sr, device_type)]
