@@ -51,7 +51,14 @@ NOTIFY_JITTER = 100
 """Image Notify query jitter: 100 makes every meter that hears it answer."""
 
 EARLY_TOLERANCE_S = 0.005
-"""Slack for the meter's clock when judging whether a request honoured the block period."""
+EARLY_TOLERANCE_SHARE = 0.25
+"""A request counts as early when it comes sooner than the time it was given less
+max(5 ms, a quarter of that time): arrival times carry the scheduling jitter of both ends, and a
+meter that ignores WAIT_FOR_DATA comes back at once, far inside that margin."""
+
+
+def _early(elapsed: float, required: float) -> bool:
+    return elapsed < required - max(EARLY_TOLERANCE_S, EARLY_TOLERANCE_SHARE * required)
 
 
 def zcl_utc_time(unix_seconds: float | None = None) -> int:
@@ -206,14 +213,15 @@ class OtaServer:
             previous_request = transfer.last_request_at
             transfer.last_request_at = now
             throttle = self.throttle
-            if transfer.wait_until is not None:
+            if transfer.waited is not None:
                 # the first request after a WAIT_FOR_DATA is judged by the request time it was given
-                early = now < transfer.wait_until - EARLY_TOLERANCE_S
-                transfer.wait_until = None
+                waited_at, wait = transfer.waited
+                transfer.waited = None
+                early = _early(now - waited_at, wait)
             else:
                 early = (throttle.min_block_period_ms > 0 and previous_request is not None
-                         and transfer.holds_slot and now - previous_request
-                         < throttle.min_block_period_ms / 1000 - EARLY_TOLERANCE_S)
+                         and transfer.holds_slot
+                         and _early(now - previous_request, throttle.min_block_period_ms / 1000))
             if early:
                 transfer.early_requests += 1
             if not transfer.holds_slot:
@@ -254,7 +262,7 @@ class OtaServer:
 
     def _wait(self, transfer: Transfer, now: float, after: int) -> ImageBlockWait:
         transfer.waits_sent += 1
-        transfer.wait_until = now + after
+        transfer.waited = (now, float(after))
         utc = zcl_utc_time(self._wall_clock())
         return ImageBlockWait(utc, utc + after, self.throttle.min_block_period_ms)
 

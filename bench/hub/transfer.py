@@ -94,7 +94,7 @@ class Transfer:
         self.finished_at: float | None = None
         self.holds_slot = False
         self.notified_at: float | None = None
-        self.wait_until: float | None = None
+        self.waited: tuple[float, float] | None = None  # (when, seconds) of the last WAIT
         self._announced = self.state
         self._changed = threading.Condition()
 

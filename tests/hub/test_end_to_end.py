@@ -226,22 +226,26 @@ def test_frozen_meter_is_reported_stalled_then_resumes(bench):
 
 def test_wait_for_data_is_honoured(bench):
     second_eui = bytes.fromhex("00DB1234567890B0")
-    hub = bench.start([("esme", ESME_EUI, ()), ("esme", second_eui, ())],
+    fast = ("--max-data-size", "64")
+    hub = bench.start([("esme", ESME_EUI, fast), ("esme", second_eui, fast)],
                       throttle=Throttle(max_concurrent=1, retry_after=1,
-                                        min_block_period_ms=20))
+                                        min_block_period_ms=100))
     image = bench.image(600)
     transfers = [hub.offer_image(eui, image) for eui in (ESME_EUI, second_eui)]
     for transfer in transfers:
         assert transfer.wait(30, until=(TransferState.COMPLETE,)) is TransferState.COMPLETE
     progress = [t.progress() for t in transfers]
     assert sum(p.waits_sent for p in progress) >= 3  # the period twice, the busy slot at least once
-    assert [p.early_requests for p in progress] == [0, 0]
-    # from the wire: no meter asked for a block sooner than 20 ms after its previous one
+    timeline = [(round(ts, 4), f.src.eui.hex()[-4:], f.command) for ts, f in bench.captured()
+                if type(f.command).__name__.startswith("ImageBlock")]
+    assert [p.early_requests for p in progress] == [0, 0], timeline
+    # from the wire: no meter asked for a block sooner than 100 ms after its previous one
+    # (arrival times carry scheduling jitter: a quarter period, as the server's own check allows)
     for eui in (ESME_EUI, second_eui):
         times = [ts for ts, f in bench.captured()
                  if f.src.eui == eui and isinstance(f.command, ImageBlockRequest)]
         gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-        assert gaps and min(gaps) >= 0.019
+        assert gaps and min(gaps) >= 0.075 and sum(gaps) / len(gaps) >= 0.100
     # a meter told to come back later (busy slot) asked again no sooner than it was told
     frames = bench.captured()
     slot_waits = 0

@@ -136,9 +136,9 @@ def test_stall_is_reported_over_the_link(pty_meters):
     transfer = hub.offer_image(meter.eui, image)
     meter.expect(ImageNotify)
     header = parse_ota_header(image)
+    started = time.monotonic()
     meter.exchange(ImageBlockRequest(0, MANUFACTURER, 0, header.file_version, 0, 48),
                    ImageBlockResponse)
-    started = time.monotonic()
     assert transfer.wait(3) is TransferState.STALLED
     assert 0.3 <= time.monotonic() - started < 2.0 and stalled.wait(1)
 

@@ -223,7 +223,7 @@ def test_request_before_the_wait_is_over_is_counted_early(clock):
     second, _ = ota.offer(GSME_EUI, library.share(image))
     ota.handle(ESME_EUI, block_request(image, 0))
     ota.handle(GSME_EUI, block_request(image, 0))
-    clock.advance(0.5)
+    clock.advance(1.0)  # told 2 s; within a quarter of that is not early, this is
     reply, _ = ota.handle(GSME_EUI, block_request(image, 0))
     assert isinstance(reply, ImageBlockWait)
     assert second.progress().early_requests == 1
@@ -250,13 +250,15 @@ def test_minimum_block_period_is_announced_and_enforced(clock):
     assert wait.request_time == wait.current_time
     assert changed == [transfer]
     assert ota.handle(ESME_EUI, block_request(image, 0))[0].status == SUCCESS
+    clock.advance(0.19)  # within the tolerance of a quarter period: not early
+    assert ota.handle(ESME_EUI, block_request(image, 48))[0].status == SUCCESS
     clock.advance(0.1)
-    early, _ = ota.handle(ESME_EUI, block_request(image, 48))
+    early, _ = ota.handle(ESME_EUI, block_request(image, 96))
     assert isinstance(early, ImageBlockWait) and early.minimum_block_period == 250
     clock.advance(0.26)
-    assert ota.handle(ESME_EUI, block_request(image, 48))[0].status == SUCCESS
-    clock.advance(0.25)
     assert ota.handle(ESME_EUI, block_request(image, 96))[0].status == SUCCESS
+    clock.advance(0.25)
+    assert ota.handle(ESME_EUI, block_request(image, 144))[0].status == SUCCESS
     progress = transfer.progress()
     assert progress.early_requests == 1 and progress.waits_sent == 2
 
