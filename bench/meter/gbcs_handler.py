@@ -22,8 +22,10 @@ clock, reporting 0x00CA with 0x8F66 (actioned) or 0x8F67 (not actioned). A newer
 replaces a scheduled one (0x8F67 for the replaced one); a CS06 whose execution time has already
 passed cancels the schedule and activates nothing (responseCode 3).
 
-ECS52 (ESME) / GCS38 (GSME) need the ACB MAC and a fresh counter from a party with a cell; the
-response is MACed with the device KA key and that party's KA key.
+ECS52 (ESME) / GCS38 (GSME) need the ACB MAC and a fresh counter. The response is MACed with the
+device KA key and the requester's KA key when the requester holds a cell (the Supplier); a
+requester without one (an RSA, another User) reads through the ACB, whose MAC authorised the
+command, so its response is MACed for the ACB, which relays it.
 """
 
 from __future__ import annotations
@@ -252,7 +254,7 @@ class GbcsHandler:
         self._check_acb_mac(msg)
         cell: TrustAnchorCell | None = self.anchors.by_eui(msg.originator)
         if cell is None or cell.ka_public_key is None:
-            raise Refused(ALERT_TRUSTED_SOURCE_AUTHENTICATION_FAILURE, "requester holds no trust anchor cell")
+            cell = self.anchors.acb
         try:
             if self.device == "esme":
                 request = payloads.decode_read_firmware_command_esme(msg.content)
@@ -270,4 +272,6 @@ class GbcsHandler:
             originator=self.identity.eui, recipient=msg.originator, date_time=None,
             message_code=msg.message_code, content=content,
         )
-        self._send(apply_mac(response, self.identity.ka_key, cell.ka_public_key).encode())
+        peer = cell.ka_public_key
+        assert peer is not None  # the ACB cell always holds its KA certificate
+        self._send(apply_mac(response, self.identity.ka_key, peer).encode())

@@ -181,5 +181,12 @@ def test_read_firmware_version_is_mac_protected_both_ways(pki, held):
     assert decode_payload(response).firmware_version == FACTORY_FILE_VERSION.to_bytes(4, "big")
     driver.send_gbcs(read_firmware(pki, ESME, 7000))  # replayed
     wait_alert(driver, ALERT_OTHER_AUTHENTICATION_FAILURE)
-    driver.send_gbcs(read_firmware(pki, ESME, 7001, requester="rsa-1"))  # no trust anchor cell
-    wait_alert(driver, ALERT_TRUSTED_SOURCE_AUTHENTICATION_FAILURE)
+    # an RSA holds no cell: its read goes through the ACB, whose KA key MACs the response
+    driver.send_gbcs(read_firmware(pki, ESME, 7001, requester="rsa-1"))
+    relayed = reply(driver, 7001, ECS52)
+    assert relayed.recipient == pki.party("rsa-1").eui
+    assert verify_mac(relayed, pki.party("acb").ka_key, pki.device(ESME).ka_cert.public_key())
+    unmacked = bytearray(read_firmware(pki, ESME, 7002))
+    unmacked[-1] ^= 0xFF
+    driver.send_gbcs(bytes(unmacked))
+    wait_alert(driver, ALERT_INTEGRITY_CHECK_FAILED)

@@ -16,7 +16,7 @@ from bench.codec.gbcs.codes import (
 )
 from bench.codec.gbcs.payloads import decode_payload
 from bench.codec.ota_file import parse_gb_image
-from bench.crypto.gbcs_security import verify_signature
+from bench.crypto.gbcs_security import verify_mac, verify_signature
 from bench.meter.slots import FACTORY_FILE_VERSION
 from bench.meter.state import UPGRADE_NORMAL, UPGRADE_WAITING_TO_UPGRADE
 
@@ -153,3 +153,4 @@ def test_sleepy_gsme_downloads_in_wake_windows(pki, start_meter, connect):
     driver.send_gbcs(read_firmware(pki, GSME, 11, device="gsme"))
     response = driver.wait_for(lambda s: [m for m in s.messages if m.originator_counter == 11])[0]
     assert decode_payload(response).firmware_version == FACTORY_FILE_VERSION.to_bytes(4, "big")
+    assert verify_mac(response, pki.party("supplier-a").ka_key, pki.device(GSME).ka_cert.public_key())
