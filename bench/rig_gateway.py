@@ -9,8 +9,10 @@ bench spends blocked on devices (the `link_wait_share` of the suite benchmark).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -51,19 +53,25 @@ class GbcsEvent:
 
 @dataclass(frozen=True)
 class Distribution:
+    """An image handed to the hub for one device (its digest: images can be 10 MB)."""
+
     seq: int
     eui: bytes
     request_id: str
-    image: bytes
+    image_sha256: bytes
+    image_size: int
     at: float
+
+
+HISTORY = 100_000  # events kept: a rig left up for days must not grow without bound
 
 
 class DeviceTraffic:
     """Everything that crossed the shim/hub seam, in order, with a condition to wait on."""
 
     def __init__(self, waits: LinkWaits | None = None) -> None:
-        self.events: list[GbcsEvent] = []
-        self.distributions: list[Distribution] = []
+        self.events: deque[GbcsEvent] = deque(maxlen=HISTORY)
+        self.distributions: deque[Distribution] = deque(maxlen=HISTORY)
         self.waits = waits or LinkWaits()
         self._seq = 0
         self._changed = threading.Condition()
@@ -85,7 +93,8 @@ class DeviceTraffic:
 
     def record_distribution(self, eui: bytes, request_id: str, image: bytes) -> None:
         with self._changed:
-            self.distributions.append(Distribution(self._next(), eui, request_id, image,
+            self.distributions.append(Distribution(self._next(), eui, request_id,
+                                                   hashlib.sha256(image).digest(), len(image),
                                                    time.time()))
             self._changed.notify_all()
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from checks import (
     ACCEPTED,
+    AUTHENTICATION_FAILURES,
     FDRA_FAILURE,
     FUTURE_DATED_ACTIONED,
     VERSION_CHANGED,
@@ -17,15 +18,30 @@ from checks import (
     nothing_sent,
 )
 
+from bench.codec.gbcs.apdu import decode_message
+from bench.codec.gbcs.codes import ALERT
 from bench.errors import LinkTimeout
 from bench.rig_flows import next_counter
 
 
-def _settle(rig, device, mark, timeout):
-    """Wait for the device's reaction (any message) to what was injected after `mark`."""
-    # silence is a refusal too; the 11.2 read afterwards is the verdict
+def _refusal_alert(rig, device, mark, timeout):
+    """The authentication-failure alert (0x8F3D/1E/30/53) the meter raises for a refused command."""
+
+    def is_refusal(message: bytes) -> bool:
+        msg = decode_message(message)
+        return msg.cra_flag == ALERT and _alert_code(msg) in AUTHENTICATION_FAILURES
+
     with contextlib.suppress(LinkTimeout):
-        rig.traffic.wait_for(device.eui, lambda _m: True, timeout, mark, "reaction")
+        return rig.traffic.wait_for(device.eui, is_refusal, timeout, mark, "refusal alert")
+    return None
+
+
+def _alert_code(msg):
+    from bench.codec.gbcs.payloads import decode_payload
+
+    with contextlib.suppress(Exception):
+        return getattr(decode_payload(msg), "alert_code", None)
+    return None
 
 
 @pytest.mark.mp207("R3")
@@ -46,10 +62,10 @@ def test_r3_rsa_signed_cs06_refused_by_the_meter(rig, esme, rsa, supplier, image
     before = supplier.read_firmware(esme).version
     mark = rig.traffic.mark
     rig.send_raw_gbcs(esme.eui, forged_cs06(rig, rsa, esme, image.hash, next_counter(rsa.eui)))
-    _settle(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
-    assert not [r for r in cs06_responses(rig, esme, mark)
-                if getattr(r, "content", b"")[:1] and r is not None and _success(r)], \
+    refusal = _refusal_alert(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
+    assert not [r for r in cs06_responses(rig, esme, mark) if _success(r)], \
         "the meter answered an RSA-signed CS06 with success"
+    assert refusal is not None, "no authentication-failure alert for an RSA-signed CS06"
     assert supplier.read_firmware(esme).version == before, "an RSA-signed CS06 activated firmware"
 
 
@@ -76,14 +92,16 @@ def test_r3_replayed_and_lower_counter_commands_refused(rig, esme, rsa, supplier
 
     mark = rig.traffic.mark
     rig.send_raw_gbcs(esme.eui, activation.sent_command)  # the exact bytes, again
-    _settle(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
+    refusal = _refusal_alert(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
     assert not cs06_responses(rig, esme, mark), "the meter processed a replayed CS06"
+    assert refusal is not None, "no authentication-failure alert for a replayed CS06"
 
     mark = rig.traffic.mark
     lower = forged_cs06(rig, supplier, esme, second.hash, counter - 1)
     rig.send_raw_gbcs(esme.eui, lower)
-    _settle(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
+    refusal = _refusal_alert(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
     assert not cs06_responses(rig, esme, mark), "the meter processed a lower-counter CS06"
+    assert refusal is not None, "no authentication-failure alert for a lower-counter CS06"
     assert supplier.read_firmware(esme).version == first.version, \
         "a lower-counter CS06 activated the pending image"
 
