@@ -164,10 +164,13 @@ class Emulator:
         if frame.src.eui is not None:
             self.hub = frame.src
         command = frame.command
-        if isinstance(command, han.TunnelTransferData):
-            self._on_tunnel(command)
-        else:
-            self.ota.on_command(command, now)
+        try:
+            if isinstance(command, han.TunnelTransferData):
+                self._on_tunnel(command)
+            else:
+                self.ota.on_command(command, now)
+        except BenchError as exc:  # a command the meter cannot act on is dropped, never fatal
+            log.warning("frame dropped: %s", exc)
 
     def _on_tunnel(self, transfer: han.TunnelTransferData) -> None:
         if transfer.gbcs_command not in (han.TUNNEL_PUT, han.TUNNEL_GET_RESPONSE):
