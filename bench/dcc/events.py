@@ -19,6 +19,11 @@ from bench.dcc.messages import DEFAULT_COMMS_HUB, ResponseSigner
 from bench.dcc.store import Store, timestamp
 from bench.errors import BenchError
 
+DELIVERY_NAMES = {
+    DELIVERY_SUCCESS: "CSP Firmware Delivery Status: delivered",
+    DELIVERY_FAILURE: "CSP Firmware Delivery Status: not delivered",
+}
+
 
 class HubEvents:
     """Turns what the hub reports into routed, durable DUIS messages."""
@@ -116,6 +121,8 @@ class HubEvents:
             xml = self.signer.delivery_status(code, request_id, device, version, success, now, hub)
             for party in recipients:
                 deliver(conn, party, at, "dcc-alert", code, xml, device, request_id)
+            conn.execute("INSERT INTO device_alert (device, code, name, at) VALUES (?,?,?,?)",
+                         (device, code, DELIVERY_NAMES[code], at))
             audit.record(conn, at, "event", f"{code} delivery {'success' if success else 'failure'}"
                          f" to {', '.join(recipients) or 'nobody'}", request_id=request_id,
                          device=device, response_code=code)
