@@ -92,10 +92,14 @@ class Submission:
     response_xml: bytes
     response: Any
     mark: int = 0  # traffic position before the request: what came after is its doing
+    reason: str = ""  # the shim's audit reason when it refused the request
 
     @property
     def code(self) -> str:
         return self.response.response_code
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.reason})" if self.reason else self.code
 
     @property
     def warning(self) -> Any:
@@ -166,7 +170,17 @@ class Party:
         xml = self.sign(build_request(request))
         mark = self.rig.traffic.mark
         answer = self.rig.submit(xml)
-        return Submission(request.request_id, xml, answer, parse_response(answer), mark)
+        submission = Submission(request.request_id, xml, answer, parse_response(answer), mark)
+        if submission.code.startswith("E"):
+            submission.reason = self.refusal_reason(submission)
+        return submission
+
+    def refusal_reason(self, submission: Submission) -> str:
+        """Why the shim refused: its audit entries for this request, as evidence for a test."""
+        from bench.dcc.audit import AuditLog
+
+        entries = AuditLog(self.rig.shim.store).entries(request_id=str(submission.request_id))
+        return "; ".join(e.reason for e in entries if e.reason)
 
     def update_firmware(self, image: SampleImage | bytes, devices: list[Any],
                         version: str | None = None) -> Submission:
@@ -181,7 +195,8 @@ class Party:
         """DUIS 11.2 and the device's answer (version octets as upper-case hex)."""
         eui = device_eui(device)
         submission = self.send(ReadFirmwareVersionRequest(self.request_id(eui)))
-        expect_code(submission, "I0", "I99")
+        if submission.code not in ("I0", "I99"):
+            raise RigError(f"{self.name}: 11.2 to {eui_hex(eui)} answered {submission}")
         xml, gbcs = self.device_response(submission, eui, timeout)
         report = decode_payload(decode_message(gbcs))
         raw = getattr(report, "version", None) or getattr(report, "firmware_version", None) or b""
@@ -269,8 +284,3 @@ class Party:
                                       f"{eui_hex(eui)} within {timeout:g} s")
                 time.sleep(POLL_S)
 
-
-def expect_code(submission: Submission, *codes: str) -> None:
-    if submission.code not in codes:
-        raise RigError(f"request {submission.request_id} answered {submission.code}, "
-                       f"expected {' or '.join(codes)}")

@@ -101,5 +101,5 @@ def distribute(rsa: Any, supplier: Any, image: Any, device: Any, code: int = FDR
     """RSA distributes `image` to `device`; returns the Supplier's alert `code` for it."""
     mark = supplier.mailbox_mark()
     submission = rsa.update_firmware(image, devices=[device])
-    assert submission.code in ACCEPTED, f"11.1 refused: {submission.code}"
+    assert submission.code in ACCEPTED, f"11.1 refused: {submission}"
     return supplier.wait_for_alert(code, device, after=mark)

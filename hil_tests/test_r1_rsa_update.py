@@ -17,7 +17,7 @@ def test_r1_rsa_update_lands(role, rig, rig_device, rsa, supplier, images, measu
     mark = rig.traffic.mark
 
     submission = rsa.update_firmware(image, devices=[device])
-    assert submission.code in ACCEPTED, f"11.1 from the appointed RSA refused: {submission.code}"
+    assert submission.code in ACCEPTED, f"11.1 from the appointed RSA refused: {submission}"
     assert not submission.warning, f"unexpected warning lists: {submission.warning}"
 
     alert = device_alert(rig, device, FDRA_SUCCESS, mark, rig.rig.options.alert_timeout_s)

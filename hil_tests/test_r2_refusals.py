@@ -12,7 +12,7 @@ from checks import ACCEPTED, FDRA_SUCCESS, nothing_sent
 def _refused(rig, party, image, device, code):
     mark = rig.traffic.mark
     submission = party.update_firmware(image, devices=[device])
-    assert submission.code == code, f"expected {code}, got {submission.code}"
+    assert submission.code == code, f"expected {code}, got {submission}"
     nothing_sent(rig, mark, device)
 
 
@@ -77,7 +77,7 @@ def test_r2_mixed_device_list_gives_partial_result(rig, esme, other_esme, ppmid,
     mark = rig.traffic.mark
     alerts = supplier.mailbox_mark()
     submission = rsa.update_firmware(image, devices=[esme, other_esme, ppmid, uncommissioned_esme])
-    assert submission.code in ACCEPTED, f"partial 11.1 refused whole: {submission.code}"
+    assert submission.code in ACCEPTED, f"partial 11.1 refused whole: {submission}"
     warning = submission.warning
     assert warning, "no DSPUpdateFirmwareWarning for the refused devices"
     assert warning.invalid == [other_esme.eui]

@@ -50,7 +50,7 @@ def test_r3_rsa_activation_refused_by_the_dcc(rig, esme, rsa, supplier, images):
     distribute(rsa, supplier, image, esme)
     mark = rig.traffic.mark
     activation = rsa.activate(esme, image.hash)
-    assert activation.precommand.code == "E2", f"RSA 11.3 answered {activation.precommand.code}"
+    assert activation.precommand.code == "E2", f"RSA 11.3 answered {activation.precommand}"
     assert activation.signed is None
     nothing_sent(rig, mark, esme)
 
