@@ -44,11 +44,13 @@ RESPONSE_CODES: dict[str, ResponseCode] = {
                      "(image > 10,240,000 bytes, version not 1-8 characters, > 50,000 devices), "
                      "XML-DSig invalid or not covering the whole document (signature wrapping), "
                      "certificate not issued by the bench SMKI CA, signer not a registry party, "
-                     "signer EUI differs from the RequestID originator, RequestID counter not "
+                     "signer EUI differs from the RequestID originator, signer with no DCC User role "
+                     "(ACB, DCC), RequestID counter not "
                      "greater than the originator's last (replay), 11.3 CV5 payload that is not "
                      "exactly an issued, unused pre-command"),
         ResponseCode("E2", "Failed Authorisation - Invalid User Role / Service Reference", "DUIS",
-                     "the signer's user role may not send this SR (SR_USER_ROLES)"),
+                     "the signer's user role may not send this SR (SR_USER_ROLES): RSA 11.3/11.4, "
+                     "network operator or other user anything but 11.2"),
         ResponseCode("E4", "Failed Authorisation - Invalid User / User Role for Device", "DUIS",
                      "not the Supplier registered now for the device's fuel; RSA not appointed now "
                      "by that Supplier (11.1: every device refused); 11.3 CV5 not signed with the "

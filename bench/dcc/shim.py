@@ -235,8 +235,10 @@ class Shim:
         role = request.party.org_role
         if sr not in SR_COMMAND_VARIANTS:
             raise Refusal("E1", f"SR {sr} is not a firmware Service Request", request)
+        if role not in ORG_USER_ROLES:
+            raise Refusal("E1", f"{request.party.name} ({role}) holds no DCC User role", request)
         if not role_may_send(role, sr):
-            roles = "/".join(ORG_USER_ROLES.get(role, ())) or f"{role}, not a DCC User role"
+            roles = "/".join(ORG_USER_ROLES[role])
             raise Refusal("E2", f"{request.party.name} ({roles}) may not send SR {sr}", request)
         if request.command_variant_problem is not None:
             raise Refusal("E12", request.command_variant_problem, request)

@@ -50,7 +50,7 @@ EXPECTED_TEXT = {
         rsa-appointment-not-yet   E4  E4  E11 E11 E11 E11 E11
         rsa-appointed-by-another  E4  E4  E11 E11 E11 E11 E11
         rsa-no-appointment        E4  E4  E11 E11 E11 E11 E11
-        not-a-dcc-user            E2  E2  E2  E2  E2  E2  E2
+        not-a-dcc-user            E1  E1  E1  E1  E1  E1  E1
     """,
     "11.2": """
         registered-supplier       I99 I99 E11 E11 E11 E11 E11
@@ -60,7 +60,7 @@ EXPECTED_TEXT = {
         rsa-appointment-not-yet   E4  E4  E11 E11 E11 E11 E11
         rsa-appointed-by-another  E4  E4  E11 E11 E11 E11 E11
         rsa-no-appointment        E4  E4  E11 E11 E11 E11 E11
-        not-a-dcc-user            E2  E2  E2  E2  E2  E2  E2
+        not-a-dcc-user            E1  E1  E1  E1  E1  E1  E1
     """,
     "11.3": """
         registered-supplier       I0  I0  E11 E11 E11 E11 E11
@@ -70,7 +70,7 @@ EXPECTED_TEXT = {
         rsa-appointment-not-yet   E2  E2  E2  E2  E2  E2  E2
         rsa-appointed-by-another  E2  E2  E2  E2  E2  E2  E2
         rsa-no-appointment        E2  E2  E2  E2  E2  E2  E2
-        not-a-dcc-user            E2  E2  E2  E2  E2  E2  E2
+        not-a-dcc-user            E1  E1  E1  E1  E1  E1  E1
     """,
     "11.4": """
         registered-supplier       E11 E11 E11 E11 I99 E11 E11
@@ -80,7 +80,7 @@ EXPECTED_TEXT = {
         rsa-appointment-not-yet   E2  E2  E2  E2  E2  E2  E2
         rsa-appointed-by-another  E2  E2  E2  E2  E2  E2  E2
         rsa-no-appointment        E2  E2  E2  E2  E2  E2  E2
-        not-a-dcc-user            E2  E2  E2  E2  E2  E2  E2
+        not-a-dcc-user            E1  E1  E1  E1  E1  E1  E1
     """,
 }
 
