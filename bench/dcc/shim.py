@@ -9,8 +9,8 @@
 4. signer EUI (from its certificate) known to the registry and equal to the RequestID
    originator (E1);
 5. RequestID counter strictly greater than the originator's last, persisted (E1);
-6. the SR allowed for the signer's role (E2) with a command variant it has (E12) and addressed
-   to the right kind of target (E13);
+6. the signer holds a DCC User role (E1) allowed to send the SR (E2), with a command variant
+   the SR has (E12), addressed to the right kind of target (E13);
 7. the SR's own checks: 11.1 per device (set-based SQL, see `authorise_devices`), 11.2 and 11.3
    for the target device, 11.3 CV5 against the pre-command issued at CV4 (`critical.py`).
 
