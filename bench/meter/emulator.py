@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,12 +18,12 @@ from pathlib import Path
 from bench.codec import han
 from bench.codec.eui import eui_hex
 from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, segment
-from bench.crypto.smki import Pki
 from bench.errors import BenchError, ConfigError, LinkError
 from bench.link.base import Link
 from bench.meter.alerts import MeterAlerts
 from bench.meter.faults import check_faults
 from bench.meter.gbcs_handler import GbcsHandler
+from bench.meter.identity import IdentityDirectory
 from bench.meter.ota_client import OtaClient, OtaSettings
 from bench.meter.slots import ImageSlots, factory_slot
 from bench.meter.state import MeterState, MeterStore
@@ -76,16 +75,6 @@ def tunnel_pieces(message: bytes, limit: int = han.MAX_TUNNEL_MESSAGE) -> list[b
     raise ConfigError(f"a GBT block cannot fit {limit} bytes")
 
 
-def _default_supplier(identity: Path, eui: bytes) -> str:
-    """The device's Supplier as the PKI index records it (`supplier = ...`), else supplier-a."""
-    try:
-        index = tomllib.loads((identity / "pki.toml").read_text())
-        entry = index.get("devices", {}).get(eui_hex(eui), {})
-        return str(entry.get("supplier", DEFAULT_SUPPLIER))
-    except (OSError, tomllib.TOMLDecodeError):
-        return DEFAULT_SUPPLIER
-
-
 class Emulator:
     def __init__(self, config: MeterConfig, link: Link) -> None:
         if config.device not in IMAGE_TYPES:
@@ -93,7 +82,7 @@ class Emulator:
         self.config = config
         self.faults = check_faults(tuple(config.faults))
         self.link = link
-        pki = Pki.load(config.identity)
+        pki = IdentityDirectory(config.identity)
         self.identity = pki.device(config.eui)
         if self.identity.device_type.lower() != config.device:
             raise ConfigError(f"{eui_hex(config.eui)} is a {self.identity.device_type} in the PKI, not a {config.device.upper()}")
@@ -105,7 +94,7 @@ class Emulator:
                 raise ConfigError(f"{config.state} belongs to {self.state.device_type} {self.state.eui}")
             self.anchors = TrustAnchors.load(self.store)
         else:  # first power-on: personalise from the PKI, then record that it happened
-            supplier = config.supplier or _default_supplier(config.identity, config.eui)
+            supplier = config.supplier or pki.supplier_of(config.eui) or DEFAULT_SUPPLIER
             self.anchors = TrustAnchors.from_pki(pki, supplier)
             self.anchors.save(self.store)
             self.state = MeterState(config.device, eui_hex(config.eui), factory_slot(MANUFACTURER_CODE, image_type))

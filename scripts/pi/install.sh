@@ -61,9 +61,21 @@ rm -rf /opt/bench/src/.venv /opt/bench/src/.git
 python3 -m venv /opt/bench/venv
 /opt/bench/venv/bin/pip install --quiet --upgrade pip
 /opt/bench/venv/bin/pip install --quiet /opt/bench/src
-install -d -m 0750 -o bench -g bench /etc/bench/identity
-cp -a "$IDENTITY"/. /etc/bench/identity/
+# the meter's own keys and the public certificates only: no party private key leaves the bench
+EUI_DIR="$(echo "$EUI" | tr -d ':-' | tr '[:lower:]' '[:upper:]')"
+[ -d "$IDENTITY/devices/$EUI_DIR" ] || { echo "no device $EUI_DIR in $IDENTITY" >&2; exit 2; }
+rm -rf /etc/bench/identity
+install -d -m 0750 -o bench -g bench /etc/bench/identity /etc/bench/identity/ca /etc/bench/identity/devices
+install -m 0644 "$IDENTITY/pki.toml" /etc/bench/identity/pki.toml
+install -m 0644 "$IDENTITY/ca/cert.pem" /etc/bench/identity/ca/cert.pem
+for party in "$IDENTITY"/parties/*/; do
+    name="$(basename "$party")"
+    install -d /etc/bench/identity/parties/"$name"
+    install -m 0644 "$party/ds.pem" "$party/ka.pem" /etc/bench/identity/parties/"$name"/
+done
+cp -a "$IDENTITY/devices/$EUI_DIR" /etc/bench/identity/devices/
 chown -R bench:bench /etc/bench/identity
+chmod 0600 /etc/bench/identity/devices/"$EUI_DIR"/*.key
 
 cat > /etc/bench/emulate.env <<ENV
 BENCH_DEVICE=$DEVICE

@@ -75,3 +75,40 @@ def test_install_script_is_valid_bash():
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     shown = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True)
     assert shown.returncode == 0 and "--identity" in shown.stdout
+
+
+def meter_identity(pki, target):
+    """The subset of a PKI a meter needs (what scripts/pi/install.sh copies): no party private keys."""
+    import shutil
+
+    (target / "ca").mkdir(parents=True)
+    shutil.copy(pki.directory / "pki.toml", target)
+    shutil.copy(pki.directory / "ca" / "cert.pem", target / "ca")
+    for party in (pki.directory / "parties").iterdir():
+        (target / "parties" / party.name).mkdir(parents=True)
+        for name in ("ds.pem", "ka.pem"):
+            shutil.copy(party / name, target / "parties" / party.name)
+    shutil.copytree(pki.directory / "devices" / ESME.hex().upper(), target / "devices" / ESME.hex().upper())
+    return target
+
+
+def test_meter_runs_without_any_party_private_key(pki, tmp_path):
+    identity = meter_identity(pki, tmp_path / "identity")
+    assert not list((identity / "parties").rglob("*.key"))
+    args = ["--device", "esme", "--eui", ESME.hex(), "--identity", str(identity),
+            "--state", str(tmp_path / "state"), "--pty"]
+    meter = MeterProcess(args, tmp_path / "state", tmp_path / "log")
+    meter.start()
+    assert meter.stop() == 0
+
+
+def test_supplier_certificate_not_from_the_ca_is_refused(pki, tmp_path):
+    from bench.crypto.smki import init_pki
+
+    identity = meter_identity(pki, tmp_path / "identity")
+    other = init_pki(tmp_path / "other", seed="someone else")
+    (identity / "parties" / "supplier-a" / "ds.pem").write_bytes(
+        (other.directory / "parties" / "supplier-a" / "ds.pem").read_bytes())
+    result = run("--device", "esme", "--eui", ESME.hex(), "--identity", str(identity),
+                 "--state", str(tmp_path / "state"), "--pty")
+    assert result.returncode == 2 and "not issued by the PKI's CA" in result.stderr

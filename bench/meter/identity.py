@@ -1,0 +1,120 @@
+"""What a meter reads of a PKI directory: its own key pairs and other parties' certificates only.
+
+A meter never needs anyone else's private key, so the Raspberry Pi install copies just
+`pki.toml`, `ca/cert.pem`, `parties/*/{ds,ka}.pem` and `devices/<EUI>/` (see scripts/pi), and this
+loader reads no more than that. Certificates a meter is given must be issued by the PKI's CA.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from bench.codec.eui import eui_hex, parse_eui
+from bench.errors import ConfigError, DecodeError
+
+
+@dataclass(frozen=True)
+class MeterIdentity:
+    """The device's own DS and KA key pairs."""
+
+    eui: bytes
+    device_type: str
+    ds_key: ec.EllipticCurvePrivateKey
+    ds_cert: x509.Certificate
+    ka_key: ec.EllipticCurvePrivateKey
+    ka_cert: x509.Certificate
+
+
+@dataclass(frozen=True)
+class PartyCertificates:
+    """A remote party as a device knows it: name, EUI, role and public certificates."""
+
+    name: str
+    eui: bytes
+    role: str
+    ds_cert: x509.Certificate
+    ka_cert: x509.Certificate
+
+
+def _cert(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable PEM certificate ({exc})") from None
+
+
+def _key(path: Path) -> ec.EllipticCurvePrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a readable PEM private key ({exc})") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"{path}: not an EC private key")
+    return key
+
+
+class IdentityDirectory:
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory)
+        index_path = self.directory / "pki.toml"
+        try:
+            self.index = tomllib.loads(index_path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{index_path}: cannot read the PKI index ({exc})") from None
+        self.ca_cert = _cert(self.directory / "ca" / "cert.pem")
+
+    def device(self, eui: bytes) -> MeterIdentity:
+        entry = self.index.get("devices", {}).get(eui_hex(eui))
+        if entry is None:
+            raise ConfigError(f"no device {eui_hex(eui)} in the PKI at {self.directory}")
+        folder = self.directory / "devices" / eui_hex(eui)
+        return MeterIdentity(
+            eui, str(entry.get("type", "")), _key(folder / "ds.key"), _cert(folder / "ds.pem"),
+            _key(folder / "ka.key"), _cert(folder / "ka.pem"),
+        )
+
+    def supplier_of(self, eui: bytes) -> str | None:
+        """The device's Supplier when the index records one (`supplier = "..."`)."""
+        value = self.index.get("devices", {}).get(eui_hex(eui), {}).get("supplier")
+        return None if value is None else str(value)
+
+    def party(self, name_or_eui: str | bytes) -> PartyCertificates:
+        parties = self.index.get("parties", {})
+        wanted: bytes | None = None
+        if isinstance(name_or_eui, bytes):
+            wanted = name_or_eui
+        elif name_or_eui not in parties:
+            try:
+                wanted = parse_eui(name_or_eui)
+            except DecodeError:
+                wanted = None
+        for name, entry in parties.items():
+            try:
+                eui = parse_eui(str(entry["eui"]))
+                role = str(entry["role"])
+            except (KeyError, DecodeError) as exc:
+                raise ConfigError(f"{self.directory / 'pki.toml'}: party {name}: {exc}") from None
+            if name == name_or_eui or eui == wanted:
+                folder = self.directory / "parties" / name
+                ds_cert, ka_cert = _cert(folder / "ds.pem"), _cert(folder / "ka.pem")
+                for cert in (ds_cert, ka_cert):
+                    self._check_issued(cert, folder)
+                return PartyCertificates(name, eui, role, ds_cert, ka_cert)
+        raise ConfigError(f"no party {name_or_eui!r} in the PKI at {self.directory}")
+
+    def _check_issued(self, cert: x509.Certificate, where: Path) -> None:
+        """A trust anchor must chain to the root: refuse a certificate the CA did not sign."""
+        ca_key = self.ca_cert.public_key()
+        try:
+            assert isinstance(ca_key, ec.EllipticCurvePublicKey)
+            assert cert.signature_hash_algorithm is not None
+            ca_key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+        except (AssertionError, InvalidSignature):
+            raise ConfigError(f"{where}: certificate not issued by the PKI's CA") from None
