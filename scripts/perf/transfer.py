@@ -9,8 +9,10 @@ Prints one JSON object:
   unpaced_exchanges_per_s  largest block size, and block exchanges per second during it.
   fleet_100x64k_s          seconds for 100 meters to download a 64 KiB image at once from one hub,
   fleet_peak_rss_mb        and the peak resident memory of that hub process.
-Extra keys give the evidence (block sizes, wire bytes, per-exchange time and the reference: the
-round trip of the same frames between two bare pseudo-terminal ends measured in this process).
+Extra keys give the evidence: block sizes, wire bytes, per-exchange times, and for the unpaced run
+the reference measured in the same process: round trips of the same frame sizes against a bare
+echo process on a pseudo-terminal (`unpaced_vs_bare_pty_ratio` = how much of the transport's own
+rate the hub and meter keep).
 
 Each part runs in its own process (`--part NAME`), so the fleet's peak RSS is that hub's alone.
 """
@@ -27,7 +29,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from bench.codec.pcap import read_pcap
 from bench.crypto.image_signature import sign_image
 from bench.crypto.smki import init_pki
 from bench.hub import Hub, TransferState
-from bench.link import SerialLink, open_pty_pair
+from bench.link import SerialLink
 
 BAUD = 115200
 LINE_BYTES_PER_S = BAUD / 10  # 8N1
@@ -193,29 +194,43 @@ def part_paced(work: Path) -> dict[str, object]:
     }
 
 
-def pty_round_trip_reference(rounds: int = 2000) -> float:
-    """Exchanges/s of the same frame sizes bounced between two bare pseudo-terminal ends."""
-    pair = open_pty_pair()
-    near, far = SerialLink(pair.port), pair.master_link()
-    request, response = os.urandom(60), os.urandom(127)
+ECHO_METER = """
+import json, sys
+from bench.link import open_pty_pair
+pair = open_pty_pair()
+link = pair.master_link()
+print(json.dumps({"port": pair.port}), flush=True)
+response = bytes(127)
+while True:
+    frame = link.recv(5.0)
+    if frame is None:
+        break
+    link.send(response)
+"""
 
-    def echo() -> None:
+
+def pty_round_trip_reference(rounds: int = 3000) -> float:
+    """Round trips/s of the same frame sizes against a bare echo process on a pseudo-terminal:
+    the transport's own rate, which a hub and meter that added nothing would reach."""
+    echo = subprocess.Popen([sys.executable, "-c", ECHO_METER], stdout=subprocess.PIPE)
+    try:
+        port = json.loads(echo.stdout.readline())["port"]
+        link = SerialLink(port)
+        request = os.urandom(60)
+        for _ in range(100):  # warm up
+            link.send(request)
+            link.recv(5)
+        started = time.perf_counter()
         for _ in range(rounds):
-            if far.recv(5) is None:
-                return
-            far.send(response)
-
-    thread = threading.Thread(target=echo)
-    thread.start()
-    started = time.perf_counter()
-    for _ in range(rounds):
-        near.send(request)
-        near.recv(5)
-    elapsed = time.perf_counter() - started
-    thread.join()
-    near.close()
-    pair.close()
-    return rounds / elapsed
+            link.send(request)
+            if link.recv(5) is None:
+                raise RuntimeError("echo process stopped answering")
+        elapsed = time.perf_counter() - started
+        link.close()
+        return rounds / elapsed
+    finally:
+        echo.kill()
+        echo.wait()
 
 
 def part_unpaced(work: Path) -> dict[str, object]:
