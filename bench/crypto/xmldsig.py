@@ -6,39 +6,33 @@ digest is SHA-256 over inclusive C14N 1.0 of the document without its signature;
 canonicalised with exclusive C14N; ecdsa-sha256 with a raw r||s value; the signer named by
 KeyInfo/X509Data/X509IssuerSerial, never by an embedded certificate.
 
-Both directions are written directly on lxml and `cryptography`. signxml cannot write this exact
-form (it either lists its c14n transform or digests with the SignedInfo c14n), and its general
-code re-serialises the document several times: 0.5-0.8 ms per signature against about 0.1 ms
-here, which matters on the DCC model's hot path. The tests check every signature the bench
-writes with signxml's verifier, and verify signxml-made signatures here, as an independent
-implementation.
-
-Verification accepts only this profile, which is the signature-wrapping defence: exactly one
-`ds:Signature`, the last child of the document element, exactly one Reference with URI=""
-(the whole document), so the element the caller acts on is the element that was signed. An
-explicit c14n transform after the enveloped one (what signxml writes) is accepted too.
+The cryptography is libxmlsec1's, through python-xmlsec (`bench.crypto.xmldsig_xmlsec`): it
+computes the reference digest, canonicalises SignedInfo and makes or checks the ECDSA value.
+The policy is ours, and is the signature-wrapping defence: exactly one `ds:Signature`, the last
+child of the document element, exactly one Reference with URI="" (the whole document), so the
+element the caller acts on is the element that was signed; the signer is the certificate the
+bench SMKI holds under the X509IssuerSerial, checked for its CA, its validity at the caller's
+time and its digital-signature usage, and xmlsec verifies with that certificate's key only.
+An explicit c14n transform after the enveloped one (what signxml writes) is accepted too. The
+tests check the signatures written here with signxml's verifier, and verify signxml-made
+signatures here, as an independent implementation.
 """
 
 from __future__ import annotations
 
 import binascii
-import hmac
+import copy
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
 from lxml import etree
 
 from bench.codec.duis.document import root_of
 from bench.codec.duis.safe_xml import DS_NS, to_bytes
+from bench.crypto import xmldsig_xmlsec
 from bench.crypto.smki import Pki, TrustStore, eui_of, role_of
 from bench.errors import DecodeError, SecurityError
 
@@ -48,11 +42,9 @@ ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 
-_ALLOWED_TRANSFORMS = {
-    (ENVELOPED,): False,  # digest = inclusive C14N 1.0
-    (ENVELOPED, C14N_10): False,
-    (ENVELOPED, EXC_C14N): True,  # digest = exclusive C14N
-}
+# The Reference transform lists the profile accepts (xmlsec applies inclusive C14N 1.0 after a
+# list that ends with the enveloped transform, as XML-DSig requires).
+_ALLOWED_TRANSFORMS = {(ENVELOPED,), (ENVELOPED, C14N_10), (ENVELOPED, EXC_C14N)}
 
 
 def _ds(tag: str) -> str:
@@ -75,34 +67,6 @@ class VerifiedDocument:
         return role_of(self.signer_cert)
 
 
-def _sha256(data: bytes) -> bytes:
-    digest = hashes.Hash(hashes.SHA256())
-    digest.update(data)
-    return digest.finalize()
-
-
-def _b64(data: bytes) -> str:
-    return binascii.b2a_base64(data, newline=False).decode("ascii")
-
-
-def _signature_element(digest: bytes, certificate: x509.Certificate) -> etree._Element:
-    signature = etree.Element(_ds("Signature"), nsmap={"ds": DS_NS})
-    info = etree.SubElement(signature, _ds("SignedInfo"))
-    etree.SubElement(info, _ds("CanonicalizationMethod"), Algorithm=EXC_C14N)
-    etree.SubElement(info, _ds("SignatureMethod"), Algorithm=ECDSA_SHA256)
-    reference = etree.SubElement(info, _ds("Reference"), URI="")
-    transforms = etree.SubElement(reference, _ds("Transforms"))
-    etree.SubElement(transforms, _ds("Transform"), Algorithm=ENVELOPED)
-    etree.SubElement(reference, _ds("DigestMethod"), Algorithm=SHA256)
-    etree.SubElement(reference, _ds("DigestValue")).text = _b64(digest)
-    etree.SubElement(signature, _ds("SignatureValue"))
-    data = etree.SubElement(etree.SubElement(signature, _ds("KeyInfo")), _ds("X509Data"))
-    serial = etree.SubElement(data, _ds("X509IssuerSerial"))
-    etree.SubElement(serial, _ds("X509IssuerName")).text = certificate.issuer.rfc4514_string()
-    etree.SubElement(serial, _ds("X509SerialNumber")).text = str(certificate.serial_number)
-    return signature
-
-
 @lru_cache(maxsize=64)
 def _key_matches(public_der: bytes, certificate: x509.Certificate) -> bool:
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -113,6 +77,19 @@ def _key_matches(public_der: bytes, certificate: x509.Certificate) -> bool:
     return cert_der == public_der
 
 
+def _document_element(root: etree._Element, verb: str) -> etree._Element:
+    """`root` if it is its document's element, else a copy in a document of its own.
+
+    URI="" means the whole document the signature sits in; an element lxml has detached from
+    a tree still belongs to that tree's document, so it is signed or verified as a copy.
+    """
+    if root.getparent() is not None:
+        raise SecurityError(f"{verb} the document element, not an element inside it")
+    if root.getroottree().getroot() is root:
+        return root
+    return copy.deepcopy(root)
+
+
 def sign_document(
     xml: bytes | etree._Element,
     private_key: ec.EllipticCurvePrivateKey,
@@ -120,7 +97,7 @@ def sign_document(
 ) -> bytes:
     """Sign a whole DUIS document (an existing top-level signature, e.g. a template's, is replaced).
 
-    A parsed root passed in is signed in place.
+    A parsed document element passed in is signed in place.
     """
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -129,9 +106,7 @@ def sign_document(
     )
     if not _key_matches(public_der, certificate):
         raise SecurityError("the private key does not belong to the signing certificate")
-    root = root_of(xml)
-    if root.getparent() is not None:
-        raise SecurityError("sign the document element, not an element inside it")
+    root = _document_element(root_of(xml), "sign")
     for old in root.findall(_ds("Signature")):
         previous = old.getprevious()
         if old.tail:  # keep the text that followed the old signature
@@ -140,16 +115,11 @@ def sign_document(
             else:
                 root.text = (root.text or "") + old.tail
         root.remove(old)
-    digest = _sha256(etree.tostring(root.getroottree(), method="c14n", with_comments=False))
-    signature = _signature_element(digest, certificate)
-    root.append(signature)
-    signed_info = signature[0]
-    der = private_key.sign(
-        etree.tostring(signed_info, method="c14n", exclusive=True, with_comments=False),
-        ec.ECDSA(hashes.SHA256()),
+    signature = xmldsig_xmlsec.signature_template(
+        root, certificate.issuer.rfc4514_string(), certificate.serial_number
     )
-    r, s = decode_dss_signature(der)
-    signature[1].text = _b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    root.append(signature)
+    xmldsig_xmlsec.sign(signature, private_key)
     return to_bytes(root)
 
 
@@ -202,38 +172,9 @@ def _signer_certificate(key_info: etree._Element, store: TrustStore) -> x509.Cer
     raise SecurityError(f"X509Data: unsupported {etree.QName(item).localname}")
 
 
-def _digest(root: etree._Element, signature: etree._Element, exclusive: bool) -> bytes:
-    """SHA-256 of the document without its signature (the enveloped transform), canonicalised."""
-    previous = signature.getprevious()
-    tail = signature.tail
-    saved = previous.tail if previous is not None else root.text
-    if tail:
-        # The transform removes the element, not the text after it.
-        if previous is not None:
-            previous.tail = (previous.tail or "") + tail
-        else:
-            root.text = (root.text or "") + tail
-    index = root.index(signature)
-    root.remove(signature)
-    try:
-        canonical = etree.tostring(
-            root.getroottree(), method="c14n", exclusive=exclusive, with_comments=False
-        )
-    finally:
-        if previous is not None:
-            previous.tail = saved
-        else:
-            root.text = saved
-        root.insert(index, signature)
-        signature.tail = tail
-    return _sha256(canonical)
-
-
 @lru_cache(maxsize=256)
-def _signing_facts(
-    cert: x509.Certificate,
-) -> tuple[ec.EllipticCurvePublicKey, datetime, datetime]:
-    """Public key and validity of a signer certificate, checked and built once per certificate."""
+def _signing_facts(cert: x509.Certificate) -> tuple[datetime, datetime]:
+    """Validity of a signer certificate, whose usage and key are checked once per certificate."""
     try:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
         if not usage.digital_signature:
@@ -246,7 +187,7 @@ def _signing_facts(
         or public_key.curve.name != "secp256r1"
     ):
         raise SecurityError("signer certificate does not hold a P-256 key")
-    return public_key, cert.not_valid_before_utc, cert.not_valid_after_utc
+    return cert.not_valid_before_utc, cert.not_valid_after_utc
 
 
 def _trust_store(
@@ -274,11 +215,9 @@ def verify_document(
 
     `trusted_ca_cert` is the CA certificate (then the signer must be among `certificates` or
     embedded), a `TrustStore`, or a loaded `Pki` (every certificate it holds is a candidate).
-    Malformed XML raises DecodeError.
+    Malformed XML raises DecodeError. The document is left as it was.
     """
-    root = root_of(xml)
-    if root.getparent() is not None:
-        raise SecurityError("verify the document element, not an element inside it")
+    root = _document_element(root_of(xml), "verify")
     store = _trust_store(trusted_ca_cert, tuple(certificates))
     signatures = list(root.iter(_ds("Signature")))
     if len(signatures) != 1:
@@ -311,7 +250,7 @@ def verify_document(
     _algorithm(digest_method, SHA256, "DigestMethod")
 
     cert = _signer_certificate(key_info, store)
-    public_key, not_before, not_after = _signing_facts(cert)
+    not_before, not_after = _signing_facts(cert)
     moment = at or datetime.now(UTC)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -320,32 +259,34 @@ def verify_document(
 
     try:
         raw = binascii.a2b_base64("".join((value.text or "").split()).encode())
-        expected_digest = binascii.a2b_base64("".join((digest_value.text or "").split()).encode())
+        stated = binascii.a2b_base64("".join((digest_value.text or "").split()).encode())
     except (binascii.Error, ValueError):
         raise SecurityError("SignatureValue or DigestValue is not base64") from None
     if len(raw) != 64:
         raise SecurityError(f"SignatureValue is {len(raw)} bytes, expected 64 (r||s)")
-    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
-    signed_info_c14n = etree.tostring(
-        signed_info, method="c14n", exclusive=True, with_comments=False
-    )
-    try:
-        public_key.verify(der, signed_info_c14n, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise SecurityError("SignatureValue does not verify with the signer certificate") from None
-    actual = _digest(root, signature, _ALLOWED_TRANSFORMS[tuple(steps)])
-    if not hmac.compare_digest(actual, expected_digest):
-        raise SecurityError("the document was changed after signing (digest mismatch)")
+    if not xmldsig_xmlsec.verify(signature, cert):
+        # xmlsec says only "invalid"; its own reference digest tells which part failed.
+        if xmldsig_xmlsec.reference_digest(root) != stated:
+            raise SecurityError("the document was changed after signing (digest mismatch)")
+        raise SecurityError("SignatureValue does not verify with the signer certificate")
     return VerifiedDocument(cert, root)
 
 
 def document_digest(xml: bytes | etree._Element) -> tuple[bytes, bytes]:
-    """(computed, stated) digest of a signed document: checks the reference alone, no key needed."""
+    """(computed, stated) reference digest of a signed document, computed by xmlsec.
+
+    Checks the reference alone, so it needs no signer key: it is how the bench checks the DCC's
+    own published signature, whose signer certificate is not public.
+    """
     root = root_of(xml)
+    if root.getparent() is not None:
+        raise DecodeError("DUIS", "Signature", None, "not the document element")
     signature = root.find(_ds("Signature"))
     if signature is None:
         raise DecodeError("DUIS", "Signature", None, "document is not signed")
-    steps = tuple(t.get("Algorithm") for t in signature.iterfind(f".//{_ds('Transform')}"))
     stated = signature.findtext(f".//{_ds('DigestValue')}") or ""
-    exclusive = _ALLOWED_TRANSFORMS.get(steps, True)
-    return _digest(root, signature, exclusive), binascii.a2b_base64("".join(stated.split()))
+    try:
+        stated_digest = binascii.a2b_base64("".join(stated.split()).encode())
+    except (binascii.Error, ValueError):
+        raise SecurityError("DigestValue is not base64") from None
+    return xmldsig_xmlsec.reference_digest(root), stated_digest
