@@ -7,7 +7,9 @@ capture holds (signatures verified with the device's DS certificate), never the 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +107,8 @@ class Bench:
                    if device == "esme" else payloads.read_firmware_command_gsme())
         command = GbcsMessage(COMMAND, self.counter, supplier.eui, eui, None, code, content)
         self.hub.send_gbcs(eui, apply_mac(command, acb.ka_key, meter_ka).encode())
+        if device == "gsme":  # asleep most of the time: the command waits for its GET
+            assert self.hub.tunnel.pending(eui) >= 1
         response = self.wait_message(eui, lambda m: m.cra_flag == RESPONSE
                                      and m.originator_counter == self.counter, timeout)
         assert verify_mac(response, supplier.ka_key, meter_ka), "response MAC does not verify"
@@ -179,8 +183,26 @@ def test_esme_download_ends_pending_with_signed_receipt(bench):
     check_pending_not_active(bench, ESME_EUI, "esme", image, FDRA_ESME)
 
 
+def test_wireshark_dissects_the_capture(bench):
+    """tshark reads the hub's pcap down to the OTA upgrade time and the reassembled GBCS alert."""
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed (.ci/run installs it)")
+    hub = bench.start([("esme", ESME_EUI, ())])
+    assert hub.offer_image(ESME_EUI, bench.image(600)).wait(30) is TransferState.COMPLETE
+    bench.wait_message(ESME_EUI, lambda m: m.cra_flag == ALERT, 20)
+    hub.stop()
+    out = subprocess.run(
+        ["tshark", "-r", str(bench.capture), "-T", "fields", "-E", "separator=,",
+         "-e", "zbee_zcl_general.ota.upgrade_time", "-e", "gbcs_message.grouping_header.cra_flag",
+         "-e", "gbcs_message.grouping_header.message_code",
+         "-Y", "zbee_zcl_general.ota.upgrade_time || gbcs_message.grouping_header.message_code"],
+        capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    assert "4294967295,," in out  # Upgrade End Response: wait for upgrade command
+    assert ",0x03,0x00ce" in out  # the FDRA alert, reassembled from its GBT blocks
+
+
 def test_sleepy_gsme_download_ends_pending_with_signed_receipt(bench):
-    hub = bench.start([("gsme", GSME_EUI, ("--poll-interval", "0.5"))])
+    hub = bench.start([("gsme", GSME_EUI, ("--poll-interval", "1", "--wake-window", "0.3"))])
     image = bench.image(1500, image_type=GSME_TYPE)
     transfer = hub.offer_image(GSME_EUI, image)
     assert transfer.wait(30) is TransferState.COMPLETE, transfer.progress()

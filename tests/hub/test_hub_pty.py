@@ -269,3 +269,32 @@ def test_sleepy_meter_gets_queued_messages_on_get(pty_meters):
     assert (reply.message, reply.remaining) == (second, 0)
     reply = meter.exchange(TunnelTransferData(1, 1), TunnelTransferData)
     assert (reply.message, reply.remaining) == (b"", 0)
+
+
+def test_one_copy_of_an_image_however_many_meters():
+    """A 1 MiB image offered to 100 meters, each call with its own copy, is held once."""
+    import gc
+    import tracemalloc
+
+    from bench.hub import Hub
+    from bench.link import SerialLink
+
+    image = make_image(1024 * 1024, fill=bytes(1024 * 1024))
+    hub = Hub()
+    links = [SerialLink("loop://") for _ in range(100)]
+    euis = [bytes.fromhex("00DB12345678") + (0xC000 + i).to_bytes(2, "big") for i in range(100)]
+    for eui, link in zip(euis, links, strict=True):
+        hub.attach(eui, link)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        transfers = [hub.offer_image(eui, bytes(bytearray(image))) for eui in euis]
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - baseline
+    finally:
+        tracemalloc.stop()
+        for link in links:
+            link.close()
+    assert len(hub.images) == 1 and len({id(t.image.data) for t in transfers}) == 1
+    assert len(image) <= held < len(image) + 512 * 1024, held
