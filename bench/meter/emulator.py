@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.codec import han
 from bench.codec.eui import eui_hex
 from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, segment
-from bench.errors import BenchError, ConfigError, LinkError
+from bench.errors import BenchError, ConfigError, EncodeError, LinkError
 from bench.link.base import Link
 from bench.meter.alerts import MeterAlerts
 from bench.meter.faults import check_faults
@@ -72,7 +72,7 @@ def tunnel_pieces(message: bytes, limit: int = han.MAX_TUNNEL_MESSAGE) -> list[b
         if longest <= limit:
             return blocks
         size -= longest - limit
-    raise ConfigError(f"a GBT block cannot fit {limit} bytes")
+    raise EncodeError(f"a GBT block cannot fit {limit} bytes")
 
 
 class Emulator:

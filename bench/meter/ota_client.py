@@ -9,6 +9,7 @@ to the part file at once; the offset in the state document is advanced at most e
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -87,6 +88,7 @@ class OtaClient:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self, now: float) -> None:
         """Resume a download the state document records (after a restart or power cut)."""
+        self._owed_receipt()
         if self.state.download is not None:
             self._open_part()
             self.phase = DOWNLOADING
@@ -212,9 +214,13 @@ class OtaClient:
             self._idle(now)
             return
         pending = self.state.pending
-        held = {self.state.active.file_version} | ({pending.file_version} if pending else set())
-        if offer.file_version in held:
-            self._idle(now)  # already running it, or holding it for activation
+        if pending is not None and pending.file_version == offer.file_version:
+            # held already (the server may have missed our Upgrade End): say so again
+            self._end(han.SUCCESS, offer.manufacturer_code, offer.image_type, offer.file_version, now)
+            self._owed_receipt()
+            return
+        if offer.file_version == self.state.active.file_version:
+            self._idle(now)  # already running it
             return
         current = self.state.download
         same = current is not None and (
@@ -293,12 +299,13 @@ class OtaClient:
             data, self.expectation, download.file_version, self.anchors.supplier,
             check_signature="skip-image-signature-check" not in self.faults,
         )
+        alerting = "no-alert-on-verification" not in self.faults
         if verdict.ok:
             record = SlotRecord(
                 download.file_version, download.manufacturer_code, download.image_type,
                 verdict.manufacturer_hash.hex(), file=PART_FILE,
             )
-            self.slots.store_pending(b"", record)
+            self.slots.store_pending(b"", record, receipt_due=alerting)
             status = han.SUCCESS
             log.info("image %#010x verified and pending", download.file_version)
         else:
@@ -310,17 +317,35 @@ class OtaClient:
             self.slots.collect_garbage()
             status = han.INVALID_IMAGE
             log.warning("image %#010x rejected: %s", download.file_version, verdict.reason)
-        self._end_request = han.UpgradeEndRequest(
-            status, download.manufacturer_code, download.image_type, download.file_version
-        )
-        self.phase = ENDING
-        self._tries = 0
-        self._send_end(now)
-        if "no-alert-on-verification" not in self.faults:
+        self._end(status, download.manufacturer_code, download.image_type, download.file_version, now)
+        if alerting:
             alert_hash = verdict.manufacturer_hash
             if "wrong-hash-in-alert" in self.faults:
                 alert_hash = verdict.file_hash
             self.alerts.firmware_receipt(verdict.ok, alert_hash)
+            if verdict.ok:
+                self.state.receipt_due = False
+                self.store.save(self.state)
+
+    def _end(self, status: int, manufacturer_code: int, image_type: int, file_version: int,
+             now: float) -> None:
+        self._end_request = han.UpgradeEndRequest(status, manufacturer_code, image_type, file_version)
+        self.phase = ENDING
+        self._tries = 0
+        self._send_end(now)
+
+    def _owed_receipt(self) -> None:
+        """Send the 0x8F72 a power cut swallowed between holding the image and reporting it."""
+        pending = self.state.pending
+        if not self.state.receipt_due or pending is None:
+            return
+        digest = bytes.fromhex(pending.sha256)
+        if "wrong-hash-in-alert" in self.faults:
+            data = self.slots.read_image(pending) or b""
+            digest = hashlib.sha256(data).digest()
+        self.alerts.firmware_receipt(True, digest)
+        self.state.receipt_due = False
+        self.store.save(self.state)
 
     def _abandon(self, now: float) -> None:
         if self._part is not None:

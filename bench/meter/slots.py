@@ -53,7 +53,7 @@ class ImageSlots:
     def pending(self) -> SlotRecord | None:
         return self.state.pending
 
-    def store_pending(self, image: bytes, record: SlotRecord) -> None:
+    def store_pending(self, image: bytes, record: SlotRecord, receipt_due: bool = False) -> None:
         """Make a verified image the pending slot, replacing any older pending image.
 
         Written in two durable steps (file, then the document naming it): a crash in between
@@ -75,6 +75,7 @@ class ImageSlots:
         self.state.pending = record
         self.state.download = None
         self.state.upgrade_status = UPGRADE_WAITING_TO_UPGRADE
+        self.state.receipt_due = receipt_due
         self.store.save(self.state)
         self.collect_garbage()
 
@@ -94,6 +95,7 @@ class ImageSlots:
         self.state.active = pending
         self.state.pending = None
         self.state.scheduled = None
+        self.state.receipt_due = False
         self.state.upgrade_status = UPGRADE_NORMAL
         self.store.save(self.state)
         self.collect_garbage()

@@ -74,6 +74,8 @@ class MeterState:
     # the meter's own originator counter for the alerts it raises
     alert_counter: int = 0
     scheduled: ScheduledActivation | None = None
+    # 0x8F72 owed for the pending image (set with the slot, cleared once sent: survives a power cut)
+    receipt_due: bool = False
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -94,6 +96,7 @@ class MeterState:
             counters={k: int(v) for k, v in data.get("counters", {}).items()},
             alert_counter=int(data.get("alert_counter", 0)),
             scheduled=opt(ScheduledActivation, data.get("scheduled")),
+            receipt_due=bool(data.get("receipt_due", False)),
             format=int(data.get("format", FORMAT)),
         )
 

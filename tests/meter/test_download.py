@@ -154,3 +154,29 @@ def test_sleepy_gsme_downloads_in_wake_windows(pki, start_meter, connect):
     response = driver.wait_for(lambda s: [m for m in s.messages if m.originator_counter == 11])[0]
     assert decode_payload(response).firmware_version == FACTORY_FILE_VERSION.to_bytes(4, "big")
     assert verify_mac(response, pki.party("supplier-a").ka_key, pki.device(GSME).ka_cert.public_key())
+
+
+def test_held_image_is_confirmed_again_and_owed_receipt_is_sent(pki, start_meter, connect):
+    meter = start_meter("esme")
+    driver = connect(meter)
+    image = make_image(pki)
+    driver.offer(image)
+    fdra(driver, FDRA_ESME)
+    blocks = len(driver.seen.block_requests)
+    driver.offer(image)  # a server that missed the Upgrade End offers the same image again
+    driver.wait_for(lambda s: len(s.end_requests) >= 2)
+    assert len(driver.seen.block_requests) == blocks  # confirmed without downloading it again
+    assert driver.seen.end_requests[-1].status == han.SUCCESS
+    # a power cut between holding the image and reporting it: the state still owes the receipt
+    assert meter.stop() == 0
+    driver.close()
+    document = meter.state / "state.json"
+    document.write_text(document.read_text().replace('"receipt_due": false', '"receipt_due": true'))
+    meter.start()
+    driver = connect(meter)
+    driver.offer(image)
+    check_receipt(pki, fdra(driver, FDRA_ESME), ESME, ALERT_FIRMWARE_VERIFICATION_SUCCESSFUL, image)
+    deadline = time.monotonic() + 5  # cleared after sending: a cut in between sends it again
+    while meter.load_state().receipt_due:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
