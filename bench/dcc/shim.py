@@ -315,11 +315,6 @@ class Shim:
         if not authorised:
             first_code = decisions[0][1]
             raise Refusal(first_code, f"no device authorised ({decisions[0][2]} for the first)", request)
-        image_hash = _activation_hash(image)
-        conn.executemany(
-            "INSERT OR REPLACE INTO distribution VALUES (?,?,?,?,?,?,?,?)",
-            ((rid, eui, originator, version, image_hash, at, "distributing", at) for eui in authorised),
-        )
         warnings: dict[str, list[str]] = {}
         for eui, code, _ in decisions:
             if code is not None:
@@ -329,13 +324,19 @@ class Shim:
             f"{len(authorised)} of {len(decisions)} devices authorised",
             messages.ResponseBody(warnings=warnings),
         )
-        if self.gateway is not None:
-            gateway = self.gateway
-            decision.after_commit.append(
-                lambda: [gateway.distribute(bytes.fromhex(eui), image, rid) for eui in authorised]
-            )
-        else:
+        if self.gateway is None:
             decision.reason += "; no device gateway attached: nothing distributed"
+            return decision
+        # What is handed to the hub is recorded (portfolio, alert routing to the requester).
+        image_hash = _activation_hash(image)
+        conn.executemany(
+            "INSERT OR REPLACE INTO distribution VALUES (?,?,?,?,?,?,?,?)",
+            ((rid, eui, originator, version, image_hash, at, "distributing", at) for eui in authorised),
+        )
+        gateway = self.gateway
+        decision.after_commit.append(
+            lambda: [gateway.distribute(bytes.fromhex(eui), image, rid) for eui in authorised]
+        )
         return decision
 
     def _update_ppmid_firmware(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> Decision:

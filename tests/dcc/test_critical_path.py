@@ -213,3 +213,12 @@ def test_concurrent_submitters_and_events(shim, pki, requests) -> None:
     assert codes == ["I99"] * 30
     assert len(shim.gateway.commands) == 30
     assert shim.store.read("SELECT COUNT(*) FROM mailbox WHERE code = '8F43'") == [(15,)]
+
+
+def test_without_a_gateway_nothing_is_sent_or_recorded_as_sent(shim, requests) -> None:
+    shim.gateway = None
+    assert parse_response(shim.submit(requests.update("rsa-1", [ESME_A0]))).response_code == "I99"
+    assert parse_response(shim.submit(requests.read("rsa-1", ESME_A0))).response_code == "I99"
+    assert shim.store.read("SELECT COUNT(*) FROM distribution") == [(0,)]
+    reasons = [r for (r,) in shim.store.read("SELECT reason FROM audit WHERE decision = 'accepted'")]
+    assert "nothing distributed" in reasons[0] and "not sent" in reasons[1]
