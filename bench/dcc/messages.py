@@ -113,8 +113,7 @@ class Incoming:
 class ResponseBody:
     """What a response carries besides its code: warning lists or a pre-command."""
 
-    warnings: dict[str, list[str]] = field(default_factory=dict)
-    ppmid_warnings: dict[str, list[str]] = field(default_factory=dict)
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # 11.1 DSPUpdateFirmwareWarning
     precommand: bytes | None = None
 
 
@@ -210,7 +209,7 @@ class ResponseSigner:
         )
         if body.precommand is not None:
             response.pre_command = PreCommand(GBCS_VERSION, body.precommand)
-        warnings = body.warnings or body.ppmid_warnings
+        warnings = body.warnings
         if warnings and service == "11.1":
             warning = UpdateFirmwareWarning()
             for name, devices in warnings.items():

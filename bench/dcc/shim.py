@@ -352,14 +352,9 @@ class Shim:
         )
         if all(code is not None for _, code, _ in decisions):
             raise Refusal(decisions[0][1], f"no device authorised ({decisions[0][2]} for the first)", request)
-        warnings: dict[str, list[str]] = {}
-        for eui, code, _ in decisions:
-            if code is not None:
-                warnings.setdefault(WARNING_LIST[code], []).append(eui)
-        return Decision(
-            "I99", "authorised; the bench does not deliver PPMID images (CS05c)",
-            messages.ResponseBody(ppmid_warnings=warnings),
-        )
+        # The refused devices are in the audit log; the bench's DUIS codec writes no
+        # DSPUpdatePPMIDFirmwareWarning, and the bench does not deliver PPMID images (CS05c).
+        return Decision("I99", "authorised; the bench does not deliver PPMID images (CS05c)")
 
     # -- 11.2 Read Firmware Version ---------------------------------------------------------------
 
