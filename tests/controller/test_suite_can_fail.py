@@ -38,7 +38,7 @@ def _rig_file(tmp_path: Path, fault: str | None) -> Path:
     """rigs/emulated.toml anchored at the project root, short alert wait, the fault on the ESME."""
     text = (PROJECT_ROOT / "rigs" / "emulated.toml").read_text()
     text = f'root = "{PROJECT_ROOT}"\n' + text
-    text = text.replace("alert_timeout_s = 30.0", "alert_timeout_s = 4.0")
+    text = text.replace("alert_timeout_s = 30.0", "alert_timeout_s = 6.0")
     if fault:
         text = text.replace('[devices.esme]\n', f'[devices.esme]\nfaults = ["{fault}"]\n')
     path = tmp_path / f"{fault or 'correct'}.toml"
