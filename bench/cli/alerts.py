@@ -22,7 +22,9 @@ def _party_eui(store, party: str) -> str:
     try:
         return eui_hex(parse_eui(party))
     except BenchError as exc:
-        raise click.BadParameter(f"{party!r} is neither a registry party nor an EUI", param_hint="--as") from exc
+        raise click.BadParameter(
+            f"{party!r} is neither a registry party nor an EUI", param_hint="--as"
+        ) from exc
 
 
 def _line(message) -> str:
@@ -33,13 +35,23 @@ def _line(message) -> str:
 
 
 @click.command()
-@click.option("--as", "party", required=True, metavar="PARTY", help="Party name or EUI whose mailbox to read.")
-@click.option("--run-dir", help="Run directory holding bench.sqlite (default $BENCH_RUN_DIR or ./run).")
-@click.option("--after", type=int, default=0, show_default=True, help="Only messages with a larger id.")
+@click.option(
+    "--as", "party", required=True, metavar="PARTY", help="Party name or EUI whose mailbox to read."
+)
+@click.option(
+    "--run-dir", help="Run directory holding bench.sqlite (default $BENCH_RUN_DIR or ./run)."
+)
+@click.option(
+    "--after", type=int, default=0, show_default=True, help="Only messages with a larger id."
+)
 @click.option("--follow", is_flag=True, help="Keep waiting for new messages (Ctrl-C stops).")
-@click.option("--json", "as_json", is_flag=True, help="JSON: one array, or one object per line with --follow.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="JSON: one array, or one object per line with --follow."
+)
 @click.option("--xml", "with_xml", is_flag=True, help="Also print each message's signed DUIS XML.")
-def alerts(party: str, run_dir: str | None, after: int, follow: bool, as_json: bool, with_xml: bool) -> None:
+def alerts(
+    party: str, run_dir: str | None, after: int, follow: bool, as_json: bool, with_xml: bool
+) -> None:
     """Read PARTY's mailbox: DUIS responses, device alerts and DCC alerts, oldest first."""
     from bench.dcc.alerts import Mailboxes
     from bench.dcc.store import Store
@@ -71,9 +83,15 @@ def alerts(party: str, run_dir: str | None, after: int, follow: bool, as_json: b
 
 
 @click.command()
-@click.option("--run-dir", help="Run directory holding bench.sqlite (default $BENCH_RUN_DIR or ./run).")
-@click.option("--request", "request_id", metavar="REQUEST-ID", help="Only entries of this RequestID.")
-@click.option("--after", type=int, default=0, show_default=True, help="Only entries with a larger id.")
+@click.option(
+    "--run-dir", help="Run directory holding bench.sqlite (default $BENCH_RUN_DIR or ./run)."
+)
+@click.option(
+    "--request", "request_id", metavar="REQUEST-ID", help="Only entries of this RequestID."
+)
+@click.option(
+    "--after", type=int, default=0, show_default=True, help="Only entries with a larger id."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
 def audit(run_dir: str | None, request_id: str | None, after: int, as_json: bool) -> None:
     """Show the shim's audit log: every request and per-device decision with its reason."""

@@ -56,7 +56,9 @@ def registry() -> None:
 
 @registry.command("import")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
-@click.option("--run-dir", help="Run directory holding bench.sqlite (default $BENCH_RUN_DIR or ./run).")
+@click.option(
+    "--run-dir", help="Run directory holding bench.sqlite (default $BENCH_RUN_DIR or ./run)."
+)
 def import_(directory: Path, run_dir: str | None) -> None:
     """Replace the registry with DIRECTORY's parties/devices/registrations/appointments CSV files."""
     from bench.dcc import audit
@@ -65,7 +67,9 @@ def import_(directory: Path, run_dir: str | None) -> None:
     reg = open_registry(run_dir, seed_from=None)
     counts = reg.import_dir(directory)
     with reg.store.transaction() as conn:
-        audit.record(conn, timestamp(_when(None)), "event", f"registry imported from {directory}: {counts}")
+        audit.record(
+            conn, timestamp(_when(None)), "event", f"registry imported from {directory}: {counts}"
+        )
     reg.store.close()
     click.echo(
         f"{database(run_dir)}: {counts['parties']} parties, {counts['devices']} devices, "
@@ -74,10 +78,19 @@ def import_(directory: Path, run_dir: str | None) -> None:
 
 
 @registry.command()
-@click.option("--run-dir", help="Run directory holding bench.sqlite (default $BENCH_RUN_DIR or ./run).")
-@click.option("--at", "at", metavar="TIME", help="Evaluate registrations and appointments at TIME (default now).")
+@click.option(
+    "--run-dir", help="Run directory holding bench.sqlite (default $BENCH_RUN_DIR or ./run)."
+)
+@click.option(
+    "--at",
+    "at",
+    metavar="TIME",
+    help="Evaluate registrations and appointments at TIME (default now).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--rules", is_flag=True, help="Print the eligibility and response-code tables instead.")
+@click.option(
+    "--rules", is_flag=True, help="Print the eligibility and response-code tables instead."
+)
 def show(run_dir: str | None, at: str | None, as_json: bool, rules: bool) -> None:
     """Show parties, devices with their registered Supplier now, registrations and appointments."""
     if rules:
@@ -87,7 +100,9 @@ def show(run_dir: str | None, at: str | None, as_json: bool, rules: bool) -> Non
     reg = open_registry(run_dir)
     snapshot = reg.snapshot(when)
     appointing = {
-        p.eui: sorted(reg.appointing_suppliers(p.eui, when)) for p in reg.parties() if p.org_role == "rsa"
+        p.eui: sorted(reg.appointing_suppliers(p.eui, when))
+        for p in reg.parties()
+        if p.org_role == "rsa"
     }
     reg.store.close()
     snapshot["appointed_by"] = appointing
@@ -100,7 +115,9 @@ def show(run_dir: str | None, at: str | None, as_json: bool, rules: bool) -> Non
     for p in snapshot["parties"]:
         extra = ""
         if p["eui"] in appointing:
-            extra = "  appointed by: " + (", ".join(names.get(s, s) for s in appointing[p["eui"]]) or "nobody")
+            extra = "  appointed by: " + (
+                ", ".join(names.get(s, s) for s in appointing[p["eui"]]) or "nobody"
+            )
         click.echo(f"  {p['name']:<12} {p['eui']}  {p['org_role']}{extra}")
     click.echo("devices:")
     for d in snapshot["devices"]:
@@ -136,7 +153,9 @@ def _show_rules(as_json: bool) -> None:
         return
     click.echo("SR    role  today  MP207  device types")
     for row in rows:
-        click.echo(f"{row['sr']:<5} {row['role']:<5} {row['today']:<6} {row['mp207']:<6} {row['device_types'] or 'none'}")
+        click.echo(
+            f"{row['sr']:<5} {row['role']:<5} {row['today']:<6} {row['mp207']:<6} {row['device_types'] or 'none'}"
+        )
     click.echo("")
     for code in codes:
         click.echo(f"{code['code']:<5} {code['meaning']}\n      {code['used_for']}")

@@ -40,7 +40,9 @@ class Submitter:
 
     @property
     def where(self) -> str:
-        return "rig" if self._client is not None else "local shim (no rig: stops after authorisation)"
+        return (
+            "rig" if self._client is not None else "local shim (no rig: stops after authorisation)"
+        )
 
     def submit(self, xml: bytes) -> bytes:
         if self._client is not None:
@@ -64,15 +66,32 @@ def counter_now() -> int:
 
 def common(function: Callable) -> Callable:
     options = [
-        click.option("--as", "party", metavar="PARTY", help="Party name or EUI whose key signs the request."),
-        click.option("--xml", "xml_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-                     help="Submit this hand-made request as it is (no building, no signing)."),
-        click.option("--pki", "pki_dir", type=click.Path(path_type=Path, file_okay=False),
-                     default=DEFAULT_PKI, show_default=True, help="PKI directory with the party keys."),
+        click.option(
+            "--as", "party", metavar="PARTY", help="Party name or EUI whose key signs the request."
+        ),
+        click.option(
+            "--xml",
+            "xml_file",
+            type=click.Path(path_type=Path, dir_okay=False, exists=True),
+            help="Submit this hand-made request as it is (no building, no signing).",
+        ),
+        click.option(
+            "--pki",
+            "pki_dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            default=DEFAULT_PKI,
+            show_default=True,
+            help="PKI directory with the party keys.",
+        ),
         click.option("--run-dir", help="Run directory (default $BENCH_RUN_DIR or ./run)."),
-        click.option("--counter", type=click.IntRange(0, 2**64 - 1),
-                     help="RequestID counter (default: microseconds since the epoch)."),
-        click.option("--json", "as_json", is_flag=True, help="Print the parsed response(s) as JSON."),
+        click.option(
+            "--counter",
+            type=click.IntRange(0, 2**64 - 1),
+            help="RequestID counter (default: microseconds since the epoch).",
+        ),
+        click.option(
+            "--json", "as_json", is_flag=True, help="Print the parsed response(s) as JSON."
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -88,7 +107,9 @@ def _identity(pki_dir: Path, party: str | None):
     try:
         return Pki.load(pki_dir).party(party)
     except (BenchError, KeyError) as exc:
-        raise click.BadParameter(f"{party!r} is not a party of {pki_dir} ({exc})", param_hint="--as") from exc
+        raise click.BadParameter(
+            f"{party!r} is not a party of {pki_dir} ({exc})", param_hint="--as"
+        ) from exc
 
 
 def _signed(identity, request) -> bytes:
@@ -114,7 +135,9 @@ def _report(responses: list[bytes], as_json: bool) -> None:
             codes.append("?")
             summaries.append({"unparsed": xml.decode("utf-8", "replace"), "error": str(exc)})
     if as_json:
-        click.echo(json.dumps(summaries if len(summaries) > 1 else summaries[0], indent=2, default=str))
+        click.echo(
+            json.dumps(summaries if len(summaries) > 1 else summaries[0], indent=2, default=str)
+        )
     else:
         for xml in responses:
             click.echo(xml.decode("utf-8", "replace"))
@@ -122,7 +145,9 @@ def _report(responses: list[bytes], as_json: bool) -> None:
         sys.exit(1)
 
 
-def _run(run_dir, pki_dir, xml_file, build: Callable[[Submitter], list[bytes]], as_json: bool) -> None:
+def _run(
+    run_dir, pki_dir, xml_file, build: Callable[[Submitter], list[bytes]], as_json: bool
+) -> None:
     submitter = Submitter(run_dir, pki_dir)
     try:
         if xml_file is not None:
@@ -146,10 +171,18 @@ def _device(text: str):
 
 @click.command("update-firmware")
 @common
-@click.option("--image", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="Upgrade image file.")
-@click.option("--version", "firmware_version", metavar="V", help="DUIS FirmwareVersion (1-8 characters).")
+@click.option(
+    "--image",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Upgrade image file.",
+)
+@click.option(
+    "--version", "firmware_version", metavar="V", help="DUIS FirmwareVersion (1-8 characters)."
+)
 @click.option("--devices", metavar="EUI[,EUI...]", help="Devices to distribute to.")
-def update_firmware(party, xml_file, pki_dir, run_dir, counter, as_json, image, firmware_version, devices) -> None:
+def update_firmware(
+    party, xml_file, pki_dir, run_dir, counter, as_json, image, firmware_version, devices
+) -> None:
     """DUIS 11.1 Update Firmware (CV 8, to the DCC) as PARTY."""
 
     def build(submitter: Submitter) -> list[bytes]:
@@ -157,12 +190,16 @@ def update_firmware(party, xml_file, pki_dir, run_dir, counter, as_json, image, 
         from bench.codec.duis.requests import DCC_EUI, UpdateFirmwareRequest
 
         if image is None or firmware_version is None or not devices:
-            raise click.UsageError("--image, --version and --devices are required unless --xml is given")
+            raise click.UsageError(
+                "--image, --version and --devices are required unless --xml is given"
+            )
         identity = _identity(pki_dir, party)
         euis = [_device(text.strip()) for text in devices.split(",") if text.strip()]
         request = UpdateFirmwareRequest(
             RequestID(identity.eui, DCC_EUI, counter if counter is not None else counter_now()),
-            image.read_bytes(), firmware_version, euis,
+            image.read_bytes(),
+            firmware_version,
+            euis,
         )
         return [submitter.submit(_signed(identity, request))]
 
@@ -183,7 +220,9 @@ def read_firmware(party, xml_file, pki_dir, run_dir, counter, as_json, device) -
             raise click.UsageError("--device is required unless --xml is given")
         identity = _identity(pki_dir, party)
         request = ReadFirmwareVersionRequest(
-            RequestID(identity.eui, _device(device), counter if counter is not None else counter_now())
+            RequestID(
+                identity.eui, _device(device), counter if counter is not None else counter_now()
+            )
         )
         return [submitter.submit(_signed(identity, request))]
 
@@ -193,9 +232,18 @@ def read_firmware(party, xml_file, pki_dir, run_dir, counter, as_json, device) -
 @click.command()
 @common
 @click.option("--device", metavar="EUI", help="Device to activate.")
-@click.option("--hash", "firmware_hash", metavar="HEX", help="SHA-256 of the manufacturer image (64 hex digits).")
-@click.option("--at", "at", metavar="TIME", help="Future-dated execution time (ISO-8601); default now.")
-def activate(party, xml_file, pki_dir, run_dir, counter, as_json, device, firmware_hash, at) -> None:
+@click.option(
+    "--hash",
+    "firmware_hash",
+    metavar="HEX",
+    help="SHA-256 of the manufacturer image (64 hex digits).",
+)
+@click.option(
+    "--at", "at", metavar="TIME", help="Future-dated execution time (ISO-8601); default now."
+)
+def activate(
+    party, xml_file, pki_dir, run_dir, counter, as_json, device, firmware_hash, at
+) -> None:
     """DUIS 11.3 Activate Firmware as PARTY: CV 4, sign the pre-command, CV 5."""
 
     def build(submitter: Submitter) -> list[bytes]:
@@ -219,7 +267,9 @@ def activate(party, xml_file, pki_dir, run_dir, counter, as_json, device, firmwa
             try:
                 when = parse_timestamp(at)
             except ValueError as exc:
-                raise click.BadParameter(f"{at!r} is not an ISO-8601 time", param_hint="--at") from exc
+                raise click.BadParameter(
+                    f"{at!r} is not an ISO-8601 time", param_hint="--at"
+                ) from exc
         identity = _identity(pki_dir, party)
         eui = _device(device)
         first_counter = counter if counter is not None else counter_now()

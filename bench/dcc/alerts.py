@@ -107,7 +107,9 @@ class Mailboxes:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def messages(self, party: str, after: int = 0, limit: int | None = None) -> list[MailboxMessage]:
+    def messages(
+        self, party: str, after: int = 0, limit: int | None = None
+    ) -> list[MailboxMessage]:
         sql = "SELECT * FROM mailbox WHERE party = ? AND id > ? ORDER BY id"
         params: tuple = (party, after)
         if limit is not None:
@@ -116,4 +118,6 @@ class Mailboxes:
         return [MailboxMessage(*row) for row in self.store.read(sql, params)]
 
     def all(self) -> list[MailboxMessage]:
-        return [MailboxMessage(*row) for row in self.store.read("SELECT * FROM mailbox ORDER BY id")]
+        return [
+            MailboxMessage(*row) for row in self.store.read("SELECT * FROM mailbox ORDER BY id")
+        ]

@@ -60,7 +60,9 @@ class CriticalPath:
         try:
             device_ka = self.pki.device(bytes.fromhex(device)).ka_cert.public_key()
         except (BenchError, KeyError) as exc:
-            raise AuthorisationError("E20", f"no KA certificate for device {device}: {exc}") from exc
+            raise AuthorisationError(
+                "E20", f"no KA certificate for device {device}: {exc}"
+            ) from exc
         return apply_mac(msg, self._acb_ka, device_ka).encode()
 
     # -- 11.2 -------------------------------------------------------------------------------
@@ -101,8 +103,15 @@ class CriticalPath:
         gbcs = msg.encode()
         conn.execute(
             "INSERT INTO precommand VALUES (?,?,?,?,?,?,?,NULL)",
-            (str(request.request_id), request.originator, request.target, f"{counter:020d}",
-             request.firmware_hash, gbcs, timestamp(now)),
+            (
+                str(request.request_id),
+                request.originator,
+                request.target,
+                f"{counter:020d}",
+                request.firmware_hash,
+                gbcs,
+                timestamp(now),
+            ),
         )
         return gbcs
 
@@ -117,7 +126,9 @@ class CriticalPath:
         except DecodeError as exc:
             raise AuthorisationError("E1", f"signed pre-command does not decode: {exc}") from exc
         if signed.mac is not None or signed.pre_command or signed.signature is None:
-            raise AuthorisationError("E1", "signed pre-command must be a signed General-Signing APDU")
+            raise AuthorisationError(
+                "E1", "signed pre-command must be a signed General-Signing APDU"
+            )
         row = conn.execute(
             "SELECT request_id, gbcs FROM precommand WHERE originator = ? AND device = ?"
             " AND counter = ? AND used_at IS NULL",
@@ -125,16 +136,23 @@ class CriticalPath:
         ).fetchone()
         if row is None:
             raise AuthorisationError(
-                "E1", f"no unused pre-command with counter {signed.originator_counter} was issued"
-                f" to {request.originator} for {request.target}"
+                "E1",
+                f"no unused pre-command with counter {signed.originator_counter} was issued"
+                f" to {request.originator} for {request.target}",
             )
         issued = decode_message(row[1])
         if issued.signed_span() != signed.signed_span():
-            raise AuthorisationError("E1", f"signed payload differs from the pre-command issued for {row[0]}")
+            raise AuthorisationError(
+                "E1", f"signed payload differs from the pre-command issued for {row[0]}"
+            )
         supplier_ds = self.pki.party(request.request_id.originator).ds_cert.public_key()
         if not verify_signature(signed, supplier_ds):
-            raise AuthorisationError("E4", "pre-command not signed with the registered Supplier's DS key")
-        conn.execute("UPDATE precommand SET used_at = ? WHERE request_id = ?", (timestamp(now), row[0]))
+            raise AuthorisationError(
+                "E4", "pre-command not signed with the registered Supplier's DS key"
+            )
+        conn.execute(
+            "UPDATE precommand SET used_at = ? WHERE request_id = ?", (timestamp(now), row[0])
+        )
         return signed.originator_counter, self._mac(replace(signed, mac=None), request.target)
 
     # -- from devices ---------------------------------------------------------------------------
@@ -143,11 +161,19 @@ class CriticalPath:
         """Decode a device's response or alert far enough to route it."""
         msg = decode_message(gbcs)
         if msg.cra_flag not in (RESPONSE, ALERT):
-            raise DecodeError("GBCS message", "cra_flag", 1, f"devices send responses or alerts, not {msg.cra_flag}")
+            raise DecodeError(
+                "GBCS message",
+                "cra_flag",
+                1,
+                f"devices send responses or alerts, not {msg.cra_flag}",
+            )
         payload = decode_payload(msg)
         version = None
         alert_code = None
-        read = isinstance(payload, EsmeFirmwareReport | GsmeFirmwareReport) and payload.firmware_version
+        read = (
+            isinstance(payload, EsmeFirmwareReport | GsmeFirmwareReport)
+            and payload.firmware_version
+        )
         activated = isinstance(payload, Cs06Response) and payload.response_code == 0
         if read or activated:
             version = payload.firmware_version.hex().upper()
@@ -158,9 +184,17 @@ class CriticalPath:
         elif payload is not None and hasattr(payload, "alert_code"):
             alert_code = payload.alert_code
         if msg.cra_flag == ALERT and alert_code is None:
-            raise DecodeError("GBCS alert", "content", None, f"no alert code in message 0x{msg.message_code:04X}")
+            raise DecodeError(
+                "GBCS alert", "content", None, f"no alert code in message 0x{msg.message_code:04X}"
+            )
         name = (alert_name(alert_code) or "") if alert_code is not None else ""
         if isinstance(payload, FirmwareDistributionReceipt):
             name = name or "Firmware Distribution Receipt"
-        return DeviceMessage(msg.cra_flag == RESPONSE, msg.originator_counter, msg.message_code,
-                             alert_code, name, version)
+        return DeviceMessage(
+            msg.cra_flag == RESPONSE,
+            msg.originator_counter,
+            msg.message_code,
+            alert_code,
+            name,
+            version,
+        )

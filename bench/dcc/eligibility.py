@@ -31,43 +31,87 @@ class ResponseCode:
 RESPONSE_CODES: dict[str, ResponseCode] = {
     c.code: c
     for c in (
-        ResponseCode("I0", "Success", "DUIS",
-                     "11.3 CV4 pre-command returned; device responses relayed to the requester"),
-        ResponseCode("I99", "Acknowledgement: accepted and passed access control", "DUIS",
-                     "11.1 authorised for at least one device (warning lists name the rest); "
-                     "11.2 and 11.3 CV5 command sent to the device (or, with no rig, authorised)"),
-        ResponseCode("E1", "Failed Authorisation - Invalid User / User Role", "DUIS",
-                     "model use for every request that cannot be attributed to an authenticated, "
-                     "fresh User request (a real DCC answers most of these at the HTTP level): "
-                     "larger than MAX_REQUEST_BYTES (refused before parsing), not well-formed, DTD "
-                     "or entity declarations, wrong namespace, schema-invalid, over a DUIS limit "
-                     "(image > 10,240,000 bytes, version not 1-8 characters, > 50,000 devices), "
-                     "XML-DSig invalid or not covering the whole document (signature wrapping), "
-                     "certificate not issued by the bench SMKI CA, signer not a registry party, "
-                     "signer EUI differs from the RequestID originator, signer with no DCC User role "
-                     "(ACB, DCC), RequestID counter not "
-                     "greater than the originator's last (replay), 11.3 CV5 payload that is not "
-                     "exactly an issued, unused pre-command"),
-        ResponseCode("E2", "Failed Authorisation - Invalid User Role / Service Reference", "DUIS",
-                     "the signer's user role may not send this SR (SR_USER_ROLES): RSA 11.3/11.4, "
-                     "network operator or other user anything but 11.2"),
-        ResponseCode("E4", "Failed Authorisation - Invalid User / User Role for Device", "DUIS",
-                     "not the Supplier registered now for the device's fuel; RSA not appointed now "
-                     "by that Supplier (11.1: every device refused); 11.3 CV5 not signed with the "
-                     "registered Supplier's DS key"),
-        ResponseCode("E5", "Failed Authorisation - Invalid Device Status", "DUIS",
-                     "device not commissioned (installed-not-commissioned, suspended, decommissioned)"),
-        ResponseCode("E11", "Failed Validation - Invalid Service Request / device type combination",
-                     "DUIS", "device type not in SR_DEVICE_TYPES for the SR and user role"),
-        ResponseCode("E12", "Failed Validation - Invalid Request / Command Variant combination",
-                     "DUIS", "command variant not applicable to the SR (SR_COMMAND_VARIANTS)"),
-        ResponseCode("E13", "Failed Validation - Invalid Request Type", "DUIS",
-                     "model use: a non-device SR (11.1, 11.4) not addressed to the DCC, or a device "
-                     "SR addressed to the DCC"),
-        ResponseCode("E19", "Failed Authorisation - Device doesn't exist", "DUIS",
-                     "device EUI not in the registry (11.1: every device unknown)"),
-        ResponseCode("E20", "Communications Failure - Unable to Communicate with Device", "DUIS",
-                     "no KA certificate for the device in the bench PKI, so no ACB MAC can be made"),
+        ResponseCode(
+            "I0",
+            "Success",
+            "DUIS",
+            "11.3 CV4 pre-command returned; device responses relayed to the requester",
+        ),
+        ResponseCode(
+            "I99",
+            "Acknowledgement: accepted and passed access control",
+            "DUIS",
+            "11.1 authorised for at least one device (warning lists name the rest); "
+            "11.2 and 11.3 CV5 command sent to the device (or, with no rig, authorised)",
+        ),
+        ResponseCode(
+            "E1",
+            "Failed Authorisation - Invalid User / User Role",
+            "DUIS",
+            "model use for every request that cannot be attributed to an authenticated, "
+            "fresh User request (a real DCC answers most of these at the HTTP level): "
+            "larger than MAX_REQUEST_BYTES (refused before parsing), not well-formed, DTD "
+            "or entity declarations, wrong namespace, schema-invalid, over a DUIS limit "
+            "(image > 10,240,000 bytes, version not 1-8 characters, > 50,000 devices), "
+            "XML-DSig invalid or not covering the whole document (signature wrapping), "
+            "certificate not issued by the bench SMKI CA, signer not a registry party, "
+            "signer EUI differs from the RequestID originator, signer with no DCC User role "
+            "(ACB, DCC), RequestID counter not "
+            "greater than the originator's last (replay), 11.3 CV5 payload that is not "
+            "exactly an issued, unused pre-command",
+        ),
+        ResponseCode(
+            "E2",
+            "Failed Authorisation - Invalid User Role / Service Reference",
+            "DUIS",
+            "the signer's user role may not send this SR (SR_USER_ROLES): RSA 11.3/11.4, "
+            "network operator or other user anything but 11.2",
+        ),
+        ResponseCode(
+            "E4",
+            "Failed Authorisation - Invalid User / User Role for Device",
+            "DUIS",
+            "not the Supplier registered now for the device's fuel; RSA not appointed now "
+            "by that Supplier (11.1: every device refused); 11.3 CV5 not signed with the "
+            "registered Supplier's DS key",
+        ),
+        ResponseCode(
+            "E5",
+            "Failed Authorisation - Invalid Device Status",
+            "DUIS",
+            "device not commissioned (installed-not-commissioned, suspended, decommissioned)",
+        ),
+        ResponseCode(
+            "E11",
+            "Failed Validation - Invalid Service Request / device type combination",
+            "DUIS",
+            "device type not in SR_DEVICE_TYPES for the SR and user role",
+        ),
+        ResponseCode(
+            "E12",
+            "Failed Validation - Invalid Request / Command Variant combination",
+            "DUIS",
+            "command variant not applicable to the SR (SR_COMMAND_VARIANTS)",
+        ),
+        ResponseCode(
+            "E13",
+            "Failed Validation - Invalid Request Type",
+            "DUIS",
+            "model use: a non-device SR (11.1, 11.4) not addressed to the DCC, or a device "
+            "SR addressed to the DCC",
+        ),
+        ResponseCode(
+            "E19",
+            "Failed Authorisation - Device doesn't exist",
+            "DUIS",
+            "device EUI not in the registry (11.1: every device unknown)",
+        ),
+        ResponseCode(
+            "E20",
+            "Communications Failure - Unable to Communicate with Device",
+            "DUIS",
+            "no KA certificate for the device in the bench PKI, so no ACB MAC can be made",
+        ),
     )
 }
 

@@ -29,7 +29,11 @@ class HubEvents:
     """Turns what the hub reports into routed, durable DUIS messages."""
 
     def __init__(
-        self, store: Store, signer: ResponseSigner, critical: CriticalPath, clock: Callable[[], datetime]
+        self,
+        store: Store,
+        signer: ResponseSigner,
+        critical: CriticalPath,
+        clock: Callable[[], datetime],
     ) -> None:
         self.store = store
         self.signer = signer
@@ -45,7 +49,9 @@ class HubEvents:
             incoming = self.critical.read_device_message(gbcs)
         except BenchError as exc:
             with self.store.transaction() as conn:
-                audit.record(conn, at, "event", f"undecodable message from {device}: {exc}", device=device)
+                audit.record(
+                    conn, at, "event", f"undecodable message from {device}: {exc}", device=device
+                )
             return
         with self.store.transaction() as conn:
             if incoming.is_response:
@@ -53,19 +59,33 @@ class HubEvents:
             else:
                 self._route_alert(conn, device, incoming, gbcs, now)
 
-    def _route_response(self, conn: sqlite3.Connection, device: str, incoming: DeviceMessage, gbcs: bytes, now: datetime) -> None:
+    def _route_response(
+        self,
+        conn: sqlite3.Connection,
+        device: str,
+        incoming: DeviceMessage,
+        gbcs: bytes,
+        now: datetime,
+    ) -> None:
         at = timestamp(now)
         row = conn.execute(
             "SELECT originator, request_id, service_reference FROM command WHERE device = ? AND counter = ?",
             (device, f"{incoming.counter:020d}"),
         ).fetchone()
         if row is None:
-            audit.record(conn, at, "event", f"response from {device} to no command (counter {incoming.counter})",
-                         device=device)
+            audit.record(
+                conn,
+                at,
+                "event",
+                f"response from {device} to no command (counter {incoming.counter})",
+                device=device,
+            )
             return
         requester, request_id, sr = row
-        conn.execute("UPDATE command SET answered_at = ? WHERE device = ? AND counter = ?",
-                     (at, device, f"{incoming.counter:020d}"))
+        conn.execute(
+            "UPDATE command SET answered_at = ? WHERE device = ? AND counter = ?",
+            (at, device, f"{incoming.counter:020d}"),
+        )
         xml = self.signer.device_response(request_id, sr, gbcs, now)
         deliver(conn, requester, at, "response", "I0", xml, device, request_id)
         if incoming.firmware_version is not None:
@@ -76,18 +96,35 @@ class HubEvents:
                 f" {column}_at = excluded.{column}_at",
                 (device, incoming.firmware_version, at),
             )
-        audit.record(conn, at, "event", f"response to {request_id} delivered to {requester}",
-                     request_id=request_id, device=device, service_reference=sr, response_code="I0")
+        audit.record(
+            conn,
+            at,
+            "event",
+            f"response to {request_id} delivered to {requester}",
+            request_id=request_id,
+            device=device,
+            service_reference=sr,
+            response_code="I0",
+        )
 
-    def _route_alert(self, conn: sqlite3.Connection, device: str, incoming: DeviceMessage, gbcs: bytes, now: datetime) -> None:
+    def _route_alert(
+        self,
+        conn: sqlite3.Connection,
+        device: str,
+        incoming: DeviceMessage,
+        gbcs: bytes,
+        now: datetime,
+    ) -> None:
         at = timestamp(now)
         code = f"{incoming.alert_code:04X}"
         recipients = alert_recipients(conn, device, code, at)
         xml = self.signer.device_alert(incoming.alert_code, gbcs, now)
         for party in recipients:
             deliver(conn, party, at, "device-alert", code, xml, device)
-        conn.execute("INSERT INTO device_alert (device, code, name, at) VALUES (?,?,?,?)",
-                     (device, code, incoming.alert_name, at))
+        conn.execute(
+            "INSERT INTO device_alert (device, code, name, at) VALUES (?,?,?,?)",
+            (device, code, incoming.alert_name, at),
+        )
         if code in ("8F72", "8F1C"):
             status = "verified" if code == "8F72" else "verification-failed"
             conn.execute(
@@ -95,8 +132,14 @@ class HubEvents:
                 " distribution WHERE device = ? ORDER BY at DESC, rowid DESC LIMIT 1)",
                 (status, at, device),
             )
-        audit.record(conn, at, "event", f"alert {code} {incoming.alert_name} to {', '.join(recipients) or 'nobody'}",
-                     device=device, response_code=code)
+        audit.record(
+            conn,
+            at,
+            "event",
+            f"alert {code} {incoming.alert_name} to {', '.join(recipients) or 'nobody'}",
+            device=device,
+            response_code=code,
+        )
 
     def delivery_status(
         self, eui: bytes, request_id: str, success: bool, *, comms_hub: bytes | None = None
@@ -108,7 +151,8 @@ class HubEvents:
         code = DELIVERY_SUCCESS if success else DELIVERY_FAILURE
         with self.store.transaction() as conn:
             row = conn.execute(
-                "SELECT version FROM distribution WHERE request_id = ? AND device = ?", (request_id, device)
+                "SELECT version FROM distribution WHERE request_id = ? AND device = ?",
+                (request_id, device),
             ).fetchone()
             version = row[0] if row else ""
             conn.execute(
@@ -121,8 +165,17 @@ class HubEvents:
             xml = self.signer.delivery_status(code, request_id, device, version, success, now, hub)
             for party in recipients:
                 deliver(conn, party, at, "dcc-alert", code, xml, device, request_id)
-            conn.execute("INSERT INTO device_alert (device, code, name, at) VALUES (?,?,?,?)",
-                         (device, code, DELIVERY_NAMES[code], at))
-            audit.record(conn, at, "event", f"{code} delivery {'success' if success else 'failure'}"
-                         f" to {', '.join(recipients) or 'nobody'}", request_id=request_id,
-                         device=device, response_code=code)
+            conn.execute(
+                "INSERT INTO device_alert (device, code, name, at) VALUES (?,?,?,?)",
+                (device, code, DELIVERY_NAMES[code], at),
+            )
+            audit.record(
+                conn,
+                at,
+                "event",
+                f"{code} delivery {'success' if success else 'failure'}"
+                f" to {', '.join(recipients) or 'nobody'}",
+                request_id=request_id,
+                device=device,
+                response_code=code,
+            )

@@ -140,7 +140,9 @@ def read_request(xml: bytes) -> tuple[etree._Element, Incoming]:
         header = root.find(sr("Header"))
         request_id = RequestID.parse(header.findtext(sr("RequestID")) or "")
         service_reference = (header.findtext(sr("ServiceReference")) or "").strip()
-        return root, Incoming(None, request_id, service_reference, command_variant_problem=exc.reason)
+        return root, Incoming(
+            None, request_id, service_reference, command_variant_problem=exc.reason
+        )
     return root, Incoming(request, request.request_id, request.service_reference)
 
 
@@ -213,7 +215,9 @@ class ResponseSigner:
         if warnings and service == "11.1":
             warning = UpdateFirmwareWarning()
             for name, devices in warnings.items():
-                getattr(warning, _WARNING_ATTRIBUTES[name]).extend(bytes.fromhex(d) for d in devices)
+                getattr(warning, _WARNING_ATTRIBUTES[name]).extend(
+                    bytes.fromhex(d) for d in devices
+                )
             response.warning = warning
         return self.sign(response_element(response))
 
@@ -235,7 +239,13 @@ class ResponseSigner:
         return self.sign(response_element(alert))
 
     def delivery_status(
-        self, code: str, request_id: str, device: str, version: str, success: bool, now: datetime,
+        self,
+        code: str,
+        request_id: str,
+        device: str,
+        version: str,
+        success: bool,
+        now: datetime,
         comms_hub: str = DEFAULT_COMMS_HUB,
     ) -> bytes:
         status = CSPFirmwareDeliveryStatus(

@@ -64,17 +64,40 @@ def portfolio(
         names = dict(store.read("SELECT eui, name FROM party"))
         entries = []
         for row in store.read(_DEVICES, {"now": now}):
-            (eui, device_type, generation, status, mpxn, dcc_version, supplier,
-             active, active_at, read, read_at) = row
+            (
+                eui,
+                device_type,
+                generation,
+                status,
+                mpxn,
+                dcc_version,
+                supplier,
+                active,
+                active_at,
+                read,
+                read_at,
+            ) = row
             if wanted is not None and supplier != wanted:
                 continue
             known, known_at = active, active_at
             if read is not None and (known_at is None or (read_at or "") > known_at):
                 known, known_at = read, read_at
             entry = PortfolioEntry(
-                eui, device_type, generation, status, mpxn, names.get(supplier, supplier),
-                dcc_version, known, None, None, None, None, None,
-                last_read_version=read, last_read_at=read_at,
+                eui,
+                device_type,
+                generation,
+                status,
+                mpxn,
+                names.get(supplier, supplier),
+                dcc_version,
+                known,
+                None,
+                None,
+                None,
+                None,
+                None,
+                last_read_version=read,
+                last_read_at=read_at,
                 agrees_with_dcc=None if known is None else known == dcc_version,
             )
             distribution = store.read(_LAST_DISTRIBUTION, (eui, now))

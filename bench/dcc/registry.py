@@ -119,14 +119,18 @@ def _eui(text: str, where: str) -> str:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
-def load_registry_dir(directory: str | Path) -> tuple[list[Party], list[Device], list[Registration], list[Appointment]]:
+def load_registry_dir(
+    directory: str | Path,
+) -> tuple[list[Party], list[Device], list[Registration], list[Appointment]]:
     """Read and check the four CSV files; ConfigError names the file, line and field."""
     base = Path(directory)
     parties: list[Party] = []
     path = base / "parties.csv"
     for n, row in _rows(path, ("name", "eui", "org_role")):
         where = f"{path}:{n}"
-        parties.append(Party(row["name"], _eui(row["eui"], where), _choice(row["org_role"], ORG_ROLES, where)))
+        parties.append(
+            Party(row["name"], _eui(row["eui"], where), _choice(row["org_role"], ORG_ROLES, where))
+        )
     by_name = {p.name: p.eui for p in parties}
     if len(by_name) != len(parties) or len({p.eui for p in parties}) != len(parties):
         raise ConfigError(f"{path}: duplicate party name or EUI")
@@ -224,19 +228,29 @@ class Registry:
     ) -> None:
         """Add records (a change of supplier, a new appointment) without touching the rest."""
         with self.store.transaction() as conn:
-            self._insert(conn, list(parties), list(devices), list(registrations), list(appointments))
+            self._insert(
+                conn, list(parties), list(devices), list(registrations), list(appointments)
+            )
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, parties, devices, registrations, appointments) -> None:
-        conn.executemany("INSERT INTO party VALUES (?,?,?)", [(p.eui, p.name, p.org_role) for p in parties])
+        conn.executemany(
+            "INSERT INTO party VALUES (?,?,?)", [(p.eui, p.name, p.org_role) for p in parties]
+        )
         conn.executemany(
             "INSERT INTO device VALUES (?,?,?,?,?,?)",
-            [(d.eui, d.device_type, d.generation, d.status, d.mpxn, d.firmware_version) for d in devices],
+            [
+                (d.eui, d.device_type, d.generation, d.status, d.mpxn, d.firmware_version)
+                for d in devices
+            ],
         )
         conn.executemany(
             "INSERT INTO registration (mpxn, supplier_role, party, effective_from, effective_to)"
             " VALUES (?,?,?,?,?)",
-            [(r.mpxn, r.supplier_role, r.party, r.effective_from, r.effective_to) for r in registrations],
+            [
+                (r.mpxn, r.supplier_role, r.party, r.effective_from, r.effective_to)
+                for r in registrations
+            ],
         )
         conn.executemany(
             "INSERT INTO appointment (supplier, rsa, effective_from, effective_to) VALUES (?,?,?,?)",
@@ -260,16 +274,24 @@ class Registry:
             key = eui_hex(name_or_eui)
         else:
             digits = name_or_eui.replace("-", "").upper()
-            key = digits if len(digits) == 16 and all(c in "0123456789ABCDEF" for c in digits) else None
+            key = (
+                digits
+                if len(digits) == 16 and all(c in "0123456789ABCDEF" for c in digits)
+                else None
+            )
         if key is not None:
             rows = self.store.read("SELECT name, eui, org_role FROM party WHERE eui = ?", (key,))
             if rows:
                 return Party(*rows[0])
-        rows = self.store.read("SELECT name, eui, org_role FROM party WHERE name = ?", (name_or_eui,))
+        rows = self.store.read(
+            "SELECT name, eui, org_role FROM party WHERE name = ?", (name_or_eui,)
+        )
         return Party(*rows[0]) if rows else None
 
     def parties(self) -> list[Party]:
-        return [Party(*r) for r in self.store.read("SELECT name, eui, org_role FROM party ORDER BY eui")]
+        return [
+            Party(*r) for r in self.store.read("SELECT name, eui, org_role FROM party ORDER BY eui")
+        ]
 
     def device(self, eui: str | bytes) -> Device | None:
         key = eui_hex(eui) if isinstance(eui, bytes) else eui_hex(parse_eui(eui))
@@ -327,7 +349,9 @@ REGISTERED_SUPPLIER_FOR_DEVICE = """
   ORDER BY g.effective_from DESC, g.id DESC LIMIT 1)
 """
 
-REGISTERED_SUPPLIER_SQL = f"SELECT {REGISTERED_SUPPLIER_FOR_DEVICE} FROM device d WHERE d.eui = :eui"
+REGISTERED_SUPPLIER_SQL = (
+    f"SELECT {REGISTERED_SUPPLIER_FOR_DEVICE} FROM device d WHERE d.eui = :eui"
+)
 
 APPOINTING_SQL = """
 SELECT DISTINCT supplier FROM appointment

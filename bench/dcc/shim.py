@@ -135,9 +135,15 @@ class Shim:
                 self._check_counter(conn, request)
                 decision = self._authorise(conn, request, now)
                 audit.record(
-                    conn, at, "accepted", decision.reason, request_id=str(request.request_id),
-                    originator=request.originator, service_reference=request.service_reference,
-                    device=_device_of(request), response_code=decision.code,
+                    conn,
+                    at,
+                    "accepted",
+                    decision.reason,
+                    request_id=str(request.request_id),
+                    originator=request.originator,
+                    service_reference=request.service_reference,
+                    device=_device_of(request),
+                    response_code=decision.code,
                 )
         except Refusal as refusal:
             with self.store.transaction() as conn:
@@ -153,14 +159,23 @@ class Shim:
                 code = "E20"
                 with self.store.transaction() as conn:
                     audit.record(
-                        conn, timestamp(self.clock()), "event", f"hub refused the hand-over: {exc}",
-                        request_id=str(request.request_id), originator=request.originator,
-                        service_reference=request.service_reference, response_code="E20",
+                        conn,
+                        timestamp(self.clock()),
+                        "event",
+                        f"hub refused the hand-over: {exc}",
+                        request_id=str(request.request_id),
+                        originator=request.originator,
+                        service_reference=request.service_reference,
+                        response_code="E20",
                     )
         return self._respond(request, code, now, decision.body)
 
     def _respond(
-        self, request: messages.Incoming, code: str, now: datetime, body: messages.ResponseBody | None = None
+        self,
+        request: messages.Incoming,
+        code: str,
+        now: datetime,
+        body: messages.ResponseBody | None = None,
     ) -> bytes:
         with self._xml:
             return self.signer.response(request, code, body or messages.ResponseBody(), now)
@@ -173,7 +188,10 @@ class Shim:
     def _audit_refusal(conn: sqlite3.Connection, refusal: Refusal, at: str) -> None:
         request = refusal.request
         audit.record(
-            conn, at, "refused", refusal.reason,
+            conn,
+            at,
+            "refused",
+            refusal.reason,
             request_id=str(request.request_id) if request and request.request_id else None,
             originator=request.originator if request and request.request_id else None,
             service_reference=request.service_reference if request else None,
@@ -198,11 +216,15 @@ class Shim:
             raise Refusal("E1", f"signer {signer_eui} is not a party in the registry", request)
         if cert_role != party.org_role:
             raise Refusal(
-                "E1", f"signer certificate role {cert_role} differs from the registry's {party.org_role}", request
+                "E1",
+                f"signer certificate role {cert_role} differs from the registry's {party.org_role}",
+                request,
             )
         if signer_eui != request.originator:
             raise Refusal(
-                "E1", f"signer {signer_eui} is not the RequestID originator {request.originator}", request
+                "E1",
+                f"signer {signer_eui} is not the RequestID originator {request.originator}",
+                request,
             )
         request.party = party
         return request
@@ -212,11 +234,14 @@ class Shim:
         advanced = self._advance_counter(conn, request)
         if not advanced:
             last = conn.execute(
-                "SELECT last_counter FROM request_counter WHERE originator = ?", (request.originator,)
+                "SELECT last_counter FROM request_counter WHERE originator = ?",
+                (request.originator,),
             ).fetchone()[0]
             counter = request.request_id.counter
             raise Refusal(
-                "E1", f"RequestID counter {counter} is not greater than {int(last)} (replay)", request,
+                "E1",
+                f"RequestID counter {counter} is not greater than {int(last)} (replay)",
+                request,
                 replay=True,
             )
 
@@ -230,7 +255,9 @@ class Shim:
         )
         return cursor.rowcount == 1
 
-    def _authorise(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> Decision:
+    def _authorise(
+        self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime
+    ) -> Decision:
         sr = request.service_reference
         role = request.party.org_role
         if sr not in SR_COMMAND_VARIANTS:
@@ -243,7 +270,11 @@ class Shim:
         if request.command_variant_problem is not None:
             raise Refusal("E12", request.command_variant_problem, request)
         if request.command_variant not in SR_COMMAND_VARIANTS[sr]:
-            raise Refusal("E12", f"command variant {request.command_variant} not applicable to SR {sr}", request)
+            raise Refusal(
+                "E12",
+                f"command variant {request.command_variant} not applicable to SR {sr}",
+                request,
+            )
         target_is_dcc = request.target == DCC_TARGET
         if (sr in NON_DEVICE_SRS) != target_is_dcc:
             kind = "non-device" if sr in NON_DEVICE_SRS else "device"
@@ -262,7 +293,11 @@ class Shim:
     # -- per-device authorisation ------------------------------------------------------------------
 
     def authorise_devices(
-        self, conn: sqlite3.Connection, request: messages.Incoming, devices: list[str], now: datetime
+        self,
+        conn: sqlite3.Connection,
+        request: messages.Incoming,
+        devices: list[str],
+        now: datetime,
     ) -> list[tuple[str, str | None, str]]:
         """(EUI, refusal code or None, reason) per device: one SQL statement for the whole list."""
         at = timestamp(now)
@@ -281,17 +316,23 @@ class Shim:
             code = device_decision(sr, party.org_role, party.eui, known, supplier, appointing)
             if code is not None and supplier and not names:
                 names = dict(conn.execute("SELECT eui, name FROM party"))
-            decisions.append((eui, code, _reason(code, sr, party, known, names.get(supplier, supplier))))
+            decisions.append(
+                (eui, code, _reason(code, sr, party, known, names.get(supplier, supplier)))
+            )
         return decisions
 
-    def _authorise_target(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> None:
+    def _authorise_target(
+        self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime
+    ) -> None:
         [(eui, code, reason)] = self.authorise_devices(conn, request, [request.target], now)
         if code is not None:
             raise Refusal(code, f"device {eui}: {reason}", request)
 
     # -- 11.1 Update Firmware -------------------------------------------------------------------
 
-    def _update_firmware(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> Decision:
+    def _update_firmware(
+        self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime
+    ) -> Decision:
         image, version = request.image, request.version
         if len(image) > MAX_IMAGE_BYTES:
             raise Refusal("E1", f"image of {len(image)} bytes exceeds {MAX_IMAGE_BYTES}", request)
@@ -307,14 +348,24 @@ class Shim:
         audit.record_many(
             conn,
             (
-                (at, rid, originator, "11.1", eui,
-                 "device-accepted" if code is None else "device-refused", code, reason)
+                (
+                    at,
+                    rid,
+                    originator,
+                    "11.1",
+                    eui,
+                    "device-accepted" if code is None else "device-refused",
+                    code,
+                    reason,
+                )
                 for eui, code, reason in decisions
             ),
         )
         if not authorised:
             first_code = decisions[0][1]
-            raise Refusal(first_code, f"no device authorised ({decisions[0][2]} for the first)", request)
+            raise Refusal(
+                first_code, f"no device authorised ({decisions[0][2]} for the first)", request
+            )
         warnings: dict[str, list[str]] = {}
         for eui, code, _ in decisions:
             if code is not None:
@@ -331,7 +382,10 @@ class Shim:
         image_hash = _activation_hash(image)
         conn.executemany(
             "INSERT OR REPLACE INTO distribution VALUES (?,?,?,?,?,?,?,?)",
-            ((rid, eui, originator, version, image_hash, at, "distributing", at) for eui in authorised),
+            (
+                (rid, eui, originator, version, image_hash, at, "distributing", at)
+                for eui in authorised
+            ),
         )
         gateway = self.gateway
         decision.after_commit.append(
@@ -339,26 +393,40 @@ class Shim:
         )
         return decision
 
-    def _update_ppmid_firmware(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> Decision:
+    def _update_ppmid_firmware(
+        self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime
+    ) -> Decision:
         decisions = self.authorise_devices(conn, request, list(dict.fromkeys(request.devices)), now)
         at, rid, originator = timestamp(now), str(request.request_id), request.originator
         audit.record_many(
             conn,
             (
-                (at, rid, originator, "11.4", eui,
-                 "device-accepted" if code is None else "device-refused", code, reason)
+                (
+                    at,
+                    rid,
+                    originator,
+                    "11.4",
+                    eui,
+                    "device-accepted" if code is None else "device-refused",
+                    code,
+                    reason,
+                )
                 for eui, code, reason in decisions
             ),
         )
         if all(code is not None for _, code, _ in decisions):
-            raise Refusal(decisions[0][1], f"no device authorised ({decisions[0][2]} for the first)", request)
+            raise Refusal(
+                decisions[0][1], f"no device authorised ({decisions[0][2]} for the first)", request
+            )
         # The refused devices are in the audit log; the bench's DUIS codec writes no
         # DSPUpdatePPMIDFirmwareWarning, and the bench does not deliver PPMID images (CS05c).
         return Decision("I99", "authorised; the bench does not deliver PPMID images (CS05c)")
 
     # -- 11.2 Read Firmware Version ---------------------------------------------------------------
 
-    def _read_firmware(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> Decision:
+    def _read_firmware(
+        self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime
+    ) -> Decision:
         device = self.registry_device_type(conn, request.target)
         try:
             counter, command = self.critical.read_firmware_command(request, device)
@@ -366,11 +434,19 @@ class Shim:
             raise Refusal(exc.code, exc.reason, request) from exc
         return self._send(conn, request, now, counter, command, "command ECS52/GCS38 sent")
 
-    def _send(self, conn: sqlite3.Connection, request, now, counter: int, command: bytes, what: str) -> Decision:
+    def _send(
+        self, conn: sqlite3.Connection, request, now, counter: int, command: bytes, what: str
+    ) -> Decision:
         conn.execute(
             "INSERT OR REPLACE INTO command VALUES (?,?,?,?,?,?,NULL)",
-            (request.target, f"{counter:020d}", request.originator,
-             str(request.request_id), request.service_reference, timestamp(now)),
+            (
+                request.target,
+                f"{counter:020d}",
+                request.originator,
+                str(request.request_id),
+                request.service_reference,
+                timestamp(now),
+            ),
         )
         decision = Decision("I99", what)
         if self.gateway is not None:
@@ -386,13 +462,17 @@ class Shim:
 
     # -- 11.3 Activate Firmware -------------------------------------------------------------------
 
-    def _activate_precommand(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> Decision:
+    def _activate_precommand(
+        self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime
+    ) -> Decision:
         precommand = self.critical.issue(conn, request, now)
         return Decision(
             "I0", "CS06 pre-command issued", messages.ResponseBody(precommand=precommand)
         )
 
-    def _activate_signed(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> Decision:
+    def _activate_signed(
+        self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime
+    ) -> Decision:
         try:
             counter, command = self.critical.accept_signed(conn, request, now)
         except AuthorisationError as exc:
@@ -426,8 +506,10 @@ def _reason(code: str | None, sr: str, party, known, supplier: str | None) -> st
     if code == "E11":
         return f"SR {sr} not applicable to a {generation} {device_type} for role {role}"
     if role == "RSA":
-        return (f"RSA {party.name} not appointed now by the registered Supplier "
-                f"{supplier or '(none registered)'}")
+        return (
+            f"RSA {party.name} not appointed now by the registered Supplier "
+            f"{supplier or '(none registered)'}"
+        )
     return f"{party.name} is not the registered Supplier ({supplier or 'none registered'})"
 
 

@@ -49,7 +49,9 @@ SINGLE = 600
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def registry(pki_dir: Path) -> tuple[list[Party], list[Device], list[Registration], list[Appointment]]:
+def registry(
+    pki_dir: Path,
+) -> tuple[list[Party], list[Device], list[Registration], list[Appointment]]:
     parties, _, _, appointments = load_registry_dir(ROOT / "fixtures" / "registry")
     supplier = next(p.eui for p in parties if p.name == "supplier-a")
     devices = [
@@ -65,7 +67,9 @@ def registry(pki_dir: Path) -> tuple[list[Party], list[Device], list[Registratio
 
 def signed_update(pki: Pki, party: str, counter: int, devices: list[bytes], image: bytes) -> bytes:
     identity = pki.party(party)
-    request = UpdateFirmwareRequest(RequestID(identity.eui, DCC, counter), image, "0000002A", devices)
+    request = UpdateFirmwareRequest(
+        RequestID(identity.eui, DCC, counter), image, "0000002A", devices
+    )
     return sign_document(request_element(request), identity.ds_key, identity.ds_cert)
 
 
@@ -76,7 +80,9 @@ def raw_verify_rate(documents: list[bytes], public_key: ec.EllipticCurvePublicKe
         root = etree.fromstring(xml)
         signed_info = root.find(f"{{{DS}}}Signature/{{{DS}}}SignedInfo")
         value = base64.b64decode(root.findtext(f"{{{DS}}}Signature/{{{DS}}}SignatureValue"))
-        der = encode_dss_signature(int.from_bytes(value[:32], "big"), int.from_bytes(value[32:], "big"))
+        der = encode_dss_signature(
+            int.from_bytes(value[:32], "big"), int.from_bytes(value[32:], "big")
+        )
         items.append((der, etree.tostring(signed_info, method="c14n", exclusive=True)))
     start = time.perf_counter()
     for der, data in items:
@@ -126,7 +132,7 @@ def commit_cost(directory: Path) -> float:
 def main() -> None:
     pki_dir = ROOT / "fixtures" / "pki"
     pki = Pki.load(pki_dir)
-    image = (ROOT.parent / "shared" / "vectors" / "gfi_esme_ota_image_from_11.1_template.bin")
+    image = ROOT.parent / "shared" / "vectors" / "gfi_esme_ota_image_from_11.1_template.bin"
     image_bytes = image.read_bytes() if image.is_file() else b"\x1e\xf1\xee\x0b" + bytes(357)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -141,7 +147,8 @@ def main() -> None:
         big_code = parse_response(response).response_code
 
         singles = [
-            signed_update(pki, "rsa-1", 10 + n, [euis[n % DEVICES]], image_bytes) for n in range(SINGLE)
+            signed_update(pki, "rsa-1", 10 + n, [euis[n % DEVICES]], image_bytes)
+            for n in range(SINGLE)
         ]
         shim.submit(singles[0])  # warm caches (schema, certificates)
         start = time.perf_counter()

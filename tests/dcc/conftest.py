@@ -35,8 +35,12 @@ def make_shim(tmp_path: Path, pki: Pki) -> Callable[..., Shim]:
     """A shim on a fresh SQLite file with the default registry, a recording gateway, a set clock."""
     shims: list[Shim] = []
 
-    def make(registry_dir: Path | None = FIXTURE_REGISTRY, pki_dir: Path | Pki = pki,
-             clock: Callable[[], datetime] | None = None, name: str = "bench.sqlite") -> Shim:
+    def make(
+        registry_dir: Path | None = FIXTURE_REGISTRY,
+        pki_dir: Path | Pki = pki,
+        clock: Callable[[], datetime] | None = None,
+        name: str = "bench.sqlite",
+    ) -> Shim:
         shim = Shim(tmp_path / name, pki_dir, RecordingGateway(), clock=clock or (lambda: NOW))
         if registry_dir is not None:
             shim.registry.import_dir(registry_dir)

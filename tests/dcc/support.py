@@ -59,26 +59,51 @@ class Requests:
         eui = self.pki.party(party).eui
         return RequestID(eui, target, next_counter() if counter is None else counter)
 
-    def update(self, party: str, devices: Iterable[bytes], version: str = "ACDCACDC",
-               counter: int | None = None, image: bytes | None = None) -> bytes:
+    def update(
+        self,
+        party: str,
+        devices: Iterable[bytes],
+        version: str = "ACDCACDC",
+        counter: int | None = None,
+        image: bytes | None = None,
+    ) -> bytes:
         request = UpdateFirmwareRequest(
-            self.rid(party, DCC_EUI, counter), self.image if image is None else image, version, list(devices)
+            self.rid(party, DCC_EUI, counter),
+            self.image if image is None else image,
+            version,
+            list(devices),
         )
         return self.sign(party, request)
 
     def update_ppmid(self, party: str, devices: Iterable[bytes]) -> bytes:
-        request = UpdatePpmidFirmwareRequest(self.rid(party, DCC_EUI), self.image, "00000002", list(devices))
+        request = UpdatePpmidFirmwareRequest(
+            self.rid(party, DCC_EUI), self.image, "00000002", list(devices)
+        )
         return self.sign(party, request)
 
     def read(self, party: str, device: bytes, counter: int | None = None) -> bytes:
         return self.sign(party, ReadFirmwareVersionRequest(self.rid(party, device, counter)))
 
-    def activate(self, party: str, device: bytes, firmware_hash: bytes = b"\xab" * 32,
-                 counter: int | None = None, at: datetime | None = None) -> bytes:
-        return self.sign(party, ActivateFirmwareRequest(self.rid(party, device, counter), firmware_hash, at))
+    def activate(
+        self,
+        party: str,
+        device: bytes,
+        firmware_hash: bytes = b"\xab" * 32,
+        counter: int | None = None,
+        at: datetime | None = None,
+    ) -> bytes:
+        return self.sign(
+            party, ActivateFirmwareRequest(self.rid(party, device, counter), firmware_hash, at)
+        )
 
-    def signed_precommand(self, party: str, device: bytes, precommand: bytes,
-                          key_of: str | None = None, counter: int | None = None) -> bytes:
+    def signed_precommand(
+        self,
+        party: str,
+        device: bytes,
+        precommand: bytes,
+        key_of: str | None = None,
+        counter: int | None = None,
+    ) -> bytes:
         """CV5: the pre-command signed with `key_of`'s DS key (default: the sender's)."""
         msg = decode_message(precommand)
         signed = sign_message(msg, self.pki.party(key_of or party).ds_key).encode()
@@ -91,8 +116,19 @@ def code_of(xml: bytes) -> str:
 
 def state_counts(shim: Shim) -> dict[str, int]:
     """Row counts of every table but the audit log: what a refused request must not change."""
-    tables = ("request_counter", "mailbox", "precommand", "command", "distribution", "device_alert",
-              "device_state", "party", "device", "registration", "appointment")
+    tables = (
+        "request_counter",
+        "mailbox",
+        "precommand",
+        "command",
+        "distribution",
+        "device_alert",
+        "device_state",
+        "party",
+        "device",
+        "registration",
+        "appointment",
+    )
     return {t: shim.store.read(f"SELECT COUNT(*) FROM {t}")[0][0] for t in tables}
 
 

@@ -29,8 +29,11 @@ from bench.dcc.registry import Appointment, Party
 from .support import ESME_A0, ESME_B0, GSME_A1, NOW
 
 EUI = {
-    "supplier-a": "90B3D51F30010000", "supplier-b": "90B3D51F30030000",
-    "rsa-1": "90B3D51F30050000", "rsa-2": "90B3D51F30060000", "rsa-3": "90B3D51F30070000",
+    "supplier-a": "90B3D51F30010000",
+    "supplier-b": "90B3D51F30030000",
+    "rsa-1": "90B3D51F30050000",
+    "rsa-2": "90B3D51F30060000",
+    "rsa-3": "90B3D51F30070000",
 }
 _alert_counter = itertools.count(5_000)
 
@@ -40,13 +43,18 @@ def alert(pki, device: bytes, code: int, recipient: str = "supplier-a") -> bytes
     counter = next(_alert_counter)
     gsme = device == GSME_A1
     if code in (0x8F72, 0x8F1C):
-        content = (fdra_alert_gsme(code, NOW, b"\x11" * 32) if gsme
-                   else fdra_alert_esme(code, NOW, b"\x11" * 32, long_invoke_id(counter)))
+        content = (
+            fdra_alert_gsme(code, NOW, b"\x11" * 32)
+            if gsme
+            else fdra_alert_esme(code, NOW, b"\x11" * 32, long_invoke_id(counter))
+        )
         message_code = FDRA_GSME if gsme else FDRA_ESME
     else:
         content = device_alert(code, NOW, "gsme" if gsme else "esme", counter)
         message_code = alert_message_code(code)
-    msg = GbcsMessage(ALERT, counter, device, bytes.fromhex(EUI[recipient]), NOW, message_code, content)
+    msg = GbcsMessage(
+        ALERT, counter, device, bytes.fromhex(EUI[recipient]), NOW, message_code, content
+    )
     return sign_message(msg, pki.device(device).ds_key).encode()
 
 
@@ -67,8 +75,12 @@ def by_name(codes: dict[str, Counter]) -> dict[str, dict[str, int]]:
 def routed(shim, requests):
     """rsa-1 distributes to A0 and A1 (supplier-a's); supplier-b distributes to B0 itself; rsa-3,
     also appointed by supplier-a, requests nothing."""
-    shim.registry.add(parties=[Party("rsa-3", EUI["rsa-3"], "rsa")],
-                      appointments=[Appointment(EUI["supplier-a"], EUI["rsa-3"], "2020-01-01T00:00:00.000000Z", None)])
+    shim.registry.add(
+        parties=[Party("rsa-3", EUI["rsa-3"], "rsa")],
+        appointments=[
+            Appointment(EUI["supplier-a"], EUI["rsa-3"], "2020-01-01T00:00:00.000000Z", None)
+        ],
+    )
     rsa_request = parse_response(shim.submit(requests.update("rsa-1", [ESME_A0, GSME_A1])))
     supplier_request = parse_response(shim.submit(requests.update("supplier-b", [ESME_B0])))
     assert rsa_request.response_code == supplier_request.response_code == "I99"
@@ -114,7 +126,9 @@ def test_delivery_status_goes_to_requester_and_supplier(shim, routed) -> None:
 
 def test_latest_distribution_decides_the_rsa(shim, pki, requests, routed) -> None:
     """After supplier-a redistributes to A0 itself, rsa-1 no longer gets A0's receipts."""
-    assert parse_response(shim.submit(requests.update("supplier-a", [ESME_A0]))).response_code == "I99"
+    assert (
+        parse_response(shim.submit(requests.update("supplier-a", [ESME_A0]))).response_code == "I99"
+    )
     shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
     assert by_name(mailbox_codes(shim)) == {"supplier-a": {"8F72": 1}}
 
@@ -137,20 +151,31 @@ def test_read_firmware_response_goes_to_the_requester_only(shim, pki, requests) 
     assert submitted.response_code == "I99"
     counter = submitted.request_id.counter
     content = read_firmware_response_esme(bytes.fromhex("0123ABCD"), long_invoke_id(counter))
-    reply = GbcsMessage(RESPONSE, counter, ESME_A0, bytes.fromhex(EUI["rsa-1"]), None, ECS52, content).encode()
+    reply = GbcsMessage(
+        RESPONSE, counter, ESME_A0, bytes.fromhex(EUI["rsa-1"]), None, ECS52, content
+    ).encode()
     shim.device_message(ESME_A0, reply)
     assert by_name(mailbox_codes(shim)) == {"rsa-1": {"I0": 1}}
     [message] = Mailboxes(shim.store).messages(EUI["rsa-1"])
     parsed = parse_response(message.xml)
     assert parsed.gbcs_payload == reply and str(parsed.request_id) == str(submitted.request_id)
     assert message.request_id == str(submitted.request_id)
-    state = shim.store.read("SELECT last_read_version FROM device_state WHERE eui = '00DB1234567890A0'")
+    state = shim.store.read(
+        "SELECT last_read_version FROM device_state WHERE eui = '00DB1234567890A0'"
+    )
     assert state == [("0123ABCD",)]
 
 
 def test_unmatched_and_garbage_device_messages_are_audited_not_routed(shim, pki) -> None:
-    stray = GbcsMessage(RESPONSE, 42, ESME_A0, bytes.fromhex(EUI["supplier-a"]), None, ECS52,
-                        read_firmware_response_esme(b"\x01\x02\x03\x04", long_invoke_id(42))).encode()
+    stray = GbcsMessage(
+        RESPONSE,
+        42,
+        ESME_A0,
+        bytes.fromhex(EUI["supplier-a"]),
+        None,
+        ECS52,
+        read_firmware_response_esme(b"\x01\x02\x03\x04", long_invoke_id(42)),
+    ).encode()
     shim.device_message(ESME_A0, stray)
     shim.device_message(ESME_A0, b"\xdf\x09garbage")
     assert mailbox_codes(shim) == {}

@@ -60,15 +60,22 @@ def test_empty_request(shim) -> None:
 
 def test_wrong_namespace(shim, requests) -> None:
     xml = requests.update("rsa-1", [ESME_A0])
-    other = xml.replace(b"http://www.dccinterface.co.uk/ServiceUserGateway", b"http://example.com/not-duis")
+    other = xml.replace(
+        b"http://www.dccinterface.co.uk/ServiceUserGateway", b"http://example.com/not-duis"
+    )
     refused(shim, other, "E1", "schema|expected sr:Request")
 
 
 def test_entity_expansion_is_refused_without_expanding(shim) -> None:
     lol = b"".join(
         [b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">']
-        + [f'<!ENTITY a{i} "{("&a" + (str(i - 1) if i > 1 else "") + ";") * 10}">'.encode() for i in range(1, 10)]
-        + [b']><sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway">&a9;</sr:Request>']
+        + [
+            f'<!ENTITY a{i} "{("&a" + (str(i - 1) if i > 1 else "") + ";") * 10}">'.encode()
+            for i in range(1, 10)
+        ]
+        + [
+            b']><sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway">&a9;</sr:Request>'
+        ]
     )
     start = time.perf_counter()
     refused(shim, lol, "E1", "DTD|entit")
@@ -78,8 +85,10 @@ def test_entity_expansion_is_refused_without_expanding(shim) -> None:
 def test_external_entity_is_refused(shim, tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("do not read")
-    xxe = (f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file://{secret}">]>'
-           '<sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway">&x;</sr:Request>').encode()
+    xxe = (
+        f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file://{secret}">]>'
+        '<sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway">&x;</sr:Request>'
+    ).encode()
     answer = shim.submit(xxe)
     assert parse_response(answer).response_code == "E1"
     assert b"do not read" not in answer
@@ -112,11 +121,14 @@ def test_tampered_after_signing(shim, requests) -> None:
 def test_signature_wrapping_a_valid_signature_over_another_document(shim, requests) -> None:
     """A genuine signature of one request pasted onto another request: never acted on."""
     genuine = etree.fromstring(requests.update("rsa-1", [ESME_A0]))
-    forged = etree.fromstring(requests.sign("supplier-a", ReadFirmwareVersionRequest(
-        requests.rid("rsa-1", ESME_B0))))
+    forged = etree.fromstring(
+        requests.sign("supplier-a", ReadFirmwareVersionRequest(requests.rid("rsa-1", ESME_B0)))
+    )
     forged.remove(forged.find(f"{DS}Signature"))
     forged.append(genuine.find(f"{DS}Signature"))
-    refused(shim, etree.tostring(forged, xml_declaration=True, encoding="UTF-8"), "E1", "digest|changed")
+    refused(
+        shim, etree.tostring(forged, xml_declaration=True, encoding="UTF-8"), "E1", "digest|changed"
+    )
 
 
 def test_signature_wrapping_signed_element_moved_aside(shim, requests) -> None:
@@ -140,7 +152,9 @@ def test_second_signature_is_refused(shim, requests) -> None:
 
 
 def test_unsigned_request(shim, requests) -> None:
-    unsigned = etree.tostring(request_element(ReadFirmwareVersionRequest(requests.rid("supplier-a", ESME_A0))))
+    unsigned = etree.tostring(
+        request_element(ReadFirmwareVersionRequest(requests.rid("supplier-a", ESME_A0)))
+    )
     refused(shim, unsigned, "E1", "signature")
 
 
@@ -148,8 +162,12 @@ def test_unknown_party(make_shim, requests) -> None:
     parties, devices, registrations, appointments = load_registry_dir(FIXTURE_REGISTRY)
     rsa_2 = next(p.eui for p in parties if p.name == "rsa-2")
     shim = make_shim(registry_dir=None)
-    shim.registry.replace([p for p in parties if p.eui != rsa_2], devices, registrations,
-                          [a for a in appointments if a.rsa != rsa_2])
+    shim.registry.replace(
+        [p for p in parties if p.eui != rsa_2],
+        devices,
+        registrations,
+        [a for a in appointments if a.rsa != rsa_2],
+    )
     refused(shim, requests.update("rsa-2", [ESME_B0]), "E1", "not a party")
 
 
@@ -158,7 +176,12 @@ def test_certificate_from_another_ca(shim, tmp_path: Path) -> None:
     from .support import Requests
 
     other = Requests(init_pki(tmp_path / "other-pki", seed="not-the-bench"), b"\x00" * 64)
-    refused(shim, other.update("rsa-1", [ESME_A0], image=b"x" * 100), "E1", "not one the trusted CA issued|CA")
+    refused(
+        shim,
+        other.update("rsa-1", [ESME_A0], image=b"x" * 100),
+        "E1",
+        "not one the trusted CA issued|CA",
+    )
 
 
 def test_signer_is_not_the_originator(shim, requests) -> None:
@@ -174,7 +197,12 @@ def test_replayed_request_id(shim, requests) -> None:
     refused(shim, xml, "E1", "replay")
     refused(shim, requests.update("rsa-1", [ESME_A0], counter=4_999), "E1", "replay")
     # another originator's counter is its own
-    assert parse_response(shim.submit(requests.update("supplier-a", [ESME_A0], counter=1))).response_code == "I99"
+    assert (
+        parse_response(
+            shim.submit(requests.update("supplier-a", [ESME_A0], counter=1))
+        ).response_code
+        == "I99"
+    )
 
 
 def test_refused_after_authentication_still_uses_the_counter(shim, requests) -> None:
@@ -199,14 +227,27 @@ def test_command_variant_not_of_the_sr(shim, requests) -> None:
 def test_too_many_devices(shim, requests) -> None:
     """50,001 devices (the builder refuses to write it, so the list is edited and re-signed)."""
     root = etree.fromstring(requests.update("supplier-a", [ESME_A0]))
-    listed = ",".join("-".join(f"{b:02X}" for b in (0x00, 0xDB, 0, 0, n >> 24 & 255, n >> 16 & 255,
-                                                     n >> 8 & 255, n & 255)) for n in range(50_001))
+    listed = ",".join(
+        "-".join(
+            f"{b:02X}"
+            for b in (0x00, 0xDB, 0, 0, n >> 24 & 255, n >> 16 & 255, n >> 8 & 255, n & 255)
+        )
+        for n in range(50_001)
+    )
     root.find(".//{http://www.dccinterface.co.uk/ServiceUserGateway}DeviceIDList").text = listed
     identity = requests.pki.party("supplier-a")
-    refused(shim, sign_document(root, identity.ds_key, identity.ds_cert), "E1", "schema|50000|devices")
+    refused(
+        shim, sign_document(root, identity.ds_key, identity.ds_cert), "E1", "schema|50000|devices"
+    )
 
 
-@pytest.mark.parametrize("junk", [b"<a/>", b"<?xml version='1.0'?><sr:Response xmlns:sr="
-                                  b"'http://www.dccinterface.co.uk/ServiceUserGateway' schemaVersion='5.4'/>"])
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"<a/>",
+        b"<?xml version='1.0'?><sr:Response xmlns:sr="
+        b"'http://www.dccinterface.co.uk/ServiceUserGateway' schemaVersion='5.4'/>",
+    ],
+)
 def test_other_documents(shim, junk: bytes) -> None:
     refused(shim, junk, "E1", ".")

@@ -22,7 +22,9 @@ def run_dir(tmp_path: Path) -> Path:
 
 def bench(run_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "BENCH_RUN_DIR": str(run_dir), "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([*BENCH, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    done = subprocess.run(
+        [*BENCH, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60
+    )
     if check:
         assert done.returncode == 0, done.stderr + done.stdout
     return done
@@ -37,7 +39,13 @@ def test_registry_import_and_show(run_dir: Path) -> None:
     text = bench(run_dir, "registry", "show").stdout
     assert "rsa-1" in text and "appointed by: supplier-a" in text
     rules = json.loads(bench(run_dir, "registry", "show", "--rules", "--json").stdout)
-    assert {"sr": "11.1", "role": "RSA", "today": "no", "mp207": "yes", "device_types": "ESME, GSME"} in rules["eligibility"]
+    assert {
+        "sr": "11.1",
+        "role": "RSA",
+        "today": "no",
+        "mp207": "yes",
+        "device_types": "ESME, GSME",
+    } in rules["eligibility"]
 
 
 def test_registry_import_bad_file_is_one_line(run_dir: Path, tmp_path: Path) -> None:
@@ -45,17 +53,32 @@ def test_registry_import_bad_file_is_one_line(run_dir: Path, tmp_path: Path) -> 
     broken.mkdir()
     for name in ("parties.csv", "registrations.csv", "appointments.csv"):
         (broken / name).write_text((FIXTURE_REGISTRY / name).read_text())
-    (broken / "devices.csv").write_text("eui,device_type,generation,status,mpxn\n00DB1234567890A0,TOASTER,SMETS2+,commissioned,1\n")
+    (broken / "devices.csv").write_text(
+        "eui,device_type,generation,status,mpxn\n00DB1234567890A0,TOASTER,SMETS2+,commissioned,1\n"
+    )
     done = bench(run_dir, "registry", "import", str(broken), check=False)
     assert done.returncode == 2
     assert "devices.csv:2" in done.stderr and "TOASTER" in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_update_firmware_without_rig_stops_after_authorisation(run_dir: Path, vectors: Path) -> None:
+def test_update_firmware_without_rig_stops_after_authorisation(
+    run_dir: Path, vectors: Path
+) -> None:
     image = vectors / "gfi_esme_ota_image_from_11.1_template.bin"
-    done = bench(run_dir, "update-firmware", "--as", "rsa-1", "--image", str(image), "--version", "ACDCACDC",
-                 "--devices", "00DB1234567890A0,00DB1234567890B0", "--json")
+    done = bench(
+        run_dir,
+        "update-firmware",
+        "--as",
+        "rsa-1",
+        "--image",
+        str(image),
+        "--version",
+        "ACDCACDC",
+        "--devices",
+        "00DB1234567890A0,00DB1234567890B0",
+        "--json",
+    )
     answer = json.loads(done.stdout)
     assert answer["response_code"] == "I99"
     assert answer["body"]["update_firmware_warning"]["invalid"] == ["00DB1234567890B0"]
@@ -67,18 +90,41 @@ def test_update_firmware_without_rig_stops_after_authorisation(run_dir: Path, ve
 
 def test_activate_as_supplier_and_as_rsa(run_dir: Path) -> None:
     digest = "AB" * 32
-    done = bench(run_dir, "activate", "--as", "supplier-a", "--device", "00DB1234567890A0", "--hash", digest, "--json")
+    done = bench(
+        run_dir,
+        "activate",
+        "--as",
+        "supplier-a",
+        "--device",
+        "00DB1234567890A0",
+        "--hash",
+        digest,
+        "--json",
+    )
     first, second = json.loads(done.stdout)
-    assert first["response_code"] == "I0" and first["body"]["pre_command"]["gbcs_payload"].startswith("DF09")
+    assert first["response_code"] == "I0" and first["body"]["pre_command"][
+        "gbcs_payload"
+    ].startswith("DF09")
     assert second["response_code"] == "I99"
-    refused = bench(run_dir, "activate", "--as", "rsa-1", "--device", "00DB1234567890A0", "--hash", digest,
-                    check=False)
+    refused = bench(
+        run_dir,
+        "activate",
+        "--as",
+        "rsa-1",
+        "--device",
+        "00DB1234567890A0",
+        "--hash",
+        digest,
+        check=False,
+    )
     assert refused.returncode == 1
     assert "<sr:ResponseCode>E2</sr:ResponseCode>" in refused.stdout
 
 
 def test_read_firmware_and_hand_made_xml(run_dir: Path, tmp_path: Path) -> None:
-    done = bench(run_dir, "read-firmware", "--as", "rsa-2", "--device", "00DB1234567890B0", "--json")
+    done = bench(
+        run_dir, "read-firmware", "--as", "rsa-2", "--device", "00DB1234567890B0", "--json"
+    )
     assert json.loads(done.stdout)["response_code"] == "I99"
     forged = tmp_path / "forged.xml"
     forged.write_bytes(b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>")
@@ -89,10 +135,23 @@ def test_read_firmware_and_hand_made_xml(run_dir: Path, tmp_path: Path) -> None:
 
 
 def test_bad_options_are_one_line_errors(run_dir: Path) -> None:
-    done = bench(run_dir, "activate", "--as", "supplier-a", "--device", "00DB1234567890A0", "--hash", "12",
-                 check=False)
-    assert done.returncode == 2 and "64 hex digits" in done.stderr and "Traceback" not in done.stderr
-    done = bench(run_dir, "read-firmware", "--as", "nobody", "--device", "00DB1234567890A0", check=False)
+    done = bench(
+        run_dir,
+        "activate",
+        "--as",
+        "supplier-a",
+        "--device",
+        "00DB1234567890A0",
+        "--hash",
+        "12",
+        check=False,
+    )
+    assert (
+        done.returncode == 2 and "64 hex digits" in done.stderr and "Traceback" not in done.stderr
+    )
+    done = bench(
+        run_dir, "read-firmware", "--as", "nobody", "--device", "00DB1234567890A0", check=False
+    )
     assert done.returncode == 2 and "nobody" in done.stderr
 
 
@@ -104,10 +163,17 @@ def test_alerts_command_reads_a_mailbox(run_dir: Path) -> None:
         "s = Shim(sys.argv[1] + '/bench.sqlite', 'fixtures/pki')\n"
         "s.delivery_status(bytes.fromhex('00DB1234567890A0'), '90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:7', True)\n"
     )
-    subprocess.run([sys.executable, "-c", script, str(run_dir)], check=True, cwd=ROOT,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", script, str(run_dir)],
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
     listed = json.loads(bench(run_dir, "alerts", "--as", "supplier-a", "--json").stdout)
-    assert [(m["kind"], m["code"], m["device"]) for m in listed] == [("dcc-alert", "N60", "00DB1234567890A0")]
+    assert [(m["kind"], m["code"], m["device"]) for m in listed] == [
+        ("dcc-alert", "N60", "00DB1234567890A0")
+    ]
     assert "CSPFirmwareDeliveryStatus" in listed[0]["xml"]
     assert json.loads(bench(run_dir, "alerts", "--as", "rsa-2", "--json").stdout) == []
     text = bench(run_dir, "alerts", "--as", "90-B3-D5-1F-30-01-00-00").stdout
@@ -121,9 +187,13 @@ def test_requests_go_through_a_running_rig(run_dir: Path, make_shim) -> None:
     from .support import ESME_A0
 
     rig_shim = make_shim()  # real clock not needed: the signatures are checked at the shim's time
-    handlers = {"submit": lambda request: {"xml_b64": b64(rig_shim.submit(unb64(request["xml_b64"])))}}
+    handlers = {
+        "submit": lambda request: {"xml_b64": b64(rig_shim.submit(unb64(request["xml_b64"])))}
+    }
     with RigControlServer(socket_path(run_dir), handlers):
-        done = bench(run_dir, "read-firmware", "--as", "supplier-a", "--device", "00DB1234567890A0", "--json")
+        done = bench(
+            run_dir, "read-firmware", "--as", "supplier-a", "--device", "00DB1234567890A0", "--json"
+        )
     assert json.loads(done.stdout)["response_code"] == "I99"
     [(eui, command)] = rig_shim.gateway.commands
     assert eui == ESME_A0 and command[0] == 0xDD

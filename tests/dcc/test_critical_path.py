@@ -36,15 +36,22 @@ def resigned_template(vectors: Path, name: str, pki, party: str = "supplier-a") 
     return sign_document(request_element(request), identity.ds_key, identity.ds_cert)
 
 
-def test_precommand_of_the_published_11_3_template_is_the_rtds_precommand(shim, pki, vectors) -> None:
+def test_precommand_of_the_published_11_3_template_is_the_rtds_precommand(
+    shim, pki, vectors
+) -> None:
     xml = resigned_template(vectors, "CS06_11.3_IMMEDIATE_SUCCESS_REQUEST_DUIS.XML", pki)
     response = parse_response(shim.submit(xml))
     assert response.response_code == "I0"
-    assert response.pre_command.gbcs.hex().upper() == vector(vectors, "CS06_IMMEDIATE_PRECOMMAND")["hex"]
+    assert (
+        response.pre_command.gbcs.hex().upper()
+        == vector(vectors, "CS06_IMMEDIATE_PRECOMMAND")["hex"]
+    )
     assert shim.gateway.commands == []  # a pre-command never goes to the device by itself
 
 
-def test_read_firmware_command_of_the_published_11_2_template_is_the_rtds_command(shim, pki, vectors) -> None:
+def test_read_firmware_command_of_the_published_11_2_template_is_the_rtds_command(
+    shim, pki, vectors
+) -> None:
     xml = resigned_template(vectors, "ECS52_11.2_SUCCESS_REQUEST_DUIS.XML", pki)
     assert parse_response(shim.submit(xml)).response_code == "I99"
     [(eui, sent)] = shim.gateway.commands
@@ -58,7 +65,9 @@ def test_read_firmware_command_of_the_published_11_2_template_is_the_rtds_comman
     assert not verify_mac(command, device.ka_key, pki.party("supplier-a").ka_cert.public_key())
 
 
-def activate(shim, requests, party: str = "supplier-a", firmware_hash: bytes = b"\xab" * 32) -> bytes:
+def activate(
+    shim, requests, party: str = "supplier-a", firmware_hash: bytes = b"\xab" * 32
+) -> bytes:
     response = parse_response(shim.submit(requests.activate(party, ESME_A0, firmware_hash)))
     assert response.response_code == "I0"
     return response.pre_command.gbcs
@@ -66,7 +75,9 @@ def activate(shim, requests, party: str = "supplier-a", firmware_hash: bytes = b
 
 def test_signed_precommand_goes_to_the_device_with_the_acb_mac(shim, pki, requests) -> None:
     precommand = activate(shim, requests)
-    answer = parse_response(shim.submit(requests.signed_precommand("supplier-a", ESME_A0, precommand)))
+    answer = parse_response(
+        shim.submit(requests.signed_precommand("supplier-a", ESME_A0, precommand))
+    )
     assert answer.response_code == "I99"
     [(eui, sent)] = shim.gateway.commands
     assert eui == ESME_A0 and sent[0] == 0xDD
@@ -109,14 +120,21 @@ def test_altered_precommand_is_refused(shim, pki, requests) -> None:
     precommand = decode_message(activate(shim, requests))
     altered = replace(precommand, content=precommand.content.replace(b"\xab" * 32, b"\xcd" * 32))
     signed = sign_message(altered, pki.party("supplier-a").ds_key).encode()
-    xml = requests.sign("supplier-a", SignedPreCommandRequest(requests.rid("supplier-a", ESME_A0), signed))
+    xml = requests.sign(
+        "supplier-a", SignedPreCommandRequest(requests.rid("supplier-a", ESME_A0), signed)
+    )
     assert parse_response(shim.submit(xml)).response_code == "E1"
     assert shim.gateway.commands == []
 
 
 def test_precommand_is_used_once(shim, requests) -> None:
     precommand = activate(shim, requests)
-    assert parse_response(shim.submit(requests.signed_precommand("supplier-a", ESME_A0, precommand))).response_code == "I99"
+    assert (
+        parse_response(
+            shim.submit(requests.signed_precommand("supplier-a", ESME_A0, precommand))
+        ).response_code
+        == "I99"
+    )
     again = requests.signed_precommand("supplier-a", ESME_A0, precommand)
     assert parse_response(shim.submit(again)).response_code == "E1"
     assert len(shim.gateway.commands) == 1
@@ -128,9 +146,22 @@ def test_self_made_precommand_is_refused(shim, pki, requests) -> None:
     from bench.codec.gbcs.payloads import cs06_command
 
     counter = 9_000_000_000
-    own = GbcsMessage(1, counter, SUPPLIER_A, ESME_A0, None, 0x0012, cs06_command(b"\xab" * 32, counter),
-                      pre_command=True)
-    assert parse_response(shim.submit(requests.signed_precommand("supplier-a", ESME_A0, own.encode()))).response_code == "E1"
+    own = GbcsMessage(
+        1,
+        counter,
+        SUPPLIER_A,
+        ESME_A0,
+        None,
+        0x0012,
+        cs06_command(b"\xab" * 32, counter),
+        pre_command=True,
+    )
+    assert (
+        parse_response(
+            shim.submit(requests.signed_precommand("supplier-a", ESME_A0, own.encode()))
+        ).response_code
+        == "E1"
+    )
     assert shim.gateway.commands == []
 
 
@@ -141,7 +172,11 @@ def test_only_the_registered_supplier_may_activate(shim, requests, party: str) -
     assert cv4.response_code in ("E1", "E2", "E4") and cv4.pre_command is None
     precommand = activate(shim, requests)  # the registered Supplier's own pre-command...
     stolen = requests.signed_precommand(party, ESME_A0, precommand, key_of="supplier-a")
-    assert parse_response(shim.submit(stolen)).response_code in ("E1", "E2", "E4")  # ...submitted by another
+    assert parse_response(shim.submit(stolen)).response_code in (
+        "E1",
+        "E2",
+        "E4",
+    )  # ...submitted by another
     assert shim.gateway.commands == []
     expected = {"rsa-1": "E2", "rsa-2": "E2", "supplier-b": "E4", "acb": "E1"}[party]
     assert cv4.response_code == expected
@@ -149,7 +184,11 @@ def test_only_the_registered_supplier_may_activate(shim, requests, party: str) -
 
 def test_no_device_ka_certificate_is_e20(shim, requests) -> None:
     d0 = bytes.fromhex("00DB1234567890D0")
-    shim.registry.add(devices=[Device("00DB1234567890D0", "ESME", "SMETS2+", "commissioned", "1200000000011", "1")])
+    shim.registry.add(
+        devices=[
+            Device("00DB1234567890D0", "ESME", "SMETS2+", "commissioned", "1200000000011", "1")
+        ]
+    )
     assert parse_response(shim.submit(requests.read("supplier-a", d0))).response_code == "E20"
     assert shim.gateway.commands == []
 
@@ -176,7 +215,9 @@ def test_hub_failure_is_e20_and_audited(shim, requests) -> None:
     shim.gateway = BrokenGateway()
     assert parse_response(shim.submit(requests.read("supplier-a", ESME_A0))).response_code == "E20"
     assert parse_response(shim.submit(requests.update("rsa-1", [ESME_A0]))).response_code == "E20"
-    reasons = [r for (r,) in shim.store.read("SELECT reason FROM audit WHERE response_code = 'E20'")]
+    reasons = [
+        r for (r,) in shim.store.read("SELECT reason FROM audit WHERE response_code = 'E20'")
+    ]
     assert len(reasons) == 2 and all("radio unplugged" in r for r in reasons)
 
 
@@ -186,7 +227,10 @@ def test_concurrent_submitters_and_events(shim, pki, requests) -> None:
 
     from .test_alert_routing import alert
 
-    docs = {party: [requests.read(party, ESME_A0) for _ in range(15)] for party in ("supplier-a", "rsa-1")}
+    docs = {
+        party: [requests.read(party, ESME_A0) for _ in range(15)]
+        for party in ("supplier-a", "rsa-1")
+    }
     codes: list[str] = []
     failures: list[BaseException] = []
 
@@ -204,7 +248,9 @@ def test_concurrent_submitters_and_events(shim, pki, requests) -> None:
         except BaseException as exc:  # noqa: BLE001
             failures.append(exc)
 
-    threads = [threading.Thread(target=run, args=(p,)) for p in docs] + [threading.Thread(target=alerts)]
+    threads = [threading.Thread(target=run, args=(p,)) for p in docs] + [
+        threading.Thread(target=alerts)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -220,5 +266,7 @@ def test_without_a_gateway_nothing_is_sent_or_recorded_as_sent(shim, requests) -
     assert parse_response(shim.submit(requests.update("rsa-1", [ESME_A0]))).response_code == "I99"
     assert parse_response(shim.submit(requests.read("rsa-1", ESME_A0))).response_code == "I99"
     assert shim.store.read("SELECT COUNT(*) FROM distribution") == [(0,)]
-    reasons = [r for (r,) in shim.store.read("SELECT reason FROM audit WHERE decision = 'accepted'")]
+    reasons = [
+        r for (r,) in shim.store.read("SELECT reason FROM audit WHERE decision = 'accepted'")
+    ]
     assert "nothing distributed" in reasons[0] and "not sent" in reasons[1]

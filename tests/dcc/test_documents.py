@@ -21,27 +21,38 @@ from .test_alert_routing import alert
 DCC_SIGNER = bytes.fromhex("90B3D51F30000003")
 
 
-def check(xml: bytes, pki) -> None:  # noqa: ANN001
+def check(xml: bytes, pki) -> None:
     assert schema_errors(xml) == [], xml[:400]
     assert verify_document(xml, pki).signer_eui == DCC_SIGNER
 
 
-def test_every_document_the_shim_writes_is_schema_valid_and_signed(shim, pki, requests) -> None:  # noqa: ANN001
+def test_every_document_the_shim_writes_is_schema_valid_and_signed(shim, pki, requests) -> None:
     answers = [
-        shim.submit(requests.update("rsa-1", [ESME_A0, ESME_B0, ESME_C0, PPMID_A4, bytes(8)])),  # I99 + lists
-        shim.submit(requests.update("rsa-2", [ESME_A0])),                 # E4
-        shim.submit(requests.activate("supplier-a", ESME_A0)),            # I0 + pre-command
-        shim.submit(requests.activate("rsa-1", ESME_A0)),                 # E2
-        shim.submit(requests.update_ppmid("supplier-a", [PPMID_A4])),     # I99 (11.4)
-        shim.submit(b"<not-duis/>"),                                      # E1, nothing echoed
+        shim.submit(
+            requests.update("rsa-1", [ESME_A0, ESME_B0, ESME_C0, PPMID_A4, bytes(8)])
+        ),  # I99 + lists
+        shim.submit(requests.update("rsa-2", [ESME_A0])),  # E4
+        shim.submit(requests.activate("supplier-a", ESME_A0)),  # I0 + pre-command
+        shim.submit(requests.activate("rsa-1", ESME_A0)),  # E2
+        shim.submit(requests.update_ppmid("supplier-a", [PPMID_A4])),  # I99 (11.4)
+        shim.submit(b"<not-duis/>"),  # E1, nothing echoed
         shim.submit(b"\x00garbage"),
     ]
     read = parse_response(shim.submit(requests.read("supplier-a", ESME_A0)))
     answers.append(shim.submit(requests.read("supplier-a", ESME_A0)))
     counter = read.request_id.counter
-    shim.device_message(ESME_A0, GbcsMessage(
-        RESPONSE, counter, ESME_A0, bytes.fromhex("90B3D51F30010000"), None, ECS52,
-        read_firmware_response_esme(b"\x00\x02\x00\x00", long_invoke_id(counter))).encode())
+    shim.device_message(
+        ESME_A0,
+        GbcsMessage(
+            RESPONSE,
+            counter,
+            ESME_A0,
+            bytes.fromhex("90B3D51F30010000"),
+            None,
+            ECS52,
+            read_firmware_response_esme(b"\x00\x02\x00\x00", long_invoke_id(counter)),
+        ).encode(),
+    )
     shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
     shim.delivery_status(ESME_A0, "90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:1", False)
     for xml in answers:
@@ -52,23 +63,32 @@ def test_every_document_the_shim_writes_is_schema_valid_and_signed(shim, pki, re
         check(message.xml, pki)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
-def test_mutated_requests_never_crash_or_change_state(shim, requests, data) -> None:  # noqa: ANN001
+def test_mutated_requests_never_crash_or_change_state(shim, requests, data) -> None:
     """Flip, cut or splice bytes of a genuine request: a signed DUIS answer, never a crash."""
     genuine = requests.update("rsa-1", [ESME_A0])
     mutation = data.draw(st.sampled_from(["flip", "cut", "splice"]))
     position = data.draw(st.integers(0, len(genuine) - 1))
     if mutation == "flip":
-        mutated = genuine[:position] + bytes([genuine[position] ^ data.draw(st.integers(1, 255))]) + genuine[position + 1:]
+        mutated = (
+            genuine[:position]
+            + bytes([genuine[position] ^ data.draw(st.integers(1, 255))])
+            + genuine[position + 1 :]
+        )
     elif mutation == "cut":
         mutated = genuine[:position]
     else:
-        mutated = genuine[:position] + data.draw(st.binary(min_size=1, max_size=40)) + genuine[position:]
+        mutated = (
+            genuine[:position] + data.draw(st.binary(min_size=1, max_size=40)) + genuine[position:]
+        )
     before = state_counts(shim)
     response = parse_response(shim.submit(mutated))
     assert response.response_code in RESPONSE_CODES
     if response.response_code != "I99":  # a mutation in ignorable whitespace may leave it genuine
         after = state_counts(shim)
         assert {k: v for k, v in after.items() if k != "request_counter"} == {
-            k: v for k, v in before.items() if k != "request_counter"}
+            k: v for k, v in before.items() if k != "request_counter"
+        }

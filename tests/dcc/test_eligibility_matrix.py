@@ -101,11 +101,26 @@ EXPECTED = _expected()
 
 
 def device_eui(group: str, device_type: str, generation: str) -> bytes:
-    return bytes([0x00, 0xDB, 0x4D, ord(group), TYPES.index(device_type), GENERATIONS.index(generation), 0, 1])
+    return bytes(
+        [
+            0x00,
+            0xDB,
+            0x4D,
+            ord(group),
+            TYPES.index(device_type),
+            GENERATIONS.index(generation),
+            0,
+            1,
+        ]
+    )
 
 
-SUPPLIER_EUI = {"A": "90B3D51F30010000", "C": "90B3D51F300C0000", "D": "90B3D51F300D0000",
-                "E": "90B3D51F300E0000"}
+SUPPLIER_EUI = {
+    "A": "90B3D51F30010000",
+    "C": "90B3D51F300C0000",
+    "D": "90B3D51F300D0000",
+    "E": "90B3D51F300E0000",
+}
 RSA_1, RSA_2, SUPPLIER_B = "90B3D51F30050000", "90B3D51F30060000", "90B3D51F30030000"
 
 
@@ -131,9 +146,16 @@ def matrix_registry() -> tuple[list[Party], list[Device], list[Registration], li
         ]
         for device_type in TYPES:
             for generation in GENERATIONS:
-                devices.append(Device(device_eui(group, device_type, generation).hex().upper(), device_type,
-                                      generation, "commissioned", mprn if device_type in GAS else mpan,
-                                      "00000001"))
+                devices.append(
+                    Device(
+                        device_eui(group, device_type, generation).hex().upper(),
+                        device_type,
+                        generation,
+                        "commissioned",
+                        mprn if device_type in GAS else mpan,
+                        "00000001",
+                    )
+                )
     year = timedelta(days=365)
     appointments = [
         Appointment(SUPPLIER_EUI["A"], RSA_1, since, None),
@@ -169,8 +191,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("scenario", "sr", "device_type", "generation"), CASES,
-                         ids=["-".join(case) for case in CASES])
+@pytest.mark.parametrize(
+    ("scenario", "sr", "device_type", "generation"), CASES, ids=["-".join(case) for case in CASES]
+)
 def test_eligibility(matrix, scenario: str, sr: str, device_type: str, generation: str) -> None:
     shim, gateway, requests = matrix
     signer, group = SCENARIOS[scenario]
@@ -197,7 +220,8 @@ def test_eligibility(matrix, scenario: str, sr: str, device_type: str, generatio
         assert response.pre_command is not None
     # every decision is in the audit log with the request's id
     entries = shim.store.read(
-        "SELECT decision, response_code FROM audit WHERE request_id = ?", (str(response.request_id),)
+        "SELECT decision, response_code FROM audit WHERE request_id = ?",
+        (str(response.request_id),),
     )
     final = [code for decision, code in entries if decision in ("accepted", "refused")]
     assert final == [expected]
@@ -205,8 +229,13 @@ def test_eligibility(matrix, scenario: str, sr: str, device_type: str, generatio
 
 def test_the_matrix_covers_every_required_dimension() -> None:
     states = {s for s in SCENARIOS if s.startswith("rsa-")}
-    assert states == {"rsa-appointed-now", "rsa-appointment-expired", "rsa-appointment-not-yet",
-                      "rsa-appointed-by-another", "rsa-no-appointment"}
+    assert states == {
+        "rsa-appointed-now",
+        "rsa-appointment-expired",
+        "rsa-appointment-not-yet",
+        "rsa-appointed-by-another",
+        "rsa-no-appointment",
+    }
     assert len(CASES) == len(SCENARIOS) * 4 * len(TYPES) * len(GENERATIONS)
 
 
@@ -217,11 +246,15 @@ def test_change_of_supplier_is_seen_by_the_next_request(make_shim, requests) -> 
     shim = make_shim(clock=lambda: now["t"])
     conn = shim.store.conn
     with shim.store.transaction():
-        conn.execute("UPDATE registration SET effective_to = ? WHERE mpxn = '1200000000011'",
-                     (timestamp(change),))
+        conn.execute(
+            "UPDATE registration SET effective_to = ? WHERE mpxn = '1200000000011'",
+            (timestamp(change),),
+        )
         conn.execute(
             "INSERT INTO registration (mpxn, supplier_role, party, effective_from) VALUES"
-            " ('1200000000011', 'import-supplier', '90B3D51F30030000', ?)", (timestamp(change),))
+            " ('1200000000011', 'import-supplier', '90B3D51F30030000', ?)",
+            (timestamp(change),),
+        )
     a0 = bytes.fromhex("00DB1234567890A0")
     assert parse_response(shim.submit(requests.update("rsa-1", [a0]))).response_code == "I99"
     assert parse_response(shim.submit(requests.update("rsa-2", [a0]))).response_code == "E4"
@@ -238,7 +271,9 @@ def test_ended_appointment_is_seen_by_the_next_request(make_shim, requests) -> N
     shim = make_shim(clock=lambda: now["t"])
     a0 = bytes.fromhex("00DB1234567890A0")
     assert parse_response(shim.submit(requests.update("rsa-1", [a0]))).response_code == "I99"
-    shim.registry.end_appointment("90B3D51F30010000", "90B3D51F30050000", NOW + timedelta(minutes=5))
+    shim.registry.end_appointment(
+        "90B3D51F30010000", "90B3D51F30050000", NOW + timedelta(minutes=5)
+    )
     now["t"] = NOW + timedelta(minutes=4, seconds=59)
     assert parse_response(shim.submit(requests.update("rsa-1", [a0]))).response_code == "I99"
     now["t"] = NOW + timedelta(minutes=5)
@@ -264,6 +299,12 @@ def test_network_operator_and_other_user_read_only(role: str, sr: str, device_ty
 
     assert role_may_send(role, "11.2")
     assert not any(role_may_send(role, other) for other in ("11.1", "11.3", "11.4"))
-    code = device_decision(sr, role, "90B3D51F30090000", (device_type, "SMETS2+", "commissioned", "1"),
-                           SUPPLIER_EUI["A"], set())
+    code = device_decision(
+        sr,
+        role,
+        "90B3D51F30090000",
+        (device_type, "SMETS2+", "commissioned", "1"),
+        SUPPLIER_EUI["A"],
+        set(),
+    )
     assert code == OTHER_ROLES_EXPECTED[(role, sr, device_type)]

@@ -17,18 +17,32 @@ from .test_alert_routing import alert
 SUPPLIER_A = bytes.fromhex("90B3D51F30010000")
 
 
-def test_portfolio_follows_distribution_alerts_reads_and_activation(make_shim, pki, requests, image) -> None:
+def test_portfolio_follows_distribution_alerts_reads_and_activation(
+    make_shim, pki, requests, image
+) -> None:
     clock = {"t": NOW}
     shim = make_shim(clock=lambda: clock["t"])
     db = shim.store.path
     entries = {e.eui: e for e in portfolio(db, SUPPLIER_A, NOW)}
-    assert set(entries) == {"00DB1234567890A0", "00DB1234567890A1", "00DB1234567890A3", "00DB1234567890A4",
-                            "00DB1234567890A5", "00DB1234567890C0"}  # supplier-b's B0 and the CHF are not its
+    assert set(entries) == {
+        "00DB1234567890A0",
+        "00DB1234567890A1",
+        "00DB1234567890A3",
+        "00DB1234567890A4",
+        "00DB1234567890A5",
+        "00DB1234567890C0",
+    }  # supplier-b's B0 and the CHF are not its
     a0 = entries["00DB1234567890A0"]
     assert (a0.dcc_firmware_version, a0.active_version, a0.pending_version, a0.agrees_with_dcc) == (
-        "ACDCACDC", None, None, None)
+        "ACDCACDC",
+        None,
+        None,
+        None,
+    )
 
-    distributed = parse_response(shim.submit(requests.update("rsa-1", [ESME_A0], version="0000002A")))
+    distributed = parse_response(
+        shim.submit(requests.update("rsa-1", [ESME_A0], version="0000002A"))
+    )
     clock["t"] = NOW + timedelta(minutes=1)
     shim.delivery_status(ESME_A0, str(distributed.request_id), True)
     shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
@@ -41,21 +55,48 @@ def test_portfolio_follows_distribution_alerts_reads_and_activation(make_shim, p
     clock["t"] = NOW + timedelta(minutes=2)
     read = parse_response(shim.submit(requests.read("supplier-a", ESME_A0)))
     counter = read.request_id.counter
-    shim.device_message(ESME_A0, GbcsMessage(
-        RESPONSE, counter, ESME_A0, SUPPLIER_A, None, ECS52,
-        read_firmware_response_esme(bytes.fromhex("ACDCACDC"), long_invoke_id(counter))).encode())
+    shim.device_message(
+        ESME_A0,
+        GbcsMessage(
+            RESPONSE,
+            counter,
+            ESME_A0,
+            SUPPLIER_A,
+            None,
+            ECS52,
+            read_firmware_response_esme(bytes.fromhex("ACDCACDC"), long_invoke_id(counter)),
+        ).encode(),
+    )
     a0 = next(e for e in portfolio(db, SUPPLIER_A, clock["t"]) if e.eui == "00DB1234567890A0")
-    assert (a0.last_read_version, a0.active_version, a0.agrees_with_dcc) == ("ACDCACDC", "ACDCACDC", True)
+    assert (a0.last_read_version, a0.active_version, a0.agrees_with_dcc) == (
+        "ACDCACDC",
+        "ACDCACDC",
+        True,
+    )
 
     clock["t"] = NOW + timedelta(minutes=3)
     pre = parse_response(shim.submit(requests.activate("supplier-a", ESME_A0))).pre_command.gbcs
     sent = parse_response(shim.submit(requests.signed_precommand("supplier-a", ESME_A0, pre)))
     assert sent.response_code == "I99"
     counter = decode_message(pre).originator_counter
-    shim.device_message(ESME_A0, GbcsMessage(
-        RESPONSE, counter, ESME_A0, SUPPLIER_A, None, CS06, cs06_response(0, bytes.fromhex("0000002A"))).encode())
+    shim.device_message(
+        ESME_A0,
+        GbcsMessage(
+            RESPONSE,
+            counter,
+            ESME_A0,
+            SUPPLIER_A,
+            None,
+            CS06,
+            cs06_response(0, bytes.fromhex("0000002A")),
+        ).encode(),
+    )
     a0 = next(e for e in portfolio(db, SUPPLIER_A, clock["t"]) if e.eui == "00DB1234567890A0")
-    assert (a0.active_version, a0.upgrade_status, a0.pending_version) == ("0000002A", "activated", None)
+    assert (a0.active_version, a0.upgrade_status, a0.pending_version) == (
+        "0000002A",
+        "activated",
+        None,
+    )
     assert a0.agrees_with_dcc is False  # the DCC's record still says ACDCACDC
     # the CS06 response reached the Supplier that activated, not the RSA
     kinds = shim.store.read("SELECT party, code FROM mailbox WHERE kind = 'response'")

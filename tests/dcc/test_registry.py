@@ -30,9 +30,19 @@ def registry(tmp_path: Path) -> Registry:
 def test_default_rig_fixture(registry: Registry) -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     by_eui = {d.eui: d for d in registry.devices()}
-    assert {e: (d.device_type, d.status) for e, d in by_eui.items() if e in (
-        "00DB1234567890A0", "00DB1234567890A1", "00DB1234567890B0", "00DB1234567890A4",
-        "00DB1234567890A5", "00DB1234567890C0")} == {
+    assert {
+        e: (d.device_type, d.status)
+        for e, d in by_eui.items()
+        if e
+        in (
+            "00DB1234567890A0",
+            "00DB1234567890A1",
+            "00DB1234567890B0",
+            "00DB1234567890A4",
+            "00DB1234567890A5",
+            "00DB1234567890C0",
+        )
+    } == {
         "00DB1234567890A0": ("ESME", "commissioned"),
         "00DB1234567890A1": ("GSME", "commissioned"),
         "00DB1234567890B0": ("ESME", "commissioned"),
@@ -65,7 +75,9 @@ def test_import_replaces_the_registry(registry: Registry, tmp_path: Path) -> Non
     smaller = tmp_path / "smaller"
     shutil.copytree(FIXTURE_REGISTRY, smaller)
     lines = (smaller / "devices.csv").read_text().splitlines()
-    (smaller / "devices.csv").write_text("\n".join(line for line in lines if "B0," not in line) + "\n")
+    (smaller / "devices.csv").write_text(
+        "\n".join(line for line in lines if "B0," not in line) + "\n"
+    )
     registry.import_dir(smaller)
     assert "00DB1234567890B0" not in {d.eui for d in registry.devices()}
 
@@ -73,16 +85,37 @@ def test_import_replaces_the_registry(registry: Registry, tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("file", "content", "message"),
     [
-        ("devices.csv", "eui,device_type,generation,status,mpxn\nXYZ,ESME,SMETS2+,commissioned,1\n", "devices.csv:2"),
-        ("devices.csv", "eui,device_type,generation,status,mpxn\n00DB1234567890A0,ESME,SMETS3,commissioned,1\n", "SMETS3"),
+        (
+            "devices.csv",
+            "eui,device_type,generation,status,mpxn\nXYZ,ESME,SMETS2+,commissioned,1\n",
+            "devices.csv:2",
+        ),
+        (
+            "devices.csv",
+            "eui,device_type,generation,status,mpxn\n00DB1234567890A0,ESME,SMETS3,commissioned,1\n",
+            "SMETS3",
+        ),
         ("devices.csv", "eui,device_type,generation\n", "header lacks status, mpxn"),
-        ("registrations.csv", "mpxn,supplier_role,party,effective_from\n1,import-supplier,supplier-z,2020-01-01\n",
-         "unknown party 'supplier-z'"),
-        ("appointments.csv", "supplier,rsa,effective_from\nsupplier-a,rsa-1,yesterday\n", "not an ISO-8601 time"),
-        ("parties.csv", "name,eui,org_role\na,90B3D51F30010000,supplier\nb,90B3D51F30010000,rsa\n", "duplicate"),
+        (
+            "registrations.csv",
+            "mpxn,supplier_role,party,effective_from\n1,import-supplier,supplier-z,2020-01-01\n",
+            "unknown party 'supplier-z'",
+        ),
+        (
+            "appointments.csv",
+            "supplier,rsa,effective_from\nsupplier-a,rsa-1,yesterday\n",
+            "not an ISO-8601 time",
+        ),
+        (
+            "parties.csv",
+            "name,eui,org_role\na,90B3D51F30010000,supplier\nb,90B3D51F30010000,rsa\n",
+            "duplicate",
+        ),
     ],
 )
-def test_bad_registry_files_name_file_and_line(tmp_path: Path, file: str, content: str, message: str) -> None:
+def test_bad_registry_files_name_file_and_line(
+    tmp_path: Path, file: str, content: str, message: str
+) -> None:
     directory = tmp_path / "bad"
     shutil.copytree(FIXTURE_REGISTRY, directory)
     (directory / file).write_text(content)
