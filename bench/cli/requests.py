@@ -31,11 +31,11 @@ class Submitter:
         self.pki_dir = pki_dir
         self._client = None
         self._shim = None
-        try:
+        try:  # the rig controller's client, when that module is installed
             from bench.rig_control import RigClient
         except ImportError:
-            RigClient = None  # noqa: N806 - the controller's class, when it is installed
-        if RigClient is not None and RigClient.available(self.run_dir):
+            return
+        if RigClient.available(self.run_dir):
             self._client = RigClient.for_run_dir(self.run_dir)
 
     @property

@@ -238,14 +238,14 @@ def test_concurrent_submitters_and_events(shim, pki, requests) -> None:
         try:
             for xml in docs[party]:
                 codes.append(parse_response(shim.submit(xml)).response_code)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             failures.append(exc)
 
     def alerts() -> None:
         try:
             for _ in range(15):
                 shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F43))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             failures.append(exc)
 
     threads = [threading.Thread(target=run, args=(p,)) for p in docs] + [
