@@ -120,13 +120,15 @@ class RunningRig:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.setLevel(logging.INFO)
         root = logging.getLogger("bench")
+        level = root.level
         root.addHandler(handler)
-        if root.level == logging.NOTSET or root.level > logging.INFO:
+        if level == logging.NOTSET or level > logging.INFO:
             root.setLevel(logging.INFO)
         self._log_handler = handler
 
         def detach() -> None:
             root.removeHandler(handler)
+            root.setLevel(level)
             handler.close()
 
         stack.callback(detach)

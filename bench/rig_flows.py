@@ -36,7 +36,7 @@ from bench.codec.gbcs.payloads import decode_payload
 from bench.crypto.gbcs_security import sign_message
 from bench.crypto.xmldsig import sign_document
 from bench.dcc.alerts import Mailboxes
-from bench.errors import LinkTimeout, RigError
+from bench.errors import AuthorisationError, LinkTimeout, RigError
 
 POLL_S = 0.02
 
@@ -196,7 +196,8 @@ class Party:
         eui = device_eui(device)
         submission = self.send(ReadFirmwareVersionRequest(self.request_id(eui)))
         if submission.code not in ("I0", "I99"):
-            raise RigError(f"{self.name}: 11.2 to {eui_hex(eui)} answered {submission}")
+            raise AuthorisationError(submission.code, f"{self.name}: 11.2 to {eui_hex(eui)} "
+                                     f"refused: {submission.reason or 'no reason recorded'}")
         xml, gbcs = self.device_response(submission, eui, timeout)
         report = decode_payload(decode_message(gbcs))
         raw = getattr(report, "version", None) or getattr(report, "firmware_version", None) or b""
