@@ -156,6 +156,7 @@ def _run(
             responses = build(submitter)
     finally:
         submitter.close()
+    click.echo(f"submitted to the {submitter.where}", err=True)
     _report(responses, as_json)
 
 
