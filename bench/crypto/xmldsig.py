@@ -68,13 +68,11 @@ class VerifiedDocument:
 
 
 @lru_cache(maxsize=64)
-def _key_matches(public_der: bytes, certificate: x509.Certificate) -> bool:
+def _key_matches(private_key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate) -> bool:
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    cert_der = certificate.public_key().public_bytes(
-        Encoding.DER, PublicFormat.SubjectPublicKeyInfo
-    )
-    return cert_der == public_der
+    spki = Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+    return certificate.public_key().public_bytes(*spki) == private_key.public_key().public_bytes(*spki)
 
 
 def _document_element(root: etree._Element, verb: str) -> etree._Element:
@@ -99,12 +97,7 @@ def sign_document(
 
     A parsed document element passed in is signed in place.
     """
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-    public_der = private_key.public_key().public_bytes(
-        Encoding.DER, PublicFormat.SubjectPublicKeyInfo
-    )
-    if not _key_matches(public_der, certificate):
+    if not _key_matches(private_key, certificate):
         raise SecurityError("the private key does not belong to the signing certificate")
     root = _document_element(root_of(xml), "sign")
     for old in root.findall(_ds("Signature")):
@@ -116,7 +109,7 @@ def sign_document(
                 root.text = (root.text or "") + old.tail
         root.remove(old)
     signature = xmldsig_xmlsec.signature_template(
-        root, certificate.issuer.rfc4514_string(), certificate.serial_number
+        certificate.issuer.rfc4514_string(), certificate.serial_number
     )
     root.append(signature)
     xmldsig_xmlsec.sign(signature, private_key)

@@ -73,12 +73,9 @@ def _context(key: xmlsec.Key, signature_transforms: tuple = SIGNATURE_TRANSFORMS
     return context
 
 
-def signature_template(
-    root: etree._Element, issuer_name: str, serial_number: int
-) -> etree._Element:
-    """A ds:Signature to append to `root`: the DCC Boxed form, enveloped transform only, the
-    signer named by X509IssuerSerial, without indentation (as the DCC writes it)."""
-    signature = xmlsec.template.create(root, T.EXCL_C14N, T.ECDSA_SHA256, ns="ds")
+@lru_cache(maxsize=64)
+def _template(issuer_name: str, serial_number: int) -> etree._Element:
+    signature = xmlsec.template.create(etree.Element("template"), T.EXCL_C14N, T.ECDSA_SHA256, ns="ds")
     reference = xmlsec.template.add_reference(signature, T.SHA256, uri="")
     xmlsec.template.add_transform(reference, T.ENVELOPED)
     data = xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(signature))
@@ -90,6 +87,15 @@ def signature_template(
             element.text = None
         element.tail = None
     return signature
+
+
+def signature_template(issuer_name: str, serial_number: int) -> etree._Element:
+    """A new ds:Signature to append to a document: the DCC Boxed form, enveloped transform only,
+    the signer named by X509IssuerSerial, without indentation (as the DCC writes it).
+
+    Built by xmlsec once per signer certificate, then copied.
+    """
+    return copy.deepcopy(_template(issuer_name, serial_number))
 
 
 def _single_line(element: etree._Element) -> None:
