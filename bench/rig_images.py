@@ -16,21 +16,17 @@ from typing import Any
 
 from bench.rig_flows import SampleImage
 
-MANUFACTURER_CODE = 0x121D
-IMAGE_TYPES = {"ESME": 0x0000, "GSME": 0x0001}
-HARDWARE_RANGE = (0x1111, 0x1211)
-FIRST_VERSION = 0x00030000  # above the factory image (0x00000100) and firmware_images/ (0x00020000)
-DEFAULT_SIZE = 1024
-
 
 class ImageFactory:
     """images.for_device(esme, signer="supplier") -> SampleImage with a version never used before."""
 
-    def __init__(self, rig: Any, on_image: Callable[[SampleImage], None] | None = None,
-                 first_version: int = FIRST_VERSION) -> None:
+    def __init__(self, rig: Any, on_image: Callable[[SampleImage], None] | None = None) -> None:
         self.rig = rig
+        self.spec = rig.rig.images  # the rig's [images] table (bench.rig_model.ImageSpec)
         self.on_image = on_image
-        self._versions = itertools.count(first_version)
+        # the default first version is above the emulated meters' factory image (0x00000100)
+        # and the samples in firmware_images/ (0x00020000)
+        self._versions = itertools.count(self.spec.first_version)
         self._lock = threading.Lock()
 
     def _party_name(self, signer: str) -> str:
@@ -43,20 +39,23 @@ class ImageFactory:
         from bench.crypto.image_signature import sign_image
 
         device_type = device.device_type
-        size = size if size is not None else getattr(self.rig.rig.options, "image_size", DEFAULT_SIZE)
-        if device_type not in IMAGE_TYPES:
+        spec = self.spec
+        image_types = {"ESME": spec.esme_image_type, "GSME": spec.gsme_image_type}
+        if device_type not in image_types:
             raise ValueError(f"no OTA image type for a {device_type}")
+        size = spec.size if size is None else size
         with self._lock:
             file_version = next(self._versions) if version is None else version
         name = self._party_name(signer)
         key = self.rig.shim.pki.party(name).ds_key
         manufacturer_image = _filler(f"{device_type}:{file_version:08X}:{name}".encode(), size)
-        header = OtaHeader(manufacturer_code=MANUFACTURER_CODE, image_type=IMAGE_TYPES[device_type],
-                           file_version=file_version, header_string=b"bench conformance image",
-                           min_hardware_version=HARDWARE_RANGE[0],
-                           max_hardware_version=HARDWARE_RANGE[1])
+        header = OtaHeader(manufacturer_code=spec.manufacturer_code,
+                           image_type=image_types[device_type], file_version=file_version,
+                           header_string=b"bench conformance image",
+                           min_hardware_version=spec.min_hardware_version,
+                           max_hardware_version=spec.max_hardware_version)
         data = build_gb_image(header, manufacturer_image, sign_image(manufacturer_image, key))
-        image = SampleImage(data, manufacturer_image, file_version, IMAGE_TYPES[device_type], name)
+        image = SampleImage(data, manufacturer_image, file_version, image_types[device_type], name)
         if self.on_image is not None:
             self.on_image(image)
         return image

@@ -52,7 +52,19 @@ class RigOptions:
     transfer_timeout_s: float = 120.0
     startup_timeout_s: float = 15.0
     notify_interval_s: float = 1.0
-    image_size: int = 1024  # manufacturer image bytes of the suite's images
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How the suite builds its GB upgrade images, so they fit the rig's meters (OTA header)."""
+
+    manufacturer_code: int = 0x121D
+    esme_image_type: int = 0x0000
+    gsme_image_type: int = 0x0001
+    min_hardware_version: int = 0x1111
+    max_hardware_version: int = 0x1211
+    size: int = 1024  # bytes of manufacturer image
+    first_version: int = 0x00030000  # file versions count up from here within a session
 
 
 @dataclass(frozen=True)
@@ -100,7 +112,7 @@ class Rig:
     options: RigOptions
     parties: dict[str, str]  # role (supplier, rsa, ...) -> PKI party name
     devices: tuple[RigDevice, ...]
-    images_dir: Path | None = None
+    images: ImageSpec = field(default_factory=ImageSpec)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def device(self, role: str) -> RigDevice:
@@ -193,8 +205,8 @@ def parse_rig(data: dict[str, Any], path: Path) -> Rig:
 
     pki_dir = resolve("pki", "fixtures/pki")
     registry_dir = resolve("registry", "fixtures/registry")
-    images_dir = resolve("images", None)
     assert pki_dir is not None and registry_dir is not None
+    images = _parse_images(check, check.take(data, "rig", "images", dict, {}))
 
     options = _parse_options(check, check.take(data, "rig", "options", dict, {}))
     parties = _parse_parties(check, check.take(data, "rig", "parties", dict, {}))
@@ -210,7 +222,7 @@ def parse_rig(data: dict[str, Any], path: Path) -> Rig:
         seen[device.eui] = device.role
     return Rig(path=path, name=name, description=description, root=root, pki_dir=pki_dir,
                registry_dir=registry_dir, options=options, parties=parties, devices=devices,
-               images_dir=images_dir)
+               images=images)
 
 
 def _parse_options(check: _Checker, table: dict[str, Any]) -> RigOptions:
@@ -227,6 +239,26 @@ def _parse_options(check: _Checker, table: dict[str, Any]) -> RigOptions:
     if not 1 <= values["block_size_cap"] <= 255:
         raise check.fail("options", "block_size_cap", "must be 1..255 bytes")
     return RigOptions(**values)
+
+
+def _parse_images(check: _Checker, table: dict[str, Any]) -> ImageSpec:
+    defaults = ImageSpec()
+    known = set(ImageSpec.__dataclass_fields__)
+    check.unknown(table, "images", known)
+    values: dict[str, int] = {}
+    limits = {"manufacturer_code": 0xFFFF, "esme_image_type": 0xFFFF, "gsme_image_type": 0xFFFF,
+              "min_hardware_version": 0xFFFF, "max_hardware_version": 0xFFFF,
+              "size": 10_000_000, "first_version": 0xFFFFFFFF}
+    for name in known:
+        value = check.take(table, "images", name, int, getattr(defaults, name))
+        if not 0 <= value <= limits[name]:
+            raise check.fail("images", name, f"{value} outside 0..{limits[name]}")
+        values[name] = value
+    if values["size"] < 1:
+        raise check.fail("images", "size", "must be at least 1 byte")
+    if values["min_hardware_version"] > values["max_hardware_version"]:
+        raise check.fail("images", "min_hardware_version", "above max_hardware_version")
+    return ImageSpec(**values)
 
 
 def _parse_parties(check: _Checker, table: dict[str, Any]) -> dict[str, str]:

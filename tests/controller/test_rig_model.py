@@ -131,3 +131,14 @@ def test_lookup_by_role_and_eui():
     assert rig.device_by_eui(bytes.fromhex("00DB1234567890B0")).role == "other_esme"
     with pytest.raises(ConfigError, match="no device with role 'toaster'"):
         rig.device("toaster")
+
+
+def test_image_spec_defaults_and_errors(tmp_path):
+    assert load_rig().images.manufacturer_code == 0x121D
+    spec = load_rig(_write(tmp_path, MINIMAL + "[images]\nmanufacturer_code = 0x1234\nsize = 4096\n")).images
+    assert (spec.manufacturer_code, spec.size, spec.gsme_image_type) == (0x1234, 4096, 1)
+    with pytest.raises(ConfigError, match=r"images: field 'manufacturer_code': 65536 outside"):
+        load_rig(_write(tmp_path, MINIMAL + "[images]\nmanufacturer_code = 0x10000\n"))
+    with pytest.raises(ConfigError, match=r"images: field 'min_hardware_version': above max"):
+        load_rig(_write(tmp_path, MINIMAL + "[images]\nmin_hardware_version = 9\n"
+                        "max_hardware_version = 8\n"))
