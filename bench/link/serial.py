@@ -23,27 +23,47 @@ except ImportError:  # pragma: no cover - non-POSIX hosts
 #: Line rate set on real UARTs when the caller asks for no pacing (pacing only paces writes).
 DEFAULT_LINE_BAUD = 115200
 _POLL = 0.02
+_PTY_MAJORS = frozenset(range(136, 144)) | {5}  # UNIX98 pty slaves; 5 = /dev/tty, /dev/ptmx
+
+
+def is_hardware_uart(fd: int) -> bool:
+    """True for a real serial device (ttyS, ttyAMA, ttyUSB...), False for a pseudo-terminal."""
+    try:
+        rdev = os.fstat(fd).st_rdev
+    except OSError:
+        return False
+    return os.isatty(fd) and os.major(rdev) not in _PTY_MAJORS
 
 
 class SerialLink(FramedStream):
     """HDLC-lite framed HAN frames over `serial.serial_for_url(url)`.
 
-    `baud` sets the port's line rate and paces every write to it (8N1), so a pseudo-terminal or a
-    socket runs no faster than the UART it stands in for; `None` leaves writes unpaced.
+    `baud` sets the port's line rate. Where nothing else enforces it (a pseudo-terminal, a socket,
+    loop://) every write is also paced to it (8N1), so the port runs no faster than the UART it
+    stands in for; a real UART (or an RFC 2217 remote one) paces itself and is not paced twice.
+    `pace` forces either way; `baud=None` leaves writes unpaced.
     """
 
-    def __init__(self, url: str, baud: int | None = None, *, write_timeout: float = 5.0) -> None:
-        super().__init__(baud)
+    def __init__(self, url: str, baud: int | None = None, *, pace: bool | None = None,
+                 write_timeout: float = 5.0) -> None:
         self.url = url
         try:
-            self._port = serial.serial_for_url(
+            port = serial.serial_for_url(
                 url, baudrate=baud or DEFAULT_LINE_BAUD, timeout=_POLL, write_timeout=write_timeout
             )
         except (serial.SerialException, ValueError, OSError) as exc:
             raise LinkError(f"cannot open serial port {url}: {exc}") from exc
-        self._fd: int | None = None
-        if _PosixSerial is not None and isinstance(self._port, _PosixSerial):
-            self._fd = self._port.fileno()
+        fd: int | None = None
+        if _PosixSerial is not None and isinstance(port, _PosixSerial):
+            fd = port.fileno()
+        if pace is None:
+            remote_uart = url.startswith("rfc2217://")
+            pace = not remote_uart and not (fd is not None and is_hardware_uart(fd))
+        super().__init__(baud if pace else None)
+        self.baud = baud
+        self.paced = bool(pace and baud)
+        self._port = port
+        self._fd = fd
 
     def _read_raw(self, timeout: float) -> bytes:
         try:

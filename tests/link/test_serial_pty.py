@@ -139,3 +139,18 @@ def test_unread_pty_drops_old_bytes_instead_of_blocking(pty_pair):
     with SerialLink(pty_pair.port) as bench:  # a late reader starts from fresh bytes
         meter.send(b"fresh")
         assert bench.recv(1.0) == b"fresh"
+
+
+def test_pseudo_terminals_are_paced_real_uarts_are_not(pty_pair):
+    with SerialLink(pty_pair.port, baud=115200) as paced:
+        assert paced.paced and paced.baud == 115200
+    with SerialLink(pty_pair.port, baud=115200, pace=False) as unpaced:
+        assert not unpaced.paced
+    from bench.link.serial import is_hardware_uart
+
+    assert not is_hardware_uart(pty_pair.slave_fd)
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        assert not is_hardware_uart(null)  # a character device, but no terminal
+    finally:
+        os.close(null)
