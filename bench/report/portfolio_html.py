@@ -43,12 +43,14 @@ _SCRIPT = r"""
     return node;
   }
   // Active versions by device type: one stacked bar per type, one segment per version.
-  const versions = [...new Set(rows.map(r => String(r.active_version ?? 'unknown')))].sort();
-  const colour = v => palette[versions.indexOf(v) % palette.length];
+  const UNREAD = 'not read';
+  const versions = [...new Set(rows.map(r => String(r.active_version ?? UNREAD)))].sort();
+  const known = versions.filter(v => v !== UNREAD);
+  const colour = v => v === UNREAD ? '#b8c0c8' : palette[known.indexOf(v) % palette.length];
   const types = [...new Set(rows.map(r => r.device_type || '?'))].sort();
   const counts = {};
   for (const r of rows) {
-    const t = r.device_type || '?', v = String(r.active_version ?? 'unknown');
+    const t = r.device_type || '?', v = String(r.active_version ?? UNREAD);
     counts[t] = counts[t] || {}; counts[t][v] = (counts[t][v] || 0) + 1;
   }
   const most = Math.max(1, ...types.map(t => Object.values(counts[t]).reduce((a, b) => a + b, 0)));
@@ -99,7 +101,7 @@ _SCRIPT = r"""
     line.appendChild(el('text', {x: 0, y: 16, class: 'empty'}, 'No transfers yet'));
   } else {
     const t0 = Math.min(...events.map(e => e.at)), t1 = Math.max(...events.map(e => e.at));
-    const span = Math.max(1, t1 - t0), left2 = 150, w2 = 450;
+    const span = Math.max(1, t1 - t0), left2 = 180, w2 = 420;
     const xOf = t => left2 + w2 * (t - t0) / span;
     const shape = {distributed: '#1f77b4', alert: '#d62728', read: '#2ca02c'};
     shown.forEach((rowIndex, j) => {
@@ -163,6 +165,9 @@ def render_html(rows: list[dict[str, Any]], *, title: str = "Firmware portfolio"
 <div class="legend" id="versions-legend"></div>
 <h2>Transfer timelines</h2>
 <svg id="timeline-chart" width="620" height="40" role="img" aria-label="transfer timelines"></svg>
+<div class="legend"><span><i style="background:#1f77b4"></i>image distributed</span>
+<span><i style="background:#d62728"></i>firmware alert</span>
+<span><i style="background:#2ca02c"></i>11.2 read</span></div>
 <h2>Devices</h2>
 <table id="portfolio"><thead><tr>{head}</tr></thead><tbody>
 {chr(10).join(body)}

@@ -131,9 +131,9 @@ def test_html_chart_renders_in_a_real_browser(tmp_path):
     tree = lxml_html.fromstring(dom)
     bars = tree.xpath('//svg[@id="versions-chart"]/rect[@class="bar"]')
     assert tree.xpath('//svg[@id="versions-chart"]/@data-rendered') == ["true"]
-    # ESME 00000100, GSME 00000200, PPMID unknown: three bars, one device each
+    # ESME 00000100, GSME 00000200, PPMID not read: three bars, one device each
     assert sorted((b.get("data-type"), b.get("data-version"), b.get("data-count")) for b in bars) == [
-        ("ESME", "00000100", "1"), ("GSME", "00000200", "1"), ("PPMID", "unknown", "1")]
+        ("ESME", "00000100", "1"), ("GSME", "00000200", "1"), ("PPMID", "not read", "1")]
     events = tree.xpath('//svg[@id="timeline-chart"]/circle')
     kinds = sorted(e.get("class") for e in events)
     assert kinds == ["event event-alert", "event event-distributed", "event event-read",
