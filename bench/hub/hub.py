@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
 import sys
 import threading
 import time
@@ -48,6 +49,7 @@ INBOX_LIMIT = 1024
 
 PR_SET_TIMERSLACK = 29
 TIMER_SLACK_NS = 1000
+REALTIME_PRIORITY = 10
 
 GbcsCallback = Callable[[bytes, bytes], None]
 TransferCallback = Callable[[bytes, Transfer], None]
@@ -63,6 +65,20 @@ def precise_timers() -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, TIMER_SLACK_NS, 0, 0, 0)
+
+
+def realtime_thread(priority: int = REALTIME_PRIORITY) -> bool:
+    """Put this thread in the SCHED_FIFO class; False when the host does not allow it.
+
+    A link thread spends its life blocked in `recv` or in the pacer's sleep, so it never holds a
+    core for long; what it needs is to run the moment its frame arrives or its sleep ends, even
+    when other work keeps every core busy.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def meter_node(eui: bytes, pan_id: int = DEFAULT_PAN) -> HanNode:
@@ -132,7 +148,10 @@ class Hub:
         on_transfer: TransferCallback | None = None,
         hub_eui: bytes = HUB_EUI,
         pan_id: int = DEFAULT_PAN,
+        realtime: bool = False,
     ) -> None:
+        """`realtime` asks for SCHED_FIFO on the link threads (best effort, see
+        `realtime_thread`): for paced lines on a bench host that runs other work."""
         if len(hub_eui) != 8:
             raise ConfigError(f"hub EUI must be 8 bytes, not {len(hub_eui)}")
         self.node = HanNode(hub_eui, HUB_SHORT, pan_id)
@@ -143,6 +162,8 @@ class Hub:
         self.capture = FrameCapture(capture_path) if capture_path is not None else None
         self.on_gbcs = on_gbcs
         self.on_transfer = on_transfer
+        self.realtime = realtime
+        self.realtime_links = 0
         self._retired = LinkStats()
         self._capture_failed = False
         self._ports: dict[bytes, MeterPort] = {}
@@ -327,6 +348,9 @@ class Hub:
         stats = reader.stats
         stop = self._stop
         precise_timers()
+        if self.realtime and realtime_thread():
+            with self._lock:
+                self.realtime_links += 1
         while not stop.is_set() and reader.thread is threading.current_thread():
             try:
                 frame = link.recv(RECV_POLL)

@@ -4,7 +4,9 @@ Prints one JSON object:
   paced_goodput_ratio      a download paced at 115200 baud (8N1) over a pseudo-terminal, both ends
                            paced: image goodput / the ceiling the wire bytes of its block exchanges
                            allow (data bytes per exchange / wire bytes of request + response frames
-                           incl. HDLC, times 11520 B/s). Bar: >= 0.95.
+                           incl. HDLC, times 11520 B/s). Bar: >= 0.95. The hub's link thread and
+                           the meter process run SCHED_FIFO when the host allows, as a bench host
+                           serving a UART would (`paced_realtime` says whether they did).
   unpaced_1mib_s           seconds to deliver a 1 MiB image unpaced (offer to Upgrade End), at the
   unpaced_exchanges_per_s  largest block size, and block exchanges per second during it.
   fleet_100x64k_s          seconds for 100 meters to download a 64 KiB image at once from one hub,
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.codec.han import (
@@ -43,7 +46,7 @@ from bench.codec.ota_file import OtaHeader, build_gb_image
 from bench.codec.pcap import read_pcap
 from bench.crypto.image_signature import sign_image
 from bench.crypto.smki import init_pki
-from bench.hub import Hub, TransferState
+from bench.hub import Hub, TransferProgress, TransferState
 from bench.link import SerialLink
 
 BAUD = 115200
@@ -77,7 +80,7 @@ class MeterProcess:
     """One `bench emulate --pty` child; its stderr goes to a log file in the work directory."""
 
     def __init__(self, eui: bytes, pki_dir: Path, work: Path, baud: int | None = None,
-                 block_size: int = MAX_BLOCK_DATA) -> None:
+                 block_size: int = MAX_BLOCK_DATA, realtime: bool = False) -> None:
         name = eui.hex().upper()
         state = work / "meters" / name
         state.mkdir(parents=True, exist_ok=True)
@@ -89,8 +92,10 @@ class MeterProcess:
             command += ["--baud", str(baud)]
         self.log = self.log_path.open("wb")
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=self.log)
+                                        stderr=self.log,
+                                        preexec_fn=realtime_process if realtime else None)
         self.port: str | None = None
+        self.realtime = False
 
     def wait_port(self, timeout: float = 60.0) -> str:
         assert self.process.stdout is not None
@@ -106,6 +111,8 @@ class MeterProcess:
                 raise RuntimeError(f"emulator exited; see {self.log_path}")
             buffer += chunk
         self.port = json.loads(buffer.split(b"\n", 1)[0])["port"]
+        with contextlib.suppress(OSError):
+            self.realtime = os.sched_getscheduler(self.process.pid) == os.SCHED_FIFO
         return self.port
 
     def stop(self) -> None:
@@ -121,13 +128,27 @@ class MeterProcess:
         self.log.close()
 
 
+def realtime_process() -> None:
+    """In the meter's child process before exec: SCHED_FIFO if the host allows (best effort)."""
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+
+
+@dataclass
+class Served:
+    seconds: float
+    progress: list[TransferProgress]
+    capture: Path | None
+    realtime: bool  # the hub's link threads and every meter ran SCHED_FIFO
+
+
 def serve(work: Path, pki, euis: list[bytes], image: bytes, baud: int | None, capture: bool,
-          timeout: float) -> tuple[float, list, Path | None]:
+          timeout: float, realtime: bool = False) -> Served:
     """Start meters, attach them to one hub, offer `image` to all; seconds until all complete."""
-    meters = [MeterProcess(eui, pki.directory, work, baud) for eui in euis]
+    meters = [MeterProcess(eui, pki.directory, work, baud, realtime=realtime) for eui in euis]
     links = []
     capture_path = work / "capture.pcap" if capture else None
-    hub = Hub(capture_path=capture_path, stall_timeout=60.0)
+    hub = Hub(capture_path=capture_path, stall_timeout=60.0, realtime=realtime)
     try:
         for eui, meter in zip(euis, meters, strict=True):
             link = SerialLink(meter.wait_port(), baud=baud)
@@ -144,7 +165,8 @@ def serve(work: Path, pki, euis: list[bytes], image: bytes, baud: int | None, ca
             if state is not TransferState.COMPLETE:
                 raise RuntimeError(f"{transfer!r}: {transfer.progress().reason}; logs in {work}")
         elapsed = time.monotonic() - started
-        return elapsed, [t.progress() for t in transfers], capture_path
+        return Served(elapsed, [t.progress() for t in transfers], capture_path,
+                      hub.realtime_links == len(euis) and all(m.realtime for m in meters))
     finally:
         hub.stop()
         for link in links:
@@ -177,8 +199,8 @@ def part_paced(work: Path) -> dict[str, object]:
     [eui] = fleet_euis(1)
     pki = make_pki(work / "pki", [eui])
     image = make_image(pki, PACED_IMAGE)
-    _, _, capture = serve(work, pki, [eui], image, BAUD, capture=True, timeout=120)
-    x = block_exchanges(capture)
+    served = serve(work, pki, [eui], image, BAUD, capture=True, timeout=120, realtime=True)
+    x = block_exchanges(served.capture)
     ceiling = x["data"] / x["wire"] * LINE_BYTES_PER_S
     goodput = x["data"] / x["elapsed"]
     wire_time = x["wire"] / x["exchanges"] / LINE_BYTES_PER_S
@@ -191,6 +213,7 @@ def part_paced(work: Path) -> dict[str, object]:
         "paced_exchange_ms": round(x["elapsed"] / x["exchanges"] * 1000, 3),
         "paced_wire_ms_per_exchange": round(wire_time * 1000, 3),
         "paced_retried_requests": int(x["requests"] - x["exchanges"]),
+        "paced_realtime": served.realtime,
     }
 
 
@@ -237,7 +260,8 @@ def part_unpaced(work: Path) -> dict[str, object]:
     [eui] = fleet_euis(1)
     pki = make_pki(work / "pki", [eui])
     image = make_image(pki, UNPACED_IMAGE)
-    seconds, [progress], _ = serve(work, pki, [eui], image, None, capture=True, timeout=600)
+    served = serve(work, pki, [eui], image, None, capture=True, timeout=600)
+    seconds, [progress] = served.seconds, served.progress
     exchanges_per_s = progress.blocks / (progress.finished_at - progress.started_at)
     reference = pty_round_trip_reference()
     return {
@@ -253,7 +277,8 @@ def part_fleet(work: Path) -> dict[str, object]:
     euis = fleet_euis(FLEET)
     pki = make_pki(work / "pki", euis)
     image = make_image(pki, FLEET_IMAGE)
-    seconds, progress, _ = serve(work, pki, euis, image, None, capture=True, timeout=900)
+    served = serve(work, pki, euis, image, None, capture=True, timeout=900)
+    seconds, progress = served.seconds, served.progress
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "fleet_100x64k_s": round(seconds, 2),

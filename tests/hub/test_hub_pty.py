@@ -298,3 +298,25 @@ def test_one_copy_of_an_image_however_many_meters():
             link.close()
     assert len(hub.images) == 1 and len({id(t.image.data) for t in transfers}) == 1
     assert len(image) <= held < len(image) + 512 * 1024, held
+
+
+def test_realtime_link_threads_when_the_host_allows(pty_meters):
+    allowed = []
+
+    def probe() -> None:
+        from bench.hub.hub import realtime_thread
+
+        allowed.append(realtime_thread())
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    hub, [meter] = pty_meters(realtime=True)
+    deadline = time.monotonic() + 2
+    while hub.realtime_links == 0 and time.monotonic() < deadline and allowed[0]:
+        time.sleep(0.01)
+    assert hub.realtime_links == (1 if allowed[0] else 0)
+    image = make_image(200)
+    hub.offer_image(meter.eui, image)
+    meter.expect(ImageNotify)
+    assert download(meter, image) == image
