@@ -24,7 +24,7 @@ import binascii
 import copy
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -47,8 +47,14 @@ SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 _ALLOWED_TRANSFORMS = {(ENVELOPED,), (ENVELOPED, C14N_10), (ENVELOPED, EXC_C14N)}
 
 
+@cache
 def _ds(tag: str) -> str:
     return f"{{{DS_NS}}}{tag}"
+
+
+@cache
+def _ds_all(names: tuple[str, ...]) -> list[str]:
+    return [_ds(n) for n in names]
 
 
 @dataclass(frozen=True)
@@ -125,9 +131,9 @@ def _children(element: etree._Element) -> list[etree._Element]:
     return list(element.iterchildren(etree.Element))
 
 
-def _only(element: etree._Element, names: list[str], what: str) -> list[etree._Element]:
+def _only(element: etree._Element, names: tuple[str, ...], what: str) -> list[etree._Element]:
     children = _children(element)
-    if [c.tag for c in children] != [_ds(n) for n in names]:
+    if [c.tag for c in children] != _ds_all(names):
         raise SecurityError(f"{what}: expected {', '.join(names)}")
     return children
 
@@ -137,18 +143,24 @@ def _algorithm(element: etree._Element, expected: str, what: str) -> None:
         raise SecurityError(f"{what} {element.get('Algorithm')!r} is not {expected}")
 
 
+@lru_cache(maxsize=1024)
+def _find(store: TrustStore, issuer_name: str, serial_number: int) -> x509.Certificate | None:
+    """The store's answer, remembered: a shim sees the same few signers again and again."""
+    return store.find(issuer_name, serial_number)
+
+
 def _signer_certificate(key_info: etree._Element, store: TrustStore) -> x509.Certificate:
-    data = _only(key_info, ["X509Data"], "KeyInfo")[0]
+    data = _only(key_info, ("X509Data",), "KeyInfo")[0]
     items = _children(data)
     if len(items) != 1:
         raise SecurityError("X509Data: expected one X509IssuerSerial or X509Certificate")
     item = items[0]
     if item.tag == _ds("X509IssuerSerial"):
-        name, number = _only(item, ["X509IssuerName", "X509SerialNumber"], "X509IssuerSerial")
+        name, number = _only(item, ("X509IssuerName", "X509SerialNumber"), "X509IssuerSerial")
         serial_text = (number.text or "").strip()
         if not serial_text.isdigit():
             raise SecurityError(f"X509SerialNumber {serial_text!r} is not a number")
-        cert = store.find(name.text or "", int(serial_text))
+        cert = _find(store, name.text or "", int(serial_text))
         if cert is None:
             raise SecurityError(
                 f"signer certificate {name.text} #{serial_text} is not one the trusted CA issued"
@@ -219,10 +231,10 @@ def verify_document(
     if signature.getparent() is not root or _children(root)[-1] is not signature:
         raise SecurityError("the ds:Signature must be the last child of the document element")
     signed_info, value, key_info = _only(
-        signature, ["SignedInfo", "SignatureValue", "KeyInfo"], "Signature"
+        signature, ("SignedInfo", "SignatureValue", "KeyInfo"), "Signature"
     )
     c14n_method, signature_method, reference = _only(
-        signed_info, ["CanonicalizationMethod", "SignatureMethod", "Reference"], "SignedInfo"
+        signed_info, ("CanonicalizationMethod", "SignatureMethod", "Reference"), "SignedInfo"
     )
     _algorithm(c14n_method, EXC_C14N, "CanonicalizationMethod")
     _algorithm(signature_method, ECDSA_SHA256, "SignatureMethod")
@@ -231,7 +243,7 @@ def verify_document(
             f'Reference URI {reference.get("URI")!r} does not cover the whole document (URI="")'
         )
     transforms, digest_method, digest_value = _only(
-        reference, ["Transforms", "DigestMethod", "DigestValue"], "Reference"
+        reference, ("Transforms", "DigestMethod", "DigestValue"), "Reference"
     )
     steps = []
     for transform in _children(transforms):
