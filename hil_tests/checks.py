@@ -11,9 +11,10 @@ from typing import Any
 
 from bench.codec.gbcs.apdu import decode_message
 from bench.codec.gbcs.codes import ALERT, CS06, RESPONSE
-from bench.codec.gbcs.payloads import decode_payload
+from bench.codec.gbcs.payloads import Cs06Response, decode_payload
 from bench.crypto.gbcs_security import apply_mac, sign_message, verify_signature
 from bench.crypto.xmldsig import verify_document
+from bench.errors import LinkTimeout
 
 FDRA_SUCCESS = 0x8F72
 FDRA_FAILURE = 0x8F1C
@@ -48,6 +49,30 @@ def _alert_code(msg: Any) -> int | None:
     except Exception:  # noqa: BLE001 - undecodable payloads are not the alert we wait for
         return None
     return getattr(payload, "alert_code", None)
+
+
+def refusal_alert(rig: Any, device: Any, mark: int, timeout: float) -> Any:
+    """The authentication-failure alert (0x8F3D/1E/30/53) the meter raised since `mark`, or None."""
+
+    def is_refusal(message: bytes) -> bool:
+        msg = decode_message(message)
+        return msg.cra_flag == ALERT and _alert_code(msg) in AUTHENTICATION_FAILURES
+
+    try:
+        return rig.traffic.wait_for(device.eui, is_refusal, timeout, mark, "refusal alert")
+    except LinkTimeout:
+        return None
+
+
+def cs06_succeeded(msg: Any) -> bool:
+    """A CS06 response whose ExecutionOutcome is success."""
+    payload = decode_payload(msg)
+    return isinstance(payload, Cs06Response) and payload.response_code == 0
+
+
+def activated(activation: Any) -> bool:
+    """The device answered the Supplier's 11.3 with ExecutionOutcome success."""
+    return isinstance(activation.outcome, Cs06Response) and activation.outcome.response_code == 0
 
 
 def signed_by_device(rig: Any, device: Any, msg: Any) -> bool:

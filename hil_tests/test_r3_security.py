@@ -2,46 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from checks import (
     ACCEPTED,
-    AUTHENTICATION_FAILURES,
     FDRA_FAILURE,
     FUTURE_DATED_ACTIONED,
     VERSION_CHANGED,
+    activated,
     cs06_responses,
+    cs06_succeeded,
     distribute,
     forged_cs06,
     nothing_sent,
+    refusal_alert,
 )
 
-from bench.codec.gbcs.apdu import decode_message
-from bench.codec.gbcs.codes import ALERT
-from bench.errors import LinkTimeout
+from bench.codec.gbcs.payloads import Cs06Accepted
 from bench.rig_flows import next_counter
-
-
-def _refusal_alert(rig, device, mark, timeout):
-    """The authentication-failure alert (0x8F3D/1E/30/53) the meter raises for a refused command."""
-
-    def is_refusal(message: bytes) -> bool:
-        msg = decode_message(message)
-        return msg.cra_flag == ALERT and _alert_code(msg) in AUTHENTICATION_FAILURES
-
-    with contextlib.suppress(LinkTimeout):
-        return rig.traffic.wait_for(device.eui, is_refusal, timeout, mark, "refusal alert")
-    return None
-
-
-def _alert_code(msg):
-    from bench.codec.gbcs.payloads import decode_payload
-
-    with contextlib.suppress(Exception):
-        return getattr(decode_payload(msg), "alert_code", None)
-    return None
 
 
 @pytest.mark.mp207("R3")
@@ -62,18 +41,11 @@ def test_r3_rsa_signed_cs06_refused_by_the_meter(rig, esme, rsa, supplier, image
     before = supplier.read_firmware(esme).version
     mark = rig.traffic.mark
     rig.send_raw_gbcs(esme.eui, forged_cs06(rig, rsa, esme, image.hash, next_counter(rsa.eui)))
-    refusal = _refusal_alert(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
-    assert not [r for r in cs06_responses(rig, esme, mark) if _success(r)], \
+    refusal = refusal_alert(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
+    assert not [r for r in cs06_responses(rig, esme, mark) if cs06_succeeded(r)], \
         "the meter answered an RSA-signed CS06 with success"
     assert refusal is not None, "no authentication-failure alert for an RSA-signed CS06"
     assert supplier.read_firmware(esme).version == before, "an RSA-signed CS06 activated firmware"
-
-
-def _success(msg) -> bool:
-    from bench.codec.gbcs.payloads import Cs06Response, decode_payload
-
-    payload = decode_payload(msg)
-    return isinstance(payload, Cs06Response) and payload.response_code == 0
 
 
 @pytest.mark.mp207("R3")
@@ -81,7 +53,7 @@ def test_r3_replayed_and_lower_counter_commands_refused(rig, esme, rsa, supplier
     first = images.for_device(esme)
     distribute(rsa, supplier, first, esme)
     activation = supplier.activate(esme, first.hash)
-    assert _outcome_ok(activation), f"Supplier activation failed: {activation.outcome}"
+    assert activated(activation), f"Supplier activation failed: {activation.outcome}"
     assert activation.sent_command, "the activation command was not seen on the tunnel"
     counter = activation.precommand.request_id.counter
 
@@ -92,23 +64,18 @@ def test_r3_replayed_and_lower_counter_commands_refused(rig, esme, rsa, supplier
 
     mark = rig.traffic.mark
     rig.send_raw_gbcs(esme.eui, activation.sent_command)  # the exact bytes, again
-    refusal = _refusal_alert(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
+    refusal = refusal_alert(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
     assert not cs06_responses(rig, esme, mark), "the meter processed a replayed CS06"
     assert refusal is not None, "no authentication-failure alert for a replayed CS06"
 
     mark = rig.traffic.mark
     lower = forged_cs06(rig, supplier, esme, second.hash, counter - 1)
     rig.send_raw_gbcs(esme.eui, lower)
-    refusal = _refusal_alert(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
+    refusal = refusal_alert(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
     assert not cs06_responses(rig, esme, mark), "the meter processed a lower-counter CS06"
     assert refusal is not None, "no authentication-failure alert for a lower-counter CS06"
     assert supplier.read_firmware(esme).version == first.version, \
         "a lower-counter CS06 activated the pending image"
-
-
-def _outcome_ok(activation) -> bool:
-    outcome = activation.outcome
-    return outcome is not None and getattr(outcome, "response_code", None) == 0
 
 
 @pytest.mark.mp207("R3")
@@ -119,7 +86,7 @@ def test_r3_image_not_signed_by_the_supplier_fails_verification(rig, esme, rsa, 
     assert alert.code == f"{FDRA_FAILURE:04X}"
     activation = supplier.activate(esme, image.hash)
     assert activation.signed is not None and activation.signed.code in ACCEPTED
-    assert not _outcome_ok(activation), "the meter activated an image its Supplier did not sign"
+    assert not activated(activation), "the meter activated an image its Supplier did not sign"
     assert supplier.read_firmware(esme).version == before
 
 
@@ -131,7 +98,7 @@ def test_r3_supplier_activates_the_rsa_distributed_image(role, rig_device, rsa, 
     distribute(rsa, supplier, image, device)
     mark = supplier.mailbox_mark()
     activation = supplier.activate(device, image.hash)
-    assert _outcome_ok(activation), f"CS06 outcome {activation.outcome}"
+    assert activated(activation), f"CS06 outcome {activation.outcome}"
     assert activation.outcome.firmware_version.hex().upper() == image.version
     supplier.wait_for_alert(VERSION_CHANGED, device, after=mark)
     assert supplier.read_firmware(device).version == image.version
@@ -145,8 +112,6 @@ def test_r3_future_dated_activation(rig, esme, rsa, supplier, images):
     mark = supplier.mailbox_mark()
     when = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
     activation = supplier.activate(esme, image.hash, at=when)
-    from bench.codec.gbcs.payloads import Cs06Accepted
-
     assert isinstance(activation.outcome, Cs06Accepted), f"not accepted for later: {activation.outcome}"
     assert supplier.read_firmware(esme).version == before, "activated before its time"
     supplier.wait_for_alert(FUTURE_DATED_ACTIONED, esme, after=mark)
