@@ -119,7 +119,10 @@ def sign_document(
     )
     root.append(signature)
     xmldsig_xmlsec.sign(signature, private_key)
-    return to_bytes(root)
+    if root.getprevious() is None and root.getnext() is None:
+        return to_bytes(root)
+    # The whole document, as URI="" signed it: processing instructions around the root too.
+    return etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8")
 
 
 @lru_cache(maxsize=32)

@@ -134,7 +134,10 @@ def reference_digest(root: etree._Element) -> bytes:
     with a throwaway HMAC key (the SignatureMethod and KeyInfo do not enter the reference
     digest) and the DigestValue xmlsec writes into the copy is read back.
     """
-    document = copy.deepcopy(root)  # a new document, whatever `root` belongs to
+    if root.getroottree().getroot() is root:  # keep processing instructions around the root
+        document = copy.deepcopy(root.getroottree()).getroot()
+    else:  # an element detached from a tree: a document of its own
+        document = copy.deepcopy(root)
     signature = document.find(_ds("Signature"))
     if signature is None:
         raise SecurityError("document is not signed")

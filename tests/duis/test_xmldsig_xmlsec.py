@@ -171,3 +171,18 @@ def test_signing_does_not_touch_the_cached_template(pki: Pki, sample_requests: l
     )
     assert not template.findtext(f".//{DS}DigestValue")
     assert not template.findtext(f"{DS}SignatureValue")
+
+
+def test_processing_instructions_around_the_root_are_signed(pki: Pki, signed: bytes) -> None:
+    """URI="" is the whole document: a processing instruction before the root is covered."""
+    root = etree.fromstring(signed)
+    root.addprevious(etree.ProcessingInstruction("bench", "one"))
+    rsa = pki.party("rsa-1")
+    resigned = sign_document(root, rsa.ds_key, rsa.ds_cert)
+    assert resigned.count(b"<?bench one?>") == 1
+    assert verify_document(resigned, pki).signer_role == "rsa"
+    computed, stated = document_digest(resigned)
+    assert computed == stated
+    changed = resigned.replace(b"<?bench one?>", b"<?bench two?>")
+    with pytest.raises(SecurityError, match="digest mismatch"):
+        verify_document(changed, pki)
