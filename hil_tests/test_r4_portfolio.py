@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from checks import FDRA_SUCCESS, distribute
+from checks import FDRA_SUCCESS, activated, distribute
 
 from bench.report.portfolio_view import render
 
@@ -38,7 +38,7 @@ def test_r4_portfolio_matches_the_devices_after_every_step(rig, esme, gsme, rsa,
     assert any(a["code"] in ("0x8F72", "8F72") for a in row["last_alerts"])
 
     activation = supplier.activate(esme, image.hash)
-    assert activation.outcome is not None and activation.outcome.response_code == 0
+    assert activated(activation), f"CS06 outcome {activation.outcome}"
     rows = _check_portfolio(rig, supplier, devices, "after activation")
     assert rows[esme.eui_hex]["active_version"] == image.version
 
