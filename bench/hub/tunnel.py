@@ -16,10 +16,15 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, segment
-from bench.codec.han import MAX_TUNNEL_MESSAGE, TunnelTransferData
+from bench.codec.han import (
+    MAX_TUNNEL_MESSAGE,
+    TUNNEL_GET,
+    TUNNEL_GET_RESPONSE,
+    TUNNEL_PUT,
+    TunnelTransferData,
+)
 from bench.errors import BenchError, EncodeError
 
-GET, GET_RESPONSE, PUT = 1, 2, 3
 TUNNEL_ID = 0x0001
 MAX_REMAINING = 0xFF
 
@@ -90,7 +95,7 @@ class GbcsTunnel:
                 end.outbox.extend(pieces)
                 return []
             end.delivered += len(pieces)
-        return [TunnelTransferData(TUNNEL_ID, PUT, piece, None) for piece in pieces]
+        return [TunnelTransferData(TUNNEL_ID, TUNNEL_PUT, piece, None) for piece in pieces]
 
     def pending(self, eui: bytes) -> int:
         """Messages (or GBT blocks) waiting for a sleepy meter's GET."""
@@ -104,13 +109,13 @@ class GbcsTunnel:
             end = self._ends.get(eui)
             if end is None:
                 return None, None
-            if transfer.gbcs_command == GET:
+            if transfer.gbcs_command == TUNNEL_GET:
                 message = end.outbox.popleft() if end.outbox else b""
                 if message:
                     end.delivered += 1
                 remaining = min(len(end.outbox), MAX_REMAINING)
-                return TunnelTransferData(transfer.tunnel_id, GET_RESPONSE, message, remaining), None
-            if transfer.gbcs_command != PUT or not transfer.message:
+                return TunnelTransferData(transfer.tunnel_id, TUNNEL_GET_RESPONSE, message, remaining), None
+            if transfer.gbcs_command != TUNNEL_PUT or not transfer.message:
                 return None, None
             return None, self._receive(end, bytes(transfer.message))
 
