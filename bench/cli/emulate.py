@@ -24,6 +24,8 @@ from bench.meter.faults import FAULTS
               help="State directory (created on first start; survives restarts and power cuts).")
 @click.option("--port", help="Any pyserial URL: /dev/serial0, /dev/ttyUSB0, socket://host:port, rfc2217://...")
 @click.option("--pty", is_flag=True, help='Open a pseudo-terminal; prints {"port": "/dev/pts/N"} first.')
+@click.option("--radio", type=click.IntRange(11, 26), metavar="CHANNEL",
+              help="Use an ATUSB 802.15.4 USB radio on this 2.4 GHz channel instead of a serial port.")
 @click.option("--baud", type=click.IntRange(min=300), help="Pace every write to this line rate (8N1).")
 @click.option("--fault", "faults", multiple=True, type=click.Choice(sorted(FAULTS)),
               help="Misbehave on purpose (repeatable).")
@@ -42,15 +44,15 @@ from bench.meter.faults import FAULTS
               help="Seconds added to the host clock to make the meter's clock.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
 def emulate(device: str, eui: str, identity: Path, state: Path, port: str | None, pty: bool,
-            baud: int | None, faults: tuple[str, ...], supplier: str | None, poll_interval: float,
+            radio: int | None, baud: int | None, faults: tuple[str, ...], supplier: str | None, poll_interval: float,
             wake_window: float, query_interval: float | None, max_data_size: int,
             retry_timeout: float, clock_offset: float, log_level: str) -> None:
     """Run one emulated meter until SIGTERM: OTA download without activation, CS06, alerts."""
     from bench.link import SerialLink, open_pty_pair
     from bench.meter.emulator import Emulator, MeterConfig
 
-    if bool(port) == pty:
-        raise click.UsageError("give exactly one of --port URL or --pty")
+    if [bool(port), pty, radio is not None].count(True) != 1:
+        raise click.UsageError("give exactly one of --port URL, --pty or --radio CHANNEL")
     eui_bytes = parse_eui(eui)
     logging.basicConfig(
         level=log_level.upper(), stream=sys.stderr,
@@ -66,6 +68,10 @@ def emulate(device: str, eui: str, identity: Path, state: Path, port: str | None
     if pty:
         pair = open_pty_pair()
         link = pair.master_link(baud)
+    elif radio is not None:
+        from bench.link.usb_radio import UsbRadioLink
+
+        link = UsbRadioLink(radio, short_address=int.from_bytes(eui_bytes[-2:], "big"), ieee_address=eui_bytes)
     else:
         link = SerialLink(port, baud)
     stop = threading.Event()

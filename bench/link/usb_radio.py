@@ -71,7 +71,10 @@ class UsbRadioLink:
         if not 11 <= channel <= 26:
             raise ValueError(f"2.4 GHz channel must be 11..26, got {channel}")
         self.channel = channel
-        dev = device or usb.core.find(idVendor=VENDOR_ID, idProduct=PRODUCT_ID, backend=backend)
+        try:
+            dev = device or usb.core.find(idVendor=VENDOR_ID, idProduct=PRODUCT_ID, backend=backend)
+        except usb.core.NoBackendError as exc:
+            raise LinkError(f"no USB backend for the ATUSB radio (is libusb installed?): {exc}") from exc
         if dev is None:
             raise LinkError(f"no ATUSB radio ({VENDOR_ID:04x}:{PRODUCT_ID:04x}) found")
         self._dev = dev

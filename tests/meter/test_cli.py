@@ -36,6 +36,8 @@ def test_bad_invocations_fail_with_one_line(pki, tmp_path):
     base = ["--device", "esme", "--identity", str(pki.directory), "--state", str(tmp_path / "s")]
     both = run(*base, "--eui", ESME.hex(), "--pty", "--port", "loop://")
     assert both.returncode == 2 and "exactly one" in both.stderr
+    radio = run(*base, "--eui", ESME.hex(), "--radio", "15")  # no radio (or no libusb) on a build host
+    assert radio.returncode == 2 and "ATUSB" in radio.stderr
     unknown = run(*base, "--eui", "0011223344556677", "--pty")
     assert unknown.returncode == 2 and "0011223344556677" in unknown.stderr
     wrong_type = run("--device", "gsme", "--eui", ESME.hex(), "--identity", str(pki.directory),
@@ -43,7 +45,7 @@ def test_bad_invocations_fail_with_one_line(pki, tmp_path):
     assert wrong_type.returncode == 2 and "ESME" in wrong_type.stderr
     no_port = run(*base, "--eui", ESME.hex(), "--port", str(tmp_path / "ttyNONE"))
     assert no_port.returncode == 2 and "cannot open" in no_port.stderr
-    for result in (both, unknown, wrong_type, no_port):
+    for result in (both, radio, unknown, wrong_type, no_port):
         assert "Traceback" not in result.stderr
 
 
