@@ -265,9 +265,9 @@ def rig(request: pytest.FixtureRequest) -> Any:
         pytest.skip(f"rig broken: {exc}")
     state.running = running
     state.record.devices = {d.role: d.eui_hex for d in description.devices}
-    state.record.attachments.update({"capture": "capture.pcap", "logs": "logs",
-                                     "alerts": "alerts.json", "audit": "audit.json",
-                                     "report": "report.html", "junit": "junit.xml"})
+    from bench.rig import ATTACHMENTS
+
+    state.record.attachments.update({**ATTACHMENTS, "junit": "junit.xml"})
     yield running
     running.stop()
     state.record.link_wait_s = round(running.waits.total_s, 3)

@@ -30,6 +30,9 @@ from bench.rig_model import Rig, RigDevice, load_rig
 log = logging.getLogger(__name__)
 
 RESULTS_ROOT = Path("results")
+# what every results directory holds (relative paths), for run records
+ATTACHMENTS = {"capture": "capture.pcap", "logs": "logs", "alerts": "alerts.json",
+               "audit": "audit.json", "report": "report.html", "devices": "devices.json"}
 
 
 def default_results_dir(root: Path = RESULTS_ROOT) -> Path:
@@ -105,7 +108,7 @@ class RunningRig:
 
         from bench.dcc.shim import Shim  # the layers above codec load only when a rig starts
 
-        self.gateway = HubGateway(None, self.traffic)
+        self.gateway = HubGateway(None, self.traffic, self._undeliverable)
         self.shim = Shim(self.db_path, self.rig.pki_dir, self.gateway)
         stack.callback(self.shim.close)
         counts = self.shim.registry.import_dir(self.rig.registry_dir)
@@ -243,6 +246,16 @@ class RunningRig:
             self._reported.add((eui, request_id))
         self.shim.delivery_status(eui, request_id, state == "complete")
 
+    def _undeliverable(self, eui: bytes, request_id: str, reason: str) -> None:
+        device_log = self.device_logs.get(eui)
+        if device_log is not None:
+            device_log.write("transfer", f"failed {request_id}: {reason}")
+        with self._lock:
+            if (eui, request_id) in self._reported:
+                return
+            self._reported.add((eui, request_id))
+        self.shim.delivery_status(eui, request_id, False)
+
     # -- operations -----------------------------------------------------------------------------
 
     def submit(self, xml: bytes) -> bytes:
@@ -375,6 +388,19 @@ class RunningRig:
             return {"added": 1}
         raise ValueError(f"unknown registry action {action!r} (show, end-appointment, "
                          f"add-appointment, add-registration)")
+
+    def session_record(self) -> Any:
+        """The run record of a rig session without tests (`bench rig up`): what ran, where."""
+        from bench.report.run_record import RunRecord
+
+        now = datetime.now(UTC)
+        started = self.started_at or now
+        return RunRecord(
+            rig=self.rig.name, results=str(self.results), started_at=started.isoformat(),
+            finished_at=now.isoformat(), wall_s=round((now - started).total_seconds(), 3),
+            link_wait_s=round(self.waits.total_s, 3),
+            devices={d.role: d.eui_hex for d in self.rig.devices},
+            attachments=dict(ATTACHMENTS), rig_error=self.broken)
 
     # -- artefacts ------------------------------------------------------------------------------
 

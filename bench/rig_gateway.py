@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import threading
 import time
 from collections import deque
@@ -17,7 +18,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bench.codec.eui import eui_hex
-from bench.errors import LinkTimeout
+from bench.errors import BenchError, LinkTimeout
+
+log = logging.getLogger(__name__)
 
 
 class LinkWaits:
@@ -126,18 +129,44 @@ class DeviceTraffic:
 
 
 class HubGateway:
-    """DeviceGateway for a live rig: the shim's hand-offs become hub operations."""
+    """DeviceGateway for a live rig: the shim's hand-offs become hub operations.
 
-    def __init__(self, hub: object, traffic: DeviceTraffic) -> None:
+    A device the rig has no link to (a registry-only inventory entry, a SMETS1 meter without an
+    S1SP on this bench) cannot receive anything: an image for it is reported undelivered, on a
+    thread of its own because the shim is still inside the request that distributed it.
+    """
+
+    def __init__(self, hub: object, traffic: DeviceTraffic,
+                 on_undeliverable: Callable[[bytes, str, str], None] | None = None) -> None:
         self.hub = hub
         self.traffic = traffic
+        self.on_undeliverable = on_undeliverable
         self.transfers: dict[tuple[bytes, str], object] = {}
+
+    def _linked(self, eui: bytes) -> bool:
+        return eui in getattr(self.hub, "meters", ())
 
     def distribute(self, eui: bytes, image: bytes, request_id: str) -> None:
         self.traffic.record_distribution(eui, request_id, image)
-        transfer = self.hub.offer_image(eui, image, request_id)  # type: ignore[attr-defined]
+        if not self._linked(eui):
+            self._undeliverable(eui, request_id, "no link to this device on the rig")
+            return
+        try:
+            transfer = self.hub.offer_image(eui, image, request_id)  # type: ignore[attr-defined]
+        except BenchError as exc:
+            self._undeliverable(eui, request_id, str(exc))
+            return
         self.transfers[(eui, request_id)] = transfer
 
     def send_command(self, eui: bytes, gbcs: bytes) -> None:
         self.traffic.record(eui, "sent", gbcs)
+        if not self._linked(eui):
+            log.warning("command for %s dropped: no link to this device on the rig", eui_hex(eui))
+            return
         self.hub.send_gbcs(eui, gbcs)  # type: ignore[attr-defined]
+
+    def _undeliverable(self, eui: bytes, request_id: str, reason: str) -> None:
+        log.warning("image for %s (%s) not delivered: %s", eui_hex(eui), request_id, reason)
+        if self.on_undeliverable is not None:
+            threading.Thread(target=self.on_undeliverable, args=(eui, request_id, reason),
+                             name="undeliverable", daemon=True).start()

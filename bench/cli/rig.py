@@ -83,6 +83,10 @@ def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach
     pid_file.write_text(f"{os.getpid()}\n")
     try:
         _serve(running, run, loaded.name, as_json)
+        if running.results.is_dir():
+            from bench.report.run_record import RecordWriter
+
+            RecordWriter(running.results, running.session_record()).save()
     finally:
         pid_file.unlink(missing_ok=True)  # last act: `bench rig down` waits for this
     if not as_json:

@@ -140,6 +140,9 @@ def test_rig_up_serves_other_terminals_until_rig_down(tmp_path):
         _bench("rig", "down", env=env)
     assert not (run / "control.sock").exists()
     assert (tmp_path / "results" / "capture.pcap").stat().st_size > 24
+    record = json.loads((tmp_path / "results" / "record.json").read_text())
+    assert record["devices"]["esme"] == "00DB1234567890A0" and record["link_wait_s"] >= 0
+    assert record["attachments"]["capture"] == "capture.pcap"
     gone = _bench("rig", "status", env=env, check=False)
     assert gone.returncode == 2 and "no rig is up" in gone.stderr
 
@@ -203,3 +206,22 @@ def test_a_rig_that_breaks_mid_run_skips_the_rest_with_the_cause(tmp_path):
                if t["outcome"] == "skipped"}
     assert set(skipped) == {"test_read_after", "test_nothing_after"}
     assert all("rig broken: emulated meter(s) esme exited" in why for why in skipped.values())
+
+
+def test_an_image_for_a_device_without_a_link_is_reported_undelivered(tmp_path):
+    from bench.rig_flows import Party
+    from bench.rig_images import ImageFactory
+
+    rig_file = tmp_path / "inventory.toml"
+    rig_file.write_text(_rig_text().replace('link = "emulated"', 'link = "none"'))
+    with RunningRig(load_rig(rig_file), tmp_path / "results") as running:
+        assert not running.meters
+        rsa, supplier = Party(running, "rsa-1"), Party(running, "supplier-a")
+        esme = running.rig.device("esme")
+        submission = rsa.update_firmware(ImageFactory(running).for_device(esme), [esme])
+        assert submission.code == "I99"
+        for party in (rsa, supplier):
+            alert = party.wait_for_alert("N61", esme, timeout=5)
+            assert b"N61" in alert.xml
+    log = (tmp_path / "results" / "logs" / "bench.log").read_text()
+    assert "no link to this device on the rig" in log
