@@ -14,7 +14,8 @@ alert names):
 | payload counter equals header counter                           | 0x8F53 other authentication failure |
 | originator counter above the last accepted from that party      | 0x8F53 other authentication failure |
 
-The accepted counter is written to the state directory before anything else happens. Then:
+The accepted counter is written to the state directory, in the same atomic write as whatever the
+command changes, before any reply. Then:
 no pending image -> responseCode 1, hash differs -> 2, image unreadable -> 3, else the slots swap
 (one atomic write), the response carries 0 and the new version, and 0x8F43 follows.
 A future execution time answers `05 00` and the activation runs at that time on the meter's
@@ -156,10 +157,14 @@ class GbcsHandler:
             raise Refused(ALERT_OTHER_AUTHENTICATION_FAILURE,
                           f"counter {msg.originator_counter} not above {last}")
 
-    def _accept_counter(self, msg: GbcsMessage) -> None:
-        """Durably remember the counter before acting on the command."""
+    def _remember_counter(self, msg: GbcsMessage) -> None:
+        """Note the accepted counter; the next state write (before any reply) makes it durable."""
         party = eui_hex(msg.originator)
         self.state.counters[party] = max(self.state.counters.get(party, -1), msg.originator_counter)
+
+    def _accept_counter(self, msg: GbcsMessage) -> None:
+        """Durably remember the counter before acting on the command."""
+        self._remember_counter(msg)
         self.store.save(self.state)
 
     def _activation_check(self, firmware_hash: bytes) -> int:
@@ -198,7 +203,9 @@ class GbcsHandler:
             raise Refused(ALERT_OTHER_AUTHENTICATION_FAILURE,
                           f"payload counter {command.counter} != header {msg.originator_counter}")
         self._check_counter(msg)
-        self._accept_counter(msg)
+        # the counter is written in the same atomic write as what the command changes (schedule,
+        # slots), so a power cut can never keep one without the other; always before the reply
+        self._remember_counter(msg)
 
         now = self._clock()
         when = command.execution_time
@@ -215,9 +222,8 @@ class GbcsHandler:
             return
         if when is not None:  # already past: cancels whatever was scheduled
             cancelled = self.state.scheduled
-            if cancelled is not None:
-                self.state.scheduled = None
-                self.store.save(self.state)
+            self.state.scheduled = None
+            self.store.save(self.state)
             self._respond(msg, payloads.cs06_response(ACTIVATION_FAILURE, self._active_version()), now)
             if cancelled is not None:
                 self._not_actioned(cancelled)
@@ -226,6 +232,8 @@ class GbcsHandler:
         old = self.state.active.file_version
         if code == SUCCESS:
             self.slots.activate_pending()
+        else:
+            self.store.save(self.state)
         self._respond(msg, payloads.cs06_response(code, self._active_version()), now)
         if code == SUCCESS:
             self.alerts.firmware_changed(old, self.state.active.file_version)
