@@ -102,7 +102,7 @@ class Shim:
         self.signer = messages.ResponseSigner(self.pki)
         self.critical = CriticalPath(self.pki)
         self.events = HubEvents(self.store, self.signer, self.critical, self.clock)
-        # lxml parsers and the signxml signer must not be used by two threads at once (the rig's
+        # lxml parsers and the XML-DSig signer must not be used by two threads at once (the rig's
         # control socket serves clients on several threads). Lock order: XML, then the store.
         self._xml = threading.Lock()
 
