@@ -7,7 +7,6 @@ originator's anti-replay counter its value), and nothing reaches the gateway.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -77,9 +76,7 @@ def test_entity_expansion_is_refused_without_expanding(shim) -> None:
             b']><sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway">&a9;</sr:Request>'
         ]
     )
-    start = time.perf_counter()
     refused(shim, lol, "E1", "DTD|entit")
-    assert time.perf_counter() - start < 2.0
 
 
 def test_external_entity_is_refused(shim, tmp_path: Path) -> None:
