@@ -23,6 +23,7 @@ from bench.codec.gbcs.codes import (
     ALERT_FIRMWARE_VERIFICATION_SUCCESSFUL,
     ALERT_FIRMWARE_VERSION_CHANGED,
     COMMAND,
+    CS06,
     ECS52,
     FDRA_ESME,
     FDRA_GSME,
@@ -40,10 +41,10 @@ from bench.codec.han import (
 )
 from bench.codec.ota_file import parse_gb_image
 from bench.codec.pcap import read_pcap
-from bench.crypto.gbcs_security import apply_mac, verify_mac, verify_signature
+from bench.crypto.gbcs_security import apply_mac, sign_message, verify_mac, verify_signature
 from bench.crypto.smki import Pki, init_pki
 from bench.hub import HUB_EUI, Hub, Throttle, TransferState
-from bench.link import SerialLink
+from bench.link import FaultyLink, SerialLink
 
 from .conftest import ESME_EUI, GSME_EUI, make_image
 from .emulated import EmulatorProcess
@@ -73,7 +74,8 @@ class Bench:
         self.transfers_seen: list[tuple[bytes, TransferState]] = []
         self.counter = 1000
 
-    def start(self, meters: list[tuple[str, bytes, tuple[str, ...]]], **options) -> Hub:
+    def start(self, meters: list[tuple[str, bytes, tuple[str, ...]]], noise: dict | None = None,
+              **options) -> Hub:
         self.hub = Hub(capture_path=self.capture, on_transfer=lambda eui, t: (
             self.transfers_seen.append((eui, t.state))), **options)
         for device, eui, args in meters:
@@ -81,7 +83,8 @@ class Bench:
             self.meters.append(meter)
             link = SerialLink(meter.start())
             self.links.append(link)
-            self.hub.attach(eui, link, sleepy=device == "gsme")
+            self.hub.attach(eui, FaultyLink(link, **noise) if noise else link,
+                            sleepy=device == "gsme")
         self.hub.start()
         return self.hub
 
@@ -96,6 +99,18 @@ class Bench:
     def image(self, size: int, image_type: int = ESME_TYPE, version: int = NEW_VERSION) -> bytes:
         return make_image(size, version=version, image_type=image_type,
                           key=self.pki.party("supplier-a").ds_key)
+
+    def activate(self, eui: bytes, firmware_hash: bytes, timeout: float = 20.0) -> GbcsMessage:
+        """CS06 signed by the Supplier and MACed by the ACB, through the tunnel; the response."""
+        supplier, acb = self.pki.party("supplier-a"), self.pki.party("acb")
+        self.counter += 1
+        command = sign_message(GbcsMessage(
+            COMMAND, self.counter, supplier.eui, eui, None, CS06,
+            payloads.cs06_command(firmware_hash, self.counter)), supplier.ds_key)
+        command = apply_mac(command, acb.ka_key, self.pki.device(eui).ka_cert.public_key())
+        self.hub.send_gbcs(eui, command.encode())
+        return self.wait_message(eui, lambda m: m.cra_flag == RESPONSE and m.message_code == CS06
+                                 and m.originator_counter == self.counter, timeout)
 
     def read_version(self, eui: bytes, device: str, timeout: float = 20.0) -> int:
         """ECS52 / GCS38 from the Supplier, ACB-MACed, through the tunnel; the MACed answer."""
@@ -280,3 +295,27 @@ def test_wait_for_data_is_honoured(bench):
                          if f.src.eui == meter and isinstance(f.command, ImageBlockRequest))
             assert retry - ts >= (command.request_time - command.current_time) - 0.05
     assert slot_waits >= 1
+
+
+def test_noisy_line_still_delivers_a_byte_exact_image(bench):
+    """Bit flips, drops and duplicates both ways: the meter verifies the Supplier signature over
+    what it received, and activates only on the hash of the image the hub was given."""
+    noise = {"bit_flip": 0.05, "drop": 0.05, "duplicate": 0.05, "seed": "hub-noise"}
+    hub = bench.start([("esme", ESME_EUI, ("--retry-timeout", "0.1"))], noise=noise)
+    image = bench.image(3000)
+    transfer = hub.offer_image(ESME_EUI, image)
+    assert transfer.wait(60, until=(TransferState.COMPLETE,)) is TransferState.COMPLETE
+    faulty = hub.port(ESME_EUI).link
+    counts = faulty.counts
+    assert counts.flipped and counts.dropped and counts.duplicated
+    assert hub.stats.undecodable > 0 and transfer.progress().repeated_blocks > 0
+    faulty.bit_flip = faulty.drop = faulty.duplicate = 0.0  # quiet line for the activation
+    manufacturer_hash = hashlib.sha256(parse_gb_image(image).manufacturer_image).digest()
+    response = bench.activate(ESME_EUI, manufacturer_hash)
+    assert verify_signature(response, bench.pki.device(ESME_EUI).ds_cert.public_key())
+    outcome = payloads.decode_payload(response)
+    assert (outcome.response_code, int.from_bytes(outcome.firmware_version, "big")) == (
+        0, NEW_VERSION)
+    bench.wait_message(ESME_EUI, lambda m: m.cra_flag == ALERT and payloads.decode_payload(
+        m).alert_code == ALERT_FIRMWARE_VERSION_CHANGED, 20)
+    assert bench.read_version(ESME_EUI, "esme") == NEW_VERSION
