@@ -162,7 +162,20 @@ class HubEvents:
             )
             recipients = alert_recipients(conn, device, code, at, request_id)
             hub = eui_hex(comms_hub) if comms_hub is not None else DEFAULT_COMMS_HUB
-            xml = self.signer.delivery_status(code, request_id, device, version, success, now, hub)
+            try:
+                xml = self.signer.delivery_status(
+                    code, request_id, device, version, success, now, hub
+                )
+            except BenchError as exc:  # e.g. a transfer the hub started without a RequestID
+                audit.record(
+                    conn,
+                    at,
+                    "event",
+                    f"{code} for {device} not reported: {exc}",
+                    device=device,
+                    response_code=code,
+                )
+                return
             for party in recipients:
                 deliver(conn, party, at, "dcc-alert", code, xml, device, request_id)
             conn.execute(

@@ -190,3 +190,9 @@ def test_audit_log_is_append_only(shim, requests) -> None:
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         shim.store.conn.execute("DELETE FROM audit")
     assert AuditLog(shim.store).count() >= 2
+
+
+def test_delivery_status_without_a_request_id_is_audited_not_routed(shim) -> None:
+    shim.delivery_status(ESME_A0, "not-a-request-id", True)
+    assert mailbox_codes(shim) == {}
+    assert any("not reported" in e.reason for e in AuditLog(shim.store).entries())
