@@ -320,3 +320,36 @@ def test_realtime_link_threads_when_the_host_allows(pty_meters):
     hub.offer_image(meter.eui, image)
     meter.expect(ImageNotify)
     assert download(meter, image) == image
+
+
+def test_meters_sharing_one_link_are_told_apart_by_eui(tmp_path):
+    """A radio link carries several meters: one reader, frames routed by source EUI."""
+    from bench.hub import Hub
+    from bench.link import SerialLink, open_pty_pair
+
+    pair = open_pty_pair()
+    link = SerialLink(pair.port)
+    euis = [bytes.fromhex("00DB1234567890A0"), bytes.fromhex("00DB1234567890B0")]
+    hub = Hub(capture_path=tmp_path / "shared.pcap")
+    try:
+        for eui in euis:
+            hub.attach(eui, link)
+        hub.start()
+        air = pair.master_link()
+        first, second = (ScriptedMeter(eui, air) for eui in euis)
+        images = [make_image(150, version=5), make_image(250, version=6)]
+        for eui, image in zip(euis, images, strict=True):
+            hub.offer_image(eui, image)
+        notified = {}
+        for _ in euis:
+            frame = first.receive()
+            notified[frame.dst.eui] = frame.command.file_version
+        assert notified == {euis[0]: 5, euis[1]: 6}
+        assert download(first, images[0]) == images[0]
+        assert download(second, images[1]) == images[1]
+        assert all(hub.transfer(e).wait(2) is TransferState.COMPLETE for e in euis)
+        assert len([t for t in threading.enumerate() if t.name.startswith("hub-link-")]) == 1
+    finally:
+        hub.stop()
+        link.close()
+        pair.close()
