@@ -44,7 +44,7 @@ class HubEvents:
         """A response or alert from a device: turn it into DUIS, route it, store it durably."""
         now = self.clock()
         at = timestamp(now)
-        device = eui_hex(eui)
+        device = _device_hex(eui)
         try:
             incoming = self.critical.read_device_message(gbcs)
         except BenchError as exc:
@@ -147,7 +147,7 @@ class HubEvents:
         """The hub finished (or gave up) delivering an image: N60/N61 to requester and Supplier."""
         now = self.clock()
         at = timestamp(now)
-        device = eui_hex(eui)
+        device = _device_hex(eui)
         code = DELIVERY_SUCCESS if success else DELIVERY_FAILURE
         with self.store.transaction() as conn:
             row = conn.execute(
@@ -166,7 +166,7 @@ class HubEvents:
                 xml = self.signer.delivery_status(
                     code, request_id, device, version, success, now, hub
                 )
-            except BenchError as exc:  # e.g. a transfer the hub started without a RequestID
+            except (BenchError, ValueError) as exc:  # e.g. a transfer started without a RequestID
                 audit.record(
                     conn,
                     at,
@@ -192,3 +192,15 @@ class HubEvents:
                 device=device,
                 response_code=code,
             )
+
+
+def _device_hex(eui: bytes) -> str:
+    """The device EUI as stored; a malformed one is kept visible rather than raised into the hub."""
+    try:
+        return eui_hex(eui)
+    except BenchError:
+        return (
+            f"invalid:{bytes(eui).hex().upper()}"
+            if isinstance(eui, bytes | bytearray)
+            else "invalid"
+        )

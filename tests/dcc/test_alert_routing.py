@@ -196,3 +196,11 @@ def test_delivery_status_without_a_request_id_is_audited_not_routed(shim) -> Non
     shim.delivery_status(ESME_A0, "not-a-request-id", True)
     assert mailbox_codes(shim) == {}
     assert any("not reported" in e.reason for e in AuditLog(shim.store).entries())
+
+
+def test_events_with_a_malformed_eui_are_audited_not_raised(shim, pki) -> None:
+    shim.device_message(b"\x01\x02", alert(pki, ESME_A0, 0x8F43))
+    shim.delivery_status(b"\x01", "90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:7", True)
+    assert mailbox_codes(shim) == {}
+    devices = [e.device for e in AuditLog(shim.store).entries()]
+    assert "invalid:0102" in devices and "invalid:01" in devices
