@@ -171,6 +171,7 @@ class Hub:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._started = False
+        self._stopped = False
         self._housekeeper: threading.Thread | None = None
         self._inbox: deque[tuple[bytes, bytes]] = deque(maxlen=INBOX_LIMIT)
         self._inbox_changed = threading.Condition()
@@ -233,9 +234,12 @@ class Hub:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start a thread per link and the housekeeping thread (idempotent)."""
         with self._lock:
             if self._started:
                 return
+            if self._stopped:
+                raise ConfigError("a stopped hub cannot be started again: its capture is closed")
             self._started = True
             self._stop.clear()
             for reader in self._readers.values():
@@ -248,6 +252,7 @@ class Hub:
         """Stop all threads and close the capture; the links stay open (their owner closes them)."""
         with self._lock:
             self._started = False
+            self._stopped = True
             self._stop.set()
             threads = [r.thread for r in self._readers.values() if r.thread is not None]
             for reader in self._readers.values():

@@ -6,6 +6,8 @@ import os
 import threading
 import time
 
+import pytest
+
 from bench.codec.han import (
     ABORT,
     SUCCESS,
@@ -353,3 +355,13 @@ def test_meters_sharing_one_link_are_told_apart_by_eui(tmp_path):
         hub.stop()
         link.close()
         pair.close()
+
+
+def test_a_stopped_hub_stays_stopped(pty_meters):
+    from bench.errors import ConfigError
+
+    hub, _ = pty_meters()
+    hub.stop()
+    hub.stop()  # twice is harmless
+    with pytest.raises(ConfigError):
+        hub.start()
