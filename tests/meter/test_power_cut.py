@@ -10,10 +10,17 @@ from __future__ import annotations
 import random
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.codec.eui import eui_hex
-from bench.codec.gbcs.codes import CS06, FDRA_ESME
+from bench.codec.gbcs.codes import (
+    ALERT_FUTURE_DATED_ACTIONED,
+    CS06,
+    FDRA_ESME,
+    FUTURE_DATED_FIRMWARE_ALERT,
+)
+from bench.codec.gbcs.payloads import Cs06Response, decode_payload
 from bench.codec.ota_file import parse_gb_image
 from bench.link import SerialLink
 from bench.meter.slots import FACTORY_FILE_VERSION
@@ -62,6 +69,7 @@ def run_meter(pki, folder: Path, images: dict[int, bytes], seed: int, report: li
             "--state", str(folder / "state"), "--pty", "--retry-timeout", "0.1"]
     meter = MeterProcess(args, folder / "state", folder / "emulate.log")
     accepted: list[int] = []
+    futures: list[int] = []
     activated = FACTORY_FILE_VERSION
     counter = 1000
     kills = 0
@@ -80,7 +88,12 @@ def run_meter(pki, folder: Path, images: dict[int, bytes], seed: int, report: li
                 if msg.originator_counter not in sent:
                     sent.add(msg.originator_counter)
                     counter += 1
-                    driver.send_gbcs(cs06(pki, ESME, parse_gb_image(image).manufacturer_image_sha256, counter))
+                    # now, or future-dated a second or so ahead (GeneralizedTime has whole seconds)
+                    when = None
+                    if rng.random() < 0.3:
+                        when = datetime.fromtimestamp(int(time.time()) + 1, UTC)
+                    driver.send_gbcs(cs06(pki, ESME, parse_gb_image(image).manufacturer_image_sha256,
+                                          counter, execution_time=when))
             time.sleep(0.005)
         if state.pending is not None and not sent:
             counter += 1
@@ -91,14 +104,20 @@ def run_meter(pki, folder: Path, images: dict[int, bytes], seed: int, report: li
         kills += 1
         for response in driver.messages(CS06):
             accepted.append(response.originator_counter)
-            if response.content[:5] == bytes.fromhex("3009020100"):  # ExecutionOutcome success
-                activated = max(activated, int.from_bytes(response.content[-4:], "big"))
+            outcome = decode_payload(response)
+            if isinstance(outcome, Cs06Response) and outcome.response_code == 0:
+                activated = max(activated, int.from_bytes(outcome.firmware_version, "big"))
+        for alert in driver.messages(FUTURE_DATED_FIRMWARE_ALERT):
+            outcome = decode_payload(alert)
+            if outcome.alert_code == ALERT_FUTURE_DATED_ACTIONED:
+                activated = max(activated, int.from_bytes(outcome.firmware_version, "big"))
+                futures.append(outcome.counter)
         driver.close()
         check_consistent(meter.state, MeterStore(meter.state).load(), images, accepted, activated)
     meter.start()  # comes up after the last cut too
     check_consistent(meter.state, meter.load_state(), images, accepted, activated)
     meter.stop()
-    report.append((kills, activated))
+    report.append((kills, activated, len(futures)))
 
 
 def test_power_cuts_at_random_points(pki, tmp_path):
@@ -119,5 +138,5 @@ def test_power_cuts_at_random_points(pki, tmp_path):
         thread.join(120)
     if errors:
         raise errors[0]
-    assert sum(kills for kills, _ in report) >= 50
-    assert max(version for _, version in report) > FACTORY_FILE_VERSION  # activations happened
+    assert sum(kills for kills, _, _ in report) >= 50
+    assert max(version for _, version, _ in report) > FACTORY_FILE_VERSION  # activations happened
