@@ -113,22 +113,33 @@ def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | No
 
 def _print_table(record: dict[str, Any], results: Path) -> None:
     tests = record.get("tests", [])
+    rig_error = record.get("rig_error")
     click.echo("")
-    click.echo("Requirement  Verdict   Tests  Failing checks")
-    titles = {"R1": "RSA can update firmware", "R2": "only appointed RSA, ESME/GSME only",
-              "R3": "activation stays Supplier-only", "R4": "portfolio report is exact",
-              "R5": "RSA receives update alerts"}
+    click.echo(f"{'':<4} {'Requirement':<36} {'Verdict':<8} Passed  Failing checks")
     for requirement, verdict in record["verdict"].items():
         mine = [t for t in tests if t.get("requirement") == requirement]
         passed = sum(1 for t in mine if t["outcome"] == "passed")
-        click.echo(f"{requirement:<4} {titles[requirement]:<36} {verdict:<8} {passed}/{len(mine)}")
+        count = f"{passed}/{len(mine)}"
+        click.echo(f"{requirement:<4} {TITLES[requirement]:<36} {verdict:<8} {count}")
+        broken = 0
         for test in mine:
-            if test["outcome"] != "passed":
-                reason = (test.get("failure") or test["outcome"]).strip().splitlines()
-                name = test["nodeid"].split("::", 1)[-1]
-                click.echo(f"       - {name}: {reason[0][:160] if reason else test['outcome']}")
-    if record.get("rig_error"):
-        click.echo(f"rig error: {record['rig_error']}")
+            if test["outcome"] == "passed":
+                continue
+            reason = (test.get("failure") or test["outcome"]).strip().splitlines()
+            if rig_error and test["outcome"] == "skipped" and "rig broken" in (reason or [""])[0]:
+                broken += 1
+                continue
+            name = test["nodeid"].split("::", 1)[-1]
+            click.echo(f"       - {name}: {reason[0][:160] if reason else test['outcome']}")
+        if broken:
+            click.echo(f"       - {broken} test(s) skipped: the rig broke (below)")
+    if rig_error:
+        click.echo(f"rig error: {rig_error}")
     click.echo(f"{record.get('passed', 0)} passed, {record.get('failed', 0)} failed"
                + (f", {record.get('skipped')} skipped" if record.get("skipped") else ""))
     click.echo(f"results: {results}")
+
+
+TITLES = {"R1": "RSA can update firmware", "R2": "only appointed RSA, ESME/GSME only",
+          "R3": "activation stays Supplier-only", "R4": "portfolio report is exact",
+          "R5": "RSA receives update alerts"}
