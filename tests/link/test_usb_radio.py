@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from meter.builders import make_image
 from meter.driver import MeterDriver  # the meter tests' test-side hub
-from meter.helpers import make_image
 
 from bench.codec import han
 from bench.crypto.smki import init_pki

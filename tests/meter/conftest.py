@@ -11,8 +11,8 @@ import pytest
 from bench.crypto.smki import Pki, init_pki
 from bench.link import SerialLink
 
+from .builders import ESME, GSME, MeterProcess
 from .driver import MeterDriver
-from .helpers import ESME, GSME, MeterProcess
 
 
 @pytest.fixture(scope="session")

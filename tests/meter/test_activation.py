@@ -26,7 +26,7 @@ from bench.codec.ota_file import parse_gb_image
 from bench.crypto.gbcs_security import verify_mac, verify_signature
 from bench.meter.slots import FACTORY_FILE_VERSION
 
-from .helpers import ESME, SUPPLIER_A, cs06, make_image, read_firmware
+from .builders import ESME, SUPPLIER_A, cs06, make_image, read_firmware
 
 NEW = 0x00000200
 

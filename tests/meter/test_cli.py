@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from .helpers import ESME, ROOT, MeterProcess
+from .builders import ESME, ROOT, MeterProcess
 
 PI = ROOT / "scripts" / "pi"
 

@@ -20,7 +20,7 @@ from bench.crypto.gbcs_security import verify_mac, verify_signature
 from bench.meter.slots import FACTORY_FILE_VERSION
 from bench.meter.state import UPGRADE_NORMAL, UPGRADE_WAITING_TO_UPGRADE
 
-from .helpers import ESME, GSME, SUPPLIER_A, make_image, read_firmware, tamper
+from .builders import ESME, GSME, SUPPLIER_A, make_image, read_firmware, tamper
 
 
 def fdra(driver, code: int):

@@ -15,7 +15,7 @@ from bench.codec.gbcs.payloads import decode_payload
 from bench.codec.ota_file import parse_gb_image
 from bench.meter.slots import FACTORY_FILE_VERSION
 
-from .helpers import ESME, cs06, make_image
+from .builders import ESME, cs06, make_image
 
 NEW = 0x00000200
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from bench.codec import han
 from bench.link import FaultyLink, SerialLink
 
+from .builders import ESME, make_image
 from .driver import MeterDriver
-from .helpers import ESME, make_image
 
 
 def test_noisy_link_still_delivers_the_exact_image(pki, start_meter):

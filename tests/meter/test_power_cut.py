@@ -26,8 +26,8 @@ from bench.link import SerialLink
 from bench.meter.slots import FACTORY_FILE_VERSION
 from bench.meter.state import PART_FILE, MeterState, MeterStore
 
+from .builders import ESME, SUPPLIER_A, MeterProcess, cs06, make_image
 from .driver import MeterDriver
-from .helpers import ESME, SUPPLIER_A, MeterProcess, cs06, make_image
 
 METERS = 4
 KILLS_PER_METER = 13  # 52 power cuts in all

@@ -16,7 +16,7 @@ from bench.meter.emulator import HUB_NODE, Emulator, MeterConfig
 from bench.meter.slots import FACTORY_FILE_VERSION
 from bench.meter.state import SlotRecord
 
-from .helpers import ESME, cs06, make_image, read_firmware
+from .builders import ESME, cs06, make_image, read_firmware
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
