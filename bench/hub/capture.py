@@ -1,12 +1,15 @@
 """Every frame the hub sends or receives, in one pcap (link type 195) that Wireshark dissects.
 
-Reader threads of many links write concurrently, so writes are serialised by a lock; each record
-is flushed to the operating system at once, so a crash of the bench loses at most the frame being
-written and the capture of a failed run is still evidence.
+Reader threads of many links write concurrently, so writes are serialised by a lock. Each record
+goes to the operating system in whole as soon as it is written (no user-space buffer), so a crash
+of the bench loses at most the frame being written; if the disk fills up, a partly written record
+is cut off again, so the file stays a valid capture of every frame before it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from pathlib import Path
@@ -19,23 +22,54 @@ class CaptureError(BenchError):
     """The capture file cannot be written (disk full, closed)."""
 
 
+class _WholeRecords:
+    """A file that writes each chunk entirely or not at all (cut back on failure)."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self.fd, view)
+                view = view[written:]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, self.size)
+                os.lseek(self.fd, self.size, os.SEEK_SET)
+            raise
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing is held back: every write already reached the operating system."""
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 class FrameCapture:
-    """A thread-safe, per-frame flushed pcap of 802.15.4 frames (FCS included)."""
+    """A thread-safe pcap of 802.15.4 frames (FCS included), each record on disk at once."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self._file = open(self.path, "wb")  # noqa: SIM115 - closed by close()
+            self._file = _WholeRecords(self.path)
         except OSError as exc:
             raise CaptureError(f"cannot open capture {self.path}: {exc}") from exc
-        self._writer = PcapWriter(self._file, LINKTYPE_IEEE802_15_4_WITHFCS)
-        self._file.flush()
+        try:
+            self._writer = PcapWriter(self._file, LINKTYPE_IEEE802_15_4_WITHFCS)
+        except OSError as exc:
+            self._file.close()
+            raise CaptureError(f"cannot write capture {self.path}: {exc}") from exc
         self._lock = threading.Lock()
         self._closed = False
         self.frames = 0
 
     def write(self, frame: bytes, ts: float | None = None) -> None:
-        """Append one frame stamped `ts` (default: now) and flush it."""
+        """Append one frame stamped `ts` (default: now)."""
         if ts is None:
             ts = time.time()
         with self._lock:
@@ -43,7 +77,6 @@ class FrameCapture:
                 return
             try:
                 self._writer.write(frame, ts)
-                self._file.flush()
             except OSError as exc:
                 raise CaptureError(f"cannot write capture {self.path}: {exc}") from exc
             self.frames += 1
