@@ -68,6 +68,16 @@ class RunningRig:
         self.started_at: datetime | None = None
         self.broken: str | None = None
 
+    # -- the description ------------------------------------------------------------------------
+
+    @property
+    def options(self) -> Any:
+        """The rig file's [options] (timeouts, block size cap)."""
+        return self.rig.options
+
+    def device(self, role: str) -> RigDevice:
+        return self.rig.device(role)
+
     # -- paths ----------------------------------------------------------------------------------
 
     @property

@@ -251,7 +251,7 @@ class Party:
                        after: int = 0) -> MailboxAlert:
         """The first alert with `code` (0x8F72 or "N60") about `device` in this party's mailbox."""
         wanted = f"{code:04X}" if isinstance(code, int) else code.upper()
-        timeout = self.rig.rig.options.alert_timeout_s if timeout is None else timeout
+        timeout = self.rig.options.alert_timeout_s if timeout is None else timeout
         deadline = time.monotonic() + timeout
         with self.rig.waits.measure():
             while True:
@@ -270,7 +270,7 @@ class Party:
         """The DUIS response carrying the device's GBCS answer to `submission`."""
         if submission.response.gbcs_payload:  # answered in the same response
             return submission.response_xml, submission.response.gbcs_payload
-        timeout = self.rig.rig.options.response_timeout_s if timeout is None else timeout
+        timeout = self.rig.options.response_timeout_s if timeout is None else timeout
         wanted = str(submission.request_id)
         deadline = time.monotonic() + timeout
         with self.rig.waits.measure():

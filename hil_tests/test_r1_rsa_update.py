@@ -20,7 +20,7 @@ def test_r1_rsa_update_lands(role, rig, rig_device, rsa, supplier, images, measu
     assert submission.code in ACCEPTED, f"11.1 from the appointed RSA refused: {submission}"
     assert not submission.warning, f"unexpected warning lists: {submission.warning}"
 
-    alert = device_alert(rig, device, FDRA_SUCCESS, mark, rig.rig.options.alert_timeout_s)
+    alert = device_alert(rig, device, FDRA_SUCCESS, mark, rig.options.alert_timeout_s)
     assert signed_by_device(rig, device, alert), "FDRA 0x8F72 is not signed by the device"
     assert fdra_hash(alert) == image.hash, "pending image hash is not SHA-256 of the manufacturer image"
     state = rig.wait_transfer(device.eui, str(submission.request_id))

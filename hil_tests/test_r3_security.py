@@ -41,7 +41,7 @@ def test_r3_rsa_signed_cs06_refused_by_the_meter(rig, esme, rsa, supplier, image
     before = supplier.read_firmware(esme).version
     mark = rig.traffic.mark
     rig.send_raw_gbcs(esme.eui, forged_cs06(rig, rsa, esme, image.hash, next_counter(rsa.eui)))
-    refusal = refusal_alert(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
+    refusal = refusal_alert(rig, esme, mark, rig.options.response_timeout_s / 3)
     assert not [r for r in cs06_responses(rig, esme, mark) if cs06_succeeded(r)], \
         "the meter answered an RSA-signed CS06 with success"
     assert refusal is not None, "no authentication-failure alert for an RSA-signed CS06"
@@ -64,14 +64,14 @@ def test_r3_replayed_and_lower_counter_commands_refused(rig, esme, rsa, supplier
 
     mark = rig.traffic.mark
     rig.send_raw_gbcs(esme.eui, activation.sent_command)  # the exact bytes, again
-    refusal = refusal_alert(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
+    refusal = refusal_alert(rig, esme, mark, rig.options.response_timeout_s / 3)
     assert not cs06_responses(rig, esme, mark), "the meter processed a replayed CS06"
     assert refusal is not None, "no authentication-failure alert for a replayed CS06"
 
     mark = rig.traffic.mark
     lower = forged_cs06(rig, supplier, esme, second.hash, counter - 1)
     rig.send_raw_gbcs(esme.eui, lower)
-    refusal = refusal_alert(rig, esme, mark, rig.rig.options.response_timeout_s / 3)
+    refusal = refusal_alert(rig, esme, mark, rig.options.response_timeout_s / 3)
     assert not cs06_responses(rig, esme, mark), "the meter processed a lower-counter CS06"
     assert refusal is not None, "no authentication-failure alert for a lower-counter CS06"
     assert supplier.read_firmware(esme).version == first.version, \
