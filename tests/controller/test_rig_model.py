@@ -142,3 +142,20 @@ def test_image_spec_defaults_and_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"images: field 'min_hardware_version': above max"):
         load_rig(_write(tmp_path, MINIMAL + "[images]\nmin_hardware_version = 9\n"
                         "max_hardware_version = 8\n"))
+
+
+def test_rig_check_cli(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    ok = subprocess.run([sys.executable, "-m", "bench", "rig", "check", "--json"],
+                        capture_output=True, text=True, cwd=PROJECT_ROOT, check=False, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    checked = json.loads(ok.stdout)
+    assert checked["rig"] == "emulated" and len(checked["devices"]) == 6
+    bad = _write(tmp_path, MINIMAL.replace("emulated", "telepathy"))
+    refused = subprocess.run([sys.executable, "-m", "bench", "rig", "check", "--rig", str(bad)],
+                             capture_output=True, text=True, check=False, timeout=60)
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "field 'link': 'telepathy'" in refused.stderr
