@@ -300,7 +300,12 @@ class Hub:
             transfer.announce()
 
     def transfer(self, eui: bytes) -> Transfer | None:
+        """The latest transfer offered to `eui` (None if it was never offered an image)."""
         return self.ota.transfer(eui)
+
+    def transfers(self) -> list[Transfer]:
+        """The latest transfer of every meter that was offered an image."""
+        return self.ota.transfers()
 
     def send_gbcs(self, eui: bytes, message: bytes) -> None:
         """Send a GBCS message (PUT, GBT-segmented when large; queued for a sleepy meter)."""
