@@ -140,6 +140,7 @@ class Served:
     progress: list[TransferProgress]
     capture: Path | None
     realtime: bool  # the hub's link threads and every meter ran SCHED_FIFO
+    image_copies: int  # distinct image buffers the hub held
 
 
 def serve(work: Path, pki, euis: list[bytes], image: bytes, baud: int | None, capture: bool,
@@ -166,7 +167,8 @@ def serve(work: Path, pki, euis: list[bytes], image: bytes, baud: int | None, ca
                 raise RuntimeError(f"{transfer!r}: {transfer.progress().reason}; logs in {work}")
         elapsed = time.monotonic() - started
         return Served(elapsed, [t.progress() for t in transfers], capture_path,
-                      hub.realtime_links == len(euis) and all(m.realtime for m in meters))
+                      hub.realtime_links == len(euis) and all(m.realtime for m in meters),
+                      len({id(t.image.data) for t in transfers}))
     finally:
         hub.stop()
         for link in links:
@@ -284,6 +286,7 @@ def part_fleet(work: Path) -> dict[str, object]:
         "fleet_100x64k_s": round(seconds, 2),
         "fleet_peak_rss_mb": round(peak_kib / 1024, 1),
         "fleet_meters": len(progress),
+        "fleet_image_copies": served.image_copies,
         "fleet_repeated_blocks": sum(p.repeated_blocks for p in progress),
     }
 
