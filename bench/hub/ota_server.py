@@ -20,6 +20,7 @@ minimum time between its block requests, and requests that arrive earlier are co
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -81,6 +82,14 @@ class Throttle:
             raise ConfigError(f"throttle min_block_period_ms {self.min_block_period_ms} out of 0..65535")
         if self.retry_after < 1:
             raise ConfigError(f"throttle retry_after must be >= 1 s, not {self.retry_after}")
+
+    @classmethod
+    def per_meter_rate(cls, bytes_per_s: float, block_size: int = MAX_BLOCK_DATA,
+                       max_concurrent: int | None = None) -> Throttle:
+        """A block period that holds each meter to `bytes_per_s` at `block_size`-byte blocks."""
+        if bytes_per_s <= 0 or block_size < 1:
+            raise ConfigError(f"rate {bytes_per_s} B/s at {block_size}-byte blocks is not a rate")
+        return cls(max_concurrent, min(0xFFFF, math.ceil(block_size * 1000 / bytes_per_s)))
 
 
 Reply = (QueryNextImageResponse | ImageBlockResponse | ImageBlockWait | UpgradeEndResponse | None)

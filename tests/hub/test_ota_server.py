@@ -323,3 +323,11 @@ def test_bad_configuration_is_a_config_error(clock, options):
         if options.get("throttle"):
             Throttle(max_concurrent=0)
         server(clock, **options)
+
+
+def test_a_rate_becomes_a_block_period():
+    assert Throttle.per_meter_rate(480, block_size=48).min_block_period_ms == 100
+    assert Throttle.per_meter_rate(1000, block_size=67, max_concurrent=5) == Throttle(5, 67)
+    assert Throttle.per_meter_rate(0.1).min_block_period_ms == 0xFFFF
+    with pytest.raises(ConfigError):
+        Throttle.per_meter_rate(0)
