@@ -321,7 +321,8 @@ class RunningRig:
                  "link": d.link if not d.emulated else (self.meters[d.role].port
                                                        if d.role in self.meters else d.link),
                  "emulated": d.emulated,
-                 "running": self.meters[d.role].running if d.role in self.meters else None}
+                 "running": self.meters[d.role].running if d.role in self.meters else None,
+                 "pid": self._pid(d.role)}
                 for d in self.rig.devices
             ],
         }
@@ -411,6 +412,10 @@ class RunningRig:
             link_wait_s=round(self.waits.total_s, 3),
             devices={d.role: d.eui_hex for d in self.rig.devices},
             attachments=dict(ATTACHMENTS), rig_error=self.broken)
+
+    def _pid(self, role: str) -> int | None:
+        meter = self.meters.get(role)
+        return meter.process.pid if meter is not None and meter.process is not None else None
 
     # -- artefacts ------------------------------------------------------------------------------
 

@@ -25,11 +25,12 @@ def _rig_text(extra_device: str = "", replace: tuple[str, str] | None = None) ->
 
 
 def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a parent to reap it counts as gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_rig_comes_up_and_stops_cleanly_with_its_artefacts(tmp_path):
@@ -225,3 +226,21 @@ def test_an_image_for_a_device_without_a_link_is_reported_undelivered(tmp_path):
             assert b"N61" in alert.xml
     log = (tmp_path / "results" / "logs" / "bench.log").read_text()
     assert "no link to this device on the rig" in log
+
+
+def test_killing_the_bench_leaves_no_meter_behind(tmp_path):
+    run = tmp_path / "run"
+    bench = subprocess.Popen([sys.executable, "-m", "bench", "rig", "up", "--run-dir", str(run),
+                              "--results", str(tmp_path / "results"), "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=PROJECT_ROOT)
+    try:
+        status = json.loads(bench.stdout.readline())
+        pids = [d["pid"] for d in status["devices"] if d["emulated"]]
+        assert len(pids) == 3 and all(_alive(pid) for pid in pids)
+    finally:
+        bench.kill()  # SIGKILL: no chance to clean up
+        bench.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in pids), "an emulated meter outlived the bench"
