@@ -28,9 +28,21 @@ from bench.rig_model import RigDevice
 _PR_SET_PDEATHSIG = 1
 
 
+def _find_prctl() -> object | None:
+    """Look prctl up once in the parent: the child between fork and exec must not dlopen."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: no parent-death signal, SIGTERM still stops it
+        return None
+
+
+_PRCTL = _find_prctl()
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _PRCTL is not None:
+        with contextlib.suppress(Exception):
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)  # type: ignore[operator]
 
 
 def emulate_command(device: RigDevice, pki_dir: Path, state_dir: Path,
