@@ -73,6 +73,7 @@ class Bench:
         self.links: list[SerialLink] = []
         self.transfers_seen: list[tuple[bytes, TransferState]] = []
         self.counter = 1000
+        self.received: list[tuple[bytes, GbcsMessage]] = []
 
     def start(self, meters: list[tuple[str, bytes, tuple[str, ...]]], noise: dict | None = None,
               **options) -> Hub:
@@ -132,12 +133,18 @@ class Bench:
         return int.from_bytes(report.firmware_version, "big")
 
     def wait_message(self, eui: bytes, wanted, timeout: float) -> GbcsMessage:
+        """The first message from `eui` (received before or within `timeout`) that is `wanted`."""
         deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
+        while True:
+            for sender, message in self.received:
+                if sender == eui and wanted(message):
+                    return message
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no such message from {eui.hex().upper()} in {timeout} s")
             item = self.hub.next_message(eui, remaining)
-            if item is not None and wanted(message := decode_message(item[1])):
-                return message
-        raise AssertionError(f"no such message from {eui.hex().upper()} in {timeout} s")
+            if item is not None:
+                self.received.append((item[0], decode_message(item[1])))
 
     def captured(self) -> list:
         return [(ts, decode_han_frame(frame)) for ts, frame in read_pcap(self.capture)]
@@ -319,3 +326,16 @@ def test_noisy_line_still_delivers_a_byte_exact_image(bench):
     bench.wait_message(ESME_EUI, lambda m: m.cra_flag == ALERT and payloads.decode_payload(
         m).alert_code == ALERT_FIRMWARE_VERSION_CHANGED, 20)
     assert bench.read_version(ESME_EUI, "esme") == NEW_VERSION
+
+
+def test_the_checks_catch_a_meter_that_activates_on_upgrade_end(bench):
+    """The same observations that pass a conforming meter fail one with that fault."""
+    hub = bench.start([("esme", ESME_EUI, ("--fault", "activate-on-upgrade-end"))])
+    image = bench.image(1000)
+    assert hub.offer_image(ESME_EUI, image).wait(30) is TransferState.COMPLETE
+    changed = bench.wait_message(ESME_EUI, lambda m: m.cra_flag == ALERT and payloads.decode_payload(
+        m).alert_code == ALERT_FIRMWARE_VERSION_CHANGED, 20)
+    assert verify_signature(changed, bench.pki.device(ESME_EUI).ds_cert.public_key())
+    assert bench.read_version(ESME_EUI, "esme") == NEW_VERSION
+    with pytest.raises(AssertionError, match=f"== {FACTORY_VERSION}"):
+        check_pending_not_active(bench, ESME_EUI, "esme", image, FDRA_ESME)
