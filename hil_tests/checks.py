@@ -75,6 +75,35 @@ def activated(activation: Any) -> bool:
     return isinstance(activation.outcome, Cs06Response) and activation.outcome.response_code == 0
 
 
+def captured_messages(rig: Any, device: Any, since: float) -> list[bytes]:
+    """GBCS messages the device sent, reassembled from the pcap alone (frames from `since` on)."""
+    from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block
+    from bench.codec.han import TunnelTransferData, decode_han_frame
+    from bench.codec.pcap import read_pcap
+    from bench.errors import DecodeError
+
+    reassembler = GbtReassembler()
+    found = []
+    for stamp, frame in read_pcap(rig.capture_path):
+        if stamp < since:
+            continue
+        try:
+            han = decode_han_frame(frame)
+        except DecodeError:
+            continue
+        if han.src.eui != device.eui or not isinstance(han.command, TunnelTransferData):
+            continue
+        message = han.command.message
+        if is_gbt_block(message):  # one block of a message too large for a frame
+            try:
+                message = reassembler.feed(message)
+            except DecodeError:
+                continue
+        if message:
+            found.append(message)
+    return found
+
+
 def signed_by_device(rig: Any, device: Any, msg: Any) -> bool:
     """The GBCS message carries a signature that verifies with the device's DS certificate."""
     if msg.signature is None:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
-from checks import ACCEPTED, FDRA_SUCCESS, device_alert, fdra_hash, signed_by_device
+import time
 
-from bench.codec.pcap import read_pcap
+import pytest
+from checks import (
+    ACCEPTED,
+    FDRA_SUCCESS,
+    captured_messages,
+    device_alert,
+    fdra_hash,
+    signed_by_device,
+)
 
 
 @pytest.mark.mp207("R1")
@@ -14,7 +21,7 @@ def test_r1_rsa_update_lands(role, rig, rig_device, rsa, supplier, images, measu
     device = rig_device(role)
     before = supplier.read_firmware(device).version
     image = images.for_device(device, signer="supplier")
-    mark = rig.traffic.mark
+    mark, started = rig.traffic.mark, time.time()
 
     submission = rsa.update_firmware(image, devices=[device])
     assert submission.code in ACCEPTED, f"11.1 from the appointed RSA refused: {submission}"
@@ -32,5 +39,5 @@ def test_r1_rsa_update_lands(role, rig, rig_device, rsa, supplier, images, measu
 
     after = supplier.read_firmware(device).version
     assert after == before, f"active version changed by distribution alone: {before} -> {after}"
-    frames = sum(1 for _ in read_pcap(rig.capture_path))
-    assert frames > 0, "the capture holds no frame"
+    assert alert.encode() in captured_messages(rig, device, started), \
+        "the FDRA is not in the capture (capture.pcap)"
