@@ -51,7 +51,7 @@ class ProgressLines:
             name = report.nodeid.split("::", 1)[-1]
             outcome = report.outcome if report.when == "call" else (
                 "skipped" if report.skipped else "error")
-            line = f"[{self.count:>2}/{self.total}] {requirement:<3} {name:<66} {outcome:<7}"
+            line = f"[{self.count:>2}/{self.total}] {requirement:<3} {name:<72} {outcome:<7}"
             if report.when == "call":
                 line += f" {report.duration:6.2f} s"
             self._print(line)
