@@ -15,7 +15,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, segment
+from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, max_block_data, segment
 from bench.codec.han import (
     MAX_TUNNEL_MESSAGE,
     TUNNEL_GET,
@@ -73,18 +73,7 @@ class GbcsTunnel:
             raise EncodeError("empty GBCS message")
         if len(message) <= self.max_message:
             return [bytes(message)]
-        return self._segment(bytes(message))
-
-    def _segment(self, message: bytes) -> list[bytes]:
-        # a block adds a routing header and the GBT header: shrink the data until blocks fit
-        size = self.max_message
-        while size > 0:
-            blocks = segment(message, size)
-            longest = max(len(block) for block in blocks)
-            if longest <= self.max_message:
-                return blocks
-            size -= longest - self.max_message
-        raise EncodeError(f"a GBT block cannot fit {self.max_message} bytes")
+        return segment(bytes(message), max_block_data(self.max_message))
 
     def send(self, eui: bytes, message: bytes) -> list[TunnelTransferData]:
         """Transfer Data to send now (PUT), or [] when queued for a sleepy meter's next GET."""

@@ -71,10 +71,9 @@ def test_messages_cross_the_tunnel_whole_in_any_block_order(sizes, data):
         assert reply is None
         if message is not None:
             received.append(message)
-    whole = [m for m in messages if len(m) <= MAX_TUNNEL_MESSAGE]
-    # a whole message repeated on the line is a repeat the layer above must recognise
-    assert sorted(set(received)) == sorted(set(messages))
-    assert len(received) == len(messages) + sum(1 for r in repeats if r in whole)
+    # every message arrives whole, and nothing else does; a message repeated on the line may
+    # arrive again (recognising replays is the job of the GBCS counters above)
+    assert set(received) == set(messages)
 
 
 @FAST
