@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bench.codec.han import (
@@ -97,6 +99,9 @@ def test_full_download_is_byte_exact_and_counted(clock):
     assert progress.bytes_served == len(image) + 48  # the first block was served twice
     assert progress.repeated_blocks == 1
     assert progress.blocks == 1 + -(-len(image) // 48)
+    record = json.loads(json.dumps(progress.as_dict()))
+    assert record["eui"] == ESME_EUI.hex().upper() and record["state"] == "downloading"
+    assert record["high_water"] == len(image)
 
 
 @pytest.mark.parametrize(("cap", "asked", "served"), [
