@@ -67,6 +67,7 @@ class RunningRig:
         self._lock = threading.Lock()
         self.started_at: datetime | None = None
         self.broken: str | None = None
+        self._stopped = False
 
     # -- the description ------------------------------------------------------------------------
 
@@ -162,10 +163,12 @@ class RunningRig:
             if record is None:
                 raise ConfigError(f"{self.rig.path}: device {device.role!r} ({device.eui_hex}): "
                                   f"not in the registry fixtures {self.rig.registry_dir}")
-            if record.device_type != device.device_type:
-                raise ConfigError(f"{self.rig.path}: device {device.role!r} ({device.eui_hex}): "
-                                  f"field 'type': {device.device_type} here, "
-                                  f"{record.device_type} in the registry")
+            for name, mine, theirs in (("type", device.device_type, record.device_type),
+                                       ("generation", device.generation, record.generation)):
+                if mine != theirs:
+                    raise ConfigError(f"{self.rig.path}: device {device.role!r} "
+                                      f"({device.eui_hex}): field {name!r}: {mine} here, "
+                                      f"{theirs} in the registry")
 
     def _start_meters(self, stack: contextlib.ExitStack) -> None:
         emulated = [d for d in self.rig.linked_devices if d.emulated]
@@ -221,6 +224,9 @@ class RunningRig:
 
     def stop(self) -> None:
         """Write the run's artefacts, then stop everything in reverse order of start."""
+        if self._stopped:
+            return
+        self._stopped = True
         try:
             self.write_artefacts()
         except Exception as exc:  # noqa: BLE001 - stopping must go on whatever the artefacts do

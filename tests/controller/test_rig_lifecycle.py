@@ -244,3 +244,13 @@ def test_killing_the_bench_leaves_no_meter_behind(tmp_path):
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in pids), "an emulated meter outlived the bench"
+
+
+def test_a_generation_that_differs_from_the_registry_is_named(tmp_path):
+    rig_file = tmp_path / "gen.toml"
+    rig_file.write_text(_rig_text(replace=('[devices.hcalcs]\neui = "00DB1234567890A5"\n',
+                                           '[devices.hcalcs]\neui = "00DB1234567890A5"\n'
+                                           'generation = "SMETS1"\n')))
+    with pytest.raises(RigError, match=r"'hcalcs' \(00DB1234567890A5\): field 'generation': "
+                                       r"SMETS1 here, SMETS2\+ in the registry"):
+        RunningRig(load_rig(rig_file), tmp_path / "results").start()
