@@ -25,7 +25,7 @@ from bench.codec.eui import eui_hex
 from bench.errors import BenchError, ConfigError, RigError
 from bench.rig_emulator import DeviceLog, EmulatedMeter, emulate_command
 from bench.rig_gateway import DeviceTraffic, HubGateway, LinkWaits
-from bench.rig_model import Rig, RigDevice, load_rig
+from bench.rig_model import Rig, RigDevice, load_rig, usb_radio_channel
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +185,31 @@ class RunningRig:
             self.meters[device.role].spawn()
         ports = [(device, self.meters[device.role].wait_port()) for device in emulated]
         urls = {device.eui: port for device, port in ports}
+        radios: dict[int, Any] = {}  # meters on one USB radio share its link
         for device in self.rig.linked_devices:
-            url = urls.get(device.eui, device.link)
-            link = self._open_link(device, url)
+            channel = usb_radio_channel(device.link)
+            if channel is not None and channel in radios:
+                self.links[device.eui] = radios[channel]
+                continue
+            if channel is not None:
+                link = radios[channel] = self._open_radio(device, channel)
+            else:
+                link = self._open_link(device, urls.get(device.eui, device.link))
             stack.callback(self._close_link, link)
             self.links[device.eui] = link
+
+    def _open_radio(self, device: RigDevice, channel: int) -> Any:
+        from bench.hub.hub import DEFAULT_PAN, HUB_EUI, HUB_SHORT
+        from bench.link import UsbRadioLink
+
+        try:
+            link = UsbRadioLink(channel, pan_id=DEFAULT_PAN, short_address=HUB_SHORT,
+                                ieee_address=HUB_EUI)
+        except (BenchError, ValueError) as exc:
+            raise RigError(f"device {device.role!r} ({device.eui_hex}): link {device.link}: "
+                           f"{exc}") from exc
+        self.device_logs[device.eui].write("bench", f"USB radio open on channel {channel}")
+        return link
 
     def _open_link(self, device: RigDevice, url: str) -> Any:
         from bench.link import SerialLink

@@ -75,7 +75,7 @@ class RigDevice:
     eui: bytes
     device_type: str
     generation: str = "SMETS2+"
-    link: str = NO_LINK  # "emulated", "none", a device path or a pyserial URL
+    link: str = NO_LINK  # "emulated", "none", a device path, a pyserial URL, "usb-radio:CHANNEL"
     baud: int | None = None
     sleepy: bool = False
     poll_interval_s: float | None = None
@@ -323,10 +323,22 @@ def _parse_device(check: _Checker, role: str, table: Any) -> RigDevice:
                      faults=tuple(faults), supplier=supplier)
 
 
+def usb_radio_channel(link: str) -> int | None:
+    """The 802.15.4 channel of a `usb-radio:CHANNEL` link (an ATUSB dongle), else None."""
+    match = re.fullmatch(r"usb-radio:(\d+)", link)
+    return int(match.group(1)) if match else None
+
+
 def _check_link(check: _Checker, where: str, link: str) -> None:
     if link in (EMULATED, NO_LINK) or link.startswith("/dev/") or re.fullmatch(r"COM\d+", link):
         return
+    channel = usb_radio_channel(link)
+    if channel is not None:
+        if not 11 <= channel <= 26:
+            raise check.fail(where, "link", f"2.4 GHz channel {channel} is not 11..26")
+        return
     scheme, sep, rest = link.partition("://")
     if not sep or scheme not in SERIAL_URL_SCHEMES or not rest:
-        raise check.fail(where, "link", f"{link!r} is not 'emulated', 'none', a /dev/ path or a "
-                         f"pyserial URL ({', '.join(s + '://' for s in SERIAL_URL_SCHEMES)})")
+        raise check.fail(where, "link", f"{link!r} is not 'emulated', 'none', a /dev/ path, "
+                         f"'usb-radio:CHANNEL' or a pyserial URL "
+                         f"({', '.join(s + '://' for s in SERIAL_URL_SCHEMES)})")

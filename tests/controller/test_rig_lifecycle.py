@@ -254,3 +254,13 @@ def test_a_generation_that_differs_from_the_registry_is_named(tmp_path):
     with pytest.raises(RigError, match=r"'hcalcs' \(00DB1234567890A5\): field 'generation': "
                                        r"SMETS1 here, SMETS2\+ in the registry"):
         RunningRig(load_rig(rig_file), tmp_path / "results").start()
+
+
+def test_a_missing_usb_radio_is_named_and_stops_the_rig(tmp_path):
+    rig_file = tmp_path / "radio.toml"
+    rig_file.write_text(_rig_text(replace=('link = "emulated"\nsupplier = "supplier-b"',
+                                           'link = "usb-radio:15"\nsupplier = "supplier-b"')))
+    running = RunningRig(load_rig(rig_file), tmp_path / "results")
+    with pytest.raises(RigError, match=r"'other_esme' \(00DB1234567890B0\): link usb-radio:15: "):
+        running.start()
+    assert not any(m.running for m in running.meters.values())

@@ -64,6 +64,7 @@ def test_relative_paths_resolve_against_the_parent_of_the_rig_directory(tmp_path
     ('colour = "red"', r"device 'esme' \(00DB1234567890A0\): field 'colour': unknown field"),
     ('generation = "SMETS1"', r"field 'link': emulated meters are SMETS2\+"),
     ('wake_window_s = 0', r"field 'wake_window_s': must be positive"),
+    ('link = "usb-radio:27"', r"field 'link': 2.4 GHz channel 27 is not 11..26"),
     ('poll_interval_s = -1.5', r"field 'poll_interval_s': must be positive"),
     ('query_interval_s = "often"', r"field 'query_interval_s': expected float"),
     ('retry_timeout_s = 0.0', r"field 'retry_timeout_s': must be positive"),
@@ -92,6 +93,13 @@ def test_emulator_knobs_reach_the_command_line(tmp_path):
     faulty = load_rig(_write(tmp_path, MINIMAL + 'faults = ["accept-any-signer"]\n'))
     command = emulate_command(faulty.device("esme"), faulty.pki_dir, tmp_path)
     assert command[command.index("--fault") + 1] == "accept-any-signer"
+
+
+def test_usb_radio_links_share_a_channel(tmp_path):
+    text = MINIMAL.replace('link = "emulated"', 'link = "usb-radio:15"')
+    text += '[devices.gsme]\neui = "00DB1234567890A1"\ntype = "GSME"\nlink = "usb-radio:15"\n'
+    rig = load_rig(_write(tmp_path, text))
+    assert [d.link for d in rig.linked_devices] == ["usb-radio:15", "usb-radio:15"]
 
 
 def test_emulating_a_ppmid_is_refused(tmp_path):
