@@ -25,12 +25,13 @@ HUB_NODE = HanNode(HUB_EUI, 0x0000)
 
 
 def make_image(size: int = 1000, version: int = 0x02000000, image_type: int = 0x0000,
-               key: ec.EllipticCurvePrivateKey | None = None, fill: bytes | None = None) -> bytes:
+               key: ec.EllipticCurvePrivateKey | None = None, fill: bytes | None = None,
+               hardware: tuple[int, int] = (0x1000, 0x2000)) -> bytes:
     """A GB upgrade image whose manufacturer image is `size` bytes, signed by `key`."""
     body = fill if fill is not None else os.urandom(size)
     key = key or ec.generate_private_key(ec.SECP256R1())
     header = OtaHeader(MANUFACTURER, image_type, version, header_string=b"bench test image",
-                       min_hardware_version=0x1000, max_hardware_version=0x2000)
+                       min_hardware_version=hardware[0], max_hardware_version=hardware[1])
     return build_gb_image(header, body, sign_image(body, key))
 
 

@@ -20,6 +20,7 @@ from bench.codec.gbcs import payloads
 from bench.codec.gbcs.apdu import GbcsMessage, decode_message
 from bench.codec.gbcs.codes import (
     ALERT,
+    ALERT_FIRMWARE_VERIFICATION_FAILED,
     ALERT_FIRMWARE_VERIFICATION_SUCCESSFUL,
     ALERT_FIRMWARE_VERSION_CHANGED,
     COMMAND,
@@ -32,6 +33,7 @@ from bench.codec.gbcs.codes import (
 )
 from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block
 from bench.codec.han import (
+    INVALID_IMAGE,
     SUCCESS,
     ImageBlockRequest,
     ImageBlockWait,
@@ -97,9 +99,10 @@ class Bench:
         for meter in self.meters:
             meter.stop()
 
-    def image(self, size: int, image_type: int = ESME_TYPE, version: int = NEW_VERSION) -> bytes:
+    def image(self, size: int, image_type: int = ESME_TYPE, version: int = NEW_VERSION,
+              signer: str = "supplier-a", hardware: tuple[int, int] = (0x1000, 0x2000)) -> bytes:
         return make_image(size, version=version, image_type=image_type,
-                          key=self.pki.party("supplier-a").ds_key)
+                          key=self.pki.party(signer).ds_key, hardware=hardware)
 
     def activate(self, eui: bytes, firmware_hash: bytes, timeout: float = 20.0) -> GbcsMessage:
         """CS06 signed by the Supplier and MACed by the ACB, through the tunnel; the response."""
@@ -339,3 +342,32 @@ def test_the_checks_catch_a_meter_that_activates_on_upgrade_end(bench):
     assert bench.read_version(ESME_EUI, "esme") == NEW_VERSION
     with pytest.raises(AssertionError, match=f"== {FACTORY_VERSION}"):
         check_pending_not_active(bench, ESME_EUI, "esme", image, FDRA_ESME)
+
+
+def test_images_the_meter_refuses_fail_the_transfer_with_their_status(bench):
+    """Tampered, wrongly signed, wrong hardware: Upgrade End 0x96, a signed 0x8F1C, no change.
+
+    The hub sends no answer to a failed Upgrade End (ZCL wants a Default Response, which the HAN
+    codec does not model), so the meter repeats it before going idle: short retries and a quick
+    Image Notify keep the three offers brisk."""
+    hub = bench.start([("esme", ESME_EUI, ("--retry-timeout", "0.1"))], notify_interval=0.3)
+    device_ds = bench.pki.device(ESME_EUI).ds_cert.public_key()
+    good = bytearray(bench.image(800, version=NEW_VERSION + 1))
+    good[200] ^= 0xFF  # inside the manufacturer image: the signature no longer verifies
+    refused = {
+        "tampered": bytes(good),
+        "wrong signer": bench.image(800, version=NEW_VERSION + 2, signer="supplier-b"),
+        "wrong hardware": bench.image(800, version=NEW_VERSION + 3, hardware=(0x2000, 0x2FFF)),
+    }
+    for why, image in refused.items():
+        transfer = hub.offer_image(ESME_EUI, image, request_id=why)
+        assert transfer.wait(30) is TransferState.FAILED, (why, transfer.progress())
+        progress = transfer.progress()
+        assert progress.upgrade_end_status == INVALID_IMAGE, why
+        assert progress.high_water == len(image), why  # refused after the whole download
+        expected_hash = hashlib.sha256(parse_gb_image(image).manufacturer_image).digest()
+        alert = bench.wait_message(ESME_EUI, lambda m, h=expected_hash: (
+            m.message_code == FDRA_ESME and payloads.decode_payload(m).firmware_hash == h), 20)
+        assert payloads.decode_payload(alert).alert_code == ALERT_FIRMWARE_VERIFICATION_FAILED
+        assert verify_signature(alert, device_ds), why
+    assert bench.read_version(ESME_EUI, "esme") == FACTORY_VERSION
