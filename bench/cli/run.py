@@ -28,6 +28,8 @@ class ProgressLines:
         self.count = 0
         self.total = 0
         self.requirements: dict[str, str] = {}
+        self.tty = stream.isatty()
+        self.closed = False
 
     def pytest_collection_modifyitems(self, config: Any, items: list[Any]) -> None:
         for item in items:
@@ -44,21 +46,36 @@ class ProgressLines:
         self.total = len(session.items)
         self._print(f"running {self.total} conformance tests")
 
+    def _prefix(self, nodeid: str, number: int) -> str:
+        requirement = self.requirements.get(nodeid, "--")
+        name = nodeid.split("::", 1)[-1]
+        return f"[{number:>2}/{self.total}] {requirement:<3} {name:<72}"
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        if self.tty:  # on a terminal, show what is running now
+            self._write(f"\r{self._prefix(nodeid, self.count + 1)} running")
+
     def pytest_runtest_logreport(self, report: Any) -> None:
         if report.when == "call" or (report.when == "setup" and not report.passed):
             self.count += 1
-            requirement = self.requirements.get(report.nodeid, "--")
-            name = report.nodeid.split("::", 1)[-1]
             outcome = report.outcome if report.when == "call" else (
                 "skipped" if report.skipped else "error")
-            line = f"[{self.count:>2}/{self.total}] {requirement:<3} {name:<72} {outcome:<7}"
+            line = f"{self._prefix(report.nodeid, self.count)} {outcome:<7}"
             if report.when == "call":
                 line += f" {report.duration:6.2f} s"
-            self._print(line)
+            self._print(("\r" if self.tty else "") + line)
 
     def _print(self, text: str) -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        self._write(text + "\n")
+
+    def _write(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):  # `bench run | head`: the suite still runs
+            self.closed = True
 
 
 @click.command()
