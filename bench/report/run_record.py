@@ -64,16 +64,6 @@ class RunRecord:
                 verdict[requirement] = "failed"
         return verdict
 
-    def failing_checks(self) -> dict[str, list[str]]:
-        failing: dict[str, list[str]] = {}
-        for test in self.tests:
-            if test.outcome != "passed" and test.requirement:
-                name = test.nodeid.split("::")[-1]
-                reason = (test.failure or test.outcome).strip().splitlines()
-                failing.setdefault(test.requirement, []).append(
-                    f"{name}: {reason[-1] if reason else test.outcome}")
-        return failing
-
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["verdict"] = self.verdict()

@@ -140,3 +140,19 @@ def test_html_chart_renders_in_a_real_browser(tmp_path):
                      "event event-read"]
     assert tree.xpath('//b[@id="count-pending"]/text()') == ["1"]
     assert tree.xpath('//b[@id="count-disagree"]/text()') == ["1"]
+
+
+def test_run_record_verdict_and_atomic_save(tmp_path):
+    from bench.report.run_record import RecordWriter, RunRecord, TestRecord, load_record
+
+    record = RunRecord(rig="emulated", results=str(tmp_path), wall_s=10.0, link_wait_s=4.0)
+    record.tests += [TestRecord("t::a", "R1", "passed"), TestRecord("t::b", "R1", "passed"),
+                     TestRecord("t::c", "R2", "passed"), TestRecord("t::d", "R2", "skipped"),
+                     TestRecord("t::e", "R3", "failed", failure="AssertionError: x")]
+    RecordWriter(tmp_path, record).save()
+    saved = load_record(tmp_path)
+    assert saved["verdict"] == {"R1": "passed", "R2": "failed", "R3": "failed", "R4": "not run",
+                                "R5": "not run"}
+    assert (saved["passed"], saved["failed"], saved["skipped"]) == (3, 1, 1)
+    assert saved["link_wait_share"] == 0.4
+    assert not list(tmp_path.glob("*.tmp"))
