@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.rig_flows import SampleImage
+from bench.rig_model import PROJECT_ROOT
 
 
 class ImageFactory:
@@ -28,6 +29,11 @@ class ImageFactory:
         # and the samples in firmware_images/ (0x00020000)
         self._versions = itertools.count(self.spec.first_version)
         self._lock = threading.Lock()
+
+    @staticmethod
+    def sample(name: str) -> SampleImage:
+        """A sample image from firmware_images/ as it is (its version is fixed)."""
+        return sample(name)
 
     def _party_name(self, signer: str) -> str:
         return self.rig.rig.parties.get(signer, signer)
@@ -59,6 +65,19 @@ class ImageFactory:
         if self.on_image is not None:
             self.on_image(image)
         return image
+
+
+SAMPLES = PROJECT_ROOT / "firmware_images"
+
+
+def sample(name: str, signer: str = "") -> SampleImage:
+    """One of the sample images in firmware_images/ (built by `bench image build --manifest`)."""
+    from bench.codec.ota_file import parse_gb_image
+
+    data = (SAMPLES / name).read_bytes()
+    image = parse_gb_image(data)
+    return SampleImage(data, image.manufacturer_image, image.header.file_version,
+                       image.header.image_type, signer)
 
 
 def _filler(seed: bytes, size: int) -> bytes:
