@@ -9,6 +9,7 @@ from checks import (
     ACCEPTED,
     FDRA_SUCCESS,
     captured_messages,
+    dcc_signed,
     device_alert,
     fdra_hash,
     signed_by_device,
@@ -26,6 +27,7 @@ def test_r1_rsa_update_lands(role, rig, rig_device, rsa, supplier, images, measu
     submission = rsa.update_firmware(image, devices=[device])
     assert submission.code in ACCEPTED, f"11.1 from the appointed RSA refused: {submission}"
     assert not submission.warning, f"unexpected warning lists: {submission.warning}"
+    assert dcc_signed(rig, submission.response_xml) == rig.shim.pki.party("dcc-signer").eui
 
     alert = device_alert(rig, device, FDRA_SUCCESS, mark, rig.options.alert_timeout_s)
     assert signed_by_device(rig, device, alert), "FDRA 0x8F72 is not signed by the device"
