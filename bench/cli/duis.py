@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from bench.crypto.pem import load_certificate, load_private_key
 from bench.errors import ConfigError, SecurityError
 
 DEFAULT_PKI = Path("fixtures/pki")
@@ -32,28 +33,6 @@ def _write(path: str, data: bytes) -> None:
         Path(path).write_bytes(data)
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror or exc}") from None
-
-
-def _load_pem_cert(path: Path):
-    from cryptography import x509
-
-    try:
-        return x509.load_pem_x509_certificate(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a readable PEM certificate ({exc})") from None
-
-
-def _load_pem_key(path: Path):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a readable PEM private key ({exc})") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ConfigError(f"{path}: not an EC private key")
-    return key
 
 
 def document_summary(xml: bytes) -> dict[str, Any]:
@@ -126,7 +105,7 @@ def _signing_identity(key: Path | None, cert: Path | None, party: str | None, pk
         return identity.ds_key, identity.ds_cert
     if key is None or cert is None:
         raise ConfigError("--key/--cert: give --key and --cert, or --as PARTY")
-    return _load_pem_key(key), _load_pem_cert(cert)
+    return load_private_key(key), load_certificate(cert)
 
 
 @duis.command()
@@ -185,10 +164,10 @@ def verify(
     from bench.crypto.smki import Pki, eui_of, role_of
     from bench.crypto.xmldsig import verify_document
 
-    candidates = tuple(_load_pem_cert(path) for path in certs)
+    candidates = tuple(load_certificate(path) for path in certs)
     if ca is not None and pki_dir is not None:
         raise ConfigError("--ca/--pki: use either --ca or --pki")
-    trusted = _load_pem_cert(ca) if ca is not None else Pki.load(pki_dir or DEFAULT_PKI)
+    trusted = load_certificate(ca) if ca is not None else Pki.load(pki_dir or DEFAULT_PKI)
     try:
         result = verify_document(_read(file), trusted, certificates=candidates)
     except SecurityError as exc:

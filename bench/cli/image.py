@@ -88,7 +88,8 @@ def inspect(file: Path, as_json: bool, verify_cert: Path | None) -> None:
     parsed = parse_gb_image(file.read_bytes())
     fields = image_json(parsed)
     if verify_cert is not None:
-        from bench.crypto.image_signature import load_certificates, verify_image
+        from bench.crypto.image_signature import verify_image
+        from bench.crypto.pem import load_certificates
 
         signer = next((cert for cert in load_certificates(verify_cert)
                        if verify_image(parsed.manufacturer_image, parsed.signature, cert)), None)
@@ -122,7 +123,8 @@ def build(manufacturer_image: Path, manufacturer_code: int, image_type: int, fil
           security_credential_version: int | None, header_string: str, key_path: Path,
           output: Path, manifest: Path | None, device_type: str | None, signer: str | None) -> None:
     """Sign a manufacturer image and wrap it in a ZigBee OTA header."""
-    from bench.crypto.image_signature import load_private_key, sign_image
+    from bench.crypto.image_signature import sign_image
+    from bench.crypto.pem import load_private_key
 
     if (min_hw is None) != (max_hw is None):
         raise ConfigError("--min-hw and --max-hw go together")

@@ -6,11 +6,9 @@ image signed by anyone else (an RSA included) must fail here.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
@@ -42,23 +40,3 @@ def verify_image(manufacturer_image: bytes, signature: bytes, signer: PublicKeyS
     except InvalidSignature:
         return False
     return True
-
-
-def load_private_key(path: str | Path) -> ec.EllipticCurvePrivateKey:
-    """A PKCS#8 (or traditional) PEM P-256 private key; SecurityError otherwise."""
-    try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    except (ValueError, TypeError) as exc:
-        raise SecurityError(f"{path}: not an unencrypted PEM private key ({exc})") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise SecurityError(f"{path}: not an elliptic-curve private key")
-    return key
-
-
-def load_certificates(path: str | Path) -> list[x509.Certificate]:
-    """Every certificate in a PEM file (comment lines between them are allowed)."""
-    try:
-        certs = x509.load_pem_x509_certificates(Path(path).read_bytes())
-    except ValueError as exc:
-        raise SecurityError(f"{path}: no PEM certificate ({exc})") from None
-    return certs

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.codec.eui import eui_hex, parse_eui
+from bench.crypto.pem import load_certificate, load_private_key
 from bench.crypto.smki_certs import (
     CA_NAME,
     DEVICE_POLICY,
@@ -200,23 +201,6 @@ def init_pki(
     return Pki.load(root)
 
 
-def _load_cert(path: Path) -> x509.Certificate:
-    try:
-        return x509.load_pem_x509_certificate(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a readable PEM certificate ({exc})") from None
-
-
-def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a readable PEM private key ({exc})") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ConfigError(f"{path}: not an EC private key")
-    return key
-
-
 @dataclass
 class Pki:
     """A loaded test SMKI directory: CA, organisations by name and EUI, devices by EUI."""
@@ -235,7 +219,7 @@ class Pki:
             index = tomllib.loads((root / "pki.toml").read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{root / 'pki.toml'}: cannot read the PKI index ({exc})") from None
-        pki = cls(root, str(index.get("seed", "")), _load_cert(root / "ca" / "cert.pem"))
+        pki = cls(root, str(index.get("seed", "")), load_certificate(root / "ca" / "cert.pem"))
         for name, entry in index.get("parties", {}).items():
             try:
                 eui, role = parse_eui(entry["eui"]), entry["role"]
@@ -246,10 +230,10 @@ class Pki:
                 name,
                 eui,
                 role,
-                _load_key(folder / "ds.key"),
-                _load_cert(folder / "ds.pem"),
-                _load_key(folder / "ka.key"),
-                _load_cert(folder / "ka.pem"),
+                load_private_key(folder / "ds.key"),
+                load_certificate(folder / "ds.pem"),
+                load_private_key(folder / "ka.key"),
+                load_certificate(folder / "ka.pem"),
             )
         for eui_text, entry in index.get("devices", {}).items():
             try:
@@ -260,17 +244,17 @@ class Pki:
             pki.devices[eui] = DeviceIdentity(
                 eui,
                 device_type,
-                _load_key(folder / "ds.key"),
-                _load_cert(folder / "ds.pem"),
-                _load_key(folder / "ka.key"),
-                _load_cert(folder / "ka.pem"),
+                load_private_key(folder / "ds.key"),
+                load_certificate(folder / "ds.pem"),
+                load_private_key(folder / "ka.key"),
+                load_certificate(folder / "ka.pem"),
             )
         return pki
 
     @cached_property
     def ca_key(self) -> ec.EllipticCurvePrivateKey:
         """The CA private key (tests use it to mint extra certificates)."""
-        return _load_key(self.directory / "ca" / "key.pem")
+        return load_private_key(self.directory / "ca" / "key.pem")
 
     @cached_property
     def _by_eui(self) -> dict[bytes, OrgIdentity]:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.codec.eui import eui_hex, parse_eui
+from bench.crypto.pem import load_certificate, load_private_key
 from bench.errors import ConfigError, DecodeError
 
 
@@ -43,23 +43,6 @@ class PartyCertificates:
     ka_cert: x509.Certificate
 
 
-def _cert(path: Path) -> x509.Certificate:
-    try:
-        return x509.load_pem_x509_certificate(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a readable PEM certificate ({exc})") from None
-
-
-def _key(path: Path) -> ec.EllipticCurvePrivateKey:
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a readable PEM private key ({exc})") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ConfigError(f"{path}: not an EC private key")
-    return key
-
-
 class IdentityDirectory:
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
@@ -68,7 +51,7 @@ class IdentityDirectory:
             self.index = tomllib.loads(index_path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{index_path}: cannot read the PKI index ({exc})") from None
-        self.ca_cert = _cert(self.directory / "ca" / "cert.pem")
+        self.ca_cert = load_certificate(self.directory / "ca" / "cert.pem")
 
     def device(self, eui: bytes) -> MeterIdentity:
         entry = self.index.get("devices", {}).get(eui_hex(eui))
@@ -76,8 +59,8 @@ class IdentityDirectory:
             raise ConfigError(f"no device {eui_hex(eui)} in the PKI at {self.directory}")
         folder = self.directory / "devices" / eui_hex(eui)
         return MeterIdentity(
-            eui, str(entry.get("type", "")), _key(folder / "ds.key"), _cert(folder / "ds.pem"),
-            _key(folder / "ka.key"), _cert(folder / "ka.pem"),
+            eui, str(entry.get("type", "")), load_private_key(folder / "ds.key"), load_certificate(folder / "ds.pem"),
+            load_private_key(folder / "ka.key"), load_certificate(folder / "ka.pem"),
         )
 
     def supplier_of(self, eui: bytes) -> str | None:
@@ -103,7 +86,7 @@ class IdentityDirectory:
                 raise ConfigError(f"{self.directory / 'pki.toml'}: party {name}: {exc}") from None
             if name == name_or_eui or eui == wanted:
                 folder = self.directory / "parties" / name
-                ds_cert, ka_cert = _cert(folder / "ds.pem"), _cert(folder / "ka.pem")
+                ds_cert, ka_cert = load_certificate(folder / "ds.pem"), load_certificate(folder / "ka.pem")
                 for cert in (ds_cert, ka_cert):
                     self._check_issued(cert, folder)
                 return PartyCertificates(name, eui, role, ds_cert, ka_cert)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from bench.codec.ota_file import parse_gb_image
-from bench.crypto.image_signature import load_certificates, verify_image
+from bench.crypto.image_signature import verify_image
+from bench.crypto.pem import load_certificates
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "firmware_images"

@@ -14,7 +14,8 @@ from bench.codec.ota_file import (
     parse_gb_image,
     parse_ota_header,
 )
-from bench.crypto.image_signature import load_certificates, verify_image
+from bench.crypto.image_signature import verify_image
+from bench.crypto.pem import load_certificates
 from bench.errors import DecodeError, EncodeError
 
 SAMPLE = "gfi_esme_ota_image_from_11.1_template.bin"

@@ -1,0 +1,39 @@
+"""Reading keys and certificates from PEM files, with errors that name the file.
+
+Every part of the bench that takes a key or certificate path (the PKI directory, the meter's
+identity, the CLI options) reads it here, so a bad file always gives the same one-line error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from bench.errors import ConfigError
+
+
+def load_private_key(path: str | Path) -> ec.EllipticCurvePrivateKey:
+    """An unencrypted PKCS#8 (or traditional) PEM elliptic-curve private key."""
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a readable PEM private key ({exc})") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"{path}: not an elliptic-curve private key")
+    return key
+
+
+def load_certificate(path: str | Path) -> x509.Certificate:
+    """The first certificate of a PEM file."""
+    return load_certificates(path)[0]
+
+
+def load_certificates(path: str | Path) -> list[x509.Certificate]:
+    """Every certificate in a PEM file (comment lines between them are allowed)."""
+    try:
+        return x509.load_pem_x509_certificates(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable PEM certificate ({exc})") from None
