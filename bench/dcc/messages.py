@@ -9,11 +9,13 @@ firmware SR is assumed, 11.1, when not), so the sender can match the refusal to 
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from cryptography import x509
 from lxml import etree
 
 from bench.codec.duis.alerts import (
@@ -123,13 +125,19 @@ def _schema() -> etree.XMLSchema:
     return duis_schema()
 
 
+# One schema object serves every thread; its error log is its own, so one validation at a time
+# (libxml2 validates with the GIL released, so the other threads run meanwhile).
+_schema_lock = threading.Lock()
+
+
 def read_request(xml: bytes) -> tuple[etree._Element, Incoming]:
     """Parse once (safe parser, no DTD), validate against the DUIS schema, read the firmware SR."""
     root = parse_document(xml)
     schema = _schema()
-    if not schema.validate(root):
-        error = schema.error_log.last_error
-        raise DecodeError("DUIS", "schema", None, f"line {error.line}: {error.message}")
+    with _schema_lock:
+        if not schema.validate(root):
+            error = schema.error_log.last_error
+            raise DecodeError("DUIS", "schema", None, f"line {error.line}: {error.message}")
     try:
         request = parse_request(root)
     except DecodeError as exc:
@@ -162,13 +170,10 @@ def salvage(xml: bytes) -> Incoming:
 
 
 @lru_cache(maxsize=64)
-def _cert_identity(der: bytes) -> tuple[str, str]:
-    """(EUI hex, org role) of an organisation certificate."""
-    from cryptography import x509
-
+def _cert_identity(cert: x509.Certificate) -> tuple[str, str]:
+    """(EUI hex, org role) of an organisation certificate (read once per certificate)."""
     from bench.crypto.smki import eui_of, role_of
 
-    cert = x509.load_der_x509_certificate(der)
     return eui_hex(eui_of(cert)), role_of(cert)
 
 
@@ -188,10 +193,8 @@ class ResponseSigner:
     def verify(self, root: etree._Element, now: datetime) -> tuple[str, str]:
         """(EUI hex, org role) of the signer if the signature covers the whole document and the
         signer's certificate is one the bench SMKI CA issued, valid now (SecurityError otherwise)."""
-        from cryptography.hazmat.primitives.serialization import Encoding
-
         verified = self._xmldsig.verify_document(root, self.pki, at=now)
-        return _cert_identity(verified.signer_cert.public_bytes(Encoding.DER))
+        return _cert_identity(verified.signer_cert)
 
     def sign(self, element) -> bytes:
         return self._xmldsig.sign_document(element, self._key, self._cert)

@@ -15,7 +15,8 @@
    for the target device, 11.3 CV5 against the pre-command issued at CV4 (`critical.py`).
 
 Refusals change nothing but the audit log (and, from step 5 on, the originator's counter: a
-request that was authenticated has used its RequestID). Each request is one transaction.
+request that was authenticated has used its RequestID). Each request's database work is one
+savepoint of a group commit shared with the requests submitted alongside it (`Store.group_commit`).
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ from bench.codec.ota_file import parse_gb_image
 from bench.crypto.smki import Pki
 from bench.dcc import audit, messages
 from bench.dcc.critical import CriticalPath
+from bench.dcc.documents import Documents, Refused
 from bench.dcc.eligibility import (
     DCC_TARGET,
     MAX_DEVICES,
     MAX_IMAGE_BYTES,
-    MAX_REQUEST_BYTES,
     NON_DEVICE_SRS,
     ORG_USER_ROLES,
     SR_COMMAND_VARIANTS,
@@ -48,8 +49,14 @@ from bench.dcc.eligibility import (
 )
 from bench.dcc.events import HubEvents
 from bench.dcc.gateway import DeviceGateway
-from bench.dcc.registry import APPOINTING_SQL, REGISTERED_SUPPLIER_FOR_DEVICE, Registry
+from bench.dcc.registry import (
+    APPOINTING_SQL,
+    REGISTERED_SUPPLIER_FOR_DEVICE,
+    Party,
+    Registry,
+)
 from bench.dcc.store import Store, timestamp
+from bench.dcc.workers import Done, ShimWorkers
 from bench.errors import AuthorisationError, BenchError
 
 Clock = Callable[[], datetime]
@@ -93,18 +100,29 @@ class Shim:
         pki_dir: str | Path | Pki,
         gateway: DeviceGateway | None = None,
         clock: Clock | None = None,
+        workers: int = 0,
+        *,
+        writer_lock: bool = False,
     ) -> None:
-        self.store = Store(db_path)
+        """`workers` > 0 runs requests in that many worker processes (`bench.dcc.workers`: the
+        rig's shim, serving concurrent clients on both cores); 0 runs them in the caller's
+        thread. `writer_lock` is for the shims inside those workers (see `Store`)."""
+        self.store = Store(db_path, writer_lock=writer_lock)
         self.registry = Registry(self.store)
         self.pki = pki_dir if isinstance(pki_dir, Pki) else Pki.load(pki_dir)
         self.gateway = gateway
         self._clock: Clock = clock or (lambda: datetime.now(UTC))
         self.signer = messages.ResponseSigner(self.pki)
+        self.documents = Documents(self.signer)
         self.critical = CriticalPath(self.pki)
         self.events = HubEvents(self.store, self.signer, self.critical, self.clock)
-        # lxml parsers and the XML-DSig signer must not be used by two threads at once (the rig's
-        # control socket serves clients on several threads). Lock order: XML, then the store.
-        self._xml = threading.Lock()
+        # Events from the hub are handled one at a time, in the order the hub reports them.
+        self._events = threading.Lock()
+        self.workers: ShimWorkers | None = None
+        if workers > 0:
+            self.workers = ShimWorkers(
+                self.store.path, self.pki.directory, workers, gateway is not None
+            )
 
     def clock(self) -> datetime:
         """The shim's time, always timezone-aware (a naive clock is taken as UTC)."""
@@ -112,6 +130,8 @@ class Shim:
         return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
 
     def close(self) -> None:
+        if self.workers is not None:
+            self.workers.close()
         self.store.close()
 
     # -- requests ------------------------------------------------------------------------------
@@ -119,56 +139,114 @@ class Shim:
     def submit(self, xml: bytes) -> bytes:
         """Authorise one signed DUIS request and return the signed DUIS response.
 
-        Safe to call from several threads: XML work (parsing, XML-DSig) runs under one lock,
-        database work under the store's, so one request's fsync overlaps another's checks.
+        Safe to call from several threads, and faster so: the database work of requests
+        submitted together shares one fsynced commit (`Store.group_commit`; in worker
+        processes, one commit per batch a worker takes), and with workers the XML work runs on
+        every core. The response is returned only once the request's counter and audit
+        entries are durable.
         """
         now = self.clock()
-        at = timestamp(now)
-        try:
-            with self._xml:
-                request = self._authenticate(xml, now)
-        except Refusal as refusal:
-            self._refuse(refusal, at)
-            return self._respond(refusal.request or messages.salvage(xml), refusal.code, now)
-        try:
-            with self.store.transaction() as conn:
-                self._check_counter(conn, request)
-                decision = self._authorise(conn, request, now)
-                audit.record(
-                    conn,
-                    at,
-                    "accepted",
-                    decision.reason,
-                    request_id=str(request.request_id),
-                    originator=request.originator,
-                    service_reference=request.service_reference,
-                    device=_device_of(request),
-                    response_code=decision.code,
-                )
-        except Refusal as refusal:
-            with self.store.transaction() as conn:
-                if not refusal.replay:
-                    self._advance_counter(conn, request)
+        if self.workers is not None:
+            done = self.workers.submit(xml, now)
+            return self._hand_over(done, now, done.actions)
+        request, job = self.prepare(xml, now)
+        done = self.finish(request, self.store.group_commit(job))
+        return self._hand_over(done, now, done.after_commit)
+
+    def prepare(
+        self, xml: bytes, now: datetime
+    ) -> tuple[messages.Incoming, Callable[[sqlite3.Connection], Decision | Refusal]]:
+        """Steps 1-3 (XML work); the request as far as it could be read, and its database job."""
+        authenticated = self.documents.authenticate(xml, now)
+        if isinstance(authenticated, Refused):
+            refusal = Refusal("E1", authenticated.reason, authenticated.request)
+            at = timestamp(now)
+
+            def refuse(conn: sqlite3.Connection) -> Refusal:
                 self._audit_refusal(conn, refusal, at)
-            return self._respond(request, refusal.code, now)
-        code = decision.code
-        for work in decision.after_commit:
+                return refusal
+
+            return refusal.request or messages.salvage(xml), refuse
+        request = authenticated.request
+        signer = authenticated.signer_eui, authenticated.signer_role
+        return request, lambda conn: self._decide(conn, request, signer, now)
+
+    @staticmethod
+    def finish(request: messages.Incoming, outcome: Decision | Refusal) -> Done:
+        """What a committed request comes to."""
+        if isinstance(outcome, Refusal):
+            return Done(_slim(request), outcome.code, messages.ResponseBody())
+        return Done(_slim(request), outcome.code, outcome.body, outcome.after_commit)
+
+    def _hand_over(self, done: Done, now: datetime, work: list) -> bytes:
+        """Give the hub what the request earned (E20 if it refuses), then the signed response."""
+        code = done.code
+        for item in work:
             try:
-                work()
+                item() if callable(item) else getattr(self.gateway, item[0])(*item[1:])
             except (BenchError, OSError) as exc:
                 code = "E20"
-                with self.store.transaction() as conn:
-                    audit.record(
-                        conn,
-                        timestamp(self.clock()),
-                        "event",
-                        f"hub refused the hand-over: {exc}",
-                        request_id=str(request.request_id),
-                        originator=request.originator,
-                        service_reference=request.service_reference,
-                        response_code="E20",
-                    )
-        return self._respond(request, code, now, decision.body)
+                self._audit_hand_over(done.request, exc)
+                break
+        if done.response is not None and code == done.code:
+            return done.response
+        return self._respond(done.request, code, now, done.body)
+
+    def _audit_hand_over(self, request: messages.Incoming, exc: Exception) -> None:
+        reason = f"hub refused the hand-over: {exc}"
+        self.store.group_commit(
+            lambda conn: audit.record(
+                conn,
+                timestamp(self.clock()),
+                "event",
+                reason,
+                request_id=str(request.request_id),
+                originator=request.originator,
+                service_reference=request.service_reference,
+                response_code="E20",
+            )
+        )
+
+    def _decide(
+        self,
+        conn: sqlite3.Connection,
+        request: messages.Incoming,
+        signer: tuple[str, str],
+        now: datetime,
+    ) -> Decision | Refusal:
+        """Steps 4-7 and their audit entries, inside the request's part of a group commit.
+
+        A refusal rolls back what the checks wrote, then records the refusal (and, once the
+        signer is identified and the counter is not a replay, spends the counter).
+        """
+        at = timestamp(now)
+        identified = False
+        conn.execute("SAVEPOINT decision")
+        try:
+            self._identify(conn, request, *signer)
+            identified = True
+            self._check_counter(conn, request)
+            decision = self._authorise(conn, request, now)
+            audit.record(
+                conn,
+                at,
+                "accepted",
+                decision.reason,
+                request_id=str(request.request_id),
+                originator=request.originator,
+                service_reference=request.service_reference,
+                device=_device_of(request),
+                response_code=decision.code,
+            )
+        except Refusal as refusal:
+            conn.execute("ROLLBACK TO decision")
+            conn.execute("RELEASE decision")
+            if identified and not refusal.replay:
+                self._advance_counter(conn, request)
+            self._audit_refusal(conn, refusal, at)
+            return refusal
+        conn.execute("RELEASE decision")
+        return decision
 
     def _respond(
         self,
@@ -177,12 +255,7 @@ class Shim:
         now: datetime,
         body: messages.ResponseBody | None = None,
     ) -> bytes:
-        with self._xml:
-            return self.signer.response(request, code, body or messages.ResponseBody(), now)
-
-    def _refuse(self, refusal: Refusal, at: str) -> None:
-        with self.store.transaction() as conn:
-            self._audit_refusal(conn, refusal, at)
+        return self.documents.respond(request, code, body or messages.ResponseBody(), now)
 
     @staticmethod
     def _audit_refusal(conn: sqlite3.Connection, refusal: Refusal, at: str) -> None:
@@ -199,21 +272,17 @@ class Shim:
             response_code=refusal.code,
         )
 
-    def _authenticate(self, xml: bytes, now: datetime) -> messages.Incoming:
-        """Steps 1-4: size, XML, schema, signature, signer = originator."""
-        if len(xml) > MAX_REQUEST_BYTES:
-            raise Refusal("E1", f"request of {len(xml)} bytes exceeds {MAX_REQUEST_BYTES}")
-        try:
-            root, request = messages.read_request(xml)
-        except BenchError as exc:
-            raise Refusal("E1", f"not a valid DUIS request: {exc}") from exc
-        try:
-            signer_eui, cert_role = self.signer.verify(root, now)
-        except BenchError as exc:
-            raise Refusal("E1", f"XML-DSig: {exc}", request) from exc
-        party = self.registry.party(signer_eui)
-        if party is None:
+    @staticmethod
+    def _identify(
+        conn: sqlite3.Connection, request: messages.Incoming, signer_eui: str, cert_role: str
+    ) -> None:
+        """Step 4: the signer is a registry party with its certificate's role, and the originator."""
+        row = conn.execute(
+            "SELECT name, eui, org_role FROM party WHERE eui = ?", (signer_eui,)
+        ).fetchone()
+        if row is None:
             raise Refusal("E1", f"signer {signer_eui} is not a party in the registry", request)
+        party = Party(*row)
         if cert_role != party.org_role:
             raise Refusal(
                 "E1",
@@ -227,7 +296,6 @@ class Shim:
                 request,
             )
         request.party = party
-        return request
 
     def _check_counter(self, conn: sqlite3.Connection, request: messages.Incoming) -> None:
         """Record the counter if it is greater than the originator's last; else it is a replay."""
@@ -483,14 +551,14 @@ class Shim:
 
     def device_message(self, eui: bytes, gbcs: bytes) -> None:
         """A response or alert from a device: turned into DUIS, routed, stored durably."""
-        with self._xml:
+        with self._events:
             self.events.device_message(eui, gbcs)
 
     def delivery_status(
         self, eui: bytes, request_id: str, success: bool, *, comms_hub: bytes | None = None
     ) -> None:
         """The hub finished (or gave up) delivering an image: N60/N61 to requester and Supplier."""
-        with self._xml:
+        with self._events:
             self.events.delivery_status(eui, request_id, success, comms_hub=comms_hub)
 
 
@@ -511,6 +579,11 @@ def _reason(code: str | None, sr: str, party, known, supplier: str | None) -> st
             f"{supplier or '(none registered)'}"
         )
     return f"{party.name} is not the registered Supplier ({supplier or 'none registered'})"
+
+
+def _slim(request: messages.Incoming) -> messages.Incoming:
+    """What a response needs of its request (RequestID, Service Reference): never the image."""
+    return messages.Incoming(None, request.request_id, request.service_reference)
 
 
 def _device_of(request: messages.Incoming) -> str | None:

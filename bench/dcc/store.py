@@ -1,8 +1,10 @@
 """The shim's one SQLite database: registry, anti-replay counters, audit log, mailboxes, portfolio.
 
 One file per run directory, WAL with `synchronous=FULL`: every commit is fsynced, so whatever
-the shim has answered or acknowledged survives a power cut or a SIGKILL. Each request is one
-transaction (`transaction()`), which keeps the cost to one fsync per request.
+the shim has answered or acknowledged survives a power cut or a SIGKILL. The fsync, not the SQL,
+is what a request costs most, so requests arriving together from several threads share one
+(`Store.group_commit`, a database's group commit): each request's work runs in its own savepoint
+of a shared transaction, and each caller returns only once that transaction is committed.
 
 Times are stored as fixed-width ISO-8601 UTC text (`2026-01-01T00:00:00.000000Z`), so `<` on
 the text is `<` on the instant and effective-time checks stay plain SQL.
@@ -10,15 +12,20 @@ the text is `<` on the instant and effective-time checks stay plain SQL.
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 from bench.errors import ConfigError
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 
@@ -152,10 +159,23 @@ def parse_timestamp(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
+@dataclass
+class _Pending:
+    """One job waiting for (or done in) a group commit: its result or its exception."""
+
+    job: Callable[[sqlite3.Connection], Any]
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+
 class Store:
     """A connection to the shim database with one lock, so threads of a rig share it safely."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, writer_lock: bool = False) -> None:
+        """`writer_lock`: take `<path>.writer` (flock) around each group commit, so processes
+        that write through group commits queue in the kernel for SQLite's write lock instead
+        of polling for it (SQLite's busy handler sleeps between attempts)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -176,6 +196,83 @@ class Store:
             raise ConfigError(f"{self.path}: not a shim database: {exc}") from exc
         self.lock = threading.RLock()
         self._depth = 0
+        self._writer = open(f"{self.path}.writer", "a+b") if writer_lock else None  # noqa: SIM115
+        self._group = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._leading = False
+        self.group_commits = 0  # commits made by `group_commit`, and the jobs they carried
+        self.group_jobs = 0
+
+    def group_commit(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `job(conn)` in a transaction shared with the jobs other threads submit meanwhile.
+
+        The first caller to find no commit under way leads: it takes every queued job, runs each
+        in its own savepoint (a job that raises is rolled back alone and its caller gets the
+        exception), commits once (one fsync) and wakes the others. Whoever arrives while a
+        commit is under way queues for the next one. Every caller returns only after the
+        transaction holding its job is durable; if that commit fails, every job in it fails.
+        """
+        pending = _Pending(job)
+        with self._group:
+            self._queue.append(pending)
+            while self._leading and not pending.done:
+                self._group.wait()
+            if pending.done:
+                return self._outcome(pending)
+            self._leading = True
+            batch, self._queue = self._queue, []
+        try:
+            self._commit(batch)
+        finally:
+            with self._group:
+                for item in batch:
+                    item.done = True
+                self._leading = False
+                self._group.notify_all()
+        return self._outcome(pending)
+
+    @staticmethod
+    def _outcome(pending: _Pending) -> Any:
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    def commit_jobs(self, jobs: list[Callable[[sqlite3.Connection], Any]]) -> list[_Pending]:
+        """Run `jobs` in one transaction (each in its savepoint) and commit once; their outcomes."""
+        batch = [_Pending(job) for job in jobs]
+        self._commit(batch)
+        return batch
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        conn = self.conn
+        with self.lock:
+            if self._writer is not None:
+                fcntl.flock(self._writer, fcntl.LOCK_EX)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                self._depth = 1
+                for item in batch:
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        item.result = item.job(conn)
+                    except Exception as exc:  # the job's own failure: undo it alone
+                        conn.execute("ROLLBACK TO job")
+                        item.error = exc
+                    conn.execute("RELEASE job")
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                for item in batch:
+                    item.result, item.error = None, exc
+                if not isinstance(exc, Exception):
+                    raise
+            finally:
+                self._depth = 0
+                if self._writer is not None:
+                    fcntl.flock(self._writer, fcntl.LOCK_UN)
+        self.group_commits += 1
+        self.group_jobs += len(batch)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -208,6 +305,8 @@ class Store:
     def close(self) -> None:
         with self.lock:
             self.conn.close()
+            if self._writer is not None:
+                self._writer.close()
 
     def __enter__(self) -> Store:
         return self

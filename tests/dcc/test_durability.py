@@ -76,3 +76,85 @@ def test_acknowledged_alerts_survive_sigkill(tmp_path: Path) -> None:
         assert all(m.code == "8F43" and m.kind == "device-alert" for m in stored)
         logged = store.read("SELECT COUNT(*) FROM device_alert")[0][0]
         assert logged == len(stored)  # mailbox and alert log committed together
+
+
+SUBMITTERS = textwrap.dedent(
+    """
+    import sys, threading
+    from datetime import UTC, datetime
+    from bench.codec.duis.fields import RequestID
+    from bench.codec.duis.requests import DCC_EUI, UpdateFirmwareRequest, request_element
+    from bench.codec.duis.responses import parse_response
+    from bench.crypto.smki import Pki
+    from bench.crypto.xmldsig import sign_document
+    from bench.dcc.gateway import RecordingGateway
+    from bench.dcc.shim import Shim
+
+    db, pki_dir = sys.argv[1], sys.argv[2]
+    pki = Pki.load(pki_dir)
+    shim = Shim(db, pki, RecordingGateway(), workers=2)
+    device = bytes.fromhex("00DB1234567890A0")
+    lock = threading.Lock()
+
+    def client(party):
+        identity = pki.party(party)
+        for counter in range(1, 100000):
+            request = UpdateFirmwareRequest(
+                RequestID(identity.eui, DCC_EUI, counter), b"image", "00000002", [device]
+            )
+            xml = sign_document(request_element(request), identity.ds_key, identity.ds_cert)
+            response = parse_response(shim.submit(xml))
+            with lock:
+                print(response.response_code, response.request_id, flush=True)
+
+    for party in ("rsa-1", "supplier-a", "supplier-b"):
+        threading.Thread(target=client, args=(party,), daemon=True).start()
+    threading.Event().wait()
+    """
+)
+
+
+def test_acknowledged_requests_survive_sigkill_of_a_shim_with_workers(tmp_path: Path) -> None:
+    """Concurrent clients, two worker processes, group commits: every answered request is on
+    disk after a SIGKILL (its counter spent, its audit entry written), however it was answered."""
+    db = tmp_path / "bench.sqlite"
+    with Store(db) as store:
+        Registry(store).import_dir(FIXTURE_REGISTRY)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", SUBMITTERS, str(db), str(FIXTURE_PKI)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    answered: list[tuple[str, str]] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(answered) < 60 and time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if not line:
+                break
+            code, request_id = line.split()
+            answered.append((code, request_id))
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    assert child.returncode == -signal.SIGKILL, child.stderr.read()
+    assert len(answered) >= 60
+    codes = {code for code, _ in answered}
+    assert "I99" in codes and codes <= {"I99", "E4"}  # supplier-b's are refused, and audited
+    with Store(db) as store:
+        assert store.read("PRAGMA integrity_check") == [("ok",)]
+        audited = {
+            (code, request_id)
+            for request_id, code in store.read(
+                "SELECT request_id, response_code FROM audit WHERE decision IN"
+                " ('accepted', 'refused')"
+            )
+        }
+        assert set(answered) <= audited
+        last = dict(store.read("SELECT originator, last_counter FROM request_counter"))
+        for _, request_id in answered:
+            originator, _, counter = request_id.split(":")
+            assert int(last[originator.replace("-", "")]) >= int(counter)
