@@ -258,11 +258,11 @@ def rig(request: pytest.FixtureRequest) -> Any:
         _ensure_record(state, description.name, results)
         running = RunningRig(description, results)
         running.start()
-    except BenchError as exc:
-        state.broken = str(exc)
+    except Exception as exc:  # noqa: BLE001 - whatever stopped the rig, every test must hear it
+        state.broken = str(exc) if isinstance(exc, BenchError) else f"{type(exc).__name__}: {exc}"
         _ensure_record(state, "unknown", results)
         state.record.rig_error = state.broken
-        pytest.skip(f"rig broken: {exc}")
+        pytest.skip(f"rig broken: {state.broken}")
     state.running = running
     state.record.devices = {d.role: d.eui_hex for d in description.devices}
     from bench.rig import ATTACHMENTS
