@@ -36,6 +36,7 @@ from bench.codec.gbcs.payloads import decode_payload
 from bench.crypto.gbcs_security import sign_message
 from bench.crypto.xmldsig import sign_document
 from bench.dcc.alerts import Mailboxes
+from bench.dcc.audit import AuditLog
 from bench.errors import AuthorisationError, LinkTimeout, RigError
 
 POLL_S = 0.02
@@ -136,6 +137,17 @@ class MailboxAlert:
     xml: bytes = field(repr=False, default=b"")
 
 
+def _file_version(image: bytes) -> str:
+    """FirmwareVersion text from an OTA header; "1" for bytes that are not an OTA file."""
+    from bench.codec.ota_file import parse_ota_header
+    from bench.errors import DecodeError
+
+    try:
+        return f"{parse_ota_header(image).file_version:08X}"
+    except DecodeError:
+        return "1"  # a test sending garbage on purpose: the shim or meter must refuse it
+
+
 class Party:
     """A DCC User of the rig (a Supplier or an RSA) with its keys from the rig's PKI."""
 
@@ -177,17 +189,15 @@ class Party:
 
     def refusal_reason(self, submission: Submission) -> str:
         """Why the shim refused: its audit entries for this request, as evidence for a test."""
-        from bench.dcc.audit import AuditLog
-
         entries = AuditLog(self.rig.shim.store).entries(request_id=str(submission.request_id))
         return "; ".join(e.reason for e in entries if e.reason)
 
     def update_firmware(self, image: SampleImage | bytes, devices: list[Any],
                         version: str | None = None) -> Submission:
-        """DUIS 11.1 to the DCC for these devices."""
+        """DUIS 11.1 to the DCC for these devices (version: the image's OTA file version)."""
         data = image.data if isinstance(image, SampleImage) else image
         if version is None:
-            version = image.version if isinstance(image, SampleImage) else "1"
+            version = image.version if isinstance(image, SampleImage) else _file_version(data)
         return self.send(UpdateFirmwareRequest(self.request_id(), data, version,
                                                [device_eui(d) for d in devices]))
 
