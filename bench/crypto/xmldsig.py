@@ -81,6 +81,12 @@ def _key_matches(private_key: ec.EllipticCurvePrivateKey, certificate: x509.Cert
     return certificate.public_key().public_bytes(*spki) == private_key.public_key().public_bytes(*spki)
 
 
+@lru_cache(maxsize=64)
+def _issuer_serial(certificate: x509.Certificate) -> tuple[str, int]:
+    """X509IssuerName and X509SerialNumber of a signer, worked out once per certificate."""
+    return certificate.issuer.rfc4514_string(), certificate.serial_number
+
+
 def _document_element(root: etree._Element, verb: str) -> etree._Element:
     """`root` if it is its document's element, else a copy in a document of its own.
 
@@ -114,9 +120,7 @@ def sign_document(
             else:
                 root.text = (root.text or "") + old.tail
         root.remove(old)
-    signature = xmldsig_xmlsec.signature_template(
-        certificate.issuer.rfc4514_string(), certificate.serial_number
-    )
+    signature = xmldsig_xmlsec.signature_template(*_issuer_serial(certificate))
     root.append(signature)
     xmldsig_xmlsec.sign(signature, private_key)
     if root.getprevious() is None and root.getnext() is None:

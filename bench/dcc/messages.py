@@ -12,7 +12,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 from cryptography import x509
@@ -71,11 +71,11 @@ class Incoming:
     party: Party | None = None
     command_variant_problem: str | None = None  # E12, answered once the signer is authenticated
 
-    @property
+    @cached_property
     def originator(self) -> str:
         return eui_hex(self.request_id.originator)
 
-    @property
+    @cached_property
     def target(self) -> str:
         return eui_hex(self.request_id.target)
 

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 from bench.codec.ota_file import parse_gb_image
@@ -593,6 +594,7 @@ def _device_of(request: messages.Incoming) -> str | None:
     return request.target
 
 
+@lru_cache(maxsize=4)
 def _activation_hash(image: bytes) -> bytes | None:
     """SHA-256 of the manufacturer image (what CS06 names), if the image is a GB upgrade image."""
     try:
