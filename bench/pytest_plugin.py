@@ -32,7 +32,6 @@ RIG_FIXTURES = frozenset({  # asking for any of these starts the rig
     "rig", "shim", "hub", "esme", "gsme", "other_esme", "ppmid", "hcalcs", "uncommissioned_esme",
     "rig_device", "supplier", "other_supplier", "rsa", "other_rsa", "images", "registry_change",
 })
-_BREAKING_ERRORS = ("RigError", "LinkError")  # LinkTimeout is a device's fault, not the rig's
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -102,6 +101,15 @@ def _requirement(item: pytest.Item) -> str | None:
     return str(marker.args[0]) if marker and marker.args else None
 
 
+def _breaks_the_rig(error: BaseException) -> bool:
+    """A rig or link failure (a silent device included); a late alert is the device's fault."""
+    from bench.errors import LinkError, LinkTimeout, RigError
+
+    if isinstance(error, LinkTimeout):
+        return False
+    return isinstance(error, RigError | LinkError)
+
+
 # -- hooks ---------------------------------------------------------------------------------------
 
 
@@ -126,9 +134,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if not _uses_rig(item) and _requirement(item) is None:
         return report
     if call.excinfo is not None and state.running is not None and state.broken is None:
-        name = type(call.excinfo.value).__name__
-        if name in _BREAKING_ERRORS:
-            state.broken = f"{name}: {call.excinfo.value}"
+        error = call.excinfo.value
+        if _breaks_the_rig(error):
+            state.broken = f"{type(error).__name__}: {error}"
         else:
             dead = [m.device.role for m in state.running.meters.values() if not m.running]
             if dead:

@@ -42,6 +42,10 @@ from bench.errors import AuthorisationError, LinkTimeout, RigError
 POLL_S = 0.02
 
 
+class DeviceSilent(RigError):
+    """A device that does not even answer an 11.2 read: the rig is broken, not the firmware."""
+
+
 def device_eui(device: Any) -> bytes:
     """A rig device, an EUI as bytes or as text."""
     if isinstance(device, bytes | bytearray):
@@ -208,7 +212,10 @@ class Party:
         if submission.code not in ("I0", "I99"):
             raise AuthorisationError(submission.code, f"{self.name}: 11.2 to {eui_hex(eui)} "
                                      f"refused: {submission.reason or 'no reason recorded'}")
-        xml, gbcs = self.device_response(submission, eui, timeout)
+        try:
+            xml, gbcs = self.device_response(submission, eui, timeout)
+        except LinkTimeout as exc:
+            raise DeviceSilent(f"{exc}: the device does not answer 11.2") from exc
         report = decode_payload(decode_message(gbcs))
         raw = getattr(report, "version", None) or getattr(report, "firmware_version", None) or b""
         if isinstance(raw, str):

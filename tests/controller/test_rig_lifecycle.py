@@ -264,3 +264,31 @@ def test_a_missing_usb_radio_is_named_and_stops_the_rig(tmp_path):
     with pytest.raises(RigError, match=r"'other_esme' \(00DB1234567890B0\): link usb-radio:15: "):
         running.start()
     assert not any(m.running for m in running.meters.values())
+
+
+def test_a_silent_real_meter_breaks_the_rig_once_not_every_test(tmp_path):
+    master, slave = os.openpty()  # a serial port with nothing behind it
+    try:
+        rig_file = tmp_path / "silent.toml"
+        text = _rig_text().replace("response_timeout_s = 15.0", "response_timeout_s = 1.0")
+        rig_file.write_text(text.replace('[devices.esme]\neui = "00DB1234567890A0"\ntype = "ESME"\n'
+                                         'generation = "SMETS2+"\nlink = "emulated"',
+                                         '[devices.esme]\neui = "00DB1234567890A0"\ntype = "ESME"\n'
+                                         f'generation = "SMETS2+"\nlink = "{os.ttyname(slave)}"'))
+        (tmp_path / "test_silent.py").write_text(
+            "def test_read(esme, supplier):\n"
+            "    supplier.read_firmware(esme)\n"
+            "def test_next(gsme, supplier):\n"
+            "    supplier.read_firmware(gsme)\n")
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                 str(tmp_path / "test_silent.py"), "--rig", str(rig_file),
+                                 "--results", str(tmp_path / "results")],
+                                capture_output=True, text=True, cwd=tmp_path, timeout=90,
+                                check=False)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert "1 failed, 1 skipped" in result.stdout, result.stdout[-2000:]
+    record = json.loads((tmp_path / "results" / "record.json").read_text())
+    assert record["rig_error"].startswith("DeviceSilent: ")
+    assert "does not answer 11.2" in record["rig_error"]
