@@ -16,7 +16,9 @@
 
 Refusals change nothing but the audit log (and, from step 5 on, the originator's counter: a
 request that was authenticated has used its RequestID). Each request's database work is one
-savepoint of a group commit shared with the requests submitted alongside it (`Store.group_commit`).
+savepoint of a transaction shared with the requests submitted alongside it (`Store.group_commit`,
+or one commit per batch in a worker process, `bench.dcc.workers`), fsynced before any of them
+is answered.
 """
 
 from __future__ import annotations
@@ -25,14 +27,11 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 
-from bench.codec.ota_file import parse_gb_image
 from bench.crypto.smki import Pki
-from bench.dcc import audit, messages
+from bench.dcc import audit, messages, outcomes
 from bench.dcc.critical import CriticalPath
 from bench.dcc.documents import Documents, Refused
 from bench.dcc.eligibility import (
@@ -46,10 +45,10 @@ from bench.dcc.eligibility import (
     WARNING_LIST,
     device_decision,
     role_may_send,
-    user_role_for,
 )
 from bench.dcc.events import HubEvents
 from bench.dcc.gateway import DeviceGateway
+from bench.dcc.outcomes import Decision, Refusal
 from bench.dcc.registry import (
     APPOINTING_SQL,
     REGISTERED_SUPPLIER_FOR_DEVICE,
@@ -61,27 +60,6 @@ from bench.dcc.workers import Done, ShimWorkers
 from bench.errors import AuthorisationError, BenchError
 
 Clock = Callable[[], datetime]
-
-
-class Refusal(AuthorisationError):
-    """A request the shim answers with an error code; carries what is known of the request."""
-
-    def __init__(
-        self, code: str, reason: str, request: messages.Incoming | None = None, replay: bool = False
-    ) -> None:
-        super().__init__(code, reason)
-        self.request = request
-        self.replay = replay
-
-
-@dataclass
-class Decision:
-    """What a request came to: the code, the response body, and work for after the commit."""
-
-    code: str
-    reason: str
-    body: messages.ResponseBody = field(default_factory=messages.ResponseBody)
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 DEVICE_AUTHORISATION_SQL = f"""
@@ -176,8 +154,8 @@ class Shim:
     def finish(request: messages.Incoming, outcome: Decision | Refusal) -> Done:
         """What a committed request comes to."""
         if isinstance(outcome, Refusal):
-            return Done(_slim(request), outcome.code, messages.ResponseBody())
-        return Done(_slim(request), outcome.code, outcome.body, outcome.after_commit)
+            return Done(outcomes.slim(request), outcome.code, messages.ResponseBody())
+        return Done(outcomes.slim(request), outcome.code, outcome.body, outcome.after_commit)
 
     def _hand_over(self, done: Done, now: datetime, work: list) -> bytes:
         """Give the hub what the request earned (E20 if it refuses), then the signed response."""
@@ -236,7 +214,7 @@ class Shim:
                 request_id=str(request.request_id),
                 originator=request.originator,
                 service_reference=request.service_reference,
-                device=_device_of(request),
+                device=outcomes.device_of(request),
                 response_code=decision.code,
             )
         except Refusal as refusal:
@@ -269,7 +247,7 @@ class Shim:
             request_id=str(request.request_id) if request and request.request_id else None,
             originator=request.originator if request and request.request_id else None,
             service_reference=request.service_reference if request else None,
-            device=_device_of(request) if request else None,
+            device=outcomes.device_of(request) if request else None,
             response_code=refusal.code,
         )
 
@@ -386,7 +364,7 @@ class Shim:
             if code is not None and supplier and not names:
                 names = dict(conn.execute("SELECT eui, name FROM party"))
             decisions.append(
-                (eui, code, _reason(code, sr, party, known, names.get(supplier, supplier)))
+                (eui, code, outcomes.reason(code, sr, party, known, names.get(supplier, supplier)))
             )
         return decisions
 
@@ -448,7 +426,7 @@ class Shim:
             decision.reason += "; no device gateway attached: nothing distributed"
             return decision
         # What is handed to the hub is recorded (portfolio, alert routing to the requester).
-        image_hash = _activation_hash(image)
+        image_hash = outcomes.activation_hash(image)
         conn.executemany(
             "INSERT OR REPLACE INTO distribution VALUES (?,?,?,?,?,?,?,?)",
             (
@@ -561,43 +539,3 @@ class Shim:
         """The hub finished (or gave up) delivering an image: N60/N61 to requester and Supplier."""
         with self._events:
             self.events.delivery_status(eui, request_id, success, comms_hub=comms_hub)
-
-
-def _reason(code: str | None, sr: str, party, known, supplier: str | None) -> str:
-    if code is None:
-        return "authorised"
-    if code == "E19":
-        return "device not in the registry"
-    device_type, generation, status, _mpxn = known
-    if code == "E5":
-        return f"device status {status}"
-    role = user_role_for(party.org_role, device_type)
-    if code == "E11":
-        return f"SR {sr} not applicable to a {generation} {device_type} for role {role}"
-    if role == "RSA":
-        return (
-            f"RSA {party.name} not appointed now by the registered Supplier "
-            f"{supplier or '(none registered)'}"
-        )
-    return f"{party.name} is not the registered Supplier ({supplier or 'none registered'})"
-
-
-def _slim(request: messages.Incoming) -> messages.Incoming:
-    """What a response needs of its request (RequestID, Service Reference): never the image."""
-    return messages.Incoming(None, request.request_id, request.service_reference)
-
-
-def _device_of(request: messages.Incoming) -> str | None:
-    """The target device of a device SR (11.2, 11.3), for its audit entry."""
-    if request.request_id is None or request.service_reference in NON_DEVICE_SRS:
-        return None
-    return request.target
-
-
-@lru_cache(maxsize=4)
-def _activation_hash(image: bytes) -> bytes | None:
-    """SHA-256 of the manufacturer image (what CS06 names), if the image is a GB upgrade image."""
-    try:
-        return parse_gb_image(image).manufacturer_image_sha256
-    except (BenchError, ValueError):
-        return None
