@@ -123,6 +123,8 @@ class ShimWorkers:
 
     def __init__(self, db_path: Path, pki_dir: Path, processes: int, with_gateway: bool) -> None:
         context = multiprocessing.get_context("spawn")
+        self._waiting: list[_Waiting] = []
+        self._cv = threading.Condition()
         self._processes: list[multiprocessing.process.BaseProcess] = []
         self._idle: list[Connection] = []
         for _ in range(processes):
@@ -136,12 +138,15 @@ class ShimWorkers:
             theirs.close()
             self._processes.append(process)
             self._idle.append(mine)
-        for connection in self._idle:
-            if connection.recv() != "ready":
-                raise WorkerError("a shim worker did not start")
         self._connections = list(self._idle)
-        self._waiting: list[_Waiting] = []
-        self._cv = threading.Condition()
+        for connection in self._idle:
+            try:
+                ready = connection.recv() == "ready"
+            except (EOFError, OSError):
+                ready = False
+            if not ready:
+                self.close()
+                raise WorkerError(f"a shim worker did not start on {db_path}")
         self.batches = 0  # batches carried to workers (one commit each), and their requests
         self.requests = 0
 
@@ -181,7 +186,7 @@ class ShimWorkers:
         try:
             connection.send([(w.xml, w.now) for w in batch])
             answers = connection.recv()
-        except (EOFError, OSError) as exc:
+        except Exception as exc:  # the pipe broke (the worker died, or the shim is closing)
             lost = f"the worker stopped ({exc}): the request may or may not be committed"
             return [lost] * len(batch), False
         self.batches += 1
@@ -190,7 +195,8 @@ class ShimWorkers:
 
     def close(self) -> None:
         with self._cv:
-            connections, self._connections = self._connections, []
+            connections, self._connections, self._idle = self._connections, [], []
+            self._cv.notify_all()  # whoever waits for a worker learns there is none
         for connection in connections:
             connection.close()
         for process in self._processes:

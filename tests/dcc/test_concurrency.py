@@ -19,6 +19,7 @@ from bench.dcc.audit import AuditLog
 from bench.dcc.gateway import RecordingGateway
 from bench.dcc.shim import Shim
 from bench.dcc.store import Store
+from bench.dcc.workers import WorkerError
 
 from .support import ESME_A0, FIXTURE_PKI, FIXTURE_REGISTRY, NOW, Requests, code_of, next_counter
 
@@ -145,3 +146,10 @@ def test_a_failing_job_is_rolled_back_alone(tmp_path: Path) -> None:
         with pytest.raises(ValueError):
             store.group_commit(fail)
         assert store.group_commit(lambda conn: 42) == 42
+
+
+def test_a_closed_shim_with_workers_refuses_instead_of_hanging(tmp_path: Path, requests) -> None:
+    shim = Shim(tmp_path / "bench.sqlite", FIXTURE_PKI, workers=1)
+    shim.close()
+    with pytest.raises(WorkerError):
+        shim.submit(requests.update("rsa-1", [ESME_A0]))
