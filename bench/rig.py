@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -174,7 +175,9 @@ class RunningRig:
         emulated = [d for d in self.rig.linked_devices if d.emulated]
         for device in emulated:
             state = self.results / "meters" / device.eui_hex
-            state.mkdir(parents=True, exist_ok=True)
+            if state.exists():  # an emulated meter starts factory-fresh with every rig
+                shutil.rmtree(state)
+            state.mkdir(parents=True)
             supplier = device.supplier or self.shim.registry.registered_supplier(
                 device.eui_hex, datetime.now(UTC))
             meter = EmulatedMeter(device, emulate_command(device, self.rig.pki_dir, state, supplier),

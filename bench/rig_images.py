@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,9 +26,7 @@ class ImageFactory:
         self.rig = rig
         self.spec = rig.rig.images  # the rig's [images] table (bench.rig_model.ImageSpec)
         self.on_image = on_image
-        # the default first version is above the emulated meters' factory image (0x00000100)
-        # and the samples in firmware_images/ (0x00020000)
-        self._versions = itertools.count(self.spec.first_version)
+        self._versions = itertools.count(self.spec.session_first_version(time.time()))
         self._lock = threading.Lock()
 
     @staticmethod

@@ -64,7 +64,18 @@ class ImageSpec:
     min_hardware_version: int = 0x1111
     max_hardware_version: int = 0x1211
     size: int = 1024  # bytes of manufacturer image
-    first_version: int = 0x00030000  # file versions count up from here within a session
+    first_version: int | None = None  # None: from the clock, above any earlier session's
+
+    def session_first_version(self, now: float) -> int:
+        """Where this session's file versions start.
+
+        A meter ignores an offer of the version it already holds, and real meters keep what
+        earlier sessions left, so by default each minute gets its own block of 256 versions,
+        increasing with time (0x10000000 + minutes mod 2^20 * 256; wraps after about two years).
+        """
+        if self.first_version is not None:
+            return self.first_version
+        return 0x10000000 + (int(now // 60) % (1 << 20)) * 0x100
 
 
 @dataclass(frozen=True)
@@ -245,16 +256,19 @@ def _parse_images(check: _Checker, table: dict[str, Any]) -> ImageSpec:
     defaults = ImageSpec()
     known = set(ImageSpec.__dataclass_fields__)
     check.unknown(table, "images", known)
-    values: dict[str, int] = {}
+    values: dict[str, int | None] = {}
     limits = {"manufacturer_code": 0xFFFF, "esme_image_type": 0xFFFF, "gsme_image_type": 0xFFFF,
               "min_hardware_version": 0xFFFF, "max_hardware_version": 0xFFFF,
               "size": 10_000_000, "first_version": 0xFFFFFFFF}
     for name in known:
         value = check.take(table, "images", name, int, getattr(defaults, name))
+        if value is None:
+            values[name] = value
+            continue
         if not 0 <= value <= limits[name]:
             raise check.fail("images", name, f"{value} outside 0..{limits[name]}")
         values[name] = value
-    if values["size"] < 1:
+    if values["size"] is not None and values["size"] < 1:
         raise check.fail("images", "size", "must be at least 1 byte")
     if values["min_hardware_version"] > values["max_hardware_version"]:
         raise check.fail("images", "min_hardware_version", "above max_hardware_version")

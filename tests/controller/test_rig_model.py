@@ -167,3 +167,11 @@ def test_rig_check_cli(tmp_path):
                              capture_output=True, text=True, check=False, timeout=60)
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1 and "field 'link': 'telepathy'" in refused.stderr
+
+
+def test_session_versions_increase_with_time_unless_fixed(tmp_path):
+    auto = load_rig(_write(tmp_path, MINIMAL)).images
+    assert auto.first_version is None
+    earlier, later = auto.session_first_version(1_800_000_000), auto.session_first_version(1_800_000_060)
+    assert later == earlier + 0x100 and 0x10000000 <= earlier <= 0xFFFFFFFF - 0x100
+    assert load_rig().images.session_first_version(1_800_000_000) == 0x00030000
