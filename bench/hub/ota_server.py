@@ -62,6 +62,18 @@ def _early(elapsed: float, required: float) -> bool:
     return elapsed < required - max(EARLY_TOLERANCE_S, EARLY_TOLERANCE_SHARE * required)
 
 
+def _too_soon(now: float, previous: float, before_previous: float | None, period: float) -> bool:
+    """Early against the block period over the last gap AND the last two gaps together.
+
+    A request that sat in a busy receive path arrives late and makes the next gap look short
+    although the meter kept its period; two periods from the request before it are still there.
+    A meter that ignores the period comes back at once and fails both.
+    """
+    if not _early(now - previous, period):
+        return False
+    return before_previous is None or _early(now - before_previous, 2 * period)
+
+
 def zcl_utc_time(unix_seconds: float | None = None) -> int:
     """Now (or `unix_seconds`) as a ZCL UTCTime."""
     return int(time.time() if unix_seconds is None else unix_seconds) - ZCL_EPOCH
@@ -230,7 +242,9 @@ class OtaServer:
             else:
                 early = (throttle.min_block_period_ms > 0 and previous_request is not None
                          and transfer.holds_slot
-                         and _early(now - previous_request, throttle.min_block_period_ms / 1000))
+                         and _too_soon(now, previous_request, transfer.request_before_last,
+                                       throttle.min_block_period_ms / 1000))
+            transfer.request_before_last = previous_request
             if early:
                 transfer.early_requests += 1
             if not transfer.holds_slot:

@@ -90,6 +90,7 @@ class Transfer:
         self.offered_at = time.monotonic()
         self.started_at: float | None = None
         self.last_request_at: float | None = None
+        self.request_before_last: float | None = None  # block requests only: the period check
         self.last_block_at: float | None = None
         self.finished_at: float | None = None
         self.holds_slot = False

@@ -268,6 +268,23 @@ def test_minimum_block_period_is_announced_and_enforced(clock):
     assert progress.early_requests == 1 and progress.waits_sent == 2
 
 
+def test_a_late_arrival_does_not_make_the_next_request_early(clock):
+    """Requests sent 250 ms apart, the middle one delayed 110 ms on its way in: the gap after it
+    looks short, but two periods have passed since the one before."""
+    image = make_image(300)
+    ota = server(clock, throttle=Throttle(min_block_period_ms=250))
+    transfer, _ = ota.offer(ESME_EUI, ImageLibrary().share(image))
+    ota.handle(ESME_EUI, block_request(image, 0))  # the period announced
+    assert ota.handle(ESME_EUI, block_request(image, 0))[0].status == SUCCESS
+    clock.advance(0.36)
+    assert ota.handle(ESME_EUI, block_request(image, 48))[0].status == SUCCESS
+    clock.advance(0.14)
+    assert ota.handle(ESME_EUI, block_request(image, 96))[0].status == SUCCESS
+    clock.advance(0.001)  # this one ignores the period: short over one gap and over two
+    assert isinstance(ota.handle(ESME_EUI, block_request(image, 144))[0], ImageBlockWait)
+    assert transfer.progress().early_requests == 1
+
+
 def test_identical_images_share_one_buffer():
     library = ImageLibrary()
     image = make_image(2000)
