@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import string
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +61,9 @@ def parse_hex(text: str) -> bytes:
     try:
         return bytes.fromhex(digits)
     except ValueError:
+        bad = next((i for i, c in enumerate(digits) if c not in string.hexdigits), None)
+        if bad is not None:
+            raise DecodeError("hex input", "text", None, f"character {bad + 1} ({digits[bad]!r}) is not a hex digit") from None
         raise DecodeError("hex input", "text", None, "not an even number of hex digits") from None
 
 

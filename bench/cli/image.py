@@ -18,20 +18,31 @@ DEVICE_TYPES = ("ESME", "GSME")
 
 
 class IntParam(click.ParamType):
-    """Decimal or 0x-prefixed hex, as manufacturer codes and versions are usually written."""
+    """Decimal or 0x-prefixed hex, as manufacturer codes and versions are usually written.
+
+    Bounded by the width of the header field it fills, so a wrong value is refused by name
+    before anything is signed.
+    """
 
     name = "N"
 
+    def __init__(self, bits: int) -> None:
+        self.bits = bits
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
-            return value
-        try:
-            return int(str(value), 0)
-        except ValueError:
-            self.fail(f"{value!r} is not a number (decimal or 0x hex)", param, ctx)
+            number = value
+        else:
+            try:
+                number = int(str(value), 0)
+            except ValueError:
+                self.fail(f"{value!r} is not a number (decimal or 0x hex)", param, ctx)
+        if not 0 <= number < 1 << self.bits:
+            self.fail(f"{value} is not in 0..0x{(1 << self.bits) - 1:X}", param, ctx)
+        return number
 
 
-N = IntParam()
+U8, U16, U32 = IntParam(8), IntParam(16), IntParam(32)
 
 
 def image_json(image: GbUpgradeImage) -> dict[str, Any]:
@@ -102,13 +113,13 @@ def inspect(file: Path, as_json: bool, verify_cert: Path | None) -> None:
 @click.option("--manufacturer-image", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The manufacturer's firmware image (what the Supplier signs and CS06 hashes).")
-@click.option("--manufacturer-code", required=True, type=N, help="ZigBee manufacturer code, e.g. 0x121D.")
-@click.option("--image-type", required=True, type=N, help="Image type (ESME 0x0000, GSME 0x0001).")
-@click.option("--file-version", required=True, type=N, help="32-bit file version, e.g. 0x01020300.")
-@click.option("--min-hw", type=N, help="Lowest hardware version the image is for.")
-@click.option("--max-hw", type=N, help="Highest hardware version the image is for.")
+@click.option("--manufacturer-code", required=True, type=U16, help="ZigBee manufacturer code, e.g. 0x121D.")
+@click.option("--image-type", required=True, type=U16, help="Image type (ESME 0x0000, GSME 0x0001).")
+@click.option("--file-version", required=True, type=U32, help="32-bit file version, e.g. 0x01020300.")
+@click.option("--min-hw", type=U16, help="Lowest hardware version the image is for.")
+@click.option("--max-hw", type=U16, help="Highest hardware version the image is for.")
 @click.option("--destination", help="Upgrade file destination EUI-64 (image for one device only).")
-@click.option("--security-credential-version", type=N, help="Security credential version field.")
+@click.option("--security-credential-version", type=U8, help="Security credential version field.")
 @click.option("--header-string", default="", help="Header string, at most 32 bytes.")
 @click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The signer's DS private key (PKCS#8 PEM), normally the Supplier's.")
@@ -128,9 +139,13 @@ def build(manufacturer_image: Path, manufacturer_code: int, image_type: int, fil
 
     if (min_hw is None) != (max_hw is None):
         raise ConfigError("--min-hw and --max-hw go together")
+    if min_hw is not None and max_hw is not None and min_hw > max_hw:
+        raise ConfigError(f"--min-hw 0x{min_hw:04X} is above --max-hw 0x{max_hw:04X}: no hardware could take the image")
     if manifest is not None and (device_type is None or signer is None):
         raise ConfigError("--manifest needs --device-type and --signer")
     body = manufacturer_image.read_bytes()
+    if not body:
+        raise ConfigError(f"{manufacturer_image}: the manufacturer image is empty")
     header = OtaHeader(
         manufacturer_code=manufacturer_code, image_type=image_type, file_version=file_version,
         header_string=header_string.encode(),
@@ -170,7 +185,7 @@ def record_in_manifest(manifest: Path, image_file: Path, device_type: str, file_
     lines = ["# Sample GB upgrade images, written by `bench image build --manifest`.", ""]
     for entry in entries:
         lines.append("[[image]]")
-        lines += [f'{key} = "{entry[key]}"' for key in
+        lines += [f"{key} = {json.dumps(str(entry[key]))}" for key in
                   ("file", "device_type", "file_version", "signer", "manufacturer_image_sha256")]
         lines.append("")
     manifest.write_text("\n".join(lines))

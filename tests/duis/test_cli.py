@@ -106,20 +106,47 @@ def test_sign_with_key_and_cert_files(tmp_path: Path, vectors: Path) -> None:
     assert verified.returncode == 0 and b"rsa-2" in verified.stdout
 
 
-@pytest.mark.parametrize(
-    "args, stdin",
-    [
-        (("duis", "parse", "missing.xml"), None),
-        (("duis", "parse", "-"), b"<not xml"),
-        (("duis", "parse", "-"), b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>'),
-        (("duis", "verify", "-", "--pki", str(PKI)), b"<x/>"),
-        (("duis", "sign", "-", "--as", "nobody", "--pki", str(PKI)), b"<x/>"),
-    ],
-)
-def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], stdin: bytes | None) -> None:
+TEMPLATE = "../shared/vectors/ECS52_11.2_SUCCESS_REQUEST_DUIS.XML"
+IMAGE = "../shared/vectors/gfi_esme_ota_image_from_11.1_template.bin"
+SUPPLIER = PKI / "parties" / "supplier-a"
+
+BAD_INPUT = {
+    "parse-missing": (("duis", "parse", "missing.xml"), None, b"No such file"),
+    "parse-directory": (("duis", "parse", "fixtures"), None, b"Is a directory"),
+    "parse-empty": (("duis", "parse", "-"), b"", b"Document is empty"),
+    "parse-binary": (("duis", "parse", IMAGE), None, b"not well-formed XML"),
+    "parse-not-xml": (("duis", "parse", "-"), b"<not xml", b"not well-formed XML"),
+    "parse-entities": (("duis", "parse", "-"), b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>',
+                       b"DTDs and entities are not accepted"),
+    "parse-not-duis": (("duis", "parse", "-"), b"<x/>", b"DUIS: root"),
+    "parse-oversized": (("duis", "parse", "-"), b" " * (17 * 1024 * 1024), b"exceeds the 16777216-byte limit"),
+    "validate-not-duis": (("duis", "validate", "-"), b"<x/>", b"No matching global declaration"),
+    "validate-directory": (("duis", "validate", "fixtures"), None, b"Is a directory"),
+    "verify-unsigned": (("duis", "verify", "-", "--pki", str(PKI)), b"<x/>", b"found 0"),
+    "verify-placeholder-signature": (("duis", "verify", TEMPLATE, "--pki", str(PKI)), None,
+                                     b"is not one the trusted CA issued"),
+    "verify-missing-ca": (("duis", "verify", TEMPLATE, "--ca", "missing.pem"), None,
+                          b"not a readable PEM certificate"),
+    "sign-unknown-party": (("duis", "sign", "-", "--as", "nobody", "--pki", str(PKI)), b"<x/>",
+                           b"no party 'nobody'"),
+    "sign-key-without-cert": (("duis", "sign", TEMPLATE, "--key", str(SUPPLIER / "ds.key")), None,
+                              b"give --key and --cert, or --as PARTY"),
+    "sign-mismatched-key": (("duis", "sign", TEMPLATE, "--key", str(SUPPLIER / "ds.key"), "--cert",
+                             str(SUPPLIER / "ka.pem")), None, b"does not belong to the signing certificate"),
+    "sign-not-a-pki": (("duis", "sign", TEMPLATE, "--as", "supplier-a", "--pki", "fixtures"), None,
+                       b"cannot read the PKI index"),
+    "sign-output-directory": (("duis", "sign", TEMPLATE, "--as", "supplier-a", "-o", "fixtures"), None,
+                              b"Is a directory"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUT, ids=list(BAD_INPUT))
+def test_bad_input_is_one_line_and_exit_2(case: str) -> None:
+    args, stdin, says = BAD_INPUT[case]
     result = bench(*args, stdin=stdin)
-    assert result.returncode == 2
+    assert result.returncode == 2 and result.stdout == b""
     assert result.stderr.count(b"\n") == 1 and b"Traceback" not in result.stderr
+    assert says in result.stderr, result.stderr
 
 
 def test_parse_alert_from_stdin() -> None:

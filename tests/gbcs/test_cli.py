@@ -100,10 +100,14 @@ def _bench(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[
 
 
 def test_bad_message_is_one_line_and_exit_2() -> None:
-    for bad in ("XYZ", "DF0901", "DD0000"):
+    for bad, says in (("XYZ", "character 1 ('X') is not a hex digit"), ("DF 0G", "character 4 ('G')"),
+                      ("DF0", "not an even number of hex digits"), (" \t", "empty"),
+                      ("DF0901", "transaction id at offset 1: truncated"),
+                      ("DD0000", "MAC header at offset 1: truncated")):
         result = _bench("gbcs", "decode", bad)
         assert result.returncode == 2 and result.stdout == ""
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+        assert says in result.stderr, (bad, result.stderr)
 
 
 def test_thousands_of_lines_in_one_process(gbcs_vectors) -> None:

@@ -243,3 +243,26 @@ def test_reinit_with_other_devices_removes_the_old_ones(tmp_path: Path) -> None:
 def test_seed_with_quotes_round_trips(tmp_path: Path) -> None:
     seed = 'lab "7" \\ bench'
     assert init_pki(tmp_path, seed=seed).seed == seed
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("pki", "init", "pyproject.toml"), b"is a file"),
+        (("pki", "init", "{tmp}/x", "--device", "00DB1234567890E0:XYZ"), b"unknown device type 'XYZ'"),
+        (("pki", "init", "{tmp}/x", "--device", "ZZ:ESME"), b"not 16 hex digits"),
+        (("pki", "show", "fixtures"), b"cannot read the PKI index"),
+        (("pki", "show", "{tmp}/broken"), b"cannot read the PKI index"),
+        (("pki", "show", "{tmp}/no-ca"), b"not a readable PEM certificate"),
+    ],
+    ids=["init-on-a-file", "bad-type", "bad-eui", "show-not-a-pki", "show-broken-index", "show-no-ca"],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], says: bytes) -> None:
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "pki.toml").write_text("parties = [\n")
+    init_pki(tmp_path / "no-ca", devices=[])
+    (tmp_path / "no-ca" / "ca" / "cert.pem").write_text("junk\n")
+    result = _bench(*(a.replace("{tmp}", str(tmp_path)) for a in args))
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.count(b"\n") == 1 and b"Traceback" not in result.stderr
+    assert says in result.stderr, result.stderr

@@ -65,30 +65,53 @@ def test_build_every_option_then_inspect(tmp_path):
     assert other["signature_valid"] is False and other["signer"] is None
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("image", "inspect", ROOT / "pyproject.toml"),
-        ("image", "build", "--manufacturer-image", ROOT / "pyproject.toml", "--manufacturer-code", "x",
-         "--image-type", "0", "--file-version", "1", "--key", PKI / "supplier-a" / "ds.key", "-o", "/dev/null"),
-        ("image", "build", "--manufacturer-image", ROOT / "pyproject.toml", "--manufacturer-code", "1",
-         "--image-type", "0", "--file-version", "1", "--min-hw", "1", "--key", PKI / "supplier-a" / "ds.key",
-         "-o", "/dev/null"),
-        ("image", "build", "--manufacturer-image", ROOT / "pyproject.toml", "--manufacturer-code", "0x10000",
-         "--image-type", "0", "--file-version", "1", "--key", PKI / "supplier-a" / "ds.key", "-o", "/dev/null"),
-        ("image", "build", "--manufacturer-image", ROOT / "pyproject.toml", "--manufacturer-code", "1",
-         "--image-type", "0", "--file-version", "1", "--key", PKI / "supplier-a" / "ds.pem", "-o", "/dev/null"),
-        ("capture", "decode", ROOT / "pyproject.toml"),
-    ],
-    ids=["not-an-image", "bad-number", "half-hw-range", "out-of-range", "cert-not-key", "not-a-pcap"],
-)
-def test_bad_input_is_one_line_and_exit_2(args):
-    result = bench(*args)
-    assert result.returncode == 2
+def _build(*extra: str | Path, body: Path = ROOT / "pyproject.toml") -> tuple[str | Path, ...]:
+    """`bench image build` with valid required options, `extra` overriding or adding."""
+    options = {"--manufacturer-image": body, "--manufacturer-code": "1", "--image-type": "0",
+               "--file-version": "1", "--key": PKI / "supplier-a" / "ds.key", "-o": "/dev/null"}
+    pairs = dict(zip(extra[::2], extra[1::2], strict=True))
+    return ("image", "build", *[x for item in {**options, **pairs}.items() for x in item])
+
+
+BAD_INPUT = {
+    "not-an-image": (("image", "inspect", ROOT / "pyproject.toml"), "magic at offset 0"),
+    "empty-image": (("image", "inspect", "/dev/null"), "truncated"),
+    "image-is-a-directory": (("image", "inspect", ROOT), "is a directory"),
+    "image-missing": (("image", "inspect", ROOT / "none.bin"), "does not exist"),
+    "truncated-image": (("image", "inspect", "{truncated}"), "total_image_size"),
+    "not-a-certificate": (("image", "inspect", "{vector_image}", "--verify-cert", ROOT / "pyproject.toml"),
+                          "not a readable PEM certificate"),
+    "bad-number": (_build("--manufacturer-code", "x"), "'x' is not a number"),
+    "half-hw-range": (_build("--min-hw", "1"), "--min-hw and --max-hw go together"),
+    "hw-range-reversed": (_build("--min-hw", "0x2000", "--max-hw", "0x1000"), "is above --max-hw"),
+    "out-of-range": (_build("--manufacturer-code", "0x10000"), "0x10000 is not in 0..0xFFFF"),
+    "negative-version": (_build("--file-version", "-1"), "-1 is not in 0..0xFFFFFFFF"),
+    "credential-version": (_build("--security-credential-version", "256"), "256 is not in 0..0xFF"),
+    "bad-destination": (_build("--destination", "XYZ"), "not 16 hex digits"),
+    "long-header-string": (_build("--header-string", "x" * 33), "at most 32"),
+    "empty-manufacturer-image": (_build("--manufacturer-image", "/dev/null"), "manufacturer image is empty"),
+    "cert-not-key": (_build("--key", PKI / "supplier-a" / "ds.pem"), "not a readable PEM private key"),
+    "output-is-a-directory": (_build("-o", ROOT), "is a directory"),
+    "not-a-pcap": (("capture", "decode", ROOT / "pyproject.toml"), "not a pcap magic number"),
+    "empty-pcap": (("capture", "decode", "/dev/null"), "truncated"),
+    "pcap-is-a-directory": (("capture", "decode", ROOT), "is a directory"),
+    "pcap-missing": (("capture", "decode", ROOT / "none.pcap"), "does not exist"),
+    "image-not-a-pcap": (("capture", "decode", "{vector_image}"), "not a pcap magic number"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUT, ids=list(BAD_INPUT))
+def test_bad_input_is_one_line_and_exit_2(case, tmp_path, vectors):
+    args, says = BAD_INPUT[case]
+    image = vectors / "gfi_esme_ota_image_from_11.1_template.bin"
+    truncated = tmp_path / "truncated.bin"
+    truncated.write_bytes(image.read_bytes()[:100])
+    places = {"{vector_image}": image, "{truncated}": truncated}
+    result = bench(*(places.get(str(a), a) for a in args))
+    assert result.returncode == 2 and result.stdout == ""
     assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    # bench errors are one line; click's own parameter errors end in one "Error:" line after usage
-    assert len(lines) == 1 or lines[-1].startswith("Error: Invalid value"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert says in result.stderr, result.stderr
 
 
 def test_help_everywhere():
@@ -156,3 +179,15 @@ def test_build_records_the_manifest(tmp_path):
     assert entries[0]["manufacturer_image_sha256"] == image.manufacturer_image_sha256.hex()
     missing = bench(*common[:-4], "--file-version", "1", "-o", tmp_path / "c.ota")  # no type, no signer
     assert missing.returncode == 2 and "--device-type" in missing.stderr
+
+
+def test_manifest_keeps_a_signer_name_with_quotes(tmp_path):
+    body = tmp_path / "fw.bin"
+    body.write_bytes(b"firmware")
+    manifest = tmp_path / "manifest.toml"
+    result = bench("image", "build", "--manufacturer-image", body, "--manufacturer-code", "0x121D",
+                   "--image-type", "0", "--file-version", "1", "--key", PKI / "supplier-a" / "ds.key",
+                   "-o", tmp_path / "a.ota", "--manifest", manifest, "--device-type", "ESME",
+                   "--signer", 'supplier "a" \\ test')
+    assert result.returncode == 0, result.stderr
+    assert tomllib.loads(manifest.read_text())["image"][0]["signer"] == 'supplier "a" \\ test'

@@ -28,7 +28,7 @@ from bench.codec.duis.fields import (
     write_datetime,
     write_eui_list,
 )
-from bench.codec.duis.responses import write_header
+from bench.codec.duis.responses import header_summary, write_header
 from bench.codec.eui import eui_duis
 from bench.errors import DecodeError, EncodeError
 
@@ -120,21 +120,29 @@ def _throttling(
     return sequence, count, children
 
 
+def _alert_parts(
+    element: etree._Element, code_tag: str, body_tag: str
+) -> tuple[str, int | None, int | None, etree._Element]:
+    """Both alert kinds are: code, optional throttling, one body (code text, throttling, body)."""
+    children = elements(element)
+    if not children or local(children[0]) != code_tag:
+        raise DecodeError("DUIS", code_tag, None, f"missing from {local(element)}")
+    code_text = text_of(children.pop(0)).strip()
+    sequence, count, children = _throttling(children)
+    if len(children) != 1 or local(children[0]) != body_tag:
+        raise DecodeError("DUIS", body_tag, None, f"expected exactly one {body_tag}")
+    return code_text, sequence, count, children[0]
+
+
 def read_device_alert(element: etree._Element, header) -> DeviceAlertMessage:
     request_id, response_id, code, when = header
-    children = elements(element)
-    if not children or local(children[0]) != "AlertCode":
-        raise DecodeError("DUIS", "AlertCode", None, "missing from DeviceAlertMessage")
-    alert_text = text_of(children.pop(0)).strip()
+    alert_text, sequence, count, payload = _alert_parts(element, "AlertCode", "GBCSPayload")
     if _ALERT_CODE.fullmatch(alert_text) is None:
         raise DecodeError("DUIS", "AlertCode", None, f"{alert_text!r} is not a 2-byte hex code")
-    sequence, count, children = _throttling(children)
-    if len(children) != 1 or local(children[0]) != "GBCSPayload":
-        raise DecodeError("DUIS", "GBCSPayload", None, "expected exactly one GBCSPayload")
     return DeviceAlertMessage(
         request_id,
         int(alert_text, 16),
-        read_base64(text_of(children[0]), "GBCSPayload"),
+        read_base64(text_of(payload), "GBCSPayload"),
         response_id,
         code,
         when,
@@ -188,16 +196,10 @@ def _distribution_failure(element: etree._Element) -> FirmwareDistributionFailur
 
 def read_dcc_alert(element: etree._Element, header) -> DCCAlertMessage:
     request_id, response_id, code, when = header
-    children = elements(element)
-    if not children or local(children[0]) != "DCCAlertCode":
-        raise DecodeError("DUIS", "DCCAlertCode", None, "missing from DCCAlertMessage")
-    alert_code = text_of(children.pop(0)).strip()
+    alert_code, sequence, count, dcc_alert = _alert_parts(element, "DCCAlertCode", "DCCAlert")
     if alert_code not in DCC_ALERT_CODES:
         raise DecodeError("DUIS", "DCCAlertCode", None, f"unknown DCC alert code {alert_code!r}")
-    sequence, count, children = _throttling(children)
-    if len(children) != 1 or local(children[0]) != "DCCAlert":
-        raise DecodeError("DUIS", "DCCAlert", None, "expected exactly one DCCAlert")
-    inner = elements(children[0])
+    inner = elements(dcc_alert)
     if len(inner) != 1:
         raise DecodeError("DUIS", "DCCAlert", None, "expected exactly one alert body")
     name = local(inner[0])
@@ -278,17 +280,8 @@ def parse_alert(xml: bytes | etree._Element) -> DeviceAlertMessage | DCCAlertMes
 
 
 def alert_summary(alert: DeviceAlertMessage | DCCAlertMessage) -> dict[str, object]:
-    common: dict[str, object] = {
-        "service_reference": None,
-        "service_reference_variant": None,
-        "command_variant": None,
-        "request_id": alert.request_id.as_dict() if alert.request_id else None,
-        "response_id": alert.response_id.as_dict() if alert.response_id else None,
-        "response_code": alert.response_code,
-        "response_datetime": alert.response_datetime.isoformat()
-        if alert.response_datetime
-        else None,
-    }
+    """The JSON form `bench duis parse` prints for an alert (the same header keys as a response)."""
+    common = header_summary(alert)
     if isinstance(alert, DeviceAlertMessage):
         return {
             "kind": "device-alert",

@@ -343,6 +343,20 @@ def build_response(response) -> bytes:
     return to_bytes(response_element(response))
 
 
+def header_summary(message, service_reference: str | None = None,
+                   service_reference_variant: str | None = None) -> dict[str, object]:
+    """The header keys `bench duis parse` prints for responses and alerts alike (alerts answer no SR)."""
+    return {
+        "service_reference": service_reference,
+        "service_reference_variant": service_reference_variant,
+        "command_variant": None,
+        "request_id": message.request_id.as_dict() if message.request_id else None,
+        "response_id": message.response_id.as_dict() if message.response_id else None,
+        "response_code": message.response_code,
+        "response_datetime": message.response_datetime.isoformat() if message.response_datetime else None,
+    }
+
+
 def response_summary(response) -> dict[str, object]:
     """The JSON form `bench duis parse` prints for a response or alert."""
     from bench.codec.duis import alerts
@@ -369,14 +383,6 @@ def response_summary(response) -> dict[str, object]:
         }
     return {
         "kind": "response",
-        "service_reference": response.service_reference,
-        "service_reference_variant": response.service_reference_variant,
-        "command_variant": None,
-        "request_id": response.request_id.as_dict() if response.request_id else None,
-        "response_id": response.response_id.as_dict() if response.response_id else None,
-        "response_code": response.response_code,
-        "response_datetime": response.response_datetime.isoformat()
-        if response.response_datetime
-        else None,
+        **header_summary(response, response.service_reference, response.service_reference_variant),
         "body": body,
     }
