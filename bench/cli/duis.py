@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bench.crypto.pem import load_certificate, load_private_key
 from bench.errors import ConfigError, SecurityError
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 DEFAULT_PKI = Path("fixtures/pki")
 
@@ -95,7 +99,10 @@ def validate(file: str) -> None:
     click.echo("valid")
 
 
-def _signing_identity(key: Path | None, cert: Path | None, party: str | None, pki_dir: Path):
+def _signing_identity(
+    key: Path | None, cert: Path | None, party: str | None, pki_dir: Path
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """The signer's key and certificate: from the PKI by party, or from two files."""
     if party is not None:
         if key is not None or cert is not None:
             raise ConfigError("--as: use either --as or --key/--cert")

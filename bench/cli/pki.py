@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from bench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 
 def _device(text: str) -> tuple[str, str]:
@@ -56,7 +60,7 @@ def show(directory: Path, as_json: bool) -> None:
 
     loaded = Pki.load(directory)
 
-    def cert_fields(cert) -> dict[str, object]:
+    def cert_fields(cert: x509.Certificate) -> dict[str, object]:
         return {
             "subject": cert.subject.rfc4514_string(),
             "serial_number": str(cert.serial_number),

@@ -58,6 +58,7 @@ class FrameDecoder:
         self._in_frame = False  # a flag has been seen, so buffer bytes belong to a frame
 
     def feed(self, data: bytes) -> list[bytes]:
+        """Whole good frames completed by `data`; noise and bad FCS are counted, never raised."""
         if not data:
             return []
         buffer = self._buffer + bytes(data)

@@ -38,6 +38,7 @@ class PcapWriter:
         self.frames = 0
 
     def write(self, frame: bytes, ts: float | None = None) -> None:
+        """Append one frame (FCS included: link type 195); `ts` defaults to now."""
         if ts is None:
             ts = time.time()
         if len(frame) > SNAPLEN:

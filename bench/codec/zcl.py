@@ -378,6 +378,7 @@ ZCL_DECODERS = {
 
 def decode_zcl_payload(cluster: int, from_server: bool, command_id: int, payload: bytes,
                        base: int = 0) -> ZclCommand:
+    """Dispatch on (cluster, direction, command id); `base` offsets errors to the whole frame."""
     decoder = ZCL_DECODERS.get((cluster, from_server, command_id))
     if decoder is None:
         direction = "server->client" if from_server else "client->server"

@@ -133,6 +133,7 @@ def _hardware_module_name(eui: bytes) -> bytes:
 
 
 def org_name(name: str, role: str, eui: bytes) -> x509.Name:
+    """Organisation subject: CN, OU = role code (hex), x500UniqueIdentifier = EUI-64, as the SMKI names them."""
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, name),
@@ -189,6 +190,7 @@ class Issuer:
         policy: ObjectIdentifier,
         device_eui: bytes | None = None,
     ) -> x509.Certificate:
+        """One end-entity certificate; deterministic ECDSA so the same seed gives the same bytes."""
         public = key.public_key()
         builder = (
             x509.CertificateBuilder()

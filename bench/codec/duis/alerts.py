@@ -28,7 +28,7 @@ from bench.codec.duis.fields import (
     write_datetime,
     write_eui_list,
 )
-from bench.codec.duis.responses import header_summary, write_header
+from bench.codec.duis.responses import ResponseHeader, header_summary, write_header
 from bench.codec.eui import eui_duis
 from bench.errors import DecodeError, EncodeError
 
@@ -134,7 +134,8 @@ def _alert_parts(
     return code_text, sequence, count, children[0]
 
 
-def read_device_alert(element: etree._Element, header) -> DeviceAlertMessage:
+def read_device_alert(element: etree._Element, header: ResponseHeader) -> DeviceAlertMessage:
+    """The body of a DeviceAlertMessage; the header was read by `parse_response`."""
     request_id, response_id, code, when = header
     alert_text, sequence, count, payload = _alert_parts(element, "AlertCode", "GBCSPayload")
     if _ALERT_CODE.fullmatch(alert_text) is None:
@@ -194,7 +195,8 @@ def _distribution_failure(element: etree._Element) -> FirmwareDistributionFailur
     )
 
 
-def read_dcc_alert(element: etree._Element, header) -> DCCAlertMessage:
+def read_dcc_alert(element: etree._Element, header: ResponseHeader) -> DCCAlertMessage:
+    """The body of a DCCAlertMessage; unknown alert bodies are kept as XML (OtherDccAlert)."""
     request_id, response_id, code, when = header
     alert_code, sequence, count, dcc_alert = _alert_parts(element, "DCCAlertCode", "DCCAlert")
     if alert_code not in DCC_ALERT_CODES:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
@@ -120,7 +121,15 @@ class DuisResponse:
     future_dated_alert: FutureDatedAlert | None = None
 
 
-def read_header(header: etree._Element) -> tuple[RequestID | None, RequestID | None, str, datetime]:
+ResponseHeader = tuple[RequestID | None, RequestID | None, str, datetime]
+
+if TYPE_CHECKING:
+    from bench.codec.duis.alerts import DCCAlertMessage, DeviceAlertMessage
+
+    ResponseOrAlert = DuisResponse | DeviceAlertMessage | DCCAlertMessage
+
+
+def read_header(header: etree._Element) -> ResponseHeader:
     """RequestID?, ResponseID?, ResponseCode, ResponseDateTime, in schema order."""
     values: dict[str, str] = {}
     order = ["RequestID", "ResponseID", "ResponseCode", "ResponseDateTime"]
@@ -252,7 +261,7 @@ def _future_dated_alert(element: etree._Element) -> FutureDatedAlert:
     )
 
 
-def parse_response(xml: bytes | etree._Element):
+def parse_response(xml: bytes | etree._Element) -> ResponseOrAlert:
     """Read a DUIS Response: `DuisResponse`, `DeviceAlertMessage` or `DCCAlertMessage`."""
     from bench.codec.duis import alerts
 
@@ -273,7 +282,7 @@ def parse_response(xml: bytes | etree._Element):
     raise DecodeError("DUIS", "Body", None, f"unsupported response body {name!r}")
 
 
-def response_element(response) -> etree._Element:
+def response_element(response: ResponseOrAlert) -> etree._Element:
     """The unsigned sr:Response element (the DCC signer signs it before delivery)."""
     from bench.codec.duis import alerts
 
@@ -338,12 +347,12 @@ def response_element(response) -> etree._Element:
     return root
 
 
-def build_response(response) -> bytes:
+def build_response(response: ResponseOrAlert) -> bytes:
     """Unsigned DUIS XML for a response or an alert."""
     return to_bytes(response_element(response))
 
 
-def header_summary(message, service_reference: str | None = None,
+def header_summary(message: ResponseOrAlert, service_reference: str | None = None,
                    service_reference_variant: str | None = None) -> dict[str, object]:
     """The header keys `bench duis parse` prints for responses and alerts alike (alerts answer no SR)."""
     return {
@@ -357,7 +366,7 @@ def header_summary(message, service_reference: str | None = None,
     }
 
 
-def response_summary(response) -> dict[str, object]:
+def response_summary(response: ResponseOrAlert) -> dict[str, object]:
     """The JSON form `bench duis parse` prints for a response or alert."""
     from bench.codec.duis import alerts
 
