@@ -12,18 +12,17 @@ the text is `<` on the instant and effective-time checks stay plain SQL.
 
 from __future__ import annotations
 
-import fcntl
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench.errors import ConfigError
+from bench.errors import BenchError, ConfigError
 
 T = TypeVar("T")
 
@@ -143,6 +142,10 @@ CREATE TABLE IF NOT EXISTS device_state (
 """
 
 
+class StoreError(BenchError):
+    """The shim database failed a commit (closed, disk full, I/O error): nothing of it is kept."""
+
+
 @lru_cache(maxsize=256)
 def timestamp(when: datetime) -> str:
     """Fixed-width UTC text; naive datetimes are taken as UTC (cached: one request asks often)."""
@@ -172,10 +175,7 @@ class _Pending:
 class Store:
     """A connection to the shim database with one lock, so threads of a rig share it safely."""
 
-    def __init__(self, path: str | Path, writer_lock: bool = False) -> None:
-        """`writer_lock`: take `<path>.writer` (flock) around each group commit, so processes
-        that write through group commits queue in the kernel for SQLite's write lock instead
-        of polling for it (SQLite's busy handler sleeps between attempts)."""
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -196,7 +196,6 @@ class Store:
             raise ConfigError(f"{self.path}: not a shim database: {exc}") from exc
         self.lock = threading.RLock()
         self._depth = 0
-        self._writer = open(f"{self.path}.writer", "a+b") if writer_lock else None  # noqa: SIM115
         self._group = threading.Condition()
         self._queue: list[_Pending] = []
         self._leading = False
@@ -237,17 +236,9 @@ class Store:
             raise pending.error
         return pending.result
 
-    def commit_jobs(self, jobs: list[Callable[[sqlite3.Connection], Any]]) -> list[_Pending]:
-        """Run `jobs` in one transaction (each in its savepoint) and commit once; their outcomes."""
-        batch = [_Pending(job) for job in jobs]
-        self._commit(batch)
-        return batch
-
     def _commit(self, batch: list[_Pending]) -> None:
         conn = self.conn
         with self.lock:
-            if self._writer is not None:
-                fcntl.flock(self._writer, fcntl.LOCK_EX)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 self._depth = 1
@@ -261,16 +252,18 @@ class Store:
                     conn.execute("RELEASE job")
                 conn.execute("COMMIT")
             except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                with suppress(sqlite3.Error):
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                error = exc
+                if isinstance(exc, sqlite3.Error):
+                    error = StoreError(f"{self.path}: commit failed: {exc}")
                 for item in batch:
-                    item.result, item.error = None, exc
+                    item.result, item.error = None, error
                 if not isinstance(exc, Exception):
                     raise
             finally:
                 self._depth = 0
-                if self._writer is not None:
-                    fcntl.flock(self._writer, fcntl.LOCK_UN)
         self.group_commits += 1
         self.group_jobs += len(batch)
 
@@ -305,8 +298,6 @@ class Store:
     def close(self) -> None:
         with self.lock:
             self.conn.close()
-            if self._writer is not None:
-                self._writer.close()
 
     def __enter__(self) -> Store:
         return self

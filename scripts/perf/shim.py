@@ -1,27 +1,24 @@
-"""Benchmark of the DCC shim; prints one JSON object.
+"""Benchmark of the DCC shim as the rig runs it; prints one JSON object.
+
+The rig runs one in-process `Shim` behind its control socket, which serves each client on its
+own thread; concurrent requests share fsynced commits (`Store.group_commit`). This benchmark
+does the same: one shim, `single_device_clients` client threads.
 
 - authorise_50k_s: wall time of `Shim.submit` for one signed 11.1 from an RSA naming 50,000
   devices (registry of 50,000 ESMEs; parse, schema, XML-DSig, set-based authorisation, audit of
   every device decision, one fsynced commit, signed response). Bar: <= 2 s.
 - single_device_vs_raw_verify: single-device 11.1 requests per second through `Shim.submit`,
-  submitted by `single_device_clients` client threads at once (one originator each: the rig's
-  control socket serves its clients on threads like these), divided by the rate at which
-  `cryptography` alone, in one thread, verifies the very same ECDSA signatures (over each
-  request's canonical SignedInfo). Both are measured here, in alternating rounds, and the best
-  round of each is taken, so a noisy neighbour cannot favour either side. Bar: >= 0.15.
-  The shim runs with `shim_document_workers` worker processes (`bench.dcc.workers`: each reads,
-  verifies, authorises in batches with one commit per batch, and signs), as the rig would run it.
-- single_device_in_process_vs_raw_verify: the same requests, the same clients, through a shim
-  with no workers (XML work in the clients' threads, one group commit for all of them).
-- single_client_vs_raw_verify: the shim with workers, one client submitting one request after
-  another (no two requests ever share a commit).
-- raw_ecdsa_verify_per_s_threads: `cryptography` verifying with as many threads as clients, for
-  comparison (it releases the GIL too); single_device_vs_threaded_raw_verify is the ratio to it.
+  submitted by `single_device_clients` client threads at once (one originator each), divided by
+  the rate at which `cryptography` alone, in one thread, verifies the very same ECDSA signatures
+  (over each request's canonical SignedInfo). Both are measured here, in alternating rounds, and
+  the best round of each is taken, so a noisy neighbour cannot favour either side. Bar: >= 0.15.
+- single_client_vs_raw_verify: one client submitting one request after another (no two
+  requests ever share a commit), for comparison.
 
 Durability is not relaxed for the benchmark: WAL with synchronous=FULL, and a response is
 returned only after the commit holding its request's counter and audit entries is fsynced;
-requests submitted together share that commit (`requests_per_commit`, with workers).
-The cost of one fsynced commit on this disk is reported as `commit_fsync_ms`.
+requests submitted together share that commit (`requests_per_commit`). The cost of one fsynced
+commit on this disk is reported as `commit_fsync_ms`.
 """
 
 from __future__ import annotations
@@ -60,8 +57,7 @@ DEVICES = 50_000
 OTHER_DEVICES = 2_000  # ESMEs of supplier-b, for the clients supplier-b and rsa-2
 SINGLE = 600  # requests per measured round
 ROUNDS = 3
-CLIENTS = ("rsa-1", "supplier-a", "rsa-2", "supplier-b")
-WORKERS = 2  # document worker processes of the shim (bench.dcc.documents): one per core
+CLIENTS = ("rsa-1", "supplier-a", "rsa-2", "supplier-b")  # one control-socket client thread each
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
@@ -115,16 +111,14 @@ def signed_infos(documents: list[bytes]) -> list[tuple[bytes, bytes]]:
     return items
 
 
-def raw_verify_rate(
-    items: list[tuple[bytes, bytes, ec.EllipticCurvePublicKey]], threads: int = 1
-) -> float:
+def raw_verify_rate(items: list[tuple[bytes, bytes, ec.EllipticCurvePublicKey]]) -> float:
     """ECDSA verifications per second of the requests' SignedInfo, `cryptography` alone."""
 
     def verify(chunk: list[tuple[bytes, bytes, ec.EllipticCurvePublicKey]]) -> None:
         for der, data, public_key in chunk:
             public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
 
-    return len(items) / _timed([items[n::threads] for n in range(threads)], verify)
+    return len(items) / _timed([items], verify)
 
 
 def _timed(chunks: list, work: Callable[[list], None]) -> float:
@@ -154,13 +148,6 @@ def shim_rate(shim: Shim, batches: list[list[bytes]], codes: set[str]) -> float:
     return sum(len(b) for b in batches) / elapsed
 
 
-def commit_count(shim: Shim) -> tuple[int, int]:
-    """(commits, requests committed) so far: a worker commits each batch it takes at once."""
-    if shim.workers is not None:
-        return shim.workers.batches, shim.workers.requests
-    return shim.store.group_commits, shim.store.group_jobs
-
-
 def commit_cost(directory: Path) -> float:
     conn = sqlite3.connect(directory / "fsync.sqlite", isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -183,19 +170,8 @@ def main() -> None:
     keys = {party: pki.party(party).ds_cert.public_key() for party in CLIENTS}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        shim = Shim(
-            directory / "bench.sqlite",
-            pki_dir,
-            RecordingGateway(),
-            clock=lambda: NOW,
-            workers=WORKERS,
-        )
+        shim = Shim(directory / "bench.sqlite", pki_dir, RecordingGateway(), clock=lambda: NOW)
         shim.registry.replace(*registry(pki_dir))
-
-        in_process = Shim(
-            directory / "local.sqlite", pki_dir, RecordingGateway(), clock=lambda: NOW
-        )
-        in_process.registry.replace(*registry(pki_dir))
 
         big = signed_update(pki, "rsa-1", 1, device_euis("rsa-1"), image_bytes)
         start = time.perf_counter()
@@ -215,11 +191,9 @@ def main() -> None:
                 for n in range(first, counter)
             ]
 
-        warm = requests("rsa-1", 1)[0]  # warm caches (schema, certificates), in every process
-        shim.submit(warm)
-        in_process.submit(warm)
+        shim.submit(requests("rsa-1", 1)[0])  # warm caches (schema, certificates)
         codes: set[str] = set()
-        raw, raw_threaded, single, concurrent, local = [], [], [], [], []
+        raw, single, concurrent = [], [], []
         commits = [0, 0]
         for _ in range(ROUNDS):
             sequential = requests("rsa-1", SINGLE)
@@ -231,19 +205,15 @@ def main() -> None:
             ]
             raw.append(raw_verify_rate(items))
             single.append(shim_rate(shim, [sequential], codes))
-            before = commit_count(shim)
+            before = shim.store.group_commits, shim.store.group_jobs
             concurrent.append(shim_rate(shim, batches, codes))
-            after = commit_count(shim)
-            commits[0] += after[0] - before[0]
-            commits[1] += after[1] - before[1]
-            local.append(shim_rate(in_process, batches, codes))  # its own database: fresh counters
-            raw_threaded.append(raw_verify_rate(items, len(CLIENTS)))
+            commits[0] += shim.store.group_commits - before[0]
+            commits[1] += shim.store.group_jobs - before[1]
         fsync_ms = commit_cost(directory)
         shim.close()
-        in_process.close()
     if codes != {"I99"} or big_code != "I99":
         raise SystemExit(f"requests answered {sorted(codes)}, the 50k request {big_code}")
-    best_raw, best_threaded = max(raw), max(raw_threaded)
+    best_raw = max(raw)
     print(
         json.dumps(
             {
@@ -253,19 +223,14 @@ def main() -> None:
                 "single_device_vs_raw_verify": round(max(concurrent) / best_raw, 3),
                 "single_device_bar": 0.15,
                 "single_device_clients": len(CLIENTS),
-                "shim_document_workers": WORKERS,
                 "single_device_requests_per_s": round(max(concurrent), 1),
                 "single_device_rounds_requests_per_s": [round(r, 1) for r in concurrent],
                 "requests_per_commit": round(commits[1] / commits[0], 2),
-                "single_device_in_process_vs_raw_verify": round(max(local) / best_raw, 3),
-                "single_device_in_process_requests_per_s": round(max(local), 1),
                 "single_client_vs_raw_verify": round(max(single) / best_raw, 3),
                 "single_client_requests_per_s": round(max(single), 1),
                 "single_device_response_codes": sorted(codes),
                 "raw_ecdsa_verify_per_s": round(best_raw, 1),
                 "raw_ecdsa_verify_rounds_per_s": [round(r, 1) for r in raw],
-                "raw_ecdsa_verify_per_s_threads": round(best_threaded, 1),
-                "single_device_vs_threaded_raw_verify": round(max(concurrent) / best_threaded, 3),
                 "commit_fsync_ms": round(fsync_ms, 3),
                 "durability": "WAL, synchronous=FULL; a response only after its commit is fsynced",
             }

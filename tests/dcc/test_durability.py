@@ -15,8 +15,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
 from bench.dcc.alerts import Mailboxes
 from bench.dcc.registry import Registry
 from bench.dcc.store import Store
@@ -92,9 +90,9 @@ SUBMITTERS = textwrap.dedent(
     from bench.dcc.gateway import RecordingGateway
     from bench.dcc.shim import Shim
 
-    db, pki_dir, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    db, pki_dir = sys.argv[1], sys.argv[2]
     pki = Pki.load(pki_dir)
-    shim = Shim(db, pki, RecordingGateway(), workers=workers)
+    shim = Shim(db, pki, RecordingGateway())
     device = bytes.fromhex("00DB1234567890A0")
     lock = threading.Lock()
 
@@ -116,19 +114,15 @@ SUBMITTERS = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("workers", [0, 2], ids=["group-commit", "workers"])
-def test_acknowledged_requests_survive_sigkill_of_concurrent_submitters(
-    tmp_path: Path, workers: int
-) -> None:
-    """Concurrent clients, group commits (in process, or in two worker processes): every
-    answered request is on disk after a SIGKILL (its counter spent, its audit entry written),
-    however it was answered."""
+def test_acknowledged_requests_survive_sigkill_of_concurrent_submitters(tmp_path: Path) -> None:
+    """Concurrent clients sharing group commits: every answered request is on disk after a
+    SIGKILL (its counter spent, its audit entry written), however it was answered."""
     db = tmp_path / "bench.sqlite"
     with Store(db) as store:
         Registry(store).import_dir(FIXTURE_REGISTRY)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(
-        [sys.executable, "-c", SUBMITTERS, str(db), str(FIXTURE_PKI), str(workers)],
+        [sys.executable, "-c", SUBMITTERS, str(db), str(FIXTURE_PKI)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
