@@ -12,6 +12,7 @@ Field names equal the attribute names of the `bench.codec.han` dataclasses, so `
 from __future__ import annotations
 
 import dataclasses
+import struct
 
 from scapy.config import conf
 from scapy.fields import (
@@ -260,8 +261,15 @@ def to_scapy(frame: han.HanFrame) -> Packet:
 
 
 def dissect(data: bytes) -> Packet:
-    """Scapy's view of a whole 802.15.4 frame with FCS."""
-    return Dot15d4FCS(data)
+    """Scapy's view of a whole 802.15.4 frame with FCS; DecodeError if scapy cannot read it.
+
+    Scapy turns most bad bytes into a Raw layer, but a frame too short for its header or FCS makes
+    its field readers raise struct.error: that must not escape a decoder.
+    """
+    try:
+        return Dot15d4FCS(data)
+    except struct.error as exc:
+        raise DecodeError("HAN frame", "802.15.4", None, f"scapy cannot dissect {len(data)} bytes ({exc})") from None
 
 
 def from_scapy(packet: Packet) -> han.HanFrame:

@@ -88,6 +88,32 @@ def test_han_frame():
     assert ok > 100 and failed > 1000
 
 
+def test_scapy_dissection_and_agreement_with_the_fast_codec():
+    """The scapy path is a decoder too; where both codecs accept a frame they read it alike."""
+    from scapy.packet import Raw
+
+    from bench.codec import zigbee
+
+    frames = [han.encode_han_frame(han.HanFrame(s, d, 7, c)) for _, s, d, c in EVERY_COMMAND]
+    rnd = random.Random(98)
+    both = 0
+
+    def decode(data: bytes) -> None:
+        nonlocal both
+        if len(data) >= 2 and rnd.random() < 0.8:
+            data = data[:-2] + crc16_kermit(data[:-2]).to_bytes(2, "little")
+        scapy_view = zigbee.from_scapy(Raw(data))
+        try:
+            fast_view = han.decode_han_frame(data)
+        except DecodeError:
+            return  # stricter: the fast codec checks the FCS and refuses trailing bytes
+        assert scapy_view == fast_view, data.hex()
+        both += 1
+
+    ok, failed = run_decoder(decode, frames, seed=6)
+    assert both > 500 and failed > 1000
+
+
 def test_pcap_reader():
     buffer = io.BytesIO()
     writer = PcapWriter(buffer)
