@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bench.crypto.pem import load_certificate, load_private_key
-from bench.errors import ConfigError, SecurityError
+from bench.errors import ConfigError, DecodeError, SecurityError
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -48,8 +48,10 @@ def document_summary(xml: bytes) -> dict[str, Any]:
     root = safe_xml.parse_document(xml)
     if root.tag == safe_xml.sr("Request"):
         summary = request_summary(parse_request(root))
-    else:
+    elif root.tag == safe_xml.sr("Response"):
         summary = response_summary(parse_response(root))
+    else:
+        raise DecodeError("DUIS", "root", None, f"expected sr:Request or sr:Response, found {root.tag!r}")
     summary["signed"] = root.find(f"{{{safe_xml.DS_NS}}}Signature") is not None
     return summary
 

@@ -118,7 +118,7 @@ BAD_INPUT = {
     "parse-not-xml": (("duis", "parse", "-"), b"<not xml", b"not well-formed XML"),
     "parse-entities": (("duis", "parse", "-"), b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>',
                        b"DTDs and entities are not accepted"),
-    "parse-not-duis": (("duis", "parse", "-"), b"<x/>", b"DUIS: root"),
+    "parse-not-duis": (("duis", "parse", "-"), b"<x/>", b"expected sr:Request or sr:Response, found 'x'"),
     "parse-oversized": (("duis", "parse", "-"), b" " * (17 * 1024 * 1024), b"exceeds the 16777216-byte limit"),
     "validate-not-duis": (("duis", "validate", "-"), b"<x/>", b"No matching global declaration"),
     "validate-directory": (("duis", "validate", "fixtures"), None, b"Is a directory"),
