@@ -19,6 +19,7 @@ SNAPLEN = 65535
 
 _MAGIC_MICRO = 0xA1B2C3D4
 _MAGIC_NANO = 0xA1B23C4D
+_PCAPNG_BLOCK = b"\x0a\x0d\x0d\x0a"  # section header block type
 _GLOBAL = struct.Struct("<IHHiIII")
 _RECORD = struct.Struct("<IIII")
 _WHAT = "pcap"
@@ -78,6 +79,8 @@ def parse_pcap(data: bytes) -> tuple[int, Iterator[tuple[float, bytes]]]:
     else:
         magic = struct.unpack_from(">I", data)[0]
         if magic not in (_MAGIC_MICRO, _MAGIC_NANO):
+            if data[:4] == _PCAPNG_BLOCK:  # what Wireshark saves by default: say how to convert it
+                raise DecodeError(_WHAT, "magic", 0, "a pcapng file, not pcap (convert: editcap -F pcap IN OUT)")
             raise DecodeError(_WHAT, "magic", 0, f"{data[:4].hex()} is not a pcap magic number")
         endian = ">"
     scale = 1e-9 if magic == _MAGIC_NANO else 1e-6
