@@ -68,42 +68,35 @@ def parse_hex(text: str) -> bytes:
 
 
 def _load_checks(verify_cert: Path | None, mac_key: Path | None, peer_cert: Path | None) -> Check | None:
+    """signature_valid / mac_valid from PEM files; a file of several certificates means "any of them"."""
     if (mac_key is None) != (peer_cert is None):
         raise click.BadParameter("--mac-key and --peer-cert go together", param_hint="--mac-key/--peer-cert")
     if verify_cert is None and mac_key is None:
         return None
-    from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     from bench.crypto.gbcs_security import verify_mac, verify_signature
+    from bench.crypto.pem import load_certificates, load_private_key
 
-    def public_key(path: Path) -> ec.EllipticCurvePublicKey:
-        try:
-            key = x509.load_pem_x509_certificate(path.read_bytes()).public_key()
-        except ValueError as exc:
-            raise SecurityError(f"{path}: not a PEM certificate ({exc})") from None
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise SecurityError(f"{path}: not an EC certificate")
-        return key
+    def public_keys(path: Path) -> list[ec.EllipticCurvePublicKey]:
+        keys = []
+        for cert in load_certificates(path):
+            key = cert.public_key()
+            if not isinstance(key, ec.EllipticCurvePublicKey):
+                raise SecurityError(f"{path}: not an EC certificate")
+            keys.append(key)
+        return keys
 
-    ds_public = public_key(verify_cert) if verify_cert is not None else None
-    ka_private = ka_peer = None
-    if mac_key is not None and peer_cert is not None:
-        try:
-            ka_private = load_pem_private_key(mac_key.read_bytes(), password=None)
-        except (ValueError, TypeError) as exc:
-            raise SecurityError(f"{mac_key}: not an unencrypted PEM private key ({exc})") from None
-        if not isinstance(ka_private, ec.EllipticCurvePrivateKey):
-            raise SecurityError(f"{mac_key}: not an EC private key")
-        ka_peer = public_key(peer_cert)
+    signers = public_keys(verify_cert) if verify_cert is not None else []
+    ka_private = load_private_key(mac_key) if mac_key is not None else None
+    peers = public_keys(peer_cert) if peer_cert is not None else []
 
     def check(msg: GbcsMessage) -> dict[str, bool]:
         extra: dict[str, bool] = {}
-        if ds_public is not None:
-            extra["signature_valid"] = verify_signature(msg, ds_public)
-        if ka_private is not None and ka_peer is not None:
-            extra["mac_valid"] = verify_mac(msg, ka_private, ka_peer)
+        if verify_cert is not None:
+            extra["signature_valid"] = any(verify_signature(msg, key) for key in signers)
+        if ka_private is not None:
+            extra["mac_valid"] = any(verify_mac(msg, ka_private, key) for key in peers)
         return extra
 
     return check

@@ -82,6 +82,23 @@ def test_verify_cert_and_mac_options(tmp_path: Path, gbcs_vectors, rtds_certs, v
     assert stem(str(acb_key)) == "90b3d51f30000002-ka"
 
 
+def test_a_pem_file_of_many_certificates_means_any_of_them(gbcs_vectors, vectors: Path) -> None:
+    """The published bundle holds every RTDS certificate: the right one is found whatever its place."""
+    bundle = str(vectors / "rtds_test_public_certs.pem")
+    acb_key = str(vectors / "rtds-test-keys" / "90b3d51f30000002-ka.key")
+    runner = CliRunner()
+    checked = 0
+    for vector in gbcs_vectors:
+        args = ["gbcs", "decode", vector["hex"], "--verify-cert", bundle]
+        if vector["expected"]["cra_flag"] == 1 and vector["expected"]["mac"] is not None:
+            args += ["--mac-key", acb_key, "--peer-cert", bundle]
+        out = json.loads(runner.invoke(cli, args).output)
+        assert out["signature_valid"] is vector["expected"]["signature_present"], vector["id"]
+        assert out.get("mac_valid", True) is True, vector["id"]
+        checked += "mac_valid" in out
+    assert checked == 2
+
+
 def test_stdin_mode_reports_bad_lines_and_goes_on(gbcs_vectors) -> None:
     lines = [v["hex"] for v in gbcs_vectors] + ["not hex", "", "DF00"]
     result = CliRunner().invoke(cli, ["gbcs", "decode", "-"], input="\n".join(lines) + "\n")
