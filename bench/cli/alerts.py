@@ -7,7 +7,7 @@ import time
 
 import click
 
-from bench.cli.registry import database
+from bench.cli.registry import existing_database
 
 POLL_S = 0.5
 
@@ -56,7 +56,7 @@ def alerts(
     from bench.dcc.alerts import Mailboxes
     from bench.dcc.store import Store
 
-    with Store(database(run_dir)) as store:
+    with Store(existing_database(run_dir)) as store:
         eui = _party_eui(store, party)
         mailboxes = Mailboxes(store)
         messages = mailboxes.messages(eui, after)
@@ -98,7 +98,7 @@ def audit(run_dir: str | None, request_id: str | None, after: int, as_json: bool
     from bench.dcc.audit import AuditLog
     from bench.dcc.store import Store
 
-    with Store(database(run_dir)) as store:
+    with Store(existing_database(run_dir)) as store:
         entries = AuditLog(store).entries(after=after, request_id=request_id)
     if as_json:
         click.echo(json.dumps([e.as_dict() for e in entries], indent=2))

@@ -21,6 +21,18 @@ def database(run_dir: str | None) -> Path:
     return run_directory(run_dir) / DB_NAME
 
 
+def existing_database(run_dir: str | None) -> Path:
+    """The shim database to read from; reading never creates one (a typo'd --run-dir is an error)."""
+    from bench.errors import ConfigError
+
+    path = database(run_dir)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: no shim database (`bench registry import` or a request creates it)"
+        )
+    return path
+
+
 def open_registry(run_dir: str | None, seed_from: Path | None = DEFAULT_REGISTRY):
     """The registry of the run directory's shim database; an empty one is loaded from fixtures."""
     from bench.dcc.registry import Registry

@@ -160,14 +160,14 @@ def _run(
     _report(responses, as_json)
 
 
-def _device(text: str):
+def _device(text: str, option: str = "--device"):
     from bench.codec.eui import parse_eui
     from bench.errors import BenchError
 
     try:
         return parse_eui(text)
     except BenchError as exc:
-        raise click.BadParameter(str(exc), param_hint="--device") from exc
+        raise click.BadParameter(str(exc), param_hint=option) from exc
 
 
 @click.command("update-firmware")
@@ -195,7 +195,7 @@ def update_firmware(
                 "--image, --version and --devices are required unless --xml is given"
             )
         identity = _identity(pki_dir, party)
-        euis = [_device(text.strip()) for text in devices.split(",") if text.strip()]
+        euis = [_device(text.strip(), "--devices") for text in devices.split(",") if text.strip()]
         request = UpdateFirmwareRequest(
             RequestID(identity.eui, DCC_EUI, counter if counter is not None else counter_now()),
             image.read_bytes(),

@@ -1,16 +1,25 @@
-"""The engineer-facing commands, run as a user runs them (a real `bench` process per command)."""
+"""The engineer-facing commands, run as a user runs them (a real `bench` process per command;
+`--help` and bad options through the CLI's own `main` in process, which is what a process runs)."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .support import FIXTURE_REGISTRY, ROOT
+from bench.cli.main import main
+from bench.crypto.smki import init_pki
+from bench.dcc.gateway import RecordingGateway
+from bench.dcc.shim import Shim
+
+from .support import ESME_A0, FIXTURE_PKI, FIXTURE_REGISTRY, ROOT, Requests
+
+HASH = "AB" * 32
 
 BENCH = [sys.executable, "-m", "bench"]
 
@@ -20,14 +29,32 @@ def run_dir(tmp_path: Path) -> Path:
     return tmp_path / "run"
 
 
+def _env(run_dir: Path) -> dict[str, str]:
+    return {**os.environ, "BENCH_RUN_DIR": str(run_dir), "PYTHONPATH": str(ROOT)}
+
+
 def bench(run_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BENCH_RUN_DIR": str(run_dir), "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [*BENCH, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60
+        [*BENCH, *args], capture_output=True, text=True, cwd=ROOT, env=_env(run_dir), timeout=60
     )
     if check:
         assert done.returncode == 0, done.stderr + done.stdout
     return done
+
+
+def activate(run_dir: Path, party: str, *extra: str, check: bool = True):
+    return bench(
+        run_dir,
+        "activate",
+        "--as",
+        party,
+        "--device",
+        "00DB1234567890A0",
+        "--hash",
+        HASH,
+        *extra,
+        check=check,
+    )
 
 
 def test_registry_import_and_show(run_dir: Path) -> None:
@@ -89,36 +116,24 @@ def test_update_firmware_without_rig_stops_after_authorisation(
 
 
 def test_activate_as_supplier_and_as_rsa(run_dir: Path) -> None:
-    digest = "AB" * 32
-    done = bench(
-        run_dir,
-        "activate",
-        "--as",
-        "supplier-a",
-        "--device",
-        "00DB1234567890A0",
-        "--hash",
-        digest,
-        "--json",
-    )
-    first, second = json.loads(done.stdout)
-    assert first["response_code"] == "I0" and first["body"]["pre_command"][
-        "gbcs_payload"
-    ].startswith("DF09")
-    assert second["response_code"] == "I99"
-    refused = bench(
-        run_dir,
-        "activate",
-        "--as",
-        "rsa-1",
-        "--device",
-        "00DB1234567890A0",
-        "--hash",
-        digest,
-        check=False,
-    )
+    first, second = json.loads(activate(run_dir, "supplier-a", "--json").stdout)
+    assert first["response_code"] == "I0"
+    assert first["body"]["pre_command"]["gbcs_payload"].startswith("DF09")
+    assert second["response_code"] == "I99"  # CV 5: the pre-command signed by supplier-a
+    refused = activate(run_dir, "rsa-1", check=False)
     assert refused.returncode == 1
     assert "<sr:ResponseCode>E2</sr:ResponseCode>" in refused.stdout
+    log = json.loads(bench(run_dir, "audit", "--json").stdout)
+    finals = [
+        (e["service_reference"], e["decision"], e["response_code"])
+        for e in log
+        if e["decision"] in ("accepted", "refused")
+    ]
+    assert finals == [
+        ("11.3", "accepted", "I0"),
+        ("11.3", "accepted", "I99"),
+        ("11.3", "refused", "E2"),
+    ]
 
 
 def test_read_firmware_and_hand_made_xml(run_dir: Path, tmp_path: Path) -> None:
@@ -134,25 +149,134 @@ def test_read_firmware_and_hand_made_xml(run_dir: Path, tmp_path: Path) -> None:
     assert "DTD" in log or "entit" in log
 
 
-def test_bad_options_are_one_line_errors(run_dir: Path) -> None:
-    done = bench(
-        run_dir,
-        "activate",
-        "--as",
-        "supplier-a",
-        "--device",
-        "00DB1234567890A0",
-        "--hash",
-        "12",
-        check=False,
-    )
-    assert (
-        done.returncode == 2 and "64 hex digits" in done.stderr and "Traceback" not in done.stderr
-    )
-    done = bench(
-        run_dir, "read-firmware", "--as", "nobody", "--device", "00DB1234567890A0", check=False
-    )
-    assert done.returncode == 2 and "nobody" in done.stderr
+def in_process(monkeypatch, capsys, run_dir: Path, *args: str) -> tuple[int, str, str]:
+    """`bench ARGS` through `bench.cli.main.main`: (exit status, stdout, stderr)."""
+    monkeypatch.setenv("BENCH_RUN_DIR", str(run_dir))
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "argv", ["bench", *args])
+    try:
+        main()
+        status = 0
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["registry"],
+        ["registry", "import"],
+        ["registry", "show"],
+        ["update-firmware"],
+        ["activate"],
+        ["read-firmware"],
+        ["alerts"],
+        ["audit"],
+    ],
+)
+def test_every_command_has_help(monkeypatch, capsys, run_dir: Path, command: list[str]) -> None:
+    status, out, _ = in_process(monkeypatch, capsys, run_dir, *command, "--help")
+    assert status == 0 and "Usage:" in out
+    assert not run_dir.exists()  # asking for help touches nothing
+
+
+A0 = "00DB1234567890A0"
+IMAGE = "fixtures/registry/devices.csv"  # any existing file: these fail before it is read
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["activate", "--as", "supplier-a", "--device", A0, "--hash", "12"], "64 hex digits"),
+        (["activate", "--as", "supplier-a", "--device", A0, "--hash", HASH, "--at", "soon"], "ISO-8601"),
+        (["activate", "--as", "supplier-a", "--hash", HASH], "--device"),
+        (["read-firmware", "--as", "nobody", "--device", A0], "nobody"),
+        (["read-firmware", "--device", A0], "--as PARTY"),
+        (["read-firmware", "--as", "rsa-1", "--device", "00DB12"], "--device"),
+        (["read-firmware", "--as", "rsa-1", "--device", A0, "--counter", "-1"], "--counter"),
+        (["read-firmware", "--xml", "/nonexistent.xml"], "does not exist"),
+        (["read-firmware", "--as", "rsa-1", "--device", A0, "--run-dir", "/proc/1/x"], "/proc/1/x"),
+        (["update-firmware", "--as", "rsa-1", "--image", IMAGE, "--version", "1", "--devices", "ZZ"], "--devices"),
+        (["update-firmware", "--as", "rsa-1", "--image", IMAGE, "--version", "123456789", "--devices", A0], "1 to 8"),
+        (["update-firmware", "--as", "rsa-1", "--version", "1", "--devices", A0], "--image"),
+        (["alerts", "--as", "supplier-a"], "no shim database"),
+        (["audit"], "no shim database"),
+        (["registry", "import", "/nonexistent"], "does not exist"),
+        (["registry", "show", "--at", "yesterday"], "ISO-8601"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    monkeypatch, capsys, run_dir: Path, args: list[str], says: str
+) -> None:
+    status, out, err = in_process(monkeypatch, capsys, run_dir, *args)
+    assert status == 2, (out, err)
+    assert len(err.strip().splitlines()) == 1 and says in err, err
+    assert "Traceback" not in err and out == ""
+
+
+def test_alerts_for_an_unknown_party_is_one_line(monkeypatch, capsys, run_dir: Path) -> None:
+    bench(run_dir, "registry", "import", str(FIXTURE_REGISTRY))
+    status, _, err = in_process(monkeypatch, capsys, run_dir, "alerts", "--as", "nobody")
+    assert status == 2 and "neither a registry party nor an EUI" in err
+
+
+def test_injected_forgery_and_replay_are_refused_and_audited(
+    run_dir: Path, tmp_path: Path, requests: Requests
+) -> None:
+    """`--xml` submits what a lab hand-made: here a request signed under another CA, and a
+    genuine request sent twice. Each refusal is E1 with its reason in `bench audit`."""
+    other = Requests(init_pki(tmp_path / "other-pki", seed="not-the-bench"), b"\x00" * 64)
+    forged, genuine = tmp_path / "forged.xml", tmp_path / "genuine.xml"
+    forged.write_bytes(other.read("rsa-1", ESME_A0))
+    genuine.write_bytes(requests.read("rsa-1", ESME_A0))
+    answers = [
+        bench(run_dir, "read-firmware", "--xml", str(path), "--json", check=False)
+        for path in (forged, genuine, genuine)
+    ]
+    codes = [(a.returncode, json.loads(a.stdout)["response_code"]) for a in answers]
+    assert codes == [(1, "E1"), (0, "I99"), (1, "E1")]
+    log = json.loads(bench(run_dir, "audit", "--json").stdout)
+    finals = [e for e in log if e["decision"] in ("accepted", "refused")]
+    assert [e["response_code"] for e in finals] == ["E1", "I99", "E1"]
+    assert "CA" in finals[0]["reason"] and "replay" in finals[2]["reason"]
+
+
+def test_alerts_follow_prints_each_new_message_as_it_arrives(
+    run_dir: Path, requests: Requests
+) -> None:
+    shim = Shim(run_dir / "bench.sqlite", FIXTURE_PKI, RecordingGateway())
+    try:
+        shim.registry.import_dir(FIXTURE_REGISTRY)
+        follower = subprocess.Popen(
+            [*BENCH, "alerts", "--as", "rsa-1", "--follow", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=_env(run_dir),
+        )
+        try:
+            shim.submit(requests.update("rsa-1", [ESME_A0]))
+            [(_, _, request_id)] = shim.gateway.distributed
+            shim.delivery_status(ESME_A0, request_id, True)
+            first = json.loads(follower.stdout.readline())
+            assert (first["code"], first["device"], first["request_id"]) == (
+                "N60",
+                "00DB1234567890A0",
+                request_id,
+            )
+            shim.delivery_status(ESME_A0, request_id, False)
+            assert json.loads(follower.stdout.readline())["code"] == "N61"
+        finally:
+            follower.send_signal(signal.SIGINT)
+            follower.wait(timeout=10)
+        assert follower.returncode in (0, 130)
+        assert "Traceback" not in follower.stderr.read()
+    finally:
+        shim.close()
 
 
 def test_alerts_command_reads_a_mailbox(run_dir: Path) -> None:
