@@ -165,7 +165,7 @@ def _signer_certificate(key_info: etree._Element, store: TrustStore) -> x509.Cer
     if item.tag == _ds("X509IssuerSerial"):
         name, number = _only(item, ("X509IssuerName", "X509SerialNumber"), "X509IssuerSerial")
         serial_text = (number.text or "").strip()
-        if not serial_text.isdigit():
+        if not (serial_text.isascii() and serial_text.isdigit()):
             raise SecurityError(f"X509SerialNumber {serial_text!r} is not a number")
         cert = _find(store, name.text or "", int(serial_text))
         if cert is None:

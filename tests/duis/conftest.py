@@ -13,8 +13,10 @@ from bench.codec.duis import (
     RequestID,
     SignedPreCommandRequest,
     UpdateFirmwareRequest,
+    build_request,
 )
 from bench.crypto.smki import Pki, init_pki
+from bench.crypto.xmldsig import sign_document
 
 ROOT = Path(__file__).resolve().parents[2]
 SUPPLIER = bytes.fromhex("90B3D51F30010000")
@@ -48,3 +50,10 @@ def sample_requests(vectors: Path) -> list:
         ),
         SignedPreCommandRequest(RequestID(SUPPLIER, ESME, 11), b"\xdf\x09" + bytes(40)),
     ]
+
+
+@pytest.fixture
+def signed(pki: Pki, sample_requests: list) -> bytes:
+    """The 11.1 sample request signed by rsa-1, as the signing and verifying tests start from."""
+    rsa = pki.party("rsa-1")
+    return sign_document(build_request(sample_requests[0]), rsa.ds_key, rsa.ds_cert)

@@ -38,12 +38,6 @@ from bench.errors import SecurityError
 DS = f"{{{DS_NS}}}"
 
 
-@pytest.fixture
-def signed(pki: Pki, sample_requests: list) -> bytes:
-    rsa = pki.party("rsa-1")
-    return sign_document(build_request(sample_requests[0]), rsa.ds_key, rsa.ds_cert)
-
-
 def test_round_trip_names_the_signer(pki: Pki, signed: bytes) -> None:
     assert schema_errors(signed) == []
     result = verify_document(signed, pki)
@@ -238,6 +232,14 @@ def test_issuer_serial_of_a_real_cert_with_a_foreign_key_is_refused(
     serial = root.find(f".//{DS}X509SerialNumber")
     serial.text = str(genuine.serial_number)
     with pytest.raises(SecurityError, match="SignatureValue"):
+        verify_document(etree.tostring(root), pki)
+
+
+@pytest.mark.parametrize("text", ["\u00b2", "-1", "1e3", "0x10", ""])
+def test_serial_number_must_be_ascii_digits(pki: Pki, signed: bytes, text: str) -> None:
+    root = etree.fromstring(signed)
+    root.find(f".//{DS}X509SerialNumber").text = text
+    with pytest.raises(SecurityError, match="is not a number"):
         verify_document(etree.tostring(root), pki)
 
 

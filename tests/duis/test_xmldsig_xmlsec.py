@@ -22,12 +22,6 @@ from bench.errors import SecurityError
 DS = f"{{{DS_NS}}}"
 
 
-@pytest.fixture
-def signed(pki: Pki, sample_requests: list) -> bytes:
-    rsa = pki.party("rsa-1")
-    return sign_document(build_request(sample_requests[0]), rsa.ds_key, rsa.ds_cert)
-
-
 def _xmlsec_keys_manager(pki: Pki) -> xmlsec.KeysManager:
     """xmlsec's own trust: the CA as trusted, every certificate of `pki` as a candidate signer."""
     manager = xmlsec.KeysManager()

@@ -24,6 +24,7 @@ from bench.codec.duis.fields import (
     read_eui,
     read_eui_list,
     read_firmware_version,
+    read_unsigned,
     write_base64,
     write_datetime,
     write_eui_list,
@@ -97,20 +98,13 @@ class DCCAlertMessage:
     throttled_count: int | None = None
 
 
-def _unsigned_int(text: str, name: str) -> int:
-    value = text.strip()
-    if not value.isdigit() or int(value) > 0xFFFFFFFF:
-        raise DecodeError("DUIS", name, None, f"{text!r} is not an unsignedInt")
-    return int(value)
-
-
 def _throttling(
     children: list[etree._Element],
 ) -> tuple[int | None, int | None, list[etree._Element]]:
     sequence = count = None
     while children and local(children[0]) in ("ThrottledAlertSequenceId", "ThrottledAlertCount"):
         child = children.pop(0)
-        value = _unsigned_int(text_of(child), local(child))
+        value = read_unsigned(text_of(child), local(child), 32)
         if local(child) == "ThrottledAlertSequenceId" and sequence is None and count is None:
             sequence = value
         elif local(child) == "ThrottledAlertCount" and count is None:

@@ -94,6 +94,15 @@ def write_eui_list(euis: list[bytes], field: str, limit: int | None = None) -> s
     return ",".join(eui.hex("-").upper() for eui in euis)
 
 
+def read_unsigned(text: str, field: str, bits: int) -> int:
+    """An xs:unsignedShort/unsignedInt: digits only (no sign, no spaces inside), within `bits`."""
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or int(value) >= 1 << bits:
+        kind = {16: "unsignedShort", 32: "unsignedInt"}.get(bits, f"{bits}-bit unsigned integer")
+        raise DecodeError("DUIS", field, None, f"{text!r} is not an {kind}")
+    return int(value)
+
+
 def read_base64(text: str | None, field: str, limit: int | None = None) -> bytes:
     """xs:base64Binary: whitespace allowed between characters, strict alphabet and padding."""
     raw = _WHITESPACE.sub(b"", (text or "").encode("ascii", "replace"))

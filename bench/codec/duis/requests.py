@@ -158,7 +158,7 @@ def _header(header: etree._Element) -> tuple[RequestID, int, str, str]:
             raise DecodeError("DUIS", required, None, "missing from the Header")
     request_id = RequestID.parse(text_of(by_name["RequestID"]))
     cv_text = text_of(by_name["CommandVariant"]).strip()
-    if not cv_text.isdigit() or not 1 <= int(cv_text) <= 8:
+    if not (cv_text.isascii() and cv_text.isdigit()) or not 1 <= int(cv_text) <= 8:
         raise DecodeError("DUIS", "CommandVariant", None, f"{cv_text!r} is not 1..8")
     return (
         request_id,

@@ -28,6 +28,7 @@ from bench.codec.duis.fields import (
     read_base64,
     read_datetime,
     read_eui_list,
+    read_unsigned,
     write_base64,
     write_datetime,
     write_eui_list,
@@ -234,13 +235,6 @@ def _response_message(
     return response
 
 
-def _unsigned_short(text: str, name: str) -> int:
-    value = text.strip()
-    if not value.isdigit() or int(value) > 0xFFFF:
-        raise DecodeError("DUIS", name, None, f"{text!r} is not an unsignedShort")
-    return int(value)
-
-
 def _future_dated_alert(element: etree._Element) -> FutureDatedAlert:
     names = ["FutureDatedAlertCode", "GBCSPayload", "InstructionNumber", "TotalCommandInstructions"]
     parts = elements(element)
@@ -256,8 +250,8 @@ def _future_dated_alert(element: etree._Element) -> FutureDatedAlert:
     return FutureDatedAlert(
         int(code_text, 16),
         read_base64(text_of(parts[1]), "GBCSPayload"),
-        _unsigned_short(text_of(parts[2]), "InstructionNumber"),
-        _unsigned_short(text_of(parts[3]), "TotalCommandInstructions"),
+        read_unsigned(text_of(parts[2]), "InstructionNumber", 16),
+        read_unsigned(text_of(parts[3]), "TotalCommandInstructions", 16),
     )
 
 
