@@ -17,8 +17,8 @@ from pathlib import Path
 
 from bench.codec import han
 from bench.codec.eui import eui_hex
-from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, segment
-from bench.errors import BenchError, ConfigError, EncodeError, LinkError
+from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, max_block_data, segment
+from bench.errors import BenchError, ConfigError, LinkError
 from bench.link.base import Link
 from bench.meter.alerts import MeterAlerts
 from bench.meter.faults import check_faults
@@ -65,14 +65,7 @@ def tunnel_pieces(message: bytes, limit: int = han.MAX_TUNNEL_MESSAGE) -> list[b
     """The message whole, or GBT blocks whose routing header and data together fit `limit`."""
     if len(message) <= limit:
         return [message]
-    size = limit
-    while size > 0:
-        blocks = segment(message, size)
-        longest = max(len(block) for block in blocks)
-        if longest <= limit:
-            return blocks
-        size -= longest - limit
-    raise EncodeError(f"a GBT block cannot fit {limit} bytes")
+    return segment(message, max_block_data(limit))
 
 
 class Emulator:

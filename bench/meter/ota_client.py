@@ -91,6 +91,11 @@ class OtaClient:
         self._owed_receipt()
         if self.state.download is not None:
             self._open_part()
+            if self._part.length >= self.state.download.image_size:
+                # cut after the last block was recorded, before the image was verified
+                log.info("download complete before the restart: verifying")
+                self._finish(now)
+                return
             self.phase = DOWNLOADING
             self._deadline = now
             log.info("resuming download at offset %d", self.state.download.offset)

@@ -1,8 +1,10 @@
 """SIGKILL at random moments of downloads and activations never leaves an inconsistent meter.
 
 Four meters run side by side; each is killed again and again at a random point while it
-downloads, verifies, holds and activates images. After every kill the state directory is checked
-as the power cut left it (before any restart could tidy it), then the meter must start again.
+downloads (after a random number of blocks, or while it verifies and reports) or while it carries
+out a CS06 (now or future-dated), and the test counts how many cuts fell inside each. After
+every kill the state directory is checked as the power cut left it (before any restart could tidy
+it), then the meter must start again.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ def check_consistent(directory: Path, state: MeterState, images: dict[int, bytes
 
 
 def run_meter(pki, folder: Path, images: dict[int, bytes], seed: int, report: list) -> None:
+    """Rounds of one meter: a download cut after a random number of blocks (or while it verifies
+    and reports), or an activation cut a random moment after the CS06 went out."""
     rng = random.Random(seed)
     args = ["--device", "esme", "--eui", ESME.hex(), "--identity", str(pki.directory),
             "--state", str(folder / "state"), "--pty", "--retry-timeout", "0.1"]
@@ -72,37 +76,42 @@ def run_meter(pki, folder: Path, images: dict[int, bytes], seed: int, report: li
     futures: list[int] = []
     activated = FACTORY_FILE_VERSION
     counter = 1000
-    kills = 0
-    while kills < KILLS_PER_METER:
+    cuts = {"download": 0, "activation": 0}
+    for _ in range(KILLS_PER_METER):
         meter.start()
         state = MeterStore(meter.state).load()
-        held = state.pending.file_version if state.pending else state.active.file_version
-        version = state.download.file_version if state.download else min(max(held + 1, min(images)), max(images))
+        commands = 0
+        held = state.pending or state.active
+        version = state.download.file_version if state.download else held.file_version + 1
         image = images[version]
         driver = MeterDriver(SerialLink(meter.port), ESME, image=image)
-        driver.offer(image)
-        sent: set[int] = set()
-        kill_at = time.monotonic() + rng.uniform(0.02, 0.5)
-        while time.monotonic() < kill_at:
-            for msg in driver.messages(FDRA_ESME):
-                if msg.originator_counter not in sent:
-                    sent.add(msg.originator_counter)
-                    counter += 1
-                    # now, or future-dated a second or so ahead (GeneralizedTime has whole seconds)
-                    when = None
-                    if rng.random() < 0.3:
-                        when = datetime.fromtimestamp(int(time.time()) + 1, UTC)
-                    driver.send_gbcs(cs06(pki, ESME, parse_gb_image(image).manufacturer_image_sha256,
-                                          counter, execution_time=when))
-            time.sleep(0.005)
-        if state.pending is not None and not sent:
+        cut_download = state.pending is None and rng.random() < 0.5
+        if state.pending is None:
+            driver.offer(image)
+            left = len(image) - (state.download.offset if state.download else 0)
+            blocks = rng.randint(1, -(-left // 48) + 1) if cut_download else 10**9
+            driver.wait_for(lambda seen, n=blocks: len(seen.block_requests) >= n or (
+                seen.end_requests and (n < 10**9 or any(
+                    m.message_code == FDRA_ESME for m in seen.messages))))
+        if cut_download:
+            time.sleep(rng.uniform(0.0, 0.003))  # mid-block, or verifying and reporting
+        else:
             counter += 1
-            pending_image = images[state.pending.file_version]
-            driver.send_gbcs(cs06(pki, ESME, parse_gb_image(pending_image).manufacturer_image_sha256, counter))
-            time.sleep(rng.uniform(0.0, 0.02))
+            # now, or future-dated a second or so ahead (GeneralizedTime has whole seconds)
+            when = datetime.fromtimestamp(int(time.time()) + 1, UTC) if rng.random() < 0.3 else None
+            # held since before this start (a due future-dated activation may run at start-up,
+            # and this CS06 then finds no image), or just downloaded
+            pending = state.pending or MeterStore(meter.state).load().pending
+            assert pending is not None, f"a completed download is not held: {driver.summary()}"
+            pending_hash = parse_gb_image(images[pending.file_version]).manufacturer_image_sha256
+            driver.send_gbcs(cs06(pki, ESME, pending_hash, counter, execution_time=when))
+            commands += 1
+            time.sleep(rng.uniform(0.0, 2.0 if when else 0.006))
         meter.kill()
-        kills += 1
-        for response in driver.messages(CS06):
+        responses = driver.messages(CS06)
+        if commands > len(responses):  # the CS06 was on its way in or being carried out
+            cuts["activation"] += 1
+        for response in responses:
             accepted.append(response.originator_counter)
             outcome = decode_payload(response)
             if isinstance(outcome, Cs06Response) and outcome.response_code == 0:
@@ -113,15 +122,19 @@ def run_meter(pki, folder: Path, images: dict[int, bytes], seed: int, report: li
                 activated = max(activated, int.from_bytes(outcome.firmware_version, "big"))
                 futures.append(outcome.counter)
         driver.close()
-        check_consistent(meter.state, MeterStore(meter.state).load(), images, accepted, activated)
+        after_cut = MeterStore(meter.state).load()
+        if cut_download:
+            cuts["download"] += 1
+        check_consistent(meter.state, after_cut, images, accepted, activated)
     meter.start()  # comes up after the last cut too
     check_consistent(meter.state, meter.load_state(), images, accepted, activated)
     meter.stop()
-    report.append((kills, activated, len(futures)))
+    report.append((KILLS_PER_METER, activated, len(futures), cuts))
 
 
 def test_power_cuts_at_random_points(pki, tmp_path):
-    images = {v: make_image(pki, version=v, size=8000, seed=v) for v in range(0x200, 0x208)}
+    images = {v: make_image(pki, version=v, size=8000, seed=v)
+              for v in range(FACTORY_FILE_VERSION + 1, FACTORY_FILE_VERSION + 1 + KILLS_PER_METER)}
     report: list = []
     errors: list[BaseException] = []
 
@@ -138,5 +151,8 @@ def test_power_cuts_at_random_points(pki, tmp_path):
         thread.join(120)
     if errors:
         raise errors[0]
-    assert sum(kills for kills, _, _ in report) >= 50
-    assert max(version for _, version, _ in report) > FACTORY_FILE_VERSION  # activations happened
+    assert sum(kills for kills, _, _, _ in report) >= 50
+    assert max(version for _, version, _, _ in report) > FACTORY_FILE_VERSION  # activations happened
+    # the cuts fell inside both kinds of work, not only between them
+    assert sum(cuts["download"] for *_, cuts in report) >= 8, report
+    assert sum(cuts["activation"] for *_, cuts in report) >= 4, report
