@@ -1,4 +1,4 @@
-"""Mutated and random documents into the DUIS parsers raise DecodeError and nothing else."""
+"""Mutated and random documents into the DUIS parsers and the signature check: typed errors only."""
 
 from __future__ import annotations
 
@@ -8,9 +8,19 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from bench.codec.duis import build_request, build_response, parse_request, parse_response
-from bench.errors import DecodeError
+from bench.codec.duis import (
+    ReadFirmwareVersionRequest,
+    RequestID,
+    build_request,
+    build_response,
+    parse_request,
+    parse_response,
+)
+from bench.crypto.smki import Pki
+from bench.crypto.xmldsig import DS_NS, sign_document, verify_document
+from bench.errors import DecodeError, SecurityError
 
+from .conftest import ESME, SUPPLIER
 from .test_schema import RESPONSES
 
 TOKENS = [
@@ -152,3 +162,32 @@ def test_parse_response_fuzz(vectors: Path) -> None:
     seeds.append((vectors / "readfw-response.xml").read_bytes())
     accepted = _only_decode_errors(parse_response, seeds, 10_000, seed=3)
     assert 0 < accepted < 10_000
+
+
+def _signed_content(document: bytes) -> bytes:
+    root = etree.fromstring(document)
+    for signature in root.findall(f"{{{DS_NS}}}Signature"):
+        root.remove(signature)
+    return etree.tostring(root, method="c14n", with_comments=False)
+
+
+def test_verify_document_fuzz(pki: Pki) -> None:
+    """Mutated signed documents: a typed refusal, and nothing whose signed content changed verifies."""
+    supplier, dcc = pki.party("supplier-a"), pki.party("dcc-signer")
+    request = build_request(ReadFirmwareVersionRequest(RequestID(SUPPLIER, ESME, 8)))
+    seeds = [sign_document(request, supplier.ds_key, supplier.ds_cert)]
+    seeds += [sign_document(build_response(m), dcc.ds_key, dcc.ds_cert) for m in RESPONSES[:4]]
+    rng = random.Random(4)
+    verified = 0
+    for index in range(10_000):
+        seed = rng.choice(seeds)
+        document = _mutate_tree(rng, seed) if index % 2 else _mutate(rng, seed)
+        try:
+            verify_document(document, pki)
+        except (SecurityError, DecodeError):
+            continue
+        except Exception as exc:  # noqa: BLE001 - the assertion is that nothing else escapes
+            pytest.fail(f"{type(exc).__name__}: {exc} for input {document[:200]!r}")
+        assert _signed_content(document) == _signed_content(seed), document[:300]
+        verified += 1
+    assert 0 < verified < 1_000  # comments and whitespace outside the root may change; nothing else
