@@ -109,6 +109,8 @@ def sign_document(
 
     A parsed document element passed in is signed in place.
     """
+    if not isinstance(private_key, ec.EllipticCurvePrivateKey) or private_key.curve.name != "secp256r1":
+        raise SecurityError("DUIS signing needs a P-256 key (ecdsa-sha256, as verification demands)")
     if not _key_matches(private_key, certificate):
         raise SecurityError("the private key does not belong to the signing certificate")
     root = _document_element(root_of(xml), "sign")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml import (
     CanonicalizationMethod,
@@ -266,6 +268,18 @@ def test_key_must_match_certificate(pki: Pki, sample_requests: list) -> None:
         sign_document(
             build_request(sample_requests[1]), pki.party("rsa-1").ds_key, pki.party("rsa-2").ds_cert
         )
+
+
+def test_only_a_p256_key_signs(sample_requests: list) -> None:
+    """What the bench signs it must itself accept: verification demands P-256."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "p384")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    with pytest.raises(SecurityError, match="P-256"):
+        sign_document(build_request(sample_requests[1]), key, cert)
 
 
 def test_resigning_a_template_replaces_its_placeholder(pki: Pki, vectors: Path) -> None:
