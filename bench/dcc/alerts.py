@@ -26,6 +26,8 @@ DELIVERY_FAILURE = "N61"
 
 @dataclass(frozen=True)
 class MailboxMessage:
+    """One signed DUIS document waiting in a party's mailbox (kept: mailboxes are never emptied)."""
+
     id: int
     party: str
     at: str

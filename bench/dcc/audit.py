@@ -16,6 +16,8 @@ from bench.dcc.store import Store
 
 @dataclass(frozen=True)
 class AuditEntry:
+    """One line of the audit log: what was decided, about which request and device, and why."""
+
     id: int
     at: str
     request_id: str | None

@@ -4,7 +4,8 @@ The shim (`bench.dcc.shim`) has authenticated the request and spent its counter 
 gets here; what is decided here runs inside the request's savepoint, so a refusal (raised as a
 `Refusal`) rolls back everything the checks wrote. Each SR then earns its own work: 11.1 hands
 the image to the hub for every authorised device, 11.2 sends ECS52/GCS38, 11.3 issues (CV 4) or
-accepts (CV 5) the CS06 pre-command (`bench.dcc.critical`). What reaches the hub is only queued
+accepts (CV 5) the CS06 pre-command (`bench.dcc.critical`, whose `AuthorisationError`s the shim
+answers like any `Refusal`). What reaches the hub is only queued
 here (`Decision.after_commit`), to be done once the decision is durable.
 """
 
@@ -33,7 +34,6 @@ from bench.dcc.gateway import DeviceGateway
 from bench.dcc.outcomes import Decision, Refusal
 from bench.dcc.registry import APPOINTING_SQL, REGISTERED_SUPPLIER_FOR_DEVICE
 from bench.dcc.store import timestamp
-from bench.errors import AuthorisationError
 
 DEVICE_AUTHORISATION_SQL = f"""
 SELECT r.key, r.value, d.device_type, d.generation, d.status, d.mpxn,
@@ -52,7 +52,9 @@ class Authorisation:
         self.critical = critical
         self.gateway = gateway
 
-    def decide(self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime) -> Decision:
+    def decide(
+        self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime
+    ) -> Decision:
         """Step 6 (role, SR, command variant, kind of target), then the SR's own checks."""
         sr = request.service_reference
         role = request.party.org_role
@@ -67,7 +69,9 @@ class Authorisation:
             raise Refusal("E12", request.command_variant_problem, request)
         if request.command_variant not in SR_COMMAND_VARIANTS[sr]:
             raise Refusal(
-                "E12", f"command variant {request.command_variant} not applicable to SR {sr}", request
+                "E12",
+                f"command variant {request.command_variant} not applicable to SR {sr}",
+                request,
             )
         if (sr in NON_DEVICE_SRS) != (request.target == DCC_TARGET):
             kind = "non-device" if sr in NON_DEVICE_SRS else "device"
@@ -85,10 +89,7 @@ class Authorisation:
             precommand = self.critical.issue(conn, request, now)
             body = messages.ResponseBody(precommand=precommand)
             return Decision("I0", "CS06 pre-command issued", body)
-        try:
-            counter, command = self.critical.accept_signed(conn, request, now)
-        except AuthorisationError as exc:
-            raise Refusal(exc.code, exc.reason, request) from exc
+        counter, command = self.critical.accept_signed(conn, request, now)
         return self._send(conn, request, now, counter, command, "signed CS06 sent with the ACB MAC")
 
     def devices(
@@ -129,7 +130,9 @@ class Authorisation:
         audit.record_many(conn, _device_audit_rows(at, rid, originator, request, decisions))
         if all(code is not None for _, code, _ in decisions):
             first_code, first_reason = decisions[0][1], decisions[0][2]
-            raise Refusal(first_code, f"no device authorised ({first_reason} for the first)", request)
+            raise Refusal(
+                first_code, f"no device authorised ({first_reason} for the first)", request
+            )
         return decisions
 
     # -- 11.1 Update Firmware -------------------------------------------------------------------
@@ -193,10 +196,7 @@ class Authorisation:
         device_type = conn.execute(
             "SELECT device_type FROM device WHERE eui = ?", (request.target,)
         ).fetchone()[0]
-        try:
-            counter, command = self.critical.read_firmware_command(request, device_type)
-        except AuthorisationError as exc:
-            raise Refusal(exc.code, exc.reason, request) from exc
+        counter, command = self.critical.read_firmware_command(request, device_type)
         return self._send(conn, request, now, counter, command, "command ECS52/GCS38 sent")
 
     def _send(

@@ -49,6 +49,22 @@ class DeviceMessage:
     firmware_version: str | None = None  # hex of the version octets, when the message carries one
 
 
+def _command(
+    request: Incoming, message_code: int, content: bytes, pre_command: bool = False
+) -> GbcsMessage:
+    """A command from the requester to the target device; its counter is the RequestID's."""
+    return GbcsMessage(
+        cra_flag=COMMAND,
+        originator_counter=request.request_id.counter,
+        originator=request.request_id.originator,
+        recipient=request.request_id.target,
+        date_time=None,
+        message_code=message_code,
+        content=content,
+        pre_command=pre_command,
+    )
+
+
 class CriticalPath:
     """Builds the GBCS commands of 11.2 and 11.3 and protects them as the ACB."""
 
@@ -74,33 +90,15 @@ class CriticalPath:
             code, content = GCS38, read_firmware_command_gsme()
         else:
             code, content = ECS52, read_firmware_command_esme(long_invoke_id(counter))
-        msg = GbcsMessage(
-            cra_flag=COMMAND,
-            originator_counter=counter,
-            originator=request.request_id.originator,
-            recipient=request.request_id.target,
-            date_time=None,
-            message_code=code,
-            content=content,
-        )
-        return counter, self._mac(msg, request.target)
+        return counter, self._mac(_command(request, code, content), request.target)
 
     # -- 11.3 CV 4 ------------------------------------------------------------------------------
 
     def issue(self, conn: sqlite3.Connection, request: Incoming, now: datetime) -> bytes:
         """Make and remember the CS06 pre-command for this request."""
         counter = request.request_id.counter
-        msg = GbcsMessage(
-            cra_flag=COMMAND,
-            originator_counter=counter,
-            originator=request.request_id.originator,
-            recipient=request.request_id.target,
-            date_time=None,
-            message_code=CS06,
-            content=cs06_command(request.firmware_hash, counter, request.execution_time),
-            pre_command=True,
-        )
-        gbcs = msg.encode()
+        content = cs06_command(request.firmware_hash, counter, request.execution_time)
+        gbcs = _command(request, CS06, content, pre_command=True).encode()
         conn.execute(
             "INSERT INTO precommand VALUES (?,?,?,?,?,?,?,NULL)",
             (

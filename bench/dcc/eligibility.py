@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ResponseCode:
+    """A DUIS response code with what the shim answers it for (the README table is made from these)."""
+
     code: str
     meaning: str
     source: str  # "DUIS": the code and its meaning are DUIS's

@@ -11,6 +11,8 @@ from typing import Protocol, runtime_checkable
 
 @runtime_checkable
 class DeviceGateway(Protocol):
+    """The hub as the shim sees it: only these two calls cross from bench.dcc to the device side."""
+
     def distribute(self, eui: bytes, image: bytes, request_id: str) -> None:
         """Start delivering a firmware image to one authorised device (returns at once)."""
 

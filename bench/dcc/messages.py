@@ -202,6 +202,7 @@ class ResponseSigner:
     def response(
         self, incoming: Incoming | None, code: str, body: ResponseBody, now: datetime
     ) -> bytes:
+        """The signed DUIS response to a request (refusals too: the sender can verify them)."""
         service = incoming.service_reference if incoming else "11.1"
         if service not in FIRMWARE_SRS:
             service = "11.1"

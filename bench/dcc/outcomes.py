@@ -38,6 +38,7 @@ class Decision:
 
 
 def reason(code: str | None, sr: str, party, known, supplier: str | None) -> str:
+    """The audit wording of a per-device decision: names the rule that refused it."""
     if code is None:
         return "authorised"
     if code == "E19":

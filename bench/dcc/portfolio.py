@@ -21,6 +21,8 @@ LAST_ALERTS = 5
 
 @dataclass
 class PortfolioEntry:
+    """One device of a Supplier's portfolio: DCC record, device report and pending image side by side."""
+
     eui: str
     device_type: str
     generation: str

@@ -53,6 +53,8 @@ FILES = ("parties.csv", "devices.csv", "registrations.csv", "appointments.csv")
 
 @dataclass(frozen=True)
 class Party:
+    """An organisation the shim knows: its EUI (the XML-DSig signer) and org role (the cert OU)."""
+
     name: str
     eui: str
     org_role: str
@@ -60,6 +62,8 @@ class Party:
 
 @dataclass(frozen=True)
 class Device:
+    """A Smart Metering Inventory entry: what the per-device checks read."""
+
     eui: str
     device_type: str
     generation: str
@@ -70,6 +74,8 @@ class Device:
 
 @dataclass(frozen=True)
 class Registration:
+    """Which Supplier holds an MPxN for a fuel, over [effective_from, effective_to)."""
+
     mpxn: str
     supplier_role: str
     party: str
@@ -79,6 +85,8 @@ class Registration:
 
 @dataclass(frozen=True)
 class Appointment:
+    """A Supplier appointing an RSA (MP207), over [effective_from, effective_to)."""
+
     supplier: str
     rsa: str
     effective_from: str

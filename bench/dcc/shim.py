@@ -39,7 +39,7 @@ from bench.dcc.gateway import DeviceGateway
 from bench.dcc.outcomes import Decision, Refusal
 from bench.dcc.registry import Party, Registry
 from bench.dcc.store import Store, timestamp
-from bench.errors import BenchError
+from bench.errors import AuthorisationError, BenchError
 
 Clock = Callable[[], datetime]
 
@@ -172,7 +172,8 @@ class Shim:
                 device=outcomes.device_of(request),
                 response_code=decision.code,
             )
-        except Refusal as refusal:
+        except AuthorisationError as exc:
+            refusal = exc if isinstance(exc, Refusal) else Refusal(exc.code, exc.reason, request)
             conn.execute("ROLLBACK TO decision")
             conn.execute("RELEASE decision")
             if identified and not refusal.replay:

@@ -18,7 +18,16 @@ from bench.codec.duis.requests import (
     request_element,
 )
 from bench.codec.duis.responses import parse_response
-from bench.codec.gbcs.apdu import decode_message
+from bench.codec.gbcs.apdu import GbcsMessage, decode_message
+from bench.codec.gbcs.codes import ALERT, ECS52, FDRA_ESME, FDRA_GSME, RESPONSE
+from bench.codec.gbcs.payloads import (
+    alert_message_code,
+    device_alert,
+    fdra_alert_esme,
+    fdra_alert_gsme,
+    long_invoke_id,
+    read_firmware_response_esme,
+)
 from bench.crypto.gbcs_security import sign_message
 from bench.crypto.smki import Pki
 from bench.crypto.xmldsig import sign_document
@@ -34,9 +43,11 @@ ESME_B0 = bytes.fromhex("00DB1234567890B0")
 PPMID_A4 = bytes.fromhex("00DB1234567890A4")
 HCALCS_A5 = bytes.fromhex("00DB1234567890A5")
 ESME_C0 = bytes.fromhex("00DB1234567890C0")
+SUPPLIER_A = bytes.fromhex("90B3D51F30010000")
 IMAGE_NAME = "gfi_esme_ota_image_from_11.1_template.bin"
 
 _counter = itertools.count(1_000_000)
+_alert_counter = itertools.count(5_000)
 
 
 def next_counter() -> int:
@@ -108,6 +119,37 @@ class Requests:
         msg = decode_message(precommand)
         signed = sign_message(msg, self.pki.party(key_of or party).ds_key).encode()
         return self.sign(party, SignedPreCommandRequest(self.rid(party, device, counter), signed))
+
+
+def alert(pki: Pki, device: bytes, code: int, recipient: bytes = SUPPLIER_A) -> bytes:
+    """A device alert as the meter sends it, signed with the device's DS key."""
+    counter = next(_alert_counter)
+    gsme = device == GSME_A1
+    if code in (0x8F72, 0x8F1C):
+        content = (
+            fdra_alert_gsme(code, NOW, b"\x11" * 32)
+            if gsme
+            else fdra_alert_esme(code, NOW, b"\x11" * 32, long_invoke_id(counter))
+        )
+        message_code = FDRA_GSME if gsme else FDRA_ESME
+    else:
+        content = device_alert(code, NOW, "gsme" if gsme else "esme", counter)
+        message_code = alert_message_code(code)
+    msg = GbcsMessage(ALERT, counter, device, recipient, NOW, message_code, content)
+    return sign_message(msg, pki.device(device).ds_key).encode()
+
+
+def device_response(
+    device: bytes, counter: int, message_code: int, content: bytes, recipient: bytes = SUPPLIER_A
+) -> bytes:
+    """A device's GBCS response to the command that carried `counter`."""
+    return GbcsMessage(RESPONSE, counter, device, recipient, None, message_code, content).encode()
+
+
+def firmware_report(device: bytes, counter: int, version: bytes, recipient: bytes = SUPPLIER_A):
+    """An ESME's ECS52 response: its firmware version."""
+    content = read_firmware_response_esme(version, long_invoke_id(counter))
+    return device_response(device, counter, ECS52, content, recipient)
 
 
 def code_of(xml: bytes) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 from collections import Counter
 
@@ -11,22 +10,18 @@ import pytest
 from bench.codec.duis.alerts import DCCAlertMessage, DeviceAlertMessage
 from bench.codec.duis.responses import parse_response
 from bench.codec.gbcs.apdu import GbcsMessage
-from bench.codec.gbcs.codes import ALERT, ECS52, FDRA_ESME, FDRA_GSME, RESPONSE
+from bench.codec.gbcs.codes import ECS52, RESPONSE
 from bench.codec.gbcs.payloads import (
-    alert_message_code,
-    device_alert,
-    fdra_alert_esme,
-    fdra_alert_gsme,
     long_invoke_id,
     read_firmware_response_esme,
 )
-from bench.crypto.gbcs_security import sign_message
 from bench.crypto.xmldsig import verify_document
 from bench.dcc.alerts import Mailboxes
 from bench.dcc.audit import AuditLog
 from bench.dcc.registry import Appointment, Party
 
-from .support import ESME_A0, ESME_B0, GSME_A1, NOW
+from . import support
+from .support import ESME_A0, ESME_B0, GSME_A1, firmware_report
 
 EUI = {
     "supplier-a": "90B3D51F30010000",
@@ -35,27 +30,10 @@ EUI = {
     "rsa-2": "90B3D51F30060000",
     "rsa-3": "90B3D51F30070000",
 }
-_alert_counter = itertools.count(5_000)
 
 
 def alert(pki, device: bytes, code: int, recipient: str = "supplier-a") -> bytes:
-    """A device alert as the meter sends it, signed with the device's DS key."""
-    counter = next(_alert_counter)
-    gsme = device == GSME_A1
-    if code in (0x8F72, 0x8F1C):
-        content = (
-            fdra_alert_gsme(code, NOW, b"\x11" * 32)
-            if gsme
-            else fdra_alert_esme(code, NOW, b"\x11" * 32, long_invoke_id(counter))
-        )
-        message_code = FDRA_GSME if gsme else FDRA_ESME
-    else:
-        content = device_alert(code, NOW, "gsme" if gsme else "esme", counter)
-        message_code = alert_message_code(code)
-    msg = GbcsMessage(
-        ALERT, counter, device, bytes.fromhex(EUI[recipient]), NOW, message_code, content
-    )
-    return sign_message(msg, pki.device(device).ds_key).encode()
+    return support.alert(pki, device, code, bytes.fromhex(EUI[recipient]))
 
 
 def mailbox_codes(shim) -> dict[str, Counter]:
@@ -150,10 +128,9 @@ def test_read_firmware_response_goes_to_the_requester_only(shim, pki, requests) 
     submitted = parse_response(shim.submit(requests.read("rsa-1", ESME_A0)))
     assert submitted.response_code == "I99"
     counter = submitted.request_id.counter
-    content = read_firmware_response_esme(bytes.fromhex("0123ABCD"), long_invoke_id(counter))
-    reply = GbcsMessage(
-        RESPONSE, counter, ESME_A0, bytes.fromhex(EUI["rsa-1"]), None, ECS52, content
-    ).encode()
+    reply = firmware_report(
+        ESME_A0, counter, bytes.fromhex("0123ABCD"), bytes.fromhex(EUI["rsa-1"])
+    )
     shim.device_message(ESME_A0, reply)
     assert by_name(mailbox_codes(shim)) == {"rsa-1": {"I0": 1}}
     [message] = Mailboxes(shim.store).messages(EUI["rsa-1"])

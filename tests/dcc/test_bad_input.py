@@ -137,7 +137,12 @@ def test_signature_wrapping_signed_element_moved_aside(shim, requests) -> None:
     hidden.append(etree.fromstring(etree.tostring(body)))
     device_list = body.find(".//{http://www.dccinterface.co.uk/ServiceUserGateway}DeviceIDList")
     device_list.text = "00-DB-12-34-56-78-90-B0"
-    refused(shim, etree.tostring(genuine, xml_declaration=True, encoding="UTF-8"), "E1", "XML-DSig: Signature")
+    refused(
+        shim,
+        etree.tostring(genuine, xml_declaration=True, encoding="UTF-8"),
+        "E1",
+        "XML-DSig: Signature",
+    )
 
 
 def test_second_signature_is_refused(shim, requests) -> None:
@@ -145,7 +150,12 @@ def test_second_signature_is_refused(shim, requests) -> None:
     signature = genuine.find(f"{DS}Signature")
     body = genuine.find("{http://www.dccinterface.co.uk/ServiceUserGateway}Body")
     body.append(etree.fromstring(etree.tostring(signature)))
-    refused(shim, etree.tostring(genuine, xml_declaration=True, encoding="UTF-8"), "E1", "Signature.*not expected|one signature")
+    refused(
+        shim,
+        etree.tostring(genuine, xml_declaration=True, encoding="UTF-8"),
+        "E1",
+        "Signature.*not expected|one signature",
+    )
 
 
 def test_unsigned_request(shim, requests) -> None:

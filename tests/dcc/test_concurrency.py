@@ -58,9 +58,7 @@ def _accepted_counters(shim: Shim, originator: str) -> list[int]:
     ]
 
 
-def test_same_counter_from_racing_threads_is_accepted_once(
-    shim: Shim, requests: Requests
-) -> None:
+def test_same_counter_from_racing_threads_is_accepted_once(shim: Shim, requests: Requests) -> None:
     counters = [next_counter() for _ in range(6)]
     documents = [
         [requests.update("rsa-1", [ESME_A0], counter=c, version=f"{n:08X}") for c in counters]

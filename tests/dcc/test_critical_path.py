@@ -225,7 +225,7 @@ def test_concurrent_submitters_and_events(shim, pki, requests) -> None:
     """The rig's control socket serves clients on threads: requests and hub events interleave."""
     import threading
 
-    from .test_alert_routing import alert
+    from .support import alert
 
     docs = {
         party: [requests.read(party, ESME_A0) for _ in range(15)]

@@ -33,7 +33,12 @@ def shim(make_shim):
         devices=[
             Device(SUSPENDED.hex().upper(), "ESME", "SMETS1", "suspended", "1200000000011", "1"),
             Device(
-                DECOMMISSIONED.hex().upper(), "ESME", "SMETS2+", "decommissioned", "1200000000011", "1"
+                DECOMMISSIONED.hex().upper(),
+                "ESME",
+                "SMETS2+",
+                "decommissioned",
+                "1200000000011",
+                "1",
             ),
         ]
     )
@@ -122,7 +127,9 @@ def test_image_over_the_duis_limit(shim, requests) -> None:
 
 def test_request_sent_to_the_wrong_kind_of_target_is_e13(shim, requests) -> None:
     """11.2 addressed to the DCC, and 11.1 addressed to a device (re-signed by its sender)."""
-    to_dcc = requests.sign("supplier-a", ReadFirmwareVersionRequest(requests.rid("supplier-a", DCC_EUI)))
+    to_dcc = requests.sign(
+        "supplier-a", ReadFirmwareVersionRequest(requests.rid("supplier-a", DCC_EUI))
+    )
     assert code_of(shim.submit(to_dcc)) == "E13"
     root = etree.fromstring(requests.update("supplier-a", [ESME_A0]))
     header = root.find(f"{SR}Header/{SR}RequestID")

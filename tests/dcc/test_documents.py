@@ -8,15 +8,11 @@ from hypothesis import strategies as st
 
 from bench.codec.duis.responses import parse_response
 from bench.codec.duis.safe_xml import schema_errors
-from bench.codec.gbcs.apdu import GbcsMessage
-from bench.codec.gbcs.codes import ECS52, RESPONSE
-from bench.codec.gbcs.payloads import long_invoke_id, read_firmware_response_esme
 from bench.crypto.xmldsig import verify_document
 from bench.dcc.alerts import Mailboxes
 from bench.dcc.eligibility import RESPONSE_CODES
 
-from .support import ESME_A0, ESME_B0, ESME_C0, PPMID_A4, state_counts
-from .test_alert_routing import alert
+from .support import ESME_A0, ESME_B0, ESME_C0, PPMID_A4, alert, firmware_report, state_counts
 
 DCC_SIGNER = bytes.fromhex("90B3D51F30000003")
 
@@ -41,18 +37,7 @@ def test_every_document_the_shim_writes_is_schema_valid_and_signed(shim, pki, re
     read = parse_response(shim.submit(requests.read("supplier-a", ESME_A0)))
     answers.append(shim.submit(requests.read("supplier-a", ESME_A0)))
     counter = read.request_id.counter
-    shim.device_message(
-        ESME_A0,
-        GbcsMessage(
-            RESPONSE,
-            counter,
-            ESME_A0,
-            bytes.fromhex("90B3D51F30010000"),
-            None,
-            ECS52,
-            read_firmware_response_esme(b"\x00\x02\x00\x00", long_invoke_id(counter)),
-        ).encode(),
-    )
+    shim.device_message(ESME_A0, firmware_report(ESME_A0, counter, b"\x00\x02\x00\x00"))
     shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
     shim.delivery_status(ESME_A0, "90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:1", False)
     for xml in answers:

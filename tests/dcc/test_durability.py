@@ -44,31 +44,38 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_acknowledged_alerts_survive_sigkill(tmp_path: Path) -> None:
+def acknowledged_then_killed(tmp_path: Path, script: str, wanted: int) -> tuple[Path, list[str]]:
+    """Run `script` (argv: database, PKI) on a fresh registry; SIGKILL it once it has printed
+    `wanted` acknowledgements. The database, and the lines printed before the kill."""
     db = tmp_path / "bench.sqlite"
     with Store(db) as store:
         Registry(store).import_dir(FIXTURE_REGISTRY)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(db), str(FIXTURE_PKI)],
+        [sys.executable, "-c", script, str(db), str(FIXTURE_PKI)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         text=True,
     )
-    acknowledged = 0
+    lines: list[str] = []
     deadline = time.monotonic() + 60
     try:
-        while acknowledged < 40 and time.monotonic() < deadline:
+        while len(lines) < wanted and time.monotonic() < deadline:
             line = child.stdout.readline()
             if not line:
                 break
-            acknowledged = int(line)
+            lines.append(line)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
     assert child.returncode == -signal.SIGKILL, child.stderr.read()
-    assert acknowledged >= 40
+    assert len(lines) >= wanted
+    return db, lines
+
+
+def test_acknowledged_alerts_survive_sigkill(tmp_path: Path) -> None:
+    db, lines = acknowledged_then_killed(tmp_path, CHILD, 40)
+    acknowledged = int(lines[-1])
     with Store(db) as store:
         assert store.read("PRAGMA integrity_check") == [("ok",)]
         stored = Mailboxes(store).messages("90B3D51F30010000")
@@ -117,31 +124,8 @@ SUBMITTERS = textwrap.dedent(
 def test_acknowledged_requests_survive_sigkill_of_concurrent_submitters(tmp_path: Path) -> None:
     """Concurrent clients sharing group commits: every answered request is on disk after a
     SIGKILL (its counter spent, its audit entry written), however it was answered."""
-    db = tmp_path / "bench.sqlite"
-    with Store(db) as store:
-        Registry(store).import_dir(FIXTURE_REGISTRY)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen(
-        [sys.executable, "-c", SUBMITTERS, str(db), str(FIXTURE_PKI)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
-    answered: list[tuple[str, str]] = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(answered) < 60 and time.monotonic() < deadline:
-            line = child.stdout.readline()
-            if not line:
-                break
-            code, request_id = line.split()
-            answered.append((code, request_id))
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-    assert child.returncode == -signal.SIGKILL, child.stderr.read()
-    assert len(answered) >= 60
+    db, lines = acknowledged_then_killed(tmp_path, SUBMITTERS, 60)
+    answered = [tuple(line.split()) for line in lines]
     codes = {code for code, _ in answered}
     assert "I99" in codes and codes <= {"I99", "E4"}  # supplier-b's are refused, and audited
     with Store(db) as store:

@@ -40,60 +40,37 @@ SCENARIOS = {
     "not-a-dcc-user": ("acb", "A"),
 }
 
-# Expected response code, per SR: rows = scenario, columns = TYPES. Same for both generations.
-EXPECTED_TEXT = {
-    "11.1": """
-        registered-supplier       I99 I99 E11 E11 E11 I99 E11
-        other-supplier            E4  E4  E11 E11 E11 E4  E11
-        rsa-appointed-now         I99 I99 E11 E11 E11 E11 E11
-        rsa-appointment-expired   E4  E4  E11 E11 E11 E11 E11
-        rsa-appointment-not-yet   E4  E4  E11 E11 E11 E11 E11
-        rsa-appointed-by-another  E4  E4  E11 E11 E11 E11 E11
-        rsa-no-appointment        E4  E4  E11 E11 E11 E11 E11
-        not-a-dcc-user            E1  E1  E1  E1  E1  E1  E1
-    """,
-    "11.2": """
-        registered-supplier       I99 I99 E11 E11 E11 E11 E11
-        other-supplier            E4  E4  E11 E11 E11 E11 E11
-        rsa-appointed-now         I99 I99 E11 E11 E11 E11 E11
-        rsa-appointment-expired   E4  E4  E11 E11 E11 E11 E11
-        rsa-appointment-not-yet   E4  E4  E11 E11 E11 E11 E11
-        rsa-appointed-by-another  E4  E4  E11 E11 E11 E11 E11
-        rsa-no-appointment        E4  E4  E11 E11 E11 E11 E11
-        not-a-dcc-user            E1  E1  E1  E1  E1  E1  E1
-    """,
-    "11.3": """
-        registered-supplier       I0  I0  E11 E11 E11 E11 E11
-        other-supplier            E4  E4  E11 E11 E11 E11 E11
-        rsa-appointed-now         E2  E2  E2  E2  E2  E2  E2
-        rsa-appointment-expired   E2  E2  E2  E2  E2  E2  E2
-        rsa-appointment-not-yet   E2  E2  E2  E2  E2  E2  E2
-        rsa-appointed-by-another  E2  E2  E2  E2  E2  E2  E2
-        rsa-no-appointment        E2  E2  E2  E2  E2  E2  E2
-        not-a-dcc-user            E1  E1  E1  E1  E1  E1  E1
-    """,
-    "11.4": """
-        registered-supplier       E11 E11 E11 E11 I99 E11 E11
-        other-supplier            E11 E11 E11 E11 E4  E11 E11
-        rsa-appointed-now         E2  E2  E2  E2  E2  E2  E2
-        rsa-appointment-expired   E2  E2  E2  E2  E2  E2  E2
-        rsa-appointment-not-yet   E2  E2  E2  E2  E2  E2  E2
-        rsa-appointed-by-another  E2  E2  E2  E2  E2  E2  E2
-        rsa-no-appointment        E2  E2  E2  E2  E2  E2  E2
-        not-a-dcc-user            E1  E1  E1  E1  E1  E1  E1
-    """,
-}
+# The four ways an RSA can lack an appointment by the device's Supplier: one row below.
+NOT_APPOINTED = (
+    "rsa-appointment-expired",
+    "rsa-appointment-not-yet",
+    "rsa-appointed-by-another",
+    "rsa-no-appointment",
+)
+
+# Expected response code: a row per scenario (rsa-not-appointed: each of NOT_APPOINTED), a
+# block of columns per SR, a column per device type in TYPES order. Same for both generations.
+SRS = ("11.1", "11.2", "11.3", "11.4")
+EXPECTED_TEXT = """
+#                    11.1: ESME GSME CHF GPF PPMID HCALCS IHD | 11.2 | 11.3 | 11.4
+registered-supplier  I99 I99 E11 E11 E11 I99 E11 | I99 I99 E11 E11 E11 E11 E11 | I0  I0  E11 E11 E11 E11 E11 | E11 E11 E11 E11 I99 E11 E11
+other-supplier       E4  E4  E11 E11 E11 E4  E11 | E4  E4  E11 E11 E11 E11 E11 | E4  E4  E11 E11 E11 E11 E11 | E11 E11 E11 E11 E4  E11 E11
+rsa-appointed-now    I99 I99 E11 E11 E11 E11 E11 | I99 I99 E11 E11 E11 E11 E11 | E2  E2  E2  E2  E2  E2  E2  | E2  E2  E2  E2  E2  E2  E2
+rsa-not-appointed    E4  E4  E11 E11 E11 E11 E11 | E4  E4  E11 E11 E11 E11 E11 | E2  E2  E2  E2  E2  E2  E2  | E2  E2  E2  E2  E2  E2  E2
+not-a-dcc-user       E1  E1  E1  E1  E1  E1  E1  | E1  E1  E1  E1  E1  E1  E1  | E1  E1  E1  E1  E1  E1  E1  | E1  E1  E1  E1  E1  E1  E1
+"""
 
 
 def _expected() -> dict[tuple[str, str, str], str]:
     table = {}
-    for sr, text in EXPECTED_TEXT.items():
-        rows = [line.split() for line in text.strip().splitlines()]
-        assert [row[0] for row in rows] == list(SCENARIOS), sr
-        for scenario, *codes in rows:
-            assert len(codes) == len(TYPES)
-            for device_type, code in zip(TYPES, codes, strict=True):
-                table[(scenario, sr, device_type)] = code
+    for row in EXPECTED_TEXT.strip().splitlines()[1:]:
+        name, _, cells = row.partition(" ")
+        blocks = [block.split() for block in cells.split("|")]
+        assert [len(block) for block in blocks] == [len(TYPES)] * len(SRS), name
+        for scenario in NOT_APPOINTED if name == "rsa-not-appointed" else (name,):
+            for sr, codes in zip(SRS, blocks, strict=True):
+                table.update({(scenario, sr, t): c for t, c in zip(TYPES, codes, strict=True)})
+    assert {scenario for scenario, _, _ in table} == set(SCENARIOS)
     return table
 
 
@@ -185,7 +162,7 @@ def image_bytes(vectors: Path) -> bytes:
 CASES = [
     (scenario, sr, device_type, generation)
     for scenario in SCENARIOS
-    for sr in EXPECTED_TEXT
+    for sr in SRS
     for device_type in TYPES
     for generation in GENERATIONS
 ]

@@ -5,16 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bench.codec.duis.responses import parse_response
-from bench.codec.gbcs.apdu import GbcsMessage, decode_message
-from bench.codec.gbcs.codes import CS06, ECS52, RESPONSE
-from bench.codec.gbcs.payloads import cs06_response, long_invoke_id, read_firmware_response_esme
+from bench.codec.gbcs.apdu import decode_message
+from bench.codec.gbcs.codes import CS06
+from bench.codec.gbcs.payloads import cs06_response
 from bench.codec.ota_file import parse_gb_image
 from bench.dcc.portfolio import portfolio
 
-from .support import ESME_A0, NOW
-from .test_alert_routing import alert
-
-SUPPLIER_A = bytes.fromhex("90B3D51F30010000")
+from .support import ESME_A0, NOW, SUPPLIER_A, alert, device_response, firmware_report
 
 
 def test_portfolio_follows_distribution_alerts_reads_and_activation(
@@ -23,6 +20,10 @@ def test_portfolio_follows_distribution_alerts_reads_and_activation(
     clock = {"t": NOW}
     shim = make_shim(clock=lambda: clock["t"])
     db = shim.store.path
+
+    def a0_now():
+        return next(e for e in portfolio(db, SUPPLIER_A, clock["t"]) if e.eui == "00DB1234567890A0")
+
     entries = {e.eui: e for e in portfolio(db, SUPPLIER_A, NOW)}
     assert set(entries) == {
         "00DB1234567890A0",
@@ -46,7 +47,7 @@ def test_portfolio_follows_distribution_alerts_reads_and_activation(
     clock["t"] = NOW + timedelta(minutes=1)
     shim.delivery_status(ESME_A0, str(distributed.request_id), True)
     shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
-    a0 = next(e for e in portfolio(db, SUPPLIER_A, clock["t"]) if e.eui == "00DB1234567890A0")
+    a0 = a0_now()
     assert a0.pending_version == "0000002A"
     assert a0.pending_hash == parse_gb_image(image).manufacturer_image_sha256.hex().upper()
     assert (a0.distributed_by, a0.upgrade_status) == ("rsa-1", "verified")
@@ -55,19 +56,8 @@ def test_portfolio_follows_distribution_alerts_reads_and_activation(
     clock["t"] = NOW + timedelta(minutes=2)
     read = parse_response(shim.submit(requests.read("supplier-a", ESME_A0)))
     counter = read.request_id.counter
-    shim.device_message(
-        ESME_A0,
-        GbcsMessage(
-            RESPONSE,
-            counter,
-            ESME_A0,
-            SUPPLIER_A,
-            None,
-            ECS52,
-            read_firmware_response_esme(bytes.fromhex("ACDCACDC"), long_invoke_id(counter)),
-        ).encode(),
-    )
-    a0 = next(e for e in portfolio(db, SUPPLIER_A, clock["t"]) if e.eui == "00DB1234567890A0")
+    shim.device_message(ESME_A0, firmware_report(ESME_A0, counter, bytes.fromhex("ACDCACDC")))
+    a0 = a0_now()
     assert (a0.last_read_version, a0.active_version, a0.agrees_with_dcc) == (
         "ACDCACDC",
         "ACDCACDC",
@@ -79,19 +69,9 @@ def test_portfolio_follows_distribution_alerts_reads_and_activation(
     sent = parse_response(shim.submit(requests.signed_precommand("supplier-a", ESME_A0, pre)))
     assert sent.response_code == "I99"
     counter = decode_message(pre).originator_counter
-    shim.device_message(
-        ESME_A0,
-        GbcsMessage(
-            RESPONSE,
-            counter,
-            ESME_A0,
-            SUPPLIER_A,
-            None,
-            CS06,
-            cs06_response(0, bytes.fromhex("0000002A")),
-        ).encode(),
-    )
-    a0 = next(e for e in portfolio(db, SUPPLIER_A, clock["t"]) if e.eui == "00DB1234567890A0")
+    activated = cs06_response(0, bytes.fromhex("0000002A"))
+    shim.device_message(ESME_A0, device_response(ESME_A0, counter, CS06, activated))
+    a0 = a0_now()
     assert (a0.active_version, a0.upgrade_status, a0.pending_version) == (
         "0000002A",
         "activated",
