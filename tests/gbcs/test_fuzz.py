@@ -107,12 +107,21 @@ def test_decode_message_fuzz(messages: list[bytes]) -> None:
 
 def test_decode_message_then_payload_fuzz(messages: list[bytes]) -> None:
     """Whatever decodes also gives a payload or a DecodeError, and a JSON payload object always."""
-    def decode(data: bytes) -> object:
-        msg = decode_message(data)
-        payload_fields(msg)
-        return decode_payload(msg)
+    import json
 
-    run(decode, messages, seed=2)
+    with_payload = 0
+
+    def decode(data: bytes) -> object:
+        nonlocal with_payload
+        msg = decode_message(data)
+        fields = payload_fields(msg)
+        json.dumps(fields)  # what `bench gbcs decode` prints must always serialise
+        payload = decode_payload(msg)
+        with_payload += payload is not None
+        return payload
+
+    ok, errors = run(decode, messages, seed=2)
+    assert ok > 100 and errors > 5000 and with_payload > 50
 
 
 @pytest.mark.parametrize("key", sorted(_DECODERS))
@@ -148,9 +157,13 @@ def test_gbt_fuzz(messages: list[bytes]) -> None:
 
 
 def test_small_field_decoders_fuzz() -> None:
-    run(lambda data: decode_length(data, 0), [b"\x05", b"\x81\x80", b"\x82\x01\x00", b"\x83\x01\x00\x00"], seed=5)
-    run(decode_cosem_datetime, [bytes.fromhex("07DF0101FF000000008000FF"), bytes.fromhex("07E20C1F0117203B63FFC400")], seed=6)
-    run(decode_generalized_time, [b"20300115090000Z", b"99991231235959Z"], seed=7)
+    for decoder, corpus, seed in (
+        (lambda data: decode_length(data, 0), [b"\x05", b"\x81\x80", b"\x82\x01\x00", b"\x83\x01\x00\x00"], 5),
+        (decode_cosem_datetime, [bytes.fromhex("07DF0101FF000000008000FF"), bytes.fromhex("07E20C1F0117203B63FFC400")], 6),
+        (decode_generalized_time, [b"20300115090000Z", b"99991231235959Z"], 7),
+    ):
+        ok, errors = run(decoder, corpus, seed=seed)
+        assert ok > 0 and errors > 0, seed  # both accepted and refused inputs were reached
 
 
 def test_cli_stream_turns_any_line_into_one_json_line(messages: list[bytes]) -> None:
