@@ -115,9 +115,24 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, vectors):
 
 
 def test_help_everywhere():
-    for args in (("image",), ("image", "inspect"), ("image", "build"), ("capture",), ("capture", "decode")):
-        result = bench(*args, "--help")
-        assert result.returncode == 0 and "Usage:" in result.stdout
+    """Every command of the foundation's nouns, found from the click groups so none is missed."""
+    import click
+    from click.testing import CliRunner
+
+    from bench.cli.main import cli
+
+    runner = CliRunner()
+    checked = []
+    for noun in ("gbcs", "image", "duis", "capture", "pki"):
+        group = cli.get_command(click.Context(cli), noun)
+        for args in [(noun,)] + [(noun, name) for name in group.commands]:
+            for flag in ("--help", "-h"):
+                result = runner.invoke(cli, [*args, flag])
+                assert result.exit_code == 0 and "Usage: " in result.output, (args, flag, result.output)
+                summary = result.output.split("\n\n")[1].strip()
+                assert len(summary) > 20, (args, summary)  # says what the command is for
+            checked.append(args)
+    assert len(checked) == 5 + 12, checked  # 3 gbcs, 2 image, 4 duis, 1 capture, 2 pki commands
 
 
 def test_capture_decode_json(tmp_path, vectors):
