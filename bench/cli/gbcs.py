@@ -224,7 +224,7 @@ def segment_command(message: str, max_block: int) -> None:
 
 
 @gbcs.command()
-@click.argument("blocks", type=click.File("r"), default="-")
+@click.argument("blocks", type=click.File("r", errors="replace"), default="-")
 def reassemble(blocks: TextIO) -> None:
     """Read GBT blocks (hex, one per line; default stdin) and print each completed message.
 

@@ -191,6 +191,14 @@ def test_reassemble_reports_missing_and_bad_blocks(gbcs_vectors) -> None:
     assert errors[2] == "1 message(s) still missing blocks"
 
 
+def test_reassemble_reads_bytes_that_are_not_text(gbcs_vectors) -> None:
+    whole = _hex(gbcs_vectors, "ECS52_COMMAND")
+    result = subprocess.run([sys.executable, "-m", "bench", "gbcs", "reassemble"], capture_output=True,
+                            input=b"\xff\xfe\n" + whole.encode() + b"\n", timeout=60)
+    assert result.returncode == 2 and result.stdout.decode().strip() == whole
+    assert result.stderr.startswith(b"line 1: hex input") and result.stderr.count(b"\n") == 1
+
+
 def test_pki_option_checks_every_party(tmp_path: Path) -> None:
     from bench.codec.gbcs import (
         CS06,
