@@ -6,6 +6,7 @@ loaded when a signature or MAC check is asked for.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import string
@@ -201,7 +202,9 @@ def decode(message: str, verify_cert: Path | None, mac_key: Path | None, peer_ce
         check = _load_checks(verify_cert, mac_key, peer_cert)
     if message == "-":
         try:
-            failed = _decode_stream(sys.stdin, sys.stdout, check)
+            # bytes that are not text make a bad line, whatever encoding the environment sets
+            lines = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+            failed = _decode_stream(lines, sys.stdout, check)
             sys.stdout.flush()
         except BrokenPipeError:  # the reader (e.g. `head`) has had enough: stop quietly
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - swallow the interpreter's final flush

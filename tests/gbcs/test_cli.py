@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from bench.cli.main import cli
-from bench.codec.gbcs import GbcsMessage
+from bench.codec.gbcs import GbcsMessage, decode_message
 
 from .rtds import stem
 
@@ -189,6 +189,17 @@ def test_reassemble_reports_missing_and_bad_blocks(gbcs_vectors) -> None:
     errors = result.stderr.splitlines()
     assert errors[0].startswith(f"line {len(blocks)}: GBT block") and errors[1].startswith(f"line {len(blocks) + 1}: hex")
     assert errors[2] == "1 message(s) still missing blocks"
+
+
+def test_decode_stream_reads_bytes_that_are_not_text_whatever_the_encoding(gbcs_vectors) -> None:
+    whole = _hex(gbcs_vectors, "ECS52_COMMAND")
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # strict: a raw 0xFF would end the stream
+    result = subprocess.run([sys.executable, "-m", "bench", "gbcs", "decode", "-"], capture_output=True,
+                            input=b"\xff\xfe\n" + whole.encode() + b"\n", timeout=60, env=env)
+    first, second = result.stdout.decode().splitlines()
+    assert json.loads(first)["line"] == 1 and "is not a hex digit" in json.loads(first)["error"]
+    assert json.loads(second)["originator_counter"] == decode_message(bytes.fromhex(whole)).originator_counter
+    assert result.returncode == 2 and result.stderr == b"error: 1 message(s) did not decode\n"
 
 
 def test_reassemble_reads_bytes_that_are_not_text(gbcs_vectors) -> None:
