@@ -32,6 +32,7 @@ from bench.crypto.gbcs_security import sign_message
 from bench.crypto.smki import Pki
 from bench.crypto.xmldsig import sign_document
 from bench.dcc.shim import Shim
+from bench.dcc.store import timestamp
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_PKI = ROOT / "fixtures" / "pki"
@@ -150,6 +151,20 @@ def firmware_report(device: bytes, counter: int, version: bytes, recipient: byte
     """An ESME's ECS52 response: its firmware version."""
     content = read_firmware_response_esme(version, long_invoke_id(counter))
     return device_response(device, counter, ECS52, content, recipient)
+
+
+def change_supplier(shim: Shim, mpxn: str, supplier: str, at: datetime) -> None:
+    """The MPxN's import-supplier registration ends at `at`; `supplier` (EUI) holds it from then."""
+    with shim.store.transaction() as conn:
+        conn.execute(
+            "UPDATE registration SET effective_to = ? WHERE mpxn = ? AND effective_to IS NULL",
+            (timestamp(at), mpxn),
+        )
+        conn.execute(
+            "INSERT INTO registration (mpxn, supplier_role, party, effective_from)"
+            " VALUES (?, 'import-supplier', ?, ?)",
+            (mpxn, supplier, timestamp(at)),
+        )
 
 
 def code_of(xml: bytes) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 
@@ -21,7 +22,7 @@ from bench.dcc.audit import AuditLog
 from bench.dcc.registry import Appointment, Party
 
 from . import support
-from .support import ESME_A0, ESME_B0, GSME_A1, firmware_report
+from .support import ESME_A0, ESME_B0, GSME_A1, NOW, firmware_report
 
 EUI = {
     "supplier-a": "90B3D51F30010000",
@@ -181,3 +182,20 @@ def test_events_with_a_malformed_eui_are_audited_not_raised(shim, pki) -> None:
     assert mailbox_codes(shim) == {}
     devices = [e.device for e in AuditLog(shim.store).entries()]
     assert "invalid:0102" in devices and "invalid:01" in devices
+
+
+def test_after_a_change_of_supplier_alerts_follow_the_new_supplier(make_shim, pki, requests):
+    """rsa-1 distributed to A0 for supplier-a; A0 then moves to supplier-b. Every alert goes to
+    supplier-b now; the receipt of rsa-1's distribution still goes to rsa-1, and not to rsa-2."""
+    clock = {"t": NOW}
+    shim = make_shim(clock=lambda: clock["t"])
+    assert parse_response(shim.submit(requests.update("rsa-1", [ESME_A0]))).response_code == "I99"
+    change = NOW + timedelta(hours=1)
+    support.change_supplier(shim, "1200000000011", EUI["supplier-b"], change)
+    clock["t"] = change
+    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F43))
+    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
+    assert by_name(mailbox_codes(shim)) == {
+        "supplier-b": {"8F43": 1, "8F72": 1},
+        "rsa-1": {"8F72": 1},
+    }
