@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -132,6 +133,9 @@ def _normalise_devices(devices: Iterable[tuple[bytes | str, str]]) -> list[tuple
     return result
 
 
+_EUI_FOLDER = re.compile(r"[0-9A-Fa-f]{16}")
+
+
 def _remove_stale_devices(root: Path, keep: set[str]) -> None:
     """Re-initialising with other devices removes the ones the previous index listed."""
     try:
@@ -139,8 +143,8 @@ def _remove_stale_devices(root: Path, keep: set[str]) -> None:
     except (OSError, tomllib.TOMLDecodeError):
         return
     for name in previous.get("devices", {}):
-        if name.upper() in keep:
-            continue
+        if name.upper() in keep or not _EUI_FOLDER.fullmatch(name):
+            continue  # only folders this module names (16 hex digits), never a path from the index
         folder = root / "devices" / name.upper()
         for usage in USAGES:
             for suffix in ("pem", "key"):

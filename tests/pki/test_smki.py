@@ -240,6 +240,19 @@ def test_reinit_with_other_devices_removes_the_old_ones(tmp_path: Path) -> None:
     assert list(pki.devices) == [bytes.fromhex("00DB1234567890A0")]
 
 
+def test_reinit_removes_nothing_outside_its_device_folders(tmp_path: Path) -> None:
+    """A hand-edited index naming a path is not followed: only EUI folders are ever cleaned."""
+    pki_dir, outside = tmp_path / "pki", tmp_path / "OUTSIDE"
+    init_pki(pki_dir, devices=[("00DB1234567890A0", "ESME")])
+    outside.mkdir()
+    (outside / "ds.pem").write_text("keep me")
+    index = pki_dir / "pki.toml"
+    index.write_text(index.read_text() + '\n[devices."../../OUTSIDE"]\ntype = "ESME"\n')
+    init_pki(pki_dir, devices=[("00DB1234567890A1", "GSME")])
+    assert (outside / "ds.pem").read_text() == "keep me"
+    assert sorted(p.name for p in (pki_dir / "devices").iterdir()) == ["00DB1234567890A1"]
+
+
 def test_seed_with_quotes_round_trips(tmp_path: Path) -> None:
     seed = 'lab "7" \\ bench'
     assert init_pki(tmp_path, seed=seed).seed == seed
