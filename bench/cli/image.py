@@ -55,7 +55,7 @@ def image_json(image: GbUpgradeImage) -> dict[str, Any]:
         "header_length": h.header_length,
         "field_control": h.field_control,
         "zigbee_stack_version": h.zigbee_stack_version,
-        "header_string": h.header_string.decode("latin-1"),
+        "header_string": h.header_string.decode("utf-8", errors="backslashreplace"),  # as build writes it
         "total_image_size": h.total_image_size,
         "security_credential_version": h.security_credential_version,
         "upgrade_file_destination": None if h.upgrade_file_destination is None

@@ -196,6 +196,20 @@ def test_build_records_the_manifest(tmp_path):
     assert missing.returncode == 2 and "--device-type" in missing.stderr
 
 
+def test_header_string_reads_back_as_written(tmp_path):
+    body = tmp_path / "fw.bin"
+    body.write_bytes(b"firmware")
+    out = tmp_path / "a.ota"
+    built = bench(*_build("--manufacturer-image", body, "--header-string", "gaz \u00e9t\u00e9 \u2116 2", "-o", out))
+    assert built.returncode == 0, built.stderr
+    shown = json.loads(bench("image", "inspect", out, "--json").stdout)
+    assert shown["header_string"] == "gaz \u00e9t\u00e9 \u2116 2"
+    raw = bytearray(out.read_bytes())
+    raw[20] = 0xFF  # not UTF-8: shown escaped, not guessed
+    out.write_bytes(bytes(raw))
+    assert json.loads(bench("image", "inspect", out, "--json").stdout)["header_string"].startswith("\\xff")
+
+
 def test_manifest_keeps_a_signer_name_with_quotes(tmp_path):
     body = tmp_path / "fw.bin"
     body.write_bytes(b"firmware")
