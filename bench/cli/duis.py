@@ -169,7 +169,11 @@ def sign(
 def verify(
     file: str, ca: Path | None, certs: tuple[Path, ...], pki_dir: Path | None, as_json: bool
 ) -> None:
-    """Verify a signed DUIS document; exit 2 when the signature is not valid."""
+    """Verify a signed DUIS document; exit 2 when the signature is not valid.
+
+    With --json the verdict is one object on stdout either way ({"valid": false, "reason"} when
+    refused, besides the one error line on stderr).
+    """
     from bench.crypto.smki import Pki, eui_of, role_of
     from bench.crypto.xmldsig import verify_document
 
@@ -185,6 +189,8 @@ def verify(
             if ca and not certs
             else ""
         )
+        if as_json:  # a verdict is data too: scripts read it from stdout
+            click.echo(json.dumps({"valid": False, "reason": f"{exc}{hint}"}))
         raise SecurityError(f"signature not valid: {exc}{hint}") from None
     cert = result.signer_cert
     names = [attr.value for attr in cert.subject if attr.oid.dotted_string == "2.5.4.3"]

@@ -86,8 +86,11 @@ def test_sign_verify_round_trip_and_tamper(vectors: Path, tmp_path: Path) -> Non
 
     signed.write_bytes(signed.read_bytes().replace(b"AA758690", b"BB758690"))
     result = bench("duis", "verify", str(signed), "--pki", str(PKI))
-    assert result.returncode == 2
+    assert result.returncode == 2 and result.stdout == b""
     assert result.stderr.count(b"\n") == 1 and b"not valid" in result.stderr
+    result = bench("duis", "verify", str(signed), "--pki", str(PKI), "--json")
+    assert result.returncode == 2 and result.stderr.count(b"\n") == 1
+    assert json.loads(result.stdout) == {"valid": False, "reason": "the document was changed after signing (digest mismatch)"}
 
 
 def test_sign_with_key_and_cert_files(tmp_path: Path, vectors: Path) -> None:
