@@ -114,6 +114,15 @@ def _when(text: str, where: str) -> str:
         raise ConfigError(f"{where}: {text!r} is not an ISO-8601 time") from exc
 
 
+def _period(row: dict[str, str], where: str) -> tuple[str, str | None]:
+    """(effective_from, effective_to or None); an empty or backwards period is a file error."""
+    start = _when(row["effective_from"], where)
+    end = _when(row["effective_to"], where) if row.get("effective_to") else None
+    if end is not None and end <= start:
+        raise ConfigError(f"{where}: effective_to {end} is not after effective_from {start}")
+    return start, end
+
+
 def _choice(value: str, allowed: tuple[str, ...], where: str) -> str:
     if value not in allowed:
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(allowed)}")
@@ -143,21 +152,30 @@ def load_registry_dir(
     if len(by_name) != len(parties) or len({p.eui for p in parties}) != len(parties):
         raise ConfigError(f"{path}: duplicate party name or EUI")
 
-    def party_ref(text: str, where: str) -> str:
+    role_of = {p.eui: p.org_role for p in parties}
+
+    def party_ref(text: str, role: str, where: str) -> str:
+        """The EUI of a party named by name or EUI, which must hold `role` (a typo is an error)."""
         eui = by_name.get(text)
         if eui is None:
             try:
                 eui = eui_hex(parse_eui(text))
             except BenchError:
                 eui = None
-        if eui not in by_name.values():
+        if eui not in role_of:
             raise ConfigError(f"{where}: unknown party {text!r} (not a name or EUI in parties.csv)")
+        if role_of[eui] != role:
+            raise ConfigError(f"{where}: party {text!r} is a {role_of[eui]}, not a {role}")
         return eui
 
     devices: list[Device] = []
     path = base / "devices.csv"
+    seen: set[str] = set()
     for n, row in _rows(path, ("eui", "device_type", "generation", "status", "mpxn")):
         where = f"{path}:{n}"
+        if _eui(row["eui"], where) in seen:
+            raise ConfigError(f"{where}: device {row['eui']} is listed twice")
+        seen.add(_eui(row["eui"], where))
         devices.append(
             Device(
                 _eui(row["eui"], where),
@@ -168,8 +186,6 @@ def load_registry_dir(
                 row.get("firmware_version") or None,
             )
         )
-    if len({d.eui for d in devices}) != len(devices):
-        raise ConfigError(f"{path}: duplicate device EUI")
     registrations: list[Registration] = []
     path = base / "registrations.csv"
     for n, row in _rows(path, ("mpxn", "supplier_role", "party", "effective_from")):
@@ -178,9 +194,8 @@ def load_registry_dir(
             Registration(
                 row["mpxn"],
                 _choice(row["supplier_role"], SUPPLIER_ROLES, where),
-                party_ref(row["party"], where),
-                _when(row["effective_from"], where),
-                _when(row["effective_to"], where) if row.get("effective_to") else None,
+                party_ref(row["party"], "supplier", where),
+                *_period(row, where),
             )
         )
     appointments: list[Appointment] = []
@@ -189,10 +204,9 @@ def load_registry_dir(
         where = f"{path}:{n}"
         appointments.append(
             Appointment(
-                party_ref(row["supplier"], where),
-                party_ref(row["rsa"], where),
-                _when(row["effective_from"], where),
-                _when(row["effective_to"], where) if row.get("effective_to") else None,
+                party_ref(row["supplier"], "supplier", where),
+                party_ref(row["rsa"], "rsa", where),
+                *_period(row, where),
             )
         )
     return parties, devices, registrations, appointments

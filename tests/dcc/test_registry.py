@@ -111,6 +111,28 @@ def test_import_replaces_the_registry(registry: Registry, tmp_path: Path) -> Non
             "name,eui,org_role\na,90B3D51F30010000,supplier\nb,90B3D51F30010000,rsa\n",
             "duplicate",
         ),
+        (
+            "appointments.csv",
+            "supplier,rsa,effective_from,effective_to\nsupplier-a,rsa-1,2021-01-01,2020-01-01\n",
+            "appointments.csv:2: effective_to .* is not after effective_from",
+        ),
+        (
+            "registrations.csv",
+            "mpxn,supplier_role,party,effective_from\n1,import-supplier,rsa-1,2020-01-01\n",
+            "registrations.csv:2: party 'rsa-1' is a rsa, not a supplier",
+        ),
+        (
+            "appointments.csv",
+            "supplier,rsa,effective_from\nrsa-1,supplier-a,2020-01-01\n",
+            "appointments.csv:2: party 'rsa-1' is a rsa, not a supplier",
+        ),
+        (
+            "devices.csv",
+            "eui,device_type,generation,status,mpxn\n"
+            "00DB1234567890A0,ESME,SMETS2+,commissioned,1\n"
+            "00-DB-12-34-56-78-90-A0,ESME,SMETS2+,commissioned,1\n",
+            "devices.csv:3: device .* is listed twice",
+        ),
     ],
 )
 def test_bad_registry_files_name_file_and_line(
