@@ -194,3 +194,56 @@ def test_capture_decode_agrees_with_tshark(dissected):
         else:
             assert gbcs["message_code"] == int(row["gbcs_message.grouping_header.message_code"], 0)
             assert gbcs["originator_counter"] == int(row["gbcs_message.grouping_header.originator_counter"])
+
+
+def test_alerts_and_responses_the_bench_builds(tmp_path):
+    """The payload builders (not only published vectors) as Wireshark's GBCS dissector reads them."""
+    from datetime import UTC, datetime
+
+    from bench.codec.gbcs import (
+        GbcsMessage,
+        alert_message_code,
+        device_alert,
+        fdra_alert_esme,
+        fdra_alert_gsme,
+        long_invoke_id,
+        read_firmware_response_gsme,
+    )
+
+    when, supplier, signature = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), bytes.fromhex("90B3D51F30010000"), b"\x01" * 64
+    built = [  # (message, the GBZ alert code tshark must show, or None for a DLMS or response payload)
+        (GbcsMessage(3, 11, GSME.eui, supplier, None, 0x00CF, fdra_alert_gsme(0x8F1C, when, b"\x11" * 32),
+                     signature=signature), 0x8F1C),
+        (GbcsMessage(3, 12, ESME.eui, supplier, None, 0x00CE,
+                     fdra_alert_esme(0x8F1C, when, b"\x22" * 32, long_invoke_id(12)), signature=signature), None),
+        (GbcsMessage(3, 13, GSME.eui, supplier, None, alert_message_code(0x8F43), device_alert(0x8F43, when, "gsme"),
+                     signature=signature), 0x8F43),
+        (GbcsMessage(3, 14, ESME.eui, supplier, None, alert_message_code(0x8F3D),
+                     device_alert(0x8F3D, when, "esme", 14), signature=signature), None),
+        (GbcsMessage(2, 15, GSME.eui, supplier, when, 0x0084, read_firmware_response_gsme(b"\x01\x02\x03\x04")), None),
+    ]
+    path = tmp_path / "built.pcap"
+    lasts, seq = [], 0
+    with PcapWriter(path) as writer:
+        for message, _ in built:
+            node = GSME if message.originator == GSME.eui else ESME
+            for frame in tunnel_frames(node, HUB, message.encode(), seq):
+                writer.write(han.encode_han_frame(frame), 1_700_000_000 + seq)
+                seq += 1
+            lasts.append(seq - 1)
+    fields = ["_ws.malformed", "_ws.expert.severity", "gbcs_message.grouping_header.message_code",
+              "gbcs_message.grouping_header.originator_counter", "gbcs_gbz.alert_code"]
+    command = [TSHARK, "-r", str(path), "-T", "fields", "-E", "occurrence=a", "-E", "separator=\t"]
+    for field in fields:
+        command += ["-e", field]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
+    rows = [dict(zip(fields, line.split("\t"), strict=True)) for line in out.splitlines()]
+    assert len(rows) == seq
+    for row in rows:
+        assert row["_ws.malformed"] == ""
+        assert all(int(s, 0) < PI_ERROR for s in row["_ws.expert.severity"].split(",") if s), row
+    for (message, gbz_alert), last in zip(built, lasts, strict=True):
+        row = rows[last]  # tshark shows the reassembled message on its last block
+        assert int(row["gbcs_message.grouping_header.message_code"], 0) == message.message_code
+        assert int(row["gbcs_message.grouping_header.originator_counter"]) == message.originator_counter
+        assert (int(row["gbcs_gbz.alert_code"], 0) if row["gbcs_gbz.alert_code"] else None) == gbz_alert
