@@ -78,6 +78,9 @@ class QueryNextImageResponse:
 
 @dataclass(slots=True)
 class ImageBlockRequest:
+    """The client asks for `max_data_size` bytes at `file_offset`; the optional fields follow the
+    field control bits, so a sleepy meter can name itself and the block period it can bear."""
+
     field_control: int
     manufacturer_code: int
     image_type: int
