@@ -23,6 +23,7 @@ from bench.dcc.registry import load_registry_dir
 from .support import ESME_A0, ESME_B0, FIXTURE_REGISTRY, counters, state_counts
 
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
+SR = "{http://www.dccinterface.co.uk/ServiceUserGateway}"
 
 
 def refused(shim, xml: bytes, code: str, reason: str) -> bytes:
@@ -128,34 +129,29 @@ def test_signature_wrapping_a_valid_signature_over_another_document(shim, reques
     )
 
 
+def signed_parts(requests) -> tuple[etree._Element, etree._Element, etree._Element]:
+    """A genuine signed 11.1 from rsa-1 for A0: (document, its Signature, its Body)."""
+    genuine = etree.fromstring(requests.update("rsa-1", [ESME_A0]))
+    return genuine, genuine.find(f"{DS}Signature"), genuine.find(f"{SR}Body")
+
+
+def serialised(root: etree._Element) -> bytes:
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
 def test_signature_wrapping_signed_element_moved_aside(shim, requests) -> None:
     """XSW: the signed Body kept inside the signature, a new Body acted on: refused."""
-    genuine = etree.fromstring(requests.update("rsa-1", [ESME_A0]))
-    signature = genuine.find(f"{DS}Signature")
-    body = genuine.find("{http://www.dccinterface.co.uk/ServiceUserGateway}Body")
+    genuine, signature, body = signed_parts(requests)
     hidden = etree.SubElement(signature, f"{DS}Object")
     hidden.append(etree.fromstring(etree.tostring(body)))
-    device_list = body.find(".//{http://www.dccinterface.co.uk/ServiceUserGateway}DeviceIDList")
-    device_list.text = "00-DB-12-34-56-78-90-B0"
-    refused(
-        shim,
-        etree.tostring(genuine, xml_declaration=True, encoding="UTF-8"),
-        "E1",
-        "XML-DSig: Signature",
-    )
+    body.find(f".//{SR}DeviceIDList").text = "00-DB-12-34-56-78-90-B0"
+    refused(shim, serialised(genuine), "E1", "XML-DSig: Signature")
 
 
 def test_second_signature_is_refused(shim, requests) -> None:
-    genuine = etree.fromstring(requests.update("rsa-1", [ESME_A0]))
-    signature = genuine.find(f"{DS}Signature")
-    body = genuine.find("{http://www.dccinterface.co.uk/ServiceUserGateway}Body")
+    genuine, signature, body = signed_parts(requests)
     body.append(etree.fromstring(etree.tostring(signature)))
-    refused(
-        shim,
-        etree.tostring(genuine, xml_declaration=True, encoding="UTF-8"),
-        "E1",
-        "Signature.*not expected|one signature",
-    )
+    refused(shim, serialised(genuine), "E1", "Signature.*not expected|one signature")
 
 
 def test_unsigned_request(shim, requests) -> None:

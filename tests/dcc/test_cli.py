@@ -187,60 +187,34 @@ A0 = "00DB1234567890A0"
 IMAGE = "fixtures/registry/devices.csv"  # any existing file: these fail before it is read
 
 
-@pytest.mark.parametrize(
-    ("args", "says"),
-    [
-        (["activate", "--as", "supplier-a", "--device", A0, "--hash", "12"], "64 hex digits"),
-        (
-            ["activate", "--as", "supplier-a", "--device", A0, "--hash", HASH, "--at", "soon"],
-            "ISO-8601",
-        ),
-        (["activate", "--as", "supplier-a", "--hash", HASH], "--device"),
-        (["read-firmware", "--as", "nobody", "--device", A0], "nobody"),
-        (["read-firmware", "--device", A0], "--as PARTY"),
-        (["read-firmware", "--as", "rsa-1", "--device", "00DB12"], "--device"),
-        (["read-firmware", "--as", "rsa-1", "--device", A0, "--counter", "-1"], "--counter"),
-        (["read-firmware", "--xml", "/nonexistent.xml"], "does not exist"),
-        (["read-firmware", "--as", "rsa-1", "--device", A0, "--run-dir", "/proc/1/x"], "/proc/1/x"),
-        (
-            [
-                "update-firmware",
-                "--as",
-                "rsa-1",
-                "--image",
-                IMAGE,
-                "--version",
-                "1",
-                "--devices",
-                "ZZ",
-            ],
-            "--devices",
-        ),
-        (
-            [
-                "update-firmware",
-                "--as",
-                "rsa-1",
-                "--image",
-                IMAGE,
-                "--version",
-                "123456789",
-                "--devices",
-                A0,
-            ],
-            "1 to 8",
-        ),
-        (["update-firmware", "--as", "rsa-1", "--version", "1", "--devices", A0], "--image"),
-        (["alerts", "--as", "supplier-a"], "no shim database"),
-        (["audit"], "no shim database"),
-        (["registry", "import", "/nonexistent"], "does not exist"),
-        (["registry", "show", "--at", "yesterday"], "ISO-8601"),
-    ],
-)
+UPDATE = f"update-firmware --as rsa-1 --image {IMAGE}"
+ACTIVATE = "activate --as supplier-a"
+READ = "read-firmware --as rsa-1"
+BAD_INPUT = [
+    (f"{ACTIVATE} --device {A0} --hash 12", "64 hex digits"),
+    (f"{ACTIVATE} --device {A0} --hash {HASH} --at soon", "ISO-8601"),
+    (f"{ACTIVATE} --hash {HASH}", "--device"),
+    (f"read-firmware --as nobody --device {A0}", "nobody"),
+    (f"read-firmware --device {A0}", "--as PARTY"),
+    (f"{READ} --device 00DB12", "--device"),
+    (f"{READ} --device {A0} --counter -1", "--counter"),
+    ("read-firmware --xml /nonexistent.xml", "does not exist"),
+    (f"{READ} --device {A0} --run-dir /proc/1/x", "/proc/1/x"),
+    (f"{UPDATE} --version 1 --devices ZZ", "--devices"),
+    (f"{UPDATE} --version 123456789 --devices {A0}", "1 to 8"),
+    (f"update-firmware --as rsa-1 --version 1 --devices {A0}", "--image"),
+    ("alerts --as supplier-a", "no shim database"),
+    ("audit", "no shim database"),
+    ("registry import /nonexistent", "does not exist"),
+    ("registry show --at yesterday", "ISO-8601"),
+]
+
+
+@pytest.mark.parametrize(("command", "says"), BAD_INPUT)
 def test_bad_input_is_one_line_and_exit_2(
-    monkeypatch, capsys, run_dir: Path, args: list[str], says: str
+    monkeypatch, capsys, run_dir: Path, command: str, says: str
 ) -> None:
-    status, out, err = in_process(monkeypatch, capsys, run_dir, *args)
+    status, out, err = in_process(monkeypatch, capsys, run_dir, *command.split())
     assert status == 2, (out, err)
     assert len(err.strip().splitlines()) == 1 and says in err, err
     assert "Traceback" not in err and out == ""
