@@ -1,6 +1,6 @@
 """The frame every DUIS document shares: root and schemaVersion, element order, simple content.
 
-Requests, responses and alerts read and write their bodies with these helpers, so each reader
+Requests, responses and alerts read and write their bodies with these functions, so each reader
 refuses foreign, misplaced and repeated elements the same way.
 """
 
