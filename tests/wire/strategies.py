@@ -18,14 +18,22 @@ def image_notify(draw):
     return han.ImageNotify(payload_type, draw(u8), *[v if i < payload_type else None for i, v in enumerate(ids)])
 
 
+@st.composite
+def image_block_request(draw):
+    """Any field control: the node address and the block period each present or not, by its bit."""
+    control = draw(u8)
+    node = draw(eui) if control & 0x01 else None
+    period = draw(u16) if control & 0x02 else None
+    return han.ImageBlockRequest(control, draw(u16), draw(u16), draw(u32), draw(u32), draw(u8), node, period)
+
+
 COMMANDS = st.one_of(
     image_notify(),
     st.builds(han.QueryNextImageRequest, u8.map(lambda f: f | 1), u16, u16, u32, u16),
     st.builds(han.QueryNextImageRequest, u8.map(lambda f: f & 0xFE), u16, u16, u32, st.none()),
     st.builds(han.QueryNextImageResponse, st.just(han.SUCCESS), u16, u16, u32, u32),
     st.builds(han.QueryNextImageResponse, u8.filter(lambda s: s != han.SUCCESS)),
-    st.builds(han.ImageBlockRequest, u8.map(lambda f: f & 0xFC), u16, u16, u32, u32, u8),
-    st.builds(han.ImageBlockRequest, u8.map(lambda f: f | 3), u16, u16, u32, u32, u8, eui, u16),
+    image_block_request(),
     st.builds(han.ImageBlockResponse, st.just(han.SUCCESS), u16, u16, u32, u32,
               st.binary(max_size=han.MAX_BLOCK_DATA)),
     st.builds(han.ImageBlockResponse, not_special),
