@@ -18,6 +18,7 @@ from bench.codec.duis import (
     parse_response,
     schema_errors,
 )
+from bench.codec.gbcs import decode_message, decode_payload
 from bench.crypto.xmldsig import document_digest
 
 
@@ -71,6 +72,13 @@ def test_dcc_boxed_response(vectors: Path) -> None:
     assert response.response_datetime.isoformat() == "2022-08-17T15:45:42.790000+00:00"
     # The GBCS payload is the ECS52 response, MAC-wrapped (DD) and routed via the ACB.
     assert response.gbcs_payload[:1] == b"\xdd" and response.gbcs_payload[13:14] == b"\xdf"
+    # ... whose Supplementary Remote Party is the requesting Supplier, with the request's counter
+    gbcs = decode_message(response.gbcs_payload)
+    assert (gbcs.cra_flag, gbcs.message_code, gbcs.originator) == (2, 0x0059, response.response_id.originator)
+    assert gbcs.recipient == bytes.fromhex("90B3D51F30000002")  # the ACB
+    assert gbcs.supplementary_remote_party_id == response.request_id.originator
+    assert gbcs.supplementary_remote_party_counter == response.request_id.counter
+    assert decode_payload(gbcs).firmware_version == bytes.fromhex("0C230000")
     assert schema_errors(xml) == []
     assert schema_errors(build_response(response)) == []
 
