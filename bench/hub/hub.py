@@ -11,11 +11,7 @@ counted, never raised: a noisy line must not stop the hub.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
-import os
-import sys
 import threading
 import time
 from collections import deque
@@ -38,6 +34,7 @@ from bench.hub.ota_server import OtaServer, Throttle
 from bench.hub.transfer import Transfer
 from bench.hub.tunnel import GbcsTunnel
 from bench.link import Link
+from bench.link.timing import precise_timers, realtime_thread
 
 log = logging.getLogger(__name__)
 
@@ -47,38 +44,8 @@ DEFAULT_PAN = 0x1234
 RECV_POLL = 0.2
 INBOX_LIMIT = 1024
 
-PR_SET_TIMERSLACK = 29
-TIMER_SLACK_NS = 1000
-REALTIME_PRIORITY = 10
-
 GbcsCallback = Callable[[bytes, bytes], None]
 TransferCallback = Callable[[bytes, Transfer], None]
-
-
-def precise_timers() -> None:
-    """Ask Linux for 1 us timer slack on this thread (default 50 us).
-
-    A paced link sleeps for each frame's wire time before writing it; with the default slack
-    every sleep overshoots by tens of microseconds, during which the line is idle. Best effort:
-    elsewhere, or without permission, nothing changes.
-    """
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, TIMER_SLACK_NS, 0, 0, 0)
-
-
-def realtime_thread(priority: int = REALTIME_PRIORITY) -> bool:
-    """Put this thread in the SCHED_FIFO class; False when the host does not allow it.
-
-    A link thread spends its life blocked in `recv` or in the pacer's sleep, so it never holds a
-    core for long; what it needs is to run the moment its frame arrives or its sleep ends, even
-    when other work keeps every core busy.
-    """
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    except (OSError, AttributeError):
-        return False
-    return True
 
 
 def meter_node(eui: bytes, pan_id: int = DEFAULT_PAN) -> HanNode:

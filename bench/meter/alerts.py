@@ -24,7 +24,7 @@ from bench.codec.gbcs.codes import (
     FUTURE_DATED_FIRMWARE_ALERT,
 )
 from bench.crypto.gbcs_security import sign_message
-from bench.meter.identity import MeterIdentity
+from bench.crypto.smki import DeviceIdentity
 from bench.meter.state import MeterState, MeterStore
 
 log = logging.getLogger("bench.meter.alerts")
@@ -39,7 +39,7 @@ class MeterAlerts:
     def __init__(
         self,
         device: str,
-        identity: MeterIdentity,
+        identity: DeviceIdentity,
         supplier_eui: bytes,
         store: MeterStore,
         state: MeterState,

@@ -20,6 +20,7 @@ from bench.codec.eui import eui_hex
 from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, max_block_data, segment
 from bench.errors import BenchError, ConfigError, LinkError
 from bench.link.base import Link
+from bench.link.timing import precise_timers
 from bench.meter.alerts import MeterAlerts
 from bench.meter.faults import check_faults
 from bench.meter.gbcs_handler import GbcsHandler
@@ -187,6 +188,7 @@ class Emulator:
         """Run until `stop` is set; state is checkpointed on the way out."""
         log.info("%s %s running version %#010x", self.config.device.upper(), eui_hex(self.config.eui),
                  self.state.active.file_version)
+        precise_timers()  # this thread paces the meter's writes on a --baud line
         now = time.monotonic()
         self.ota.start(now)
         awake_until = now

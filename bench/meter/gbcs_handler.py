@@ -53,9 +53,9 @@ from bench.codec.gbcs.codes import (
 )
 from bench.codec.ota_file import parse_gb_image
 from bench.crypto.gbcs_security import apply_mac, sign_message, verify_mac, verify_signature
+from bench.crypto.smki import DeviceIdentity
 from bench.errors import BenchError
 from bench.meter.alerts import MeterAlerts, version_bytes
-from bench.meter.identity import MeterIdentity
 from bench.meter.slots import ImageSlots
 from bench.meter.state import MeterStore, ScheduledActivation
 from bench.meter.trust_anchors import RemotePartyRole, TrustAnchorCell, TrustAnchors
@@ -77,7 +77,7 @@ class GbcsHandler:
     def __init__(
         self,
         device: str,
-        identity: MeterIdentity,
+        identity: DeviceIdentity,
         anchors: TrustAnchors,
         store: MeterStore,
         slots: ImageSlots,

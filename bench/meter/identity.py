@@ -17,19 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.codec.eui import eui_hex, parse_eui
 from bench.crypto.pem import load_certificate, load_private_key
+from bench.crypto.smki import DeviceIdentity
 from bench.errors import ConfigError, DecodeError
-
-
-@dataclass(frozen=True)
-class MeterIdentity:
-    """The device's own DS and KA key pairs."""
-
-    eui: bytes
-    device_type: str
-    ds_key: ec.EllipticCurvePrivateKey
-    ds_cert: x509.Certificate
-    ka_key: ec.EllipticCurvePrivateKey
-    ka_cert: x509.Certificate
 
 
 @dataclass(frozen=True)
@@ -53,12 +42,12 @@ class IdentityDirectory:
             raise ConfigError(f"{index_path}: cannot read the PKI index ({exc})") from None
         self.ca_cert = load_certificate(self.directory / "ca" / "cert.pem")
 
-    def device(self, eui: bytes) -> MeterIdentity:
+    def device(self, eui: bytes) -> DeviceIdentity:
         entry = self.index.get("devices", {}).get(eui_hex(eui))
         if entry is None:
             raise ConfigError(f"no device {eui_hex(eui)} in the PKI at {self.directory}")
         folder = self.directory / "devices" / eui_hex(eui)
-        return MeterIdentity(
+        return DeviceIdentity(
             eui, str(entry.get("type", "")), load_private_key(folder / "ds.key"), load_certificate(folder / "ds.pem"),
             load_private_key(folder / "ka.key"), load_certificate(folder / "ka.pem"),
         )

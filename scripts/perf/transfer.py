@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import resource
-import select
 import signal
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.cli.emulate import announced_port
 from bench.codec.han import (
     MAX_BLOCK_DATA,
     ImageBlockRequest,
@@ -46,6 +46,7 @@ from bench.codec.ota_file import OtaHeader, build_gb_image
 from bench.codec.pcap import read_pcap
 from bench.crypto.image_signature import sign_image
 from bench.crypto.smki import init_pki
+from bench.errors import LinkError
 from bench.hub import Hub, TransferProgress, TransferState
 from bench.link import SerialLink
 
@@ -57,6 +58,7 @@ FLEET = 100
 PACED_IMAGE = 24 * 1024
 UNPACED_IMAGE = 1024 * 1024
 FLEET_IMAGE = 64 * 1024
+REALTIME = True  # --no-realtime: the paced part without SCHED_FIFO, to see what pacing alone keeps
 
 
 def fleet_euis(count: int) -> list[bytes]:
@@ -99,18 +101,10 @@ class MeterProcess:
 
     def wait_port(self, timeout: float = 60.0) -> str:
         assert self.process.stdout is not None
-        fd = self.process.stdout.fileno()
-        buffer = b""
-        deadline = time.monotonic() + timeout
-        while b"\n" not in buffer:
-            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                raise RuntimeError(f"emulator printed no port; see {self.log_path}")
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                raise RuntimeError(f"emulator exited; see {self.log_path}")
-            buffer += chunk
-        self.port = json.loads(buffer.split(b"\n", 1)[0])["port"]
+        try:
+            self.port = announced_port(self.process.stdout.fileno(), timeout)
+        except LinkError as exc:
+            raise RuntimeError(f"{exc}; see {self.log_path}") from None
         with contextlib.suppress(OSError):
             self.realtime = os.sched_getscheduler(self.process.pid) == os.SCHED_FIFO
         return self.port
@@ -201,7 +195,7 @@ def part_paced(work: Path) -> dict[str, object]:
     [eui] = fleet_euis(1)
     pki = make_pki(work / "pki", [eui])
     image = make_image(pki, PACED_IMAGE)
-    served = serve(work, pki, [eui], image, BAUD, capture=True, timeout=120, realtime=True)
+    served = serve(work, pki, [eui], image, BAUD, capture=True, timeout=120, realtime=REALTIME)
     x = block_exchanges(served.capture)
     ceiling = x["data"] / x["wire"] * LINE_BYTES_PER_S
     goodput = x["data"] / x["elapsed"]
@@ -297,14 +291,19 @@ PARTS = {"paced": part_paced, "unpaced": part_unpaced, "fleet": part_fleet}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=sorted(PARTS), help="run one part in this process")
+    parser.add_argument("--no-realtime", action="store_true",
+                        help="run the paced part at normal priority (no SCHED_FIFO)")
     args = parser.parse_args()
+    global REALTIME
+    REALTIME = not args.no_realtime
     if args.part:
         with tempfile.TemporaryDirectory(prefix=f"perf-{args.part}-") as tmp:
             print(json.dumps(PARTS[args.part](Path(tmp))))
         return
     result: dict[str, object] = {}
     for name in ("paced", "unpaced", "fleet"):
-        out = subprocess.run([sys.executable, __file__, "--part", name], check=True,
+        extra = ["--no-realtime"] if args.no_realtime else []
+        out = subprocess.run([sys.executable, __file__, "--part", name, *extra], check=True,
                              stdout=subprocess.PIPE, text=True).stdout
         result.update(json.loads(out.strip().splitlines()[-1]))
     print(json.dumps(result))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from bench.cli.emulate import announced_port
+from bench.errors import LinkError
 
 
 class EmulatorProcess:
@@ -33,19 +32,10 @@ class EmulatorProcess:
         self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=self._log)
         assert self.process.stdout is not None
-        fd = self.process.stdout.fileno()
-        buffer = b""
-        deadline = time.monotonic() + timeout
-        while b"\n" not in buffer:
-            remaining = deadline - time.monotonic()
-            ready, _, _ = select.select([fd], [], [], max(0.0, remaining))
-            if not ready:
-                raise AssertionError(f"no port from {self.command}: {self.log()}")
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                raise AssertionError(f"emulator exited {self.process.wait()}: {self.log()}")
-            buffer += chunk
-        self.port = json.loads(buffer.split(b"\n", 1)[0])["port"]
+        try:
+            self.port = announced_port(self.process.stdout.fileno(), timeout)
+        except LinkError as exc:
+            raise AssertionError(f"{exc} ({self.command}): {self.log()}") from None
         return self.port
 
     def log(self) -> str:

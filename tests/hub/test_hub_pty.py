@@ -306,7 +306,7 @@ def test_realtime_link_threads_when_the_host_allows(pty_meters):
     allowed = []
 
     def probe() -> None:
-        from bench.hub.hub import realtime_thread
+        from bench.link.timing import realtime_thread
 
         allowed.append(realtime_thread())
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -12,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from bench.cli.emulate import announced_port
 from bench.codec.gbcs import payloads
 from bench.codec.gbcs.apdu import GbcsMessage
 from bench.codec.gbcs.codes import COMMAND, CS06, ECS52, GCS38
@@ -19,6 +18,7 @@ from bench.codec.ota_file import OtaHeader, build_gb_image
 from bench.crypto.gbcs_security import apply_mac, sign_message
 from bench.crypto.image_signature import sign_image
 from bench.crypto.smki import Pki
+from bench.errors import LinkError
 from bench.meter.state import MeterState, MeterStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,12 +97,11 @@ class MeterProcess:
         )
         log.close()
         self.starts += 1
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        line = self.proc.stdout.readline() if ready else b""
-        if not line:
+        try:
+            self.port = announced_port(self.proc.stdout.fileno(), timeout)
+        except LinkError as exc:
             self.proc.kill()
-            raise AssertionError(f"emulator did not start: {self.log_path.read_text()[-2000:]}")
-        self.port = json.loads(line)["port"]
+            raise AssertionError(f"emulator did not start ({exc}): {self.log_path.read_text()[-2000:]}") from None
         return self.port
 
     def kill(self) -> None:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
 import sys
 import time
+
+import pytest
+
+from bench.cli.emulate import announced_port
+from bench.errors import LinkError
 
 from .builders import ESME, ROOT, MeterProcess
 
@@ -114,3 +120,23 @@ def test_supplier_certificate_not_from_the_ca_is_refused(pki, tmp_path):
     result = run("--device", "esme", "--eui", ESME.hex(), "--identity", str(identity),
                  "--state", str(tmp_path / "state"), "--pty")
     assert result.returncode == 2 and "not issued by the PKI's CA" in result.stderr
+
+
+def test_announced_port_is_a_link_error_when_the_line_never_comes():
+    read, write = os.pipe()
+    try:
+        with pytest.raises(LinkError, match="no port"):
+            announced_port(read, 0.05)  # silent child
+        os.write(write, b'{"port": "/dev/pts/7"}\nlog')
+        assert announced_port(read, 1.0) == "/dev/pts/7"
+        os.write(write, b"Traceback\n")
+        with pytest.raises(LinkError, match="first line"):
+            announced_port(read, 1.0)
+        os.close(write)
+        write = -1
+        with pytest.raises(LinkError, match="exited"):
+            announced_port(read, 1.0)
+    finally:
+        os.close(read)
+        if write >= 0:
+            os.close(write)
