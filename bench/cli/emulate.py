@@ -7,6 +7,7 @@ import logging
 import os
 import select
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -39,6 +40,19 @@ def announced_port(stdout_fd: int, timeout: float) -> str:
         return str(json.loads(buffer.split(b"\n", 1)[0])["port"])
     except (ValueError, KeyError, TypeError) as exc:
         raise LinkError(f"the emulator's first line is not {{\"port\": ...}}: {exc}") from None
+
+
+def stop_emulator(process: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGTERM (the documented clean stop), SIGKILL only if that did not end it in `timeout` s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGCONT)  # a frozen (SIGSTOPped) meter must hear the SIGTERM
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 @click.command()

@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cli.emulate import announced_port
+from bench.cli.emulate import announced_port, stop_emulator
 from bench.codec.han import (
     MAX_BLOCK_DATA,
     ImageBlockRequest,
@@ -110,13 +109,7 @@ class MeterProcess:
         return self.port
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_emulator(self.process)
         with contextlib.suppress(OSError):
             self.process.stdout.close()
         self.log.close()

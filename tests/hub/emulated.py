@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from bench.cli.emulate import announced_port
+from bench.cli.emulate import announced_port, stop_emulator
 from bench.errors import LinkError
 
 
@@ -48,14 +47,7 @@ class EmulatorProcess:
     def stop(self) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_emulator(self.process)
         with contextlib.suppress(OSError):
             assert self.process.stdout is not None
             self.process.stdout.close()

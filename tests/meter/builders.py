@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bench.cli.emulate import announced_port
+from bench.cli.emulate import announced_port, stop_emulator
 from bench.codec.gbcs import payloads
 from bench.codec.gbcs.apdu import GbcsMessage
 from bench.codec.gbcs.codes import COMMAND, CS06, ECS52, GCS38
@@ -112,9 +112,7 @@ class MeterProcess:
 
     def stop(self) -> int:
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        return self.proc.wait(5)
+        return stop_emulator(self.proc, 5)
 
     def load_state(self) -> MeterState:
         return MeterStore(self.state).load()
