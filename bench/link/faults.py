@@ -17,6 +17,8 @@ from bench.link.base import Link
 
 @dataclass
 class FaultCounts:
+    """What a FaultyLink did, so a noise test can prove the noise happened."""
+
     dropped: int = 0
     flipped: int = 0
     duplicated: int = 0

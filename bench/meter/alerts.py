@@ -36,6 +36,9 @@ def version_bytes(file_version: int) -> bytes:
 
 
 class MeterAlerts:
+    """Raises the meter's alerts: each one signed, counted and persisted before it is sent, so a
+    power cut can never make the meter reuse an originator counter."""
+
     def __init__(
         self,
         device: str,

@@ -44,6 +44,8 @@ _IDLE_TICK = 0.2  # longest wait without checking for a stop request
 
 @dataclass
 class MeterConfig:
+    """What `bench emulate` options decide about one meter (the CLI maps them one to one)."""
+
     device: str  # "esme" or "gsme"
     eui: bytes
     identity: Path
@@ -70,6 +72,8 @@ def tunnel_pieces(message: bytes, limit: int = han.MAX_TUNNEL_MESSAGE) -> list[b
 
 
 class Emulator:
+    """One meter's firmware: personalised on first power-on, then one loop over its link."""
+
     def __init__(self, config: MeterConfig, link: Link) -> None:
         if config.device not in IMAGE_TYPES:
             raise ConfigError(f"device must be esme or gsme, not {config.device!r}")

@@ -74,6 +74,9 @@ class Refused(Exception):
 
 
 class GbcsHandler:
+    """The GBCS commands a meter acts on (CS06, ECS52/GCS38): every check a real meter makes
+    before it obeys, in the order that decides which refusal alert it raises."""
+
     def __init__(
         self,
         device: str,

@@ -33,6 +33,8 @@ class PartyCertificates:
 
 
 class IdentityDirectory:
+    """Read-only view of a PKI directory that opens only what a meter may hold."""
+
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
         index_path = self.directory / "pki.toml"

@@ -42,6 +42,8 @@ IDLE, QUERYING, DOWNLOADING, ENDING = "idle", "querying", "downloading", "ending
 
 @dataclass
 class OtaSettings:
+    """The OTA client's tunables; `bench emulate` options set the ones a test needs to vary."""
+
     manufacturer_code: int
     image_type: int
     hardware_version: int = 0x1111
@@ -52,6 +54,8 @@ class OtaSettings:
 
 
 class OtaClient:
+    """Query, download, verify and hold an image, surviving restarts; never activates it."""
+
     def __init__(
         self,
         settings: OtaSettings,

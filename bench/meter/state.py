@@ -63,6 +63,8 @@ class ScheduledActivation:
 
 @dataclass
 class MeterState:
+    """Everything a meter must remember across power cuts, saved as one atomic document."""
+
     device_type: str
     eui: str
     active: SlotRecord

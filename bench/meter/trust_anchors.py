@@ -26,6 +26,8 @@ ANCHORS_FILE = "trust_anchors.json"
 
 
 class RemotePartyRole(IntEnum):
+    """GBCS Remote Party Roles of the Trust Anchor Cells a meter holds."""
+
     ROOT = 0
     RECOVERY = 1
     SUPPLIER = 2

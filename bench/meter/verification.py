@@ -23,6 +23,8 @@ class ImageExpectation:
 
 @dataclass(frozen=True)
 class Verdict:
+    """Outcome of checking a finished download; the hashes feed the 0x8F72/0x8F1C alert."""
+
     ok: bool
     reason: str
     manufacturer_hash: bytes  # SHA-256 of the manufacturer image (of the whole file if unparseable)
