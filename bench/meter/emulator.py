@@ -150,6 +150,8 @@ class Emulator:
         self.frames_in += 1
         if frame.src.eui is not None:
             self.hub = frame.src
+        if self.state.receipt_due:
+            self.ota.send_owed_receipt()
         command = frame.command
         try:
             if isinstance(command, han.TunnelTransferData):

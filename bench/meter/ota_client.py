@@ -92,7 +92,6 @@ class OtaClient:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self, now: float) -> None:
         """Resume a download the state document records (after a restart or power cut)."""
-        self._owed_receipt()
         if self.state.download is not None:
             self._open_part()
             if self._part.length >= self.state.download.image_size:
@@ -226,7 +225,7 @@ class OtaClient:
         if pending is not None and pending.file_version == offer.file_version:
             # held already (the server may have missed our Upgrade End): say so again
             self._end(han.SUCCESS, offer.manufacturer_code, offer.image_type, offer.file_version, now)
-            self._owed_receipt()
+            self.send_owed_receipt()
             return
         if offer.file_version == self.state.active.file_version:
             self._idle(now)  # already running it
@@ -343,8 +342,12 @@ class OtaClient:
         self._tries = 0
         self._send_end(now)
 
-    def _owed_receipt(self) -> None:
-        """Send the 0x8F72 a power cut swallowed between holding the image and reporting it."""
+    def send_owed_receipt(self) -> None:
+        """Send the 0x8F72 a power cut swallowed between holding the image and reporting it.
+
+        Called when the hub is heard, not at power-on: an alert sent before anyone listens is
+        lost, and sending it clears the debt.
+        """
         pending = self.state.pending
         if not self.state.receipt_due or pending is None:
             return

@@ -207,6 +207,14 @@ def test_held_image_is_confirmed_again_and_owed_receipt_is_sent(pki, start_meter
     document = meter.state / "state.json"
     document.write_text(document.read_text().replace('"receipt_due": false', '"receipt_due": true'))
     meter.start()
+    # the meter runs before anyone listens: what it sent then would be lost, so it must wait to
+    # hear its hub before paying the debt
+    deadline = time.monotonic() + 10
+    while meter.log().count("running version") < 2:
+        assert time.monotonic() < deadline, meter.log()
+        time.sleep(0.02)
+    time.sleep(0.1)
+    assert meter.load_state().receipt_due
     driver = connect(meter)
     driver.offer(image)
     check_receipt(pki, fdra(driver, FDRA_ESME), ESME, ALERT_FIRMWARE_VERIFICATION_SUCCESSFUL, image)
