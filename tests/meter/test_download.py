@@ -29,8 +29,8 @@ from bench.meter.state import (
 from .builders import ESME, GSME, SUPPLIER_A, make_image, read_firmware, tamper
 
 
-def fdra(driver, code: int):
-    return driver.wait_for(lambda s: [m for m in s.messages if m.message_code == code])[0]
+def fdra(driver, code: int, timeout: float = 10.0):
+    return driver.wait_for(lambda s: [m for m in s.messages if m.message_code == code], timeout)[0]
 
 
 def check_receipt(pki, msg, meter: bytes, alert: int, image: bytes) -> None:
@@ -120,7 +120,7 @@ def test_image_for_this_device_destination_is_accepted(pki, start_meter, connect
 def test_download_resumes_after_power_cut(pki, start_meter, connect):
     meter = start_meter("esme")
     driver = connect(meter)
-    image = make_image(pki, size=200000)
+    image = make_image(pki, size=200000)  # long enough for an offset to be recorded first
     driver.offer(image)
     deadline = time.monotonic() + 10
     while not (meter.load_state().download and meter.load_state().download.offset > 0):
@@ -135,7 +135,7 @@ def test_download_resumes_after_power_cut(pki, start_meter, connect):
     driver = connect(meter, image=image)  # no notify: the meter resumes by itself
     first = driver.wait_for(lambda s: s.block_requests)[0]
     assert first.file_offset == saved.offset
-    msg = fdra(driver, FDRA_ESME)
+    msg = fdra(driver, FDRA_ESME, timeout=30)  # ~4,000 block exchanges: slow on a loaded host
     check_receipt(pki, msg, ESME, ALERT_FIRMWARE_VERIFICATION_SUCCESSFUL, image)
     assert (meter.state / meter.load_state().pending.file).read_bytes() == image
 
