@@ -37,6 +37,9 @@ def summary(record: dict) -> str:
     line = f"{head} {record['src'] or record['src_short']} -> {record['dst'] or record['dst_short']} {record['command']}"
     if "ota" in record:
         return f"{line} {json.dumps(record['ota'], separators=(',', ':'))}"
+    if "default_response" in record:
+        answer = record["default_response"]
+        return f"{line} to 0x{answer['command_id']:02X} status=0x{answer['status']:02X}"
     line += f" {record['tunnel']['command']}"
     gbcs = record.get("gbcs")
     if gbcs:

@@ -6,7 +6,7 @@ with an `error` instead of stopping the whole capture.
 
 Record keys: `frame` (1-based), `time` (epoch seconds), `src`/`dst` (EUI-64 hex or null),
 `src_short`/`dst_short`, `seq`, `cluster`, `command` (snake-case name) and then either `ota`
-(the command's fields) or `tunnel` (`tunnel_id`, `command` GET/GET-RESPONSE/PUT, `remaining`)
+(the command's fields), `default_response` (`command_id` answered, `status`) or `tunnel` (`tunnel_id`, `command` GET/GET-RESPONSE/PUT, `remaining`)
 with `gbcs` (`cra_flag`, `originator_counter`, `originator`, `recipient`, `message_code`,
 `message_name`, and for a GBT block `block_number`/`last_block`), or `message` (hex) when the
 GBCS header does not decode.
@@ -36,6 +36,7 @@ COMMAND_NAMES: dict[type, str] = {
     han.UpgradeEndRequest: "upgrade_end_request",
     han.UpgradeEndResponse: "upgrade_end_response",
     han.TunnelTransferData: "transfer_data",
+    han.DefaultResponse: "default_response",
 }
 TUNNEL_COMMAND_NAMES = {han.TUNNEL_GET: "GET", han.TUNNEL_GET_RESPONSE: "GET-RESPONSE", han.TUNNEL_PUT: "PUT"}
 
@@ -115,6 +116,11 @@ def decode_record(number: int, timestamp: float, data: bytes) -> dict[str, Any]:
                 record["message"] = command.message.hex().upper()
             else:
                 record["gbcs"] = header
+        return record
+    if kind is han.DefaultResponse:
+        record["cluster"] = command.cluster
+        record["command"] = "default_response"
+        record["default_response"] = {"command_id": command.command_id, "status": command.status}
         return record
     record["cluster"] = han.CLUSTER_OTA_UPGRADE
     record["command"] = COMMAND_NAMES[kind]

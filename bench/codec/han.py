@@ -9,7 +9,8 @@ Frame layout (what Wireshark dissects from link type 195):
   MAC  FCF 0x8861 (data, ack request, PAN ID compression, short dst/src) seq, PAN, dst, src
   NWK  FCF data, version 2, extended dst + src IEEE present; dst, src, radius, seq, dst IEEE, src IEEE
   APS  data frame, unicast, no security; dst endpoint, cluster, profile 0x0109, src endpoint, counter
-  ZCL  cluster-specific, direction bit, default response disabled; seq, command id, payload
+  ZCL  cluster-specific (general for a Default Response), direction bit, default response
+       disabled; seq, command id, payload
   FCS  CRC-16/KERMIT, little-endian
 EUIs are held in display order (00DB1234567890A0) and reversed on the wire, as ZigBee sends them.
 """
@@ -24,6 +25,7 @@ from bench.codec.zcl import (  # re-exported: han is the one import for frames a
     ABORT,
     CLUSTER_OTA_UPGRADE,
     CLUSTER_TUNNELING,
+    CMD_DEFAULT_RESPONSE,
     CMD_IMAGE_BLOCK_REQUEST,
     CMD_IMAGE_BLOCK_RESPONSE,
     CMD_IMAGE_NOTIFY,
@@ -45,6 +47,7 @@ from bench.codec.zcl import (  # re-exported: han is the one import for frames a
     UPGRADE_TIME_WAIT_FOR_COMMAND,
     WAIT_FOR_DATA,
     ZCL_DECODERS,
+    DefaultResponse,
     ImageBlockRequest,
     ImageBlockResponse,
     ImageBlockWait,
@@ -66,6 +69,7 @@ NWK_FCF = 0x1808  # data, protocol version 2, extended dst + src
 NWK_FCF_SHORT_ONLY = 0x0008
 NWK_RADIUS = 30
 APS_FCF = 0x00
+ZCL_GENERAL = 0x00
 ZCL_CLUSTER_SPECIFIC = 0x01
 ZCL_SERVER_TO_CLIENT = 0x08
 ZCL_DISABLE_DEFAULT_RESPONSE = 0x10
@@ -111,7 +115,8 @@ def encode_han_frame(frame: HanFrame) -> bytes:
     try:
         cluster, from_server, cmd, payload = encode_command(frame.command, src.short)
         seq = frame.seq & 0xFF
-        zcl_fc = ZCL_CLUSTER_SPECIFIC | ZCL_DISABLE_DEFAULT_RESPONSE
+        frame_type = ZCL_GENERAL if type(frame.command) is DefaultResponse else ZCL_CLUSTER_SPECIFIC
+        zcl_fc = frame_type | ZCL_DISABLE_DEFAULT_RESPONSE
         if from_server:
             zcl_fc |= ZCL_SERVER_TO_CLIENT
         if src.eui is not None and dst.eui is not None:
@@ -171,6 +176,8 @@ class FrameHeaders:
     from_server: bool
     command_id: int
     payload_offset: int
+    general: bool = False
+    """A profile-wide command (Default Response) rather than a cluster-specific one."""
 
 
 def decode_headers(data: bytes) -> FrameHeaders:
@@ -184,7 +191,7 @@ def decode_headers(data: bytes) -> FrameHeaders:
     if crc16_kermit(data[:-2]) != fcs:
         raise DecodeError(_WHAT, "fcs", n - 2, "FCS does not match")
     if n - 2 >= _FAST_HEADER_SIZE and data[0] == 0x61 and data[1] == 0x88 and data[9] == 0x08 \
-            and data[10] == 0x18 and data[33] == APS_FCF and data[41] & 0xF7 == 0x11:
+            and data[10] == 0x18 and data[33] == APS_FCF and data[41] & 0xF6 == 0x10:
         (_, seq, pan, mdst, msrc, _, dst_short, src_short, _, _, dst_ieee, src_ieee,
          _, dst_ep, cluster, profile, src_ep, _, zcl_fc, zseq, cmd) = _HEADER.unpack_from(data)
         if profile != PROFILE_SMART_ENERGY:
@@ -193,6 +200,7 @@ def decode_headers(data: bytes) -> FrameHeaders:
             HanNode(src_ieee[::-1], src_short, pan, src_ep),
             HanNode(dst_ieee[::-1], dst_short, pan, dst_ep),
             zseq, cluster, bool(zcl_fc & ZCL_SERVER_TO_CLIENT), cmd, _FAST_HEADER_SIZE,
+            not zcl_fc & ZCL_CLUSTER_SPECIFIC,
         )
     return _decode_headers_general(data)
 
@@ -259,8 +267,8 @@ def _decode_headers_general(data: bytes) -> FrameHeaders:
     if o + 3 > end:
         raise DecodeError(_WHAT, "zcl_header", min(o, end), "truncated")
     zcl_fc = data[o]
-    if zcl_fc & 0x03 != ZCL_CLUSTER_SPECIFIC:
-        raise DecodeError(_WHAT, "zcl_frame_type", o, "not a cluster-specific command")
+    if zcl_fc & 0x03 not in (ZCL_GENERAL, ZCL_CLUSTER_SPECIFIC):
+        raise DecodeError(_WHAT, "zcl_frame_type", o, f"reserved ZCL frame type {zcl_fc & 0x03}")
     o += 1
     if zcl_fc & 0x04:
         o += 2  # manufacturer code
@@ -271,6 +279,7 @@ def _decode_headers_general(data: bytes) -> FrameHeaders:
     return FrameHeaders(
         HanNode(src_eui, src_short, pan, src_ep), HanNode(dst_eui, dst_short, pan, dst_ep),
         zseq, cluster, bool(zcl_fc & ZCL_SERVER_TO_CLIENT), cmd, o,
+        zcl_fc & 0x03 == ZCL_GENERAL,
     )
 
 
@@ -279,7 +288,7 @@ def decode_han_frame(data: bytes) -> HanFrame:
     data = bytes(data)
     h = decode_headers(data)
     command = decode_zcl_payload(h.cluster, h.from_server, h.command_id,
-                                 data[h.payload_offset:-2], h.payload_offset)
+                                 data[h.payload_offset:-2], h.payload_offset, h.general)
     return HanFrame(h.src, h.dst, h.seq, command)
 
 
@@ -287,6 +296,7 @@ __all__ = [
     "ABORT",
     "CLUSTER_OTA_UPGRADE",
     "CLUSTER_TUNNELING",
+    "CMD_DEFAULT_RESPONSE",
     "CMD_IMAGE_BLOCK_REQUEST",
     "CMD_IMAGE_BLOCK_RESPONSE",
     "CMD_IMAGE_NOTIFY",
@@ -296,6 +306,7 @@ __all__ = [
     "CMD_TRANSFER_DATA_TO_SERVER",
     "CMD_UPGRADE_END_REQUEST",
     "CMD_UPGRADE_END_RESPONSE",
+    "DefaultResponse",
     "FrameHeaders",
     "HanFrame",
     "HanNode",

@@ -46,6 +46,9 @@ CMD_UPGRADE_END_RESPONSE = 0x07
 CMD_TRANSFER_DATA_TO_SERVER = 0x02
 CMD_TRANSFER_DATA_TO_CLIENT = 0x01
 
+# ZCL general (profile-wide) command ids
+CMD_DEFAULT_RESPONSE = 0x0B
+
 
 @dataclass(slots=True)
 class ImageNotify:
@@ -146,9 +149,22 @@ class TunnelTransferData:
     from_server: bool | None = None
 
 
+@dataclass(slots=True)
+class DefaultResponse:
+    """ZCL general Default Response: the answer to one frame that has no specific response
+    (e.g. a failed Upgrade End Request). It travels in the cluster of the frame it answers, in
+    the opposite direction; `from_server` None means from the hub (short address 0x0000)."""
+
+    command_id: int
+    status: int
+    cluster: int = CLUSTER_OTA_UPGRADE
+    from_server: bool | None = None
+
+
 ZclCommand = Union[  # noqa: UP007 - readable list of the wire commands
     ImageNotify, QueryNextImageRequest, QueryNextImageResponse, ImageBlockRequest,
     ImageBlockResponse, ImageBlockWait, UpgradeEndRequest, UpgradeEndResponse, TunnelTransferData,
+    DefaultResponse,
 ]
 
 
@@ -252,6 +268,10 @@ def encode_command(command: ZclCommand, src_short: int) -> tuple[int, bool, int,
         payload = _S_END_RSP.pack(c.manufacturer_code, c.image_type, c.file_version,
                                   c.current_time, c.upgrade_time)
         return CLUSTER_OTA_UPGRADE, True, CMD_UPGRADE_END_RESPONSE, payload
+    if kind is DefaultResponse:
+        c = command
+        from_server = src_short == 0x0000 if c.from_server is None else c.from_server
+        return c.cluster, from_server, CMD_DEFAULT_RESPONSE, bytes((c.command_id, c.status))
     raise EncodeError(f"not a HAN command: {kind.__name__}")
 
 
@@ -380,8 +400,15 @@ ZCL_DECODERS = {
 
 
 def decode_zcl_payload(cluster: int, from_server: bool, command_id: int, payload: bytes,
-                       base: int = 0) -> ZclCommand:
-    """Dispatch on (cluster, direction, command id); `base` offsets errors to the whole frame."""
+                       base: int = 0, general: bool = False) -> ZclCommand:
+    """Dispatch on (cluster, direction, command id), or on the command id alone for a `general`
+    (profile-wide) frame; `base` offsets errors to the whole frame."""
+    if general:
+        if command_id != CMD_DEFAULT_RESPONSE:
+            raise DecodeError(_WHAT, "zcl_command", base - 1,
+                              f"general command 0x{command_id:02X} is not a Default Response")
+        _exact(payload, 2, base, "default_response")
+        return DefaultResponse(payload[0], payload[1], cluster, from_server)
     decoder = ZCL_DECODERS.get((cluster, from_server, command_id))
     if decoder is None:
         direction = "server->client" if from_server else "client->server"

@@ -2,7 +2,8 @@
 
 One declarative layer per ZCL command (OTA Upgrade 0x0019, SE Tunneling 0x0704 Transfer Data with
 the GBCS tunnel header), dispatched on (cluster, direction, command) because command ids repeat
-across clusters and directions. These layers are for dissection, the CLI and interactive work;
+across clusters and directions; the general Default Response is dispatched on its command id
+alone, in any cluster. These layers are for dissection, the CLI and interactive work;
 the run-time path is `bench.codec.han`, and property tests prove both give the same bytes.
 
 Field names equal the attribute names of the `bench.codec.han` dataclasses, so `to_scapy` and
@@ -154,6 +155,16 @@ class TunnelTransferData(Packet):
     ]
 
 
+class ZclDefaultResponse(Packet):
+    """ZCL general Default Response: which command of the answered frame, and its outcome."""
+
+    name = "ZCL: Default Response"
+    fields_desc = [
+        XByteField("command_id", 0),
+        ByteEnumField("status", han.SUCCESS, OTA_STATUS),
+    ]
+
+
 OTA, TUN = han.CLUSTER_OTA_UPGRADE, han.CLUSTER_TUNNELING
 ZCL_LAYERS: dict[tuple[int, int, int], type[Packet]] = {
     (OTA, 1, han.CMD_IMAGE_NOTIFY): OtaImageNotify,
@@ -174,6 +185,8 @@ _scapy_zcl_guess = ZigbeeClusterLibrary.guess_payload_class
 def _zcl_guess_payload_class(self: ZigbeeClusterLibrary, payload: bytes) -> type[Packet]:
     # scapy's own ZCL dispatch looks at the cluster only for a few hard-coded clusters;
     # bind_layers cannot see the cluster (it lives in the APS layer), so add ours in front.
+    if self.zcl_frametype == 0 and self.command_identifier == han.CMD_DEFAULT_RESPONSE:
+        return ZclDefaultResponse
     if self.zcl_frametype == 1 and self.underlayer is not None:
         layer = ZCL_LAYERS.get((self.underlayer.cluster, self.command_direction, self.command_identifier))
         if layer is not None:
@@ -187,8 +200,9 @@ ZigbeeClusterLibrary.guess_payload_class = _zcl_guess_payload_class
 # ---------------------------------------------------------------- whole frames
 
 def build_frame(src: han.HanNode, dst: han.HanNode, seq: int, cluster: int, direction: int,
-                command_id: int, command: Packet) -> Packet:
-    """802.15.4 (FCS) / NWK with IEEE addresses / APS unicast Smart Energy / ZCL / command."""
+                command_id: int, command: Packet, frametype: int = 1) -> Packet:
+    """802.15.4 (FCS) / NWK with IEEE addresses / APS unicast Smart Energy / ZCL / command;
+    `frametype` 0 is a general (profile-wide) ZCL command, 1 a cluster-specific one."""
     flags = (0x08 if dst.eui is not None else 0) | (0x10 if src.eui is not None else 0)
     nwk = ZigbeeNWK(frametype=0, proto_version=2, discover_route=0, flags=flags,
                     destination=dst.short, source=src.short, radius=han.NWK_RADIUS, seqnum=seq)
@@ -205,7 +219,7 @@ def build_frame(src: han.HanNode, dst: han.HanNode, seq: int, cluster: int, dire
                                dst_endpoint=dst.endpoint, cluster=cluster,
                                profile=han.PROFILE_SMART_ENERGY, src_endpoint=src.endpoint,
                                counter=seq)
-        / ZigbeeClusterLibrary(zcl_frametype=1, command_direction=direction,
+        / ZigbeeClusterLibrary(zcl_frametype=frametype, command_direction=direction,
                                disable_default_response=1, manufacturer_specific=0,
                                transaction_sequence=seq, command_identifier=command_id)
         / command
@@ -225,6 +239,7 @@ _LAYER_OF = {
 _EUI_FIELDS = {"request_node_address"}
 _HAN_OF = {spec[0]: cls for cls, spec in _LAYER_OF.items() if cls is not han.ImageBlockWait}
 _HAN_OF[TunnelTransferData] = han.TunnelTransferData
+_HAN_OF[ZclDefaultResponse] = han.DefaultResponse
 
 
 def command_layer(command: han.ZclCommand, src_short: int = 0xFFFF) -> tuple[Packet, int, int, int]:
@@ -237,6 +252,10 @@ def command_layer(command: han.ZclCommand, src_short: int = 0xFFFF) -> tuple[Pac
             fields["remaining"] = command.remaining or 0
         cmd = han.CMD_TRANSFER_DATA_TO_CLIENT if from_server else han.CMD_TRANSFER_DATA_TO_SERVER
         return TunnelTransferData(**fields), TUN, int(from_server), cmd
+    if isinstance(command, han.DefaultResponse):
+        from_server = src_short == 0x0000 if command.from_server is None else command.from_server
+        return (ZclDefaultResponse(command_id=command.command_id, status=command.status),
+                command.cluster, int(from_server), han.CMD_DEFAULT_RESPONSE)
     layer, cluster, direction, cmd = _LAYER_OF[type(command)]
     fields = {}
     for f in dataclasses.fields(command):
@@ -257,7 +276,9 @@ def command_layer(command: han.ZclCommand, src_short: int = 0xFFFF) -> tuple[Pac
 def to_scapy(frame: han.HanFrame) -> Packet:
     """The scapy packet of a han frame (its bytes equal `han.encode_han_frame(frame)`)."""
     layer, cluster, direction, cmd = command_layer(frame.command, frame.src.short)
-    return build_frame(frame.src, frame.dst, frame.seq & 0xFF, cluster, direction, cmd, layer)
+    frametype = 0 if isinstance(frame.command, han.DefaultResponse) else 1
+    return build_frame(frame.src, frame.dst, frame.seq & 0xFF, cluster, direction, cmd, layer,
+                       frametype)
 
 
 def dissect(data: bytes) -> Packet:
@@ -295,6 +316,9 @@ def from_scapy(packet: Packet) -> han.HanFrame:
         command: han.ZclCommand = han.TunnelTransferData(
             values["tunnel_id"], values["gbcs_command"], bytes(values.get("message", b"")),
             values.get("remaining"), bool(zcl.command_direction))
+    elif isinstance(layer, ZclDefaultResponse):
+        command = han.DefaultResponse(values["command_id"], values["status"], aps.cluster,
+                                      bool(zcl.command_direction))
     elif isinstance(layer, OtaImageBlockResponse) and layer.status == han.WAIT_FOR_DATA:
         command = han.ImageBlockWait(values["current_time"], values["request_time"],
                                      values["minimum_block_period"])

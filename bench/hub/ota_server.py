@@ -28,10 +28,13 @@ from dataclasses import dataclass
 
 from bench.codec.han import (
     ABORT,
+    CLUSTER_OTA_UPGRADE,
+    CMD_UPGRADE_END_REQUEST,
     MAX_BLOCK_DATA,
     NO_IMAGE_AVAILABLE,
     SUCCESS,
     UPGRADE_TIME_WAIT_FOR_COMMAND,
+    DefaultResponse,
     ImageBlockRequest,
     ImageBlockResponse,
     ImageBlockWait,
@@ -104,7 +107,8 @@ class Throttle:
         return cls(max_concurrent, min(0xFFFF, math.ceil(block_size * 1000 / bytes_per_s)))
 
 
-Reply = (QueryNextImageResponse | ImageBlockResponse | ImageBlockWait | UpgradeEndResponse | None)
+Reply = (QueryNextImageResponse | ImageBlockResponse | ImageBlockWait | UpgradeEndResponse
+         | DefaultResponse | None)
 
 
 class OtaServer:
@@ -306,7 +310,9 @@ class OtaServer:
                                     f"meter ended the download with status {request.status:#04x}"):
                 changed.append(transfer)
         if request.status != SUCCESS:
-            return None, changed
+            # ZCL OTA: a failed Upgrade End has no specific response; the server acknowledges it
+            # with a Default Response SUCCESS so the client stops repeating it.
+            return DefaultResponse(CMD_UPGRADE_END_REQUEST, SUCCESS, CLUSTER_OTA_UPGRADE, True), changed
         return UpgradeEndResponse(
             request.manufacturer_code, request.image_type, request.file_version,
             zcl_utc_time(self._wall_clock()), UPGRADE_TIME_WAIT_FOR_COMMAND,

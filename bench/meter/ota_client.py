@@ -197,6 +197,8 @@ class OtaClient:
             self._on_notify(command, now)
         elif isinstance(command, han.UpgradeEndResponse):
             self._on_end_response(command, now)
+        elif isinstance(command, han.DefaultResponse):
+            self._on_default_response(command, now)
 
     def _on_notify(self, notify: han.ImageNotify, now: float) -> None:
         s = self.settings
@@ -283,6 +285,13 @@ class OtaClient:
         self._tries = 0
         self._last_request = now
         self._deadline = now + max(delay, self._min_period)
+
+    def _on_default_response(self, answer: han.DefaultResponse, now: float) -> None:
+        """The server's acknowledgement of a failed Upgrade End: nothing more to say about it."""
+        if (self.phase == ENDING and answer.cluster == han.CLUSTER_OTA_UPGRADE
+                and answer.command_id == han.CMD_UPGRADE_END_REQUEST
+                and self._end_request.status != han.SUCCESS):
+            self._idle(now)
 
     def _on_end_response(self, response: han.UpgradeEndResponse, now: float) -> None:
         if self.phase != ENDING:

@@ -33,11 +33,15 @@ from bench.codec.gbcs.codes import (
 )
 from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block
 from bench.codec.han import (
+    CLUSTER_OTA_UPGRADE,
+    CMD_UPGRADE_END_REQUEST,
     INVALID_IMAGE,
     SUCCESS,
+    DefaultResponse,
     ImageBlockRequest,
     ImageBlockWait,
     TunnelTransferData,
+    UpgradeEndRequest,
     UpgradeEndResponse,
     decode_han_frame,
 )
@@ -356,10 +360,9 @@ def test_the_checks_catch_a_meter_that_activates_on_upgrade_end(bench):
 def test_images_the_meter_refuses_fail_the_transfer_with_their_status(bench):
     """Tampered, wrongly signed, wrong hardware: Upgrade End 0x96, a signed 0x8F1C, no change.
 
-    The hub sends no answer to a failed Upgrade End (ZCL wants a Default Response, which the HAN
-    codec does not model), so the meter repeats it before going idle: short retries and a quick
-    Image Notify keep the three offers brisk."""
-    hub = bench.start([("esme", ESME_EUI, ("--retry-timeout", "0.1"))], notify_interval=0.3)
+    The hub answers each failed Upgrade End with a ZCL Default Response SUCCESS, so the meter
+    sends exactly one per refused image; a quick Image Notify keeps the three offers brisk."""
+    hub = bench.start([("esme", ESME_EUI, ())], notify_interval=0.3)
     device_ds = bench.pki.device(ESME_EUI).ds_cert.public_key()
     good = bytearray(bench.image(800, version=NEW_VERSION + 1))
     good[200] ^= 0xFF  # inside the manufacturer image: the signature no longer verifies
@@ -380,3 +383,10 @@ def test_images_the_meter_refuses_fail_the_transfer_with_their_status(bench):
         assert payloads.decode_payload(alert).alert_code == ALERT_FIRMWARE_VERIFICATION_FAILED
         assert verify_signature(alert, device_ds), why
     assert bench.read_version(ESME_EUI, "esme") == FACTORY_VERSION
+    frames = [frame for _, frame in bench.captured()]
+    for version in (NEW_VERSION + 1, NEW_VERSION + 2, NEW_VERSION + 3):
+        ends = [i for i, f in enumerate(frames) if isinstance(f.command, UpgradeEndRequest)
+                and f.command.file_version == version]
+        assert len(ends) == 1, (hex(version), len(ends))
+        answer = next(f.command for f in frames[ends[0] + 1:] if f.src.eui != ESME_EUI)
+        assert answer == DefaultResponse(CMD_UPGRADE_END_REQUEST, SUCCESS, CLUSTER_OTA_UPGRADE, True)

@@ -8,11 +8,14 @@ import pytest
 
 from bench.codec.han import (
     ABORT,
+    CLUSTER_OTA_UPGRADE,
+    CMD_UPGRADE_END_REQUEST,
     INVALID_IMAGE,
     MAX_BLOCK_DATA,
     NO_IMAGE_AVAILABLE,
     SUCCESS,
     UPGRADE_TIME_WAIT_FOR_COMMAND,
+    DefaultResponse,
     ImageBlockRequest,
     ImageBlockResponse,
     ImageBlockWait,
@@ -169,7 +172,8 @@ def test_upgrade_end_with_error_fails_the_transfer(clock):
     download(ota, ESME_EUI, image)
     reply, changed = ota.handle(ESME_EUI, UpgradeEndRequest(
         INVALID_IMAGE, MANUFACTURER, 0, parse_ota_header(image).file_version))
-    assert reply is None and changed == [transfer]
+    assert reply == DefaultResponse(CMD_UPGRADE_END_REQUEST, SUCCESS, CLUSTER_OTA_UPGRADE, True)
+    assert changed == [transfer]
     progress = transfer.progress()
     assert progress.state is TransferState.FAILED and progress.upgrade_end_status == INVALID_IMAGE
     assert "0x96" in progress.reason

@@ -149,6 +149,9 @@ class MeterDriver:
                                           command.file_version, command.file_offset, data)
         if isinstance(command, han.UpgradeEndRequest):
             self.seen.end_requests.append(command)
+            if command.status != han.SUCCESS:  # ZCL OTA: a failed end is answered by a Default Response
+                return han.DefaultResponse(han.CMD_UPGRADE_END_REQUEST, han.SUCCESS,
+                                           han.CLUSTER_OTA_UPGRADE, True)
             now = int(time.time())
             return han.UpgradeEndResponse(command.manufacturer_code, command.image_type,
                                           command.file_version, now, self.upgrade_time)

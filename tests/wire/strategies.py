@@ -44,6 +44,7 @@ COMMANDS = st.one_of(
               st.binary(max_size=han.MAX_TUNNEL_MESSAGE), st.none(), st.booleans()),
     st.builds(han.TunnelTransferData, u16, st.just(han.TUNNEL_GET_RESPONSE),
               st.binary(max_size=han.MAX_TUNNEL_MESSAGE), u8, st.booleans()),
+    st.builds(han.DefaultResponse, u8, u8, u16, st.booleans()),
 )
 
 

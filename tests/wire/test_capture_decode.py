@@ -44,6 +44,9 @@ def test_record_carries_every_field(frame):
         assert ("gbcs" in record) != ("message" in record) or not command.message
         if "message" in record:
             assert record["message"] == command.message.hex().upper()
+    elif isinstance(command, han.DefaultResponse):
+        assert record["cluster"] == command.cluster and record["command"] == "default_response"
+        assert record["default_response"] == {"command_id": command.command_id, "status": command.status}
     else:
         assert record["cluster"] == han.CLUSTER_OTA_UPGRADE
         assert record["ota"] == _expected_ota(command)

@@ -76,7 +76,8 @@ def test_frame_without_ieee_addresses_round_trips():
         (33, 0x02, "aps_frame_type"),
         (33, 0x20, "aps_security"),
         (37, 0x04, "aps_profile"),
-        (41, 0x10, "zcl_frame_type"),
+        (41, 0x12, "zcl_frame_type"),
+        (41, 0x10, "zcl_command"),  # a general frame whose command is not a Default Response
         (43, 0x04, "zcl_command"),
     ],
 )

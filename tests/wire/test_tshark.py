@@ -41,6 +41,7 @@ FIELDS = [
     "gbcs_message.grouping_header.originator_counter", "gbcs_gbz.alert_code",
     "gbcs_message.gbt_header.block_number", "gbcs_message.routing_header.message_code",
     "gbcs_message.routing_header.originator_counter", "gbcs_tunnel.remaining",
+    "zbee_zcl.type", "zbee_zcl.cmd.id", "zbee_zcl.cmd.id.rsp", "zbee_zcl.attr.status",
 ]
 
 
@@ -98,7 +99,7 @@ def test_ota_fields(dissected):
     for (name, _, _, command), row in zip(EVERY_COMMAND, rows, strict=False):
         assert row["zbee_aps.profile"] == "0x0109"
         assert row["zbee_nwk.src64"] != "" and row["zbee_nwk.dst64"] != ""
-        if isinstance(command, han.TunnelTransferData):
+        if isinstance(command, han.TunnelTransferData | han.DefaultResponse):
             continue
         tx, rx = row["zbee_zcl_general.ota.cmd.srv_tx.id"], row["zbee_zcl_general.ota.cmd.srv_rx.id"]
         expected_id = {
@@ -125,6 +126,22 @@ def test_ota_fields(dissected):
             assert row["zbee_zcl_general.ota.image.data"].replace(":", "") == command.data.hex()
         if hasattr(command, "status"):
             assert int(row["zbee_zcl_general.ota.status"], 0) == command.status, name
+
+
+def test_default_response_is_a_profile_wide_command(dissected):
+    """tshark reads the general frame type, the answered command id and the status."""
+    checked = 0
+    for (name, _, _, command), row in zip(EVERY_COMMAND, dissected[1], strict=False):
+        if not isinstance(command, han.DefaultResponse):
+            assert int(row["zbee_zcl.type"], 0) == 1, name
+            continue
+        assert int(row["zbee_zcl.type"], 0) == 0, name
+        assert int(row["zbee_zcl.cmd.id"], 0) == han.CMD_DEFAULT_RESPONSE, name
+        assert int(row["zbee_zcl.cmd.id.rsp"], 0) == command.command_id, name
+        assert int(row["zbee_zcl.attr.status"], 0) == command.status, name
+        assert int(row["zbee_aps.cluster"], 0) == command.cluster, name
+        checked += 1
+    assert checked == 2
 
 
 def test_every_ota_field_was_checked_somewhere(dissected):
