@@ -26,7 +26,7 @@ from bench.codec.eui import eui_hex
 from bench.errors import BenchError, ConfigError, RigError
 from bench.rig_emulator import DeviceLog, EmulatedMeter, emulate_command
 from bench.rig_gateway import DeviceTraffic, HubGateway, LinkWaits
-from bench.rig_model import Rig, RigDevice, load_rig, usb_radio_channel
+from bench.rig_model import Rig, RigDevice, load_rig, require_duis_schema, usb_radio_channel
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ class RunningRig:
         stack.callback(detach)
 
     def _check_inputs(self) -> None:
+        require_duis_schema()
         where = f"{self.rig.path}"
         if not (self.rig.pki_dir / "pki.toml").is_file():
             raise ConfigError(f"{where}: field 'pki': {self.rig.pki_dir} holds no PKI "

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.codec.eui import eui_hex, parse_eui
-from bench.errors import BenchError, ConfigError
+from bench.errors import BenchError, ConfigError, RigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RIG = PROJECT_ROOT / "rigs" / "emulated.toml"
@@ -356,3 +356,22 @@ def _check_link(check: _Checker, where: str, link: str) -> None:
         raise check.fail(where, "link", f"{link!r} is not 'emulated', 'none', a /dev/ path, "
                          f"'usb-radio:CHANNEL' or a pyserial URL "
                          f"({', '.join(s + '://' for s in SERIAL_URL_SCHEMES)})")
+
+
+def require_duis_schema() -> Path:
+    """Load the DUIS schema the shim validates every request against, or raise one RigError.
+
+    Without it every request would be refused with E1 and each test would fail on its own, far
+    from the cause; the schema is published material read where it lies, never copied in.
+    """
+    from bench.codec.duis.safe_xml import SCHEMA_ENV, duis_schema, schema_path
+
+    path = schema_path()
+    hint = f"set {SCHEMA_ENV} to the 'DUIS Schema V5.4.xsd' of the published DUIS schema"
+    if not path.is_file():
+        raise RigError(f"DUIS schema not found at {path}; {hint}")
+    try:
+        duis_schema()
+    except BenchError as exc:
+        raise RigError(f"{exc}; {hint}") from None
+    return path

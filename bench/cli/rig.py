@@ -68,6 +68,9 @@ def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach
     run = resolve_run_dir(run_dir)
     if RigClient.available(run):
         raise RigError(f"a rig is already up in {run}; stop it with `bench rig down`")
+    from bench.rig_model import require_duis_schema
+
+    require_duis_schema()
     if detach:
         _detach(rig_file, run, results, as_json)
         return

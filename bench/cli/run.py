@@ -99,7 +99,9 @@ def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | No
 
     from bench.report.run_record import REQUIREMENTS, load_record
     from bench.rig import default_results_dir
+    from bench.rig_model import require_duis_schema
 
+    require_duis_schema()  # one clear line now, not an E1 from every request later
     results = (out or default_results_dir()).resolve()
     results.mkdir(parents=True, exist_ok=True)
     progress = sys.stderr if as_json else sys.stdout
