@@ -19,7 +19,12 @@ def _check_portfolio(rig, supplier, devices, step):
         assert row["active_version"] == version, \
             f"{step}: report says {row['active_version']} active on {eui}, the device says {version}"
         assert row["last_read_version"] == version, f"{step}: last 11.2 read not recorded for {eui}"
-        assert row["agrees_with_dcc"] == (row["dcc_firmware_version"] == version), \
+        # The DCC record starts as the rig's registry fixtures say and follows each activation
+        # the device confirms, so it must equal what the device reports at every step.
+        assert row["dcc_firmware_version"] == version, \
+            f"{step}: the DCC records {row['dcc_firmware_version']} for {eui}, the device says " \
+            f"{version} (at start: check firmware_version in the rig's registry devices.csv)"
+        assert row["agrees_with_dcc"] is True, \
             f"{step}: agrees_with_dcc is {row['agrees_with_dcc']} for {eui}"
     return rows
 

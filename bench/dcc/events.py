@@ -96,6 +96,8 @@ class HubEvents:
                 f" {column}_at = excluded.{column}_at",
                 (device, incoming.firmware_version, at),
             )
+            if sr == "11.3":  # only a successful CS06 response carries a version
+                _record_dcc_firmware(conn, device, incoming.firmware_version, at, request_id)
         audit.record(
             conn,
             at,
@@ -125,6 +127,14 @@ class HubEvents:
             "INSERT INTO device_alert (device, code, name, at) VALUES (?,?,?,?)",
             (device, code, incoming.alert_name, at),
         )
+        if incoming.firmware_version is not None:  # a future-dated activation that succeeded
+            conn.execute(
+                "INSERT INTO device_state (eui, active_version, active_at) VALUES (?,?,?)"
+                " ON CONFLICT(eui) DO UPDATE SET active_version = excluded.active_version,"
+                " active_at = excluded.active_at",
+                (device, incoming.firmware_version, at),
+            )
+            _record_dcc_firmware(conn, device, incoming.firmware_version, at, None)
         if code in ("8F72", "8F1C"):
             status = "verified" if code == "8F72" else "verification-failed"
             conn.execute(
@@ -204,3 +214,26 @@ def _device_hex(eui: bytes) -> str:
             if isinstance(eui, bytes | bytearray)
             else "invalid"
         )
+
+
+def _record_dcc_firmware(
+    conn: sqlite3.Connection, device: str, version: str, at: str, request_id: str | None
+) -> None:
+    """The DCC's record of a device's firmware follows each activation the device confirms.
+
+    Only an activation changes it: a read (11.2) reports what runs, it does not re-register it,
+    so a device that disagrees with its record stays visible in the portfolio (MP207 R4).
+    """
+    row = conn.execute("SELECT firmware_version FROM device WHERE eui = ?", (device,)).fetchone()
+    if row is None or row[0] == version:
+        return
+    conn.execute("UPDATE device SET firmware_version = ? WHERE eui = ?", (version, device))
+    audit.record(
+        conn,
+        at,
+        "event",
+        f"DCC firmware record of {device}: {row[0] or 'none'} -> {version} (activation confirmed)",
+        request_id=request_id,
+        device=device,
+        service_reference="11.3",
+    )

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bench.codec.duis.responses import parse_response
-from bench.codec.gbcs.apdu import decode_message
-from bench.codec.gbcs.codes import CS06
+from bench.codec.gbcs.apdu import GbcsMessage, decode_message
+from bench.codec.gbcs.codes import ALERT, CS06, FUTURE_DATED_FIRMWARE_ALERT
 from bench.codec.gbcs.payloads import cs06_response
+from bench.codec.gbcs.payloads_asn1 import future_dated_alert
 from bench.codec.ota_file import parse_gb_image
+from bench.crypto.gbcs_security import sign_message
 from bench.dcc.portfolio import portfolio
 
 from .support import ESME_A0, NOW, SUPPLIER_A, alert, device_response, firmware_report
@@ -35,7 +37,7 @@ def test_portfolio_follows_distribution_alerts_reads_and_activation(
     }  # supplier-b's B0 and the CHF are not its
     a0 = entries["00DB1234567890A0"]
     assert (a0.dcc_firmware_version, a0.active_version, a0.pending_version, a0.agrees_with_dcc) == (
-        "ACDCACDC",
+        "00000100",  # the emulated meter's factory version
         None,
         None,
         None,
@@ -56,11 +58,11 @@ def test_portfolio_follows_distribution_alerts_reads_and_activation(
     clock["t"] = NOW + timedelta(minutes=2)
     read = parse_response(shim.submit(requests.read("supplier-a", ESME_A0)))
     counter = read.request_id.counter
-    shim.device_message(ESME_A0, firmware_report(ESME_A0, counter, bytes.fromhex("ACDCACDC")))
+    shim.device_message(ESME_A0, firmware_report(ESME_A0, counter, bytes.fromhex("00000100")))
     a0 = a0_now()
     assert (a0.last_read_version, a0.active_version, a0.agrees_with_dcc) == (
-        "ACDCACDC",
-        "ACDCACDC",
+        "00000100",
+        "00000100",
         True,
     )
 
@@ -77,7 +79,12 @@ def test_portfolio_follows_distribution_alerts_reads_and_activation(
         "activated",
         None,
     )
-    assert a0.agrees_with_dcc is False  # the DCC's record still says ACDCACDC
+    # the confirmed activation moved the DCC's record, audited
+    assert (a0.dcc_firmware_version, a0.agrees_with_dcc) == ("0000002A", True)
+    moved = shim.store.read("SELECT reason FROM audit WHERE device = ? AND reason LIKE 'DCC firmware%'",
+                            ("00DB1234567890A0",))
+    assert moved == [("DCC firmware record of 00DB1234567890A0: 00000100 -> 0000002A"
+                      " (activation confirmed)",)]
     # the CS06 response reached the Supplier that activated, not the RSA
     kinds = shim.store.read("SELECT party, code FROM mailbox WHERE kind = 'response'")
     assert set(kinds) == {("90B3D51F30010000", "I0")}
@@ -88,3 +95,36 @@ def test_portfolio_of_everyone_and_of_another_supplier(shim) -> None:
     assert len(every) == 8
     b = portfolio(shim.store.path, bytes.fromhex("90B3D51F30030000"), NOW)
     assert [e.eui for e in b] == ["00DB1234567890B0"] and b[0].supplier == "supplier-b"
+
+
+def test_a_read_does_not_move_the_dcc_record_and_a_failed_activation_neither(make_shim, requests):
+    shim = make_shim()
+    read = parse_response(shim.submit(requests.read("supplier-a", ESME_A0)))
+    shim.device_message(
+        ESME_A0, firmware_report(ESME_A0, read.request_id.counter, bytes.fromhex("00000200"))
+    )
+    pre = parse_response(shim.submit(requests.activate("supplier-a", ESME_A0))).pre_command.gbcs
+    parse_response(shim.submit(requests.signed_precommand("supplier-a", ESME_A0, pre)))
+    refused = cs06_response(1, bytes.fromhex("00000300"))  # not activated
+    shim.device_message(
+        ESME_A0, device_response(ESME_A0, decode_message(pre).originator_counter, CS06, refused)
+    )
+    a0 = next(e for e in portfolio(shim.store.path, SUPPLIER_A, NOW) if e.eui == "00DB1234567890A0")
+    assert (a0.dcc_firmware_version, a0.last_read_version, a0.agrees_with_dcc) == (
+        "00000100",
+        "00000200",
+        False,
+    )
+
+
+def test_a_future_dated_activation_alert_moves_the_dcc_record(make_shim, pki) -> None:
+    shim = make_shim()
+    content = future_dated_alert(0x8F66, NOW, 7, 0, bytes.fromhex("00030000"))
+    message = GbcsMessage(ALERT, 90_001, ESME_A0, SUPPLIER_A, NOW, FUTURE_DATED_FIRMWARE_ALERT, content)
+    shim.device_message(ESME_A0, sign_message(message, pki.device(ESME_A0).ds_key).encode())
+    a0 = next(e for e in portfolio(shim.store.path, SUPPLIER_A, NOW) if e.eui == "00DB1234567890A0")
+    assert (a0.dcc_firmware_version, a0.active_version, a0.agrees_with_dcc) == (
+        "00030000",
+        "00030000",
+        True,
+    )
