@@ -113,6 +113,18 @@ def _breaks_the_rig(error: BaseException) -> bool:
 # -- hooks ---------------------------------------------------------------------------------------
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A misspelt requirement would leave its tests out of every verdict: refuse it."""
+    from bench.report.run_record import REQUIREMENTS
+
+    for item in items:
+        marker = item.get_closest_marker("mp207")
+        if marker is not None and (len(marker.args) != 1 or marker.args[0] not in REQUIREMENTS):
+            given = ", ".join(map(repr, marker.args))
+            raise pytest.UsageError(f"{item.nodeid}: mp207({given}): the marker takes one of "
+                                    f"{', '.join(REQUIREMENTS)}")
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     state = _state(item.config)
     state.current = item

@@ -117,9 +117,13 @@ def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | No
     except (OSError, ValueError):
         record = {"verdict": {r: "not run" for r in REQUIREMENTS}, "passed": 0, "failed": 0,
                   "tests": [], "rig_error": f"pytest exited with code {int(code)} before any test ran"}
+    if not select and not requirements:  # the whole suite: a requirement it never tested fails
+        record["verdict"] = {r: "failed" if v == "not run" else v
+                             for r, v in record["verdict"].items()}
     verdict = record["verdict"]
     failed = record.get("failed", 0) + record.get("skipped", 0)
-    ok = int(code) == 0 and failed == 0 and record.get("passed", 0) > 0
+    ok = (int(code) == 0 and failed == 0 and record.get("passed", 0) > 0
+          and "failed" not in verdict.values())
     summary = {"verdict": verdict, "passed": record.get("passed", 0), "failed": failed,
                "results": str(results)}
     if as_json:
@@ -140,6 +144,8 @@ def _print_table(record: dict[str, Any], results: Path) -> None:
         passed = sum(1 for t in mine if t["outcome"] == "passed")
         count = f"{passed}/{len(mine)}"
         click.echo(f"{requirement:<4} {TITLES[requirement]:<36} {verdict:<8} {count}")
+        if not mine and verdict == "failed":
+            click.echo("       - no test of this requirement ran")
         broken = 0
         for test in mine:
             if test["outcome"] == "passed":
