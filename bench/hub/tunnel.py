@@ -4,6 +4,12 @@ Commands to a meter go as PUT; responses and alerts from a meter arrive as PUT. 
 longer than one Transfer Data frame carries (`MAX_TUNNEL_MESSAGE`) is split into General Block
 Transfer blocks, and blocks from a meter are reassembled before the message is handed on.
 
+Every PUT from a meter that decodes (a whole message, or a GBT block the reassembler took) is
+answered with a ZCL Default Response SUCCESS echoing its sequence number: ZCL answers one frame, so
+each block is acknowledged on its own and the meter resends only what went unanswered. A meter
+resends an unacknowledged alert, so a message is handed on once per (originator, CRA flag,
+originator counter): the copies are counted in `duplicates` and dropped.
+
 A sleepy meter (GSME) cannot hear a PUT while it sleeps, so messages for it wait in an outbox: when
 it wakes it sends GET, and each GET is answered with one GET-RESPONSE holding the oldest waiting
 message (or block) and the number still waiting, so the meter keeps asking until that is zero.
@@ -12,21 +18,29 @@ message (or block) and the number still waiting, so the meter keeps asking until
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from bench.codec.gbcs.apdu import decode_message
 from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, max_block_data, segment
 from bench.codec.han import (
+    CLUSTER_TUNNELING,
+    CMD_TRANSFER_DATA_TO_SERVER,
     MAX_TUNNEL_MESSAGE,
+    SUCCESS,
     TUNNEL_GET,
     TUNNEL_GET_RESPONSE,
     TUNNEL_PUT,
+    DefaultResponse,
     TunnelTransferData,
 )
 from bench.errors import BenchError, EncodeError
 
 TUNNEL_ID = 0x0001
 MAX_REMAINING = 0xFF
+REMEMBERED_MESSAGES = 256
+"""Message keys kept per meter to spot a resent copy (far more than a meter's retries span)."""
+PUT_ACK = DefaultResponse(CMD_TRANSFER_DATA_TO_SERVER, SUCCESS, CLUSTER_TUNNELING, True)
 
 
 @dataclass
@@ -39,6 +53,8 @@ class TunnelEnd:
     delivered: int = 0
     received: int = 0
     broken_blocks: int = 0
+    duplicates: int = 0
+    seen: OrderedDict[tuple[bytes, int, int], None] = field(default_factory=OrderedDict)
 
 
 class GbcsTunnel:
@@ -92,8 +108,9 @@ class GbcsTunnel:
             return len(self.end(eui).outbox)
 
     def handle(self, eui: bytes, transfer: TunnelTransferData
-               ) -> tuple[TunnelTransferData | None, bytes | None]:
-        """The reply to one Transfer Data from a meter, and the whole GBCS message it completed."""
+               ) -> tuple[TunnelTransferData | DefaultResponse | None, bytes | None]:
+        """The reply to one Transfer Data from a meter (GET-RESPONSE to a GET, Default Response to a
+        PUT it decoded), and the whole GBCS message it completed, unless already handed on."""
         with self._lock:
             end = self._ends.get(eui)
             if end is None:
@@ -106,18 +123,29 @@ class GbcsTunnel:
                 return TunnelTransferData(transfer.tunnel_id, TUNNEL_GET_RESPONSE, message, remaining), None
             if transfer.gbcs_command != TUNNEL_PUT or not transfer.message:
                 return None, None
-            return None, self._receive(end, bytes(transfer.message))
+            return self._receive(end, bytes(transfer.message))
 
     @staticmethod
-    def _receive(end: TunnelEnd, message: bytes) -> bytes | None:
-        if not is_gbt_block(message):
-            end.received += 1
-            return message
+    def _receive(end: TunnelEnd, message: bytes) -> tuple[DefaultResponse | None, bytes | None]:
+        if is_gbt_block(message):
+            try:
+                message = end.reassembler.feed(message)
+            except BenchError:
+                end.broken_blocks += 1
+                return None, None
+            if message is None:
+                return PUT_ACK, None
         try:
-            whole = end.reassembler.feed(message)
+            head = decode_message(message)
         except BenchError:
-            end.broken_blocks += 1
-            return None
-        if whole is not None:
-            end.received += 1
-        return whole
+            end.received += 1  # not ours to judge: the receiver of the message checks it
+            return PUT_ACK, message
+        key = (head.originator, head.cra_flag, head.originator_counter)
+        if key in end.seen:
+            end.duplicates += 1
+            return PUT_ACK, None
+        end.seen[key] = None
+        if len(end.seen) > REMEMBERED_MESSAGES:
+            end.seen.popitem(last=False)
+        end.received += 1
+        return PUT_ACK, message

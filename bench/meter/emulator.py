@@ -21,6 +21,7 @@ from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, max_block_data, s
 from bench.errors import BenchError, ConfigError, LinkError
 from bench.link.base import Link
 from bench.link.timing import precise_timers
+from bench.meter.alert_outbox import AlertOutbox
 from bench.meter.alerts import MeterAlerts
 from bench.meter.faults import check_faults
 from bench.meter.gbcs_handler import GbcsHandler
@@ -106,8 +107,10 @@ class Emulator:
         self.frames_in = 0
         self.frames_bad = 0
         self.frames_lost_asleep = 0
+        self.outbox = AlertOutbox(self.store, self.state, self.send_piece, tunnel_pieces,
+                                  backoff=max(1.0, 2 * config.retry_timeout))
         self.alerts = MeterAlerts(config.device, self.identity, self.anchors.supplier.eui, self.store,
-                                  self.state, self.send_gbcs, self.clock)
+                                  self.state, self.outbox.send, self.clock)
         settings = OtaSettings(MANUFACTURER_CODE, image_type, HARDWARE_VERSION, config.max_data_size,
                                config.retry_timeout, config.query_interval)
         self.ota = OtaClient(settings, config.eui, self.store, self.slots, self.anchors, self.alerts,
@@ -120,18 +123,25 @@ class Emulator:
         """The meter's own clock: the host's, offset as configured (tests move it)."""
         return datetime.fromtimestamp(time.time() + self.config.clock_offset, UTC).replace(microsecond=0)
 
-    def send(self, command: han.ZclCommand) -> None:
-        frame = han.HanFrame(self.node, self.hub, self._seq, command)
+    def send(self, command: han.ZclCommand) -> int:
+        """Transmit one frame; its ZCL sequence number (what a Default Response echoes)."""
+        seq = self._seq
+        frame = han.HanFrame(self.node, self.hub, seq, command)
         self._seq = (self._seq + 1) & 0xFF
         try:
             self.link.send(han.encode_han_frame(frame))
         except LinkError as exc:  # a radio transmits into the void; the protocol above retries
             log.warning("frame lost on transmit: %s", exc)
+        return seq
+
+    def send_piece(self, piece: bytes) -> int:
+        """One Transfer Data PUT (a whole GBCS message or one GBT block); its sequence number."""
+        return self.send(han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_PUT, piece, None, from_server=False))
 
     def send_gbcs(self, message: bytes) -> None:
         """One Transfer Data PUT, or GBT blocks when the message is longer than a frame holds."""
         for piece in tunnel_pieces(message):
-            self.send(han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_PUT, piece, None, from_server=False))
+            self.send_piece(piece)
 
     def _tunnel_get(self) -> None:
         self.send(han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_GET, b"", None, from_server=False))
@@ -150,11 +160,14 @@ class Emulator:
         self.frames_in += 1
         if frame.src.eui is not None:
             self.hub = frame.src
+        self.outbox.hub_heard()
         if self.state.receipt_due:
             self.ota.send_owed_receipt()
         command = frame.command
         try:
-            if isinstance(command, han.TunnelTransferData):
+            if isinstance(command, han.DefaultResponse) and command.cluster == han.CLUSTER_TUNNELING:
+                self.outbox.on_ack(frame.seq, command)
+            elif isinstance(command, han.TunnelTransferData):
                 self._on_tunnel(command)
             else:
                 self.ota.on_command(command, now)
@@ -210,11 +223,13 @@ class Emulator:
                 awake = not self.config.sleepy or now < awake_until
                 if awake:
                     self.ota.poll(now)
+                    self.outbox.poll(now)
                 self.gbcs.poll()
                 now = time.monotonic()
                 if awake:
                     limit = awake_until if self.config.sleepy else None
-                    data = self.link.recv(self._timeout(now, self.ota.next_deadline, limit))
+                    data = self.link.recv(self._timeout(now, self.ota.next_deadline,
+                                                        self.outbox.next_deadline, limit))
                     if data is not None:
                         self._receive(data, time.monotonic())
                 else:

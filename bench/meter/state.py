@@ -62,6 +62,14 @@ class ScheduledActivation:
 
 
 @dataclass
+class OwedAlert:
+    """An alert sent but not yet acknowledged by the hub: the signed message and how often sent."""
+
+    message: str  # hex
+    attempts: int = 0
+
+
+@dataclass
 class MeterState:
     """Everything a meter must remember across power cuts, saved as one atomic document."""
 
@@ -78,6 +86,8 @@ class MeterState:
     scheduled: ScheduledActivation | None = None
     # 0x8F72 owed for the pending image (set with the slot, cleared once sent: survives a power cut)
     receipt_due: bool = False
+    # alerts awaiting the hub's acknowledgement, oldest first (resent after a power cut)
+    owed_alerts: list[OwedAlert] = field(default_factory=list)
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -99,6 +109,8 @@ class MeterState:
             alert_counter=int(data.get("alert_counter", 0)),
             scheduled=opt(ScheduledActivation, data.get("scheduled")),
             receipt_due=bool(data.get("receipt_due", False)),
+            owed_alerts=[OwedAlert(str(o["message"]), int(o.get("attempts", 0)))
+                         for o in data.get("owed_alerts", [])],
             format=int(data.get("format", FORMAT)),
         )
 

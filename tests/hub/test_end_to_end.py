@@ -34,6 +34,7 @@ from bench.codec.gbcs.codes import (
 from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block
 from bench.codec.han import (
     CLUSTER_OTA_UPGRADE,
+    CLUSTER_TUNNELING,
     CMD_UPGRADE_END_REQUEST,
     INVALID_IMAGE,
     SUCCESS,
@@ -51,6 +52,7 @@ from bench.crypto.gbcs_security import apply_mac, sign_message, verify_mac, veri
 from bench.crypto.smki import Pki, init_pki
 from bench.hub import HUB_EUI, Hub, Throttle, TransferState
 from bench.link import FaultyLink, SerialLink
+from bench.meter.state import MeterStore
 
 from .conftest import ESME_EUI, GSME_EUI, make_image
 from .emulated import EmulatorProcess
@@ -390,3 +392,56 @@ def test_images_the_meter_refuses_fail_the_transfer_with_their_status(bench):
         assert len(ends) == 1, (hex(version), len(ends))
         answer = next(f.command for f in frames[ends[0] + 1:] if f.src.eui != ESME_EUI)
         assert answer == DefaultResponse(CMD_UPGRADE_END_REQUEST, SUCCESS, CLUSTER_OTA_UPGRADE, True)
+
+
+class LosesAcks:
+    """The hub's transmit path, losing its first `count` acknowledgements of a Transfer Data:
+    the meter then resends a message the hub already handed on."""
+
+    def __init__(self, link, count: int) -> None:
+        self.link, self.count = link, count
+
+    def send(self, frame: bytes) -> None:
+        command = decode_han_frame(frame).command
+        if self.count and isinstance(command, DefaultResponse) and command.cluster == CLUSTER_TUNNELING:
+            self.count -= 1
+            return
+        self.link.send(frame)
+
+    def __getattr__(self, name: str):
+        return getattr(self.link, name)
+
+
+def test_alerts_cross_a_lossy_link_exactly_once(bench):
+    """Frames dropped both ways: the meter resends each alert until every frame is acknowledged,
+    and the hub hands each one to on_gbcs once, however many copies crossed the line."""
+    handed: list[GbcsMessage] = []
+    noise = {"drop": 0.2, "seed": "alert-loss"}
+    hub = bench.start([("esme", ESME_EUI, ("--retry-timeout", "0.1"))], noise=noise,
+                      notify_interval=0.3, on_gbcs=lambda eui, m: handed.append(decode_message(m)))
+    reader = hub.port(ESME_EUI).reader
+    reader.link = LosesAcks(reader.link, 2)  # the hub's sends only: its reader keeps the old link
+    good = bench.image(800)
+    refused = bytearray(bench.image(800, version=NEW_VERSION + 1))
+    refused[200] ^= 0xFF
+    for image, outcome in ((bytes(refused), TransferState.FAILED), (good, TransferState.COMPLETE)):
+        transfer = hub.offer_image(ESME_EUI, image)
+        assert transfer.wait(60, until=(outcome,)) is outcome, transfer.progress()
+
+    def alerts() -> list[int]:
+        return sorted(payloads.decode_payload(m).alert_code for m in list(handed)
+                      if m.cra_flag == ALERT and m.message_code == FDRA_ESME)
+
+    deadline = time.monotonic() + 40
+    while len(alerts()) < 2:
+        assert time.monotonic() < deadline, f"alerts handed on: {alerts()}"
+        time.sleep(0.05)
+    store = MeterStore(bench.work / f"esme-{ESME_EUI.hex().upper()}")
+    while store.load().owed_alerts:  # every frame answered: nothing more will be resent
+        assert time.monotonic() < deadline, store.load().owed_alerts
+        time.sleep(0.05)
+    assert reader.link.count == 0  # the lost acknowledgements made the meter send blocks again
+    assert hub.port(ESME_EUI).link.counts.dropped > 0
+    assert alerts() == sorted([ALERT_FIRMWARE_VERIFICATION_FAILED, ALERT_FIRMWARE_VERIFICATION_SUCCESSFUL])
+    keys = [(m.originator, m.cra_flag, m.originator_counter) for m in handed]
+    assert len(keys) == len(set(keys)), keys

@@ -10,10 +10,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.codec.gbcs.apdu import GbcsMessage, decode_message
 from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block
-from bench.codec.han import MAX_TUNNEL_MESSAGE, TunnelTransferData
+from bench.codec.han import MAX_TUNNEL_MESSAGE, DefaultResponse, TunnelTransferData
 from bench.crypto.gbcs_security import sign_message, verify_signature
 from bench.errors import EncodeError
 from bench.hub import GbcsTunnel
+from bench.hub.tunnel import PUT_ACK
 
 from .conftest import ESME_EUI, GSME_EUI
 
@@ -65,11 +66,31 @@ def test_blocks_from_a_meter_are_reassembled_even_interleaved():
     whole = []
     for block in order:
         reply, message = hub.handle(ESME_EUI, TunnelTransferData(1, PUT, block))
-        assert reply is None
+        assert reply == PUT_ACK  # each block is one ZCL frame, acknowledged on its own
         if message is not None:
             whole.append(message)
     assert sorted(whole) == sorted([first, second])
     assert hub.end(ESME_EUI).received == 2
+
+
+def test_a_resent_message_is_acknowledged_and_handed_on_once():
+    """A meter resends an alert whose acknowledgement it missed: same originator, CRA flag and
+    counter. The copy is acknowledged again but not handed on; another counter is a new message."""
+    sender, hub = GbcsTunnel(), GbcsTunnel()
+    for tunnel in (sender, hub):
+        tunnel.attach(ESME_EUI, sleepy=False)
+    alert = gbcs_message(300, cra=3, counter=7, originator=ESME_EUI, recipient=SUPPLIER)
+    short = gbcs_message(40, cra=3, counter=8, originator=ESME_EUI, recipient=SUPPLIER)
+    response = gbcs_message(40, cra=2, counter=8, originator=ESME_EUI, recipient=SUPPLIER)
+    handed = []
+    for message in (alert, short, alert, short, response, response):
+        for piece in sender.pieces(message):
+            reply, whole = hub.handle(ESME_EUI, TunnelTransferData(1, PUT, piece))
+            assert reply == DefaultResponse(0x02, 0x00, 0x0704, True)
+            if whole is not None:
+                handed.append(whole)
+    assert handed == [alert, short, response]
+    assert (hub.end(ESME_EUI).received, hub.end(ESME_EUI).duplicates) == (3, 3)
 
 
 def test_a_broken_block_is_counted_not_raised():

@@ -32,6 +32,7 @@ class Served:
     queries: list[han.QueryNextImageRequest] = field(default_factory=list)
     end_requests: list[han.UpgradeEndRequest] = field(default_factory=list)
     messages: list[GbcsMessage] = field(default_factory=list)
+    puts_lost: int = 0
     tunnel_gets: int = 0
 
 
@@ -40,6 +41,8 @@ class MeterDriver:
                  block_cap: int = han.MAX_BLOCK_DATA, upgrade_time: int = han.UPGRADE_TIME_WAIT_FOR_COMMAND,
                  image: bytes | None = None) -> None:
         self.link = link
+        self.ack_puts = True  # a hub acknowledges each Transfer Data PUT it decoded
+        self.lose_puts = 0  # this many next PUT frames from the meter are lost on the way
         self._seq = 0
         self.meter = han.HanNode(meter_eui, int.from_bytes(meter_eui[-2:], "big"))
         self.sleepy = sleepy
@@ -59,6 +62,10 @@ class MeterDriver:
         self._thread.start()
 
     # -- control ------------------------------------------------------------------------------
+    def notify(self) -> None:
+        """An Image Notify with nothing on offer: the meter hears the hub."""
+        self._send(han.ImageNotify(0x00, 100))
+
     def offer(self, image: bytes, notify: bool = True, image_type: int | None = None) -> None:
         """Serve `image`; `image_type` announces it as another type than its header says."""
         self.image = image
@@ -103,10 +110,12 @@ class MeterDriver:
         self.link.close()
 
     # -- loop ---------------------------------------------------------------------------------
-    def _send(self, command: han.ZclCommand) -> None:
+    def _send(self, command: han.ZclCommand, seq: int | None = None) -> None:
+        """A reply echoes the sequence number of the frame it answers (ZCL Default Response)."""
         self._seq = (self._seq + 1) & 0xFF
         with contextlib.suppress(LinkError):
-            self.link.send(han.encode_han_frame(han.HanFrame(HUB_NODE, self.meter, self._seq, command)))
+            self.link.send(han.encode_han_frame(han.HanFrame(
+                HUB_NODE, self.meter, self._seq if seq is None else seq, command)))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -122,7 +131,7 @@ class MeterDriver:
                 continue
             reply = self._handle(frame.command)
             if reply is not None:
-                self._send(reply)
+                self._send(reply, frame.seq if isinstance(reply, han.DefaultResponse) else None)
             with self._cond:
                 self._cond.notify_all()
 
@@ -163,7 +172,14 @@ class MeterDriver:
                     remaining = len(self._outbox)
                 return han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_GET_RESPONSE, message, remaining, from_server=True)
             if command.gbcs_command == han.TUNNEL_PUT and command.message:
+                if self.lose_puts > 0:
+                    self.lose_puts -= 1
+                    self.seen.puts_lost += 1
+                    return None
                 self._receive(bytes(command.message))
+                if self.ack_puts:
+                    return han.DefaultResponse(han.CMD_TRANSFER_DATA_TO_SERVER, han.SUCCESS,
+                                               han.CLUSTER_TUNNELING, True)
         return None
 
     def _receive(self, message: bytes) -> None:
