@@ -109,7 +109,7 @@ class MeterState:
             alert_counter=int(data.get("alert_counter", 0)),
             scheduled=opt(ScheduledActivation, data.get("scheduled")),
             receipt_due=bool(data.get("receipt_due", False)),
-            owed_alerts=[OwedAlert(str(o["message"]), int(o.get("attempts", 0)))
+            owed_alerts=[OwedAlert(bytes.fromhex(o["message"]).hex().upper(), int(o.get("attempts", 0)))
                          for o in data.get("owed_alerts", [])],
             format=int(data.get("format", FORMAT)),
         )

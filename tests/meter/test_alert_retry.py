@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from bench.codec.gbcs.codes import ALERT, ALERT_FIRMWARE_VERIFICATION_FAILED, FDRA_ESME
 from bench.codec.gbcs.payloads import decode_payload
 from bench.meter.alert_outbox import MAX_ATTEMPTS
@@ -57,3 +59,18 @@ def test_an_unacknowledged_alert_survives_a_power_cut(pki, start_meter, connect)
     assert again.encode() == first.encode()
     state = _settled(meter)
     assert state.alert_counter == first.originator_counter  # no new counter was spent
+
+
+def test_a_corrupt_owed_alert_is_a_typed_error(tmp_path):
+    from bench.errors import ConfigError
+    from bench.meter.slots import factory_slot
+    from bench.meter.state import MeterState, MeterStore, OwedAlert
+
+    store = MeterStore(tmp_path)
+    state = MeterState("esme", "00DB1234567890A0", factory_slot(0x121D, 0))
+    state.owed_alerts.append(OwedAlert("DF09", 2))
+    store.save(state)
+    assert store.load().owed_alerts == [OwedAlert("DF09", 2)]
+    store.path.write_text(store.path.read_text().replace('"DF09"', '"not hex"'))
+    with pytest.raises(ConfigError, match="unreadable meter state"):
+        store.load()
