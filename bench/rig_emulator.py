@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from bench.errors import RigError
+from bench.errors import LinkError, RigError
 from bench.rig_model import RigDevice
 
 _PR_SET_PDEATHSIG = 1
@@ -88,6 +88,53 @@ class DeviceLog:
             self._file.close()
 
 
+def read_first_line(stdout_fd: int, timeout: float) -> tuple[bytes, bytes]:
+    """The first line a `bench emulate --pty` child prints, and what came after it in the same read.
+
+    Read with select and os.read on the raw descriptor, so a child that hangs or dies before the
+    line is a LinkError within `timeout`, never a blocked reader.
+    """
+    buffer = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in buffer:
+        ready, _, _ = select.select([stdout_fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise LinkError(f"the emulator named no port within {timeout:g} s")
+        chunk = os.read(stdout_fd, 4096)
+        if not chunk:
+            raise LinkError("the emulator exited before naming its port")
+        buffer += chunk
+    first, _, rest = buffer.partition(b"\n")
+    return first, rest
+
+
+def port_of(line: bytes) -> str:
+    """The port named by an emulator's first line, `{"port": ...}`."""
+    try:
+        return str(json.loads(line)["port"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LinkError(f"the emulator's first line is not {{\"port\": ...}}: {exc}") from None
+
+
+def announced_port(stdout_fd: int, timeout: float) -> str:
+    """The pseudo-terminal a `bench emulate --pty` child names on its first stdout line."""
+    return port_of(read_first_line(stdout_fd, timeout)[0])
+
+
+def stop_emulator(process: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGTERM (the documented clean stop), SIGKILL only if that did not end it in `timeout` s."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGCONT)  # a frozen (SIGSTOPped) meter must hear SIGTERM
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 class EmulatedMeter:
     """One `bench emulate` child: start it, learn its port, log its output, stop it."""
 
@@ -124,42 +171,28 @@ class EmulatedMeter:
     def wait_port(self) -> str:
         """Read the child's first stdout line, {"port": ...}, within the start-up timeout."""
         assert self.process is not None and self.process.stdout is not None
-        line = self._first_line(self.process.stdout)
+        where = f"device {self.device.role} ({self.device.eui_hex}): `bench emulate`"
         try:
-            port = json.loads(line)["port"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RigError(f"device {self.device.role} ({self.device.eui_hex}): `bench emulate` "
-                           f"printed {line[:200]!r} instead of {{\"port\": ...}}") from exc
-        self.log.write("bench", f"emulator pid {self.process.pid} on {port}")
-        self._pump(self.process.stdout, "stdout")
-        self.port = str(port)
-        return self.port
-
-    def _first_line(self, stream: IO[bytes]) -> str:
-        deadline = time.monotonic() + self.startup_timeout
-        buffer = b""
-        fd = stream.fileno()
-        while b"\n" not in buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RigError(f"device {self.device.role} ({self.device.eui_hex}): `bench "
-                               f"emulate` printed no port within {self.startup_timeout:g} s "
-                               f"(log: {self.log.path})")
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if not ready:
-                continue
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                time.sleep(0.05)  # let the stderr pump catch the reason before we report
-                code = self.process.poll() if self.process else None
-                raise RigError(f"device {self.device.role} ({self.device.eui_hex}): `bench "
-                               f"emulate` exited (code {code}) before printing its port; "
-                               f"{self._last_log_line()}")
-            buffer += chunk
-        first, _, rest = buffer.partition(b"\n")
+            first, rest = read_first_line(self.process.stdout.fileno(), self.startup_timeout)
+        except LinkError as exc:
+            time.sleep(0.05)  # let the stderr pump catch the reason before we report
+            code = self.process.poll()
+            if code is None:
+                raise RigError(f"{where} printed no port within {self.startup_timeout:g} s "
+                               f"(log: {self.log.path})") from exc
+            raise RigError(f"{where} exited (code {code}) before printing its port; "
+                           f"{self._last_log_line()}") from exc
         if rest:
             self.log.write("stdout", rest.decode("utf-8", "replace"))
-        return first.decode("utf-8", "replace").strip()
+        try:
+            port = port_of(first)
+        except LinkError as exc:
+            raise RigError(f"{where} printed {first[:200].decode('utf-8', 'replace')!r} instead "
+                           f"of {{\"port\": ...}}") from exc
+        self.log.write("bench", f"emulator pid {self.process.pid} on {port}")
+        self._pump(self.process.stdout, "stdout")
+        self.port = port
+        return self.port
 
     def _last_log_line(self) -> str:
         with contextlib.suppress(OSError):
@@ -187,15 +220,9 @@ class EmulatedMeter:
         process = self.process
         if process is None:
             return None
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.log.write("bench", f"no exit {timeout:g} s after SIGTERM: SIGKILL")
-                process.kill()
-                process.wait()
+        was_running = process.poll() is None
+        if stop_emulator(process, timeout) == -signal.SIGKILL and was_running:
+            self.log.write("bench", f"no exit {timeout:g} s after SIGTERM: SIGKILL")
         for thread in self._pumps:
             thread.join(timeout=2)
         for stream in (process.stdout, process.stderr):

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.cli.emulate import announced_port, stop_emulator
 from bench.errors import LinkError
+from bench.rig_emulator import announced_port, stop_emulator
 
 
 class EmulatorProcess:

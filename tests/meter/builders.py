@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bench.cli.emulate import announced_port, stop_emulator
 from bench.codec.gbcs import payloads
 from bench.codec.gbcs.apdu import GbcsMessage
 from bench.codec.gbcs.codes import COMMAND, CS06, ECS52, GCS38
@@ -20,6 +19,7 @@ from bench.crypto.image_signature import sign_image
 from bench.crypto.smki import Pki
 from bench.errors import LinkError
 from bench.meter.state import MeterState, MeterStore
+from bench.rig_emulator import announced_port, stop_emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 ESME = bytes.fromhex("00DB1234567890A0")

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from bench.cli.emulate import announced_port
 from bench.errors import LinkError
+from bench.rig_emulator import announced_port
 
 from .builders import ESME, ROOT, MeterProcess
 
