@@ -265,36 +265,33 @@ class RunningRig:
 
     # -- hub events -----------------------------------------------------------------------------
 
-    def _on_gbcs(self, eui: bytes, message: bytes) -> None:
-        self.traffic.record(eui, "received", message)
+    def _device_log(self, eui: bytes, source: str, text: str) -> None:
         device_log = self.device_logs.get(eui)
         if device_log is not None:
-            device_log.write("gbcs-in", message.hex().upper())
+            device_log.write(source, text)
+
+    def _on_gbcs(self, eui: bytes, message: bytes) -> None:
+        self.traffic.record(eui, "received", message)
+        self._device_log(eui, "gbcs-in", message.hex().upper())
         self.shim.device_message(eui, message)
 
     def _on_transfer(self, eui: bytes, transfer: Any) -> None:
         state = str(getattr(transfer.state, "value", transfer.state))
-        device_log = self.device_logs.get(eui)
-        if device_log is not None:
-            device_log.write("transfer", f"{state} {transfer.request_id or ''}".rstrip())
-        request_id = transfer.request_id
-        if request_id is None or state not in ("complete", "failed"):
-            return
-        with self._lock:
-            if (eui, request_id) in self._reported:
-                return
-            self._reported.add((eui, request_id))
-        self.shim.delivery_status(eui, request_id, state == "complete")
+        self._device_log(eui, "transfer", f"{state} {transfer.request_id or ''}".rstrip())
+        if transfer.request_id is not None and state in ("complete", "failed"):
+            self._delivery_status(eui, transfer.request_id, state == "complete")
 
     def _undeliverable(self, eui: bytes, request_id: str, reason: str) -> None:
-        device_log = self.device_logs.get(eui)
-        if device_log is not None:
-            device_log.write("transfer", f"failed {request_id}: {reason}")
+        self._device_log(eui, "transfer", f"failed {request_id}: {reason}")
+        self._delivery_status(eui, request_id, False)
+
+    def _delivery_status(self, eui: bytes, request_id: str, success: bool) -> None:
+        """N60/N61 once per transfer, however many times the hub reports its end."""
         with self._lock:
             if (eui, request_id) in self._reported:
                 return
             self._reported.add((eui, request_id))
-        self.shim.delivery_status(eui, request_id, False)
+        self.shim.delivery_status(eui, request_id, success)
 
     # -- operations -----------------------------------------------------------------------------
 
@@ -305,9 +302,7 @@ class RunningRig:
     def send_raw_gbcs(self, eui: bytes, message: bytes) -> None:
         """Inject a GBCS message past the shim, straight onto the device's tunnel."""
         self.traffic.record(eui, "sent", message)
-        device_log = self.device_logs.get(eui)
-        if device_log is not None:
-            device_log.write("gbcs-out-injected", message.hex().upper())
+        self._device_log(eui, "gbcs-out-injected", message.hex().upper())
         self.hub.send_gbcs(eui, message)
 
     def wait_transfer(self, eui: bytes, request_id: str, timeout: float | None = None) -> str:

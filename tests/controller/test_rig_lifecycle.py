@@ -65,12 +65,16 @@ def test_rig_comes_up_and_stops_cleanly_with_its_artefacts(tmp_path):
     assert missing.returncode == 2 and "no shim database" in missing.stderr
 
 
-def test_a_failing_step_stops_what_already_started(tmp_path):
+@pytest.mark.parametrize(("link", "error"), [
+    ("/dev/no-such-tty", r"other_esme.*00DB1234567890B0.*/dev/no-such-tty"),
+    ("usb-radio:15", r"'other_esme' \(00DB1234567890B0\): link usb-radio:15: "),  # no radio here
+])
+def test_a_failing_link_is_named_and_stops_what_already_started(tmp_path, link, error):
     rig_file = tmp_path / "broken.toml"
     rig_file.write_text(_rig_text(replace=('link = "emulated"\nsupplier = "supplier-b"',
-                                           'link = "/dev/no-such-tty"\nsupplier = "supplier-b"')))
+                                           f'link = "{link}"\nsupplier = "supplier-b"')))
     running = RunningRig(load_rig(rig_file), tmp_path / "results")
-    with pytest.raises(RigError, match=r"other_esme.*00DB1234567890B0.*/dev/no-such-tty"):
+    with pytest.raises(RigError, match=error):
         running.start()
     assert running.meters, "the emulated meters had started before the bad link"
     assert not any(m.running for m in running.meters.values()), "an emulator outlived the failure"
@@ -254,16 +258,6 @@ def test_a_generation_that_differs_from_the_registry_is_named(tmp_path):
     with pytest.raises(RigError, match=r"'hcalcs' \(00DB1234567890A5\): field 'generation': "
                                        r"SMETS1 here, SMETS2\+ in the registry"):
         RunningRig(load_rig(rig_file), tmp_path / "results").start()
-
-
-def test_a_missing_usb_radio_is_named_and_stops_the_rig(tmp_path):
-    rig_file = tmp_path / "radio.toml"
-    rig_file.write_text(_rig_text(replace=('link = "emulated"\nsupplier = "supplier-b"',
-                                           'link = "usb-radio:15"\nsupplier = "supplier-b"')))
-    running = RunningRig(load_rig(rig_file), tmp_path / "results")
-    with pytest.raises(RigError, match=r"'other_esme' \(00DB1234567890B0\): link usb-radio:15: "):
-        running.start()
-    assert not any(m.running for m in running.meters.values())
 
 
 def test_a_silent_real_meter_breaks_the_rig_once_not_every_test(tmp_path):
