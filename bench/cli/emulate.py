@@ -4,55 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import select
 import signal
-import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import click
 
 from bench.codec.eui import parse_eui
-from bench.errors import LinkError
 from bench.meter.faults import FAULTS
-
-
-def announced_port(stdout_fd: int, timeout: float) -> str:
-    """The pseudo-terminal a `bench emulate --pty` child names on its first stdout line.
-
-    Read with select and os.read on the raw descriptor, so a child that hangs or dies before the
-    line is a LinkError within `timeout`, never a blocked reader.
-    """
-    buffer = b""
-    deadline = time.monotonic() + timeout
-    while b"\n" not in buffer:
-        ready, _, _ = select.select([stdout_fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            raise LinkError(f"the emulator named no port within {timeout:g} s")
-        chunk = os.read(stdout_fd, 4096)
-        if not chunk:
-            raise LinkError("the emulator exited before naming its port")
-        buffer += chunk
-    try:
-        return str(json.loads(buffer.split(b"\n", 1)[0])["port"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise LinkError(f"the emulator's first line is not {{\"port\": ...}}: {exc}") from None
-
-
-def stop_emulator(process: subprocess.Popen, timeout: float = 10.0) -> int:
-    """SIGTERM (the documented clean stop), SIGKILL only if that did not end it in `timeout` s."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGCONT)  # a frozen (SIGSTOPped) meter must hear the SIGTERM
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 @click.command()
