@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -13,6 +12,7 @@ import click
 
 from bench.codec.eui import parse_eui
 from bench.meter.faults import FAULTS
+from bench.signals import stop_on_signals
 
 
 @click.command()
@@ -77,8 +77,7 @@ def emulate(device: str, eui: str, identity: Path, state: Path, port: str | None
     stop = threading.Event()
     try:
         emulator = Emulator(config, link)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
+        stop_on_signals(stop)
         if pair is not None:
             click.echo(json.dumps({"port": pair.port}))
             sys.stdout.flush()

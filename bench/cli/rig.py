@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from typing import Any
 import click
 
 from bench.errors import RigError
+from bench.signals import stop_on_signals
 
 PID_FILE = "rig.pid"
 RUN_DIR_HELP = "Run directory holding control.sock and bench.sqlite (default: $BENCH_RUN_DIR or ./run)."
@@ -100,13 +100,10 @@ def _serve(running: Any, run: Path, name: str, as_json: bool) -> None:
     """Run the rig and its control socket until asked to stop."""
     from bench.rig_control import RigControlServer, socket_path
 
-    def on_signal(_signum: int, _frame: object) -> None:
-        server.shutdown_requested.set()
-
     with running:
         server = RigControlServer(socket_path(run), running.control_handlers())
         with server:
-            previous = {n: signal.signal(n, on_signal) for n in (signal.SIGTERM, signal.SIGINT)}
+            restore = stop_on_signals(server.shutdown_requested)
             try:
                 status = running.status() | {"control_socket": str(server.path)}
                 if as_json:
@@ -120,8 +117,7 @@ def _serve(running: Any, run: Path, name: str, as_json: bool) -> None:
                     if dead:
                         raise RigError(f"emulated meter(s) {', '.join(dead)} exited; stopping the rig")
             finally:
-                for number, handler in previous.items():
-                    signal.signal(number, handler)
+                restore()
 
 
 def _detach(rig_file: Path | None, run: Path, results: Path | None, as_json: bool) -> None:
