@@ -157,8 +157,9 @@ def init_pki(
     directory: Path | str,
     seed: str = "bench",
     devices: Sequence[tuple[bytes | str, str]] = DEFAULT_DEVICES,
+    parties: Sequence[tuple[str, str, str]] = DEFAULT_PARTIES,
 ) -> Pki:
-    """Write a CA, the default organisations and the given devices into `directory`.
+    """Write a CA, the organisations (name, EUI, role) and the devices into `directory`.
 
     The same seed always writes the same bytes, so the committed fixtures can be regenerated and
     diffed. Returns the loaded PKI.
@@ -170,7 +171,7 @@ def init_pki(
     _write(root / "ca" / "cert.pem", _cert_pem(issuer.cert))
     _write(root / "ca" / "key.pem", _key_pem(issuer.key))
     index = [f"seed = {json.dumps(seed)}", ""]
-    for name, eui_text, role in DEFAULT_PARTIES:
+    for name, eui_text, role in parties:
         eui = parse_eui(eui_text)
         for usage in USAGES:
             key = derive_private_key(seed, name, usage)

@@ -6,7 +6,7 @@ gets here; what is decided here runs inside the request's savepoint, so a refusa
 the image to the hub for every authorised device, 11.2 sends ECS52/GCS38, 11.3 issues (CV 4) or
 accepts (CV 5) the CS06 pre-command (`bench.dcc.critical`, whose `AuthorisationError`s the shim
 answers like any `Refusal`). What reaches the hub is only queued
-here (`Decision.after_commit`), to be done once the decision is durable.
+here (`Decision.hand_overs`, plain data), to be done once the decision is durable.
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ from bench.dcc.eligibility import (
     device_decision,
     role_may_send,
 )
-from bench.dcc.gateway import DeviceGateway
-from bench.dcc.outcomes import Decision, Refusal
+from bench.dcc.outcomes import Decision, HandOver, Refusal
 from bench.dcc.registry import APPOINTING_SQL, REGISTERED_SUPPLIER_FOR_DEVICE
 from bench.dcc.store import timestamp
 
@@ -48,9 +47,9 @@ DeviceDecision = tuple[str, str | None, str]  # (EUI hex, refusal code or None, 
 class Authorisation:
     """The eligibility checks of the firmware SRs and the work each authorised SR earns."""
 
-    def __init__(self, critical: CriticalPath, gateway: DeviceGateway | None) -> None:
+    def __init__(self, critical: CriticalPath, delivering: bool = False) -> None:
         self.critical = critical
-        self.gateway = gateway
+        self.delivering = delivering  # a device gateway is attached: authorised work goes to it
 
     def decide(
         self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime
@@ -159,7 +158,7 @@ class Authorisation:
             f"{len(authorised)} of {len(decisions)} devices authorised",
             messages.ResponseBody(warnings=warnings),
         )
-        if self.gateway is None:
+        if not self.delivering:
             decision.reason += "; no device gateway attached: nothing distributed"
             return decision
         # What is handed to the hub is recorded (portfolio, alert routing to the requester).
@@ -172,9 +171,8 @@ class Authorisation:
                 for eui in authorised
             ),
         )
-        gateway = self.gateway
-        decision.after_commit.append(
-            lambda: [gateway.distribute(bytes.fromhex(eui), image, rid) for eui in authorised]
+        decision.hand_overs.extend(
+            HandOver("distribute", (bytes.fromhex(eui), image, rid)) for eui in authorised
         )
         return decision
 
@@ -221,9 +219,10 @@ class Authorisation:
             ),
         )
         decision = Decision("I99", what)
-        if self.gateway is not None:
-            gateway, eui = self.gateway, bytes.fromhex(request.target)
-            decision.after_commit.append(lambda: gateway.send_command(eui, command))
+        if self.delivering:
+            decision.hand_overs.append(
+                HandOver("send_command", (bytes.fromhex(request.target), command))
+            )
         else:
             decision.reason = "authorised; no device gateway attached: command not sent"
         return decision

@@ -125,6 +125,11 @@ def _schema() -> etree.XMLSchema:
     return duis_schema()
 
 
+def warm_schema() -> None:
+    """Load the DUIS schema now rather than on the first request."""
+    _schema()
+
+
 # One schema object serves every thread; its error log is its own, so one validation at a time
 # (libxml2 validates with the GIL released, so the other threads run meanwhile).
 _schema_lock = threading.Lock()

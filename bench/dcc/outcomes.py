@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from bench.codec.ota_file import parse_gb_image
 from bench.dcc import messages
 from bench.dcc.eligibility import NON_DEVICE_SRS, user_role_for
+from bench.dcc.gateway import DeviceGateway
 from bench.errors import AuthorisationError, BenchError
 
 
@@ -27,6 +30,20 @@ class Refusal(AuthorisationError):
         self.replay = replay
 
 
+@dataclass(frozen=True)
+class HandOver:
+    """One call the hub gets once a decision is durable: `DeviceGateway.<op>(*args)`.
+
+    Data rather than a closure, so a decision made in a request worker's process is carried
+    out by the shim's own, which holds the gateway."""
+
+    op: str  # "distribute" or "send_command"
+    args: tuple
+
+    def to(self, gateway: DeviceGateway) -> None:
+        getattr(gateway, self.op)(*self.args)
+
+
 @dataclass
 class Decision:
     """What a request came to: the code, the response body, and work for after the commit."""
@@ -34,7 +51,35 @@ class Decision:
     code: str
     reason: str
     body: messages.ResponseBody = field(default_factory=messages.ResponseBody)
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    hand_overs: list[HandOver] = field(default_factory=list)
+
+
+@dataclass
+class Answered:
+    """A decided request: its signed response, and what the hub gets before it is sent."""
+
+    request: messages.Incoming  # as `slim` leaves it
+    code: str
+    body: messages.ResponseBody
+    now: datetime
+    response: bytes
+    hand_overs: list[HandOver] = field(default_factory=list)
+
+
+# One call's outcome, ("ok", value) or ("error", exception): one failing request of a batch
+# spoils no other.
+Outcome = tuple[str, Any]
+
+
+def run_all(call: Callable[..., Any], batch: list[tuple]) -> list[Outcome]:
+    """`call(*args)` for each args of a batch, in order, an exception kept as its outcome."""
+    outcomes: list[Outcome] = []
+    for args in batch:
+        try:
+            outcomes.append(("ok", call(*args)))
+        except Exception as exc:
+            outcomes.append(("error", exc))
+    return outcomes
 
 
 def reason(code: str | None, sr: str, party, known, supplier: str | None) -> str:

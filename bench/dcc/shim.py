@@ -33,13 +33,14 @@ from bench.crypto.smki import Pki
 from bench.dcc import audit, messages, outcomes
 from bench.dcc.authorisation import Authorisation
 from bench.dcc.critical import CriticalPath
-from bench.dcc.documents import Documents, Refused
+from bench.dcc.documents import Authenticated, Documents, Refused
 from bench.dcc.events import HubEvents
 from bench.dcc.gateway import DeviceGateway
-from bench.dcc.outcomes import Decision, Refusal
+from bench.dcc.outcomes import Answered, Decision, HandOver, Outcome, Refusal, run_all
 from bench.dcc.registry import Party, Registry
+from bench.dcc.request_workers import RequestWorkers
 from bench.dcc.store import Store, timestamp
-from bench.errors import AuthorisationError, BenchError
+from bench.errors import AuthorisationError, BenchError, RigError
 
 Clock = Callable[[], datetime]
 
@@ -53,6 +54,8 @@ class Shim:
         pki_dir: str | Path | Pki,
         gateway: DeviceGateway | None = None,
         clock: Clock | None = None,
+        *,
+        request_workers: int = 0,
     ) -> None:
         self.store = Store(db_path)
         self.registry = Registry(self.store)
@@ -61,19 +64,24 @@ class Shim:
         self.signer = messages.ResponseSigner(self.pki)
         self.documents = Documents(self.signer)
         self.critical = CriticalPath(self.pki)
-        self.authorisation = Authorisation(self.critical, gateway)
+        self._gateway = gateway
+        self.authorisation = Authorisation(self.critical, delivering=gateway is not None)
         self.events = HubEvents(self.store, self.signer, self.critical, self.clock)
         # Events from the hub are handled one at a time, in the order the hub reports them.
         self._events = threading.Lock()
+        self.workers: RequestWorkers | None = None
+        if request_workers:
+            self.workers = RequestWorkers(self, request_workers)
 
     @property
     def gateway(self) -> DeviceGateway | None:
         """Where authorised work goes; the rig may attach (or swap) it after construction."""
-        return self.authorisation.gateway
+        return self._gateway
 
     @gateway.setter
     def gateway(self, gateway: DeviceGateway | None) -> None:
-        self.authorisation.gateway = gateway
+        self._gateway = gateway
+        self.authorisation.delivering = gateway is not None
 
     def clock(self) -> datetime:
         """The shim's time, always timezone-aware (a naive clock is taken as UTC)."""
@@ -81,6 +89,8 @@ class Shim:
         return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
 
     def close(self) -> None:
+        if self.workers is not None:
+            self.workers.close()
         self.store.close()
 
     # -- requests ------------------------------------------------------------------------------
@@ -91,22 +101,44 @@ class Shim:
         Safe to call from several threads (the rig's control socket serves each client on its
         own), and cheaper so: the database work of requests submitted together shares one
         fsynced commit. The response is returned only once the request's counter and audit
-        entries are durable.
+        entries are durable and the hub has been given what the request earned.
         """
         now = self.clock()
-        request, job = self._prepare(xml, now)
-        outcome = self.store.group_commit(job)
-        request = outcomes.slim(request)
-        if isinstance(outcome, Refusal):
-            return self.documents.respond(request, outcome.code, messages.ResponseBody(), now)
-        code = self._hand_over(request, outcome)
-        return self.documents.respond(request, code, outcome.body, now)
+        if self.workers is not None:
+            return self.workers.submit(xml, now)
+        [(status, value)] = self.decide([(xml, now)])
+        if status == "error":
+            raise value
+        return self.deliver(value)
 
-    def _prepare(
-        self, xml: bytes, now: datetime
+    def decide(self, batch: list[tuple[bytes, datetime]]) -> list[Outcome]:
+        """Steps 1-7 of each (request, time) of a batch, with one group commit, and the signed
+        responses: an `Answered` per request (or the exception it raised). Nothing is handed to
+        the hub yet (`deliver`): a request worker decides, the shim's own process delivers."""
+        read = run_all(self.documents.authenticate, batch)
+        outcomes: list[Outcome] = list(read)
+        prepared = []
+        for n, ((xml, now), (status, authenticated)) in enumerate(zip(batch, read, strict=True)):
+            if status == "ok":
+                request, job = self._job(xml, authenticated, now)
+                prepared.append((n, request, now, job))
+        decided = self.store.group_commit_all([job for *_, job in prepared])
+        for (n, request, now, _job), (status, value) in zip(prepared, decided, strict=True):
+            outcomes[n] = run_all(self._answered, [(request, value, now)])[0] if status == "ok" else (status, value)
+        return outcomes
+
+    def deliver(self, answered: Answered) -> bytes:
+        """Give the hub what a decided request earned, then its response (E20, audited and
+        signed anew, if the hub refused it)."""
+        if self._hand_over(answered.request, answered.hand_overs):
+            return answered.response
+        return self.documents.respond(answered.request, "E20", answered.body, answered.now)
+
+    def _job(
+        self, xml: bytes, authenticated: Authenticated | Refused, now: datetime
     ) -> tuple[messages.Incoming, Callable[[sqlite3.Connection], Decision | Refusal]]:
-        """Steps 1-3 (XML work); the request as far as it could be read, and its database job."""
-        authenticated = self.documents.authenticate(xml, now)
+        """After steps 1-3 (the XML work): the request as far as it could be read, and the
+        database job of steps 4-7 (or of auditing the E1 refusal)."""
         if isinstance(authenticated, Refused):
             refusal = Refusal("E1", authenticated.reason, authenticated.request)
             at = timestamp(now)
@@ -120,26 +152,44 @@ class Shim:
         signer = authenticated.signer_eui, authenticated.signer_role
         return request, lambda conn: self._decide(conn, request, signer, now)
 
-    def _hand_over(self, request: messages.Incoming, decision: Decision) -> str:
-        """Give the hub what the request earned; E20 (audited) if the hub refuses it."""
-        for work in decision.after_commit:
+    def _answered(
+        self, request: messages.Incoming, outcome: Decision | Refusal, now: datetime
+    ) -> Answered:
+        request = outcomes.slim(request)
+        if isinstance(outcome, Refusal):
+            code, body, hand_overs = outcome.code, messages.ResponseBody(), []
+        else:
+            code, body, hand_overs = outcome.code, outcome.body, outcome.hand_overs
+        response = self.documents.respond(request, code, body, now)
+        return Answered(request, code, body, now, response, hand_overs)
+
+    def _hand_over(self, request: messages.Incoming, hand_overs: list[HandOver]) -> bool:
+        """Give the hub what the request earned; False (E20, audited) if the hub refuses it."""
+        gateway = self._gateway
+        for work in hand_overs:
             try:
-                work()
+                if gateway is None:
+                    raise RigError("the device gateway was detached")
+                work.to(gateway)
             except (BenchError, OSError) as exc:
-                self.store.group_commit(
-                    lambda conn, exc=exc: audit.record(
-                        conn,
-                        timestamp(self.clock()),
-                        "event",
-                        f"hub refused the hand-over: {exc}",
-                        request_id=str(request.request_id),
-                        originator=request.originator,
-                        service_reference=request.service_reference,
-                        response_code="E20",
-                    )
-                )
-                return "E20"
-        return decision.code
+                self.audit_event(request, f"hub refused the hand-over: {exc}", "E20")
+                return False
+        return True
+
+    def audit_event(self, request: messages.Incoming, reason: str, code: str) -> None:
+        """An audit entry about a request after its decision (a failed hand-over)."""
+        self.store.group_commit(
+            lambda conn: audit.record(
+                conn,
+                timestamp(self.clock()),
+                "event",
+                reason,
+                request_id=str(request.request_id) if request.request_id else None,
+                originator=request.originator if request.request_id else None,
+                service_reference=request.service_reference,
+                response_code=code,
+            )
+        )
 
     def _decide(
         self,

@@ -12,6 +12,7 @@ the text is `<` on the instant and effective-time checks stay plain SQL.
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -198,6 +199,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{self.path}: not a shim database: {exc}") from exc
         self.lock = threading.RLock()
+        self._writer = open(f"{self.path}-writer", "a+b")  # noqa: SIM115 (held while open)
         self._depth = 0
         self._group = threading.Condition()
         self._queue: list[_Pending] = []
@@ -214,13 +216,29 @@ class Store:
         commit is under way queues for the next one. Every caller returns only after the
         transaction holding its job is durable; if that commit fails, every job in it fails.
         """
-        pending = _Pending(job)
+        [pending] = self._group_commit([job])
+        return self._outcome(pending)
+
+    def group_commit_all(
+        self, jobs: list[Callable[[sqlite3.Connection], Any]]
+    ) -> list[tuple[str, Any]]:
+        """`group_commit` of several jobs at once, all in one transaction; each job's outcome
+        is `("ok", result)` or `("error", exception)`, so one failing job spoils no other."""
+        return [
+            ("error", p.error) if p.error is not None else ("ok", p.result)
+            for p in self._group_commit(jobs)
+        ]
+
+    def _group_commit(self, jobs: list[Callable[[sqlite3.Connection], Any]]) -> list[_Pending]:
+        pending = [_Pending(job) for job in jobs]
+        if not pending:
+            return pending
         with self._group:
-            self._queue.append(pending)
-            while self._leading and not pending.done:
+            self._queue.extend(pending)
+            while self._leading and not pending[-1].done:
                 self._group.wait()
-            if pending.done:
-                return self._outcome(pending)
+            if pending[-1].done:  # a leader takes the whole queue: all of them or none
+                return pending
             self._leading = True
             batch, self._queue = self._queue, []
         try:
@@ -231,7 +249,7 @@ class Store:
                     item.done = True
                 self._leading = False
                 self._group.notify_all()
-        return self._outcome(pending)
+        return pending
 
     @staticmethod
     def _outcome(pending: _Pending) -> Any:
@@ -239,21 +257,37 @@ class Store:
             raise pending.error
         return pending.result
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """This process's lock, then the database's writer lock (shared with the shim's request
+        workers): a writer waits here for another process's transaction, woken as soon as it
+        ends, rather than in SQLite's busy handler, which sleeps for milliseconds at a time."""
+        with self.lock:
+            try:
+                fcntl.flock(self._writer, fcntl.LOCK_EX)
+            except (OSError, ValueError) as exc:  # closed
+                raise StoreError(f"{self.path}: cannot write: {exc}") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(self._writer, fcntl.LOCK_UN)
+
     def _commit(self, batch: list[_Pending]) -> None:
         conn = self.conn
         with self.lock:
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                self._depth = 1
-                for item in batch:
-                    conn.execute("SAVEPOINT job")
-                    try:
-                        item.result = item.job(conn)
-                    except Exception as exc:  # the job's own failure: undo it alone
-                        conn.execute("ROLLBACK TO job")
-                        item.error = exc
-                    conn.execute("RELEASE job")
-                conn.execute("COMMIT")
+                with self._writing():
+                    conn.execute("BEGIN IMMEDIATE")
+                    self._depth = 1
+                    for item in batch:
+                        conn.execute("SAVEPOINT job")
+                        try:
+                            item.result = item.job(conn)
+                        except Exception as exc:  # the job's own failure: undo it alone
+                            conn.execute("ROLLBACK TO job")
+                            item.error = exc
+                        conn.execute("RELEASE job")
+                    conn.execute("COMMIT")
             except BaseException as exc:
                 with suppress(sqlite3.Error):
                     if conn.in_transaction:
@@ -281,6 +315,7 @@ class Store:
                 finally:
                     self._depth -= 1
                 return
+        with self._writing():
             self.conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
             try:
@@ -301,6 +336,7 @@ class Store:
     def close(self) -> None:
         with self.lock:
             self.conn.close()
+            self._writer.close()
 
     def __enter__(self) -> Store:
         return self

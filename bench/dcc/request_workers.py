@@ -1,0 +1,302 @@
+"""Requests decided in worker processes, a batch at a time, so the shim uses every core.
+
+Most of a request's CPU time is reading, schema-checking and verifying it and signing its
+response (libxml2, libxmlsec1, and the Python around them), and most of that holds the
+interpreter lock: threads of one process take turns at it however many cores there are. With
+`Shim(..., request_workers=N)`, N processes each run a `Shim` of their own on the same database
+and do all of a request's checks (`Shim.decide`): XML work, the decision in one group commit,
+the signed response. The shim's own process keeps the device gateway: it hands the hub what
+each decision earned (`Shim.deliver`) and answers the caller. The checks, their order, the
+audit entries and the answers are those of a shim without workers.
+
+Writers in several processes take turns through the database's writer lock (`Store`); a worker
+waiting for it never sleeps in SQLite's busy handler, and one worker's fsync leaves the core to
+the other. Work crosses the pipes in batches, because each crossing wakes a process, and a
+process that has slept runs its next request slowly (cold caches). Batches form by themselves,
+with no thread of their own: a caller who finds an idle worker takes every waiting request
+(its own among them) and leads that batch; when it is done and requests are waiting, it hands
+its worker and the next batch to the first of their callers. Every caller is woken once.
+
+A worker that dies or stops answering is replaced, and its batch is finished by the shim's own
+process from what the audit log shows: a request with no decision on record is decided there;
+a refused one is answered with its code; an accepted one whose hand-over was lost with the
+worker is answered E20 (audited), as when the hub refuses a hand-over.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pickle
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.dcc import messages
+from bench.dcc.outcomes import Outcome
+from bench.errors import BenchError
+
+if TYPE_CHECKING:
+    from bench.dcc.shim import Shim
+
+log = logging.getLogger(__name__)
+
+# A worker decides a 16 MiB request with 50,000 devices in about a second: this long is stuck.
+ANSWER_TIMEOUT_S = 60.0
+MAX_BATCH = 64  # requests in one batch
+MAX_BATCH_BYTES = 32 * 1024 * 1024  # and their size (a batch holds at least one request)
+_PICKLE = pickle.HIGHEST_PROTOCOL
+
+
+def default_worker_count() -> int:
+    """One worker per core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class WorkerFailed(BenchError):
+    """A request worker died, hung or never started."""
+
+
+def _serve(conn: Connection, db_path: str, pki_dir: str) -> None:
+    """A worker's life: decide batches until the shim closes its end of the pipe."""
+    from bench.dcc.shim import Shim  # the shim imports this module
+
+    try:
+        shim = Shim(db_path, pki_dir)
+        messages.warm_schema()
+    except Exception as exc:  # the shim's process decides instead, and logs why
+        conn.send_bytes(pickle.dumps(("failed", repr(exc)), _PICKLE))
+        return
+    conn.send_bytes(pickle.dumps(("ready", None), _PICKLE))
+    try:
+        while True:
+            try:
+                delivering, batch = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError):
+                return
+            shim.authorisation.delivering = delivering
+            outcomes = shim.decide(batch)
+            try:
+                data = pickle.dumps(outcomes, _PICKLE)
+            except Exception:  # an exception that does not pickle: keep its words
+                outcomes = [o if o[0] == "ok" else ("error", BenchError(repr(o[1]))) for o in outcomes]
+                data = pickle.dumps(outcomes, _PICKLE)
+            try:
+                conn.send_bytes(data)
+            except OSError:
+                return
+    finally:
+        shim.close()
+
+
+class RequestWorker:
+    """A worker process and the shim's end of its pipe; lent to one batch at a time."""
+
+    def __init__(self, db_path: Path, pki_dir: Path, name: str, timeout: float) -> None:
+        self.args = (str(db_path), str(pki_dir))
+        self.name = name
+        self.timeout = timeout
+        self.restarts = 0
+        self._spawn()
+
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("spawn")  # never fork a process that has threads
+        self.conn, child = context.Pipe(duplex=True)
+        self.process = context.Process(
+            target=_serve, args=(child, *self.args), name=self.name, daemon=True
+        )
+        self.process.start()
+        child.close()
+        self._ready = False
+
+    def decide(self, delivering: bool, batch: list[tuple[bytes, datetime]]) -> list[Outcome]:
+        """`Shim.decide` of the batch, in the worker; WorkerFailed if it cannot answer."""
+        try:
+            if not self._ready:
+                status, detail = self._receive()
+                if status != "ready":
+                    raise WorkerFailed(f"{self.name} did not start: {detail}")
+                self._ready = True
+            self.conn.send_bytes(pickle.dumps((delivering, batch), _PICKLE))
+            outcomes = self._receive()
+        except (EOFError, OSError, pickle.PickleError, ValueError) as exc:
+            raise WorkerFailed(f"{self.name} failed: {exc!r}") from exc
+        if not isinstance(outcomes, list) or len(outcomes) != len(batch):
+            raise WorkerFailed(f"{self.name} did not answer every request of its batch")
+        return outcomes
+
+    def _receive(self) -> Any:
+        if not self.conn.poll(self.timeout):
+            raise WorkerFailed(f"{self.name} did not answer in {self.timeout:.0f} s")
+        return pickle.loads(self.conn.recv_bytes())
+
+    def restart(self) -> None:
+        """Kill the process (it may be stuck) and start a new one in its place."""
+        self.process.kill()
+        self.stop()
+        self.restarts += 1
+        self._spawn()
+
+    def stop(self) -> None:
+        """Close the pipe (the worker exits when it sees that) and reap the process."""
+        self.conn.close()
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+
+
+@dataclass(eq=False)
+class _Request:
+    """One caller's request, and what its caller is woken with: its answer, or a batch to lead."""
+
+    xml: bytes
+    now: datetime
+    woken: threading.Event = field(default_factory=threading.Event)
+    response: bytes | None = None
+    error: BaseException | None = None
+    lead: list[_Request] | None = None
+    worker: RequestWorker | None = None
+
+    def answer(self) -> bytes:
+        if self.error is not None:
+            raise self.error
+        if self.response is None:
+            raise WorkerFailed("the request was not answered")
+        return self.response
+
+
+class RequestWorkers:
+    """The shim's request path when requests are decided in worker processes."""
+
+    def __init__(self, shim: Shim, count: int, timeout: float = ANSWER_TIMEOUT_S) -> None:
+        self._shim = shim
+        db_path = shim.store.path.resolve()
+        pki_dir = Path(shim.pki.directory).resolve()
+        self.workers = [
+            RequestWorker(db_path, pki_dir, f"shim-requests-{n + 1}", timeout)
+            for n in range(count)
+        ]
+        self._idle = list(self.workers)
+        self._waiting: list[_Request] = []
+        self._lock = threading.Condition()
+        self._closed = False
+        self.batches = 0  # batches decided, and the requests they carried
+        self.requests = 0
+
+    @property
+    def restarts(self) -> int:
+        return sum(worker.restarts for worker in self.workers)
+
+    def submit(self, xml: bytes, now: datetime) -> bytes:
+        """The signed response to one request, once it is decided, durable and handed over."""
+        request = _Request(bytes(xml), now)
+        with self._lock:
+            if self._closed:
+                raise WorkerFailed("the shim is closed")
+            self._waiting.append(request)
+            if self._idle:
+                request.worker = self._idle.pop()
+                self._take()
+        if request.lead is None:
+            request.woken.wait()
+        if request.lead is not None:  # woken (or come) to lead a batch
+            batch, worker = request.lead, request.worker
+            request.lead = request.worker = None
+            assert worker is not None
+            try:
+                self._run(worker, batch)
+            finally:
+                self._pass_on(worker, batch)
+        return request.answer()
+
+    def _take(self) -> list[_Request]:
+        """The next batch, its first caller to lead it (called with the lock held)."""
+        size, count = 0, 0
+        for request in self._waiting:
+            if count and (count == MAX_BATCH or size + len(request.xml) > MAX_BATCH_BYTES):
+                break
+            size, count = size + len(request.xml), count + 1
+        batch, self._waiting = self._waiting[:count], self._waiting[count:]
+        batch[0].lead = batch
+        return batch
+
+    def _pass_on(self, worker: RequestWorker, batch: list[_Request]) -> None:
+        """Hand the worker and the next batch to a waiting caller; wake this batch's callers."""
+        with self._lock:
+            self.batches += 1
+            self.requests += len(batch)
+            if self._waiting:
+                leader = self._take()[0]
+                leader.worker = worker
+                leader.woken.set()
+            else:
+                self._idle.append(worker)
+                self._lock.notify_all()
+        for request in batch:
+            request.woken.set()
+
+    def _run(self, worker: RequestWorker, batch: list[_Request]) -> None:
+        shim = self._shim
+        mark = self._audit_mark()
+        work = [(r.xml, r.now) for r in batch]
+        try:
+            outcomes = worker.decide(shim.gateway is not None, work)
+        except WorkerFailed as exc:
+            log.error("%s; restarting it, the shim finishes its batch", exc)
+            worker.restart()
+            outcomes = [self._recover(r, mark, exc) for r in batch]
+        for request, (status, value) in zip(batch, outcomes, strict=True):
+            if status == "error":
+                request.error = value
+                continue
+            try:
+                request.response = value if isinstance(value, bytes) else shim.deliver(value)
+            except Exception as exc:
+                request.error = exc
+
+    def _audit_mark(self) -> int:
+        """The newest audit entry now: what a failed worker decided comes after it."""
+        return self._shim.store.read("SELECT coalesce(max(id), 0) FROM audit")[0][0]
+
+    def _recover(self, request: _Request, mark: int, failure: WorkerFailed) -> Outcome:
+        """Finish a request whose worker failed, by what the audit log says it decided."""
+        shim = self._shim
+        incoming = messages.salvage(request.xml)
+        decided = []
+        if incoming.request_id is not None:
+            decided = shim.store.read(
+                "SELECT decision, response_code FROM audit WHERE id > ? AND request_id = ?"
+                " AND originator = ? AND decision IN ('accepted', 'refused') ORDER BY id LIMIT 1",
+                (mark, str(incoming.request_id), incoming.originator),
+            )
+        if not decided:  # nothing on record: decide it here
+            [outcome] = shim.decide([(request.xml, request.now)])
+            return outcome
+        decision, code = decided[0]
+        try:
+            if decision == "accepted":
+                code = "E20"
+                shim.audit_event(
+                    incoming, f"decided, but its hand-over was lost with the worker ({failure})", code
+                )
+            response = shim.documents.respond(incoming, code, messages.ResponseBody(), request.now)
+        except Exception as exc:
+            return ("error", exc)
+        return ("ok", response)
+
+    def close(self) -> None:
+        """Let the batches under way finish, then stop the workers."""
+        with self._lock:
+            self._closed = True
+            while len(self._idle) < len(self.workers) or self._waiting:
+                self._lock.wait()
+        for worker in self.workers:
+            worker.stop()
