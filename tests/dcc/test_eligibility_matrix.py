@@ -157,9 +157,8 @@ def matrix_registry() -> tuple[list[Party], list[Device], list[Registration], li
 def matrix(tmp_path_factory: pytest.TempPathFactory, image_bytes: bytes):
     base: Path = tmp_path_factory.mktemp("matrix")
     every = [(device_eui(g, t, n), t) for g in GROUPS for t in TYPES for n in GENERATIONS]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(smki, "DEFAULT_PARTIES", (*smki.DEFAULT_PARTIES, *EXTRA_PARTIES))
-        pki = init_pki(base / "pki", seed="matrix", devices=every)
+    parties = (*smki.DEFAULT_PARTIES, *EXTRA_PARTIES)
+    pki = init_pki(base / "pki", seed="matrix", devices=every, parties=parties)
     gateway = RecordingGateway()
     shim = Shim(base / "bench.sqlite", base / "pki", gateway, clock=lambda: NOW)
     shim.registry.replace(*matrix_registry())
