@@ -118,10 +118,14 @@ class RunningRig:
             stack.callback(device_log.close)
             self.device_logs[device.eui] = device_log
 
-        from bench.dcc.shim import Shim  # the layers above codec load only when a rig starts
+        # the layers above codec load only when a rig starts
+        from bench.dcc.request_workers import default_worker_count
+        from bench.dcc.shim import Shim
 
         self.gateway = HubGateway(None, self.traffic, self._undeliverable)
-        self.shim = Shim(self.db_path, self.rig.pki_dir, self.gateway)
+        workers = self.rig.options.shim_workers
+        self.shim = Shim(self.db_path, self.rig.pki_dir, self.gateway,
+                         request_workers=default_worker_count() if workers is None else workers)
         stack.callback(self.shim.close)
         counts = self.shim.registry.import_dir(self.rig.registry_dir)
         log.info("registry imported from %s: %s", self.rig.registry_dir, counts)

@@ -52,6 +52,7 @@ class RigOptions:
     transfer_timeout_s: float = 120.0
     startup_timeout_s: float = 15.0
     notify_interval_s: float = 1.0
+    shim_workers: int | None = None  # request worker processes; None = one per core, 0 = none
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,12 @@ def _parse_options(check: _Checker, table: dict[str, Any]) -> RigOptions:
     known = set(RigOptions.__dataclass_fields__)
     check.unknown(table, "options", known)
     values: dict[str, Any] = {}
-    for name in known:
+    workers = check.take(table, "options", "shim_workers", (int, str), "auto")
+    if workers == "auto":
+        workers = None
+    elif isinstance(workers, str) or workers < 0:
+        raise check.fail("options", "shim_workers", f"expected a count >= 0 or 'auto', got {workers!r}")
+    for name in known - {"shim_workers"}:
         default = getattr(defaults, name)
         value = check.take(table, "options", name, type(default), default)
         if value <= 0:
@@ -249,7 +255,7 @@ def _parse_options(check: _Checker, table: dict[str, Any]) -> RigOptions:
         values[name] = value
     if not 1 <= values["block_size_cap"] <= 255:
         raise check.fail("options", "block_size_cap", "must be 1..255 bytes")
-    return RigOptions(**values)
+    return RigOptions(**values, shim_workers=workers)
 
 
 def _parse_images(check: _Checker, table: dict[str, Any]) -> ImageSpec:

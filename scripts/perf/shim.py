@@ -59,8 +59,8 @@ DS = "http://www.w3.org/2000/09/xmldsig#"
 DCC = bytes.fromhex("90B3D51F30000002")
 DEVICES = 50_000  # supplier-a's ESMEs
 OTHER_DEVICES = 2_000  # supplier-b's ESMEs
-EXTRA_RSAS = 30  # rsa-3 ... rsa-32, appointed alternately by supplier-a and supplier-b
-CLIENTS = 32  # Users submitting at once: the two Suppliers and 30 RSAs
+EXTRA_RSAS = 62  # rsa-3 ... rsa-64, appointed alternately by supplier-a and supplier-b
+CLIENTS = 64  # Users submitting at once: the two Suppliers and 62 RSAs
 PER_CLIENT = 60  # requests per client per measured round
 ROUNDS = 3
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
