@@ -26,9 +26,11 @@ worker is answered E20 (audited), as when the hub refuses a hand-over.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import pickle
+import socket
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +52,7 @@ ANSWER_TIMEOUT_S = 60.0
 MAX_BATCH = 64  # requests in one batch
 MAX_BATCH_BYTES = 32 * 1024 * 1024  # and their size (a batch holds at least one request)
 _PICKLE = pickle.HIGHEST_PROTOCOL
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # where `bench` is importable from
 
 
 def default_worker_count() -> int:
@@ -97,33 +100,47 @@ def _serve(conn: Connection, db_path: str, pki_dir: str) -> None:
 
 
 class RequestWorker:
-    """A worker process and the shim's end of its pipe; lent to one batch at a time."""
+    """A worker process (`python -m bench.dcc.request_workers`) and the shim's end of its
+    socket; lent to one batch at a time.
+
+    A plain child process rather than a `multiprocessing` one: it needs nothing of the parent
+    but two paths, and so never re-imports the parent's `__main__` (a script, a REPL, pytest).
+    """
 
     def __init__(self, db_path: Path, pki_dir: Path, name: str, timeout: float) -> None:
         self.args = (str(db_path), str(pki_dir))
         self.name = name
         self.timeout = timeout
         self.restarts = 0
+        self.broken = ""  # why the worker could not start: its batches are decided in the shim
         self._spawn()
 
     def _spawn(self) -> None:
-        context = multiprocessing.get_context("spawn")  # never fork a process that has threads
-        self.conn, child = context.Pipe(duplex=True)
-        self.process = context.Process(
-            target=_serve, args=(child, *self.args), name=self.name, daemon=True
-        )
-        self.process.start()
-        child.close()
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (_PACKAGE_ROOT, env.get("PYTHONPATH"))))
+        with theirs:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(theirs.fileno()), *self.args],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        self.conn = Connection(ours.detach())
         self._ready = False
 
     def decide(self, delivering: bool, batch: list[tuple[bytes, datetime]]) -> list[Outcome]:
         """`Shim.decide` of the batch, in the worker; WorkerFailed if it cannot answer."""
-        try:
-            if not self._ready:
+        if not self._ready:
+            try:
                 status, detail = self._receive()
-                if status != "ready":
-                    raise WorkerFailed(f"{self.name} did not start: {detail}")
-                self._ready = True
+            except (EOFError, OSError, pickle.PickleError, ValueError, WorkerFailed) as exc:
+                status, detail = "failed", repr(exc)
+            if status != "ready":
+                self.broken = f"{self.name} did not start: {detail}"
+                raise WorkerFailed(self.broken)
+            self._ready = True
+        try:
             self.conn.send_bytes(pickle.dumps((delivering, batch), _PICKLE))
             outcomes = self._receive()
         except (EOFError, OSError, pickle.PickleError, ValueError) as exc:
@@ -145,12 +162,13 @@ class RequestWorker:
         self._spawn()
 
     def stop(self) -> None:
-        """Close the pipe (the worker exits when it sees that) and reap the process."""
+        """Close the socket (the worker exits when it sees that) and reap the process."""
         self.conn.close()
-        self.process.join(timeout=10)
-        if self.process.is_alive():
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.join(timeout=5)
+            self.process.wait(timeout=5)
 
 
 @dataclass(eq=False)
@@ -245,14 +263,20 @@ class RequestWorkers:
 
     def _run(self, worker: RequestWorker, batch: list[_Request]) -> None:
         shim = self._shim
-        mark = self._audit_mark()
         work = [(r.xml, r.now) for r in batch]
-        try:
-            outcomes = worker.decide(shim.gateway is not None, work)
-        except WorkerFailed as exc:
-            log.error("%s; restarting it, the shim finishes its batch", exc)
-            worker.restart()
-            outcomes = [self._recover(r, mark, exc) for r in batch]
+        if worker.broken:  # it would fail the same way again
+            outcomes = shim.decide(work)
+        else:
+            mark = self._audit_mark()
+            try:
+                outcomes = worker.decide(shim.gateway is not None, work)
+            except WorkerFailed as exc:
+                if worker.broken:
+                    log.error("%s; the shim decides its requests itself", exc)
+                else:
+                    log.error("%s; restarting it, the shim finishes its batch", exc)
+                    worker.restart()
+                outcomes = [self._recover(r, mark, exc) for r in batch]
         for request, (status, value) in zip(batch, outcomes, strict=True):
             if status == "error":
                 request.error = value
@@ -300,3 +324,7 @@ class RequestWorkers:
                 self._lock.wait()
         for worker in self.workers:
             worker.stop()
+
+
+if __name__ == "__main__":  # a worker: the socket's descriptor, the database, the PKI directory
+    _serve(Connection(int(sys.argv[1])), sys.argv[2], sys.argv[3])
