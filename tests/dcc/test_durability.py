@@ -15,6 +15,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from bench.dcc.alerts import Mailboxes
 from bench.dcc.registry import Registry
 from bench.dcc.store import Store
@@ -44,14 +46,16 @@ CHILD = textwrap.dedent(
 )
 
 
-def acknowledged_then_killed(tmp_path: Path, script: str, wanted: int) -> tuple[Path, list[str]]:
-    """Run `script` (argv: database, PKI) on a fresh registry; SIGKILL it once it has printed
-    `wanted` acknowledgements. The database, and the lines printed before the kill."""
+def acknowledged_then_killed(
+    tmp_path: Path, script: str, wanted: int, *args: str
+) -> tuple[Path, list[str]]:
+    """Run `script` (argv: database, PKI, `args`) on a fresh registry; SIGKILL it once it has
+    printed `wanted` acknowledgements. The database, and the lines printed before the kill."""
     db = tmp_path / "bench.sqlite"
     with Store(db) as store:
         Registry(store).import_dir(FIXTURE_REGISTRY)
     child = subprocess.Popen(
-        [sys.executable, "-c", script, str(db), str(FIXTURE_PKI)],
+        [sys.executable, "-c", script, str(db), str(FIXTURE_PKI), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -97,9 +101,11 @@ SUBMITTERS = textwrap.dedent(
     from bench.dcc.gateway import RecordingGateway
     from bench.dcc.shim import Shim
 
-    db, pki_dir = sys.argv[1], sys.argv[2]
+    db, pki_dir, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
     pki = Pki.load(pki_dir)
-    shim = Shim(db, pki, RecordingGateway())
+    shim = Shim(db, pki, RecordingGateway(), request_workers=workers)
+    if workers:
+        print("workers", *(w.process.pid for w in shim.workers.workers), flush=True)
     device = bytes.fromhex("00DB1234567890A0")
     lock = threading.Lock()
 
@@ -121,10 +127,29 @@ SUBMITTERS = textwrap.dedent(
 )
 
 
-def test_acknowledged_requests_survive_sigkill_of_concurrent_submitters(tmp_path: Path) -> None:
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting for whoever adopted it counts as exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "request-workers"])
+def test_acknowledged_requests_survive_sigkill_of_concurrent_submitters(
+    tmp_path: Path, workers: int
+) -> None:
     """Concurrent clients sharing group commits: every answered request is on disk after a
-    SIGKILL (its counter spent, its audit entry written), however it was answered."""
-    db, lines = acknowledged_then_killed(tmp_path, SUBMITTERS, 60)
+    SIGKILL (its counter spent, its audit entry written), however it was answered; request
+    workers of the killed shim exit by themselves."""
+    db, lines = acknowledged_then_killed(tmp_path, SUBMITTERS, 60 + bool(workers), str(workers))
+    if workers:
+        pids = [int(pid) for pid in lines.pop(0).split()[1:]]
+        deadline = time.monotonic() + 15
+        while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(_gone(pid) for pid in pids)
     answered = [tuple(line.split()) for line in lines]
     codes = {code for code, _ in answered}
     assert "I99" in codes and codes <= {"I99", "E4"}  # supplier-b's are refused, and audited
