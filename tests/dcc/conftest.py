@@ -40,8 +40,15 @@ def make_shim(tmp_path: Path, pki: Pki) -> Callable[..., Shim]:
         pki_dir: Path | Pki = pki,
         clock: Callable[[], datetime] | None = None,
         name: str = "bench.sqlite",
+        workers: int = 0,
     ) -> Shim:
-        shim = Shim(tmp_path / name, pki_dir, RecordingGateway(), clock=clock or (lambda: NOW))
+        shim = Shim(
+            tmp_path / name,
+            pki_dir,
+            RecordingGateway(),
+            clock=clock or (lambda: NOW),
+            request_workers=workers,
+        )
         if registry_dir is not None:
             shim.registry.import_dir(registry_dir)
         shims.append(shim)

@@ -33,6 +33,7 @@ from bench.crypto.smki import Pki
 from bench.crypto.xmldsig import sign_document
 from bench.dcc.shim import Shim
 from bench.dcc.store import timestamp
+from bench.errors import LinkError
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_PKI = ROOT / "fixtures" / "pki"
@@ -165,6 +166,16 @@ def change_supplier(shim: Shim, mpxn: str, supplier: str, at: datetime) -> None:
             " VALUES (?, 'import-supplier', ?, ?)",
             (mpxn, supplier, timestamp(at)),
         )
+
+
+class BrokenGateway:
+    """A hub whose radio is unplugged: every hand-over fails."""
+
+    def distribute(self, eui: bytes, image: bytes, request_id: str) -> None:
+        raise LinkError("radio unplugged")
+
+    def send_command(self, eui: bytes, gbcs: bytes) -> None:
+        raise LinkError("radio unplugged")
 
 
 def code_of(xml: bytes) -> str:

@@ -16,7 +16,7 @@ from bench.crypto.gbcs_security import sign_message, verify_mac, verify_signatur
 from bench.crypto.xmldsig import sign_document
 from bench.dcc.registry import Device
 
-from .support import ESME_A0, NOW
+from .support import ESME_A0, NOW, BrokenGateway
 
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
 SUPPLIER_A = bytes.fromhex("90B3D51F30010000")
@@ -203,15 +203,6 @@ def test_future_dated_activation_carries_the_execution_time(shim, requests) -> N
 
 
 def test_hub_failure_is_e20_and_audited(shim, requests) -> None:
-    from bench.errors import LinkError
-
-    class BrokenGateway:
-        def distribute(self, eui: bytes, image: bytes, request_id: str) -> None:
-            raise LinkError("radio unplugged")
-
-        def send_command(self, eui: bytes, gbcs: bytes) -> None:
-            raise LinkError("radio unplugged")
-
     shim.gateway = BrokenGateway()
     assert parse_response(shim.submit(requests.read("supplier-a", ESME_A0))).response_code == "E20"
     assert parse_response(shim.submit(requests.update("rsa-1", [ESME_A0]))).response_code == "E20"

@@ -19,19 +19,16 @@ import pytest
 from bench.codec.duis.responses import parse_response
 from bench.crypto.smki import Pki, init_pki
 from bench.dcc.audit import AuditLog
-from bench.dcc.gateway import RecordingGateway
 from bench.dcc.request_workers import RequestWorker, WorkerFailed
 from bench.dcc.shim import Shim
-from bench.errors import LinkError
 
 from .support import (
     ESME_A0,
     ESME_B0,
     FIXTURE_PKI,
-    FIXTURE_REGISTRY,
     GSME_A1,
-    NOW,
     PPMID_A4,
+    BrokenGateway,
     Requests,
     code_of,
     next_counter,
@@ -40,20 +37,15 @@ from .test_concurrency import _accepted_counters, _race
 
 
 @pytest.fixture
-def make(tmp_path: Path, pki: Pki) -> Callable[..., Shim]:
-    shims: list[Shim] = []
+def make(make_shim) -> Callable[..., Shim]:
+    """A shim on a fresh database with the default registry, deciding in `workers` processes."""
 
-    def make_shim(name: str, workers: int, pki_dir: Path | Pki = pki) -> Shim:
-        shim = Shim(
-            tmp_path / name, pki_dir, RecordingGateway(), clock=lambda: NOW, request_workers=workers
-        )
-        shim.registry.import_dir(FIXTURE_REGISTRY)
-        shims.append(shim)
-        return shim
+    def make_with(name: str, workers: int, pki_dir: Path | Pki | None = None) -> Shim:
+        if pki_dir is None:
+            return make_shim(name=name, workers=workers)
+        return make_shim(name=name, workers=workers, pki_dir=pki_dir)
 
-    yield make_shim
-    for shim in shims:
-        shim.close()
+    return make_with
 
 
 def _audit(shim: Shim) -> list[tuple]:
@@ -170,13 +162,6 @@ def test_a_worker_that_cannot_start_leaves_the_shim_deciding(make, tmp_path: Pat
 
 
 def test_a_refused_hand_over_through_workers_is_e20(make, requests) -> None:
-    class BrokenGateway:
-        def distribute(self, eui: bytes, image: bytes, request_id: str) -> None:
-            raise LinkError("radio unplugged")
-
-        def send_command(self, eui: bytes, gbcs: bytes) -> None:
-            raise LinkError("radio unplugged")
-
     shim = make("hub.sqlite", 2)
     shim.gateway = BrokenGateway()
     assert code_of(shim.submit(requests.update("rsa-1", [ESME_A0]))) == "E20"
