@@ -124,11 +124,13 @@ class RunningRig:
 
         self.gateway = HubGateway(None, self.traffic, self._undeliverable)
         workers = self.rig.options.shim_workers
-        self.shim = Shim(self.db_path, self.rig.pki_dir, self.gateway,
-                         request_workers=default_worker_count() if workers is None else workers)
+        workers = default_worker_count() if workers is None else workers
+        self.shim = Shim(self.db_path, self.rig.pki_dir, self.gateway, request_workers=workers)
         stack.callback(self.shim.close)
         counts = self.shim.registry.import_dir(self.rig.registry_dir)
         log.info("registry imported from %s: %s", self.rig.registry_dir, counts)
+        log.info("DUIS requests decided by %s", f"{workers} request worker(s)" if workers
+                 else "the rig's own process")
         self._check_registry()
 
         self._start_meters(stack)

@@ -231,6 +231,10 @@ class RequestWorkers:
             assert worker is not None
             try:
                 self._run(worker, batch)
+            except BaseException as exc:  # every caller of the batch hears of it, not only this one
+                for member in batch:
+                    if member.response is None and member.error is None:
+                        member.error = exc
             finally:
                 self._pass_on(worker, batch)
         return request.answer()

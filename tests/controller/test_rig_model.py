@@ -118,6 +118,9 @@ def test_duplicate_eui_names_both_devices(tmp_path):
     (MINIMAL + "[options]\nblock_size_cap = 0\n", r"options: field 'block_size_cap': must be positive"),
     (MINIMAL + "[options]\nblock_size_cap = 300\n", r"'block_size_cap': must be 1..255"),
     (MINIMAL + "[options]\ntimeout = 3\n", r"options: field 'timeout': unknown field"),
+    (MINIMAL + "[options]\nshim_workers = -1\n", r"'shim_workers': expected a count >= 0 or 'auto'"),
+    (MINIMAL + '[options]\nshim_workers = "many"\n', r"'shim_workers': expected a count >= 0"),
+    (MINIMAL + "[options]\nshim_workers = 1.5\n", r"'shim_workers': expected int or str"),
     (MINIMAL + '[parties]\nboss = "x"\n', r"parties: field 'boss': unknown field"),
     ('pki = "x"\n', r"rig: field 'devices': is required"),
     ("devices = 3\n", r"rig: field 'devices': expected dict"),
@@ -126,6 +129,15 @@ def test_duplicate_eui_names_both_devices(tmp_path):
 def test_rig_level_errors(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         load_rig(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize(("line", "workers"), [
+    ("", None), ('shim_workers = "auto"', None), ("shim_workers = 0", 0), ("shim_workers = 3", 3),
+])
+def test_shim_workers_option(tmp_path, line, workers):
+    """None is one worker per core; 0 decides DUIS requests in the rig's own process."""
+    rig = load_rig(_write(tmp_path, MINIMAL + f"[options]\n{line}\n"))
+    assert rig.options.shim_workers == workers
 
 
 def test_missing_file(tmp_path):
