@@ -15,10 +15,12 @@
    11.3 CV5 against the pre-command issued at CV4 (6 and 7: `bench.dcc.authorisation`).
 
 Refusals change nothing but the audit log (and, from step 5 on, the originator's counter: a
-request that was authenticated has used its RequestID). Steps 1-3 (the XML work) run in the
-caller's thread; steps 4-7 are one savepoint of a transaction shared with the requests other
-threads submit meanwhile (`Store.group_commit`), fsynced before any of them is answered, and
-only then is the hub given what the request earned.
+request that was authenticated has used its RequestID). `Shim.decide` does steps 1-7 for a
+batch: the XML work, then steps 4-7 as one savepoint each of a transaction shared with the
+requests other threads submit meanwhile (`Store.group_commit_all`), fsynced before any of them
+is answered, then the signed responses. Only then does `Shim.deliver` give the hub what the
+request earned. Without request workers the caller's thread does all of it; with them
+(`bench.dcc.request_workers`) a worker process decides and this process delivers.
 """
 
 from __future__ import annotations
