@@ -36,6 +36,7 @@ from bench.dcc import audit, messages, outcomes
 from bench.dcc.authorisation import Authorisation
 from bench.dcc.critical import CriticalPath
 from bench.dcc.documents import Authenticated, Documents, Refused
+from bench.dcc.eligibility import MAX_REQUEST_BYTES
 from bench.dcc.events import HubEvents
 from bench.dcc.gateway import DeviceGateway
 from bench.dcc.outcomes import Answered, Decision, HandOver, Outcome, Refusal, run_all
@@ -106,7 +107,7 @@ class Shim:
         entries are durable and the hub has been given what the request earned.
         """
         now = self.clock()
-        if self.workers is not None:
+        if self.workers is not None and len(xml) <= MAX_REQUEST_BYTES:  # never copy a giant
             return self.workers.submit(xml, now)
         [(status, value)] = self.decide([(xml, now)])
         if status == "error":

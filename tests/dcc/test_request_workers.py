@@ -19,6 +19,7 @@ import pytest
 from bench.codec.duis.responses import parse_response
 from bench.crypto.smki import Pki, init_pki
 from bench.dcc.audit import AuditLog
+from bench.dcc.eligibility import MAX_REQUEST_BYTES
 from bench.dcc.request_workers import RequestWorker, WorkerFailed
 from bench.dcc.shim import Shim
 
@@ -172,6 +173,15 @@ def test_a_refused_hand_over_through_workers_is_e20(make, requests) -> None:
     reasons = [r for (r,) in shim.store.read("SELECT reason FROM audit WHERE response_code='E20'")]
     assert len(reasons) == 2 and all("radio unplugged" in r for r in reasons)
     assert "no device gateway attached" in _audit(shim)[-1][5]
+
+
+def test_an_oversized_request_is_refused_without_reaching_a_worker(make) -> None:
+    shim = make("oversized.sqlite", 1)
+    body = b"<?xml version='1.0'?><sr:Request>" + b"A" * MAX_REQUEST_BYTES + b"</sr:Request>"
+    assert code_of(shim.submit(body)) == "E1"
+    assert shim.workers.batches == 0
+    [entry] = AuditLog(shim.store).entries()
+    assert entry.decision == "refused" and "exceeds" in entry.reason
 
 
 def test_a_closed_shim_with_workers_refuses_and_stops_them(make, requests) -> None:
