@@ -124,6 +124,7 @@ class RequestWorker:
                 [sys.executable, "-m", __name__, str(theirs.fileno()), *self.args],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # the parent's stdout may carry JSON; errors go to stderr
                 env=env,
             )
         self.conn = Connection(ours.detach())
