@@ -127,7 +127,10 @@ class Shim:
                 prepared.append((n, request, now, job))
         decided = self.store.group_commit_all([job for *_, job in prepared])
         for (n, request, now, _job), (status, value) in zip(prepared, decided, strict=True):
-            outcomes[n] = run_all(self._answered, [(request, value, now)])[0] if status == "ok" else (status, value)
+            if status == "ok":  # signing the response may fail too, alone
+                [outcomes[n]] = run_all(self._answered, [(request, value, now)])
+            else:
+                outcomes[n] = (status, value)
         return outcomes
 
     def deliver(self, answered: Answered) -> bytes:
