@@ -37,8 +37,14 @@ class HandOver:
     Data rather than a closure, so a decision made in a request worker's process is carried
     out by the shim's own, which holds the gateway."""
 
-    op: str  # "distribute" or "send_command"
+    op: str  # one of OPS
     args: tuple
+
+    OPS = ("distribute", "send_command")  # the calls of `DeviceGateway`
+
+    def __post_init__(self) -> None:
+        if self.op not in self.OPS:
+            raise ValueError(f"{self.op!r} is not a DeviceGateway call")
 
     def to(self, gateway: DeviceGateway) -> None:
         getattr(gateway, self.op)(*self.args)
