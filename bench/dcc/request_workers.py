@@ -11,7 +11,7 @@ audit entries and the answers are those of a shim without workers.
 
 Writers in several processes take turns through the database's writer lock (`Store`); a worker
 waiting for it never sleeps in SQLite's busy handler, and one worker's fsync leaves the core to
-the other. Work crosses the pipes in batches, because each crossing wakes a process, and a
+the other. Work crosses the sockets in batches, because each crossing wakes a process, and a
 process that has slept runs its next request slowly (cold caches). Batches form by themselves,
 with no thread of their own: a caller who finds an idle worker takes every waiting request
 (its own among them) and leads that batch; when it is done and requests are waiting, it hands
@@ -68,7 +68,7 @@ class WorkerFailed(BenchError):
 
 
 def _serve(conn: Connection, db_path: str, pki_dir: str) -> None:
-    """A worker's life: decide batches until the shim closes its end of the pipe."""
+    """A worker's life: decide batches until the shim closes its end of the socket."""
     from bench.dcc.shim import Shim  # the shim imports this module
 
     try:
