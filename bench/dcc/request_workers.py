@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.dcc import messages
-from bench.dcc.outcomes import Outcome
+from bench.dcc.outcomes import Answered, Outcome
 from bench.errors import BenchError
 
 if TYPE_CHECKING:
@@ -287,7 +287,7 @@ class RequestWorkers:
                 request.error = value
                 continue
             try:
-                request.response = value if isinstance(value, bytes) else shim.deliver(value)
+                request.response = shim.deliver(value)
             except Exception as exc:
                 request.error = exc
 
@@ -310,16 +310,17 @@ class RequestWorkers:
             [outcome] = shim.decide([(request.xml, request.now)])
             return outcome
         decision, code = decided[0]
+        body = messages.ResponseBody()
         try:
             if decision == "accepted":
                 code = "E20"
                 shim.audit_event(
                     incoming, f"decided, but its hand-over was lost with the worker ({failure})", code
                 )
-            response = shim.documents.respond(incoming, code, messages.ResponseBody(), request.now)
+            response = shim.documents.respond(incoming, code, body, request.now)
         except Exception as exc:
             return ("error", exc)
-        return ("ok", response)
+        return ("ok", Answered(incoming, code, body, request.now, response))
 
     def close(self) -> None:
         """Let the batches under way finish, then stop the workers."""
