@@ -41,10 +41,8 @@ from .test_concurrency import _accepted_counters, _race
 def make(make_shim) -> Callable[..., Shim]:
     """A shim on a fresh database with the default registry, deciding in `workers` processes."""
 
-    def make_with(name: str, workers: int, pki_dir: Path | Pki | None = None) -> Shim:
-        if pki_dir is None:
-            return make_shim(name=name, workers=workers)
-        return make_shim(name=name, workers=workers, pki_dir=pki_dir)
+    def make_with(name: str, workers: int, **options) -> Shim:
+        return make_shim(name=name, workers=workers, **options)
 
     return make_with
 
@@ -154,7 +152,7 @@ def test_a_worker_that_cannot_start_leaves_the_shim_deciding(make, tmp_path: Pat
     shutil.copytree(FIXTURE_PKI, copy)
     pki = Pki.load(copy)
     shutil.rmtree(copy)  # the shim holds the PKI it loaded; its worker finds nothing to load
-    shim = make("broken.sqlite", 1, pki)
+    shim = make("broken.sqlite", 1, pki_dir=pki)
     for _ in range(3):
         assert code_of(shim.submit(requests.update("rsa-1", [ESME_A0]))) == "I99"
     [worker] = shim.workers.workers
