@@ -20,7 +20,7 @@ from checks import (
 )
 
 from bench.codec.gbcs.payloads import Cs06Accepted
-from bench.rig_flows import next_counter
+from bench.testing.parties import next_counter
 
 
 @pytest.mark.mp207("R3")

@@ -29,8 +29,8 @@ def report(supplier: str | None, fmt: str, output: Path | None, as_json: bool, d
            run_dir: Path | None) -> None:
     """Show each device of a Supplier's portfolio: versions, pending image, alerts, last read."""
     from bench.report.portfolio_view import render
-    from bench.rig_control import RigClient
-    from bench.rig_control import run_dir as resolve_run_dir
+    from bench.rig.control import RigClient
+    from bench.rig.control import run_dir as resolve_run_dir
 
     if as_json:
         fmt = "json"

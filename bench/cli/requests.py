@@ -32,7 +32,7 @@ class Submitter:
         self._client = None
         self._shim = None
         try:  # the rig controller's client, when that module is installed
-            from bench.rig_control import RigClient
+            from bench.rig.control import RigClient
         except ImportError:
             return
         if RigClient.available(self.run_dir):

@@ -35,7 +35,7 @@ def rig() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the rig as JSON.")
 def check(rig_file: Path | None, as_json: bool) -> None:
     """Validate a rig file without touching any hardware."""
-    from bench.rig_model import load_rig
+    from bench.rig.model import load_rig
 
     loaded = load_rig(rig_file or os.environ.get("BENCH_RIG") or None)
     devices = [{"role": d.role, "eui": d.eui_hex, "type": d.device_type, "generation": d.generation,
@@ -62,21 +62,21 @@ def check(rig_file: Path | None, as_json: bool) -> None:
 def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach: bool,
        as_json: bool) -> None:
     """Start a rig and serve its control socket until `bench rig down`."""
-    from bench.rig_control import RigClient
-    from bench.rig_control import run_dir as resolve_run_dir
+    from bench.rig.control import RigClient
+    from bench.rig.control import run_dir as resolve_run_dir
 
     run = resolve_run_dir(run_dir)
     if RigClient.available(run):
         raise RigError(f"a rig is already up in {run}; stop it with `bench rig down`")
-    from bench.rig_model import require_duis_schema
+    from bench.rig.model import require_duis_schema
 
     require_duis_schema()
     if detach:
         _detach(rig_file, run, results, as_json)
         return
 
-    from bench.rig import RunningRig, default_results_dir
-    from bench.rig_model import load_rig
+    from bench.rig.model import load_rig
+    from bench.rig.running import RunningRig, default_results_dir
 
     loaded = load_rig(rig_file or os.environ.get("BENCH_RIG") or None)
     run.mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,7 @@ def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach
 
 def _serve(running: Any, run: Path, name: str, as_json: bool) -> None:
     """Run the rig and its control socket until asked to stop."""
-    from bench.rig_control import RigControlServer, socket_path
+    from bench.rig.control import RigControlServer, socket_path
 
     with running:
         server = RigControlServer(socket_path(run), running.control_handlers())
@@ -122,7 +122,7 @@ def _serve(running: Any, run: Path, name: str, as_json: bool) -> None:
 
 def _detach(rig_file: Path | None, run: Path, results: Path | None, as_json: bool) -> None:
     """Start `bench rig up` in its own session and wait until its socket answers."""
-    from bench.rig_control import RigClient
+    from bench.rig.control import RigClient
 
     command = [sys.executable, "-m", "bench", "rig", "up", "--run-dir", str(run), "--json"]
     if rig_file is not None:
@@ -156,8 +156,8 @@ def _detach(rig_file: Path | None, run: Path, results: Path | None, as_json: boo
               help="Seconds to wait for the rig to stop.")
 def down(run_dir: Path | None, timeout: float) -> None:
     """Stop the rig that `bench rig up` runs."""
-    from bench.rig_control import RigClient, socket_path
-    from bench.rig_control import run_dir as resolve_run_dir
+    from bench.rig.control import RigClient, socket_path
+    from bench.rig.control import run_dir as resolve_run_dir
 
     run = resolve_run_dir(run_dir)
     path = socket_path(run)
@@ -177,7 +177,7 @@ def down(run_dir: Path | None, timeout: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(run_dir: Path | None, as_json: bool) -> None:
     """Show the running rig: its devices, links and results directory."""
-    from bench.rig_control import RigClient
+    from bench.rig.control import RigClient
 
     answer = RigClient.for_run_dir(run_dir).status()
     answer.pop("ok", None)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from bench.rig_model import PROJECT_ROOT
+from bench.rig.model import PROJECT_ROOT
 
 SUITE = PROJECT_ROOT / "hil_tests"
 
@@ -98,8 +98,8 @@ def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | No
     import pytest
 
     from bench.report.run_record import REQUIREMENTS, load_record
-    from bench.rig import default_results_dir
-    from bench.rig_model import require_duis_schema
+    from bench.rig.model import require_duis_schema
+    from bench.rig.running import default_results_dir
 
     require_duis_schema()  # one clear line now, not an E1 from every request later
     results = (out or default_results_dir()).resolve()

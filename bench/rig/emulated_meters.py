@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from bench.errors import LinkError, RigError
-from bench.rig_model import RigDevice
+from bench.rig.model import RigDevice
 
 _PR_SET_PDEATHSIG = 1
 

@@ -20,7 +20,7 @@ from typing import Any
 from bench.codec.eui import eui_hex, parse_eui
 from bench.errors import BenchError, ConfigError, RigError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # bench/rig/model.py -> the project
 DEFAULT_RIG = PROJECT_ROOT / "rigs" / "emulated.toml"
 
 DEVICE_TYPES = ("ESME", "GSME", "CHF", "GPF", "PPMID", "HCALCS", "IHD")

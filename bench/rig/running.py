@@ -1,10 +1,11 @@
 """Bring a rig up and down: links, emulated meters, the hub, the shim and the capture.
 
-`RunningRig` is the active side of a rig file (`bench.rig_model.Rig` is the passive side).
+`RunningRig` is the active side of a rig file; `RunningRig.spec` is the passive side
+(`bench.rig.model.Rig`).
 Everything it starts is registered on one ExitStack the moment it exists, so a failure at any
 step stops what was already started, in reverse order, and no child process outlives it.
 
-Event wiring (DESIGN.md, data flow steps 3-6):
+Event wiring (distribution, device answers and alerts, delivery status):
   shim --DeviceGateway--> hub.offer_image / hub.send_gbcs
   hub.on_gbcs(eui, message)      -> traffic record -> shim.device_message
   hub.on_transfer(eui, transfer) -> shim.delivery_status once the transfer completes or fails
@@ -24,9 +25,9 @@ from typing import Any
 
 from bench.codec.eui import eui_hex
 from bench.errors import BenchError, ConfigError, RigError
-from bench.rig_emulator import DeviceLog, EmulatedMeter, emulate_command
-from bench.rig_gateway import DeviceTraffic, HubGateway, LinkWaits
-from bench.rig_model import Rig, RigDevice, load_rig, require_duis_schema, usb_radio_channel
+from bench.rig.bridge import DeviceTraffic, HubGateway, LinkWaits
+from bench.rig.emulated_meters import DeviceLog, EmulatedMeter, emulate_command
+from bench.rig.model import Rig, RigDevice, load_rig, require_duis_schema, usb_radio_channel
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class RunningRig:
     """A rig that is up: its shim, hub, meters and the record of the traffic between them."""
 
     def __init__(self, rig: Rig, results: Path, db_path: Path | None = None) -> None:
-        self.rig = rig
+        self.spec = rig
         self.results = Path(results)
         self.db_path = Path(db_path) if db_path is not None else self.results / "bench.sqlite"
         self.waits = LinkWaits()
@@ -75,10 +76,10 @@ class RunningRig:
     @property
     def options(self) -> Any:
         """The rig file's [options] (timeouts, block size cap)."""
-        return self.rig.options
+        return self.spec.options
 
     def device(self, role: str) -> RigDevice:
-        return self.rig.device(role)
+        return self.spec.device(role)
 
     # -- paths ----------------------------------------------------------------------------------
 
@@ -99,10 +100,10 @@ class RunningRig:
                 self._start(stack)
             except BenchError as exc:
                 self.broken = str(exc)
-                raise RigError(f"rig {self.rig.name} did not come up: {exc}") from exc
+                raise RigError(f"rig {self.spec.name} did not come up: {exc}") from exc
             except OSError as exc:
                 self.broken = str(exc)
-                raise RigError(f"rig {self.rig.name} did not come up: {exc}") from exc
+                raise RigError(f"rig {self.spec.name} did not come up: {exc}") from exc
             self._stack = stack.pop_all()
         return self
 
@@ -112,8 +113,8 @@ class RunningRig:
         self.logs_dir.mkdir(exist_ok=True)
         self._start_logging(stack)
         self._check_inputs()
-        log.info("bringing up rig %s from %s into %s", self.rig.name, self.rig.path, self.results)
-        for device in self.rig.linked_devices:
+        log.info("bringing up rig %s from %s into %s", self.spec.name, self.spec.path, self.results)
+        for device in self.spec.linked_devices:
             device_log = DeviceLog(self.logs_dir / f"{device.role}-{device.eui_hex}.log")
             stack.callback(device_log.close)
             self.device_logs[device.eui] = device_log
@@ -123,12 +124,12 @@ class RunningRig:
         from bench.dcc.shim import Shim
 
         self.gateway = HubGateway(None, self.traffic, self._undeliverable)
-        workers = self.rig.options.shim_workers
+        workers = self.spec.options.shim_workers
         workers = default_worker_count() if workers is None else workers
-        self.shim = Shim(self.db_path, self.rig.pki_dir, self.gateway, request_workers=workers)
+        self.shim = Shim(self.db_path, self.spec.pki_dir, self.gateway, request_workers=workers)
         stack.callback(self.shim.close)
-        counts = self.shim.registry.import_dir(self.rig.registry_dir)
-        log.info("registry imported from %s: %s", self.rig.registry_dir, counts)
+        counts = self.shim.registry.import_dir(self.spec.registry_dir)
+        log.info("registry imported from %s: %s", self.spec.registry_dir, counts)
         log.info("DUIS requests decided by %s", f"{workers} request worker(s)" if workers
                  else "the rig's own process")
         self._check_registry()
@@ -156,30 +157,30 @@ class RunningRig:
 
     def _check_inputs(self) -> None:
         require_duis_schema()
-        where = f"{self.rig.path}"
-        if not (self.rig.pki_dir / "pki.toml").is_file():
-            raise ConfigError(f"{where}: field 'pki': {self.rig.pki_dir} holds no PKI "
-                              f"(create one with `bench pki init {self.rig.pki_dir}`)")
-        if not self.rig.registry_dir.is_dir():
-            raise ConfigError(f"{where}: field 'registry': {self.rig.registry_dir} "
+        where = f"{self.spec.path}"
+        if not (self.spec.pki_dir / "pki.toml").is_file():
+            raise ConfigError(f"{where}: field 'pki': {self.spec.pki_dir} holds no PKI "
+                              f"(create one with `bench pki init {self.spec.pki_dir}`)")
+        if not self.spec.registry_dir.is_dir():
+            raise ConfigError(f"{where}: field 'registry': {self.spec.registry_dir} "
                               f"is not a directory")
 
     def _check_registry(self) -> None:
         """Every rig device must be in the registry with the same type: the suite relies on it."""
-        for device in self.rig.devices:
+        for device in self.spec.devices:
             record = self.shim.registry.device(device.eui)
             if record is None:
-                raise ConfigError(f"{self.rig.path}: device {device.role!r} ({device.eui_hex}): "
-                                  f"not in the registry fixtures {self.rig.registry_dir}")
+                raise ConfigError(f"{self.spec.path}: device {device.role!r} ({device.eui_hex}): "
+                                  f"not in the registry fixtures {self.spec.registry_dir}")
             for name, mine, theirs in (("type", device.device_type, record.device_type),
                                        ("generation", device.generation, record.generation)):
                 if mine != theirs:
-                    raise ConfigError(f"{self.rig.path}: device {device.role!r} "
+                    raise ConfigError(f"{self.spec.path}: device {device.role!r} "
                                       f"({device.eui_hex}): field {name!r}: {mine} here, "
                                       f"{theirs} in the registry")
 
     def _start_meters(self, stack: contextlib.ExitStack) -> None:
-        emulated = [d for d in self.rig.linked_devices if d.emulated]
+        emulated = [d for d in self.spec.linked_devices if d.emulated]
         for device in emulated:
             state = self.results / "meters" / device.eui_hex
             if state.exists():  # an emulated meter starts factory-fresh with every rig
@@ -187,8 +188,8 @@ class RunningRig:
             state.mkdir(parents=True)
             supplier = device.supplier or self.shim.registry.registered_supplier(
                 device.eui_hex, datetime.now(UTC))
-            meter = EmulatedMeter(device, emulate_command(device, self.rig.pki_dir, state, supplier),
-                                  self.device_logs[device.eui], self.rig.options.startup_timeout_s)
+            meter = EmulatedMeter(device, emulate_command(device, self.spec.pki_dir, state, supplier),
+                                  self.device_logs[device.eui], self.spec.options.startup_timeout_s)
             stack.callback(meter.stop)
             self.meters[device.role] = meter
         for device in emulated:  # interpreter start-up dominates: let them start side by side
@@ -196,7 +197,7 @@ class RunningRig:
         ports = [(device, self.meters[device.role].wait_port()) for device in emulated]
         urls = {device.eui: port for device, port in ports}
         radios: dict[int, Any] = {}  # meters on one USB radio share its link
-        for device in self.rig.linked_devices:
+        for device in self.spec.linked_devices:
             channel = usb_radio_channel(device.link)
             if channel is not None and channel in radios:
                 self.links[device.eui] = radios[channel]
@@ -239,7 +240,7 @@ class RunningRig:
     def _start_hub(self, stack: contextlib.ExitStack) -> None:
         from bench.hub.hub import Hub
 
-        options = self.rig.options
+        options = self.spec.options
         self.hub = Hub(self.capture_path, block_size_cap=options.block_size_cap,
                        stall_timeout=options.stall_timeout_s,
                        notify_interval=options.notify_interval_s, on_gbcs=self._on_gbcs,
@@ -247,7 +248,7 @@ class RunningRig:
         assert self.gateway is not None
         self.gateway.hub = self.hub
         stack.callback(self.hub.stop)
-        for device in self.rig.linked_devices:
+        for device in self.spec.linked_devices:
             self.hub.attach(device.eui, self.links[device.eui], sleepy=device.sleepy)
         self.hub.start()
         log.info("hub up with %d meters; capture %s", len(self.links), self.capture_path)
@@ -314,7 +315,7 @@ class RunningRig:
     def wait_transfer(self, eui: bytes, request_id: str, timeout: float | None = None) -> str:
         """Wait until the image transfer of `request_id` to `eui` settles; returns its state."""
         assert self.gateway is not None
-        timeout = self.rig.options.transfer_timeout_s if timeout is None else timeout
+        timeout = self.spec.options.transfer_timeout_s if timeout is None else timeout
         transfer = self.gateway.transfers.get((eui, request_id))
         if transfer is None:
             # the shim did not distribute: a test's mistake, not a broken rig
@@ -341,8 +342,8 @@ class RunningRig:
 
     def status(self) -> dict[str, Any]:
         return {
-            "rig": self.rig.name,
-            "rig_file": str(self.rig.path),
+            "rig": self.spec.name,
+            "rig_file": str(self.spec.path),
             "results": str(self.results),
             "database": str(self.db_path),
             "capture": str(self.capture_path),
@@ -354,7 +355,7 @@ class RunningRig:
                  "emulated": d.emulated,
                  "running": self.meters[d.role].running if d.role in self.meters else None,
                  "pid": self._pid(d.role)}
-                for d in self.rig.devices
+                for d in self.spec.devices
             ],
         }
 
@@ -368,8 +369,8 @@ class RunningRig:
         return bytes.fromhex(party.eui)
 
     def control_handlers(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
-        """The operations `bench rig up` serves on RUN/control.sock (see bench.rig_control)."""
-        from bench.rig_control import b64, unb64
+        """The operations `bench rig up` serves on RUN/control.sock (see bench.rig.control)."""
+        from bench.rig.control import b64, unb64
 
         def submit(request: dict[str, Any]) -> dict[str, Any]:
             return {"xml_b64": b64(self.submit(unb64(request["xml_b64"])))}
@@ -438,10 +439,10 @@ class RunningRig:
         now = datetime.now(UTC)
         started = self.started_at or now
         return RunRecord(
-            rig=self.rig.name, results=str(self.results), started_at=started.isoformat(),
+            rig=self.spec.name, results=str(self.results), started_at=started.isoformat(),
             finished_at=now.isoformat(), wall_s=round((now - started).total_seconds(), 3),
             link_wait_s=round(self.waits.total_s, 3),
-            devices={d.role: d.eui_hex for d in self.rig.devices},
+            devices={d.role: d.eui_hex for d in self.spec.devices},
             attachments=dict(ATTACHMENTS), rig_error=self.broken)
 
     def _pid(self, role: str) -> int | None:
@@ -475,7 +476,7 @@ class RunningRig:
             entries = self.portfolio(None)
             (self.results / "report.json").write_text(render(entries, "json"), encoding="utf-8")
             (self.results / "report.html").write_text(
-                render(entries, "html", title=f"Firmware portfolio, rig {self.rig.name}"),
+                render(entries, "html", title=f"Firmware portfolio, rig {self.spec.name}"),
                 encoding="utf-8")
         except (ImportError, AttributeError, BenchError, TypeError) as exc:
             log.warning("portfolio report not written: %s", exc)

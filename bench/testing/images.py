@@ -13,10 +13,31 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from bench.rig_flows import SampleImage
-from bench.rig_model import PROJECT_ROOT
+from bench.rig.model import PROJECT_ROOT
+
+
+@dataclass
+class SampleImage:
+    """A GB upgrade image and what the suite checks against."""
+
+    data: bytes
+    manufacturer_image: bytes
+    file_version: int
+    image_type: int
+    signer: str
+
+    @property
+    def hash(self) -> bytes:
+        """CS06 FirmwareHash = SHA-256 of the manufacturer image."""
+        return hashlib.sha256(self.manufacturer_image).digest()
+
+    @property
+    def version(self) -> str:
+        """The DUIS FirmwareVersion text: the OTA file version in 8 hex digits."""
+        return f"{self.file_version:08X}"
 
 
 class ImageFactory:
@@ -24,7 +45,7 @@ class ImageFactory:
 
     def __init__(self, rig: Any, on_image: Callable[[SampleImage], None] | None = None) -> None:
         self.rig = rig
-        self.spec = rig.rig.images  # the rig's [images] table (bench.rig_model.ImageSpec)
+        self.spec = rig.spec.images  # the rig's [images] table (bench.rig.model.ImageSpec)
         self.on_image = on_image
         self._versions = itertools.count(self.spec.session_first_version(time.time()))
         self._lock = threading.Lock()
@@ -35,7 +56,7 @@ class ImageFactory:
         return sample(name)
 
     def _party_name(self, signer: str) -> str:
-        return self.rig.rig.parties.get(signer, signer)
+        return self.rig.spec.parties.get(signer, signer)
 
     def for_device(self, device: Any, signer: str = "supplier", size: int | None = None,
                    version: int | None = None) -> SampleImage:

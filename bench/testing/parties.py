@@ -12,7 +12,6 @@ answer, and counts towards the rig's link-wait time.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from bench.crypto.xmldsig import sign_document
 from bench.dcc.alerts import Mailboxes
 from bench.dcc.audit import AuditLog
 from bench.errors import AuthorisationError, LinkTimeout, RigError
+from bench.testing.images import SampleImage
 
 POLL_S = 0.02
 
@@ -65,27 +65,6 @@ def next_counter(originator: bytes) -> int:
         value = max(_counters.get(originator, 0) + 1, time.time_ns() // 1000)
         _counters[originator] = value
         return value
-
-
-@dataclass
-class SampleImage:
-    """A GB upgrade image and what the suite checks against."""
-
-    data: bytes
-    manufacturer_image: bytes
-    file_version: int
-    image_type: int
-    signer: str
-
-    @property
-    def hash(self) -> bytes:
-        """CS06 FirmwareHash = SHA-256 of the manufacturer image."""
-        return hashlib.sha256(self.manufacturer_image).digest()
-
-    @property
-    def version(self) -> str:
-        """The DUIS FirmwareVersion text: the OTA file version in 8 hex digits."""
-        return f"{self.file_version:08X}"
 
 
 @dataclass
@@ -162,7 +141,7 @@ class Party:
         try:
             self.identity = rig.shim.pki.party(name)
         except Exception as exc:  # noqa: BLE001 - any lookup failure is a rig configuration error
-            raise RigError(f"party {name!r} is not in the PKI {rig.rig.pki_dir}: {exc}") from exc
+            raise RigError(f"party {name!r} is not in the PKI {rig.spec.pki_dir}: {exc}") from exc
         self.eui: bytes = self.identity.eui
 
     def __repr__(self) -> str:

@@ -78,7 +78,7 @@ class _State:
         if option:
             path = Path(option)
         else:
-            from bench.rig import default_results_dir
+            from bench.rig.running import default_results_dir
 
             path = default_results_dir()
         worker = getattr(self.config, "workerinput", {}).get("workerid")  # only in an xdist worker
@@ -269,8 +269,8 @@ def rig(request: pytest.FixtureRequest) -> Any:
     if state.broken is not None:
         pytest.skip(f"rig broken: {state.broken}")
     from bench.errors import BenchError
-    from bench.rig import RunningRig
-    from bench.rig_model import load_rig
+    from bench.rig.model import load_rig
+    from bench.rig.running import RunningRig
 
     results = state.results_dir()
     try:
@@ -285,7 +285,7 @@ def rig(request: pytest.FixtureRequest) -> Any:
         pytest.skip(f"rig broken: {state.broken}")
     state.running = running
     state.record.devices = {d.role: d.eui_hex for d in description.devices}
-    from bench.rig import ATTACHMENTS
+    from bench.rig.running import ATTACHMENTS
 
     state.record.attachments.update({**ATTACHMENTS, "junit": "junit.xml"})
     yield running
@@ -312,7 +312,7 @@ def rig_device(rig: Any, request: pytest.FixtureRequest) -> Any:
 
     def lookup(role: str) -> Any:
         try:
-            device = rig.rig.device(role)
+            device = rig.spec.device(role)
         except ConfigError as exc:
             pytest.skip(str(exc))
         if state.current is not None:
@@ -342,9 +342,9 @@ uncommissioned_esme = _device_fixture("uncommissioned_esme")
 def _party_fixture(part: str) -> Any:
     @pytest.fixture(scope="session", name=part)
     def party(rig: Any) -> Any:
-        from bench.rig_flows import Party
+        from bench.testing.parties import Party
 
-        return Party(rig, rig.rig.parties[part], part)
+        return Party(rig, rig.spec.parties[part], part)
 
     party.__doc__ = f"The rig's {part} (Party: update_firmware, activate, read_firmware, alerts)."
     return party
@@ -359,7 +359,7 @@ other_rsa = _party_fixture("other_rsa")
 @pytest.fixture(scope="session")
 def images(rig: Any, request: pytest.FixtureRequest) -> Any:
     """Builds signed GB upgrade images: images.for_device(esme, signer="supplier")."""
-    from bench.rig_images import ImageFactory
+    from bench.testing.images import ImageFactory
 
     state = _state(request.config)
 
@@ -403,7 +403,7 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     state = _state(item.config)
     if state.running is None or not _uses_rig(item):
         return
-    item.user_properties.append(("rig", state.running.rig.name))
-    for device in state.running.rig.devices:
+    item.user_properties.append(("rig", state.running.spec.name))
+    for device in state.running.spec.devices:
         if device.role in item.fixturenames:
             item.user_properties.append((f"device_{device.role}", device.eui_hex))

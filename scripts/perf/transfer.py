@@ -47,7 +47,7 @@ from bench.crypto.smki import init_pki
 from bench.errors import LinkError
 from bench.hub import Hub, TransferProgress, TransferState
 from bench.link import SerialLink
-from bench.rig_emulator import announced_port, stop_emulator
+from bench.rig.emulated_meters import announced_port, stop_emulator
 
 BAUD = 115200
 LINE_BYTES_PER_S = BAUD / 10  # 8N1

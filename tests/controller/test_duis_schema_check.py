@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from bench.errors import RigError
-from bench.rig import RunningRig
-from bench.rig_model import PROJECT_ROOT, load_rig
+from bench.rig.model import PROJECT_ROOT, load_rig
+from bench.rig.running import RunningRig
 
 
 def test_rig_start_refuses_a_missing_schema_before_any_meter_starts(tmp_path, monkeypatch):

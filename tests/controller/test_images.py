@@ -10,15 +10,15 @@ import pytest
 from bench.codec.ota_file import parse_gb_image
 from bench.crypto.image_signature import verify_image
 from bench.crypto.smki import Pki
-from bench.rig_images import SAMPLES, ImageFactory, sample
-from bench.rig_model import load_rig
+from bench.rig.model import load_rig
+from bench.testing.images import SAMPLES, ImageFactory, sample
 
 
 @pytest.fixture(scope="module")
 def factory():
     rig = load_rig()
     pki = Pki.load(rig.pki_dir)
-    running = SimpleNamespace(rig=rig, shim=SimpleNamespace(pki=pki))
+    running = SimpleNamespace(spec=rig, shim=SimpleNamespace(pki=pki))
     made = []
     return ImageFactory(running, on_image=made.append), pki, made
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from bench.errors import AuthorisationError, RigError
-from bench.rig_control import RigClient, RigControlServer, b64, unb64
+from bench.rig.control import RigClient, RigControlServer, b64, unb64
 
 
 def _echo_submit(request: dict) -> dict:

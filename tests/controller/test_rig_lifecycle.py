@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from bench.errors import ConfigError, RigError
-from bench.rig import RunningRig
-from bench.rig_control import RigClient
-from bench.rig_model import PROJECT_ROOT, load_rig
+from bench.rig.control import RigClient
+from bench.rig.model import PROJECT_ROOT, load_rig
+from bench.rig.running import RunningRig
 
 
 def _rig_text(extra_device: str = "", replace: tuple[str, str] | None = None) -> str:
@@ -214,15 +214,15 @@ def test_a_rig_that_breaks_mid_run_skips_the_rest_with_the_cause(tmp_path):
 
 
 def test_an_image_for_a_device_without_a_link_is_reported_undelivered(tmp_path):
-    from bench.rig_flows import Party
-    from bench.rig_images import ImageFactory
+    from bench.testing.images import ImageFactory
+    from bench.testing.parties import Party
 
     rig_file = tmp_path / "inventory.toml"
     rig_file.write_text(_rig_text().replace('link = "emulated"', 'link = "none"'))
     with RunningRig(load_rig(rig_file), tmp_path / "results") as running:
         assert not running.meters
         rsa, supplier = Party(running, "rsa-1"), Party(running, "supplier-a")
-        esme = running.rig.device("esme")
+        esme = running.spec.device("esme")
         submission = rsa.update_firmware(ImageFactory(running).for_device(esme), [esme])
         assert submission.code == "I99"
         for party in (rsa, supplier):

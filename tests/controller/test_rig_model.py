@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import ConfigError
-from bench.rig_model import DEFAULT_RIG, PROJECT_ROOT, load_rig
+from bench.rig.model import DEFAULT_RIG, PROJECT_ROOT, load_rig
 
 MINIMAL = """
 pki = "/abs/pki"
@@ -80,7 +80,7 @@ def test_device_errors_name_file_device_and_field(tmp_path, snippet, message):
 
 
 def test_emulator_knobs_reach_the_command_line(tmp_path):
-    from bench.rig_emulator import emulate_command
+    from bench.rig.emulated_meters import emulate_command
 
     rig = load_rig()
     gsme = emulate_command(rig.device("gsme"), rig.pki_dir, tmp_path, "supplier-a")

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from bench.rig_model import PROJECT_ROOT
+from bench.rig.model import PROJECT_ROOT
 
 
 def _run(*args: str, cwd=PROJECT_ROOT, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.rig_model import PROJECT_ROOT
+from bench.rig.model import PROJECT_ROOT
 
 R1_ESME = "test_r1_rsa_update_lands and esme"
 # fault profile -> (-k expression, node names that must fail)

@@ -309,7 +309,7 @@ def test_alerts_command_reads_a_mailbox(run_dir: Path) -> None:
 
 def test_requests_go_through_a_running_rig(run_dir: Path, make_shim) -> None:
     """With a control socket up, the command submits there (the rig's shim has a gateway)."""
-    from bench.rig_control import RigControlServer, b64, socket_path, unb64
+    from bench.rig.control import RigControlServer, b64, socket_path, unb64
 
     from .support import ESME_A0
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bench.errors import LinkError
-from bench.rig_emulator import announced_port, stop_emulator
+from bench.rig.emulated_meters import announced_port, stop_emulator
 
 
 class EmulatorProcess:

@@ -19,7 +19,7 @@ from bench.crypto.image_signature import sign_image
 from bench.crypto.smki import Pki
 from bench.errors import LinkError
 from bench.meter.state import MeterState, MeterStore
-from bench.rig_emulator import announced_port, stop_emulator
+from bench.rig.emulated_meters import announced_port, stop_emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 ESME = bytes.fromhex("00DB1234567890A0")

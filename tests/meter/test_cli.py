@@ -13,7 +13,7 @@ import time
 import pytest
 
 from bench.errors import LinkError
-from bench.rig_emulator import announced_port
+from bench.rig.emulated_meters import announced_port
 
 from .builders import ESME, ROOT, MeterProcess
 
