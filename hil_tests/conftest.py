@@ -1,6 +1,6 @@
 """The MP207 conformance suite runs on whatever rig `--rig` names (default rigs/emulated.toml).
 
-Fixtures come from the bench's pytest plugin (bench/pytest_plugin.py); the checks shared by
+Fixtures come from the bench's pytest plugin (bench/testing/plugin.py); the checks shared by
 several requirements live in `checks.py` beside this file.
 """
 
