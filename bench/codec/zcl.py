@@ -9,6 +9,7 @@ payloads are `bench.codec.han`, which re-exports every public name here.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Union
 
@@ -191,9 +192,8 @@ def tunnel_from_server(command: TunnelTransferData, src_short: int) -> bool:
 def encode_command(command: ZclCommand, src_short: int) -> tuple[int, bool, int, bytes]:
     """(cluster, from_server, command id, payload) of a ZCL command; `src_short` is the sender's
     short address, which decides the direction of a PUT whose `from_server` is None."""
-    kind = type(command)
-    if kind is ImageBlockRequest:
-        c = command
+    c = command
+    if type(c) is ImageBlockRequest:
         fc = c.field_control & ~0x03
         tail = b""
         if c.request_node_address is not None:
@@ -207,8 +207,7 @@ def encode_command(command: ZclCommand, src_short: int) -> tuple[int, bool, int,
         payload = _S_BLOCK_REQ.pack(fc, c.manufacturer_code, c.image_type, c.file_version,
                                     c.file_offset, c.max_data_size) + tail
         return CLUSTER_OTA_UPGRADE, False, CMD_IMAGE_BLOCK_REQUEST, payload
-    if kind is ImageBlockResponse:
-        c = command
+    if type(c) is ImageBlockResponse:
         if c.status == SUCCESS:
             payload = _S_BLOCK_RSP.pack(SUCCESS, c.manufacturer_code, c.image_type, c.file_version,
                                         c.file_offset, len(c.data)) + c.data
@@ -217,8 +216,7 @@ def encode_command(command: ZclCommand, src_short: int) -> tuple[int, bool, int,
         else:
             payload = bytes((c.status,))
         return CLUSTER_OTA_UPGRADE, True, CMD_IMAGE_BLOCK_RESPONSE, payload
-    if kind is TunnelTransferData:
-        c = command
+    if type(c) is TunnelTransferData:
         head = bytes((c.gbcs_command,))
         if c.gbcs_command == TUNNEL_GET_RESPONSE:
             head += bytes((c.remaining or 0,))
@@ -227,13 +225,11 @@ def encode_command(command: ZclCommand, src_short: int) -> tuple[int, bool, int,
         from_server = tunnel_from_server(c, src_short)
         cmd = CMD_TRANSFER_DATA_TO_CLIENT if from_server else CMD_TRANSFER_DATA_TO_SERVER
         return CLUSTER_TUNNELING, from_server, cmd, struct.pack("<H", c.tunnel_id) + head + c.message
-    if kind is ImageBlockWait:
-        c = command
+    if type(c) is ImageBlockWait:
         payload = _S_BLOCK_WAIT.pack(WAIT_FOR_DATA, c.current_time, c.request_time,
                                      c.minimum_block_period)
         return CLUSTER_OTA_UPGRADE, True, CMD_IMAGE_BLOCK_RESPONSE, payload
-    if kind is ImageNotify:
-        c = command
+    if type(c) is ImageNotify:
         payload = bytes((c.payload_type, c.query_jitter))
         if c.payload_type >= 1:
             payload += struct.pack("<H", c.manufacturer_code)
@@ -242,8 +238,7 @@ def encode_command(command: ZclCommand, src_short: int) -> tuple[int, bool, int,
         if c.payload_type >= 3:
             payload += struct.pack("<I", c.file_version)
         return CLUSTER_OTA_UPGRADE, True, CMD_IMAGE_NOTIFY, payload
-    if kind is QueryNextImageRequest:
-        c = command
+    if type(c) is QueryNextImageRequest:
         fc = c.field_control & ~0x01
         if c.hardware_version is not None:
             fc |= 0x01
@@ -251,28 +246,24 @@ def encode_command(command: ZclCommand, src_short: int) -> tuple[int, bool, int,
         if c.hardware_version is not None:
             payload += struct.pack("<H", c.hardware_version)
         return CLUSTER_OTA_UPGRADE, False, CMD_QUERY_NEXT_IMAGE_REQUEST, payload
-    if kind is QueryNextImageResponse:
-        c = command
+    if type(c) is QueryNextImageResponse:
         if c.status == SUCCESS:
             payload = _S_QNI_RSP.pack(SUCCESS, c.manufacturer_code, c.image_type, c.file_version,
                                       c.image_size)
         else:
             payload = bytes((c.status,))
         return CLUSTER_OTA_UPGRADE, True, CMD_QUERY_NEXT_IMAGE_RESPONSE, payload
-    if kind is UpgradeEndRequest:
-        c = command
+    if type(c) is UpgradeEndRequest:
         payload = _S_END_REQ.pack(c.status, c.manufacturer_code, c.image_type, c.file_version)
         return CLUSTER_OTA_UPGRADE, False, CMD_UPGRADE_END_REQUEST, payload
-    if kind is UpgradeEndResponse:
-        c = command
+    if type(c) is UpgradeEndResponse:
         payload = _S_END_RSP.pack(c.manufacturer_code, c.image_type, c.file_version,
                                   c.current_time, c.upgrade_time)
         return CLUSTER_OTA_UPGRADE, True, CMD_UPGRADE_END_RESPONSE, payload
-    if kind is DefaultResponse:
-        c = command
+    if type(c) is DefaultResponse:
         from_server = src_short == 0x0000 if c.from_server is None else c.from_server
         return c.cluster, from_server, CMD_DEFAULT_RESPONSE, bytes((c.command_id, c.status))
-    raise EncodeError(f"not a HAN command: {kind.__name__}")
+    raise EncodeError(f"not a HAN command: {type(command).__name__}")
 
 
 # ---------------------------------------------------------------- ZCL payloads: decode
@@ -385,7 +376,7 @@ def _d_transfer_to_client(p: bytes, base: int) -> TunnelTransferData:
     return _d_transfer_data(p, base, True)
 
 
-ZCL_DECODERS = {
+ZCL_DECODERS: dict[tuple[int, bool, int], Callable[[bytes, int], ZclCommand]] = {
     (CLUSTER_OTA_UPGRADE, True, CMD_IMAGE_NOTIFY): _d_image_notify,
     (CLUSTER_OTA_UPGRADE, False, CMD_QUERY_NEXT_IMAGE_REQUEST): _d_qni_request,
     (CLUSTER_OTA_UPGRADE, True, CMD_QUERY_NEXT_IMAGE_RESPONSE): _d_qni_response,
