@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bench.codec.duis import (
@@ -14,6 +16,9 @@ from bench.codec.duis import (
     parse_request,
     parse_response,
 )
+from bench.codec.duis.safe_xml import MAX_NAMESPACE_DECLARATIONS
+from bench.crypto.smki import Pki
+from bench.crypto.xmldsig import sign_document, verify_document
 from bench.errors import DecodeError
 
 from .conftest import DCC, ESME, RSA_1
@@ -99,3 +104,57 @@ def test_full_size_image_parses_and_larger_is_refused() -> None:
     too_big = xml.replace(b"</sr:FirmwareImage>", b"AAAA</sr:FirmwareImage>")
     with pytest.raises(DecodeError, match="FirmwareImage"):
         parse_request(too_big)
+
+
+def _with_declarations(
+    document: bytes, count: int, spread: bool = False, prefix: bytes = b"n"
+) -> bytes:
+    """`document` with `count` extra `xmlns:nN` declarations on its root, or one per element."""
+    if not spread:
+        declarations = b"".join(
+            b' xmlns:%s%d="urn:bomb:%d"' % (prefix, n, n) for n in range(count)
+        )
+        return document.replace(b"<sr:Request ", b"<sr:Request" + declarations + b" ", 1)
+    parts = document.split(b"<sr:")
+    out = [parts[0]]
+    for n, part in enumerate(parts[1:]):
+        name, _, rest = part.partition(b">")
+        out.append(name + b' xmlns:n%d="urn:bomb:%d">' % (n, n) + rest if n < count else part)
+    return b"<sr:".join(out)
+
+
+@pytest.mark.parametrize("count", [33, 1_000, 8_000, 50_000])
+def test_namespace_declaration_bomb_is_refused_at_parse(count: int) -> None:
+    # 8,000 declarations cost about a minute of XML-DSig verification before the bound existed.
+    bomb = _with_declarations(REQUEST_BODY % b"", count)
+    started = time.perf_counter()
+    with pytest.raises(DecodeError, match="namespace declarations"):
+        parse_document(bomb)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_declarations_spread_over_elements_count_together() -> None:
+    document = REQUEST_BODY % b""
+    assert document.count(b"<sr:") >= 8
+    parse_document(_with_declarations(document, 8, spread=True))  # 9 in all
+    crowded = _with_declarations(_with_declarations(document, 8, spread=True), 24, prefix=b"m")
+    with pytest.raises(DecodeError, match="namespace declarations"):
+        parse_document(crowded)  # 33 in all
+
+
+def test_signed_document_with_many_declarations_verifies(pki: Pki) -> None:
+    """The bound leaves room: a signed request declaring 32 namespaces still verifies."""
+    supplier = pki.party("supplier-a")
+    document = _with_declarations(REQUEST_BODY % b"", MAX_NAMESPACE_DECLARATIONS - 2)
+    signed = sign_document(document, supplier.ds_key, supplier.ds_cert)
+    assert verify_document(signed, pki).signer_eui == supplier.eui
+
+
+@pytest.mark.parametrize("count", [1_000, 8_000])
+def test_bomb_in_a_signed_request_costs_no_signature_work(pki: Pki, count: int) -> None:
+    supplier = pki.party("supplier-a")
+    signed = sign_document(REQUEST_BODY % b"", supplier.ds_key, supplier.ds_cert)
+    started = time.perf_counter()
+    with pytest.raises(DecodeError, match="namespace declarations"):
+        verify_document(_with_declarations(signed, count), pki)
+    assert time.perf_counter() - started < 0.5

@@ -6,6 +6,13 @@ the size before parsing. libxml2 caps one text node at 10,000,000 characters unl
 mode is on; a full-size 11.1 image (10,240,000 bytes, about 13.7 MB of base64) needs more, so
 documents above that cap are parsed in huge-tree mode only after the size limit and the no-DTD
 check have passed (huge-tree mode without a DTD only lifts the text and depth caps).
+
+Parsing is linear in the document's size, but what follows may not be: libxml2's inclusive C14N,
+which XML-DSig verification runs over the whole document before it can tell the digest is wrong,
+costs time quadratic in the namespaces in scope of each element (8,000 `xmlns:nN` declarations on
+the root: about a minute of CPU for an unsigned request). A DUIS document declares a handful
+(sr, ds, xsi, ra), so a document declaring more than `MAX_NAMESPACE_DECLARATIONS` is refused here,
+before anyone spends work on it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ XS_NS = "http://www.w3.org/2001/XMLSchema"
 
 # Largest image (10,240,000 bytes as base64) + the largest device list (1,199,999 chars) + slack.
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+# DUIS documents declare 1-4 namespaces; C14N work grows with the square of this bound.
+MAX_NAMESPACE_DECLARATIONS = 32
 _LIBXML_TEXT_CAP = 10_000_000
 _DTD_MARKERS = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
 
@@ -80,7 +89,21 @@ def parse_document(xml: bytes, limit: int = MAX_DOCUMENT_BYTES) -> etree._Elemen
     if docinfo.doctype or docinfo.internalDTD is not None:
         # Reached only by encodings the byte scan cannot read (UTF-16...).
         raise DecodeError("DUIS", "DOCTYPE", None, "DTDs and entities are not accepted")
+    _check_namespace_declarations(root)
     return root
+
+
+def _check_namespace_declarations(root: etree._Element) -> None:
+    """Refuse a document declaring more namespaces than any DUIS document needs (a few us)."""
+    declarations = etree.iterwalk(root, events=("start-ns",))
+    for declared, _declaration in enumerate(declarations, start=1):
+        if declared > MAX_NAMESPACE_DECLARATIONS:
+            raise DecodeError(
+                "DUIS",
+                "xmlns",
+                None,
+                f"more than {MAX_NAMESPACE_DECLARATIONS} namespace declarations",
+            )
 
 
 def schema_path() -> Path:
