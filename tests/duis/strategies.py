@@ -22,8 +22,9 @@ from bench.codec.duis import (
     UpdateFirmwareWarning,
     UpdatePpmidFirmwareRequest,
 )
-from bench.codec.duis.alerts import DCC_ALERT_CODES
-from bench.codec.duis.responses import RESPONSE_CODES, WARNING_LISTS
+from bench.codec.duis.alert_messages import DCC_ALERT_CODES
+from bench.codec.duis.response_header import RESPONSE_CODES
+from bench.codec.duis.response_message import WARNING_LISTS
 
 euis = st.binary(min_size=8, max_size=8)
 request_ids = st.builds(RequestID, euis, euis, st.integers(0, 2**64 - 1))

@@ -3,7 +3,7 @@
 Safe parsing lives in `safe_xml`; signing and verifying in `bench.crypto.xmldsig`.
 """
 
-from bench.codec.duis.alerts import (
+from bench.codec.duis.alert_messages import (
     FIRMWARE_DELIVERED,
     FIRMWARE_DELIVERY_FAILED,
     CSPFirmwareDeliveryStatus,
@@ -11,8 +11,6 @@ from bench.codec.duis.alerts import (
     DeviceAlertMessage,
     FirmwareDistributionFailure,
     OtherDccAlert,
-    build_alert,
-    parse_alert,
 )
 from bench.codec.duis.fields import RequestID
 from bench.codec.duis.requests import (
@@ -29,14 +27,17 @@ from bench.codec.duis.requests import (
     parse_request,
     request_element,
 )
-from bench.codec.duis.responses import (
-    ACKNOWLEDGED,
-    SUCCESS,
+from bench.codec.duis.response_header import ACKNOWLEDGED, SUCCESS
+from bench.codec.duis.response_message import (
     DuisResponse,
     FutureDatedAlert,
     PreCommand,
     UpdateFirmwareWarning,
+)
+from bench.codec.duis.responses import (
+    build_alert,
     build_response,
+    parse_alert,
     parse_response,
     response_element,
 )

@@ -1,7 +1,7 @@
-"""DUIS alerts delivered to Users: `DeviceAlertMessage` and `DCCAlertMessage`.
+"""The alert bodies of a DUIS Response delivered to Users: `DeviceAlertMessage`, `DCCAlertMessage`.
 
-Both are `sr:Response` documents (DUIS Schema V5.4 defines them in the ServiceUserGateway
-namespace; the MMC schema's `ra:DeviceAlertMessageType` is only for SMETS1 responses). A device
+Both travel in an `sr:Response` document (`responses` reads the envelope, `response_header` its
+header; DUIS Schema V5.4 defines them in the ServiceUserGateway namespace; the MMC schema's `ra:DeviceAlertMessageType` is only for SMETS1 responses). A device
 alert carries the device's signed GBCS alert untouched; the DCC alerts that matter here are the
 firmware delivery reports N60/N61 (SECMP0007), whose `CSPFirmwareDeliveryStatus` and
 `FirmwareDistributionFailure` bodies name the 11.1 request by its `UpdateFirmwareRequestID`.
@@ -15,7 +15,7 @@ from datetime import datetime
 
 from lxml import etree
 
-from bench.codec.duis.document import elements, local, new_document, sub, text_of
+from bench.codec.duis.document import elements, local, sub, text_of
 from bench.codec.duis.fields import (
     RequestID,
     check_firmware_version,
@@ -29,13 +29,14 @@ from bench.codec.duis.fields import (
     write_datetime,
     write_eui_list,
 )
-from bench.codec.duis.responses import ResponseHeader, header_summary, write_header
+from bench.codec.duis.response_header import ResponseHeader
 from bench.codec.eui import eui_duis
+from bench.domain import DUIS_DCC_ALERT_CODES, DccAlertCode, ResponseCode
 from bench.errors import DecodeError, EncodeError
 
-FIRMWARE_DELIVERED = "N60"
-FIRMWARE_DELIVERY_FAILED = "N61"
-DCC_ALERT_CODES = frozenset(["AD1", "N999"] + [f"N{n}" for n in range(1, 66) if n != 32])
+FIRMWARE_DELIVERED = DccAlertCode.FIRMWARE_DELIVERED
+FIRMWARE_DELIVERY_FAILED = DccAlertCode.FIRMWARE_DELIVERY_FAILED
+DCC_ALERT_CODES = DUIS_DCC_ALERT_CODES
 _ALERT_CODE = re.compile(r"[0-9A-Fa-f]{4}")
 
 
@@ -47,7 +48,7 @@ class DeviceAlertMessage:
     alert_code: int
     gbcs_payload: bytes
     response_id: RequestID | None = None
-    response_code: str = "I0"
+    response_code: str = ResponseCode.SUCCESS
     response_datetime: datetime | None = None
     throttled_sequence_id: int | None = None
     throttled_count: int | None = None
@@ -92,7 +93,7 @@ class DCCAlertMessage:
     alert: DccAlertBody
     request_id: RequestID | None = None
     response_id: RequestID | None = None
-    response_code: str = "I0"
+    response_code: str = ResponseCode.SUCCESS
     response_datetime: datetime | None = None
     throttled_sequence_id: int | None = None
     throttled_count: int | None = None
@@ -217,13 +218,8 @@ def _write_throttling(parent: etree._Element, sequence: int | None, count: int |
             sub(parent, name, str(value))
 
 
-def alert_element(alert: DeviceAlertMessage | DCCAlertMessage) -> etree._Element:
-    """The unsigned sr:Response element of an alert."""
-    root = new_document("Response")
-    write_header(
-        root, alert.request_id, alert.response_id, alert.response_code, alert.response_datetime
-    )
-    body = sub(root, "Body")
+def write_alert(body: etree._Element, alert: DeviceAlertMessage | DCCAlertMessage) -> None:
+    """Append the DeviceAlertMessage or DCCAlertMessage of `alert` to a Body element."""
     if isinstance(alert, DeviceAlertMessage):
         if not 0 <= alert.alert_code <= 0xFFFF:
             raise EncodeError(f"AlertCode: {alert.alert_code} is not a 2-byte code")
@@ -231,7 +227,7 @@ def alert_element(alert: DeviceAlertMessage | DCCAlertMessage) -> etree._Element
         sub(message, "AlertCode", f"{alert.alert_code:04X}")
         _write_throttling(message, alert.throttled_sequence_id, alert.throttled_count)
         sub(message, "GBCSPayload", write_base64(alert.gbcs_payload))
-        return root
+        return
     if alert.dcc_alert_code not in DCC_ALERT_CODES:
         raise EncodeError(f"DCCAlertCode: {alert.dcc_alert_code!r} is not a DUIS DCC alert code")
     message = sub(body, "DCCAlertMessage")
@@ -255,40 +251,17 @@ def alert_element(alert: DeviceAlertMessage | DCCAlertMessage) -> etree._Element
         container.append(etree.fromstring(item.xml))
     else:
         raise EncodeError(f"unsupported DCC alert body {type(item).__name__}")
-    return root
 
 
-def build_alert(alert: DeviceAlertMessage | DCCAlertMessage) -> bytes:
-    """Unsigned DUIS XML for an alert (same as `build_response`)."""
-    from bench.codec.duis.safe_xml import to_bytes
-
-    return to_bytes(alert_element(alert))
-
-
-def parse_alert(xml: bytes | etree._Element) -> DeviceAlertMessage | DCCAlertMessage:
-    """Read an alert document; a plain response is a DecodeError here."""
-    from bench.codec.duis.responses import parse_response
-
-    message = parse_response(xml)
-    if not isinstance(message, DeviceAlertMessage | DCCAlertMessage):
-        raise DecodeError("DUIS", "Body", None, "not an alert message")
-    return message
-
-
-def alert_summary(alert: DeviceAlertMessage | DCCAlertMessage) -> dict[str, object]:
-    """The JSON form `bench duis parse` prints for an alert (the same header keys as a response)."""
-    common = header_summary(alert)
+def alert_body(alert: DeviceAlertMessage | DCCAlertMessage) -> dict[str, object]:
+    """The body keys `bench duis parse` prints for an alert."""
     if isinstance(alert, DeviceAlertMessage):
         return {
-            "kind": "device-alert",
-            **common,
-            "body": {
-                "alert_code": f"{alert.alert_code:04X}",
-                "gbcs_payload": alert.gbcs_payload.hex().upper(),
-            },
+            "alert_code": f"{alert.alert_code:04X}",
+            "gbcs_payload": alert.gbcs_payload.hex().upper(),
         }
     item = alert.alert
-    body: dict[str, object] = {"dcc_alert_code": alert.dcc_alert_code, "alert": type(item).__name__}
+    body: dict[str, object] = {"dcc_alert_code": str(alert.dcc_alert_code), "alert": type(item).__name__}
     if isinstance(item, CSPFirmwareDeliveryStatus):
         body.update(
             update_firmware_request_id=str(item.update_firmware_request_id),
@@ -305,4 +278,4 @@ def alert_summary(alert: DeviceAlertMessage | DCCAlertMessage) -> dict[str, obje
         )
     else:
         body.update(name=item.name)
-    return {"kind": "dcc-alert", **common, "body": body}
+    return body
