@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.report.portfolio_view import COLUMNS, _cell
+from bench.report.portfolio_rows import COLUMNS, cell
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2733;background:#fff}
@@ -142,7 +142,7 @@ def render_html(rows: list[dict[str, Any]], *, title: str = "Firmware portfolio"
     for row in rows:
         cells = []
         for key, _title in COLUMNS:
-            text = html.escape(_cell(key, row.get(key)))
+            text = html.escape(cell(key, row.get(key)))
             bad = key == "agrees_with_dcc" and row.get(key) is False
             cells.append(f'<td class="bad">{text}</td>' if bad else f"<td>{text}</td>")
         body.append(f'<tr data-eui="{html.escape(str(row.get("eui")))}">{"".join(cells)}</tr>')
