@@ -185,6 +185,10 @@ class FaultProfile(StrEnum):
     ACCEPT_ANY_SIGNER = "accept-any-signer"
     NO_ALERT_ON_VERIFICATION = "no-alert-on-verification"
     WRONG_HASH_IN_ALERT = "wrong-hash-in-alert"
+    CRASH_ON_OVERSIZED_BLOCK = "crash-on-oversized-block"
+    HANG_ON_GBT_GAP = "hang-on-gbt-gap"
+    ACCEPT_TRUNCATED_SIGNATURE = "accept-truncated-signature"
+    RESET_COUNTERS_ON_BAD_TUNNEL = "reset-counters-on-bad-tunnel"
 
     @property
     def description(self) -> str:
@@ -202,6 +206,14 @@ _FAULT_DESCRIPTIONS: dict[FaultProfile, str] = {
     FaultProfile.NO_ALERT_ON_VERIFICATION: "sends neither 0x8F72 nor 0x8F1C after a download",
     FaultProfile.WRONG_HASH_IN_ALERT:
         "puts the hash of the whole OTA file, not the manufacturer image, in 0x8F72",
+    FaultProfile.CRASH_ON_OVERSIZED_BLOCK:
+        "crashes on an Image Block Response whose data is longer than the meter asked for",
+    FaultProfile.HANG_ON_GBT_GAP:
+        "stops answering when a GBT block arrives after a gap in the block numbers",
+    FaultProfile.ACCEPT_TRUNCATED_SIGNATURE:
+        "takes a GBCS command whose signature is truncated for one that needs none, and obeys it",
+    FaultProfile.RESET_COUNTERS_ON_BAD_TUNNEL:
+        "forgets its accepted originator counters after a Transfer Data frame it cannot decode",
 }
 
 

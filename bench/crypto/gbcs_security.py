@@ -101,9 +101,14 @@ def mac_key(
 
 def compute_mac(key: bytes, msg: GbcsMessage) -> bytes:
     """The 12-byte GCM tag over 11 00 00 00 00 00 || General-Signing APDU."""
-    iv = msg.originator + b"\x00\x00\x00\x00"
-    aad = _AAD_PREFIX + msg.general_signing()
-    return AESGCM(key).encrypt(iv, b"", aad)[:MAC_LENGTH]
+    return mac_over(key, msg.originator, msg.general_signing())
+
+
+def mac_over(key: bytes, originator: bytes, general_signing: bytes) -> bytes:
+    """The 12-byte GCM tag over General-Signing bytes as they are, well-formed or not (what a
+    MAC-checking receiver computes over the bytes it was sent)."""
+    iv = originator + b"\x00\x00\x00\x00"
+    return AESGCM(key).encrypt(iv, b"", _AAD_PREFIX + general_signing)[:MAC_LENGTH]
 
 
 def apply_mac(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.codec import han
 from bench.codec.eui import eui_hex
-from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, max_block_data, segment
+from bench.codec.gbcs.gbt import GbtReassembler, decode_block, is_gbt_block, max_block_data, segment
 from bench.errors import BenchError, ConfigError, LinkError
 from bench.link.base import Link
 from bench.link.timing import precise_timers
@@ -104,6 +104,8 @@ class Emulator:
         self.hub = HUB_NODE
         self._seq = 0
         self._reassembler = GbtReassembler()
+        self._gbt_highest: dict[tuple[bytes, int, int], int] = {}
+        self._stopping = threading.Event()
         self.frames_in = 0
         self.frames_bad = 0
         self.frames_lost_asleep = 0
@@ -152,6 +154,8 @@ class Emulator:
             frame = han.decode_han_frame(data)
         except BenchError:
             self.frames_bad += 1
+            if "reset-counters-on-bad-tunnel" in self.faults:
+                self._fault_reset_counters(data)
             return
         if frame.dst.eui is not None and frame.dst.eui != self.config.eui:
             return
@@ -186,11 +190,40 @@ class Emulator:
             self._tunnel_get()
 
     def _reassemble(self, block: bytes) -> bytes:
+        if "hang-on-gbt-gap" in self.faults:
+            self._fault_hang_on_gap(block)
         try:
             return self._reassembler.feed(block) or b""
         except BenchError as exc:
             log.warning("GBT block dropped: %s", exc)
             return b""
+
+    # -- fault profiles that only malformed frames reveal ----------------------------------------
+    def _fault_reset_counters(self, data: bytes) -> None:
+        """FAULT reset-counters-on-bad-tunnel: the tunnel's error path re-initialises the security
+        context, forgetting every originator counter the meter accepted."""
+        try:
+            headers = han.decode_headers(data)
+        except BenchError:
+            return
+        if headers.cluster == han.CLUSTER_TUNNELING and self.state.counters:
+            log.warning("FAULT reset-counters-on-bad-tunnel: accepted counters forgotten")
+            self.state.counters.clear()
+            self.store.save(self.state)
+
+    def _fault_hang_on_gap(self, block: bytes) -> None:
+        """FAULT hang-on-gbt-gap: the firmware waits for the next block in sequence and nothing
+        else; a block after a gap leaves it waiting for one that never comes."""
+        try:
+            parsed = decode_block(block)
+        except BenchError:
+            return
+        highest = self._gbt_highest.get(parsed.key, 0)
+        self._gbt_highest[parsed.key] = max(highest, parsed.block_number)
+        if parsed.block_number > highest + 1:
+            log.warning("FAULT hang-on-gbt-gap: block %d after %d; waiting for ever",
+                        parsed.block_number, highest)
+            self._stopping.wait()  # only a stop request (SIGTERM) ends it
 
     # -- the loop -------------------------------------------------------------------------------
     def _timeout(self, now: float, *deadlines: float | None) -> float:
@@ -208,6 +241,7 @@ class Emulator:
         log.info("%s %s running version %#010x", self.config.device.upper(), eui_hex(self.config.eui),
                  self.state.active.file_version)
         precise_timers()  # this thread paces the meter's writes on a --baud line
+        self._stopping = stop
         now = time.monotonic()
         self.ota.start(now)
         awake_until = now

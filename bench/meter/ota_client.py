@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from bench.codec import han
 from bench.meter.alerts import MeterAlerts
+from bench.meter.faults import FirmwareCrash
 from bench.meter.slots import ImageSlots
 from bench.meter.state import (
     PART_FILE,
@@ -188,6 +189,10 @@ class OtaClient:
     # -- incoming -------------------------------------------------------------------------------
     def on_command(self, command: han.ZclCommand, now: float) -> None:
         if isinstance(command, han.ImageBlockResponse):
+            if "crash-on-oversized-block" in self.faults and len(command.data) > self.settings.max_data_size:
+                # the firmware copies the block into a buffer of the size it asks for, unchecked
+                raise FirmwareCrash(f"FAULT crash-on-oversized-block: {len(command.data)} bytes into "
+                                    f"a {self.settings.max_data_size}-byte block buffer")
             self._on_block(command, now)
         elif isinstance(command, han.ImageBlockWait):
             self._on_wait(command, now)
