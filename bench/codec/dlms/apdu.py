@@ -1,0 +1,528 @@
+"""xDLMS APDUs a SMETS1 meter and its S1SP exchange, logical-name referencing, no ciphering.
+
+Association: AARQ/AARE (ACSE, BER-coded, carrying the A-XDR InitiateRequest/InitiateResponse) and
+RLRQ/RLRE. Services: GET (normal, next, and the with-datablock response a meter uses when a value
+does not fit its PDU), SET (normal), ACTION (normal), and the Exception-Response a server sends to
+an APDU it cannot take. Fixed parts are construct declarations; each message class round-trips
+`decode_apdu(encode_apdu(x)) == x`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from construct import Bytes, ConstructError, Int8ub, Int16ub, Int32ub, Struct
+
+from bench.codec.dlms import axdr
+from bench.codec.dlms.axdr import DlmsData
+from bench.errors import DecodeError, EncodeError
+
+#: Application context "Logical_Name_Referencing_No_Ciphering" {2 16 756 5 8 1 1}.
+LN_NO_CIPHERING = bytes.fromhex("60857405080101")
+DLMS_VERSION = 6
+
+# conformance block bits (IEC 62056-5-3 Table: bit 0 is the most significant of 24)
+CONFORMANCE_BLOCK_GET = 1 << (23 - 11)
+CONFORMANCE_BLOCK_SET = 1 << (23 - 12)
+CONFORMANCE_BLOCK_ACTION = 1 << (23 - 13)
+CONFORMANCE_GET = 1 << (23 - 19)
+CONFORMANCE_SET = 1 << (23 - 20)
+CONFORMANCE_ACTION = 1 << (23 - 23)
+SERVER_CONFORMANCE = CONFORMANCE_GET | CONFORMANCE_SET | CONFORMANCE_ACTION | CONFORMANCE_BLOCK_GET
+
+
+class DataAccessResult(IntEnum):
+    SUCCESS = 0
+    HARDWARE_FAULT = 1
+    TEMPORARY_FAILURE = 2
+    READ_WRITE_DENIED = 3
+    OBJECT_UNDEFINED = 4
+    OBJECT_CLASS_INCONSISTENT = 9
+    OBJECT_UNAVAILABLE = 11
+    TYPE_UNMATCHED = 12
+    SCOPE_OF_ACCESS_VIOLATED = 13
+    DATA_BLOCK_UNAVAILABLE = 14
+    LONG_GET_ABORTED = 15
+    NO_LONG_GET_IN_PROGRESS = 16
+    OTHER_REASON = 250
+
+
+class ActionResult(IntEnum):
+    SUCCESS = 0
+    HARDWARE_FAULT = 1
+    TEMPORARY_FAILURE = 2
+    READ_WRITE_DENIED = 3
+    OBJECT_UNDEFINED = 4
+    OBJECT_CLASS_INCONSISTENT = 9
+    OBJECT_UNAVAILABLE = 11
+    TYPE_UNMATCHED = 12
+    SCOPE_OF_ACCESS_VIOLATED = 13
+    DATA_BLOCK_UNAVAILABLE = 14
+    LONG_ACTION_ABORTED = 15
+    NO_LONG_ACTION_IN_PROGRESS = 16
+    OTHER_REASON = 250
+
+
+# APDU tags
+AARQ_TAG = 0x60
+AARE_TAG = 0x61
+RLRQ_TAG = 0x62
+RLRE_TAG = 0x63
+GET_REQUEST = 0xC0
+SET_REQUEST = 0xC1
+ACTION_REQUEST = 0xC3
+GET_RESPONSE = 0xC4
+SET_RESPONSE = 0xC5
+ACTION_RESPONSE = 0xC7
+EXCEPTION_RESPONSE = 0xD8
+
+
+def obis(text: str) -> bytes:
+    """`0-0:44.0.0.255` (or `0.0.44.0.0.255`) -> the six bytes of a COSEM logical name."""
+    parts = text.replace(":", ".").replace("-", ".").split(".")
+    if len(parts) != 6 or not all(p.isdigit() and int(p) < 256 for p in parts):
+        raise EncodeError(f"not an OBIS code: {text!r}")
+    return bytes(int(p) for p in parts)
+
+
+def obis_text(logical_name: bytes) -> str:
+    a, b, c, d, e, f = logical_name
+    return f"{a}-{b}:{c}.{d}.{e}.{f}"
+
+
+_Descriptor = Struct("class_id" / Int16ub, "instance" / Bytes(6), "index" / Int8ub)
+
+
+@dataclass(frozen=True)
+class AttributeRef:
+    """A COSEM attribute (GET/SET) or method (ACTION): class, logical name, index."""
+
+    class_id: int
+    instance: bytes
+    index: int
+
+    def encode(self) -> bytes:
+        return _Descriptor.build({"class_id": self.class_id, "instance": self.instance, "index": self.index})
+
+    def __str__(self) -> str:
+        return f"{self.class_id}/{obis_text(self.instance)}/{self.index}"
+
+
+# -- the messages ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Aarq:
+    conformance: int = SERVER_CONFORMANCE
+    max_pdu_size: int = 0xFFFF
+    application_context: bytes = LN_NO_CIPHERING
+    dlms_version: int = DLMS_VERSION
+
+
+@dataclass(frozen=True)
+class Aare:
+    result: int = 0  # 0 accepted, 1 rejected-permanent, 2 rejected-transient
+    diagnostic: int = 0  # acse-service-user: 0 null, 1 no reason, 2 context name not supported
+    conformance: int = SERVER_CONFORMANCE
+    max_pdu_size: int = 0x0400
+    application_context: bytes = LN_NO_CIPHERING
+    dlms_version: int = DLMS_VERSION
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    reason: int = 0
+
+
+@dataclass(frozen=True)
+class ReleaseResponse:
+    reason: int = 0
+
+
+@dataclass(frozen=True)
+class GetRequest:
+    invoke_id: int
+    attribute: AttributeRef
+
+
+@dataclass(frozen=True)
+class GetRequestNext:
+    invoke_id: int
+    block_number: int
+
+
+@dataclass(frozen=True)
+class GetResponse:
+    invoke_id: int
+    data: DlmsData | None = None
+    result: DataAccessResult = DataAccessResult.SUCCESS
+
+
+@dataclass(frozen=True)
+class GetResponseBlock:
+    """One block of a long GET: `raw` is a slice of the encoded value, or `result` on failure."""
+
+    invoke_id: int
+    last: bool
+    block_number: int
+    raw: bytes | None
+    result: DataAccessResult = DataAccessResult.SUCCESS
+
+
+@dataclass(frozen=True)
+class SetRequest:
+    invoke_id: int
+    attribute: AttributeRef
+    value: DlmsData
+
+
+@dataclass(frozen=True)
+class SetResponse:
+    invoke_id: int
+    result: DataAccessResult
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    invoke_id: int
+    method: AttributeRef
+    parameters: DlmsData | None = None
+
+
+@dataclass(frozen=True)
+class ActionResponse:
+    invoke_id: int
+    result: ActionResult
+    data: DlmsData | None = None
+
+
+@dataclass(frozen=True)
+class ExceptionResponse:
+    state_error: int  # 1 service not allowed, 2 service unknown
+    service_error: int  # 1 operation not possible, 2 service not supported, 3 other reason
+
+
+Apdu = (Aarq | Aare | ReleaseRequest | ReleaseResponse | GetRequest | GetRequestNext | GetResponse
+        | GetResponseBlock | SetRequest | SetResponse | ActionRequest | ActionResponse | ExceptionResponse)
+
+
+# -- BER pieces of the ACSE APDUs -----------------------------------------------------------------
+def _ber_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes((length,))
+    size = (length.bit_length() + 7) // 8
+    return bytes((0x80 | size,)) + length.to_bytes(size, "big")
+
+
+def _tlv(tag: int, value: bytes) -> bytes:
+    return bytes((tag,)) + _ber_length(len(value)) + value
+
+
+def _read_tlvs(data: bytes, what: str) -> dict[int, bytes]:
+    items: dict[int, bytes] = {}
+    offset = 0
+    while offset < len(data):
+        if offset + 2 > len(data):
+            raise DecodeError(what, "tag", offset, "truncated")
+        tag, first = data[offset], data[offset + 1]
+        offset += 2
+        length = first
+        if first & 0x80:
+            size = first & 0x7F
+            if size not in (1, 2) or offset + size > len(data):
+                raise DecodeError(what, f"{tag:#04x}.length", offset, "bad length")
+            length = int.from_bytes(data[offset:offset + size], "big")
+            offset += size
+        if offset + length > len(data):
+            raise DecodeError(what, f"{tag:#04x}", offset, "value runs past the APDU")
+        items[tag] = data[offset:offset + length]
+        offset += length
+    return items
+
+
+_InitiateRequest = Struct(
+    "tag" / Int8ub,  # 01
+    "dedicated_key" / Int8ub,  # 00: absent
+    "response_allowed" / Int8ub,  # 00: default (true)
+    "quality_of_service" / Int8ub,  # 00: absent
+    "dlms_version" / Int8ub,
+    "conformance_tag" / Bytes(4),  # 5F 1F 04 00
+    "conformance" / Bytes(3),
+    "max_pdu_size" / Int16ub,
+)
+_InitiateResponse = Struct(
+    "tag" / Int8ub,  # 08
+    "quality_of_service" / Int8ub,  # 00: absent
+    "dlms_version" / Int8ub,
+    "conformance_tag" / Bytes(4),
+    "conformance" / Bytes(3),
+    "max_pdu_size" / Int16ub,
+    "vaa_name" / Int16ub,  # 0x0007 for logical-name referencing
+)
+_CONFORMANCE_TAG = bytes.fromhex("5F1F0400")
+
+
+def _application_context(context: bytes) -> bytes:
+    return _tlv(0xA1, _tlv(0x06, context))
+
+
+def _encode_aarq(apdu: Aarq) -> bytes:
+    initiate = _InitiateRequest.build({
+        "tag": 0x01, "dedicated_key": 0, "response_allowed": 0, "quality_of_service": 0,
+        "dlms_version": apdu.dlms_version, "conformance_tag": _CONFORMANCE_TAG,
+        "conformance": apdu.conformance.to_bytes(3, "big"), "max_pdu_size": apdu.max_pdu_size,
+    })
+    body = _application_context(apdu.application_context) + _tlv(0xBE, _tlv(0x04, initiate))
+    return _tlv(AARQ_TAG, body)
+
+
+def _encode_aare(apdu: Aare) -> bytes:
+    body = (_application_context(apdu.application_context)
+            + _tlv(0xA2, _tlv(0x02, bytes((apdu.result,))))
+            + _tlv(0xA3, _tlv(0xA1, _tlv(0x02, bytes((apdu.diagnostic,))))))
+    if apdu.result == 0:
+        initiate = _InitiateResponse.build({
+            "tag": 0x08, "quality_of_service": 0, "dlms_version": apdu.dlms_version,
+            "conformance_tag": _CONFORMANCE_TAG, "conformance": apdu.conformance.to_bytes(3, "big"),
+            "max_pdu_size": apdu.max_pdu_size, "vaa_name": 0x0007,
+        })
+        body += _tlv(0xBE, _tlv(0x04, initiate))
+    return _tlv(AARE_TAG, body)
+
+
+def _user_information(items: dict[int, bytes], what: str) -> bytes | None:
+    if 0xBE not in items:
+        return None
+    inner = _read_tlvs(items[0xBE], what)
+    if 0x04 not in inner:
+        raise DecodeError(what, "user-information", None, "no octet string")
+    return inner[0x04]
+
+
+def _context(items: dict[int, bytes], what: str) -> bytes:
+    if 0xA1 not in items:
+        raise DecodeError(what, "application-context-name", None, "missing")
+    inner = _read_tlvs(items[0xA1], what)
+    if 0x06 not in inner:
+        raise DecodeError(what, "application-context-name", None, "not an object identifier")
+    return inner[0x06]
+
+
+def _decode_aarq(body: bytes) -> Aarq:
+    items = _read_tlvs(body, "AARQ")
+    context = _context(items, "AARQ")
+    info = _user_information(items, "AARQ")
+    if info is None:
+        raise DecodeError("AARQ", "user-information", None, "no InitiateRequest")
+    # optional fields the bench never sends are refused rather than misread
+    if len(info) != _InitiateRequest.sizeof() or info[0] != 0x01 or info[1:4] != b"\x00\x00\x00":
+        raise DecodeError("AARQ", "InitiateRequest", None, "only the plain form (no dedicated key, QoS) is supported")
+    parsed = _InitiateRequest.parse(info)
+    if parsed.conformance_tag != _CONFORMANCE_TAG:
+        raise DecodeError("AARQ", "proposed-conformance", 5, "expected 5F 1F 04 00")
+    return Aarq(int.from_bytes(parsed.conformance, "big"), parsed.max_pdu_size, context, parsed.dlms_version)
+
+
+def _decode_aare(body: bytes) -> Aare:
+    items = _read_tlvs(body, "AARE")
+    context = _context(items, "AARE")
+    result = _read_tlvs(items.get(0xA2, b""), "AARE").get(0x02, b"\x00")
+    diagnostic_outer = _read_tlvs(items.get(0xA3, b""), "AARE")
+    diagnostic = b"\x00"
+    for value in diagnostic_outer.values():
+        diagnostic = _read_tlvs(value, "AARE").get(0x02, b"\x00")
+    info = _user_information(items, "AARE")
+    if info is None:
+        return Aare(result[-1], diagnostic[-1], 0, 0, context)
+    if len(info) != _InitiateResponse.sizeof() or info[0] != 0x08:
+        raise DecodeError("AARE", "InitiateResponse", None, "unexpected form")
+    parsed = _InitiateResponse.parse(info)
+    return Aare(result[-1], diagnostic[-1], int.from_bytes(parsed.conformance, "big"),
+                parsed.max_pdu_size, context, parsed.dlms_version)
+
+
+# -- encode / decode ------------------------------------------------------------------------------
+def _optional_data(data: DlmsData | None) -> bytes:
+    return b"\x00" if data is None else b"\x01" + axdr.encode(data)
+
+
+def encode_apdu(apdu: Apdu) -> bytes:
+    """The APDU's bytes (without the LLC header)."""
+    match apdu:
+        case Aarq():
+            return _encode_aarq(apdu)
+        case Aare():
+            return _encode_aare(apdu)
+        case ReleaseRequest():
+            return bytes((RLRQ_TAG, 3, 0x80, 1, apdu.reason))
+        case ReleaseResponse():
+            return bytes((RLRE_TAG, 3, 0x80, 1, apdu.reason))
+        case GetRequest():
+            return bytes((GET_REQUEST, 1, apdu.invoke_id)) + apdu.attribute.encode() + b"\x00"
+        case GetRequestNext():
+            return bytes((GET_REQUEST, 2, apdu.invoke_id)) + Int32ub.build(apdu.block_number)
+        case GetResponse():
+            head = bytes((GET_RESPONSE, 1, apdu.invoke_id))
+            if apdu.data is not None:
+                return head + b"\x00" + axdr.encode(apdu.data)
+            return head + bytes((1, apdu.result))
+        case GetResponseBlock():
+            head = bytes((GET_RESPONSE, 2, apdu.invoke_id, int(apdu.last))) + Int32ub.build(apdu.block_number)
+            if apdu.raw is not None:
+                return head + b"\x00" + axdr.encode_length(len(apdu.raw)) + apdu.raw
+            return head + bytes((1, apdu.result))
+        case SetRequest():
+            return (bytes((SET_REQUEST, 1, apdu.invoke_id)) + apdu.attribute.encode() + b"\x00"
+                    + axdr.encode(apdu.value))
+        case SetResponse():
+            return bytes((SET_RESPONSE, 1, apdu.invoke_id, apdu.result))
+        case ActionRequest():
+            return (bytes((ACTION_REQUEST, 1, apdu.invoke_id)) + apdu.method.encode()
+                    + _optional_data(apdu.parameters))
+        case ActionResponse():
+            head = bytes((ACTION_RESPONSE, 1, apdu.invoke_id, apdu.result))
+            if apdu.data is None:
+                return head + b"\x00"
+            return head + b"\x01\x00" + axdr.encode(apdu.data)
+        case ExceptionResponse():
+            return bytes((EXCEPTION_RESPONSE, apdu.state_error, apdu.service_error))
+    raise EncodeError(f"not an APDU: {apdu!r}")
+
+
+class _Reader:
+    """Cursor over an APDU that names the field and offset of whatever is missing."""
+
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data = data
+        self.offset = 0
+        self.what = what
+
+    def take(self, size: int, field: str) -> bytes:
+        end = self.offset + size
+        if end > len(self.data):
+            raise DecodeError(self.what, field, self.offset, f"truncated (needs {size} bytes)")
+        chunk = self.data[self.offset:end]
+        self.offset = end
+        return chunk
+
+    def byte(self, field: str) -> int:
+        return self.take(1, field)[0]
+
+    def descriptor(self, field: str) -> AttributeRef:
+        try:
+            parsed = _Descriptor.parse(self.take(9, field))
+        except ConstructError as exc:  # pragma: no cover - nine bytes always parse
+            raise DecodeError(self.what, field, self.offset, str(exc)) from None
+        return AttributeRef(parsed.class_id, bytes(parsed.instance), parsed.index)
+
+    def data_value(self, field: str) -> DlmsData:
+        try:
+            value, self.offset = axdr.decode_prefix(self.data, self.offset)
+        except DecodeError as exc:
+            raise DecodeError(self.what, f"{field}.{exc.field}", exc.offset, exc.reason) from None
+        return value
+
+    def end(self) -> None:
+        if self.offset != len(self.data):
+            raise DecodeError(self.what, "end", self.offset, f"{len(self.data) - self.offset} unexpected bytes")
+
+
+def _enum(kind: type[IntEnum], value: int, what: str, field: str, offset: int):  # type: ignore[no-untyped-def]
+    try:
+        return kind(value)
+    except ValueError:
+        raise DecodeError(what, field, offset, f"unknown {kind.__name__} {value}") from None
+
+
+def decode_apdu(data: bytes) -> Apdu:
+    """One APDU; DecodeError naming the field and offset for anything the bench does not speak."""
+    if not data:
+        raise DecodeError("xDLMS", "tag", 0, "empty APDU")
+    tag = data[0]
+    if tag in (AARQ_TAG, AARE_TAG, RLRQ_TAG, RLRE_TAG):
+        items = _read_tlvs(data, "ACSE")
+        if len(items) != 1:
+            raise DecodeError("ACSE", "apdu", 0, "trailing bytes after the APDU")
+        body = items[tag]
+        if tag == AARQ_TAG:
+            return _decode_aarq(body)
+        if tag == AARE_TAG:
+            return _decode_aare(body)
+        reason = _read_tlvs(body, "RLRQ").get(0x80, b"\x00") if body else b"\x00"
+        return ReleaseRequest(reason[-1]) if tag == RLRQ_TAG else ReleaseResponse(reason[-1])
+    names = {GET_REQUEST: "GET-Request", SET_REQUEST: "SET-Request", ACTION_REQUEST: "ACTION-Request",
+             GET_RESPONSE: "GET-Response", SET_RESPONSE: "SET-Response",
+             ACTION_RESPONSE: "ACTION-Response", EXCEPTION_RESPONSE: "Exception-Response"}
+    if tag not in names:
+        raise DecodeError("xDLMS", "tag", 0, f"APDU {tag:#04x} is not supported")
+    r = _Reader(data, names[tag])
+    r.byte("tag")
+    if tag == EXCEPTION_RESPONSE:
+        result: Apdu = ExceptionResponse(r.byte("state-error"), r.byte("service-error"))
+        r.end()
+        return result
+    choice = r.byte("choice")
+    invoke = r.byte("invoke-id-and-priority")
+    if tag == GET_REQUEST and choice == 1:
+        ref = r.descriptor("cosem-attribute-descriptor")
+        if r.byte("access-selection") != 0:
+            raise DecodeError(r.what, "access-selection", r.offset - 1, "selective access is not supported")
+        result = GetRequest(invoke, ref)
+    elif tag == GET_REQUEST and choice == 2:
+        result = GetRequestNext(invoke, Int32ub.parse(r.take(4, "block-number")))
+    elif tag == GET_RESPONSE and choice == 1:
+        if r.byte("result") == 0:
+            result = GetResponse(invoke, r.data_value("data"))
+        else:
+            at = r.offset
+            result = GetResponse(invoke, None, _enum(DataAccessResult, r.byte("data-access-result"), r.what, "data-access-result", at))
+    elif tag == GET_RESPONSE and choice == 2:
+        last = bool(r.byte("last-block"))
+        block = Int32ub.parse(r.take(4, "block-number"))
+        if r.byte("result") == 0:
+            try:
+                length, r.offset = _axdr_length(data, r.offset)
+            except DecodeError as exc:
+                raise DecodeError(r.what, "raw-data.length", exc.offset, exc.reason) from None
+            result = GetResponseBlock(invoke, last, block, r.take(length, "raw-data"))
+        else:
+            at = r.offset
+            result = GetResponseBlock(invoke, last, block, None,
+                                      _enum(DataAccessResult, r.byte("data-access-result"), r.what, "data-access-result", at))
+    elif tag == SET_REQUEST and choice == 1:
+        ref = r.descriptor("cosem-attribute-descriptor")
+        if r.byte("access-selection") != 0:
+            raise DecodeError(r.what, "access-selection", r.offset - 1, "selective access is not supported")
+        result = SetRequest(invoke, ref, r.data_value("value"))
+    elif tag == SET_RESPONSE and choice == 1:
+        at = r.offset
+        result = SetResponse(invoke, _enum(DataAccessResult, r.byte("result"), r.what, "result", at))
+    elif tag == ACTION_REQUEST and choice == 1:
+        ref = r.descriptor("cosem-method-descriptor")
+        params = r.data_value("method-invocation-parameters") if r.byte("parameters-present") else None
+        result = ActionRequest(invoke, ref, params)
+    elif tag == ACTION_RESPONSE and choice == 1:
+        at = r.offset
+        outcome = _enum(ActionResult, r.byte("action-result"), r.what, "action-result", at)
+        value = None
+        if r.byte("return-parameters-present"):
+            if r.byte("get-data-result") == 0:
+                value = r.data_value("return-parameters")
+            else:
+                r.byte("data-access-result")
+        result = ActionResponse(invoke, outcome, value)
+    else:
+        raise DecodeError(r.what, "choice", 1, f"variant {choice} is not supported")
+    r.end()
+    return result
+
+
+def _axdr_length(data: bytes, offset: int) -> tuple[int, int]:
+    if offset >= len(data):
+        raise DecodeError("A-XDR", "length", offset, "truncated")
+    first = data[offset]
+    if first < 0x80:
+        return first, offset + 1
+    size = first & 0x7F
+    if size not in (1, 2, 4) or offset + 1 + size > len(data):
+        raise DecodeError("A-XDR", "length", offset, "bad length")
+    return int.from_bytes(data[offset + 1:offset + 1 + size], "big"), offset + 1 + size
