@@ -39,7 +39,7 @@ def check(rig_file: Path | None, as_json: bool) -> None:
 
     loaded = load_rig(rig_file or os.environ.get("BENCH_RIG") or None)
     devices = [{"role": d.role, "eui": d.eui_hex, "type": d.device_type, "generation": d.generation,
-                "link": d.link, "faults": list(d.faults)} for d in loaded.devices]
+                "link": str(d.link), "faults": list(d.faults)} for d in loaded.devices]
     if as_json:
         click.echo(json.dumps({"rig": loaded.name, "file": str(loaded.path), "pki": str(loaded.pki_dir),
                                "registry": str(loaded.registry_dir), "devices": devices}))

@@ -18,27 +18,84 @@ from pathlib import Path
 from typing import Any
 
 from bench.codec.eui import eui_hex, parse_eui
+from bench.domain import EMULATED_TYPES, DeviceType, FaultProfile, Generation
 from bench.errors import BenchError, ConfigError, RigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # bench/rig/model.py -> the project
 DEFAULT_RIG = PROJECT_ROOT / "rigs" / "emulated.toml"
 
-DEVICE_TYPES = ("ESME", "GSME", "CHF", "GPF", "PPMID", "HCALCS", "IHD")
-GENERATIONS = ("SMETS2+", "SMETS1")
-EMULATED_TYPES = ("ESME", "GSME")
-EMULATED = "emulated"
-NO_LINK = "none"
 SERIAL_URL_SCHEMES = ("rfc2217", "socket", "loop", "spy", "hwgrep", "alt")
-FAULT_PROFILES = (
-    "activate-on-upgrade-end",
-    "skip-image-signature-check",
-    "accept-replayed-counter",
-    "accept-any-signer",
-    "no-alert-on-verification",
-    "wrong-hash-in-alert",
-)
+RADIO_CHANNELS = range(11, 27)  # IEEE 802.15.4 channels of the 2.4 GHz band
 PARTY_ROLES = ("supplier", "other_supplier", "rsa", "other_rsa")
 _ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+# -- links: how the bench reaches a device (passive: nothing is opened here) ---------------------
+
+
+@dataclass(frozen=True)
+class Emulated:
+    """A `bench emulate` child the rig starts on a pseudo-terminal (ESME or GSME, SMETS2+)."""
+
+    def __str__(self) -> str:
+        return "emulated"
+
+
+@dataclass(frozen=True)
+class SerialUrl:
+    """A serial port: a device path (/dev/ttyUSB0, COM3) or a pyserial URL (rfc2217://, ...)."""
+
+    url: str
+
+    def __str__(self) -> str:
+        return self.url
+
+
+@dataclass(frozen=True)
+class UsbRadio:
+    """An 802.15.4 USB radio (ATUSB) on one channel; every meter on that channel shares it."""
+
+    channel: int
+
+    def __str__(self) -> str:
+        return f"usb-radio:{self.channel}"
+
+
+@dataclass(frozen=True)
+class NoLink:
+    """A registry inventory entry: the shim knows it, the bench never talks to it."""
+
+    def __str__(self) -> str:
+        return "none"
+
+
+# A device's link as the rig file spells it; `str(link)` gives that spelling back.
+DeviceLink = Emulated | SerialUrl | UsbRadio | NoLink
+
+
+def parse_link(text: str) -> DeviceLink:
+    """The link a rig file's `link = "..."` names; ValueError says why `text` is none."""
+    if text == "emulated":
+        return Emulated()
+    if text == "none":
+        return NoLink()
+    if text.startswith("/dev/") or re.fullmatch(r"COM\d+", text):
+        return SerialUrl(text)
+    radio = re.fullmatch(r"usb-radio:(\d+)", text)
+    if radio:
+        channel = int(radio.group(1))
+        if channel not in RADIO_CHANNELS:
+            raise ValueError(f"2.4 GHz channel {channel} is not 11..26")
+        return UsbRadio(channel)
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme not in SERIAL_URL_SCHEMES or not rest:
+        raise ValueError(f"{text!r} is not 'emulated', 'none', a /dev/ path, "
+                         f"'usb-radio:CHANNEL' or a pyserial URL "
+                         f"({', '.join(s + '://' for s in SERIAL_URL_SCHEMES)})")
+    return SerialUrl(text)
+
+
+# -- the rig file ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -85,16 +142,16 @@ class RigDevice:
 
     role: str
     eui: bytes
-    device_type: str
-    generation: str = "SMETS2+"
-    link: str = NO_LINK  # "emulated", "none", a device path, a pyserial URL, "usb-radio:CHANNEL"
+    device_type: DeviceType
+    generation: Generation = Generation.SMETS2_PLUS
+    link: DeviceLink = NoLink()
     baud: int | None = None
     sleepy: bool = False
     poll_interval_s: float | None = None
     wake_window_s: float | None = None
     query_interval_s: float | None = None
     retry_timeout_s: float | None = None
-    faults: tuple[str, ...] = ()
+    faults: tuple[FaultProfile, ...] = ()
     supplier: str | None = None  # the party whose trust anchor an emulated meter holds
 
     @property
@@ -103,12 +160,12 @@ class RigDevice:
 
     @property
     def emulated(self) -> bool:
-        return self.link == EMULATED
+        return isinstance(self.link, Emulated)
 
     @property
     def on_bench(self) -> bool:
         """True when the bench talks to it over a link (False: a registry inventory entry)."""
-        return self.link != NO_LINK
+        return not isinstance(self.link, NoLink)
 
 
 @dataclass(frozen=True)
@@ -305,18 +362,22 @@ def _parse_device(check: _Checker, role: str, table: Any) -> RigDevice:
     check.unknown(table, where, {"eui", "type", "generation", "link", "baud", "sleepy",
                                  "poll_interval_s", "wake_window_s", "query_interval_s", "retry_timeout_s", "faults",
                                  "supplier"})
-    device_type = check.take(table, where, "type", str, choices=DEVICE_TYPES)
-    generation = check.take(table, where, "generation", str, "SMETS2+", GENERATIONS)
-    link = check.take(table, where, "link", str, NO_LINK)
-    _check_link(check, where, link)
-    if link == EMULATED and device_type not in EMULATED_TYPES:
+    device_type = DeviceType(check.take(table, where, "type", str, choices=tuple(DeviceType)))
+    generation = Generation(check.take(table, where, "generation", str, Generation.SMETS2_PLUS,
+                                       tuple(Generation)))
+    try:
+        link = parse_link(check.take(table, where, "link", str, "none"))
+    except ValueError as exc:
+        raise check.fail(where, "link", str(exc)) from None
+    emulated = isinstance(link, Emulated)
+    if emulated and device_type not in EMULATED_TYPES:
         raise check.fail(where, "link", f"only ESME and GSME can be emulated, not {device_type}")
-    if link == EMULATED and generation != "SMETS2+":
+    if emulated and generation != Generation.SMETS2_PLUS:
         raise check.fail(where, "link", "emulated meters are SMETS2+ (GBCS over the HAN)")
     baud = check.take(table, where, "baud", int, None)
     if baud is not None and baud <= 0:
         raise check.fail(where, "baud", f"must be positive, got {baud}")
-    sleepy = check.take(table, where, "sleepy", bool, device_type == "GSME")
+    sleepy = check.take(table, where, "sleepy", bool, device_type == DeviceType.GSME)
     poll = check.take(table, where, "poll_interval_s", float, None)
     if poll is not None and poll <= 0:
         raise check.fail(where, "poll_interval_s", f"must be positive, got {poll}")
@@ -331,37 +392,16 @@ def _parse_device(check: _Checker, role: str, table: Any) -> RigDevice:
         raise check.fail(where, "retry_timeout_s", f"must be positive, got {retry}")
     faults = check.take(table, where, "faults", list, [])
     for fault in faults:
-        if fault not in FAULT_PROFILES:
+        if fault not in tuple(FaultProfile):
             raise check.fail(where, "faults", f"unknown fault profile {fault!r} (known: "
-                             f"{', '.join(FAULT_PROFILES)})")
-    if faults and link != EMULATED:
+                             f"{', '.join(FaultProfile)})")
+    if faults and not emulated:
         raise check.fail(where, "faults", "fault profiles apply to emulated meters only")
     supplier = check.take(table, where, "supplier", str, None)
     return RigDevice(role=role, eui=eui, device_type=device_type, generation=generation,
                      link=link, baud=baud, sleepy=sleepy, poll_interval_s=poll, wake_window_s=wake, query_interval_s=query,
                      retry_timeout_s=retry,
-                     faults=tuple(faults), supplier=supplier)
-
-
-def usb_radio_channel(link: str) -> int | None:
-    """The 802.15.4 channel of a `usb-radio:CHANNEL` link (an ATUSB dongle), else None."""
-    match = re.fullmatch(r"usb-radio:(\d+)", link)
-    return int(match.group(1)) if match else None
-
-
-def _check_link(check: _Checker, where: str, link: str) -> None:
-    if link in (EMULATED, NO_LINK) or link.startswith("/dev/") or re.fullmatch(r"COM\d+", link):
-        return
-    channel = usb_radio_channel(link)
-    if channel is not None:
-        if not 11 <= channel <= 26:
-            raise check.fail(where, "link", f"2.4 GHz channel {channel} is not 11..26")
-        return
-    scheme, sep, rest = link.partition("://")
-    if not sep or scheme not in SERIAL_URL_SCHEMES or not rest:
-        raise check.fail(where, "link", f"{link!r} is not 'emulated', 'none', a /dev/ path, "
-                         f"'usb-radio:CHANNEL' or a pyserial URL "
-                         f"({', '.join(s + '://' for s in SERIAL_URL_SCHEMES)})")
+                     faults=tuple(FaultProfile(f) for f in faults), supplier=supplier)
 
 
 def require_duis_schema() -> Path:

@@ -25,9 +25,19 @@ from typing import Any
 
 from bench.codec.eui import eui_hex
 from bench.errors import BenchError, ConfigError, RigError
+from bench.link import Link, SerialLink
 from bench.rig.bridge import DeviceTraffic, HubGateway, LinkWaits
 from bench.rig.emulated_meters import DeviceLog, EmulatedMeter, emulate_command
-from bench.rig.model import Rig, RigDevice, load_rig, require_duis_schema, usb_radio_channel
+from bench.rig.model import (
+    Emulated,
+    NoLink,
+    Rig,
+    RigDevice,
+    SerialUrl,
+    UsbRadio,
+    load_rig,
+    require_duis_schema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +68,7 @@ class RunningRig:
         self.waits = LinkWaits()
         self.traffic = DeviceTraffic(self.waits)
         self.meters: dict[str, EmulatedMeter] = {}
-        self.links: dict[bytes, Any] = {}
+        self.links: dict[bytes, Link] = {}
         self.device_logs: dict[bytes, DeviceLog] = {}
         self.hub: Any = None
         self.shim: Any = None
@@ -194,22 +204,25 @@ class RunningRig:
             self.meters[device.role] = meter
         for device in emulated:  # interpreter start-up dominates: let them start side by side
             self.meters[device.role].spawn()
-        ports = [(device, self.meters[device.role].wait_port()) for device in emulated]
-        urls = {device.eui: port for device, port in ports}
-        radios: dict[int, Any] = {}  # meters on one USB radio share its link
+        ptys = {device.eui: self.meters[device.role].wait_port() for device in emulated}
+        radios: dict[int, Link] = {}  # meters on one USB radio share its link
         for device in self.spec.linked_devices:
-            channel = usb_radio_channel(device.link)
-            if channel is not None and channel in radios:
-                self.links[device.eui] = radios[channel]
-                continue
-            if channel is not None:
-                link = radios[channel] = self._open_radio(device, channel)
-            else:
-                link = self._open_link(device, urls.get(device.eui, device.link))
+            match device.link:
+                case UsbRadio(channel) if channel in radios:
+                    self.links[device.eui] = radios[channel]
+                    continue
+                case UsbRadio(channel):
+                    link = radios[channel] = self._open_radio(device, channel)
+                case Emulated():
+                    link = self._open_link(device, ptys[device.eui])
+                case SerialUrl(url):
+                    link = self._open_link(device, url)
+                case NoLink():
+                    continue
             stack.callback(self._close_link, link)
             self.links[device.eui] = link
 
-    def _open_radio(self, device: RigDevice, channel: int) -> Any:
+    def _open_radio(self, device: RigDevice, channel: int) -> Link:
         from bench.hub.hub import DEFAULT_PAN, HUB_EUI, HUB_SHORT
         from bench.link import UsbRadioLink
 
@@ -222,9 +235,7 @@ class RunningRig:
         self.device_logs[device.eui].write("bench", f"USB radio open on channel {channel}")
         return link
 
-    def _open_link(self, device: RigDevice, url: str) -> Any:
-        from bench.link import SerialLink
-
+    def _open_link(self, device: RigDevice, url: str) -> Link:
         try:
             link = SerialLink(url, baud=device.baud)
         except BenchError as exc:
@@ -233,7 +244,7 @@ class RunningRig:
         return link
 
     @staticmethod
-    def _close_link(link: Any) -> None:
+    def _close_link(link: Link) -> None:
         with contextlib.suppress(Exception):
             link.close()
 
@@ -350,8 +361,7 @@ class RunningRig:
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "devices": [
                 {"role": d.role, "eui": d.eui_hex, "type": d.device_type,
-                 "link": d.link if not d.emulated else (self.meters[d.role].port
-                                                       if d.role in self.meters else d.link),
+                 "link": self._link_text(d),
                  "emulated": d.emulated,
                  "running": self.meters[d.role].running if d.role in self.meters else None,
                  "pid": self._pid(d.role)}
@@ -444,6 +454,11 @@ class RunningRig:
             link_wait_s=round(self.waits.total_s, 3),
             devices={d.role: d.eui_hex for d in self.spec.devices},
             attachments=dict(ATTACHMENTS), rig_error=self.broken)
+
+    def _link_text(self, device: RigDevice) -> str:
+        """The link as the rig file says, or the pseudo-terminal an emulated meter got."""
+        meter = self.meters.get(device.role)
+        return meter.port if meter is not None and meter.port else str(device.link)
 
     def _pid(self, role: str) -> int | None:
         meter = self.meters.get(role)

@@ -6,8 +6,18 @@ from pathlib import Path
 
 import pytest
 
+from bench.domain import DeviceType, FaultProfile, Generation
 from bench.errors import ConfigError
-from bench.rig.model import DEFAULT_RIG, PROJECT_ROOT, load_rig
+from bench.rig.model import (
+    DEFAULT_RIG,
+    PROJECT_ROOT,
+    Emulated,
+    NoLink,
+    SerialUrl,
+    UsbRadio,
+    load_rig,
+    parse_link,
+)
 
 MINIMAL = """
 pki = "/abs/pki"
@@ -99,7 +109,33 @@ def test_usb_radio_links_share_a_channel(tmp_path):
     text = MINIMAL.replace('link = "emulated"', 'link = "usb-radio:15"')
     text += '[devices.gsme]\neui = "00DB1234567890A1"\ntype = "GSME"\nlink = "usb-radio:15"\n'
     rig = load_rig(_write(tmp_path, text))
-    assert [d.link for d in rig.linked_devices] == ["usb-radio:15", "usb-radio:15"]
+    assert [d.link for d in rig.linked_devices] == [UsbRadio(15), UsbRadio(15)]
+    assert str(rig.device("gsme").link) == "usb-radio:15"
+    assert str(rig.device("gsme").link) == "usb-radio:15"
+
+
+@pytest.mark.parametrize(("text", "link"), [
+    ("emulated", Emulated()), ("none", NoLink()), ("/dev/ttyUSB0", SerialUrl("/dev/ttyUSB0")),
+    ("COM3", SerialUrl("COM3")), ("rfc2217://lab:4001", SerialUrl("rfc2217://lab:4001")),
+    ("socket://127.0.0.1:4002", SerialUrl("socket://127.0.0.1:4002")),
+    ("usb-radio:11", UsbRadio(11)), ("usb-radio:26", UsbRadio(26)),
+])
+def test_a_link_is_its_kind_and_prints_as_the_rig_file_wrote_it(text, link):
+    assert parse_link(text) == link and str(link) == text
+
+
+@pytest.mark.parametrize("text", ["usb-radio:10", "usb-radio:x", "http://x", "rfc2217://", "tty0"])
+def test_a_link_that_is_none_of_the_kinds_is_refused(text):
+    with pytest.raises(ValueError, match="is not"):
+        parse_link(text)
+
+
+def test_device_words_are_the_domain_enums(tmp_path):
+    rig = load_rig(_write(tmp_path, MINIMAL + 'faults = ["accept-any-signer"]\n'))
+    esme = rig.device("esme")
+    assert esme.device_type is DeviceType.ESME and esme.generation is Generation.SMETS2_PLUS
+    assert esme.faults == (FaultProfile.ACCEPT_ANY_SIGNER,) and esme.link == Emulated()
+    assert load_rig().device("ppmid").link == NoLink()
 
 
 def test_emulating_a_ppmid_is_refused(tmp_path):
