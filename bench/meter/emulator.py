@@ -18,15 +18,16 @@ from pathlib import Path
 from bench.codec import han
 from bench.codec.eui import eui_hex
 from bench.codec.gbcs.gbt import GbtReassembler, decode_block, is_gbt_block, max_block_data, segment
+from bench.domain import FaultProfile
 from bench.errors import BenchError, ConfigError, LinkError
 from bench.link.base import Link
 from bench.link.timing import precise_timers
 from bench.meter.alert_outbox import AlertOutbox
-from bench.meter.alerts import MeterAlerts
 from bench.meter.faults import check_faults
 from bench.meter.gbcs_handler import GbcsHandler
 from bench.meter.identity import IdentityDirectory
 from bench.meter.ota_client import OtaClient, OtaSettings
+from bench.meter.signed_alerts import MeterAlerts
 from bench.meter.slots import ImageSlots, factory_slot
 from bench.meter.state import MeterState, MeterStore
 from bench.meter.trust_anchors import TrustAnchors
@@ -154,7 +155,7 @@ class Emulator:
             frame = han.decode_han_frame(data)
         except BenchError:
             self.frames_bad += 1
-            if "reset-counters-on-bad-tunnel" in self.faults:
+            if FaultProfile.RESET_COUNTERS_ON_BAD_TUNNEL in self.faults:
                 self._fault_reset_counters(data)
             return
         if frame.dst.eui is not None and frame.dst.eui != self.config.eui:
@@ -190,7 +191,7 @@ class Emulator:
             self._tunnel_get()
 
     def _reassemble(self, block: bytes) -> bytes:
-        if "hang-on-gbt-gap" in self.faults:
+        if FaultProfile.HANG_ON_GBT_GAP in self.faults:
             self._fault_hang_on_gap(block)
         try:
             return self._reassembler.feed(block) or b""

@@ -63,8 +63,9 @@ from bench.crypto.gbcs_security import (
     verify_signature,
 )
 from bench.crypto.smki import DeviceIdentity
+from bench.domain import FaultProfile
 from bench.errors import BenchError
-from bench.meter.alerts import MeterAlerts, version_bytes
+from bench.meter.signed_alerts import MeterAlerts, version_bytes
 from bench.meter.slots import ImageSlots
 from bench.meter.state import MeterStore, ScheduledActivation
 from bench.meter.trust_anchors import RemotePartyRole, TrustAnchorCell, TrustAnchors
@@ -96,7 +97,7 @@ class GbcsHandler:
         alerts: MeterAlerts,
         send_gbcs: Callable[[bytes], None],
         clock: Callable[[], datetime],
-        faults: frozenset[str] = frozenset(),
+        faults: frozenset[FaultProfile] = frozenset(),
     ) -> None:
         self.device = device
         self.identity = identity
@@ -117,7 +118,7 @@ class GbcsHandler:
             msg = decode_message(data)
         except BenchError as exc:
             lenient = None
-            if "accept-truncated-signature" in self.faults:
+            if FaultProfile.ACCEPT_TRUNCATED_SIGNATURE in self.faults:
                 lenient = self._fault_read_truncated(data)
             if lenient is None:
                 log.warning("undecodable GBCS message dropped: %s", exc)
@@ -202,7 +203,7 @@ class GbcsHandler:
     def _check_counter(self, msg: GbcsMessage) -> None:
         party = eui_hex(msg.originator)
         last = self.state.counters.get(party, -1)
-        if msg.originator_counter <= last and "accept-replayed-counter" not in self.faults:
+        if msg.originator_counter <= last and FaultProfile.ACCEPT_REPLAYED_COUNTER not in self.faults:
             raise Refused(ALERT_OTHER_AUTHENTICATION_FAILURE,
                           f"counter {msg.originator_counter} not above {last}")
 
@@ -233,7 +234,7 @@ class GbcsHandler:
     # -- CS06 -----------------------------------------------------------------------------------
     def _activate_firmware(self, msg: GbcsMessage) -> None:
         self._check_acb_mac(msg)
-        if "accept-any-signer" not in self.faults:
+        if FaultProfile.ACCEPT_ANY_SIGNER not in self.faults:
             cell = self.anchors.by_eui(msg.originator)
             if cell is None:
                 raise Refused(ALERT_TRUSTED_SOURCE_AUTHENTICATION_FAILURE,

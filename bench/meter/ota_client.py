@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.codec import han
-from bench.meter.alerts import MeterAlerts
+from bench.domain import FaultProfile
 from bench.meter.faults import FirmwareCrash
+from bench.meter.signed_alerts import MeterAlerts
 from bench.meter.slots import ImageSlots
 from bench.meter.state import (
     PART_FILE,
@@ -65,8 +66,8 @@ class OtaClient:
         slots: ImageSlots,
         anchors: TrustAnchors,
         alerts: MeterAlerts,
-        send: Callable[[han.ZclCommand], None],
-        faults: frozenset[str] = frozenset(),
+        send: Callable[[han.ZclCommand], object],  # what it returns is not used
+        faults: frozenset[FaultProfile] = frozenset(),
     ) -> None:
         self.settings = settings
         self.settings.max_data_size = max(1, min(settings.max_data_size, han.MAX_BLOCK_DATA))
@@ -94,8 +95,8 @@ class OtaClient:
     def start(self, now: float) -> None:
         """Resume a download the state document records (after a restart or power cut)."""
         if self.state.download is not None:
-            self._open_part()
-            if self._part.length >= self.state.download.image_size:
+            part = self._open_part()
+            if part.length >= self.state.download.image_size:
                 # cut after the last block was recorded, before the image was verified
                 log.info("download complete before the restart: verifying")
                 self._finish(now)
@@ -189,7 +190,7 @@ class OtaClient:
     # -- incoming -------------------------------------------------------------------------------
     def on_command(self, command: han.ZclCommand, now: float) -> None:
         if isinstance(command, han.ImageBlockResponse):
-            if "crash-on-oversized-block" in self.faults and len(command.data) > self.settings.max_data_size:
+            if FaultProfile.CRASH_ON_OVERSIZED_BLOCK in self.faults and len(command.data) > self.settings.max_data_size:
                 # the firmware copies the block into a buffer of the size it asks for, unchecked
                 raise FirmwareCrash(f"FAULT crash-on-oversized-block: {len(command.data)} bytes into "
                                     f"a {self.settings.max_data_size}-byte block buffer")
@@ -303,7 +304,7 @@ class OtaClient:
             return
         self._idle(now)
         # A conforming GB meter holds the image for CS06 whatever upgrade time the server sends.
-        if "activate-on-upgrade-end" in self.faults and self.state.pending is not None:
+        if FaultProfile.ACTIVATE_ON_UPGRADE_END in self.faults and self.state.pending is not None:
             previous = self.state.active.file_version
             activated = self.slots.activate_pending()
             log.warning("FAULT activate-on-upgrade-end: now running %#010x", activated.file_version)
@@ -319,9 +320,9 @@ class OtaClient:
         self._part = None
         verdict = verify_download(
             data, self.expectation, download.file_version, self.anchors.supplier,
-            check_signature="skip-image-signature-check" not in self.faults,
+            check_signature=FaultProfile.SKIP_IMAGE_SIGNATURE_CHECK not in self.faults,
         )
-        alerting = "no-alert-on-verification" not in self.faults
+        alerting = FaultProfile.NO_ALERT_ON_VERIFICATION not in self.faults
         if verdict.ok:
             record = SlotRecord(
                 download.file_version, download.manufacturer_code, download.image_type,
@@ -342,7 +343,7 @@ class OtaClient:
         self._end(status, download.manufacturer_code, download.image_type, download.file_version, now)
         if alerting:
             alert_hash = verdict.manufacturer_hash
-            if "wrong-hash-in-alert" in self.faults:
+            if FaultProfile.WRONG_HASH_IN_ALERT in self.faults:
                 alert_hash = verdict.file_hash
             self.alerts.firmware_receipt(verdict.ok, alert_hash)
             if verdict.ok:
@@ -366,7 +367,7 @@ class OtaClient:
         if not self.state.receipt_due or pending is None:
             return
         digest = bytes.fromhex(pending.sha256)
-        if "wrong-hash-in-alert" in self.faults:
+        if FaultProfile.WRONG_HASH_IN_ALERT in self.faults:
             data = self.slots.read_image(pending) or b""
             digest = hashlib.sha256(data).digest()
         self.alerts.firmware_receipt(True, digest)
@@ -393,13 +394,14 @@ class OtaClient:
             self._next_query = now + self.settings.query_interval
 
     # -- persistence ----------------------------------------------------------------------------
-    def _open_part(self, reset: bool = False) -> None:
+    def _open_part(self, reset: bool = False) -> PartFile:
         download = self.state.download
         assert download is not None
-        self._part = PartFile(self.store.part_path, 0 if reset else download.offset)
-        if self._part.length != download.offset:
-            download.offset = self._part.length
+        part = self._part = PartFile(self.store.part_path, 0 if reset else download.offset)
+        if part.length != download.offset:
+            download.offset = part.length
             self.store.save(self.state)
+        return part
 
     def _checkpoint(self, now: float, force: bool = False) -> None:
         """Record the offset the part file holds durably; cheap when nothing is due."""
