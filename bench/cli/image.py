@@ -12,9 +12,11 @@ import click
 
 from bench.codec.eui import eui_hex, parse_eui
 from bench.codec.ota_file import GbUpgradeImage, OtaHeader, build_gb_image, parse_gb_image
+from bench.domain import DeviceType
 from bench.errors import BenchError, ConfigError
 
-DEVICE_TYPES = ("ESME", "GSME")
+# The meters a GB upgrade image is built for.
+DEVICE_TYPES = (DeviceType.ESME.value, DeviceType.GSME.value)
 
 
 class IntParam(click.ParamType):

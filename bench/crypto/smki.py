@@ -40,6 +40,7 @@ from bench.crypto.smki_certs import (
     role_of,
     serial_for,
 )
+from bench.domain import DeviceType, OrgRole
 from bench.errors import ConfigError, DecodeError
 
 __all__ = [
@@ -62,24 +63,26 @@ __all__ = [
 
 # (name, EUI, role) of every organisation the shared identities name.
 DEFAULT_PARTIES: tuple[tuple[str, str, str], ...] = (
-    ("supplier-a", "90B3D51F30010000", "supplier"),
-    ("supplier-b", "90B3D51F30030000", "supplier"),
-    ("rsa-1", "90B3D51F30050000", "rsa"),
-    ("rsa-2", "90B3D51F30060000", "rsa"),
-    ("acb", "90B3D51F30000002", "acb"),
-    ("dcc-signer", "90B3D51F30000003", "dcc"),
+    ("supplier-a", "90B3D51F30010000", OrgRole.SUPPLIER),
+    ("supplier-b", "90B3D51F30030000", OrgRole.SUPPLIER),
+    ("rsa-1", "90B3D51F30050000", OrgRole.RSA),
+    ("rsa-2", "90B3D51F30060000", OrgRole.RSA),
+    ("acb", "90B3D51F30000002", OrgRole.ACB),
+    ("dcc-signer", "90B3D51F30000003", OrgRole.DCC),
 )
 
 # (EUI, device type) of the default rig.
 DEFAULT_DEVICES: tuple[tuple[str, str], ...] = (
-    ("00DB1234567890A0", "ESME"),
-    ("00DB1234567890A1", "GSME"),
-    ("00DB1234567890B0", "ESME"),
-    ("00DB1234567890A4", "PPMID"),
-    ("00DB1234567890A5", "HCALCS"),
-    ("00DB1234567890C0", "ESME"),
+    ("00DB1234567890A0", DeviceType.ESME),
+    ("00DB1234567890A1", DeviceType.GSME),
+    ("00DB1234567890B0", DeviceType.ESME),
+    ("00DB1234567890A4", DeviceType.PPMID),
+    ("00DB1234567890A5", DeviceType.HCALCS),
+    ("00DB1234567890C0", DeviceType.ESME),
 )
-DEVICE_TYPES = frozenset({"ESME", "GSME", "CHF", "GPF", "PPMID", "HCALCS", "IHD", "CAD"})
+# The inventory's device types, and the Consumer Access Device: it has no place in the inventory
+# but holds device credentials of its own.
+DEVICE_TYPES = frozenset({*DeviceType, "CAD"})
 
 
 @dataclass(frozen=True)

@@ -20,18 +20,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
+from bench.domain import OrgRole
 from bench.errors import SecurityError
 
-ORG_ROLE_CODES: dict[str, int] = {
-    "supplier": 0x02,
-    "network-operator": 0x03,
-    "acb": 0x04,
-    "wan-provider": 0x06,
-    "rsa": 0x81,
-    "dcc": 0x85,
-    "other": 0x7F,
+# The OU of an organisation certificate: its role as a one-byte code.
+ORG_ROLE_CODES: dict[OrgRole, int] = {
+    OrgRole.SUPPLIER: 0x02,
+    OrgRole.NETWORK_OPERATOR: 0x03,
+    OrgRole.ACB: 0x04,
+    OrgRole.WAN_PROVIDER: 0x06,
+    OrgRole.RSA: 0x81,
+    OrgRole.DCC: 0x85,
+    OrgRole.OTHER: 0x7F,
 }
-ROLE_NAMES: dict[int, str] = {code: name for name, code in ORG_ROLE_CODES.items()}
+ROLE_NAMES: dict[int, OrgRole] = {code: role for role, code in ORG_ROLE_CODES.items()}
 
 USAGES = ("ds", "ka")
 CA_NAME = x509.Name(

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.codec.eui import eui_hex, parse_eui
+from bench.domain import OrgRole
 from bench.errors import ConfigError
 from bench.meter.identity import IdentityDirectory
 from bench.meter.state import MeterStore, write_atomic
@@ -100,10 +101,10 @@ class TrustAnchors:
     def from_pki(cls, pki: IdentityDirectory, supplier: str | bytes, acb: str | bytes = "acb") -> TrustAnchors:
         """Personalise: root from the CA, Supplier and ACB cells from their organisations."""
         supplier_party = pki.party(supplier)
-        if supplier_party.role != "supplier":
+        if supplier_party.role != OrgRole.SUPPLIER:
             raise ConfigError(f"{supplier_party.name} is a {supplier_party.role}, not a supplier")
         acb_party = pki.party(acb)
-        if acb_party.role != "acb":
+        if acb_party.role != OrgRole.ACB:
             raise ConfigError(f"{acb_party.name} is a {acb_party.role}, not the ACB")
         root_eui = bytes(8)
         return cls([
