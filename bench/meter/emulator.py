@@ -17,7 +17,14 @@ from pathlib import Path
 
 from bench.codec import han
 from bench.codec.eui import eui_hex
-from bench.codec.gbcs.gbt import GbtReassembler, decode_block, is_gbt_block, max_block_data, segment
+from bench.codec.gbcs.gbt import (
+    GbtBlock,
+    GbtReassembler,
+    decode_block,
+    is_gbt_block,
+    max_block_data,
+    segment,
+)
 from bench.domain import FaultProfile
 from bench.errors import BenchError, ConfigError, LinkError
 from bench.link.base import Link
@@ -73,6 +80,15 @@ def tunnel_pieces(message: bytes, limit: int = han.MAX_TUNNEL_MESSAGE) -> list[b
     return segment(message, max_block_data(limit))
 
 
+class _UncheckedReassembler(GbtReassembler):
+    """FAULT accept-truncated-signature: the firmware's GBT reassembly hands the bytes up without
+    decoding them, so a malformed message reaches the command handler as it arrived."""
+
+    @staticmethod
+    def _check_message(message: bytes, first: GbtBlock) -> None:
+        return None
+
+
 class Emulator:
     """One meter's firmware: personalised on first power-on, then one loop over its link."""
 
@@ -104,7 +120,8 @@ class Emulator:
         self.node = han.HanNode(config.eui, int.from_bytes(config.eui[-2:], "big"))
         self.hub = HUB_NODE
         self._seq = 0
-        self._reassembler = GbtReassembler()
+        self._reassembler = (_UncheckedReassembler() if "accept-truncated-signature" in self.faults
+                             else GbtReassembler())
         self._gbt_highest: dict[tuple[bytes, int, int], int] = {}
         self._stopping = threading.Event()
         self.frames_in = 0
