@@ -52,14 +52,14 @@ def _eui(eui: bytes | None) -> str | None:
     return text
 
 
-def _ota_fields(command: Any) -> dict[str, Any]:
+def _ota_fields(command: han.ZclCommand) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in _FIELD_NAMES[type(command)]:
         value = getattr(command, name)
         if value is None:
             continue
         out[name] = value.hex().upper() if isinstance(value, bytes) else value
-    if type(command) in _STATUS_ONLY_UNLESS_SUCCESS and command.status != han.SUCCESS:
+    if isinstance(command, _STATUS_ONLY_UNLESS_SUCCESS) and command.status != han.SUCCESS:
         out = {"status": command.status}  # nothing else is on the wire
     return out
 
@@ -96,13 +96,12 @@ def decode_record(number: int, timestamp: float, data: bytes) -> dict[str, Any]:
         record["bytes"] = data.hex().upper()
         return record
     src, dst, command = frame.src, frame.dst, frame.command
-    kind = type(command)
     record["src"] = _eui(src.eui)
     record["dst"] = _eui(dst.eui)
     record["src_short"] = src.short
     record["dst_short"] = dst.short
     record["seq"] = frame.seq
-    if kind is han.TunnelTransferData:
+    if type(command) is han.TunnelTransferData:
         record["cluster"] = han.CLUSTER_TUNNELING
         record["command"] = "transfer_data"
         record["tunnel"] = {
@@ -117,13 +116,13 @@ def decode_record(number: int, timestamp: float, data: bytes) -> dict[str, Any]:
             else:
                 record["gbcs"] = header
         return record
-    if kind is han.DefaultResponse:
+    if type(command) is han.DefaultResponse:
         record["cluster"] = command.cluster
         record["command"] = "default_response"
         record["default_response"] = {"command_id": command.command_id, "status": command.status}
         return record
     record["cluster"] = han.CLUSTER_OTA_UPGRADE
-    record["command"] = COMMAND_NAMES[kind]
+    record["command"] = COMMAND_NAMES[type(command)]
     record["ota"] = _ota_fields(command)
     return record
 
