@@ -8,7 +8,7 @@ responses and alerts (`GbcsTunnel`), and writes every frame to a pcap (`FrameCap
 from bench.hub.capture import CaptureError, FrameCapture
 from bench.hub.hub import HUB_EUI, Hub, LinkStats, meter_node
 from bench.hub.images import ImageLibrary, SharedImage
-from bench.hub.ota_server import OtaServer, Throttle, zcl_utc_time
+from bench.hub.ota_server import NotApplicable, OtaServer, Throttle, zcl_utc_time
 from bench.hub.transfer import Transfer, TransferProgress, TransferState
 from bench.hub.tunnel import GbcsTunnel
 
@@ -20,6 +20,7 @@ __all__ = [
     "Hub",
     "ImageLibrary",
     "LinkStats",
+    "NotApplicable",
     "OtaServer",
     "SharedImage",
     "Throttle",

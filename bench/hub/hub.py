@@ -116,14 +116,17 @@ class Hub:
         hub_eui: bytes = HUB_EUI,
         pan_id: int = DEFAULT_PAN,
         realtime: bool = False,
+        give_up_timeout: float | None = None,
     ) -> None:
         """`realtime` asks for SCHED_FIFO on the link threads (best effort, see
-        `realtime_thread`): for paced lines on a bench host that runs other work."""
+        `realtime_thread`): for paced lines on a bench host that runs other work.
+        `give_up_timeout`: a transfer that hears nothing from its meter this long fails."""
         if len(hub_eui) != 8:
             raise ConfigError(f"hub EUI must be 8 bytes, not {len(hub_eui)}")
         self.node = HanNode(hub_eui, HUB_SHORT, pan_id)
         self.pan_id = pan_id
-        self.ota = OtaServer(block_size_cap, stall_timeout, throttle, notify_interval)
+        self.ota = OtaServer(block_size_cap, stall_timeout, throttle, notify_interval,
+                             give_up_timeout=give_up_timeout)
         self.tunnel = GbcsTunnel()
         self.images = ImageLibrary()
         self.capture = FrameCapture(capture_path) if capture_path is not None else None
@@ -249,7 +252,10 @@ class Hub:
     # -- the public operations -------------------------------------------------------------------
 
     def offer_image(self, eui: bytes, image: bytes, request_id: str | None = None) -> Transfer:
-        """Advertise `image` (a whole OTA file) to `eui`; one shared copy per distinct image."""
+        """Advertise `image` (a whole OTA file) to `eui`; one shared copy per distinct image.
+
+        NotApplicable when the meter has stated a hardware version the image excludes.
+        """
         port = self.port(eui)
         shared = self.images.share(image)
         transfer, superseded = self.ota.offer(eui, shared, request_id, self._report_transfer)

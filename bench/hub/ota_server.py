@@ -6,12 +6,21 @@ fixes here:
 
 * blocks are served at the size the meter asks for, capped by `block_size_cap` and by what fits one
   802.15.4 frame (`MAX_BLOCK_DATA`);
-* the image is served whatever its header says: checking type, hardware range and signature is the
-  meter's job, and the bench exists to test that the meter does it;
+* the image is served whatever its signature and image type say: checking them is the meter's
+  job, and the bench exists to test that the meter does it. What a Query Next Image Request
+  states is the server's to check (ZigBee OTA Upgrade Cluster, 095264r23, Query Next Image
+  Response: the server answers with an image "suitable" for the client, else NO_IMAGE_AVAILABLE):
+  an image whose hardware version range excludes the meter's stated hardware version, or the
+  version the meter says it runs, is not offered; the transfer fails at once with the reason,
+  so its requester hears N61 instead of the meter downloading what it must refuse;
+* a meter that ends the download of an image it already holds (Upgrade End SUCCESS before any
+  block) completes the transfer, with the reason saying so: the meter holds the image;
 * Upgrade End is always answered with upgrade time 0xFFFFFFFF ("wait for upgrade command"): a GB
   meter activates only on a CS06 from its Supplier, never on the end of a download;
 * a meter that stops asking for blocks for `stall_timeout` seconds is reported stalled; it may
-  resume (a meter resumes from its persisted offset after a power cut).
+  resume (a meter resumes from its persisted offset after a power cut). A transfer that has
+  heard nothing from its meter for `give_up_timeout` seconds (stalled, or offered and never
+  asked for) fails, so every distribution ends.
 
 Throttling uses WAIT_FOR_DATA: `max_concurrent` bounds how many meters download at once (others
 are told to come back after `retry_after` seconds), `min_block_period_ms` tells every meter the
@@ -44,9 +53,14 @@ from bench.codec.han import (
     UpgradeEndRequest,
     UpgradeEndResponse,
 )
-from bench.errors import ConfigError
+from bench.errors import BenchError, ConfigError
 from bench.hub.images import SharedImage
 from bench.hub.transfer import Transfer, TransferState
+
+
+class NotApplicable(BenchError):
+    """The image is not for this meter (its hardware version is outside the image's range)."""
+
 
 ZCL_EPOCH = 946_684_800
 """ZCL UTCTime counts seconds from 2000-01-01 00:00 UTC."""
@@ -122,7 +136,9 @@ class OtaServer:
         notify_interval: float = 5.0,
         clock=time.monotonic,
         wall_clock=time.time,
+        give_up_timeout: float | None = None,
     ) -> None:
+        """`give_up_timeout` (default: four stall timeouts) ends a transfer its meter left."""
         if not 1 <= block_size_cap <= 255:
             raise ConfigError(f"block_size_cap {block_size_cap} out of 1..255")
         if stall_timeout <= 0:
@@ -131,9 +147,13 @@ class OtaServer:
         self.stall_timeout = stall_timeout
         self.throttle = throttle or Throttle()
         self.notify_interval = notify_interval
+        self.give_up_timeout = 4 * stall_timeout if give_up_timeout is None else give_up_timeout
+        if self.give_up_timeout <= 0:
+            raise ConfigError(f"give_up_timeout must be positive, not {self.give_up_timeout}")
         self._clock = clock
         self._wall_clock = wall_clock
         self._transfers: dict[bytes, Transfer] = {}
+        self._hardware: dict[bytes, int] = {}  # the hardware version each meter last stated
         self._slots = 0
         self._lock = threading.Lock()
 
@@ -142,9 +162,17 @@ class OtaServer:
     def offer(self, eui: bytes, image: SharedImage, request_id: str | None = None,
               observer: Callable[[Transfer], None] | None = None
               ) -> tuple[Transfer, Transfer | None]:
-        """Offer `image` to `eui`; returns the new transfer and the one it superseded, if any."""
+        """Offer `image` to `eui`; returns the new transfer and the one it superseded, if any.
+
+        NotApplicable, and nothing offered, when the meter has stated a hardware version outside
+        the image's range.
+        """
         transfer = Transfer(eui, image, request_id, observer)
+        transfer.heard_at = self._clock()
         with self._lock:
+            unsuitable = _unsuitable(image, None, self._hardware.get(eui))
+            if unsuitable is not None:
+                raise NotApplicable(unsuitable)
             old = self._transfers.get(eui)
             self._transfers[eui] = transfer
             if old is not None:
@@ -210,21 +238,30 @@ class OtaServer:
         if isinstance(command, ImageBlockRequest):
             return self._block(eui, command)
         if isinstance(command, QueryNextImageRequest):
-            return self._query(eui, command), []
+            return self._query(eui, command)
         if isinstance(command, UpgradeEndRequest):
             return self._upgrade_end(eui, command)
         return None, []
 
-    def _query(self, eui: bytes, request: QueryNextImageRequest) -> QueryNextImageResponse:
+    def _query(self, eui: bytes, request: QueryNextImageRequest
+               ) -> tuple[QueryNextImageResponse, list[Transfer]]:
         with self._lock:
+            if request.hardware_version is not None:
+                self._hardware[eui] = request.hardware_version
             transfer = self._transfers.get(eui)
             if transfer is None or transfer.state in (TransferState.COMPLETE, TransferState.FAILED):
-                return QueryNextImageResponse(NO_IMAGE_AVAILABLE, 0, 0, 0, 0)
+                return QueryNextImageResponse(NO_IMAGE_AVAILABLE, 0, 0, 0, 0), []
             transfer.last_request_at = self._clock()
             image = transfer.image
-            return QueryNextImageResponse(
-                SUCCESS, image.manufacturer_code, image.image_type, image.file_version, image.size
-            )
+            unsuitable = _unsuitable(image, request, request.hardware_version)
+            if unsuitable is not None:
+                self._release(transfer)
+        if unsuitable is not None:
+            changed = [transfer] if transfer.set_state(TransferState.FAILED, unsuitable) else []
+            return QueryNextImageResponse(NO_IMAGE_AVAILABLE, 0, 0, 0, 0), changed
+        return QueryNextImageResponse(
+            SUCCESS, image.manufacturer_code, image.image_type, image.file_version, image.size
+        ), []
 
     def _block(self, eui: bytes, request: ImageBlockRequest) -> tuple[Reply, list[Transfer]]:
         now = self._clock()
@@ -304,7 +341,8 @@ class OtaServer:
                 self._release(transfer)
         if ours:
             if request.status == SUCCESS:
-                if transfer.set_state(TransferState.COMPLETE):
+                held = "the meter already held this image" if transfer.blocks == 0 else None
+                if transfer.set_state(TransferState.COMPLETE, held):
                     changed.append(transfer)
             elif transfer.set_state(TransferState.FAILED,
                                     f"meter ended the download with status {request.status:#04x}"):
@@ -321,23 +359,46 @@ class OtaServer:
     # -- housekeeping ---------------------------------------------------------------------------
 
     def check_stalls(self) -> list[Transfer]:
-        """Mark stalled every engaged transfer without a request for `stall_timeout` seconds."""
+        """Mark stalled every engaged transfer without a request for `stall_timeout` seconds, and
+        failed every unfinished one that has heard nothing for `give_up_timeout` seconds."""
         now = self._clock()
         stalled = []
+        abandoned = []
         with self._lock:
             for transfer in self._transfers.values():
-                if (transfer.state in (TransferState.OFFERED, TransferState.DOWNLOADING)
-                        and transfer.last_request_at is not None
-                        and now - transfer.last_request_at > self.stall_timeout):
+                if transfer.state in (TransferState.COMPLETE, TransferState.FAILED):
+                    continue
+                heard = transfer.last_request_at
+                if now - (transfer.heard_at if heard is None else heard) > self.give_up_timeout:
+                    self._release(transfer)
+                    abandoned.append(transfer)
+                elif (transfer.state in (TransferState.OFFERED, TransferState.DOWNLOADING)
+                        and heard is not None and now - heard > self.stall_timeout):
                     self._release(transfer)
                     stalled.append(transfer)
+        given_up = f"nothing heard from the meter for {self.give_up_timeout:g} s"
         return [t for t in stalled if t.set_state(
-            TransferState.STALLED, f"no request for {self.stall_timeout:g} s")]
+            TransferState.STALLED, f"no request for {self.stall_timeout:g} s")] + [
+            t for t in abandoned if t.set_state(TransferState.FAILED, given_up)]
 
     def _release(self, transfer: Transfer) -> None:
         if transfer.holds_slot:
             transfer.holds_slot = False
             self._slots -= 1
+
+
+def _unsuitable(image: SharedImage, request: QueryNextImageRequest | None,
+                hardware_version: int | None) -> str | None:
+    """Why `image` is not for a meter that runs `request.file_version` on `hardware_version`."""
+    header = image.header
+    if (hardware_version is not None and header.min_hardware_version is not None
+            and header.max_hardware_version is not None
+            and not header.min_hardware_version <= hardware_version <= header.max_hardware_version):
+        return (f"not applicable: the meter's hardware version {hardware_version:#06x} is outside"
+                f" the image's {header.min_hardware_version:#06x}..{header.max_hardware_version:#06x}")
+    if (request is not None and _same_file(image, request)):
+        return f"the meter already runs version {image.file_version:#010x}"
+    return None
 
 
 def _same_file(image: SharedImage, request: object) -> bool:

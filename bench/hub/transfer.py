@@ -88,6 +88,7 @@ class Transfer:
         self.upgrade_end_status: int | None = None
         self.reason: str | None = None
         self.offered_at = time.monotonic()
+        self.heard_at = self.offered_at  # the OTA server's clock: offer time until a request
         self.started_at: float | None = None
         self.last_request_at: float | None = None
         self.request_before_last: float | None = None  # block requests only: the period check

@@ -50,7 +50,7 @@ from bench.codec.ota_file import parse_gb_image
 from bench.codec.pcap import read_pcap
 from bench.crypto.gbcs_security import apply_mac, sign_message, verify_mac, verify_signature
 from bench.crypto.smki import Pki, init_pki
-from bench.hub import HUB_EUI, Hub, Throttle, TransferState
+from bench.hub import HUB_EUI, Hub, NotApplicable, Throttle, TransferState
 from bench.link import FaultyLink, SerialLink
 from bench.meter.state import MeterStore
 
@@ -360,7 +360,7 @@ def test_the_checks_catch_a_meter_that_activates_on_upgrade_end(bench):
 
 
 def test_images_the_meter_refuses_fail_the_transfer_with_their_status(bench):
-    """Tampered, wrongly signed, wrong hardware: Upgrade End 0x96, a signed 0x8F1C, no change.
+    """Tampered or wrongly signed: Upgrade End 0x96, a signed 0x8F1C, no change.
 
     The hub answers each failed Upgrade End with a ZCL Default Response SUCCESS, so the meter
     sends exactly one per refused image; a quick Image Notify keeps the three offers brisk."""
@@ -371,7 +371,6 @@ def test_images_the_meter_refuses_fail_the_transfer_with_their_status(bench):
     refused = {
         "tampered": bytes(good),
         "wrong signer": bench.image(800, version=NEW_VERSION + 2, signer="supplier-b"),
-        "wrong hardware": bench.image(800, version=NEW_VERSION + 3, hardware=(0x2000, 0x2FFF)),
     }
     for why, image in refused.items():
         transfer = hub.offer_image(ESME_EUI, image, request_id=why)
@@ -386,12 +385,61 @@ def test_images_the_meter_refuses_fail_the_transfer_with_their_status(bench):
         assert verify_signature(alert, device_ds), why
     assert bench.read_version(ESME_EUI, "esme") == FACTORY_VERSION
     frames = [frame for _, frame in bench.captured()]
-    for version in (NEW_VERSION + 1, NEW_VERSION + 2, NEW_VERSION + 3):
+    for version in (NEW_VERSION + 1, NEW_VERSION + 2):
         ends = [i for i, f in enumerate(frames) if isinstance(f.command, UpgradeEndRequest)
                 and f.command.file_version == version]
         assert len(ends) == 1, (hex(version), len(ends))
         answer = next(f.command for f in frames[ends[0] + 1:] if f.src.eui != ESME_EUI)
         assert answer == DefaultResponse(CMD_UPGRADE_END_REQUEST, SUCCESS, CLUSTER_OTA_UPGRADE, True)
+
+
+def _block_requests(bench: Bench, version: int) -> int:
+    return sum(1 for _, f in bench.captured()
+               if isinstance(f.command, ImageBlockRequest) and f.command.file_version == version)
+
+
+def test_image_outside_the_meters_hardware_is_never_downloaded(bench):
+    """The meter states hardware 0x1111; an image for 0x2000..0x2FFF fails at its first query."""
+    hub = bench.start([("esme", ESME_EUI, ())], notify_interval=0.3)
+    image = bench.image(800, version=NEW_VERSION + 3, hardware=(0x2000, 0x2FFF))
+    transfer = hub.offer_image(ESME_EUI, image, request_id="hardware")
+    assert transfer.wait(10) is TransferState.FAILED, transfer.progress()
+    assert transfer.reason.startswith("not applicable") and "0x1111" in transfer.reason
+    assert transfer.progress().bytes_served == 0
+    assert _block_requests(bench, NEW_VERSION + 3) == 0
+    # known now: the next such image is refused before anything is sent
+    with pytest.raises(NotApplicable):
+        hub.offer_image(ESME_EUI, bench.image(800, version=NEW_VERSION + 4, hardware=(0x2000, 0x2FFF)))
+    assert bench.read_version(ESME_EUI, "esme") == FACTORY_VERSION
+
+
+def test_image_the_meter_already_runs_fails_at_once(bench):
+    hub = bench.start([("esme", ESME_EUI, ())], notify_interval=0.3)
+    started = time.monotonic()
+    transfer = hub.offer_image(ESME_EUI, bench.image(800, version=FACTORY_VERSION), "same")
+    assert transfer.wait(10) is TransferState.FAILED, transfer.progress()
+    assert time.monotonic() - started < 5
+    assert transfer.reason == f"the meter already runs version {FACTORY_VERSION:#010x}"
+    assert _block_requests(bench, FACTORY_VERSION) == 0
+    time.sleep(1.0)  # no Image Notify after the end: the offer is over
+    notifies = [f for _, f in bench.captured() if type(f.command).__name__ == "ImageNotify"]
+    assert len(notifies) == 1
+
+
+def test_image_already_held_pending_is_delivered_without_a_new_receipt(bench):
+    """Distributed twice: the second ends at the meter's first Upgrade End, no block and no
+    second 0x8F72 (the meter verified nothing new), and the transfer says why it completed."""
+    hub = bench.start([("esme", ESME_EUI, ())], notify_interval=0.3)
+    image = bench.image(800)
+    assert hub.offer_image(ESME_EUI, image, "first").wait(30) is TransferState.COMPLETE
+    bench.wait_message(ESME_EUI, lambda m: m.message_code == FDRA_ESME, 20)
+    blocks = _block_requests(bench, NEW_VERSION)
+    again = hub.offer_image(ESME_EUI, image, "again")
+    assert again.wait(10) is TransferState.COMPLETE, again.progress()
+    assert again.reason == "the meter already held this image"
+    assert again.progress().bytes_served == 0 and _block_requests(bench, NEW_VERSION) == blocks
+    time.sleep(1.0)
+    assert len([m for m in bench.captured_gbcs_from(ESME_EUI) if m.message_code == FDRA_ESME]) == 1
 
 
 class LosesAcks:

@@ -25,7 +25,14 @@ from bench.codec.han import (
 )
 from bench.codec.ota_file import parse_ota_header
 from bench.errors import ConfigError, DecodeError
-from bench.hub import ImageLibrary, OtaServer, Throttle, TransferState, zcl_utc_time
+from bench.hub import (
+    ImageLibrary,
+    NotApplicable,
+    OtaServer,
+    Throttle,
+    TransferState,
+    zcl_utc_time,
+)
 
 from .conftest import ESME_EUI, GSME_EUI, MANUFACTURER, make_image
 
@@ -197,10 +204,82 @@ def test_stall_is_detected_and_left_on_resume(clock):
 
 
 def test_offer_not_yet_queried_never_stalls(clock):
-    ota = server(clock, stall_timeout=1.0)
+    ota = server(clock, stall_timeout=1.0, give_up_timeout=7200.0)
     ota.offer(GSME_EUI, ImageLibrary().share(make_image(100)))
     clock.advance(3600)
     assert ota.check_stalls() == []
+
+
+def test_offer_never_asked_for_fails_after_the_give_up_time(clock):
+    ota = server(clock, stall_timeout=1.0, give_up_timeout=60.0)
+    transfer, _ = ota.offer(GSME_EUI, ImageLibrary().share(make_image(100)))
+    clock.advance(59.9)
+    assert ota.check_stalls() == []
+    clock.advance(0.2)
+    assert ota.check_stalls() == [transfer]
+    assert transfer.state is TransferState.FAILED and "nothing heard" in transfer.reason
+
+
+def test_stalled_transfer_that_never_resumes_fails(clock):
+    image = make_image(400)
+    ota = server(clock, stall_timeout=30.0)  # gives up after four stall timeouts by default
+    transfer, _ = ota.offer(ESME_EUI, ImageLibrary().share(image))
+    ota.handle(ESME_EUI, block_request(image, 0))
+    clock.advance(31)
+    assert ota.check_stalls() == [transfer] and transfer.state is TransferState.STALLED
+    clock.advance(88)
+    assert ota.check_stalls() == []
+    clock.advance(2)
+    assert ota.check_stalls() == [transfer]
+    assert transfer.state is TransferState.FAILED and "120 s" in transfer.reason
+    reply, _ = ota.handle(ESME_EUI, block_request(image, 48))
+    assert reply.status == ABORT
+
+
+def test_image_outside_the_meters_hardware_range_is_not_offered(clock):
+    image = make_image(400, hardware=(0x1000, 0x2000))
+    ota = server(clock)
+    library = ImageLibrary()
+    transfer, _ = ota.offer(ESME_EUI, library.share(image))
+    reply, changed = ota.handle(ESME_EUI, QueryNextImageRequest(1, MANUFACTURER, 0, 1, 0x2001))
+    assert reply.status == NO_IMAGE_AVAILABLE and changed == [transfer]
+    assert transfer.state is TransferState.FAILED
+    assert transfer.reason.startswith("not applicable") and "0x2001" in transfer.reason
+    assert transfer.progress().bytes_served == 0
+    # the meter's hardware version is known now: the next such offer fails before any notify
+    with pytest.raises(NotApplicable, match="0x2001"):
+        ota.offer(ESME_EUI, library.share(make_image(100, version=0x0300_0000)))
+    assert ota.transfer(ESME_EUI) is transfer
+    assert ota.notifications_due([ESME_EUI]) == []
+    # an image whose range includes it is offered as usual
+    fitting, _ = ota.offer(ESME_EUI, library.share(make_image(100, hardware=(0x2001, 0x2001))))
+    reply, _ = ota.handle(ESME_EUI, QueryNextImageRequest(1, MANUFACTURER, 0, 1, 0x2001))
+    assert reply.status == SUCCESS and fitting.state is TransferState.OFFERED
+
+
+def test_image_the_meter_already_runs_ends_the_transfer_at_once(clock):
+    image = make_image(400, version=0x0200_0000)
+    ota = server(clock)
+    transfer, _ = ota.offer(ESME_EUI, ImageLibrary().share(image))
+    reply, changed = ota.handle(ESME_EUI,
+                                QueryNextImageRequest(1, MANUFACTURER, 0, 0x0200_0000, 0x1111))
+    assert reply.status == NO_IMAGE_AVAILABLE and changed == [transfer]
+    assert transfer.state is TransferState.FAILED
+    assert transfer.reason == "the meter already runs version 0x02000000"
+    assert ota.notifications_due([ESME_EUI]) == []
+
+
+def test_upgrade_end_before_any_block_says_the_meter_held_the_image(clock):
+    image = make_image(400)
+    header = parse_ota_header(image)
+    ota = server(clock)
+    transfer, _ = ota.offer(ESME_EUI, ImageLibrary().share(image))
+    ota.handle(ESME_EUI, QueryNextImageRequest(1, MANUFACTURER, 0, 1, 0x1111))
+    reply, changed = ota.handle(ESME_EUI, UpgradeEndRequest(
+        SUCCESS, header.manufacturer_code, header.image_type, header.file_version))
+    assert isinstance(reply, UpgradeEndResponse) and changed == [transfer]
+    assert transfer.state is TransferState.COMPLETE
+    assert transfer.reason == "the meter already held this image"
 
 
 def test_max_concurrent_downloads_make_others_wait(clock):
