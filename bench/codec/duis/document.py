@@ -35,6 +35,13 @@ def local(element: etree._Element) -> str:
     return etree.QName(element).localname
 
 
+def sr_name(element: etree._Element) -> str:
+    """The local name of a DUIS (sr:) element; any other element keeps its full Clark name, so a
+    foreign element never passes for a DUIS one."""
+    tag = str(element.tag)
+    return tag[len(SR_NS) + 2:] if tag.startswith(f"{{{SR_NS}}}") else tag
+
+
 def expect(element: etree._Element, name: str, namespace: str = SR_NS) -> None:
     if element.tag != f"{{{namespace}}}{name}":
         raise DecodeError("DUIS", name, None, f"found {element.tag!r} where {name} belongs")

@@ -20,6 +20,7 @@ from bench.codec.duis.document import (
     local,
     new_document,
     root_of,
+    sr_name,
     sub,
     text_of,
 )
@@ -35,7 +36,7 @@ from bench.codec.duis.fields import (
     write_datetime,
     write_eui_list,
 )
-from bench.codec.duis.safe_xml import SR_NS, to_bytes
+from bench.codec.duis.safe_xml import to_bytes
 from bench.errors import DecodeError, EncodeError
 
 DCC_EUI = bytes.fromhex("90B3D51F30000002")
@@ -148,7 +149,7 @@ def _header(header: etree._Element) -> tuple[RequestID, int, str, str]:
     ]
     position = 0
     for child in children:
-        name = local(child) if child.tag.startswith(f"{{{SR_NS}}}") else child.tag
+        name = sr_name(child)
         if name not in order[position:]:
             raise DecodeError("DUIS", "Header", None, f"unexpected or misplaced element {name!r}")
         position = order.index(name) + 1
@@ -173,7 +174,7 @@ def _fields(body: etree._Element, names: list[str], optional: set[str]) -> dict[
     found: dict[str, str] = {}
     position = 0
     for child in elements(body):
-        name = local(child) if child.tag.startswith(f"{{{SR_NS}}}") else child.tag
+        name = sr_name(child)
         if name not in names[position:]:
             raise DecodeError(
                 "DUIS", local(body), None, f"unexpected or misplaced element {name!r}"
@@ -200,7 +201,7 @@ def parse_request(xml: bytes | etree._Element) -> ServiceRequest:
     if len(content) != 1:
         raise DecodeError("DUIS", "Body", None, "expected exactly one service request element")
     element = content[0]
-    name = local(element) if element.tag.startswith(f"{{{SR_NS}}}") else str(element.tag)
+    name = sr_name(element)
     if name not in _BODIES:
         raise DecodeError("DUIS", "Body", None, f"unsupported service request {name!r}")
     cls, references, expected_cv = _BODIES[name]

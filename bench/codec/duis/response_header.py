@@ -11,9 +11,8 @@ from typing import Protocol
 
 from lxml import etree
 
-from bench.codec.duis.document import elements, local, sub, text_of
+from bench.codec.duis.document import elements, sr_name, sub, text_of
 from bench.codec.duis.fields import RequestID, read_datetime, write_datetime
-from bench.codec.duis.safe_xml import SR_NS
 from bench.domain import DUIS_RESPONSE_CODES, ResponseCode
 from bench.errors import DecodeError, EncodeError
 
@@ -40,7 +39,7 @@ def read_header(header: etree._Element) -> ResponseHeader:
     order = ["RequestID", "ResponseID", "ResponseCode", "ResponseDateTime"]
     position = 0
     for child in elements(header):
-        name = local(child) if child.tag.startswith(f"{{{SR_NS}}}") else child.tag
+        name = sr_name(child)
         if name not in order[position:]:
             raise DecodeError("DUIS", "Header", None, f"unexpected or misplaced element {name!r}")
         position = order.index(name) + 1

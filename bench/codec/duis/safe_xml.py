@@ -39,17 +39,23 @@ MAX_NAMESPACE_DECLARATIONS = 32
 _LIBXML_TEXT_CAP = 10_000_000
 _DTD_MARKERS = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
 
-_PARSER_KW = dict(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    dtd_validation=False,
-    remove_comments=False,
-    remove_pis=False,
-    collect_ids=False,
-)
-_parser = etree.XMLParser(huge_tree=False, **_PARSER_KW)
-_huge_parser = etree.XMLParser(huge_tree=True, **_PARSER_KW)
+
+def _safe_parser(huge_tree: bool) -> etree.XMLParser:
+    """No entities, no network, no DTD; comments and PIs kept so signatures cover them."""
+    return etree.XMLParser(
+        huge_tree=huge_tree,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        remove_comments=False,
+        remove_pis=False,
+        collect_ids=False,
+    )
+
+
+_parser = _safe_parser(huge_tree=False)
+_huge_parser = _safe_parser(huge_tree=True)
 
 SCHEMA_ENV = "BENCH_DUIS_SCHEMA"
 _DEFAULT_SCHEMA = (
