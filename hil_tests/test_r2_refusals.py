@@ -17,7 +17,7 @@ def _refused(rig, party, image, device, code):
 
 
 def _stamp(when):
-    from bench.dcc.store import timestamp  # the registry's own time format (string-compared)
+    from bench.dcc.records.store import timestamp  # the registry's time format
 
     return timestamp(when)
 
@@ -51,7 +51,7 @@ def test_r2_rsa_appointment_not_in_effect(window, rig, esme, rsa, supplier, imag
 
 @pytest.mark.mp207("R2")
 def test_r2_change_of_supplier(rig, esme, rsa, other_supplier, images, registry_change):
-    from bench.dcc.registry import Registration
+    from bench.dcc.records.registry import Registration
 
     record = registry_change.device(esme.eui)
     role = "gas-supplier" if esme.device_type == "GSME" else "import-supplier"

@@ -53,8 +53,8 @@ def alerts(
     party: str, run_dir: str | None, after: int, follow: bool, as_json: bool, with_xml: bool
 ) -> None:
     """Read PARTY's mailbox: DUIS responses, device alerts and DCC alerts, oldest first."""
-    from bench.dcc.alerts import Mailboxes
-    from bench.dcc.store import Store
+    from bench.dcc.records.mailboxes import Mailboxes
+    from bench.dcc.records.store import Store
 
     with Store(existing_database(run_dir)) as store:
         eui = _party_eui(store, party)
@@ -95,8 +95,8 @@ def alerts(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
 def audit(run_dir: str | None, request_id: str | None, after: int, as_json: bool) -> None:
     """Show the shim's audit log: every request and per-device decision with its reason."""
-    from bench.dcc.audit import AuditLog
-    from bench.dcc.store import Store
+    from bench.dcc.records.audit import AuditLog
+    from bench.dcc.records.store import Store
 
     with Store(existing_database(run_dir)) as store:
         entries = AuditLog(store).entries(after=after, request_id=request_id)

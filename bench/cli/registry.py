@@ -35,8 +35,8 @@ def existing_database(run_dir: str | None) -> Path:
 
 def open_registry(run_dir: str | None, seed_from: Path | None = DEFAULT_REGISTRY):
     """The registry of the run directory's shim database; an empty one is loaded from fixtures."""
-    from bench.dcc.registry import Registry
-    from bench.dcc.store import Store
+    from bench.dcc.records.registry import Registry
+    from bench.dcc.records.store import Store
 
     store = Store(database(run_dir))
     registry = Registry(store)
@@ -51,7 +51,7 @@ def open_registry(run_dir: str | None, seed_from: Path | None = DEFAULT_REGISTRY
 def _when(text: str | None):
     from datetime import UTC, datetime
 
-    from bench.dcc.store import parse_timestamp
+    from bench.dcc.records.store import parse_timestamp
 
     if text is None:
         return datetime.now(UTC)
@@ -73,8 +73,8 @@ def registry() -> None:
 )
 def import_(directory: Path, run_dir: str | None) -> None:
     """Replace the registry with DIRECTORY's parties/devices/registrations/appointments CSV files."""
-    from bench.dcc import audit
-    from bench.dcc.store import timestamp
+    from bench.dcc.records import audit
+    from bench.dcc.records.store import timestamp
 
     reg = open_registry(run_dir, seed_from=None)
     counts = reg.import_dir(directory)
@@ -156,7 +156,7 @@ def show(run_dir: str | None, at: str | None, as_json: bool, rules: bool) -> Non
 def _show_rules(as_json: bool) -> None:
     from dataclasses import asdict
 
-    from bench.dcc.eligibility import RESPONSE_CODES, eligibility_rows
+    from bench.dcc.policy.eligibility import RESPONSE_CODES, eligibility_rows
 
     rows = eligibility_rows()
     codes = [asdict(c) for c in RESPONSE_CODES.values()]

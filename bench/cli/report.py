@@ -50,12 +50,12 @@ def report(supplier: str | None, fmt: str, output: Path | None, as_json: bool, d
 def _from_database(db: Path, supplier: str | None) -> list:
     if not db.is_file():
         raise ConfigError(f"no shim database at {db}: start a rig with `bench rig up` or pass --db")
-    from bench.dcc.portfolio import portfolio
+    from bench.dcc.records.portfolio import portfolio
 
     eui = None
     if supplier:
-        from bench.dcc.registry import Registry
-        from bench.dcc.store import Store
+        from bench.dcc.records.registry import Registry
+        from bench.dcc.records.store import Store
 
         store = Store(db)
         try:

@@ -48,7 +48,7 @@ class Submitter:
         if self._client is not None:
             return self._client.submit(xml)
         if self._shim is None:
-            from bench.dcc.shim import Shim
+            from bench.dcc.pipeline.shim import Shim
 
             open_registry(str(self.run_dir)).store.close()
             self._shim = Shim(database(str(self.run_dir)), self.pki_dir, gateway=None)
@@ -253,7 +253,7 @@ def activate(
         from bench.codec.duis.responses import parse_response
         from bench.codec.gbcs.apdu import decode_message
         from bench.crypto.gbcs_security import sign_message
-        from bench.dcc.store import parse_timestamp
+        from bench.dcc.records.store import parse_timestamp
 
         if not device or not firmware_hash:
             raise click.UsageError("--device and --hash are required unless --xml is given")

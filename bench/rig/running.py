@@ -130,8 +130,8 @@ class RunningRig:
             self.device_logs[device.eui] = device_log
 
         # the layers above codec load only when a rig starts
-        from bench.dcc.request_workers import default_worker_count
-        from bench.dcc.shim import Shim
+        from bench.dcc.pipeline.request_workers import default_worker_count
+        from bench.dcc.pipeline.shim import Shim
 
         self.gateway = HubGateway(None, self.traffic, self._undeliverable)
         workers = self.spec.options.shim_workers
@@ -347,7 +347,7 @@ class RunningRig:
             registry.replace(*saved)
 
     def portfolio(self, supplier: bytes | None = None) -> list[Any]:
-        from bench.dcc.portfolio import portfolio
+        from bench.dcc.records.portfolio import portfolio
 
         return portfolio(self.db_path, supplier)
 
@@ -393,7 +393,7 @@ class RunningRig:
             return {"entries": rows(self.portfolio(eui))}
 
         def alerts(request: dict[str, Any]) -> dict[str, Any]:
-            from bench.dcc.alerts import Mailboxes
+            from bench.dcc.records.mailboxes import Mailboxes
 
             eui = eui_hex(self.party_eui(str(request["party"])))
             messages = Mailboxes(self.shim.store).messages(eui, int(request.get("after", 0)))
@@ -407,8 +407,8 @@ class RunningRig:
 
     def registry_operation(self, request: dict[str, Any]) -> Any:
         """Run-time registry changes for a lab driving the rig from another terminal."""
-        from bench.dcc.registry import Appointment, Registration
-        from bench.dcc.store import parse_timestamp, timestamp
+        from bench.dcc.records.registry import Appointment, Registration
+        from bench.dcc.records.store import parse_timestamp, timestamp
 
         registry = self.shim.registry
         action = request.get("action", "show")
@@ -472,14 +472,14 @@ class RunningRig:
             return
         write_json(self.results / "devices.json", self.status())
         try:
-            from bench.dcc.alerts import Mailboxes
+            from bench.dcc.records.mailboxes import Mailboxes
 
             messages = [m.as_dict() for m in Mailboxes(self.shim.store).all()]
             write_json(self.results / "alerts.json", messages)
         except (ImportError, AttributeError, BenchError) as exc:
             log.warning("alerts not written: %s", exc)
         try:
-            from bench.dcc.audit import AuditLog
+            from bench.dcc.records.audit import AuditLog
 
             entries = [e.as_dict() for e in AuditLog(self.shim.store).entries()]
             write_json(self.results / "audit.json", entries)

@@ -34,8 +34,8 @@ from bench.codec.gbcs.apdu import decode_message
 from bench.codec.gbcs.payloads import decode_payload
 from bench.crypto.gbcs_security import sign_message
 from bench.crypto.xmldsig import sign_document
-from bench.dcc.alerts import Mailboxes
-from bench.dcc.audit import AuditLog
+from bench.dcc.records.audit import AuditLog
+from bench.dcc.records.mailboxes import Mailboxes
 from bench.errors import AuthorisationError, LinkTimeout, RigError
 from bench.testing.images import SampleImage
 

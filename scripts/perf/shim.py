@@ -50,10 +50,10 @@ from bench.codec.duis.requests import UpdateFirmwareRequest, request_element  # 
 from bench.codec.duis.responses import parse_response  # noqa: E402
 from bench.crypto.smki import DEFAULT_PARTIES, Pki, init_pki  # noqa: E402
 from bench.crypto.xmldsig import sign_document  # noqa: E402
-from bench.dcc.gateway import RecordingGateway  # noqa: E402
-from bench.dcc.registry import Appointment, Device, Party, Registration  # noqa: E402
-from bench.dcc.request_workers import default_worker_count  # noqa: E402
-from bench.dcc.shim import Shim  # noqa: E402
+from bench.dcc.pipeline.gateway import RecordingGateway  # noqa: E402
+from bench.dcc.pipeline.request_workers import default_worker_count  # noqa: E402
+from bench.dcc.pipeline.shim import Shim  # noqa: E402
+from bench.dcc.records.registry import Appointment, Device, Party, Registration  # noqa: E402
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 DCC = bytes.fromhex("90B3D51F30000002")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bench.crypto.smki import Pki
-from bench.dcc.gateway import RecordingGateway
-from bench.dcc.shim import Shim
+from bench.dcc.pipeline.gateway import RecordingGateway
+from bench.dcc.pipeline.shim import Shim
 
 from .support import FIXTURE_PKI, FIXTURE_REGISTRY, IMAGE_NAME, NOW, Requests
 

@@ -31,8 +31,8 @@ from bench.codec.gbcs.payloads import (
 from bench.crypto.gbcs_security import sign_message
 from bench.crypto.smki import Pki
 from bench.crypto.xmldsig import sign_document
-from bench.dcc.shim import Shim
-from bench.dcc.store import timestamp
+from bench.dcc.pipeline.shim import Shim
+from bench.dcc.records.store import timestamp
 from bench.errors import LinkError
 
 ROOT = Path(__file__).resolve().parents[2]

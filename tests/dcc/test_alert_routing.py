@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from bench.codec.duis.alerts import DCCAlertMessage, DeviceAlertMessage
+from bench.codec.duis.alert_messages import DCCAlertMessage, DeviceAlertMessage
 from bench.codec.duis.responses import parse_response
 from bench.codec.gbcs.apdu import GbcsMessage
 from bench.codec.gbcs.codes import ECS52, RESPONSE
@@ -17,9 +17,9 @@ from bench.codec.gbcs.payloads import (
     read_firmware_response_esme,
 )
 from bench.crypto.xmldsig import verify_document
-from bench.dcc.alerts import Mailboxes
-from bench.dcc.audit import AuditLog
-from bench.dcc.registry import Appointment, Party
+from bench.dcc.records.audit import AuditLog
+from bench.dcc.records.mailboxes import Mailboxes
+from bench.dcc.records.registry import Appointment, Party
 
 from . import support
 from .support import ESME_A0, ESME_B0, GSME_A1, NOW, firmware_report
@@ -67,8 +67,8 @@ def routed(shim, requests):
 
 
 def test_firmware_verification_alert_goes_to_supplier_and_requesting_rsa(shim, pki, routed) -> None:
-    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
-    shim.device_message(GSME_A1, alert(pki, GSME_A1, 0x8F1C))
+    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72)).result()
+    shim.device_message(GSME_A1, alert(pki, GSME_A1, 0x8F1C)).result()
     assert by_name(mailbox_codes(shim)) == {
         "supplier-a": {"8F72": 1, "8F1C": 1},
         "rsa-1": {"8F72": 1, "8F1C": 1},
@@ -77,21 +77,21 @@ def test_firmware_verification_alert_goes_to_supplier_and_requesting_rsa(shim, p
 
 def test_other_alerts_go_to_the_supplier_only(shim, pki, routed) -> None:
     for code in (0x8F43, 0x8F3D):
-        shim.device_message(ESME_A0, alert(pki, ESME_A0, code))
+        shim.device_message(ESME_A0, alert(pki, ESME_A0, code)).result()
     assert by_name(mailbox_codes(shim)) == {"supplier-a": {"8F43": 1, "8F3D": 1}}
 
 
 def test_supplier_requested_distribution_alerts_no_rsa(shim, pki, routed) -> None:
     """B0's distribution came from supplier-b itself: rsa-2 (its RSA) gets nothing."""
-    shim.device_message(ESME_B0, alert(pki, ESME_B0, 0x8F72, "supplier-b"))
-    shim.delivery_status(ESME_B0, routed[1], True)
+    shim.device_message(ESME_B0, alert(pki, ESME_B0, 0x8F72, "supplier-b")).result()
+    shim.delivery_status(ESME_B0, routed[1], True).result()
     assert by_name(mailbox_codes(shim)) == {"supplier-b": {"8F72": 1, "N60": 1}}
 
 
 def test_delivery_status_goes_to_requester_and_supplier(shim, routed) -> None:
     rsa_request, _ = routed
-    shim.delivery_status(ESME_A0, rsa_request, True)
-    shim.delivery_status(GSME_A1, rsa_request, False)
+    shim.delivery_status(ESME_A0, rsa_request, True).result()
+    shim.delivery_status(GSME_A1, rsa_request, False).result()
     assert by_name(mailbox_codes(shim)) == {
         "supplier-a": {"N60": 1, "N61": 1},
         "rsa-1": {"N60": 1, "N61": 1},
@@ -108,13 +108,13 @@ def test_latest_distribution_decides_the_rsa(shim, pki, requests, routed) -> Non
     assert (
         parse_response(shim.submit(requests.update("supplier-a", [ESME_A0]))).response_code == "I99"
     )
-    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
+    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72)).result()
     assert by_name(mailbox_codes(shim)) == {"supplier-a": {"8F72": 1}}
 
 
 def test_alert_messages_are_signed_duis_with_the_device_payload(shim, pki, routed) -> None:
     gbcs = alert(pki, ESME_A0, 0x8F72)
-    shim.device_message(ESME_A0, gbcs)
+    shim.device_message(ESME_A0, gbcs).result()
     for party in ("supplier-a", "rsa-1"):
         [message] = Mailboxes(shim.store).messages(EUI[party])
         verified = verify_document(message.xml, pki)
@@ -132,7 +132,7 @@ def test_read_firmware_response_goes_to_the_requester_only(shim, pki, requests) 
     reply = firmware_report(
         ESME_A0, counter, bytes.fromhex("0123ABCD"), bytes.fromhex(EUI["rsa-1"])
     )
-    shim.device_message(ESME_A0, reply)
+    shim.device_message(ESME_A0, reply).result()
     assert by_name(mailbox_codes(shim)) == {"rsa-1": {"I0": 1}}
     [message] = Mailboxes(shim.store).messages(EUI["rsa-1"])
     parsed = parse_response(message.xml)
@@ -154,8 +154,8 @@ def test_unmatched_and_garbage_device_messages_are_audited_not_routed(shim, pki)
         ECS52,
         read_firmware_response_esme(b"\x01\x02\x03\x04", long_invoke_id(42)),
     ).encode()
-    shim.device_message(ESME_A0, stray)
-    shim.device_message(ESME_A0, b"\xdf\x09garbage")
+    shim.device_message(ESME_A0, stray).result()
+    shim.device_message(ESME_A0, b"\xdf\x09garbage").result()
     assert mailbox_codes(shim) == {}
     reasons = [e.reason for e in AuditLog(shim.store).entries()]
     assert any("no command" in r for r in reasons) and any("undecodable" in r for r in reasons)
@@ -171,14 +171,14 @@ def test_audit_log_is_append_only(shim, requests) -> None:
 
 
 def test_delivery_status_without_a_request_id_is_audited_not_routed(shim) -> None:
-    shim.delivery_status(ESME_A0, "not-a-request-id", True)
+    shim.delivery_status(ESME_A0, "not-a-request-id", True).result()
     assert mailbox_codes(shim) == {}
     assert any("not reported" in e.reason for e in AuditLog(shim.store).entries())
 
 
 def test_events_with_a_malformed_eui_are_audited_not_raised(shim, pki) -> None:
-    shim.device_message(b"\x01\x02", alert(pki, ESME_A0, 0x8F43))
-    shim.delivery_status(b"\x01", "90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:7", True)
+    shim.device_message(b"\x01\x02", alert(pki, ESME_A0, 0x8F43)).result()
+    shim.delivery_status(b"\x01", "90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:7", True).result()
     assert mailbox_codes(shim) == {}
     devices = [e.device for e in AuditLog(shim.store).entries()]
     assert "invalid:0102" in devices and "invalid:01" in devices
@@ -193,8 +193,8 @@ def test_after_a_change_of_supplier_alerts_follow_the_new_supplier(make_shim, pk
     change = NOW + timedelta(hours=1)
     support.change_supplier(shim, "1200000000011", EUI["supplier-b"], change)
     clock["t"] = change
-    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F43))
-    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
+    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F43)).result()
+    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72)).result()
     assert by_name(mailbox_codes(shim)) == {
         "supplier-b": {"8F43": 1, "8F72": 1},
         "rsa-1": {"8F72": 1},

@@ -16,9 +16,9 @@ from bench.codec.duis.requests import ReadFirmwareVersionRequest, request_elemen
 from bench.codec.duis.responses import parse_response
 from bench.crypto.smki import init_pki
 from bench.crypto.xmldsig import sign_document, verify_document
-from bench.dcc import messages
-from bench.dcc.eligibility import MAX_REQUEST_BYTES
-from bench.dcc.registry import load_registry_dir
+from bench.dcc.pipeline import messages
+from bench.dcc.policy.eligibility import MAX_REQUEST_BYTES
+from bench.dcc.records.registry import load_registry_dir
 
 from .support import ESME_A0, ESME_B0, FIXTURE_REGISTRY, counters, state_counts
 

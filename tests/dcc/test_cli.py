@@ -14,8 +14,8 @@ import pytest
 
 from bench.cli.main import main
 from bench.crypto.smki import init_pki
-from bench.dcc.gateway import RecordingGateway
-from bench.dcc.shim import Shim
+from bench.dcc.pipeline.gateway import RecordingGateway
+from bench.dcc.pipeline.shim import Shim
 
 from .support import ESME_A0, FIXTURE_PKI, FIXTURE_REGISTRY, ROOT, Requests
 
@@ -264,14 +264,14 @@ def test_alerts_follow_prints_each_new_message_as_it_arrives(
         try:
             shim.submit(requests.update("rsa-1", [ESME_A0]))
             [(_, _, request_id)] = shim.gateway.distributed
-            shim.delivery_status(ESME_A0, request_id, True)
+            shim.delivery_status(ESME_A0, request_id, True).result()
             first = json.loads(follower.stdout.readline())
             assert (first["code"], first["device"], first["request_id"]) == (
                 "N60",
                 "00DB1234567890A0",
                 request_id,
             )
-            shim.delivery_status(ESME_A0, request_id, False)
+            shim.delivery_status(ESME_A0, request_id, False).result()
             assert json.loads(follower.stdout.readline())["code"] == "N61"
         finally:
             follower.send_signal(signal.SIGINT)
@@ -286,9 +286,10 @@ def test_alerts_command_reads_a_mailbox(run_dir: Path) -> None:
     bench(run_dir, "registry", "import", str(FIXTURE_REGISTRY))
     script = (
         "import sys\n"
-        "from bench.dcc.shim import Shim\n"
+        "from bench.dcc.pipeline.shim import Shim\n"
         "s = Shim(sys.argv[1] + '/bench.sqlite', 'fixtures/pki')\n"
-        "s.delivery_status(bytes.fromhex('00DB1234567890A0'), '90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:7', True)\n"
+        "s.delivery_status(bytes.fromhex('00DB1234567890A0'), '90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:7', True).result()\n"
+        "s.close()\n"
     )
     subprocess.run(
         [sys.executable, "-c", script, str(run_dir)],

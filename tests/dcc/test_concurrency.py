@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.dcc.audit import AuditLog
-from bench.dcc.shim import Shim
-from bench.dcc.store import Store, StoreError
+from bench.dcc.pipeline.shim import Shim
+from bench.dcc.records.audit import AuditLog
+from bench.dcc.records.store import Store, StoreError
 
 from .support import ESME_A0, Requests, code_of, next_counter
 

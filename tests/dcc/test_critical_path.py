@@ -14,7 +14,7 @@ from bench.codec.duis.responses import parse_response
 from bench.codec.gbcs.apdu import decode_message
 from bench.crypto.gbcs_security import sign_message, verify_mac, verify_signature
 from bench.crypto.xmldsig import sign_document
-from bench.dcc.registry import Device
+from bench.dcc.records.registry import Device
 
 from .support import ESME_A0, NOW, BrokenGateway
 
@@ -235,7 +235,7 @@ def test_concurrent_submitters_and_events(shim, pki, requests) -> None:
     def alerts() -> None:
         try:
             for _ in range(15):
-                shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F43))
+                shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F43)).result()
         except BaseException as exc:
             failures.append(exc)
 

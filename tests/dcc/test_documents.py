@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from bench.codec.duis.responses import parse_response
 from bench.codec.duis.safe_xml import schema_errors
 from bench.crypto.xmldsig import verify_document
-from bench.dcc.alerts import Mailboxes
-from bench.dcc.eligibility import RESPONSE_CODES
+from bench.dcc.policy.eligibility import RESPONSE_CODES
+from bench.dcc.records.mailboxes import Mailboxes
 
 from .support import ESME_A0, ESME_B0, ESME_C0, PPMID_A4, alert, firmware_report, state_counts
 
@@ -37,9 +37,9 @@ def test_every_document_the_shim_writes_is_schema_valid_and_signed(shim, pki, re
     read = parse_response(shim.submit(requests.read("supplier-a", ESME_A0)))
     answers.append(shim.submit(requests.read("supplier-a", ESME_A0)))
     counter = read.request_id.counter
-    shim.device_message(ESME_A0, firmware_report(ESME_A0, counter, b"\x00\x02\x00\x00"))
-    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
-    shim.delivery_status(ESME_A0, "90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:1", False)
+    shim.device_message(ESME_A0, firmware_report(ESME_A0, counter, b"\x00\x02\x00\x00")).result()
+    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72)).result()
+    shim.delivery_status(ESME_A0, "90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:1", False).result()
     for xml in answers:
         check(xml, pki)
     stored = Mailboxes(shim.store).all()

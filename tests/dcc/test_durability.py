@@ -1,7 +1,7 @@
 """An alert the shim has acknowledged survives a SIGKILL of the process that received it.
 
 A real child process runs a shim on a real SQLite file and feeds it device alerts, printing the
-count after each `device_message` returns (that return is the acknowledgement). The parent kills
+count once each `device_message` future completes (that is the acknowledgement). The parent kills
 it with SIGKILL mid-stream, reopens the database and finds every acknowledged alert.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.dcc.alerts import Mailboxes
-from bench.dcc.registry import Registry
-from bench.dcc.store import Store
+from bench.dcc.records.mailboxes import Mailboxes
+from bench.dcc.records.registry import Registry
+from bench.dcc.records.store import Store
 
 from .support import FIXTURE_PKI, FIXTURE_REGISTRY, ROOT
 
@@ -30,7 +30,7 @@ CHILD = textwrap.dedent(
     from bench.codec.gbcs.apdu import GbcsMessage
     from bench.codec.gbcs.codes import ALERT
     from bench.codec.gbcs.payloads import alert_message_code, device_alert
-    from bench.dcc.shim import Shim
+    from bench.dcc.pipeline.shim import Shim
 
     db, pki = sys.argv[1], sys.argv[2]
     shim = Shim(db, pki)
@@ -40,7 +40,7 @@ CHILD = textwrap.dedent(
     for n in itertools.count(1):
         content = device_alert(0x8F43, now, "esme", n)
         msg = GbcsMessage(ALERT, n, device, supplier, now, alert_message_code(0x8F43), content)
-        shim.device_message(device, msg.encode())
+        shim.device_message(device, msg.encode()).result()
         print(n, flush=True)
     """
 )
@@ -98,8 +98,8 @@ SUBMITTERS = textwrap.dedent(
     from bench.codec.duis.responses import parse_response
     from bench.crypto.smki import Pki
     from bench.crypto.xmldsig import sign_document
-    from bench.dcc.gateway import RecordingGateway
-    from bench.dcc.shim import Shim
+    from bench.dcc.pipeline.gateway import RecordingGateway
+    from bench.dcc.pipeline.shim import Shim
 
     db, pki_dir, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
     pki = Pki.load(pki_dir)

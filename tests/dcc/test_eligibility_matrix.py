@@ -1,7 +1,7 @@
 """The whole eligibility matrix: signer x SR x device type x generation x appointment state.
 
 The expected codes below are written by hand from DUIS and MP207 (not derived from
-bench.dcc.eligibility), so a wrong rule in the shim's table makes a case fail here. Every request
+bench.dcc.policy.eligibility), so a wrong rule in the shim's table makes a case fail here. Every request
 is really signed and really verified; one shim (one SQLite file) serves the whole module.
 """
 
@@ -15,10 +15,10 @@ import pytest
 from bench.codec.duis.responses import parse_response
 from bench.crypto import smki
 from bench.crypto.smki import init_pki
-from bench.dcc.gateway import RecordingGateway
-from bench.dcc.registry import Appointment, Device, Party, Registration
-from bench.dcc.shim import Shim
-from bench.dcc.store import timestamp
+from bench.dcc.pipeline.gateway import RecordingGateway
+from bench.dcc.pipeline.shim import Shim
+from bench.dcc.records.registry import Appointment, Device, Party, Registration
+from bench.dcc.records.store import timestamp
 
 from .support import NOW, Requests, change_supplier
 

@@ -1,19 +1,28 @@
-"""Imports point one way: the shim reaches devices only through `DeviceGateway`, so loading every
-module of bench.dcc (and its CLI commands) must not load the link, meter or hub packages."""
+"""Imports point one way.
+
+The shim reaches devices only through `DeviceGateway`, so loading every module of bench.dcc
+(and its CLI commands) must not load the link, meter or hub packages. Inside bench.dcc, the
+pipeline uses policy and records; policy and records use neither the pipeline nor each other,
+and every SQL statement of the shim is in records.
+"""
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import subprocess
 import sys
 
 from .support import ROOT
 
+DCC = ROOT / "bench" / "dcc"
+
 PROBE = """
 import importlib, json, pkgutil, sys
 import bench.dcc
-for module in pkgutil.iter_modules(bench.dcc.__path__):
-    importlib.import_module(f"bench.dcc.{module.name}")
+for module in pkgutil.walk_packages(bench.dcc.__path__, "bench.dcc."):
+    importlib.import_module(module.name)
 for cli in ("registry", "requests", "alerts"):
     importlib.import_module(f"bench.cli.{cli}")
 print(json.dumps(sorted(m for m in sys.modules if m.startswith("bench."))))
@@ -26,6 +35,76 @@ def test_dcc_never_loads_link_meter_or_hub() -> None:
     )
     assert done.returncode == 0, done.stderr
     loaded = json.loads(done.stdout)
-    assert "bench.dcc.shim" in loaded and "bench.dcc.authorisation" in loaded
-    below = [m for m in loaded if m.split(".")[1] in ("link", "meter", "hub", "rig")]
+    assert "bench.dcc.pipeline.shim" in loaded and "bench.dcc.policy.authorisation" in loaded
+    below = [m for m in loaded if m.split(".")[1] in ("link", "meter", "hub", "rig", "testing")]
     assert below == []
+
+
+def _imports(floor: str) -> dict[str, set[str]]:
+    """Module file -> every bench.dcc module it imports (at any depth of the file)."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((DCC / floor).glob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        found[path.name] = {n for n in names if n.startswith("bench.dcc.")}
+    return found
+
+
+def test_policy_and_records_never_import_the_pipeline_or_each_other() -> None:
+    allowed = {"policy": "bench.dcc.policy", "records": "bench.dcc.records"}
+    for floor, own in allowed.items():
+        for module, imported in _imports(floor).items():
+            strays = {name for name in imported if not name.startswith(own)}
+            assert strays == set(), f"bench/dcc/{floor}/{module} imports {sorted(strays)}"
+
+
+def test_no_import_hides_inside_a_function() -> None:
+    for floor in ("policy", "pipeline", "records"):
+        for path in sorted((DCC / floor).glob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for function in ast.walk(tree):
+                if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                    inner = [
+                        node
+                        for node in ast.walk(function)
+                        if isinstance(node, ast.Import | ast.ImportFrom)
+                    ]
+                    assert inner == [], f"{path.name}: {function.name} imports inside"
+
+
+SQL = re.compile(
+    r"\b(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|"
+    r"SAVEPOINT|CREATE\s+TABLE)\b",
+    re.IGNORECASE,
+)
+
+
+def _strings(path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]
+
+
+def test_sql_is_written_only_in_records() -> None:
+    for floor in ("policy", "pipeline"):
+        for path in sorted((DCC / floor).glob("*.py")):
+            sql = [text for text in _strings(path) if SQL.search(text)]
+            assert sql == [], f"{path.name} writes SQL: {sql}"
+    assert any(SQL.search(text) for text in _strings(DCC / "records" / "counters.py"))

@@ -11,7 +11,7 @@ from bench.codec.gbcs.payloads import cs06_response
 from bench.codec.gbcs.payloads_asn1 import future_dated_alert
 from bench.codec.ota_file import parse_gb_image
 from bench.crypto.gbcs_security import sign_message
-from bench.dcc.portfolio import portfolio
+from bench.dcc.records.portfolio import portfolio
 
 from .support import ESME_A0, NOW, SUPPLIER_A, alert, device_response, firmware_report
 
@@ -47,8 +47,8 @@ def test_portfolio_follows_distribution_alerts_reads_and_activation(
         shim.submit(requests.update("rsa-1", [ESME_A0], version="0000002A"))
     )
     clock["t"] = NOW + timedelta(minutes=1)
-    shim.delivery_status(ESME_A0, str(distributed.request_id), True)
-    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
+    shim.delivery_status(ESME_A0, str(distributed.request_id), True).result()
+    shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72)).result()
     a0 = a0_now()
     assert a0.pending_version == "0000002A"
     assert a0.pending_hash == parse_gb_image(image).manufacturer_image_sha256.hex().upper()
@@ -58,7 +58,7 @@ def test_portfolio_follows_distribution_alerts_reads_and_activation(
     clock["t"] = NOW + timedelta(minutes=2)
     read = parse_response(shim.submit(requests.read("supplier-a", ESME_A0)))
     counter = read.request_id.counter
-    shim.device_message(ESME_A0, firmware_report(ESME_A0, counter, bytes.fromhex("00000100")))
+    shim.device_message(ESME_A0, firmware_report(ESME_A0, counter, bytes.fromhex("00000100"))).result()
     a0 = a0_now()
     assert (a0.last_read_version, a0.active_version, a0.agrees_with_dcc) == (
         "00000100",
@@ -72,7 +72,7 @@ def test_portfolio_follows_distribution_alerts_reads_and_activation(
     assert sent.response_code == "I99"
     counter = decode_message(pre).originator_counter
     activated = cs06_response(0, bytes.fromhex("0000002A"))
-    shim.device_message(ESME_A0, device_response(ESME_A0, counter, CS06, activated))
+    shim.device_message(ESME_A0, device_response(ESME_A0, counter, CS06, activated)).result()
     a0 = a0_now()
     assert (a0.active_version, a0.upgrade_status, a0.pending_version) == (
         "0000002A",
@@ -102,13 +102,13 @@ def test_a_read_does_not_move_the_dcc_record_and_a_failed_activation_neither(mak
     read = parse_response(shim.submit(requests.read("supplier-a", ESME_A0)))
     shim.device_message(
         ESME_A0, firmware_report(ESME_A0, read.request_id.counter, bytes.fromhex("00000200"))
-    )
+    ).result()
     pre = parse_response(shim.submit(requests.activate("supplier-a", ESME_A0))).pre_command.gbcs
     parse_response(shim.submit(requests.signed_precommand("supplier-a", ESME_A0, pre)))
     refused = cs06_response(1, bytes.fromhex("00000300"))  # not activated
     shim.device_message(
         ESME_A0, device_response(ESME_A0, decode_message(pre).originator_counter, CS06, refused)
-    )
+    ).result()
     a0 = next(e for e in portfolio(shim.store.path, SUPPLIER_A, NOW) if e.eui == "00DB1234567890A0")
     assert (a0.dcc_firmware_version, a0.last_read_version, a0.agrees_with_dcc) == (
         "00000100",
@@ -121,7 +121,7 @@ def test_a_future_dated_activation_alert_moves_the_dcc_record(make_shim, pki) ->
     shim = make_shim()
     content = future_dated_alert(0x8F66, NOW, 7, 0, bytes.fromhex("00030000"))
     message = GbcsMessage(ALERT, 90_001, ESME_A0, SUPPLIER_A, NOW, FUTURE_DATED_FIRMWARE_ALERT, content)
-    shim.device_message(ESME_A0, sign_message(message, pki.device(ESME_A0).ds_key).encode())
+    shim.device_message(ESME_A0, sign_message(message, pki.device(ESME_A0).ds_key).encode()).result()
     a0 = next(e for e in portfolio(shim.store.path, SUPPLIER_A, NOW) if e.eui == "00DB1234567890A0")
     assert (a0.dcc_firmware_version, a0.active_version, a0.agrees_with_dcc) == (
         "00030000",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.dcc.registry import Appointment, Registry, load_registry_dir
-from bench.dcc.store import Store, parse_timestamp, timestamp
+from bench.dcc.records.registry import Appointment, Registry, load_registry_dir
+from bench.dcc.records.store import Store, parse_timestamp, timestamp
 from bench.errors import ConfigError
 
 from .support import FIXTURE_REGISTRY

@@ -18,10 +18,10 @@ import pytest
 
 from bench.codec.duis.responses import parse_response
 from bench.crypto.smki import Pki, init_pki
-from bench.dcc.audit import AuditLog
-from bench.dcc.eligibility import MAX_REQUEST_BYTES
-from bench.dcc.request_workers import RequestWorker, WorkerFailed
-from bench.dcc.shim import Shim
+from bench.dcc.pipeline.request_workers import RequestWorker, WorkerFailed
+from bench.dcc.pipeline.shim import Shim
+from bench.dcc.policy.eligibility import MAX_REQUEST_BYTES
+from bench.dcc.records.audit import AuditLog
 
 from .support import (
     ESME_A0,

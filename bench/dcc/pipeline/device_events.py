@@ -1,23 +1,106 @@
 """Events from the hub: device responses and alerts, and image delivery outcomes.
 
-Each becomes a DUIS document signed by the DCC signer and is delivered to the mailboxes the
-routing rule (`bench.dcc.alerts`) names, in one transaction with the portfolio state it changes,
-so what the shim has acknowledged to the hub is on disk.
+Each becomes a DUIS document signed by the DCC signer and is put in the mailboxes the routing
+rule (`bench.dcc.policy.alert_routing`) names, in one transaction with the portfolio state it
+changes. These run on the shim's own event thread (`Shim`), never on a link's reader thread:
+`job` turns an event into a database job for one group commit of several events.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from bench.codec.eui import eui_hex
-from bench.dcc import audit
-from bench.dcc.alerts import DELIVERY_FAILURE, DELIVERY_SUCCESS, alert_recipients, deliver
-from bench.dcc.critical import CriticalPath, DeviceMessage
-from bench.dcc.messages import DEFAULT_COMMS_HUB, ResponseSigner
-from bench.dcc.store import Store, timestamp
-from bench.errors import BenchError
+from bench.codec.gbcs.apdu import decode_message
+from bench.codec.gbcs.codes import ALERT, RESPONSE, alert_name
+from bench.codec.gbcs.payloads import (
+    Cs06Response,
+    EsmeFirmwareReport,
+    FirmwareDistributionReceipt,
+    FutureDatedActivationAlert,
+    GsmeFirmwareReport,
+    decode_payload,
+)
+from bench.dcc.pipeline.messages import DEFAULT_COMMS_HUB, ResponseSigner
+from bench.dcc.policy.alert_routing import (
+    DELIVERY_FAILURE,
+    DELIVERY_SUCCESS,
+    IMAGE_VERIFICATION_FAILED,
+    IMAGE_VERIFIED,
+    alert_recipients,
+    needs_requester,
+)
+from bench.dcc.records import audit, counters, distributions, mailboxes, portfolio, registry
+from bench.dcc.records.mailboxes import MessageKind
+from bench.dcc.records.store import timestamp
+from bench.domain import ResponseCode
+from bench.errors import BenchError, DecodeError
+
+
+@dataclass(frozen=True)
+class DeviceMessage:
+    """What the shim needs from a response or alert a device sent."""
+
+    is_response: bool
+    counter: int
+    message_code: int
+    alert_code: int | None = None
+    alert_name: str = ""
+    firmware_version: str | None = None  # hex of the version octets, when the message carries one
+
+
+def read_device_message(gbcs: bytes) -> DeviceMessage:
+    """Decode a device's response or alert far enough to route it."""
+    msg = decode_message(gbcs)
+    if msg.cra_flag not in (RESPONSE, ALERT):
+        raise DecodeError(
+            "GBCS message", "cra_flag", 1, f"devices send responses or alerts, not {msg.cra_flag}"
+        )
+    payload = decode_payload(msg)
+    version = None
+    alert_code = None
+    if isinstance(payload, EsmeFirmwareReport | GsmeFirmwareReport) and payload.firmware_version or isinstance(payload, Cs06Response) and payload.response_code == 0:
+        version = payload.firmware_version.hex().upper()
+    elif isinstance(payload, FutureDatedActivationAlert):
+        alert_code = payload.alert_code
+        if payload.response_code == 0:
+            version = payload.firmware_version.hex().upper()
+    elif payload is not None and hasattr(payload, "alert_code"):
+        alert_code = payload.alert_code
+    if msg.cra_flag == ALERT and alert_code is None:
+        raise DecodeError(
+            "GBCS alert", "content", None, f"no alert code in message 0x{msg.message_code:04X}"
+        )
+    name = (alert_name(alert_code) or "") if alert_code is not None else ""
+    if isinstance(payload, FirmwareDistributionReceipt):
+        name = name or "Firmware Distribution Receipt"
+    return DeviceMessage(
+        msg.cra_flag == RESPONSE, msg.originator_counter, msg.message_code, alert_code, name, version
+    )
+
+
+@dataclass(frozen=True)
+class DeviceMessageEvent:
+    """A response or alert from a device, as the hub handed it over."""
+
+    eui: bytes
+    gbcs: bytes
+
+
+@dataclass(frozen=True)
+class DeliveryStatusEvent:
+    """The hub finished (or gave up) delivering an image to a device."""
+
+    eui: bytes
+    request_id: str
+    success: bool
+    comms_hub: bytes | None = None
+
+
+HubEvent = DeviceMessageEvent | DeliveryStatusEvent
 
 DELIVERY_NAMES = {
     DELIVERY_SUCCESS: "CSP Firmware Delivery Status: delivered",
@@ -28,36 +111,36 @@ DELIVERY_NAMES = {
 class HubEvents:
     """Turns what the hub reports into routed, durable DUIS messages."""
 
-    def __init__(
-        self,
-        store: Store,
-        signer: ResponseSigner,
-        critical: CriticalPath,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.store = store
+    def __init__(self, signer: ResponseSigner, clock: Callable[[], datetime]) -> None:
         self.signer = signer
-        self.critical = critical
         self.clock = clock
 
-    def device_message(self, eui: bytes, gbcs: bytes) -> None:
-        """A response or alert from a device: turn it into DUIS, route it, store it durably."""
+    def job(self, event: HubEvent) -> Callable[[sqlite3.Connection], None]:
+        """The database work of one event, timed now; the XML is signed inside it."""
         now = self.clock()
+        if isinstance(event, DeviceMessageEvent):
+            return lambda conn: self.device_message(conn, event.eui, event.gbcs, now)
+        return lambda conn: self.delivery_status(
+            conn, event.eui, event.request_id, event.success, now, event.comms_hub
+        )
+
+    def device_message(
+        self, conn: sqlite3.Connection, eui: bytes, gbcs: bytes, now: datetime
+    ) -> None:
+        """A response or alert from a device: turn it into DUIS, route it, store it."""
         at = timestamp(now)
         device = _device_hex(eui)
         try:
-            incoming = self.critical.read_device_message(gbcs)
+            incoming = read_device_message(gbcs)
         except BenchError as exc:
-            with self.store.transaction() as conn:
-                audit.record(
-                    conn, at, "event", f"undecodable message from {device}: {exc}", device=device
-                )
+            audit.record(
+                conn, at, "event", f"undecodable message from {device}: {exc}", device=device
+            )
             return
-        with self.store.transaction() as conn:
-            if incoming.is_response:
-                self._route_response(conn, device, incoming, gbcs, now)
-            else:
-                self._route_alert(conn, device, incoming, gbcs, now)
+        if incoming.is_response:
+            self._route_response(conn, device, incoming, gbcs, now)
+        else:
+            self._route_alert(conn, device, incoming, gbcs, now)
 
     def _route_response(
         self,
@@ -68,11 +151,8 @@ class HubEvents:
         now: datetime,
     ) -> None:
         at = timestamp(now)
-        row = conn.execute(
-            "SELECT originator, request_id, service_reference FROM command WHERE device = ? AND counter = ?",
-            (device, f"{incoming.counter:020d}"),
-        ).fetchone()
-        if row is None:
+        command = counters.answer_command(conn, device, incoming.counter, at)
+        if command is None:
             audit.record(
                 conn,
                 at,
@@ -81,21 +161,16 @@ class HubEvents:
                 device=device,
             )
             return
-        requester, request_id, sr = row
-        conn.execute(
-            "UPDATE command SET answered_at = ? WHERE device = ? AND counter = ?",
-            (at, device, f"{incoming.counter:020d}"),
-        )
+        requester, request_id, sr = command.requester, command.request_id, command.service_reference
         xml = self.signer.device_response(request_id, sr, gbcs, now)
-        deliver(conn, requester, at, "response", "I0", xml, device, request_id)
+        mailboxes.put(
+            conn, requester, at, MessageKind.RESPONSE, ResponseCode.SUCCESS, xml, device, request_id
+        )
         if incoming.firmware_version is not None:
-            column = "last_read" if sr == "11.2" else "active"
-            conn.execute(
-                f"INSERT INTO device_state (eui, {column}_version, {column}_at) VALUES (?,?,?)"
-                f" ON CONFLICT(eui) DO UPDATE SET {column}_version = excluded.{column}_version,"
-                f" {column}_at = excluded.{column}_at",
-                (device, incoming.firmware_version, at),
-            )
+            if sr == "11.2":
+                portfolio.record_read_version(conn, device, incoming.firmware_version, at)
+            else:
+                portfolio.record_active_version(conn, device, incoming.firmware_version, at)
             if sr == "11.3":  # only a successful CS06 response carries a version
                 _record_dcc_firmware(conn, device, incoming.firmware_version, at, request_id)
         audit.record(
@@ -106,7 +181,7 @@ class HubEvents:
             request_id=request_id,
             device=device,
             service_reference=sr,
-            response_code="I0",
+            response_code=ResponseCode.SUCCESS,
         )
 
     def _route_alert(
@@ -118,30 +193,18 @@ class HubEvents:
         now: datetime,
     ) -> None:
         at = timestamp(now)
+        assert incoming.alert_code is not None
         code = f"{incoming.alert_code:04X}"
-        recipients = alert_recipients(conn, device, code, at)
+        recipients = _recipients(conn, device, code, at)
         xml = self.signer.device_alert(incoming.alert_code, gbcs, now)
         for party in recipients:
-            deliver(conn, party, at, "device-alert", code, xml, device)
-        conn.execute(
-            "INSERT INTO device_alert (device, code, name, at) VALUES (?,?,?,?)",
-            (device, code, incoming.alert_name, at),
-        )
+            mailboxes.put(conn, party, at, MessageKind.DEVICE_ALERT, code, xml, device)
+        portfolio.record_alert(conn, device, code, incoming.alert_name, at)
         if incoming.firmware_version is not None:  # a future-dated activation that succeeded
-            conn.execute(
-                "INSERT INTO device_state (eui, active_version, active_at) VALUES (?,?,?)"
-                " ON CONFLICT(eui) DO UPDATE SET active_version = excluded.active_version,"
-                " active_at = excluded.active_at",
-                (device, incoming.firmware_version, at),
-            )
+            portfolio.record_active_version(conn, device, incoming.firmware_version, at)
             _record_dcc_firmware(conn, device, incoming.firmware_version, at, None)
-        if code in ("8F72", "8F1C"):
-            status = "verified" if code == "8F72" else "verification-failed"
-            conn.execute(
-                "UPDATE distribution SET status = ?, status_at = ? WHERE rowid = (SELECT rowid FROM"
-                " distribution WHERE device = ? ORDER BY at DESC, rowid DESC LIMIT 1)",
-                (status, at, device),
-            )
+        if code in (IMAGE_VERIFIED, IMAGE_VERIFICATION_FAILED):
+            distributions.verified(conn, device, code == IMAGE_VERIFIED, at)
         audit.record(
             conn,
             at,
@@ -152,56 +215,55 @@ class HubEvents:
         )
 
     def delivery_status(
-        self, eui: bytes, request_id: str, success: bool, *, comms_hub: bytes | None = None
+        self,
+        conn: sqlite3.Connection,
+        eui: bytes,
+        request_id: str,
+        success: bool,
+        now: datetime,
+        comms_hub: bytes | None = None,
     ) -> None:
-        """The hub finished (or gave up) delivering an image: N60/N61 to requester and Supplier."""
-        now = self.clock()
+        """N60/N61 to requester and Supplier."""
         at = timestamp(now)
         device = _device_hex(eui)
         code = DELIVERY_SUCCESS if success else DELIVERY_FAILURE
-        with self.store.transaction() as conn:
-            row = conn.execute(
-                "SELECT version FROM distribution WHERE request_id = ? AND device = ?",
-                (request_id, device),
-            ).fetchone()
-            version = row[0] if row else ""
-            conn.execute(
-                "UPDATE distribution SET status = ?, status_at = ? WHERE request_id = ? AND device = ?"
-                " AND status = 'distributing'",
-                ("delivered" if success else "delivery-failed", at, request_id, device),
-            )
-            recipients = alert_recipients(conn, device, code, at, request_id)
-            hub = eui_hex(comms_hub) if comms_hub is not None else DEFAULT_COMMS_HUB
-            try:
-                xml = self.signer.delivery_status(
-                    code, request_id, device, version, success, now, hub
-                )
-            except (BenchError, ValueError) as exc:  # e.g. a transfer started without a RequestID
-                audit.record(
-                    conn,
-                    at,
-                    "event",
-                    f"{code} for {device} not reported: {exc}",
-                    device=device,
-                    response_code=code,
-                )
-                return
-            for party in recipients:
-                deliver(conn, party, at, "dcc-alert", code, xml, device, request_id)
-            conn.execute(
-                "INSERT INTO device_alert (device, code, name, at) VALUES (?,?,?,?)",
-                (device, code, DELIVERY_NAMES[code], at),
-            )
+        version = distributions.version(conn, request_id, device)
+        distributions.delivered(conn, request_id, device, success, at)
+        recipients = _recipients(conn, device, code, at, request_id)
+        hub = eui_hex(comms_hub) if comms_hub is not None else DEFAULT_COMMS_HUB
+        try:
+            xml = self.signer.delivery_status(code, request_id, device, version, success, now, hub)
+        except (BenchError, ValueError) as exc:  # e.g. a transfer started without a RequestID
             audit.record(
                 conn,
                 at,
                 "event",
-                f"{code} delivery {'success' if success else 'failure'}"
-                f" to {', '.join(recipients) or 'nobody'}",
-                request_id=request_id,
+                f"{code} for {device} not reported: {exc}",
                 device=device,
                 response_code=code,
             )
+            return
+        for party in recipients:
+            mailboxes.put(conn, party, at, MessageKind.DCC_ALERT, code, xml, device, request_id)
+        portfolio.record_alert(conn, device, code, DELIVERY_NAMES[code], at)
+        audit.record(
+            conn,
+            at,
+            "event",
+            f"{code} delivery {'success' if success else 'failure'}"
+            f" to {', '.join(recipients) or 'nobody'}",
+            request_id=request_id,
+            device=device,
+            response_code=code,
+        )
+
+
+def _recipients(
+    conn: sqlite3.Connection, device: str, code: str, at: str, request_id: str | None = None
+) -> list[str]:
+    supplier = registry.registered_supplier_at(conn, device, at)
+    requester = distributions.requester(conn, device, request_id) if needs_requester(code) else None
+    return alert_recipients(code, supplier, requester)
 
 
 def _device_hex(eui: bytes) -> str:
@@ -224,15 +286,14 @@ def _record_dcc_firmware(
     Only an activation changes it: a read (11.2) reports what runs, it does not re-register it,
     so a device that disagrees with its record stays visible in the portfolio (MP207 R4).
     """
-    row = conn.execute("SELECT firmware_version FROM device WHERE eui = ?", (device,)).fetchone()
-    if row is None or row[0] == version:
+    old = registry.record_dcc_firmware(conn, device, version)
+    if old is None:
         return
-    conn.execute("UPDATE device SET firmware_version = ? WHERE eui = ?", (version, device))
     audit.record(
         conn,
         at,
         "event",
-        f"DCC firmware record of {device}: {row[0] or 'none'} -> {version} (activation confirmed)",
+        f"DCC firmware record of {device}: {old or 'none'} -> {version} (activation confirmed)",
         request_id=request_id,
         device=device,
         service_reference="11.3",

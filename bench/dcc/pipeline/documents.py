@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bench.dcc import messages
-from bench.dcc.eligibility import MAX_REQUEST_BYTES
+from bench.dcc.pipeline import messages
+from bench.dcc.policy.eligibility import MAX_REQUEST_BYTES
 from bench.errors import BenchError
 
 
@@ -54,6 +54,10 @@ class Documents:
         return Authenticated(request, signer_eui, signer_role)
 
     def respond(
-        self, request: messages.Incoming, code: str, body: messages.ResponseBody, now: datetime
+        self,
+        request: messages.Incoming | None,
+        code: str,
+        body: messages.ResponseBody,
+        now: datetime,
     ) -> bytes:
         return self.signer.response(request, code, body, now)

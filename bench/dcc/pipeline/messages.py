@@ -8,6 +8,7 @@ firmware SR is assumed, 11.1, when not), so the sender can match the refusal to 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from dataclasses import dataclass, field
@@ -18,12 +19,12 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from lxml import etree
 
-from bench.codec.duis.alerts import (
+from bench.codec.duis.alert_messages import (
     CSPFirmwareDeliveryStatus,
     DCCAlertMessage,
     DeviceAlertMessage,
 )
-from bench.codec.duis.fields import RequestID
+from bench.codec.duis.fields import RequestID, read_base64
 from bench.codec.duis.requests import (
     ActivateFirmwareRequest,
     ServiceRequest,
@@ -40,17 +41,19 @@ from bench.codec.duis.responses import (
 )
 from bench.codec.duis.safe_xml import duis_schema, parse_document, sr
 from bench.codec.eui import eui_hex
+from bench.crypto import xmldsig
+from bench.crypto.smki import Pki, eui_of, role_of
 from bench.errors import DecodeError
 
 if TYPE_CHECKING:
-    from bench.crypto.smki import Pki
-    from bench.dcc.registry import Party
+    from bench.dcc.records.registry import Party
 
 GBCS_VERSION = "3.2"
 DEFAULT_COMMS_HUB = "00DB1234567890A2"  # the CHF of the default rig (the hub's EUI)
 FIRMWARE_SRS = ("11.1", "11.2", "11.3", "11.4")
 _REQUEST_ID_TEXT = re.compile(rb"<(?:\w+:)?RequestID>\s*([0-9A-Fa-f:\-]{1,80})\s*</")
 _SR_TEXT = re.compile(rb"<(?:\w+:)?ServiceReference>\s*([0-9.]{1,8})\s*</")
+_IMAGE_TEXT = re.compile(rb"<(?:[\w.-]+:)?FirmwareImage>([^<]*)</(?:[\w.-]+:)?FirmwareImage>")
 # Warning attribute of UpdateFirmwareWarning for each DUIS list name.
 _WARNING_ATTRIBUTES = {
     "InvalidDeviceIDList": "invalid",
@@ -174,11 +177,30 @@ def salvage(xml: bytes) -> Incoming:
     return Incoming(None, request_id, service if service in FIRMWARE_SRS else "11.1")
 
 
+def image_sha256(image: bytes) -> bytes:
+    return hashlib.sha256(image).digest()
+
+
+def firmware_image(xml: bytes, sha256: bytes) -> bytes:
+    """The FirmwareImage of an 11.1 that was read and authorised elsewhere (a request worker),
+    known by its SHA-256: found in the raw text (no parse) or, failing that, by reading the
+    request again. DecodeError if the document holds no such image."""
+    for match in _IMAGE_TEXT.finditer(xml):
+        try:
+            image = read_base64(match.group(1).decode("ascii"), "FirmwareImage")
+        except (DecodeError, UnicodeDecodeError):
+            continue
+        if image_sha256(image) == sha256:
+            return image
+    _root, incoming = read_request(xml)
+    if incoming.request is not None and image_sha256(incoming.image) == sha256:
+        return incoming.image
+    raise DecodeError("DUIS", "FirmwareImage", None, "not the image that was authorised")
+
+
 @lru_cache(maxsize=64)
 def _cert_identity(cert: x509.Certificate) -> tuple[str, str]:
     """(EUI hex, org role) of an organisation certificate (read once per certificate)."""
-    from bench.crypto.smki import eui_of, role_of
-
     return eui_hex(eui_of(cert)), role_of(cert)
 
 
@@ -186,8 +208,6 @@ class ResponseSigner:
     """Verifies incoming XML-DSig and signs what the shim writes, as the DCC signer."""
 
     def __init__(self, pki: Pki) -> None:
-        from bench.crypto import xmldsig
-
         self._xmldsig = xmldsig
         self.pki = pki
         identity = pki.party("dcc-signer")

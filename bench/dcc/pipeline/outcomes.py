@@ -1,7 +1,9 @@
-"""What a request comes to: a refusal with its code, or a decision with its follow-up work.
+"""What a request comes to: a refusal with its code, or a decision with the hub's work.
 
-The shim (`bench.dcc.shim`) decides; these are the shapes of its answers, and the small
-functions that word a refusal's reason and reduce a request to what its response needs.
+The hub's work (`HandOver`: `Distribute`, `SendCommand`) is a typed command, plain data: a
+decision made in a request worker's process is carried out by the shim's own, which holds the
+gateway. A `Distribute` names its image by SHA-256 and never carries it: the shim's process
+still has the request it was read from (`messages.firmware_image`).
 """
 
 from __future__ import annotations
@@ -10,54 +12,69 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import TypeVar
 
 from bench.codec.ota_file import parse_gb_image
-from bench.dcc import messages
-from bench.dcc.eligibility import NON_DEVICE_SRS, user_role_for
-from bench.dcc.gateway import DeviceGateway
+from bench.dcc.pipeline import messages
+from bench.dcc.pipeline.gateway import DeviceGateway
+from bench.dcc.policy.eligibility import NON_DEVICE_SRS
+from bench.domain import Outcome, ResponseCode
 from bench.errors import AuthorisationError, BenchError
 
-
-class Refusal(AuthorisationError):
-    """A request the shim answers with an error code; carries what is known of the request."""
-
-    def __init__(
-        self, code: str, reason: str, request: messages.Incoming | None = None, replay: bool = False
-    ) -> None:
-        super().__init__(code, reason)
-        self.request = request
-        self.replay = replay
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class HandOver:
-    """One call the hub gets once a decision is durable: `DeviceGateway.<op>(*args)`.
+class Distribute:
+    """11.1: start delivering the request's image to each device (`DeviceGateway.distribute`)."""
 
-    Data rather than a closure, so a decision made in a request worker's process is carried
-    out by the shim's own, which holds the gateway."""
+    request_id: str
+    devices: tuple[bytes, ...]
+    image_sha256: bytes
 
-    op: str  # one of OPS
-    args: tuple
+    def to(self, gateway: DeviceGateway, image: bytes) -> None:
+        for device in self.devices:
+            gateway.distribute(device, image, self.request_id)
 
-    OPS = ("distribute", "send_command")  # the calls of `DeviceGateway`
 
-    def __post_init__(self) -> None:
-        if self.op not in self.OPS:
-            raise ValueError(f"{self.op!r} is not a DeviceGateway call")
+@dataclass(frozen=True)
+class SendCommand:
+    """11.2 / 11.3 CV 5: one complete GBCS command to a device (`DeviceGateway.send_command`)."""
+
+    device: bytes
+    gbcs: bytes
 
     def to(self, gateway: DeviceGateway) -> None:
-        getattr(gateway, self.op)(*self.args)
+        gateway.send_command(self.device, self.gbcs)
+
+
+HandOver = Distribute | SendCommand
 
 
 @dataclass
 class Decision:
-    """What a request came to: the code, the response body, and work for after the commit."""
+    """What an accepted request came to: the code, the response body, the hub's work."""
 
-    code: str
+    code: ResponseCode
     reason: str
     body: messages.ResponseBody = field(default_factory=messages.ResponseBody)
     hand_overs: list[HandOver] = field(default_factory=list)
+
+
+@dataclass
+class Rejected:
+    """What a refused request came to: its code, why, and what is known of the request."""
+
+    code: ResponseCode
+    reason: str
+    request: messages.Incoming | None = None
+
+
+class Replay(AuthorisationError):
+    """The RequestID counter is not above the originator's last: refused, counter untouched."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(ResponseCode.INVALID_USER, reason)
 
 
 @dataclass
@@ -65,47 +82,24 @@ class Answered:
     """A decided request: its signed response, and what the hub gets before it is sent."""
 
     request: messages.Incoming  # as `slim` leaves it
-    code: str
+    code: ResponseCode
     body: messages.ResponseBody
     now: datetime
     response: bytes
     hand_overs: list[HandOver] = field(default_factory=list)
+    # The 11.1 image, when the request was decided in this process (a worker leaves it out).
+    image: bytes | None = field(default=None, repr=False)
 
 
-# One call's outcome, ("ok", value) or ("error", exception): one failing request of a batch
-# spoils no other.
-Outcome = tuple[str, Any]
-
-
-def run_all(call: Callable[..., Any], batch: list[tuple]) -> list[Outcome]:
+def run_all(call: Callable[..., T], batch: list[tuple[object, ...]]) -> list[Outcome[T]]:
     """`call(*args)` for each args of a batch, in order, an exception kept as its outcome."""
-    outcomes: list[Outcome] = []
+    outcomes: list[Outcome[T]] = []
     for args in batch:
         try:
-            outcomes.append(("ok", call(*args)))
+            outcomes.append(Outcome.success(call(*args)))
         except Exception as exc:
-            outcomes.append(("error", exc))
+            outcomes.append(Outcome.failure(exc))
     return outcomes
-
-
-def reason(code: str | None, sr: str, party, known, supplier: str | None) -> str:
-    """The audit wording of a per-device decision: names the rule that refused it."""
-    if code is None:
-        return "authorised"
-    if code == "E19":
-        return "device not in the registry"
-    device_type, generation, status, _mpxn = known
-    if code == "E5":
-        return f"device status {status}"
-    role = user_role_for(party.org_role, device_type)
-    if code == "E11":
-        return f"SR {sr} not applicable to a {generation} {device_type} for role {role}"
-    if role == "RSA":
-        return (
-            f"RSA {party.name} not appointed now by the registered Supplier "
-            f"{supplier or '(none registered)'}"
-        )
-    return f"{party.name} is not the registered Supplier ({supplier or 'none registered'})"
 
 
 def slim(request: messages.Incoming) -> messages.Incoming:

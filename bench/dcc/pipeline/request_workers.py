@@ -3,11 +3,12 @@
 Most of a request's CPU time is reading, schema-checking and verifying it and signing its
 response (libxml2, libxmlsec1, and the Python around them), and most of that holds the
 interpreter lock: threads of one process take turns at it however many cores there are. With
-`Shim(..., request_workers=N)`, N processes each run a `Shim` of their own on the same database
-and do all of a request's checks (`Shim.decide`): XML work, the decision in one group commit,
-the signed response. The shim's own process keeps the device gateway: it hands the hub what
-each decision earned (`Shim.deliver`) and answers the caller. The checks, their order, the
-audit entries and the answers are those of a shim without workers.
+`Shim(..., request_workers=N)`, N processes each run a `Decider` of their own on the same
+database, the very class the shim decides with in-process: XML work, the decision in one group
+commit, the signed response. The shim's own process keeps the device gateway: it hands the hub
+what each decision earned (`Shim.deliver`) and answers the caller. An 11.1's image is not sent
+back: the decision names it by SHA-256, and the shim's process still holds the request. The
+checks, their order, the audit entries and the answers are those of a shim without workers.
 
 Writers in several processes take turns through the database's writer lock (`Store`); a worker
 waiting for it never sleeps in SQLite's busy handler, and one worker's fsync leaves the core to
@@ -32,18 +33,21 @@ import socket
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bench.dcc import messages
-from bench.dcc.outcomes import Answered, Outcome
+from bench.crypto.smki import Pki
+from bench.dcc.pipeline import messages
+from bench.dcc.pipeline.decider import Decider
+from bench.dcc.pipeline.outcomes import Answered
+from bench.dcc.records.audit import AuditLog
+from bench.dcc.records.store import Store
+from bench.domain import Outcome, ResponseCode
 from bench.errors import BenchError
-
-if TYPE_CHECKING:
-    from bench.dcc.shim import Shim
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +71,22 @@ class WorkerFailed(BenchError):
     """A request worker died, hung or never started."""
 
 
+def _without_images(outcomes: list[Outcome[Answered]]) -> list[Outcome[Answered]]:
+    """What crosses back to the shim: every answer, but no image (the shim has the request)."""
+    return [
+        Outcome.success(replace(value, image=None))
+        if isinstance(value, Answered) and value.image is not None
+        else outcome
+        for outcome in outcomes
+        for value in (outcome.value,)
+    ]
+
+
 def _serve(conn: Connection, db_path: str, pki_dir: str) -> None:
     """A worker's life: decide batches until the shim closes its end of the socket."""
-    from bench.dcc.shim import Shim  # the shim imports this module
-
     try:
-        shim = Shim(db_path, pki_dir)
+        store = Store(db_path)
+        decider = Decider(store, Pki.load(pki_dir))
         messages.warm_schema()
     except Exception as exc:  # the shim's process decides instead, and logs why
         conn.send_bytes(pickle.dumps(("failed", repr(exc)), _PICKLE))
@@ -84,23 +98,25 @@ def _serve(conn: Connection, db_path: str, pki_dir: str) -> None:
                 delivering, batch = pickle.loads(conn.recv_bytes())
             except (EOFError, OSError):
                 return
-            shim.authorisation.delivering = delivering
-            outcomes = shim.decide(batch)
+            decider.delivering = delivering
+            outcomes = _without_images(decider.decide(batch))
             try:
                 data = pickle.dumps(outcomes, _PICKLE)
             except Exception:  # an exception that does not pickle: keep its words
-                outcomes = [o if o[0] == "ok" else ("error", BenchError(repr(o[1]))) for o in outcomes]
+                outcomes = [
+                    o if o.ok else Outcome.failure(BenchError(repr(o.value))) for o in outcomes
+                ]
                 data = pickle.dumps(outcomes, _PICKLE)
             try:
                 conn.send_bytes(data)
             except OSError:
                 return
     finally:
-        shim.close()
+        store.close()
 
 
 class RequestWorker:
-    """A worker process (`python -m bench.dcc.request_workers`) and the shim's end of its
+    """A worker process (`python -m bench.dcc.pipeline.request_workers`) and the shim's end of its
     socket; lent to one batch at a time.
 
     A plain child process rather than a `multiprocessing` one: it needs nothing of the parent
@@ -130,8 +146,10 @@ class RequestWorker:
         self.conn = Connection(ours.detach())
         self._ready = False
 
-    def decide(self, delivering: bool, batch: list[tuple[bytes, datetime]]) -> list[Outcome]:
-        """`Shim.decide` of the batch, in the worker; WorkerFailed if it cannot answer."""
+    def decide(
+        self, delivering: bool, batch: list[tuple[bytes, datetime]]
+    ) -> list[Outcome[Answered]]:
+        """`Decider.decide` of the batch, in the worker; WorkerFailed if it cannot answer."""
         if not self._ready:
             try:
                 status, detail = self._receive()
@@ -195,10 +213,18 @@ class _Request:
 class RequestWorkers:
     """The shim's request path when requests are decided in worker processes."""
 
-    def __init__(self, shim: Shim, count: int, timeout: float = ANSWER_TIMEOUT_S) -> None:
-        self._shim = shim
-        db_path = shim.store.path.resolve()
-        pki_dir = Path(shim.pki.directory).resolve()
+    def __init__(
+        self,
+        decider: Decider,
+        deliver: Callable[[Answered, bytes], bytes],
+        count: int,
+        timeout: float = ANSWER_TIMEOUT_S,
+    ) -> None:
+        self._decider = decider
+        self._deliver = deliver
+        self._audit = AuditLog(decider.store)
+        db_path = decider.store.path.resolve()
+        pki_dir = Path(decider.pki.directory).resolve()
         self.workers = [
             RequestWorker(db_path, pki_dir, f"shim-requests-{n + 1}", timeout)
             for n in range(count)
@@ -267,14 +293,14 @@ class RequestWorkers:
             request.woken.set()
 
     def _run(self, worker: RequestWorker, batch: list[_Request]) -> None:
-        shim = self._shim
+        decider = self._decider
         work = [(r.xml, r.now) for r in batch]
         if worker.broken:  # it would fail the same way again
-            outcomes = shim.decide(work)
+            outcomes = decider.decide(work)
         else:
-            mark = self._audit_mark()
+            mark = self._audit.mark()
             try:
-                outcomes = worker.decide(shim.gateway is not None, work)
+                outcomes = worker.decide(decider.delivering, work)
             except WorkerFailed as exc:
                 if worker.broken:
                     log.error("%s; the shim decides its requests itself", exc)
@@ -282,45 +308,45 @@ class RequestWorkers:
                     log.error("%s; restarting it, the shim finishes its batch", exc)
                     worker.restart()
                 outcomes = [self._recover(r, mark, exc) for r in batch]
-        for request, (status, value) in zip(batch, outcomes, strict=True):
-            if status == "error":
+        for request, (_status, value) in zip(batch, outcomes, strict=True):
+            if isinstance(value, BaseException):
                 request.error = value
                 continue
             try:
-                request.response = shim.deliver(value)
+                request.response = self._deliver(value, request.xml)
             except Exception as exc:
                 request.error = exc
 
-    def _audit_mark(self) -> int:
-        """The newest audit entry now: what a failed worker decided comes after it."""
-        return self._shim.store.read("SELECT coalesce(max(id), 0) FROM audit")[0][0]
-
-    def _recover(self, request: _Request, mark: int, failure: WorkerFailed) -> Outcome:
+    def _recover(
+        self, request: _Request, mark: int, failure: WorkerFailed
+    ) -> Outcome[Answered]:
         """Finish a request whose worker failed, by what the audit log says it decided."""
-        shim = self._shim
+        decider = self._decider
         incoming = messages.salvage(request.xml)
-        decided = []
+        decided = None
         if incoming.request_id is not None:
-            decided = shim.store.read(
-                "SELECT decision, response_code FROM audit WHERE id > ? AND request_id = ?"
-                " AND originator = ? AND decision IN ('accepted', 'refused') ORDER BY id LIMIT 1",
-                (mark, str(incoming.request_id), incoming.originator),
+            decided = self._audit.decision_since(
+                mark, str(incoming.request_id), incoming.originator
             )
-        if not decided:  # nothing on record: decide it here
-            [outcome] = shim.decide([(request.xml, request.now)])
+        if decided is None:  # nothing on record: decide it here
+            [outcome] = decider.decide([(request.xml, request.now)])
             return outcome
-        decision, code = decided[0]
+        decision, recorded = decided
+        code = ResponseCode(recorded)
         body = messages.ResponseBody()
         try:
             if decision == "accepted":
-                code = "E20"
-                shim.audit_event(
-                    incoming, f"decided, but its hand-over was lost with the worker ({failure})", code
+                code = ResponseCode.COMMUNICATIONS_FAILURE
+                decider.audit_event(
+                    incoming,
+                    f"decided, but its hand-over was lost with the worker ({failure})",
+                    code,
+                    request.now,
                 )
-            response = shim.documents.respond(incoming, code, body, request.now)
+            response = decider.respond(incoming, code, request.now)
         except Exception as exc:
-            return ("error", exc)
-        return ("ok", Answered(incoming, code, body, request.now, response))
+            return Outcome.failure(exc)
+        return Outcome.success(Answered(incoming, code, body, request.now, response))
 
     def close(self) -> None:
         """Let the batches under way finish, then stop the workers."""

@@ -1,7 +1,7 @@
 """The DCC authorisation shim: signed DUIS in, DUIS response out, every decision audited.
 
 `Shim.submit` checks, in this order, answering the first failure with its code from
-`eligibility.RESPONSE_CODES` and writing an audit entry:
+`bench.dcc.policy.eligibility.RESPONSE_CODES` and writing an audit entry:
 
 1. size, before anything is parsed (E1);
 2. well-formedness, no DTD/entities, DUIS namespace, schema, DUIS limits (E1);
@@ -12,40 +12,58 @@
 6. the signer holds a DCC User role (E1) allowed to send the SR (E2), with a command variant
    the SR has (E12), addressed to the right kind of target (E13);
 7. the SR's own checks: 11.1 per device (set-based SQL), 11.2 and 11.3 for the target device,
-   11.3 CV5 against the pre-command issued at CV4 (6 and 7: `bench.dcc.authorisation`).
+   11.3 CV5 against the pre-command issued at CV4 (6 and 7: `bench.dcc.policy.authorisation`).
 
 Refusals change nothing but the audit log (and, from step 5 on, the originator's counter: a
-request that was authenticated has used its RequestID). `Shim.decide` does steps 1-7 for a
-batch: the XML work, then steps 4-7 as one savepoint each of a transaction shared with the
-requests other threads submit meanwhile (`Store.group_commit_all`), fsynced before any of them
-is answered, then the signed responses. Only then does `Shim.deliver` give the hub what the
-request earned. Without request workers the caller's thread does all of it; with them
-(`bench.dcc.request_workers`) a worker process decides and this process delivers.
+request that was authenticated has used its RequestID). A `Decider` does steps 1-7 for a batch
+with one group commit; only then does `Shim.deliver` give the hub what the request earned.
+Without request workers the caller's thread decides; with them
+(`bench.dcc.pipeline.request_workers`) a worker process does, and this process delivers.
+
+Events from the hub (`device_message`, `delivery_status`) are queued for the shim's own event
+thread, so a link's reader thread never waits for XML signing or a commit: each returns a
+future that completes once the event's messages are on disk, and `close` handles every event
+queued before it. Mailbox readers wait with `wait_for_message`, woken by each such commit.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import logging
+import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.codec.eui import eui_hex
 from bench.crypto.smki import Pki
-from bench.dcc import audit, messages, outcomes
-from bench.dcc.authorisation import Authorisation
-from bench.dcc.critical import CriticalPath
-from bench.dcc.documents import Authenticated, Documents, Refused
-from bench.dcc.eligibility import MAX_REQUEST_BYTES
-from bench.dcc.events import HubEvents
-from bench.dcc.gateway import DeviceGateway
-from bench.dcc.outcomes import Answered, Decision, HandOver, Outcome, Refusal, run_all
-from bench.dcc.registry import Party, Registry
-from bench.dcc.request_workers import RequestWorkers
-from bench.dcc.store import Store, timestamp
-from bench.errors import AuthorisationError, BenchError, RigError
+from bench.dcc.pipeline import messages
+from bench.dcc.pipeline.decider import Decider
+from bench.dcc.pipeline.device_events import (
+    DeliveryStatusEvent,
+    DeviceMessageEvent,
+    HubEvent,
+    HubEvents,
+)
+from bench.dcc.pipeline.gateway import DeviceGateway
+from bench.dcc.pipeline.outcomes import Answered, Distribute
+from bench.dcc.pipeline.request_workers import RequestWorkers
+from bench.dcc.policy.eligibility import MAX_REQUEST_BYTES
+from bench.dcc.records.mailboxes import Mailboxes, MailboxMessage
+from bench.dcc.records.registry import Registry
+from bench.dcc.records.store import Store
+from bench.domain import ResponseCode
+from bench.errors import BenchError, RigError
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+MAX_EVENTS_PER_COMMIT = 64
+
+
+class ShimClosed(BenchError):
+    """The shim was closed: it takes no more requests or events."""
 
 
 class Shim:
@@ -62,19 +80,23 @@ class Shim:
     ) -> None:
         self.store = Store(db_path)
         self.registry = Registry(self.store)
+        self.mailboxes = Mailboxes(self.store)
         self.pki = pki_dir if isinstance(pki_dir, Pki) else Pki.load(pki_dir)
         self._clock: Clock = clock or (lambda: datetime.now(UTC))
-        self.signer = messages.ResponseSigner(self.pki)
-        self.documents = Documents(self.signer)
-        self.critical = CriticalPath(self.pki)
+        self.decider = Decider(self.store, self.pki, delivering=gateway is not None)
+        self.signer = self.decider.signer
         self._gateway = gateway
-        self.authorisation = Authorisation(self.critical, delivering=gateway is not None)
-        self.events = HubEvents(self.store, self.signer, self.critical, self.clock)
-        # Events from the hub are handled one at a time, in the order the hub reports them.
-        self._events = threading.Lock()
+        self.events = HubEvents(self.signer, self.clock)
+        self._events: queue.SimpleQueue[tuple[HubEvent, Future[None]] | None] = queue.SimpleQueue()
+        self._events_open = threading.Lock()  # held while queueing; closing takes it last
+        self._closed = False
+        self._event_thread = threading.Thread(
+            target=self._handle_events, name="shim-events", daemon=True
+        )
+        self._event_thread.start()
         self.workers: RequestWorkers | None = None
         if request_workers:
-            self.workers = RequestWorkers(self, request_workers)
+            self.workers = RequestWorkers(self.decider, self.deliver, request_workers)
 
     @property
     def gateway(self) -> DeviceGateway | None:
@@ -84,7 +106,7 @@ class Shim:
     @gateway.setter
     def gateway(self, gateway: DeviceGateway | None) -> None:
         self._gateway = gateway
-        self.authorisation.delivering = gateway is not None
+        self.decider.delivering = gateway is not None
 
     def clock(self) -> datetime:
         """The shim's time, always timezone-aware (a naive clock is taken as UTC)."""
@@ -92,6 +114,13 @@ class Shim:
         return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
 
     def close(self) -> None:
+        """Handle every event queued so far, let requests under way finish, then close."""
+        with self._events_open:
+            if self._closed:
+                return
+            self._closed = True
+            self._events.put(None)
+        self._event_thread.join()
         if self.workers is not None:
             self.workers.close()
         self.store.close()
@@ -109,211 +138,101 @@ class Shim:
         now = self.clock()
         if self.workers is not None and len(xml) <= MAX_REQUEST_BYTES:  # never copy a giant
             return self.workers.submit(xml, now)
-        [(status, value)] = self.decide([(xml, now)])
-        if status == "error":
+        [(status, value)] = self.decider.decide([(xml, now)])
+        if isinstance(value, BaseException):
             raise value
-        return self.deliver(value)
+        return self.deliver(value, xml)
 
-    def decide(self, batch: list[tuple[bytes, datetime]]) -> list[Outcome]:
-        """Steps 1-7 of each (request, time) of a batch, with one group commit, and the signed
-        responses: an `Answered` per request (or the exception it raised). Nothing is handed to
-        the hub yet (`deliver`): a request worker decides, the shim's own process delivers."""
-        read = run_all(self.documents.authenticate, batch)
-        outcomes: list[Outcome] = list(read)
-        prepared = []
-        for n, ((xml, now), (status, authenticated)) in enumerate(zip(batch, read, strict=True)):
-            if status == "ok":
-                request, job = self._job(xml, authenticated, now)
-                prepared.append((n, request, now, job))
-        decided = self.store.group_commit_all([job for *_, job in prepared])
-        for (n, request, now, _job), (status, value) in zip(prepared, decided, strict=True):
-            if status == "ok":  # signing the response may fail too, alone
-                [outcomes[n]] = run_all(self._answered, [(request, value, now)])
-            else:
-                outcomes[n] = (status, value)
-        return outcomes
-
-    def deliver(self, answered: Answered) -> bytes:
-        """Give the hub what a decided request earned, then its response (E20, audited and
-        signed anew, if the hub refused it)."""
-        if self._hand_over(answered.request, answered.hand_overs):
-            return answered.response
-        return self.documents.respond(answered.request, "E20", answered.body, answered.now)
-
-    def _job(
-        self, xml: bytes, authenticated: Authenticated | Refused, now: datetime
-    ) -> tuple[messages.Incoming, Callable[[sqlite3.Connection], Decision | Refusal]]:
-        """After steps 1-3 (the XML work): the request as far as it could be read, and the
-        database job of steps 4-7 (or of auditing the E1 refusal)."""
-        if isinstance(authenticated, Refused):
-            refusal = Refusal("E1", authenticated.reason, authenticated.request)
-            at = timestamp(now)
-
-            def refuse(conn: sqlite3.Connection) -> Refusal:
-                self._audit_refusal(conn, refusal, at)
-                return refusal
-
-            return refusal.request or messages.salvage(xml), refuse
-        request = authenticated.request
-        signer = authenticated.signer_eui, authenticated.signer_role
-        return request, lambda conn: self._decide(conn, request, signer, now)
-
-    def _answered(
-        self, request: messages.Incoming, outcome: Decision | Refusal, now: datetime
-    ) -> Answered:
-        request = outcomes.slim(request)
-        if isinstance(outcome, Refusal):
-            code, body, hand_overs = outcome.code, messages.ResponseBody(), []
-        else:
-            code, body, hand_overs = outcome.code, outcome.body, outcome.hand_overs
-        response = self.documents.respond(request, code, body, now)
-        return Answered(request, code, body, now, response, hand_overs)
-
-    def _hand_over(self, request: messages.Incoming, hand_overs: list[HandOver]) -> bool:
-        """Give the hub what the request earned; False (E20, audited) if the hub refuses it."""
+    def deliver(self, answered: Answered, xml: bytes) -> bytes:
+        """Give the hub what a decided request (`xml`) earned, then its response (E20,
+        audited and signed anew, if the hub refused it)."""
         gateway = self._gateway
-        for work in hand_overs:
+        for work in answered.hand_overs:
             try:
                 if gateway is None:
                     raise RigError("the device gateway was detached")
-                work.to(gateway)
+                if isinstance(work, Distribute):
+                    image = answered.image
+                    if image is None:  # decided in a request worker: read it here
+                        image = messages.firmware_image(xml, work.image_sha256)
+                    work.to(gateway, image)
+                else:
+                    work.to(gateway)
             except (BenchError, OSError) as exc:
-                self.audit_event(request, f"hub refused the hand-over: {exc}", "E20")
-                return False
-        return True
+                code = ResponseCode.COMMUNICATIONS_FAILURE
+                self.decider.audit_event(
+                    answered.request, f"hub refused the hand-over: {exc}", code, self.clock()
+                )
+                return self.decider.respond(answered.request, code, answered.now)
+        return answered.response
 
-    def audit_event(self, request: messages.Incoming, reason: str, code: str) -> None:
-        """An audit entry about a request after its decision (a failed hand-over)."""
-        self.store.group_commit(
-            lambda conn: audit.record(
-                conn,
-                timestamp(self.clock()),
-                "event",
-                reason,
-                request_id=str(request.request_id) if request.request_id else None,
-                originator=request.originator if request.request_id else None,
-                service_reference=request.service_reference,
-                response_code=code,
-            )
-        )
+    # -- events from the hub -------------------------------------------------------------------
 
-    def _decide(
-        self,
-        conn: sqlite3.Connection,
-        request: messages.Incoming,
-        signer: tuple[str, str],
-        now: datetime,
-    ) -> Decision | Refusal:
-        """Steps 4-7 and their audit entries, inside the request's part of a group commit.
-
-        A refusal rolls back what the checks wrote, then records the refusal (and, once the
-        signer is identified and the counter is not a replay, spends the counter).
-        """
-        at = timestamp(now)
-        identified = False
-        conn.execute("SAVEPOINT decision")
-        try:
-            self._identify(conn, request, *signer)
-            identified = True
-            self._check_counter(conn, request)
-            decision = self.authorisation.decide(conn, request, now)
-            audit.record(
-                conn,
-                at,
-                "accepted",
-                decision.reason,
-                request_id=str(request.request_id),
-                originator=request.originator,
-                service_reference=request.service_reference,
-                device=outcomes.device_of(request),
-                response_code=decision.code,
-            )
-        except AuthorisationError as exc:
-            refusal = exc if isinstance(exc, Refusal) else Refusal(exc.code, exc.reason, request)
-            conn.execute("ROLLBACK TO decision")
-            conn.execute("RELEASE decision")
-            if identified and not refusal.replay:
-                self._advance_counter(conn, request)
-            self._audit_refusal(conn, refusal, at)
-            return refusal
-        conn.execute("RELEASE decision")
-        return decision
-
-    @staticmethod
-    def _audit_refusal(conn: sqlite3.Connection, refusal: Refusal, at: str) -> None:
-        request = refusal.request
-        audit.record(
-            conn,
-            at,
-            "refused",
-            refusal.reason,
-            request_id=str(request.request_id) if request and request.request_id else None,
-            originator=request.originator if request and request.request_id else None,
-            service_reference=request.service_reference if request else None,
-            device=outcomes.device_of(request) if request else None,
-            response_code=refusal.code,
-        )
-
-    @staticmethod
-    def _identify(
-        conn: sqlite3.Connection, request: messages.Incoming, signer_eui: str, cert_role: str
-    ) -> None:
-        """Step 4: the signer is a registry party with its certificate's role, and the originator."""
-        row = conn.execute(
-            "SELECT name, eui, org_role FROM party WHERE eui = ?", (signer_eui,)
-        ).fetchone()
-        if row is None:
-            raise Refusal("E1", f"signer {signer_eui} is not a party in the registry", request)
-        party = Party(*row)
-        if cert_role != party.org_role:
-            raise Refusal(
-                "E1",
-                f"signer certificate role {cert_role} differs from the registry's {party.org_role}",
-                request,
-            )
-        if signer_eui != request.originator:
-            raise Refusal(
-                "E1",
-                f"signer {signer_eui} is not the RequestID originator {request.originator}",
-                request,
-            )
-        request.party = party
-
-    def _check_counter(self, conn: sqlite3.Connection, request: messages.Incoming) -> None:
-        """Step 5: record the counter if it is greater than the originator's last; else replay."""
-        if not self._advance_counter(conn, request):
-            last = conn.execute(
-                "SELECT last_counter FROM request_counter WHERE originator = ?",
-                (request.originator,),
-            ).fetchone()[0]
-            counter = request.request_id.counter
-            raise Refusal(
-                "E1",
-                f"RequestID counter {counter} is not greater than {int(last)} (replay)",
-                request,
-                replay=True,
-            )
-
-    @staticmethod
-    def _advance_counter(conn: sqlite3.Connection, request: messages.Incoming) -> bool:
-        """Raise the originator's last counter to this request's; False if it was not greater."""
-        cursor = conn.execute(
-            "INSERT INTO request_counter VALUES (?, ?) ON CONFLICT(originator) DO UPDATE"
-            " SET last_counter = excluded.last_counter WHERE excluded.last_counter > last_counter",
-            (request.originator, f"{request.request_id.counter:020d}"),
-        )
-        return cursor.rowcount == 1
-
-    # -- events from the hub (bench.dcc.events) ------------------------------------------------
-
-    def device_message(self, eui: bytes, gbcs: bytes) -> None:
-        """A response or alert from a device: turned into DUIS, routed, stored durably."""
-        with self._events:
-            self.events.device_message(eui, gbcs)
+    def device_message(self, eui: bytes, gbcs: bytes) -> Future[None]:
+        """A response or alert from a device: turned into DUIS, routed, stored durably on the
+        shim's event thread. Returns at once; the future completes once it is on disk."""
+        return self._queue(DeviceMessageEvent(bytes(eui), bytes(gbcs)))
 
     def delivery_status(
         self, eui: bytes, request_id: str, success: bool, *, comms_hub: bytes | None = None
-    ) -> None:
-        """The hub finished (or gave up) delivering an image: N60/N61 to requester and Supplier."""
-        with self._events:
-            self.events.delivery_status(eui, request_id, success, comms_hub=comms_hub)
+    ) -> Future[None]:
+        """The hub finished (or gave up) delivering an image: N60/N61 to requester and
+        Supplier, like `device_message`."""
+        return self._queue(DeliveryStatusEvent(bytes(eui), request_id, success, comms_hub))
+
+    def _queue(self, event: HubEvent) -> Future[None]:
+        done: Future[None] = Future()
+        with self._events_open:
+            if self._closed:
+                raise ShimClosed("the shim is closed: the event is not taken")
+            self._events.put((event, done))
+        return done
+
+    def _handle_events(self) -> None:
+        """The event thread: each run of queued events in one commit, in the order queued."""
+        closing = False
+        while not closing:
+            item = self._events.get()
+            batch: list[tuple[HubEvent, Future[None]]] = []
+            while item is not None:
+                batch.append(item)
+                if len(batch) == MAX_EVENTS_PER_COMMIT:
+                    break
+                try:
+                    item = self._events.get_nowait()
+                except queue.Empty:
+                    break
+            closing = item is None
+            if batch:
+                self._commit_events(batch)
+
+    def _commit_events(self, batch: list[tuple[HubEvent, Future[None]]]) -> None:
+        try:
+            outcomes = self.store.group_commit_all([self.events.job(e) for e, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - every waiter hears of it, the thread goes on
+            log.exception("hub events not stored")
+            for _event, done in batch:
+                done.set_exception(exc)
+            return
+        self.mailboxes.stored()
+        for (event, done), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome.value, BaseException):
+                log.error("hub event %s not stored: %s", type(event).__name__, outcome.value)
+                done.set_exception(outcome.value)
+            else:
+                done.set_result(None)
+
+    # -- mailboxes -------------------------------------------------------------------------------
+
+    def wait_for_message(
+        self,
+        party: str | bytes,
+        predicate: Callable[[MailboxMessage], bool] = lambda message: True,
+        timeout: float = 10.0,
+        after: int = 0,
+    ) -> MailboxMessage:
+        """The first message in `party`'s mailbox (EUI) newer than `after` that `predicate`
+        accepts, waiting up to `timeout` s: woken by each commit that stores messages, never
+        polling (`Mailboxes.wait_for_message`; MailboxTimeout if none comes)."""
+        eui = eui_hex(party) if isinstance(party, bytes) else party
+        return self.mailboxes.wait_for_message(eui, predicate, timeout, after)

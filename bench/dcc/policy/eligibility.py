@@ -17,38 +17,48 @@ an `rsa` party acts as RSA and must be appointed, now, by that registered Suppli
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from bench.domain import (
+    GAS_TYPES,
+    DeviceStatus,
+    DeviceType,
+    Generation,
+    OrgRole,
+    ResponseCode,
+    UserRole,
+)
 
 
 @dataclass(frozen=True)
-class ResponseCode:
+class CodeUse:
     """A DUIS response code with what the shim answers it for (the README table is made from these)."""
 
-    code: str
-    meaning: str
+    code: ResponseCode
+    meaning: str = field(init=False)  # DUIS's words (`ResponseCode.meaning`)
     source: str  # "DUIS": the code and its meaning are DUIS's
     used_for: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "meaning", self.code.meaning)
 
-RESPONSE_CODES: dict[str, ResponseCode] = {
-    c.code: c
+
+RESPONSE_CODES: dict[str, CodeUse] = {
+    c.code.value: c
     for c in (
-        ResponseCode(
-            "I0",
-            "Success",
+        CodeUse(
+            ResponseCode.SUCCESS,
             "DUIS",
             "11.3 CV4 pre-command returned; device responses relayed to the requester",
         ),
-        ResponseCode(
-            "I99",
-            "Acknowledgement: accepted and passed access control",
+        CodeUse(
+            ResponseCode.ACKNOWLEDGED,
             "DUIS",
             "11.1 authorised for at least one device (warning lists name the rest); "
             "11.2 and 11.3 CV5 command sent to the device (or, with no rig, authorised)",
         ),
-        ResponseCode(
-            "E1",
-            "Failed Authorisation - Invalid User / User Role",
+        CodeUse(
+            ResponseCode.INVALID_USER,
             "DUIS",
             "model use for every request that cannot be attributed to an authenticated, "
             "fresh User request (a real DCC answers most of these at the HTTP level): "
@@ -62,55 +72,47 @@ RESPONSE_CODES: dict[str, ResponseCode] = {
             "greater than the originator's last (replay), 11.3 CV5 payload that is not "
             "exactly an issued, unused pre-command",
         ),
-        ResponseCode(
-            "E2",
-            "Failed Authorisation - Invalid User Role / Service Reference",
+        CodeUse(
+            ResponseCode.INVALID_USER_ROLE_FOR_SR,
             "DUIS",
             "the signer's user role may not send this SR (SR_USER_ROLES): RSA 11.3/11.4, "
             "network operator or other user anything but 11.2",
         ),
-        ResponseCode(
-            "E4",
-            "Failed Authorisation - Invalid User / User Role for Device",
+        CodeUse(
+            ResponseCode.INVALID_USER_FOR_DEVICE,
             "DUIS",
             "not the Supplier registered now for the device's fuel; RSA not appointed now "
             "by that Supplier (11.1: every device refused); 11.3 CV5 not signed with the "
             "registered Supplier's DS key",
         ),
-        ResponseCode(
-            "E5",
-            "Failed Authorisation - Invalid Device Status",
+        CodeUse(
+            ResponseCode.INVALID_DEVICE_STATUS,
             "DUIS",
             "device not commissioned (installed-not-commissioned, suspended, decommissioned)",
         ),
-        ResponseCode(
-            "E11",
-            "Failed Validation - Invalid Service Request / device type combination",
+        CodeUse(
+            ResponseCode.INVALID_SR_FOR_DEVICE_TYPE,
             "DUIS",
             "device type not in SR_DEVICE_TYPES for the SR and user role",
         ),
-        ResponseCode(
-            "E12",
-            "Failed Validation - Invalid Request / Command Variant combination",
+        CodeUse(
+            ResponseCode.INVALID_COMMAND_VARIANT,
             "DUIS",
             "command variant not applicable to the SR (SR_COMMAND_VARIANTS)",
         ),
-        ResponseCode(
-            "E13",
-            "Failed Validation - Invalid Request Type",
+        CodeUse(
+            ResponseCode.INVALID_REQUEST_TYPE,
             "DUIS",
             "model use: a non-device SR (11.1, 11.4) not addressed to the DCC, or a device "
             "SR addressed to the DCC",
         ),
-        ResponseCode(
-            "E19",
-            "Failed Authorisation - Device doesn't exist",
+        CodeUse(
+            ResponseCode.DEVICE_UNKNOWN,
             "DUIS",
             "device EUI not in the registry (11.1: every device unknown)",
         ),
-        ResponseCode(
-            "E20",
-            "Communications Failure - Unable to Communicate with Device",
+        CodeUse(
+            ResponseCode.COMMUNICATIONS_FAILURE,
             "DUIS",
             "no KA certificate for the device in the bench PKI, so no ACB MAC can be made",
         ),
@@ -120,24 +122,29 @@ RESPONSE_CODES: dict[str, ResponseCode] = {
 # DCC's own identities: non-device SRs (11.1, 11.4) are addressed to the ACB/DCC EUI.
 DCC_TARGET = "90B3D51F30000002"
 
+IS, ES, GS, RSA, ED, GT, OU = (
+    UserRole.IS, UserRole.ES, UserRole.GS, UserRole.RSA, UserRole.ED, UserRole.GT, UserRole.OU
+)
+ESME, GSME, PPMID, HCALCS = DeviceType.ESME, DeviceType.GSME, DeviceType.PPMID, DeviceType.HCALCS
+
 # Org role (OU of the org certificate, kept in the registry) -> DUIS user roles it can hold.
-ORG_USER_ROLES: dict[str, tuple[str, ...]] = {
-    "supplier": ("IS", "GS"),
-    "rsa": ("RSA",),
-    "network-operator": ("ED", "GT"),
-    "other": ("OU",),
+ORG_USER_ROLES: dict[str, tuple[UserRole, ...]] = {
+    OrgRole.SUPPLIER: (IS, GS),
+    OrgRole.RSA: (RSA,),
+    OrgRole.NETWORK_OPERATOR: (ED, GT),
+    OrgRole.OTHER: (OU,),
 }
 
 # Today's DUIS eligibility of the firmware SRs, then the MP207 change (RSA may send 11.1).
-SR_USER_ROLES_TODAY: dict[str, frozenset[str]] = {
-    "11.1": frozenset({"IS", "GS"}),
-    "11.2": frozenset({"IS", "ES", "GS", "RSA", "ED", "GT", "OU"}),
-    "11.3": frozenset({"IS", "GS"}),
-    "11.4": frozenset({"IS", "GS"}),
+SR_USER_ROLES_TODAY: dict[str, frozenset[UserRole]] = {
+    "11.1": frozenset({IS, GS}),
+    "11.2": frozenset({IS, ES, GS, RSA, ED, GT, OU}),
+    "11.3": frozenset({IS, GS}),
+    "11.4": frozenset({IS, GS}),
 }
-SR_USER_ROLES: dict[str, frozenset[str]] = {
+SR_USER_ROLES: dict[str, frozenset[UserRole]] = {
     **SR_USER_ROLES_TODAY,
-    "11.1": SR_USER_ROLES_TODAY["11.1"] | {"RSA"},
+    "11.1": SR_USER_ROLES_TODAY["11.1"] | {RSA},
 }
 
 SR_COMMAND_VARIANTS: dict[str, frozenset[int]] = {
@@ -151,39 +158,37 @@ NON_DEVICE_SRS = frozenset({"11.1", "11.4"})
 # (SR, user role) -> device types it may address. Absent = none. The bench builds ECS52 / GCS38
 # for 11.2, so 11.2 covers ESME and GSME; 11.4 is the PPMID update (activates on its own, hence
 # never RSA); HCALCS firmware goes by 11.1 from the Import Supplier, never from an RSA (MP207 R1).
-SR_DEVICE_TYPES: dict[tuple[str, str], frozenset[str]] = {
-    ("11.1", "IS"): frozenset({"ESME", "HCALCS"}),
-    ("11.1", "GS"): frozenset({"GSME"}),
-    ("11.1", "RSA"): frozenset({"ESME", "GSME"}),
-    ("11.2", "IS"): frozenset({"ESME"}),
-    ("11.2", "GS"): frozenset({"GSME"}),
-    ("11.2", "RSA"): frozenset({"ESME", "GSME"}),
-    ("11.2", "ED"): frozenset({"ESME"}),
-    ("11.2", "GT"): frozenset({"GSME"}),
-    ("11.2", "OU"): frozenset({"ESME", "GSME"}),
-    ("11.3", "IS"): frozenset({"ESME"}),
-    ("11.3", "GS"): frozenset({"GSME"}),
-    ("11.4", "IS"): frozenset({"PPMID"}),
+SR_DEVICE_TYPES: dict[tuple[str, UserRole], frozenset[DeviceType]] = {
+    ("11.1", IS): frozenset({ESME, HCALCS}),
+    ("11.1", GS): frozenset({GSME}),
+    ("11.1", RSA): frozenset({ESME, GSME}),
+    ("11.2", IS): frozenset({ESME}),
+    ("11.2", GS): frozenset({GSME}),
+    ("11.2", RSA): frozenset({ESME, GSME}),
+    ("11.2", ED): frozenset({ESME}),
+    ("11.2", GT): frozenset({GSME}),
+    ("11.2", OU): frozenset({ESME, GSME}),
+    ("11.3", IS): frozenset({ESME}),
+    ("11.3", GS): frozenset({GSME}),
+    ("11.4", IS): frozenset({PPMID}),
 }
 
 # Both generations are accepted for every SR (MP207 R1); a SMETS1 device is reached through the
 # S1SP model in the hub, with the same authorisation rules.
-GENERATIONS_ACCEPTED = frozenset({"SMETS1", "SMETS2+"})
+GENERATIONS_ACCEPTED = frozenset(Generation)
 
 # Roles whose device authority comes from a registration (IS/GS) or an appointment (RSA).
 # ED, GT and OU have no registration in the bench model and may read any device of their fuel.
-REGISTRATION_ROLES = frozenset({"IS", "GS"})
-APPOINTMENT_ROLES = frozenset({"RSA"})
-
-GAS_TYPES = frozenset({"GSME", "GPF"})
+REGISTRATION_ROLES = frozenset({IS, GS})
+APPOINTMENT_ROLES = frozenset({RSA})
 
 # 11.1 per-device refusals -> DSPUpdateFirmwareWarning list (a device the user may not address
 # is "invalid" for that user: DUIS has no separate not-authorised list).
-WARNING_LIST: dict[str, str] = {
-    "E19": "InvalidDeviceIDList",
-    "E4": "InvalidDeviceIDList",
-    "E5": "NotCommissionedDeviceIDList",
-    "E11": "NotApplicableFirmwareDeviceIDList",
+WARNING_LIST: dict[ResponseCode, str] = {
+    ResponseCode.DEVICE_UNKNOWN: "InvalidDeviceIDList",
+    ResponseCode.INVALID_USER_FOR_DEVICE: "InvalidDeviceIDList",
+    ResponseCode.INVALID_DEVICE_STATUS: "NotCommissionedDeviceIDList",
+    ResponseCode.INVALID_SR_FOR_DEVICE_TYPE: "NotApplicableFirmwareDeviceIDList",
 }
 
 # DUIS limits of sr:UpdateFirmware.
@@ -195,7 +200,7 @@ VERSION_LENGTH = (1, 8)
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 
-def user_role_for(org_role: str, device_type: str) -> str | None:
+def user_role_for(org_role: str, device_type: str) -> UserRole | None:
     """The DUIS user role an org acts in for a device of this type (None: not a DCC User)."""
     roles = ORG_USER_ROLES.get(org_role)
     if not roles:
@@ -219,29 +224,29 @@ def device_decision(
     device: tuple[str, str, str, str | None] | None,
     registered_supplier: str | None,
     appointing_suppliers: set[str],
-) -> str | None:
+) -> ResponseCode | None:
     """Per-device check in DUIS order: known, commissioned, type, authority. None = authorised.
 
     `device` is (device_type, generation, status, mpxn) or None when unknown; returns the
     refusal's response code.
     """
     if device is None:
-        return "E19"
+        return ResponseCode.DEVICE_UNKNOWN
     device_type, generation, status, _mpxn = device
-    if status != "commissioned":
-        return "E5"
+    if status != DeviceStatus.COMMISSIONED:
+        return ResponseCode.INVALID_DEVICE_STATUS
     role = user_role_for(org_role, device_type)
     if role is None:
-        return "E4"
+        return ResponseCode.INVALID_USER_FOR_DEVICE
     if generation not in GENERATIONS_ACCEPTED:
-        return "E11"
+        return ResponseCode.INVALID_SR_FOR_DEVICE_TYPE
     if device_type not in SR_DEVICE_TYPES.get((service_reference, role), frozenset()):
-        return "E11"
+        return ResponseCode.INVALID_SR_FOR_DEVICE_TYPE
     if role in REGISTRATION_ROLES:
-        return None if registered_supplier == party else "E4"
+        return None if registered_supplier == party else ResponseCode.INVALID_USER_FOR_DEVICE
     if role in APPOINTMENT_ROLES:
         if registered_supplier is None or registered_supplier not in appointing_suppliers:
-            return "E4"
+            return ResponseCode.INVALID_USER_FOR_DEVICE
         return None
     return None
 
@@ -250,14 +255,14 @@ def eligibility_rows() -> list[dict[str, str]]:
     """The table as rows, for the README and `bench registry show --rules`."""
     rows = []
     for sr in sorted(SR_USER_ROLES):
-        for role in ("IS", "GS", "RSA", "ED", "GT", "OU"):
+        for role in (IS, GS, RSA, ED, GT, OU):
             today = role in SR_USER_ROLES_TODAY[sr]
             now = role in SR_USER_ROLES[sr]
             types = sorted(SR_DEVICE_TYPES.get((sr, role), ()))
             rows.append(
                 {
                     "sr": sr,
-                    "role": role,
+                    "role": role.value,
                     "today": "yes" if today else "no",
                     "mp207": "yes" if now else "no",
                     "device_types": ", ".join(types) if now else "-",

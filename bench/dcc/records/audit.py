@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from bench.dcc.store import Store
+from bench.dcc.records.store import Store
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ _INSERT = (
 
 
 def record(
-    conn,
+    conn: sqlite3.Connection,
     at: str,
     decision: str,
     reason: str,
@@ -83,4 +83,17 @@ class AuditLog:
         return [AuditEntry(*row) for row in self.store.read(sql, tuple(params))]
 
     def count(self) -> int:
-        return self.store.read("SELECT COUNT(*) FROM audit")[0][0]
+        return int(self.store.read("SELECT COUNT(*) FROM audit")[0][0])
+
+    def mark(self) -> int:
+        """The newest entry's id now: whatever is decided next comes after it."""
+        return int(self.store.read("SELECT coalesce(max(id), 0) FROM audit")[0][0])
+
+    def decision_since(self, mark: int, request_id: str, originator: str) -> tuple[str, str] | None:
+        """(decision, response code) of the first accept or refusal of a request after `mark`."""
+        rows = self.store.read(
+            "SELECT decision, response_code FROM audit WHERE id > ? AND request_id = ?"
+            " AND originator = ? AND decision IN ('accepted', 'refused') ORDER BY id LIMIT 1",
+            (mark, request_id, originator),
+        )
+        return (rows[0][0], rows[0][1]) if rows else None

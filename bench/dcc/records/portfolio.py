@@ -1,5 +1,8 @@
 """The firmware state of a Supplier's portfolio (MP207 R4), from what the shim has seen.
 
+Its own tables: `device_state` (what each device last said it runs) and `device_alert` (the
+alerts about each device), written as device messages arrive.
+
 For every device whose registered Supplier (at `at`) is the one asked about: what the DCC
 records (`dcc_firmware_version`, from the registry), what the device last said it runs (the
 newer of its last 11.2 read and its last activation response), what it holds pending (the last
@@ -8,13 +11,14 @@ distribution, by whom, when, how far it got), its last alerts, and whether the t
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.codec.eui import eui_hex
-from bench.dcc.registry import REGISTERED_SUPPLIER_FOR_DEVICE
-from bench.dcc.store import Store, timestamp
+from bench.dcc.records.registry import REGISTERED_SUPPLIER_FOR_DEVICE
+from bench.dcc.records.store import Store, timestamp
 
 LAST_ALERTS = 5
 
@@ -40,6 +44,34 @@ class PortfolioEntry:
     last_read_version: str | None = None
     last_read_at: str | None = None
     agrees_with_dcc: bool | None = None
+
+
+def record_alert(conn: sqlite3.Connection, device: str, code: str, name: str, at: str) -> None:
+    """An alert about a device (device alerts and the DCC's N60/N61), for its last-alerts list."""
+    conn.execute(
+        "INSERT INTO device_alert (device, code, name, at) VALUES (?,?,?,?)",
+        (device, code, name, at),
+    )
+
+
+def record_active_version(conn: sqlite3.Connection, device: str, version: str, at: str) -> None:
+    """The device confirmed an activation: it now runs `version`."""
+    conn.execute(
+        "INSERT INTO device_state (eui, active_version, active_at) VALUES (?,?,?)"
+        " ON CONFLICT(eui) DO UPDATE SET active_version = excluded.active_version,"
+        " active_at = excluded.active_at",
+        (device, version, at),
+    )
+
+
+def record_read_version(conn: sqlite3.Connection, device: str, version: str, at: str) -> None:
+    """The device answered an 11.2 read: it says it runs `version`."""
+    conn.execute(
+        "INSERT INTO device_state (eui, last_read_version, last_read_at) VALUES (?,?,?)"
+        " ON CONFLICT(eui) DO UPDATE SET last_read_version = excluded.last_read_version,"
+        " last_read_at = excluded.last_read_at",
+        (device, version, at),
+    )
 
 
 _DEVICES = f"""

@@ -20,32 +20,39 @@ open-ended. Changes are seen by the first request at or after their effective ti
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from bench.codec.eui import eui_hex, parse_eui
-from bench.dcc.store import Store, parse_timestamp, timestamp
+from bench.dcc.records.store import Store, parse_timestamp, timestamp
+from bench.domain import (
+    GAS_TYPES,
+    DeviceStatus,
+    DeviceType,
+    Generation,
+    OrgRole,
+    SupplierRole,
+)
 from bench.errors import BenchError, ConfigError
 
-DEVICE_TYPES = ("ESME", "GSME", "CHF", "GPF", "PPMID", "HCALCS", "IHD")
-GENERATIONS = ("SMETS1", "SMETS2+")
-STATUSES = ("commissioned", "installed-not-commissioned", "suspended", "decommissioned")
-ORG_ROLES = ("supplier", "network-operator", "rsa", "acb", "dcc", "wan-provider", "other")
-SUPPLIER_ROLES = ("import-supplier", "gas-supplier")
+DEVICE_TYPES = tuple(DeviceType)
+GENERATIONS = tuple(Generation)
+STATUSES = tuple(DeviceStatus)
+ORG_ROLES = tuple(OrgRole)
+SUPPLIER_ROLES = tuple(SupplierRole)
 
 # Which Supplier registration governs a device: its fuel. Devices of the electricity side of a
 # premises (PPMID, HCALCS, IHD, CHF) follow the Import Supplier of the MPAN they are recorded with.
-FUEL_ROLE: dict[str, str] = {
-    "ESME": "import-supplier",
-    "GSME": "gas-supplier",
-    "GPF": "gas-supplier",
-    "CHF": "import-supplier",
-    "PPMID": "import-supplier",
-    "HCALCS": "import-supplier",
-    "IHD": "import-supplier",
+FUEL_ROLE: dict[DeviceType, SupplierRole] = {
+    device_type: SupplierRole.GAS_SUPPLIER
+    if device_type in GAS_TYPES
+    else SupplierRole.IMPORT_SUPPLIER
+    for device_type in DeviceType
 }
 
 FILES = ("parties.csv", "devices.csv", "registrations.csv", "appointments.csv")
@@ -124,6 +131,7 @@ def _period(row: dict[str, str], where: str) -> tuple[str, str | None]:
 
 
 def _choice(value: str, allowed: tuple[str, ...], where: str) -> str:
+    """`value` if it is one of `allowed` (enum members compare equal to their text)."""
     if value not in allowed:
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(allowed)}")
     return value
@@ -194,7 +202,7 @@ def load_registry_dir(
             Registration(
                 row["mpxn"],
                 _choice(row["supplier_role"], SUPPLIER_ROLES, where),
-                party_ref(row["party"], "supplier", where),
+                party_ref(row["party"], OrgRole.SUPPLIER, where),
                 *_period(row, where),
             )
         )
@@ -204,8 +212,8 @@ def load_registry_dir(
         where = f"{path}:{n}"
         appointments.append(
             Appointment(
-                party_ref(row["supplier"], "supplier", where),
-                party_ref(row["rsa"], "rsa", where),
+                party_ref(row["supplier"], OrgRole.SUPPLIER, where),
+                party_ref(row["rsa"], OrgRole.RSA, where),
                 *_period(row, where),
             )
         )
@@ -362,11 +370,13 @@ class Registry:
 
 
 # The Supplier registered now for a device's fuel; latest effective_from wins if records overlap.
-REGISTERED_SUPPLIER_FOR_DEVICE = """
+_GAS_TYPES_SQL = ",".join(f"'{t}'" for t in sorted(GAS_TYPES))
+REGISTERED_SUPPLIER_FOR_DEVICE = f"""
 (SELECT g.party FROM registration g
   WHERE g.mpxn = d.mpxn
-    AND g.supplier_role = CASE WHEN d.device_type IN ('GSME','GPF') THEN 'gas-supplier'
-                               ELSE 'import-supplier' END
+    AND g.supplier_role = CASE WHEN d.device_type IN ({_GAS_TYPES_SQL})
+                               THEN '{SupplierRole.GAS_SUPPLIER}'
+                               ELSE '{SupplierRole.IMPORT_SUPPLIER}' END
     AND g.effective_from <= :now AND (g.effective_to IS NULL OR g.effective_to > :now)
   ORDER BY g.effective_from DESC, g.id DESC LIMIT 1)
 """
@@ -379,3 +389,70 @@ APPOINTING_SQL = """
 SELECT DISTINCT supplier FROM appointment
  WHERE rsa = :rsa AND effective_from <= :now AND (effective_to IS NULL OR effective_to > :now)
 """
+
+_DEVICE_FACTS_SQL = f"""
+SELECT r.key, r.value, d.device_type, d.generation, d.status, d.mpxn,
+       {REGISTERED_SUPPLIER_FOR_DEVICE} AS supplier
+  FROM json_each(:devices) AS r LEFT JOIN device d ON d.eui = r.value
+ ORDER BY r.key
+"""
+
+
+class DeviceFacts(NamedTuple):
+    """What the per-device checks read of one device's inventory entry."""
+
+    device_type: str
+    generation: str
+    status: str
+    mpxn: str | None
+
+
+# -- inside a caller's transaction (the request pipeline's group commit) -------------------------
+
+
+def party_by_eui(conn: sqlite3.Connection, eui: str) -> Party | None:
+    row = conn.execute("SELECT name, eui, org_role FROM party WHERE eui = ?", (eui,)).fetchone()
+    return Party(*row) if row is not None else None
+
+
+def party_names(conn: sqlite3.Connection) -> dict[str, str]:
+    """EUI -> name of every party (for audit wording)."""
+    return dict(conn.execute("SELECT eui, name FROM party"))
+
+
+def appointing_suppliers_at(conn: sqlite3.Connection, rsa: str, at: str) -> set[str]:
+    """Suppliers whose appointment of `rsa` is in effect at `at` (a stored timestamp)."""
+    return {row[0] for row in conn.execute(APPOINTING_SQL, {"rsa": rsa, "now": at})}
+
+
+def device_facts(
+    conn: sqlite3.Connection, devices: list[str], at: str
+) -> list[tuple[str, DeviceFacts | None, str | None]]:
+    """(EUI, facts or None if unknown, registered Supplier at `at`) for every device of the
+    list, in order: one SQL statement however long the list (50,000)."""
+    rows = conn.execute(_DEVICE_FACTS_SQL, {"devices": json.dumps(devices), "now": at})
+    return [
+        (eui, DeviceFacts(device_type, generation, status, mpxn) if device_type else None, supplier)
+        for _pos, eui, device_type, generation, status, mpxn, supplier in rows
+    ]
+
+
+def device_type_of(conn: sqlite3.Connection, eui: str) -> str | None:
+    row = conn.execute("SELECT device_type FROM device WHERE eui = ?", (eui,)).fetchone()
+    return row[0] if row is not None else None
+
+
+def registered_supplier_at(conn: sqlite3.Connection, device: str, at: str) -> str | None:
+    """The party registered, at `at` (a stored timestamp), as the Supplier for the device."""
+    row = conn.execute(REGISTERED_SUPPLIER_SQL, {"eui": device, "now": at}).fetchone()
+    return row[0] if row and row[0] else None
+
+
+def record_dcc_firmware(conn: sqlite3.Connection, device: str, version: str) -> str | None:
+    """Set the DCC's record of a device's firmware; returns the old record (`""` for none), or
+    None when nothing changed (an unknown device, or the same version)."""
+    row = conn.execute("SELECT firmware_version FROM device WHERE eui = ?", (device,)).fetchone()
+    if row is None or row[0] == version:
+        return None
+    conn.execute("UPDATE device SET firmware_version = ? WHERE eui = ?", (version, device))
+    return row[0] or ""

@@ -1,4 +1,9 @@
-"""The shim's one SQLite database: registry, anti-replay counters, audit log, mailboxes, portfolio.
+"""The shim's one SQLite database: its schema, its connection and its group commit.
+
+The tables fall in groups, each read and written by one module of `bench.dcc.records` only:
+`registry` (party, device, registration, appointment), `counters` (request_counter,
+precommand, command), `audit`, `mailboxes`, `distributions` and `portfolio` (device_alert,
+device_state).
 
 One file per run directory, WAL with `synchronous=FULL`: every commit is fsynced, so whatever
 the shim has answered or acknowledged survives a power cut or a SIGKILL. The fsync, not the SQL,
@@ -19,17 +24,35 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench.domain import (
+    DeviceStatus,
+    DeviceType,
+    Generation,
+    Outcome,
+    SupplierRole,
+    sql_check,
+)
 from bench.errors import BenchError, ConfigError
 
 T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 
-SCHEMA = """
+
+class MessageKind(StrEnum):
+    """What a mailbox entry is: a response to a request, or an alert."""
+
+    RESPONSE = "response"
+    DEVICE_ALERT = "device-alert"
+    DCC_ALERT = "dcc-alert"
+
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS party (
     eui TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -37,18 +60,16 @@ CREATE TABLE IF NOT EXISTS party (
 );
 CREATE TABLE IF NOT EXISTS device (
     eui TEXT PRIMARY KEY,
-    device_type TEXT NOT NULL
-        CHECK (device_type IN ('ESME','GSME','CHF','GPF','PPMID','HCALCS','IHD')),
-    generation TEXT NOT NULL CHECK (generation IN ('SMETS1','SMETS2+')),
-    status TEXT NOT NULL CHECK (status IN
-        ('commissioned','installed-not-commissioned','suspended','decommissioned')),
+    device_type TEXT NOT NULL {sql_check("device_type", DeviceType)},
+    generation TEXT NOT NULL {sql_check("generation", Generation)},
+    status TEXT NOT NULL {sql_check("status", DeviceStatus)},
     mpxn TEXT,
     firmware_version TEXT
 );
 CREATE TABLE IF NOT EXISTS registration (
     id INTEGER PRIMARY KEY,
     mpxn TEXT NOT NULL,
-    supplier_role TEXT NOT NULL CHECK (supplier_role IN ('import-supplier','gas-supplier')),
+    supplier_role TEXT NOT NULL {sql_check("supplier_role", SupplierRole)},
     party TEXT NOT NULL REFERENCES party(eui),
     effective_from TEXT NOT NULL,
     effective_to TEXT
@@ -85,7 +106,7 @@ CREATE TABLE IF NOT EXISTS mailbox (
     id INTEGER PRIMARY KEY,
     party TEXT NOT NULL,
     at TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('response','device-alert','dcc-alert')),
+    kind TEXT NOT NULL {sql_check("kind", MessageKind)},
     code TEXT NOT NULL,
     device TEXT,
     request_id TEXT,
@@ -163,6 +184,21 @@ def parse_timestamp(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
+class Savepoint:
+    """Part of a transaction that can be undone alone: `undo` rolls it back, `keep` keeps it."""
+
+    def __init__(self, conn: sqlite3.Connection, name: str = "part") -> None:
+        self.conn, self.name = conn, name
+        conn.execute(f"SAVEPOINT {name}")
+
+    def undo(self) -> None:
+        self.conn.execute(f"ROLLBACK TO {self.name}")
+        self.conn.execute(f"RELEASE {self.name}")
+
+    def keep(self) -> None:
+        self.conn.execute(f"RELEASE {self.name}")
+
+
 @dataclass
 class _Pending:
     """One job waiting for (or done in) a group commit: its result or its exception."""
@@ -219,13 +255,11 @@ class Store:
         [pending] = self._group_commit([job])
         return self._outcome(pending)
 
-    def group_commit_all(
-        self, jobs: list[Callable[[sqlite3.Connection], Any]]
-    ) -> list[tuple[str, Any]]:
+    def group_commit_all(self, jobs: list[Callable[[sqlite3.Connection], T]]) -> list[Outcome[T]]:
         """`group_commit` of several jobs at once, all in one transaction; each job's outcome
-        is `("ok", result)` or `("error", exception)`, so one failing job spoils no other."""
+        is its result or its exception, so one failing job spoils no other."""
         return [
-            ("error", p.error) if p.error is not None else ("ok", p.result)
+            Outcome.failure(p.error) if p.error is not None else Outcome.success(p.result)
             for p in self._group_commit(jobs)
         ]
 

@@ -1,0 +1,355 @@
+"""Deciding requests: steps 1-7 of a batch, one group commit, the signed responses.
+
+The one place a request is decided, whether in the shim's own process or in a request worker
+(`bench.dcc.pipeline.request_workers`): the XML work (`Documents`), then steps 4-7 of each
+request as one savepoint of a transaction shared with the requests decided meanwhile
+(`Store.group_commit_all`), fsynced before any of them is answered, then the signed responses.
+The rules come from `bench.dcc.policy`, the facts and every write from `bench.dcc.records`.
+What the hub gets is only described here (`HandOver`), for the shim to carry out once the
+decision is durable.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+
+from bench.crypto.smki import Pki
+from bench.dcc.pipeline import messages
+from bench.dcc.pipeline.documents import Authenticated, Documents, Refused
+from bench.dcc.pipeline.outcomes import (
+    Answered,
+    Decision,
+    Distribute,
+    HandOver,
+    Rejected,
+    Replay,
+    SendCommand,
+    activation_hash,
+    device_of,
+    run_all,
+    slim,
+)
+from bench.dcc.policy import authorisation as policy
+from bench.dcc.policy.critical import CriticalPath
+from bench.dcc.records import audit, counters, distributions, registry
+from bench.dcc.records.registry import Party
+from bench.dcc.records.store import Savepoint, Store, timestamp
+from bench.domain import Outcome, ResponseCode
+from bench.errors import AuthorisationError
+
+Job = Callable[[sqlite3.Connection], Decision | Rejected]
+
+
+class Decider:
+    """Decides batches of signed DUIS requests on one database, as one PKI's DCC."""
+
+    def __init__(self, store: Store, pki: Pki, *, delivering: bool = False) -> None:
+        self.store = store
+        self.pki = pki
+        self.signer = messages.ResponseSigner(pki)
+        self.documents = Documents(self.signer)
+        self.critical = CriticalPath(pki)
+        self.delivering = delivering  # a device gateway is attached: authorised work goes to it
+
+    def decide(self, batch: list[tuple[bytes, datetime]]) -> list[Outcome[Answered]]:
+        """Steps 1-7 of each (request, time) of a batch, with one group commit, and the signed
+        responses: an `Answered` per request (or the exception it raised)."""
+        read = run_all(self.documents.authenticate, batch)  # type: ignore[arg-type]
+        results: list[Outcome[Answered]] = list(read)  # type: ignore[arg-type]
+        prepared = []
+        for n, ((xml, now), (status, authenticated)) in enumerate(zip(batch, read, strict=True)):
+            if status == "ok":
+                assert isinstance(authenticated, Authenticated | Refused)
+                request, job = self._job(xml, authenticated, now)
+                prepared.append((n, request, now, job))
+        decided = self.store.group_commit_all([job for *_, job in prepared])
+        for (n, request, now, _job), outcome in zip(prepared, decided, strict=True):
+            if outcome.ok:  # signing the response may fail too, alone
+                [results[n]] = run_all(self._answered, [(request, outcome.value, now)])
+            else:
+                results[n] = Outcome.failure(outcome.value)  # type: ignore[arg-type]
+        return results
+
+    def _job(
+        self, xml: bytes, authenticated: Authenticated | Refused, now: datetime
+    ) -> tuple[messages.Incoming, Job]:
+        """After steps 1-3 (the XML work): the request as far as it could be read, and the
+        database job of steps 4-7 (or of auditing the E1 refusal)."""
+        if isinstance(authenticated, Refused):
+            rejected = Rejected(ResponseCode.INVALID_USER, authenticated.reason, authenticated.request)
+            at = timestamp(now)
+
+            def refuse(conn: sqlite3.Connection) -> Rejected:
+                _audit_rejection(conn, rejected, at)
+                return rejected
+
+            return rejected.request or messages.salvage(xml), refuse
+        request = authenticated.request
+        signer = authenticated.signer_eui, authenticated.signer_role
+        return request, lambda conn: self._decide(conn, request, signer, now)
+
+    def _answered(
+        self, request: messages.Incoming, outcome: Decision | Rejected, now: datetime
+    ) -> Answered:
+        image = None
+        if isinstance(outcome, Rejected):
+            code, body, hand_overs = outcome.code, messages.ResponseBody(), []
+        else:
+            code, body, hand_overs = outcome.code, outcome.body, outcome.hand_overs
+            if any(isinstance(work, Distribute) for work in hand_overs):
+                image = request.image
+        response = self.documents.respond(request, code, body, now)
+        return Answered(slim(request), code, body, now, response, hand_overs, image)
+
+    def respond(self, request: messages.Incoming, code: ResponseCode, now: datetime) -> bytes:
+        """A signed response with no body (a hand-over refused, a request recovered)."""
+        return self.documents.respond(request, code, messages.ResponseBody(), now)
+
+    def audit_event(
+        self, request: messages.Incoming, reason: str, code: ResponseCode, now: datetime
+    ) -> None:
+        """An audit entry about a request after its decision (a failed hand-over)."""
+        identified = request.request_id is not None
+        self.store.group_commit(
+            lambda conn: audit.record(
+                conn,
+                timestamp(now),
+                "event",
+                reason,
+                request_id=str(request.request_id) if identified else None,
+                originator=request.originator if identified else None,
+                service_reference=request.service_reference,
+                response_code=code,
+            )
+        )
+
+    # -- steps 4-7, inside the request's savepoint ------------------------------------------------
+
+    def _decide(
+        self,
+        conn: sqlite3.Connection,
+        request: messages.Incoming,
+        signer: tuple[str, str],
+        now: datetime,
+    ) -> Decision | Rejected:
+        """Steps 4-7 and their audit entries. A refusal rolls back what the checks wrote, then
+        records the refusal (and, once the signer is identified and the counter is not a
+        replay, spends the counter)."""
+        at = timestamp(now)
+        identified = False
+        checks = Savepoint(conn, "decision")
+        try:
+            self._identify(conn, request, *signer)
+            identified = True
+            if not counters.advance(conn, request.originator, request.request_id.counter):
+                last = counters.last(conn, request.originator)
+                raise Replay(
+                    f"RequestID counter {request.request_id.counter} is not greater than "
+                    f"{last} (replay)"
+                )
+            decision = self._authorise(conn, request, now)
+            audit.record(
+                conn,
+                at,
+                "accepted",
+                decision.reason,
+                request_id=str(request.request_id),
+                originator=request.originator,
+                service_reference=request.service_reference,
+                device=device_of(request),
+                response_code=decision.code,
+            )
+        except AuthorisationError as exc:
+            rejected = Rejected(ResponseCode(exc.code), exc.reason, request)
+            checks.undo()
+            if identified and not isinstance(exc, Replay):
+                counters.advance(conn, request.originator, request.request_id.counter)
+            _audit_rejection(conn, rejected, at)
+            return rejected
+        checks.keep()
+        return decision
+
+    @staticmethod
+    def _identify(
+        conn: sqlite3.Connection, request: messages.Incoming, signer_eui: str, cert_role: str
+    ) -> None:
+        """Step 4: the signer is a registry party with its certificate's role, and the originator."""
+        party = registry.party_by_eui(conn, signer_eui)
+        if party is None:
+            raise AuthorisationError(
+                ResponseCode.INVALID_USER, f"signer {signer_eui} is not a party in the registry"
+            )
+        if cert_role != party.org_role:
+            raise AuthorisationError(
+                ResponseCode.INVALID_USER,
+                f"signer certificate role {cert_role} differs from the registry's {party.org_role}",
+            )
+        if signer_eui != request.originator:
+            raise AuthorisationError(
+                ResponseCode.INVALID_USER,
+                f"signer {signer_eui} is not the RequestID originator {request.originator}",
+            )
+        request.party = party
+
+    def _authorise(
+        self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime
+    ) -> Decision:
+        """Step 6, then the SR's own checks and the work it earns."""
+        sr = request.service_reference
+        party = request.party
+        assert party is not None
+        policy.check_request(
+            sr, party, request.command_variant, request.command_variant_problem, request.target
+        )
+        if sr == "11.1":
+            return self._update_firmware(conn, request, party, now)
+        if sr == "11.4":
+            self._device_list(conn, request, party, now)
+            # The refused devices are in the audit log; the bench's DUIS codec writes no
+            # DSPUpdatePPMIDFirmwareWarning, and the bench does not deliver PPMID images (CS05c).
+            return Decision(
+                ResponseCode.ACKNOWLEDGED,
+                "authorised; the bench does not deliver PPMID images (CS05c)",
+            )
+        policy.refuse_single(self._devices(conn, request, party, [request.target], now))
+        if sr == "11.2":
+            device_type = registry.device_type_of(conn, request.target) or ""
+            counter, command = self.critical.read_firmware_command(request.request_id, device_type)
+            return self._send(conn, request, now, counter, command, "command ECS52/GCS38 sent")
+        if request.command_variant == 4:
+            precommand = self.critical.precommand(
+                request.request_id, request.firmware_hash, request.execution_time
+            )
+            counters.record_precommand(
+                conn,
+                str(request.request_id),
+                request.originator,
+                request.target,
+                request.request_id.counter,
+                request.firmware_hash,
+                precommand,
+                timestamp(now),
+            )
+            body = messages.ResponseBody(precommand=precommand)
+            return Decision(ResponseCode.SUCCESS, "CS06 pre-command issued", body)
+        signed = self.critical.signed_precommand(request.gbcs)
+        issued = counters.unused_precommand(
+            conn, request.originator, request.target, signed.originator_counter
+        )
+        if issued is None:
+            raise AuthorisationError(
+                ResponseCode.INVALID_USER,
+                f"no unused pre-command with counter {signed.originator_counter} was issued"
+                f" to {request.originator} for {request.target}",
+            )
+        counter, command = self.critical.accept_signed(
+            request.request_id, signed, issued.request_id, issued.gbcs
+        )
+        counters.use_precommand(conn, issued.request_id, timestamp(now))
+        return self._send(conn, request, now, counter, command, "signed CS06 sent with the ACB MAC")
+
+    def _devices(
+        self,
+        conn: sqlite3.Connection,
+        request: messages.Incoming,
+        party: Party,
+        devices: list[str],
+        now: datetime,
+    ) -> list[policy.DeviceDecision]:
+        """Step 7 for every device at once: one SQL statement however long the list (50,000)."""
+        at = timestamp(now)
+        appointing: set[str] = set()
+        if policy.is_rsa(party):
+            appointing = registry.appointing_suppliers_at(conn, party.eui, at)
+        facts = registry.device_facts(conn, devices, at)
+        return policy.decide_devices(
+            request.service_reference, party, facts, appointing, lambda: registry.party_names(conn)
+        )
+
+    def _device_list(
+        self, conn: sqlite3.Connection, request: messages.Incoming, party: Party, now: datetime
+    ) -> list[policy.DeviceDecision]:
+        """11.1 / 11.4: every device of the list decided and audited; E-code if none passes."""
+        devices = list(dict.fromkeys(request.devices))
+        decisions = self._devices(conn, request, party, devices, now)
+        at, rid, sr = timestamp(now), str(request.request_id), request.service_reference
+        audit.record_many(
+            conn,
+            (
+                (at, rid, request.originator, sr, eui,
+                 "device-accepted" if code is None else "device-refused", code, why)
+                for eui, code, why in decisions
+            ),
+        )
+        policy.refuse_if_none_authorised(decisions)
+        return decisions
+
+    def _update_firmware(
+        self, conn: sqlite3.Connection, request: messages.Incoming, party: Party, now: datetime
+    ) -> Decision:
+        image, version = request.image, request.version
+        policy.check_update_limits(len(image), version, len(set(request.devices)))
+        decisions = self._device_list(conn, request, party, now)
+        authorised = [eui for eui, code, _ in decisions if code is None]
+        decision = Decision(
+            ResponseCode.ACKNOWLEDGED,
+            f"{len(authorised)} of {len(decisions)} devices authorised",
+            messages.ResponseBody(warnings=policy.warning_lists(decisions)),
+        )
+        if not self.delivering:
+            decision.reason += "; no device gateway attached: nothing distributed"
+            return decision
+        # What is handed to the hub is recorded (portfolio, alert routing to the requester).
+        rid = str(request.request_id)
+        distributions.record(
+            conn, rid, authorised, request.originator, version, activation_hash(image),
+            timestamp(now),
+        )
+        devices = tuple(bytes.fromhex(eui) for eui in authorised)
+        decision.hand_overs.append(Distribute(rid, devices, messages.image_sha256(image)))
+        return decision
+
+    def _send(
+        self,
+        conn: sqlite3.Connection,
+        request: messages.Incoming,
+        now: datetime,
+        counter: int,
+        command: bytes,
+        what: str,
+    ) -> Decision:
+        """Record the command (its response is routed back to the requester by its counter)."""
+        counters.record_command(
+            conn,
+            request.target,
+            counter,
+            request.originator,
+            str(request.request_id),
+            request.service_reference,
+            timestamp(now),
+        )
+        decision = Decision(ResponseCode.ACKNOWLEDGED, what)
+        if self.delivering:
+            work: HandOver = SendCommand(bytes.fromhex(request.target), command)
+            decision.hand_overs.append(work)
+        else:
+            decision.reason = "authorised; no device gateway attached: command not sent"
+        return decision
+
+
+def _audit_rejection(conn: sqlite3.Connection, rejected: Rejected, at: str) -> None:
+    request = rejected.request
+    identified = request is not None and request.request_id is not None
+    audit.record(
+        conn,
+        at,
+        "refused",
+        rejected.reason,
+        request_id=str(request.request_id) if request is not None and identified else None,
+        originator=request.originator if request is not None and identified else None,
+        service_reference=request.service_reference if request is not None else None,
+        device=device_of(request) if request is not None else None,
+        response_code=rejected.code,
+    )

@@ -1,0 +1,87 @@
+"""The images the shim handed to the hub (11.1): to which device, for whom, how far they got.
+
+One row per (RequestID, device). Alert routing reads who asked for a distribution (its
+requester gets that device's firmware alerts), the portfolio reads the latest one per device.
+Every function runs inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class DistributionStatus(StrEnum):
+    DISTRIBUTING = "distributing"
+    DELIVERED = "delivered"
+    DELIVERY_FAILED = "delivery-failed"
+    VERIFIED = "verified"
+    VERIFICATION_FAILED = "verification-failed"
+
+
+def record(
+    conn: sqlite3.Connection,
+    request_id: str,
+    devices: Iterable[str],
+    requester: str,
+    version: str,
+    image_hash: bytes | None,
+    at: str,
+) -> None:
+    """Distributions of one image to each device, under way from `at`."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO distribution VALUES (?,?,?,?,?,?,?,?)",
+        (
+            (request_id, eui, requester, version, image_hash, at,
+             DistributionStatus.DISTRIBUTING.value, at)
+            for eui in devices
+        ),
+    )
+
+
+def requester(conn: sqlite3.Connection, device: str, request_id: str | None = None) -> str | None:
+    """Who asked for the named distribution to `device`, else for the latest one."""
+    if request_id is not None:
+        row = conn.execute(
+            "SELECT requester FROM distribution WHERE request_id = ? AND device = ?",
+            (request_id, device),
+        ).fetchone()
+    else:
+        row = conn.execute(
+            "SELECT requester FROM distribution WHERE device = ? ORDER BY at DESC, rowid DESC"
+            " LIMIT 1",
+            (device,),
+        ).fetchone()
+    return row[0] if row else None
+
+
+def version(conn: sqlite3.Connection, request_id: str, device: str) -> str:
+    """The firmware version a distribution carried ("" if there is no such distribution)."""
+    row = conn.execute(
+        "SELECT version FROM distribution WHERE request_id = ? AND device = ?",
+        (request_id, device),
+    ).fetchone()
+    return str(row[0]) if row else ""
+
+
+def delivered(
+    conn: sqlite3.Connection, request_id: str, device: str, success: bool, at: str
+) -> None:
+    """The hub finished (or gave up) a distribution still under way."""
+    status = DistributionStatus.DELIVERED if success else DistributionStatus.DELIVERY_FAILED
+    conn.execute(
+        "UPDATE distribution SET status = ?, status_at = ? WHERE request_id = ? AND device = ?"
+        " AND status = ?",
+        (status.value, at, request_id, device, DistributionStatus.DISTRIBUTING.value),
+    )
+
+
+def verified(conn: sqlite3.Connection, device: str, success: bool, at: str) -> None:
+    """The device checked the latest image it was given (0x8F72) or rejected it (0x8F1C)."""
+    status = DistributionStatus.VERIFIED if success else DistributionStatus.VERIFICATION_FAILED
+    conn.execute(
+        "UPDATE distribution SET status = ?, status_at = ? WHERE rowid = (SELECT rowid FROM"
+        " distribution WHERE device = ? ORDER BY at DESC, rowid DESC LIMIT 1)",
+        (status.value, at, device),
+    )
