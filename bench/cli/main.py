@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "audit": "bench.cli.alerts:audit",
     "rig": "bench.cli.rig:rig",
     "run": "bench.cli.run:run",
+    "lab": "bench.cli.lab:lab",
     "report": "bench.cli.report:report",
 }
 

@@ -106,12 +106,16 @@ def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | No
     results.mkdir(parents=True, exist_ok=True)
     progress = sys.stderr if as_json else sys.stdout
     args = [str(suite), "--results", str(results), "-p", "no:terminal", "-p", "no:cacheprovider",
-            "-p", "no:randomly", "--junitxml", str(results / "junit.xml"), "-o", "addopts="]
+            "-p", "no:randomly", "-p", "no:labgrid", "--junitxml", str(results / "junit.xml"),
+            "-o", "addopts="]
     if rig_file is not None:
         args += ["--rig", str(rig_file)]
     if select:
         args += ["-k", select]
-    code = pytest.main(args, plugins=[ProgressLines(progress, requirements)])
+    from bench.cli.lab import held_for_run
+
+    with held_for_run(rig_file):  # a lab rig's place: locked before pytest, released after
+        code = pytest.main(args, plugins=[ProgressLines(progress, requirements)])
     try:
         record = load_record(results)
     except (OSError, ValueError):

@@ -20,6 +20,7 @@ from typing import Any
 from bench.codec.eui import eui_hex, parse_eui
 from bench.domain import EMULATED_TYPES, DeviceType, FaultProfile, Generation
 from bench.errors import BenchError, ConfigError, RigError
+from bench.rig.lab import LabPlace, LabPort, parse_lab_port, parse_lab_table
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # bench/rig/model.py -> the project
 DEFAULT_RIG = PROJECT_ROOT / "rigs" / "emulated.toml"
@@ -70,7 +71,7 @@ class NoLink:
 
 
 # A device's link as the rig file spells it; `str(link)` gives that spelling back.
-DeviceLink = Emulated | SerialUrl | UsbRadio | NoLink
+DeviceLink = Emulated | SerialUrl | UsbRadio | NoLink | LabPort  # LabPort: bench.rig.lab
 
 
 def parse_link(text: str) -> DeviceLink:
@@ -79,6 +80,9 @@ def parse_link(text: str) -> DeviceLink:
         return Emulated()
     if text == "none":
         return NoLink()
+    lab_port = parse_lab_port(text)
+    if lab_port is not None:
+        return lab_port
     if text.startswith("/dev/") or re.fullmatch(r"COM\d+", text):
         return SerialUrl(text)
     radio = re.fullmatch(r"usb-radio:(\d+)", text)
@@ -183,6 +187,7 @@ class Rig:
     devices: tuple[RigDevice, ...]
     images: ImageSpec = field(default_factory=ImageSpec)
     extra: dict[str, Any] = field(default_factory=dict)
+    lab: LabPlace | None = None  # [labgrid]: the lab place holding the `labgrid:` ports
 
     def device(self, role: str) -> RigDevice:
         for device in self.devices:
@@ -259,7 +264,7 @@ def parse_rig(data: dict[str, Any], path: Path) -> Rig:
     """Validate an already-parsed rig table; `path` names it in errors and anchors relative paths."""
     check = _Checker(path)
     check.unknown(data, "rig", {"name", "description", "root", "pki", "registry", "images",
-                                "options", "parties", "devices"})
+                                "options", "parties", "devices", "labgrid"})
     root_text = check.take(data, "rig", "root", str, None)
     root = (path.parent / root_text).resolve() if root_text else path.parent.parent
     name = check.take(data, "rig", "name", str, path.stem)
@@ -289,9 +294,15 @@ def parse_rig(data: dict[str, Any], path: Path) -> Rig:
             raise check.fail(f"device {device.role!r}", "eui",
                              f"{device.eui_hex} is also device {seen[device.eui]!r}")
         seen[device.eui] = device.role
+    lab_table = check.take(data, "rig", "labgrid", dict, None)
+    lab = parse_lab_table(check, lab_table) if lab_table is not None else None
+    for device in devices:
+        if isinstance(device.link, LabPort) and lab is None:
+            raise check.fail(f"device {device.role!r} ({device.eui_hex})", "link",
+                             f"{device.link} needs a [labgrid] table naming the place")
     return Rig(path=path, name=name, description=description, root=root, pki_dir=pki_dir,
                registry_dir=registry_dir, options=options, parties=parties, devices=devices,
-               images=images)
+               images=images, lab=lab)
 
 
 def _parse_options(check: _Checker, table: dict[str, Any]) -> RigOptions:

@@ -1,0 +1,278 @@
+"""A real labgrid lab on 127.0.0.1 for the tests: coordinator, exporter, ser2net, emulated meters.
+
+Every process runs in a session of its own and is stopped with its whole process group, so the
+ser2net an exporter starts on acquire never outlives a test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.rig.emulated_meters import DeviceLog, EmulatedMeter, emulate_command
+from bench.rig.model import DEFAULT_RIG, PROJECT_ROOT, load_rig
+
+EXPORTER = "bench-a"
+PLACE = "mp207-a"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def stop_group(process: subprocess.Popen, timeout: float = 5.0) -> None:
+    """SIGTERM the process group (the exporter's ser2net children too), then SIGKILL."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout)
+
+
+def spawn(command: list[str], cwd: Path, log: Path, stdout: int | None = None) -> subprocess.Popen:
+    with log.open("ab") as sink:
+        return subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=stdout if stdout is not None else sink, stderr=sink,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                start_new_session=True)
+
+
+class Coordinator:
+    """`labgrid-coordinator -l 127.0.0.1:0` in `directory` (where its places.yaml is)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.log = directory / "coordinator.log"
+        self.process = spawn([sys.executable, "-m", "labgrid.remote.coordinator", "-l",
+                              "127.0.0.1:0"], directory, self.log, stdout=subprocess.PIPE)
+        self.address = self._announced()
+
+    def _announced(self, timeout: float = 30.0) -> str:
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        buffer = b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                buffer += chunk
+                for line in buffer.decode(errors="replace").splitlines():
+                    if line.startswith("listening on "):
+                        return line.split()[-1]
+        stop_group(self.process)
+        raise AssertionError(f"coordinator did not announce its port: {buffer!r}")
+
+    def stop(self) -> None:
+        stop_group(self.process)
+
+
+class Exporter:
+    """`labgrid-exporter` publishing `config` (YAML) to the coordinator."""
+
+    def __init__(self, directory: Path, coordinator: str, config: str, name: str = EXPORTER
+                 ) -> None:
+        self.name = name
+        self.config = directory / f"exporter-{name}.yaml"
+        self.config.write_text(config, encoding="utf-8")
+        self.log = directory / f"exporter-{name}.log"
+        self.coordinator = coordinator
+        self.process: subprocess.Popen | None = None
+
+    def start(self, resources: int, timeout: float = 30.0) -> None:
+        """Start it and wait until the coordinator shows its `resources` resources."""
+        from bench.link.labgrid import LabSession
+
+        self.process = spawn([sys.executable, "-m", "labgrid.remote.exporter", "-c",
+                              self.coordinator, "--name", self.name, "--hostname", "127.0.0.1",
+                              str(self.config)], self.config.parent, self.log)
+        deadline = time.monotonic() + timeout
+        with LabSession(self.coordinator, user="lab-setup") as session:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    break
+                seen = session._run(self._count(session), 10)
+                if seen >= resources:
+                    return
+                time.sleep(0.1)
+        raise AssertionError(f"exporter {self.name} did not publish {resources} resources: "
+                             f"{self.log.read_text()[-2000:]}")
+
+    async def _count(self, session) -> int:  # noqa: ANN001 - a LabSession
+        await session._session.sync_with_coordinator()
+        groups = session._session.resources.get(self.name, {})
+        return sum(1 for group in groups.values() for entry in group.values() if entry.data)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_group(self.process)
+
+
+class Ser2net:
+    """A ser2net the lab runs itself: RFC 2217 with TCP_NODELAY on one serial device."""
+
+    def __init__(self, directory: Path, device: str, name: str) -> None:
+        self.port = free_port()
+        self.config = directory / f"ser2net-{name}.yaml"
+        self.config.write_text(
+            f"connection: &{name}\n"
+            f"  accepter: telnet(rfc2217),tcp(nodelay),127.0.0.1,{self.port}\n"
+            f"  connector: serialdev(nouucplock=true),{device},115200n81,local\n"
+            f"  options:\n"
+            f"    max-connections: 1\n", encoding="utf-8")
+        self.process = spawn(["ser2net", "-d", "-n", "-c", str(self.config)], directory,
+                             directory / f"ser2net-{name}.log")
+        wait_listening(self.port)
+
+    def stop(self) -> None:
+        stop_group(self.process)
+
+
+@dataclass
+class Lab:
+    """A coordinator with one place of three emulated meters (the default rig's ESME, GSME and
+    other ESME): the ESMEs through the exporter's own ser2net (RawSerialPort), the GSME through
+    a ser2net the lab runs with nodelay (NetworkSerialPort)."""
+
+    directory: Path
+    coordinator: Coordinator
+    exporter: Exporter
+    meters: dict[str, EmulatedMeter]
+    ser2nets: list[Ser2net]
+    logs: list[DeviceLog] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return self.coordinator.address
+
+    def rig_file(self, name: str = "lab", place: str | None = PLACE, tags: str | None = None,
+                 timeout_s: float = 120.0, coordinator: str | None = None) -> Path:
+        """The default rig with `labgrid:` links to this lab's place."""
+        text = DEFAULT_RIG.read_text(encoding="utf-8")
+        lines, role = [], None
+        for line in text.splitlines():
+            if line.startswith("[devices."):
+                role = line.strip()[len("[devices."):-1]
+            if line.startswith('link = "emulated"'):
+                line = f'link = "labgrid:{role}"'
+            if line.startswith("name = "):
+                line = f'name = "{name}"\nroot = "{PROJECT_ROOT}"'
+            lines.append(line)
+        where = f'place = "{place}"' if place else f"tags = {{ {tags} }}"
+        lines += ["", "[labgrid]", f'coordinator = "{coordinator or self.address}"', where,
+                  f"acquire_timeout_s = {timeout_s}"]
+        path = self.directory / f"{name}.toml"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    def stop(self) -> None:
+        self.exporter.stop()
+        for server in self.ser2nets:
+            server.stop()
+        for meter in self.meters.values():
+            meter.stop()
+        for device_log in self.logs:
+            device_log.close()
+        self.coordinator.stop()
+
+
+PLACES = """\
+{place}:
+  comment: the default rig's emulated meters
+  tags:
+    rig: mp207
+  matches:
+  - exporter: {exporter}
+    group: '*'
+    cls: '*'
+"""
+
+
+def start_lab(directory: Path, place: str = PLACE, exporter: str = EXPORTER,
+              extra_places: str = "") -> Lab:
+    """Meters first (their pseudo-terminals are what the exporter publishes), then the lab."""
+    rig = load_rig(DEFAULT_RIG)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "places.yaml").write_text(
+        PLACES.format(place=place, exporter=exporter) + extra_places, encoding="utf-8")
+    meters: dict[str, EmulatedMeter] = {}
+    logs: list[DeviceLog] = []
+    started: list[object] = []
+    try:
+        for device in rig.linked_devices:
+            state = directory / "meters" / device.eui_hex
+            state.mkdir(parents=True)
+            device_log = DeviceLog(directory / "meters" / f"{device.role}.log")
+            logs.append(device_log)
+            meters[device.role] = EmulatedMeter(
+                device, emulate_command(device, rig.pki_dir, state, device.supplier),
+                device_log, 30.0)
+        for meter in meters.values():
+            meter.spawn()
+        ports = {role: meter.wait_port() for role, meter in meters.items()}
+        coordinator = Coordinator(directory)
+        started.append(coordinator)
+        nodelay = Ser2net(directory, ports["gsme"], "gsme")
+        started.append(nodelay)
+        config = exporter_config({"esme": ports["esme"], "other_esme": ports["other_esme"]},
+                                 {"gsme": nodelay.port}, rig)
+        lab_exporter = Exporter(directory, coordinator.address, config, exporter)
+        started.append(lab_exporter)
+        lab_exporter.start(resources=6)
+        return Lab(directory, coordinator, lab_exporter, meters, [nodelay], logs)
+    except BaseException:
+        for thing in reversed(started):
+            thing.stop()  # type: ignore[attr-defined]
+        for meter in meters.values():
+            meter.stop()
+        for device_log in logs:
+            device_log.close()
+        raise
+
+
+def exporter_config(raw: dict[str, str], network: dict[str, int], rig) -> str:  # noqa: ANN001
+    """One group per meter: its serial port and a SmartMeter resource saying which meter it is.
+    (Exporter YAML is a Jinja2 template: a comment starts with ##.)"""
+    lines = ["## the default rig's meters, one group each"]
+    for role, device_path in raw.items():
+        device = rig.device(role)
+        lines += [f"{role}:", f"  {role}:", "    cls: RawSerialPort", f"    port: {device_path}",
+                  "    speed: 115200", "  meter:", "    cls: SmartMeter",
+                  f"    eui: '{device.eui_hex}'", f"    type: {device.device_type}"]
+    for role, port in network.items():
+        device = rig.device(role)
+        lines += [f"{role}:", f"  {role}:", "    cls: NetworkSerialPort", "    host: 127.0.0.1",
+                  f"    port: {port}", "    speed: 115200", "    protocol: rfc2217",
+                  "  meter:", "    cls: SmartMeter", f"    eui: '{device.eui_hex}'",
+                  f"    type: {device.device_type}"]
+    return "\n".join(lines) + "\n"
+
+
+def have_ser2net() -> bool:
+    return shutil.which("ser2net") is not None or Path("/usr/sbin/ser2net").exists()
