@@ -28,6 +28,7 @@ from bench.errors import BenchError, ConfigError, RigError
 from bench.link import Link, SerialLink
 from bench.rig.bridge import DeviceTraffic, HubGateway, LinkWaits
 from bench.rig.emulated_meters import DeviceLog, EmulatedMeter, emulate_command
+from bench.rig.lab import LabPort
 from bench.rig.model import (
     Emulated,
     NoLink,
@@ -69,6 +70,7 @@ class RunningRig:
         self.traffic = DeviceTraffic(self.waits)
         self.meters: dict[str, EmulatedMeter] = {}
         self.links: dict[bytes, Link] = {}
+        self.lab_urls: dict[bytes, str] = {}  # labgrid: links, once the place is held
         self.device_logs: dict[bytes, DeviceLog] = {}
         self.hub: Any = None
         self.shim: Any = None
@@ -123,6 +125,10 @@ class RunningRig:
         self.logs_dir.mkdir(exist_ok=True)
         self._start_logging(stack)
         self._check_inputs()
+        if self.spec.lab is not None:  # the lab place is held before any link opens
+            from bench.rig.lab import urls_for
+
+            self.lab_urls = urls_for(self.spec, stack)
         log.info("bringing up rig %s from %s into %s", self.spec.name, self.spec.path, self.results)
         for device in self.spec.linked_devices:
             device_log = DeviceLog(self.logs_dir / f"{device.role}-{device.eui_hex}.log")
@@ -217,6 +223,8 @@ class RunningRig:
                     link = self._open_link(device, ptys[device.eui])
                 case SerialUrl(url):
                     link = self._open_link(device, url)
+                case LabPort():
+                    link = self._open_link(device, self.lab_urls[device.eui])
                 case NoLink():
                     continue
             stack.callback(self._close_link, link)
