@@ -10,7 +10,7 @@ import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 from bench.errors import DecodeError, EncodeError
 
@@ -25,12 +25,22 @@ _RECORD = struct.Struct("<IIII")
 _WHAT = "pcap"
 
 
+class ByteSink(Protocol):
+    """Where a PcapWriter appends: a binary file, or anything that writes, flushes and closes."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class PcapWriter:
     """Append frames with timestamps; owns the file only when given a path."""
 
-    def __init__(self, target: str | Path | BinaryIO, linktype: int = LINKTYPE_IEEE802_15_4_WITHFCS):
+    def __init__(self, target: str | Path | ByteSink, linktype: int = LINKTYPE_IEEE802_15_4_WITHFCS):
         if isinstance(target, (str, Path)):
-            self._file: BinaryIO = open(target, "wb")  # noqa: SIM115 - closed by close()
+            self._file: ByteSink = open(target, "wb")  # noqa: SIM115 - closed by close()
             self._owned = True
         else:
             self._file = target

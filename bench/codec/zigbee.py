@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+from typing import Any
 
 from scapy.config import conf
 from scapy.fields import (
@@ -35,7 +36,7 @@ from bench.codec import han
 from bench.codec.zcl import tunnel_from_server
 from bench.errors import DecodeError
 
-conf.dot15d4_protocol = "zigbee"
+conf.dot15d4_protocol = "zigbee"  # type: ignore[assignment]  # scapy types the option as None
 
 OTA_STATUS = {
     han.SUCCESS: "SUCCESS", han.NOT_AUTHORIZED: "NOT_AUTHORIZED", han.ABORT: "ABORT",
@@ -194,7 +195,7 @@ def _zcl_guess_payload_class(self: ZigbeeClusterLibrary, payload: bytes) -> type
     return _scapy_zcl_guess(self, payload)
 
 
-ZigbeeClusterLibrary.guess_payload_class = _zcl_guess_payload_class
+ZigbeeClusterLibrary.guess_payload_class = _zcl_guess_payload_class  # type: ignore[method-assign]  # the one hook
 
 
 # ---------------------------------------------------------------- whole frames
@@ -246,8 +247,8 @@ def command_layer(command: han.ZclCommand, src_short: int = 0xFFFF) -> tuple[Pac
     """(layer, cluster, direction, command id) of a han command, with the same field values."""
     if isinstance(command, han.TunnelTransferData):
         from_server = tunnel_from_server(command, src_short)
-        fields = {"tunnel_id": command.tunnel_id, "gbcs_command": command.gbcs_command,
-                  "message": command.message}
+        fields: dict[str, Any] = {"tunnel_id": command.tunnel_id,
+                                  "gbcs_command": command.gbcs_command, "message": command.message}
         if command.gbcs_command == han.TUNNEL_GET_RESPONSE:
             fields["remaining"] = command.remaining or 0
         cmd = han.CMD_TRANSFER_DATA_TO_CLIENT if from_server else han.CMD_TRANSFER_DATA_TO_SERVER
@@ -257,7 +258,7 @@ def command_layer(command: han.ZclCommand, src_short: int = 0xFFFF) -> tuple[Pac
         return (ZclDefaultResponse(command_id=command.command_id, status=command.status),
                 command.cluster, int(from_server), han.CMD_DEFAULT_RESPONSE)
     layer, cluster, direction, cmd = _LAYER_OF[type(command)]
-    fields = {}
+    fields = {}  # scapy field name -> value (ints and bytes)
     for f in dataclasses.fields(command):
         value = getattr(command, f.name)
         if value is None:

@@ -24,6 +24,7 @@ from bench.codec.han import (
     HanFrame,
     HanNode,
     TunnelTransferData,
+    ZclCommand,
     decode_han_frame,
     encode_han_frame,
 )
@@ -303,21 +304,21 @@ class Hub:
 
     # -- frames ---------------------------------------------------------------------------------
 
-    def _capture(self, frame: bytes) -> None:
+    def _capture(self, capture: FrameCapture, frame: bytes) -> None:
         try:
-            self.capture.write(frame)
+            capture.write(frame)
         except CaptureError as exc:  # keep serving the meters; say once that evidence is missing
             if not self._capture_failed:
                 self._capture_failed = True
                 log.error("%s: frames are no longer captured", exc)
 
-    def _send(self, port: MeterPort, command: object, seq: int | None = None) -> None:
+    def _send(self, port: MeterPort, command: ZclCommand, seq: int | None = None) -> None:
         frame = encode_han_frame(HanFrame(self.node, port.node,
                                           port.next_seq() if seq is None else seq, command))
         reader = port.reader
         with reader.send_lock:
             if self.capture is not None:
-                self._capture(frame)
+                self._capture(self.capture, frame)
             try:
                 reader.link.send(frame)
             except LinkError as exc:
@@ -349,7 +350,7 @@ class Hub:
                 continue
             reader.failing = False
             if self.capture is not None:
-                self._capture(frame)
+                self._capture(self.capture, frame)
             stats.frames_in += 1
             try:
                 self._dispatch(reader, frame)
@@ -366,9 +367,9 @@ class Hub:
             return
         command = han.command
         if isinstance(command, TunnelTransferData):
-            reply, message = self.tunnel.handle(port.eui, command)
-            if reply is not None:
-                self._send(port, reply, han.seq)
+            answer, message = self.tunnel.handle(port.eui, command)
+            if answer is not None:
+                self._send(port, answer, han.seq)
             if message is not None:
                 self._deliver(port.eui, message)
             return

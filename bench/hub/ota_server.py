@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from bench.codec.han import (
     ABORT,
@@ -333,13 +334,13 @@ class OtaServer:
     def _upgrade_end(self, eui: bytes, request: UpgradeEndRequest) -> tuple[Reply, list[Transfer]]:
         changed: list[Transfer] = []
         with self._lock:
-            transfer = self._transfers.get(eui)
-            ours = transfer is not None and _same_file(transfer.image, request)
-            if ours:
+            found = self._transfers.get(eui)
+            transfer = found if found is not None and _same_file(found.image, request) else None
+            if transfer is not None:
                 transfer.last_request_at = self._clock()
                 transfer.upgrade_end_status = request.status
                 self._release(transfer)
-        if ours:
+        if transfer is not None:
             if request.status == SUCCESS:
                 held = "the meter already held this image" if transfer.blocks == 0 else None
                 if transfer.set_state(TransferState.COMPLETE, held):
@@ -401,7 +402,15 @@ def _unsuitable(image: SharedImage, request: QueryNextImageRequest | None,
     return None
 
 
-def _same_file(image: SharedImage, request: object) -> bool:
+class _NamesAFile(Protocol):
+    """A request naming an OTA file: Query Next Image, Image Block, Upgrade End."""
+
+    manufacturer_code: int
+    image_type: int
+    file_version: int
+
+
+def _same_file(image: SharedImage, request: _NamesAFile) -> bool:
     return (request.manufacturer_code == image.manufacturer_code
             and request.image_type == image.image_type
             and request.file_version == image.file_version)

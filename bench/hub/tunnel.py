@@ -129,12 +129,13 @@ class GbcsTunnel:
     def _receive(end: TunnelEnd, message: bytes) -> tuple[DefaultResponse | None, bytes | None]:
         if is_gbt_block(message):
             try:
-                message = end.reassembler.feed(message)
+                whole = end.reassembler.feed(message)
             except BenchError:
                 end.broken_blocks += 1
                 return None, None
-            if message is None:
+            if whole is None:
                 return PUT_ACK, None
+            message = whole
         try:
             head = decode_message(message)
         except BenchError:
