@@ -143,10 +143,10 @@ class Decider:
         try:
             self._identify(conn, request, *signer)
             identified = True
-            if not counters.advance(conn, request.originator, request.request_id.counter):
+            if not counters.advance(conn, request.originator, request.rid.counter):
                 last = counters.last(conn, request.originator)
                 raise Replay(
-                    f"RequestID counter {request.request_id.counter} is not greater than "
+                    f"RequestID counter {request.rid.counter} is not greater than "
                     f"{last} (replay)"
                 )
             decision = self._authorise(conn, request, now)
@@ -165,7 +165,7 @@ class Decider:
             rejected = Rejected(ResponseCode(exc.code), exc.reason, request)
             checks.undo()
             if identified and not isinstance(exc, Replay):
-                counters.advance(conn, request.originator, request.request_id.counter)
+                counters.advance(conn, request.originator, request.rid.counter)
             _audit_rejection(conn, rejected, at)
             return rejected
         checks.keep()
@@ -216,18 +216,18 @@ class Decider:
         policy.refuse_single(self._devices(conn, request, party, [request.target], now))
         if sr == "11.2":
             device_type = registry.device_type_of(conn, request.target) or ""
-            counter, command = self.critical.read_firmware_command(request.request_id, device_type)
+            counter, command = self.critical.read_firmware_command(request.rid, device_type)
             return self._send(conn, request, now, counter, command, "command ECS52/GCS38 sent")
         if request.command_variant == 4:
             precommand = self.critical.precommand(
-                request.request_id, request.firmware_hash, request.execution_time
+                request.rid, request.firmware_hash, request.execution_time
             )
             counters.record_precommand(
                 conn,
                 str(request.request_id),
                 request.originator,
                 request.target,
-                request.request_id.counter,
+                request.rid.counter,
                 request.firmware_hash,
                 precommand,
                 timestamp(now),
@@ -245,7 +245,7 @@ class Decider:
                 f" to {request.originator} for {request.target}",
             )
         counter, command = self.critical.accept_signed(
-            request.request_id, signed, issued.request_id, issued.gbcs
+            request.rid, signed, issued.request_id, issued.gbcs
         )
         counters.use_precommand(conn, issued.request_id, timestamp(now))
         return self._send(conn, request, now, counter, command, "signed CS06 sent with the ACB MAC")

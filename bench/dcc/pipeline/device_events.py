@@ -60,14 +60,15 @@ def read_device_message(gbcs: bytes) -> DeviceMessage:
             "GBCS message", "cra_flag", 1, f"devices send responses or alerts, not {msg.cra_flag}"
         )
     payload = decode_payload(msg)
-    version = None
+    version: bytes | None = None
     alert_code = None
-    if isinstance(payload, EsmeFirmwareReport | GsmeFirmwareReport) and payload.firmware_version or isinstance(payload, Cs06Response) and payload.response_code == 0:
-        version = payload.firmware_version.hex().upper()
+    if isinstance(payload, EsmeFirmwareReport | GsmeFirmwareReport | Cs06Response):
+        if not isinstance(payload, Cs06Response) or payload.response_code == 0:  # activated
+            version = payload.firmware_version
     elif isinstance(payload, FutureDatedActivationAlert):
         alert_code = payload.alert_code
         if payload.response_code == 0:
-            version = payload.firmware_version.hex().upper()
+            version = payload.firmware_version
     elif payload is not None and hasattr(payload, "alert_code"):
         alert_code = payload.alert_code
     if msg.cra_flag == ALERT and alert_code is None:
@@ -78,7 +79,12 @@ def read_device_message(gbcs: bytes) -> DeviceMessage:
     if isinstance(payload, FirmwareDistributionReceipt):
         name = name or "Firmware Distribution Receipt"
     return DeviceMessage(
-        msg.cra_flag == RESPONSE, msg.originator_counter, msg.message_code, alert_code, name, version
+        msg.cra_flag == RESPONSE,
+        msg.originator_counter,
+        msg.message_code,
+        alert_code,
+        name,
+        version.hex().upper() if version else None,
     )
 
 

@@ -74,13 +74,20 @@ class Incoming:
     party: Party | None = None
     command_variant_problem: str | None = None  # E12, answered once the signer is authenticated
 
+    @property
+    def rid(self) -> RequestID:
+        """The RequestID of a request that was read (every authenticated request has one)."""
+        if self.request_id is None:
+            raise DecodeError("DUIS", "RequestID", None, "not found in the request")
+        return self.request_id
+
     @cached_property
     def originator(self) -> str:
-        return eui_hex(self.request_id.originator)
+        return eui_hex(self.rid.originator)
 
     @cached_property
     def target(self) -> str:
-        return eui_hex(self.request_id.target)
+        return eui_hex(self.rid.target)
 
     @property
     def command_variant(self) -> int:
@@ -93,10 +100,12 @@ class Incoming:
 
     @property
     def version(self) -> str:
+        assert isinstance(self.request, UpdateFirmwareRequest | UpdatePpmidFirmwareRequest)
         return self.request.version
 
     @property
     def devices(self) -> list[str]:
+        assert isinstance(self.request, UpdateFirmwareRequest | UpdatePpmidFirmwareRequest)
         return [d.hex().upper() for d in self.request.devices]
 
     @property
@@ -145,7 +154,8 @@ def read_request(xml: bytes) -> tuple[etree._Element, Incoming]:
     with _schema_lock:
         if not schema.validate(root):
             error = schema.error_log.last_error
-            raise DecodeError("DUIS", "schema", None, f"line {error.line}: {error.message}")
+            where = f"line {error.line}: {error.message}" if error is not None else "invalid"
+            raise DecodeError("DUIS", "schema", None, where)
     try:
         request = parse_request(root)
     except DecodeError as exc:
@@ -154,6 +164,8 @@ def read_request(xml: bytes) -> tuple[etree._Element, Incoming]:
         # Well-formed and schema-valid, but a command variant the SR does not have: E12, after
         # the signature and the signer's role are checked like any other request.
         header = root.find(sr("Header"))
+        if header is None:
+            raise
         request_id = RequestID.parse(header.findtext(sr("RequestID")) or "")
         service_reference = (header.findtext(sr("ServiceReference")) or "").strip()
         return root, Incoming(

@@ -95,7 +95,7 @@ def portfolio(
     now = timestamp(at or datetime.now(UTC))
     wanted = eui_hex(supplier_eui) if supplier_eui is not None else None
     with Store(db_path) as store:
-        names = dict(store.read("SELECT eui, name FROM party"))
+        names: dict[str, str] = {eui: name for eui, name in store.read("SELECT eui, name FROM party")}
         entries = []
         for row in store.read(_DEVICES, {"now": now}):
             (

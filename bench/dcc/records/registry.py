@@ -300,6 +300,7 @@ class Registry:
 
     def party(self, name_or_eui: str | bytes) -> Party | None:
         """By EUI (bytes or 16 hex digits) or by name."""
+        key: str | None
         if isinstance(name_or_eui, bytes):
             key = eui_hex(name_or_eui)
         else:
