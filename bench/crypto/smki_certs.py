@@ -134,12 +134,12 @@ def _hardware_module_name(eui: bytes) -> bytes:
     return bytes([0x30, len(inner)]) + inner
 
 
-def org_name(name: str, role: str, eui: bytes) -> x509.Name:
+def org_name(name: str, role: OrgRole | str, eui: bytes) -> x509.Name:
     """Organisation subject: CN, OU = role code (hex), x500UniqueIdentifier = EUI-64, as the SMKI names them."""
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, name),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"{ORG_ROLE_CODES[role]:02X}"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"{ORG_ROLE_CODES[OrgRole(role)]:02X}"),
             x509.NameAttribute(
                 NameOID.X500_UNIQUE_IDENTIFIER, b"\x00" + eui, _type=x509.name._ASN1Type.BitString
             ),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import binascii
 import copy
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import xmlsec
 from cryptography import x509
@@ -30,15 +31,18 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 from lxml import etree
+from xmlsec import constants as xc
 
 from bench.codec.duis.safe_xml import DS_NS
 from bench.errors import SecurityError
 
-T = xmlsec.Transform
+if TYPE_CHECKING:  # the stubs' name for a transform constant's type (not a runtime name)
+    from xmlsec.constants import __Transform as Transform
 
 # What a Reference may use: the enveloped transform, then optionally an explicit c14n.
-REFERENCE_TRANSFORMS = (T.ENVELOPED, T.C14N, T.EXCL_C14N, T.SHA256)
-SIGNATURE_TRANSFORMS = (T.EXCL_C14N, T.ECDSA_SHA256)
+REFERENCE_TRANSFORMS = (xc.TransformEnveloped, xc.TransformInclC14N, xc.TransformExclC14N,
+                        xc.TransformSha256)
+SIGNATURE_TRANSFORMS = (xc.TransformExclC14N, xc.TransformEcdsaSha256)
 
 # Any fixed key will do to have xmlsec compute a document's reference digest (see
 # `reference_digest`): the HMAC value it also computes is thrown away.
@@ -53,18 +57,18 @@ def _ds(tag: str) -> str:
 def verifying_key(cert: x509.Certificate) -> xmlsec.Key:
     """The certificate's public key as xmlsec holds it (SubjectPublicKeyInfo, no certificate)."""
     der = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return xmlsec.Key.from_memory(der, xmlsec.KeyFormat.DER)
+    return xmlsec.Key.from_memory(der, xc.KeyDataFormatDer)
 
 
 @lru_cache(maxsize=64)
 def signing_key(private_key: ec.EllipticCurvePrivateKey) -> xmlsec.Key:
     """The private key as xmlsec holds it (PKCS#8, no certificate: KeyInfo is written by us)."""
     der = private_key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
-    return xmlsec.Key.from_memory(der, xmlsec.KeyFormat.DER)
+    return xmlsec.Key.from_memory(der, xc.KeyDataFormatDer)
 
 
 def _context(
-    key: xmlsec.Key, signature_transforms: tuple[object, ...] = SIGNATURE_TRANSFORMS
+    key: xmlsec.Key, signature_transforms: tuple[Transform, ...] = SIGNATURE_TRANSFORMS
 ) -> xmlsec.SignatureContext:
     context = xmlsec.SignatureContext()
     for transform in REFERENCE_TRANSFORMS:
@@ -78,9 +82,10 @@ def _context(
 @lru_cache(maxsize=64)
 def _template(issuer_name: str, serial_number: int) -> etree._Element:
     holder = etree.Element("template")
-    signature = xmlsec.template.create(holder, T.EXCL_C14N, T.ECDSA_SHA256, ns="ds")
-    reference = xmlsec.template.add_reference(signature, T.SHA256, uri="")
-    xmlsec.template.add_transform(reference, T.ENVELOPED)
+    signature = xmlsec.template.create(holder, xc.TransformExclC14N, xc.TransformEcdsaSha256,
+                                       ns="ds")
+    reference = xmlsec.template.add_reference(signature, xc.TransformSha256, uri="")
+    xmlsec.template.add_transform(reference, xc.TransformEnveloped)
     data = xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(signature))
     serial = xmlsec.template.x509_data_add_issuer_serial(data)
     xmlsec.template.x509_issuer_serial_add_issuer_name(serial, issuer_name)
@@ -112,7 +117,9 @@ def sign(signature: etree._Element, private_key: ec.EllipticCurvePrivateKey) -> 
     except xmlsec.Error as exc:
         raise SecurityError(f"xmlsec could not sign the document ({exc})") from None
     for name in ("SignatureValue", "SignedInfo/ds:Reference/ds:DigestValue"):
-        _single_line(signature.find(f"ds:{name}", {"ds": DS_NS}))
+        element = signature.find(f"ds:{name}", {"ds": DS_NS})
+        if element is not None:  # xmlsec fills both, from the template
+            _single_line(element)
 
 
 def verify(signature: etree._Element, cert: x509.Certificate) -> bool:
@@ -146,15 +153,16 @@ def reference_digest(root: etree._Element) -> bytes:
         raise SecurityError("document is not signed")
     info = signature.find(_ds("SignedInfo"))
     method = info.find(_ds("SignatureMethod")) if info is not None else None
-    if method is None:
+    if info is None or method is None:
         raise SecurityError("Signature has no SignedInfo/SignatureMethod")
-    method.set("Algorithm", T.HMAC_SHA256.href)
+    method.set("Algorithm", xc.TransformHmacSha256.href)
     key_info = signature.find(_ds("KeyInfo"))
     if key_info is not None:
         signature.remove(key_info)
-    key = xmlsec.Key.from_binary_data(xmlsec.KeyData.HMAC, _DIGEST_ONLY_KEY)
+    key = xmlsec.Key.from_binary_data(xc.KeyDataHmac, _DIGEST_ONLY_KEY)
     try:
-        _context(key, (T.EXCL_C14N, T.C14N, T.HMAC_SHA256)).sign(signature)
+        _context(key, (xc.TransformExclC14N, xc.TransformInclC14N, xc.TransformHmacSha256)).sign(
+            signature)
     except xmlsec.Error as exc:
         raise SecurityError(f"xmlsec could not compute the reference digest ({exc})") from None
     value = info.findtext(f"{_ds('Reference')}/{_ds('DigestValue')}") or ""
