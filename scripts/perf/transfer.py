@@ -1,6 +1,6 @@
 """Transfer benchmark: how fast the hub moves images to real `bench emulate` meters.
 
-Prints one JSON object:
+Prints one JSON object (see verdict.py for how it ends):
   paced_goodput_ratio      a download paced at 115200 baud (8N1) over a pseudo-terminal, both ends
                            paced: image goodput / the ceiling the wire bytes of its block exchanges
                            allow (data bytes per exchange / wire bytes of request + response frames
@@ -10,13 +10,20 @@ Prints one JSON object:
   unpaced_1mib_s           seconds to deliver a 1 MiB image unpaced (offer to Upgrade End), at the
   unpaced_exchanges_per_s  largest block size, and block exchanges per second during it.
   fleet_100x64k_s          seconds for 100 meters to download a 64 KiB image at once from one hub,
-  fleet_peak_rss_mb        and the peak resident memory of that hub process.
+  fleet_peak_rss_mb        and the peak resident memory of that hub process; fleet_image_copies:
+                           the image buffers the hub held (bar: == 1).
+  rfc2217_vs_pty_goodput   the paced download again, through ser2net over RFC 2217 (the hub's link
+                           paced as on the pseudo-terminal, the server serving the meter's
+                           pseudo-terminal), over the goodput of the same download on the bare
+                           pseudo-terminal, alternating in the same run, best of each. Bar: >= 0.9.
 Extra keys give the evidence: block sizes, wire bytes, per-exchange times, and for the unpaced run
 the reference measured in the same process: round trips of the same frame sizes against a bare
 echo process on a pseudo-terminal (`unpaced_vs_bare_pty_ratio` = how much of the transport's own
 rate the hub and meter keep).
 
 Each part runs in its own process (`--part NAME`), so the fleet's peak RSS is that hub's alone.
+A part is a function returning its figures plus its bars, registered in PARTS; a part whose run
+fails stops the benchmark with no figure printed.
 """
 
 from __future__ import annotations
@@ -30,8 +37,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from verdict import Bar, RunFailed, fail, finish, run
 
 from bench.codec.han import (
     MAX_BLOCK_DATA,
@@ -46,8 +56,9 @@ from bench.crypto.image_signature import sign_image
 from bench.crypto.smki import init_pki
 from bench.errors import LinkError
 from bench.hub import Hub, TransferProgress, TransferState
-from bench.link import SerialLink
+from bench.link import Link, SerialLink
 from bench.rig.emulated_meters import announced_port, stop_emulator
+from bench.testing.serial_server import Ser2net
 
 BAUD = 115200
 LINE_BYTES_PER_S = BAUD / 10  # 8N1
@@ -103,7 +114,7 @@ class MeterProcess:
         try:
             self.port = announced_port(self.process.stdout.fileno(), timeout)
         except LinkError as exc:
-            raise RuntimeError(f"{exc}; see {self.log_path}") from None
+            raise RunFailed(f"meter did not start: {exc}") from None
         with contextlib.suppress(OSError):
             self.realtime = os.sched_getscheduler(self.process.pid) == os.SCHED_FIFO
         return self.port
@@ -131,15 +142,19 @@ class Served:
 
 
 def serve(work: Path, pki, euis: list[bytes], image: bytes, baud: int | None, capture: bool,
-          timeout: float, realtime: bool = False) -> Served:
-    """Start meters, attach them to one hub, offer `image` to all; seconds until all complete."""
+          timeout: float, realtime: bool = False,
+          connect: Callable[[str], Link] | None = None) -> Served:
+    """Start meters, attach them to one hub, offer `image` to all; seconds until all complete.
+
+    `connect(port)` opens the hub's link to a meter's pseudo-terminal (default: directly)."""
+    connect = connect or (lambda port: SerialLink(port, baud=baud))
     meters = [MeterProcess(eui, pki.directory, work, baud, realtime=realtime) for eui in euis]
     links = []
     capture_path = work / "capture.pcap" if capture else None
     hub = Hub(capture_path=capture_path, stall_timeout=60.0, realtime=realtime)
     try:
         for eui, meter in zip(euis, meters, strict=True):
-            link = SerialLink(meter.wait_port(), baud=baud)
+            link = connect(meter.wait_port())
             links.append(link)
             hub.attach(eui, link)
         hub.start()
@@ -151,7 +166,7 @@ def serve(work: Path, pki, euis: list[bytes], image: bytes, baud: int | None, ca
             state = transfer.wait(max(0.0, deadline - time.monotonic()),
                                   until=(TransferState.COMPLETE, TransferState.FAILED))
             if state is not TransferState.COMPLETE:
-                raise RuntimeError(f"{transfer!r}: {transfer.progress().reason}; logs in {work}")
+                raise RunFailed(f"{transfer!r}: {transfer.progress().reason}")
         elapsed = time.monotonic() - started
         return Served(elapsed, [t.progress() for t in transfers], capture_path,
                       hub.realtime_links == len(euis) and all(m.realtime for m in meters),
@@ -189,6 +204,7 @@ def part_paced(work: Path) -> dict[str, object]:
     pki = make_pki(work / "pki", [eui])
     image = make_image(pki, PACED_IMAGE)
     served = serve(work, pki, [eui], image, BAUD, capture=True, timeout=120, realtime=REALTIME)
+    assert served.capture is not None
     x = block_exchanges(served.capture)
     ceiling = x["data"] / x["wire"] * LINE_BYTES_PER_S
     goodput = x["data"] / x["elapsed"]
@@ -236,7 +252,7 @@ def pty_round_trip_reference(rounds: int = 3000) -> float:
         for _ in range(rounds):
             link.send(request)
             if link.recv(5) is None:
-                raise RuntimeError("echo process stopped answering")
+                raise RunFailed("echo process stopped answering")
         elapsed = time.perf_counter() - started
         link.close()
         return rounds / elapsed
@@ -278,28 +294,86 @@ def part_fleet(work: Path) -> dict[str, object]:
     }
 
 
-PARTS = {"paced": part_paced, "unpaced": part_unpaced, "fleet": part_fleet}
+def part_rfc2217(work: Path, rounds: int = 2) -> dict[str, object]:
+    """Paced goodput through ser2net (RFC 2217) over the same on a bare pseudo-terminal."""
+    [eui] = fleet_euis(1)
+    pki = make_pki(work / "pki", [eui])
+    image = make_image(pki, PACED_IMAGE)
+    goodput: dict[str, list[float]] = {"pty": [], "rfc2217": []}
+    for n in range(rounds):
+        for kind in goodput:
+            run_dir = work / f"{kind}-{n}"
+            with contextlib.ExitStack() as servers:
+                def through_ser2net(port: str, run_dir: Path = run_dir,
+                                    servers: contextlib.ExitStack = servers) -> Link:
+                    server = servers.enter_context(Ser2net({"meter": (port, True)}, run_dir / "ser2net"))
+                    return SerialLink(server.url("meter"), BAUD, pace=True)  # paced like the pty
+
+                served = serve(run_dir, pki, [eui], image, BAUD, capture=True, timeout=120,
+                               realtime=REALTIME,
+                               connect=through_ser2net if kind == "rfc2217" else None)
+            assert served.capture is not None
+            x = block_exchanges(served.capture)
+            goodput[kind].append(x["data"] / x["elapsed"])
+    best = {kind: max(values) for kind, values in goodput.items()}
+    return {
+        "rfc2217_vs_pty_goodput": round(best["rfc2217"] / best["pty"], 4),
+        "rfc2217_goodput_b_s": round(best["rfc2217"], 1),
+        "rfc2217_pty_goodput_b_s": round(best["pty"], 1),
+        "rfc2217_rounds_b_s": {kind: [round(v, 1) for v in values] for kind, values in goodput.items()},
+    }
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of the benchmark: what it measures, in a process of its own, and its bars."""
+
+    measure: Callable[[Path], dict[str, object]]
+    bars: tuple[Bar, ...] = ()
+
+
+PARTS = {
+    "paced": Part(part_paced, (Bar("paced_goodput_ratio", ">=", 0.95),)),
+    "unpaced": Part(part_unpaced),
+    "fleet": Part(part_fleet, (Bar("fleet_image_copies", "==", 1),)),
+    "rfc2217": Part(part_rfc2217, (Bar("rfc2217_vs_pty_goodput", ">=", 0.9),)),
+}
+_VERDICT_KEYS = {"bars", "met", "meets_bars"}
+
+
+def run_part(name: str, no_realtime: bool) -> dict[str, object]:
+    """Run one part in a child process; its figures, or RunFailed if its run failed."""
+    command = [sys.executable, __file__, "--part", name, *(["--no-realtime"] if no_realtime else [])]
+    child = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False, timeout=1800)
+    lines = child.stdout.strip().splitlines()
+    try:
+        printed = json.loads(lines[-1])
+    except (ValueError, IndexError):
+        raise RunFailed(f"part {name} exited {child.returncode} printing no JSON") from None
+    if "failed" in printed:
+        raise RunFailed(f"part {name}: {printed['failed']}")
+    return {key: value for key, value in printed.items() if key not in _VERDICT_KEYS}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=sorted(PARTS), help="run one part in this process")
     parser.add_argument("--no-realtime", action="store_true",
-                        help="run the paced part at normal priority (no SCHED_FIFO)")
+                        help="run the paced parts at normal priority (no SCHED_FIFO)")
     args = parser.parse_args()
     global REALTIME
     REALTIME = not args.no_realtime
     if args.part:
+        part = PARTS[args.part]
         with tempfile.TemporaryDirectory(prefix=f"perf-{args.part}-") as tmp:
-            print(json.dumps(PARTS[args.part](Path(tmp))))
-        return
-    result: dict[str, object] = {}
-    for name in ("paced", "unpaced", "fleet"):
-        extra = ["--no-realtime"] if args.no_realtime else []
-        out = subprocess.run([sys.executable, __file__, "--part", name, *extra], check=True,
-                             stdout=subprocess.PIPE, text=True).stdout
-        result.update(json.loads(out.strip().splitlines()[-1]))
-    print(json.dumps(result))
+            run(lambda: part.measure(Path(tmp)), list(part.bars))
+    figures: dict[str, object] = {}
+    for name in PARTS:
+        try:
+            figures.update(run_part(name, args.no_realtime))
+        except (RunFailed, subprocess.TimeoutExpired) as exc:
+            fail(str(exc))
+    finish(figures, [bar for part in PARTS.values() for bar in part.bars])
 
 
 if __name__ == "__main__":
