@@ -12,14 +12,17 @@ import click
 
 from bench.codec.eui import parse_eui
 from bench.meter.faults import FAULTS
+from bench.meter.smets1.faults import SMETS1_FAULTS
 from bench.signals import stop_on_signals
 
 
 @click.command()
 @click.option("--device", type=click.Choice(["esme", "gsme"]), required=True, help="Meter type.")
+@click.option("--generation", type=click.Choice(["SMETS2+", "SMETS1"]), default="SMETS2+", show_default=True,
+              help="SMETS2+: GBCS over HAN frames; SMETS1: DLMS/COSEM over IEC 62056-46 HDLC (docs/smets1.md).")
 @click.option("--eui", required=True, help="Device EUI-64 (must be in the identity PKI).")
-@click.option("--identity", "identity", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="PKI directory holding the device keys and the trust anchors' certificates.")
+@click.option("--identity", "identity", type=click.Path(file_okay=False, path_type=Path),
+              help="SMETS2+ (required): PKI directory holding the device keys and the trust anchors' certificates.")
 @click.option("--state", "state", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="State directory (created on first start; survives restarts and power cuts).")
 @click.option("--port", help="Any pyserial URL: /dev/serial0, /dev/ttyUSB0, socket://host:port, rfc2217://...")
@@ -27,7 +30,7 @@ from bench.signals import stop_on_signals
 @click.option("--radio", type=click.IntRange(11, 26), metavar="CHANNEL",
               help="Use an ATUSB 802.15.4 USB radio on this 2.4 GHz channel instead of a serial port.")
 @click.option("--baud", type=click.IntRange(min=300), help="Pace every write to this line rate (8N1).")
-@click.option("--fault", "faults", multiple=True, type=click.Choice(sorted(FAULTS)),
+@click.option("--fault", "faults", multiple=True, type=click.Choice(sorted(FAULTS | SMETS1_FAULTS)),
               help="Misbehave on purpose (repeatable).")
 @click.option("--supplier", help="Supplier for the trust anchor (name or EUI) on first start.")
 @click.option("--poll-interval", type=click.FloatRange(min=0.05), default=5.0, show_default=True,
@@ -43,7 +46,7 @@ from bench.signals import stop_on_signals
 @click.option("--clock-offset", type=float, default=0.0, show_default=True,
               help="Seconds added to the host clock to make the meter's clock.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
-def emulate(device: str, eui: str, identity: Path, state: Path, port: str | None, pty: bool,
+def emulate(device: str, generation: str, eui: str, identity: Path | None, state: Path, port: str | None, pty: bool,
             radio: int | None, baud: int | None, faults: tuple[str, ...], supplier: str | None, poll_interval: float,
             wake_window: float, query_interval: float | None, max_data_size: int,
             retry_timeout: float, clock_offset: float, log_level: str) -> None:
@@ -58,6 +61,13 @@ def emulate(device: str, eui: str, identity: Path, state: Path, port: str | None
         level=log_level.upper(), stream=sys.stderr,
         format=f"%(asctime)s {eui_bytes.hex().upper()} %(name)s %(levelname)s %(message)s",
     )
+    if generation == "SMETS1":
+        from bench.cli.emulate_smets1 import emulate_smets1
+
+        emulate_smets1(device, eui_bytes, state, port, pty, radio, baud, faults, poll_interval, wake_window)
+        return
+    if identity is None:
+        raise click.UsageError("--identity is required for a SMETS2+ meter")
     config = MeterConfig(
         device=device, eui=eui_bytes, identity=identity, state=state, supplier=supplier,
         faults=frozenset(faults), max_data_size=max_data_size, poll_interval=poll_interval,

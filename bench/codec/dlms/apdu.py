@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from construct import Bytes, ConstructError, Int8ub, Int16ub, Int32ub, Struct
+from construct import Bytes, ConstructError, Int8ub, Int16ub, Int32ub, Struct  # type: ignore[import-untyped]
 
 from bench.codec.dlms import axdr
 from bench.codec.dlms.axdr import DlmsData
@@ -426,7 +426,7 @@ class _Reader:
             raise DecodeError(self.what, "end", self.offset, f"{len(self.data) - self.offset} unexpected bytes")
 
 
-def _enum(kind: type[IntEnum], value: int, what: str, field: str, offset: int):  # type: ignore[no-untyped-def]
+def _enum(kind: type[IntEnum], value: int, what: str, field: str, offset: int):
     try:
         return kind(value)
     except ValueError:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from construct import (
+from construct import (  # type: ignore[import-untyped]
     Adapter,
     Bytes,
     Construct,
@@ -57,29 +57,29 @@ class Tag(IntEnum):
     ENUM = 22
 
 
-class _AxdrLengthCodec(Construct):  # type: ignore[misc]
+class _AxdrLengthCodec(Construct):
     """A-XDR variable length: 0..0x7F in one byte, else 0x81/0x82/0x84 and the big-endian value."""
 
-    def _parse(self, stream, context, path):  # type: ignore[no-untyped-def]
-        first = self._read(stream, 1, path)[0]  # type: ignore[attr-defined]
+    def _parse(self, stream, context, path):
+        first = self._read(stream, 1, path)[0]
         if first < 0x80:
             return first
         size = first & 0x7F
         if size not in (1, 2, 3, 4):
             raise ConstructError(f"A-XDR length with {size} length bytes", path=path)
-        return int.from_bytes(self._read(stream, size, path), "big")  # type: ignore[attr-defined]
+        return int.from_bytes(self._read(stream, size, path), "big")
 
-    def _read(self, stream, size, path):  # type: ignore[no-untyped-def]
+    def _read(self, stream, size, path):
         data = stream.read(size)
         if len(data) != size:
             raise ConstructError("truncated A-XDR length", path=path)
         return data
 
-    def _build(self, obj, stream, context, path):  # type: ignore[no-untyped-def]
+    def _build(self, obj, stream, context, path):
         stream.write(encode_length(obj))
         return obj
 
-    def _sizeof(self, context, path):  # type: ignore[no-untyped-def]
+    def _sizeof(self, context, path):
         raise ConstructError("A-XDR length has no fixed size", path=path)
 
 
@@ -114,11 +114,11 @@ class BitString:
         return [bool(self.data[i // 8] & (0x80 >> (i % 8))) for i in range(self.bits)]
 
 
-class _BitStringAdapter(Adapter):  # type: ignore[misc]
-    def _decode(self, obj, context, path):  # type: ignore[no-untyped-def]
+class _BitStringAdapter(Adapter):
+    def _decode(self, obj, context, path):
         return BitString(obj.bits, bytes(obj.data))
 
-    def _encode(self, obj, context, path):  # type: ignore[no-untyped-def]
+    def _encode(self, obj, context, path):
         return {"bits": obj.bits, "data": obj.data}
 
 
@@ -129,7 +129,7 @@ _BitStringFormat = _BitStringAdapter(Struct(
 
 _Data = LazyBound(lambda: DataFormat)
 
-DataFormat = Struct(
+DataFormat: Any = Struct(
     "tag" / Int8ub,
     "value" / Switch(this.tag, {
         Tag.NULL: Pass,

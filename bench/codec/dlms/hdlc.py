@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from construct import (
+from construct import (  # type: ignore[import-untyped]
     BitsInteger,
     BitStruct,
     Bytes,
@@ -57,12 +57,12 @@ _Format = BitStruct(
 _Address = RepeatUntil(lambda byte, _lst, _ctx: byte & 1, Int8ub)
 
 
-def _info_length(ctx) -> int:  # type: ignore[no-untyped-def]
+def _info_length(ctx) -> int:
     header = ctx.header
     return header.value.format.length - len(header.data) - 4
 
 
-def _has_info(ctx) -> bool:  # type: ignore[no-untyped-def]
+def _has_info(ctx) -> bool:
     return _info_length(ctx) > 0
 
 

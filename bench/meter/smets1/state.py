@@ -1,0 +1,102 @@
+"""A SMETS1 meter's non-volatile memory: the SMETS2+ meter's state document plus IC18 progress.
+
+The image being transferred is written block by block into the shared `download.part` at each
+block's offset (blocks may arrive in any order, and again). A block counts as received only once
+its bytes are fsynced *and* the document's bitmap says so; blocks received after the last save
+are simply missing after a power cut, and `transferred_blocks_status` makes the S1SP resend them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.meter.state import MeterState
+
+# IC18 image_transfer_status (IEC 62056-6-2)
+NOT_INITIATED = 0
+INITIATED = 1
+VERIFICATION_INITIATED = 2
+VERIFICATION_SUCCESSFUL = 3
+VERIFICATION_FAILED = 4
+ACTIVATION_INITIATED = 5
+ACTIVATION_SUCCESSFUL = 6
+ACTIVATION_FAILED = 7
+
+
+@dataclass
+class TransferProgress:
+    """The image being transferred: what the initiate said, and the blocks safely on disk."""
+
+    identifier: str  # the image identifier, ASCII (modelled: the 8-hex-digit firmware version)
+    size: int
+    block_size: int
+    received: str  # hex bitmap, bit i (MSB first) = block i is on disk
+
+    @property
+    def block_count(self) -> int:
+        return (self.size + self.block_size - 1) // self.block_size
+
+    def flags(self) -> list[bool]:
+        data = bytes.fromhex(self.received)
+        return [bool(data[i // 8] & (0x80 >> (i % 8))) for i in range(self.block_count)]
+
+    @staticmethod
+    def bitmap(flags: list[bool]) -> str:
+        data = bytearray((len(flags) + 7) // 8)
+        for i, flag in enumerate(flags):
+            if flag:
+                data[i // 8] |= 0x80 >> (i % 8)
+        return data.hex()
+
+
+@dataclass
+class Smets1State(MeterState):
+    """The SMETS2+ document (slots, download) plus the IC18 transfer and its status."""
+
+    transfer: TransferProgress | None = None
+    transfer_status: int = NOT_INITIATED
+    transfer_enabled: bool = True
+    # what 1-0:0.2.0.255 reports instead of the active slot (set only by a fault profile)
+    identifier_override: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Smets1State:
+        base = MeterState.from_json(data)
+        transfer = data.get("transfer")
+        return cls(
+            **{name: getattr(base, name) for name in MeterState.__dataclass_fields__},
+            transfer=TransferProgress(**transfer) if transfer else None,
+            transfer_status=int(data.get("transfer_status", NOT_INITIATED)),
+            transfer_enabled=bool(data.get("transfer_enabled", True)),
+            identifier_override=data.get("identifier_override"),
+        )
+
+
+class BlockFile:
+    """The image under transfer: blocks written at their offsets; `sync()` before recording them."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        os.ftruncate(self._fd, size)
+        self.dirty = False
+
+    def write(self, offset: int, data: bytes) -> None:
+        os.pwrite(self._fd, data, offset)
+        self.dirty = True
+
+    def sync(self) -> None:
+        if self.dirty:
+            os.fsync(self._fd)
+            self.dirty = False
+
+    def read_all(self) -> bytes:
+        return self.path.read_bytes()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
