@@ -1,0 +1,135 @@
+"""Oracles: after each batch, is the meter alive, and did it keep what it must keep?
+
+Over the wire (any meter): the last 11.2 read it answered is sent again, then a fresh one. A
+conforming meter refuses the replay (its counter is not above the last accepted), answers the
+fresh read with the version it ran before the campaign, and answers nothing else the campaign
+sent: every command in a case carries a defect. So a missing answer (a hang, or a crash), another
+version, an answered replay (an accepted counter that went back) or any other answer (a command
+with a defect obeyed) is a finding. An emulated meter is also checked from the inside: its
+process is running, and its state document still holds the same active and pending images, the
+same schedule, and no accepted counter but the probes'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.codec.eui import eui_hex
+from bench.codec.gbcs import payloads
+from bench.codec.gbcs.apdu import GbcsMessage
+from bench.codec.gbcs.codes import RESPONSE
+from bench.errors import BenchError, LinkError
+from bench.fuzz.frames import FuzzContext
+from bench.fuzz.session import MeterSession
+from bench.fuzz.target import Target
+from bench.meter.state import MeterState
+
+KINDS = ("crash", "hang", "version", "replay", "accepted", "state")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # one of KINDS
+    detail: str
+
+
+class Oracle:
+    def __init__(self, ctx: FuzzContext, session: MeterSession, target: Target, timeout: float) -> None:
+        self.ctx = ctx
+        self.session = session
+        self.target = target
+        self.timeout = timeout
+        self.version: bytes | None = None
+        self.state: MeterState | None = None
+        self._last_probe: bytes | None = None
+        self._last_counter: int | None = None
+
+    def baseline(self) -> Finding | None:
+        """Read the meter before any case: what it runs and holds is what it must keep."""
+        counter = self.ctx.probe_counter(-1)
+        mark = self.session.mark()
+        finding = self._probe(counter, mark)
+        if finding is None:
+            self.state = self.target.state()
+        return finding
+
+    def check(self, last_case: int, mark: int) -> Finding | None:
+        """Everything after `mark` (the batch's start) against what the meter must keep."""
+        gone = self.target.exited()
+        if gone is not None:
+            return Finding("crash", gone)
+        if self._last_probe is not None:
+            try:
+                self.session.send_gbcs(self._last_probe)
+            except (LinkError, BenchError) as exc:
+                return self._silent(f"the link took no frame: {exc}")
+        replayed = self._last_counter
+        finding = self._probe(self.ctx.probe_counter(last_case), mark)
+        if finding is not None:
+            return finding
+        for message in self.session.since(mark):
+            if message.cra_flag != RESPONSE or message.originator != self.ctx.meter_eui:
+                continue
+            if message.originator_counter == replayed:
+                return Finding("replay", f"answered a replayed read (counter {replayed}): the "
+                                         f"accepted counter went back")
+            if message.originator_counter != self._last_counter:
+                return Finding("accepted", f"answered message {message.message_code:#06x} with "
+                                           f"counter {message.originator_counter}: a command with a "
+                                           f"defect was obeyed")
+        return self._state_kept()
+
+    # -- probes ---------------------------------------------------------------------------------
+    def _probe(self, counter: int, mark: int) -> Finding | None:
+        command = self.ctx.read_command(counter)
+        try:
+            self.session.send_gbcs(command)
+        except (LinkError, BenchError) as exc:
+            return self._silent(f"the link took no frame: {exc}")
+        answer = self.session.wait_for(
+            lambda m: m.cra_flag == RESPONSE and m.originator_counter == counter, mark, self.timeout)
+        if answer is None:
+            return self._silent(f"no answer to an 11.2 read within {self.timeout:g} s")
+        version = _version(answer)
+        if self.version is None:
+            self.version = version
+        elif version != self.version:
+            return Finding("version", f"reads version {_hex(version)}, ran {_hex(self.version)} "
+                                      f"before the campaign")
+        self._last_probe, self._last_counter = command, counter
+        return None
+
+    def _silent(self, what: str) -> Finding:
+        gone = self.target.exited()
+        if gone is not None:
+            return Finding("crash", gone)
+        if self.session.link_error is not None:
+            return Finding("crash", f"the link failed: {self.session.link_error}")
+        return Finding("hang", what)
+
+    def _state_kept(self) -> Finding | None:
+        before, now = self.state, self.target.state()
+        if before is None or now is None:
+            return None
+        changed = [name for name in ("active", "pending", "scheduled")
+                   if getattr(before, name) != getattr(now, name)]
+        if changed:
+            return Finding("state", f"{', '.join(changed)} changed: {getattr(now, changed[0])}")
+        supplier = eui_hex(self.ctx.supplier_eui)
+        expected = {**{k: v for k, v in before.counters.items() if k != supplier},
+                    supplier: self._last_counter}
+        if now.counters != expected:
+            return Finding("state", f"accepted counters {now.counters}, expected {expected}")
+        return None
+
+
+def _version(message: GbcsMessage) -> bytes | None:
+    try:
+        payload = payloads.decode_payload(message)
+    except BenchError:
+        return None
+    return getattr(payload, "firmware_version", None)
+
+
+def _hex(version: bytes | None) -> str:
+    return "none" if version is None else version.hex().upper()

@@ -1,0 +1,148 @@
+"""The bench's end of the meter's link during a campaign.
+
+It sends case frames (and records them), and otherwise behaves as a quiet hub, so the meter's
+own protocol does not pile up behind the campaign: every Transfer Data PUT the meter sends is
+acknowledged (its alerts are not resent for ever), a Query Next Image is answered "no image",
+an Image Block Request "abort", a failed Upgrade End with a Default Response. Every GBCS message
+the meter sends is decoded and kept, in order, for the oracle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+
+from bench.codec import han
+from bench.codec.gbcs.apdu import GbcsMessage, decode_message
+from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, max_block_data, segment
+from bench.codec.hdlc import encode_frame
+from bench.errors import BenchError, LinkError
+from bench.fuzz.frames import TUNNEL_ID, FuzzContext
+from bench.link.base import Link
+
+
+class MeterSession:
+    def __init__(self, link: Link, ctx: FuzzContext, record: Callable[[bytes], None] | None = None) -> None:
+        self.link = link
+        self.ctx = ctx
+        self._record = record
+        self.messages: list[GbcsMessage] = []
+        self.frames_sent = 0
+        self.wire_bytes_sent = 0  # HDLC-lite framed bytes, what the line carries
+        self.frames_heard = 0
+        self.link_error: str | None = None
+        self._seq = 0
+        self._gbt = GbtReassembler()
+        self._send_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fuzz-session", daemon=True)
+        self._thread.start()
+
+    # -- sending ----------------------------------------------------------------------------------
+    def send(self, frame: bytes) -> None:
+        """One frame on the link exactly as given (LinkError if the line will not take it)."""
+        with self._send_lock:
+            self.link.send(frame)
+            self.frames_sent += 1
+            self.wire_bytes_sent += len(encode_frame(frame))
+        if self._record is not None:
+            self._record(frame)
+
+    def send_gbcs(self, message: bytes) -> None:
+        """A whole GBCS message as the hub sends it: one PUT, or GBT blocks when it is longer."""
+        pieces = [message] if len(message) <= han.MAX_TUNNEL_MESSAGE else segment(
+            message, max_block_data(han.MAX_TUNNEL_MESSAGE))
+        for piece in pieces:
+            self._reply(han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_PUT, piece, None, True))
+
+    def _reply(self, command: han.ZclCommand, seq: int | None = None) -> None:
+        if seq is None:
+            self._seq = (self._seq + 1) & 0xFF
+            seq = self._seq
+        frame = han.encode_han_frame(han.HanFrame(self.ctx.hub, self.ctx.meter, seq, command))
+        with self._send_lock:
+            self.link.send(frame)
+            self.wire_bytes_sent += len(encode_frame(frame))
+            self.frames_sent += 1
+
+    # -- what the meter said ----------------------------------------------------------------------
+    def mark(self) -> int:
+        with self._cond:
+            return len(self.messages)
+
+    def since(self, mark: int) -> list[GbcsMessage]:
+        with self._cond:
+            return list(self.messages[mark:])
+
+    def wait_for(self, predicate: Callable[[GbcsMessage], bool], mark: int, timeout: float) -> GbcsMessage | None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for message in self.messages[mark:]:
+                    if predicate(message):
+                        return message
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.link_error is not None:
+                    return None
+                self._cond.wait(min(remaining, 0.05))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+    # -- the quiet hub ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.link.recv(0.05)
+            except LinkError as exc:
+                with self._cond:
+                    self.link_error = str(exc)
+                    self._cond.notify_all()
+                return
+            if data is None:
+                continue
+            try:
+                frame = han.decode_han_frame(data)
+            except BenchError:
+                continue
+            self.frames_heard += 1
+            with contextlib.suppress(LinkError, BenchError):
+                self._answer(frame)
+
+    def _answer(self, frame: han.HanFrame) -> None:
+        command = frame.command
+        if isinstance(command, han.TunnelTransferData):
+            if command.gbcs_command == han.TUNNEL_GET:
+                self._reply(han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_GET_RESPONSE, b"", 0, True))
+            elif command.gbcs_command == han.TUNNEL_PUT and command.message:
+                self._reply(han.DefaultResponse(han.CMD_TRANSFER_DATA_TO_SERVER, han.SUCCESS,
+                                                han.CLUSTER_TUNNELING, True), frame.seq)
+                self._take(bytes(command.message))
+        elif isinstance(command, han.QueryNextImageRequest):
+            self._reply(han.QueryNextImageResponse(han.NO_IMAGE_AVAILABLE))
+        elif isinstance(command, han.ImageBlockRequest):
+            self._reply(han.ImageBlockResponse(han.ABORT))
+        elif isinstance(command, han.UpgradeEndRequest):
+            self._reply(han.DefaultResponse(han.CMD_UPGRADE_END_REQUEST, han.SUCCESS,
+                                            han.CLUSTER_OTA_UPGRADE, True), frame.seq)
+
+    def _take(self, message: bytes) -> None:
+        if is_gbt_block(message):
+            try:
+                whole = self._gbt.feed(message)
+            except BenchError:
+                return
+            if whole is None:
+                return
+            message = whole
+        try:
+            decoded = decode_message(message)
+        except BenchError:
+            return
+        with self._cond:
+            self.messages.append(decoded)
+            self._cond.notify_all()
