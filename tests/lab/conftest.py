@@ -1,0 +1,31 @@
+"""A real labgrid lab per test module: coordinator, exporter, ser2net and emulated meters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .lab import Lab, have_ser2net, start_lab
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    pytest.importorskip("labgrid", reason="labgrid is not installed (the test extra has it)")
+    if not have_ser2net():
+        pytest.skip("ser2net is not installed (.ci/run installs it)")
+    started = start_lab(tmp_path_factory.mktemp("lab"), extra_places=OFFLINE_PLACE)
+    yield started
+    started.stop()
+
+
+# a place whose exporter never comes up: what a rig sees when its exporter is down
+OFFLINE_PLACE = """\
+mp207-offline:
+  tags:
+    rig: offline
+  matches:
+  - exporter: bench-offline
+    group: '*'
+    cls: '*'
+"""
