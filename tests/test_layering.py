@@ -30,6 +30,7 @@ FLOORS: tuple[frozenset[str], ...] = (
     frozenset({"meter", "hub", "s1sp", "dcc"}),
     frozenset({"report"}),
     frozenset({"rig"}),
+    frozenset({"fuzz"}),
     frozenset({"testing", "cli"}),
     frozenset({"__main__"}),
 )
