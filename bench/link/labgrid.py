@@ -142,7 +142,10 @@ class LabSession:
     async def _connect(self, user: str | None) -> Any:
         from labgrid.remote.client import ClientSession
 
-        class _Session(ClientSession):  # type: ignore[misc]
+        class _Session(ClientSession):
+            channel: Any
+            stub: Any
+
             def __attrs_post_init__(self) -> None:
                 super().__attrs_post_init__()
                 # gRPC shares one connection between a process's channels to one address, and
@@ -150,10 +153,12 @@ class LabSession:
                 import grpc
                 from labgrid.remote.generated import labgrid_coordinator_pb2_grpc
 
-                shared, self.channel = self.channel, grpc.aio.insecure_channel(
+                shared: Any = self.channel
+                channel: Any = grpc.aio.insecure_channel(
                     target=self.address, options=[*_CHANNEL_OPTIONS,
                                                   ("grpc.use_local_subchannel_pool", 1)])
-                self.stub = labgrid_coordinator_pb2_grpc.CoordinatorStub(self.channel)
+                self.channel = channel
+                self.stub = labgrid_coordinator_pb2_grpc.CoordinatorStub(channel)
                 asyncio.ensure_future(shared.close())
 
             def getuser(self) -> str:
