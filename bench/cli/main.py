@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "run": "bench.cli.run:run",
     "lab": "bench.cli.lab:lab",
     "report": "bench.cli.report:report",
+    "fuzz": "bench.cli.fuzz:fuzz",
 }
 
 

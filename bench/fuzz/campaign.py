@@ -111,6 +111,7 @@ class Campaign:
         self.settings = settings
         self.out = out
         self.replay_command = replay_command or (lambda path: f"bench fuzz --replay {path}")
+        self.reproducer_extra: dict = {}  # what a replay needs to rebuild the target (rig, role)
         self.trials = 0
 
     def case(self, number: int) -> Case:
@@ -131,11 +132,12 @@ class Campaign:
         result = CampaignResult(s, self.ctx.counter_base, {layer: 0 for layer in s.layers},
                                 {layer: 0 for layer in s.layers})
         started = time.monotonic()
-        run = self._fresh_run()
+        run: Run | None = self._fresh_run()
         try:
             for first in range(0, s.cases, s.batch):
                 numbers = list(range(first, min(first + s.batch, s.cases)))
                 cases = [self.case(n) for n in numbers]
+                assert run is not None
                 mark = run.session.mark()
                 finding = run.send(cases) or run.oracle.check(numbers[-1], mark)
                 for case in cases:
@@ -211,7 +213,8 @@ class Campaign:
     def _report(self, finding: Finding, batch: list[Case], index: int) -> Reported:
         minimal, reproduced = self.minimise(batch, finding.kind)
         folder = self.out / "findings" / f"{index:03d}-{finding.kind}"
-        write_reproducer(folder, self.ctx, self.settings, finding, minimal, reproduced)
+        write_reproducer(folder, self.ctx, self.settings, finding, minimal, reproduced,
+                         self.reproducer_extra)
         path = folder / "reproducer.json"
         command = self.replay_command(path)
         data = json.loads(path.read_text())

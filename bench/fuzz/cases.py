@@ -103,7 +103,7 @@ def ota_case(ctx: FuzzContext, rng: random.Random, number: int) -> tuple[str, li
     if kind == "block":  # wrong offsets and sizes
         size = rng.choice((0, 1, 47, 48, 49, 56, 64, han.MAX_BLOCK_DATA, rng.randrange(han.MAX_BLOCK_DATA + 1)))
         offset = rng.choice((0, 48, 47, 1200, 0xFFFFFFFF, rng.getrandbits(32)))
-        layer = zigbee.OtaImageBlockResponse(status=han.SUCCESS, manufacturer_code=manufacturer,
+        layer: Packet = zigbee.OtaImageBlockResponse(status=han.SUCCESS, manufacturer_code=manufacturer,
                                              image_type=image_type, file_version=version,
                                              file_offset=offset, data=rng.randbytes(size))
         return f"ota:block:offset={offset},size={size}", [_ota_frame(ctx, number, han.CMD_IMAGE_BLOCK_RESPONSE, layer)]
@@ -326,16 +326,16 @@ def gbcs_case(ctx: FuzzContext, rng: random.Random, number: int) -> tuple[str, l
         signed = ctx.cs06_message(counter, firmware_hash)
         signed = ctx.sign(replace(signed, content=content))
         return f"gbcs:cs06-payload={how}", _deliver(ctx, number, ctx.mac(signed).encode())
-    message = bytearray(ctx.mac(read).encode())
+    raw = bytearray(ctx.mac(read).encode())
     if kind == "length":  # the BER lengths: ciphered service, other-information, content
         spots = [7, 14, 24, 33, 42, 43, 46]  # DD length, then the DF elements' length bytes
         spot = rng.choice(spots)
-        message[spot] = rng.choice(((message[spot] + 1) & 0xFF, (message[spot] - 1) & 0xFF, 0x00, 0x7F,
-                                    0x80, 0x81, 0x82, 0xFF))
-        return f"gbcs:length@{spot}", _deliver(ctx, number, bytes(message))
-    at = rng.randrange(len(message))
-    message[at] ^= 1 << rng.randrange(8)
-    return f"gbcs:flip@{at}", _deliver(ctx, number, bytes(message))
+        raw[spot] = rng.choice(((raw[spot] + 1) & 0xFF, (raw[spot] - 1) & 0xFF, 0x00, 0x7F,
+                                0x80, 0x81, 0x82, 0xFF))
+        return f"gbcs:length@{spot}", _deliver(ctx, number, bytes(raw))
+    at = rng.randrange(len(raw))
+    raw[at] ^= 1 << rng.randrange(8)
+    return f"gbcs:flip@{at}", _deliver(ctx, number, bytes(raw))
 
 
 GENERATORS: dict[str, Callable[[FuzzContext, random.Random, int], tuple[str, list[bytes]]]] = {

@@ -24,6 +24,7 @@ from bench.codec.gbcs.apdu import GbcsMessage
 from bench.codec.gbcs.codes import COMMAND, CS06, ECS52, GCS38
 from bench.crypto.gbcs_security import apply_mac, mac_key, mac_over, raw_signature
 from bench.crypto.smki import Pki
+from bench.errors import ConfigError
 
 HUB_EUI = bytes.fromhex("00DB1234567890A2")  # the CHF of the default rig (the emulators' hub)
 TUNNEL_ID = 0x0001
@@ -49,8 +50,11 @@ class FuzzContext:
                  counter_base: int = 1 << 32) -> FuzzContext:
         pki = Pki.load(pki_dir)
         party = pki.party(supplier)
-        return cls(device, meter_eui, party.eui, party.ds_key, pki.party("acb").ka_key,
-                   pki.device(meter_eui).ka_cert.public_key(), counter_base)
+        meter_ka = pki.device(meter_eui).ka_cert.public_key()
+        if not isinstance(meter_ka, ec.EllipticCurvePublicKey):
+            raise ConfigError(f"{pki_dir}: the KA certificate of {meter_eui.hex().upper()} is not EC")
+        return cls(device, meter_eui, party.eui, party.ds_key, pki.party("acb").ka_key, meter_ka,
+                   counter_base)
 
     @property
     def meter(self) -> han.HanNode:

@@ -10,6 +10,7 @@ import contextlib
 import random
 import struct
 from collections.abc import Iterator
+from typing import Any
 
 from scapy.fields import ConditionalField, Field, StrField
 from scapy.layers.dot15d4 import Dot15d4FCS
@@ -54,9 +55,9 @@ def boundary_values(bits: int, current: int, rng: random.Random) -> list[int]:
     return [v for v in values if 0 <= v <= top]
 
 
-def _concrete(layer: Packet) -> list[Field]:
+def _concrete(layer: Packet) -> list[Any]:
     """The fields of `layer` that are on the wire for its current values."""
-    present = []
+    present: list[Any] = []
     for field in layer.fields_desc:
         if isinstance(field, ConditionalField) and not field._evalcond(layer):  # noqa: SLF001
             continue

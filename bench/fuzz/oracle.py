@@ -12,6 +12,7 @@ same schedule, and no accepted counter but the probes'.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from bench.codec.eui import eui_hex
@@ -101,6 +102,10 @@ class Oracle:
 
     def _silent(self, what: str) -> Finding:
         gone = self.target.exited()
+        deadline = time.monotonic() + 1.0
+        while gone is None and self.session.link_error is not None and time.monotonic() < deadline:
+            time.sleep(0.02)  # a dead emulator closes its line a moment before it is reaped
+            gone = self.target.exited()
         if gone is not None:
             return Finding("crash", gone)
         if self.session.link_error is not None:
