@@ -14,9 +14,9 @@ from typing import Any
 
 import click
 
-from bench.rig.model import PROJECT_ROOT
+from bench.rig.model import shipped
 
-SUITE = PROJECT_ROOT / "hil_tests"
+SUITE = shipped("hil_tests")
 
 
 class ProgressLines:

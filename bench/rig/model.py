@@ -23,7 +23,20 @@ from bench.errors import BenchError, ConfigError, RigError
 from bench.rig.lab import LabPlace, LabPort, parse_lab_port, parse_lab_table
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # bench/rig/model.py -> the project
-DEFAULT_RIG = PROJECT_ROOT / "rigs" / "emulated.toml"
+EMBEDDED = Path(__file__).resolve().parents[1] / "embedded"  # an installed bench's lab files
+
+
+def shipped(name: str) -> Path:
+    """A directory the bench ships: hil_tests, rigs, fixtures or firmware_images.
+
+    An installed bench (a wheel) carries them under bench/embedded/ (setup.py copies them at build
+    time); a checkout, or an editable install of one, has them at its top level.
+    """
+    inside = EMBEDDED / name
+    return inside if inside.is_dir() else PROJECT_ROOT / name
+
+
+DEFAULT_RIG = shipped("rigs") / "emulated.toml"
 
 SERIAL_URL_SCHEMES = ("rfc2217", "socket", "loop", "spy", "hwgrep", "alt")
 RADIO_CHANNELS = range(11, 27)  # IEEE 802.15.4 channels of the 2.4 GHz band

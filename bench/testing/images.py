@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.rig.model import PROJECT_ROOT
+from bench.rig.model import shipped
 
 
 @dataclass
@@ -87,7 +87,7 @@ class ImageFactory:
         return image
 
 
-SAMPLES = PROJECT_ROOT / "firmware_images"
+SAMPLES = shipped("firmware_images")
 
 
 def sample(name: str, signer: str = "") -> SampleImage:
