@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from bench.codec.capture_decode import decode_capture, write_json_lines
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def capture() -> None:
@@ -20,8 +22,6 @@ def capture() -> None:
               help="One compact JSON object per frame per line, or one readable summary line per frame.")
 def decode(pcap: Path, as_json: bool) -> None:
     """Decode every frame: addresses, OTA command and fields, tunnel command and GBCS header."""
-    from bench.codec.capture_decode import decode_capture, write_json_lines
-
     if as_json:
         write_json_lines(pcap, sys.stdout)
         return

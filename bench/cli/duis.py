@@ -8,8 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from cryptography.x509.oid import NameOID
 
+from bench.codec.duis import safe_xml
+from bench.codec.duis.requests import parse_request, request_summary
+from bench.codec.duis.responses import parse_response, response_summary
+from bench.codec.duis.safe_xml import validate_document
 from bench.crypto.pem import load_certificate, load_private_key
+from bench.crypto.smki import Pki, eui_of, role_of
+from bench.crypto.xmldsig import sign_document, verify_document
 from bench.errors import ConfigError, DecodeError, SecurityError
 
 if TYPE_CHECKING:
@@ -41,10 +48,6 @@ def _write(path: str, data: bytes) -> None:
 
 def document_summary(xml: bytes) -> dict[str, Any]:
     """Header and body fields of a request, response or alert (what `parse` prints)."""
-    from bench.codec.duis import safe_xml
-    from bench.codec.duis.requests import parse_request, request_summary
-    from bench.codec.duis.responses import parse_response, response_summary
-
     root = safe_xml.parse_document(xml)
     if root.tag == safe_xml.sr("Request"):
         summary = request_summary(parse_request(root))
@@ -95,8 +98,6 @@ def parse(file: str, as_json: bool) -> None:
 @click.argument("file")
 def validate(file: str) -> None:
     """Validate FILE against DUIS Schema V5.4 (exit 2 with the first violation)."""
-    from bench.codec.duis.safe_xml import validate_document
-
     validate_document(_read(file))
     click.echo("valid")
 
@@ -108,8 +109,6 @@ def _signing_identity(
     if party is not None:
         if key is not None or cert is not None:
             raise ConfigError("--as: use either --as or --key/--cert")
-        from bench.crypto.smki import Pki
-
         identity = Pki.load(pki_dir).party(party)
         return identity.ds_key, identity.ds_cert
     if key is None or cert is None:
@@ -141,8 +140,6 @@ def sign(
     file: str, key: Path | None, cert: Path | None, party: str | None, pki_dir: Path, output: str
 ) -> None:
     """Sign a DUIS document with XML-DSig as DUIS does (enveloped, ecdsa-sha256)."""
-    from bench.crypto.xmldsig import sign_document
-
     private_key, certificate = _signing_identity(key, cert, party, pki_dir)
     _write(output, sign_document(_read(file), private_key, certificate))
 
@@ -174,9 +171,6 @@ def verify(
     With --json the verdict is one object on stdout either way ({"valid": false, "reason"} when
     refused, besides the one error line on stderr).
     """
-    from bench.crypto.smki import Pki, eui_of, role_of
-    from bench.crypto.xmldsig import verify_document
-
     candidates = tuple(load_certificate(path) for path in certs)
     if ca is not None and pki_dir is not None:
         raise ConfigError("--ca/--pki: use either --ca or --pki")
@@ -193,7 +187,8 @@ def verify(
             click.echo(json.dumps({"valid": False, "reason": f"{exc}{hint}"}))
         raise SecurityError(f"signature not valid: {exc}{hint}") from None
     cert = result.signer_cert
-    names = [attr.value for attr in cert.subject if attr.oid.dotted_string == "2.5.4.3"]
+    names = [attr.value for attr in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+             if isinstance(attr.value, str)]
     report = {
         "valid": True,
         "signer": names[0] if names else None,

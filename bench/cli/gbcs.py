@@ -21,11 +21,13 @@ from bench.codec.gbcs import (
     GbcsMessage,
     GbtReassembler,
     decode_message,
+    is_gbt_block,
     max_block_data,
     message_name,
     payload_fields,
     segment,
 )
+from bench.domain import OrgRole
 from bench.errors import BenchError, DecodeError, SecurityError
 
 Check = Callable[[GbcsMessage], dict[str, Any]]
@@ -74,6 +76,7 @@ def _load_checks(verify_cert: Path | None, mac_key: Path | None, peer_cert: Path
         raise click.BadParameter("--mac-key and --peer-cert go together", param_hint="--mac-key/--peer-cert")
     if verify_cert is None and mac_key is None:
         return None
+    # Lazy: only --verify-cert / --mac-key need cryptography; plain decoding never loads it.
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from bench.crypto.gbcs_security import verify_mac, verify_signature
@@ -110,11 +113,12 @@ def _pki_check(directory: Path) -> Check:
     key x recipient KA certificate), any other MAC the originator's KA key x the recipient's KA
     certificate. A value is null when the PKI does not know a party involved.
     """
+    # Lazy: only --pki needs cryptography; plain decoding never loads it.
     from bench.crypto.gbcs_security import verify_mac, verify_signature
     from bench.crypto.smki import Pki
 
     pki = Pki.load(directory)
-    acb = next((party for party in pki.parties.values() if party.role == "acb"), None)
+    acb = next((party for party in pki.parties.values() if party.role == OrgRole.ACB), None)
 
     def identity(eui: bytes) -> Any:
         try:
@@ -237,8 +241,6 @@ def reassemble(blocks: TextIO) -> None:
     of a finished message's block counts as the start of a new transfer: GBCS counters, not GBT,
     decide what is a replay).
     """
-    from bench.codec.gbcs import is_gbt_block
-
     reassembler = GbtReassembler()
     failed = 0
     for number, line in enumerate(blocks, start=1):

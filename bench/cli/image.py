@@ -12,6 +12,8 @@ import click
 
 from bench.codec.eui import eui_hex, parse_eui
 from bench.codec.ota_file import GbUpgradeImage, OtaHeader, build_gb_image, parse_gb_image
+from bench.crypto.image_signature import sign_image, verify_image
+from bench.crypto.pem import load_certificates, load_private_key
 from bench.domain import DeviceType
 from bench.errors import BenchError, ConfigError
 
@@ -101,9 +103,6 @@ def inspect(file: Path, as_json: bool, verify_cert: Path | None) -> None:
     parsed = parse_gb_image(file.read_bytes())
     fields = image_json(parsed)
     if verify_cert is not None:
-        from bench.crypto.image_signature import verify_image
-        from bench.crypto.pem import load_certificates
-
         signer = next((cert for cert in load_certificates(verify_cert)
                        if verify_image(parsed.manufacturer_image, parsed.signature, cert)), None)
         fields["signature_valid"] = signer is not None
@@ -136,15 +135,15 @@ def build(manufacturer_image: Path, manufacturer_code: int, image_type: int, fil
           security_credential_version: int | None, header_string: str, key_path: Path,
           output: Path, manifest: Path | None, device_type: str | None, signer: str | None) -> None:
     """Sign a manufacturer image and wrap it in a ZigBee OTA header."""
-    from bench.crypto.image_signature import sign_image
-    from bench.crypto.pem import load_private_key
-
     if (min_hw is None) != (max_hw is None):
         raise ConfigError("--min-hw and --max-hw go together")
     if min_hw is not None and max_hw is not None and min_hw > max_hw:
         raise ConfigError(f"--min-hw 0x{min_hw:04X} is above --max-hw 0x{max_hw:04X}: no hardware could take the image")
-    if manifest is not None and (device_type is None or signer is None):
-        raise ConfigError("--manifest needs --device-type and --signer")
+    entry: tuple[Path, str, str] | None = None  # manifest, device type, signer
+    if manifest is not None:
+        if device_type is None or signer is None:
+            raise ConfigError("--manifest needs --device-type and --signer")
+        entry = (manifest, device_type, signer)
     body = manufacturer_image.read_bytes()
     if not body:
         raise ConfigError(f"{manufacturer_image}: the manufacturer image is empty")
@@ -158,8 +157,9 @@ def build(manufacturer_image: Path, manufacturer_code: int, image_type: int, fil
     header.to_bytes()  # range checks before paying for a signature
     data = build_gb_image(header, body, sign_image(body, load_private_key(key_path)))
     output.write_bytes(data)
-    if manifest is not None:
-        record_in_manifest(manifest, output, device_type, file_version, signer, body)
+    if entry is not None:
+        manifest_path, manifest_type, manifest_signer = entry
+        record_in_manifest(manifest_path, output, manifest_type, file_version, manifest_signer, body)
     click.echo(f"{output}: {len(data)} bytes, manufacturer image sha256 {hashlib.sha256(body).hexdigest()}")
 
 

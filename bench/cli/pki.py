@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from bench.crypto.smki import DEFAULT_DEVICES, Pki, eui_of, init_pki, role_of
 from bench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -40,8 +41,6 @@ def pki() -> None:
 )
 def init(directory: Path, seed: str, devices: tuple[str, ...]) -> None:
     """Write a CA, the parties and the devices into DIRECTORY (same seed, same bytes)."""
-    from bench.crypto.smki import DEFAULT_DEVICES, init_pki
-
     chosen = [_device(text) for text in devices] if devices else list(DEFAULT_DEVICES)
     loaded = init_pki(directory, seed=seed, devices=chosen)
     click.echo(
@@ -56,8 +55,6 @@ def init(directory: Path, seed: str, devices: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def show(directory: Path, as_json: bool) -> None:
     """List the parties and devices of a PKI directory with their certificates."""
-    from bench.crypto.smki import Pki, eui_of, role_of
-
     loaded = Pki.load(directory)
 
     def cert_fields(cert: x509.Certificate) -> dict[str, object]:
@@ -69,7 +66,7 @@ def show(directory: Path, as_json: bool) -> None:
             "not_valid_after": cert.not_valid_after_utc.isoformat(),
         }
 
-    data = {
+    data: dict[str, Any] = {  # a JSON document
         "directory": str(directory),
         "seed": loaded.seed,
         "ca": {
