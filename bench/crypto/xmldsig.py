@@ -28,6 +28,7 @@ from functools import cache, lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from lxml import etree
 
 from bench.codec.duis.document import root_of
@@ -75,8 +76,6 @@ class VerifiedDocument:
 
 @lru_cache(maxsize=64)
 def _key_matches(private_key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate) -> bool:
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
     spki = Encoding.DER, PublicFormat.SubjectPublicKeyInfo
     return certificate.public_key().public_bytes(*spki) == private_key.public_key().public_bytes(*spki)
 

@@ -8,6 +8,7 @@ Request with a DecodeError, so the DCC model never acts on a body it did not und
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
@@ -300,8 +301,6 @@ def build_request(request: ServiceRequest) -> bytes:
 
 def request_summary(request: ServiceRequest) -> dict[str, object]:
     """The JSON form `bench duis parse` prints: header fields and the SR's body fields."""
-    import hashlib
-
     body: dict[str, object] = {}
     if isinstance(request, UpdateFirmwareRequest | UpdatePpmidFirmwareRequest):
         body = {
