@@ -236,6 +236,16 @@ class LabSession:
 
         return self._run(snapshot(), RPC_S)
 
+    def published(self, exporter: str) -> int:
+        """How many resources `exporter` publishes now (0 while it is down)."""
+
+        async def count() -> int:
+            await self._session.sync_with_coordinator()
+            groups = self._session.resources.get(exporter, {})
+            return sum(1 for group in groups.values() for entry in group.values() if entry.data)
+
+        return self._run(count(), RPC_S)
+
     def close(self) -> None:
         if self._loop.is_closed():
             return

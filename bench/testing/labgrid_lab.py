@@ -1,7 +1,8 @@
-"""A real labgrid lab on 127.0.0.1 for the tests: coordinator, exporter, ser2net, emulated meters.
+"""A labgrid lab on this machine: coordinator, exporter, ser2net and emulated meters on 127.0.0.1.
 
-Every process runs in a session of its own and is stopped with its whole process group, so the
-ser2net an exporter starts on acquire never outlives a test.
+What a lab runs on its servers, started here so the bench's tests and benchmarks hold real places
+(docs/lab.md). Every process runs in a session of its own and is stopped with its whole process
+group, so the ser2net an exporter starts on acquire never outlives it.
 """
 
 from __future__ import annotations
@@ -9,35 +10,23 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.rig.emulated_meters import DeviceLog, EmulatedMeter, emulate_command
-from bench.rig.model import DEFAULT_RIG, PROJECT_ROOT, load_rig
+from bench.rig.model import DEFAULT_RIG, PROJECT_ROOT, Rig, load_rig
+from bench.testing.serial_server import Ser2net, ser2net_program
+
+if TYPE_CHECKING:
+    pass
 
 EXPORTER = "bench-a"
 PLACE = "mp207-a"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_listening(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
 def stop_group(process: subprocess.Popen, timeout: float = 5.0) -> None:
@@ -117,41 +106,16 @@ class Exporter:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     break
-                seen = session._run(self._count(session), 10)
+                seen = session.published(self.name)
                 if seen >= resources:
                     return
                 time.sleep(0.1)
         raise AssertionError(f"exporter {self.name} did not publish {resources} resources: "
                              f"{self.log.read_text()[-2000:]}")
 
-    async def _count(self, session) -> int:  # noqa: ANN001 - a LabSession
-        await session._session.sync_with_coordinator()
-        groups = session._session.resources.get(self.name, {})
-        return sum(1 for group in groups.values() for entry in group.values() if entry.data)
-
     def stop(self) -> None:
         if self.process is not None:
             stop_group(self.process)
-
-
-class Ser2net:
-    """A ser2net the lab runs itself: RFC 2217 with TCP_NODELAY on one serial device."""
-
-    def __init__(self, directory: Path, device: str, name: str) -> None:
-        self.port = free_port()
-        self.config = directory / f"ser2net-{name}.yaml"
-        self.config.write_text(
-            f"connection: &{name}\n"
-            f"  accepter: telnet(rfc2217),tcp(nodelay),127.0.0.1,{self.port}\n"
-            f"  connector: serialdev(nouucplock=true),{device},115200n81,local\n"
-            f"  options:\n"
-            f"    max-connections: 1\n", encoding="utf-8")
-        self.process = spawn(["ser2net", "-d", "-n", "-c", str(self.config)], directory,
-                             directory / f"ser2net-{name}.log")
-        wait_listening(self.port)
-
-    def stop(self) -> None:
-        stop_group(self.process)
 
 
 @dataclass
@@ -238,10 +202,10 @@ def start_lab(directory: Path, place: str = PLACE, exporter: str = EXPORTER,
         ports = {role: meter.wait_port() for role, meter in meters.items()}
         coordinator = Coordinator(directory)
         started.append(coordinator)
-        nodelay = Ser2net(directory, ports["gsme"], "gsme")
+        nodelay = Ser2net({"gsme": (ports["gsme"], True)}, directory / "ser2net").start()
         started.append(nodelay)
         config = exporter_config({"esme": ports["esme"], "other_esme": ports["other_esme"]},
-                                 {"gsme": nodelay.port}, rig)
+                                 {"gsme": nodelay.ports[0].port}, rig)
         lab_exporter = Exporter(directory, coordinator.address, config, exporter)
         started.append(lab_exporter)
         lab_exporter.start(resources=6)
@@ -256,7 +220,7 @@ def start_lab(directory: Path, place: str = PLACE, exporter: str = EXPORTER,
         raise
 
 
-def exporter_config(raw: dict[str, str], network: dict[str, int], rig) -> str:  # noqa: ANN001
+def exporter_config(raw: dict[str, str], network: dict[str, int], rig: Rig) -> str:
     """One group per meter: its serial port and a SmartMeter resource saying which meter it is.
     (Exporter YAML is a Jinja2 template: a comment starts with ##.)"""
     lines = ["## the default rig's meters, one group each"]
@@ -275,4 +239,4 @@ def exporter_config(raw: dict[str, str], network: dict[str, int], rig) -> str:  
 
 
 def have_ser2net() -> bool:
-    return shutil.which("ser2net") is not None or Path("/usr/sbin/ser2net").exists()
+    return ser2net_program() is not None

@@ -16,6 +16,11 @@ Prints one JSON object (see verdict.py for how it ends):
                            paced as on the pseudo-terminal, the server serving the meter's
                            pseudo-terminal), over the goodput of the same download on the bare
                            pseudo-terminal, alternating in the same run, best of each. Bar: >= 0.9.
+  labgrid_vs_direct_goodput the paced download again, through a locked labgrid place's
+                           NetworkSerialPort (a nodelay ser2net), over the same on the bare
+                           pseudo-terminal, alternating in the same run, best of each. Bar: >= 0.9.
+  labgrid_seconds_to_first_test  from starting `bench run` on a labgrid rig to its first test
+                           (emulated_seconds_to_first_test: the same on the emulated rig).
 Extra keys give the evidence: block sizes, wire bytes, per-exchange times, and for the unpaced run
 the reference measured in the same process: round trips of the same frame sizes against a bare
 echo process on a pseudo-terminal (`unpaced_vs_bare_pty_ratio` = how much of the transport's own
@@ -324,6 +329,110 @@ def part_rfc2217(work: Path, rounds: int = 2) -> dict[str, object]:
     }
 
 
+LAB_PLACE = """\
+perf:
+  matches:
+  - exporter: perf
+    group: meter
+    cls: '*'
+"""
+LAB_PORT = """\
+## the benchmark meter behind a nodelay ser2net, published as the lab's NetworkSerialPort
+meter:
+  meter:
+    cls: NetworkSerialPort
+    host: 127.0.0.1
+    port: {port}
+    speed: 115200
+    protocol: rfc2217
+"""
+
+
+def part_labgrid(work: Path, rounds: int = 2) -> dict[str, object]:
+    """The paced download through a labgrid place, and how long a labgrid `bench run` takes to start.
+
+    labgrid_vs_direct_goodput: goodput through a locked place's NetworkSerialPort (a ser2net with
+    nodelay serving the meter's pseudo-terminal; the hub's link paced as on the pseudo-terminal)
+    over the same download on the bare pseudo-terminal, alternating in the same run, best of each.
+    labgrid_seconds_to_first_test: from starting `bench run` on a rig in a labgrid place (three
+    emulated meters exported by a real coordinator and exporter) to its first test's progress
+    line; emulated_seconds_to_first_test is the same on the embedded emulated rig.
+    """
+    from bench.link.labgrid import acquire_place
+    from bench.testing.labgrid_lab import Coordinator, Exporter
+
+    [eui] = fleet_euis(1)
+    pki = make_pki(work / "pki", [eui])
+    image = make_image(pki, PACED_IMAGE)
+    goodput: dict[str, list[float]] = {"pty": [], "labgrid": []}
+    for n in range(rounds):
+        for kind in goodput:
+            run_dir = work / f"{kind}-{n}"
+            with contextlib.ExitStack() as lab:
+                def through_labgrid(port: str, run_dir: Path = run_dir,
+                                    lab: contextlib.ExitStack = lab) -> Link:
+                    server = lab.enter_context(Ser2net({"meter": (port, True)}, run_dir / "ser2net"))
+                    where = run_dir / "lab"
+                    where.mkdir(parents=True)
+                    (where / "places.yaml").write_text(LAB_PLACE)
+                    coordinator = Coordinator(where)
+                    lab.callback(coordinator.stop)
+                    exporter = Exporter(where, coordinator.address,
+                                        LAB_PORT.format(port=server.ports[0].port), name="perf")
+                    lab.callback(exporter.stop)
+                    exporter.start(resources=1)
+                    held = acquire_place(coordinator.address, place="perf", needs=["meter"])
+                    lab.callback(held.release)
+                    return SerialLink(held.port("meter").url, BAUD, pace=True)
+
+                served = serve(run_dir, pki, [eui], image, BAUD, capture=True, timeout=120,
+                               realtime=REALTIME,
+                               connect=through_labgrid if kind == "labgrid" else None)
+            assert served.capture is not None
+            x = block_exchanges(served.capture)
+            goodput[kind].append(x["data"] / x["elapsed"])
+    best = {kind: max(values) for kind, values in goodput.items()}
+    labgrid_start, emulated_start = seconds_to_first_test(work / "suite")
+    return {
+        "labgrid_vs_direct_goodput": round(best["labgrid"] / best["pty"], 4),
+        "labgrid_goodput_b_s": round(best["labgrid"], 1),
+        "labgrid_direct_goodput_b_s": round(best["pty"], 1),
+        "labgrid_rounds_b_s": {kind: [round(v, 1) for v in values]
+                               for kind, values in goodput.items()},
+        "labgrid_seconds_to_first_test": round(labgrid_start, 2),
+        "emulated_seconds_to_first_test": round(emulated_start, 2),
+    }
+
+
+def seconds_to_first_test(work: Path) -> tuple[float, float]:
+    """Seconds from starting `bench run` to its first progress line: labgrid rig, emulated rig."""
+    from bench.rig.model import PROJECT_ROOT
+    from bench.testing.labgrid_lab import start_lab
+
+    def first_test(*rig: str) -> float:
+        started = time.monotonic()
+        run = subprocess.Popen([sys.executable, "-m", "bench", "run", *rig, "-k",
+                                "device_out_of_scope", "--out", str(work / f"run-{len(rig)}")],
+                               cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True)
+        assert run.stdout is not None
+        seen = None
+        for line in run.stdout:
+            if seen is None and line.startswith("[ 1/"):
+                seen = time.monotonic() - started
+        if run.wait(120) != 0 or seen is None:
+            raise RunFailed(f"bench run {' '.join(rig)} exited {run.returncode} "
+                            f"(first test seen: {seen is not None})")
+        return seen
+
+    lab = start_lab(work / "lab")
+    try:
+        labgrid = first_test("--rig", str(lab.rig_file("perf")))
+    finally:
+        lab.stop()
+    return labgrid, first_test()
+
+
 @dataclass(frozen=True)
 class Part:
     """One part of the benchmark: what it measures, in a process of its own, and its bars."""
@@ -337,6 +446,7 @@ PARTS = {
     "unpaced": Part(part_unpaced),
     "fleet": Part(part_fleet, (Bar("fleet_image_copies", "==", 1),)),
     "rfc2217": Part(part_rfc2217, (Bar("rfc2217_vs_pty_goodput", ">=", 0.9),)),
+    "labgrid": Part(part_labgrid, (Bar("labgrid_vs_direct_goodput", ">=", 0.9),)),
 }
 _VERDICT_KEYS = {"bars", "met", "meets_bars"}
 

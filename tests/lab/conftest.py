@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .lab import Lab, have_ser2net, start_lab
+from bench.testing.labgrid_lab import Lab, have_ser2net, start_lab
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,7 @@ from bench.codec.han import decode_han_frame
 from bench.errors import RigError
 from bench.link import SerialLink
 from bench.rig.model import PROJECT_ROOT, load_rig
-
-from .lab import PLACE, Lab
+from bench.testing.labgrid_lab import PLACE, Lab
 
 ROLES = ("esme", "gsme", "other_esme")
 QUICK = "device_out_of_scope"  # refusals only: nothing reaches (or changes) a meter

@@ -10,8 +10,7 @@ import threading
 from pathlib import Path
 
 from bench.rig.model import PROJECT_ROOT
-
-from .lab import PLACE, Lab
+from bench.testing.labgrid_lab import PLACE, Lab
 
 
 def test_the_suite_passes_on_a_locked_place_which_is_free_afterwards(lab: Lab,
