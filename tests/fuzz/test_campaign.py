@@ -1,0 +1,60 @@
+"""A bounded campaign finds each robustness fault profile, minimises it to the case that causes
+it, and its reproducer replays to the same finding; a correct meter survives with no finding."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.codec.pcap import read_pcap
+from bench.fuzz.campaign import Reproducer, replay
+from bench.fuzz.report import as_record, summary_table
+
+# fault profile -> (kind of finding, layer of the minimal case, cases within which it is found)
+FOUND_WITHIN = {
+    "crash-on-oversized-block": ("crash", "ota", 200),
+    "hang-on-gbt-gap": ("hang", "gbt", 100),
+    "accept-truncated-signature": ("accepted", "gbcs", 100),
+    "reset-counters-on-bad-tunnel": ("replay", "tunnel", 200),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FOUND_WITHIN))
+def test_each_fault_is_found_minimised_and_replayed(campaign, ctx, fault):
+    kind, layer, bound = FOUND_WITHIN[fault]
+    run = campaign((fault,), seed=1, cases=bound, batch=8, max_findings=1)
+    result = run.run()
+    assert len(result.findings) == 1, summary_table(result)
+    finding = result.findings[0]
+    assert finding.kind == kind, finding
+    assert finding.reproduced and len(finding.cases) == 1 and finding.layers == [layer], finding
+    assert set(finding.cases) <= set(finding.batch)
+    assert result.found[layer] == 1
+    reproducer = Reproducer.load(run.out / "findings" / f"001-{kind}" / "reproducer.json")
+    assert reproducer.record["cases"] == finding.cases and reproducer.record["seed"] == 1
+    assert reproducer.frames == list(run.case(finding.cases[0]).frames)  # the pcap holds them
+    assert finding.command == f"bench fuzz --replay {reproducer.path}"
+    again = replay(run.target, ctx, reproducer, 0.6)
+    assert again is not None and again.kind == kind
+
+
+def test_a_correct_meter_survives_a_campaign(campaign):
+    run = campaign((), seed=11, cases=700, batch=32)
+    result = run.run()
+    assert result.findings == [], [f.detail for f in result.findings]
+    assert result.cases_sent == 700 and all(n == 100 for n in result.sent.values())
+    record = as_record(result)
+    assert json.loads(json.dumps(record))["per_layer"]["gbt"] == {"cases": 100, "findings": 0}
+
+
+def test_the_replayed_frames_of_a_correct_meter_find_nothing(campaign, ctx, tmp_path):
+    from bench.fuzz.campaign import write_reproducer
+    from bench.fuzz.oracle import Finding
+
+    run = campaign((), seed=2, cases=8)
+    cases = [run.case(n) for n in range(8)]
+    write_reproducer(tmp_path / "r", ctx, run.settings, Finding("hang", "test"), cases, False)
+    reproducer = Reproducer.load(tmp_path / "r" / "frames.pcap")
+    assert len(list(read_pcap(tmp_path / "r" / "frames.pcap"))) == sum(len(c.frames) for c in cases)
+    assert replay(run.target, ctx, reproducer, 0.6) is None
