@@ -343,19 +343,18 @@ def _parse_images(check: _Checker, table: dict[str, Any]) -> ImageSpec:
     defaults = ImageSpec()
     known = set(ImageSpec.__dataclass_fields__)
     check.unknown(table, "images", known)
-    values: dict[str, int | None] = {}
+    values: dict[str, int] = {}
     limits = {"manufacturer_code": 0xFFFF, "esme_image_type": 0xFFFF, "gsme_image_type": 0xFFFF,
               "min_hardware_version": 0xFFFF, "max_hardware_version": 0xFFFF,
               "size": 10_000_000, "first_version": 0xFFFFFFFF}
     for name in known:
         value = check.take(table, "images", name, int, getattr(defaults, name))
-        if value is None:
-            values[name] = value
+        if value is None:  # first_version: from the clock
             continue
         if not 0 <= value <= limits[name]:
             raise check.fail("images", name, f"{value} outside 0..{limits[name]}")
         values[name] = value
-    if values["size"] is not None and values["size"] < 1:
+    if values["size"] < 1:
         raise check.fail("images", "size", "must be at least 1 byte")
     if values["min_hardware_version"] > values["max_hardware_version"]:
         raise check.fail("images", "min_hardware_version", "above max_hardware_version")

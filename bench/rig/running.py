@@ -5,28 +5,38 @@
 Everything it starts is registered on one ExitStack the moment it exists, so a failure at any
 step stops what was already started, in reverse order, and no child process outlives it.
 
-Event wiring (distribution, device answers and alerts, delivery status):
-  shim --DeviceGateway--> hub.offer_image / hub.send_gbcs
-  hub.on_gbcs(eui, message)      -> traffic record -> shim.device_message
-  hub.on_transfer(eui, transfer) -> shim.delivery_status once the transfer completes or fails
+Between the shim and the hub there is one `bench.rig.bridge.Bridge`, built with both once the
+links are open: commands and images go out through it, device messages and the ends of
+transfers come back through it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import shutil
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from bench.codec.duis.safe_xml import XSD_VALIDATION_OFF
 from bench.codec.eui import eui_hex
+from bench.dcc.pipeline.request_workers import default_worker_count
+from bench.dcc.pipeline.shim import Shim
+from bench.dcc.records.audit import AuditEntry, AuditLog
+from bench.dcc.records.portfolio import PortfolioEntry, portfolio
+from bench.dcc.records.registry import Appointment, Registration, Registry
+from bench.dcc.records.store import parse_timestamp, timestamp
 from bench.errors import BenchError, ConfigError, RigError
+from bench.hub.hub import DEFAULT_PAN, HUB_EUI, HUB_SHORT, Hub
+from bench.hub.transfer import TransferState
 from bench.link import Link, SerialLink
-from bench.rig.bridge import DeviceTraffic, HubGateway, LinkWaits
+from bench.report.portfolio_rows import rows
+from bench.report.portfolio_view import render
+from bench.report.run_record import RunRecord
+from bench.rig.bridge import Bridge
+from bench.rig.control import Handler, b64, unb64
 from bench.rig.emulated_meters import DeviceLog, EmulatedMeter, emulate_command
 from bench.rig.lab import LabPort
 from bench.rig.model import (
@@ -34,29 +44,21 @@ from bench.rig.model import (
     NoLink,
     Rig,
     RigDevice,
+    RigOptions,
     SerialUrl,
     UsbRadio,
     load_rig,
     require_duis_schema,
+    use_duis_schema,
 )
+from bench.rig.results import ATTACHMENTS, default_results_dir, write_json
+from bench.rig.traffic import DeviceTraffic, LinkWaits
 
 log = logging.getLogger(__name__)
 
-RESULTS_ROOT = Path("results")
-# what every results directory holds (relative paths), for run records
-ATTACHMENTS = {"capture": "capture.pcap", "logs": "logs", "alerts": "alerts.json",
-               "audit": "audit.json", "report": "report.html", "devices": "devices.json"}
+__all__ = ["ATTACHMENTS", "RunningRig", "default_results_dir", "start_rig"]
 
-
-def default_results_dir(root: Path = RESULTS_ROOT) -> Path:
-    """results/<UTC timestamp>, unique even for two runs started in the same second."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    candidate = root / stamp
-    n = 1
-    while candidate.exists():
-        n += 1
-        candidate = root / f"{stamp}-{n}"
-    return candidate
+T = TypeVar("T")
 
 
 class RunningRig:
@@ -72,26 +74,52 @@ class RunningRig:
         self.links: dict[bytes, Link] = {}
         self.lab_urls: dict[bytes, str] = {}  # labgrid: links, once the place is held
         self.device_logs: dict[bytes, DeviceLog] = {}
-        self.hub: Any = None
-        self.shim: Any = None
-        self.gateway: HubGateway | None = None
-        self._reported: set[tuple[bytes, str]] = set()
+        self._hub: Hub | None = None
+        self._shim: Shim | None = None
+        self._bridge: Bridge | None = None
+        self._audit: AuditLog | None = None
         self._stack = contextlib.ExitStack()
         self._log_handler: logging.Handler | None = None
-        self._lock = threading.Lock()
         self.started_at: datetime | None = None
         self.broken: str | None = None
+        self.duis_schema: Path | None = None  # the XSD requests are validated against
+        self.notices: list[str] = []  # one line each: what this rig does not do (XSD off)
         self._stopped = False
 
     # -- the description ------------------------------------------------------------------------
 
     @property
-    def options(self) -> Any:
+    def options(self) -> RigOptions:
         """The rig file's [options] (timeouts, block size cap)."""
         return self.spec.options
 
     def device(self, role: str) -> RigDevice:
         return self.spec.device(role)
+
+    # -- what is up (RigError before `start` and after a failed one) ---------------------------
+
+    @property
+    def shim(self) -> Shim:
+        return self._up(self._shim, "shim")
+
+    @property
+    def hub(self) -> Hub:
+        return self._up(self._hub, "hub")
+
+    @property
+    def bridge(self) -> Bridge:
+        """The one seam between the shim and the hub (and the transfers it started)."""
+        return self._up(self._bridge, "bridge")
+
+    @property
+    def gateway(self) -> Bridge:
+        """The shim's DeviceGateway: the bridge (the name the conformance suite uses)."""
+        return self.bridge
+
+    def _up(self, part: T | None, name: str) -> T:
+        if part is None:
+            raise RigError(f"rig {self.spec.name}: no {name} (the rig is not up)")
+        return part
 
     # -- paths ----------------------------------------------------------------------------------
 
@@ -124,6 +152,7 @@ class RunningRig:
         self.results.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(exist_ok=True)
         self._start_logging(stack)
+        stack.callback(use_duis_schema(self.spec.duis_schema))
         self._check_inputs()
         if self.spec.lab is not None:  # the lab place is held before any link opens
             from bench.rig.lab import urls_for
@@ -135,16 +164,13 @@ class RunningRig:
             stack.callback(device_log.close)
             self.device_logs[device.eui] = device_log
 
-        # the layers above codec load only when a rig starts
-        from bench.dcc.pipeline.request_workers import default_worker_count
-        from bench.dcc.pipeline.shim import Shim
-
-        self.gateway = HubGateway(None, self.traffic, self._undeliverable)
         workers = self.spec.options.shim_workers
         workers = default_worker_count() if workers is None else workers
-        self.shim = Shim(self.db_path, self.spec.pki_dir, self.gateway, request_workers=workers)
-        stack.callback(self.shim.close)
-        counts = self.shim.registry.import_dir(self.spec.registry_dir)
+        # no gateway yet: the bridge attaches itself once the hub is built (`_start_hub`)
+        shim = self._shim = Shim(self.db_path, self.spec.pki_dir, request_workers=workers)
+        stack.callback(shim.close)
+        self._audit = AuditLog(shim.store)
+        counts = shim.registry.import_dir(self.spec.registry_dir)
         log.info("registry imported from %s: %s", self.spec.registry_dir, counts)
         log.info("DUIS requests decided by %s", f"{workers} request worker(s)" if workers
                  else "the rig's own process")
@@ -172,7 +198,10 @@ class RunningRig:
         stack.callback(detach)
 
     def _check_inputs(self) -> None:
-        require_duis_schema()
+        self.duis_schema = require_duis_schema()
+        if self.duis_schema is None:
+            self.notices.append(XSD_VALIDATION_OFF)
+            log.warning("%s", XSD_VALIDATION_OFF)
         where = f"{self.spec.path}"
         if not (self.spec.pki_dir / "pki.toml").is_file():
             raise ConfigError(f"{where}: field 'pki': {self.spec.pki_dir} holds no PKI "
@@ -231,8 +260,7 @@ class RunningRig:
             self.links[device.eui] = link
 
     def _open_radio(self, device: RigDevice, channel: int) -> Link:
-        from bench.hub.hub import DEFAULT_PAN, HUB_EUI, HUB_SHORT
-        from bench.link import UsbRadioLink
+        from bench.link.usb_radio import UsbRadioLink  # pyusb loads only for a radio
 
         try:
             link = UsbRadioLink(channel, pan_id=DEFAULT_PAN, short_address=HUB_SHORT,
@@ -257,19 +285,15 @@ class RunningRig:
             link.close()
 
     def _start_hub(self, stack: contextlib.ExitStack) -> None:
-        from bench.hub.hub import Hub
-
         options = self.spec.options
-        self.hub = Hub(self.capture_path, block_size_cap=options.block_size_cap,
-                       stall_timeout=options.stall_timeout_s,
-                       notify_interval=options.notify_interval_s, on_gbcs=self._on_gbcs,
-                       on_transfer=self._on_transfer)
-        assert self.gateway is not None
-        self.gateway.hub = self.hub
-        stack.callback(self.hub.stop)
+        hub = self._hub = Hub(self.capture_path, block_size_cap=options.block_size_cap,
+                              stall_timeout=options.stall_timeout_s,
+                              notify_interval=options.notify_interval_s)
+        stack.callback(hub.stop)
+        self._bridge = Bridge(hub, self.shim, self.traffic, self.device_logs)
         for device in self.spec.linked_devices:
-            self.hub.attach(device.eui, self.links[device.eui], sleepy=device.sleepy)
-        self.hub.start()
+            hub.attach(device.eui, self.links[device.eui], sleepy=device.sleepy)
+        hub.start()
         log.info("hub up with %d meters; capture %s", len(self.links), self.capture_path)
 
     def stop(self) -> None:
@@ -289,36 +313,6 @@ class RunningRig:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    # -- hub events -----------------------------------------------------------------------------
-
-    def _device_log(self, eui: bytes, source: str, text: str) -> None:
-        device_log = self.device_logs.get(eui)
-        if device_log is not None:
-            device_log.write(source, text)
-
-    def _on_gbcs(self, eui: bytes, message: bytes) -> None:
-        self.traffic.record(eui, "received", message)
-        self._device_log(eui, "gbcs-in", message.hex().upper())
-        self.shim.device_message(eui, message)
-
-    def _on_transfer(self, eui: bytes, transfer: Any) -> None:
-        state = str(getattr(transfer.state, "value", transfer.state))
-        self._device_log(eui, "transfer", f"{state} {transfer.request_id or ''}".rstrip())
-        if transfer.request_id is not None and state in ("complete", "failed"):
-            self._delivery_status(eui, transfer.request_id, state == "complete")
-
-    def _undeliverable(self, eui: bytes, request_id: str, reason: str) -> None:
-        self._device_log(eui, "transfer", f"failed {request_id}: {reason}")
-        self._delivery_status(eui, request_id, False)
-
-    def _delivery_status(self, eui: bytes, request_id: str, success: bool) -> None:
-        """N60/N61 once per transfer, however many times the hub reports its end."""
-        with self._lock:
-            if (eui, request_id) in self._reported:
-                return
-            self._reported.add((eui, request_id))
-        self.shim.delivery_status(eui, request_id, success)
-
     # -- operations -----------------------------------------------------------------------------
 
     def submit(self, xml: bytes) -> bytes:
@@ -327,24 +321,25 @@ class RunningRig:
 
     def send_raw_gbcs(self, eui: bytes, message: bytes) -> None:
         """Inject a GBCS message past the shim, straight onto the device's tunnel."""
-        self.traffic.record(eui, "sent", message)
-        self._device_log(eui, "gbcs-out-injected", message.hex().upper())
-        self.hub.send_gbcs(eui, message)
+        self.bridge.inject(eui, message)
 
-    def wait_transfer(self, eui: bytes, request_id: str, timeout: float | None = None) -> str:
+    def wait_transfer(self, eui: bytes, request_id: str,
+                      timeout: float | None = None) -> TransferState:
         """Wait until the image transfer of `request_id` to `eui` settles; returns its state."""
-        assert self.gateway is not None
         timeout = self.spec.options.transfer_timeout_s if timeout is None else timeout
-        transfer = self.gateway.transfers.get((eui, request_id))
+        transfer = self.bridge.transfer(eui, request_id)
         if transfer is None:
             # the shim did not distribute: a test's mistake, not a broken rig
             raise BenchError(f"no transfer of {request_id} to {eui_hex(eui)} was started")
         with self.waits.measure():
-            state = transfer.wait(timeout)
-        return str(getattr(state, "value", state))
+            return transfer.wait(timeout)
+
+    def audit(self, request_id: str | None = None) -> list[AuditEntry]:
+        """The shim's audit entries (of one request): why it decided what it did."""
+        return self._up(self._audit, "audit log").entries(request_id=request_id)
 
     @contextlib.contextmanager
-    def registry_changes(self) -> Iterator[Any]:
+    def registry_changes(self) -> Iterator[Registry]:
         """Yield the shim registry for run-time changes; restore the previous records after."""
         registry = self.shim.registry
         saved = (registry.parties(), registry.devices(), registry.registrations(),
@@ -354,9 +349,7 @@ class RunningRig:
         finally:
             registry.replace(*saved)
 
-    def portfolio(self, supplier: bytes | None = None) -> list[Any]:
-        from bench.dcc.records.portfolio import portfolio
-
+    def portfolio(self, supplier: bytes | None = None) -> list[PortfolioEntry]:
         return portfolio(self.db_path, supplier)
 
     def status(self) -> dict[str, Any]:
@@ -386,25 +379,20 @@ class RunningRig:
             raise ConfigError(f"unknown party {name_or_eui!r} (not in the rig's registry)")
         return bytes.fromhex(party.eui)
 
-    def control_handlers(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+    def control_handlers(self) -> dict[str, Handler]:
         """The operations `bench rig up` serves on RUN/control.sock (see bench.rig.control)."""
-        from bench.rig.control import b64, unb64
 
         def submit(request: dict[str, Any]) -> dict[str, Any]:
             return {"xml_b64": b64(self.submit(unb64(request["xml_b64"])))}
 
         def portfolio(request: dict[str, Any]) -> dict[str, Any]:
-            from bench.report.portfolio_view import rows
-
             supplier = request.get("supplier")
             eui = self.party_eui(supplier) if supplier else None
             return {"entries": rows(self.portfolio(eui))}
 
         def alerts(request: dict[str, Any]) -> dict[str, Any]:
-            from bench.dcc.records.mailboxes import Mailboxes
-
             eui = eui_hex(self.party_eui(str(request["party"])))
-            messages = Mailboxes(self.shim.store).messages(eui, int(request.get("after", 0)))
+            messages = self.shim.mailboxes.messages(eui, int(request.get("after", 0)))
             return {"alerts": [m.as_dict() for m in messages]}
 
         def registry(request: dict[str, Any]) -> dict[str, Any]:
@@ -413,47 +401,44 @@ class RunningRig:
         return {"submit": submit, "status": lambda _request: self.status(),
                 "portfolio": portfolio, "alerts": alerts, "registry": registry}
 
-    def registry_operation(self, request: dict[str, Any]) -> Any:
+    def registry_operation(self, request: dict[str, Any]) -> dict[str, object]:
         """Run-time registry changes for a lab driving the rig from another terminal."""
-        from bench.dcc.records.registry import Appointment, Registration
-        from bench.dcc.records.store import parse_timestamp, timestamp
-
         registry = self.shim.registry
         action = request.get("action", "show")
         now = datetime.now(UTC)
 
-        def when(key: str, default: datetime | None) -> str | None:
+        def when(key: str, default: datetime) -> str:
             text = request.get(key)
-            if text:
-                return timestamp(parse_timestamp(str(text)))
-            return timestamp(default) if default is not None else None
+            return timestamp(parse_timestamp(str(text)) if text else default)
+
+        def until(key: str) -> str | None:
+            text = request.get(key)
+            return timestamp(parse_timestamp(str(text))) if text else None
 
         if action == "show":
             return registry.snapshot(now)
         if action == "end-appointment":
             supplier = eui_hex(self.party_eui(str(request["supplier"])))
             rsa = eui_hex(self.party_eui(str(request["rsa"])))
-            at = parse_timestamp(when("at", now) or "")
+            at = parse_timestamp(when("at", now))
             return {"ended": registry.end_appointment(supplier, rsa, at)}
         if action == "add-appointment":
             registry.add(appointments=[Appointment(
                 eui_hex(self.party_eui(str(request["supplier"]))),
                 eui_hex(self.party_eui(str(request["rsa"]))),
-                when("effective_from", now), when("effective_to", None))])
+                when("effective_from", now), until("effective_to"))])
             return {"added": 1}
         if action == "add-registration":
             registry.add(registrations=[Registration(
                 str(request["mpxn"]), str(request.get("supplier_role", "import-supplier")),
                 eui_hex(self.party_eui(str(request["party"]))),
-                when("effective_from", now), when("effective_to", None))])
+                when("effective_from", now), until("effective_to"))])
             return {"added": 1}
         raise ValueError(f"unknown registry action {action!r} (show, end-appointment, "
                          f"add-appointment, add-registration)")
 
-    def session_record(self) -> Any:
+    def session_record(self) -> RunRecord:
         """The run record of a rig session without tests (`bench rig up`): what ran, where."""
-        from bench.report.run_record import RunRecord
-
         now = datetime.now(UTC)
         started = self.started_at or now
         return RunRecord(
@@ -461,7 +446,9 @@ class RunningRig:
             finished_at=now.isoformat(), wall_s=round((now - started).total_seconds(), 3),
             link_wait_s=round(self.waits.total_s, 3),
             devices={d.role: d.eui_hex for d in self.spec.devices},
-            attachments=dict(ATTACHMENTS), rig_error=self.broken)
+            attachments=dict(ATTACHMENTS), rig_error=self.broken,
+            duis_schema=str(self.duis_schema) if self.duis_schema else None,
+            notices=list(self.notices))
 
     def _link_text(self, device: RigDevice) -> str:
         """The link as the rig file says, or the pseudo-terminal an emulated meter got."""
@@ -476,37 +463,26 @@ class RunningRig:
 
     def write_artefacts(self) -> None:
         """alerts.json, audit.json, portfolio report (json + html) and devices.json."""
-        if self.shim is None:
+        shim = self._shim
+        if shim is None:
             return
         write_json(self.results / "devices.json", self.status())
         try:
-            from bench.dcc.records.mailboxes import Mailboxes
-
-            messages = [m.as_dict() for m in Mailboxes(self.shim.store).all()]
-            write_json(self.results / "alerts.json", messages)
-        except (ImportError, AttributeError, BenchError) as exc:
+            write_json(self.results / "alerts.json", [m.as_dict() for m in shim.mailboxes.all()])
+        except (BenchError, OSError) as exc:
             log.warning("alerts not written: %s", exc)
         try:
-            from bench.dcc.records.audit import AuditLog
-
-            entries = [e.as_dict() for e in AuditLog(self.shim.store).entries()]
-            write_json(self.results / "audit.json", entries)
-        except (ImportError, AttributeError, BenchError, TypeError) as exc:
+            write_json(self.results / "audit.json", [e.as_dict() for e in self.audit()])
+        except (BenchError, OSError) as exc:
             log.warning("audit log not written: %s", exc)
         try:
-            from bench.report.portfolio_view import render
-
             entries = self.portfolio(None)
             (self.results / "report.json").write_text(render(entries, "json"), encoding="utf-8")
             (self.results / "report.html").write_text(
                 render(entries, "html", title=f"Firmware portfolio, rig {self.spec.name}"),
                 encoding="utf-8")
-        except (ImportError, AttributeError, BenchError, TypeError) as exc:
+        except (BenchError, OSError) as exc:
             log.warning("portfolio report not written: %s", exc)
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def start_rig(rig: Rig | str | Path | None = None, results: Path | None = None,

@@ -1,7 +1,7 @@
 """What a HIL test writer uses: the pytest plugin, the parties and their flows, the images.
 
     plugin   fixtures, options and the `mp207` marker (loaded through the `pytest11` entry point)
-    parties  `Party` (a Supplier or an RSA with its keys) and the firmware flows it runs
+    parties  `DccUser` (a Supplier or an RSA with its keys) and the firmware flows it runs
     images   `ImageFactory` and `SampleImage`: signed GB upgrade images for the rig's meters
 
 Nothing is imported here: the plugin loads in every pytest session and must stay cheap.

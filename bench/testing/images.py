@@ -14,9 +14,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from bench.rig.model import shipped
+from bench.codec.ota_file import OtaHeader, build_gb_image, parse_gb_image
+from bench.crypto.image_signature import sign_image
+from bench.crypto.smki import Pki
+from bench.domain import DeviceType
+from bench.rig.model import PROJECT_ROOT, Rig, RigDevice
 
 
 @dataclass
@@ -41,11 +44,17 @@ class SampleImage:
 
 
 class ImageFactory:
-    """images.for_device(esme, signer="supplier") -> SampleImage with a version never used before."""
+    """images.for_device(esme, signer="supplier") -> SampleImage with a version never used before.
 
-    def __init__(self, rig: Any, on_image: Callable[[SampleImage], None] | None = None) -> None:
+    Needs only the rig file (its [images] table and parties) and the PKI holding the signers'
+    keys, so images can be built with no rig up.
+    """
+
+    def __init__(self, rig: Rig, pki: Pki,
+                 on_image: Callable[[SampleImage], None] | None = None) -> None:
         self.rig = rig
-        self.spec = rig.spec.images  # the rig's [images] table (bench.rig.model.ImageSpec)
+        self.pki = pki
+        self.spec = rig.images  # the rig's [images] table (bench.rig.model.ImageSpec)
         self.on_image = on_image
         self._versions = itertools.count(self.spec.session_first_version(time.time()))
         self._lock = threading.Lock()
@@ -56,24 +65,22 @@ class ImageFactory:
         return sample(name)
 
     def _party_name(self, signer: str) -> str:
-        return self.rig.spec.parties.get(signer, signer)
+        return self.rig.parties.get(signer, signer)
 
-    def for_device(self, device: Any, signer: str = "supplier", size: int | None = None,
+    def for_device(self, device: RigDevice, signer: str = "supplier", size: int | None = None,
                    version: int | None = None) -> SampleImage:
         """A GB image for the device's type, signed with `signer`'s DS key (a part or a name)."""
-        from bench.codec.ota_file import OtaHeader, build_gb_image
-        from bench.crypto.image_signature import sign_image
-
         device_type = device.device_type
         spec = self.spec
-        image_types = {"ESME": spec.esme_image_type, "GSME": spec.gsme_image_type}
+        image_types = {DeviceType.ESME: spec.esme_image_type,
+                       DeviceType.GSME: spec.gsme_image_type}
         if device_type not in image_types:
             raise ValueError(f"no OTA image type for a {device_type}")
         size = spec.size if size is None else size
         with self._lock:
             file_version = next(self._versions) if version is None else version
         name = self._party_name(signer)
-        key = self.rig.shim.pki.party(name).ds_key
+        key = self.pki.party(name).ds_key
         manufacturer_image = _filler(f"{device_type}:{file_version:08X}:{name}".encode(), size)
         header = OtaHeader(manufacturer_code=spec.manufacturer_code,
                            image_type=image_types[device_type], file_version=file_version,
@@ -87,13 +94,11 @@ class ImageFactory:
         return image
 
 
-SAMPLES = shipped("firmware_images")
+SAMPLES = PROJECT_ROOT / "firmware_images"
 
 
 def sample(name: str, signer: str = "") -> SampleImage:
     """One of the sample images in firmware_images/ (built by `bench image build --manifest`)."""
-    from bench.codec.ota_file import parse_gb_image
-
     data = (SAMPLES / name).read_bytes()
     image = parse_gb_image(data)
     return SampleImage(data, image.manufacturer_image, image.header.file_version,

@@ -7,46 +7,66 @@
 
 Every request is real DUIS XML signed with the party's key from the rig's PKI and goes through
 the shim exactly as one from `bench update-firmware` would; every wait is on the device's real
-answer, and counts towards the rig's link-wait time.
+answer, and counts towards the rig's link-wait time. A wait sleeps until the shim stores a
+message in the party's mailbox and reads only what is new (`Shim.wait_for_message`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from bench.codec.duis import (
     DCC_EUI,
     ActivateFirmwareRequest,
+    DuisResponse,
     ReadFirmwareVersionRequest,
     RequestID,
     SignedPreCommandRequest,
     UpdateFirmwareRequest,
+    UpdateFirmwareWarning,
     build_request,
     parse_alert,
     parse_response,
 )
+from bench.codec.duis.responses import Alert
 from bench.codec.eui import eui_hex, parse_eui
 from bench.codec.gbcs.apdu import decode_message
-from bench.codec.gbcs.payloads import decode_payload
+from bench.codec.gbcs.payloads import (
+    Cs06Accepted,
+    Cs06Response,
+    EsmeFirmwareReport,
+    GsmeFirmwareReport,
+    decode_payload,
+)
+from bench.codec.ota_file import parse_ota_header
 from bench.crypto.gbcs_security import sign_message
+from bench.crypto.smki import OrgIdentity
 from bench.crypto.xmldsig import sign_document
-from bench.dcc.records.audit import AuditLog
-from bench.dcc.records.mailboxes import Mailboxes
-from bench.errors import AuthorisationError, LinkTimeout, RigError
+from bench.dcc.records.mailboxes import MailboxMessage, MailboxTimeout
+from bench.dcc.records.store import MessageKind
+from bench.domain import ResponseCode
+from bench.errors import AuthorisationError, DecodeError, LinkTimeout, RigError
+from bench.rig.model import RigDevice
+from bench.rig.running import RunningRig
+from bench.rig.traffic import Direction
 from bench.testing.images import SampleImage
 
-POLL_S = 0.02
+# A device as a test names it: the rig device, or its EUI as bytes or hex text.
+DeviceRef = RigDevice | bytes | str
+ServiceRequest = (UpdateFirmwareRequest | ReadFirmwareVersionRequest | ActivateFirmwareRequest
+                  | SignedPreCommandRequest)
+ACCEPTED = (ResponseCode.SUCCESS, ResponseCode.ACKNOWLEDGED)
 
 
 class DeviceSilent(RigError):
     """A device that does not even answer an 11.2 read: the rig is broken, not the firmware."""
 
 
-def device_eui(device: Any) -> bytes:
+def device_eui(device: DeviceRef) -> bytes:
     """A rig device, an EUI as bytes or as text."""
     if isinstance(device, bytes | bytearray):
         return bytes(device)
@@ -71,22 +91,23 @@ def next_counter(originator: bytes) -> int:
 class Submission:
     """A DUIS request as sent and the shim's answer."""
 
-    request_id: Any
+    request_id: RequestID
     request_xml: bytes
     response_xml: bytes
-    response: Any
+    response: DuisResponse
     mark: int = 0  # traffic position before the request: what came after is its doing
     reason: str = ""  # the shim's audit reason when it refused the request
 
     @property
     def code(self) -> str:
+        """The DUIS ResponseCode (I0, I99, E..): compare with `bench.domain.ResponseCode`."""
         return self.response.response_code
 
     def __str__(self) -> str:
         return f"{self.code} ({self.reason})" if self.reason else self.code
 
     @property
-    def warning(self) -> Any:
+    def warning(self) -> UpdateFirmwareWarning | None:
         return self.response.warning
 
 
@@ -105,7 +126,7 @@ class Activation:
     signed: Submission | None
     device_response_xml: bytes | None = None
     gbcs: bytes | None = None
-    outcome: Any = None  # Cs06Response | Cs06Accepted
+    outcome: Cs06Response | Cs06Accepted | None = None  # the device's answer to CS06
     sent_command: bytes | None = None
 
 
@@ -113,39 +134,40 @@ class Activation:
 class MailboxAlert:
     """One alert delivered to a party: the mailbox row and the parsed DUIS message."""
 
-    message: Any  # bench.dcc.alerts.MailboxMessage
-    alert: Any  # DeviceAlertMessage | DCCAlertMessage
+    message: MailboxMessage
+    alert: Alert  # DeviceAlertMessage | DCCAlertMessage
     code: str
     device: str | None
     xml: bytes = field(repr=False, default=b"")
 
+    @classmethod
+    def of(cls, message: MailboxMessage) -> MailboxAlert:
+        return cls(message, parse_alert(message.xml), message.code, message.device, message.xml)
+
 
 def _file_version(image: bytes) -> str:
     """FirmwareVersion text from an OTA header; "1" for bytes that are not an OTA file."""
-    from bench.codec.ota_file import parse_ota_header
-    from bench.errors import DecodeError
-
     try:
         return f"{parse_ota_header(image).file_version:08X}"
     except DecodeError:
         return "1"  # a test sending garbage on purpose: the shim or meter must refuse it
 
 
-class Party:
-    """A DCC User of the rig (a Supplier or an RSA) with its keys from the rig's PKI."""
+class DccUser:
+    """A party acting as a DCC User on the rig (a Supplier or an RSA), with its PKI keys."""
 
-    def __init__(self, rig: Any, name: str, part: str | None = None) -> None:
+    def __init__(self, rig: RunningRig, name: str, part: str | None = None) -> None:
         self.rig = rig
         self.name = name
         self.part = part or name
         try:
-            self.identity = rig.shim.pki.party(name)
+            self.identity: OrgIdentity = rig.shim.pki.party(name)
         except Exception as exc:  # noqa: BLE001 - any lookup failure is a rig configuration error
             raise RigError(f"party {name!r} is not in the PKI {rig.spec.pki_dir}: {exc}") from exc
         self.eui: bytes = self.identity.eui
 
     def __repr__(self) -> str:
-        return f"Party({self.name}, {eui_hex(self.eui)})"
+        return f"DccUser({self.name}, {eui_hex(self.eui)})"
 
     @property
     def eui_hex(self) -> str:
@@ -153,29 +175,33 @@ class Party:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def request_id(self, target: bytes | None = None) -> Any:
+    def request_id(self, target: bytes | None = None) -> RequestID:
         return RequestID(self.eui, target if target is not None else DCC_EUI,
                          next_counter(self.eui))
 
     def sign(self, xml: bytes) -> bytes:
         return sign_document(xml, self.identity.ds_key, self.identity.ds_cert)
 
-    def send(self, request: Any) -> Submission:
+    def send(self, request: ServiceRequest) -> Submission:
         """Build, sign and submit one Service Request; returns the shim's parsed answer."""
         xml = self.sign(build_request(request))
         mark = self.rig.traffic.mark
         answer = self.rig.submit(xml)
-        submission = Submission(request.request_id, xml, answer, parse_response(answer), mark)
+        response = parse_response(answer)
+        if not isinstance(response, DuisResponse):
+            raise DecodeError("DUIS response", "Response", None,
+                              f"the shim answered {request.request_id} with an alert")
+        submission = Submission(request.request_id, xml, answer, response, mark)
         if submission.code.startswith("E"):
             submission.reason = self.refusal_reason(submission)
         return submission
 
     def refusal_reason(self, submission: Submission) -> str:
         """Why the shim refused: its audit entries for this request, as evidence for a test."""
-        entries = AuditLog(self.rig.shim.store).entries(request_id=str(submission.request_id))
+        entries = self.rig.audit(request_id=str(submission.request_id))
         return "; ".join(e.reason for e in entries if e.reason)
 
-    def update_firmware(self, image: SampleImage | bytes, devices: list[Any],
+    def update_firmware(self, image: SampleImage | bytes, devices: Sequence[DeviceRef],
                         version: str | None = None) -> Submission:
         """DUIS 11.1 to the DCC for these devices (version: the image's OTA file version)."""
         data = image.data if isinstance(image, SampleImage) else image
@@ -184,11 +210,11 @@ class Party:
         return self.send(UpdateFirmwareRequest(self.request_id(), data, version,
                                                [device_eui(d) for d in devices]))
 
-    def read_firmware(self, device: Any, timeout: float | None = None) -> FirmwareRead:
+    def read_firmware(self, device: DeviceRef, timeout: float | None = None) -> FirmwareRead:
         """DUIS 11.2 and the device's answer (version octets as upper-case hex)."""
         eui = device_eui(device)
         submission = self.send(ReadFirmwareVersionRequest(self.request_id(eui)))
-        if submission.code not in ("I0", "I99"):
+        if submission.code not in ACCEPTED:
             raise AuthorisationError(submission.code, f"{self.name}: 11.2 to {eui_hex(eui)} "
                                      f"refused: {submission.reason or 'no reason recorded'}")
         try:
@@ -196,70 +222,76 @@ class Party:
         except LinkTimeout as exc:
             raise DeviceSilent(f"{exc}: the device does not answer 11.2") from exc
         report = decode_payload(decode_message(gbcs))
-        raw = getattr(report, "version", None) or getattr(report, "firmware_version", None) or b""
-        if isinstance(raw, str):
-            raw = bytes.fromhex(raw)
-        return FirmwareRead(submission, xml, gbcs, bytes(raw).hex().upper(), bytes(raw))
+        raw = b""
+        if isinstance(report, EsmeFirmwareReport | GsmeFirmwareReport):
+            raw = report.firmware_version or b""
+        return FirmwareRead(submission, xml, gbcs, raw.hex().upper(), raw)
 
-    def activate(self, device: Any, firmware_hash: bytes, at: datetime | None = None,
+    def activate(self, device: DeviceRef, firmware_hash: bytes, at: datetime | None = None,
                  wait: bool = True, timeout: float | None = None) -> Activation:
         """11.3: CV4 for the pre-command, sign it, CV5; then the device's CS06 response."""
         eui = device_eui(device)
         first = self.send(ActivateFirmwareRequest(self.request_id(eui), firmware_hash, at))
         activation = Activation(first, None)
-        if first.code != "I0" or first.response.pre_command is None:
+        if first.code != ResponseCode.SUCCESS or first.response.pre_command is None:
             return activation
         precommand = decode_message(first.response.pre_command.gbcs)
         signed = sign_message(precommand, self.identity.ds_key).encode()
         activation.signed = self.send(SignedPreCommandRequest(self.request_id(eui), signed, at))
-        if activation.signed.code not in ("I0", "I99") or not wait:
+        if activation.signed.code not in ACCEPTED or not wait:
             return activation
-        sent = self.rig.traffic.since(activation.signed.mark, eui, "sent")
+        sent = self.rig.traffic.since(activation.signed.mark, eui, Direction.SENT)
         activation.sent_command = sent[-1].message if sent else None
         xml, gbcs = self.device_response(activation.signed, eui, timeout)
         activation.device_response_xml, activation.gbcs = xml, gbcs
-        activation.outcome = decode_payload(decode_message(gbcs))
+        outcome = decode_payload(decode_message(gbcs))
+        if isinstance(outcome, Cs06Response | Cs06Accepted):
+            activation.outcome = outcome
         return activation
 
     # -- mailbox ----------------------------------------------------------------------------------
 
-    def mailbox(self, after: int = 0) -> list[Any]:
-        return Mailboxes(self.rig.shim.store).messages(self.eui_hex, after)
+    def mailbox(self, after: int = 0) -> list[MailboxMessage]:
+        return self.rig.shim.mailboxes.messages(self.eui_hex, after)
 
     def mailbox_mark(self) -> int:
-        messages = self.mailbox()
-        return messages[-1].id if messages else 0
+        """The newest message in this party's mailbox: wait for what comes `after` it."""
+        return self.rig.shim.mailboxes.last_id(self.eui_hex)
 
-    def alerts(self, after: int = 0, device: Any = None) -> list[MailboxAlert]:
+    def alerts(self, after: int = 0, device: DeviceRef | None = None) -> list[MailboxAlert]:
         """Every alert (device and DCC) in this party's mailbox, parsed."""
         wanted = eui_hex(device_eui(device)) if device is not None else None
-        found = []
-        for message in self.mailbox(after):
-            if message.kind == "response":
-                continue
-            if wanted is not None and message.device != wanted:
-                continue
-            found.append(MailboxAlert(message, parse_alert(message.xml), message.code,
-                                      message.device, message.xml))
-        return found
+        return [MailboxAlert.of(message) for message in self.mailbox(after)
+                if message.kind != MessageKind.RESPONSE
+                and (wanted is None or message.device == wanted)]
 
-    def wait_for_alert(self, code: int | str, device: Any = None, timeout: float | None = None,
-                       after: int = 0) -> MailboxAlert:
+    def _wait(self, predicate: Callable[[MailboxMessage], bool], timeout: float,
+              after: int) -> MailboxMessage | None:
+        """The first message after `after` that `predicate` accepts, or None after `timeout`."""
+        with self.rig.waits.measure():
+            try:
+                return self.rig.shim.wait_for_message(self.eui, predicate, timeout, after)
+            except MailboxTimeout:
+                return None
+
+    def wait_for_alert(self, code: int | str, device: DeviceRef | None = None,
+                       timeout: float | None = None, after: int = 0) -> MailboxAlert:
         """The first alert with `code` (0x8F72 or "N60") about `device` in this party's mailbox."""
         wanted = f"{code:04X}" if isinstance(code, int) else code.upper()
+        about = eui_hex(device_eui(device)) if device is not None else None
         timeout = self.rig.options.alert_timeout_s if timeout is None else timeout
-        deadline = time.monotonic() + timeout
-        with self.rig.waits.measure():
-            while True:
-                for alert in self.alerts(after, device):
-                    if alert.code.upper() == wanted:
-                        return alert
-                if time.monotonic() >= deadline:
-                    where = f" about {eui_hex(device_eui(device))}" if device is not None else ""
-                    seen = [a.code for a in self.alerts(after, device)]
-                    raise LinkTimeout(f"{self.name}: no alert {wanted}{where} within "
-                                      f"{timeout:g} s (mailbox has {seen or 'nothing'})")
-                time.sleep(POLL_S)
+
+        def is_it(message: MailboxMessage) -> bool:
+            return (message.kind != MessageKind.RESPONSE and message.code.upper() == wanted
+                    and (about is None or message.device == about))
+
+        message = self._wait(is_it, timeout, after)
+        if message is None:
+            where = f" about {about}" if about is not None else ""
+            seen = [a.code for a in self.alerts(after, device)]
+            raise LinkTimeout(f"{self.name}: no alert {wanted}{where} within "
+                              f"{timeout:g} s (mailbox has {seen or 'nothing'})")
+        return MailboxAlert.of(message)
 
     def device_response(self, submission: Submission, eui: bytes,
                         timeout: float | None = None) -> tuple[bytes, bytes]:
@@ -269,15 +301,15 @@ class Party:
         timeout = self.rig.options.response_timeout_s if timeout is None else timeout
         wanted = str(submission.request_id)
         deadline = time.monotonic() + timeout
-        with self.rig.waits.measure():
-            while True:
-                for message in self.mailbox():
-                    if message.kind == "response" and message.request_id == wanted:
-                        response = parse_response(message.xml)
-                        if response.gbcs_payload:
-                            return message.xml, response.gbcs_payload
-                if time.monotonic() >= deadline:
-                    raise LinkTimeout(f"{self.name}: no device response to {wanted} from "
-                                      f"{eui_hex(eui)} within {timeout:g} s")
-                time.sleep(POLL_S)
-
+        after = 0
+        while True:
+            message = self._wait(lambda m: m.kind == MessageKind.RESPONSE
+                                 and m.request_id == wanted,
+                                 max(0.0, deadline - time.monotonic()), after)
+            if message is None:
+                raise LinkTimeout(f"{self.name}: no device response to {wanted} from "
+                                  f"{eui_hex(eui)} within {timeout:g} s")
+            response = parse_response(message.xml)
+            if isinstance(response, DuisResponse) and response.gbcs_payload:
+                return message.xml, response.gbcs_payload
+            after = message.id  # a response without the device's answer: wait on

@@ -9,7 +9,7 @@ Fixtures (see README, "Writing a HIL test"):
   rig (session)             the RunningRig          shim, hub            its shim and hub
   esme, gsme, other_esme, ppmid, hcalcs, uncommissioned_esme             rig devices by role
   rig_device("role")        any device by role
-  supplier, other_supplier, rsa, other_rsa                               Party objects
+  supplier, other_supplier, rsa, other_rsa                               DccUser objects
   images                    builds signed GB upgrade images for a device
   registry_change           the shim registry, restored after the test
   results_dir               this run's results directory
@@ -21,11 +21,32 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
+
+if TYPE_CHECKING:  # the plugin loads in every pytest session: the bench only when a rig is used
+    from bench.dcc.pipeline.shim import Shim
+    from bench.dcc.records.registry import Registry
+    from bench.hub.hub import Hub
+    from bench.report.run_record import Measurement, RecordWriter, RunRecord, TestRecord
+    from bench.rig.model import RigDevice
+    from bench.rig.running import RunningRig
+    from bench.testing.images import ImageFactory, SampleImage
+    from bench.testing.parties import DccUser
+
+
+class Measure(Protocol):
+    """The `measure` fixture: one measurement of the running test, kept in record.json."""
+
+    def __call__(self, name: str, value: float | str, unit: str | None = None) -> None: ...
+
+
+# The `rig_device` fixture: the rig's device with a role (the test skips if there is none).
+DeviceLookup = Callable[[str], "RigDevice"]
 
 RIG_ENV = "BENCH_RIG"
 RIG_FIXTURES = frozenset({  # asking for any of these starts the rig
@@ -57,16 +78,16 @@ class _State:
     """Per-session plugin state: the rig (once started), its failure, the run record."""
 
     config: pytest.Config
-    running: Any = None
+    running: RunningRig | None = None
     broken: str | None = None
-    record: Any = None
-    writer: Any = None
+    record: RunRecord | None = None
+    writer: RecordWriter | None = None
     started: float = field(default_factory=time.monotonic)
-    current: Any = None  # the test item being run
-    test_records: dict[str, Any] = field(default_factory=dict)
+    current: pytest.Item | None = None  # the test item being run
+    test_records: dict[str, TestRecord] = field(default_factory=dict)
     marks: dict[str, int] = field(default_factory=dict)
     waits_at_start: dict[str, float] = field(default_factory=dict)
-    pending_measurements: dict[str, list[Any]] = field(default_factory=dict)
+    pending_measurements: dict[str, list[Measurement]] = field(default_factory=dict)
 
     def rig_path(self) -> Path | None:
         option = self.config.getoption("--rig") or os.environ.get(RIG_ENV)
@@ -78,7 +99,7 @@ class _State:
         if option:
             path = Path(option)
         else:
-            from bench.rig.running import default_results_dir
+            from bench.rig.results import default_results_dir
 
             path = default_results_dir()
         worker = getattr(self.config, "workerinput", {}).get("workerid")  # only in an xdist worker
@@ -172,7 +193,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if state.running is not None:
             state.record.link_wait_s = round(state.running.waits.total_s, 3)
         state.record.rig_error = state.broken
-        state.writer.save()
+        if state.writer is not None:
+            state.writer.save()
 
 
 # -- the run record ------------------------------------------------------------------------------
@@ -184,32 +206,33 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _ensure_record(state: _State, rig_name: str, results: Path) -> None:
-    if state.record is not None:
-        return
+def _ensure_record(state: _State, rig_name: str, results: Path) -> RecordWriter:
+    """The run record's writer, created (with the results directory) on first use."""
+    if state.writer is not None:
+        return state.writer
     from bench.report.run_record import RecordWriter, RunRecord
 
     results.mkdir(parents=True, exist_ok=True)
     state.record = RunRecord(rig=rig_name, results=str(results))
     state.writer = RecordWriter(results, state.record)
+    return state.writer
 
 
 def _record(state: _State, item: pytest.Item, report: pytest.TestReport,
             call: pytest.CallInfo[None]) -> None:
-    if state.record is None:
-        if state.broken is None:
-            return
-        _ensure_record(state, "unknown", state.results_dir())
+    if state.writer is None and state.broken is None:
+        return
     from bench.report.run_record import Measurement, TestRecord
 
+    writer = _ensure_record(state, "unknown", state.results_dir())
     test = state.test_records.get(item.nodeid)
     if test is None:
         test = TestRecord(nodeid=item.nodeid, requirement=_requirement(item))
         state.test_records[item.nodeid] = test
-        state.record.tests.append(test)
+        writer.record.tests.append(test)
     test.properties = {k: v for k, v in item.user_properties}
     if report.when == "call" or report.outcome != "passed":
-        outcome = report.outcome
+        outcome: str = report.outcome
         if report.when != "call" and report.outcome == "failed":
             outcome = "error"
         if test.outcome in ("pending", "passed"):
@@ -225,7 +248,7 @@ def _record(state: _State, item: pytest.Item, report: pytest.TestReport,
             waited = state.running.waits.total_s - state.waits_at_start.get(item.nodeid, 0.0)
             test.measurements.append(Measurement("link_wait", round(waited, 3), "s"))
         test.measurements.extend(state.pending_measurements.pop(item.nodeid, []))
-    state.writer.save()
+    writer.save()
 
 
 def _short_failure(report: pytest.TestReport) -> str:
@@ -245,6 +268,8 @@ def _skip_reason(report: pytest.TestReport) -> str:
 def _write_test_artefacts(state: _State, item: pytest.Item) -> None:
     """GBCS traffic of this test, one line per message, beside the run's other artefacts."""
     running = state.running
+    if running is None:
+        return
     mark = state.marks.get(item.nodeid, 0)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid.split("::", 1)[-1])[:120]
     directory = running.results / "tests" / safe
@@ -263,54 +288,54 @@ def _write_test_artefacts(state: _State, item: pytest.Item) -> None:
 
 
 @pytest.fixture(scope="session")
-def rig(request: pytest.FixtureRequest) -> Any:
+def rig(request: pytest.FixtureRequest) -> Iterator[RunningRig]:
     """The rig of this session (`--rig`), started on first use and stopped at the end."""
     state = _state(request.config)
     if state.broken is not None:
         pytest.skip(f"rig broken: {state.broken}")
     from bench.errors import BenchError
     from bench.rig.model import load_rig
+    from bench.rig.results import ATTACHMENTS
     from bench.rig.running import RunningRig
 
     results = state.results_dir()
     try:
-        description = load_rig(state.rig_path())
-        _ensure_record(state, description.name, results)
-        running = RunningRig(description, results)
+        spec = load_rig(state.rig_path())
+        writer = _ensure_record(state, spec.name, results)
+        running = RunningRig(spec, results)
         running.start()
     except Exception as exc:  # noqa: BLE001 - whatever stopped the rig, every test must hear it
         state.broken = str(exc) if isinstance(exc, BenchError) else f"{type(exc).__name__}: {exc}"
-        _ensure_record(state, "unknown", results)
-        state.record.rig_error = state.broken
+        _ensure_record(state, "unknown", results).record.rig_error = state.broken
         pytest.skip(f"rig broken: {state.broken}")
     state.running = running
-    state.record.devices = {d.role: d.eui_hex for d in description.devices}
-    from bench.rig.running import ATTACHMENTS
-
-    state.record.attachments.update({**ATTACHMENTS, "junit": "junit.xml"})
+    writer.record.devices = {d.role: d.eui_hex for d in spec.devices}
+    writer.record.duis_schema = str(running.duis_schema) if running.duis_schema else None
+    writer.record.notices.extend(running.notices)  # e.g. DUIS XSD validation is off
+    writer.record.attachments.update({**ATTACHMENTS, "junit": "junit.xml"})
     yield running
     running.stop()
-    state.record.link_wait_s = round(running.waits.total_s, 3)
+    writer.record.link_wait_s = round(running.waits.total_s, 3)
 
 
 @pytest.fixture(scope="session")
-def shim(rig: Any) -> Any:
+def shim(rig: RunningRig) -> Shim:
     return rig.shim
 
 
 @pytest.fixture(scope="session")
-def hub(rig: Any) -> Any:
+def hub(rig: RunningRig) -> Hub:
     return rig.hub
 
 
 @pytest.fixture(scope="session")
-def rig_device(rig: Any, request: pytest.FixtureRequest) -> Any:
+def rig_device(rig: RunningRig, request: pytest.FixtureRequest) -> DeviceLookup:
     """rig_device("role") -> the rig's device with that role (skips if the rig has none)."""
     from bench.errors import ConfigError
 
     state = _state(request.config)
 
-    def lookup(role: str) -> Any:
+    def lookup(role: str) -> RigDevice:
         try:
             device = rig.spec.device(role)
         except ConfigError as exc:
@@ -322,9 +347,9 @@ def rig_device(rig: Any, request: pytest.FixtureRequest) -> Any:
     return lookup
 
 
-def _device_fixture(role: str) -> Any:
+def _device_fixture(role: str) -> Callable[[DeviceLookup], RigDevice]:
     @pytest.fixture(scope="session", name=role)
-    def device(rig_device: Any) -> Any:
+    def device(rig_device: DeviceLookup) -> RigDevice:
         return rig_device(role)
 
     device.__doc__ = f"The rig's {role} device (RigDevice: role, eui, device_type, ...)."
@@ -339,14 +364,14 @@ hcalcs = _device_fixture("hcalcs")
 uncommissioned_esme = _device_fixture("uncommissioned_esme")
 
 
-def _party_fixture(part: str) -> Any:
+def _party_fixture(part: str) -> Callable[[RunningRig], DccUser]:
     @pytest.fixture(scope="session", name=part)
-    def party(rig: Any) -> Any:
-        from bench.testing.parties import Party
+    def party(rig: RunningRig) -> DccUser:
+        from bench.testing.parties import DccUser
 
-        return Party(rig, rig.spec.parties[part], part)
+        return DccUser(rig, rig.spec.parties[part], part)
 
-    party.__doc__ = f"The rig's {part} (Party: update_firmware, activate, read_firmware, alerts)."
+    party.__doc__ = f"The rig's {part} (DccUser: update_firmware, activate, read_firmware, alerts)."
     return party
 
 
@@ -357,44 +382,45 @@ other_rsa = _party_fixture("other_rsa")
 
 
 @pytest.fixture(scope="session")
-def images(rig: Any, request: pytest.FixtureRequest) -> Any:
+def images(rig: RunningRig, request: pytest.FixtureRequest) -> ImageFactory:
     """Builds signed GB upgrade images: images.for_device(esme, signer="supplier")."""
     from bench.testing.images import ImageFactory
 
     state = _state(request.config)
 
-    def on_image(image: Any) -> None:
+    def on_image(image: SampleImage) -> None:
         item = state.current
         if item is not None:
             item.user_properties.append(("image_hash", image.hash.hex().upper()))
 
-    return ImageFactory(rig, on_image=on_image)
+    return ImageFactory(rig.spec, rig.shim.pki, on_image=on_image)
 
 
 @pytest.fixture
-def registry_change(rig: Any) -> Any:
+def registry_change(rig: RunningRig) -> Iterator[Registry]:
     """The shim's registry for run-time changes (change of supplier, ended appointment)."""
     with rig.registry_changes() as registry:
         yield registry
 
 
 @pytest.fixture
-def measure(request: pytest.FixtureRequest) -> Any:
+def measure(request: pytest.FixtureRequest) -> Measure:
     """measure(name, value, unit=None): record a measurement of this test in record.json."""
     state = _state(request.config)
-    nodeid = request.node.nodeid
+    node = request.node
+    nodeid = node.nodeid
 
-    def record(name: str, value: Any, unit: str | None = None) -> None:
+    def record(name: str, value: float | str, unit: str | None = None) -> None:
         from bench.report.run_record import Measurement
 
         state.pending_measurements.setdefault(nodeid, []).append(Measurement(name, value, unit))
-        request.node.user_properties.append((name, value))
+        node.user_properties.append((name, value))
 
     return record
 
 
 @pytest.fixture(scope="session")
-def results_dir(rig: Any) -> Path:
+def results_dir(rig: RunningRig) -> Path:
     return rig.results
 
 
@@ -405,5 +431,5 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         return
     item.user_properties.append(("rig", state.running.spec.name))
     for device in state.running.spec.devices:
-        if device.role in item.fixturenames:
+        if device.role in getattr(item, "fixturenames", ()):
             item.user_properties.append((f"device_{device.role}", device.eui_hex))

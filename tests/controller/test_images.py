@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tomllib
-from types import SimpleNamespace
 
 import pytest
 
@@ -18,9 +17,8 @@ from bench.testing.images import SAMPLES, ImageFactory, sample
 def factory():
     rig = load_rig()
     pki = Pki.load(rig.pki_dir)
-    running = SimpleNamespace(spec=rig, shim=SimpleNamespace(pki=pki))
     made = []
-    return ImageFactory(running, on_image=made.append), pki, made
+    return ImageFactory(rig, pki, on_image=made.append), pki, made
 
 
 def test_images_fit_the_spec_and_are_signed_by_the_named_party(factory):

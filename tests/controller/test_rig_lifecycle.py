@@ -215,15 +215,16 @@ def test_a_rig_that_breaks_mid_run_skips_the_rest_with_the_cause(tmp_path):
 
 def test_an_image_for_a_device_without_a_link_is_reported_undelivered(tmp_path):
     from bench.testing.images import ImageFactory
-    from bench.testing.parties import Party
+    from bench.testing.parties import DccUser
 
     rig_file = tmp_path / "inventory.toml"
     rig_file.write_text(_rig_text().replace('link = "emulated"', 'link = "none"'))
     with RunningRig(load_rig(rig_file), tmp_path / "results") as running:
         assert not running.meters
-        rsa, supplier = Party(running, "rsa-1"), Party(running, "supplier-a")
+        rsa, supplier = DccUser(running, "rsa-1"), DccUser(running, "supplier-a")
         esme = running.spec.device("esme")
-        submission = rsa.update_firmware(ImageFactory(running).for_device(esme), [esme])
+        image = ImageFactory(running.spec, running.shim.pki).for_device(esme)
+        submission = rsa.update_firmware(image, [esme])
         assert submission.code == "I99"
         for party in (rsa, supplier):
             alert = party.wait_for_alert("N61", esme, timeout=5)

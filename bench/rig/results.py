@@ -1,0 +1,28 @@
+"""Where a run's artefacts go: one results directory per run, named by its UTC start time."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RESULTS_ROOT = Path("results")
+# what every results directory holds (relative paths), for run records
+ATTACHMENTS = {"capture": "capture.pcap", "logs": "logs", "alerts": "alerts.json",
+               "audit": "audit.json", "report": "report.html", "devices": "devices.json"}
+
+
+def default_results_dir(root: Path = RESULTS_ROOT) -> Path:
+    """results/<UTC timestamp>, unique even for two runs started in the same second."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    candidate = root / stamp
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{stamp}-{n}"
+    return candidate
+
+
+def write_json(path: Path, data: Any) -> None:  # Any: whatever json.dumps takes
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
