@@ -69,6 +69,7 @@ DEFAULT_PARTIES: tuple[tuple[str, str, str], ...] = (
     ("rsa-2", "90B3D51F30060000", OrgRole.RSA),
     ("acb", "90B3D51F30000002", OrgRole.ACB),
     ("dcc-signer", "90B3D51F30000003", OrgRole.DCC),
+    ("s1sp", "90B3D51F30000004", OrgRole.DCC),  # the SMETS1 Service Provider: signs SMETS1 responses
 )
 
 # (EUI, device type) of the default rig.
@@ -79,6 +80,9 @@ DEFAULT_DEVICES: tuple[tuple[str, str], ...] = (
     ("00DB1234567890A4", DeviceType.PPMID),
     ("00DB1234567890A5", DeviceType.HCALCS),
     ("00DB1234567890C0", DeviceType.ESME),
+    ("00DB1234567890D0", DeviceType.ESME),  # SMETS1 (through the S1SP)
+    ("00DB1234567890D1", DeviceType.GSME),  # SMETS1
+    ("00DB1234567890D2", DeviceType.ESME),  # SMETS1, of the other Supplier
 )
 # The inventory's device types, and the Consumer Access Device: it has no place in the inventory
 # but holds device credentials of its own.

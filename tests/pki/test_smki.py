@@ -44,7 +44,7 @@ def test_same_seed_writes_identical_bytes(tmp_path: Path) -> None:
     init_pki(tmp_path / "b")
     first, second = _tree(tmp_path / "a"), _tree(tmp_path / "b")
     assert first == second
-    assert len(first) == 2 + 6 * 4 + len(DEFAULT_DEVICES) * 4 + 1
+    assert len(first) == 2 + len(DEFAULT_PARTIES) * 4 + len(DEFAULT_DEVICES) * 4 + 1
 
 
 def test_committed_fixtures_are_the_default_seed(tmp_path: Path) -> None:
