@@ -8,14 +8,16 @@ import time
 import click
 
 from bench.cli.registry import existing_database
+from bench.codec.eui import eui_hex, parse_eui
+from bench.dcc.records.audit import AuditLog
+from bench.dcc.records.mailboxes import Mailboxes
+from bench.dcc.records.store import Store
+from bench.errors import BenchError
 
 POLL_S = 0.5
 
 
 def _party_eui(store, party: str) -> str:
-    from bench.codec.eui import eui_hex, parse_eui
-    from bench.errors import BenchError
-
     row = store.read("SELECT eui FROM party WHERE name = ?", (party,))
     if row:
         return row[0][0]
@@ -53,9 +55,6 @@ def alerts(
     party: str, run_dir: str | None, after: int, follow: bool, as_json: bool, with_xml: bool
 ) -> None:
     """Read PARTY's mailbox: DUIS responses, device alerts and DCC alerts, oldest first."""
-    from bench.dcc.records.mailboxes import Mailboxes
-    from bench.dcc.records.store import Store
-
     with Store(existing_database(run_dir)) as store:
         eui = _party_eui(store, party)
         mailboxes = Mailboxes(store)
@@ -95,9 +94,6 @@ def alerts(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
 def audit(run_dir: str | None, request_id: str | None, after: int, as_json: bool) -> None:
     """Show the shim's audit log: every request and per-device decision with its reason."""
-    from bench.dcc.records.audit import AuditLog
-    from bench.dcc.records.store import Store
-
     with Store(existing_database(run_dir)) as store:
         entries = AuditLog(store).entries(after=after, request_id=request_id)
     if as_json:

@@ -10,7 +10,11 @@ from pathlib import Path
 
 import click
 
+from bench.cli.emulate_smets1 import emulate_smets1
 from bench.codec.eui import parse_eui
+from bench.domain import Generation
+from bench.link import Link, SerialLink, open_pty_pair
+from bench.meter.emulator import Emulator, MeterConfig
 from bench.meter.faults import FAULTS
 from bench.meter.smets1.faults import SMETS1_FAULTS
 from bench.signals import stop_on_signals
@@ -18,7 +22,8 @@ from bench.signals import stop_on_signals
 
 @click.command()
 @click.option("--device", type=click.Choice(["esme", "gsme"]), required=True, help="Meter type.")
-@click.option("--generation", type=click.Choice(["SMETS2+", "SMETS1"]), default="SMETS2+", show_default=True,
+@click.option("--generation", type=click.Choice([Generation.SMETS2_PLUS.value, Generation.SMETS1.value]),
+              default=Generation.SMETS2_PLUS.value, show_default=True,
               help="SMETS2+: GBCS over HAN frames; SMETS1: DLMS/COSEM over IEC 62056-46 HDLC (docs/smets1.md).")
 @click.option("--eui", required=True, help="Device EUI-64 (must be in the identity PKI).")
 @click.option("--identity", "identity", type=click.Path(file_okay=False, path_type=Path),
@@ -51,9 +56,6 @@ def emulate(device: str, generation: str, eui: str, identity: Path | None, state
             wake_window: float, query_interval: float | None, max_data_size: int,
             retry_timeout: float, clock_offset: float, log_level: str) -> None:
     """Run one emulated meter until SIGTERM: OTA download without activation, CS06, alerts."""
-    from bench.link import SerialLink, open_pty_pair
-    from bench.meter.emulator import Emulator, MeterConfig
-
     if [bool(port), pty, radio is not None].count(True) != 1:
         raise click.UsageError("give exactly one of --port URL, --pty or --radio CHANNEL")
     eui_bytes = parse_eui(eui)
@@ -61,9 +63,7 @@ def emulate(device: str, generation: str, eui: str, identity: Path | None, state
         level=log_level.upper(), stream=sys.stderr,
         format=f"%(asctime)s {eui_bytes.hex().upper()} %(name)s %(levelname)s %(message)s",
     )
-    if generation == "SMETS1":
-        from bench.cli.emulate_smets1 import emulate_smets1
-
+    if generation == Generation.SMETS1:
         emulate_smets1(device, eui_bytes, state, port, pty, radio, baud, faults, poll_interval, wake_window)
         return
     if identity is None:
@@ -75,14 +75,16 @@ def emulate(device: str, generation: str, eui: str, identity: Path | None, state
         clock_offset=clock_offset,
     )
     pair = None
+    link: Link
     if pty:
         pair = open_pty_pair()
         link = pair.master_link(baud)
     elif radio is not None:
-        from bench.link.usb_radio import UsbRadioLink
+        from bench.link.usb_radio import UsbRadioLink  # lazy: pyusb only for a radio
 
         link = UsbRadioLink(radio, short_address=int.from_bytes(eui_bytes[-2:], "big"), ieee_address=eui_bytes)
     else:
+        assert port is not None  # exactly one of --port, --pty, --radio: checked above
         link = SerialLink(port, baud)
     stop = threading.Event()
     try:

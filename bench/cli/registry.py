@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+
+from bench.dcc.policy.eligibility import RESPONSE_CODES, eligibility_rows
+from bench.dcc.records import audit
+from bench.dcc.records.registry import Registry
+from bench.dcc.records.store import Store, parse_timestamp, timestamp
+from bench.domain import OrgRole
+from bench.errors import ConfigError
 
 DEFAULT_REGISTRY = Path("fixtures/registry")
 DB_NAME = "bench.sqlite"
@@ -23,8 +32,6 @@ def database(run_dir: str | None) -> Path:
 
 def existing_database(run_dir: str | None) -> Path:
     """The shim database to read from; reading never creates one (a typo'd --run-dir is an error)."""
-    from bench.errors import ConfigError
-
     path = database(run_dir)
     if not path.is_file():
         raise ConfigError(
@@ -35,9 +42,6 @@ def existing_database(run_dir: str | None) -> Path:
 
 def open_registry(run_dir: str | None, seed_from: Path | None = DEFAULT_REGISTRY):
     """The registry of the run directory's shim database; an empty one is loaded from fixtures."""
-    from bench.dcc.records.registry import Registry
-    from bench.dcc.records.store import Store
-
     store = Store(database(run_dir))
     registry = Registry(store)
     if seed_from is not None and not registry.parties() and Path(seed_from).is_dir():
@@ -49,9 +53,6 @@ def open_registry(run_dir: str | None, seed_from: Path | None = DEFAULT_REGISTRY
 
 
 def _when(text: str | None):
-    from datetime import UTC, datetime
-
-    from bench.dcc.records.store import parse_timestamp
 
     if text is None:
         return datetime.now(UTC)
@@ -73,14 +74,12 @@ def registry() -> None:
 )
 def import_(directory: Path, run_dir: str | None) -> None:
     """Replace the registry with DIRECTORY's parties/devices/registrations/appointments CSV files."""
-    from bench.dcc.records import audit
-    from bench.dcc.records.store import timestamp
-
     reg = open_registry(run_dir, seed_from=None)
     counts = reg.import_dir(directory)
     with reg.store.transaction() as conn:
         audit.record(
-            conn, timestamp(_when(None)), "event", f"registry imported from {directory}: {counts}"
+            conn, timestamp(_when(None)), audit.AuditDecision.EVENT,
+            f"registry imported from {directory}: {counts}",
         )
     reg.store.close()
     click.echo(
@@ -114,7 +113,7 @@ def show(run_dir: str | None, at: str | None, as_json: bool, rules: bool) -> Non
     appointing = {
         p.eui: sorted(reg.appointing_suppliers(p.eui, when))
         for p in reg.parties()
-        if p.org_role == "rsa"
+        if p.org_role == OrgRole.RSA
     }
     reg.store.close()
     snapshot["appointed_by"] = appointing
@@ -154,9 +153,6 @@ def show(run_dir: str | None, at: str | None, as_json: bool, rules: bool) -> Non
 
 
 def _show_rules(as_json: bool) -> None:
-    from dataclasses import asdict
-
-    from bench.dcc.policy.eligibility import RESPONSE_CODES, eligibility_rows
 
     rows = eligibility_rows()
     codes = [asdict(c) for c in RESPONSE_CODES.values()]

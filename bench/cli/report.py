@@ -10,7 +10,13 @@ from pathlib import Path
 
 import click
 
+from bench.dcc.records.portfolio import portfolio
+from bench.dcc.records.registry import Registry
+from bench.dcc.records.store import Store
 from bench.errors import ConfigError
+from bench.report.portfolio_view import render
+from bench.rig.control import RigClient
+from bench.rig.control import run_dir as resolve_run_dir
 
 
 @click.command()
@@ -28,10 +34,6 @@ from bench.errors import ConfigError
 def report(supplier: str | None, fmt: str, output: Path | None, as_json: bool, db: Path | None,
            run_dir: Path | None) -> None:
     """Show each device of a Supplier's portfolio: versions, pending image, alerts, last read."""
-    from bench.report.portfolio_view import render
-    from bench.rig.control import RigClient
-    from bench.rig.control import run_dir as resolve_run_dir
-
     if as_json:
         fmt = "json"
     run = resolve_run_dir(run_dir)
@@ -50,13 +52,8 @@ def report(supplier: str | None, fmt: str, output: Path | None, as_json: bool, d
 def _from_database(db: Path, supplier: str | None) -> list:
     if not db.is_file():
         raise ConfigError(f"no shim database at {db}: start a rig with `bench rig up` or pass --db")
-    from bench.dcc.records.portfolio import portfolio
-
     eui = None
     if supplier:
-        from bench.dcc.records.registry import Registry
-        from bench.dcc.records.store import Store
-
         store = Store(db)
         try:
             party = Registry(store).party(supplier)

@@ -19,6 +19,26 @@ from pathlib import Path
 import click
 
 from bench.cli.registry import database, open_registry, run_directory
+from bench.codec.duis.fields import RequestID
+from bench.codec.duis.requests import (
+    DCC_EUI,
+    ActivateFirmwareRequest,
+    ReadFirmwareVersionRequest,
+    SignedPreCommandRequest,
+    UpdateFirmwareRequest,
+    build_request,
+)
+from bench.codec.duis.responses import DuisResponse, parse_response, response_summary
+from bench.codec.eui import parse_eui
+from bench.codec.gbcs.apdu import decode_message
+from bench.crypto.gbcs_security import sign_message
+from bench.crypto.smki import Pki
+from bench.crypto.xmldsig import sign_document
+from bench.dcc.pipeline.shim import Shim
+from bench.dcc.records.store import parse_timestamp
+from bench.domain import ResponseCode
+from bench.errors import BenchError
+from bench.rig.control import RigClient
 
 DEFAULT_PKI = Path("fixtures/pki")
 
@@ -29,12 +49,8 @@ class Submitter:
     def __init__(self, run_dir: str | None, pki_dir: Path) -> None:
         self.run_dir = run_directory(run_dir)
         self.pki_dir = pki_dir
-        self._client = None
-        self._shim = None
-        try:  # the rig controller's client, when that module is installed
-            from bench.rig.control import RigClient
-        except ImportError:
-            return
+        self._client: RigClient | None = None
+        self._shim: Shim | None = None
         if RigClient.available(self.run_dir):
             self._client = RigClient.for_run_dir(self.run_dir)
 
@@ -48,8 +64,6 @@ class Submitter:
         if self._client is not None:
             return self._client.submit(xml)
         if self._shim is None:
-            from bench.dcc.pipeline.shim import Shim
-
             open_registry(str(self.run_dir)).store.close()
             self._shim = Shim(database(str(self.run_dir)), self.pki_dir, gateway=None)
         return self._shim.submit(xml)
@@ -99,9 +113,6 @@ def common(function: Callable) -> Callable:
 
 
 def _identity(pki_dir: Path, party: str | None):
-    from bench.crypto.smki import Pki
-    from bench.errors import BenchError
-
     if not party:
         raise click.UsageError("--as PARTY is required unless --xml is given")
     try:
@@ -113,17 +124,11 @@ def _identity(pki_dir: Path, party: str | None):
 
 
 def _signed(identity, request) -> bytes:
-    from bench.codec.duis.requests import build_request
-    from bench.crypto.xmldsig import sign_document
-
     return sign_document(build_request(request), identity.ds_key, identity.ds_cert)
 
 
 def _report(responses: list[bytes], as_json: bool) -> None:
     """Print every response; exit 1 if the last one carries an E-code."""
-    from bench.codec.duis.responses import parse_response, response_summary
-    from bench.errors import BenchError
-
     codes = []
     summaries = []
     for xml in responses:
@@ -161,9 +166,6 @@ def _run(
 
 
 def _device(text: str, option: str = "--device"):
-    from bench.codec.eui import parse_eui
-    from bench.errors import BenchError
-
     try:
         return parse_eui(text)
     except BenchError as exc:
@@ -187,9 +189,6 @@ def update_firmware(
     """DUIS 11.1 Update Firmware (CV 8, to the DCC) as PARTY."""
 
     def build(submitter: Submitter) -> list[bytes]:
-        from bench.codec.duis.fields import RequestID
-        from bench.codec.duis.requests import DCC_EUI, UpdateFirmwareRequest
-
         if image is None or firmware_version is None or not devices:
             raise click.UsageError(
                 "--image, --version and --devices are required unless --xml is given"
@@ -214,9 +213,6 @@ def read_firmware(party, xml_file, pki_dir, run_dir, counter, as_json, device) -
     """DUIS 11.2 Read Firmware Version (CV 1) of one device as PARTY."""
 
     def build(submitter: Submitter) -> list[bytes]:
-        from bench.codec.duis.fields import RequestID
-        from bench.codec.duis.requests import ReadFirmwareVersionRequest
-
         if not device:
             raise click.UsageError("--device is required unless --xml is given")
         identity = _identity(pki_dir, party)
@@ -248,13 +244,6 @@ def activate(
     """DUIS 11.3 Activate Firmware as PARTY: CV 4, sign the pre-command, CV 5."""
 
     def build(submitter: Submitter) -> list[bytes]:
-        from bench.codec.duis.fields import RequestID
-        from bench.codec.duis.requests import ActivateFirmwareRequest, SignedPreCommandRequest
-        from bench.codec.duis.responses import parse_response
-        from bench.codec.gbcs.apdu import decode_message
-        from bench.crypto.gbcs_security import sign_message
-        from bench.dcc.records.store import parse_timestamp
-
         if not device or not firmware_hash:
             raise click.UsageError("--device and --hash are required unless --xml is given")
         try:
@@ -277,7 +266,8 @@ def activate(
         cv4 = ActivateFirmwareRequest(RequestID(identity.eui, eui, first_counter), digest, when)
         first = submitter.submit(_signed(identity, cv4))
         response = parse_response(first)
-        if response.response_code != "I0" or response.pre_command is None:
+        if (not isinstance(response, DuisResponse) or response.response_code != ResponseCode.SUCCESS
+                or response.pre_command is None):
             return [first]
         precommand = decode_message(response.pre_command.gbcs)
         signed = sign_message(precommand, identity.ds_key).encode()

@@ -18,6 +18,11 @@ from typing import Any
 import click
 
 from bench.errors import RigError
+from bench.report.run_record import RecordWriter
+from bench.rig.control import RigClient, RigControlServer, socket_path
+from bench.rig.control import run_dir as resolve_run_dir
+from bench.rig.model import load_rig, require_duis_schema
+from bench.rig.running import RunningRig, default_results_dir
 from bench.signals import stop_on_signals
 
 PID_FILE = "rig.pid"
@@ -35,8 +40,6 @@ def rig() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the rig as JSON.")
 def check(rig_file: Path | None, as_json: bool) -> None:
     """Validate a rig file without touching any hardware."""
-    from bench.rig.model import load_rig
-
     loaded = load_rig(rig_file or os.environ.get("BENCH_RIG") or None)
     devices = [{"role": d.role, "eui": d.eui_hex, "type": d.device_type, "generation": d.generation,
                 "link": str(d.link), "faults": list(d.faults)} for d in loaded.devices]
@@ -62,21 +65,18 @@ def check(rig_file: Path | None, as_json: bool) -> None:
 def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach: bool,
        as_json: bool) -> None:
     """Start a rig and serve its control socket until `bench rig down`."""
-    from bench.rig.control import RigClient
-    from bench.rig.control import run_dir as resolve_run_dir
-
     run = resolve_run_dir(run_dir)
     if RigClient.available(run):
         raise RigError(f"a rig is already up in {run}; stop it with `bench rig down`")
-    from bench.rig.model import require_duis_schema
+    from bench.codec.duis.safe_xml import XSD_VALIDATION_OFF
+    from bench.rig import model as rig_model
 
-    require_duis_schema()
+    configured = rig_model.load_rig(rig_file or os.environ.get("BENCH_RIG") or None).duis_schema
+    if require_duis_schema(configured) is None:
+        click.echo(XSD_VALIDATION_OFF, err=True)
     if detach:
         _detach(rig_file, run, results, as_json)
         return
-
-    from bench.rig.model import load_rig
-    from bench.rig.running import RunningRig, default_results_dir
 
     loaded = load_rig(rig_file or os.environ.get("BENCH_RIG") or None)
     run.mkdir(parents=True, exist_ok=True)
@@ -87,8 +87,6 @@ def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach
     try:
         _serve(running, run, loaded.name, as_json)
         if running.results.is_dir():
-            from bench.report.run_record import RecordWriter
-
             RecordWriter(running.results, running.session_record()).save()
     finally:
         pid_file.unlink(missing_ok=True)  # last act: `bench rig down` waits for this
@@ -98,8 +96,6 @@ def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach
 
 def _serve(running: Any, run: Path, name: str, as_json: bool) -> None:
     """Run the rig and its control socket until asked to stop."""
-    from bench.rig.control import RigControlServer, socket_path
-
     with running:
         server = RigControlServer(socket_path(run), running.control_handlers())
         with server:
@@ -122,8 +118,6 @@ def _serve(running: Any, run: Path, name: str, as_json: bool) -> None:
 
 def _detach(rig_file: Path | None, run: Path, results: Path | None, as_json: bool) -> None:
     """Start `bench rig up` in its own session and wait until its socket answers."""
-    from bench.rig.control import RigClient
-
     command = [sys.executable, "-m", "bench", "rig", "up", "--run-dir", str(run), "--json"]
     if rig_file is not None:
         command += ["--rig", str(rig_file)]
@@ -156,9 +150,6 @@ def _detach(rig_file: Path | None, run: Path, results: Path | None, as_json: boo
               help="Seconds to wait for the rig to stop.")
 def down(run_dir: Path | None, timeout: float) -> None:
     """Stop the rig that `bench rig up` runs."""
-    from bench.rig.control import RigClient, socket_path
-    from bench.rig.control import run_dir as resolve_run_dir
-
     run = resolve_run_dir(run_dir)
     path = socket_path(run)
     pid_file = run / PID_FILE
@@ -177,8 +168,6 @@ def down(run_dir: Path | None, timeout: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(run_dir: Path | None, as_json: bool) -> None:
     """Show the running rig: its devices, links and results directory."""
-    from bench.rig.control import RigClient
-
     answer = RigClient.for_run_dir(run_dir).status()
     answer.pop("ok", None)
     if as_json:

@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+import pytest
 
-from bench.rig.model import shipped
+from bench.cli.lab import held_for_run
+from bench.report.run_record import REQUIREMENTS, load_record
+from bench.rig.model import require_duis_schema, shipped
+from bench.rig.running import default_results_dir
 
 SUITE = shipped("hil_tests")
 
@@ -78,6 +82,19 @@ class ProgressLines:
             self.closed = True
 
 
+def _rig_duis_schema(rig_file: Path | None) -> Path | None:
+    """The rig file's `duis_schema`, if the file loads (a broken rig file is the run's to report)."""
+    import os
+
+    from bench.errors import BenchError
+    from bench.rig.model import load_rig
+
+    try:
+        return load_rig(rig_file or os.environ.get("BENCH_RIG") or None).duis_schema
+    except BenchError:
+        return None
+
+
 @click.command()
 @click.option("--rig", "rig_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Rig file (default: $BENCH_RIG or rigs/emulated.toml).")
@@ -95,16 +112,16 @@ class ProgressLines:
 def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | None,
         requirements: tuple[str, ...], suite: Path) -> None:
     """Run the MP207 conformance suite on a rig and print a verdict per requirement."""
-    import pytest
 
-    from bench.report.run_record import REQUIREMENTS, load_record
-    from bench.rig.model import require_duis_schema
-    from bench.rig.running import default_results_dir
-
-    require_duis_schema()  # one clear line now, not an E1 from every request later
+    # a schema named but missing or broken: one clear line now, not an E1 from every request later
+    schema = require_duis_schema(_rig_duis_schema(rig_file))
     results = (out or default_results_dir()).resolve()
     results.mkdir(parents=True, exist_ok=True)
     progress = sys.stderr if as_json else sys.stdout
+    if schema is None:  # said once, up front; record.json says it too
+        from bench.codec.duis.safe_xml import XSD_VALIDATION_OFF
+
+        print(XSD_VALIDATION_OFF, file=progress, flush=True)
     args = [str(suite), "--results", str(results), "-p", "no:terminal", "-p", "no:cacheprovider",
             "-p", "no:randomly", "-p", "no:labgrid", "--junitxml", str(results / "junit.xml"),
             "-o", "addopts="]
@@ -112,8 +129,6 @@ def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | No
         args += ["--rig", str(rig_file)]
     if select:
         args += ["-k", select]
-    from bench.cli.lab import held_for_run
-
     with held_for_run(rig_file):  # a lab rig's place: locked before pytest, released after
         code = pytest.main(args, plugins=[ProgressLines(progress, requirements)])
     try:
