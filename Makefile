@@ -29,5 +29,9 @@ bench: $(STAMP)
 	$(BIN)/python scripts/perf/shim.py
 	$(BIN)/python scripts/perf/suite.py
 
+.PHONY: fuzz
+fuzz: $(STAMP)  # robustness: 1,000,000 mutated inputs per meter-side decoder, a long campaign
+	BENCH_FUZZ_CASES=1000000 BENCH_FUZZ_CAMPAIGN=5000 $(BIN)/pytest tests/fuzz -n 2 -o timeout=5400 -q
+
 clean:
 	rm -rf $(VENV) results

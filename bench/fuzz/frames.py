@@ -96,7 +96,7 @@ class FuzzContext:
             han.UpgradeEndResponse(MANUFACTURER_CODE, self.image_type, version, 1_700_000_000,
                                    han.UPGRADE_TIME_WAIT_FOR_COMMAND),
             han.DefaultResponse(han.CMD_TRANSFER_DATA_TO_SERVER, han.SUCCESS, han.CLUSTER_TUNNELING, True),
-            han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_PUT, self.read_command(0, mac=False), None, True),
+            han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_PUT, self.read_message(0).encode(), None, True),
         ]
 
     # -- GBCS -----------------------------------------------------------------------------------
