@@ -101,6 +101,8 @@ def decode_record(number: int, timestamp: float, data: bytes) -> dict[str, Any]:
     record["src_short"] = src.short
     record["dst_short"] = dst.short
     record["seq"] = frame.seq
+    if frame.aps_ack_request:
+        record["aps_ack_request"] = True
     if type(command) is han.TunnelTransferData:
         record["cluster"] = han.CLUSTER_TUNNELING
         record["command"] = "transfer_data"
@@ -115,6 +117,10 @@ def decode_record(number: int, timestamp: float, data: bytes) -> dict[str, Any]:
                 record["message"] = command.message.hex().upper()
             else:
                 record["gbcs"] = header
+        return record
+    if isinstance(command, han.ApsAck):  # seq: the APS counter it acknowledges
+        record["cluster"] = command.cluster
+        record["command"] = "aps_ack"
         return record
     if type(command) is han.DefaultResponse:
         record["cluster"] = command.cluster

@@ -8,7 +8,9 @@ property tests prove the two produce identical bytes.
 Frame layout (what Wireshark dissects from link type 195):
   MAC  FCF 0x8861 (data, ack request, PAN ID compression, short dst/src) seq, PAN, dst, src
   NWK  FCF data, version 2, extended dst + src IEEE present; dst, src, radius, seq, dst IEEE, src IEEE
-  APS  data frame, unicast, no security; dst endpoint, cluster, profile 0x0109, src endpoint, counter
+  APS  data frame, unicast, no security, acknowledgement requested or not; dst endpoint, cluster,
+       profile 0x0109, src endpoint, counter. An APS acknowledgement (frame type 2) carries the
+       same addressing fields and the acknowledged frame's counter, and no ZCL.
   ZCL  cluster-specific (general for a Default Response), direction bit, default response
        disabled; seq, command id, payload
   FCS  CRC-16/KERMIT, little-endian
@@ -69,6 +71,8 @@ NWK_FCF = 0x1808  # data, protocol version 2, extended dst + src
 NWK_FCF_SHORT_ONLY = 0x0008
 NWK_RADIUS = 30
 APS_FCF = 0x00
+APS_ACK_REQUEST = 0x40
+APS_FRAME_ACK = 0x02
 ZCL_GENERAL = 0x00
 ZCL_CLUSTER_SPECIFIC = 0x01
 ZCL_SERVER_TO_CLIENT = 0x08
@@ -99,21 +103,36 @@ class HanNode:
     endpoint: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class ApsAck:
+    """An APS acknowledgement of the data frame for `cluster` whose APS counter is the frame's
+    `seq` (ZigBee PRO APS: the receiver's APS layer sends it when the frame asked for one)."""
+
+    cluster: int
+
+
 @dataclass(slots=True)
 class HanFrame:
-    """One HAN frame; `seq` is used for the MAC, NWK, APS and ZCL sequence numbers alike."""
+    """One HAN frame; `seq` is used for the MAC, NWK, APS and ZCL sequence numbers alike.
+
+    `aps_ack_request`: the sender's APS asks the receiver's for an APS acknowledgement.
+    """
 
     src: HanNode
     dst: HanNode
     seq: int
-    command: ZclCommand
+    command: ZclCommand | ApsAck
+    aps_ack_request: bool = False
 
 
 def encode_han_frame(frame: HanFrame) -> bytes:
     """The whole 802.15.4 frame including its FCS."""
     src, dst = frame.src, frame.dst
+    command = frame.command
+    if isinstance(command, ApsAck):
+        return _encode_aps_ack(frame, command)
     try:
-        cluster, from_server, cmd, payload = encode_command(frame.command, src.short)
+        cluster, from_server, cmd, payload = encode_command(command, src.short)
         seq = frame.seq & 0xFF
         frame_type = ZCL_GENERAL if type(frame.command) is DefaultResponse else ZCL_CLUSTER_SPECIFIC
         zcl_fc = frame_type | ZCL_DISABLE_DEFAULT_RESPONSE
@@ -125,8 +144,8 @@ def encode_han_frame(frame: HanFrame) -> bytes:
             head = _HEADER.pack(
                 MAC_FCF, seq, dst.pan_id, dst.short, src.short,
                 NWK_FCF, dst.short, src.short, NWK_RADIUS, seq, dst.eui[::-1], src.eui[::-1],
-                APS_FCF, dst.endpoint, cluster, PROFILE_SMART_ENERGY, src.endpoint, seq,
-                zcl_fc, seq, cmd,
+                APS_ACK_REQUEST if frame.aps_ack_request else APS_FCF, dst.endpoint, cluster,
+                PROFILE_SMART_ENERGY, src.endpoint, seq, zcl_fc, seq, cmd,
             )
         else:
             head = _encode_header_partial(frame, seq, cluster, zcl_fc, cmd)
@@ -139,8 +158,22 @@ def encode_han_frame(frame: HanFrame) -> bytes:
     return body + bytes((fcs & 0xFF, fcs >> 8))
 
 
+def _encode_aps_ack(frame: HanFrame, ack: ApsAck) -> bytes:
+    try:
+        head = _encode_header_partial(frame, frame.seq & 0xFF, ack.cluster, 0, 0)
+    except struct.error as exc:
+        raise EncodeError(f"HAN frame field out of range: {exc}") from None
+    body = head[:-3]  # no ZCL
+    fcs = crc16_kermit(body)
+    return body + bytes((fcs & 0xFF, fcs >> 8))
+
+
 def _encode_header_partial(frame: HanFrame, seq: int, cluster: int, zcl_fc: int, cmd: int) -> bytes:
     src, dst = frame.src, frame.dst
+    if type(frame.command) is ApsAck:
+        aps_fc = APS_FRAME_ACK
+    else:
+        aps_fc = APS_ACK_REQUEST if frame.aps_ack_request else APS_FCF
     nwk_fc = NWK_FCF_SHORT_ONLY
     ieee = b""
     if dst.eui is not None:
@@ -152,7 +185,7 @@ def _encode_header_partial(frame: HanFrame, seq: int, cluster: int, zcl_fc: int,
     return (
         struct.pack("<HBHHH", MAC_FCF, seq, dst.pan_id, dst.short, src.short)
         + struct.pack("<HHHBB", nwk_fc, dst.short, src.short, NWK_RADIUS, seq) + ieee
-        + struct.pack("<BBHHBB", APS_FCF, dst.endpoint, cluster, PROFILE_SMART_ENERGY,
+        + struct.pack("<BBHHBB", aps_fc, dst.endpoint, cluster, PROFILE_SMART_ENERGY,
                       src.endpoint, seq)
         + bytes((zcl_fc, seq, cmd))
     )
@@ -178,6 +211,9 @@ class FrameHeaders:
     payload_offset: int
     general: bool = False
     """A profile-wide command (Default Response) rather than a cluster-specific one."""
+    aps_ack_request: bool = False
+    aps_ack: bool = False
+    """An APS acknowledgement: no ZCL follows (`seq` is its APS counter)."""
 
 
 def decode_headers(data: bytes) -> FrameHeaders:
@@ -191,7 +227,8 @@ def decode_headers(data: bytes) -> FrameHeaders:
     if crc16_kermit(data[:-2]) != fcs:
         raise DecodeError(_WHAT, "fcs", n - 2, "FCS does not match")
     if n - 2 >= _FAST_HEADER_SIZE and data[0] == 0x61 and data[1] == 0x88 and data[9] == 0x08 \
-            and data[10] == 0x18 and data[33] == APS_FCF and data[41] & 0xF6 == 0x10:
+            and data[10] == 0x18 and data[33] & ~APS_ACK_REQUEST == APS_FCF \
+            and data[41] & 0xF6 == 0x10:
         (_, seq, pan, mdst, msrc, _, dst_short, src_short, _, _, dst_ieee, src_ieee,
          _, dst_ep, cluster, profile, src_ep, _, zcl_fc, zseq, cmd) = _HEADER.unpack_from(data)
         if profile != PROFILE_SMART_ENERGY:
@@ -200,7 +237,7 @@ def decode_headers(data: bytes) -> FrameHeaders:
             HanNode(src_ieee[::-1], src_short, pan, src_ep),
             HanNode(dst_ieee[::-1], dst_short, pan, dst_ep),
             zseq, cluster, bool(zcl_fc & ZCL_SERVER_TO_CLIENT), cmd, _FAST_HEADER_SIZE,
-            not zcl_fc & ZCL_CLUSTER_SPECIFIC,
+            not zcl_fc & ZCL_CLUSTER_SPECIFIC, bool(data[33] & APS_ACK_REQUEST),
         )
     return _decode_headers_general(data)
 
@@ -254,16 +291,25 @@ def _decode_headers_general(data: bytes) -> FrameHeaders:
     if o + 8 > end:
         raise DecodeError(_WHAT, "aps_header", min(o, end), "truncated")
     aps_fc = data[o]
-    if aps_fc & 0x03 != 0:
-        raise DecodeError(_WHAT, "aps_frame_type", o, "not an APS data frame")
+    if aps_fc & 0x03 not in (0, APS_FRAME_ACK):
+        raise DecodeError(_WHAT, "aps_frame_type", o, "not an APS data frame or acknowledgement")
+    if aps_fc & 0x13 == APS_FRAME_ACK | 0x10:
+        raise DecodeError(_WHAT, "aps_ack_format", o, "command acknowledgements are not supported")
     if aps_fc & 0x0C != 0:
         raise DecodeError(_WHAT, "aps_delivery_mode", o, "only unicast is supported")
     if aps_fc & 0xA0:
         raise DecodeError(_WHAT, "aps_security", o, "secured or extended APS frames are not supported")
-    dst_ep, cluster, profile, src_ep, _counter = struct.unpack_from("<BHHBB", data, o + 1)
+    dst_ep, cluster, profile, src_ep, counter = struct.unpack_from("<BHHBB", data, o + 1)
     if profile != PROFILE_SMART_ENERGY:
         raise DecodeError(_WHAT, "aps_profile", o + 4, f"0x{profile:04X} is not Smart Energy 0x0109")
     o += 8
+    if aps_fc & 0x03 == APS_FRAME_ACK:
+        if o != end:
+            raise DecodeError(_WHAT, "aps_ack", o, "an APS acknowledgement carries no payload")
+        return FrameHeaders(
+            HanNode(src_eui, src_short, pan, src_ep), HanNode(dst_eui, dst_short, pan, dst_ep),
+            counter, cluster, False, 0, o, aps_ack=True,
+        )
     if o + 3 > end:
         raise DecodeError(_WHAT, "zcl_header", min(o, end), "truncated")
     zcl_fc = data[o]
@@ -279,7 +325,7 @@ def _decode_headers_general(data: bytes) -> FrameHeaders:
     return FrameHeaders(
         HanNode(src_eui, src_short, pan, src_ep), HanNode(dst_eui, dst_short, pan, dst_ep),
         zseq, cluster, bool(zcl_fc & ZCL_SERVER_TO_CLIENT), cmd, o,
-        zcl_fc & 0x03 == ZCL_GENERAL,
+        zcl_fc & 0x03 == ZCL_GENERAL, bool(aps_fc & APS_ACK_REQUEST),
     )
 
 
@@ -287,13 +333,16 @@ def decode_han_frame(data: bytes) -> HanFrame:
     """Decode a whole 802.15.4 frame (FCS included); raises DecodeError and nothing else."""
     data = bytes(data)
     h = decode_headers(data)
+    if h.aps_ack:
+        return HanFrame(h.src, h.dst, h.seq, ApsAck(h.cluster))
     command = decode_zcl_payload(h.cluster, h.from_server, h.command_id,
                                  data[h.payload_offset:-2], h.payload_offset, h.general)
-    return HanFrame(h.src, h.dst, h.seq, command)
+    return HanFrame(h.src, h.dst, h.seq, command, h.aps_ack_request)
 
 
 __all__ = [
     "ABORT",
+    "ApsAck",
     "CLUSTER_OTA_UPGRADE",
     "CLUSTER_TUNNELING",
     "CMD_DEFAULT_RESPONSE",

@@ -6,7 +6,9 @@ line to stay busy. A housekeeping thread repeats unanswered Image Notify command
 stalled downloads. Every frame in either direction goes to the capture before anything else.
 
 Frames that do not decode, or come from a meter not attached to that link, are captured and
-counted, never raised: a noisy line must not stop the hub.
+counted, never raised: a noisy line must not stop the hub. A frame that asks for an APS
+acknowledgement gets one before it is acted on, as the hub's APS layer would send it: that, not a
+ZCL Default Response, is how a meter learns its alert frame arrived.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.codec.han import (
+    CLUSTER_OTA_UPGRADE,
+    CLUSTER_TUNNELING,
     MAX_BLOCK_DATA,
+    ApsAck,
     HanFrame,
     HanNode,
     TunnelTransferData,
@@ -312,7 +317,8 @@ class Hub:
                 self._capture_failed = True
                 log.error("%s: frames are no longer captured", exc)
 
-    def _send(self, port: MeterPort, command: ZclCommand, seq: int | None = None) -> None:
+    def _send(self, port: MeterPort, command: ZclCommand | ApsAck, seq: int | None = None
+              ) -> None:
         frame = encode_han_frame(HanFrame(self.node, port.node,
                                           port.next_seq() if seq is None else seq, command))
         reader = port.reader
@@ -366,6 +372,12 @@ class Hub:
             reader.stats.unknown_source += 1
             return
         command = han.command
+        if isinstance(command, ApsAck):
+            return  # the hub requests none: nothing waits for it
+        if han.aps_ack_request:
+            cluster = (CLUSTER_TUNNELING if isinstance(command, TunnelTransferData)
+                       else getattr(command, "cluster", CLUSTER_OTA_UPGRADE))
+            self._send(port, ApsAck(cluster), han.seq)
         if isinstance(command, TunnelTransferData):
             answer, message = self.tunnel.handle(port.eui, command)
             if answer is not None:

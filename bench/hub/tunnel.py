@@ -4,11 +4,11 @@ Commands to a meter go as PUT; responses and alerts from a meter arrive as PUT. 
 longer than one Transfer Data frame carries (`MAX_TUNNEL_MESSAGE`) is split into General Block
 Transfer blocks, and blocks from a meter are reassembled before the message is handed on.
 
-Every PUT from a meter that decodes (a whole message, or a GBT block the reassembler took) is
-answered with a ZCL Default Response SUCCESS echoing its sequence number: ZCL answers one frame, so
-each block is acknowledged on its own and the meter resends only what went unanswered. A meter
-resends an unacknowledged alert, so a message is handed on once per (originator, CRA flag,
-originator counter): the copies are counted in `duplicates` and dropped.
+A PUT from a meter gets no ZCL answer: its frames set Disable Default Response, and ZCL then sends
+a Default Response only to report an error. Delivery is confirmed one layer down, by the APS
+acknowledgement the hub sends for every frame that asks for one (`Hub`). A meter resends an alert
+frame whose acknowledgement it did not hear, so a message is handed on once per (originator, CRA
+flag, originator counter): the copies are counted in `duplicates` and dropped.
 
 A sleepy meter (GSME) cannot hear a PUT while it sleeps, so messages for it wait in an outbox: when
 it wakes it sends GET, and each GET is answered with one GET-RESPONSE holding the oldest waiting
@@ -24,14 +24,10 @@ from dataclasses import dataclass, field
 from bench.codec.gbcs.apdu import decode_message
 from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, max_block_data, segment
 from bench.codec.han import (
-    CLUSTER_TUNNELING,
-    CMD_TRANSFER_DATA_TO_SERVER,
     MAX_TUNNEL_MESSAGE,
-    SUCCESS,
     TUNNEL_GET,
     TUNNEL_GET_RESPONSE,
     TUNNEL_PUT,
-    DefaultResponse,
     TunnelTransferData,
 )
 from bench.errors import BenchError, EncodeError
@@ -40,7 +36,6 @@ TUNNEL_ID = 0x0001
 MAX_REMAINING = 0xFF
 REMEMBERED_MESSAGES = 256
 """Message keys kept per meter to spot a resent copy (far more than a meter's retries span)."""
-PUT_ACK = DefaultResponse(CMD_TRANSFER_DATA_TO_SERVER, SUCCESS, CLUSTER_TUNNELING, True)
 
 
 @dataclass
@@ -108,9 +103,9 @@ class GbcsTunnel:
             return len(self.end(eui).outbox)
 
     def handle(self, eui: bytes, transfer: TunnelTransferData
-               ) -> tuple[TunnelTransferData | DefaultResponse | None, bytes | None]:
-        """The reply to one Transfer Data from a meter (GET-RESPONSE to a GET, Default Response to a
-        PUT it decoded), and the whole GBCS message it completed, unless already handed on."""
+               ) -> tuple[TunnelTransferData | None, bytes | None]:
+        """The reply to one Transfer Data from a meter (a GET-RESPONSE to a GET; none to a PUT),
+        and the whole GBCS message it completed, unless already handed on."""
         with self._lock:
             end = self._ends.get(eui)
             if end is None:
@@ -126,7 +121,7 @@ class GbcsTunnel:
             return self._receive(end, bytes(transfer.message))
 
     @staticmethod
-    def _receive(end: TunnelEnd, message: bytes) -> tuple[DefaultResponse | None, bytes | None]:
+    def _receive(end: TunnelEnd, message: bytes) -> tuple[None, bytes | None]:
         if is_gbt_block(message):
             try:
                 whole = end.reassembler.feed(message)
@@ -134,19 +129,19 @@ class GbcsTunnel:
                 end.broken_blocks += 1
                 return None, None
             if whole is None:
-                return PUT_ACK, None
+                return None, None
             message = whole
         try:
             head = decode_message(message)
         except BenchError:
             end.received += 1  # not ours to judge: the receiver of the message checks it
-            return PUT_ACK, message
+            return None, message
         key = (head.originator, head.cra_flag, head.originator_counter)
         if key in end.seen:
             end.duplicates += 1
-            return PUT_ACK, None
+            return None, None
         end.seen[key] = None
         if len(end.seen) > REMEMBERED_MESSAGES:
             end.seen.popitem(last=False)
         end.received += 1
-        return PUT_ACK, message
+        return None, message

@@ -1,11 +1,13 @@
 """Alerts the meter has sent but the hub has not yet acknowledged, resent with backoff.
 
 An alert crosses the HAN once, as one Transfer Data PUT or as several GBT blocks, and a noisy link
-can lose any of them. The hub answers every PUT frame it decoded with a ZCL Default Response
-carrying that frame's sequence number (ZCL answers one frame, so each GBT block on its own), and an
-alert is delivered once each of its frames has been answered. Until then it stays in the
-persisted state (a power cut does not lose it) and its unanswered frames are sent again after 1,
-2, 4... backoff periods, at most `MAX_ATTEMPTS` times. After a power cut the meter no longer knows
+can lose any of them. Each frame asks for an APS acknowledgement, which the hub's APS layer sends
+with that frame's APS counter (ZigBee PRO APS acknowledged delivery, which Smart Energy uses for
+unicast; the frames disable the ZCL Default Response, so ZCL says nothing on success), and an
+alert is delivered once each of its frames has been acknowledged. This is the APS retry done by
+the meter's application: until then the alert stays in the persisted state (a power cut does
+not lose it) and its unacknowledged frames are sent again after 1, 2, 4... backoff periods, at
+most `MAX_ATTEMPTS` times. After a power cut the meter no longer knows
 which frames were answered and sends the whole alert; the hub drops a copy it already handed on
 (same originator, CRA flag and originator counter).
 """
@@ -17,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.codec import han
 from bench.meter.state import MeterState, MeterStore, OwedAlert
 
 log = logging.getLogger("bench.meter.alerts")
@@ -30,13 +31,13 @@ MAX_ATTEMPTS = 6
 class _Unacked:
     owed: OwedAlert
     pieces: list[bytes]  # the Transfer Data payloads: the message whole, or its GBT blocks
-    frames: dict[int, int] = field(default_factory=dict)  # unanswered ZCL seq -> piece index
+    frames: dict[int, int] = field(default_factory=dict)  # unacknowledged APS counter -> piece index
     deadline: float | None = None  # None: not sent since power-on, waiting for the hub to be heard
 
 
 class AlertOutbox:
     """Sends alerts one Transfer Data at a time through `send_piece` (which returns the frame's
-    ZCL sequence number) and keeps them in `state.owed_alerts` until every frame is answered."""
+    APS counter) and keeps them in `state.owed_alerts` until every frame is acknowledged."""
 
     def __init__(self, store: MeterStore, state: MeterState, send_piece: Callable[[bytes], int],
                  pieces: Callable[[bytes], list[bytes]], backoff: float = 1.0,
@@ -84,10 +85,8 @@ class AlertOutbox:
             else:
                 self._transmit(unacked, now)
 
-    def on_ack(self, seq: int, answer: han.DefaultResponse) -> None:
-        """A Default Response to one of our Transfer Data frames: SUCCESS means it was decoded."""
-        if answer.status != han.SUCCESS:
-            return
+    def on_ack(self, seq: int) -> None:
+        """An APS acknowledgement of one of our Transfer Data frames (its APS counter)."""
         for unacked in self._unacked:
             if unacked.frames.pop(seq, None) is not None:
                 if not unacked.frames:

@@ -143,11 +143,14 @@ class Emulator:
         """The meter's own clock: the host's, offset as configured (tests move it)."""
         return datetime.fromtimestamp(time.time() + self.config.clock_offset, UTC).replace(microsecond=0)
 
-    def send(self, command: han.ZclCommand) -> int:
-        """Transmit one frame; its ZCL sequence number (what a Default Response echoes)."""
-        seq = self._seq
-        frame = han.HanFrame(self.node, self.hub, seq, command)
-        self._seq = (self._seq + 1) & 0xFF
+    def send(self, command: han.ZclCommand | han.ApsAck, ack_request: bool = False,
+             seq: int | None = None) -> int:
+        """Transmit one frame; its sequence number (the APS counter an APS acknowledgement
+        echoes). `seq` given: an acknowledgement's, which takes no number of the meter's own."""
+        if seq is None:
+            seq = self._seq
+            self._seq = (self._seq + 1) & 0xFF
+        frame = han.HanFrame(self.node, self.hub, seq, command, ack_request)
         try:
             self.link.send(han.encode_han_frame(frame))
         except LinkError as exc:  # a radio transmits into the void; the protocol above retries
@@ -155,8 +158,10 @@ class Emulator:
         return seq
 
     def send_piece(self, piece: bytes) -> int:
-        """One Transfer Data PUT (a whole GBCS message or one GBT block); its sequence number."""
-        return self.send(han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_PUT, piece, None, from_server=False))
+        """One Transfer Data PUT (a whole GBCS message or one GBT block), asking for an APS
+        acknowledgement; its APS counter."""
+        return self.send(han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_PUT, piece, None, from_server=False),
+                         ack_request=True)
 
     def send_gbcs(self, message: bytes) -> None:
         """One Transfer Data PUT, or GBT blocks when the message is longer than a frame holds."""
@@ -186,10 +191,16 @@ class Emulator:
         if self.state.receipt_due:
             self.ota.send_owed_receipt()
         command = frame.command
+        if isinstance(command, han.ApsAck):
+            if command.cluster == han.CLUSTER_TUNNELING:
+                self.outbox.on_ack(frame.seq)
+            return
+        if frame.aps_ack_request:  # the meter's APS acknowledges before the frame is acted on
+            cluster = (han.CLUSTER_TUNNELING if isinstance(command, han.TunnelTransferData)
+                       else getattr(command, "cluster", han.CLUSTER_OTA_UPGRADE))
+            self.send(han.ApsAck(cluster), seq=frame.seq)
         try:
-            if isinstance(command, han.DefaultResponse) and command.cluster == han.CLUSTER_TUNNELING:
-                self.outbox.on_ack(frame.seq, command)
-            elif isinstance(command, han.TunnelTransferData):
+            if isinstance(command, han.TunnelTransferData):
                 self._on_tunnel(command)
             else:
                 self.ota.on_command(command, now)

@@ -38,6 +38,7 @@ from bench.codec.han import (
     CMD_UPGRADE_END_REQUEST,
     INVALID_IMAGE,
     SUCCESS,
+    ApsAck,
     DefaultResponse,
     ImageBlockRequest,
     ImageBlockWait,
@@ -230,6 +231,42 @@ def test_wireshark_dissects_the_capture(bench):
         capture_output=True, text=True, timeout=60, check=True).stdout.split()
     assert "4294967295,," in out  # Upgrade End Response: wait for upgrade command
     assert ",0x03,0x00ce" in out  # the FDRA alert, reassembled from its GBT blocks
+
+
+def test_wireshark_sees_aps_acknowledged_puts_and_no_default_response(bench):
+    """ZCL: a PUT that disables the Default Response and succeeds gets none. What tshark shows:
+    every Transfer Data PUT of the meter asks for an APS acknowledgement and disables the Default
+    Response; the hub answers each with an APS acknowledgement carrying its counter and cluster,
+    and sends no ZCL Default Response on the tunnel; the meter sent its alert once."""
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed (.ci/run installs it)")
+    hub = bench.start([("esme", ESME_EUI, ())])
+    image = bench.image(600)
+    assert hub.offer_image(ESME_EUI, image).wait(30) is TransferState.COMPLETE
+    bench.wait_message(ESME_EUI, lambda m: m.cra_flag == ALERT, 20)
+    assert bench.read_version(ESME_EUI, "esme") == FACTORY_VERSION  # a response crosses too
+    time.sleep(0.5)
+    hub.stop()
+    fields = ["zbee_nwk.src64", "zbee_aps.type", "zbee_aps.ack_req", "zbee_aps.counter",
+              "zbee_aps.cluster", "zbee_zcl.ddr", "zbee_zcl.cmd.id", "gbcs_tunnel.command"]
+    command = ["tshark", "-r", str(bench.capture), "-T", "fields", "-E", "separator=|"]
+    for field in fields:
+        command += ["-e", field]
+    rows = [dict(zip(fields, line.split("|"), strict=True)) for line in subprocess.run(
+        command, capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()]
+    meter = "00:db:12:34:56:78:90:a0"
+    puts = [r for r in rows if r["zbee_nwk.src64"] == meter and r["gbcs_tunnel.command"] == "0x03"]
+    acks = [r for r in rows if r["zbee_aps.type"] == "0x02"]
+    assert len(puts) >= 4, rows  # the FDRA's GBT blocks and the ECS52 response
+    assert all(r["zbee_aps.ack_req"] in ("True", "1") for r in puts), puts
+    assert all(r["zbee_zcl.ddr"] in ("True", "1") for r in puts), puts
+    assert all(r["zbee_nwk.src64"] != meter for r in acks)
+    assert sorted(r["zbee_aps.counter"] for r in acks) == sorted(r["zbee_aps.counter"] for r in puts)
+    assert {r["zbee_aps.cluster"] for r in acks} == {"0x0704"}
+    default_responses = [r for r in rows if r["zbee_zcl.cmd.id"] == "0x0b"]
+    assert not [r for r in default_responses if r["zbee_aps.cluster"] == "0x0704"], default_responses
+    fdras = [m for m in bench.captured_gbcs_from(ESME_EUI) if m.message_code == FDRA_ESME]
+    assert len(fdras) == 1  # acknowledged at once: never resent
 
 
 def test_sleepy_gsme_download_ends_pending_with_signed_receipt(bench):
@@ -443,7 +480,7 @@ def test_image_already_held_pending_is_delivered_without_a_new_receipt(bench):
 
 
 class LosesAcks:
-    """The hub's transmit path, losing its first `count` acknowledgements of a Transfer Data:
+    """The hub's transmit path, losing its first `count` APS acknowledgements of a Transfer Data:
     the meter then resends a message the hub already handed on."""
 
     def __init__(self, link, count: int) -> None:
@@ -451,7 +488,7 @@ class LosesAcks:
 
     def send(self, frame: bytes) -> None:
         command = decode_han_frame(frame).command
-        if self.count and isinstance(command, DefaultResponse) and command.cluster == CLUSTER_TUNNELING:
+        if self.count and isinstance(command, ApsAck) and command.cluster == CLUSTER_TUNNELING:
             self.count -= 1
             return
         self.link.send(frame)

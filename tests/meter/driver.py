@@ -110,8 +110,9 @@ class MeterDriver:
         self.link.close()
 
     # -- loop ---------------------------------------------------------------------------------
-    def _send(self, command: han.ZclCommand, seq: int | None = None) -> None:
-        """A reply echoes the sequence number of the frame it answers (ZCL Default Response)."""
+    def _send(self, command: han.ZclCommand | han.ApsAck, seq: int | None = None) -> None:
+        """A reply echoes the sequence number of the frame it answers (Default Response, APS
+        acknowledgement)."""
         self._seq = (self._seq + 1) & 0xFF
         with contextlib.suppress(LinkError):
             self.link.send(han.encode_han_frame(han.HanFrame(
@@ -131,11 +132,12 @@ class MeterDriver:
                 continue
             reply = self._handle(frame.command)
             if reply is not None:
-                self._send(reply, frame.seq if isinstance(reply, han.DefaultResponse) else None)
+                answers = isinstance(reply, han.DefaultResponse | han.ApsAck)
+                self._send(reply, frame.seq if answers else None)
             with self._cond:
                 self._cond.notify_all()
 
-    def _handle(self, command: han.ZclCommand) -> han.ZclCommand | None:
+    def _handle(self, command: han.ZclCommand | han.ApsAck) -> han.ZclCommand | han.ApsAck | None:
         image = self.image
         if isinstance(command, han.QueryNextImageRequest):
             self.seen.queries.append(command)
@@ -177,9 +179,8 @@ class MeterDriver:
                     self.seen.puts_lost += 1
                     return None
                 self._receive(bytes(command.message))
-                if self.ack_puts:
-                    return han.DefaultResponse(han.CMD_TRANSFER_DATA_TO_SERVER, han.SUCCESS,
-                                               han.CLUSTER_TUNNELING, True)
+                if self.ack_puts:  # what the hub's APS layer sends
+                    return han.ApsAck(han.CLUSTER_TUNNELING)
         return None
 
     def _receive(self, message: bytes) -> None:

@@ -62,3 +62,21 @@ def test_json_lines_one_per_frame(tmp_path):
     lines = out.getvalue().splitlines()
     assert count == len(lines) == len(EVERY_COMMAND) * 300  # crosses the 4096-line flush
     assert [json.loads(line)["frame"] for line in lines] == list(range(1, count + 1))
+
+
+@given(FRAMES)
+def test_aps_acknowledgements_and_their_requests_round_trip(frame):
+    """A frame asking for an APS acknowledgement says so; the acknowledgement carries no ZCL,
+    only the cluster and the counter of the frame it acknowledges."""
+    asking = dataclasses.replace(frame, aps_ack_request=True)
+    decoded = han.decode_han_frame(han.encode_han_frame(asking))
+    assert decoded.aps_ack_request and decoded.command == frame.command
+    assert decode_record(1, 0.0, han.encode_han_frame(asking))["aps_ack_request"] is True
+    assert "aps_ack_request" not in decode_record(1, 0.0, han.encode_han_frame(frame))
+    ack = han.HanFrame(frame.dst, frame.src, frame.seq, han.ApsAck(han.CLUSTER_TUNNELING))
+    data = han.encode_han_frame(ack)
+    back = han.decode_han_frame(data)
+    assert (back.command, back.seq, back.src, back.dst) == (ack.command, ack.seq, ack.src, ack.dst)
+    record = decode_record(2, 1.0, data)
+    assert (record["command"], record["cluster"], record["seq"]) == (
+        "aps_ack", han.CLUSTER_TUNNELING, frame.seq)

@@ -73,7 +73,9 @@ def test_frame_without_ieee_addresses_round_trips():
         (0, 0x69, "mac_security"),
         (9, 0x09, "nwk_frame_type"),
         (10, 0x1A, "nwk_security"),
-        (33, 0x02, "aps_frame_type"),
+        (33, 0x03, "aps_frame_type"),
+        (33, 0x02, "aps_ack"),  # an acknowledgement followed by a ZCL frame
+        (33, 0x12, "aps_ack_format"),  # a command acknowledgement
         (33, 0x20, "aps_security"),
         (37, 0x04, "aps_profile"),
         (41, 0x12, "zcl_frame_type"),
