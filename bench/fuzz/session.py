@@ -58,7 +58,7 @@ class MeterSession:
         for piece in pieces:
             self._reply(han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_PUT, piece, None, True))
 
-    def _reply(self, command: han.ZclCommand, seq: int | None = None) -> None:
+    def _reply(self, command: han.ZclCommand | han.ApsAck, seq: int | None = None) -> None:
         if seq is None:
             self._seq = (self._seq + 1) & 0xFF
             seq = self._seq
@@ -119,8 +119,7 @@ class MeterSession:
             if command.gbcs_command == han.TUNNEL_GET:
                 self._reply(han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_GET_RESPONSE, b"", 0, True))
             elif command.gbcs_command == han.TUNNEL_PUT and command.message:
-                self._reply(han.DefaultResponse(han.CMD_TRANSFER_DATA_TO_SERVER, han.SUCCESS,
-                                                han.CLUSTER_TUNNELING, True), frame.seq)
+                self._reply(han.ApsAck(han.CLUSTER_TUNNELING), frame.seq)  # the hub's APS ack
                 self._take(bytes(command.message))
         elif isinstance(command, han.QueryNextImageRequest):
             self._reply(han.QueryNextImageResponse(han.NO_IMAGE_AVAILABLE))
