@@ -9,7 +9,7 @@ from bench.hub.capture import CaptureError, FrameCapture
 from bench.hub.hub import HUB_EUI, Hub, LinkStats, meter_node
 from bench.hub.images import ImageLibrary, SharedImage
 from bench.hub.ota_server import NotApplicable, OtaServer, Throttle, zcl_utc_time
-from bench.hub.transfer import Transfer, TransferProgress, TransferState
+from bench.hub.transfer import Transfer, TransferEnd, TransferProgress, TransferState
 from bench.hub.tunnel import GbcsTunnel
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "SharedImage",
     "Throttle",
     "Transfer",
+    "TransferEnd",
     "TransferProgress",
     "TransferState",
     "meter_node",

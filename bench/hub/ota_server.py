@@ -56,7 +56,7 @@ from bench.codec.han import (
 )
 from bench.errors import BenchError, ConfigError
 from bench.hub.images import SharedImage
-from bench.hub.transfer import Transfer, TransferState
+from bench.hub.transfer import Transfer, TransferEnd, TransferState
 
 
 class NotApplicable(BenchError):
@@ -173,7 +173,7 @@ class OtaServer:
         with self._lock:
             unsuitable = _unsuitable(image, None, self._hardware.get(eui))
             if unsuitable is not None:
-                raise NotApplicable(unsuitable)
+                raise NotApplicable(unsuitable[1])
             old = self._transfers.get(eui)
             self._transfers[eui] = transfer
             if old is not None:
@@ -258,7 +258,8 @@ class OtaServer:
             if unsuitable is not None:
                 self._release(transfer)
         if unsuitable is not None:
-            changed = [transfer] if transfer.set_state(TransferState.FAILED, unsuitable) else []
+            end, reason = unsuitable
+            changed = [transfer] if transfer.set_state(TransferState.FAILED, reason, end) else []
             return QueryNextImageResponse(NO_IMAGE_AVAILABLE, 0, 0, 0, 0), changed
         return QueryNextImageResponse(
             SUCCESS, image.manufacturer_code, image.image_type, image.file_version, image.size
@@ -342,8 +343,10 @@ class OtaServer:
                 self._release(transfer)
         if transfer is not None:
             if request.status == SUCCESS:
-                held = "the meter already held this image" if transfer.blocks == 0 else None
-                if transfer.set_state(TransferState.COMPLETE, held):
+                held = transfer.blocks == 0
+                if transfer.set_state(TransferState.COMPLETE,
+                                      "the meter already held this image" if held else None,
+                                      TransferEnd.ALREADY_HELD if held else None):
                     changed.append(transfer)
             elif transfer.set_state(TransferState.FAILED,
                                     f"meter ended the download with status {request.status:#04x}"):
@@ -380,7 +383,8 @@ class OtaServer:
         given_up = f"nothing heard from the meter for {self.give_up_timeout:g} s"
         return [t for t in stalled if t.set_state(
             TransferState.STALLED, f"no request for {self.stall_timeout:g} s")] + [
-            t for t in abandoned if t.set_state(TransferState.FAILED, given_up)]
+            t for t in abandoned
+            if t.set_state(TransferState.FAILED, given_up, TransferEnd.GIVEN_UP)]
 
     def _release(self, transfer: Transfer) -> None:
         if transfer.holds_slot:
@@ -389,16 +393,18 @@ class OtaServer:
 
 
 def _unsuitable(image: SharedImage, request: QueryNextImageRequest | None,
-                hardware_version: int | None) -> str | None:
+                hardware_version: int | None) -> tuple[TransferEnd, str] | None:
     """Why `image` is not for a meter that runs `request.file_version` on `hardware_version`."""
     header = image.header
     if (hardware_version is not None and header.min_hardware_version is not None
             and header.max_hardware_version is not None
             and not header.min_hardware_version <= hardware_version <= header.max_hardware_version):
-        return (f"not applicable: the meter's hardware version {hardware_version:#06x} is outside"
-                f" the image's {header.min_hardware_version:#06x}..{header.max_hardware_version:#06x}")
-    if (request is not None and _same_file(image, request)):
-        return f"the meter already runs version {image.file_version:#010x}"
+        return TransferEnd.NOT_APPLICABLE, (
+            f"not applicable: the meter's hardware version {hardware_version:#06x} is outside"
+            f" the image's {header.min_hardware_version:#06x}..{header.max_hardware_version:#06x}")
+    if request is not None and _same_file(image, request):
+        return (TransferEnd.ALREADY_RUNNING,
+                f"the meter already runs version {image.file_version:#010x}")
     return None
 
 

@@ -34,6 +34,16 @@ class TransferState(StrEnum):
         return self in (TransferState.COMPLETE, TransferState.FAILED, TransferState.STALLED)
 
 
+class TransferEnd(StrEnum):
+    """Why a transfer ended other than by a download the meter verified, as the DCC records it
+    (the distribution status of the portfolio): `reason` says it in words."""
+
+    NOT_APPLICABLE = "not-applicable"  # the meter's hardware version is outside the image's range
+    ALREADY_RUNNING = "already-running"  # the meter runs this version: nothing to deliver
+    ALREADY_HELD = "already-held"  # the meter held the image pending: delivered, nothing new
+    GIVEN_UP = "given-up"  # nothing heard from the meter for the give-up time
+
+
 @dataclass(frozen=True)
 class TransferProgress:
     """A snapshot of one transfer; times are `time.monotonic()` seconds, rates bytes/s."""
@@ -56,6 +66,7 @@ class TransferProgress:
     last_request_at: float | None
     finished_at: float | None
     reason: str | None
+    end: TransferEnd | None = None
 
     @property
     def fraction(self) -> float:
@@ -87,6 +98,7 @@ class Transfer:
         self.early_requests = 0
         self.upgrade_end_status: int | None = None
         self.reason: str | None = None
+        self.end: TransferEnd | None = None
         self.offered_at = time.monotonic()
         self.heard_at = self.offered_at  # the OTA server's clock: offer time until a request
         self.started_at: float | None = None
@@ -128,9 +140,11 @@ class Transfer:
                 last_request_at=self.last_request_at,
                 finished_at=self.finished_at,
                 reason=self.reason,
+                end=self.end,
             )
 
-    def set_state(self, state: TransferState, reason: str | None = None) -> bool:
+    def set_state(self, state: TransferState, reason: str | None = None,
+                  end: TransferEnd | None = None) -> bool:
         """Move to `state`; True if it changed, and then the caller must `announce()` it.
 
         Callers change state under their own locks and announce after releasing them, so an
@@ -142,6 +156,8 @@ class Transfer:
             self.state = state
             if reason is not None:
                 self.reason = reason
+            if end is not None:
+                self.end = end
             if state in (TransferState.COMPLETE, TransferState.FAILED):
                 self.finished_at = time.monotonic()
             if self.observer is None:

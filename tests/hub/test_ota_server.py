@@ -30,6 +30,7 @@ from bench.hub import (
     NotApplicable,
     OtaServer,
     Throttle,
+    TransferEnd,
     TransferState,
     zcl_utc_time,
 )
@@ -218,6 +219,7 @@ def test_offer_never_asked_for_fails_after_the_give_up_time(clock):
     clock.advance(0.2)
     assert ota.check_stalls() == [transfer]
     assert transfer.state is TransferState.FAILED and "nothing heard" in transfer.reason
+    assert transfer.end is TransferEnd.GIVEN_UP
 
 
 def test_stalled_transfer_that_never_resumes_fails(clock):
@@ -245,6 +247,7 @@ def test_image_outside_the_meters_hardware_range_is_not_offered(clock):
     assert reply.status == NO_IMAGE_AVAILABLE and changed == [transfer]
     assert transfer.state is TransferState.FAILED
     assert transfer.reason.startswith("not applicable") and "0x2001" in transfer.reason
+    assert transfer.progress().end is TransferEnd.NOT_APPLICABLE
     assert transfer.progress().bytes_served == 0
     # the meter's hardware version is known now: the next such offer fails before any notify
     with pytest.raises(NotApplicable, match="0x2001"):
@@ -266,6 +269,7 @@ def test_image_the_meter_already_runs_ends_the_transfer_at_once(clock):
     assert reply.status == NO_IMAGE_AVAILABLE and changed == [transfer]
     assert transfer.state is TransferState.FAILED
     assert transfer.reason == "the meter already runs version 0x02000000"
+    assert transfer.end is TransferEnd.ALREADY_RUNNING
     assert ota.notifications_due([ESME_EUI]) == []
 
 
@@ -280,6 +284,7 @@ def test_upgrade_end_before_any_block_says_the_meter_held_the_image(clock):
     assert isinstance(reply, UpgradeEndResponse) and changed == [transfer]
     assert transfer.state is TransferState.COMPLETE
     assert transfer.reason == "the meter already held this image"
+    assert transfer.end is TransferEnd.ALREADY_HELD
 
 
 def test_max_concurrent_downloads_make_others_wait(clock):
