@@ -8,6 +8,7 @@ on it as it is (its counters only ever grow, which a campaign's counter base all
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -70,6 +71,7 @@ class EmulatedTarget(Target):
         self.stop()
         self.starts += 1
         self.state_dir = self.work / f"meter-{self.starts:03d}"
+        shutil.rmtree(self.state_dir, ignore_errors=True)  # factory-fresh, whatever ran here before
         self._log = DeviceLog(self.work / f"meter-{self.starts:03d}.log")
         device = replace(self.device, baud=self.baud)
         command = emulate_command(device, self.pki_dir, self.state_dir, device.supplier,

@@ -48,6 +48,8 @@ class Measure(Protocol):
 # The `rig_device` fixture: the rig's device with a role (the test skips if there is none).
 DeviceLookup = Callable[[str], "RigDevice"]
 
+pytest_plugins = ("bench.testing.fuzz",)  # the fuzz_campaign fixture and the `fuzz` marker
+
 RIG_ENV = "BENCH_RIG"
 RIG_FIXTURES = frozenset({  # asking for any of these starts the rig
     "rig", "shim", "hub", "esme", "gsme", "other_esme", "ppmid", "hcalcs", "uncommissioned_esme",

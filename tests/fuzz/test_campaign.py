@@ -64,3 +64,11 @@ def test_the_replayed_frames_of_a_correct_meter_find_nothing(campaign, ctx, tmp_
     reproducer = Reproducer.load(tmp_path / "r" / "frames.pcap")
     assert len(list(read_pcap(tmp_path / "r" / "frames.pcap"))) == sum(len(c.frames) for c in cases)
     assert replay(run.target, ctx, reproducer, 0.6) is None
+
+
+@pytest.mark.fuzz(cases=42, seed=4, batch=14, probe_timeout=0.6)
+def test_a_bounded_campaign_as_a_hil_test(fuzz_campaign):
+    result = fuzz_campaign()
+    assert result.findings == [] and result.cases_sent == 42
+    found = fuzz_campaign(faults=("crash-on-oversized-block",), cases=56, layers="ota")
+    assert [f.kind for f in found.findings] == ["crash"]
