@@ -50,6 +50,8 @@ class RunRecord:
     tests: list[TestRecord] = field(default_factory=list)
     attachments: dict[str, str] = field(default_factory=dict)
     rig_error: str | None = None
+    duis_schema: str | None = None  # the XSD every DUIS request was validated against (None: off)
+    notices: list[str] = field(default_factory=list)  # one line each, e.g. XSD validation is off
 
     def verdict(self) -> dict[str, str]:
         """R1..R5 -> passed | failed | not run; a skipped test of a requirement fails it."""

@@ -11,8 +11,10 @@ rig file's directory) or uses absolute paths.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,6 +203,7 @@ class Rig:
     images: ImageSpec = field(default_factory=ImageSpec)
     extra: dict[str, Any] = field(default_factory=dict)
     lab: LabPlace | None = None  # [labgrid]: the lab place holding the `labgrid:` ports
+    duis_schema: Path | None = None  # the DUIS XSD to validate against ($BENCH_DUIS_SCHEMA wins)
 
     def device(self, role: str) -> RigDevice:
         for device in self.devices:
@@ -277,7 +280,7 @@ def parse_rig(data: dict[str, Any], path: Path) -> Rig:
     """Validate an already-parsed rig table; `path` names it in errors and anchors relative paths."""
     check = _Checker(path)
     check.unknown(data, "rig", {"name", "description", "root", "pki", "registry", "images",
-                                "options", "parties", "devices", "labgrid"})
+                                "options", "parties", "devices", "labgrid", "duis_schema"})
     root_text = check.take(data, "rig", "root", str, None)
     root = (path.parent / root_text).resolve() if root_text else path.parent.parent
     name = check.take(data, "rig", "name", str, path.stem)
@@ -315,7 +318,7 @@ def parse_rig(data: dict[str, Any], path: Path) -> Rig:
                              f"{device.link} needs a [labgrid] table naming the place")
     return Rig(path=path, name=name, description=description, root=root, pki_dir=pki_dir,
                registry_dir=registry_dir, options=options, parties=parties, devices=devices,
-               images=images, lab=lab)
+               images=images, lab=lab, duis_schema=resolve("duis_schema", None))
 
 
 def _parse_options(check: _Checker, table: dict[str, Any]) -> RigOptions:
@@ -427,20 +430,42 @@ def _parse_device(check: _Checker, role: str, table: Any) -> RigDevice:
                      faults=tuple(FaultProfile(f) for f in faults), supplier=supplier)
 
 
-def require_duis_schema() -> Path:
-    """Load the DUIS schema the shim validates every request against, or raise one RigError.
+def require_duis_schema(configured: Path | None = None) -> Path | None:
+    """Load the DUIS schema the shim validates every request against: `$BENCH_DUIS_SCHEMA`, else
+    `configured` (a rig file's `duis_schema`), else the published vectors beside a checkout.
 
-    Without it every request would be refused with E1 and each test would fail on its own, far
-    from the cause; the schema is published material read where it lies, never copied in.
+    None when there is none: XSD validation is off and the caller says so in one line
+    (`XSD_VALIDATION_OFF`); the shim still parses every document strictly. A schema that is named
+    but missing or broken is one RigError: the lab asked for validation and would not get it.
+    The schema is published material read where it lies, never copied in.
     """
-    from bench.codec.duis.safe_xml import SCHEMA_ENV, duis_schema, schema_path
+    from bench.codec.duis.safe_xml import SCHEMA_ENV, load_duis_schema, schema_path
 
-    path = schema_path()
-    hint = f"set {SCHEMA_ENV} to the 'DUIS Schema V5.4.xsd' of the published DUIS schema"
+    path = Path(os.environ[SCHEMA_ENV]) if os.environ.get(SCHEMA_ENV) else configured
+    path = path or schema_path()
+    if path is None:
+        return None
+    hint = f"set {SCHEMA_ENV} (or duis_schema in the rig file) to your 'DUIS Schema V5.4.xsd'"
     if not path.is_file():
         raise RigError(f"DUIS schema not found at {path}; {hint}")
     try:
-        duis_schema()
+        load_duis_schema(path)
     except BenchError as exc:
         raise RigError(f"{exc}; {hint}") from None
     return path
+
+
+def use_duis_schema(configured: Path | None) -> Callable[[], None]:
+    """Make a rig file's `duis_schema` this process's, unless `$BENCH_DUIS_SCHEMA` names one: the
+    shim and its request workers (child processes, same environment) read it from there.
+    Returns what undoes it, so the next rig in this process starts from the same place."""
+    from bench.codec.duis.safe_xml import SCHEMA_ENV
+
+    if configured is None or os.environ.get(SCHEMA_ENV):
+        return lambda: None
+    os.environ[SCHEMA_ENV] = str(configured)
+
+    def undo() -> None:
+        os.environ.pop(SCHEMA_ENV, None)
+
+    return undo

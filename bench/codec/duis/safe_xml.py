@@ -58,12 +58,15 @@ _parser = _safe_parser(huge_tree=False)
 _huge_parser = _safe_parser(huge_tree=True)
 
 SCHEMA_ENV = "BENCH_DUIS_SCHEMA"
-_DEFAULT_SCHEMA = (
-    Path(__file__).resolve().parents[3].parent
-    / "shared"
-    / "vectors"
-    / "duis-schema"
-    / "DUIS Schema V5.4.xsd"
+_CHECKOUT = Path(__file__).resolve().parents[3]
+# A development checkout reads the published vectors beside it; an installed bench has none.
+_DEVELOPMENT_SCHEMA = _CHECKOUT.parent / "shared" / "vectors" / "duis-schema" / "DUIS Schema V5.4.xsd"
+#: What a run says when it validates no DUIS document against the XSD (the schema is not
+#: redistributed, so an installed bench starts without it).
+XSD_VALIDATION_OFF = (
+    "DUIS XSD validation is off (no DUIS schema; documents are still parsed strictly): "
+    f"set {SCHEMA_ENV}, or duis_schema = PATH in the rig file, to your "
+    "'DUIS Schema V5.4.xsd' to turn it on"
 )
 
 
@@ -112,9 +115,14 @@ def _check_namespace_declarations(root: etree._Element) -> None:
             )
 
 
-def schema_path() -> Path:
-    """Where the DUIS schema is read from: `$BENCH_DUIS_SCHEMA` or the published vectors."""
-    return Path(os.environ.get(SCHEMA_ENV) or _DEFAULT_SCHEMA)
+def schema_path() -> Path | None:
+    """Where the DUIS schema is read from: `$BENCH_DUIS_SCHEMA`, else the published vectors beside
+    a development checkout; None when there is neither (XSD validation off)."""
+    configured = os.environ.get(SCHEMA_ENV)
+    if configured:
+        return Path(configured)
+    in_checkout = (_CHECKOUT / "pyproject.toml").is_file() and _DEVELOPMENT_SCHEMA.is_file()
+    return _DEVELOPMENT_SCHEMA if in_checkout else None
 
 
 @cache
@@ -133,15 +141,24 @@ def _load_schema(path: Path) -> etree.XMLSchema:
         raise ConfigError(f"{path}: cannot load the DUIS schema ({exc})") from None
 
 
-def duis_schema() -> etree.XMLSchema:
-    """The DUIS V5.4 schema, loaded once per process (it imports the MMC and XML-DSig schemas)."""
-    return _load_schema(schema_path())
+def load_duis_schema(path: Path) -> etree.XMLSchema:
+    """The schema at `path`, loaded once per process; ConfigError if it does not load."""
+    return _load_schema(path)
+
+
+def duis_schema() -> etree.XMLSchema | None:
+    """The DUIS V5.4 schema, loaded once per process (it imports the MMC and XML-DSig schemas);
+    None when none is configured (see `schema_path`)."""
+    path = schema_path()
+    return None if path is None else _load_schema(path)
 
 
 def schema_errors(document: bytes | etree._Element) -> list[str]:
-    """Every DUIS schema violation of a document (empty list = valid)."""
+    """Every DUIS schema violation of a document (empty list = valid); ConfigError with no schema."""
     root = parse_document(document) if isinstance(document, bytes) else document
     schema = duis_schema()
+    if schema is None:
+        raise ConfigError(XSD_VALIDATION_OFF)
     if schema.validate(root):
         return []
     return [f"line {e.line}: {e.message}" for e in schema.error_log]
