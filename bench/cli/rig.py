@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from bench.codec.duis.safe_xml import XSD_VALIDATION_OFF
 from bench.errors import RigError
 from bench.report.run_record import RecordWriter
 from bench.rig.control import RigClient, RigControlServer, socket_path
@@ -68,10 +69,7 @@ def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach
     run = resolve_run_dir(run_dir)
     if RigClient.available(run):
         raise RigError(f"a rig is already up in {run}; stop it with `bench rig down`")
-    from bench.codec.duis.safe_xml import XSD_VALIDATION_OFF
-    from bench.rig import model as rig_model
-
-    configured = rig_model.load_rig(rig_file or os.environ.get("BENCH_RIG") or None).duis_schema
+    configured = load_rig(rig_file or os.environ.get("BENCH_RIG") or None).duis_schema
     if require_duis_schema(configured) is None:
         click.echo(XSD_VALIDATION_OFF, err=True)
     if detach:

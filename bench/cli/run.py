@@ -8,6 +8,7 @@ is in the results directory, whose record.json this command summarises.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,10 @@ import click
 import pytest
 
 from bench.cli.lab import held_for_run
+from bench.codec.duis.safe_xml import XSD_VALIDATION_OFF
+from bench.errors import BenchError
 from bench.report.run_record import REQUIREMENTS, load_record
-from bench.rig.model import require_duis_schema, shipped
+from bench.rig.model import load_rig, require_duis_schema, shipped
 from bench.rig.running import default_results_dir
 
 SUITE = shipped("hil_tests")
@@ -84,10 +87,6 @@ class ProgressLines:
 
 def _rig_duis_schema(rig_file: Path | None) -> Path | None:
     """The rig file's `duis_schema`, if the file loads (a broken rig file is the run's to report)."""
-    import os
-
-    from bench.errors import BenchError
-    from bench.rig.model import load_rig
 
     try:
         return load_rig(rig_file or os.environ.get("BENCH_RIG") or None).duis_schema
@@ -119,8 +118,6 @@ def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | No
     results.mkdir(parents=True, exist_ok=True)
     progress = sys.stderr if as_json else sys.stdout
     if schema is None:  # said once, up front; record.json says it too
-        from bench.codec.duis.safe_xml import XSD_VALIDATION_OFF
-
         print(XSD_VALIDATION_OFF, file=progress, flush=True)
     args = [str(suite), "--results", str(results), "-p", "no:terminal", "-p", "no:cacheprovider",
             "-p", "no:randomly", "-p", "no:labgrid", "--junitxml", str(results / "junit.xml"),
