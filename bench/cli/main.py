@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "audit": "bench.cli.alerts:audit",
     "rig": "bench.cli.rig:rig",
     "run": "bench.cli.run:run",
+    "init": "bench.cli.init:init",
     "lab": "bench.cli.lab:lab",
     "report": "bench.cli.report:report",
     "fuzz": "bench.cli.fuzz:fuzz",

@@ -34,6 +34,7 @@ from bench.dcc.pipeline.outcomes import (
 from bench.dcc.policy import authorisation as policy
 from bench.dcc.policy.critical import CriticalPath
 from bench.dcc.records import audit, counters, distributions, registry
+from bench.dcc.records.audit import AuditDecision
 from bench.dcc.records.registry import Party
 from bench.dcc.records.store import Savepoint, Store, timestamp
 from bench.domain import Outcome, ResponseCode
@@ -116,7 +117,7 @@ class Decider:
             lambda conn: audit.record(
                 conn,
                 timestamp(now),
-                "event",
+                AuditDecision.EVENT,
                 reason,
                 request_id=str(request.request_id) if identified else None,
                 originator=request.originator if identified else None,
@@ -153,7 +154,7 @@ class Decider:
             audit.record(
                 conn,
                 at,
-                "accepted",
+                AuditDecision.ACCEPTED,
                 decision.reason,
                 request_id=str(request.request_id),
                 originator=request.originator,
@@ -279,7 +280,7 @@ class Decider:
             conn,
             (
                 (at, rid, request.originator, sr, eui,
-                 "device-accepted" if code is None else "device-refused", code, why)
+                 AuditDecision.DEVICE_ACCEPTED if code is None else AuditDecision.DEVICE_REFUSED, code, why)
                 for eui, code, why in decisions
             ),
         )
@@ -345,7 +346,7 @@ def _audit_rejection(conn: sqlite3.Connection, rejected: Rejected, at: str) -> N
     audit.record(
         conn,
         at,
-        "refused",
+        AuditDecision.REFUSED,
         rejected.reason,
         request_id=str(request.request_id) if request is not None and identified else None,
         originator=request.originator if request is not None and identified else None,

@@ -34,6 +34,7 @@ from bench.dcc.policy.alert_routing import (
     needs_requester,
 )
 from bench.dcc.records import audit, counters, distributions, mailboxes, portfolio, registry
+from bench.dcc.records.audit import AuditDecision
 from bench.dcc.records.mailboxes import MessageKind
 from bench.dcc.records.store import timestamp
 from bench.domain import ResponseCode
@@ -140,7 +141,7 @@ class HubEvents:
             incoming = read_device_message(gbcs)
         except BenchError as exc:
             audit.record(
-                conn, at, "event", f"undecodable message from {device}: {exc}", device=device
+                conn, at, AuditDecision.EVENT, f"undecodable message from {device}: {exc}", device=device
             )
             return
         if incoming.is_response:
@@ -162,7 +163,7 @@ class HubEvents:
             audit.record(
                 conn,
                 at,
-                "event",
+                AuditDecision.EVENT,
                 f"response from {device} to no command (counter {incoming.counter})",
                 device=device,
             )
@@ -182,7 +183,7 @@ class HubEvents:
         audit.record(
             conn,
             at,
-            "event",
+            AuditDecision.EVENT,
             f"response to {request_id} delivered to {requester}",
             request_id=request_id,
             device=device,
@@ -214,7 +215,7 @@ class HubEvents:
         audit.record(
             conn,
             at,
-            "event",
+            AuditDecision.EVENT,
             f"alert {code} {incoming.alert_name} to {', '.join(recipients) or 'nobody'}",
             device=device,
             response_code=code,
@@ -243,7 +244,7 @@ class HubEvents:
             audit.record(
                 conn,
                 at,
-                "event",
+                AuditDecision.EVENT,
                 f"{code} for {device} not reported: {exc}",
                 device=device,
                 response_code=code,
@@ -255,7 +256,7 @@ class HubEvents:
         audit.record(
             conn,
             at,
-            "event",
+            AuditDecision.EVENT,
             f"{code} delivery {'success' if success else 'failure'}"
             f" to {', '.join(recipients) or 'nobody'}",
             request_id=request_id,
@@ -298,7 +299,7 @@ def _record_dcc_firmware(
     audit.record(
         conn,
         at,
-        "event",
+        AuditDecision.EVENT,
         f"DCC firmware record of {device}: {old or 'none'} -> {version} (activation confirmed)",
         request_id=request_id,
         device=device,

@@ -43,6 +43,7 @@ from bench.codec.duis.safe_xml import duis_schema, parse_document, sr
 from bench.codec.eui import eui_hex
 from bench.crypto import xmldsig
 from bench.crypto.smki import Pki, eui_of, role_of
+from bench.domain import ResponseCode
 from bench.errors import DecodeError
 
 if TYPE_CHECKING:
@@ -265,7 +266,7 @@ class ResponseSigner:
     def device_response(self, request_id: str, service: str, gbcs: bytes, now: datetime) -> bytes:
         response = DuisResponse(
             request_id=RequestID.parse(request_id),
-            response_code="I0",
+            response_code=ResponseCode.SUCCESS,
             service_reference=service,
             service_reference_variant=service,
             response_datetime=now,

@@ -44,7 +44,7 @@ from bench.crypto.smki import Pki
 from bench.dcc.pipeline import messages
 from bench.dcc.pipeline.decider import Decider
 from bench.dcc.pipeline.outcomes import Answered
-from bench.dcc.records.audit import AuditLog
+from bench.dcc.records.audit import AuditDecision, AuditLog
 from bench.dcc.records.store import Store
 from bench.domain import Outcome, ResponseCode
 from bench.errors import BenchError
@@ -335,7 +335,7 @@ class RequestWorkers:
         code = ResponseCode(recorded)
         body = messages.ResponseBody()
         try:
-            if decision == "accepted":
+            if decision == AuditDecision.ACCEPTED:
                 code = ResponseCode.COMMUNICATIONS_FAILURE
                 decider.audit_event(
                     incoming,

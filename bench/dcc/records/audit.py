@@ -11,7 +11,9 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from bench.dcc.records.store import Store
+from bench.dcc.records.store import AuditDecision, Store
+
+__all__ = ["AuditDecision", "AuditEntry", "AuditLog", "record", "record_many"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class AuditEntry:
     originator: str | None
     service_reference: str | None
     device: str | None
-    decision: str  # "request", "accepted", "refused", "device-accepted", "device-refused", "event"
+    decision: str  # an AuditDecision
     response_code: str | None
     reason: str
 
@@ -41,7 +43,7 @@ _INSERT = (
 def record(
     conn: sqlite3.Connection,
     at: str,
-    decision: str,
+    decision: AuditDecision,
     reason: str,
     *,
     request_id: str | None = None,
@@ -89,11 +91,13 @@ class AuditLog:
         """The newest entry's id now: whatever is decided next comes after it."""
         return int(self.store.read("SELECT coalesce(max(id), 0) FROM audit")[0][0])
 
-    def decision_since(self, mark: int, request_id: str, originator: str) -> tuple[str, str] | None:
+    def decision_since(
+        self, mark: int, request_id: str, originator: str
+    ) -> tuple[AuditDecision, str] | None:
         """(decision, response code) of the first accept or refusal of a request after `mark`."""
         rows = self.store.read(
             "SELECT decision, response_code FROM audit WHERE id > ? AND request_id = ?"
-            " AND originator = ? AND decision IN ('accepted', 'refused') ORDER BY id LIMIT 1",
-            (mark, request_id, originator),
+            " AND originator = ? AND decision IN (?, ?) ORDER BY id LIMIT 1",
+            (mark, request_id, originator, AuditDecision.ACCEPTED, AuditDecision.REFUSED),
         )
-        return (rows[0][0], rows[0][1]) if rows else None
+        return (AuditDecision(rows[0][0]), rows[0][1]) if rows else None

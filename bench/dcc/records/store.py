@@ -44,6 +44,16 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 
 
+class AuditDecision(StrEnum):
+    """What an audit entry records."""
+
+    ACCEPTED = "accepted"  # a request passed every check
+    REFUSED = "refused"  # a request was answered with an error code
+    DEVICE_ACCEPTED = "device-accepted"  # one device of an 11.1 / 11.4 list
+    DEVICE_REFUSED = "device-refused"
+    EVENT = "event"  # what happened after a decision: hub events, hand-overs, recoveries
+
+
 class MessageKind(StrEnum):
     """What a mailbox entry is: a response to a request, or an alert."""
 
@@ -94,7 +104,7 @@ CREATE TABLE IF NOT EXISTS audit (
     originator TEXT,
     service_reference TEXT,
     device TEXT,
-    decision TEXT NOT NULL,
+    decision TEXT NOT NULL {sql_check("decision", AuditDecision)},
     response_code TEXT,
     reason TEXT NOT NULL
 );

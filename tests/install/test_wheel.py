@@ -1,0 +1,106 @@
+"""The bench stands alone: built as a wheel, installed into a fresh virtual environment, run from
+an empty directory with no checkout and no published vectors beside it.
+
+The wheel is built from a copy of the project's files (so nothing is written into the checkout)
+and installed with pip from this machine's package index. Then, in an empty directory:
+`bench run --json` passes R1-R5 on the embedded default rig, writes its results there and says
+in the terminal and record.json that DUIS XSD validation is off; `bench init` writes a lab
+directory whose rig files `bench rig check` loads and whose emulated rig runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.codec.duis.safe_xml import XSD_VALIDATION_OFF
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "bench", "hil_tests",
+           "rigs", "fixtures", "firmware_images")
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def clean_env() -> dict[str, str]:
+    """The environment of a lab PC: nothing pointing back at this checkout."""
+    drop = {"BENCH_DUIS_SCHEMA", "BENCH_RIG", "BENCH_RUN_DIR", "PYTHONPATH", "VIRTUAL_ENV"}
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
+def run(command: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, env=clean_env(), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `bench` command of a fresh venv holding only the wheel and its dependencies."""
+    work = tmp_path_factory.mktemp("wheel")
+    source = work / "source"
+    source.mkdir()
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=IGNORED)
+        else:
+            shutil.copy2(ROOT / name, source / name)
+    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(work / "dist"),
+                 str(source)], work)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = (work / "dist").glob("gb_meter_bench-*.whl")
+    venv = work / "venv"
+    made = run([sys.executable, "-m", "venv", str(venv)], work)
+    assert made.returncode == 0, made.stderr
+    installed = run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)], work,
+                    timeout=600)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    return venv / "bin" / "bench"
+
+
+def test_the_installed_bench_stands_alone(bench, tmp_path):
+    """One test, so one wheel and one venv whichever worker runs it."""
+    passes_on_the_embedded_rig_from_an_empty_directory(bench, tmp_path)
+    init_writes_a_lab_that_rig_check_loads_and_that_runs(bench, tmp_path)
+
+
+def passes_on_the_embedded_rig_from_an_empty_directory(bench: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "lab-pc"
+    empty.mkdir()
+    result = run([str(bench), "run", "--json"], empty, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert set(summary["verdict"].values()) == {"passed"}, summary
+    assert summary["failed"] == 0 and summary["passed"] >= 20
+    results = Path(summary["results"])
+    assert results.parent == empty / "results"  # written where it ran
+    record = json.loads((results / "record.json").read_text())
+    assert record["duis_schema"] is None and record["notices"] == [XSD_VALIDATION_OFF]
+    assert XSD_VALIDATION_OFF in result.stderr.splitlines()
+    assert sorted(p.name for p in empty.iterdir()) == ["results"]
+
+
+def init_writes_a_lab_that_rig_check_loads_and_that_runs(bench: Path, tmp_path: Path) -> None:
+    made = run([str(bench), "init", "lab"], tmp_path)
+    assert made.returncode == 0, made.stderr
+    lab = tmp_path / "lab"
+    rigs = sorted(p.name for p in (lab / "rigs").glob("*.toml"))
+    assert rigs == ["emulated.toml", "lab-rfc2217.toml", "pi-serial.toml"]
+    for rig in rigs:
+        checked = run([str(bench), "rig", "check", "--rig", str(lab / "rigs" / rig), "--json"],
+                      tmp_path)
+        assert checked.returncode == 0, (rig, checked.stderr)
+        described = json.loads(checked.stdout)
+        assert {d["role"] for d in described["devices"]} >= {"esme", "gsme", "other_esme"}
+    shipped_ca = ROOT / "fixtures" / "pki" / "ca" / "cert.pem"
+    assert (lab / "fixtures" / "pki" / "ca" / "cert.pem").read_bytes() != shipped_ca.read_bytes()
+    result = run([str(bench), "run", "--rig", str(lab / "rigs" / "emulated.toml"), "--json",
+                  "--requirement", "R1", "--out", str(tmp_path / "out")], tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["verdict"]["R1"] == "passed"
