@@ -201,11 +201,33 @@ ZigbeeClusterLibrary.guess_payload_class = _zcl_guess_payload_class  # type: ign
 # ---------------------------------------------------------------- whole frames
 
 def build_frame(src: han.HanNode, dst: han.HanNode, seq: int, cluster: int, direction: int,
-                command_id: int, command: Packet, frametype: int = 1) -> Packet:
+                command_id: int, command: Packet, frametype: int = 1,
+                ack_request: bool = False) -> Packet:
     """802.15.4 (FCS) / NWK with IEEE addresses / APS unicast Smart Energy / ZCL / command;
-    `frametype` 0 is a general (profile-wide) ZCL command, 1 a cluster-specific one."""
-    flags = (0x08 if dst.eui is not None else 0) | (0x10 if src.eui is not None else 0)
-    nwk = ZigbeeNWK(frametype=0, proto_version=2, discover_route=0, flags=flags,
+    `frametype` 0 is a general (profile-wide) ZCL command, 1 a cluster-specific one;
+    `ack_request` sets the APS acknowledgement request bit."""
+    aps = _aps(src, dst, seq, cluster, _APS_ACK_REQ if ack_request else 0, _APS_DATA)
+    return aps / ZigbeeClusterLibrary(
+        zcl_frametype=frametype, command_direction=direction, disable_default_response=1,
+        manufacturer_specific=0, transaction_sequence=seq, command_identifier=command_id,
+    ) / command
+
+
+def build_aps_ack(src: han.HanNode, dst: han.HanNode, seq: int, cluster: int) -> Packet:
+    """An APS acknowledgement of the data frame whose APS counter is `seq` (no ZCL)."""
+    return _aps(src, dst, seq, cluster, 0, _APS_ACK)
+
+
+_APS_DATA, _APS_ACK = 0, 2  # APS frame types
+_APS_ACK_REQ = 0x4  # in scapy's 4-bit APS frame_control flags (bit 6 of the APS FC byte)
+
+
+def _aps(src: han.HanNode, dst: han.HanNode, seq: int, cluster: int, flags: int,
+         frametype: int) -> Packet:
+    """802.15.4 (FCS) / NWK with IEEE addresses / APS unicast Smart Energy, for the frame types
+    that carry endpoints, cluster and profile (data, and an acknowledgement of data)."""
+    nwk_flags = (0x08 if dst.eui is not None else 0) | (0x10 if src.eui is not None else 0)
+    nwk = ZigbeeNWK(frametype=0, proto_version=2, discover_route=0, flags=nwk_flags,
                     destination=dst.short, source=src.short, radius=han.NWK_RADIUS, seqnum=seq)
     if dst.eui is not None:
         nwk.ext_dst = int.from_bytes(dst.eui, "big")
@@ -216,14 +238,10 @@ def build_frame(src: han.HanNode, dst: han.HanNode, seq: int, cluster: int, dire
                    fcf_srcaddrmode=2, fcf_framever=0, seqnum=seq)
         / Dot15d4Data(dest_panid=dst.pan_id, dest_addr=dst.short, src_addr=src.short)
         / nwk
-        / ZigbeeAppDataPayload(frame_control=0, delivery_mode=0, aps_frametype=0,
+        / ZigbeeAppDataPayload(frame_control=flags, delivery_mode=0, aps_frametype=frametype,
                                dst_endpoint=dst.endpoint, cluster=cluster,
                                profile=han.PROFILE_SMART_ENERGY, src_endpoint=src.endpoint,
                                counter=seq)
-        / ZigbeeClusterLibrary(zcl_frametype=frametype, command_direction=direction,
-                               disable_default_response=1, manufacturer_specific=0,
-                               transaction_sequence=seq, command_identifier=command_id)
-        / command
     )
 
 
@@ -276,10 +294,12 @@ def command_layer(command: han.ZclCommand, src_short: int = 0xFFFF) -> tuple[Pac
 
 def to_scapy(frame: han.HanFrame) -> Packet:
     """The scapy packet of a han frame (its bytes equal `han.encode_han_frame(frame)`)."""
+    if isinstance(frame.command, han.ApsAck):
+        return build_aps_ack(frame.src, frame.dst, frame.seq & 0xFF, frame.command.cluster)
     layer, cluster, direction, cmd = command_layer(frame.command, frame.src.short)
     frametype = 0 if isinstance(frame.command, han.DefaultResponse) else 1
     return build_frame(frame.src, frame.dst, frame.seq & 0xFF, cluster, direction, cmd, layer,
-                       frametype)
+                       frametype, frame.aps_ack_request)
 
 
 def dissect(data: bytes) -> Packet:
@@ -302,16 +322,23 @@ def from_scapy(packet: Packet) -> han.HanFrame:
     """
     packet = dissect(bytes(packet))
     try:
-        mac_data, nwk, aps, zcl = (packet[Dot15d4Data], packet[ZigbeeNWK], packet[ZigbeeAppDataPayload],
-                                   packet[ZigbeeClusterLibrary])
+        mac_data, nwk, aps = packet[Dot15d4Data], packet[ZigbeeNWK], packet[ZigbeeAppDataPayload]
     except IndexError:
-        raise DecodeError("HAN frame", "layers", None, "not an 802.15.4/NWK/APS/ZCL frame") from None
-    layer = zcl.payload
-    if type(layer) not in _HAN_OF:
-        raise DecodeError("HAN frame", "zcl_command", None, "no bench layer for this ZCL command")
+        raise DecodeError("HAN frame", "layers", None, "not an 802.15.4/NWK/APS frame") from None
     pan = mac_data.dest_panid
     src = han.HanNode(_eui(nwk, "ext_src", 0x10), nwk.source, pan, aps.src_endpoint)
     dst = han.HanNode(_eui(nwk, "ext_dst", 0x08), nwk.destination, pan, aps.dst_endpoint)
+    if aps.aps_frametype == _APS_ACK:
+        if aps.payload.original:
+            raise DecodeError("HAN frame", "aps_ack", None, "an APS acknowledgement carries nothing")
+        return han.HanFrame(src, dst, aps.counter, han.ApsAck(aps.cluster))
+    if ZigbeeClusterLibrary not in packet:
+        raise DecodeError("HAN frame", "layers", None, "not an 802.15.4/NWK/APS/ZCL frame")
+    zcl = packet[ZigbeeClusterLibrary]
+    layer = zcl.payload
+    if type(layer) not in _HAN_OF:
+        raise DecodeError("HAN frame", "zcl_command", None, "no bench layer for this ZCL command")
+    ack_request = bool(aps.frame_control & _APS_ACK_REQ)
     values = {name: value for name, value in layer.fields.items() if value is not None}
     if isinstance(layer, TunnelTransferData):
         command: han.ZclCommand = han.TunnelTransferData(
@@ -332,7 +359,7 @@ def from_scapy(packet: Packet) -> han.HanFrame:
         if "data" in kwargs:
             kwargs["data"] = bytes(kwargs["data"])
         command = target(**kwargs)
-    return han.HanFrame(src, dst, zcl.transaction_sequence, command)
+    return han.HanFrame(src, dst, zcl.transaction_sequence, command, ack_request)
 
 
 def _eui(nwk: ZigbeeNWK, name: str, flag: int) -> bytes | None:

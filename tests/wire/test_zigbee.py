@@ -54,3 +54,18 @@ def test_other_zcl_commands_are_not_han_commands():
         zigbee.from_scapy(packet)
     with pytest.raises(DecodeError):
         han.decode_han_frame(bytes(packet))
+
+
+@pytest.mark.parametrize("ack_request", [False, True])
+def test_aps_acknowledgements_agree(ack_request):
+    """An APS ack request bit, and the acknowledgement itself (APS frame type 2, no ZCL), are the
+    same bytes and the same values through scapy as through the fast codec."""
+    put = han.HanFrame(ESME, HUB, 9, han.TunnelTransferData(1, han.TUNNEL_PUT, b"\xdf\x01", None, False),
+                       ack_request)
+    ack = han.HanFrame(HUB, ESME, 9, han.ApsAck(han.CLUSTER_TUNNELING))
+    for frame in (put, ack):
+        data = han.encode_han_frame(frame)
+        assert bytes(zigbee.to_scapy(frame)) == data
+        assert zigbee.from_scapy(zigbee.dissect(data)) == han.decode_han_frame(data) == frame
+    assert zigbee.dissect(han.encode_han_frame(ack))[ZigbeeAppDataPayload].aps_frametype == 2
+    assert ZigbeeClusterLibrary not in zigbee.dissect(han.encode_han_frame(ack))
