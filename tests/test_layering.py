@@ -23,7 +23,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 # floor are peers and import none of each other.
 FLOORS: tuple[frozenset[str], ...] = (
     frozenset({"errors"}),
-    frozenset({"domain", "signals"}),
+    frozenset({"domain", "signals", "files"}),
     frozenset({"codec"}),
     frozenset({"crypto"}),
     frozenset({"link"}),
