@@ -12,7 +12,7 @@ from bench.fuzz.frames import FuzzContext
 from bench.fuzz.target import target_for
 from bench.rig.model import Rig, load_rig
 
-PROBE_TIMEOUT = 0.6  # an emulated meter on a pty answers a read in milliseconds
+PROBE_TIMEOUT = 1.0  # an emulated meter on a pty answers a read in milliseconds, even loaded
 
 
 @pytest.fixture(scope="session")

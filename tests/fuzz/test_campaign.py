@@ -12,6 +12,8 @@ from bench.codec.pcap import read_pcap
 from bench.fuzz.campaign import Reproducer, replay
 from bench.fuzz.report import as_record, summary_table
 
+from .conftest import PROBE_TIMEOUT
+
 # fault profile -> (kind of finding, layer of the minimal case, cases within which it is found)
 FOUND_WITHIN = {
     "crash-on-oversized-block": ("crash", "ota", 200),
@@ -24,7 +26,7 @@ FOUND_WITHIN = {
 @pytest.mark.parametrize("fault", sorted(FOUND_WITHIN))
 def test_each_fault_is_found_minimised_and_replayed(campaign, ctx, fault):
     kind, layer, bound = FOUND_WITHIN[fault]
-    run = campaign((fault,), seed=1, cases=bound, batch=8, max_findings=1)
+    run = campaign((fault,), seed=1, cases=bound, batch=4, max_findings=1)
     result = run.run()
     assert len(result.findings) == 1, summary_table(result)
     finding = result.findings[0]
@@ -36,7 +38,7 @@ def test_each_fault_is_found_minimised_and_replayed(campaign, ctx, fault):
     assert reproducer.record["cases"] == finding.cases and reproducer.record["seed"] == 1
     assert reproducer.frames == list(run.case(finding.cases[0]).frames)  # the pcap holds them
     assert finding.command == f"bench fuzz --replay {reproducer.path}"
-    again = replay(run.target, ctx, reproducer, 0.6)
+    again = replay(run.target, ctx, reproducer, PROBE_TIMEOUT)
     assert again is not None and again.kind == kind
 
 
@@ -46,7 +48,7 @@ CORRECT_METER_CASES = int(os.environ.get("BENCH_FUZZ_CAMPAIGN", "280"))
 
 def test_a_correct_meter_survives_a_campaign(campaign):
     cases = CORRECT_METER_CASES // 7 * 7
-    run = campaign((), seed=11, cases=cases, batch=28)
+    run = campaign((), seed=11, cases=cases, batch=35)
     result = run.run()
     assert result.findings == [], [f.detail for f in result.findings]
     assert result.cases_sent == cases and all(n == cases // 7 for n in result.sent.values())
@@ -63,12 +65,12 @@ def test_the_replayed_frames_of_a_correct_meter_find_nothing(campaign, ctx, tmp_
     write_reproducer(tmp_path / "r", ctx, run.settings, Finding("hang", "test"), cases, False)
     reproducer = Reproducer.load(tmp_path / "r" / "frames.pcap")
     assert len(list(read_pcap(tmp_path / "r" / "frames.pcap"))) == sum(len(c.frames) for c in cases)
-    assert replay(run.target, ctx, reproducer, 0.6) is None
+    assert replay(run.target, ctx, reproducer, PROBE_TIMEOUT) is None
 
 
-@pytest.mark.fuzz(cases=42, seed=4, batch=14, probe_timeout=0.6)
-def test_a_bounded_campaign_as_a_hil_test(fuzz_campaign):
+@pytest.mark.fuzz(cases=42, seed=4, batch=14, probe_timeout=1.0, layers="ota,gbt")
+def test_a_bounded_campaign_as_a_hil_test(fuzz_campaign, request):
     result = fuzz_campaign()
-    assert result.findings == [] and result.cases_sent == 42
-    found = fuzz_campaign(faults=("crash-on-oversized-block",), cases=56, layers="ota")
-    assert [f.kind for f in found.findings] == ["crash"]
+    assert result.findings == [] and result.sent == {"ota": 21, "gbt": 21}
+    assert ("fuzz_json", str(next(p for n, p in request.node.user_properties if n == "fuzz_json"))) \
+        in request.node.user_properties

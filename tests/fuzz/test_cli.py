@@ -29,7 +29,8 @@ def test_a_campaign_on_the_default_rig(tmp_path):
 
 def test_a_finding_and_its_replay(tmp_path):
     done = bench("fuzz", "--fault", "crash-on-oversized-block", "--layers", "ota", "--cases", "48",
-                 "--out", "r", "--probe-timeout", "1", "--max-findings", "1", cwd=tmp_path)
+                 "--out", "r", "--probe-timeout", "1", "--max-findings", "1", "--batch", "4",
+                 cwd=tmp_path)
     assert done.returncode == 1, done.stderr
     assert "finding crash: the emulator process exited" in done.stdout
     replay = next(line for line in done.stdout.splitlines() if "replay: " in line).split("replay: ")[1]
