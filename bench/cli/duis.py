@@ -18,6 +18,7 @@ from bench.crypto.pem import load_certificate, load_private_key
 from bench.crypto.smki import Pki, eui_of, role_of
 from bench.crypto.xmldsig import sign_document, verify_document
 from bench.errors import ConfigError, DecodeError, SecurityError
+from bench.files import read_limited, write_atomic
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -27,12 +28,14 @@ DEFAULT_PKI = Path("fixtures/pki")
 
 
 def _read(path: str) -> bytes:
+    """A DUIS document from a file or stdin, never more than a DUIS document can be."""
+    limit = safe_xml.MAX_DOCUMENT_BYTES
     if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise ConfigError(f"stdin: larger than the {limit}-byte limit for a DUIS document")
+        return data
+    return read_limited(path, limit, "DUIS document")
 
 
 def _write(path: str, data: bytes) -> None:
@@ -40,10 +43,7 @@ def _write(path: str, data: bytes) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
-    try:
-        Path(path).write_bytes(data)
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+    write_atomic(path, data)
 
 
 def document_summary(xml: bytes) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from bench.codec.gbcs import (
 )
 from bench.domain import OrgRole
 from bench.errors import BenchError, DecodeError, SecurityError
+from bench.files import bounded_lines
 
 Check = Callable[[GbcsMessage], dict[str, Any]]
 
@@ -159,7 +160,7 @@ def _decode_stream(lines: TextIO, out: TextIO, check: Check | None) -> int:
     """One JSON line per non-blank input line; failures become {"line", "error"} lines."""
     failed = 0
     write = out.write
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(bounded_lines(lines), start=1):
         if not line.strip():
             continue
         try:
@@ -243,7 +244,7 @@ def reassemble(blocks: TextIO) -> None:
     """
     reassembler = GbtReassembler()
     failed = 0
-    for number, line in enumerate(blocks, start=1):
+    for number, line in enumerate(bounded_lines(blocks), start=1):
         if not line.strip():
             continue
         try:

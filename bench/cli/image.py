@@ -10,12 +10,17 @@ from typing import Any
 
 import click
 
+from bench.codec.duis.requests import MAX_IMAGE_BYTES
 from bench.codec.eui import eui_hex, parse_eui
 from bench.codec.ota_file import GbUpgradeImage, OtaHeader, build_gb_image, parse_gb_image
 from bench.crypto.image_signature import sign_image, verify_image
 from bench.crypto.pem import load_certificates, load_private_key
 from bench.domain import DeviceType
 from bench.errors import BenchError, ConfigError
+from bench.files import TEXT_LIMIT, read_limited, read_text_limited, write_atomic
+
+MAX_OTA_FILE = MAX_IMAGE_BYTES
+"""Largest GB upgrade image: what DUIS 11.1 FirmwareImage may carry."""
 
 # The meters a GB upgrade image is built for.
 DEVICE_TYPES = (DeviceType.ESME.value, DeviceType.GSME.value)
@@ -100,7 +105,7 @@ def image() -> None:
               help="PEM certificate(s); adds signature_valid (true if any of them signed the image).")
 def inspect(file: Path, as_json: bool, verify_cert: Path | None) -> None:
     """Show the header fields, the manufacturer image hash and the signature of FILE."""
-    parsed = parse_gb_image(file.read_bytes())
+    parsed = parse_gb_image(read_limited(file, MAX_OTA_FILE, "GB upgrade image"))
     fields = image_json(parsed)
     if verify_cert is not None:
         signer = next((cert for cert in load_certificates(verify_cert)
@@ -134,7 +139,10 @@ def build(manufacturer_image: Path, manufacturer_code: int, image_type: int, fil
           min_hw: int | None, max_hw: int | None, destination: str | None,
           security_credential_version: int | None, header_string: str, key_path: Path,
           output: Path, manifest: Path | None, device_type: str | None, signer: str | None) -> None:
-    """Sign a manufacturer image and wrap it in a ZigBee OTA header."""
+    """Sign a manufacturer image and wrap it in a ZigBee OTA header.
+
+    OUTPUT (and the manifest) are written whole once everything checked out, or not at all.
+    """
     if (min_hw is None) != (max_hw is None):
         raise ConfigError("--min-hw and --max-hw go together")
     if min_hw is not None and max_hw is not None and min_hw > max_hw:
@@ -144,7 +152,7 @@ def build(manufacturer_image: Path, manufacturer_code: int, image_type: int, fil
         if device_type is None or signer is None:
             raise ConfigError("--manifest needs --device-type and --signer")
         entry = (manifest, device_type, signer)
-    body = manufacturer_image.read_bytes()
+    body = read_limited(manufacturer_image, MAX_OTA_FILE, "manufacturer image")
     if not body:
         raise ConfigError(f"{manufacturer_image}: the manufacturer image is empty")
     header = OtaHeader(
@@ -156,10 +164,21 @@ def build(manufacturer_image: Path, manufacturer_code: int, image_type: int, fil
     )
     header.to_bytes()  # range checks before paying for a signature
     data = build_gb_image(header, body, sign_image(body, load_private_key(key_path)))
-    output.write_bytes(data)
+    if len(data) > MAX_OTA_FILE:
+        raise ConfigError(f"the image would be {len(data)} bytes, above the {MAX_OTA_FILE}-byte"
+                          " limit of an 11.1 FirmwareImage")
+    manifest_text = None
     if entry is not None:
         manifest_path, manifest_type, manifest_signer = entry
-        record_in_manifest(manifest_path, output, manifest_type, file_version, manifest_signer, body)
+        manifest_text = manifest_with(manifest_path, output, manifest_type, file_version,
+                                      manifest_signer, body)
+    write_atomic(output, data)
+    if entry is not None and manifest_text is not None:
+        try:
+            write_atomic(entry[0], manifest_text)
+        except BenchError:
+            output.unlink(missing_ok=True)
+            raise
     click.echo(f"{output}: {len(data)} bytes, manufacturer image sha256 {hashlib.sha256(body).hexdigest()}")
 
 
@@ -168,26 +187,40 @@ def read_manifest(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     try:
-        return list(tomllib.loads(path.read_text()).get("image", []))
+        entries = tomllib.loads(read_text_limited(path, TEXT_LIMIT, "manifest")).get("image", [])
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(f"{path}: 'image' must be a list of [[image]] tables")
+    return entries
 
 
 def record_in_manifest(manifest: Path, image_file: Path, device_type: str, file_version: int,
                        signer: str, body: bytes) -> None:
     """Add or replace the manifest entry for `image_file` (paths relative to the manifest)."""
+    write_atomic(manifest, manifest_with(manifest, image_file, device_type, file_version, signer,
+                                         body))
+
+
+def manifest_with(manifest: Path, image_file: Path, device_type: str, file_version: int,
+                  signer: str, body: bytes) -> str:
+    """The manifest's text with the entry for `image_file` added or replaced."""
     try:
         name = image_file.resolve().relative_to(manifest.resolve().parent).as_posix()
     except ValueError:
         raise BenchError(f"{image_file} is not beside the manifest {manifest}") from None
+    keys = ("file", "device_type", "file_version", "signer", "manufacturer_image_sha256")
     entries = [e for e in read_manifest(manifest) if e.get("file") != name]
+    for entry in entries:
+        missing = [key for key in keys if key not in entry]
+        if missing:
+            raise ConfigError(f"{manifest}: entry {entry.get('file', '?')!r} lacks {', '.join(missing)}")
     entries.append({"file": name, "device_type": device_type, "file_version": f"0x{file_version:08X}",
                     "signer": signer, "manufacturer_image_sha256": hashlib.sha256(body).hexdigest()})
-    entries.sort(key=lambda e: e["file"])
+    entries.sort(key=lambda e: str(e["file"]))
     lines = ["# Sample GB upgrade images, written by `bench image build --manifest`.", ""]
     for entry in entries:
         lines.append("[[image]]")
-        lines += [f"{key} = {json.dumps(str(entry[key]))}" for key in
-                  ("file", "device_type", "file_version", "signer", "manufacturer_image_sha256")]
+        lines += [f"{key} = {json.dumps(str(entry[key]))}" for key in keys]
         lines.append("")
-    manifest.write_text("\n".join(lines))
+    return "\n".join(lines)

@@ -14,6 +14,7 @@ from bench.dcc.records.portfolio import portfolio
 from bench.dcc.records.registry import Registry
 from bench.dcc.records.store import Store
 from bench.errors import ConfigError
+from bench.files import write_atomic
 from bench.report.portfolio_view import render
 from bench.rig.control import RigClient
 from bench.rig.control import run_dir as resolve_run_dir
@@ -45,7 +46,7 @@ def report(supplier: str | None, fmt: str, output: Path | None, as_json: bool, d
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        write_atomic(output, text)
         click.echo(f"wrote {output} ({len(entries)} devices)", err=True)
 
 

@@ -22,6 +22,7 @@ from bench.cli.registry import database, open_registry, run_directory
 from bench.codec.duis.fields import RequestID
 from bench.codec.duis.requests import (
     DCC_EUI,
+    MAX_IMAGE_BYTES,
     ActivateFirmwareRequest,
     ReadFirmwareVersionRequest,
     SignedPreCommandRequest,
@@ -29,6 +30,7 @@ from bench.codec.duis.requests import (
     build_request,
 )
 from bench.codec.duis.responses import DuisResponse, parse_response, response_summary
+from bench.codec.duis.safe_xml import MAX_DOCUMENT_BYTES
 from bench.codec.eui import parse_eui
 from bench.codec.gbcs.apdu import decode_message
 from bench.crypto.gbcs_security import sign_message
@@ -38,6 +40,7 @@ from bench.dcc.pipeline.shim import Shim
 from bench.dcc.records.store import parse_timestamp
 from bench.domain import ResponseCode
 from bench.errors import BenchError
+from bench.files import read_limited
 from bench.rig.control import RigClient
 
 DEFAULT_PKI = Path("fixtures/pki")
@@ -156,7 +159,8 @@ def _run(
     submitter = Submitter(run_dir, pki_dir)
     try:
         if xml_file is not None:
-            responses = [submitter.submit(xml_file.read_bytes())]
+            responses = [submitter.submit(read_limited(xml_file, MAX_DOCUMENT_BYTES,
+                                                       "DUIS request"))]
         else:
             responses = build(submitter)
     finally:
@@ -197,7 +201,7 @@ def update_firmware(
         euis = [_device(text.strip(), "--devices") for text in devices.split(",") if text.strip()]
         request = UpdateFirmwareRequest(
             RequestID(identity.eui, DCC_EUI, counter if counter is not None else counter_now()),
-            image.read_bytes(),
+            read_limited(image, MAX_IMAGE_BYTES, "11.1 FirmwareImage"),
             firmware_version,
             euis,
         )

@@ -23,6 +23,8 @@ _PCAPNG_BLOCK = b"\x0a\x0d\x0d\x0a"  # section header block type
 _GLOBAL = struct.Struct("<IHHiIII")
 _RECORD = struct.Struct("<IIII")
 _WHAT = "pcap"
+MAX_PCAP_BYTES = 1 << 30
+"""A capture read whole: a day of a busy rig's HAN traffic is far below this."""
 
 
 class ByteSink(Protocol):
@@ -116,8 +118,17 @@ def _records(data: bytes, record: struct.Struct, scale: float) -> Iterator[tuple
 
 
 def read_pcap(path: str | Path, linktype: int | None = LINKTYPE_IEEE802_15_4_WITHFCS) -> Iterator[tuple[float, bytes]]:
-    """Yield (timestamp, frame) from a pcap file; the link type must match unless `linktype` is None."""
-    data = Path(path).read_bytes()
+    """Yield (timestamp, frame) from a pcap file; the link type must match unless `linktype` is None.
+
+    The global header is checked before the rest is read, and a file larger than
+    `MAX_PCAP_BYTES` is refused, so `/dev/zero` or a stray binary costs nothing.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(_GLOBAL.size)
+        parse_pcap(head)  # magic and length of the global header: fails fast on anything else
+        data = head + handle.read(MAX_PCAP_BYTES - len(head) + 1)
+    if len(data) > MAX_PCAP_BYTES:
+        raise DecodeError(_WHAT, "file", MAX_PCAP_BYTES, f"larger than {MAX_PCAP_BYTES} bytes")
     found, records = parse_pcap(data)
     if linktype is not None and found != linktype:
         raise DecodeError(_WHAT, "linktype", 20, f"{found} is not {linktype}")

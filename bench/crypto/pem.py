@@ -13,12 +13,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.errors import ConfigError
+from bench.files import PEM_LIMIT, read_limited
+
+
+def _pem(path: str | Path, what: str) -> bytes:
+    """The file's bytes, read only up to a size no key or certificate file reaches."""
+    try:
+        return read_limited(path, PEM_LIMIT, what)
+    except ConfigError as exc:
+        raise ConfigError(f"not a readable {what} ({exc})") from None
 
 
 def load_private_key(path: str | Path) -> ec.EllipticCurvePrivateKey:
     """An unencrypted PKCS#8 (or traditional) PEM elliptic-curve private key."""
     try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+        key = serialization.load_pem_private_key(_pem(path, "PEM private key"), password=None)
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(f"{path}: not a readable PEM private key ({exc})") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
@@ -34,6 +43,6 @@ def load_certificate(path: str | Path) -> x509.Certificate:
 def load_certificates(path: str | Path) -> list[x509.Certificate]:
     """Every certificate in a PEM file (comment lines between them are allowed)."""
     try:
-        return x509.load_pem_x509_certificates(Path(path).read_bytes())
+        return x509.load_pem_x509_certificates(_pem(path, "PEM certificate"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not a readable PEM certificate ({exc})") from None

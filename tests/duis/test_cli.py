@@ -115,16 +115,16 @@ SUPPLIER = PKI / "parties" / "supplier-a"
 
 BAD_INPUT = {
     "parse-missing": (("duis", "parse", "missing.xml"), None, b"No such file"),
-    "parse-directory": (("duis", "parse", "fixtures"), None, b"Is a directory"),
+    "parse-directory": (("duis", "parse", "fixtures"), None, b"is a directory"),
     "parse-empty": (("duis", "parse", "-"), b"", b"Document is empty"),
     "parse-binary": (("duis", "parse", IMAGE), None, b"not well-formed XML"),
     "parse-not-xml": (("duis", "parse", "-"), b"<not xml", b"not well-formed XML"),
     "parse-entities": (("duis", "parse", "-"), b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>',
                        b"DTDs and entities are not accepted"),
     "parse-not-duis": (("duis", "parse", "-"), b"<x/>", b"expected sr:Request or sr:Response, found 'x'"),
-    "parse-oversized": (("duis", "parse", "-"), b" " * (17 * 1024 * 1024), b"exceeds the 16777216-byte limit"),
+    "parse-oversized": (("duis", "parse", "-"), b" " * (17 * 1024 * 1024), b"larger than the 16777216-byte limit"),
     "validate-not-duis": (("duis", "validate", "-"), b"<x/>", b"No matching global declaration"),
-    "validate-directory": (("duis", "validate", "fixtures"), None, b"Is a directory"),
+    "validate-directory": (("duis", "validate", "fixtures"), None, b"is a directory"),
     "verify-unsigned": (("duis", "verify", "-", "--pki", str(PKI)), b"<x/>", b"found 0"),
     "verify-placeholder-signature": (("duis", "verify", TEMPLATE, "--pki", str(PKI)), None,
                                      b"is not one the trusted CA issued"),
@@ -139,7 +139,7 @@ BAD_INPUT = {
     "sign-not-a-pki": (("duis", "sign", TEMPLATE, "--as", "supplier-a", "--pki", "fixtures"), None,
                        b"cannot read the PKI index"),
     "sign-output-directory": (("duis", "sign", TEMPLATE, "--as", "supplier-a", "-o", "fixtures"), None,
-                              b"Is a directory"),
+                              b"is a directory"),
 }
 
 
