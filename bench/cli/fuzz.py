@@ -39,6 +39,8 @@ _PROBE_TIMEOUT_EMULATED = 2.0  # a meter on a pseudo-terminal answers a read in 
 @click.option("--counter-base", type=click.IntRange(min=16, max=(1 << 62)),
               help="GBCS counters start above this (default: 2^32 for emulated meters, "
                    "from the clock for real ones).")
+@click.option("--capture", "capture", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A pcap (e.g. a run's capture.pcap): its frames to this meter are mutated too.")
 @click.option("--no-minimise", is_flag=True, help="Keep a finding's whole batch as its reproducer.")
 @click.option("--max-findings", type=click.IntRange(min=1), help="Stop after this many findings.")
 @click.option("--replay", "replay_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -46,8 +48,8 @@ _PROBE_TIMEOUT_EMULATED = 2.0  # a meter on a pseudo-terminal answers a read in 
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def fuzz(rig_path: Path | None, role: str | None, cases: int, seed: int, layers: str | None,
          out: Path | None, batch: int, probe_timeout: float | None, faults: tuple[str, ...],
-         baud: int | None, counter_base: int | None, no_minimise: bool, max_findings: int | None,
-         replay_path: Path | None, as_json: bool) -> None:
+         baud: int | None, counter_base: int | None, capture: Path | None, no_minimise: bool,
+         max_findings: int | None, replay_path: Path | None, as_json: bool) -> None:
     """Send scapy-crafted and mutated frames at every layer a meter parses; after each batch
     check that it is alive and kept its image, version and counters. Exit 1 on a finding."""
     from bench.fuzz.campaign import Reproducer
@@ -63,7 +65,7 @@ def fuzz(rig_path: Path | None, role: str | None, cases: int, seed: int, layers:
         _replay(reproducer, rig_path, role or "esme", faults, baud, counter_base, probe_timeout, as_json)
         return
     _campaign(rig_path, role or "esme", cases, seed, layers, out, batch, probe_timeout, faults, baud,
-              counter_base, no_minimise, max_findings, as_json)
+              counter_base, capture, no_minimise, max_findings, as_json)
 
 
 def _setup(rig_path: Path | None, role: str, work: Path, faults: tuple[str, ...], baud: int | None,
@@ -85,8 +87,9 @@ def _setup(rig_path: Path | None, role: str, work: Path, faults: tuple[str, ...]
 
 def _campaign(rig_path: Path | None, role: str, cases: int, seed: int, layers: str | None,
               out: Path | None, batch: int, probe_timeout: float | None, faults: tuple[str, ...],
-              baud: int | None, counter_base: int | None, no_minimise: bool,
+              baud: int | None, counter_base: int | None, capture: Path | None, no_minimise: bool,
               max_findings: int | None, as_json: bool) -> None:
+    from bench.codec.pcap import read_pcap
     from bench.fuzz.campaign import Campaign, CampaignSettings
     from bench.fuzz.cases import LAYERS
     from bench.fuzz.report import summary_table, write_fuzz_json
@@ -95,17 +98,24 @@ def _campaign(rig_path: Path | None, role: str, cases: int, seed: int, layers: s
     out = out or Path("results") / f"fuzz-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     out.mkdir(parents=True, exist_ok=True)
     rig, target, ctx, timeout = _setup(rig_path, role, out / "meters", faults, baud, counter_base)
+    if capture is not None:
+        ctx = ctx.with_capture([frame for _, frame in read_pcap(capture)])
+        if not ctx.captured:
+            raise ConfigError(f"{capture}: no frame in it was sent to {target.device.eui_hex}")
     settings = CampaignSettings(seed, cases, chosen, batch, probe_timeout or timeout,
                                 not no_minimise, max_findings)
     campaign = Campaign(target, ctx, settings, out)
     campaign.reproducer_extra = {"rig": str(rig.path), "role": role,
                                  "faults": [str(f) for f in target.device.faults],
-                                 "baud": baud}
+                                 "baud": baud, "capture": None if capture is None else str(capture),
+                                 "captured_frames": len(ctx.captured)}
     campaign.replay_command = lambda path: f"bench fuzz --replay {shlex.quote(str(path))}"
     line = _ProgressLine()
     result = campaign.run(line.update)
     line.done()
-    write_fuzz_json(out / "fuzz.json", result, rig=str(rig.path), role=role, eui=target.device.eui_hex)
+    write_fuzz_json(out / "fuzz.json", result, rig=str(rig.path), role=role, eui=target.device.eui_hex,
+                    faults=[str(f) for f in target.device.faults],
+                    capture=None if capture is None else str(capture), captured_frames=len(ctx.captured))
     if as_json:
         click.echo(json.dumps({"findings": len(result.findings), "cases": result.cases_sent,
                                "cases_per_s": round(result.cases_per_s, 1), "results": str(out)}))

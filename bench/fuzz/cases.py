@@ -70,8 +70,13 @@ def _header_case(ctx: FuzzContext, rng: random.Random, number: int, layer: str,
             return "mac:fuzz:Dot15d4", [scapy_fuzz(packet, Dot15d4FCS, rng, Dot15d4() / Dot15d4Data(),
                                                    upto=ZigbeeNWK)]
         return f"{layer}:fuzz:{target.__name__}", [scapy_fuzz(packet, target, rng)]
-    frame, how = mutate_bytes(bytes(packet), rng, *region, keep_fcs=rng.random() < 0.9)
+    frame, how = mutate_bytes(_captured(ctx, rng, packet), rng, *region, keep_fcs=rng.random() < 0.9)
     return f"{layer}:capture:{how}", [frame]
+
+
+def _captured(ctx: FuzzContext, rng: random.Random, fallback: Packet) -> bytes:
+    """A frame of the real capture when the campaign has one, else the hub's own frame."""
+    return rng.choice(ctx.captured) if ctx.captured else bytes(fallback)
 
 
 def mac_case(ctx: FuzzContext, rng: random.Random, number: int) -> tuple[str, list[bytes]]:
@@ -144,7 +149,7 @@ def ota_case(ctx: FuzzContext, rng: random.Random, number: int) -> tuple[str, li
     if kind == "zcl":
         mutated, name = mutate_field(packet, ZigbeeClusterLibrary, rng)
         return f"ota:zcl:{name}", [frame_bytes(mutated)[:127]]
-    frame, how = mutate_bytes(bytes(packet), rng, _APS_END)
+    frame, how = mutate_bytes(_captured(ctx, rng, packet), rng, _APS_END)
     return f"ota:capture:{how}", [frame]
 
 

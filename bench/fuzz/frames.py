@@ -24,7 +24,7 @@ from bench.codec.gbcs.apdu import GbcsMessage
 from bench.codec.gbcs.codes import COMMAND, CS06, ECS52, GCS38
 from bench.crypto.gbcs_security import apply_mac, mac_key, mac_over, raw_signature
 from bench.crypto.smki import Pki
-from bench.errors import ConfigError
+from bench.errors import BenchError, ConfigError
 
 HUB_EUI = bytes.fromhex("00DB1234567890A2")  # the CHF of the default rig (the emulators' hub)
 TUNNEL_ID = 0x0001
@@ -44,6 +44,7 @@ class FuzzContext:
     acb_ka_key: ec.EllipticCurvePrivateKey
     meter_ka_public: ec.EllipticCurvePublicKey
     counter_base: int = 1 << 32
+    captured: tuple[bytes, ...] = ()  # hub-to-meter frames of a real capture, to mutate
 
     @classmethod
     def from_pki(cls, pki_dir: Path | str, device: str, meter_eui: bytes, supplier: str = "supplier-a",
@@ -67,6 +68,19 @@ class FuzzContext:
     @property
     def image_type(self) -> int:
         return IMAGE_TYPES[self.device]
+
+    def with_capture(self, frames: list[bytes]) -> FuzzContext:
+        """This context with the frames of a capture that the hub sent this meter (decoded by
+        the fast codec, so the header layout the byte mutators aim at is the bench's)."""
+        kept: dict[bytes, None] = {}
+        for frame in frames:
+            try:
+                decoded = han.decode_han_frame(frame)
+            except BenchError:
+                continue
+            if decoded.dst.eui == self.meter_eui and decoded.src.eui != self.meter_eui:
+                kept.setdefault(bytes(frame))
+        return replace(self, captured=tuple(kept))
 
     # -- counters -------------------------------------------------------------------------------
     def case_counter(self, number: int) -> int:

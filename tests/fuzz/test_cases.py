@@ -38,3 +38,16 @@ def test_every_mutation_family_is_drawn(cases):
 
 def test_a_layer_subset_sends_only_those_layers(ctx):
     assert {make_case(ctx, 1, n, ("gbt", "ota")).layer for n in range(20)} == {"gbt", "ota"}
+
+
+def test_captured_traffic_is_mutated(ctx):
+    mine = ctx.frame(han.ImageNotify(0x03, 100, 0x121D, 0, 0xCAFEBABE), 9)
+    other = han.encode_han_frame(han.HanFrame(ctx.hub, han.HanNode(bytes(8), 1), 1, han.ImageNotify(0, 1)))
+    captured = ctx.with_capture([mine, other, b"\x01\x02", mine])
+    assert captured.captured == (mine,)
+    cases = [make_case(captured, 2, n, ("mac", "nwk", "ota")) for n in range(300)]
+    from_capture = [c for c in cases if ":capture:" in c.how]
+    assert len(from_capture) > 20
+    marked = [c for c in from_capture if b"\xbe\xba\xfe\xca" in c.frames[0]]
+    assert len(marked) > len(from_capture) // 2
+    assert not any(b"\xbe\xba\xfe\xca" in c.frames[0] for c in cases if ":capture:" not in c.how)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.codec.pcap import PcapWriter
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -16,15 +18,20 @@ def bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120)
 
 
-def test_a_campaign_on_the_default_rig(tmp_path):
+def test_a_campaign_on_the_default_rig(tmp_path, ctx):
+    with PcapWriter(tmp_path / "capture.pcap") as pcap:  # what a run's capture.pcap holds
+        for n, command in enumerate(ctx.templates(1)):
+            pcap.write(ctx.frame(command, n))
     done = bench("fuzz", "--rig", str(ROOT / "rigs" / "emulated.toml"), "--device", "esme",
-                 "--cases", "28", "--seed", "3", "--out", "r", "--probe-timeout", "1", cwd=tmp_path)
+                 "--cases", "28", "--seed", "3", "--out", "r", "--probe-timeout", "1",
+                 "--capture", "capture.pcap", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "total         28        0" in done.stdout
     assert "cases/s" in done.stderr  # the live progress line
     record = json.loads((tmp_path / "r" / "fuzz.json").read_text())
     assert record["cases_sent"] == 28 and record["findings"] == [] and record["seed"] == 3
     assert record["per_layer"]["gbcs"] == {"cases": 4, "findings": 0}
+    assert record["captured_frames"] == 7 and record["capture"] == "capture.pcap"
 
 
 def test_a_finding_and_its_replay(tmp_path):
@@ -42,7 +49,10 @@ def test_a_finding_and_its_replay(tmp_path):
 
 
 def test_bad_options_are_one_line(tmp_path):
-    for args in (["--layers", "mac,phy"], ["--fault", "no-such-fault"], ["--device", "ppmid"]):
+    with PcapWriter(tmp_path / "empty.pcap"):
+        pass
+    for args in (["--layers", "mac,phy"], ["--fault", "no-such-fault"], ["--device", "ppmid"],
+                 ["--capture", "empty.pcap"]):
         done = bench("fuzz", "--cases", "1", "--out", "r", *args, cwd=tmp_path)
         assert done.returncode == 2, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
