@@ -90,13 +90,13 @@ class Shim:
         self._events: queue.SimpleQueue[tuple[HubEvent, Future[None]] | None] = queue.SimpleQueue()
         self._events_open = threading.Lock()  # held while queueing; closing takes it last
         self._closed = False
+        self.workers: RequestWorkers | None = None
+        if request_workers:
+            self.workers = RequestWorkers(self.decider, self.deliver, request_workers)
         self._event_thread = threading.Thread(
             target=self._handle_events, name="shim-events", daemon=True
         )
         self._event_thread.start()
-        self.workers: RequestWorkers | None = None
-        if request_workers:
-            self.workers = RequestWorkers(self.decider, self.deliver, request_workers)
 
     @property
     def gateway(self) -> DeviceGateway | None:
