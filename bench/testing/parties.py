@@ -13,10 +13,11 @@ message in the party's mailbox and reads only what is new (`Shim.wait_for_messag
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from bench.codec.duis import (
@@ -132,17 +133,26 @@ class Activation:
 
 @dataclass
 class MailboxAlert:
-    """One alert delivered to a party: the mailbox row and the parsed DUIS message."""
+    """One alert delivered to a party: the mailbox row, its DUIS message parsed when asked."""
 
     message: MailboxMessage
-    alert: Alert  # DeviceAlertMessage | DCCAlertMessage
-    code: str
-    device: str | None
-    xml: bytes = field(repr=False, default=b"")
 
-    @classmethod
-    def of(cls, message: MailboxMessage) -> MailboxAlert:
-        return cls(message, parse_alert(message.xml), message.code, message.device, message.xml)
+    @property
+    def code(self) -> str:
+        return self.message.code
+
+    @property
+    def device(self) -> str | None:
+        return self.message.device
+
+    @property
+    def xml(self) -> bytes:
+        return self.message.xml
+
+    @functools.cached_property
+    def alert(self) -> Alert:
+        """The DeviceAlertMessage or DCCAlertMessage (DecodeError for any other body)."""
+        return parse_alert(self.message.xml)
 
 
 def _file_version(image: bytes) -> str:
@@ -261,7 +271,7 @@ class DccUser:
     def alerts(self, after: int = 0, device: DeviceRef | None = None) -> list[MailboxAlert]:
         """Every alert (device and DCC) in this party's mailbox, parsed."""
         wanted = eui_hex(device_eui(device)) if device is not None else None
-        return [MailboxAlert.of(message) for message in self.mailbox(after)
+        return [MailboxAlert(message) for message in self.mailbox(after)
                 if message.kind != MessageKind.RESPONSE
                 and (wanted is None or message.device == wanted)]
 
@@ -291,7 +301,7 @@ class DccUser:
             seen = [a.code for a in self.alerts(after, device)]
             raise LinkTimeout(f"{self.name}: no alert {wanted}{where} within "
                               f"{timeout:g} s (mailbox has {seen or 'nothing'})")
-        return MailboxAlert.of(message)
+        return MailboxAlert(message)
 
     def device_response(self, submission: Submission, eui: bytes,
                         timeout: float | None = None) -> tuple[bytes, bytes]:
