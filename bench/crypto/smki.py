@@ -42,6 +42,7 @@ from bench.crypto.smki_certs import (
 )
 from bench.domain import DeviceType, OrgRole
 from bench.errors import ConfigError, DecodeError
+from bench.files import write_atomic
 
 __all__ = [
     "CA_NAME",
@@ -125,8 +126,9 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
+    """Write one PKI file; a private key is owner-only (0600) from the moment it exists."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    write_atomic(path, data, mode=0o600 if path.suffix == ".key" or path.name == "key.pem" else None)
 
 
 def _normalise_devices(devices: Iterable[tuple[bytes | str, str]]) -> list[tuple[bytes, str]]:

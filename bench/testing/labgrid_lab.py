@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 EXPORTER = "bench-a"
 PLACE = "mp207-a"
+#: the default rig's SMETS2+ meters, which the lab exports (any other device stays as it is)
+LAB_ROLES = ("esme", "gsme", "other_esme")
 
 
 def stop_group(process: subprocess.Popen, timeout: float = 5.0) -> None:
@@ -143,7 +145,7 @@ class Lab:
         for line in text.splitlines():
             if line.startswith("[devices."):
                 role = line.strip()[len("[devices."):-1]
-            if line.startswith('link = "emulated"'):
+            if line.startswith('link = "emulated"') and role in LAB_ROLES:
                 line = f'link = "labgrid:{role}"'
             if line.startswith("name = "):
                 line = f'name = "{name}"\nroot = "{PROJECT_ROOT}"'
@@ -189,7 +191,7 @@ def start_lab(directory: Path, place: str = PLACE, exporter: str = EXPORTER,
     logs: list[DeviceLog] = []
     started: list[object] = []
     try:
-        for device in rig.linked_devices:
+        for device in (rig.device(role) for role in LAB_ROLES):
             state = directory / "meters" / device.eui_hex
             state.mkdir(parents=True)
             device_log = DeviceLog(directory / "meters" / f"{device.role}.log")

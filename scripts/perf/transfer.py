@@ -410,19 +410,24 @@ def seconds_to_first_test(work: Path) -> tuple[float, float]:
     from bench.testing.labgrid_lab import start_lab
 
     def first_test(*rig: str) -> float:
+        errors = work / f"run-{len(rig)}.err"
         started = time.monotonic()
-        run = subprocess.Popen([sys.executable, "-m", "bench", "run", *rig, "-k",
-                                "device_out_of_scope", "--out", str(work / f"run-{len(rig)}")],
-                               cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True)
+        with errors.open("w") as sink:
+            run = subprocess.Popen([sys.executable, "-m", "bench", "run", *rig, "-k",
+                                    "device_out_of_scope", "--out", str(work / f"run-{len(rig)}")],
+                                   cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=sink, text=True)
         assert run.stdout is not None
         seen = None
+        why: list[str] = []
         for line in run.stdout:
             if seen is None and line.startswith("[ 1/"):
                 seen = time.monotonic() - started
+            if line.lstrip().startswith(("- ", "rig error:")):
+                why.append(line.strip())
         if run.wait(120) != 0 or seen is None:
-            raise RunFailed(f"bench run {' '.join(rig)} exited {run.returncode} "
-                            f"(first test seen: {seen is not None})")
+            said = why + errors.read_text().strip().splitlines()
+            raise RunFailed(f"bench run {' '.join(rig)} exited {run.returncode}"
+                            + (f": {said[-1]}" if said else ""))
         return seen
 
     lab = start_lab(work / "lab")
