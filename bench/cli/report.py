@@ -53,9 +53,10 @@ def report(supplier: str | None, fmt: str, output: Path | None, as_json: bool, d
 def _from_database(db: Path, supplier: str | None) -> list:
     if not db.is_file():
         raise ConfigError(f"no shim database at {db}: start a rig with `bench rig up` or pass --db")
+    Store(db, read_only=True).close()  # refuses a file that is not a shim database, unchanged
     eui = None
     if supplier:
-        store = Store(db)
+        store = Store(db, read_only=True)
         try:
             party = Registry(store).party(supplier)
         finally:

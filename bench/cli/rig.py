@@ -19,6 +19,7 @@ import click
 
 from bench.codec.duis.safe_xml import XSD_VALIDATION_OFF
 from bench.errors import RigError
+from bench.files import private_directory
 from bench.report.run_record import RecordWriter
 from bench.rig.control import RigClient, RigControlServer, socket_path
 from bench.rig.control import run_dir as resolve_run_dir
@@ -77,7 +78,7 @@ def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach
         return
 
     loaded = load_rig(rig_file or os.environ.get("BENCH_RIG") or None)
-    run.mkdir(parents=True, exist_ok=True)
+    private_directory(run)  # the shim database and the control socket: the owner's only
     running = RunningRig(loaded, (results or default_results_dir()).resolve(),
                          db_path=(run / "bench.sqlite").resolve())
     pid_file = run / PID_FILE
@@ -121,7 +122,7 @@ def _detach(rig_file: Path | None, run: Path, results: Path | None, as_json: boo
         command += ["--rig", str(rig_file)]
     if results is not None:
         command += ["--results", str(results)]
-    run.mkdir(parents=True, exist_ok=True)
+    private_directory(run)
     log = (run / "rig.log").open("ab")
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                start_new_session=True)

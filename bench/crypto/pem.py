@@ -6,6 +6,8 @@ identity, the CLI options) reads it here, so a bad file always gives the same on
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from cryptography import x509
@@ -24,8 +26,21 @@ def _pem(path: str | Path, what: str) -> bytes:
         raise ConfigError(f"not a readable {what} ({exc})") from None
 
 
+def _owner_only(path: str | Path) -> None:
+    """Take group and other access off a private key file of ours (a git checkout makes the
+    fixture keys 0644, as git records no other modes); a file we do not own is left alone."""
+    try:
+        status = os.stat(path)
+        if stat.S_ISREG(status.st_mode) and status.st_mode & 0o077 and status.st_uid == os.getuid():
+            os.chmod(path, status.st_mode & 0o700)
+    except OSError:
+        pass  # a read-only file system: reading the key is still allowed
+
+
 def load_private_key(path: str | Path) -> ec.EllipticCurvePrivateKey:
-    """An unencrypted PKCS#8 (or traditional) PEM elliptic-curve private key."""
+    """An unencrypted PKCS#8 (or traditional) PEM elliptic-curve private key (its file is made
+    owner-only, 0600, on the way)."""
+    _owner_only(path)
     try:
         key = serialization.load_pem_private_key(_pem(path, "PEM private key"), password=None)
     except (OSError, ValueError, TypeError) as exc:

@@ -94,7 +94,7 @@ def portfolio(
     """Entries for the devices `supplier_eui` is registered for at `at` (None: every device)."""
     now = timestamp(at or datetime.now(UTC))
     wanted = eui_hex(supplier_eui) if supplier_eui is not None else None
-    with Store(db_path) as store:
+    with Store(db_path, read_only=True) as store:
         names: dict[str, str] = {eui: name for eui, name in store.read("SELECT eui, name FROM party")}
         entries = []
         for row in store.read(_DEVICES, {"now": now}):

@@ -18,6 +18,8 @@ the text is `<` on the instant and effective-time checks stay plain SQL.
 from __future__ import annotations
 
 import fcntl
+import os
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -27,7 +29,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from bench.domain import (
     DeviceStatus,
@@ -174,6 +176,9 @@ CREATE TABLE IF NOT EXISTS device_state (
 """
 
 
+_SCHEMA_TABLES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
+
+
 class StoreError(BenchError):
     """The shim database failed a commit (closed, disk full, I/O error): nothing of it is kept."""
 
@@ -222,14 +227,65 @@ class _Pending:
 class Store:
     """A connection to the shim database with one lock, so threads of a rig share it safely."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        """Open (creating it owner-only, 0600, if need be) the shim database at `path`.
+
+        `read_only` opens an existing one without changing anything (SQLite `mode=ro`), and
+        refuses a file that is not a shim database of this schema version, rather than turning
+        it into one: what `bench report --db` reads.
+        """
         self.path = Path(path)
+        self.lock = threading.RLock()
+        self._writer: BinaryIO | None = None
+        if read_only:
+            self.conn = self._open_read_only()
+        else:
+            self.conn = self._open()
+            self._writer = os.fdopen(  # held while open; owner-only like the database
+                os.open(f"{self.path}-writer", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+b")
+        self._depth = 0
+        self._group = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._leading = False
+        self.group_commits = 0  # commits made by `group_commit`, and the jobs they carried
+        self.group_jobs = 0
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise ConfigError(f"{self.path}: no such shim database")
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                                   timeout=30.0)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"{self.path}: cannot open it read-only: {exc}") from None
+        try:
+            conn.execute("PRAGMA busy_timeout=30000")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise ConfigError(f"{self.path}: not a shim database: {exc}") from None
+        missing = sorted(set(_SCHEMA_TABLES) - tables)
+        if version != SCHEMA_VERSION or missing:
+            conn.close()
+            why = (f"schema version {version}, not {SCHEMA_VERSION}" if version != SCHEMA_VERSION
+                   else f"no table {', '.join(missing)}")
+            raise ConfigError(f"{self.path}: not a shim database ({why})")
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"{self.path}: cannot create its directory: {exc}") from exc
+        try:  # mailboxes and audit are nobody else's: owner-only (SQLite's -wal/-shm follow it)
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: {exc.strerror or exc}") from None
         try:
-            self.conn = sqlite3.connect(
+            conn = self.conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -244,14 +300,7 @@ class Store:
                 self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{self.path}: not a shim database: {exc}") from exc
-        self.lock = threading.RLock()
-        self._writer = open(f"{self.path}-writer", "a+b")  # noqa: SIM115 (held while open)
-        self._depth = 0
-        self._group = threading.Condition()
-        self._queue: list[_Pending] = []
-        self._leading = False
-        self.group_commits = 0  # commits made by `group_commit`, and the jobs they carried
-        self.group_jobs = 0
+        return conn
 
     def group_commit(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run `job(conn)` in a transaction shared with the jobs other threads submit meanwhile.
@@ -307,14 +356,17 @@ class Store:
         workers): a writer waits here for another process's transaction, woken as soon as it
         ends, rather than in SQLite's busy handler, which sleeps for milliseconds at a time."""
         with self.lock:
+            writer = self._writer
+            if writer is None:
+                raise StoreError(f"{self.path}: opened read-only")
             try:
-                fcntl.flock(self._writer, fcntl.LOCK_EX)
+                fcntl.flock(writer, fcntl.LOCK_EX)
             except (OSError, ValueError) as exc:  # closed
                 raise StoreError(f"{self.path}: cannot write: {exc}") from None
             try:
                 yield
             finally:
-                fcntl.flock(self._writer, fcntl.LOCK_UN)
+                fcntl.flock(writer, fcntl.LOCK_UN)
 
     def _commit(self, batch: list[_Pending]) -> None:
         conn = self.conn
@@ -380,7 +432,8 @@ class Store:
     def close(self) -> None:
         with self.lock:
             self.conn.close()
-            self._writer.close()
+            if self._writer is not None:
+                self._writer.close()
 
     def __enter__(self) -> Store:
         return self
