@@ -105,6 +105,8 @@ class DeliveryStatusEvent:
     request_id: str
     success: bool
     comms_hub: bytes | None = None
+    status: str | None = None  # the distribution status, when more precise than success
+    reason: str | None = None  # why, in words, for the audit log
 
 
 HubEvent = DeviceMessageEvent | DeliveryStatusEvent
@@ -128,7 +130,8 @@ class HubEvents:
         if isinstance(event, DeviceMessageEvent):
             return lambda conn: self.device_message(conn, event.eui, event.gbcs, now)
         return lambda conn: self.delivery_status(
-            conn, event.eui, event.request_id, event.success, now, event.comms_hub
+            conn, event.eui, event.request_id, event.success, now, event.comms_hub,
+            status=event.status, reason=event.reason
         )
 
     def device_message(
@@ -229,13 +232,17 @@ class HubEvents:
         success: bool,
         now: datetime,
         comms_hub: bytes | None = None,
+        *,
+        status: str | None = None,
+        reason: str | None = None,
     ) -> None:
-        """N60/N61 to requester and Supplier."""
+        """N60/N61 to requester and Supplier; the distribution records `status` (e.g.
+        not-applicable, already-running, already-held) when the hub says why it ended."""
         at = timestamp(now)
         device = _device_hex(eui)
         code = DELIVERY_SUCCESS if success else DELIVERY_FAILURE
         version = distributions.version(conn, request_id, device)
-        distributions.delivered(conn, request_id, device, success, at)
+        distributions.delivered(conn, request_id, device, success, at, status)
         recipients = _recipients(conn, device, code, at, request_id)
         hub = eui_hex(comms_hub) if comms_hub is not None else DEFAULT_COMMS_HUB
         try:
@@ -258,7 +265,7 @@ class HubEvents:
             at,
             AuditDecision.EVENT,
             f"{code} delivery {'success' if success else 'failure'}"
-            f" to {', '.join(recipients) or 'nobody'}",
+            f"{f' ({reason})' if reason else ''} to {', '.join(recipients) or 'nobody'}",
             request_id=request_id,
             device=device,
             response_code=code,

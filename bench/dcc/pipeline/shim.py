@@ -174,11 +174,13 @@ class Shim:
         return self._queue(DeviceMessageEvent(bytes(eui), bytes(gbcs)))
 
     def delivery_status(
-        self, eui: bytes, request_id: str, success: bool, *, comms_hub: bytes | None = None
+        self, eui: bytes, request_id: str, success: bool, *, comms_hub: bytes | None = None,
+        status: str | None = None, reason: str | None = None,
     ) -> Future[None]:
         """The hub finished (or gave up) delivering an image: N60/N61 to requester and
-        Supplier, like `device_message`."""
-        return self._queue(DeliveryStatusEvent(bytes(eui), request_id, success, comms_hub))
+        Supplier, like `device_message`; `status` and `reason` say why, when the hub knows."""
+        return self._queue(DeliveryStatusEvent(bytes(eui), request_id, success, comms_hub,
+                                               status, reason))
 
     def _queue(self, event: HubEvent) -> Future[None]:
         done: Future[None] = Future()

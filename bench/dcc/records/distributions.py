@@ -18,6 +18,15 @@ class DistributionStatus(StrEnum):
     DELIVERY_FAILED = "delivery-failed"
     VERIFIED = "verified"
     VERIFICATION_FAILED = "verification-failed"
+    # how a distribution ended without a download the device verified (the hub says which)
+    NOT_APPLICABLE = "not-applicable"  # N61: the image's hardware range excludes the device
+    ALREADY_RUNNING = "already-running"  # N61: the device runs this version already
+    ALREADY_HELD = "already-held"  # N60: the device held the image pending already
+    GIVEN_UP = "given-up"  # N61: nothing heard from the device for the hub's give-up time
+
+
+HOLDS_NOTHING_NEW = (DistributionStatus.NOT_APPLICABLE, DistributionStatus.ALREADY_RUNNING)
+"""Statuses after which the device holds nothing of the distribution pending."""
 
 
 def record(
@@ -66,14 +75,19 @@ def version(conn: sqlite3.Connection, request_id: str, device: str) -> str:
 
 
 def delivered(
-    conn: sqlite3.Connection, request_id: str, device: str, success: bool, at: str
+    conn: sqlite3.Connection, request_id: str, device: str, success: bool, at: str,
+    status: str | None = None,
 ) -> None:
-    """The hub finished (or gave up) a distribution still under way."""
-    status = DistributionStatus.DELIVERED if success else DistributionStatus.DELIVERY_FAILED
+    """The hub finished (or gave up) a distribution still under way; `status` says how, when
+    the hub knows more than success or failure (a DistributionStatus value)."""
+    if status is not None:
+        status = DistributionStatus(status).value  # ValueError for a word the DCC does not use
+    else:
+        status = (DistributionStatus.DELIVERED if success else DistributionStatus.DELIVERY_FAILED).value
     conn.execute(
         "UPDATE distribution SET status = ?, status_at = ? WHERE request_id = ? AND device = ?"
         " AND status = ?",
-        (status.value, at, request_id, device, DistributionStatus.DISTRIBUTING.value),
+        (status, at, request_id, device, DistributionStatus.DISTRIBUTING.value),
     )
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.codec.eui import eui_hex
+from bench.dcc.records.distributions import HOLDS_NOTHING_NEW
 from bench.dcc.records.registry import REGISTERED_SUPPLIER_FOR_DEVICE
 from bench.dcc.records.store import Store, timestamp
 
@@ -143,8 +144,9 @@ def portfolio(
                     entry.upgrade_status = "activated"
                 else:
                     entry.upgrade_status = state
-                    entry.pending_version = version
-                    entry.pending_hash = image_hash.hex().upper() if image_hash else None
+                    if state not in HOLDS_NOTHING_NEW:  # else the device holds none of it
+                        entry.pending_version = version
+                        entry.pending_hash = image_hash.hex().upper() if image_hash else None
             entry.last_alerts = [
                 (code, name, when)
                 for code, name, when in store.read(
