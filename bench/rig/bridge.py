@@ -22,7 +22,8 @@ from bench.codec.eui import eui_hex
 from bench.dcc.pipeline.shim import Shim
 from bench.errors import BenchError
 from bench.hub.hub import Hub
-from bench.hub.transfer import Transfer, TransferState
+from bench.hub.ota_server import NotApplicable
+from bench.hub.transfer import Transfer, TransferEnd, TransferState
 from bench.rig.emulated_meters import DeviceLog
 from bench.rig.traffic import DeviceTraffic, Direction
 
@@ -69,6 +70,9 @@ class Bridge:
             return
         try:
             transfer = self.hub.offer_image(eui, image, request_id)
+        except NotApplicable as exc:  # the meter's stated hardware is outside the image's range
+            self._undeliverable(eui, request_id, str(exc), TransferEnd.NOT_APPLICABLE)
+            return
         except BenchError as exc:
             self._undeliverable(eui, request_id, str(exc))
             return
@@ -80,7 +84,9 @@ class Bridge:
         self.traffic.record(eui, Direction.SENT, gbcs)
         if not self._linked(eui):
             log.warning("command for %s dropped: %s", eui_hex(eui), UNLINKED)
+            self._log(eui, "gbcs-out-dropped", f"{gbcs.hex().upper()} ({UNLINKED})")
             return
+        self._log(eui, "gbcs-out", gbcs.hex().upper())
         self.hub.send_gbcs(eui, gbcs)
 
     def inject(self, eui: bytes, gbcs: bytes) -> None:
@@ -105,20 +111,25 @@ class Bridge:
     def transfer_changed(self, eui: bytes, transfer: Transfer) -> None:
         """A transfer moved on; its end (complete or failed) becomes the delivery status."""
         state = transfer.state
-        self._log(eui, "transfer", f"{state} {transfer.request_id or ''}".rstrip())
+        why = f": {transfer.reason}" if transfer.reason else ""
+        self._log(eui, "transfer", f"{state} {transfer.request_id or ''}".rstrip() + why)
         if transfer.request_id is not None and state in (TransferState.COMPLETE,
                                                          TransferState.FAILED):
-            self._delivery_status(eui, transfer.request_id, state is TransferState.COMPLETE)
+            self._delivery_status(eui, transfer.request_id, state is TransferState.COMPLETE,
+                                  transfer.end, transfer.reason)
 
-    def _undeliverable(self, eui: bytes, request_id: str, reason: str) -> None:
+    def _undeliverable(self, eui: bytes, request_id: str, reason: str,
+                       status: str | None = None) -> None:
         log.warning("image for %s (%s) not delivered: %s", eui_hex(eui), request_id, reason)
         self._log(eui, "transfer", f"failed {request_id}: {reason}")
-        self._delivery_status(eui, request_id, False)
+        self._delivery_status(eui, request_id, False, status, reason)
 
-    def _delivery_status(self, eui: bytes, request_id: str, success: bool) -> None:
-        """N60/N61 once per transfer, however many times the hub reports its end."""
+    def _delivery_status(self, eui: bytes, request_id: str, success: bool,
+                         status: str | None = None, reason: str | None = None) -> None:
+        """N60/N61 once per transfer, however many times the hub reports its end; `status`
+        and `reason` (from the hub) say why it ended so, for the portfolio and the audit log."""
         with self._lock:
             if (eui, request_id) in self._reported:
                 return
             self._reported.add((eui, request_id))
-        self.shim.delivery_status(eui, request_id, success)
+        self.shim.delivery_status(eui, request_id, success, status=status, reason=reason)
