@@ -5,7 +5,7 @@ registry JSON, the SQL tables and the DUIS XML) use: `DeviceType.ESME == "ESME"`
 stores and prints members directly; the SQL CHECK constraints are generated from the same enums
 (`sql_check`), so a table can hold no word the code does not know.
 
-This module imports nothing from the bench but `bench.errors`: every floor may use it.
+This module imports nothing from the bench: every floor may use it.
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Generic, NamedTuple, TypeVar
 
-from bench.errors import ConfigError
-
 T = TypeVar("T")
-E = TypeVar("E", bound=StrEnum)
 
 
 class DeviceType(StrEnum):
@@ -106,10 +103,6 @@ class ResponseCode(StrEnum):
     @property
     def meaning(self) -> str:
         return _RESPONSE_MEANINGS[self]
-
-    @property
-    def is_error(self) -> bool:
-        return self.value.startswith("E")
 
 
 _RESPONSE_MEANINGS: dict[ResponseCode, str] = {
@@ -248,13 +241,3 @@ def sql_check(column: str, words: Iterable[StrEnum] | type[StrEnum]) -> str:
     """`CHECK (column IN ('A','B'))` over the values of an enum (or some of its members)."""
     values = ",".join("'" + str(word).replace("'", "''") + "'" for word in words)
     return f"CHECK ({column} IN ({values}))"
-
-
-def parse_word(enum: type[E], text: str, what: str | None = None) -> E:
-    """The member spelled `text`, or ConfigError naming the known spellings."""
-    try:
-        return enum(text)
-    except ValueError:
-        known = ", ".join(member.value for member in enum)
-        raise ConfigError(f"unknown {what or enum.__name__} {text!r} (known: {known})") from None
-

@@ -19,7 +19,6 @@ from bench.domain import (
     Outcome,
     OutcomeStatus,
     ResponseCode,
-    parse_word,
     sql_check,
 )
 from bench.errors import ConfigError
@@ -52,7 +51,6 @@ def test_members_are_their_strings() -> None:
     assert DeviceType.ESME == "ESME" and f"{Generation.SMETS2_PLUS}" == "SMETS2+"
     assert ResponseCode("E19") is ResponseCode.DEVICE_UNKNOWN
     assert ResponseCode.DEVICE_UNKNOWN.meaning == "Failed Authorisation - Device doesn't exist"
-    assert ResponseCode.SUCCESS.is_error is False and ResponseCode.INVALID_USER.is_error is True
     assert DccAlertCode.FIRMWARE_DELIVERED == "N60"
 
 
@@ -82,12 +80,6 @@ def test_outcome_is_the_tuple_it_replaces() -> None:
     status, value = failed
     assert status == OutcomeStatus.ERROR == "error" and isinstance(value, ValueError)
     assert not failed.ok
-
-
-def test_parse_word_names_the_known_spellings() -> None:
-    assert parse_word(Generation, "SMETS1") is Generation.SMETS1
-    with pytest.raises(ConfigError, match=r"unknown generation 'SMETS3' \(known: SMETS1, SMETS2\+\)"):
-        parse_word(Generation, "SMETS3", "generation")
 
 
 def test_the_meter_knows_every_fault_profile_by_its_name() -> None:
