@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 
 from bench.codec.duis import DCC_EUI, RequestID, UpdateFirmwareRequest, build_request
+from bench.codec.han import QueryNextImageRequest
+from bench.codec.ota_file import parse_ota_header
 from bench.crypto.xmldsig import sign_document
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.records.mailboxes import MailboxMessage
 from bench.dcc.records.store import Store
 from bench.domain import DccAlertCode, ResponseCode
 from bench.hub.hub import Hub
-from bench.hub.transfer import TransferState
+from bench.hub.transfer import TransferEnd, TransferState
 from bench.link import open_pty_pair
 from bench.rig.bridge import Bridge
 from bench.rig.emulated_meters import DeviceLog
@@ -133,3 +135,56 @@ def test_a_command_for_a_device_off_the_bench_is_recorded_and_dropped(parts: Par
     parts.bridge.send_command(gsme.eui, b"\xde\xad")  # no error: the shim has answered already
     [event] = parts.traffic.since(0, gsme.eui, Direction.SENT)
     assert event.message == b"\xde\xad"
+
+
+def test_commands_the_shim_sends_are_in_the_device_log(parts: Parts) -> None:
+    esme = parts.spec.device("esme")
+    parts.bridge.send_command(esme.eui, bytes.fromhex("DF0901"))
+    assert "gbcs-out: DF0901" in parts.logs.read_text()
+
+
+def _portfolio_row(parts: Parts, device: bytes) -> dict:
+    from bench.dcc.records.portfolio import portfolio
+
+    [entry] = [e for e in portfolio(parts.db_path, None) if e.eui == device.hex().upper()]
+    return entry.__dict__
+
+
+@pytest.mark.parametrize(("end", "state", "code", "pending"), [
+    (TransferEnd.ALREADY_RUNNING, TransferState.FAILED, DccAlertCode.FIRMWARE_DELIVERY_FAILED, False),
+    (TransferEnd.ALREADY_HELD, TransferState.COMPLETE, DccAlertCode.FIRMWARE_DELIVERED, True),
+    (TransferEnd.GIVEN_UP, TransferState.FAILED, DccAlertCode.FIRMWARE_DELIVERY_FAILED, True),
+])
+def test_why_a_transfer_ended_reaches_the_portfolio_and_the_audit(
+        parts: Parts, end: TransferEnd, state: TransferState, code: str, pending: bool) -> None:
+    esme = parts.spec.device("esme")
+    image = ImageFactory(parts.spec, parts.shim.pki).for_device(esme)
+    request_id = _update_firmware(parts, image.data, image.version, [esme.eui])
+    transfer = parts.bridge.transfer(esme.eui, request_id)
+    assert transfer is not None
+    transfer.set_state(state, f"because {end}", end)
+    transfer.announce()
+    _alert(parts, code, esme.eui, request_id)
+    row = _portfolio_row(parts, esme.eui)
+    assert row["upgrade_status"] == end.value
+    assert (row["pending_version"] is not None) is pending
+    assert f"transfer: {state.value} {request_id}: because {end}" in parts.logs.read_text()
+    with Store(parts.db_path, read_only=True) as store:
+        reasons = [r for (r,) in store.read("SELECT reason FROM audit")]
+    assert any(f"({'because ' + end})" in r for r in reasons), reasons
+
+
+def test_an_image_outside_the_meters_hardware_is_not_applicable_at_once(parts: Parts) -> None:
+    esme = parts.spec.device("esme")
+    factory = ImageFactory(parts.spec, parts.shim.pki)
+    image = factory.for_device(esme)
+    header = parse_ota_header(image.data)
+    # the meter told the hub its hardware version, one above the image's range
+    parts.hub.ota.handle(esme.eui, QueryNextImageRequest(
+        1, header.manufacturer_code, header.image_type, 1, header.max_hardware_version + 1))
+    request_id = _update_firmware(parts, image.data, image.version, [esme.eui])
+    assert parts.bridge.transfer(esme.eui, request_id) is None  # nothing offered
+    _alert(parts, DccAlertCode.FIRMWARE_DELIVERY_FAILED, esme.eui, request_id)
+    row = _portfolio_row(parts, esme.eui)
+    assert row["upgrade_status"] == "not-applicable" and row["pending_version"] is None
+    assert "not applicable" in parts.logs.read_text()
