@@ -7,6 +7,7 @@ is in the results directory, whose record.json this command summarises.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -18,8 +19,8 @@ import pytest
 
 from bench.cli.lab import held_for_run
 from bench.codec.duis.safe_xml import XSD_VALIDATION_OFF
-from bench.errors import BenchError
 from bench.report.run_record import REQUIREMENTS, load_record
+from bench.report.worker_records import merge_records
 from bench.rig.model import load_rig, require_duis_schema, shipped
 from bench.rig.running import default_results_dir
 
@@ -62,7 +63,15 @@ class ProgressLines:
         if self.tty:  # on a terminal, show what is running now
             self._write(f"\r{self._prefix(nodeid, self.count + 1)} running")
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if not self.total:  # --parallel: the workers collect, each the whole selection
+            self.total = len(ids)
+            self._print(f"running {self.total} conformance tests")
+
     def pytest_runtest_logreport(self, report: Any) -> None:
+        if report.nodeid not in self.requirements:  # --parallel: the worker's item says
+            self.requirements[report.nodeid] = dict(report.user_properties).get("mp207", "--")
         if report.when == "call" or (report.when == "setup" and not report.passed):
             self.count += 1
             outcome = report.outcome if report.when == "call" else (
@@ -86,12 +95,9 @@ class ProgressLines:
 
 
 def _rig_duis_schema(rig_file: Path | None) -> Path | None:
-    """The rig file's `duis_schema`, if the file loads (a broken rig file is the run's to report)."""
-
-    try:
-        return load_rig(rig_file or os.environ.get("BENCH_RIG") or None).duis_schema
-    except BenchError:
-        return None
+    """The rig file's `duis_schema`; a rig file that does not load stops the run here, in one
+    line on stderr with exit code 2, before any results directory or test exists."""
+    return load_rig(rig_file or os.environ.get("BENCH_RIG") or None).duis_schema
 
 
 @click.command()
@@ -108,8 +114,11 @@ def _rig_duis_schema(rig_file: Path | None) -> Path | None:
               help="Run only this requirement's tests (repeatable).")
 @click.option("--suite", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=SUITE, show_default=True, help="Conformance suite directory.")
+@click.option("--parallel", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Spread the suite over N identical rigs, one per worker (a labgrid rig: N "
+                   "places its tags select); one verdict, record.json and junit.xml.")
 def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | None,
-        requirements: tuple[str, ...], suite: Path) -> None:
+        requirements: tuple[str, ...], suite: Path, parallel: int | None) -> None:
     """Run the MP207 conformance suite on a rig and print a verdict per requirement."""
 
     # a schema named but missing or broken: one clear line now, not an E1 from every request later
@@ -126,8 +135,15 @@ def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | No
         args += ["--rig", str(rig_file)]
     if select:
         args += ["-k", select]
-    with held_for_run(rig_file):  # a lab rig's place: locked before pytest, released after
+    if parallel:  # each worker brings up (and for a lab rig, acquires) a rig of its own
+        args += ["-n", str(parallel), "--dist", "loadgroup", "-p", "bench.testing.parallel"]
+        if requirements:
+            args += ["--mp207-only", ",".join(requirements)]
+    # a lab rig's place: locked before pytest, released after
+    with contextlib.nullcontext() if parallel else held_for_run(rig_file):
         code = pytest.main(args, plugins=[ProgressLines(progress, requirements)])
+    if parallel:
+        merge_records(results)
     try:
         record = load_record(results)
     except (OSError, ValueError):

@@ -22,6 +22,7 @@ from typing import Any
 from bench.codec.eui import eui_hex, parse_eui
 from bench.domain import EMULATED_TYPES, DeviceType, FaultProfile, Generation
 from bench.errors import BenchError, ConfigError, RigError
+from bench.files import TEXT_LIMIT, read_text_limited
 from bench.rig.lab import LabPlace, LabPort, parse_lab_port, parse_lab_table
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # bench/rig/model.py -> the project
@@ -263,12 +264,9 @@ def _kind_name(kinds: tuple[type, ...]) -> str:
 def load_rig(path: str | Path | None = None) -> Rig:
     """Load and validate a rig file (default: the embedded `rigs/emulated.toml`)."""
     rig_path = Path(path) if path is not None else DEFAULT_RIG
-    try:
-        text = rig_path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{rig_path}: rig file not found") from exc
-    except OSError as exc:
-        raise ConfigError(f"{rig_path}: cannot read rig file: {exc.strerror}") from exc
+    if not rig_path.exists():
+        raise ConfigError(f"{rig_path}: rig file not found")
+    text = read_text_limited(rig_path, TEXT_LIMIT, "rig file")  # names the file: size, UTF-8
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
