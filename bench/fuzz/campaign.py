@@ -18,7 +18,7 @@ from bench.codec.pcap import PcapWriter, read_pcap
 from bench.errors import BenchError, ConfigError, LinkError
 from bench.fuzz.cases import LAYERS, Case, make_case
 from bench.fuzz.frames import FuzzContext
-from bench.fuzz.oracle import Finding, Oracle
+from bench.fuzz.oracle import Asked, Finding, Oracle
 from bench.fuzz.session import MeterSession
 from bench.fuzz.target import Target
 
@@ -34,6 +34,7 @@ class CampaignSettings:
     probe_timeout: float = 2.0
     minimise: bool = True
     max_findings: int | None = None  # stop after this many
+    pipeline: bool = True  # send the next batch while the meter answers the last batch's read
 
     def check(self) -> None:
         unknown = [layer for layer in self.layers if layer not in LAYERS]
@@ -131,27 +132,43 @@ class Campaign:
         return run
 
     def run(self, progress: Progress | None = None) -> CampaignResult:
+        """Send every batch; the read closing batch k is answered while batch k+1 goes out (the
+        meter answers in order, so a finding there is searched for in both batches)."""
         s = self.settings
         result = CampaignResult(s, self.ctx.counter_base, {layer: 0 for layer in s.layers},
                                 {layer: 0 for layer in s.layers})
         started = time.monotonic()
         run: Run | None = self._fresh_run()
+        waiting: tuple[list[Case], int, Asked] | None = None  # a batch whose read is unanswered
+        batches = [list(range(first, min(first + s.batch, s.cases))) for first in range(0, s.cases, s.batch)]
         try:
-            for first in range(0, s.cases, s.batch):
-                numbers = list(range(first, min(first + s.batch, s.cases)))
-                cases = [self.case(n) for n in numbers]
+            for numbers in [*batches, []]:  # the empty batch at the end collects the last answer
                 assert run is not None
+                cases = [self.case(n) for n in numbers]
                 mark = run.session.mark()
-                finding = run.send(cases) or run.oracle.check(numbers[-1], mark)
+                suspects = (waiting[0] if waiting is not None else []) + cases
+                finding = run.send(cases)
+                if finding is None and waiting is not None:
+                    finding = run.oracle.verdict(waiting[2], waiting[1])
+                    waiting = None
+                if finding is None and cases:
+                    asked = run.oracle.ask(numbers[-1])
+                    if isinstance(asked, Finding):
+                        finding = asked
+                    elif s.pipeline:
+                        waiting = (cases, mark, asked)
+                    else:
+                        finding = run.oracle.verdict(asked, mark)
                 for case in cases:
                     result.sent[case.layer] += 1
                 result.cases_sent += len(cases)
                 if finding is not None:
+                    waiting = None
                     result.frames_sent += run.session.frames_sent
                     result.wire_bytes += run.session.wire_bytes_sent
                     run.close()
                     began = time.monotonic()
-                    reported = self._report(finding, cases, len(result.findings) + 1)
+                    reported = self._report(finding, suspects, len(result.findings) + 1)
                     result.minimise_s += time.monotonic() - began
                     result.findings.append(reported)
                     for layer in set(reported.layers):
@@ -163,7 +180,7 @@ class Campaign:
                         run = None
                         break
                     run = self._fresh_run()
-                if progress is not None:
+                if progress is not None and cases:
                     progress(result.cases_sent, s.cases, time.monotonic() - started - result.minimise_s,
                              len(result.findings), cases[-1].layer)
         finally:

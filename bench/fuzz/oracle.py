@@ -29,6 +29,16 @@ KINDS = ("crash", "hang", "version", "replay", "accepted", "state")
 
 
 @dataclass(frozen=True)
+class Asked:
+    """A read sent to close a batch, not yet answered."""
+
+    counter: int
+    command: bytes
+    replayed: int | None  # the counter of the read sent again before it
+    after: int  # index of the first message the meter sent after answering the previous read
+
+
+@dataclass(frozen=True)
 class Finding:
     kind: str  # one of KINDS
     detail: str
@@ -44,6 +54,7 @@ class Oracle:
         self.state: MeterState | None = None
         self._last_probe: bytes | None = None
         self._last_counter: int | None = None
+        self._answer_index = -1  # where the answer to the last read is in the session's messages
 
     def baseline(self) -> Finding | None:
         """Read the meter before any case: what it runs and holds is what it must keep."""
@@ -56,23 +67,37 @@ class Oracle:
 
     def check(self, last_case: int, mark: int) -> Finding | None:
         """Everything after `mark` (the batch's start) against what the meter must keep."""
+        asked = self.ask(last_case)
+        if isinstance(asked, Finding):
+            return asked
+        return self.verdict(asked, mark)
+
+    def ask(self, last_case: int) -> Asked | Finding:
+        """Send the replay and the fresh read that close a batch; `verdict` waits for the answer
+        (the campaign sends the next batch meanwhile: the meter answers in order)."""
         gone = self.target.exited()
         if gone is not None:
             return Finding("crash", gone)
-        if self._last_probe is not None:
-            try:
+        counter = self.ctx.probe_counter(last_case)
+        command = self.ctx.read_command(counter)
+        try:
+            if self._last_probe is not None:
                 self.session.send_gbcs(self._last_probe)
-            except (LinkError, BenchError) as exc:
-                return self._silent(f"the link took no frame: {exc}")
-        replayed = self._last_counter
-        finding = self._probe(self.ctx.probe_counter(last_case), mark)
+            self.session.send_gbcs(command)
+        except (LinkError, BenchError) as exc:
+            return self._silent(f"the link took no frame: {exc}", link_failed=True)
+        return Asked(counter, command, self._last_counter, self._answer_index + 1)
+
+    def verdict(self, asked: Asked, mark: int) -> Finding | None:
+        finding = self._answered(asked.counter, asked.command, mark)
         if finding is not None:
             return finding
-        for message in self.session.since(mark):
+        # from just after the answer to the previous read (pipelined, it may come after `mark`)
+        for message in self.session.since(max(mark, asked.after)):
             if message.cra_flag != RESPONSE or message.originator != self.ctx.meter_eui:
                 continue
-            if message.originator_counter == replayed:
-                return Finding("replay", f"answered a replayed read (counter {replayed}): the "
+            if message.originator_counter == asked.replayed:
+                return Finding("replay", f"answered a replayed read (counter {asked.replayed}): the "
                                          f"accepted counter went back")
             if message.originator_counter != self._last_counter:
                 return Finding("accepted", f"answered message {message.message_code:#06x} with "
@@ -86,9 +111,14 @@ class Oracle:
         try:
             self.session.send_gbcs(command)
         except (LinkError, BenchError) as exc:
-            return self._silent(f"the link took no frame: {exc}")
+            return self._silent(f"the link took no frame: {exc}", link_failed=True)
+        return self._answered(counter, command, mark)
+
+    def _answered(self, counter: int, command: bytes, mark: int) -> Finding | None:
         answer = self.session.wait_for(
             lambda m: m.cra_flag == RESPONSE and m.originator_counter == counter, mark, self.timeout)
+        if answer is not None:
+            self._answer_index = self.session.index_of(answer, mark)
         if answer is None:
             return self._silent(f"no answer to an 11.2 read within {self.timeout:g} s")
         version = _version(answer)
@@ -100,10 +130,12 @@ class Oracle:
         self._last_probe, self._last_counter = command, counter
         return None
 
-    def _silent(self, what: str) -> Finding:
+    def _silent(self, what: str, link_failed: bool = False) -> Finding:
+        """A meter that did not answer: crashed if its process is gone, else hung."""
         gone = self.target.exited()
         deadline = time.monotonic() + 1.0
-        while gone is None and self.session.link_error is not None and time.monotonic() < deadline:
+        link_failed = link_failed or self.session.link_error is not None
+        while gone is None and link_failed and time.monotonic() < deadline:
             time.sleep(0.02)  # a dead emulator closes its line a moment before it is reaped
             gone = self.target.exited()
         if gone is not None:
@@ -111,6 +143,9 @@ class Oracle:
         if self.session.link_error is not None:
             return Finding("crash", f"the link failed: {self.session.link_error}")
         return Finding("hang", what)
+
+    def link_failed(self, exc: Exception) -> Finding:
+        return self._silent(f"the link took no more frames: {exc}", link_failed=True)
 
     def _state_kept(self) -> Finding | None:
         before, now = self.state, self.target.state()

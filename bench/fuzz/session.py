@@ -77,6 +77,10 @@ class MeterSession:
         with self._cond:
             return list(self.messages[mark:])
 
+    def index_of(self, message: GbcsMessage, start: int = 0) -> int:
+        with self._cond:
+            return next(i for i in range(start, len(self.messages)) if self.messages[i] is message)
+
     def wait_for(self, predicate: Callable[[GbcsMessage], bool], mark: int, timeout: float) -> GbcsMessage | None:
         deadline = time.monotonic() + timeout
         with self._cond:
