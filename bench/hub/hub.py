@@ -86,6 +86,7 @@ class _LinkReader:
     thread: threading.Thread | None = None
     stats: LinkStats = field(default_factory=LinkStats)
     failing: bool = False
+    failure: str | None = None  # the LinkError line of the outage going on now
 
 
 @dataclass(eq=False)
@@ -191,6 +192,11 @@ class Hub:
     @property
     def meters(self) -> list[bytes]:
         return list(self._ports)
+
+    def link_failures(self) -> list[str]:
+        """The links failing now, each as its LinkError line (a serial server gone, a port
+        closed): empty while every link is well."""
+        return [r.failure for r in list(self._readers.values()) if r.failure]
 
     @property
     def stats(self) -> LinkStats:
@@ -348,6 +354,7 @@ class Hub:
                 stats.recv_errors += 1
                 if not reader.failing:  # once per outage, not every poll
                     reader.failing = True
+                    reader.failure = str(exc)
                     log.warning("link of %s: %s",
                                 ",".join(e.hex().upper() for e in reader.meters), exc)
                 stop.wait(0.1)
@@ -355,6 +362,7 @@ class Hub:
             if frame is None:
                 continue
             reader.failing = False
+            reader.failure = None
             if self.capture is not None:
                 self._capture(self.capture, frame)
             stats.frames_in += 1

@@ -155,6 +155,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         dead = [m.device.role for m in state.running.meters.values() if not m.running]
         if dead:
             state.broken = f"emulated meter(s) {', '.join(dead)} exited before {item.name}"
+        failing = state.running.hub.link_failures() if state.broken is None else []
+        if failing:  # a link that broke (a serial server gone): its own line, once
+            state.broken = failing[0]
     if _uses_rig(item) and state.broken is not None:
         pytest.skip(f"rig broken: {state.broken}")
     if state.running is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import subprocess
 import sys
@@ -126,3 +127,62 @@ def test_r1_passes_over_raw_tcp(lab, tmp_path):
     assert len(r1) >= 2 and {t["outcome"] for t in r1} == {"passed"}
     logs = (Path(summary["results"]) / "logs").glob("esme-*.log")
     assert any("link open on socket://127.0.0.1:" in log.read_text() for log in logs)
+
+
+GONE_SUITE = '''
+import os
+import signal
+import time
+
+import pytest
+
+
+@pytest.mark.mp207("R1")
+def test_the_serial_server_goes_away(rig):
+    os.kill(int(os.environ["SER2NET_PID"]), signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while not rig.hub.link_failures() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rig.hub.link_failures()
+
+
+@pytest.mark.mp207("R1")
+def test_a_later_test_on_the_rig(rig):
+    pass
+'''
+
+
+def test_a_server_gone_mid_run_skips_the_remaining_tests_with_its_line(tmp_path):
+    if ser2net_program() is None:
+        pytest.fail("ser2net is not installed: apt-get install ser2net (.ci/run does)")
+    esme = load_rig(EMULATED_RIG).device("esme")
+    meter = EmulatedMeter(esme, emulate_command(esme, PROJECT_ROOT / "fixtures" / "pki",
+                                                tmp_path / "esme", supplier=esme.supplier),
+                          DeviceLog(tmp_path / "esme.log"))
+    meter.start()
+    server = Ser2net({"esme": (meter.port or "", True)}, tmp_path / "ser2net").start()
+    try:
+        url = server.url("esme")
+        rig = tmp_path / "one.toml"
+        rig.write_text(f'root = "{PROJECT_ROOT}"\nname = "one"\n[devices.esme]\n'
+                       f'eui = "{esme.eui_hex}"\ntype = "ESME"\nlink = "{url}"\nbaud = 115200\n')
+        suite = tmp_path / "suite"
+        suite.mkdir()
+        (suite / "test_gone.py").write_text(GONE_SUITE)
+        assert server.process is not None
+        env = {**os.environ, "SER2NET_PID": str(server.process.pid)}
+        out = tmp_path / "results"
+        subprocess.run([sys.executable, "-m", "bench", "run", "--rig", str(rig), "--suite",
+                        str(suite), "--json", "--out", str(out)],
+                       capture_output=True, text=True, timeout=120, check=False, env=env)
+    finally:
+        server.stop()
+        meter.stop()
+    record = json.loads((out / "record.json").read_text())
+    outcomes = {t["nodeid"].split("::", 1)[1]: t for t in record["tests"]}
+    assert outcomes["test_the_serial_server_goes_away"]["outcome"] == "passed"
+    later = outcomes["test_a_later_test_on_the_rig"]
+    assert later["outcome"] == "skipped"
+    line = record["rig_error"]
+    assert line.startswith(f"serial port {url}: connection to the serial server lost") and "\n" not in line
+    assert line in later["failure"]
