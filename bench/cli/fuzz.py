@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
+from bench.codec.pcap import read_pcap
 from bench.errors import ConfigError
+from bench.rig.model import load_rig
 
 _PROBE_TIMEOUT_EMULATED = 2.0  # a meter on a pseudo-terminal answers a read in milliseconds
 
@@ -52,6 +56,7 @@ def fuzz(rig_path: Path | None, role: str | None, cases: int, seed: int, layers:
          max_findings: int | None, replay_path: Path | None, as_json: bool) -> None:
     """Send scapy-crafted and mutated frames at every layer a meter parses; after each batch
     check that it is alive and kept its image, version and counters. Exit 1 on a finding."""
+    # lazy: bench.fuzz loads scapy (about 1 s), which the other commands need not pay
     from bench.fuzz.campaign import Reproducer
 
     if replay_path is not None:
@@ -70,15 +75,15 @@ def fuzz(rig_path: Path | None, role: str | None, cases: int, seed: int, layers:
 
 def _setup(rig_path: Path | None, role: str, work: Path, faults: tuple[str, ...], baud: int | None,
            counter_base: int | None):  # noqa: ANN202 - (rig, target, context, probe timeout)
+    # lazy: bench.fuzz loads scapy (about 1 s), which the other commands need not pay
     from bench.fuzz.frames import FuzzContext
     from bench.fuzz.target import target_for
-    from bench.rig.model import load_rig
 
     rig = load_rig(rig_path)
     target = target_for(rig, role, work, faults, baud)
     device = target.device
     if counter_base is None:  # a real meter keeps its counters: start above any earlier run's
-        counter_base = 1 << 32 if device.emulated else int(time.time() * 1000) << 12
+        counter_base = 1 << 32 if device.emulated else _clock_counter_base()
     supplier = device.supplier or rig.parties.get("supplier", "supplier-a")
     ctx = FuzzContext.from_pki(rig.pki_dir, target.kind, device.eui, supplier, counter_base)
     timeout = _PROBE_TIMEOUT_EMULATED if device.emulated else rig.options.response_timeout_s
@@ -89,7 +94,7 @@ def _campaign(rig_path: Path | None, role: str, cases: int, seed: int, layers: s
               out: Path | None, batch: int, probe_timeout: float | None, faults: tuple[str, ...],
               baud: int | None, counter_base: int | None, capture: Path | None, no_minimise: bool,
               max_findings: int | None, as_json: bool) -> None:
-    from bench.codec.pcap import read_pcap
+    # lazy: bench.fuzz loads scapy (about 1 s), which the other commands need not pay
     from bench.fuzz.campaign import Campaign, CampaignSettings
     from bench.fuzz.cases import LAYERS
     from bench.fuzz.report import summary_table, write_fuzz_json
@@ -132,8 +137,7 @@ def _campaign(rig_path: Path | None, role: str, cases: int, seed: int, layers: s
 
 def _replay(reproducer, rig_path: Path | None, role: str, faults: tuple[str, ...],  # noqa: ANN001
             baud: int | None, counter_base: int, probe_timeout: float | None, as_json: bool) -> None:
-    import tempfile
-
+    # lazy: bench.fuzz loads scapy (about 1 s), which the other commands need not pay
     from bench.fuzz.campaign import replay
 
     with tempfile.TemporaryDirectory(prefix="bench-fuzz-replay-") as work:
@@ -141,6 +145,8 @@ def _replay(reproducer, rig_path: Path | None, role: str, faults: tuple[str, ...
         if ctx.meter_eui.hex().upper() != str(reproducer.record.get("eui", "")).upper():
             raise ConfigError(f"{reproducer.path} was recorded for {reproducer.record.get('eui')}, "
                               f"not {ctx.meter_eui.hex().upper()}")
+        if not target.restartable:  # its counters moved on since: read it with fresh ones
+            ctx = replace(ctx, counter_base=_clock_counter_base())
         finding = replay(target, ctx, reproducer, probe_timeout or timeout)
     expected = reproducer.record.get("kind")
     if as_json:
@@ -155,6 +161,11 @@ def _replay(reproducer, rig_path: Path | None, role: str, faults: tuple[str, ...
                    f"{finding.detail} ({same})")
     if finding is not None:
         sys.exit(1)
+
+
+def _clock_counter_base() -> int:
+    """GBCS counters above any an earlier run could have used (milliseconds since 1970, x4096)."""
+    return int(time.time() * 1000) << 12
 
 
 class _ProgressLine:

@@ -121,9 +121,10 @@ class Campaign:
     def case(self, number: int) -> Case:
         return make_case(self.ctx, self.settings.seed, number, self.settings.layers)
 
-    def _fresh_run(self) -> Run:
+    def _fresh_run(self, after_case: int = -1) -> Run:
+        """A fresh meter (or, one that cannot be reset, the same one read with a fresh counter)."""
         run = Run(self.target, self.ctx, self.settings.probe_timeout)
-        finding = run.oracle.baseline()
+        finding = run.oracle.baseline(-1 if self.target.restartable else after_case)
         if finding is not None:
             run.close()
             self.target.stop()
@@ -179,7 +180,7 @@ class Campaign:
                     if not self.target.restartable and finding.kind in ("crash", "hang"):
                         run = None
                         break
-                    run = self._fresh_run()
+                    run = self._fresh_run(suspects[-1].number)
                 if progress is not None and cases:
                     progress(result.cases_sent, s.cases, time.monotonic() - started - result.minimise_s,
                              len(result.findings), cases[-1].layer)

@@ -56,9 +56,10 @@ class Oracle:
         self._last_counter: int | None = None
         self._answer_index = -1  # where the answer to the last read is in the session's messages
 
-    def baseline(self) -> Finding | None:
-        """Read the meter before any case: what it runs and holds is what it must keep."""
-        counter = self.ctx.probe_counter(-1)
+    def baseline(self, after_case: int = -1) -> Finding | None:
+        """Read the meter before any case (or, on a meter that cannot be reset, before the cases
+        after `after_case`): what it runs and holds is what it must keep."""
+        counter = self.ctx.probe_counter(after_case) + (1 if after_case >= 0 else 0)
         mark = self.session.mark()
         finding = self._probe(counter, mark)
         if finding is None:

@@ -74,3 +74,40 @@ def test_a_bounded_campaign_as_a_hil_test(fuzz_campaign, request):
     assert result.findings == [] and result.sent == {"ota": 21, "gbt": 21}
     assert ("fuzz_json", str(next(p for n, p in request.node.user_properties if n == "fuzz_json"))) \
         in request.node.user_properties
+
+
+def test_a_meter_on_a_serial_link(rig, ctx, tmp_path):
+    """A meter the bench cannot reset (here an emulator it did not start, on its pty): findings
+    keep their batch, and the campaign reads it on with fresh counters after each."""
+    import subprocess
+    import sys
+
+    from bench.fuzz.campaign import Campaign, CampaignSettings
+    from bench.fuzz.target import LinkTarget, target_for
+    from bench.rig.emulated_meters import announced_port, stop_emulator
+    from bench.rig.model import load_rig
+
+    meter = subprocess.Popen(
+        [sys.executable, "-m", "bench", "emulate", "--device", "esme", "--eui", "00DB1234567890A0",
+         "--identity", str(rig.pki_dir), "--state", str(tmp_path / "state"), "--pty",
+         "--supplier", "supplier-a", "--fault", "accept-truncated-signature", "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert meter.stdout is not None
+        port = announced_port(meter.stdout.fileno(), 15)
+        text = rig.path.read_text().replace('link = "emulated"', f'link = "{port}"', 1)
+        path = rig.path.parent / f".fuzz-test-{tmp_path.name}.toml"
+        try:
+            path.write_text(text)
+            real = load_rig(path)
+        finally:
+            path.unlink()
+        target = target_for(real, "esme", tmp_path / "work")
+        assert isinstance(target, LinkTarget) and not target.restartable
+        settings = CampaignSettings(seed=1, cases=56, batch=8, layers=("gbcs",), probe_timeout=PROBE_TIMEOUT)
+        result = Campaign(target, ctx, settings, tmp_path / "out").run()
+    finally:
+        stop_emulator(meter, 5)
+    assert result.cases_sent == 56 and len(result.findings) >= 2
+    assert all(f.kind == "accepted" and not f.reproduced and len(f.cases) in (8, 16)
+               for f in result.findings), result.findings
