@@ -57,21 +57,22 @@ class Decider:
     def decide(self, batch: list[tuple[bytes, datetime]]) -> list[Outcome[Answered]]:
         """Steps 1-7 of each (request, time) of a batch, with one group commit, and the signed
         responses: an `Answered` per request (or the exception it raised)."""
-        read = run_all(self.documents.authenticate, batch)  # type: ignore[arg-type]
-        results: list[Outcome[Answered]] = list(read)  # type: ignore[arg-type]
+        read = run_all(self.documents.authenticate, batch)
+        results: list[Outcome[Answered] | None] = [None] * len(batch)
         prepared = []
-        for n, ((xml, now), (status, authenticated)) in enumerate(zip(batch, read, strict=True)):
-            if status == "ok":
-                assert isinstance(authenticated, Authenticated | Refused)
-                request, job = self._job(xml, authenticated, now)
+        for n, ((xml, now), outcome) in enumerate(zip(batch, read, strict=True)):
+            if isinstance(outcome.value, BaseException):
+                results[n] = Outcome.failure(outcome.value)
+            else:
+                request, job = self._job(xml, outcome.value, now)
                 prepared.append((n, request, now, job))
         decided = self.store.group_commit_all([job for *_, job in prepared])
-        for (n, request, now, _job), outcome in zip(prepared, decided, strict=True):
-            if outcome.ok:  # signing the response may fail too, alone
-                [results[n]] = run_all(self._answered, [(request, outcome.value, now)])
-            else:
-                results[n] = Outcome.failure(outcome.value)  # type: ignore[arg-type]
-        return results
+        for (n, request, now, _job), done in zip(prepared, decided, strict=True):
+            if isinstance(done.value, BaseException):
+                results[n] = Outcome.failure(done.value)
+            else:  # signing the response may fail too, alone
+                [results[n]] = run_all(self._answered, [(request, done.value, now)])
+        return [result for result in results if result is not None]  # every one is set
 
     def _job(
         self, xml: bytes, authenticated: Authenticated | Refused, now: datetime

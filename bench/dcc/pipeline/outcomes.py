@@ -8,7 +8,7 @@ still has the request it was read from (`messages.firmware_image`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -91,7 +91,7 @@ class Answered:
     image: bytes | None = field(default=None, repr=False)
 
 
-def run_all(call: Callable[..., T], batch: list[tuple[object, ...]]) -> list[Outcome[T]]:
+def run_all(call: Callable[..., T], batch: Sequence[tuple[object, ...]]) -> list[Outcome[T]]:
     """`call(*args)` for each args of a batch, in order, an exception kept as its outcome."""
     outcomes: list[Outcome[T]] = []
     for args in batch:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from bench.codec.duis.fields import RequestID
 from bench.codec.eui import eui_hex
 from bench.codec.gbcs.apdu import GbcsMessage, decode_message
@@ -64,7 +66,12 @@ class CriticalPath:
                 ResponseCode.COMMUNICATIONS_FAILURE,
                 f"no KA certificate for device {eui_hex(device)}: {exc}",
             ) from exc
-        return apply_mac(msg, self._acb_ka, device_ka).encode()  # type: ignore[arg-type]
+        if not isinstance(device_ka, ec.EllipticCurvePublicKey):
+            raise AuthorisationError(
+                ResponseCode.COMMUNICATIONS_FAILURE,
+                f"the KA certificate of device {eui_hex(device)} holds no EC key",
+            )
+        return apply_mac(msg, self._acb_ka, device_ka).encode()
 
     # -- 11.2 -------------------------------------------------------------------------------
 
@@ -115,7 +122,9 @@ class CriticalPath:
                 f"signed payload differs from the pre-command issued for {issued_id}",
             )
         supplier_ds = self.pki.party(request_id.originator).ds_cert.public_key()
-        if not verify_signature(signed, supplier_ds):  # type: ignore[arg-type]
+        if not isinstance(supplier_ds, ec.EllipticCurvePublicKey) or not verify_signature(
+            signed, supplier_ds
+        ):
             raise AuthorisationError(
                 ResponseCode.INVALID_USER_FOR_DEVICE,
                 "pre-command not signed with the registered Supplier's DS key",

@@ -11,8 +11,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from bench.dcc.records.store import MessageKind, Store
 from bench.errors import BenchError
@@ -131,6 +132,6 @@ class Mailboxes:
                     self._changed.wait(remaining)
 
 
-def _message(row: sqlite3.Row | tuple[object, ...]) -> MailboxMessage:
+def _message(row: Iterable[Any]) -> MailboxMessage:
     id_, party, at, kind, code, device, request_id, xml = row
-    return MailboxMessage(id_, party, at, kind, code, device, request_id, bytes(xml))  # type: ignore[arg-type]
+    return MailboxMessage(id_, party, at, kind, code, device, request_id, bytes(xml))
