@@ -9,16 +9,15 @@ from pathlib import Path
 
 import click
 
+from bench.link import SerialLink, open_pty_pair
+from bench.link.iec62056 import DlmsLine
+from bench.meter.smets1.emulator import Smets1Config, Smets1Emulator
+from bench.meter.smets1.faults import check_smets1_faults
 from bench.signals import stop_on_signals
 
 
 def emulate_smets1(device: str, eui: bytes, state: Path, port: str | None, pty: bool, radio: int | None,
                    baud: int | None, faults: tuple[str, ...], poll_interval: float, wake_window: float) -> None:
-    from bench.link import SerialLink, open_pty_pair
-    from bench.link.iec62056 import DlmsLine
-    from bench.meter.smets1.emulator import Smets1Config, Smets1Emulator
-    from bench.meter.smets1.faults import check_smets1_faults
-
     if radio is not None:
         raise click.UsageError("a SMETS1 meter is reached over a serial line (--port or --pty), not a HAN radio")
     config = Smets1Config(device=device, eui=eui, state=state, faults=check_smets1_faults(faults),

@@ -16,6 +16,11 @@ from typing import Any
 
 import click
 
+from bench.errors import ConfigError
+from bench.link.labgrid import LabSession, release_stale
+from bench.rig.lab import holding
+from bench.rig.model import load_rig
+
 COORDINATOR_HELP = "labgrid coordinator HOST[:PORT] (default: $LG_COORDINATOR)."
 
 
@@ -29,8 +34,6 @@ def lab() -> None:
 @click.option("--coordinator", default=None, help=COORDINATOR_HELP)
 def release(place: str, coordinator: str | None) -> None:
     """Release PLACE whoever holds it: for the lock a killed `bench run` left behind."""
-    from bench.link.labgrid import release_stale
-
     cleared = release_stale(coordinator, place)
     if cleared.holder is None:
         line = f"place {place} was not locked"
@@ -49,8 +52,6 @@ def release(place: str, coordinator: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON list of places.")
 def places(coordinator: str | None, as_json: bool) -> None:
     """List the coordinator's places: tags and who holds each."""
-    from bench.link.labgrid import LabSession
-
     with LabSession(coordinator) as session:
         views = sorted(session.places().values(), key=lambda v: v.name)
     if as_json:
@@ -72,10 +73,6 @@ def held_for_run(rig_file: Path | None) -> Iterator[Any]:
     SIGTERM (a CI job cancelled) ends the run as Ctrl-C does, through the same clean-up. A rig
     file that does not load, or has no [labgrid] table, holds nothing here: the run reports it.
     """
-    from bench.errors import ConfigError
-    from bench.rig.lab import holding
-    from bench.rig.model import load_rig
-
     path = rig_file or (Path(os.environ["BENCH_RIG"]) if os.environ.get("BENCH_RIG") else None)
     try:
         rig = load_rig(path)
