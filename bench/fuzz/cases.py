@@ -335,8 +335,8 @@ def gbcs_case(ctx: FuzzContext, rng: random.Random, number: int) -> tuple[str, l
     if kind == "length":  # the BER lengths: ciphered service, other-information, content
         spots = [7, 14, 24, 33, 42, 43, 46]  # DD length, then the DF elements' length bytes
         spot = rng.choice(spots)
-        raw[spot] = rng.choice(((raw[spot] + 1) & 0xFF, (raw[spot] - 1) & 0xFF, 0x00, 0x7F,
-                                0x80, 0x81, 0x82, 0xFF))
+        raw[spot] = rng.choice([v for v in ((raw[spot] + 1) & 0xFF, (raw[spot] - 1) & 0xFF, 0x00, 0x7F,
+                                            0x80, 0x81, 0x82, 0xFF) if v != raw[spot]])
         return f"gbcs:length@{spot}", _deliver(ctx, number, bytes(raw))
     at = rng.randrange(len(raw))
     raw[at] ^= 1 << rng.randrange(8)
