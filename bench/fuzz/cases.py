@@ -25,6 +25,7 @@ from bench.codec import han, zigbee
 from bench.codec.gbcs import payloads
 from bench.codec.gbcs.codes import CS06, ECS52, GCS38
 from bench.codec.gbcs.gbt import GbtBlock, decode_block, encode_block, segment
+from bench.errors import BenchError
 from bench.fuzz.frames import FuzzContext
 from bench.fuzz.mutators import frame_bytes, mutate_bytes, mutate_field, scapy_fuzz, with_fcs
 
@@ -271,7 +272,7 @@ def _deliver(ctx: FuzzContext, number: int, message: bytes) -> list[bytes]:
         return [ctx.put(message, number)]
     try:
         pieces = segment(message, _GBT_DATA_MAX)
-    except Exception:  # noqa: BLE001 - a message too broken to name its parties: cut it by hand
+    except BenchError:  # a message too broken to name its parties: what fits one frame
         return [ctx.put(message[:han.MAX_TUNNEL_MESSAGE], number)]
     return [ctx.put(p, number) for p in pieces]
 
@@ -281,8 +282,7 @@ def _segmentable(ctx: FuzzContext, number: int, message: bytes, header_counter: 
     if len(message) <= han.MAX_TUNNEL_MESSAGE:
         return [ctx.put(message, number)]
     chunks = [message[i:i + _GBT_DATA_MAX] for i in range(0, len(message), _GBT_DATA_MAX)]
-    code = CS06
-    blocks = [GbtBlock(1, header_counter, ctx.supplier_eui, ctx.meter_eui, code, i, chunk,
+    blocks = [GbtBlock(1, header_counter, ctx.supplier_eui, ctx.meter_eui, CS06, i, chunk,
                        last=i == len(chunks)) for i, chunk in enumerate(chunks, start=1)]
     return [ctx.put(encode_block(b), number) for b in blocks]
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from bench.codec import han
 from bench.codec.gbcs import payloads
 from bench.codec.gbcs.apdu import GbcsMessage
+from bench.codec.gbcs.ber import encode_length
 from bench.codec.gbcs.codes import COMMAND, CS06, ECS52, GCS38
 from bench.crypto.gbcs_security import apply_mac, mac_key, mac_over, raw_signature
 from bench.crypto.smki import Pki
@@ -148,8 +149,6 @@ class FuzzContext:
     def wrap_with_mac(self, header: GbcsMessage, signing: bytes) -> bytes:
         """General-Ciphering around General-Signing bytes as they are, with the ACB's MAC over
         them: how a defect inside the signed APDU reaches the meter's own checks."""
-        from bench.codec.gbcs.ber import encode_length
-
         tag = mac_over(mac_key(self.acb_ka_key, self.meter_ka_public, header), header.originator, signing)
         body = b"\x11\x00\x00\x00\x00" + signing + tag
         return b"\xdd" + b"\x00" * 6 + encode_length(len(body)) + body
