@@ -10,17 +10,28 @@ Binary values (DUIS XML, images) travel base64-encoded in fields named `*_b64`.
 
 Operations served (see `RigControlServer`): ping, status, submit, portfolio, alerts, registry,
 shutdown. Any callable registered in the handler table can be added by the rig.
+
+The socket is the owner's only, but a careless or broken client must not take the rig down:
+connections are bounded (`max_connections`, one thread each; one more waits `SLOT_WAIT` in the
+backlog for a free one, then is told the rig is busy),
+so is the listen backlog, the length of a request line (`MAX_REQUEST_LINE`, room for the largest
+11.1), the request bytes held by all connections at once (`MAX_BUFFERED`) and the time a
+connection may sit idle (`idle_timeout`). Every line a connection sends gets one JSON answer,
+a malformed one (not JSON, nested too deeply, no op, a field of the wrong type) an error.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import json
+import logging
 import os
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,10 +39,22 @@ from typing import Any
 from bench.errors import BenchError, RigError
 
 SOCKET_NAME = "control.sock"
-MAX_LINE = 64 * 1024 * 1024  # an 11.1 carries up to ~10 MB of image, base64 makes it 13.7 MB
+MAX_LINE = 64 * 1024 * 1024  # an answer the client reads (the rig's own: trusted to be sane)
+MAX_REQUEST_LINE = 24 * 1024 * 1024
+"""A request line: the largest DUIS document (16 MiB) in base64 is 22.4 MB, plus its JSON."""
+MAX_BUFFERED = 96 * 1024 * 1024
+"""Request bytes all connections may hold at once: four of the largest submits."""
+MAX_CONNECTIONS = 32
+SLOT_WAIT = 5.0
+"""How long a new connection waits (in the accept loop) for a free slot before it is told busy."""
+BACKLOG = 128
+IDLE_TIMEOUT = 5.0
+"""How long a connection may wait to send (the rest of) a request line: a client sends at once."""
 DEFAULT_TIMEOUT = 120.0
+_CHUNK = 1024 * 1024
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+log = logging.getLogger(__name__)
 
 
 def run_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -49,8 +72,14 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def unb64(text: str) -> bytes:
-    return base64.b64decode(text.encode("ascii"), validate=True)
+def unb64(text: object, field: str = "value") -> bytes:
+    """Decode a `*_b64` field; ValueError (never AttributeError) for anything but base64 text."""
+    if not isinstance(text, str):
+        raise ValueError(f"{field} must be a base64 string, not {type(text).__name__}")
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error) as exc:
+        raise ValueError(f"{field} is not base64: {exc}") from None
 
 
 class RigClient:
@@ -82,7 +111,7 @@ class RigClient:
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(self.timeout)
-                sock.connect(str(self.socket_path))
+                self._connect(sock)
                 sock.sendall(request)
                 sock.shutdown(socket.SHUT_WR)
                 answer = _read_line(sock)
@@ -103,6 +132,20 @@ class RigClient:
         if not reply.get("ok"):
             raise RigError(str(reply.get("error") or "request refused"))
         return reply
+
+    def _connect(self, sock: socket.socket) -> None:
+        """Connect, waiting while the rig's listen backlog is full (EAGAIN), up to the timeout."""
+        deadline = time.monotonic() + self.timeout
+        pause = 0.01
+        while True:
+            try:
+                sock.connect(str(self.socket_path))
+                return
+            except BlockingIOError:
+                if time.monotonic() + pause > deadline:
+                    raise TimeoutError("the rig's control socket backlog stayed full") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
 
     def submit(self, xml: bytes) -> bytes:
         """Submit signed DUIS XML to the rig's shim and return its DUIS response XML."""
@@ -137,26 +180,124 @@ def _read_line(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+class _Refused(Exception):
+    """A connection that is answered one error and closed (too long, too much in flight)."""
+
+
+def _error(message: str, kind: str = "ValueError") -> dict[str, Any]:
+    return {"ok": False, "error": message, "type": kind}
+
+
 class _RequestHandler(socketserver.StreamRequestHandler):
     server: _ControlSocketServer
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.control.idle_timeout)
+
     def handle(self) -> None:
-        line = self.rfile.readline(MAX_LINE + 1)
-        reply = self.server.control.dispatch(line)
+        """Answer each line until the client closes, goes idle, or sends what is refused."""
+        while True:
+            reserved = 0
+            try:
+                line, reserved = self._read_line()
+                if line is None:
+                    return
+                if line.strip():
+                    self._answer(self.server.control.dispatch(line))
+            except TimeoutError:
+                idle = self.server.control.idle_timeout
+                self._answer(_error(f"idle for {idle:g} s: connection closed",
+                                    "TimeoutError"))
+                return
+            except _Refused as exc:
+                self._answer(_error(str(exc)))
+                return
+            except OSError:
+                return
+            finally:
+                self.server.release(reserved)
+
+    def _read_line(self) -> tuple[bytes | None, int]:
+        """One request line, read a chunk at a time against the server's byte budget."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                chunk = self.rfile.readline(_CHUNK)
+                if not chunk:
+                    return (b"".join(chunks) if chunks else None), size
+                if not self.server.reserve(len(chunk)):
+                    raise _Refused("the rig is busy reading other requests: try again")
+                size += len(chunk)
+                if size > MAX_REQUEST_LINE:
+                    raise _Refused(f"request line longer than {MAX_REQUEST_LINE} bytes")
+                chunks.append(chunk)
+                if chunk.endswith(b"\n"):
+                    return b"".join(chunks), size
+        except BaseException:
+            self.server.release(size)
+            raise
+
+    def _answer(self, reply: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             self.wfile.write(json.dumps(reply).encode() + b"\n")
 
 
 class _ControlSocketServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    request_queue_size = BACKLOG
     control: RigControlServer
+
+    def __init__(self, path: str, max_connections: int) -> None:
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._budget_lock = threading.Lock()
+        self._buffered = 0
+        super().__init__(path, _RequestHandler)
+
+    def reserve(self, size: int) -> bool:
+        with self._budget_lock:
+            if self._buffered + size > MAX_BUFFERED:
+                return False
+            self._buffered += size
+            return True
+
+    def release(self, size: int) -> None:
+        if size:
+            with self._budget_lock:
+                self._buffered -= size
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(timeout=SLOT_WAIT):  # one thread per connection, bounded
+            with contextlib.suppress(OSError):
+                request.sendall(json.dumps(_error(
+                    "the rig is busy: too many control connections", "RigError")).encode() + b"\n")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.warning("control connection failed", exc_info=True)  # logged, never printed
 
 
 class RigControlServer:
     """Serves the control socket in a thread; handlers map an op name to a function of the request."""
 
-    def __init__(self, path: str | os.PathLike[str], handlers: dict[str, Handler]) -> None:
+    def __init__(self, path: str | os.PathLike[str], handlers: dict[str, Handler],
+                 max_connections: int = MAX_CONNECTIONS, idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.path = Path(path)
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
         self.handlers: dict[str, Handler] = {"ping": lambda _request: {"pong": True}, **handlers}
         self.shutdown_requested = threading.Event()
         self.handlers.setdefault("shutdown", self._request_shutdown)
@@ -172,7 +313,9 @@ class RigControlServer:
         try:
             request = json.loads(line)
         except ValueError:
-            return {"ok": False, "error": "request is not JSON", "type": "ValueError"}
+            return _error("request is not JSON")
+        except RecursionError:
+            return _error("request nests too deeply")
         if not isinstance(request, dict) or not isinstance(request.get("op"), str):
             return {"ok": False, "error": "request needs an \"op\" string", "type": "ValueError"}
         handler = self.handlers.get(request["op"])
@@ -197,7 +340,7 @@ class RigControlServer:
             if RigClient.available(self.path.parent):
                 raise RigError(f"a rig is already up on {self.path}; stop it with `bench rig down`")
             self.path.unlink()
-        server = _ControlSocketServer(str(self.path), _RequestHandler)
+        server = _ControlSocketServer(str(self.path), self.max_connections)
         server.control = self
         os.chmod(self.path, 0o600)  # the socket acts with every party's keys: owner only
         self._server = server

@@ -220,6 +220,30 @@ def load_registry_dir(
     return parties, devices, registrations, appointments
 
 
+def _check_added(role_of: dict[str, str], registrations: list[Registration],
+                 appointments: list[Appointment]) -> None:
+    def holds(eui: str, role: str, what: str) -> None:
+        if eui not in role_of:
+            raise ConfigError(f"{what}: unknown party {eui}")
+        if role_of[eui] != role:
+            raise ConfigError(f"{what}: party {eui} is a {role_of[eui]}, not a {role}")
+
+    def forwards(start: str, end: str | None, what: str) -> None:
+        if end is not None and parse_timestamp(end) <= parse_timestamp(start):
+            raise ConfigError(f"{what}: effective_to {end} is not after effective_from {start}")
+
+    for registration in registrations:
+        what = f"registration of {registration.mpxn}"
+        _choice(registration.supplier_role, SUPPLIER_ROLES, what)
+        holds(registration.party, OrgRole.SUPPLIER, what)
+        forwards(registration.effective_from, registration.effective_to, what)
+    for appointment in appointments:
+        what = f"appointment of {appointment.rsa} by {appointment.supplier}"
+        holds(appointment.supplier, OrgRole.SUPPLIER, what)
+        holds(appointment.rsa, OrgRole.RSA, what)
+        forwards(appointment.effective_from, appointment.effective_to, what)
+
+
 class Registry:
     """Registry tables inside the shim database; every lookup takes the instant it is asked for."""
 
@@ -256,11 +280,17 @@ class Registry:
         registrations: Iterable[Registration] = (),
         appointments: Iterable[Appointment] = (),
     ) -> None:
-        """Add records (a change of supplier, a new appointment) without touching the rest."""
+        """Add records (a change of supplier, a new appointment) without touching the rest.
+
+        Checked as the CSV import checks them (ConfigError, nothing added): a registration names
+        a Supplier party, an appointment a Supplier appointing an RSA, and a period runs forwards.
+        """
+        parties, registrations, appointments = list(parties), list(registrations), list(appointments)
         with self.store.transaction() as conn:
-            self._insert(
-                conn, list(parties), list(devices), list(registrations), list(appointments)
-            )
+            role_of = {eui: role for eui, role in conn.execute("SELECT eui, org_role FROM party")}
+            role_of.update({p.eui: p.org_role for p in parties})
+            _check_added(role_of, registrations, appointments)
+            self._insert(conn, parties, list(devices), registrations, appointments)
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, parties, devices, registrations, appointments) -> None:

@@ -1,0 +1,172 @@
+"""The control socket under a careless or hostile client: bounded, answered, still serving.
+
+Real Unix sockets and threads; the limits are shrunk where the real ones would need hundreds of
+megabytes to reach.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from bench.dcc.records.registry import Appointment, Registration, Registry, load_registry_dir
+from bench.dcc.records.store import Store
+from bench.errors import ConfigError, RigError
+from bench.rig import control
+from bench.rig.control import RigClient, RigControlServer, b64, unb64
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _echo(request: dict) -> dict:
+    return {"xml_b64": b64(unb64(request["xml_b64"], "xml_b64"))}
+
+
+def _raw(path, data: bytes, read: bool = True) -> list[dict]:
+    """Send `data` on one connection, close the write side, and read every answer line."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        lines = sock.makefile("rb").read().splitlines() if read else []
+    return [json.loads(line) for line in lines]
+
+
+def test_many_concurrent_clients_are_all_answered(tmp_path):
+    with RigControlServer(tmp_path / "control.sock", {"submit": _echo}) as server:
+        client = RigClient(server.path, timeout=30)
+        with ThreadPoolExecutor(64) as pool:
+            answers = list(pool.map(lambda n: client.submit(b"<%d/>" % n), range(200)))
+    assert answers == [b"<%d/>" % n for n in range(200)]
+
+
+def test_idle_connections_neither_pile_up_threads_nor_block_the_rig(tmp_path):
+    with RigControlServer(tmp_path / "control.sock", {}, max_connections=8,
+                          idle_timeout=0.5) as server:
+        before = threading.active_count()
+        idle = []
+        for _ in range(100):
+            sock = socket.socket(socket.AF_UNIX)
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):  # a full backlog: it waits, as a client
+                sock.connect(str(server.path))
+            idle.append(sock)
+        time.sleep(0.3)
+        assert threading.active_count() - before <= 8
+        started = time.monotonic()
+        assert RigClient(server.path, timeout=30).call("ping")["pong"] is True
+        assert time.monotonic() - started < 10
+        for sock in idle:
+            sock.close()
+
+
+def test_an_idle_connection_is_told_why_it_is_closed(tmp_path):
+    with (RigControlServer(tmp_path / "control.sock", {}, idle_timeout=0.3) as server,
+          socket.socket(socket.AF_UNIX) as sock):
+        sock.settimeout(5)
+        sock.connect(str(server.path))
+        sock.sendall(b'{"op": "pi')  # half a line, then nothing
+        answer = json.loads(sock.makefile("rb").readline())
+    assert answer["ok"] is False and "idle" in answer["error"]
+
+
+def test_an_overlong_line_is_refused_with_one_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(control, "MAX_REQUEST_LINE", 1024 * 1024)
+    with RigControlServer(tmp_path / "control.sock", {"submit": _echo}) as server:
+        answers = _raw(server.path, b'{"op": "submit", "xml_b64": "' + b"A" * (2 * 1024 * 1024))
+        assert len(answers) == 1 and "longer than 1048576" in answers[0]["error"]
+        assert RigClient(server.path).call("ping")["pong"] is True
+
+
+def test_request_bytes_in_flight_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(control, "MAX_BUFFERED", 3 * 1024 * 1024)
+    with RigControlServer(tmp_path / "control.sock", {}) as server:
+        holders = []
+        for _ in range(2):  # each holds 1.5 MiB of an unfinished line
+            sock = socket.socket(socket.AF_UNIX)
+            sock.connect(str(server.path))
+            sock.sendall(b'{"op": "ping", "pad": "' + b"x" * (1536 * 1024))
+            holders.append(sock)
+        time.sleep(0.3)
+        answers = _raw(server.path, b'{"op": "ping", "pad": "' + b"x" * (1024 * 1024) + b'"}\n')
+        assert answers[0]["ok"] is False and "busy" in answers[0]["error"]
+        for sock in holders:
+            sock.close()
+        time.sleep(0.3)
+        assert RigClient(server.path).call("ping")["pong"] is True
+        assert server._server is not None
+        deadline = time.monotonic() + 5  # the handler releases its bytes after answering
+        while server._server._buffered and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server._server._buffered == 0
+
+
+@pytest.mark.parametrize(("line", "says"), [
+    (b"[" * 100_000, "nests too deeply"),
+    (b"\x00\xff", "not JSON"),
+    (b'{"op": 5}', 'needs an "op" string'),
+    (b'{"op": "submit", "xml_b64": 12}', "xml_b64 must be a base64 string"),
+    (b'{"op": "submit", "xml_b64": "%%%"}', "xml_b64 is not base64"),
+    (b'{"op": "submit"}', "KeyError"),
+])
+def test_each_malformed_line_gets_one_json_error(tmp_path, caplog, line, says):
+    with RigControlServer(tmp_path / "control.sock", {"submit": _echo}) as server:
+        answers = _raw(server.path, line + b"\n" + line + b"\n" + b'{"op": "ping"}\n')
+    assert [a["ok"] for a in answers] == [False, False, True], answers
+    assert says in answers[0]["error"]
+    assert "Traceback" not in caplog.text
+
+
+def test_a_busy_answer_becomes_a_rig_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(control, "SLOT_WAIT", 0.2)
+    release = threading.Event()
+
+    def slow(_request: dict) -> dict:
+        release.wait(10)
+        return {}
+
+    with RigControlServer(tmp_path / "control.sock", {"slow": slow}, max_connections=1) as server:
+        worker = threading.Thread(target=RigClient(server.path).call, args=("slow",))
+        worker.start()
+        time.sleep(0.2)
+        with pytest.raises(RigError, match="busy"):
+            RigClient(server.path).call("ping")
+        release.set()
+        worker.join(10)
+
+
+def _registry(tmp_path) -> Registry:
+    registry = Registry(Store(tmp_path / "bench.sqlite"))
+    registry.replace(*load_registry_dir(ROOT / "fixtures" / "registry"))
+    return registry
+
+
+def test_registry_additions_are_checked_as_the_import_checks_them(tmp_path):
+    registry = _registry(tmp_path)
+    parties = {p.name: p for p in registry.parties()}
+    supplier, rsa = parties["supplier-a"].eui, parties["rsa-1"].eui
+    before = len(registry.appointments())
+    now, later = "2026-01-01T00:00:00.000000Z", "2027-01-01T00:00:00.000000Z"
+    bad = {
+        "an RSA appointing": Appointment(rsa, parties["rsa-2"].eui, now, None),
+        "a Supplier appointed": Appointment(supplier, parties["supplier-b"].eui, now, None),
+        "an unknown party": Appointment(supplier, "0011223344556677", now, None),
+        "a backwards period": Appointment(supplier, rsa, later, now),
+    }
+    for why, appointment in bad.items():
+        with pytest.raises(ConfigError):
+            registry.add(appointments=[appointment])
+        assert len(registry.appointments()) == before, why
+    with pytest.raises(ConfigError, match="not a Supplier|not a SUPPLIER|is a"):
+        registry.add(registrations=[Registration("1234", "import-supplier", rsa, now, None)])
+    registry.add(appointments=[Appointment(supplier, rsa, later, None)])
+    assert len(registry.appointments()) == before + 1
+    registry.store.close()
