@@ -136,7 +136,7 @@ def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | No
     if select:
         args += ["-k", select]
     if parallel:  # each worker brings up (and for a lab rig, acquires) a rig of its own
-        args += ["-n", str(parallel), "--dist", "loadgroup", "-p", "bench.testing.parallel"]
+        args += ["-n", str(parallel), "-p", "bench.testing.parallel"]
         if requirements:
             args += ["--mp207-only", ",".join(requirements)]
     # a lab rig's place: locked before pytest, released after

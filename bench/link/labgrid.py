@@ -123,6 +123,9 @@ class LabSession:
 
     def __init__(self, coordinator: str | None, user: str | None = None) -> None:
         self.coordinator = coordinator_address(coordinator)
+        # the rig forks emulated meters while this session runs: gRPC's fork handlers would
+        # restart its poller in the child between fork and exec, which aborts there
+        os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
         try:
             import labgrid.remote.client  # noqa: F401
         except ImportError as exc:

@@ -122,15 +122,16 @@ class Exporter:
 
 @dataclass
 class Lab:
-    """A coordinator with one place of three emulated meters (the default rig's ESME, GSME and
-    other ESME): the ESMEs through the exporter's own ser2net (RawSerialPort), the GSME through
-    a ser2net the lab runs with nodelay (NetworkSerialPort)."""
+    """A coordinator with places of three emulated meters each (the default rig's ESME, GSME and
+    other ESME), every place on an exporter of its own: the ESMEs through the exporter's own
+    ser2net (RawSerialPort), the GSME through a ser2net the lab runs with nodelay
+    (NetworkSerialPort). All places carry the tag rig=mp207."""
 
     directory: Path
     coordinator: Coordinator
-    exporter: Exporter
-    meters: dict[str, EmulatedMeter]
-    ser2nets: list[Ser2net]
+    exporters: list[Exporter] = field(default_factory=list)
+    meters: list[EmulatedMeter] = field(default_factory=list)
+    ser2nets: list[Ser2net] = field(default_factory=list)
     logs: list[DeviceLog] = field(default_factory=list)
 
     @property
@@ -158,10 +159,11 @@ class Lab:
         return path
 
     def stop(self) -> None:
-        self.exporter.stop()
+        for exporter in self.exporters:
+            exporter.stop()
         for server in self.ser2nets:
             server.stop()
-        for meter in self.meters.values():
+        for meter in self.meters:
             meter.stop()
         for device_log in self.logs:
             device_log.close()
@@ -180,45 +182,45 @@ PLACES = """\
 """
 
 
-def start_lab(directory: Path, place: str = PLACE, exporter: str = EXPORTER,
-              extra_places: str = "") -> Lab:
-    """Meters first (their pseudo-terminals are what the exporter publishes), then the lab."""
+def start_lab(directory: Path, places: tuple[str, ...] = (PLACE,), extra_places: str = "") -> Lab:
+    """Meters first (their pseudo-terminals are what the exporters publish), then the lab.
+
+    Place number n is served by exporter bench-a, bench-b, ... from `directory/PLACE/`."""
     rig = load_rig(DEFAULT_RIG)
     directory.mkdir(parents=True, exist_ok=True)
+    exporters = [f"bench-{chr(ord('a') + n)}" for n in range(len(places))]
     (directory / "places.yaml").write_text(
-        PLACES.format(place=place, exporter=exporter) + extra_places, encoding="utf-8")
-    meters: dict[str, EmulatedMeter] = {}
-    logs: list[DeviceLog] = []
-    started: list[object] = []
+        "".join(PLACES.format(place=place, exporter=exporter)
+                for place, exporter in zip(places, exporters, strict=True)) + extra_places,
+        encoding="utf-8")
+    lab = Lab(directory, Coordinator(directory))
     try:
-        for device in (rig.device(role) for role in LAB_ROLES):
-            state = directory / "meters" / device.eui_hex
-            state.mkdir(parents=True)
-            device_log = DeviceLog(directory / "meters" / f"{device.role}.log")
-            logs.append(device_log)
-            meters[device.role] = EmulatedMeter(
-                device, emulate_command(device, rig.pki_dir, state, device.supplier),
-                device_log, 30.0)
-        for meter in meters.values():
-            meter.spawn()
-        ports = {role: meter.wait_port() for role, meter in meters.items()}
-        coordinator = Coordinator(directory)
-        started.append(coordinator)
-        nodelay = Ser2net({"gsme": (ports["gsme"], True)}, directory / "ser2net").start()
-        started.append(nodelay)
-        config = exporter_config({"esme": ports["esme"], "other_esme": ports["other_esme"]},
-                                 {"gsme": nodelay.ports[0].port}, rig)
-        lab_exporter = Exporter(directory, coordinator.address, config, exporter)
-        started.append(lab_exporter)
-        lab_exporter.start(resources=6)
-        return Lab(directory, coordinator, lab_exporter, meters, [nodelay], logs)
+        ports: list[dict[str, str]] = []
+        for place in places:
+            meters: dict[str, EmulatedMeter] = {}
+            for device in (rig.device(role) for role in LAB_ROLES):
+                state = directory / place / "meters" / device.eui_hex
+                state.mkdir(parents=True)
+                device_log = DeviceLog(directory / place / "meters" / f"{device.role}.log")
+                lab.logs.append(device_log)
+                meters[device.role] = EmulatedMeter(
+                    device, emulate_command(device, rig.pki_dir, state, device.supplier),
+                    device_log, 30.0)
+                lab.meters.append(meters[device.role])
+            for meter in meters.values():
+                meter.spawn()
+            ports.append({role: meter.wait_port() for role, meter in meters.items()})
+        for place, exporter, served in zip(places, exporters, ports, strict=True):
+            nodelay = Ser2net({"gsme": (served["gsme"], True)}, directory / place / "ser2net")
+            lab.ser2nets.append(nodelay.start())
+            config = exporter_config({"esme": served["esme"], "other_esme": served["other_esme"]},
+                                     {"gsme": nodelay.ports[0].port}, rig)
+            lab.exporters.append(Exporter(directory / place, lab.address, config, exporter))
+        for lab_exporter in lab.exporters:
+            lab_exporter.start(resources=6)
+        return lab
     except BaseException:
-        for thing in reversed(started):
-            thing.stop()  # type: ignore[attr-defined]
-        for meter in meters.values():
-            meter.stop()
-        for device_log in logs:
-            device_log.close()
+        lab.stop()
         raise
 
 
