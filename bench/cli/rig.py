@@ -24,6 +24,7 @@ from bench.report.run_record import RecordWriter
 from bench.rig.control import RigClient, RigControlServer, socket_path
 from bench.rig.control import run_dir as resolve_run_dir
 from bench.rig.model import load_rig, require_duis_schema
+from bench.rig.preflight import check_rig
 from bench.rig.running import RunningRig, default_results_dir
 from bench.signals import stop_on_signals
 
@@ -41,8 +42,10 @@ def rig() -> None:
               help="Rig file (default: $BENCH_RIG or rigs/emulated.toml).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rig as JSON.")
 def check(rig_file: Path | None, as_json: bool) -> None:
-    """Validate a rig file without touching any hardware."""
+    """Validate a rig file without touching any hardware: every check `rig up` makes before
+    it opens a link (the PKI, the registry, the devices and parties in them, the numbers)."""
     loaded = load_rig(rig_file or os.environ.get("BENCH_RIG") or None)
+    check_rig(loaded)
     devices = [{"role": d.role, "eui": d.eui_hex, "type": d.device_type, "generation": d.generation,
                 "link": str(d.link), "faults": list(d.faults)} for d in loaded.devices]
     if as_json:

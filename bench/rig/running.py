@@ -51,6 +51,7 @@ from bench.rig.model import (
     require_duis_schema,
     use_duis_schema,
 )
+from bench.rig.preflight import check_rig
 from bench.rig.results import ATTACHMENTS, default_results_dir, write_json
 from bench.rig.traffic import DeviceTraffic, LinkWaits
 
@@ -154,6 +155,7 @@ class RunningRig:
         self._start_logging(stack)
         stack.callback(use_duis_schema(self.spec.duis_schema))
         self._check_inputs()
+        check_rig(self.spec)  # what `bench rig check` checks: nothing started yet
         if self.spec.lab is not None:  # the lab place is held before any link opens
             from bench.rig.lab import urls_for
 
