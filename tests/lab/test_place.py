@@ -200,3 +200,25 @@ def test_a_killed_run_leaves_a_lock_that_bench_lab_release_clears(lab: Lab,
     again = bench("lab", "release", PLACE, "--coordinator", lab.address, user="operator")
     out, _ = again.communicate(timeout=60)
     assert again.returncode == 0 and out == f"place {PLACE} was not locked\n"
+
+
+def test_a_run_stopped_with_sigterm_releases_the_place(lab: Lab, tmp_path: Path) -> None:
+    """A cancelled CI job: SIGTERM in the middle of the suite ends the run as Ctrl-C does."""
+    rig = lab.rig_file("cancelled")
+    run = bench("run", "--rig", str(rig), "--out", str(tmp_path / "cancelled"), user="cancelled")
+    progress = Lines(run.stdout)
+    errors = Lines(run.stderr)
+    try:
+        wait_for(lambda: progress.has(r"^\[ 1/\d+\]") or run.poll() is not None, 60,
+                 "the first test")
+        assert run.poll() is None, progress.text() + errors.text()
+        assert (place_state(lab).acquired or "").endswith("/cancelled")
+        run.send_signal(signal.SIGTERM)
+        code = run.wait(60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert code == 1, progress.text() + errors.text()  # interrupted: not a pass
+    state = place_state(lab)
+    assert state.acquired is None and state.reservation is None
