@@ -52,6 +52,7 @@ from bench.rig.model import (
     use_duis_schema,
 )
 from bench.rig.preflight import check_rig
+from bench.rig.recovery import close_interrupted
 from bench.rig.results import ATTACHMENTS, default_results_dir, write_json
 from bench.rig.traffic import DeviceTraffic, LinkWaits
 
@@ -177,6 +178,7 @@ class RunningRig:
         log.info("DUIS requests decided by %s", f"{workers} request worker(s)" if workers
                  else "the rig's own process")
         self._check_registry()
+        close_interrupted(shim)  # N61 for what a killed rig left distributing
 
         self._start_meters(stack)
         self._start_hub(stack)

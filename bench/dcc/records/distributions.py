@@ -23,9 +23,11 @@ class DistributionStatus(StrEnum):
     ALREADY_RUNNING = "already-running"  # N61: the device runs this version already
     ALREADY_HELD = "already-held"  # N60: the device held the image pending already
     GIVEN_UP = "given-up"  # N61: nothing heard from the device for the hub's give-up time
+    INTERRUPTED = "interrupted"  # N61: the rig stopped (killed) before the transfer ended
 
 
-HOLDS_NOTHING_NEW = (DistributionStatus.NOT_APPLICABLE, DistributionStatus.ALREADY_RUNNING)
+HOLDS_NOTHING_NEW = (DistributionStatus.NOT_APPLICABLE, DistributionStatus.ALREADY_RUNNING,
+                     DistributionStatus.INTERRUPTED)
 """Statuses after which the device holds nothing of the distribution pending."""
 
 
@@ -72,6 +74,13 @@ def version(conn: sqlite3.Connection, request_id: str, device: str) -> str:
         (request_id, device),
     ).fetchone()
     return str(row[0]) if row else ""
+
+
+def under_way(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(RequestID, device) of every distribution not yet delivered or failed."""
+    return [(str(r), str(d)) for r, d in conn.execute(
+        "SELECT request_id, device FROM distribution WHERE status = ? ORDER BY at, rowid",
+        (DistributionStatus.DISTRIBUTING.value,))]
 
 
 def delivered(
