@@ -6,6 +6,7 @@ place is locked), the GSME's through a ser2net the lab runs with nodelay (Networ
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -200,6 +201,10 @@ def test_a_killed_run_leaves_a_lock_that_bench_lab_release_clears(lab: Lab,
     again = bench("lab", "release", PLACE, "--coordinator", lab.address, user="operator")
     out, _ = again.communicate(timeout=60)
     assert again.returncode == 0 and out == f"place {PLACE} was not locked\n"
+    listing = bench("lab", "places", "--json", "--coordinator", lab.address, user="operator")
+    out, _ = listing.communicate(timeout=60)
+    assert {p["place"]: (p["acquired"], p["reserved"], p["tags"]) for p in json.loads(out)} == {
+        PLACE: (None, False, {"rig": "mp207"}), "mp207-offline": (None, False, {"rig": "offline"})}
 
 
 def test_a_run_stopped_with_sigterm_releases_the_place(lab: Lab, tmp_path: Path) -> None:
