@@ -39,7 +39,7 @@ from bench.crypto.xmldsig import sign_document
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.records.store import parse_timestamp
 from bench.domain import ResponseCode
-from bench.errors import BenchError
+from bench.errors import BenchError, RigError
 from bench.files import read_limited
 from bench.rig.control import RigClient
 
@@ -47,7 +47,12 @@ DEFAULT_PKI = Path("fixtures/pki")
 
 
 class Submitter:
-    """Where requests go: the rig's control socket, or a local shim."""
+    """Where requests go: the rig's control socket, or a local shim.
+
+    A local shim reaches no meter (it stops after authorisation), so it is used only when no
+    run directory was named: `--run-dir` of a rig that is not running is an error, not a quiet
+    I99 from a shim that sends nothing.
+    """
 
     def __init__(self, run_dir: str | None, pki_dir: Path) -> None:
         self.run_dir = run_directory(run_dir)
@@ -56,6 +61,9 @@ class Submitter:
         self._shim: Shim | None = None
         if RigClient.available(self.run_dir):
             self._client = RigClient.for_run_dir(self.run_dir)
+        elif run_dir is not None:
+            raise RigError(f"--run-dir {self.run_dir}: no rig is running there (start one with "
+                           f"`bench rig up --run-dir {self.run_dir}`)")
 
     @property
     def where(self) -> str:

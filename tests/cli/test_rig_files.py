@@ -44,3 +44,16 @@ def test_rig_check_names_the_broken_rig_file(tmp_path, kind):
     assert result.returncode == 2, result.stdout + result.stderr
     [line] = result.stderr.strip().splitlines()
     assert str(rig.name) in line and "Traceback" not in result.stderr, line
+
+
+@pytest.mark.parametrize("command", [
+    ("read-firmware", "--as", "supplier-a", "--device", "00DB1234567890A0"),
+    ("activate", "--as", "supplier-a", "--device", "00DB1234567890A0", "--hash", "AB" * 32),
+])
+def test_run_dir_of_a_rig_that_is_not_running_is_an_error_not_a_local_shim(tmp_path, command):
+    run = tmp_path / "run"
+    result = bench(*command, "--run-dir", run, cwd=ROOT)
+    assert result.returncode == 2, result.stdout + result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "no rig is running" in line and str(run) in line
+    assert result.stdout == "" and not (run / "bench.sqlite").exists()
