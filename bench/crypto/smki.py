@@ -81,9 +81,9 @@ DEFAULT_DEVICES: tuple[tuple[str, str], ...] = (
     ("00DB1234567890A4", DeviceType.PPMID),
     ("00DB1234567890A5", DeviceType.HCALCS),
     ("00DB1234567890C0", DeviceType.ESME),
-    ("00DB1234567890D0", DeviceType.ESME),  # SMETS1 (through the S1SP)
-    ("00DB1234567890D1", DeviceType.GSME),  # SMETS1
-    ("00DB1234567890D2", DeviceType.ESME),  # SMETS1, of the other Supplier
+    ("00DB1234567891A0", DeviceType.ESME),  # SMETS1 (through the S1SP)
+    ("00DB1234567891A1", DeviceType.GSME),  # SMETS1
+    ("00DB1234567891B0", DeviceType.ESME),  # SMETS1, of the other Supplier
 )
 # The inventory's device types, and the Consumer Access Device: it has no place in the inventory
 # but holds device credentials of its own.

@@ -5,6 +5,10 @@
     in   Hub.on_gbcs     -> Bridge.device_message   -> Shim.device_message   (responses, alerts)
          Hub.on_transfer -> Bridge.transfer_changed -> Shim.delivery_status  (N60 / N61, once)
 
+A SMETS1 device the rig's S1SP serves takes the same two calls through `S1sp.distribute` and
+`S1sp.send_command` instead of the hub; what the S1SP reports comes back through
+`Bridge.smets1_event` (signed SMETS1 messages to `Shim.smets1_message`, deliveries as N60/N61).
+
 An image for a device the rig cannot reach (a registry-only inventory entry, a SMETS1 meter
 without an S1SP on this bench) or one the hub refuses is reported undelivered the same way, from
 the caller's thread: the shim takes device events in its own order, so nothing waits on it.
@@ -20,12 +24,14 @@ from collections.abc import Mapping
 
 from bench.codec.eui import eui_hex
 from bench.dcc.pipeline.shim import Shim
+from bench.dcc.pipeline.smets1_events import Smets1MessageEvent
 from bench.errors import BenchError
 from bench.hub.hub import Hub
 from bench.hub.ota_server import NotApplicable
 from bench.hub.transfer import Transfer, TransferEnd, TransferState
 from bench.rig.emulated_meters import DeviceLog
 from bench.rig.traffic import DeviceTraffic, Direction
+from bench.s1sp.provider import S1sp, Smets1Event
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,7 @@ class Bridge:
         self.transfers: dict[tuple[bytes, str], Transfer] = {}
         self._reported: set[tuple[bytes, str]] = set()
         self._lock = threading.Lock()
+        self.s1sp: S1sp | None = None  # `attach_s1sp`: SMETS1 devices go to it, not the hub
         hub.on_gbcs = self.device_message
         hub.on_transfer = self.transfer_changed
         shim.gateway = self
@@ -60,11 +67,22 @@ class Bridge:
     def _linked(self, eui: bytes) -> bool:
         return eui in self.hub.meters
 
+    def attach_s1sp(self, s1sp: S1sp) -> None:
+        """Hand the SMETS1 devices `s1sp` serves to it; its events come back to `smets1_event`."""
+        self.s1sp = s1sp
+
+    def _smets1(self, eui: bytes) -> S1sp | None:
+        return self.s1sp if self.s1sp is not None and self.s1sp.serves(eui) else None
+
     # -- out: what the shim authorised (DeviceGateway) -------------------------------------------
 
     def distribute(self, eui: bytes, image: bytes, request_id: str) -> None:
         """Offer an authorised image to the device; undeliverable ones end in N61 at once."""
         self.traffic.record_distribution(eui, request_id, image)
+        if (s1sp := self._smets1(eui)) is not None:
+            self._log(eui, "s1sp", f"11.1 {request_id} handed to the S1SP")
+            s1sp.distribute(eui, image, request_id)
+            return
         if not self._linked(eui):
             self._undeliverable(eui, request_id, UNLINKED)
             return
@@ -82,6 +100,10 @@ class Bridge:
     def send_command(self, eui: bytes, gbcs: bytes) -> None:
         """Send an authorised GBCS command down the device's tunnel."""
         self.traffic.record(eui, Direction.SENT, gbcs)
+        if (s1sp := self._smets1(eui)) is not None:
+            self._log(eui, "s1sp-command", gbcs.hex().upper())
+            s1sp.send_command(eui, gbcs)
+            return
         if not self._linked(eui):
             log.warning("command for %s dropped: %s", eui_hex(eui), UNLINKED)
             self._log(eui, "gbcs-out-dropped", f"{gbcs.hex().upper()} ({UNLINKED})")
@@ -93,6 +115,9 @@ class Bridge:
         """A GBCS message past the shim, straight onto the device's tunnel (a test's attack)."""
         self.traffic.record(eui, Direction.SENT, gbcs)
         self._log(eui, "gbcs-out-injected", gbcs.hex().upper())
+        if (s1sp := self._smets1(eui)) is not None:  # a countersigned request forged past the DCC
+            s1sp.send_command(eui, gbcs)
+            return
         self.hub.send_gbcs(eui, gbcs)
 
     def transfer(self, eui: bytes, request_id: str) -> Transfer | None:
@@ -107,6 +132,17 @@ class Bridge:
         self.traffic.record(eui, Direction.RECEIVED, gbcs)
         self._log(eui, "gbcs-in", gbcs.hex().upper())
         self.shim.device_message(eui, gbcs)
+
+    def smets1_event(self, event: Smets1Event) -> None:
+        """What the S1SP reports (on its device threads): N60/N61 once, or a signed message."""
+        self._log(event.eui, "s1sp", f"{event.kind} {event.code or event.request_id or ''}".rstrip())
+        if event.kind == "delivery":
+            assert event.request_id is not None
+            self._delivery_status(event.eui, event.request_id, bool(event.success))
+            return
+        self.shim.smets1_message(Smets1MessageEvent(
+            event.eui, event.kind, event.signed, event.counter, event.code, event.firmware_version,
+            event.request_id))
 
     def transfer_changed(self, eui: bytes, transfer: Transfer) -> None:
         """A transfer moved on; its end (complete or failed) becomes the delivery status."""

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from bench.domain import Generation
 from bench.errors import LinkError, RigError
 from bench.rig.model import RigDevice
 
@@ -51,6 +52,8 @@ def emulate_command(device: RigDevice, pki_dir: Path, state_dir: Path,
     command = [sys.executable, "-m", "bench", "emulate", "--device", device.device_type.lower(),
                "--eui", device.eui_hex, "--identity", str(pki_dir), "--state", str(state_dir),
                "--pty"]
+    if device.generation == Generation.SMETS1:  # a DLMS/COSEM meter (docs/smets1.md)
+        command += ["--generation", "SMETS1"]
     if device.baud:
         command += ["--baud", str(device.baud)]
     if supplier:

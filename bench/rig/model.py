@@ -23,6 +23,7 @@ from bench.codec.eui import eui_hex, parse_eui
 from bench.domain import EMULATED_TYPES, DeviceType, FaultProfile, Generation
 from bench.errors import BenchError, ConfigError, RigError
 from bench.files import TEXT_LIMIT, read_text_limited
+from bench.meter.smets1.faults import Smets1Fault
 from bench.rig.lab import LabPlace, LabPort, parse_lab_port, parse_lab_table
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # bench/rig/model.py -> the project
@@ -171,7 +172,7 @@ class RigDevice:
     wake_window_s: float | None = None
     query_interval_s: float | None = None
     retry_timeout_s: float | None = None
-    faults: tuple[FaultProfile, ...] = ()
+    faults: tuple[FaultProfile | Smets1Fault, ...] = ()  # Smets1Fault for a SMETS1 meter
     supplier: str | None = None  # the party whose trust anchor an emulated meter holds
 
     @property
@@ -396,8 +397,6 @@ def _parse_device(check: _Checker, role: str, table: Any) -> RigDevice:
     emulated = isinstance(link, Emulated)
     if emulated and device_type not in EMULATED_TYPES:
         raise check.fail(where, "link", f"only ESME and GSME can be emulated, not {device_type}")
-    if emulated and generation != Generation.SMETS2_PLUS:
-        raise check.fail(where, "link", "emulated meters are SMETS2+ (GBCS over the HAN)")
     baud = check.take(table, where, "baud", int, None)
     if baud is not None and baud <= 0:
         raise check.fail(where, "baud", f"must be positive, got {baud}")
@@ -415,17 +414,20 @@ def _parse_device(check: _Checker, role: str, table: Any) -> RigDevice:
     if retry is not None and retry <= 0:
         raise check.fail(where, "retry_timeout_s", f"must be positive, got {retry}")
     faults = check.take(table, where, "faults", list, [])
+    known = tuple(Smets1Fault) if generation == Generation.SMETS1 else tuple(FaultProfile)
     for fault in faults:
-        if fault not in tuple(FaultProfile):
-            raise check.fail(where, "faults", f"unknown fault profile {fault!r} (known: "
-                             f"{', '.join(FaultProfile)})")
+        if fault not in known:
+            kind = "SMETS1 " if generation == Generation.SMETS1 else ""
+            raise check.fail(where, "faults", f"unknown {kind}fault profile {fault!r} (known: "
+                             f"{', '.join(known)})")
     if faults and not emulated:
         raise check.fail(where, "faults", "fault profiles apply to emulated meters only")
     supplier = check.take(table, where, "supplier", str, None)
     return RigDevice(role=role, eui=eui, device_type=device_type, generation=generation,
                      link=link, baud=baud, sleepy=sleepy, poll_interval_s=poll, wake_window_s=wake, query_interval_s=query,
                      retry_timeout_s=retry,
-                     faults=tuple(FaultProfile(f) for f in faults), supplier=supplier)
+                     faults=tuple(Smets1Fault(f) if generation == Generation.SMETS1 else FaultProfile(f)
+                                  for f in faults), supplier=supplier)
 
 
 def require_duis_schema(configured: Path | None = None) -> Path | None:

@@ -28,6 +28,7 @@ from bench.dcc.records.audit import AuditEntry, AuditLog
 from bench.dcc.records.portfolio import PortfolioEntry, portfolio
 from bench.dcc.records.registry import Appointment, Registration, Registry
 from bench.dcc.records.store import parse_timestamp, timestamp
+from bench.domain import Generation
 from bench.errors import BenchError, ConfigError, RigError
 from bench.hub.hub import DEFAULT_PAN, HUB_EUI, HUB_SHORT, Hub
 from bench.hub.transfer import TransferState
@@ -76,6 +77,8 @@ class RunningRig:
         self.links: dict[bytes, Link] = {}
         self.lab_urls: dict[bytes, str] = {}  # labgrid: links, once the place is held
         self.device_logs: dict[bytes, DeviceLog] = {}
+        self.smets1_ports: dict[bytes, str] = {}  # SMETS1 devices: the S1SP's DLMS lines
+        self.s1sp: Any = None  # bench.s1sp.provider.S1sp when the rig has SMETS1 devices on a line
         self._hub: Hub | None = None
         self._shim: Shim | None = None
         self._bridge: Bridge | None = None
@@ -246,6 +249,9 @@ class RunningRig:
         ptys = {device.eui: self.meters[device.role].wait_port() for device in emulated}
         radios: dict[int, Link] = {}  # meters on one USB radio share its link
         for device in self.spec.linked_devices:
+            if device.generation == Generation.SMETS1:  # a DLMS line, opened per S1SP session
+                self.smets1_ports[device.eui] = self._smets1_port(device, ptys)
+                continue
             match device.link:
                 case UsbRadio(channel) if channel in radios:
                     self.links[device.eui] = radios[channel]
@@ -262,6 +268,17 @@ class RunningRig:
                     continue
             stack.callback(self._close_link, link)
             self.links[device.eui] = link
+
+    def _smets1_port(self, device: RigDevice, ptys: dict[bytes, str]) -> str:
+        match device.link:
+            case Emulated():
+                return ptys[device.eui]
+            case SerialUrl(url):
+                return url
+            case LabPort():
+                return self.lab_urls[device.eui]
+        raise ConfigError(f"{self.spec.path}: device {device.role!r} ({device.eui_hex}): field 'link': "
+                          f"a SMETS1 meter is reached over a serial line, not {device.link}")
 
     def _open_radio(self, device: RigDevice, channel: int) -> Link:
         from bench.link.usb_radio import UsbRadioLink  # pyusb loads only for a radio
@@ -296,9 +313,27 @@ class RunningRig:
         stack.callback(hub.stop)
         self._bridge = Bridge(hub, self.shim, self.traffic, self.device_logs)
         for device in self.spec.linked_devices:
-            hub.attach(device.eui, self.links[device.eui], sleepy=device.sleepy)
+            if device.eui not in self.smets1_ports:
+                hub.attach(device.eui, self.links[device.eui], sleepy=device.sleepy)
         hub.start()
         log.info("hub up with %d meters; capture %s", len(self.links), self.capture_path)
+        if self.smets1_ports:
+            self._start_s1sp(stack)
+
+    def _start_s1sp(self, stack: contextlib.ExitStack) -> None:
+        from bench.rig.smets1 import start_s1sp
+
+        devices = {self.spec.device_by_eui(eui): url for eui, url in self.smets1_ports.items()}
+        now = datetime.now(UTC)
+        suppliers = {d.eui: d.supplier or self.shim.registry.registered_supplier(d.eui_hex, now) or ""
+                     for d in devices}
+        options = self.spec.options
+        s1sp, capture = start_s1sp(self.shim.pki, self.results, devices, suppliers, self.bridge,
+                                   self.device_logs, options.response_timeout_s, options.transfer_timeout_s)
+        stack.callback(capture.close)
+        stack.callback(s1sp.close)
+        self.s1sp = s1sp
+        log.info("S1SP up for %d SMETS1 devices; DLMS capture %s", len(devices), capture.path)
 
     def stop(self) -> None:
         """Write the run's artefacts, then stop everything in reverse order of start."""

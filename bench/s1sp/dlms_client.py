@@ -10,6 +10,7 @@ windows, so `connect` repeats SNRM until one arrives inside a window.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from typing import Any
 
@@ -66,7 +67,10 @@ class DlmsClient:
         snrm = bytes(self.client.snrmRequest())
         while True:
             self.line.send(snrm)
-            frame = self._await_frame(min(snrm_interval, max(0.0, deadline - time.monotonic())))
+            # jittered, so a retry period that happens to equal the meter's wake period cannot
+            # keep every SNRM in its sleep
+            wait = snrm_interval * random.uniform(0.5, 1.0)
+            frame = self._await_frame(min(wait, max(0.0, deadline - time.monotonic())))
             if frame is not None:
                 reply = GXReplyData()
                 self._parse(frame, reply, "SNRM")

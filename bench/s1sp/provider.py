@@ -78,6 +78,7 @@ class Smets1Device:
     profile: DeviceModelProfile
     open_client: Callable[[], DlmsClient] | None = None  # None: no line to it on this bench
     connect_timeout: float = 15.0
+    snrm_interval: float = 0.3  # a sleepy meter: shorter than its wake window, or SNRM never meets it
 
 
 @dataclass(frozen=True)
@@ -310,7 +311,7 @@ class S1sp:
 
         def __enter__(self) -> DlmsClient:
             try:
-                self.client.connect(self.device.connect_timeout)
+                self.client.connect(self.device.connect_timeout, self.device.snrm_interval)
             except BaseException:
                 self.client.line.close()
                 raise

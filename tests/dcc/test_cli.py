@@ -59,7 +59,7 @@ def activate(run_dir: Path, party: str, *extra: str, check: bool = True):
 
 def test_registry_import_and_show(run_dir: Path) -> None:
     done = bench(run_dir, "registry", "import", str(FIXTURE_REGISTRY))
-    assert "6 parties, 8 devices, 4 registrations, 2 appointments" in done.stdout
+    assert "6 parties, 11 devices, 7 registrations, 2 appointments" in done.stdout
     shown = json.loads(bench(run_dir, "registry", "show", "--json").stdout)
     assert shown["registered_supplier"]["00DB1234567890B0"] == "90B3D51F30030000"
     assert shown["appointed_by"]["90B3D51F30050000"] == ["90B3D51F30010000"]

@@ -34,7 +34,9 @@ def test_portfolio_follows_distribution_alerts_reads_and_activation(
         "00DB1234567890A4",
         "00DB1234567890A5",
         "00DB1234567890C0",
-    }  # supplier-b's B0 and the CHF are not its
+        "00DB1234567891A0",  # SMETS1
+        "00DB1234567891A1",  # SMETS1
+    }  # supplier-b's B0 and 91B0, and the CHF, are not its
     a0 = entries["00DB1234567890A0"]
     assert (a0.dcc_firmware_version, a0.active_version, a0.pending_version, a0.agrees_with_dcc) == (
         "00000100",  # the emulated meter's factory version
@@ -92,9 +94,10 @@ def test_portfolio_follows_distribution_alerts_reads_and_activation(
 
 def test_portfolio_of_everyone_and_of_another_supplier(shim) -> None:
     every = portfolio(shim.store.path, None, NOW)
-    assert len(every) == 8
+    assert len(every) == 11
     b = portfolio(shim.store.path, bytes.fromhex("90B3D51F30030000"), NOW)
-    assert [e.eui for e in b] == ["00DB1234567890B0"] and b[0].supplier == "supplier-b"
+    assert [e.eui for e in b] == ["00DB1234567890B0", "00DB1234567891B0"]
+    assert {e.supplier for e in b} == {"supplier-b"}
 
 
 def test_a_read_does_not_move_the_dcc_record_and_a_failed_activation_neither(make_shim, requests):

@@ -38,7 +38,7 @@ def test_rig_comes_up_and_stops_cleanly_with_its_artefacts(tmp_path):
     try:
         status = running.status()
         emulated = [d for d in status["devices"] if d["emulated"]]
-        assert [d["running"] for d in emulated] == [True, True, True]
+        assert [d["running"] for d in emulated] == [True] * 5  # SMETS2+ A0, A1, B0; SMETS1 91A0, 91A1
         assert all(d["link"].startswith("/dev/pts/") for d in emulated)
         pids = [m.process.pid for m in running.meters.values()]
         assert all(_alive(pid) for pid in pids)
@@ -46,7 +46,7 @@ def test_rig_comes_up_and_stops_cleanly_with_its_artefacts(tmp_path):
         running.stop()
     assert not any(m.running for m in running.meters.values())
     results = tmp_path / "results"
-    for name in ("capture.pcap", "alerts.json", "audit.json", "report.html", "report.json",
+    for name in ("capture.pcap", "capture-dlms.pcap", "alerts.json", "audit.json", "report.html", "report.json",
                  "devices.json", "logs/bench.log"):
         assert (results / name).is_file(), name
     log = (results / "logs" / "esme-00DB1234567890A0.log").read_text().splitlines()
@@ -123,8 +123,8 @@ def test_rig_up_serves_other_terminals_until_rig_down(tmp_path):
                 break
             time.sleep(0.05)
         status = json.loads(_bench("rig", "status", "--json", env=env).stdout)
-        assert {d["role"] for d in status["devices"] if d["running"]} == {"esme", "gsme",
-                                                                          "other_esme"}
+        assert {d["role"] for d in status["devices"] if d["running"]} == {
+            "esme", "gsme", "other_esme", "smets1_esme", "smets1_gsme"}
         report = json.loads(_bench("report", "--supplier", "supplier-a", "--format", "json",
                                    env=env).stdout)
         rows = {row["eui"]: row for row in report}
@@ -241,7 +241,7 @@ def test_killing_the_bench_leaves_no_meter_behind(tmp_path):
     try:
         status = json.loads(bench.stdout.readline())
         pids = [d["pid"] for d in status["devices"] if d["emulated"]]
-        assert len(pids) == 3 and all(_alive(pid) for pid in pids)
+        assert len(pids) == 5 and all(_alive(pid) for pid in pids)  # 3 SMETS2+, 2 SMETS1
     finally:
         bench.kill()  # SIGKILL: no chance to clean up
         bench.wait()

@@ -45,7 +45,9 @@ def test_default_rig_has_the_devices_the_suite_needs():
     assert roles["gsme"].device_type == "GSME" and roles["gsme"].sleepy
     assert roles["other_esme"].eui_hex == "00DB1234567890B0"
     assert {r for r, d in roles.items() if not d.on_bench} == {"ppmid", "hcalcs",
-                                                               "uncommissioned_esme"}
+                                                               "uncommissioned_esme", "smets1_other_esme"}
+    assert {r for r, d in roles.items() if d.generation == "SMETS1" and d.emulated} == {"smets1_esme",
+                                                                                    "smets1_gsme"}
     assert rig.parties == {"supplier": "supplier-a", "other_supplier": "supplier-b",
                            "rsa": "rsa-1", "other_rsa": "rsa-2"}
 
@@ -72,7 +74,7 @@ def test_relative_paths_resolve_against_the_parent_of_the_rig_directory(tmp_path
     ('baud = "fast"', r"field 'baud': expected int, got 'fast'"),
     ('faults = ["explode"]', r"field 'faults': unknown fault profile 'explode'"),
     ('colour = "red"', r"device 'esme' \(00DB1234567890A0\): field 'colour': unknown field"),
-    ('generation = "SMETS1"', r"field 'link': emulated meters are SMETS2\+"),
+    ('faults = ["activates-on-verify"]', r"field 'faults': unknown fault profile 'activates-on-verify'"),
     ('wake_window_s = 0', r"field 'wake_window_s': must be positive"),
     ('link = "usb-radio:27"', r"field 'link': 2.4 GHz channel 27 is not 11..26"),
     ('poll_interval_s = -1.5', r"field 'poll_interval_s': must be positive"),
@@ -209,7 +211,7 @@ def test_rig_check_cli(tmp_path):
                         capture_output=True, text=True, cwd=PROJECT_ROOT, check=False, timeout=60)
     assert ok.returncode == 0, ok.stderr
     checked = json.loads(ok.stdout)
-    assert checked["rig"] == "emulated" and len(checked["devices"]) == 6
+    assert checked["rig"] == "emulated" and len(checked["devices"]) == 9
     bad = _write(tmp_path, MINIMAL.replace("emulated", "telepathy"))
     refused = subprocess.run([sys.executable, "-m", "bench", "rig", "check", "--rig", str(bad)],
                              capture_output=True, text=True, check=False, timeout=60)

@@ -23,8 +23,8 @@ from bench.s1sp.dlms_client import DlmsClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
-ESME1 = "00DB1234567890D0"
-GSME1 = "00DB1234567890D1"
+ESME1 = "00DB1234567891A0"
+GSME1 = "00DB1234567891A1"
 
 
 @dataclass

@@ -15,7 +15,7 @@ from bench.crypto.xmldsig import sign_document, verify_document
 from bench.errors import DecodeError, EncodeError, SecurityError
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
-DEVICE = bytes.fromhex("00DB1234567890D0")
+DEVICE = bytes.fromhex("00DB1234567891A0")
 
 
 @pytest.fixture(scope="module")

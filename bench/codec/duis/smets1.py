@@ -31,6 +31,7 @@ from bench.codec.duis.fields import (
 )
 from bench.codec.duis.safe_xml import DS_NS, RA_NS, SR_NS, parse_document, sr, to_bytes
 from bench.codec.eui import eui_duis
+from bench.domain import ResponseCode
 from bench.errors import DecodeError, EncodeError
 
 #: ActivateImageResponseCode values (MMC StatusASN1) an S1SP answers to 11.3.
@@ -212,7 +213,7 @@ def s1sp_alert_message(signed: bytes | etree._Element, at: datetime) -> bytes:
     root = etree.Element(sr("Response"), nsmap={"sr": SR_NS, "ds": DS_NS})
     root.set("schemaVersion", SCHEMA_VERSION)
     header = _sub(root, sr("Header"))
-    _sub(header, sr("ResponseCode"), "I0")
+    _sub(header, sr("ResponseCode"), ResponseCode.SUCCESS.value)
     _sub(header, sr("ResponseDateTime"), write_datetime(at))
     message = _sub(_sub(root, sr("Body")), sr("DCCAlertMessage"))
     _sub(message, sr("DCCAlertCode"), S1SP_DCC_ALERT_CODE)

@@ -35,10 +35,11 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench.codec.eui import eui_hex
 from bench.crypto.smki import Pki
-from bench.dcc.pipeline import messages
+from bench.dcc.pipeline import messages, smets1_events
 from bench.dcc.pipeline.decider import Decider
 from bench.dcc.pipeline.device_events import (
     DeliveryStatusEvent,
@@ -59,6 +60,7 @@ from bench.errors import BenchError, RigError
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+AnyEvent = HubEvent | smets1_events.Smets1MessageEvent
 MAX_EVENTS_PER_COMMIT = 64
 
 
@@ -87,7 +89,7 @@ class Shim:
         self.signer = self.decider.signer
         self._gateway = gateway
         self.events = HubEvents(self.signer, self.clock)
-        self._events: queue.SimpleQueue[tuple[HubEvent, Future[None]] | None] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[tuple[AnyEvent, Future[None]] | None] = queue.SimpleQueue()
         self._events_open = threading.Lock()  # held while queueing; closing takes it last
         self._closed = False
         self.workers: RequestWorkers | None = None
@@ -182,7 +184,17 @@ class Shim:
         return self._queue(DeliveryStatusEvent(bytes(eui), request_id, success, comms_hub,
                                                status, reason))
 
-    def _queue(self, event: HubEvent) -> Future[None]:
+    def smets1_message(self, event: smets1_events.Smets1MessageEvent) -> Future[None]:
+        """A signed SMETS1 response or alert from the S1SP: enveloped, routed and stored durably
+        like `device_message` (`bench.dcc.pipeline.smets1_events`)."""
+        return self._queue(event)
+
+    def _job(self, event: HubEvent | smets1_events.Smets1MessageEvent) -> Callable[[Any], None]:
+        if isinstance(event, smets1_events.Smets1MessageEvent):
+            return smets1_events.job(event, self.clock())
+        return self.events.job(event)
+
+    def _queue(self, event: HubEvent | smets1_events.Smets1MessageEvent) -> Future[None]:
         done: Future[None] = Future()
         with self._events_open:
             if self._closed:
@@ -195,7 +207,7 @@ class Shim:
         closing = False
         while not closing:
             item = self._events.get()
-            batch: list[tuple[HubEvent, Future[None]]] = []
+            batch: list[tuple[AnyEvent, Future[None]]] = []
             while item is not None:
                 batch.append(item)
                 if len(batch) == MAX_EVENTS_PER_COMMIT:
@@ -208,9 +220,9 @@ class Shim:
             if batch:
                 self._commit_events(batch)
 
-    def _commit_events(self, batch: list[tuple[HubEvent, Future[None]]]) -> None:
+    def _commit_events(self, batch: list[tuple[AnyEvent, Future[None]]]) -> None:
         try:
-            outcomes = self.store.group_commit_all([self.events.job(e) for e, _ in batch])
+            outcomes = self.store.group_commit_all([self._job(e) for e, _ in batch])
         except Exception as exc:  # noqa: BLE001 - every waiter hears of it, the thread goes on
             log.exception("hub events not stored")
             for _event, done in batch:
