@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -86,11 +87,15 @@ def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach
                          db_path=(run / "bench.sqlite").resolve())
     pid_file = run / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
+    # while the rig comes up (a lab rig may queue for its place) SIGTERM stops it as Ctrl-C does,
+    # through the same clean-up; once it is up, _serve's own handlers take over
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         _serve(running, run, loaded.name, as_json)
         if running.results.is_dir():
             RecordWriter(running.results, running.session_record()).save()
     finally:
+        signal.signal(signal.SIGTERM, previous)
         pid_file.unlink(missing_ok=True)  # last act: `bench rig down` waits for this
     if not as_json:
         click.echo(f"rig {loaded.name} stopped; results in {running.results}")
@@ -111,9 +116,9 @@ def _serve(running: Any, run: Path, name: str, as_json: bool) -> None:
                     click.echo(f"results {running.results}; stop with `bench rig down`")
                 sys.stdout.flush()
                 while not server.shutdown_requested.wait(0.5):
-                    dead = [m.device.role for m in running.meters.values() if not m.running]
-                    if dead:
-                        raise RigError(f"emulated meter(s) {', '.join(dead)} exited; stopping the rig")
+                    for role in running.keeper.check():  # one dead meter is its own problem
+                        click.echo(f"device {role} down: {running.keeper.cause(role)}; "
+                                   f"`bench rig restart-meter {role}` starts it again", err=True)
             finally:
                 restore()
 

@@ -40,6 +40,7 @@ from bench.rig.bridge import Bridge
 from bench.rig.control import Handler, b64, unb64
 from bench.rig.emulated_meters import DeviceLog, EmulatedMeter, emulate_command
 from bench.rig.lab import LabPort
+from bench.rig.liveness import MeterKeeper
 from bench.rig.model import (
     Emulated,
     NoLink,
@@ -90,6 +91,7 @@ class RunningRig:
         self.duis_schema: Path | None = None  # the XSD requests are validated against
         self.notices: list[str] = []  # one line each: what this rig does not do (XSD off)
         self._stopped = False
+        self.keeper = MeterKeeper(self)  # which emulated meters are down; restarts them
 
     # -- the description ------------------------------------------------------------------------
 
@@ -404,6 +406,7 @@ class RunningRig:
                  "link": self._link_text(d),
                  "emulated": d.emulated,
                  "running": self.meters[d.role].running if d.role in self.meters else None,
+                 "down": self.keeper.cause(d.role),
                  "pid": self._pid(d.role)}
                 for d in self.spec.devices
             ],
@@ -437,8 +440,15 @@ class RunningRig:
         def registry(request: dict[str, Any]) -> dict[str, Any]:
             return {"registry": self.registry_operation(request)}
 
+        def restart_meter(request: dict[str, Any]) -> dict[str, Any]:
+            role = request.get("role")
+            if not isinstance(role, str):
+                raise ValueError("restart-meter needs a \"role\" string")
+            return {"restarted": self.keeper.restart(role)}
+
         return {"submit": submit, "status": lambda _request: self.status(),
-                "portfolio": portfolio, "alerts": alerts, "registry": registry}
+                "portfolio": portfolio, "alerts": alerts, "registry": registry,
+                "restart-meter": restart_meter}
 
     def registry_operation(self, request: dict[str, Any]) -> dict[str, object]:
         """Run-time registry changes for a lab driving the rig from another terminal."""

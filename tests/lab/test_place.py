@@ -227,3 +227,34 @@ def test_a_run_stopped_with_sigterm_releases_the_place(lab: Lab, tmp_path: Path)
     assert code == 1, progress.text() + errors.text()  # interrupted: not a pass
     state = place_state(lab)
     assert state.acquired is None and state.reservation is None
+
+
+def test_a_rig_up_stopped_while_queued_leaves_no_reservation(lab: Lab, tmp_path: Path) -> None:
+    from labgrid.remote.common import Reservation
+    from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
+
+    from bench.link.labgrid import LabSession, acquire_place
+
+    held = acquire_place(lab.address, place=PLACE, needs=ROLES, user="holder")
+    try:
+        waiting = bench("rig", "up", "--rig", str(lab.rig_file("queued")), "--run-dir",
+                        str(tmp_path / "run"), "--results", str(tmp_path / "queued"),
+                        user="queued")
+        errors = Lines(waiting.stderr)
+        try:
+            wait_for(lambda: errors.has("waiting for labgrid place") or waiting.poll() is not None,
+                     60, "the queue line")
+            assert waiting.poll() is None, errors.text()
+            waiting.send_signal(signal.SIGTERM)
+            assert waiting.wait(30) == 130, errors.text()
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+                waiting.wait()
+        with LabSession(lab.address, user="observer") as session:
+            response = session.rpc("GetReservations", pb.GetReservationsRequest())
+        owners = {Reservation.from_pb2(r).owner for r in response.reservations}
+        assert owners == {held.holder}  # the queued reservation went with its client
+        assert place_state(lab).acquired == held.holder
+    finally:
+        held.release()
