@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 import pytest
@@ -30,7 +30,7 @@ SUITE = shipped("hil_tests")
 class ProgressLines:
     """pytest plugin: one line per finished test, `[ 3/22] R1  name  passed  0.42 s`."""
 
-    def __init__(self, stream: Any, only: tuple[str, ...] = ()) -> None:
+    def __init__(self, stream: TextIO, only: tuple[str, ...] = ()) -> None:
         self.stream = stream
         self.only = only
         self.count = 0
@@ -39,7 +39,7 @@ class ProgressLines:
         self.tty = stream.isatty()
         self.closed = False
 
-    def pytest_collection_modifyitems(self, config: Any, items: list[Any]) -> None:
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         for item in items:
             marker = item.get_closest_marker("mp207")
             self.requirements[item.nodeid] = str(marker.args[0]) if marker and marker.args else "--"
@@ -50,7 +50,7 @@ class ProgressLines:
                 config.hook.pytest_deselected(items=dropped)
             items[:] = keep
 
-    def pytest_collection_finish(self, session: Any) -> None:
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.total = len(session.items)
         self._print(f"running {self.total} conformance tests")
 
@@ -59,19 +59,19 @@ class ProgressLines:
         name = nodeid.split("::", 1)[-1]
         return f"[{number:>2}/{self.total}] {requirement:<3} {name:<72}"
 
-    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         if self.tty:  # on a terminal, show what is running now
             self._write(f"\r{self._prefix(nodeid, self.count + 1)} running")
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+    def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
         if not self.total:  # --parallel: the workers collect, each the whole selection
             self.total = len(ids)
             self._print(f"running {self.total} conformance tests")
 
-    def pytest_runtest_logreport(self, report: Any) -> None:
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.nodeid not in self.requirements:  # --parallel: the worker's item says
-            self.requirements[report.nodeid] = dict(report.user_properties).get("mp207", "--")
+            self.requirements[report.nodeid] = str(dict(report.user_properties).get("mp207", "--"))
         if report.when == "call" or (report.when == "setup" and not report.passed):
             self.count += 1
             outcome = report.outcome if report.when == "call" else (
