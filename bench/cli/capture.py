@@ -13,7 +13,7 @@ from bench.codec.capture_decode import decode_capture, write_json_lines
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def capture() -> None:
-    """Read captures of HAN frames written by the hub (pcap, link type 195)."""
+    """Read captures: HAN frames the hub wrote (link type 195), DLMS frames the S1SP wrote (147)."""
 
 
 @capture.command()
@@ -32,6 +32,8 @@ def decode(pcap: Path, as_json: bool) -> None:
 def summary(record: dict) -> str:
     """One readable line per frame, like a packet list."""
     head = f"{record['frame']:>6} {record['time']:.6f}"
+    if record.get("protocol") == "dlms":  # the S1SP's DLMS capture: the decoded APDU
+        return f"{head} {record.get('device', '?')} {record.get('direction', '?')} {record.get('summary', record.get('error'))}"
     if "error" in record:
         return f"{head} undecodable: {record['error']}"
     line = f"{head} {record['src'] or record['src_short']} -> {record['dst'] or record['dst_short']} {record['command']}"

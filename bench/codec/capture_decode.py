@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bench.codec import han
+from bench.codec.dlms.capture import LINKTYPE_DLMS_HDLC, decode_dlms_record
 from bench.codec.gbcs import decode_message, message_name
 from bench.codec.gbcs.gbt import decode_block, is_gbt_block
-from bench.codec.pcap import read_pcap
+from bench.codec.pcap import parse_pcap, read_pcap
 from bench.errors import DecodeError
 
 COMMAND_NAMES: dict[type, str] = {
@@ -139,7 +140,13 @@ def decode_frames(frames: Iterable[tuple[float, bytes]]) -> Iterator[dict[str, A
 
 
 def decode_capture(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Records of every frame of a link-type-195 pcap; DecodeError only for a broken file."""
+    """Records of every frame of a link-type-195 pcap, or of the S1SP's DLMS capture (link type
+    147, `bench.codec.dlms.capture`); DecodeError only for a broken file."""
+    with open(path, "rb") as handle:
+        linktype, _records = parse_pcap(handle.read(24))
+    if linktype == LINKTYPE_DLMS_HDLC:
+        frames = read_pcap(path, LINKTYPE_DLMS_HDLC)
+        return (decode_dlms_record(n, ts, data) for n, (ts, data) in enumerate(frames, start=1))
     return decode_frames(read_pcap(path))
 
 
