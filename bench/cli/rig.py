@@ -183,4 +183,16 @@ def status(run_dir: Path | None, as_json: bool) -> None:
     click.echo(f"rig {answer['rig']} up since {answer['started_at']}; results {answer['results']}")
     for d in answer["devices"]:
         state = {True: "running", False: "EXITED", None: ""}[d["running"]]
+        if d.get("down"):
+            state = f"DOWN ({d['down']})"
         click.echo(f"  {d['role']:<22} {d['eui']}  {d['type']:<6} {d['link']}  {state}".rstrip())
+
+
+@rig.command("restart-meter")
+@click.argument("role")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=RUN_DIR_HELP)
+def restart_meter(role: str, run_dir: Path | None) -> None:
+    """Restart the emulated meter of ROLE (e.g. one that is down) on its state directory."""
+    answer = RigClient.for_run_dir(run_dir).call("restart-meter", role=role)["restarted"]
+    click.echo(f"device {answer['role']} ({answer['eui']}) restarted on {answer['port']}")

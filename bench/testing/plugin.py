@@ -152,14 +152,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     state = _state(item.config)
     state.current = item
     if _uses_rig(item) and state.broken is None and state.running is not None:
-        dead = [m.device.role for m in state.running.meters.values() if not m.running]
-        if dead:
-            state.broken = f"emulated meter(s) {', '.join(dead)} exited before {item.name}"
+        state.running.keeper.check()  # a dead meter is down: its tests skip, the others go on
         failing = state.running.hub.link_failures() if state.broken is None else []
         if failing:  # a link that broke (a serial server gone): its own line, once
             state.broken = failing[0]
     if _uses_rig(item) and state.broken is not None:
         pytest.skip(f"rig broken: {state.broken}")
+    if _uses_rig(item) and state.running is not None:
+        down = [f"device {role} down: {cause}" for role, cause in state.running.keeper.down.items()
+                if role in item.fixturenames]
+        if down:
+            pytest.skip("; ".join(down))
     if state.running is not None:
         state.marks[item.nodeid] = state.running.traffic.mark
         state.waits_at_start[item.nodeid] = state.running.waits.total_s
@@ -176,9 +179,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         if _breaks_the_rig(error):
             state.broken = f"{type(error).__name__}: {error}"
         else:
-            dead = [m.device.role for m in state.running.meters.values() if not m.running]
-            if dead:
-                state.broken = f"emulated meter(s) {', '.join(dead)} exited during {item.name}"
+            state.running.keeper.check()  # the next tests of a meter that died here skip
     _record(state, item, report, call)
     return report
 
@@ -345,6 +346,9 @@ def rig_device(rig: RunningRig, request: pytest.FixtureRequest) -> DeviceLookup:
             device = rig.spec.device(role)
         except ConfigError as exc:
             pytest.skip(str(exc))
+        cause = rig.keeper.cause(role)
+        if cause is not None:
+            pytest.skip(f"device {role} down: {cause}")
         if state.current is not None:
             state.current.user_properties.append((f"device_{role}", device.eui_hex))
         return device
