@@ -15,6 +15,7 @@ from bench.codec.gbcs.apdu import decode_message
 from bench.crypto.gbcs_security import sign_message, verify_mac, verify_signature
 from bench.crypto.xmldsig import sign_document
 from bench.dcc.records.registry import Device
+from bench.errors import BenchError
 
 from .support import ESME_A0, NOW, BrokenGateway
 
@@ -182,14 +183,22 @@ def test_only_the_registered_supplier_may_activate(shim, requests, party: str) -
     assert cv4.response_code == expected
 
 
-def test_no_device_ka_certificate_is_e20(shim, requests) -> None:
-    d0 = bytes.fromhex("00DB1234567890D0")
-    shim.registry.add(
-        devices=[
-            Device("00DB1234567890D0", "ESME", "SMETS2+", "commissioned", "1200000000011", "1")
-        ]
-    )
-    assert parse_response(shim.submit(requests.read("supplier-a", d0))).response_code == "E20"
+def _not_in_the_pki(pki) -> str:
+    """An ESME EUI on supplier-a's premises that the PKI holds no certificates for."""
+    for n in range(0xD0, 0x100):
+        eui = f"00DB12345678{n:02X}{n:02X}"
+        try:
+            pki.device(bytes.fromhex(eui))
+        except (BenchError, KeyError):
+            return eui
+    raise AssertionError("every candidate EUI has certificates")
+
+
+def test_no_device_ka_certificate_is_e20(shim, pki, requests) -> None:
+    eui = _not_in_the_pki(pki)
+    shim.registry.add(devices=[Device(eui, "ESME", "SMETS2+", "commissioned", "1200000000011", "1")])
+    read = requests.read("supplier-a", bytes.fromhex(eui))
+    assert parse_response(shim.submit(read)).response_code == "E20"
     assert shim.gateway.commands == []
 
 
