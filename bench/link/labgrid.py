@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -113,6 +114,18 @@ class PlaceView:
         return datetime.fromtimestamp(self.changed).strftime("%H:%M:%S")
 
 
+class _LabgridClientNoise(logging.Filter):
+    """labgrid's client logs a lost coordinator on the root logger; the bench says it in one line
+    of its own (LabError), so those records are dropped, and nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "root"
+                    and f"{os.sep}labgrid{os.sep}remote{os.sep}" in record.pathname)
+
+
+_NOISE = _LabgridClientNoise()
+
+
 class LabSession:
     """A labgrid client session on an event loop of its own (one daemon thread).
 
@@ -126,6 +139,7 @@ class LabSession:
         # the rig forks emulated meters while this session runs: gRPC's fork handlers would
         # restart its poller in the child between fork and exec, which aborts there
         os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+        logging.getLogger().addFilter(_NOISE)  # a filter object is added once, however often
         try:
             import labgrid.remote.client  # noqa: F401
         except ImportError as exc:

@@ -1,7 +1,8 @@
-"""The [labgrid] table of a rig file: checked offline, labgrid itself never imported."""
+"""The [labgrid] table of a rig file, checked offline (labgrid never imported); a coordinator down."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import tomllib
@@ -93,3 +94,17 @@ def test_bench_rig_check_stays_offline(tmp_path: Path) -> None:
          f"load_rig({str(rig)!r}); print(sorted(m for m in sys.modules if m.startswith('labgrid')))"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert probe.stdout.strip() == "[]", probe.stderr
+
+
+def test_a_coordinator_that_is_down_is_one_line_naming_it(tmp_path: Path) -> None:
+    pytest.importorskip("labgrid", reason="labgrid is not installed (the test extra has it)")
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    for args in (["lab", "release", "mp207-a"], ["lab", "places"]):
+        done = subprocess.run([sys.executable, "-m", "bench", *args, "--coordinator", address],
+                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2
+        assert done.stderr.splitlines() == [
+            f"error: labgrid coordinator {address} is not reachable: Could not connect to "
+            f"coordinator"], done.stderr
