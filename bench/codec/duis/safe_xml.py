@@ -121,8 +121,15 @@ def schema_path() -> Path | None:
     configured = os.environ.get(SCHEMA_ENV)
     if configured:
         return Path(configured)
-    in_checkout = (_CHECKOUT / "pyproject.toml").is_file() and _DEVELOPMENT_SCHEMA.is_file()
-    return _DEVELOPMENT_SCHEMA if in_checkout else None
+    return _development_schema(_DEVELOPMENT_SCHEMA)
+
+
+@cache
+def _development_schema(candidate: Path) -> Path | None:
+    """`candidate` if this code runs from a checkout that has the published vectors beside it
+    (looked up once: the shim asks for every request)."""
+    in_checkout = (_CHECKOUT / "pyproject.toml").is_file() and candidate.is_file()
+    return candidate if in_checkout else None
 
 
 @cache
