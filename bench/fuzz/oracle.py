@@ -4,7 +4,7 @@ Over the wire (any meter): the last 11.2 read it answered is sent again, then a 
 conforming meter refuses the replay (its counter is not above the last accepted), answers the
 fresh read with the version it ran before the campaign, and answers nothing else the campaign
 sent: every command in a case carries a defect. So a missing answer (a hang, or a crash), another
-version, an answered replay (an accepted counter that went back) or any other answer (a command
+version, an answered replay or a lost counter (an accepted counter that went back) or any other answer (a command
 with a defect obeyed) is a finding. An emulated meter is also checked from the inside: its
 process is running, and its state document still holds the same active and pending images, the
 same schedule, and no accepted counter but the probes'.
@@ -25,7 +25,10 @@ from bench.fuzz.session import MeterSession
 from bench.fuzz.target import Target
 from bench.meter.state import MeterState
 
-KINDS = ("crash", "hang", "version", "replay", "accepted", "state")
+KINDS = ("crash", "hang", "version", "counter", "accepted", "state")
+"""`counter`: an accepted counter went back (a replay answered, a counter lost); `accepted`: a
+command with a defect was obeyed (answered, or its counter accepted); `state`: the active or
+pending image or the schedule changed. However the oracle notices it first, one bug gives one kind."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ class Oracle:
             if message.cra_flag != RESPONSE or message.originator != self.ctx.meter_eui:
                 continue
             if message.originator_counter == asked.replayed:
-                return Finding("replay", f"answered a replayed read (counter {asked.replayed}): the "
+                return Finding("counter", f"answered a replayed read (counter {asked.replayed}): the "
                                          f"accepted counter went back")
             if message.originator_counter != self._last_counter:
                 return Finding("accepted", f"answered message {message.message_code:#06x} with "
@@ -159,8 +162,13 @@ class Oracle:
         supplier = eui_hex(self.ctx.supplier_eui)
         expected = {**{k: v for k, v in before.counters.items() if k != supplier},
                     supplier: self._last_counter}
+        lost = {k: v for k, v in expected.items() if v is not None and now.counters.get(k, -1) < v}
+        if lost:
+            return Finding("counter", f"accepted counters {now.counters}, expected {expected}: "
+                                      f"the meter forgot {sorted(lost)}")
         if now.counters != expected:
-            return Finding("state", f"accepted counters {now.counters}, expected {expected}")
+            return Finding("accepted", f"accepted counters {now.counters}, expected {expected}: "
+                                       f"a command with a defect was accepted")
         return None
 
 

@@ -19,7 +19,7 @@ FOUND_WITHIN = {
     "crash-on-oversized-block": ("crash", "ota", 200),
     "hang-on-gbt-gap": ("hang", "gbt", 100),
     "accept-truncated-signature": ("accepted", "gbcs", 100),
-    "reset-counters-on-bad-tunnel": ("replay", "tunnel", 200),
+    "reset-counters-on-bad-tunnel": ("counter", "tunnel", 200),
 }
 
 
