@@ -120,3 +120,63 @@ def test_the_dead_meters_tests_skip_with_the_cause_and_the_others_run(tmp_path: 
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert "2 passed, 1 skipped" in result.stdout, result.stdout + result.stderr
     assert "device esme down: emulated meter exited (code -9)" in result.stdout
+
+
+def test_bench_rig_keeps_serving_shows_down_restarts_and_stops_whatever_requests_do(tmp_path):
+    import json
+    import subprocess
+    import sys
+    import threading
+
+    from bench.errors import BenchError
+    from bench.rig.control import RigClient
+
+    def bench(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path)
+
+    rig_file = tmp_path / "rigs" / "two.toml"
+    rig_file.parent.mkdir()
+    rig_file.write_text(RIG)
+    run = tmp_path / "run"
+    up = bench("rig", "up", "--rig", str(rig_file), "--run-dir", str(run), "--results",
+               str(tmp_path / "results"), "--detach", "--json")
+    assert up.returncode == 0, up.stderr
+    try:
+        status = json.loads(bench("rig", "status", "--run-dir", str(run), "--json").stdout)
+        esme = next(d for d in status["devices"] if d["role"] == "esme")
+        os.kill(esme["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while True:
+            status = json.loads(bench("rig", "status", "--run-dir", str(run), "--json").stdout)
+            down = {d["role"]: d["down"] for d in status["devices"]}
+            if down["esme"]:
+                break
+            assert time.monotonic() < deadline, status
+            time.sleep(0.2)
+        assert down["other_esme"] is None  # the rig is still up, serving the other meter
+        assert "DOWN (emulated meter exited (code -9))" in bench("rig", "status", "--run-dir",
+                                                                 str(run)).stdout
+        restarted = bench("rig", "restart-meter", "esme", "--run-dir", str(run))
+        assert restarted.returncode == 0 and "restarted on /dev/pts/" in restarted.stdout
+
+        # requests that cost the most before any signature is checked, arriving as it stops
+        xml = b'<sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway"'
+        xml += b"".join(b' xmlns:n%d="urn:%d"' % (n, n) for n in range(50_000)) + b"/>"
+        client = RigClient.for_run_dir(run)
+
+        def send() -> None:
+            for _ in range(5):
+                try:
+                    client.submit(xml)
+                except BenchError:  # the rig stopping under it: what this test wants
+                    return
+
+        senders = [threading.Thread(target=send, daemon=True) for _ in range(3)]
+        for sender in senders:
+            sender.start()
+    finally:
+        started = time.monotonic()
+        down_result = bench("rig", "down", "--run-dir", str(run))
+    assert down_result.returncode == 0, down_result.stderr
+    assert time.monotonic() - started < 30
