@@ -94,6 +94,15 @@ class _Rfc2217Port(serial.rfc2217.Serial):
                 return
             raise serial.SerialException(f"connection failed: {exc}") from exc
 
+    def rfc2217_set_control(self, value: bytes) -> None:
+        """Send a control-line change. With `ign_set_control` no answer is awaited, and pyserial's
+        0.1 s pause after each (three at every open) buys nothing: the server applies commands
+        in order. A DLMS meter's S1SP opens a session per request, so this is felt."""
+        if getattr(self, "_ignore_set_control_answer", False):
+            self._rfc2217_options["control"].set(value)  # type: ignore[attr-defined]
+        else:
+            super().rfc2217_set_control(value)
+
     def pending_input(self) -> bytes:
         """Whatever the reader thread queued and nobody read (the server's words on a failed open)."""
         chunks = []
