@@ -311,7 +311,8 @@ class RunningRig:
         options = self.spec.options
         hub = self._hub = Hub(self.capture_path, block_size_cap=options.block_size_cap,
                               stall_timeout=options.stall_timeout_s,
-                              notify_interval=options.notify_interval_s)
+                              notify_interval=options.notify_interval_s,
+                              give_up_timeout=options.transfer_timeout_s)
         stack.callback(hub.stop)
         self._bridge = Bridge(hub, self.shim, self.traffic, self.device_logs)
         for device in self.spec.linked_devices:
