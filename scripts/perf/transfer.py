@@ -21,6 +21,10 @@ Prints one JSON object (see verdict.py for how it ends):
                            pseudo-terminal, alternating in the same run, best of each. Bar: >= 0.9.
   labgrid_seconds_to_first_test  from starting `bench run` on a labgrid rig to its first test
                            (emulated_seconds_to_first_test: the same on the emulated rig).
+  smets1_paced_goodput_ratio  IC18 image transfer (the S1SP's DLMS client to a SMETS1 emulator)
+                           paced at 115200 baud on a pseudo-terminal, both ends: goodput over the
+                           ceiling the wire bytes of its block exchanges allow (ACTION
+                           image_block_transfer and its response). Bar: >= 0.9.
 Extra keys give the evidence: block sizes, wire bytes, per-exchange times, and for the unpaced run
 the reference measured in the same process: round trips of the same frame sizes against a bare
 echo process on a pseudo-terminal (`unpaced_vs_bare_pty_ratio` = how much of the transport's own
@@ -438,6 +442,79 @@ def seconds_to_first_test(work: Path) -> tuple[float, float]:
     return labgrid, first_test()
 
 
+SMETS1_IMAGE = 24 * 1024
+
+
+def part_smets1_paced(work: Path) -> dict[str, object]:
+    """IC18 image transfer by the S1SP's DLMS client to a SMETS1 emulator, both ends paced at
+    115200 baud on a pseudo-terminal: goodput over the ceiling the wire bytes of its block
+    exchanges (ACTION image_block_transfer and its response, IEC 62056-46 frames) allow."""
+    from bench.codec.dlms import apdu as dlms
+    from bench.codec.dlms.hdlc import decode_frame
+    from bench.link.iec62056 import DlmsLine
+    from bench.s1sp import transfer
+    from bench.s1sp.dlms_client import DlmsClient
+
+    state = work / "smets1-meter"
+    log = (work / "smets1-meter.log").open("wb")
+    meter = subprocess.Popen(
+        [sys.executable, "-m", "bench", "emulate", "--generation", "SMETS1", "--device", "esme",
+         "--eui", "00DB1234567891A0", "--state", str(state), "--pty", "--baud", str(BAUD)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+        preexec_fn=realtime_process if REALTIME else None)
+    frames: list[tuple[str, bytes, float]] = []  # tap: when a frame left the wire or arrived
+    image = os.urandom(SMETS1_IMAGE)
+    if REALTIME:  # the S1SP side, as a bench host serving a UART would run it (best effort)
+        realtime_process()
+    try:
+        assert meter.stdout is not None
+        try:
+            port = announced_port(meter.stdout.fileno(), 60.0)
+        except LinkError as exc:
+            raise RunFailed(f"SMETS1 meter did not start: {exc}") from None
+        line = DlmsLine(SerialLink(port, BAUD), lambda d, raw: frames.append((d, raw, time.perf_counter())))
+        client = DlmsClient(line, response_timeout=5.0)
+        try:
+            client.connect(10.0)
+            report = transfer.distribute(client, "00030000", image)
+            client.disconnect()
+        finally:
+            line.close()
+    finally:
+        stop_emulator(meter)
+        log.close()
+    if report.status != transfer.VERIFICATION_SUCCESSFUL or report.blocks_resent:
+        raise RunFailed(f"the SMETS1 transfer ended in status {report.status} "
+                        f"with {report.blocks_resent} blocks resent")
+    exchanges = []  # (request frame, its time, response frame, its time, data bytes)
+    for index, (direction, raw, at) in enumerate(frames[:-1]):
+        info = decode_frame(raw).information
+        if direction != "tx" or len(info) < 4:
+            continue
+        pdu = dlms.decode_apdu(info[3:])
+        if isinstance(pdu, dlms.ActionRequest) and pdu.method.class_id == 18 and pdu.method.index == 2:
+            answer, answered_at = frames[index + 1][1], frames[index + 1][2]
+            exchanges.append((raw, at, answer, answered_at, len(pdu.parameters.value[1].value)))
+    data = sum(x[4] for x in exchanges)
+    wire = sum(len(x[0]) + len(x[2]) for x in exchanges)
+    if data != len(image):
+        raise RunFailed(f"{data} image bytes in block exchanges, the image has {len(image)}")
+    ceiling = data / wire * LINE_BYTES_PER_S
+    # a request is tapped when its last byte left the wire; a response when it has arrived
+    elapsed = exchanges[-1][3] - (exchanges[0][1] - len(exchanges[0][0]) / LINE_BYTES_PER_S)
+    goodput = data / elapsed
+    return {
+        "smets1_paced_goodput_ratio": round(goodput / ceiling, 4),
+        "smets1_block_size": exchanges[0][4],
+        "smets1_paced_goodput_b_s": round(goodput, 1),
+        "smets1_paced_ceiling_b_s": round(ceiling, 1),
+        "smets1_wire_bytes_per_exchange": round(wire / len(exchanges), 1),
+        "smets1_exchange_ms": round(elapsed / len(exchanges) * 1000, 3),
+        "smets1_transfer_s": round(report.duration_s, 3),
+        "smets1_realtime": REALTIME and os.sched_getscheduler(0) == os.SCHED_FIFO,
+    }
+
+
 @dataclass(frozen=True)
 class Part:
     """One part of the benchmark: what it measures, in a process of its own, and its bars."""
@@ -452,6 +529,7 @@ PARTS = {
     "fleet": Part(part_fleet, (Bar("fleet_image_copies", "==", 1),)),
     "rfc2217": Part(part_rfc2217, (Bar("rfc2217_vs_pty_goodput", ">=", 0.9),)),
     "labgrid": Part(part_labgrid, (Bar("labgrid_vs_direct_goodput", ">=", 0.9),)),
+    "smets1": Part(part_smets1_paced, (Bar("smets1_paced_goodput_ratio", ">=", 0.9),)),
 }
 _VERDICT_KEYS = {"bars", "met", "meets_bars"}
 

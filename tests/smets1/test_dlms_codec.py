@@ -6,10 +6,14 @@ same bytes; what our meter side builds, its client and translator must accept an
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXDLMSTranslator, GXReplyData
 from gurux_dlms.enums import Authentication, InterfaceType
 from gurux_dlms.objects import GXDLMSData, GXDLMSImageTransfer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.codec.dlms import apdu as A
 from bench.codec.dlms import axdr as X
@@ -22,6 +26,7 @@ from bench.codec.dlms.hdlc import (
     LinkParameters,
     decode_address,
     decode_frame,
+    decode_frame_declared,
     decode_parameters,
     encode_address,
     encode_frame,
@@ -206,3 +211,31 @@ def test_describe_frame() -> None:
     line = describe_frame(server_frame(information_control(1, 2), A.ActionResponse(0xC1, A.ActionResult.SUCCESS)))
     assert line == "I(1,2) 1->16 ACTION-Response SUCCESS"
     assert describe_frame(b"\x7e\x00").startswith("undecodable")
+
+
+# -- the hand-written hot paths say what the construct declarations say --------------------------
+@pytest.mark.parametrize("value", VALUES, ids=lambda v: v.tag.name)
+def test_fast_axdr_matches_the_declaration(value: X.DlmsData) -> None:
+    raw = X.encode(value)
+    assert raw == X.encode_declared(value)
+    assert X.decode_prefix(raw) == X.decode_declared(raw) == (value, len(raw))
+
+
+def test_fast_hdlc_matches_the_declaration() -> None:
+    client = gurux_client()
+    it = GXDLMSImageTransfer()
+    it.imageBlockSize = 64
+    frames = [bytes(client.snrmRequest()), *map(bytes, client.aarqRequest()),
+              *map(bytes, it.imageTransferInitiate(client, "V2.0", 1024)),
+              encode_frame(HdlcFrame(CLIENT, SERVER, UA, encode_parameters(LinkParameters()))),
+              server_frame(information_control(3, 4), A.GetResponse(0xC1, X.bit_string([True] * 300)))]
+    for raw in frames:
+        assert decode_frame(raw) == decode_frame_declared(raw)
+
+
+@given(st.binary(max_size=80))
+@settings(max_examples=300, deadline=None)
+def test_fast_decoders_never_crash(noise: bytes) -> None:
+    for decode in (X.decode, lambda b: decode_frame(b"\x7e\xa0" + bytes((len(b) + 2,)) + b + b"\x7e")):
+        with contextlib.suppress(DecodeError):
+            decode(noise)

@@ -20,6 +20,7 @@ from bench.codec.dlms.hdlc import (
     information_control,
 )
 from bench.link import SerialLink
+from bench.meter.smets1.image_transfer import CHECKPOINT_BLOCKS
 from bench.s1sp import transfer
 from bench.s1sp.dlms_client import DlmsError
 
@@ -137,18 +138,19 @@ def test_long_get_arrives_in_datablocks(start_smets1, dlms_client) -> None:
 
 
 def test_power_cut_mid_transfer_keeps_only_synced_blocks_and_resumes(start_smets1, dlms_client) -> None:
-    big = os.urandom(64 * 60)
+    big = os.urandom(64 * (CHECKPOINT_BLOCKS + 40))
     meter = start_smets1("esme")
     client = dlms_client(meter)
     client.connect(5)
     client.initiate(IDENTIFIER, len(big), 64)
-    for number in range(40):
+    sent = CHECKPOINT_BLOCKS + 20
+    for number in range(sent):
         client.block(number, big[number * 64:(number + 1) * 64])
     meter.kill()  # power cut: blocks after the last checkpoint are lost
     state = meter.load_state()
     assert state.transfer is not None
     kept = state.transfer.flags()
-    assert kept[:32] == [True] * 32 and not any(kept[40:])
+    assert kept[:CHECKPOINT_BLOCKS] == [True] * CHECKPOINT_BLOCKS and not any(kept[sent:])
     client.line.close()
     meter.start()
     client = dlms_client(meter)

@@ -4,6 +4,10 @@ A value is a tag byte then its content; strings and arrays carry an A-XDR length
 0x80, else 0x8N and N big-endian bytes); a bit-string's length counts bits. Decoded values are
 `DlmsData(tag, value)` where `value` is a Python int, bool, bytes, str, `BitString` or a list of
 `DlmsData` (array, structure), so an encoded value round-trips exactly, types included.
+
+`DataFormat` declares the format; `encode`/`decode` are a hand-written equivalent of it, because
+every image block passes through them on both sides of a paced line (tests hold the two to the
+same bytes and values).
 """
 
 from __future__ import annotations
@@ -245,15 +249,16 @@ def _from_container(obj: Any, path: str) -> DlmsData:
     return DlmsData(Tag(tag), value)
 
 
-def encode(data: DlmsData) -> bytes:
+def encode_declared(data: DlmsData) -> bytes:
+    """Encode with the construct declaration (the reference the fast encoder is tested against)."""
     try:
         return DataFormat.build(_to_container(data))
     except (ConstructError, UnicodeEncodeError, TypeError, ValueError) as exc:
         raise EncodeError(f"A-XDR: cannot encode {data!r}: {exc}") from None
 
 
-def decode_prefix(raw: bytes, offset: int = 0) -> tuple[DlmsData, int]:
-    """One value starting at `offset`; returns it and the offset after it."""
+def decode_declared(raw: bytes, offset: int = 0) -> tuple[DlmsData, int]:
+    """Decode with the construct declaration (the reference the fast decoder is tested against)."""
     stream = io.BytesIO(raw)
     stream.seek(offset)
     try:
@@ -261,6 +266,111 @@ def decode_prefix(raw: bytes, offset: int = 0) -> tuple[DlmsData, int]:
     except ConstructError as exc:
         raise DecodeError("A-XDR", "data", offset, str(exc).splitlines()[-1]) from None
     return _from_container(parsed, "data"), stream.tell()
+
+
+# -- the fast path: the same format by hand (every block of an image goes through it twice) -------
+_FIXED = {Tag.DOUBLE_LONG: (4, True), Tag.DOUBLE_LONG_UNSIGNED: (4, False), Tag.INTEGER: (1, True),
+          Tag.LONG: (2, True), Tag.UNSIGNED: (1, False), Tag.LONG_UNSIGNED: (2, False),
+          Tag.LONG64: (8, True), Tag.LONG64_UNSIGNED: (8, False), Tag.ENUM: (1, False)}
+_MAX_DEPTH = 16
+
+
+def encode(data: DlmsData) -> bytes:
+    out = bytearray()
+    _encode_into(out, data)
+    return bytes(out)
+
+
+def _encode_into(out: bytearray, data: DlmsData) -> None:
+    tag = data.tag
+    try:
+        out.append(tag)
+        if tag == Tag.NULL:
+            return
+        if tag in (Tag.ARRAY, Tag.STRUCTURE):
+            out += encode_length(len(data.value))
+            for item in data.value:
+                _encode_into(out, item)
+        elif tag == Tag.OCTET_STRING:
+            out += encode_length(len(data.value)) + bytes(data.value)
+        elif tag == Tag.VISIBLE_STRING:
+            text = data.value.encode("ascii")
+            out += encode_length(len(text)) + text
+        elif tag == Tag.BOOLEAN:
+            out.append(1 if data.value else 0)
+        elif tag == Tag.BIT_STRING:
+            bits: BitString = data.value
+            if len(bits.data) != (bits.bits + 7) // 8:
+                raise ValueError("bit-string data does not match its length")
+            out += encode_length(bits.bits) + bits.data
+        elif tag in _FIXED:
+            size, signed = _FIXED[Tag(tag)]
+            out += int(data.value).to_bytes(size, "big", signed=signed)
+        else:
+            raise ValueError(f"unsupported data type {tag}")
+    except (OverflowError, TypeError, ValueError, AttributeError, UnicodeEncodeError) as exc:
+        raise EncodeError(f"A-XDR: cannot encode {data!r}: {exc}") from None
+
+
+def _length(raw: bytes, offset: int) -> tuple[int, int]:
+    if offset >= len(raw):
+        raise DecodeError("A-XDR", "length", offset, "truncated")
+    first = raw[offset]
+    if first < 0x80:
+        return first, offset + 1
+    size = first & 0x7F
+    if size not in (1, 2, 3, 4) or offset + 1 + size > len(raw):
+        raise DecodeError("A-XDR", "length", offset, f"bad length form {first:#04x}")
+    return int.from_bytes(raw[offset + 1:offset + 1 + size], "big"), offset + 1 + size
+
+
+def _take(raw: bytes, offset: int, size: int, field: str) -> bytes:
+    end = offset + size
+    if end > len(raw):
+        raise DecodeError("A-XDR", field, offset, f"truncated (needs {size} bytes)")
+    return raw[offset:end]
+
+
+def _decode_at(raw: bytes, offset: int, depth: int) -> tuple[DlmsData, int]:
+    if depth > _MAX_DEPTH:
+        raise DecodeError("A-XDR", "data", offset, f"nested deeper than {_MAX_DEPTH}")
+    tag = _take(raw, offset, 1, "tag")[0]
+    offset += 1
+    if tag not in _KNOWN:
+        raise DecodeError("A-XDR", "tag", offset - 1, f"unsupported data type {tag}")
+    kind = Tag(tag)
+    if kind == Tag.NULL:
+        return DlmsData(kind), offset
+    if kind in (Tag.ARRAY, Tag.STRUCTURE):
+        count, offset = _length(raw, offset)
+        items = []
+        for _ in range(count):
+            item, offset = _decode_at(raw, offset, depth + 1)
+            items.append(item)
+        return DlmsData(kind, items), offset
+    if kind in (Tag.OCTET_STRING, Tag.VISIBLE_STRING):
+        size, offset = _length(raw, offset)
+        chunk = _take(raw, offset, size, kind.name.lower())
+        if kind == Tag.OCTET_STRING:
+            return DlmsData(kind, bytes(chunk)), offset + size
+        try:
+            return DlmsData(kind, chunk.decode("ascii")), offset + size
+        except UnicodeDecodeError:
+            raise DecodeError("A-XDR", "visible-string", offset, "not ASCII") from None
+    if kind == Tag.BOOLEAN:
+        return DlmsData(kind, _take(raw, offset, 1, "boolean")[0] != 0), offset + 1
+    if kind == Tag.BIT_STRING:
+        bits, offset = _length(raw, offset)
+        size = (bits + 7) // 8
+        return DlmsData(kind, BitString(bits, bytes(_take(raw, offset, size, "bit-string")))), offset + size
+    size, signed = _FIXED[kind]
+    return DlmsData(kind, int.from_bytes(_take(raw, offset, size, kind.name.lower()), "big", signed=signed)), \
+        offset + size
+
+
+def decode_prefix(raw: bytes, offset: int = 0) -> tuple[DlmsData, int]:
+    """One value starting at `offset`; returns it and the offset after it."""
+    return _decode_at(bytes(raw), offset, 0)
 
 
 def decode(raw: bytes) -> DlmsData:

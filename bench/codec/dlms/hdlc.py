@@ -184,8 +184,8 @@ def encode_frame(frame: HdlcFrame) -> bytes:
     return bytes((FLAG,)) + HdlcFrameFormat.build(value) + bytes((FLAG,))
 
 
-def decode_frame(data: bytes) -> HdlcFrame:
-    """One frame with its flags; DecodeError naming the field on anything malformed."""
+def decode_frame_declared(data: bytes) -> HdlcFrame:
+    """Decode with the construct declaration (the reference `decode_frame` is tested against)."""
     if len(data) < 9 or data[0] != FLAG or data[-1] != FLAG:
         raise DecodeError("HDLC", "flag", 0, "a frame starts and ends with 7E and has at least 7 bytes")
     body = data[1:-1]
@@ -205,6 +205,45 @@ def decode_frame(data: bytes) -> HdlcFrame:
         information=parsed.body.value.information or b"",
         segmented=header.format.segmented,
     )
+
+
+def _address_end(data: bytes, offset: int, field: str) -> int:
+    for end in range(offset, min(offset + 4, len(data))):
+        if data[end] & 1:
+            return end + 1
+    raise DecodeError("HDLC", field, offset, "no address byte with bit 0 set within 4 bytes")
+
+
+def decode_frame(data: bytes) -> HdlcFrame:
+    """One frame with its flags; DecodeError naming the field on anything malformed.
+
+    The same format as `HdlcFrameFormat`, by hand: every frame of a transfer passes here.
+    """
+    if len(data) < 9 or data[0] != FLAG or data[-1] != FLAG:
+        raise DecodeError("HDLC", "flag", 0, "a frame starts and ends with 7E and has at least 7 bytes")
+    data = bytes(data)
+    if data[1] >> 4 != FRAME_TYPE:
+        raise DecodeError("HDLC", "format", 1, f"frame type {data[1] >> 4:#x}, not 0xA")
+    length = (data[1] & 0x07) << 8 | data[2]
+    if length != len(data) - 2:
+        raise DecodeError("HDLC", "format.length", 1, f"{length} but the frame has {len(data) - 2}")
+    source_at = _address_end(data, 3, "destination")
+    control_at = _address_end(data, source_at, "source")
+    header_end = control_at + 1
+    if header_end + 2 > len(data) - 1:
+        raise DecodeError("HDLC", "control", control_at, "truncated")
+    fcs_at = len(data) - 3
+    if int.from_bytes(data[fcs_at:fcs_at + 2], "little") != crc16_x25(data[1:fcs_at]):
+        raise DecodeError("HDLC", "fcs", fcs_at, "frame check sequence does not match")
+    information = b""
+    if fcs_at > header_end:  # an information field: the header has its own check sequence
+        if fcs_at < header_end + 2:
+            raise DecodeError("HDLC", "hcs", header_end, "truncated")
+        if int.from_bytes(data[header_end:header_end + 2], "little") != crc16_x25(data[1:header_end]):
+            raise DecodeError("HDLC", "hcs", header_end, "header check sequence does not match")
+        information = data[header_end + 2:fcs_at]
+    return HdlcFrame(data[3:source_at], data[source_at:control_at], data[control_at], information,
+                     bool(data[1] & 0x08))
 
 
 def _construct_field(exc: ConstructError) -> str:

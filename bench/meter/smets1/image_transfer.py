@@ -40,7 +40,7 @@ LOGICAL_NAME = bytes((0, 0, 44, 0, 0, 255))
 MAX_IMAGE_SIZE = 10_240_000  # the largest FirmwareImage DUIS allows
 _IDENTIFIER = re.compile(r"[0-9A-Fa-f]{8}")
 #: Blocks accepted between two checkpoints of the bitmap (each checkpoint: fsync + atomic write).
-CHECKPOINT_BLOCKS = 16
+CHECKPOINT_BLOCKS = 64
 
 Outcome = tuple[ActionResult, DlmsData | None]
 
