@@ -42,7 +42,7 @@ from bench.crypto.smki_certs import (
 )
 from bench.domain import DeviceType, OrgRole
 from bench.errors import ConfigError, DecodeError
-from bench.files import write_atomic
+from bench.files import TEXT_LIMIT, read_text_limited, write_atomic
 
 __all__ = [
     "CA_NAME",
@@ -148,8 +148,8 @@ _EUI_FOLDER = re.compile(r"[0-9A-Fa-f]{16}")
 def _remove_stale_devices(root: Path, keep: set[str]) -> None:
     """Re-initialising with other devices removes the ones the previous index listed."""
     try:
-        previous = tomllib.loads((root / "pki.toml").read_text())
-    except (OSError, tomllib.TOMLDecodeError):
+        previous = tomllib.loads(read_text_limited(root / "pki.toml", TEXT_LIMIT, "PKI index"))
+    except (ConfigError, tomllib.TOMLDecodeError):
         return
     for name in previous.get("devices", {}):
         if name.upper() in keep or not _EUI_FOLDER.fullmatch(name):
@@ -230,8 +230,8 @@ class Pki:
         """Read `pki.toml` and every certificate and key it names."""
         root = Path(directory)
         try:
-            index = tomllib.loads((root / "pki.toml").read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            index = tomllib.loads(read_text_limited(root / "pki.toml", TEXT_LIMIT, "PKI index"))
+        except (ConfigError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{root / 'pki.toml'}: cannot read the PKI index ({exc})") from None
         pki = cls(root, str(index.get("seed", "")), load_certificate(root / "ca" / "cert.pem"))
         for name, entry in index.get("parties", {}).items():

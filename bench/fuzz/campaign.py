@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bench.codec.pcap import PcapWriter, read_pcap
 from bench.errors import BenchError, ConfigError, LinkError
+from bench.files import TEXT_LIMIT, read_text_limited
 from bench.fuzz.cases import LAYERS, Case, make_case
 from bench.fuzz.frames import FuzzContext
 from bench.fuzz.oracle import Asked, Finding, Oracle
@@ -283,9 +284,9 @@ class Reproducer:
         if path.suffix == ".pcap":
             path = path.with_name("reproducer.json")
         try:
-            record = json.loads(path.read_text())
+            record = json.loads(read_text_limited(path, TEXT_LIMIT, "fuzz reproducer"))
             frames = [frame for _, frame in read_pcap(path.parent / record["pcap"])]
-        except (OSError, ValueError, KeyError) as exc:
+        except (BenchError, OSError, ValueError, KeyError) as exc:
             raise ConfigError(f"{path}: not a bench fuzz reproducer ({exc})") from None
         return cls(path, record, frames)
 

@@ -19,6 +19,7 @@ from bench.codec.eui import eui_hex, parse_eui
 from bench.crypto.pem import load_certificate, load_private_key
 from bench.crypto.smki import DeviceIdentity
 from bench.errors import ConfigError, DecodeError
+from bench.files import TEXT_LIMIT, read_text_limited
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,8 @@ class IdentityDirectory:
         self.directory = Path(directory)
         index_path = self.directory / "pki.toml"
         try:
-            self.index = tomllib.loads(index_path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            self.index = tomllib.loads(read_text_limited(index_path, TEXT_LIMIT, "PKI index"))
+        except (ConfigError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{index_path}: cannot read the PKI index ({exc})") from None
         self.ca_cert = load_certificate(self.directory / "ca" / "cert.pem")
 

@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError
+from bench.files import read_limited
 
 STATE_FILE = "state.json"
+STATE_LIMIT = 4 * 1024 * 1024
+"""A meter's state or trust anchor file: a few KB; anything far larger is not one of ours."""
 PART_FILE = "download.part"
 FORMAT = 1
 
@@ -153,8 +156,9 @@ class MeterStore:
 
     def load(self) -> MeterState:
         try:
-            return MeterState.from_json(json.loads(self.path.read_bytes()))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return MeterState.from_json(json.loads(read_limited(self.path, STATE_LIMIT,
+                                                                "meter state")))
+        except (ConfigError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{self.path}: unreadable meter state ({exc})") from None
 
     def save(self, state: MeterState) -> None:

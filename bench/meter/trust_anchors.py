@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from bench.codec.eui import eui_hex, parse_eui
 from bench.domain import OrgRole
 from bench.errors import ConfigError
+from bench.files import read_limited
 from bench.meter.identity import IdentityDirectory
-from bench.meter.state import MeterStore, write_atomic
+from bench.meter.state import STATE_LIMIT, MeterStore, write_atomic
 
 ANCHORS_FILE = "trust_anchors.json"
 
@@ -121,6 +122,7 @@ class TrustAnchors:
     def load(cls, store: MeterStore) -> TrustAnchors:
         path = store.directory / ANCHORS_FILE
         try:
-            return cls([TrustAnchorCell.from_json(item) for item in json.loads(path.read_bytes())])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            cells = json.loads(read_limited(path, STATE_LIMIT, "trust anchor file"))
+            return cls([TrustAnchorCell.from_json(item) for item in cells])
+        except (ConfigError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: unreadable trust anchor cells ({exc})") from None

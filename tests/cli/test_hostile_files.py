@@ -62,13 +62,22 @@ ZERO_READS = {
     "update-firmware --xml": ("update-firmware", "--as", "rsa-1", "--xml", "/dev/zero"),
     "update-firmware --image": ("update-firmware", "--as", "rsa-1", "--image", "/dev/zero",
                                 "--version", "1", "--devices", "00DB1234567890A0"),
+    "gbcs decode --pki": ("gbcs", "decode", "DF09", "--pki", "{zero_pki}"),
+    "emulate --identity": ("emulate", "--device", "esme", "--eui", "00DB1234567890A0",
+                           "--identity", "{zero_pki}", "--state", "{state}", "--pty"),
+    "fuzz --replay": ("fuzz", "--replay", "/dev/zero"),
+    "rig check --rig": ("rig", "check", "--rig", "/dev/zero"),
+    "run --rig": ("run", "--rig", "/dev/zero", "--out", "{state}"),
 }
 
 
 @pytest.mark.parametrize("case", ZERO_READS, ids=list(ZERO_READS))
 def test_dev_zero_is_refused_after_a_bounded_read(case, tmp_path, vectors):
+    zero_pki = tmp_path / "pki"
+    zero_pki.mkdir()
+    (zero_pki / "pki.toml").symlink_to("/dev/zero")  # a PKI directory whose index never ends
     places = {"{image}": vectors / "gfi_esme_ota_image_from_11.1_template.bin",
-              "{out}": tmp_path / "out.bin"}
+              "{out}": tmp_path / "out.bin", "{zero_pki}": zero_pki, "{state}": tmp_path / "s"}
     args = [places.get(str(a), a) for a in ZERO_READS[case]]
     with open("/dev/zero", "rb") as zero:
         started = time.monotonic()
