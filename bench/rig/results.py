@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.files import write_atomic
+
 RESULTS_ROOT = Path("results")
 # what every results directory holds (relative paths), for run records
 ATTACHMENTS = {"capture": "capture.pcap", "logs": "logs", "alerts": "alerts.json",
@@ -25,4 +27,5 @@ def default_results_dir(root: Path = RESULTS_ROOT) -> Path:
 
 
 def write_json(path: Path, data: Any) -> None:  # Any: whatever json.dumps takes
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    """Write an artefact whole or not at all (a rig killed mid-write leaves no half file)."""
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")

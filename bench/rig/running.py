@@ -30,6 +30,7 @@ from bench.dcc.records.registry import Appointment, Registration, Registry
 from bench.dcc.records.store import parse_timestamp, timestamp
 from bench.domain import Generation
 from bench.errors import BenchError, ConfigError, RigError
+from bench.files import write_atomic
 from bench.hub.hub import DEFAULT_PAN, HUB_EUI, HUB_SHORT, Hub
 from bench.hub.transfer import TransferState
 from bench.link import Link, SerialLink
@@ -527,10 +528,9 @@ class RunningRig:
             log.warning("audit log not written: %s", exc)
         try:
             entries = self.portfolio(None)
-            (self.results / "report.json").write_text(render(entries, "json"), encoding="utf-8")
-            (self.results / "report.html").write_text(
-                render(entries, "html", title=f"Firmware portfolio, rig {self.spec.name}"),
-                encoding="utf-8")
+            write_atomic(self.results / "report.json", render(entries, "json"))
+            write_atomic(self.results / "report.html",
+                         render(entries, "html", title=f"Firmware portfolio, rig {self.spec.name}"))
         except (BenchError, OSError) as exc:
             log.warning("portfolio report not written: %s", exc)
 
