@@ -9,6 +9,7 @@ import time
 import pytest
 
 from bench.codec.dlms import apdu as A
+from bench.codec.dlms import axdr
 from bench.codec.dlms.describe import describe_frame
 from bench.codec.dlms.hdlc import (
     LLC_REQUEST,
@@ -221,3 +222,66 @@ def test_services_need_an_association_and_garbage_is_ignored(start_smets1) -> No
         assert A.decode_apdu(answer.information[3:]) == A.ExceptionResponse(1, 1)
     finally:
         link.close()
+
+
+def test_long_answers_are_segmented_and_gurux_reassembles_them(start_smets1, dlms_client) -> None:
+    meter = start_smets1("esme")
+    frames: list[tuple[str, bytes]] = []
+    client = dlms_client(meter, frames=frames, max_pdu=0xFFFF)  # no datablocks: HDLC segments instead
+    client.connect(5)
+    client.initiate(IDENTIFIER, 64 * 2000, 64)
+    assert str(client.read(client.image_transfer, 3)) == "0" * 2000
+    received = [decode_frame(raw) for d, raw in frames if d == "rx"]
+    segmented = [f for f in received if f.segmented]
+    assert len(segmented) >= 1 and all(len(f.information) <= 128 for f in received)
+    assert any(decode_frame(raw).is_receive_ready for d, raw in frames if d == "tx")  # asked for the rest
+
+
+def test_segmented_requests_are_reassembled(start_smets1) -> None:
+    meter = start_smets1("esme")
+    link = SerialLink(meter.port)
+    decoder = FrameDecoder()
+
+    def exchange(raw: bytes) -> bytes:
+        link._write_raw(raw)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            found = decoder.feed(link._read_raw(0.2))
+            if found:
+                return found[0]
+        raise AssertionError("no answer")
+
+    def frame(control: int, info: bytes = b"", segmented: bool = False) -> bytes:
+        return encode_frame(HdlcFrame(b"\x03", b"\x21", control, info, segmented))
+
+    try:
+        assert decode_frame(exchange(frame(SNRM))).kind == "UA"
+        aare = decode_frame(exchange(frame(information_control(0, 0), LLC_REQUEST + A.encode_apdu(A.Aarq()))))
+        assert isinstance(A.decode_apdu(aare.information[3:]), A.Aare)
+        get = LLC_REQUEST + A.encode_apdu(A.GetRequest(0xC1, A.AttributeRef(1, A.obis("1-0:0.2.0.255"), 2)))
+        rr = decode_frame(exchange(frame(information_control(1, 1), get[:7], segmented=True)))
+        assert rr.is_receive_ready and rr.receive_sequence == 2
+        answer = decode_frame(exchange(frame(information_control(2, 1), get[7:])))
+        assert A.decode_apdu(answer.information[3:]) == A.GetResponse(0xC1, axdr.octet_string(b"00000100"))
+    finally:
+        link.close()
+
+
+def test_power_cut_during_verification_finishes_it_at_power_on(start_smets1, dlms_client) -> None:
+    meter = start_smets1("esme")
+    client = dlms_client(meter)
+    client.connect(5)
+    client.initiate(IDENTIFIER, len(IMAGE), 64)
+    for number in range(21):
+        client.block(number, IMAGE[number * 64:(number + 1) * 64])
+    with pytest.raises(DlmsError):
+        client.verify()  # temporary failure: verification initiated
+    meter.kill()
+    assert meter.load_state().transfer_status == transfer.VERIFICATION_INITIATED
+    client.line.close()
+    meter.start()
+    client = dlms_client(meter)
+    client.connect(5)
+    assert transfer.wait_status(client, {3, 4}, 5) == transfer.VERIFICATION_SUCCESSFUL
+    assert transfer.read_held(client)[0].signature == hashlib.sha256(IMAGE).digest()
+    assert transfer.read_identifier(client) == "00000100"  # verified, not activated
