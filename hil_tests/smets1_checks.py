@@ -16,7 +16,7 @@ from bench.codec.dlms.capture import FROM_METER, LINKTYPE_DLMS_HDLC, TO_METER
 from bench.codec.dlms.hdlc import LLC_REQUEST, LLC_RESPONSE, decode_frame
 from bench.codec.duis import smets1 as duis1
 from bench.codec.duis.requests import ReadFirmwareVersionRequest
-from bench.codec.duis.safe_xml import schema_errors
+from bench.codec.duis.safe_xml import duis_schema, parse_document, schema_errors
 from bench.codec.pcap import read_pcap
 from bench.crypto.xmldsig import verify_document
 from bench.dcc.records.mailboxes import MailboxMessage, MailboxTimeout, MessageKind
@@ -34,7 +34,10 @@ def s1sp_signed(rig: Any, xml: bytes) -> bytes:
 
 
 def check_smets1_message(rig: Any, xml: bytes) -> None:
-    assert schema_errors(xml) == [], f"not valid DUIS V5.4: {schema_errors(xml)[:2]}"
+    if duis_schema() is None:  # XSD validation off (the run says so): well-formed and safe only
+        parse_document(xml)
+    else:
+        assert schema_errors(xml) == [], f"not valid DUIS V5.4: {schema_errors(xml)[:2]}"
     assert s1sp_signed(rig, xml) == rig.shim.pki.party(S1SP_PARTY).eui, "not signed by the S1SP"
 
 
