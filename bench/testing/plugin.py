@@ -160,7 +160,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(f"rig broken: {state.broken}")
     if _uses_rig(item) and state.running is not None:
         down = [f"device {role} down: {cause}" for role, cause in state.running.keeper.down.items()
-                if role in item.fixturenames]
+                if role in getattr(item, "fixturenames", ())]
         if down:
             pytest.skip("; ".join(down))
     if state.running is not None:
