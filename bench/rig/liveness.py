@@ -18,13 +18,10 @@ import logging
 import queue
 import threading
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench.errors import ConfigError, RigError
 from bench.rig.emulated_meters import EmulatedMeter
-
-if TYPE_CHECKING:
-    from bench.rig.running import RunningRig
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +29,8 @@ log = logging.getLogger(__name__)
 class MeterKeeper:
     """Which emulated meters of a rig are down, and why; restarts them on request."""
 
-    def __init__(self, rig: RunningRig) -> None:
+    def __init__(self, rig: Any) -> None:
+        """`rig`: the RunningRig that owns this keeper (its meters, links, hub and stack)."""
         self.rig = rig
         self.down: dict[str, str] = {}  # role -> cause
         self._lock = threading.Lock()
