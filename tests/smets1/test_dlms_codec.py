@@ -164,6 +164,13 @@ APDUS: list[A.Apdu] = [
     A.ActionRequest(0xC1, A.AttributeRef(18, IC18, 3)),
     A.ActionResponse(0xC1, A.ActionResult.TEMPORARY_FAILURE),
     A.ActionResponse(0xC1, A.ActionResult.SUCCESS, X.unsigned8(1)),
+    A.SetRequestFirstBlock(0xC1, A.AttributeRef(1, A.obis("1-0:0.2.0.255"), 2), False, 1, b"\x09\x81\x96"),
+    A.SetRequestBlock(0xC1, True, 2, bytes(20)),
+    A.SetResponseBlock(0xC1, 1),
+    A.SetResponseLastBlock(0xC1, A.DataAccessResult.SUCCESS, 2),
+    A.ActionRequestFirstBlock(0xC1, A.AttributeRef(18, IC18, 2), False, 1, b"\x02\x02\x06"),
+    A.ActionRequestBlock(0xC1, True, 2, bytes(30)),
+    A.ActionResponseNextBlock(0xC1, 1),
     A.ExceptionResponse(1, 2),
 ]
 
@@ -175,7 +182,12 @@ def test_apdu_round_trip(pdu: A.Apdu) -> None:
     assert A.encode_apdu(A.decode_apdu(raw)) == raw
 
 
-@pytest.mark.parametrize("pdu", APDUS[1:], ids=lambda p: type(p).__name__)
+# gurux's translator cannot read an ACTION-Request-with-pblock, even the one its own client sends
+# ("256 is not a valid ObjectType"); test_block_requests runs gurux's client against the meter instead
+TRANSLATABLE = [p for p in APDUS[1:] if not isinstance(p, A.ActionRequestBlock)]
+
+
+@pytest.mark.parametrize("pdu", TRANSLATABLE, ids=lambda p: type(p).__name__)
 def test_gurux_translator_reads_every_apdu(pdu: A.Apdu) -> None:
     xml = GXDLMSTranslator().pduToXml(GXByteBuffer(A.encode_apdu(pdu)))
     assert xml.strip() and "Error" not in xml.split(">", 2)[0]

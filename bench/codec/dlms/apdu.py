@@ -2,8 +2,9 @@
 
 Association: AARQ/AARE (ACSE, BER-coded, carrying the A-XDR InitiateRequest/InitiateResponse) and
 RLRQ/RLRE. Services: GET (normal, next, and the with-datablock response a meter uses when a value
-does not fit its PDU), SET (normal), ACTION (normal), and the Exception-Response a server sends to
-an APDU it cannot take. Fixed parts are construct declarations; each message class round-trips
+does not fit the client's PDU), SET and ACTION (normal, and the datablock / pblock forms a client
+uses when a value or parameters do not fit the server's PDU), and the Exception-Response a server
+sends to an APDU it cannot take. Fixed parts are construct declarations; each message class round-trips
 `decode_apdu(encode_apdu(x)) == x`.
 """
 
@@ -29,7 +30,8 @@ CONFORMANCE_BLOCK_ACTION = 1 << (23 - 13)
 CONFORMANCE_GET = 1 << (23 - 19)
 CONFORMANCE_SET = 1 << (23 - 20)
 CONFORMANCE_ACTION = 1 << (23 - 23)
-SERVER_CONFORMANCE = CONFORMANCE_GET | CONFORMANCE_SET | CONFORMANCE_ACTION | CONFORMANCE_BLOCK_GET
+SERVER_CONFORMANCE = (CONFORMANCE_GET | CONFORMANCE_SET | CONFORMANCE_ACTION | CONFORMANCE_BLOCK_GET
+                      | CONFORMANCE_BLOCK_SET | CONFORMANCE_BLOCK_ACTION)
 
 
 class DataAccessResult(IntEnum):
@@ -45,6 +47,8 @@ class DataAccessResult(IntEnum):
     DATA_BLOCK_UNAVAILABLE = 14
     LONG_GET_ABORTED = 15
     NO_LONG_GET_IN_PROGRESS = 16
+    LONG_SET_ABORTED = 17
+    NO_LONG_SET_IN_PROGRESS = 18
     OTHER_REASON = 250
 
 
@@ -196,13 +200,78 @@ class ActionResponse:
 
 
 @dataclass(frozen=True)
+class SetRequestFirstBlock:
+    """SET-Request-with-first-datablock: the value's first slice, when it exceeds the server's PDU."""
+
+    invoke_id: int
+    attribute: AttributeRef
+    last: bool
+    block_number: int
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class SetRequestBlock:
+    invoke_id: int
+    last: bool
+    block_number: int
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class SetResponseBlock:
+    """SET-Response-datablock: block `block_number` taken, send the next."""
+
+    invoke_id: int
+    block_number: int
+
+
+@dataclass(frozen=True)
+class SetResponseLastBlock:
+    invoke_id: int
+    result: DataAccessResult
+    block_number: int
+
+
+@dataclass(frozen=True)
+class ActionRequestFirstBlock:
+    """ACTION-Request-with-first-pblock: the parameters' first slice (they exceed the server's PDU)."""
+
+    invoke_id: int
+    method: AttributeRef
+    last: bool
+    block_number: int
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class ActionRequestBlock:
+    """ACTION-Request-with-pblock: a further slice of the parameters."""
+
+    invoke_id: int
+    last: bool
+    block_number: int
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class ActionResponseNextBlock:
+    """ACTION-Response-next-pblock: block `block_number` taken, send the next."""
+
+    invoke_id: int
+    block_number: int
+
+
+@dataclass(frozen=True)
 class ExceptionResponse:
     state_error: int  # 1 service not allowed, 2 service unknown
     service_error: int  # 1 operation not possible, 2 service not supported, 3 other reason
 
 
 Apdu = (Aarq | Aare | ReleaseRequest | ReleaseResponse | GetRequest | GetRequestNext | GetResponse
-        | GetResponseBlock | SetRequest | SetResponse | ActionRequest | ActionResponse | ExceptionResponse)
+        | GetResponseBlock | SetRequest | SetRequestFirstBlock | SetRequestBlock | SetResponse
+        | SetResponseBlock | SetResponseLastBlock | ActionRequest | ActionRequestFirstBlock
+        | ActionRequestBlock | ActionResponse | ActionResponseNextBlock | ExceptionResponse)
 
 
 # -- BER pieces of the ACSE APDUs -----------------------------------------------------------------
@@ -341,6 +410,11 @@ def _decode_aare(body: bytes) -> Aare:
 
 
 # -- encode / decode ------------------------------------------------------------------------------
+def _block(last: bool, block_number: int, raw: bytes) -> bytes:
+    """A DataBlock-SA (SET) or DataBlock-G of a pblock (ACTION): last, number, raw octets."""
+    return bytes((int(last),)) + Int32ub.build(block_number) + axdr.encode_length(len(raw)) + raw
+
+
 def _optional_data(data: DlmsData | None) -> bytes:
     return b"\x00" if data is None else b"\x01" + axdr.encode(data)
 
@@ -383,6 +457,22 @@ def encode_apdu(apdu: Apdu) -> bytes:
             if apdu.data is None:
                 return head + b"\x00"
             return head + b"\x01\x00" + axdr.encode(apdu.data)
+        case SetRequestFirstBlock():
+            return (bytes((SET_REQUEST, 2, apdu.invoke_id)) + apdu.attribute.encode() + b"\x00"
+                    + _block(apdu.last, apdu.block_number, apdu.raw))
+        case SetRequestBlock():
+            return bytes((SET_REQUEST, 3, apdu.invoke_id)) + _block(apdu.last, apdu.block_number, apdu.raw)
+        case SetResponseBlock():
+            return bytes((SET_RESPONSE, 2, apdu.invoke_id)) + Int32ub.build(apdu.block_number)
+        case SetResponseLastBlock():
+            return bytes((SET_RESPONSE, 3, apdu.invoke_id, apdu.result)) + Int32ub.build(apdu.block_number)
+        case ActionRequestFirstBlock():
+            return (bytes((ACTION_REQUEST, 4, apdu.invoke_id)) + apdu.method.encode()
+                    + _block(apdu.last, apdu.block_number, apdu.raw))
+        case ActionRequestBlock():
+            return bytes((ACTION_REQUEST, 6, apdu.invoke_id)) + _block(apdu.last, apdu.block_number, apdu.raw)
+        case ActionResponseNextBlock():
+            return bytes((ACTION_RESPONSE, 4, apdu.invoke_id)) + Int32ub.build(apdu.block_number)
         case ExceptionResponse():
             return bytes((EXCEPTION_RESPONSE, apdu.state_error, apdu.service_error))
     raise EncodeError(f"not an APDU: {apdu!r}")
@@ -420,6 +510,16 @@ class _Reader:
         except DecodeError as exc:
             raise DecodeError(self.what, f"{field}.{exc.field}", exc.offset, exc.reason) from None
         return value
+
+    def block(self) -> tuple[bool, int, bytes]:
+        """last-block, block-number and raw-data of a DataBlock (SET) or pblock (ACTION)."""
+        last = bool(self.byte("last-block"))
+        number = Int32ub.parse(self.take(4, "block-number"))
+        try:
+            length, self.offset = _axdr_length(self.data, self.offset)
+        except DecodeError as exc:
+            raise DecodeError(self.what, "raw-data.length", exc.offset, exc.reason) from None
+        return last, number, self.take(length, "raw-data")
 
     def end(self) -> None:
         if self.offset != len(self.data):
@@ -493,6 +593,26 @@ def decode_apdu(data: bytes) -> Apdu:
         if r.byte("access-selection") != 0:
             raise DecodeError(r.what, "access-selection", r.offset - 1, "selective access is not supported")
         result = SetRequest(invoke, ref, r.data_value("value"))
+    elif tag == SET_REQUEST and choice == 2:
+        ref = r.descriptor("cosem-attribute-descriptor")
+        if r.byte("access-selection") != 0:
+            raise DecodeError(r.what, "access-selection", r.offset - 1, "selective access is not supported")
+        result = SetRequestFirstBlock(invoke, ref, *r.block())
+    elif tag == SET_REQUEST and choice == 3:
+        result = SetRequestBlock(invoke, *r.block())
+    elif tag == SET_RESPONSE and choice == 2:
+        result = SetResponseBlock(invoke, Int32ub.parse(r.take(4, "block-number")))
+    elif tag == SET_RESPONSE and choice == 3:
+        at = r.offset
+        outcome_set = _enum(DataAccessResult, r.byte("result"), r.what, "result", at)
+        result = SetResponseLastBlock(invoke, outcome_set, Int32ub.parse(r.take(4, "block-number")))
+    elif tag == ACTION_REQUEST and choice == 4:
+        ref = r.descriptor("cosem-method-descriptor")
+        result = ActionRequestFirstBlock(invoke, ref, *r.block())
+    elif tag == ACTION_REQUEST and choice == 6:
+        result = ActionRequestBlock(invoke, *r.block())
+    elif tag == ACTION_RESPONSE and choice == 4:
+        result = ActionResponseNextBlock(invoke, Int32ub.parse(r.take(4, "block-number")))
     elif tag == SET_RESPONSE and choice == 1:
         at = r.offset
         result = SetResponse(invoke, _enum(DataAccessResult, r.byte("result"), r.what, "result", at))

@@ -14,6 +14,7 @@ from collections import deque
 from typing import Protocol
 
 from bench.codec.dlms import apdu as dlms
+from bench.codec.dlms import axdr
 from bench.codec.dlms.apdu import ActionResult, DataAccessResult
 from bench.codec.dlms.axdr import DlmsData
 from bench.codec.dlms.hdlc import (
@@ -39,6 +40,8 @@ log = logging.getLogger("bench.meter.smets1")
 #: What the meter can take in one information field and one APDU (modelled on common meters).
 SERVER_MAX_INFO = 128
 SERVER_MAX_PDU = 0x0400
+#: The longest SET value or ACTION parameters the meter reassembles from blocks.
+MAX_LONG_REQUEST = 0x10000
 
 
 class CosemObject(Protocol):
@@ -52,9 +55,11 @@ class CosemObject(Protocol):
 class DlmsServer:
     """One logical device (address `server`) behind one HDLC port."""
 
-    def __init__(self, server: bytes, objects: dict[tuple[int, bytes], CosemObject]) -> None:
+    def __init__(self, server: bytes, objects: dict[tuple[int, bytes], CosemObject],
+                 max_pdu: int = SERVER_MAX_PDU) -> None:
         self.address = server
         self.objects = objects
+        self.max_pdu = max_pdu
         self.connected = False
         self.associated = False
         self.client: bytes = b""
@@ -66,6 +71,8 @@ class DlmsServer:
         self._outgoing: deque[bytes] = deque()
         self._long_get: list[bytes] = []  # blocks of a long GET answer not yet asked for
         self._long_get_invoke = 0
+        # a SET value or ACTION parameters arriving in blocks: (request, next block number, bytes)
+        self._long_request: tuple[dlms.SetRequestFirstBlock | dlms.ActionRequestFirstBlock, int, bytearray] | None = None
         self.frames_rejected = 0
 
     # -- HDLC ----------------------------------------------------------------------------------
@@ -125,6 +132,7 @@ class DlmsServer:
         self._incoming = b""
         self._outgoing.clear()
         self._long_get = []
+        self._long_request = None
 
     def _queue(self, information: bytes) -> None:
         size = self._params.max_info_tx
@@ -163,17 +171,55 @@ class DlmsServer:
             case dlms.GetRequestNext():
                 return self._get_next(request)
             case dlms.SetRequest():
-                target = self.objects.get((request.attribute.class_id, request.attribute.instance))
-                result = (DataAccessResult.OBJECT_UNDEFINED if target is None
-                          else target.set(request.attribute.index, request.value))
-                return dlms.encode_apdu(dlms.SetResponse(request.invoke_id, result))
+                return dlms.encode_apdu(dlms.SetResponse(request.invoke_id, self._set(request.attribute, request.value)))
             case dlms.ActionRequest():
-                target = self.objects.get((request.method.class_id, request.method.instance))
-                if target is None:
-                    return dlms.encode_apdu(dlms.ActionResponse(request.invoke_id, ActionResult.OBJECT_UNDEFINED))
-                outcome, value = target.action(request.method.index, request.parameters)
-                return dlms.encode_apdu(dlms.ActionResponse(request.invoke_id, outcome, value))
+                return dlms.encode_apdu(self._action(request.invoke_id, request.method, request.parameters))
+            case dlms.SetRequestFirstBlock() | dlms.ActionRequestFirstBlock():
+                self._long_request = (request, 1, bytearray())
+                return self._request_block(request.invoke_id, request.last, request.block_number, request.raw)
+            case dlms.SetRequestBlock() | dlms.ActionRequestBlock():
+                return self._request_block(request.invoke_id, request.last, request.block_number, request.raw)
         return dlms.encode_apdu(dlms.ExceptionResponse(2, 2))
+
+    def _set(self, ref: dlms.AttributeRef, value: DlmsData) -> DataAccessResult:
+        target = self.objects.get((ref.class_id, ref.instance))
+        return DataAccessResult.OBJECT_UNDEFINED if target is None else target.set(ref.index, value)
+
+    def _action(self, invoke_id: int, ref: dlms.AttributeRef, parameters: DlmsData | None) -> dlms.ActionResponse:
+        target = self.objects.get((ref.class_id, ref.instance))
+        if target is None:
+            return dlms.ActionResponse(invoke_id, ActionResult.OBJECT_UNDEFINED)
+        outcome, value = target.action(ref.index, parameters)
+        return dlms.ActionResponse(invoke_id, outcome, value)
+
+    def _request_block(self, invoke_id: int, last: bool, number: int, raw: bytes) -> bytes:
+        """One block of a SET value or ACTION parameters; the request runs with the last block."""
+        pending = self._long_request
+        if pending is None or number != pending[1] or len(pending[2]) + len(raw) > MAX_LONG_REQUEST:
+            self._long_request = None
+            if pending is not None and isinstance(pending[0], dlms.ActionRequestFirstBlock):
+                return dlms.encode_apdu(dlms.ActionResponse(invoke_id, ActionResult.LONG_ACTION_ABORTED))
+            return dlms.encode_apdu(dlms.SetResponseLastBlock(
+                invoke_id, DataAccessResult.LONG_SET_ABORTED if pending else DataAccessResult.NO_LONG_SET_IN_PROGRESS,
+                number))
+        first, _, data = pending
+        data += raw
+        is_set = isinstance(first, dlms.SetRequestFirstBlock)
+        if not last:
+            self._long_request = (first, number + 1, data)
+            return dlms.encode_apdu(dlms.SetResponseBlock(invoke_id, number) if is_set
+                                    else dlms.ActionResponseNextBlock(invoke_id, number))
+        self._long_request = None
+        try:
+            value = axdr.decode(bytes(data))
+        except DecodeError:
+            value = None
+        if isinstance(first, dlms.SetRequestFirstBlock):
+            result = DataAccessResult.TYPE_UNMATCHED if value is None else self._set(first.attribute, value)
+            return dlms.encode_apdu(dlms.SetResponseLastBlock(invoke_id, result, number))
+        if value is None:
+            return dlms.encode_apdu(dlms.ActionResponse(invoke_id, ActionResult.TYPE_UNMATCHED))
+        return dlms.encode_apdu(self._action(invoke_id, first.method, value))
 
     def _associate(self, request: dlms.Aarq) -> dlms.Aare:
         if request.application_context != dlms.LN_NO_CIPHERING:
@@ -182,7 +228,7 @@ class DlmsServer:
         self.associated = True
         self._client_max_pdu = max(request.max_pdu_size, 32)
         return dlms.Aare(conformance=request.conformance & dlms.SERVER_CONFORMANCE,
-                         max_pdu_size=SERVER_MAX_PDU)
+                         max_pdu_size=self.max_pdu)
 
     def _get(self, request: dlms.GetRequest) -> bytes:
         ref = request.attribute
