@@ -332,8 +332,15 @@ class RunningRig:
         suppliers = {d.eui: d.supplier or self.shim.registry.registered_supplier(d.eui_hex, now) or ""
                      for d in devices}
         options = self.spec.options
+        registry = self.shim.registry
+
+        def registered_supplier(eui: bytes) -> bytes | None:  # what the DCC tells its S1SP
+            party = registry.registered_supplier(eui_hex(eui), datetime.now(UTC))
+            return bytes.fromhex(party) if party else None
+
         s1sp, capture = start_s1sp(self.shim.pki, self.results, devices, suppliers, self.bridge,
-                                   self.device_logs, options.response_timeout_s, options.transfer_timeout_s)
+                                   self.device_logs, options.response_timeout_s, options.transfer_timeout_s,
+                                   registered_supplier)
         stack.callback(capture.close)
         stack.callback(s1sp.close)
         self.s1sp = s1sp

@@ -55,7 +55,8 @@ class DlmsCapture:
 
 def start_s1sp(pki: Pki, results: Path, devices: Mapping[RigDevice, str], suppliers: Mapping[bytes, str],
                bridge: Bridge, device_logs: Mapping[bytes, DeviceLog], response_timeout: float,
-               transfer_timeout: float) -> tuple[S1sp, DlmsCapture]:
+               transfer_timeout: float,
+               registered_supplier: Callable[[bytes], bytes | None] | None = None) -> tuple[S1sp, DlmsCapture]:
     """An S1SP serving `devices` (rig device -> serial URL), attached to `bridge`."""
     capture = DlmsCapture(results / DLMS_CAPTURE)
     served: dict[bytes, Smets1Device] = {}
@@ -76,6 +77,7 @@ def start_s1sp(pki: Pki, results: Path, devices: Mapping[RigDevice, str], suppli
         served[device.eui] = Smets1Device(device.eui, device.device_type, pki.party(suppliers[device.eui]),
                                           profile, open_client, wait, snrm)
     s1sp = S1sp(pki, results / "s1sp.sqlite", served, bridge.smets1_event,
-                transfer_timeout=transfer_timeout, response_timeout=response_timeout)
+                transfer_timeout=transfer_timeout, response_timeout=response_timeout,
+                registered_supplier=registered_supplier)
     bridge.attach_s1sp(s1sp)
     return s1sp, capture

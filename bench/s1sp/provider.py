@@ -70,7 +70,8 @@ FIRMWARE_VERSION_CHANGED = 0x8F43
 
 @dataclass
 class Smets1Device:
-    """A SMETS1 device the S1SP serves: its model, its registered Supplier, how to reach it."""
+    """A SMETS1 device the S1SP serves: its model, its Supplier (when the DCC names none), how to
+    reach it."""
 
     eui: bytes
     device_type: str
@@ -101,7 +102,10 @@ Sink = Callable[[Smets1Event], None]
 
 class S1sp:
     def __init__(self, pki: Pki, records: Path | str, devices: dict[bytes, Smets1Device], sink: Sink,
-                 *, transfer_timeout: float = 120.0, response_timeout: float = 15.0) -> None:
+                 *, transfer_timeout: float = 120.0, response_timeout: float = 15.0,
+                 registered_supplier: Callable[[bytes], bytes | None] | None = None) -> None:
+        self.pki = pki
+        self.registered_supplier = registered_supplier
         self.identity = pki.party(S1SP_PARTY)
         self.records = S1spRecords(records)
         self.devices = devices
@@ -173,8 +177,9 @@ class S1sp:
             self._refuse_image(device, request_id, f"image not for {device.profile.name}: {reason}")
             return
         digest = gb.manufacturer_image_sha256
-        if not verify_image(gb.manufacturer_image, gb.signature, device.supplier.ds_cert):
-            log.info("%s: image not signed by %s: 0x8F1C", eui_hex(eui), device.supplier.name)
+        supplier = self._supplier(device)
+        if not verify_image(gb.manufacturer_image, gb.signature, supplier.ds_cert):
+            log.info("%s: image not signed by %s: 0x8F1C", eui_hex(eui), supplier.name)
             self._delivery(eui, request_id, False)
             self._device_alert(device, IMAGE_VERIFICATION_FAILED, manufacturer_image_hash=digest)
             return
@@ -238,7 +243,7 @@ class S1sp:
 
     def _activate(self, device: Smets1Device, msg: GbcsMessage) -> None:
         eui = eui_hex(device.eui)
-        supplier = device.supplier
+        supplier = self._supplier(device)
         public_key = supplier.ds_cert.public_key()
         if (msg.originator != supplier.eui or msg.signature is None
                 or not isinstance(public_key, ec.EllipticCurvePublicKey)
@@ -326,6 +331,17 @@ class S1sp:
     def _session(self, device: Smets1Device) -> S1sp._Session:
         return S1sp._Session(device, self.response_timeout)
 
+    def _supplier(self, device: Smets1Device) -> OrgIdentity:
+        """The device's registered Supplier now, as the DCC tells the S1SP (else as configured)."""
+        if self.registered_supplier is not None:
+            eui = self.registered_supplier(device.eui)
+            if eui is not None:
+                try:
+                    return self.pki.party(eui)
+                except BenchError:
+                    log.warning("%s: registered Supplier %s not in the PKI", eui_hex(device.eui), eui.hex())
+        return device.supplier
+
     def _now(self) -> datetime:
         return datetime.now(UTC)
 
@@ -346,7 +362,7 @@ class S1sp:
             counter = self._alert_counter
         version = None
         body = duis1.Smets1DeviceAlert(code, now, manufacturer_image_hash)
-        header = duis1.Smets1Header(device.eui, device.supplier.eui, counter, now)
+        header = duis1.Smets1Header(device.eui, self._supplier(device).eui, counter, now)
         signed = self._sign(duis1.signed_response_element(duis1.Smets1Response(header, body)))
         if code == FIRMWARE_VERSION_CHANGED:
             version = self.records.device(eui_hex(device.eui)).verified_identifier

@@ -198,3 +198,26 @@ def test_fault_activates_on_verify_is_visible_to_a_read(pki: Pki, start_smets1, 
         assert b.read_version(60) == "00030000"  # what R1's "active version unchanged" check catches
     finally:
         b.s1sp.close()
+
+
+def test_after_a_change_of_supplier_only_the_new_supplier_counts(pki: Pki, start_smets1, tmp_path: Path) -> None:
+    meter = start_smets1("esme")
+    registered = {"now": pki.party("supplier-b").eui}  # as the DCC's registry says at each request
+    b = Bench(pki, meter.port, tmp_path / "s1sp.sqlite")
+    b.s1sp.registered_supplier = lambda eui: registered["now"]
+    try:
+        b.s1sp.distribute(DEVICE, gb_image(pki, signer="supplier-a"), "90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:1")
+        assert b.next("alert").code == "8F1C"  # the old Supplier's image
+        b.s1sp.distribute(DEVICE, gb_image(pki, signer="supplier-b"), "90-B3-D5-1F-30-06-00-00:90-B3-D5-1F-30-00-00-02:2")
+        alert = b.next("alert")
+        assert alert.code == "8F72"
+        assert duis1.parse_smets1_response(alert.signed).header.target == pki.party("supplier-b").eui
+        digest = hashlib.sha256(MANUFACTURER_IMAGE).digest()
+        b.s1sp.send_command(DEVICE, cs06(pki, "supplier-a", digest, 900))
+        assert b.next("s1sp-alert").code == s1sp_provider.ALERT_SIGNATURE
+        party = pki.party("supplier-b")
+        msg = GbcsMessage(COMMAND, 901, party.eui, DEVICE, None, CS06, cs06_command(digest, 901))
+        b.s1sp.send_command(DEVICE, sign_message(msg, party.ds_key).encode())
+        assert duis1.parse_smets1_response(b.next("response").signed).body.response_code == "success"
+    finally:
+        b.s1sp.close()
