@@ -29,6 +29,12 @@ def run_dir(tmp_path: Path) -> Path:
     return tmp_path / "run"
 
 
+_WITH_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def _env(run_dir: Path) -> dict[str, str]:
     return {**os.environ, "BENCH_RUN_DIR": str(run_dir), "PYTHONPATH": str(ROOT)}
 
@@ -253,8 +259,11 @@ def test_alerts_follow_prints_each_new_message_as_it_arrives(
     shim = Shim(run_dir / "bench.sqlite", FIXTURE_PKI, RecordingGateway())
     try:
         shim.registry.import_dir(FIXTURE_REGISTRY)
+        # Ctrl-C ends --follow, but a SIGINT ignored by whatever started this test is inherited
+        # as ignored: the follower starts with the default disposition (kept across exec)
         follower = subprocess.Popen(
-            [*BENCH, "alerts", "--as", "rsa-1", "--follow", "--json"],
+            [sys.executable, "-c", _WITH_DEFAULT_SIGINT, *BENCH, "alerts", "--as", "rsa-1",
+             "--follow", "--json"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -275,7 +284,12 @@ def test_alerts_follow_prints_each_new_message_as_it_arrives(
             assert json.loads(follower.stdout.readline())["code"] == "N61"
         finally:
             follower.send_signal(signal.SIGINT)
-            follower.wait(timeout=10)
+            try:
+                follower.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                follower.kill()
+                follower.wait()
+                pytest.fail("bench alerts --follow ignored Ctrl-C for 10 s; killed")
         assert follower.returncode in (0, 130)
         assert "Traceback" not in follower.stderr.read()
     finally:

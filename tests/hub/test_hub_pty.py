@@ -184,6 +184,10 @@ def test_a_hundred_meters_download_at_once(pty_meters):
     assert hub.capture.frames == 100 * per_meter
 
 
+def _link_readers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("hub-link-")]
+
+
 def test_detach_ends_the_reader_and_reattach_moves_the_meter(pty_meters):
     hub, [meter] = pty_meters()
     image = make_image(200)
@@ -195,16 +199,19 @@ def test_detach_ends_the_reader_and_reattach_moves_the_meter(pty_meters):
     pair = open_pty_pair()
     link = SerialLink(pair.port)
     try:
+        [old_reader] = _link_readers()
         hub.attach(meter.eui, link)
-        time.sleep(2 * 0.2)
-        names = [t.name for t in threading.enumerate() if t.name.startswith("hub-link-")]
-        assert len(names) == 1
+        old_reader.join(timeout=5)  # the old line's reader ends within one poll
+        assert not old_reader.is_alive()
+        assert len(_link_readers()) == 1
         moved = ScriptedMeter(meter.eui, pair.master_link())
         assert download(moved, image) == image
         assert meter.receive(0.1) is None  # nothing more on the old line
+        readers = _link_readers()
         hub.detach(meter.eui)
-        time.sleep(2 * 0.2)
-        assert not [t for t in threading.enumerate() if t.name.startswith("hub-link-")]
+        for reader in readers:
+            reader.join(timeout=5)
+        assert not _link_readers()
         assert hub.stats.frames_in == 1 + -(-len(image) // 48) + 1
     finally:
         link.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -159,7 +158,7 @@ def test_future_dated_activation_is_replaced_and_cancelled(pki, held):
     assert state.pending.file_version == NEW
 
 
-def test_scheduled_activation_survives_a_restart(pki, held):
+def test_scheduled_activation_survives_a_restart(pki, held, connect):
     meter, driver, firmware_hash = held
     soon = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
     driver.send_gbcs(cs06(pki, ESME, firmware_hash, 6000, execution_time=soon))
@@ -167,7 +166,8 @@ def test_scheduled_activation_survives_a_restart(pki, held):
     meter.kill()
     driver.close()
     meter.start()
-    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.5)
+    # the restarted meter reports the scheduled activation it carried out
+    wait_alert(connect(meter), ALERT_FUTURE_DATED_ACTIONED, timeout=10)
     state = meter.load_state()
     assert state.active.file_version == NEW and state.scheduled is None
 
