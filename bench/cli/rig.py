@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -156,17 +157,69 @@ def _detach(rig_file: Path | None, run: Path, results: Path | None, as_json: boo
 @click.option("--timeout", type=float, default=30.0, show_default=True,
               help="Seconds to wait for the rig to stop.")
 def down(run_dir: Path | None, timeout: float) -> None:
-    """Stop the rig that `bench rig up` runs."""
+    """Stop the rig that `bench rig up` runs.
+
+    Asked over the control socket first; a rig that does not stop within TIMEOUT (whatever a
+    request is doing to it, or with a control socket that no longer answers) gets SIGTERM, then
+    SIGKILL five seconds later: its emulators die with it (parent-death signal).
+    """
     run = resolve_run_dir(run_dir)
     path = socket_path(run)
     pid_file = run / PID_FILE
-    RigClient(path).shutdown()
-    deadline = time.monotonic() + timeout
-    while (path.exists() or pid_file.exists()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if path.exists() or pid_file.exists():
+    pid = _rig_pid(pid_file)
+    try:
+        RigClient(path, timeout=min(timeout, 10.0)).shutdown()
+    except RigError:
+        if pid is None:
+            raise  # no rig there at all: the client's line says so
+    if _wait_gone(path, pid_file, timeout):
+        click.echo("rig stopped")
+        return
+    if pid is None:
         raise RigError(f"the rig did not stop within {timeout:g} s")
-    click.echo("rig stopped")
+    for signum, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+        if _wait_gone(path, pid_file, grace, pid):
+            break
+    else:
+        raise RigError(f"the rig (pid {pid}) did not stop, even on SIGKILL")
+    for leftover in (path, pid_file):  # what a killed rig could not remove itself
+        leftover.unlink(missing_ok=True)
+    click.echo(f"rig stopped by {signal.Signals(signum).name} (it did not stop within "
+               f"{timeout:g} s when asked)")
+
+
+def _rig_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):  # a zombie (not yet reaped by its parent) is gone
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def _wait_gone(path: Path, pid_file: Path, timeout: float, pid: int | None = None) -> bool:
+    """Wait until the rig has removed its socket and pid file (or, given `pid`, has exited)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pid is not None and not _alive(pid):
+            return True
+        if not path.exists() and not pid_file.exists():
+            return True
+        time.sleep(0.05)
+    return pid is not None and not _alive(pid)
 
 
 @rig.command("status")
