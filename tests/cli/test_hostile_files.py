@@ -144,6 +144,20 @@ def test_image_build_replaces_an_existing_output_only_when_it_succeeds(tmp_path)
     assert output.read_bytes()[:4] == bytes.fromhex("1EF1EE0B")
 
 
+def test_registry_import_refuses_an_endless_csv_line(tmp_path, monkeypatch):
+    from bench.dcc.records import registry
+
+    monkeypatch.setattr(registry, "CSV_LIMIT", 1024)
+    directory = tmp_path / "registry"
+    directory.mkdir()
+    (directory / "parties.csv").write_text("name,eui,org_role\n" + "x" * 4096)
+    with pytest.raises(ConfigError, match="parties.csv: larger than the 1024-byte limit"):
+        registry.load_registry_dir(directory)
+    (directory / "parties.csv").write_bytes(b"name,eui,org_role\n\xff\xfe\n")
+    with pytest.raises(ConfigError, match="parties.csv: not UTF-8"):
+        registry.load_registry_dir(directory)
+
+
 def test_read_limited_refuses_more_than_the_limit(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"x" * 10)

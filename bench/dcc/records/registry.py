@@ -39,6 +39,7 @@ from bench.domain import (
     SupplierRole,
 )
 from bench.errors import BenchError, ConfigError
+from bench.files import read_text_limited
 
 DEVICE_TYPES = tuple(DeviceType)
 GENERATIONS = tuple(Generation)
@@ -56,6 +57,8 @@ FUEL_ROLE: dict[DeviceType, SupplierRole] = {
 }
 
 FILES = ("parties.csv", "devices.csv", "registrations.csv", "appointments.csv")
+CSV_LIMIT = 64 * 1024 * 1024
+"""A registry CSV file: a 50,000-device inventory is a few MB."""
 
 
 @dataclass(frozen=True)
@@ -103,15 +106,16 @@ class Appointment:
 def _rows(path: Path, columns: tuple[str, ...]) -> Iterable[tuple[int, dict[str, str]]]:
     if not path.is_file():
         raise ConfigError(f"{path}: missing (a registry directory holds {', '.join(FILES)})")
-    with path.open(newline="", encoding="utf-8") as handle:
-        lines = (line for line in handle if line.strip() and not line.lstrip().startswith("#"))
-        reader = csv.DictReader(lines, skipinitialspace=True)
-        header = tuple(name.strip() for name in (reader.fieldnames or ()))
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise ConfigError(f"{path}: header lacks {', '.join(missing)}")
-        for number, row in enumerate(reader, start=2):
-            yield number, {k.strip(): (v or "").strip() for k, v in row.items() if k}
+    text = read_text_limited(path, CSV_LIMIT, "registry CSV file")  # bounded, names the file
+    lines = (line for line in text.splitlines(keepends=True)
+             if line.strip() and not line.lstrip().startswith("#"))
+    reader = csv.DictReader(lines, skipinitialspace=True)
+    header = tuple(name.strip() for name in (reader.fieldnames or ()))
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise ConfigError(f"{path}: header lacks {', '.join(missing)}")
+    for number, row in enumerate(reader, start=2):
+        yield number, {k.strip(): (v or "").strip() for k, v in row.items() if k}
 
 
 def _when(text: str, where: str) -> str:
