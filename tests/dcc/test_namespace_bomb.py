@@ -66,3 +66,11 @@ def test_normal_request_latency_is_unchanged_by_bombs(make_shim, requests) -> No
     assert sent, "no bomb was answered"
     # three attackers share two cores with the client: allow scheduling, not minutes
     assert under_attack < max(5 * quiet, quiet + 0.25), (quiet, under_attack)
+
+
+def test_bomb_is_refused_in_a_request_worker_too(make_shim, requests) -> None:
+    shim = make_shim(workers=1)
+    started = time.perf_counter()
+    refused(shim, bomb(requests.read("supplier-a", ESME_A0), 50_000), "E1", "namespace declarations")
+    assert time.perf_counter() - started < 5.0  # includes handing 1.3 MB to the worker
+    assert shim.submit(requests.read("supplier-a", ESME_A0))  # the worker still decides
