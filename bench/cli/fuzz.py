@@ -87,6 +87,9 @@ def _setup(rig_path: Path | None, role: str, work: Path, faults: tuple[str, ...]
     supplier = device.supplier or rig.parties.get("supplier", "supplier-a")
     ctx = FuzzContext.from_pki(rig.pki_dir, target.kind, device.eui, supplier, counter_base)
     timeout = _PROBE_TIMEOUT_EMULATED if device.emulated else rig.options.response_timeout_s
+    wake = target.wake
+    if wake is not None:  # a sleepy meter answers at its next wake-up at the latest
+        timeout = max(timeout, 2 * wake.every_s + wake.listen_s + 1.0)
     return rig, target, ctx, timeout
 
 

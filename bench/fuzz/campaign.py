@@ -91,7 +91,7 @@ class Run:
                  record: Callable[[bytes], None] | None = None) -> None:
         self.target = target
         link = target.start()
-        self.session = MeterSession(link, ctx, record)
+        self.session = MeterSession(link, ctx, record, target.wake)
         self.oracle = Oracle(ctx, self.session, target, timeout)
 
     def send(self, cases: Sequence[Case]) -> Finding | None:

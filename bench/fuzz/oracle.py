@@ -86,7 +86,7 @@ class Oracle:
         command = self.ctx.read_command(counter)
         try:
             if self._last_probe is not None:
-                self.session.send_gbcs(self._last_probe)
+                self.session.send_gbcs(self._last_probe, fresh=True)
             self.session.send_gbcs(command)
         except (LinkError, BenchError) as exc:
             return self._silent(f"the link took no frame: {exc}", link_failed=True)
@@ -113,7 +113,7 @@ class Oracle:
     def _probe(self, counter: int, mark: int) -> Finding | None:
         command = self.ctx.read_command(counter)
         try:
-            self.session.send_gbcs(command)
+            self.session.send_gbcs(command, fresh=True)
         except (LinkError, BenchError) as exc:
             return self._silent(f"the link took no frame: {exc}", link_failed=True)
         return self._answered(counter, command, mark)

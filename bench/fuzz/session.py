@@ -13,6 +13,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from bench.codec import han
 from bench.codec.gbcs.apdu import GbcsMessage, decode_message
@@ -23,10 +24,34 @@ from bench.fuzz.frames import TUNNEL_ID, FuzzContext
 from bench.link.base import Link
 
 
+@dataclass(frozen=True)
+class WakeWindow:
+    """A sleepy meter (GSME) listens for `listen_s` after each wake-up, which it announces with a
+    Tunnel GET, every `every_s`; what is sent while it sleeps is never heard."""
+
+    listen_s: float
+    every_s: float
+
+    @property
+    def usable_s(self) -> float:
+        """How long after the wake-up frames are still sent: the meter acts on them awake."""
+        return self.listen_s * 0.6
+
+    @property
+    def frames(self) -> int:
+        """Frames sent per wake-up: each may cost the meter a signed alert and a durable write
+        before it reads the next, and what it has not read when it falls asleep is lost."""
+        return max(1, int(self.listen_s / 0.05))
+
+
 class MeterSession:
-    def __init__(self, link: Link, ctx: FuzzContext, record: Callable[[bytes], None] | None = None) -> None:
+    def __init__(self, link: Link, ctx: FuzzContext, record: Callable[[bytes], None] | None = None,
+                 wake: WakeWindow | None = None) -> None:
         self.link = link
         self.ctx = ctx
+        self.wake = wake
+        self._woke_at: float | None = None
+        self._sent_awake = 0  # frames sent since the last wake-up
         self._record = record
         self.messages: list[GbcsMessage] = []
         self.frames_sent = 0
@@ -44,6 +69,7 @@ class MeterSession:
     # -- sending ----------------------------------------------------------------------------------
     def send(self, frame: bytes) -> None:
         """One frame on the link exactly as given (LinkError if the line will not take it)."""
+        self._await_listening(False)
         with self._send_lock:
             self.link.send(frame)
             self.frames_sent += 1
@@ -51,12 +77,34 @@ class MeterSession:
         if self._record is not None:
             self._record(frame)
 
-    def send_gbcs(self, message: bytes) -> None:
-        """A whole GBCS message as the hub sends it: one PUT, or GBT blocks when it is longer."""
+    def send_gbcs(self, message: bytes, fresh: bool = False) -> None:
+        """A whole GBCS message as the hub sends it: one PUT, or GBT blocks when it is longer;
+        `fresh`: to a sleepy meter, at the start of a wake-up (the oracle's reads)."""
         pieces = [message] if len(message) <= han.MAX_TUNNEL_MESSAGE else segment(
             message, max_block_data(han.MAX_TUNNEL_MESSAGE))
-        for piece in pieces:
+        for n, piece in enumerate(pieces):
+            self._await_listening(fresh and n == 0)
             self._reply(han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_PUT, piece, None, True))
+
+    def _await_listening(self, fresh: bool) -> None:
+        """For a sleepy meter: return while it is awake and has room for a frame, else wait for
+        its next wake-up (a meter that stops waking is a LinkError, as a line that stops taking
+        frames)."""
+        if self.wake is None:
+            return
+        patience = 2 * self.wake.every_s + self.wake.listen_s + 1.0
+        deadline = time.monotonic() + patience
+        with self._cond:
+            woke = self._woke_at if fresh or self._sent_awake >= self.wake.frames else None
+            while True:
+                now = time.monotonic()
+                if (self._woke_at is not None and self._woke_at != woke
+                        and now < self._woke_at + self.wake.usable_s):
+                    self._sent_awake += 1
+                    return
+                if now >= deadline or self.link_error is not None:
+                    raise LinkError(f"the sleepy meter did not wake within {patience:g} s")
+                self._cond.wait(0.02)
 
     def _reply(self, command: han.ZclCommand | han.ApsAck, seq: int | None = None) -> None:
         if seq is None:
@@ -120,7 +168,11 @@ class MeterSession:
     def _answer(self, frame: han.HanFrame) -> None:
         command = frame.command
         if isinstance(command, han.TunnelTransferData):
-            if command.gbcs_command == han.TUNNEL_GET:
+            if command.gbcs_command == han.TUNNEL_GET:  # a sleepy meter woke up
+                with self._cond:
+                    self._woke_at = time.monotonic()
+                    self._sent_awake = 0
+                    self._cond.notify_all()
                 self._reply(han.TunnelTransferData(TUNNEL_ID, han.TUNNEL_GET_RESPONSE, b"", 0, True))
             elif command.gbcs_command == han.TUNNEL_PUT and command.message:
                 self._reply(han.ApsAck(han.CLUSTER_TUNNELING), frame.seq)  # the hub's APS ack

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench.domain import FaultProfile
 from bench.errors import ConfigError
+from bench.fuzz.session import WakeWindow
 from bench.link import SerialLink
 from bench.link.base import Link
 from bench.meter.state import MeterState, MeterStore
@@ -32,6 +33,13 @@ class Target:
     @property
     def kind(self) -> str:
         return self.device.device_type.lower()
+
+    @property
+    def wake(self) -> WakeWindow | None:
+        """When a sleepy meter listens (the emulator's defaults where the rig says nothing)."""
+        if not self.device.sleepy:
+            return None
+        return WakeWindow(self.device.wake_window_s or 1.0, self.device.poll_interval_s or 5.0)
 
     def start(self) -> Link:
         raise NotImplementedError
@@ -135,9 +143,6 @@ def target_for(rig: Rig, role: str, work: Path, faults: tuple[str, ...] = (),
     if device.device_type not in ("ESME", "GSME"):
         raise ConfigError(f"{rig.path}: device {role!r} is a {device.device_type}; bench fuzz "
                           f"drives ESME and GSME")
-    if device.sleepy:
-        raise ConfigError(f"{rig.path}: device {role!r} is sleepy; bench fuzz needs a meter that "
-                          f"listens all the time (an ESME)")
     if device.emulated:
         if faults:
             known = [f.value for f in FaultProfile]

@@ -111,3 +111,22 @@ def test_a_meter_on_a_serial_link(rig, ctx, tmp_path):
     assert result.cases_sent == 56 and len(result.findings) >= 2
     assert all(f.kind == "accepted" and not f.reproduced and len(f.cases) in (8, 16)
                for f in result.findings), result.findings
+
+
+def test_a_sleepy_gas_meter(rig, tmp_path):
+    """The default rig's GSME listens 0.2 s every 0.3 s: frames go out when it has woken."""
+    from bench.fuzz.campaign import Campaign, CampaignSettings
+    from bench.fuzz.frames import FuzzContext
+    from bench.fuzz.target import target_for
+
+    target = target_for(rig, "gsme", tmp_path / "meters", ("crash-on-oversized-block",))
+    assert target.wake is not None and target.wake.listen_s == 0.2
+    ctx = FuzzContext.from_pki(rig.pki_dir, "gsme", target.device.eui, "supplier-a")
+    clean = Campaign(target_for(rig, "gsme", tmp_path / "clean"), ctx,
+                     CampaignSettings(seed=5, cases=21, batch=7, probe_timeout=PROBE_TIMEOUT),
+                     tmp_path / "clean-out").run()
+    assert clean.findings == [] and clean.cases_sent == 21
+    found = Campaign(target, ctx, CampaignSettings(seed=1, cases=40, batch=4, layers=("ota",),
+                                                   probe_timeout=PROBE_TIMEOUT, max_findings=1),
+                     tmp_path / "out").run()
+    assert [(f.kind, len(f.cases)) for f in found.findings] == [("crash", 1)]
