@@ -12,8 +12,9 @@ Operations served (see `RigControlServer`): ping, status, submit, portfolio, ale
 shutdown. Any callable registered in the handler table can be added by the rig.
 
 The socket is the owner's only, but a careless or broken client must not take the rig down:
-connections are bounded (`max_connections`, one thread each; one more waits `SLOT_WAIT` in the
-backlog for a free one, then is told the rig is busy),
+connections are bounded (`max_connections`, one thread each; when they are all taken, the one
+that has waited longest without sending a request is closed to make room, and failing that a new
+one waits `SLOT_WAIT` for a free slot, then is told the rig is busy),
 so is the listen backlog, the length of a request line (`MAX_REQUEST_LINE`, room for the largest
 11.1), the request bytes held by all connections at once (`MAX_BUFFERED`) and the time a
 connection may sit idle (`idle_timeout`). Every line a connection sends gets one JSON answer,
@@ -224,7 +225,12 @@ class _RequestHandler(socketserver.StreamRequestHandler):
         size = 0
         try:
             while True:
-                chunk = self.rfile.readline(_CHUNK)
+                if not chunks:  # waiting for a request: the first to go when slots run out
+                    self.server.waiting(self.connection, True)
+                try:
+                    chunk = self.rfile.readline(_CHUNK)
+                finally:
+                    self.server.waiting(self.connection, False)
                 if not chunk:
                     return (b"".join(chunks) if chunks else None), size
                 if not self.server.reserve(len(chunk)):
@@ -253,7 +259,29 @@ class _ControlSocketServer(socketserver.ThreadingMixIn, socketserver.UnixStreamS
         self._slots = threading.BoundedSemaphore(max_connections)
         self._budget_lock = threading.Lock()
         self._buffered = 0
+        self._waiting: dict[int, tuple[float, socket.socket]] = {}  # connections awaiting a line
         super().__init__(path, _RequestHandler)
+
+    def waiting(self, connection: socket.socket, waiting: bool) -> None:
+        with self._budget_lock:
+            if waiting:
+                self._waiting[id(connection)] = (time.monotonic(), connection)
+            else:
+                self._waiting.pop(id(connection), None)
+
+    def _evict_idle(self) -> None:
+        """Close the connection that has waited longest without sending a request: idle
+        clients must not keep one that has a request from a slot."""
+        with self._budget_lock:
+            if not self._waiting:
+                return
+            key = min(self._waiting, key=lambda k: self._waiting[k][0])
+            _since, connection = self._waiting.pop(key)
+        with contextlib.suppress(OSError):
+            connection.sendall(json.dumps(_error(
+                "closed: idle while other clients waited", "RigError")).encode() + b"\n")
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
 
     def reserve(self, size: int) -> bool:
         with self._budget_lock:
@@ -268,7 +296,11 @@ class _ControlSocketServer(socketserver.ThreadingMixIn, socketserver.UnixStreamS
                 self._buffered -= size
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(timeout=SLOT_WAIT):  # one thread per connection, bounded
+        acquired = self._slots.acquire(blocking=False)  # one thread per connection, bounded
+        if not acquired:
+            self._evict_idle()
+            acquired = self._slots.acquire(timeout=SLOT_WAIT)
+        if not acquired:
             with contextlib.suppress(OSError):
                 request.sendall(json.dumps(_error(
                     "the rig is busy: too many control connections", "RigError")).encode() + b"\n")
