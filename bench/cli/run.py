@@ -19,6 +19,7 @@ import pytest
 
 from bench.cli.lab import held_for_run
 from bench.codec.duis.safe_xml import XSD_VALIDATION_OFF
+from bench.files import private_directory
 from bench.report.run_record import REQUIREMENTS, load_record
 from bench.report.worker_records import merge_records
 from bench.rig.model import load_rig, require_duis_schema, shipped
@@ -124,7 +125,7 @@ def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | No
     # a schema named but missing or broken: one clear line now, not an E1 from every request later
     schema = require_duis_schema(_rig_duis_schema(rig_file))
     results = (out or default_results_dir()).resolve()
-    results.mkdir(parents=True, exist_ok=True)
+    private_directory(results)  # its bench.sqlite, alerts and audit: the owner's only
     progress = sys.stderr if as_json else sys.stdout
     if schema is None:  # said once, up front; record.json says it too
         print(XSD_VALIDATION_OFF, file=progress, flush=True)

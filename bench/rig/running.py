@@ -30,7 +30,7 @@ from bench.dcc.records.registry import Appointment, Registration, Registry
 from bench.dcc.records.store import parse_timestamp, timestamp
 from bench.domain import Generation
 from bench.errors import BenchError, ConfigError, RigError
-from bench.files import write_atomic
+from bench.files import private_directory, write_atomic
 from bench.hub.hub import DEFAULT_PAN, HUB_EUI, HUB_SHORT, Hub
 from bench.hub.transfer import TransferState
 from bench.link import Link, SerialLink
@@ -157,7 +157,7 @@ class RunningRig:
 
     def _start(self, stack: contextlib.ExitStack) -> None:
         self.started_at = datetime.now(UTC)
-        self.results.mkdir(parents=True, exist_ok=True)
+        private_directory(self.results)  # the shim database, mailboxes and audit: owner-only
         self.logs_dir.mkdir(exist_ok=True)
         self._start_logging(stack)
         stack.callback(use_duis_schema(self.spec.duis_schema))
