@@ -80,3 +80,16 @@ def test_a_rig_started_on_the_database_closes_what_the_last_one_left(tmp_path):
         rig.stop()
     [entry] = [e for e in portfolio(db, None) if e.eui == ESME]
     assert entry.upgrade_status == "interrupted"
+
+
+def test_a_rigs_results_directory_is_owner_only(tmp_path):
+    import stat
+
+    rig_file = tmp_path / "rigs" / "unlinked.toml"
+    rig_file.parent.mkdir()
+    rig_file.write_text(f'name = "unlinked"\nroot = "{ROOT}"\n'
+                        '[devices.esme]\neui = "00DB1234567890A0"\ntype = "ESME"\nlink = "none"\n')
+    rig = RunningRig(load_rig(rig_file), tmp_path / "results").start()
+    rig.stop()
+    assert stat.S_IMODE((tmp_path / "results").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "results" / "bench.sqlite").stat().st_mode) == 0o600
