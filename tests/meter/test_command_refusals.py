@@ -1,0 +1,239 @@
+"""The meter's CS06 and firmware-read handling in process (the emulator's own GbcsHandler on a
+loopback link): every refusal raises its alert and changes nothing, and only a command for this
+device, MACed by the ACB and signed by its Supplier, activates the image it names."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bench.codec.gbcs.apdu import decode_message
+from bench.codec.gbcs.codes import (
+    ALERT_FIRMWARE_VERSION_CHANGED,
+    ALERT_FUTURE_DATED_ACTIONED,
+    ALERT_FUTURE_DATED_NOT_ACTIONED,
+    ALERT_INTEGRITY_CHECK_FAILED,
+    ALERT_OTHER_AUTHENTICATION_FAILURE,
+    ALERT_SOURCE_HAS_NO_AUTHORITY,
+    ALERT_TRUSTED_SOURCE_AUTHENTICATION_FAILURE,
+    CS06,
+    ECS52,
+    RESPONSE,
+)
+from bench.codec.gbcs.payloads import Cs06Accepted, decode_payload
+from bench.codec.ota_file import parse_gb_image
+from bench.crypto.gbcs_security import apply_mac, sign_message, verify_mac, verify_signature
+from bench.crypto.smki import Pki
+from bench.link import SerialLink
+from bench.meter.emulator import Emulator, MeterConfig
+from bench.meter.slots import FACTORY_FILE_VERSION
+from bench.meter.state import SlotRecord
+
+from .builders import ESME, GSME, MANUFACTURER, SUPPLIER_A, cs06, make_image, read_firmware
+
+NEW = 0x00000200
+
+
+class Meter:
+    """An emulated ESME's firmware driven call by call; what it sends is kept."""
+
+    def __init__(self, pki: Pki, state) -> None:
+        self.link = SerialLink("loop://")
+        self.emulator = Emulator(MeterConfig("esme", ESME, pki.directory, state), self.link)
+        self.handler = self.emulator.gbcs
+        self.sent: list = []
+        self.handler._send = lambda data: self.sent.append(decode_message(data))
+        self.now = datetime.now(UTC).replace(microsecond=0)
+        self.handler._clock = lambda: self.now
+
+    @property
+    def alerts(self) -> list[int]:
+        return self.emulator.alerts.sent
+
+    @property
+    def state(self):
+        return self.emulator.state
+
+    def hold(self, pki: Pki) -> bytes:
+        """Put a verified image of version NEW in the pending slot; its firmware hash."""
+        image = make_image(pki, version=NEW)
+        digest = parse_gb_image(image).manufacturer_image_sha256
+        record = SlotRecord(NEW, MANUFACTURER, 0, digest.hex())
+        self.emulator.slots.store_pending(image, record)
+        return digest
+
+
+@pytest.fixture
+def meter(pki: Pki, tmp_path):
+    m = Meter(pki, tmp_path / "state")
+    yield m
+    m.link.close()
+
+
+def unchanged(meter: Meter) -> bool:
+    state = meter.state
+    return state.active.file_version == FACTORY_FILE_VERSION and state.pending is not None
+
+
+def test_the_suppliers_cs06_activates_the_image_it_names(pki: Pki, meter: Meter):
+    digest = meter.hold(pki)
+    meter.handler.handle(cs06(pki, ESME, digest, 10))
+    [response] = meter.sent
+    assert (response.cra_flag, response.message_code, response.recipient) == (RESPONSE, CS06,
+                                                                              SUPPLIER_A)
+    assert verify_signature(response, pki.device(ESME).ds_cert.public_key())
+    outcome = decode_payload(response)
+    assert (outcome.response_code, outcome.firmware_version) == (0, NEW.to_bytes(4, "big"))
+    assert meter.state.active.file_version == NEW and meter.state.pending is None
+    assert meter.alerts == [ALERT_FIRMWARE_VERSION_CHANGED]
+    assert meter.state.counters["90B3D51F30010000"] == 10
+
+
+@pytest.mark.parametrize(
+    ("build", "alert"),
+    [
+        (lambda pki, h: cs06(pki, ESME, h, 20, mac=False), ALERT_INTEGRITY_CHECK_FAILED),
+        (lambda pki, h: cs06(pki, ESME, h, 21, signer="rsa-1"),
+         ALERT_TRUSTED_SOURCE_AUTHENTICATION_FAILURE),
+        (lambda pki, h: cs06(pki, ESME, h, 22, signer="supplier-b"),
+         ALERT_TRUSTED_SOURCE_AUTHENTICATION_FAILURE),
+        (lambda pki, h: cs06(pki, ESME, h, 23, signer="acb"), ALERT_SOURCE_HAS_NO_AUTHORITY),
+        # signed by another party but naming the Supplier as originator
+        (lambda pki, h: cs06(pki, ESME, h, 24, signer="supplier-b", originator=SUPPLIER_A),
+         ALERT_TRUSTED_SOURCE_AUTHENTICATION_FAILURE),
+        (lambda pki, h: cs06(pki, ESME, h, 25, payload_counter=26),
+         ALERT_OTHER_AUTHENTICATION_FAILURE),
+    ],
+)
+def test_each_cs06_refusal_raises_its_alert_and_activates_nothing(pki: Pki, meter: Meter, build,
+                                                                   alert):
+    digest = meter.hold(pki)
+    meter.handler.handle(build(pki, digest))
+    assert meter.alerts == [alert] and meter.sent == []
+    assert unchanged(meter)
+    assert meter.state.counters.get("90B3D51F30010000") is None
+
+
+def test_cs06_content_that_is_not_a_cs06_payload_fails_integrity(pki: Pki, meter: Meter):
+    digest = meter.hold(pki)
+    msg = decode_message(cs06(pki, ESME, digest, 30))
+    bad = sign_message(replace(msg, content=b"\x30\x00"), pki.party("supplier-a").ds_key)
+    bad = apply_mac(bad, pki.party("acb").ka_key, pki.device(ESME).ka_cert.public_key())
+    meter.handler.handle(bad.encode())
+    assert meter.alerts == [ALERT_INTEGRITY_CHECK_FAILED] and unchanged(meter)
+
+
+def test_a_replayed_cs06_counter_is_refused(pki: Pki, meter: Meter):
+    meter.handler.handle(cs06(pki, ESME, bytes(32), 40))  # accepted, no image held: code 1
+    assert decode_payload(meter.sent[0]).response_code == 1
+    assert meter.state.counters["90B3D51F30010000"] == 40
+    digest = meter.hold(pki)
+    for counter in (40, 39):
+        meter.handler.handle(cs06(pki, ESME, digest, counter))
+    assert meter.alerts == [ALERT_OTHER_AUTHENTICATION_FAILURE] * 2 and unchanged(meter)
+    meter.handler.handle(cs06(pki, ESME, digest, 41))
+    assert meter.state.active.file_version == NEW
+
+
+def test_a_cs06_for_another_device_or_flagged_as_a_response_is_ignored(pki: Pki, meter: Meter):
+    digest = meter.hold(pki)
+    party = pki.party("supplier-a")
+    acb = pki.party("acb").ka_key
+    msg = decode_message(cs06(pki, ESME, digest, 50))
+    for changed in (replace(msg, recipient=GSME), replace(msg, cra_flag=RESPONSE)):
+        signed = sign_message(changed, party.ds_key)  # properly signed and MACed as changed
+        meter.handler.handle(apply_mac(signed, acb, pki.device(ESME).ka_cert.public_key()).encode())
+    assert meter.sent == [] and meter.alerts == [] and unchanged(meter)
+    meter.handler.handle(b"\xdf\x09")  # undecodable: dropped
+    assert meter.sent == [] and meter.alerts == []
+
+
+def test_a_cs06_naming_another_image_or_with_no_image_held(pki: Pki, meter: Meter):
+    meter.handler.handle(cs06(pki, ESME, bytes(32), 60))
+    assert decode_payload(meter.sent[-1]).response_code == 1
+    meter.hold(pki)
+    meter.handler.handle(cs06(pki, ESME, bytes(32), 61))
+    assert decode_payload(meter.sent[-1]).response_code == 2
+    assert unchanged(meter) and meter.alerts == []
+
+
+def test_a_damaged_flash_copy_is_an_activation_failure(pki: Pki, meter: Meter):
+    digest = meter.hold(pki)
+    path = meter.emulator.store.image_path(meter.state.pending.file)
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 1
+    path.write_bytes(bytes(data))
+    meter.handler.handle(cs06(pki, ESME, digest, 70))
+    response = decode_payload(meter.sent[-1])
+    assert (response.response_code, response.firmware_version) == (
+        3, FACTORY_FILE_VERSION.to_bytes(4, "big"))
+    assert unchanged(meter)
+
+
+def test_a_future_dated_cs06_is_scheduled_replaced_and_run_on_the_meters_clock(
+    pki: Pki, meter: Meter
+):
+    digest = meter.hold(pki)
+    later = meter.now + timedelta(hours=1)
+    meter.handler.handle(cs06(pki, ESME, digest, 80, execution_time=later))
+    assert isinstance(decode_payload(meter.sent[-1]), Cs06Accepted)
+    assert meter.handler.next_deadline == later.timestamp()
+    meter.handler.poll()
+    assert unchanged(meter)
+    sooner = meter.now + timedelta(minutes=30)
+    meter.handler.handle(cs06(pki, ESME, digest, 81, execution_time=sooner))
+    assert meter.alerts == [ALERT_FUTURE_DATED_NOT_ACTIONED]  # 80 replaced
+    assert meter.state.scheduled.originator_counter == 81
+    meter.now = sooner
+    meter.handler.poll()
+    assert meter.alerts[1:] == [ALERT_FUTURE_DATED_ACTIONED, ALERT_FIRMWARE_VERSION_CHANGED]
+    assert meter.state.active.file_version == NEW and meter.state.scheduled is None
+    assert meter.handler.next_deadline is None
+
+
+def test_a_scheduled_activation_whose_image_is_gone_is_not_actioned(pki: Pki, meter: Meter):
+    meter.hold(pki)
+    later = meter.now + timedelta(minutes=5)
+    meter.handler.handle(cs06(pki, ESME, bytes(32), 90, execution_time=later))
+    meter.now = later
+    meter.handler.poll()
+    assert meter.alerts == [ALERT_FUTURE_DATED_NOT_ACTIONED]
+    assert meter.state.scheduled is None and unchanged(meter)
+
+
+def test_a_past_dated_cs06_cancels_the_schedule_and_activates_nothing(pki: Pki, meter: Meter):
+    digest = meter.hold(pki)
+    meter.handler.handle(cs06(pki, ESME, digest, 95, execution_time=meter.now + timedelta(hours=1)))
+    meter.handler.handle(cs06(pki, ESME, digest, 96, execution_time=meter.now - timedelta(days=1)))
+    assert decode_payload(meter.sent[-1]).response_code == 3
+    assert meter.state.scheduled is None and unchanged(meter)
+    assert meter.alerts == [ALERT_FUTURE_DATED_NOT_ACTIONED]
+
+
+@pytest.mark.parametrize(("requester", "macs_for"), [("supplier-a", "supplier-a"),
+                                                      ("rsa-1", "acb")])
+def test_the_firmware_read_is_answered_macd_for_the_supplier_or_through_the_acb(
+    pki: Pki, meter: Meter, requester, macs_for
+):
+    meter.handler.handle(read_firmware(pki, ESME, 100, requester=requester))
+    [response] = meter.sent
+    assert (response.cra_flag, response.message_code, response.originator_counter) == (
+        RESPONSE, ECS52, 100)
+    assert response.signature is None
+    assert verify_mac(response, pki.party(macs_for).ka_key, pki.device(ESME).ka_cert.public_key())
+    assert decode_payload(response).firmware_version == FACTORY_FILE_VERSION.to_bytes(4, "big")
+    meter.handler.handle(read_firmware(pki, ESME, 100, requester=requester))  # replayed
+    assert meter.alerts == [ALERT_OTHER_AUTHENTICATION_FAILURE] and len(meter.sent) == 1
+
+
+def test_a_firmware_read_without_the_acb_mac_or_with_bad_content_is_refused(pki: Pki,
+                                                                            meter: Meter):
+    msg = decode_message(read_firmware(pki, ESME, 110))
+    meter.handler.handle(replace(msg, mac=None).encode())
+    bad = apply_mac(replace(msg, content=b"\x01", mac=None), pki.party("acb").ka_key,
+                    pki.device(ESME).ka_cert.public_key())
+    meter.handler.handle(bad.encode())
+    assert meter.alerts == [ALERT_INTEGRITY_CHECK_FAILED] * 2 and meter.sent == []
+    assert "90B3D51F30010000" not in meter.state.counters
