@@ -1,0 +1,250 @@
+"""The DUIS XML-DSig profile is enforced as policy, not left to the cryptography: each document
+here is re-signed properly after its SignedInfo is changed (libxmlsec1 itself verifies it), so
+only the profile check can refuse it. And a signer named by an embedded X509Certificate must
+hold a certificate the bench CA issued, as one named by X509IssuerSerial must."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import datetime
+
+import pytest
+import xmlsec
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from lxml import etree
+
+from bench.codec.duis import build_request
+from bench.crypto import xmldsig_xmlsec
+from bench.crypto.smki import Pki
+from bench.crypto.xmldsig import (
+    C14N_10,
+    DS_NS,
+    ENVELOPED,
+    EXC_C14N,
+    document_digest,
+    sign_document,
+    verify_document,
+)
+from bench.errors import DecodeError, SecurityError
+
+DS = f"{{{DS_NS}}}"
+ECDSA_SHA1 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1"
+SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
+EXC_NS = "http://www.w3.org/2001/10/xml-exc-c14n#"
+
+
+def resigned(signed: bytes, pki: Pki, change: Callable[[etree._Element], None],
+             party: str = "rsa-1") -> bytes:
+    """`signed` with its Signature changed by `change`, then signed again as `party` by xmlsec
+    with no algorithm restriction: a cryptographically valid signature in another form."""
+    root = etree.fromstring(signed)
+    signature = root.find(f"{DS}Signature")
+    change(signature)
+    key = pki.party(party).ds_key
+    context = xmlsec.SignatureContext()
+    context.key = xmldsig_xmlsec.signing_key(key)
+    context.sign(signature)
+    check = xmlsec.SignatureContext()
+    check.key = xmldsig_xmlsec.verifying_key(pki.party(party).ds_cert)
+    check.verify(signature)  # raises unless the signature is genuinely valid
+    return etree.tostring(root)
+
+
+def _info(signature: etree._Element) -> etree._Element:
+    return signature.find(f"{DS}SignedInfo")
+
+
+def _set(path: str, algorithm: str) -> Callable[[etree._Element], None]:
+    def change(signature: etree._Element) -> None:
+        _info(signature).find(path).set("Algorithm", algorithm)
+    return change
+
+
+def _transforms(*algorithms: str, child_of_last: bool = False) -> Callable[[etree._Element], None]:
+    def change(signature: etree._Element) -> None:
+        holder = _info(signature).find(f"{DS}Reference/{DS}Transforms")
+        for old in list(holder):
+            holder.remove(old)
+        for algorithm in algorithms:
+            etree.SubElement(holder, f"{DS}Transform", Algorithm=algorithm)
+        if child_of_last:
+            etree.SubElement(holder[-1], f"{{{EXC_NS}}}InclusiveNamespaces", PrefixList="sr")
+    return change
+
+
+def _c14n_with_prefix_list(signature: etree._Element) -> None:
+    method = _info(signature).find(f"{DS}CanonicalizationMethod")
+    etree.SubElement(method, f"{{{EXC_NS}}}InclusiveNamespaces", PrefixList="sr")
+
+
+def test_the_resigning_helper_keeps_the_profile_when_nothing_changes(pki: Pki, signed: bytes):
+    again = resigned(signed, pki, lambda signature: None)
+    assert verify_document(again, pki).signer_role == "rsa"
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        (_set(f"{DS}CanonicalizationMethod", C14N_10), "CanonicalizationMethod"),
+        (_c14n_with_prefix_list, "CanonicalizationMethod"),
+        (_set(f"{DS}SignatureMethod", ECDSA_SHA1), "SignatureMethod"),
+        (_set(f"{DS}Reference/{DS}DigestMethod", SHA1), "DigestMethod"),
+        (_transforms(ENVELOPED, EXC_C14N, C14N_10), "Transforms"),
+        (_transforms(ENVELOPED, ENVELOPED), "Transforms"),
+        (_transforms(ENVELOPED, EXC_C14N, child_of_last=True), "Transforms"),
+    ],
+)
+def test_a_properly_signed_document_outside_the_profile_is_refused_by_the_profile(
+    pki: Pki, signed: bytes, change, refusal: str
+):
+    with pytest.raises(SecurityError, match=refusal):
+        verify_document(resigned(signed, pki, change), pki)
+
+
+@pytest.mark.parametrize("steps", [(ENVELOPED, C14N_10), (ENVELOPED, EXC_C14N)])
+def test_an_explicit_c14n_after_the_enveloped_transform_is_accepted(pki: Pki, signed: bytes,
+                                                                     steps):
+    assert verify_document(resigned(signed, pki, _transforms(*steps)), pki).signer_role == "rsa"
+
+
+def test_a_transform_that_is_not_a_ds_transform_is_refused(pki: Pki, signed: bytes):
+    root = etree.fromstring(signed)
+    holder = root.find(f".//{DS}Transforms")
+    holder.append(etree.Element(f"{{{EXC_NS}}}Transform", Algorithm=C14N_10))
+    with pytest.raises(SecurityError, match="Transforms"):
+        verify_document(etree.tostring(root), pki)
+
+
+# -- the signer's certificate ------------------------------------------------------------------
+
+
+def _embed(xml: bytes, certificate: x509.Certificate | str) -> bytes:
+    """Name the signer by an embedded X509Certificate instead of X509IssuerSerial (KeyInfo is
+    outside the signed content: the signature stays valid)."""
+    root = etree.fromstring(xml)
+    data = root.find(f".//{DS}X509Data")
+    for old in list(data):
+        data.remove(old)
+    text = (certificate if isinstance(certificate, str)
+            else base64.b64encode(certificate.public_bytes(Encoding.DER)).decode())
+    etree.SubElement(data, f"{DS}X509Certificate").text = text
+    return etree.tostring(root)
+
+
+def test_an_embedded_certificate_the_bench_ca_issued_names_the_signer(pki: Pki, signed: bytes):
+    result = verify_document(_embed(signed, pki.party("rsa-1").ds_cert), pki)
+    assert result.signer_cert == pki.party("rsa-1").ds_cert
+    assert result.signer_eui == pki.party("rsa-1").eui and result.signer_role == "rsa"
+
+
+def test_an_embedded_certificate_from_a_foreign_ca_is_refused(
+    pki: Pki, other_pki: Pki, sample_requests: list
+):
+    impostor = other_pki.party("supplier-a")
+    xml = _embed(sign_document(build_request(sample_requests[2]), impostor.ds_key,
+                               impostor.ds_cert), impostor.ds_cert)
+    assert verify_document(xml, other_pki).signer_cert == impostor.ds_cert  # valid under its CA
+    with pytest.raises(SecurityError, match="not issued by the trusted CA"):
+        verify_document(xml, pki)
+    with pytest.raises(SecurityError, match="not issued by the trusted CA"):
+        verify_document(xml, pki.ca_cert, certificates=(impostor.ds_cert,))
+
+
+def test_an_embedded_certificate_that_does_not_decode_is_refused(pki: Pki, signed: bytes):
+    with pytest.raises(SecurityError, match="does not decode"):
+        verify_document(_embed(signed, "bm90IGEgY2VydGlmaWNhdGU="), pki)
+
+
+@pytest.mark.parametrize("extra", ["X509SubjectName", "X509IssuerSerial"])
+def test_x509data_names_exactly_one_supported_signer(pki: Pki, signed: bytes, extra: str):
+    root = etree.fromstring(signed)
+    data = root.find(f".//{DS}X509Data")
+    etree.SubElement(data, f"{DS}{extra}").text = "CN=x"
+    with pytest.raises(SecurityError, match="X509Data"):
+        verify_document(etree.tostring(root), pki)
+    data.remove(data[0])  # the subject name alone
+    if extra == "X509SubjectName":
+        with pytest.raises(SecurityError, match="unsupported X509SubjectName"):
+            verify_document(etree.tostring(root), pki)
+
+
+# -- what the caller is given ------------------------------------------------------------------
+
+
+def test_a_naive_time_is_read_as_utc(pki: Pki, signed: bytes):
+    cert = pki.party("rsa-1").ds_cert
+    verify_document(signed, pki, at=cert.not_valid_before_utc.replace(tzinfo=None))
+    verify_document(signed, pki, at=cert.not_valid_after_utc.replace(tzinfo=None))
+    with pytest.raises(SecurityError, match="not valid at"):
+        verify_document(signed, pki, at=datetime(1999, 1, 1))
+
+
+def test_an_element_inside_a_document_is_neither_signed_nor_verified(pki: Pki, signed: bytes):
+    root = etree.fromstring(signed)
+    holder = etree.Element("holder")
+    holder.append(root)
+    with pytest.raises(SecurityError, match="document element"):
+        verify_document(root, pki)
+    party = pki.party("rsa-1")
+    with pytest.raises(SecurityError, match="document element"):
+        sign_document(root, party.ds_key, party.ds_cert)
+
+
+def test_a_detached_element_is_verified_as_a_copy(pki: Pki, signed: bytes):
+    holder = etree.fromstring(b"<holder/>")
+    holder.append(etree.fromstring(signed))
+    element = holder[0]
+    holder.remove(element)
+    assert verify_document(element, pki).signer_role == "rsa"
+
+
+@pytest.mark.parametrize("value", ["AAAA", "!!!"])
+def test_a_signature_value_that_is_not_64_bytes_of_base64_is_refused(pki: Pki, signed: bytes,
+                                                                      value: str):
+    root = etree.fromstring(signed)
+    root.find(f".//{DS}SignatureValue").text = value
+    with pytest.raises(SecurityError, match="SignatureValue"):
+        verify_document(etree.tostring(root), pki)
+
+
+def test_document_digest_states_and_computes(pki: Pki, signed: bytes):
+    computed, stated = document_digest(signed)
+    assert computed == stated and len(computed) == 32
+    root = etree.fromstring(signed)
+    root.find(f".//{DS}DigestValue").text = "A"
+    with pytest.raises(SecurityError, match="not base64"):
+        document_digest(etree.tostring(root))
+    unsigned = etree.fromstring(signed)
+    unsigned.remove(unsigned.find(f"{DS}Signature"))
+    with pytest.raises(DecodeError):
+        document_digest(etree.tostring(unsigned))
+    holder = etree.Element("holder")
+    holder.append(etree.fromstring(signed))
+    with pytest.raises(DecodeError):
+        document_digest(holder[0])
+
+
+def test_anything_but_a_ca_store_or_pki_is_not_trusted(signed: bytes):
+    with pytest.raises(SecurityError, match="cannot trust"):
+        verify_document(signed, "CA")  # type: ignore[arg-type]
+
+
+def test_a_trust_store_with_candidates(pki: Pki, signed: bytes):
+    store = pki.trust_store
+    assert verify_document(signed, store).signer_role == "rsa"
+    assert verify_document(signed, store, certificates=(pki.party("rsa-1").ds_cert,)).signer_role \
+        == "rsa"
+    assert verify_document(signed, pki, certificates=(pki.party("rsa-1").ds_cert,)).signer_role \
+        == "rsa"
+
+
+def test_resigning_keeps_the_text_after_the_old_signature(pki: Pki, signed: bytes):
+    root = etree.fromstring(signed)
+    root.find(f"{DS}Signature").tail = "\n"
+    party = pki.party("supplier-a")
+    again = etree.fromstring(sign_document(etree.tostring(root), party.ds_key, party.ds_cert))
+    assert len(again.findall(f"{DS}Signature")) == 1
+    assert again[-2].tail is not None and again[-2].tail.endswith("\n")
+    assert verify_document(etree.tostring(again), pki).signer_role == "supplier"
