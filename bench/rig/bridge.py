@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from bench.codec.eui import eui_hex
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.pipeline.smets1_events import Smets1MessageEvent
-from bench.errors import BenchError
+from bench.errors import BenchError, RigError
 from bench.hub.hub import Hub
 from bench.hub.ota_server import NotApplicable
 from bench.hub.transfer import Transfer, TransferEnd, TransferState
@@ -54,6 +54,7 @@ class Bridge:
         self.transfers: dict[tuple[bytes, str], Transfer] = {}
         self._reported: set[tuple[bytes, str]] = set()
         self._lock = threading.Lock()
+        self.down: dict[bytes, str] = {}  # devices whose meter is down, and why (MeterKeeper)
         self.s1sp: S1sp | None = None  # `attach_s1sp`: SMETS1 devices go to it, not the hub
         hub.on_gbcs = self.device_message
         hub.on_transfer = self.transfer_changed
@@ -83,6 +84,9 @@ class Bridge:
             self._log(eui, "s1sp", f"11.1 {request_id} handed to the S1SP")
             s1sp.distribute(eui, image, request_id)
             return
+        if eui in self.down:
+            self._undeliverable(eui, request_id, f"device down: {self.down[eui]}")
+            return
         if not self._linked(eui):
             self._undeliverable(eui, request_id, UNLINKED)
             return
@@ -104,6 +108,9 @@ class Bridge:
             self._log(eui, "s1sp-command", gbcs.hex().upper())
             s1sp.send_command(eui, gbcs)
             return
+        if eui in self.down:  # refused: the shim answers E20 (Unable to Communicate with Device)
+            self._log(eui, "gbcs-out-refused", f"{gbcs.hex().upper()} (device down)")
+            raise RigError(f"device {eui_hex(eui)} is down: {self.down[eui]}")
         if not self._linked(eui):
             log.warning("command for %s dropped: %s", eui_hex(eui), UNLINKED)
             self._log(eui, "gbcs-out-dropped", f"{gbcs.hex().upper()} ({UNLINKED})")

@@ -1,7 +1,8 @@
 """One dead emulated meter is that meter's problem, not the rig's.
 
 `MeterKeeper.check` notices an emulator that exited and marks its device down: the hub lets go
-of it, so what the shim authorises for it is reported undelivered (N61) or dropped and logged,
+of it and the bridge knows why, so an image the shim authorises for it is reported undelivered
+(N61) and a command refused (the shim answers E20, Unable to Communicate with Device),
 `bench rig status` shows it down with the cause, and the test plugin skips the tests that use it
 with that cause while every other device goes on being served. `restart` starts the emulator
 again on its state directory (as a meter comes back after a power cut: what it held, it holds)
@@ -49,6 +50,7 @@ class MeterKeeper:
                 cause = f"emulated meter exited (code {code})"
                 self.down[role] = cause
                 newly.append(role)
+                self.rig.bridge.down[meter.device.eui] = cause  # its images N61, commands E20
                 self.rig.hub.detach(meter.device.eui)
                 meter.log.write("bench", f"device down: {cause}; the rig serves the others")
                 log.warning("device %s (%s) down: %s", role, meter.device.eui_hex, cause)
@@ -101,12 +103,14 @@ class MeterKeeper:
         except RigError:
             with self._lock:
                 self.down[role] = f"restart failed; see {old.log.path}"
+                rig.bridge.down[device.eui] = self.down[role]
             raise
         rig._stack.callback(rig._close_link, link)
         rig.links[device.eui] = link
         rig.hub.attach(device.eui, link, sleepy=device.sleepy)
         with self._lock:
             self.down.pop(role, None)
+            rig.bridge.down.pop(device.eui, None)
         old.log.write("bench", f"restarted: emulator pid {meter.process.pid if meter.process else '?'}"
                                f" on {port}")
         log.info("device %s (%s) restarted on %s", role, device.eui_hex, port)

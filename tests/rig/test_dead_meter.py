@@ -76,8 +76,14 @@ def test_a_dead_meter_is_down_the_others_served_and_it_restarts(rig: RunningRig)
     response = rsa.update_firmware(image, [esme])
     assert response.code == "I99"
     rsa.wait_for_alert(DccAlertCode.FIRMWARE_DELIVERY_FAILED, esme, timeout=10, after=mark)
+    # a command for it is refused: the DCC cannot communicate with the device (E20)
+    from bench.codec.duis import ReadFirmwareVersionRequest
+
+    read = supplier_a.send(ReadFirmwareVersionRequest(supplier_a.request_id(esme.eui)))
+    assert read.code == "E20", read
     log = (rig.logs_dir / f"esme-{esme.eui_hex}.log").read_text()
     assert "device down: emulated meter exited (code -9)" in log
+    assert "gbcs-out-refused" in log
 
     restarted = rig.keeper.restart("esme")
     assert restarted["role"] == "esme" and "esme" not in rig.keeper.down
