@@ -138,3 +138,5 @@ def test_a_block_out_of_order_aborts_the_request(meter) -> None:
     assert send(A.SetRequestBlock(0xC1, True, 2, raw[50:]), 3) == A.SetResponseLastBlock(
         0xC1, DataAccessResult.NO_LONG_SET_IN_PROGRESS, 2)
     assert note.values == []
+    stray = send(A.ActionRequestBlock(0xC1, True, 2, bytes(4)), 4)  # no long ACTION under way
+    assert stray == A.ActionResponse(0xC1, ActionResult.NO_LONG_ACTION_IN_PROGRESS)

@@ -176,9 +176,11 @@ class DlmsServer:
                 return dlms.encode_apdu(self._action(request.invoke_id, request.method, request.parameters))
             case dlms.SetRequestFirstBlock() | dlms.ActionRequestFirstBlock():
                 self._long_request = (request, 1, bytearray())
-                return self._request_block(request.invoke_id, request.last, request.block_number, request.raw)
+                return self._request_block(request.invoke_id, request.last, request.block_number, request.raw,
+                                           isinstance(request, dlms.ActionRequestFirstBlock))
             case dlms.SetRequestBlock() | dlms.ActionRequestBlock():
-                return self._request_block(request.invoke_id, request.last, request.block_number, request.raw)
+                return self._request_block(request.invoke_id, request.last, request.block_number, request.raw,
+                                           isinstance(request, dlms.ActionRequestBlock))
         return dlms.encode_apdu(dlms.ExceptionResponse(2, 2))
 
     def _set(self, ref: dlms.AttributeRef, value: DlmsData) -> DataAccessResult:
@@ -192,13 +194,15 @@ class DlmsServer:
         outcome, value = target.action(ref.index, parameters)
         return dlms.ActionResponse(invoke_id, outcome, value)
 
-    def _request_block(self, invoke_id: int, last: bool, number: int, raw: bytes) -> bytes:
+    def _request_block(self, invoke_id: int, last: bool, number: int, raw: bytes, action: bool) -> bytes:
         """One block of a SET value or ACTION parameters; the request runs with the last block."""
         pending = self._long_request
-        if pending is None or number != pending[1] or len(pending[2]) + len(raw) > MAX_LONG_REQUEST:
+        if (pending is None or number != pending[1] or len(pending[2]) + len(raw) > MAX_LONG_REQUEST
+                or action != isinstance(pending[0], dlms.ActionRequestFirstBlock)):
             self._long_request = None
-            if pending is not None and isinstance(pending[0], dlms.ActionRequestFirstBlock):
-                return dlms.encode_apdu(dlms.ActionResponse(invoke_id, ActionResult.LONG_ACTION_ABORTED))
+            if action:
+                return dlms.encode_apdu(dlms.ActionResponse(invoke_id, ActionResult.LONG_ACTION_ABORTED if pending
+                                                            else ActionResult.NO_LONG_ACTION_IN_PROGRESS))
             return dlms.encode_apdu(dlms.SetResponseLastBlock(
                 invoke_id, DataAccessResult.LONG_SET_ABORTED if pending else DataAccessResult.NO_LONG_SET_IN_PROGRESS,
                 number))
