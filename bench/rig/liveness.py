@@ -65,6 +65,9 @@ class MeterKeeper:
         if role not in self.rig.meters:
             raise ConfigError(f"no emulated meter with role {role!r} on this rig "
                               f"(emulated: {', '.join(sorted(self.rig.meters)) or 'none'})")
+        if self.rig.meters[role].device.eui in self.rig.smets1_ports:
+            raise ConfigError(f"{role} is a SMETS1 meter behind the S1SP: restart the rig to "
+                              "restart it")
         done: Future[dict[str, Any]] = Future()
         self._start_thread()
         self._jobs.put((role, done))
