@@ -34,6 +34,12 @@ bench: $(STAMP)
 fuzz: $(STAMP)  # robustness: 1,000,000 mutated inputs per meter-side decoder, a long campaign
 	BENCH_FUZZ_CASES=1000000 BENCH_FUZZ_CAMPAIGN=5000 $(BIN)/pytest tests/fuzz -n 2 -o timeout=5400 -q
 
+# mutation score of the security core (scripts/mutation/modules.toml): one JSON object, exit 1 below
+# the floors; a long run (under an hour on 2 cores), not part of make test
+.PHONY: mutate
+mutate: $(STAMP)
+	timeout 3600 $(BIN)/python scripts/mutate.py
+
 # the installable bench (suite, rigs, fixtures and sample images inside): dist/*.whl
 wheel: $(STAMP)
 	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
