@@ -81,7 +81,7 @@ class DlmsClient:
         reply = self._exchange(self.client.aarqRequest(), "AARQ")
         try:
             self.client.parseAareResponse(reply.data)
-        except (GXDLMSException, ValueError, Exception) as exc:  # noqa: BLE001 - gurux raises bare Exception
+        except Exception as exc:  # noqa: BLE001 - gurux signals a refused association with bare Exception
             raise DlmsError("AARQ", getattr(exc, "errorCode", 250)) from None
         self.connected = True
 
