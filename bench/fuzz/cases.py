@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from scapy.layers.dot15d4 import Dot15d4, Dot15d4Data, Dot15d4FCS
 from scapy.layers.zigbee import ZigbeeAppDataPayload, ZigbeeClusterLibrary, ZigbeeNWK
@@ -25,6 +26,7 @@ from bench.codec import han, zigbee
 from bench.codec.gbcs import payloads
 from bench.codec.gbcs.codes import CS06, ECS52, GCS38
 from bench.codec.gbcs.gbt import GbtBlock, decode_block, encode_block, segment
+from bench.codec.ota_file import OtaHeader, build_gb_image
 from bench.errors import BenchError
 from bench.fuzz.frames import FuzzContext
 from bench.fuzz.mutators import frame_bytes, mutate_bytes, mutate_field, scapy_fuzz, with_fcs
@@ -102,7 +104,9 @@ def _ota_frame(ctx: FuzzContext, number: int, command_id: int, layer: Packet) ->
 
 def ota_case(ctx: FuzzContext, rng: random.Random, number: int) -> tuple[str, list[bytes]]:
     kind = rng.choice(("block", "block", "block-status", "end", "offer", "notify", "field", "fuzz",
-                       "zcl", "capture"))
+                       "zcl", "capture", "download", "download"))
+    if kind == "download":
+        return _download(ctx, rng, number)
     version = rng.choice((0x00000200, 0x00000100, 0, 0xFFFFFFFF, rng.getrandbits(32)))
     manufacturer = rng.choice((0x121D, 0x121D, 0xFFFF, 0))
     image_type = rng.choice((ctx.image_type, ctx.image_type, 0xFFFF, rng.getrandbits(16)))
@@ -152,6 +156,61 @@ def ota_case(ctx: FuzzContext, rng: random.Random, number: int) -> tuple[str, li
         return f"ota:zcl:{name}", [frame_bytes(mutated)[:127]]
     frame, how = mutate_bytes(_captured(ctx, rng, packet), rng, _APS_END)
     return f"ota:capture:{how}", [frame]
+
+
+def _download(ctx: FuzzContext, rng: random.Random, number: int) -> tuple[str, list[bytes]]:
+    """A whole download as the server's side of it, sent at once: Image Notify and an offer take
+    the meter into downloading, then blocks (one of them wrong), an Upgrade End Response with odd
+    times and an ABORT that ends it. The image is noise, or a GB image whose signature is noise:
+    it can never verify."""
+    version = 0x00000300 + rng.randrange(0x100)
+    if rng.random() < 0.5:
+        image = rng.randbytes(rng.choice((60, 100, 150)))
+    else:
+        header = OtaHeader(0x121D, ctx.image_type, version, header_string=b"bench fuzz",
+                           min_hardware_version=0x1000, max_hardware_version=0x1211)
+        image = build_gb_image(header, rng.randbytes(rng.choice((16, 64))), rng.randbytes(64))
+    size = len(image)
+    commands: list[Packet] = [
+        zigbee.OtaImageNotify(payload_type=3, query_jitter=100, manufacturer_code=0x121D,
+                              image_type=ctx.image_type, file_version=version),
+        zigbee.OtaQueryNextImageResponse(status=han.SUCCESS, manufacturer_code=0x121D,
+                                         image_type=ctx.image_type, file_version=version, image_size=size),
+    ]
+    ids = [han.CMD_IMAGE_NOTIFY, han.CMD_QUERY_NEXT_IMAGE_RESPONSE]
+    offsets = list(range(0, size, 48))
+    wrong = rng.randrange(len(offsets))
+    how = rng.choice(("offset", "size", "short", "version", "status", "repeat"))
+    for n, offset in enumerate(offsets):
+        fields: dict[str, Any] = {"status": han.SUCCESS, "manufacturer_code": 0x121D, "image_type": ctx.image_type,
+                  "file_version": version, "file_offset": offset, "data": image[offset:offset + 48]}
+        if n == wrong:
+            if how == "offset":
+                fields["file_offset"] = rng.choice((offset + 1, offset + 48, size, 0xFFFFFFFF))
+            elif how == "size":
+                fields["data"] = image[offset:offset + 48] + rng.randbytes(rng.randrange(1, 20))
+            elif how == "short":
+                fields["data"] = image[offset:offset + rng.randrange(0, 4)]
+            elif how == "version":
+                fields["file_version"] = version ^ 1
+            elif how == "status":
+                fields = {"status": rng.choice((han.WAIT_FOR_DATA, han.NOT_AUTHORIZED, 0x7F)),
+                          "current_time": 0, "request_time": rng.choice((0, 1, 0xFFFFFFFF)),
+                          "minimum_block_period": 0}
+            else:
+                commands.append(zigbee.OtaImageBlockResponse(**fields))
+                ids.append(han.CMD_IMAGE_BLOCK_RESPONSE)
+        commands.append(zigbee.OtaImageBlockResponse(**fields))
+        ids.append(han.CMD_IMAGE_BLOCK_RESPONSE)
+    commands.append(zigbee.OtaUpgradeEndResponse(
+        manufacturer_code=0x121D, image_type=ctx.image_type, file_version=version,
+        current_time=rng.choice((0, 0xFFFFFFFF, 1_700_000_000)), upgrade_time=rng.choice((0, 1, 0xFFFFFFFE))))
+    ids.append(han.CMD_UPGRADE_END_RESPONSE)
+    commands.append(zigbee.OtaImageBlockResponse(status=han.ABORT))
+    ids.append(han.CMD_IMAGE_BLOCK_RESPONSE)
+    frames = [_ota_frame(ctx, number + i, command_id, layer)
+              for i, (command_id, layer) in enumerate(zip(ids, commands, strict=True))]
+    return f"ota:download:size={size},{how}@{wrong + 1}", frames
 
 
 # ---------------------------------------------------------------- GBCS tunnel

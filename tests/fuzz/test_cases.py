@@ -29,7 +29,7 @@ def test_layers_take_turns_and_frames_fit_the_air(cases):
 
 def test_every_mutation_family_is_drawn(cases):
     hows = {":".join(c.how.split(":")[:2]).split("=")[0].split("@")[0] for c in cases}
-    for family in ("mac:fuzz", "mac:field", "nwk:capture", "aps:field", "ota:block", "ota:end",
+    for family in ("mac:fuzz", "mac:field", "nwk:capture", "aps:field", "ota:block", "ota:end", "ota:download",
                    "ota:fuzz", "tunnel:command", "tunnel:length", "gbt:gap", "gbt:overlap",
                    "gbt:oversized", "gbt:endless", "gbcs:truncated-signature", "gbcs:stale-counter",
                    "gbcs:unknown-code", "gbcs:cra", "gbcs:length"):
