@@ -14,7 +14,6 @@ looks up and records what these functions decide.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -129,4 +128,5 @@ class CriticalPath:
                 ResponseCode.INVALID_USER_FOR_DEVICE,
                 "pre-command not signed with the registered Supplier's DS key",
             )
-        return signed.originator_counter, self._mac(replace(signed, mac=None), request_id.target)
+        # apply_mac sets the MAC whatever the message held
+        return signed.originator_counter, self._mac(signed, request_id.target)
