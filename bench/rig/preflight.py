@@ -71,6 +71,11 @@ def _check_numbers(spec: Rig, where: str) -> None:
                 raise ConfigError(f"{at}: field {name!r}: {value} is not a finite number")
         if isinstance(device.link, SerialUrl) and "://" in device.link.url:
             _check_port(device.link.url, f"{at}: field 'link'")
+        poll = device.poll_interval_s
+        if poll is not None and math.isfinite(poll) and poll >= options.transfer_timeout_s:
+            raise ConfigError(f"{at}: field 'poll_interval_s': {poll:g} s is not shorter than "
+                              f"[options] transfer_timeout_s ({options.transfer_timeout_s:g} s): "
+                              "every transfer would fail before the meter wakes")
 
 
 def _check_port(url: str, where: str) -> None:

@@ -46,6 +46,8 @@ BAD = {
     "infinite timeout": (("stall_timeout_s = 30.0", "stall_timeout_s = inf"), "stall_timeout_s"),
     "100,000 shim workers": (("stall_timeout_s = 30.0", "shim_workers = 100000"), "shim_workers"),
     "port 99999": (('link = "none"', 'link = "socket://127.0.0.1:99999"'), "99999"),
+    "sleeps past the transfer timeout": (('link = "none"', 'link = "none"\npoll_interval_s = 600.0'),
+                                          "poll_interval_s"),
 }
 
 
