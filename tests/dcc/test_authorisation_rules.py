@@ -189,6 +189,12 @@ def test_decide_devices_names_the_supplier_only_when_a_device_is_refused():
                           "device not in the registry")
 
 
+def test_a_supplier_the_registry_cannot_name_is_given_by_its_eui():
+    [(_, _, why)] = decide_devices("11.1", SUPPLIER_A, [(DEVICE, facts(), OTHER_SUPPLIER)], set(),
+                                   dict)
+    assert why == f"supplier-a is not the registered Supplier ({OTHER_SUPPLIER})"
+
+
 def test_a_refused_rsa_is_told_which_supplier_did_not_appoint_it():
     [(_, code, why)] = decide_devices("11.1", RSA_1, [(DEVICE, facts(), SUPPLIER)], set(),
                                       lambda: {SUPPLIER: "supplier-a"})
