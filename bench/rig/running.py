@@ -434,7 +434,7 @@ class RunningRig:
         """The operations `bench rig up` serves on RUN/control.sock (see bench.rig.control)."""
 
         def submit(request: dict[str, Any]) -> dict[str, Any]:
-            return {"xml_b64": b64(self.submit(unb64(request["xml_b64"])))}
+            return {"xml_b64": b64(self.submit(unb64(request["xml_b64"], "xml_b64")))}
 
         def portfolio(request: dict[str, Any]) -> dict[str, Any]:
             supplier = request.get("supplier")
