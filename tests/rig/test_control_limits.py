@@ -172,3 +172,30 @@ def test_registry_additions_are_checked_as_the_import_checks_them(tmp_path):
     registry.add(appointments=[Appointment(supplier, rsa, later, None)])
     assert len(registry.appointments()) == before + 1
     registry.store.close()
+
+
+def test_the_rigs_own_ops_refuse_bad_fields_and_bad_registry_changes(tmp_path):
+    from bench.rig.model import load_rig
+    from bench.rig.running import RunningRig
+
+    rig_file = tmp_path / "rigs" / "unlinked.toml"
+    rig_file.parent.mkdir()
+    rig_file.write_text(f'name = "unlinked"\nroot = "{ROOT}"\n'
+                        '[devices.esme]\neui = "00DB1234567890A0"\ntype = "ESME"\nlink = "none"\n')
+    rig = RunningRig(load_rig(rig_file), tmp_path / "results").start()
+    try:
+        with RigControlServer(tmp_path / "control.sock", rig.control_handlers()) as server:
+            client = RigClient(server.path)
+            with pytest.raises(RigError, match="xml_b64 must be a base64 string, not int"):
+                client.call("submit", xml_b64=12)
+            appointments = len(rig.shim.registry.appointments())
+            with pytest.raises(RigError, match="is a rsa, not a supplier|is a RSA"):
+                client.call("registry", action="add-appointment", supplier="rsa-1", rsa="rsa-2")
+            assert len(rig.shim.registry.appointments()) == appointments
+            with pytest.raises(RigError, match="unknown party"):
+                client.call("registry", action="add-appointment", supplier="nobody", rsa="rsa-2")
+            added = client.call("registry", action="add-appointment", supplier="supplier-a",
+                                rsa="rsa-2")
+            assert added["registry"] == {"added": 1}
+    finally:
+        rig.stop()
