@@ -11,6 +11,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +123,9 @@ class Campaign:
     def case(self, number: int) -> Case:
         return make_case(self.ctx, self.settings.seed, number, self.settings.layers)
 
+    def _build(self, numbers: list[int]) -> list[Case]:
+        return [self.case(n) for n in numbers]
+
     def _fresh_run(self, after_case: int = -1) -> Run:
         """A fresh meter (or, one that cannot be reset, the same one read with a fresh counter)."""
         run = Run(self.target, self.ctx, self.settings.probe_timeout)
@@ -139,14 +143,20 @@ class Campaign:
         s = self.settings
         result = CampaignResult(s, self.ctx.counter_base, {layer: 0 for layer in s.layers},
                                 {layer: 0 for layer in s.layers})
-        started = time.monotonic()
         run: Run | None = self._fresh_run()
+        started = time.monotonic()  # the meter is up and read: the campaign's own time starts
         waiting: tuple[list[Case], int, Asked] | None = None  # a batch whose read is unanswered
         batches = [list(range(first, min(first + s.batch, s.cases))) for first in range(0, s.cases, s.batch)]
+        batches.append([])  # the empty batch at the end collects the last answer
+        # the next batch is built (scapy, signatures) while this one is on the line
+        builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fuzz-cases")
+        upcoming = builder.submit(self._build, batches[0])
         try:
-            for numbers in [*batches, []]:  # the empty batch at the end collects the last answer
+            for index, numbers in enumerate(batches):
                 assert run is not None
-                cases = [self.case(n) for n in numbers]
+                cases = upcoming.result()
+                if index + 1 < len(batches):
+                    upcoming = builder.submit(self._build, batches[index + 1])
                 mark = run.session.mark()
                 suspects = (waiting[0] if waiting is not None else []) + cases
                 finding = run.send(cases)
@@ -186,6 +196,7 @@ class Campaign:
                     progress(result.cases_sent, s.cases, time.monotonic() - started - result.minimise_s,
                              len(result.findings), cases[-1].layer)
         finally:
+            builder.shutdown(cancel_futures=True)
             result.elapsed_s = time.monotonic() - started
             if run is not None:
                 result.frames_sent += run.session.frames_sent

@@ -63,10 +63,11 @@ class EmulatedTarget(Target):
     restartable = True
 
     def __init__(self, device: RigDevice, pki_dir: Path, work: Path, baud: int | None = None,
-                 startup_timeout: float = 15.0) -> None:
+                 startup_timeout: float = 15.0, state_root: Path | None = None) -> None:
         super().__init__(device)
         self.pki_dir = pki_dir
         self.work = work
+        self.state_root = state_root or work  # where each start's state directory goes
         self.baud = baud if baud is not None else device.baud
         self.startup_timeout = startup_timeout
         self.starts = 0
@@ -78,7 +79,7 @@ class EmulatedTarget(Target):
     def start(self) -> Link:
         self.stop()
         self.starts += 1
-        self.state_dir = self.work / f"meter-{self.starts:03d}"
+        self.state_dir = self.state_root / f"meter-{self.starts:03d}"
         shutil.rmtree(self.state_dir, ignore_errors=True)  # factory-fresh, whatever ran here before
         self._log = DeviceLog(self.work / f"meter-{self.starts:03d}.log")
         device = replace(self.device, baud=self.baud)
@@ -137,8 +138,9 @@ class LinkTarget(Target):
 
 
 def target_for(rig: Rig, role: str, work: Path, faults: tuple[str, ...] = (),
-               baud: int | None = None) -> Target:
-    """The target for a rig's device; `faults` add emulator fault profiles (emulated only)."""
+               baud: int | None = None, state_root: Path | None = None) -> Target:
+    """The target for a rig's device; `faults` add emulator fault profiles (emulated only);
+    `state_root` holds an emulated meter's state directories (default: `work`)."""
     device = rig.device(role)
     if device.device_type not in ("ESME", "GSME"):
         raise ConfigError(f"{rig.path}: device {role!r} is a {device.device_type}; bench fuzz "
@@ -150,7 +152,8 @@ def target_for(rig: Rig, role: str, work: Path, faults: tuple[str, ...] = (),
                 if fault not in known:
                     raise ConfigError(f"unknown fault profile {fault!r}; known: {', '.join(known)}")
             device = replace(device, faults=tuple(FaultProfile(f) for f in (*device.faults, *faults)))
-        return EmulatedTarget(device, rig.pki_dir, work, baud, rig.options.startup_timeout_s)
+        return EmulatedTarget(device, rig.pki_dir, work, baud, rig.options.startup_timeout_s,
+                              state_root)
     if faults:
         raise ConfigError(f"--fault applies to emulated meters; {role!r} is on {device.link}")
     if isinstance(device.link, SerialUrl):

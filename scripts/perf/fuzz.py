@@ -9,6 +9,10 @@ Prints one JSON object (see verdict.py for how it ends):
                              frames, oracle reads and acknowledgements of the meter's alerts, at
                              11520 B/s). The same frames of the same run.
   paced_vs_wire_ratio        paced / ceiling. Bar: >= 0.8.
+  paced_vs_wire_ratio_state_on_disk  the same with the meter's state directory on disk.
+The measured campaigns keep the emulated meter's state on tmpfs (/dev/shm): a refused command
+costs the meter a signed alert and three durable writes, and on a shared VM's disk their fsyncs,
+not the bench, set the pace (the disk figure says by how much).
 Both campaigns use the same seed and layers; a campaign with a finding, or a meter that fails the
 oracle, is a failed run (no figure).
 """
@@ -33,10 +37,11 @@ from bench.rig.model import load_rig  # noqa: E402
 BAUD = 115200
 
 
-def campaign(work: Path, cases: int, batch: int, baud: int | None) -> CampaignResult:
+def campaign(work: Path, cases: int, batch: int, baud: int | None,
+             state_root: Path | None = None) -> CampaignResult:
     rig = load_rig()
     device = rig.device("esme")
-    target = target_for(rig, "esme", work / "meters", baud=baud)
+    target = target_for(rig, "esme", work / "meters", baud=baud, state_root=state_root)
     ctx = FuzzContext.from_pki(rig.pki_dir, "esme", device.eui, "supplier-a")
     settings = CampaignSettings(seed=3, cases=cases, batch=batch, probe_timeout=5.0, minimise=False)
     result = Campaign(target, ctx, settings, work / "out").run()
@@ -47,17 +52,28 @@ def campaign(work: Path, cases: int, batch: int, baud: int | None) -> CampaignRe
     return result
 
 
+def ratio(result: CampaignResult) -> tuple[float, float]:
+    """(wire ceiling in cases/s, paced cases/s over it) of a paced campaign."""
+    ceiling = result.cases_sent / (result.wire_bytes * BITS_PER_BYTE_8N1 / BAUD)
+    return ceiling, result.cases_per_s / ceiling
+
+
 def measure(cases: int, batch: int) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix="bench-perf-fuzz-") as tmp:
-        unpaced = campaign(Path(tmp) / "unpaced", cases, batch, None)
-        paced = campaign(Path(tmp) / "paced", cases, batch, BAUD)
+    shm = Path("/dev/shm")
+    with tempfile.TemporaryDirectory(prefix="bench-perf-fuzz-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="bench-perf-fuzz-", dir=shm if shm.is_dir() else None) as mem:
+        unpaced = campaign(Path(tmp) / "unpaced", cases, batch, None, Path(mem) / "unpaced")
+        paced = campaign(Path(tmp) / "paced", cases, batch, BAUD, Path(mem) / "paced")
+        on_disk = campaign(Path(tmp) / "disk", cases, batch, BAUD)
     wire_s = paced.wire_bytes * BITS_PER_BYTE_8N1 / BAUD
-    ceiling = paced.cases_sent / wire_s
+    ceiling, paced_ratio = ratio(paced)
     return {
         "unpaced_cases_per_s": round(unpaced.cases_per_s, 1),
         "paced_cases_per_s": round(paced.cases_per_s, 1),
         "paced_wire_ceiling_cases_per_s": round(ceiling, 1),
-        "paced_vs_wire_ratio": round(paced.cases_per_s / ceiling, 3),
+        "paced_vs_wire_ratio": round(paced_ratio, 3),
+        "paced_vs_wire_ratio_state_on_disk": round(ratio(on_disk)[1], 3),
+        "meter_state": "tmpfs" if shm.is_dir() else "disk",
         "cases": cases, "batch": batch, "baud": BAUD,
         "paced_frames_sent": paced.frames_sent, "paced_wire_bytes": paced.wire_bytes,
         "paced_elapsed_s": round(paced.elapsed_s, 2), "paced_wire_s": round(wire_s, 2),
