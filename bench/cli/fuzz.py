@@ -17,8 +17,6 @@ from bench.codec.pcap import read_pcap
 from bench.errors import ConfigError
 from bench.rig.model import load_rig
 
-_PROBE_TIMEOUT_EMULATED = 2.0  # a meter on a pseudo-terminal answers a read in milliseconds
-
 
 @click.command()
 @click.option("--rig", "rig_path", type=click.Path(dir_okay=False, path_type=Path), envvar="BENCH_RIG",
@@ -77,7 +75,7 @@ def _setup(rig_path: Path | None, role: str, work: Path, faults: tuple[str, ...]
            counter_base: int | None):  # noqa: ANN202 - (rig, target, context, probe timeout)
     # lazy: bench.fuzz loads scapy (about 1 s), which the other commands need not pay
     from bench.fuzz.frames import FuzzContext
-    from bench.fuzz.target import target_for
+    from bench.fuzz.target import probe_timeout, target_for
 
     rig = load_rig(rig_path)
     target = target_for(rig, role, work, faults, baud)
@@ -86,11 +84,7 @@ def _setup(rig_path: Path | None, role: str, work: Path, faults: tuple[str, ...]
         counter_base = 1 << 32 if device.emulated else _clock_counter_base()
     supplier = device.supplier or rig.parties.get("supplier", "supplier-a")
     ctx = FuzzContext.from_pki(rig.pki_dir, target.kind, device.eui, supplier, counter_base)
-    timeout = _PROBE_TIMEOUT_EMULATED if device.emulated else rig.options.response_timeout_s
-    wake = target.wake
-    if wake is not None:  # a sleepy meter answers at its next wake-up at the latest
-        timeout = max(timeout, 2 * wake.every_s + wake.listen_s + 1.0)
-    return rig, target, ctx, timeout
+    return rig, target, ctx, probe_timeout(target, rig.options.response_timeout_s)
 
 
 def _campaign(rig_path: Path | None, role: str, cases: int, seed: int, layers: str | None,

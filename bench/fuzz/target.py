@@ -160,3 +160,13 @@ def target_for(rig: Rig, role: str, work: Path, faults: tuple[str, ...] = (),
         return LinkTarget(device, device.link.url, baud if baud is not None else device.baud)
     raise ConfigError(f"{rig.path}: device {role!r} is on {device.link}; bench fuzz reaches "
                       f"emulated meters and serial links")
+
+
+def probe_timeout(target: Target, response_timeout_s: float) -> float:
+    """How long the oracle waits for a read's answer: 2 s for an emulated meter (a pty answers in
+    milliseconds), the rig's response timeout for a real one; a sleepy meter's next wake-up at most."""
+    timeout = 2.0 if target.restartable else response_timeout_s
+    wake = target.wake
+    if wake is not None:
+        timeout = max(timeout, 2 * wake.every_s + wake.listen_s + 1.0)
+    return timeout

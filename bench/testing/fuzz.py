@@ -51,7 +51,7 @@ def fuzz_campaign(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..
         from bench.fuzz.cases import LAYERS
         from bench.fuzz.frames import FuzzContext
         from bench.fuzz.report import write_fuzz_json
-        from bench.fuzz.target import target_for
+        from bench.fuzz.target import probe_timeout, target_for
         from bench.rig.model import load_rig
 
         unknown = set(overrides) - set(_DEFAULTS)
@@ -67,7 +67,7 @@ def fuzz_campaign(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..
         layers = o["layers"]
         if isinstance(layers, str):
             layers = tuple(x.strip() for x in layers.split(","))
-        timeout = o["probe_timeout"] or (2.0 if device.emulated else rig.options.response_timeout_s)
+        timeout = o["probe_timeout"] or probe_timeout(target, rig.options.response_timeout_s)
         settings = CampaignSettings(o["seed"], o["cases"], tuple(layers or LAYERS), o["batch"], timeout)
         campaign = Campaign(target, ctx, settings, out)
         campaign.reproducer_extra = {"rig": str(rig.path), "role": o["device"],
