@@ -142,3 +142,60 @@ def test_a_signature_length_byte_other_than_00_or_40_is_refused(byte: int) -> No
         decode_message(data[:-1] + bytes((byte,)))
     with pytest.raises(DecodeError, match="signature"):
         decode_message(signing()[:-1])  # 63 of 64 signature bytes
+
+
+def _layout(content_length: int) -> list[tuple[str, int, int]]:
+    """(field, first byte, end) of a General-Signing APDU with a date-time, an 18-byte
+    other-information (message code, SRP id, SRP counter) and a signature, from the format."""
+    fields = [("tag", 0, 1), ("transaction id", 1, 11), ("originator", 11, 20),
+              ("recipient", 20, 29), ("date-time", 29, 30), ("date-time", 30, 42),
+              ("other-information length", 42, 43), ("other-information", 43, 61),
+              ("content length", 61, 62), ("content", 62, 62 + content_length)]
+    signature_at = 62 + content_length
+    return fields + [("signature", signature_at + 1, signature_at + 65)]
+
+
+def test_a_message_cut_anywhere_names_the_field_and_offset_it_lacks() -> None:
+    content = b"\x01\x02\x03\x04"
+    data = signing(date_time=WHEN, supplementary_remote_party_id=ORIGINATOR,
+                   supplementary_remote_party_counter=5, content=content)
+    layout = _layout(len(content))
+    assert len(data) == layout[-1][2]
+    pre_command_end = layout[-2][2]
+    for cut in range(1, len(data)):
+        if cut == pre_command_end:  # ends after the content: a pre-command, which re-encodes
+            assert decode_message(data[:cut]).encode() == data[:cut]
+            continue
+        [(field, start)] = [(f, s) for f, s, e in layout if s <= cut < e]
+        with pytest.raises(DecodeError) as caught:
+            decode_message(data[:cut])
+        error = caught.value
+        assert (error.what, error.field, error.offset) == ("GBCS message", field, start), cut
+
+
+@pytest.mark.parametrize(("cut", "field", "offset"),
+                         [(2, "MAC header", 1), (6, "MAC header", 1), (7, "ciphered service length", 7),
+                          (8, "ciphered service length", 7), (20, "ciphered service length", 7)])
+def test_a_ciphered_message_cut_short_names_its_header(cut: int, field: str, offset: int) -> None:
+    with pytest.raises(DecodeError) as caught:
+        decode_message(ciphering()[:cut])
+    assert (caught.value.field, caught.value.offset) == (field, offset)
+
+
+def test_a_ciphered_message_with_no_apdu_between_header_and_mac_is_refused() -> None:
+    body = b"\x11\x00\x00\x00\x00" + b"\x33" * 12
+    with pytest.raises(DecodeError) as caught:
+        decode_message(b"\xdd" + bytes(6) + bytes((len(body),)) + body)
+    assert (caught.value.field, caught.value.offset) == ("tag", 13)
+
+
+def test_a_ka_certificate_of_eight_bytes_or_fewer_does_not_encode() -> None:
+    from bench.errors import EncodeError
+
+    for size in (8, 1):
+        with pytest.raises(EncodeError):
+            signing(supplementary_remote_party_id=ORIGINATOR, supplementary_remote_party_counter=9,
+                    supplementary_remote_party_ka_certificate=b"\x30" * size)
+    assert decode_message(signing(supplementary_remote_party_id=ORIGINATOR,
+                                  supplementary_remote_party_counter=9,
+                                  supplementary_remote_party_ka_certificate=b"\x30" * 9))
