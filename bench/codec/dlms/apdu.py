@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TypeVar
 
 from construct import Bytes, ConstructError, Int8ub, Int16ub, Int32ub, Struct  # type: ignore[import-untyped]
 
 from bench.codec.dlms import axdr
 from bench.codec.dlms.axdr import DlmsData
 from bench.errors import DecodeError, EncodeError
+
+E = TypeVar("E", bound=IntEnum)
 
 #: Application context "Logical_Name_Referencing_No_Ciphering" {2 16 756 5 8 1 1}.
 LN_NO_CIPHERING = bytes.fromhex("60857405080101")
@@ -511,26 +514,42 @@ class _Reader:
             raise DecodeError(self.what, f"{field}.{exc.field}", exc.offset, exc.reason) from None
         return value
 
-    def block(self) -> tuple[bool, int, bytes]:
-        """last-block, block-number and raw-data of a DataBlock (SET) or pblock (ACTION)."""
-        last = bool(self.byte("last-block"))
-        number = Int32ub.parse(self.take(4, "block-number"))
+    def attribute(self) -> AttributeRef:
+        """A cosem-attribute-descriptor without selective access (the bench never selects)."""
+        ref = self.descriptor("cosem-attribute-descriptor")
+        if self.byte("access-selection") != 0:
+            raise DecodeError(self.what, "access-selection", self.offset - 1, "selective access is not supported")
+        return ref
+
+    def block_number(self) -> int:
+        return int(Int32ub.parse(self.take(4, "block-number")))
+
+    def raw_data(self) -> bytes:
+        """An A-XDR length and that many octets of an encoded value's slice."""
         try:
             length, self.offset = _axdr_length(self.data, self.offset)
         except DecodeError as exc:
             raise DecodeError(self.what, "raw-data.length", exc.offset, exc.reason) from None
-        return last, number, self.take(length, "raw-data")
+        return self.take(length, "raw-data")
+
+    def enum(self, kind: type[E], field: str) -> E:
+        """One byte read as `kind`; an unknown value names the field and its offset."""
+        at = self.offset
+        value = self.byte(field)
+        try:
+            return kind(value)
+        except ValueError:
+            raise DecodeError(self.what, field, at, f"unknown {kind.__name__} {value}") from None
+
+    def block(self) -> tuple[bool, int, bytes]:
+        """last-block, block-number and raw-data of a DataBlock (SET) or pblock (ACTION)."""
+        last = bool(self.byte("last-block"))
+        number = self.block_number()
+        return last, number, self.raw_data()
 
     def end(self) -> None:
         if self.offset != len(self.data):
             raise DecodeError(self.what, "end", self.offset, f"{len(self.data) - self.offset} unexpected bytes")
-
-
-def _enum(kind: type[IntEnum], value: int, what: str, field: str, offset: int):
-    try:
-        return kind(value)
-    except ValueError:
-        raise DecodeError(what, field, offset, f"unknown {kind.__name__} {value}") from None
 
 
 def decode_apdu(data: bytes) -> Apdu:
@@ -563,66 +582,48 @@ def decode_apdu(data: bytes) -> Apdu:
     choice = r.byte("choice")
     invoke = r.byte("invoke-id-and-priority")
     if tag == GET_REQUEST and choice == 1:
-        ref = r.descriptor("cosem-attribute-descriptor")
-        if r.byte("access-selection") != 0:
-            raise DecodeError(r.what, "access-selection", r.offset - 1, "selective access is not supported")
-        result = GetRequest(invoke, ref)
+        result = GetRequest(invoke, r.attribute())
     elif tag == GET_REQUEST and choice == 2:
-        result = GetRequestNext(invoke, Int32ub.parse(r.take(4, "block-number")))
+        result = GetRequestNext(invoke, r.block_number())
     elif tag == GET_RESPONSE and choice == 1:
         if r.byte("result") == 0:
             result = GetResponse(invoke, r.data_value("data"))
         else:
-            at = r.offset
-            result = GetResponse(invoke, None, _enum(DataAccessResult, r.byte("data-access-result"), r.what, "data-access-result", at))
+            result = GetResponse(invoke, None, r.enum(DataAccessResult, "data-access-result"))
     elif tag == GET_RESPONSE and choice == 2:
         last = bool(r.byte("last-block"))
-        block = Int32ub.parse(r.take(4, "block-number"))
+        block = r.block_number()
         if r.byte("result") == 0:
-            try:
-                length, r.offset = _axdr_length(data, r.offset)
-            except DecodeError as exc:
-                raise DecodeError(r.what, "raw-data.length", exc.offset, exc.reason) from None
-            result = GetResponseBlock(invoke, last, block, r.take(length, "raw-data"))
+            result = GetResponseBlock(invoke, last, block, r.raw_data())
         else:
-            at = r.offset
-            result = GetResponseBlock(invoke, last, block, None,
-                                      _enum(DataAccessResult, r.byte("data-access-result"), r.what, "data-access-result", at))
+            result = GetResponseBlock(invoke, last, block, None, r.enum(DataAccessResult, "data-access-result"))
     elif tag == SET_REQUEST and choice == 1:
-        ref = r.descriptor("cosem-attribute-descriptor")
-        if r.byte("access-selection") != 0:
-            raise DecodeError(r.what, "access-selection", r.offset - 1, "selective access is not supported")
+        ref = r.attribute()
         result = SetRequest(invoke, ref, r.data_value("value"))
     elif tag == SET_REQUEST and choice == 2:
-        ref = r.descriptor("cosem-attribute-descriptor")
-        if r.byte("access-selection") != 0:
-            raise DecodeError(r.what, "access-selection", r.offset - 1, "selective access is not supported")
-        result = SetRequestFirstBlock(invoke, ref, *r.block())
+        result = SetRequestFirstBlock(invoke, r.attribute(), *r.block())
     elif tag == SET_REQUEST and choice == 3:
         result = SetRequestBlock(invoke, *r.block())
     elif tag == SET_RESPONSE and choice == 2:
-        result = SetResponseBlock(invoke, Int32ub.parse(r.take(4, "block-number")))
+        result = SetResponseBlock(invoke, r.block_number())
     elif tag == SET_RESPONSE and choice == 3:
-        at = r.offset
-        outcome_set = _enum(DataAccessResult, r.byte("result"), r.what, "result", at)
-        result = SetResponseLastBlock(invoke, outcome_set, Int32ub.parse(r.take(4, "block-number")))
+        outcome_set = r.enum(DataAccessResult, "result")
+        result = SetResponseLastBlock(invoke, outcome_set, r.block_number())
     elif tag == ACTION_REQUEST and choice == 4:
         ref = r.descriptor("cosem-method-descriptor")
         result = ActionRequestFirstBlock(invoke, ref, *r.block())
     elif tag == ACTION_REQUEST and choice == 6:
         result = ActionRequestBlock(invoke, *r.block())
     elif tag == ACTION_RESPONSE and choice == 4:
-        result = ActionResponseNextBlock(invoke, Int32ub.parse(r.take(4, "block-number")))
+        result = ActionResponseNextBlock(invoke, r.block_number())
     elif tag == SET_RESPONSE and choice == 1:
-        at = r.offset
-        result = SetResponse(invoke, _enum(DataAccessResult, r.byte("result"), r.what, "result", at))
+        result = SetResponse(invoke, r.enum(DataAccessResult, "result"))
     elif tag == ACTION_REQUEST and choice == 1:
         ref = r.descriptor("cosem-method-descriptor")
         params = r.data_value("method-invocation-parameters") if r.byte("parameters-present") else None
         result = ActionRequest(invoke, ref, params)
     elif tag == ACTION_RESPONSE and choice == 1:
-        at = r.offset
-        outcome = _enum(ActionResult, r.byte("action-result"), r.what, "action-result", at)
+        outcome = r.enum(ActionResult, "action-result")
         value = None
         if r.byte("return-parameters-present"):
             if r.byte("get-data-result") == 0:
