@@ -123,9 +123,9 @@ def test_a_sleepy_gas_meter(rig, tmp_path):
     assert target.wake is not None and target.wake.listen_s == 0.2
     ctx = FuzzContext.from_pki(rig.pki_dir, "gsme", target.device.eui, "supplier-a")
     clean = Campaign(target_for(rig, "gsme", tmp_path / "clean"), ctx,
-                     CampaignSettings(seed=5, cases=21, batch=7, probe_timeout=PROBE_TIMEOUT),
+                     CampaignSettings(seed=5, cases=14, batch=7, probe_timeout=PROBE_TIMEOUT),
                      tmp_path / "clean-out").run()
-    assert clean.findings == [] and clean.cases_sent == 21
+    assert clean.findings == [] and clean.cases_sent == 14
     found = Campaign(target, ctx, CampaignSettings(seed=1, cases=40, batch=4, layers=("ota",),
                                                    probe_timeout=PROBE_TIMEOUT, max_findings=1),
                      tmp_path / "out").run()
