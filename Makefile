@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/perf/transfer.py
 	$(BIN)/python scripts/perf/shim.py
 	$(BIN)/python scripts/perf/suite.py
+	$(BIN)/python scripts/perf/fuzz.py
 
 .PHONY: fuzz
 fuzz: $(STAMP)  # robustness: 1,000,000 mutated inputs per meter-side decoder, a long campaign
