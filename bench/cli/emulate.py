@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from bench.cli.emulate_smets1 import emulate_smets1
+from bench.cli.emulate_smets1 import smets1_emulator
 from bench.codec.eui import parse_eui
 from bench.domain import Generation
 from bench.link import Link, SerialLink, open_pty_pair
 from bench.meter.emulator import Emulator, MeterConfig
 from bench.meter.faults import FAULTS
+from bench.meter.smets1.emulator import Smets1Emulator
 from bench.meter.smets1.faults import SMETS1_FAULTS
 from bench.signals import stop_on_signals
 
@@ -63,17 +66,19 @@ def emulate(device: str, generation: str, eui: str, identity: Path | None, state
         level=log_level.upper(), stream=sys.stderr,
         format=f"%(asctime)s {eui_bytes.hex().upper()} %(name)s %(levelname)s %(message)s",
     )
+    build: Callable[[Link], Emulator | Smets1Emulator]
     if generation == Generation.SMETS1:
-        emulate_smets1(device, eui_bytes, state, port, pty, radio, baud, faults, poll_interval, wake_window)
-        return
-    if identity is None:
-        raise click.UsageError("--identity is required for a SMETS2+ meter")
-    config = MeterConfig(
-        device=device, eui=eui_bytes, identity=identity, state=state, supplier=supplier,
-        faults=frozenset(faults), max_data_size=max_data_size, poll_interval=poll_interval,
-        wake_window=wake_window, query_interval=query_interval, retry_timeout=retry_timeout,
-        clock_offset=clock_offset,
-    )
+        build = smets1_emulator(device, eui_bytes, state, radio, faults, poll_interval, wake_window)
+    else:
+        if identity is None:
+            raise click.UsageError("--identity is required for a SMETS2+ meter")
+        config = MeterConfig(
+            device=device, eui=eui_bytes, identity=identity, state=state, supplier=supplier,
+            faults=frozenset(faults), max_data_size=max_data_size, poll_interval=poll_interval,
+            wake_window=wake_window, query_interval=query_interval, retry_timeout=retry_timeout,
+            clock_offset=clock_offset,
+        )
+        build = functools.partial(Emulator, config)
     pair = None
     link: Link
     if pty:
@@ -88,7 +93,7 @@ def emulate(device: str, generation: str, eui: str, identity: Path | None, state
         link = SerialLink(port, baud)
     stop = threading.Event()
     try:
-        emulator = Emulator(config, link)
+        emulator = build(link)
         stop_on_signals(stop)
         if pair is not None:
             click.echo(json.dumps({"port": pair.port}))
