@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "scripts" / "mutation" / "modules.toml"
 EQUIVALENT = ROOT / "scripts" / "mutation" / "equivalent.toml"
+ORDER_PLUGIN = "_mutation_fastest_first"
 OVERALL_FLOOR = 0.9
 MODULE_FLOOR = 0.85
 # a mutant the tests notice by failing, hanging, crashing the interpreter, or failing to collect
@@ -58,6 +59,7 @@ def _copy_tree(dest: Path) -> None:
 
 def _configure(tree: Path, modules: list[str], tests: list[str], scope: dict) -> None:
     """Append the [tool.mutmut] table for this group to the copy's pyproject.toml."""
+    shutil.copy2(ROOT / "scripts" / "mutation" / "fastest_first.py", tree / f"{ORDER_PLUGIN}.py")
     top = sorted(p.name for p in tree.iterdir()
                  if p.name not in {"bench", "tests", "mutants", "shared", ".git"})
     table = {
@@ -65,7 +67,7 @@ def _configure(tree: Path, modules: list[str], tests: list[str], scope: dict) ->
         "only_mutate": modules,
         "also_copy": top,
         "pytest_add_cli_args_test_selection": tests,
-        "pytest_add_cli_args": ["-p", "no:xdist", "-o", "timeout=60"],
+        "pytest_add_cli_args": ["-p", "no:xdist", "-p", ORDER_PLUGIN, "-o", "timeout=60"],
         "use_git_change_detection": False,
         "do_not_mutate_patterns": scope.get("do_not_mutate_patterns", []),
     }
@@ -138,16 +140,22 @@ def main() -> int:
             chosen.append((tree, modules))
         for tree, modules in chosen:
             env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-            run = subprocess.run(
-                [str(mutmut), "run", "--max-children", str(args.max_children)],
-                cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            )
+            log = tree / "mutmut.log"
+            for _attempt in range(2):  # mutmut stops if the clean run fails (a test flaky
+                # under load): a second run resumes where the first stopped
+                with log.open("a") as out:
+                    run = subprocess.run(
+                        [str(mutmut), "run", "--max-children", str(args.max_children)],
+                        cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+                    )
+                if run.returncode == 0:
+                    break
             for module in modules:
                 statuses = _statuses(tree, module)
                 if run.returncode != 0 or not statuses:
                     failed.append(module)
-                    print(f"{module}: mutmut exit {run.returncode}\n{run.stderr[-2000:]}",
-                          file=sys.stderr)
+                    tail = log.read_text(errors="replace").replace("\r", "\n")[-2000:]
+                    print(f"{module}: mutmut exit {run.returncode}\n{tail}", file=sys.stderr)
                 per_module[module] = _tally(statuses, equivalent)
                 every.update(statuses)
                 if args.survivors:
