@@ -8,6 +8,7 @@ the run's `capture-dlms.pcap` alone.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,26 +128,7 @@ def ic18_calls(exchanges: list[DlmsExchange], method: int) -> list[Any]:
             and e.pdu.method.class_id == 18 and e.pdu.method.instance == IC18 and e.pdu.method.index == method]
 
 
-class MeterProbe:
+def MeterProbe(rig: Any, device: Any) -> AbstractContextManager[Any]:
     """A DLMS session of the test's own on a SMETS1 meter's line (as a lab's optical probe would
     be), between the S1SP's sessions; its frames go to the run's DLMS capture too."""
-
-    def __init__(self, rig: Any, device: Any) -> None:
-        served = rig.s1sp.devices[device.eui]
-        self.client = served.open_client()
-        self.timeout = served.connect_timeout
-        self.snrm_interval = served.snrm_interval
-
-    def __enter__(self) -> Any:
-        try:
-            self.client.connect(self.timeout, self.snrm_interval)
-        except BaseException:
-            self.client.line.close()
-            raise
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self.client.disconnect()
-        finally:
-            self.client.line.close()
+    return rig.s1sp.devices[device.eui].session()

@@ -26,7 +26,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +81,27 @@ class Smets1Device:
     open_client: Callable[[], DlmsClient] | None = None  # None: no line to it on this bench
     connect_timeout: float = 15.0
     snrm_interval: float = 0.3  # a sleepy meter: shorter than its wake window, or SNRM never meets it
+
+    @contextmanager
+    def session(self, response_timeout: float | None = None) -> Iterator[DlmsClient]:
+        """An associated DLMS session on a fresh line to the device: released and the line closed
+        after, the line closed too when association fails (a sleepy meter may not answer)."""
+        assert self.open_client is not None
+        client = self.open_client()
+        if response_timeout is not None:
+            client.response_timeout = response_timeout
+        try:
+            client.connect(self.connect_timeout, self.snrm_interval)
+        except BaseException:
+            client.line.close()
+            raise
+        try:
+            yield client
+        finally:
+            try:
+                client.disconnect()
+            finally:
+                client.line.close()
 
 
 @dataclass(frozen=True)
@@ -188,7 +210,7 @@ class S1sp:
             self._delivery(eui, request_id, False)
             return
         try:
-            with self._session(device) as client:
+            with device.session(self.response_timeout) as client:
                 report = transfer.distribute(client, identifier, gb.manufacturer_image,
                                              verify_timeout=self.transfer_timeout)
         except BenchError as exc:
@@ -234,7 +256,7 @@ class S1sp:
         if device.open_client is None:
             return
         try:
-            with self._session(device) as client:
+            with device.session(self.response_timeout) as client:
                 version = transfer.read_identifier(client)
         except BenchError as exc:
             self._s1sp_alert(device, ALERT_DEVICE_UNREACHABLE, f"11.2 not answered: {exc}")
@@ -284,7 +306,7 @@ class S1sp:
             respond(duis1.ACTIVATION_FAILURE)
             return
         try:
-            with self._session(device) as client:
+            with device.session(self.response_timeout) as client:
                 if transfer.read_status(client) != transfer.VERIFICATION_SUCCESSFUL:
                     respond(duis1.NO_IMAGE_HELD, transfer.read_identifier(client))
                     return
@@ -307,30 +329,6 @@ class S1sp:
         self._device_alert(device, FIRMWARE_VERSION_CHANGED)
 
     # -- sessions and outcomes ------------------------------------------------------------------
-    class _Session:
-        def __init__(self, device: Smets1Device, response_timeout: float) -> None:
-            assert device.open_client is not None
-            self.device = device
-            self.client = device.open_client()
-            self.client.response_timeout = response_timeout
-
-        def __enter__(self) -> DlmsClient:
-            try:
-                self.client.connect(self.device.connect_timeout, self.device.snrm_interval)
-            except BaseException:
-                self.client.line.close()
-                raise
-            return self.client
-
-        def __exit__(self, *exc: object) -> None:
-            try:
-                self.client.disconnect()
-            finally:
-                self.client.line.close()
-
-    def _session(self, device: Smets1Device) -> S1sp._Session:
-        return S1sp._Session(device, self.response_timeout)
-
     def _supplier(self, device: Smets1Device) -> OrgIdentity:
         """The device's registered Supplier now, as the DCC tells the S1SP (else as configured)."""
         if self.registered_supplier is not None:
