@@ -14,19 +14,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.codec.dlms.ic18 import (
+    ACTIVATION_FAILED,
+    ACTIVATION_SUCCESSFUL,
+    INITIATED,
+    VERIFICATION_FAILED,
+    VERIFICATION_SUCCESSFUL,
+)
 from bench.errors import BenchError
 from bench.s1sp.dlms_client import DlmsClient, DlmsError
 
 log = logging.getLogger("bench.s1sp")
-
-# IC18 image_transfer_status
-INITIATED = 1
-VERIFICATION_INITIATED = 2
-VERIFICATION_SUCCESSFUL = 3
-VERIFICATION_FAILED = 4
-ACTIVATION_INITIATED = 5
-ACTIVATION_SUCCESSFUL = 6
-ACTIVATION_FAILED = 7
 
 
 class TransferError(BenchError):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bench.codec.dlms import apdu as A
-from bench.codec.dlms import axdr
+from bench.codec.dlms import axdr, ic18
 from bench.codec.dlms.describe import describe_frame
 from bench.codec.dlms.hdlc import (
     LLC_REQUEST,
@@ -171,7 +171,7 @@ def test_power_cut_during_activation_finishes_it_at_power_on(start_smets1, dlms_
         client.activate()  # temporary failure: activation initiated
     meter.kill()
     state = meter.load_state()
-    assert state.transfer_status == transfer.ACTIVATION_INITIATED and state.pending is not None
+    assert state.transfer_status == ic18.ACTIVATION_INITIATED and state.pending is not None
     client.line.close()
     meter.start()
     client = dlms_client(meter)
@@ -277,7 +277,7 @@ def test_power_cut_during_verification_finishes_it_at_power_on(start_smets1, dlm
     with pytest.raises(DlmsError):
         client.verify()  # temporary failure: verification initiated
     meter.kill()
-    assert meter.load_state().transfer_status == transfer.VERIFICATION_INITIATED
+    assert meter.load_state().transfer_status == ic18.VERIFICATION_INITIATED
     client.line.close()
     meter.start()
     client = dlms_client(meter)

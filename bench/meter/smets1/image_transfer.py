@@ -18,19 +18,17 @@ from collections.abc import Callable
 from bench.codec.dlms import axdr
 from bench.codec.dlms.apdu import ActionResult, DataAccessResult
 from bench.codec.dlms.axdr import DlmsData, Tag
-from bench.meter.slots import ImageSlots
-from bench.meter.smets1.faults import Smets1Fault
-from bench.meter.smets1.state import (
+from bench.codec.dlms.ic18 import (
     ACTIVATION_INITIATED,
     ACTIVATION_SUCCESSFUL,
     INITIATED,
     VERIFICATION_FAILED,
     VERIFICATION_INITIATED,
     VERIFICATION_SUCCESSFUL,
-    BlockFile,
-    Smets1State,
-    TransferProgress,
 )
+from bench.meter.slots import ImageSlots
+from bench.meter.smets1.faults import Smets1Fault
+from bench.meter.smets1.state import BlockFile, Smets1State, TransferProgress
 from bench.meter.state import PART_FILE, DownloadProgress, MeterStore, SlotRecord
 
 log = logging.getLogger("bench.meter.smets1")

@@ -14,17 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.codec.dlms.ic18 import NOT_INITIATED
 from bench.meter.state import MeterState
-
-# IC18 image_transfer_status (IEC 62056-6-2)
-NOT_INITIATED = 0
-INITIATED = 1
-VERIFICATION_INITIATED = 2
-VERIFICATION_SUCCESSFUL = 3
-VERIFICATION_FAILED = 4
-ACTIVATION_INITIATED = 5
-ACTIVATION_SUCCESSFUL = 6
-ACTIVATION_FAILED = 7
 
 
 @dataclass

@@ -1,0 +1,11 @@
+"""IC18 (Image transfer) image_transfer_status values, IEC 62056-6-2: the meter sets them, the S1SP
+reads and waits on them."""
+
+NOT_INITIATED = 0
+INITIATED = 1
+VERIFICATION_INITIATED = 2
+VERIFICATION_SUCCESSFUL = 3
+VERIFICATION_FAILED = 4
+ACTIVATION_INITIATED = 5
+ACTIVATION_SUCCESSFUL = 6
+ACTIVATION_FAILED = 7
