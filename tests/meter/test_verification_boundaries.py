@@ -51,7 +51,8 @@ def test_a_well_formed_image_signed_by_the_supplier_verifies(pki: Pki, anchors):
 def test_an_unparseable_file_is_refused_and_hashed_whole(anchors):
     data = b"\x1e\xf1\xee\x0b" + bytes(60)
     verdict = check(data, anchors)
-    assert not verdict.ok and verdict.image is None
+    assert verdict.ok is False and verdict.image is None
+    assert verdict.reason.startswith("not a GB upgrade image: ")
     assert verdict.manufacturer_hash == verdict.file_hash == hashlib.sha256(data).digest()
 
 
@@ -66,8 +67,10 @@ def test_an_unparseable_file_is_refused_and_hashed_whole(anchors):
 def test_another_manufacturer_image_type_or_version_than_offered_is_refused(
     pki: Pki, anchors, expected, version, refused
 ):
-    verdict = check(make_image(pki), anchors, expected, version)
-    assert not verdict.ok and verdict.reason.startswith(refused), verdict.reason
+    data = make_image(pki)
+    verdict = check(data, anchors, expected, version)
+    assert verdict.ok is False and verdict.reason.startswith(refused), verdict.reason
+    assert verdict.file_hash == hashlib.sha256(data).digest()
     assert verdict.image is not None  # parsed: the alert carries the manufacturer image's hash
     assert verdict.manufacturer_hash == verdict.image.manufacturer_image_sha256
 
@@ -80,6 +83,8 @@ def test_another_manufacturer_image_type_or_version_than_offered_is_refused(
 def test_the_hardware_range_includes_both_ends(pki: Pki, anchors, hardware, ok):
     verdict = check(make_image(pki, hardware=hardware), anchors)
     assert verdict.ok is ok, verdict.reason
+    if not ok:
+        assert verdict.reason.startswith(f"hardware version {HW:#06x} outside")
 
 
 @pytest.mark.parametrize(
@@ -89,19 +94,23 @@ def test_the_hardware_range_includes_both_ends(pki: Pki, anchors, hardware, ok):
 def test_an_image_addressed_to_another_device_is_refused(pki: Pki, anchors, destination, ok):
     verdict = check(make_image(pki, destination=destination), anchors)
     assert verdict.ok is ok, verdict.reason
+    if not ok:
+        assert verdict.reason == f"image is addressed to {destination.hex().upper()}"
 
 
 def test_a_size_other_than_the_header_says_is_refused(pki: Pki, anchors):
     data = make_image(pki)
     for changed in (data + b"\x00", data[:-1]):
-        assert not check(changed, anchors).ok
+        verdict = check(changed, anchors)
+        assert verdict.ok is False and "total_image_size" in verdict.reason, verdict.reason
 
 
 @pytest.mark.parametrize("signer", ["supplier-b", "rsa-1", "acb"])
 def test_an_image_signed_by_anyone_but_the_supplier_is_refused(pki: Pki, anchors, signer):
     data = make_image(pki, signer=signer)
     verdict = check(data, anchors)
-    assert not verdict.ok and "signature" in verdict.reason
+    assert verdict.ok is False
+    assert verdict.reason == "Supplier signature does not verify against the Supplier trust anchor"
     assert check(data, anchors, check_signature=False).ok  # the fault profile that skips it
 
 
@@ -164,6 +173,9 @@ def test_the_cells_survive_a_restart_and_a_damaged_file_is_a_config_error(anchor
     saved[0].pop("ds")
     (store.directory / ANCHORS_FILE).write_text(json.dumps(saved))
     assert TrustAnchors.load(store).cell(RemotePartyRole(saved[0]["role"])).ds_cert is None
+    (store.directory / ANCHORS_FILE).write_bytes(b" " * (4 * 1024 * 1024 + 1))
+    with pytest.raises(ConfigError, match="limit for a trust anchor file"):
+        TrustAnchors.load(store)
     for damaged in ("[{\"role\": 2}]", "{", "[{\"role\": 99, \"eui\": \"00\"}]"):
         (store.directory / ANCHORS_FILE).write_text(damaged)
         with pytest.raises(ConfigError):
