@@ -6,9 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from bench.codec.gbcs import payloads
 from bench.codec.gbcs.apdu import GbcsMessage
@@ -119,3 +122,28 @@ class MeterProcess:
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+
+P = TypeVar("P", bound=MeterProcess)
+
+
+@contextmanager
+def started_meters(tmp_path: Path, kind: type[P], args: Callable[[str, Path], list[str]],
+                   prefix: str = "") -> Iterator[Callable[..., P]]:
+    """`start(device="esme", *extra, name=None)` runs `bench emulate` with `args(device, state)` and
+    `extra` in a folder of its own under `tmp_path`; every meter started is killed at the end."""
+    started: list[P] = []
+
+    def start(device: str = "esme", *extra: str, name: str | None = None) -> P:
+        folder = tmp_path / (name or f"{prefix}{device}-{len(started)}")
+        folder.mkdir(parents=True, exist_ok=True)
+        meter = kind([*args(device, folder / "state"), *extra], folder / "state", folder / "emulate.log")
+        meter.start()
+        started.append(meter)
+        return meter
+
+    try:
+        yield start
+    finally:
+        for meter in started:
+            meter.kill()

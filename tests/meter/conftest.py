@@ -11,7 +11,7 @@ import pytest
 from bench.crypto.smki import Pki, init_pki
 from bench.link import SerialLink
 
-from .builders import ESME, GSME, MeterProcess
+from .builders import ESME, GSME, MeterProcess, started_meters
 from .driver import MeterDriver
 
 
@@ -23,22 +23,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 @pytest.fixture
 def start_meter(pki: Pki, tmp_path: Path) -> Iterator[Callable[..., MeterProcess]]:
     """Start `bench emulate --pty` for an ESME (default) or GSME with extra options."""
-    started: list[MeterProcess] = []
-
-    def start(device: str = "esme", *extra: str, name: str | None = None) -> MeterProcess:
+    def args(device: str, state: Path) -> list[str]:
         eui = ESME if device == "esme" else GSME
-        folder = tmp_path / (name or f"{device}-{len(started)}")
-        args = ["--device", device, "--eui", eui.hex(), "--identity", str(pki.directory),
-                "--state", str(folder / "state"), "--pty", "--retry-timeout", "0.2", *extra]
-        folder.mkdir(parents=True, exist_ok=True)
-        meter = MeterProcess(args, folder / "state", folder / "emulate.log")
-        meter.start()
-        started.append(meter)
-        return meter
+        return ["--device", device, "--eui", eui.hex(), "--identity", str(pki.directory),
+                "--state", str(state), "--pty", "--retry-timeout", "0.2"]
 
-    yield start
-    for meter in started:
-        meter.kill()
+    with started_meters(tmp_path, MeterProcess, args) as start:
+        yield start
 
 
 @pytest.fixture
