@@ -28,6 +28,7 @@ from bench.crypto.gbcs_security import apply_mac, sign_message, verify_mac, veri
 from bench.crypto.smki import Pki
 from bench.link import SerialLink
 from bench.meter.emulator import Emulator, MeterConfig
+from bench.meter.gbcs_handler import GbcsHandler
 from bench.meter.slots import FACTORY_FILE_VERSION
 from bench.meter.state import SlotRecord
 
@@ -41,12 +42,13 @@ class Meter:
 
     def __init__(self, pki: Pki, state) -> None:
         self.link = SerialLink("loop://")
-        self.emulator = Emulator(MeterConfig("esme", ESME, pki.directory, state), self.link)
-        self.handler = self.emulator.gbcs
+        self.emulator = em = Emulator(MeterConfig("esme", ESME, pki.directory, state), self.link)
         self.sent: list = []
-        self.handler._send = lambda data: self.sent.append(decode_message(data))
         self.now = datetime.now(UTC).replace(microsecond=0)
-        self.handler._clock = lambda: self.now
+        # the emulator's own parts, with what it sends kept and its clock set by the test
+        self.handler = GbcsHandler("esme", em.identity, em.anchors, em.store, em.slots, em.alerts,
+                                   lambda data: self.sent.append(decode_message(data)),
+                                   lambda: self.now)
 
     @property
     def alerts(self) -> list[int]:
@@ -237,3 +239,32 @@ def test_a_firmware_read_without_the_acb_mac_or_with_bad_content_is_refused(pki:
     meter.handler.handle(bad.encode())
     assert meter.alerts == [ALERT_INTEGRITY_CHECK_FAILED] * 2 and meter.sent == []
     assert "90B3D51F30010000" not in meter.state.counters
+
+
+def _truncated_signature_cs06(pki: Pki, digest: bytes, counter: int) -> bytes:
+    """A CS06 whose signature lacks its last byte, MACed by the ACB over the bytes as sent."""
+    from bench.codec.gbcs.apdu import SECURITY_HEADER
+    from bench.codec.gbcs.ber import encode_length
+    from bench.crypto.gbcs_security import mac_key, mac_over
+
+    msg = decode_message(cs06(pki, ESME, digest, counter))
+    signing = msg.general_signing()[:-1]
+    key = mac_key(pki.party("acb").ka_key, pki.device(ESME).ka_cert.public_key(), msg)
+    body = SECURITY_HEADER + signing + mac_over(key, msg.originator, signing)
+    return b"\xdd" + bytes(6) + encode_length(len(body)) + body
+
+
+def test_a_truncated_signature_is_dropped_unless_the_meter_has_that_fault(pki: Pki, meter: Meter,
+                                                                          tmp_path):
+    from bench.domain import FaultProfile
+
+    digest = meter.hold(pki)
+    meter.handler.handle(_truncated_signature_cs06(pki, digest, 120))
+    assert meter.sent == [] and meter.alerts == [] and unchanged(meter)
+    em = meter.emulator
+    faulty = GbcsHandler("esme", em.identity, em.anchors, em.store, em.slots, em.alerts,
+                         lambda data: meter.sent.append(decode_message(data)), lambda: meter.now,
+                         frozenset({FaultProfile.ACCEPT_TRUNCATED_SIGNATURE}))
+    faulty.handle(_truncated_signature_cs06(pki, digest, 121))
+    assert decode_payload(meter.sent[-1]).response_code == 0  # the bug a campaign must find
+    assert meter.state.active.file_version == NEW
