@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -198,9 +199,8 @@ def test_sleepy_gsme_answers_only_in_its_wake_windows(start_smets1, dlms_client)
     assert report.status == transfer.VERIFICATION_SUCCESSFUL
 
 
-def test_services_need_an_association_and_garbage_is_ignored(start_smets1) -> None:
-    meter = start_smets1("esme")
-    link = SerialLink(meter.port)
+def raw_exchange(link: SerialLink) -> Callable[[bytes], bytes]:
+    """Bytes written as they are on the meter's line; the first whole frame it answers (within 3 s)."""
     decoder = FrameDecoder()
 
     def exchange(raw: bytes) -> bytes:
@@ -211,6 +211,14 @@ def test_services_need_an_association_and_garbage_is_ignored(start_smets1) -> No
             if found:
                 return found[0]
         raise AssertionError("no answer")
+
+    return exchange
+
+
+def test_services_need_an_association_and_garbage_is_ignored(start_smets1) -> None:
+    meter = start_smets1("esme")
+    link = SerialLink(meter.port)
+    exchange = raw_exchange(link)
 
     try:
         link._write_raw(b"\x7e\xa0\x07\x03\x21\x93\x00\x00\x7e" + bytes(range(50)))  # bad FCS + noise
@@ -240,16 +248,7 @@ def test_long_answers_are_segmented_and_gurux_reassembles_them(start_smets1, dlm
 def test_segmented_requests_are_reassembled(start_smets1) -> None:
     meter = start_smets1("esme")
     link = SerialLink(meter.port)
-    decoder = FrameDecoder()
-
-    def exchange(raw: bytes) -> bytes:
-        link._write_raw(raw)
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            found = decoder.feed(link._read_raw(0.2))
-            if found:
-                return found[0]
-        raise AssertionError("no answer")
+    exchange = raw_exchange(link)
 
     def frame(control: int, info: bytes = b"", segmented: bool = False) -> bytes:
         return encode_frame(HdlcFrame(b"\x03", b"\x21", control, info, segmented))
