@@ -6,6 +6,7 @@ reads the envelope and hands each body its header.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -33,17 +34,23 @@ class HasHeader(Protocol):
     response_datetime: datetime | None
 
 
+def in_schema_order(parent: etree._Element, order: list[str], where: str,
+                    name: Callable[[etree._Element], str] = sr_name) -> Iterator[tuple[str, etree._Element]]:
+    """`parent`'s children with their names, each in `order` (optional, at most once); one not
+    in it, repeated or out of order is refused."""
+    position = 0
+    for child in elements(parent):
+        tag = name(child)
+        if tag not in order[position:]:
+            raise DecodeError("DUIS", where, None, f"unexpected or misplaced element {tag!r}")
+        position = order.index(tag) + 1
+        yield tag, child
+
+
 def read_header(header: etree._Element) -> ResponseHeader:
     """RequestID?, ResponseID?, ResponseCode, ResponseDateTime, in schema order."""
-    values: dict[str, str] = {}
     order = ["RequestID", "ResponseID", "ResponseCode", "ResponseDateTime"]
-    position = 0
-    for child in elements(header):
-        name = sr_name(child)
-        if name not in order[position:]:
-            raise DecodeError("DUIS", "Header", None, f"unexpected or misplaced element {name!r}")
-        position = order.index(name) + 1
-        values[name] = text_of(child)
+    values = {name: text_of(child) for name, child in in_schema_order(header, order, "Header")}
     for required in ("ResponseCode", "ResponseDateTime"):
         if required not in values:
             raise DecodeError("DUIS", required, None, "missing from the response Header")

@@ -21,7 +21,7 @@ from bench.codec.duis.fields import (
     write_base64,
     write_eui_list,
 )
-from bench.codec.duis.response_header import ResponseHeader
+from bench.codec.duis.response_header import ResponseHeader, in_schema_order
 from bench.codec.duis.safe_xml import SR_NS
 from bench.errors import DecodeError, EncodeError
 
@@ -129,12 +129,7 @@ def read_response_message(element: etree._Element, header: ResponseHeader) -> Du
     elif name == "DSPUpdateFirmwareWarning":
         warning = UpdateFirmwareWarning()
         tags = list(WARNING_LISTS.values())
-        position = 0
-        for child in elements(payload):
-            tag = local(child)
-            if tag not in tags[position:]:
-                raise DecodeError("DUIS", "DSPUpdateFirmwareWarning", None, f"unexpected {tag!r}")
-            position = tags.index(tag) + 1
+        for tag, child in in_schema_order(payload, tags, "DSPUpdateFirmwareWarning", local):
             attribute = next(k for k, v in WARNING_LISTS.items() if v == tag)
             setattr(warning, attribute, read_eui_list(text_of(child), tag))
         response.warning = warning
