@@ -303,27 +303,37 @@ def part_fleet(work: Path) -> dict[str, object]:
     }
 
 
-def part_rfc2217(work: Path, rounds: int = 2) -> dict[str, object]:
-    """Paced goodput through ser2net (RFC 2217) over the same on a bare pseudo-terminal."""
+def alternating_goodput(work: Path, other: str, through: Callable[[str, Path, contextlib.ExitStack], Link],
+                        rounds: int) -> dict[str, list[float]]:
+    """Goodput (image bytes/s) of the paced download on the bare pseudo-terminal and `through` another
+    way to its port (given the port, the round's folder and a stack closing what it starts), alternating."""
     [eui] = fleet_euis(1)
     pki = make_pki(work / "pki", [eui])
     image = make_image(pki, PACED_IMAGE)
-    goodput: dict[str, list[float]] = {"pty": [], "rfc2217": []}
+    goodput: dict[str, list[float]] = {"pty": [], other: []}
     for n in range(rounds):
         for kind in goodput:
             run_dir = work / f"{kind}-{n}"
-            with contextlib.ExitStack() as servers:
-                def through_ser2net(port: str, run_dir: Path = run_dir,
-                                    servers: contextlib.ExitStack = servers) -> Link:
-                    server = servers.enter_context(Ser2net({"meter": (port, True)}, run_dir / "ser2net"))
-                    return SerialLink(server.url("meter"), BAUD, pace=True)  # paced like the pty
+            with contextlib.ExitStack() as stack:
+                def connect(port: str, run_dir: Path = run_dir, stack: contextlib.ExitStack = stack) -> Link:
+                    return through(port, run_dir, stack)
 
                 served = serve(run_dir, pki, [eui], image, BAUD, capture=True, timeout=120,
-                               realtime=REALTIME,
-                               connect=through_ser2net if kind == "rfc2217" else None)
+                               realtime=REALTIME, connect=connect if kind == other else None)
             assert served.capture is not None
             x = block_exchanges(served.capture)
             goodput[kind].append(x["data"] / x["elapsed"])
+    return goodput
+
+
+def through_ser2net(port: str, run_dir: Path, servers: contextlib.ExitStack) -> Link:
+    server = servers.enter_context(Ser2net({"meter": (port, True)}, run_dir / "ser2net"))
+    return SerialLink(server.url("meter"), BAUD, pace=True)  # paced like the pty
+
+
+def part_rfc2217(work: Path, rounds: int = 2) -> dict[str, object]:
+    """Paced goodput through ser2net (RFC 2217) over the same on a bare pseudo-terminal."""
+    goodput = alternating_goodput(work, "rfc2217", through_ser2net, rounds)
     best = {kind: max(values) for kind, values in goodput.items()}
     return {
         "rfc2217_vs_pty_goodput": round(best["rfc2217"] / best["pty"], 4),
@@ -365,36 +375,21 @@ def part_labgrid(work: Path, rounds: int = 2) -> dict[str, object]:
     from bench.link.labgrid import acquire_place
     from bench.testing.labgrid_lab import Coordinator, Exporter
 
-    [eui] = fleet_euis(1)
-    pki = make_pki(work / "pki", [eui])
-    image = make_image(pki, PACED_IMAGE)
-    goodput: dict[str, list[float]] = {"pty": [], "labgrid": []}
-    for n in range(rounds):
-        for kind in goodput:
-            run_dir = work / f"{kind}-{n}"
-            with contextlib.ExitStack() as lab:
-                def through_labgrid(port: str, run_dir: Path = run_dir,
-                                    lab: contextlib.ExitStack = lab) -> Link:
-                    server = lab.enter_context(Ser2net({"meter": (port, True)}, run_dir / "ser2net"))
-                    where = run_dir / "lab"
-                    where.mkdir(parents=True)
-                    (where / "places.yaml").write_text(LAB_PLACE)
-                    coordinator = Coordinator(where)
-                    lab.callback(coordinator.stop)
-                    exporter = Exporter(where, coordinator.address,
-                                        LAB_PORT.format(port=server.ports[0].port), name="perf")
-                    lab.callback(exporter.stop)
-                    exporter.start(resources=1)
-                    held = acquire_place(coordinator.address, place="perf", needs=["meter"])
-                    lab.callback(held.release)
-                    return SerialLink(held.port("meter").url, BAUD, pace=True)
+    def through_labgrid(port: str, run_dir: Path, lab: contextlib.ExitStack) -> Link:
+        server = lab.enter_context(Ser2net({"meter": (port, True)}, run_dir / "ser2net"))
+        where = run_dir / "lab"
+        where.mkdir(parents=True)
+        (where / "places.yaml").write_text(LAB_PLACE)
+        coordinator = Coordinator(where)
+        lab.callback(coordinator.stop)
+        exporter = Exporter(where, coordinator.address, LAB_PORT.format(port=server.ports[0].port), name="perf")
+        lab.callback(exporter.stop)
+        exporter.start(resources=1)
+        held = acquire_place(coordinator.address, place="perf", needs=["meter"])
+        lab.callback(held.release)
+        return SerialLink(held.port("meter").url, BAUD, pace=True)
 
-                served = serve(run_dir, pki, [eui], image, BAUD, capture=True, timeout=120,
-                               realtime=REALTIME,
-                               connect=through_labgrid if kind == "labgrid" else None)
-            assert served.capture is not None
-            x = block_exchanges(served.capture)
-            goodput[kind].append(x["data"] / x["elapsed"])
+    goodput = alternating_goodput(work, "labgrid", through_labgrid, rounds)
     best = {kind: max(values) for kind, values in goodput.items()}
     labgrid_start, emulated_start = seconds_to_first_test(work / "suite")
     return {
