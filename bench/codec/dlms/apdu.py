@@ -527,7 +527,7 @@ class _Reader:
     def raw_data(self) -> bytes:
         """An A-XDR length and that many octets of an encoded value's slice."""
         try:
-            length, self.offset = _axdr_length(self.data, self.offset)
+            length, self.offset = axdr.decode_length(self.data, self.offset)
         except DecodeError as exc:
             raise DecodeError(self.what, "raw-data.length", exc.offset, exc.reason) from None
         return self.take(length, "raw-data")
@@ -636,14 +636,3 @@ def decode_apdu(data: bytes) -> Apdu:
     r.end()
     return result
 
-
-def _axdr_length(data: bytes, offset: int) -> tuple[int, int]:
-    if offset >= len(data):
-        raise DecodeError("A-XDR", "length", offset, "truncated")
-    first = data[offset]
-    if first < 0x80:
-        return first, offset + 1
-    size = first & 0x7F
-    if size not in (1, 2, 4) or offset + 1 + size > len(data):
-        raise DecodeError("A-XDR", "length", offset, "bad length")
-    return int.from_bytes(data[offset + 1:offset + 1 + size], "big"), offset + 1 + size

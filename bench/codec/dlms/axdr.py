@@ -312,7 +312,8 @@ def _encode_into(out: bytearray, data: DlmsData) -> None:
         raise EncodeError(f"A-XDR: cannot encode {data!r}: {exc}") from None
 
 
-def _length(raw: bytes, offset: int) -> tuple[int, int]:
+def decode_length(raw: bytes, offset: int) -> tuple[int, int]:
+    """An A-XDR length at `offset`: the length and the offset after it."""
     if offset >= len(raw):
         raise DecodeError("A-XDR", "length", offset, "truncated")
     first = raw[offset]
@@ -342,14 +343,14 @@ def _decode_at(raw: bytes, offset: int, depth: int) -> tuple[DlmsData, int]:
     if kind == Tag.NULL:
         return DlmsData(kind), offset
     if kind in (Tag.ARRAY, Tag.STRUCTURE):
-        count, offset = _length(raw, offset)
+        count, offset = decode_length(raw, offset)
         items = []
         for _ in range(count):
             item, offset = _decode_at(raw, offset, depth + 1)
             items.append(item)
         return DlmsData(kind, items), offset
     if kind in (Tag.OCTET_STRING, Tag.VISIBLE_STRING):
-        size, offset = _length(raw, offset)
+        size, offset = decode_length(raw, offset)
         chunk = _take(raw, offset, size, kind.name.lower())
         if kind == Tag.OCTET_STRING:
             return DlmsData(kind, bytes(chunk)), offset + size
@@ -360,7 +361,7 @@ def _decode_at(raw: bytes, offset: int, depth: int) -> tuple[DlmsData, int]:
     if kind == Tag.BOOLEAN:
         return DlmsData(kind, _take(raw, offset, 1, "boolean")[0] != 0), offset + 1
     if kind == Tag.BIT_STRING:
-        bits, offset = _length(raw, offset)
+        bits, offset = decode_length(raw, offset)
         size = (bits + 7) // 8
         return DlmsData(kind, BitString(bits, bytes(_take(raw, offset, size, "bit-string")))), offset + size
     size, signed = _FIXED[kind]
