@@ -257,3 +257,26 @@ def test_the_eligibility_rows_show_the_mp207_change():
 def test_each_response_code_carries_its_duis_meaning():
     for value, use in RESPONSE_CODES.items():
         assert use.code.value == value and use.meaning == use.code.meaning and use.meaning
+
+
+def test_a_code_use_takes_its_meaning_from_duis():
+    from bench.dcc.policy.eligibility import CodeUse
+
+    use = CodeUse(ResponseCode.DEVICE_UNKNOWN, "DUIS", "device not in the registry")
+    assert use.meaning == ResponseCode.DEVICE_UNKNOWN.meaning and use.meaning
+
+
+def test_the_audit_wording_names_the_roles_the_sr_and_the_fuel_role():
+    with pytest.raises(AuthorisationError) as caught:
+        check_request("11.3", RSA_1, 4, None, DEVICE)
+    assert caught.value.reason == "rsa-1 (RSA) may not send SR 11.3"
+    with pytest.raises(AuthorisationError) as caught:
+        check_request("11.1", DNO, 8, None, DCC_TARGET)
+    assert caught.value.reason == "dno-1 (ED/GT) may not send SR 11.1"
+    [(_, code, why)] = decide_devices("11.1", SUPPLIER_A, [(DEVICE, facts(DeviceType.PPMID),
+                                                            SUPPLIER)], set(), dict)
+    assert (code, why) == (ResponseCode.INVALID_SR_FOR_DEVICE_TYPE,
+                           "SR 11.1 not applicable to a SMETS2+ PPMID for role IS")
+    assert reason(ResponseCode.INVALID_SR_FOR_DEVICE_TYPE, "11.4", SUPPLIER_A,
+                  facts(DeviceType.GSME), SUPPLIER) == (
+        "SR 11.4 not applicable to a SMETS2+ GSME for role GS")
