@@ -280,3 +280,12 @@ def test_the_audit_wording_names_the_roles_the_sr_and_the_fuel_role():
     assert reason(ResponseCode.INVALID_SR_FOR_DEVICE_TYPE, "11.4", SUPPLIER_A,
                   facts(DeviceType.GSME), SUPPLIER) == (
         "SR 11.4 not applicable to a SMETS2+ GSME for role GS")
+
+
+def test_a_request_sent_to_the_wrong_kind_of_target_says_which_kind_it_is():
+    with pytest.raises(AuthorisationError) as caught:
+        check_request("11.1", SUPPLIER_A, 8, None, DEVICE)
+    assert caught.value.reason == f"non-device SR 11.1 addressed to {DEVICE}"
+    with pytest.raises(AuthorisationError) as caught:
+        check_request("11.2", SUPPLIER_A, 1, None, DCC_TARGET)
+    assert caught.value.reason == f"device SR 11.2 addressed to {DCC_TARGET}"
