@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -93,6 +94,12 @@ def _equivalents() -> dict[str, str]:
     return {entry["mutant"]: entry["reason"] for entry in data.get("mutant", [])}
 
 
+def _scored(statuses: dict[str, str], unscored: list[str]) -> dict[str, str]:
+    """The statuses of the mutants that count (not in a function the scope leaves unscored)."""
+    return {name: status for name, status in statuses.items()
+            if not any(re.search(pattern, name) for pattern in unscored)}
+
+
 def _tally(statuses: dict[str, str], equivalent: dict[str, str]) -> dict[str, object]:
     mutants = len(statuses)
     killed = sum(1 for s in statuses.values() if s in DETECTED)
@@ -151,8 +158,9 @@ def main() -> int:
                 if run.returncode == 0:
                     break
             for module in modules:
-                statuses = _statuses(tree, module)
-                if run.returncode != 0 or not statuses:
+                every_status = _statuses(tree, module)
+                statuses = _scored(every_status, config.get("scope", {}).get("unscored", []))
+                if run.returncode != 0 or not every_status:
                     failed.append(module)
                     tail = log.read_text(errors="replace").replace("\r", "\n")[-2000:]
                     print(f"{module}: mutmut exit {run.returncode}\n{tail}", file=sys.stderr)

@@ -86,6 +86,7 @@ def test_the_suppliers_cs06_activates_the_image_it_names(pki: Pki, meter: Meter)
     assert (response.cra_flag, response.message_code, response.recipient) == (RESPONSE, CS06,
                                                                               SUPPLIER_A)
     assert verify_signature(response, pki.device(ESME).ds_cert.public_key())
+    assert response.date_time == meter.now  # stamped with the meter's clock
     outcome = decode_payload(response)
     assert (outcome.response_code, outcome.firmware_version) == (0, NEW.to_bytes(4, "big"))
     assert meter.state.active.file_version == NEW and meter.state.pending is None
@@ -268,3 +269,19 @@ def test_a_truncated_signature_is_dropped_unless_the_meter_has_that_fault(pki: P
     faulty.handle(_truncated_signature_cs06(pki, digest, 121))
     assert decode_payload(meter.sent[-1]).response_code == 0  # the bug a campaign must find
     assert meter.state.active.file_version == NEW
+
+
+def test_counter_zero_is_fresh_and_a_replay_fault_keeps_the_highest_counter(pki: Pki,
+                                                                            meter: Meter):
+    from bench.domain import FaultProfile
+
+    meter.handler.handle(cs06(pki, ESME, bytes(32), 0))
+    assert decode_payload(meter.sent[-1]).response_code == 1 and meter.alerts == []
+    assert meter.state.counters["90B3D51F30010000"] == 0
+    em = meter.emulator
+    replaying = GbcsHandler("esme", em.identity, em.anchors, em.store, em.slots, em.alerts,
+                            lambda data: meter.sent.append(decode_message(data)),
+                            lambda: meter.now, frozenset({FaultProfile.ACCEPT_REPLAYED_COUNTER}))
+    replaying.handle(cs06(pki, ESME, bytes(32), 50))
+    replaying.handle(cs06(pki, ESME, bytes(32), 40))  # obeyed: the fault
+    assert len(meter.sent) == 3 and meter.state.counters["90B3D51F30010000"] == 50

@@ -28,7 +28,7 @@ EXPECTED = ImageExpectation(MANUFACTURER, 0x0000, HW, ESME)
 VERSION = 0x00000200
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def anchors(pki: Pki) -> TrustAnchors:
     return TrustAnchors.from_pki(IdentityDirectory(pki.directory), "supplier-a")
 
@@ -154,13 +154,14 @@ def test_by_eui_prefers_the_supplier_cell_and_knows_no_stranger(pki: Pki, anchor
         TrustAnchorCell(RemotePartyRole.ACCESS_CONTROL_BROKER, SUPPLIER_A),
         TrustAnchorCell(RemotePartyRole.SUPPLIER, SUPPLIER_A),
         TrustAnchorCell(RemotePartyRole.NETWORK_OPERATOR, GSME),
+        TrustAnchorCell(RemotePartyRole.ROOT, SUPPLIER_A),
     ])
     assert both.by_eui(SUPPLIER_A).role == RemotePartyRole.SUPPLIER
     assert both.by_eui(GSME).role == RemotePartyRole.NETWORK_OPERATOR
     assert both.by_eui(ESME) is None
     assert anchors.by_eui(SUPPLIER_A) is anchors.supplier
     with pytest.raises(ConfigError):
-        both.cell(RemotePartyRole.ROOT)
+        both.cell(RemotePartyRole.RECOVERY)
 
 
 def test_the_cells_survive_a_restart_and_a_damaged_file_is_a_config_error(anchors, tmp_path):
