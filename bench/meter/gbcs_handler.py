@@ -197,7 +197,7 @@ class GbcsHandler:
             key = mac_key(self.identity.ka_key, acb_key, msg)  # the FAULT path: bytes as received
             if hmac.compare_digest(mac_over(key, msg.originator, self._received_signing), msg.mac):
                 return
-        if acb_key is None or msg.mac is None or not verify_mac(msg, self.identity.ka_key, acb_key):
+        if acb_key is None or not verify_mac(msg, self.identity.ka_key, acb_key):  # False with no MAC
             raise Refused(ALERT_INTEGRITY_CHECK_FAILED, "no valid ACB MAC")
 
     def _check_counter(self, msg: GbcsMessage) -> None:

@@ -40,13 +40,14 @@ NEW = 0x00000200
 class Meter:
     """An emulated ESME's firmware driven call by call; what it sends is kept."""
 
-    def __init__(self, pki: Pki, state) -> None:
+    def __init__(self, pki: Pki, state, device: str = "esme") -> None:
         self.link = SerialLink("loop://")
-        self.emulator = em = Emulator(MeterConfig("esme", ESME, pki.directory, state), self.link)
+        eui = ESME if device == "esme" else GSME
+        self.emulator = em = Emulator(MeterConfig(device, eui, pki.directory, state), self.link)
         self.sent: list = []
         self.now = datetime.now(UTC).replace(microsecond=0)
         # the emulator's own parts, with what it sends kept and its clock set by the test
-        self.handler = GbcsHandler("esme", em.identity, em.anchors, em.store, em.slots, em.alerts,
+        self.handler = GbcsHandler(device, em.identity, em.anchors, em.store, em.slots, em.alerts,
                                    lambda data: self.sent.append(decode_message(data)),
                                    lambda: self.now)
 
@@ -182,6 +183,7 @@ def test_a_future_dated_cs06_is_scheduled_replaced_and_run_on_the_meters_clock(
     later = meter.now + timedelta(hours=1)
     meter.handler.handle(cs06(pki, ESME, digest, 80, execution_time=later))
     assert isinstance(decode_payload(meter.sent[-1]), Cs06Accepted)
+    assert meter.sent[-1].date_time == meter.now
     assert meter.handler.next_deadline == later.timestamp()
     meter.handler.poll()
     assert unchanged(meter)
@@ -211,6 +213,7 @@ def test_a_past_dated_cs06_cancels_the_schedule_and_activates_nothing(pki: Pki, 
     meter.handler.handle(cs06(pki, ESME, digest, 95, execution_time=meter.now + timedelta(hours=1)))
     meter.handler.handle(cs06(pki, ESME, digest, 96, execution_time=meter.now - timedelta(days=1)))
     assert decode_payload(meter.sent[-1]).response_code == 3
+    assert meter.sent[-1].date_time == meter.now
     assert meter.state.scheduled is None and unchanged(meter)
     assert meter.alerts == [ALERT_FUTURE_DATED_NOT_ACTIONED]
 
@@ -285,3 +288,20 @@ def test_counter_zero_is_fresh_and_a_replay_fault_keeps_the_highest_counter(pki:
     replaying.handle(cs06(pki, ESME, bytes(32), 50))
     replaying.handle(cs06(pki, ESME, bytes(32), 40))  # obeyed: the fault
     assert len(meter.sent) == 3 and meter.state.counters["90B3D51F30010000"] == 50
+
+
+def test_a_gas_meter_answers_gcs38_and_ignores_the_electricity_read(pki: Pki, tmp_path):
+    from bench.codec.gbcs.codes import GCS38
+
+    gas = Meter(pki, tmp_path / "gsme", device="gsme")
+    try:
+        gas.handler.handle(read_firmware(pki, GSME, 130, device="gsme"))
+        [response] = gas.sent
+        assert (response.message_code, response.originator_counter) == (GCS38, 130)
+        assert verify_mac(response, pki.party("supplier-a").ka_key,
+                          pki.device(GSME).ka_cert.public_key())
+        assert decode_payload(response).firmware_version == FACTORY_FILE_VERSION.to_bytes(4, "big")
+        gas.handler.handle(read_firmware(pki, GSME, 131, device="esme"))  # ECS52 to a GSME
+        assert len(gas.sent) == 1 and gas.alerts == []
+    finally:
+        gas.link.close()
