@@ -124,10 +124,9 @@ def main() -> int:
 
     config = tomllib.loads(CONFIG.read_text())
     groups = config["group"]
-    equivalent = _equivalents()
     mutmut = Path(sys.executable).parent / "mutmut"
     started = time.monotonic()
-    per_module: dict[str, dict[str, object]] = {}
+    by_module: dict[str, dict[str, str]] = {}
     every: dict[str, str] = {}
     failed: list[str] = []
     work = Path(tempfile.mkdtemp(prefix="bench-mutate-"))
@@ -164,18 +163,20 @@ def main() -> int:
                     failed.append(module)
                     tail = log.read_text(errors="replace").replace("\r", "\n")[-2000:]
                     print(f"{module}: mutmut exit {run.returncode}\n{tail}", file=sys.stderr)
-                per_module[module] = _tally(statuses, equivalent)
+                by_module[module] = statuses
                 every.update(statuses)
-                if args.survivors:
-                    for name, status in sorted(statuses.items()):
-                        if status not in DETECTED and name not in equivalent:
-                            print(f"{status}: {name}", file=sys.stderr)
     finally:
         if args.keep:
             print(f"working copy kept in {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
 
+    equivalent = _equivalents()  # read now: the list may be edited while the run goes on
+    if args.survivors:
+        for name, status in sorted(every.items()):
+            if status not in DETECTED and name not in equivalent:
+                print(f"{status}: {name}", file=sys.stderr)
+    per_module = {module: _tally(s, equivalent) for module, s in by_module.items()}
     overall = _tally(every, equivalent)
     report = {
         "tool": "mutmut",
