@@ -19,7 +19,7 @@ from bench.codec.ota_file import OtaHeader, build_gb_image, parse_gb_image
 from bench.crypto.image_signature import sign_image
 from bench.crypto.smki import Pki
 from bench.domain import DeviceType
-from bench.rig.model import PROJECT_ROOT, Rig, RigDevice
+from bench.rig.model import Rig, RigDevice, shipped
 
 
 @dataclass
@@ -94,7 +94,7 @@ class ImageFactory:
         return image
 
 
-SAMPLES = PROJECT_ROOT / "firmware_images"
+SAMPLES = shipped("firmware_images")
 
 
 def sample(name: str, signer: str = "") -> SampleImage:
