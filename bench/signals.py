@@ -8,11 +8,33 @@ stop signals and sets the event from a new thread, which waits for the interrupt
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
 import signal
 import threading
 from collections.abc import Callable
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+PARENT_ENV = "BENCH_DIE_WITH_PARENT"  # the pid whose death must stop this process
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent_from_env() -> None:
+    """SIGTERM this process when the process that started it dies (Linux PR_SET_PDEATHSIG).
+
+    The child sets it on itself after exec rather than in a `preexec_fn`: a `preexec_fn` makes
+    Python fork instead of vfork, and a fork runs every library's fork handlers (gRPC's, when a
+    labgrid session is open) in a child that only meant to exec. Checking the parent's pid after
+    setting it closes the gap where the parent died before the signal was armed.
+    """
+    parent = os.environ.pop(PARENT_ENV, None)
+    if not parent or not parent.isdigit():
+        return
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: SIGTERM still stops it
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(parent):
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def stop_on_signals(event: threading.Event) -> Callable[[], None]:

@@ -20,7 +20,7 @@ from bench.meter.emulator import Emulator, MeterConfig
 from bench.meter.faults import FAULTS
 from bench.meter.smets1.emulator import Smets1Emulator
 from bench.meter.smets1.faults import SMETS1_FAULTS
-from bench.signals import stop_on_signals
+from bench.signals import die_with_parent_from_env, stop_on_signals
 
 
 @click.command()
@@ -59,6 +59,7 @@ def emulate(device: str, generation: str, eui: str, identity: Path | None, state
             wake_window: float, query_interval: float | None, max_data_size: int,
             retry_timeout: float, clock_offset: float, log_level: str) -> None:
     """Run one emulated meter until SIGTERM: OTA download without activation, CS06, alerts."""
+    die_with_parent_from_env()  # a rig started this meter: stop with it
     if [bool(port), pty, radio is not None].count(True) != 1:
         raise click.UsageError("give exactly one of --port URL, --pty or --radio CHANNEL")
     eui_bytes = parse_eui(eui)

@@ -2,13 +2,12 @@
 
 Each meter runs in its own process, exactly as it would on a Raspberry Pi, so a crash or a
 SIGKILL of one meter is the meter's problem and not the bench's. The child dies with the bench
-(PR_SET_PDEATHSIG on Linux), so a killed `bench run` never leaves meters behind.
+(PR_SET_PDEATHSIG on Linux, which `bench emulate` arms itself: `bench.signals`), so a killed `bench run` never leaves meters behind.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import select
@@ -25,25 +24,7 @@ from typing import IO
 from bench.domain import Generation
 from bench.errors import LinkError, RigError
 from bench.rig.model import RigDevice
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _find_prctl() -> object | None:
-    """Look prctl up once in the parent: the child between fork and exec must not dlopen."""
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux: no parent-death signal, SIGTERM still stops it
-        return None
-
-
-_PRCTL = _find_prctl()
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if _PRCTL is not None:
-        with contextlib.suppress(Exception):
-            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)  # type: ignore[operator]
+from bench.signals import PARENT_ENV
 
 
 def emulate_command(device: RigDevice, pki_dir: Path, state_dir: Path,
@@ -160,11 +141,11 @@ class EmulatedMeter:
         """Start the child. Call from a thread that lives as long as the rig: the child's
         parent-death signal fires when the thread that forked it ends."""
         self.log.write("bench", "starting: " + " ".join(self.command))
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{PARENT_ENV: str(os.getpid())})
         try:
             self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                            env=env, preexec_fn=_die_with_parent)
+                                            env=env)
         except OSError as exc:
             raise RigError(f"device {self.device.role} ({self.device.eui_hex}): cannot start "
                            f"`bench emulate`: {exc}") from exc
