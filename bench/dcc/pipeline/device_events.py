@@ -182,7 +182,7 @@ class HubEvents:
             else:
                 portfolio.record_active_version(conn, device, incoming.firmware_version, at)
             if sr == "11.3":  # only a successful CS06 response carries a version
-                _record_dcc_firmware(conn, device, incoming.firmware_version, at, request_id)
+                record_dcc_firmware(conn, device, incoming.firmware_version, at, request_id)
         audit.record(
             conn,
             at,
@@ -205,14 +205,14 @@ class HubEvents:
         at = timestamp(now)
         assert incoming.alert_code is not None
         code = f"{incoming.alert_code:04X}"
-        recipients = _recipients(conn, device, code, at)
+        recipients = alert_parties(conn, device, code, at)
         xml = self.signer.device_alert(incoming.alert_code, gbcs, now)
         for party in recipients:
             mailboxes.put(conn, party, at, MessageKind.DEVICE_ALERT, code, xml, device)
         portfolio.record_alert(conn, device, code, incoming.alert_name, at)
         if incoming.firmware_version is not None:  # a future-dated activation that succeeded
             portfolio.record_active_version(conn, device, incoming.firmware_version, at)
-            _record_dcc_firmware(conn, device, incoming.firmware_version, at, None)
+            record_dcc_firmware(conn, device, incoming.firmware_version, at, None)
         if code in (IMAGE_VERIFIED, IMAGE_VERIFICATION_FAILED):
             distributions.verified(conn, device, code == IMAGE_VERIFIED, at)
         audit.record(
@@ -243,7 +243,7 @@ class HubEvents:
         code = DELIVERY_SUCCESS if success else DELIVERY_FAILURE
         version = distributions.version(conn, request_id, device)
         distributions.delivered(conn, request_id, device, success, at, status)
-        recipients = _recipients(conn, device, code, at, request_id)
+        recipients = alert_parties(conn, device, code, at, request_id)
         hub = eui_hex(comms_hub) if comms_hub is not None else DEFAULT_COMMS_HUB
         try:
             xml = self.signer.delivery_status(code, request_id, device, version, success, now, hub)
@@ -272,9 +272,11 @@ class HubEvents:
         )
 
 
-def _recipients(
+def alert_parties(
     conn: sqlite3.Connection, device: str, code: str, at: str, request_id: str | None = None
 ) -> list[str]:
+    """Who gets alert `code` about `device`: its registered Supplier and, where the alert
+    routing says so, the party that requested the distribution."""
     supplier = registry.registered_supplier_at(conn, device, at)
     requester = distributions.requester(conn, device, request_id) if needs_requester(code) else None
     return alert_recipients(code, supplier, requester)
@@ -292,8 +294,13 @@ def _device_hex(eui: bytes) -> str:
         )
 
 
-def _record_dcc_firmware(
-    conn: sqlite3.Connection, device: str, version: str, at: str, request_id: str | None
+def record_dcc_firmware(
+    conn: sqlite3.Connection,
+    device: str,
+    version: str,
+    at: str,
+    request_id: str | None,
+    confirmed_by: str = "activation confirmed",
 ) -> None:
     """The DCC's record of a device's firmware follows each activation the device confirms.
 
@@ -307,7 +314,7 @@ def _record_dcc_firmware(
         conn,
         at,
         AuditDecision.EVENT,
-        f"DCC firmware record of {device}: {old or 'none'} -> {version} (activation confirmed)",
+        f"DCC firmware record of {device}: {old or 'none'} -> {version} ({confirmed_by})",
         request_id=request_id,
         device=device,
         service_reference="11.3",

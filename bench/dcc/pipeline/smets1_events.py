@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bench.codec.duis import smets1 as duis1
+from bench.dcc.pipeline.device_events import alert_parties, record_dcc_firmware
 from bench.dcc.policy.alert_routing import (
     IMAGE_VERIFICATION_FAILED,
     IMAGE_VERIFIED,
     alert_recipients,
-    needs_requester,
 )
 from bench.dcc.records import audit, counters, distributions, mailboxes, portfolio, registry
 from bench.dcc.records.mailboxes import MessageKind
@@ -84,11 +84,8 @@ def _response(conn: sqlite3.Connection, event: Smets1MessageEvent, device: str, 
             portfolio.record_read_version(conn, device, event.firmware_version, at)
         else:
             portfolio.record_active_version(conn, device, event.firmware_version, at)
-            old = registry.record_dcc_firmware(conn, device, event.firmware_version)
-            if old is not None:
-                audit.record(conn, at, AuditDecision.EVENT, f"DCC firmware record of {device}: {old or 'none'} -> "
-                             f"{event.firmware_version} (SMETS1 activation confirmed by the S1SP)",
-                             request_id=command.request_id, device=device, service_reference="11.3")
+            record_dcc_firmware(conn, device, event.firmware_version, at, command.request_id,
+                                "SMETS1 activation confirmed by the S1SP")
     audit.record(conn, at, AuditDecision.EVENT, f"S1SP response to {command.request_id} delivered to {command.requester}",
                  request_id=command.request_id, device=device, service_reference=sr,
                  response_code=ResponseCode.SUCCESS)
@@ -97,9 +94,7 @@ def _response(conn: sqlite3.Connection, event: Smets1MessageEvent, device: str, 
 def _device_alert(conn: sqlite3.Connection, event: Smets1MessageEvent, device: str, now: datetime) -> None:
     at = timestamp(now)
     code = (event.code or "").upper()
-    supplier = registry.registered_supplier_at(conn, device, at)
-    requester = distributions.requester(conn, device, None) if needs_requester(code) else None
-    recipients = alert_recipients(code, supplier, requester)
+    recipients = alert_parties(conn, device, code, at)
     xml = duis1.response_message(event.signed, ResponseCode.SUCCESS, now)
     for party in recipients:
         mailboxes.put(conn, party, at, MessageKind.DEVICE_ALERT, code, xml, device)
