@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.codec import han
-from bench.codec.gbcs.apdu import GbcsMessage, decode_message
-from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block, max_block_data, segment
+from bench.codec.gbcs.apdu import GbcsMessage
+from bench.codec.gbcs.gbt import GbtReassembler, max_block_data, segment
 from bench.codec.hdlc import encode_frame
 from bench.errors import BenchError, LinkError
 from bench.fuzz.frames import TUNNEL_ID, FuzzContext
@@ -186,17 +186,8 @@ class MeterSession:
                                             han.CLUSTER_OTA_UPGRADE, True), frame.seq)
 
     def _take(self, message: bytes) -> None:
-        if is_gbt_block(message):
-            try:
-                whole = self._gbt.feed(message)
-            except BenchError:
-                return
-            if whole is None:
-                return
-            message = whole
-        try:
-            decoded = decode_message(message)
-        except BenchError:
+        decoded = self._gbt.receive(message)
+        if decoded is None:
             return
         with self._cond:
             self.messages.append(decoded)

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench.codec import han
-from bench.codec.gbcs.apdu import GbcsMessage, decode_message
-from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block
+from bench.codec.gbcs.apdu import GbcsMessage
+from bench.codec.gbcs.gbt import GbtReassembler
 from bench.codec.ota_file import parse_ota_header
 from bench.errors import BenchError, LinkError
 from bench.link.base import Link
@@ -184,17 +184,8 @@ class MeterDriver:
         return None
 
     def _receive(self, message: bytes) -> None:
-        if is_gbt_block(message):
-            try:
-                whole = self._gbt.feed(message)
-            except BenchError:
-                return
-            if whole is None:
-                return
-            message = whole
-        try:
-            decoded = decode_message(message)
-        except BenchError:
+        decoded = self._gbt.receive(message)
+        if decoded is None:
             return
         with self._cond:
             self.seen.messages.append(decoded)

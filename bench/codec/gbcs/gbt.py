@@ -27,10 +27,11 @@ from bench.codec.gbcs.apdu import (
     GENERAL_BLOCK_TRANSFER,
     GENERAL_CIPHERING,
     SECURITY_HEADER,
+    GbcsMessage,
     decode_message,
 )
 from bench.codec.gbcs.ber import decode_length, encode_length
-from bench.errors import ConfigError, DecodeError, EncodeError
+from bench.errors import BenchError, ConfigError, DecodeError, EncodeError
 
 LAST_BLOCK, STREAMING, WINDOW_MASK = 0x80, 0x40, 0x3F
 _ROUTING_SECURITY = SECURITY_HEADER
@@ -236,6 +237,16 @@ class GbtReassembler:
         message = b"".join(transfer.blocks[n] for n in range(1, transfer.last_number + 1))
         self._check_message(message, transfer.first)
         return message
+
+    def receive(self, message: bytes) -> GbcsMessage | None:
+        """A tunnelled message (whole, or the GBT block that completes one) decoded; None while
+        blocks are missing or when the bytes do not decode, for a peer that drops what it cannot
+        read."""
+        try:
+            whole = self.feed(message) if is_gbt_block(message) else message
+            return None if whole is None else decode_message(whole)
+        except BenchError:
+            return None
 
     def _add(self, transfer: _Transfer, block: GbtBlock) -> None:
         first = transfer.first
