@@ -85,8 +85,7 @@ class _LinkReader:
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     thread: threading.Thread | None = None
     stats: LinkStats = field(default_factory=LinkStats)
-    failing: bool = False
-    failure: str | None = None  # the LinkError line of the outage going on now
+    failure: str | None = None  # the LinkError line of the outage going on now (None: well)
 
 
 @dataclass(eq=False)
@@ -352,8 +351,7 @@ class Hub:
                 frame = link.recv(RECV_POLL)
             except LinkError as exc:
                 stats.recv_errors += 1
-                if not reader.failing:  # once per outage, not every poll
-                    reader.failing = True
+                if reader.failure is None:  # once per outage, not every poll
                     reader.failure = str(exc)
                     log.warning("link of %s: %s",
                                 ",".join(e.hex().upper() for e in reader.meters), exc)
@@ -361,7 +359,6 @@ class Hub:
                 continue
             if frame is None:
                 continue
-            reader.failing = False
             reader.failure = None
             if self.capture is not None:
                 self._capture(self.capture, frame)
