@@ -151,14 +151,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     state = _state(item.config)
     state.current = item
-    if _uses_rig(item) and state.broken is None and state.running is not None:
+    uses_rig = _uses_rig(item)
+    if uses_rig and state.broken is None and state.running is not None:
         state.running.keeper.check()  # a dead meter is down: its tests skip, the others go on
-        failing = state.running.hub.link_failures() if state.broken is None else []
+        failing = state.running.hub.link_failures()
         if failing:  # a link that broke (a serial server gone): its own line, once
             state.broken = failing[0]
-    if _uses_rig(item) and state.broken is not None:
+    if uses_rig and state.broken is not None:
         pytest.skip(f"rig broken: {state.broken}")
-    if _uses_rig(item) and state.running is not None:
+    if uses_rig and state.running is not None:
         down = [f"device {role} down: {cause}" for role, cause in state.running.keeper.down.items()
                 if role in getattr(item, "fixturenames", ())]
         if down:
