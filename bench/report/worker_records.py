@@ -7,11 +7,17 @@ from them, so the verdict, CI and a lab database see one run.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from bench.report.run_record import RECORD_NAME, Measurement, RecordWriter, RunRecord, TestRecord
+from bench.report.run_record import (
+    RECORD_NAME,
+    Measurement,
+    RecordWriter,
+    RunRecord,
+    TestRecord,
+    load_record,
+)
 
 
 def merge_records(results: Path) -> bool:
@@ -22,7 +28,7 @@ def merge_records(results: Path) -> bool:
     parts = sorted(p for p in results.glob("gw*/" + RECORD_NAME))
     if not parts:
         return False
-    records = [(path.parent.name, json.loads(path.read_text(encoding="utf-8"))) for path in parts]
+    records = [(path.parent.name, load_record(path.parent)) for path in parts]
     first = records[0][1]
     merged = RunRecord(rig=first["rig"], results=str(results),
                        started_at=min(r["started_at"] for _, r in records))
