@@ -111,6 +111,15 @@ class ApsAck:
     cluster: int
 
 
+def aps_ack_for(command: ZclCommand) -> ApsAck:
+    """The APS acknowledgement of a data frame carrying `command`: for that frame's cluster."""
+    if isinstance(command, TunnelTransferData):
+        return ApsAck(CLUSTER_TUNNELING)
+    if isinstance(command, DefaultResponse):
+        return ApsAck(command.cluster)
+    return ApsAck(CLUSTER_OTA_UPGRADE)
+
+
 @dataclass(slots=True)
 class HanFrame:
     """One HAN frame; `seq` is used for the MAC, NWK, APS and ZCL sequence numbers alike.
@@ -385,6 +394,7 @@ __all__ = [
     "ZCL_DECODERS",
     "ZCL_PAYLOAD_MAX",
     "ZclCommand",
+    "aps_ack_for",
     "decode_han_frame",
     "decode_headers",
     "decode_zcl_payload",

@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.codec.han import (
-    CLUSTER_OTA_UPGRADE,
-    CLUSTER_TUNNELING,
     MAX_BLOCK_DATA,
     ApsAck,
     HanFrame,
     HanNode,
     TunnelTransferData,
     ZclCommand,
+    aps_ack_for,
     decode_han_frame,
     encode_han_frame,
 )
@@ -380,9 +379,7 @@ class Hub:
         if isinstance(command, ApsAck):
             return  # the hub requests none: nothing waits for it
         if han.aps_ack_request:
-            cluster = (CLUSTER_TUNNELING if isinstance(command, TunnelTransferData)
-                       else getattr(command, "cluster", CLUSTER_OTA_UPGRADE))
-            self._send(port, ApsAck(cluster), han.seq)
+            self._send(port, aps_ack_for(command), han.seq)
         if isinstance(command, TunnelTransferData):
             answer, message = self.tunnel.handle(port.eui, command)
             if answer is not None:

@@ -196,9 +196,7 @@ class Emulator:
                 self.outbox.on_ack(frame.seq)
             return
         if frame.aps_ack_request:  # the meter's APS acknowledges before the frame is acted on
-            cluster = (han.CLUSTER_TUNNELING if isinstance(command, han.TunnelTransferData)
-                       else getattr(command, "cluster", han.CLUSTER_OTA_UPGRADE))
-            self.send(han.ApsAck(cluster), seq=frame.seq)
+            self.send(han.aps_ack_for(command), seq=frame.seq)
         try:
             if isinstance(command, han.TunnelTransferData):
                 self._on_tunnel(command)
