@@ -61,8 +61,11 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _flags(value: Any) -> list[bool]:
-    return [c == "1" for c in str(value)]
+def _missing(client: DlmsClient, blocks: int) -> list[int]:
+    """The blocks of `blocks` the meter's image_transferred_blocks_status does not mark received
+    (bits past the bitmap count as missing; bits past the image are padding)."""
+    flags = [c == "1" for c in str(client.read(client.image_transfer, 3))]
+    return [i for i in range(blocks) if i >= len(flags) or not flags[i]]
 
 
 def read_identifier(client: DlmsClient) -> str:
@@ -110,9 +113,7 @@ def distribute(client: DlmsClient, identifier: str, image: bytes, *, max_rounds:
         raise TransferError(f"image_transfer_initiate refused: {exc}") from None
     report = TransferReport(INITIATED, [], "", blocks)
     # a meter that kept blocks of this image (same identifier and size) reports them: skip those
-    todo = [i for i, got in enumerate(_flags(client.read(client.image_transfer, 3))) if not got]
-    if len(todo) > blocks:
-        todo = todo[:blocks]
+    todo = _missing(client, blocks)
     first = True
     while todo:
         if report.rounds >= max_rounds:
@@ -128,8 +129,7 @@ def distribute(client: DlmsClient, identifier: str, image: bytes, *, max_rounds:
             if not first:
                 report.blocks_resent += 1
         first = False
-        flags = _flags(client.read(client.image_transfer, 3))
-        todo = [i for i in range(blocks) if i >= len(flags) or not flags[i]]
+        todo = _missing(client, blocks)
         if todo:
             report.gaps_seen.append(list(todo))
             log.info("meter reports %d missing blocks (first %d): resending", len(todo), todo[0])
