@@ -120,7 +120,7 @@ class Emulator:
         self.node = han.HanNode(config.eui, int.from_bytes(config.eui[-2:], "big"))
         self.hub = HUB_NODE
         self._seq = 0
-        self._reassembler = (_UncheckedReassembler() if "accept-truncated-signature" in self.faults
+        self._reassembler = (_UncheckedReassembler() if FaultProfile.ACCEPT_TRUNCATED_SIGNATURE in self.faults
                              else GbtReassembler())
         self._gbt_highest: dict[tuple[bytes, int, int], int] = {}
         self._stopping = threading.Event()
