@@ -5,16 +5,96 @@ registry JSON, the SQL tables and the DUIS XML) use: `DeviceType.ESME == "ESME"`
 stores and prints members directly; the SQL CHECK constraints are generated from the same enums
 (`sql_check`), so a table can hold no word the code does not know.
 
-This module imports nothing from the bench: every floor may use it.
+This module imports only `bench.errors`: every floor above may use it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Generic, NamedTuple, TypeVar
 
+from bench.errors import DecodeError
+
 T = TypeVar("T")
+
+_EUI_SEPARATORS = re.compile(r"[-:\s]")
+
+
+class Eui(bytes):
+    """An EUI-64: eight bytes inside, one text form out.
+
+    `str(eui)` is the 16 upper-case hex digits that JSON, logs, file names and the registry use;
+    `eui.duis` is the dashed form DUIS writes (`90-B3-D5-1F-30-01-00-00`). A `bytes` subclass, so
+    an `Eui` goes wherever the wire wants bytes, and equal bytes compare and hash equal.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value: bytes | bytearray | memoryview | Eui) -> Eui:
+        if isinstance(value, Eui):
+            return value
+        raw = bytes(value)
+        if len(raw) != 8:
+            raise DecodeError("EUI-64", "eui", None, f"expected 8 bytes, got {len(raw)}")
+        return super().__new__(cls, raw)
+
+    @classmethod
+    def parse(cls, text: str) -> Eui:
+        """Accept an EUI-64 with or without `-`/`:` separators, in either case."""
+        digits = _EUI_SEPARATORS.sub("", text)
+        if len(digits) != 16 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+            raise DecodeError("EUI-64", "eui", None, f"{text!r} is not 16 hex digits")
+        return cls(bytes.fromhex(digits))
+
+    @classmethod
+    def of(cls, value: str | bytes | bytearray | memoryview) -> Eui:
+        """An Eui from either form: text (any separators) or eight bytes."""
+        return cls.parse(value) if isinstance(value, str) else cls(value)
+
+    def __str__(self) -> str:
+        return self.hex().upper()
+
+    def __repr__(self) -> str:
+        return f"Eui('{self}')"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    @property
+    def duis(self) -> str:
+        """The dashed form DUIS uses in RequestIDs and device lists."""
+        return "-".join(f"{b:02X}" for b in self)
+
+
+# The DCC's own EUI (its Access Control Broker), the target of every non-device request.
+DCC_EUI = Eui(bytes.fromhex("90B3D51F30000002"))
+# DUIS limits: devices in one 11.1 device list, bytes of one firmware image.
+MAX_DEVICES = 50_000
+MAX_IMAGE_BYTES = 10_240_000
+
+
+class ServiceReference(StrEnum):
+    """DUIS Service References the bench knows (its firmware services, MP207's scope)."""
+
+    UPDATE_FIRMWARE = "11.1"
+    READ_FIRMWARE_VERSION = "11.2"
+    ACTIVATE_FIRMWARE = "11.3"
+    UPDATE_PPMID_FIRMWARE = "11.4"
+
+
+class CommandVariant(IntEnum):
+    """DUIS Command Variants: what the DCC does with a request, and where it is sent to."""
+
+    NON_CRITICAL_SEND = 1  # DCC sends the command to the device
+    NON_CRITICAL_RETURN = 2  # DCC returns the command to the User (local command)
+    NON_CRITICAL_SEND_AND_RETURN = 3
+    CRITICAL_TRANSFORM = 4  # DCC returns the pre-command for the User to sign
+    SIGNED_PRE_COMMAND_SEND = 5
+    SIGNED_PRE_COMMAND_RETURN = 6
+    SIGNED_PRE_COMMAND_SEND_AND_RETURN = 7
+    NON_DEVICE = 8  # a service of the DCC itself
 
 
 class DeviceType(StrEnum):

@@ -21,8 +21,6 @@ import click
 from bench.cli.registry import database, open_registry, run_directory
 from bench.codec.duis.fields import RequestID
 from bench.codec.duis.requests import (
-    DCC_EUI,
-    MAX_IMAGE_BYTES,
     ActivateFirmwareRequest,
     ReadFirmwareVersionRequest,
     SignedPreCommandRequest,
@@ -38,7 +36,7 @@ from bench.crypto.smki import Pki
 from bench.crypto.xmldsig import sign_document
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.records.store import parse_timestamp
-from bench.domain import ResponseCode
+from bench.domain import DCC_EUI, MAX_IMAGE_BYTES, ResponseCode
 from bench.errors import BenchError, RigError
 from bench.files import read_limited
 from bench.rig.control import RigClient

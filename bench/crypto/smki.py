@@ -195,8 +195,8 @@ def init_pki(
             _write(root / "parties" / name / f"{usage}.pem", _cert_pem(cert))
             _write(root / "parties" / name / f"{usage}.key", _key_pem(key))
         index += [f'[parties."{name}"]', f'eui = "{eui_text}"', f'role = "{role}"', ""]
-    for eui, device_type in device_list:
-        name = eui_hex(eui)
+    for device_eui, device_type in device_list:
+        name = eui_hex(device_eui)
         for usage in USAGES:
             key = derive_private_key(seed, name, usage)
             cert = issuer.issue(
@@ -206,7 +206,7 @@ def init_pki(
                 usage,
                 DEVICE_VALIDITY,
                 DEVICE_POLICY,
-                device_eui=eui,
+                device_eui=device_eui,
             )
             _write(root / "devices" / name / f"{usage}.pem", _cert_pem(cert))
             _write(root / "devices" / name / f"{usage}.key", _key_pem(key))

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from bench.codec.duis.fields import RequestID
 from bench.codec.duis.requests import (
-    DCC_EUI,
     ActivateFirmwareRequest,
     ReadFirmwareVersionRequest,
     SignedPreCommandRequest,
@@ -33,6 +32,7 @@ from bench.crypto.smki import Pki
 from bench.crypto.xmldsig import sign_document
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.records.store import timestamp
+from bench.domain import DCC_EUI
 from bench.errors import LinkError
 
 ROOT = Path(__file__).resolve().parents[2]

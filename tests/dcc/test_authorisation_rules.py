@@ -19,15 +19,22 @@ from bench.dcc.policy.authorisation import (
 )
 from bench.dcc.policy.eligibility import (
     DCC_TARGET,
-    MAX_DEVICES,
-    MAX_IMAGE_BYTES,
     RESPONSE_CODES,
     device_decision,
     eligibility_rows,
     role_may_send,
     user_role_for,
 )
-from bench.domain import DeviceStatus, DeviceType, Generation, OrgRole, ResponseCode, UserRole
+from bench.domain import (
+    MAX_DEVICES,
+    MAX_IMAGE_BYTES,
+    DeviceStatus,
+    DeviceType,
+    Generation,
+    OrgRole,
+    ResponseCode,
+    UserRole,
+)
 from bench.errors import AuthorisationError
 
 DEVICE = "00DB1234567890A0"

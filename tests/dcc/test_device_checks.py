@@ -13,10 +13,11 @@ import base64
 import pytest
 from lxml import etree
 
-from bench.codec.duis.requests import DCC_EUI, ReadFirmwareVersionRequest
+from bench.codec.duis.requests import ReadFirmwareVersionRequest
 from bench.codec.duis.responses import parse_response
 from bench.crypto.xmldsig import sign_document
 from bench.dcc.records.registry import Device
+from bench.domain import DCC_EUI
 
 from .support import ESME_A0, ESME_B0, ESME_C0, GSME_A1, PPMID_A4, code_of, state_counts
 

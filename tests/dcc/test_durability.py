@@ -94,7 +94,8 @@ SUBMITTERS = textwrap.dedent(
     import sys, threading
     from datetime import UTC, datetime
     from bench.codec.duis.fields import RequestID
-    from bench.codec.duis.requests import DCC_EUI, UpdateFirmwareRequest, request_element
+    from bench.codec.duis.requests import UpdateFirmwareRequest, request_element
+    from bench.domain import DCC_EUI
     from bench.codec.duis.responses import parse_response
     from bench.crypto.smki import Pki
     from bench.crypto.xmldsig import sign_document

@@ -14,9 +14,6 @@ from bench.codec.duis.alert_messages import (
 )
 from bench.codec.duis.fields import RequestID
 from bench.codec.duis.requests import (
-    DCC_EUI,
-    MAX_DEVICES,
-    MAX_IMAGE_BYTES,
     ActivateFirmwareRequest,
     ReadFirmwareVersionRequest,
     ServiceRequest,
@@ -48,6 +45,7 @@ from bench.codec.duis.safe_xml import (
     schema_errors,
     validate_document,
 )
+from bench.domain import DCC_EUI, MAX_DEVICES, MAX_IMAGE_BYTES
 
 __all__ = [
     "ACKNOWLEDGED",

@@ -38,11 +38,8 @@ from bench.codec.duis.fields import (
     write_eui_list,
 )
 from bench.codec.duis.safe_xml import to_bytes
+from bench.domain import MAX_DEVICES, MAX_IMAGE_BYTES
 from bench.errors import DecodeError, EncodeError
-
-DCC_EUI = bytes.fromhex("90B3D51F30000002")
-MAX_IMAGE_BYTES = 10_240_000
-MAX_DEVICES = 50_000
 
 
 @dataclass

@@ -13,8 +13,6 @@ from typing import Protocol
 
 from bench.dcc.policy.eligibility import (
     DCC_TARGET,
-    MAX_DEVICES,
-    MAX_IMAGE_BYTES,
     NON_DEVICE_SRS,
     ORG_USER_ROLES,
     SR_COMMAND_VARIANTS,
@@ -24,7 +22,7 @@ from bench.dcc.policy.eligibility import (
     role_may_send,
     user_role_for,
 )
-from bench.domain import OrgRole, ResponseCode, UserRole
+from bench.domain import MAX_DEVICES, MAX_IMAGE_BYTES, OrgRole, ResponseCode, UserRole
 from bench.errors import AuthorisationError
 
 # (device_type, generation, status, mpxn) of a device in the inventory; None: not in it.

@@ -192,8 +192,6 @@ WARNING_LIST: dict[ResponseCode, str] = {
 }
 
 # DUIS limits of sr:UpdateFirmware.
-MAX_IMAGE_BYTES = 10_240_000
-MAX_DEVICES = 50_000
 VERSION_LENGTH = (1, 8)
 # A base64 image of the largest size (13.7 MB) plus the largest device list (1.2 MB) and the
 # envelope, with room for indentation: the limit the DUIS codec's safe parser applies too.
