@@ -240,13 +240,16 @@ def reassemble(blocks: TextIO) -> None:
     `bench gbcs decode -`. A block that does not fit its message prints one line on stderr and
     the exit code is 2; messages still missing blocks are reported on stderr at the end (a repeat
     of a finished message's block counts as the start of a new transfer: GBCS counters, not GBT,
-    decide what is a replay).
+    decide what is a replay). Input with no block or message at all is an error too: an empty
+    capture means the tunnel log was not where it was looked for.
     """
     reassembler = GbtReassembler()
     failed = 0
+    read = 0
     for number, line in enumerate(bounded_lines(blocks), start=1):
         if not line.strip():
             continue
+        read += 1
         try:
             data = parse_hex(line)
             message = reassembler.feed(data) if is_gbt_block(data) else data
@@ -256,7 +259,9 @@ def reassemble(blocks: TextIO) -> None:
             continue
         if message is not None:
             click.echo(message.hex().upper())
+    if not read:
+        click.echo("no GBT block or GBCS message in the input", err=True)
     if reassembler.pending:
         click.echo(f"{reassembler.pending} message(s) still missing blocks", err=True)
-    if failed or reassembler.pending:
+    if failed or reassembler.pending or not read:
         sys.exit(2)

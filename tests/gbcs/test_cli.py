@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -189,6 +190,16 @@ def test_reassemble_reports_missing_and_bad_blocks(gbcs_vectors) -> None:
     errors = result.stderr.splitlines()
     assert errors[0].startswith(f"line {len(blocks)}: GBT block") and errors[1].startswith(f"line {len(blocks) + 1}: hex")
     assert errors[2] == "1 message(s) still missing blocks"
+
+
+@pytest.mark.parametrize("content", [b"", b"\n  \n\n"], ids=["empty", "blank-lines"])
+def test_reassemble_of_an_empty_file_fails_in_one_line(tmp_path: Path, content: bytes) -> None:
+    empty = tmp_path / "blocks.txt"
+    empty.write_bytes(content)
+    result = subprocess.run([sys.executable, "-m", "bench", "gbcs", "reassemble", str(empty)],
+                            capture_output=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr == b"no GBT block or GBCS message in the input\n"
 
 
 def test_decode_stream_reads_bytes_that_are_not_text_whatever_the_encoding(gbcs_vectors) -> None:
