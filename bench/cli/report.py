@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 
-from bench.dcc.records.portfolio import portfolio
 from bench.dcc.records.registry import Registry
 from bench.dcc.records.store import Store
 from bench.errors import ConfigError
 from bench.files import write_atomic
+from bench.report.portfolio import portfolio
 from bench.report.portfolio_view import render
 from bench.rig.control import RigClient
 from bench.rig.control import run_dir as resolve_run_dir

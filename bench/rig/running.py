@@ -25,7 +25,6 @@ from bench.codec.eui import eui_hex
 from bench.dcc.pipeline.request_workers import default_worker_count
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.records.audit import AuditEntry, AuditLog
-from bench.dcc.records.portfolio import PortfolioEntry, portfolio
 from bench.dcc.records.registry import Appointment, Registration, Registry
 from bench.dcc.records.store import parse_timestamp, timestamp
 from bench.domain import Generation
@@ -34,6 +33,7 @@ from bench.files import private_directory, write_atomic
 from bench.hub.hub import DEFAULT_PAN, HUB_EUI, HUB_SHORT, Hub
 from bench.hub.transfer import TransferState
 from bench.link import Link, SerialLink
+from bench.report.portfolio import PortfolioEntry, portfolio
 from bench.report.portfolio_rows import rows
 from bench.report.portfolio_view import render
 from bench.report.run_record import RunRecord

@@ -11,7 +11,7 @@ from bench.codec.gbcs.payloads import cs06_response
 from bench.codec.gbcs.payloads_asn1 import future_dated_alert
 from bench.codec.ota_file import parse_gb_image
 from bench.crypto.gbcs_security import sign_message
-from bench.dcc.records.portfolio import portfolio
+from bench.report.portfolio import portfolio
 
 from .support import ESME_A0, NOW, SUPPLIER_A, alert, device_response, firmware_report
 

@@ -22,7 +22,7 @@ HASH = bytes(range(32))
 
 @dataclass
 class Entry:
-    """Shaped like bench.dcc.records.portfolio.PortfolioEntry (the contract), built here independently."""
+    """Shaped like bench.report.portfolio.PortfolioEntry (the contract), built here independently."""
 
     eui: str
     device_type: str

@@ -144,7 +144,7 @@ def test_commands_the_shim_sends_are_in_the_device_log(parts: Parts) -> None:
 
 
 def _portfolio_row(parts: Parts, device: bytes) -> dict:
-    from bench.dcc.records.portfolio import portfolio
+    from bench.report.portfolio import portfolio
 
     [entry] = [e for e in portfolio(parts.db_path, None) if e.eui == device.hex().upper()]
     return entry.__dict__

@@ -12,8 +12,8 @@ from bench.codec.duis import DCC_EUI, RequestID, UpdateFirmwareRequest, build_re
 from bench.crypto.xmldsig import sign_document
 from bench.dcc.pipeline.gateway import RecordingGateway
 from bench.dcc.pipeline.shim import Shim
-from bench.dcc.records.portfolio import portfolio
 from bench.domain import DccAlertCode
+from bench.report.portfolio import portfolio
 from bench.rig.model import load_rig
 from bench.rig.recovery import close_interrupted
 from bench.rig.running import RunningRig

@@ -31,10 +31,10 @@ from bench.crypto.smki import Pki
 from bench.crypto.xmldsig import sign_document, verify_document
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.records.mailboxes import MailboxMessage, MessageKind
-from bench.dcc.records.portfolio import portfolio
 from bench.hub.hub import Hub
 from bench.link import SerialLink
 from bench.link.iec62056 import DlmsLine
+from bench.report.portfolio import portfolio
 from bench.rig.bridge import Bridge
 from bench.rig.traffic import DeviceTraffic, LinkWaits
 from bench.s1sp.dlms_client import DlmsClient

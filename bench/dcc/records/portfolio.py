@@ -3,48 +3,53 @@
 Its own tables: `device_state` (what each device last said it runs) and `device_alert` (the
 alerts about each device), written as device messages arrive.
 
-For every device whose registered Supplier (at `at`) is the one asked about: what the DCC
-records (`dcc_firmware_version`, from the registry), what the device last said it runs (the
-newer of its last 11.2 read and its last activation response), what it holds pending (the last
-distribution, by whom, when, how far it got), its last alerts, and whether the two agree.
+Reading is two set-based queries over every device at once: one row per device (inventory,
+registered Supplier at a given time, what it last said, its latest distribution) and the last
+alerts of all of them. What each portfolio line then says (the version the device runs, whether
+it agrees with the DCC's record, what it holds pending) is decided by `bench.report.portfolio`.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from typing import NamedTuple
 
-from bench.codec.eui import eui_hex
-from bench.dcc.records.distributions import HOLDS_NOTHING_NEW
 from bench.dcc.records.registry import REGISTERED_SUPPLIER_FOR_DEVICE
-from bench.dcc.records.store import Store, timestamp
+from bench.dcc.records.store import Store
+from bench.domain import Eui
 
 LAST_ALERTS = 5
 
 
-@dataclass
-class PortfolioEntry:
-    """One device of a Supplier's portfolio: DCC record, device report and pending image side by side."""
+class DeviceRecord(NamedTuple):
+    """One device as the records hold it: inventory, registered Supplier, what it last said."""
 
     eui: str
     device_type: str
     generation: str
     status: str
     mpxn: str | None
-    supplier: str | None
+    supplier: str | None  # party name, else EUI hex
     dcc_firmware_version: str | None
-    active_version: str | None
-    pending_version: str | None
-    pending_hash: str | None
-    distributed_by: str | None
-    distributed_at: str | None
-    upgrade_status: str | None
-    last_alerts: list[tuple[str, str, str]] = field(default_factory=list)
-    last_read_version: str | None = None
-    last_read_at: str | None = None
-    agrees_with_dcc: bool | None = None
+    active_version: str | None  # from its last confirmed activation
+    active_at: str | None
+    last_read_version: str | None  # from its last 11.2 response
+    last_read_at: str | None
+
+
+class LastDistribution(NamedTuple):
+    """The latest distribution to a device (at or before the time asked about)."""
+
+    version: str
+    image_hash: bytes | None
+    requester: str  # party name, else EUI hex
+    at: str
+    status: str
+
+
+Alert = tuple[str, str, str]
+"""(code, name, at) of one alert about a device."""
 
 
 def record_alert(conn: sqlite3.Connection, device: str, code: str, name: str, at: str) -> None:
@@ -75,85 +80,65 @@ def record_read_version(conn: sqlite3.Connection, device: str, version: str, at:
     )
 
 
-_DEVICES = f"""
-SELECT d.eui, d.device_type, d.generation, d.status, d.mpxn, d.firmware_version,
-       {REGISTERED_SUPPLIER_FOR_DEVICE} AS supplier,
-       s.active_version, s.active_at, s.last_read_version, s.last_read_at
-  FROM device d LEFT JOIN device_state s ON s.eui = d.eui
- ORDER BY d.eui
+# Parties are named where the registry knows them (else their EUI stands); the latest
+# distribution per device is the last one sent at or before :now (ties: the later row).
+_DEVICE_RECORDS = f"""
+WITH devices AS (
+    SELECT d.eui, d.device_type, d.generation, d.status, d.mpxn, d.firmware_version,
+           {REGISTERED_SUPPLIER_FOR_DEVICE} AS supplier
+      FROM device d
+), latest AS (
+    SELECT device, version, image_hash, requester, at, status,
+           ROW_NUMBER() OVER (PARTITION BY device ORDER BY at DESC, rowid DESC) AS n
+      FROM distribution WHERE at <= :now
+)
+SELECT v.eui, v.device_type, v.generation, v.status, v.mpxn, COALESCE(sp.name, v.supplier),
+       v.firmware_version, s.active_version, s.active_at, s.last_read_version, s.last_read_at,
+       l.version, l.image_hash, COALESCE(rp.name, l.requester), l.at, l.status
+  FROM devices v
+  LEFT JOIN device_state s ON s.eui = v.eui
+  LEFT JOIN latest l ON l.device = v.eui AND l.n = 1
+  LEFT JOIN party sp ON sp.eui = v.supplier
+  LEFT JOIN party rp ON rp.eui = l.requester
+ WHERE :supplier IS NULL OR v.supplier = :supplier
+ ORDER BY v.eui
 """
 
-_LAST_DISTRIBUTION = """
-SELECT version, image_hash, requester, at, status FROM distribution
- WHERE device = ? AND at <= ? ORDER BY at DESC, rowid DESC LIMIT 1
+_LAST_ALERTS = """
+SELECT device, code, name, at FROM (
+    SELECT id, device, code, name, at,
+           ROW_NUMBER() OVER (PARTITION BY device ORDER BY id DESC) AS n
+      FROM device_alert
+     WHERE at <= :now AND device IN (SELECT value FROM json_each(:devices))
+)
+ WHERE n <= :limit
+ ORDER BY device, id DESC
 """
 
 
-def portfolio(
-    db_path: str | Path, supplier_eui: bytes | None, at: datetime | None = None
-) -> list[PortfolioEntry]:
-    """Entries for the devices `supplier_eui` is registered for at `at` (None: every device)."""
-    now = timestamp(at or datetime.now(UTC))
-    wanted = eui_hex(supplier_eui) if supplier_eui is not None else None
-    with Store(db_path, read_only=True) as store:
-        names: dict[str, str] = {eui: name for eui, name in store.read("SELECT eui, name FROM party")}
-        entries = []
-        for row in store.read(_DEVICES, {"now": now}):
-            (
-                eui,
-                device_type,
-                generation,
-                status,
-                mpxn,
-                dcc_version,
-                supplier,
-                active,
-                active_at,
-                read,
-                read_at,
-            ) = row
-            if wanted is not None and supplier != wanted:
-                continue
-            known, known_at = active, active_at
-            if read is not None and (known_at is None or (read_at or "") > known_at):
-                known, known_at = read, read_at
-            entry = PortfolioEntry(
-                eui,
-                device_type,
-                generation,
-                status,
-                mpxn,
-                names.get(supplier, supplier),
-                dcc_version,
-                known,
-                None,
-                None,
-                None,
-                None,
-                None,
-                last_read_version=read,
-                last_read_at=read_at,
-                agrees_with_dcc=None if known is None else known == dcc_version,
-            )
-            distribution = store.read(_LAST_DISTRIBUTION, (eui, now))
-            if distribution:
-                version, image_hash, requester, sent_at, state = distribution[0]
-                entry.distributed_by = names.get(requester, requester)
-                entry.distributed_at = sent_at
-                if known is not None and known == version and active_at and active_at >= sent_at:
-                    entry.upgrade_status = "activated"
-                else:
-                    entry.upgrade_status = state
-                    if state not in HOLDS_NOTHING_NEW:  # else the device holds none of it
-                        entry.pending_version = version
-                        entry.pending_hash = image_hash.hex().upper() if image_hash else None
-            entry.last_alerts = [
-                (code, name, when)
-                for code, name, when in store.read(
-                    "SELECT code, name, at FROM device_alert WHERE device = ? AND at <= ?"
-                    " ORDER BY id DESC LIMIT ?",
-                    (eui, now, LAST_ALERTS),
-                )
-            ]
-            entries.append(entry)
-    return entries
+def device_records(
+    store: Store, now: str, supplier: Eui | None
+) -> list[tuple[DeviceRecord, LastDistribution | None]]:
+    """Every device `supplier` is registered for at `now` (None: every device), by EUI, each
+    with its latest distribution."""
+    found = []
+    wanted = str(supplier) if supplier is not None else None
+    for row in store.read(_DEVICE_RECORDS, {"now": now, "supplier": wanted}):
+        device = DeviceRecord(*row[:11])
+        version, image_hash, requester, at, status = row[11:]
+        last = None if version is None else LastDistribution(version, image_hash, requester, at,
+                                                             status)
+        found.append((device, last))
+    return found
+
+
+def last_alerts(
+    store: Store, now: str, devices: list[str], limit: int = LAST_ALERTS
+) -> dict[str, list[Alert]]:
+    """The `limit` latest alerts (at or before `now`) about each of `devices`, newest first."""
+    alerts: dict[str, list[Alert]] = {}
+    params = {"now": now, "devices": json.dumps(devices), "limit": limit}
+    for device, code, name, at in store.read(_LAST_ALERTS, params):
+        alerts.setdefault(device, []).append((code, name, at))
+    return alerts
+
