@@ -1,6 +1,6 @@
 """Portfolio entries as plain rows: the one normal form every report format renders.
 
-Rows come from `bench.dcc` portfolio records (PortfolioEntry) or from the rig's control socket
+Rows come from `bench.report.portfolio` (PortfolioEntry) or from the rig's control socket
 (the same records already as JSON); both become the same plain dicts here, so the table, JSON,
 CSV and HTML forms show exactly the same values.
 """
