@@ -17,10 +17,15 @@ fixes here:
   block) completes the transfer, with the reason saying so: the meter holds the image;
 * Upgrade End is always answered with upgrade time 0xFFFFFFFF ("wait for upgrade command"): a GB
   meter activates only on a CS06 from its Supplier, never on the end of a download;
+* a Query Next Image Request for another manufacturer or image type than the offered image's is
+  answered NO_IMAGE_AVAILABLE (the image is not the one asked for) and is not progress: a meter
+  may hold several image types and ask for each in turn, so it does not end the transfer either;
 * a meter that stops asking for blocks for `stall_timeout` seconds is reported stalled; it may
-  resume (a meter resumes from its persisted offset after a power cut). A transfer that has
-  heard nothing from its meter for `give_up_timeout` seconds (stalled, or offered and never
-  asked for) fails, so every distribution ends.
+  resume (a meter resumes from its persisted offset after a power cut). A transfer whose meter
+  has not asked for a block of the image (or ended its download) for `give_up_timeout` seconds
+  fails, with the reason naming what the meter did instead (asked for another image, asked and
+  fetched nothing, or said nothing): queries alone never keep a transfer alive, so every
+  distribution ends.
 
 Throttling uses WAIT_FOR_DATA: `max_concurrent` bounds how many meters download at once (others
 are told to come back after `retry_after` seconds), `min_block_period_ms` tells every meter the
@@ -252,8 +257,12 @@ class OtaServer:
             transfer = self._transfers.get(eui)
             if transfer is None or transfer.state in (TransferState.COMPLETE, TransferState.FAILED):
                 return QueryNextImageResponse(NO_IMAGE_AVAILABLE, 0, 0, 0, 0), []
-            transfer.last_request_at = self._clock()
             image = transfer.image
+            if (request.manufacturer_code, request.image_type) != (image.manufacturer_code,
+                                                                   image.image_type):
+                transfer.asked_instead = (request.manufacturer_code, request.image_type)
+                return QueryNextImageResponse(NO_IMAGE_AVAILABLE, 0, 0, 0, 0), []
+            transfer.last_request_at = self._clock()
             unsuitable = _unsuitable(image, request, request.hardware_version)
             if unsuitable is not None:
                 self._release(transfer)
@@ -275,7 +284,7 @@ class OtaServer:
                 return _abort(request), changed
             image = transfer.image
             previous_request = transfer.last_request_at
-            transfer.last_request_at = now
+            transfer.last_request_at = transfer.heard_at = now
             throttle = self.throttle
             if transfer.waited is not None:
                 # the first request after a WAIT_FOR_DATA is judged by the request time it was given
@@ -338,7 +347,7 @@ class OtaServer:
             found = self._transfers.get(eui)
             transfer = found if found is not None and _same_file(found.image, request) else None
             if transfer is not None:
-                transfer.last_request_at = self._clock()
+                transfer.last_request_at = transfer.heard_at = self._clock()
                 transfer.upgrade_end_status = request.status
                 self._release(transfer)
         if transfer is not None:
@@ -364,7 +373,8 @@ class OtaServer:
 
     def check_stalls(self) -> list[Transfer]:
         """Mark stalled every engaged transfer without a request for `stall_timeout` seconds, and
-        failed every unfinished one that has heard nothing for `give_up_timeout` seconds."""
+        failed every unfinished one whose meter has not asked for a block of it (or ended its
+        download) for `give_up_timeout` seconds."""
         now = self._clock()
         stalled = []
         abandoned = []
@@ -373,18 +383,31 @@ class OtaServer:
                 if transfer.state in (TransferState.COMPLETE, TransferState.FAILED):
                     continue
                 heard = transfer.last_request_at
-                if now - (transfer.heard_at if heard is None else heard) > self.give_up_timeout:
+                if now - transfer.heard_at > self.give_up_timeout:
                     self._release(transfer)
                     abandoned.append(transfer)
                 elif (transfer.state in (TransferState.OFFERED, TransferState.DOWNLOADING)
                         and heard is not None and now - heard > self.stall_timeout):
                     self._release(transfer)
                     stalled.append(transfer)
-        given_up = f"nothing heard from the meter for {self.give_up_timeout:g} s"
         return [t for t in stalled if t.set_state(
             TransferState.STALLED, f"no request for {self.stall_timeout:g} s")] + [
             t for t in abandoned
-            if t.set_state(TransferState.FAILED, given_up, TransferEnd.GIVEN_UP)]
+            if t.set_state(TransferState.FAILED, self._given_up(t), TransferEnd.GIVEN_UP)]
+
+    def _given_up(self, transfer: Transfer) -> str:
+        """Why `transfer` ends unfinished: what its meter did instead of fetching the image."""
+        waited = f"{self.give_up_timeout:g} s"
+        image = transfer.image
+        if transfer.blocks == 0 and transfer.asked_instead is not None:
+            manufacturer, image_type = transfer.asked_instead
+            return (f"the meter never asked for the offered image (manufacturer"
+                    f" {image.manufacturer_code:#06x}, image type {image.image_type:#06x}) in"
+                    f" {waited}: it asked for manufacturer {manufacturer:#06x}, image type"
+                    f" {image_type:#06x}")
+        if transfer.blocks == 0 and transfer.last_request_at is not None:
+            return f"the meter was offered the image and asked for no block of it in {waited}"
+        return f"nothing heard from the meter for {waited}"
 
     def _release(self, transfer: Transfer) -> None:
         if transfer.holds_slot:

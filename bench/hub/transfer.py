@@ -41,7 +41,7 @@ class TransferEnd(StrEnum):
     NOT_APPLICABLE = "not-applicable"  # the meter's hardware version is outside the image's range
     ALREADY_RUNNING = "already-running"  # the meter runs this version: nothing to deliver
     ALREADY_HELD = "already-held"  # the meter held the image pending: delivered, nothing new
-    GIVEN_UP = "given-up"  # nothing heard from the meter for the give-up time
+    GIVEN_UP = "given-up"  # the meter fetched nothing of the image for the give-up time
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,9 @@ class Transfer:
         self.reason: str | None = None
         self.end: TransferEnd | None = None
         self.offered_at = time.monotonic()
-        self.heard_at = self.offered_at  # the OTA server's clock: offer time until a request
+        # the OTA server's clock: the offer, then the meter's last block request or Upgrade End
+        self.heard_at = self.offered_at
+        self.asked_instead: tuple[int, int] | None = None  # (manufacturer, image type) queried
         self.started_at: float | None = None
         self.last_request_at: float | None = None
         self.request_before_last: float | None = None  # block requests only: the period check

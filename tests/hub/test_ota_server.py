@@ -222,6 +222,39 @@ def test_offer_never_asked_for_fails_after_the_give_up_time(clock):
     assert transfer.end is TransferEnd.GIVEN_UP
 
 
+def test_a_query_for_another_image_type_is_not_offered_that_image_and_keeps_nothing_alive(clock):
+    """An ESME image offered to a GSME: every query names the gas image type, so each is answered
+    NO_IMAGE_AVAILABLE; queries are not progress and the transfer ends at the give-up time."""
+    ota = server(clock, stall_timeout=1.0, give_up_timeout=60.0)
+    transfer, _ = ota.offer(GSME_EUI, ImageLibrary().share(make_image(100, image_type=0x0000)))
+    for _ in range(100):
+        reply, changed = ota.handle(GSME_EUI, QueryNextImageRequest(1, MANUFACTURER, 0x0001, 1, 0x1111))
+        assert reply.status == NO_IMAGE_AVAILABLE and changed == []
+        clock.advance(0.5)
+        assert ota.check_stalls() == []
+    assert transfer.state is TransferState.OFFERED and ota.notifications_due([GSME_EUI])
+    clock.advance(10.1)
+    assert ota.check_stalls() == [transfer]
+    assert transfer.state is TransferState.FAILED and transfer.end is TransferEnd.GIVEN_UP
+    assert transfer.reason == ("the meter never asked for the offered image (manufacturer 0x121d,"
+                               " image type 0x0000) in 60 s: it asked for manufacturer 0x121d,"
+                               " image type 0x0001")
+    assert ota.check_stalls() == []  # ended once
+
+
+def test_a_meter_that_queries_the_offered_image_but_fetches_nothing_is_given_up(clock):
+    ota = server(clock, stall_timeout=1.0, give_up_timeout=60.0)
+    transfer, _ = ota.offer(ESME_EUI, ImageLibrary().share(make_image(100)))
+    for _ in range(120):
+        reply, _ = ota.handle(ESME_EUI, QueryNextImageRequest(1, MANUFACTURER, 0, 1, 0x1111))
+        assert reply.status == SUCCESS
+        clock.advance(0.5)
+        assert transfer not in ota.check_stalls() or transfer.state is TransferState.STALLED
+    clock.advance(0.1)
+    assert ota.check_stalls() == [transfer] and transfer.end is TransferEnd.GIVEN_UP
+    assert transfer.reason == "the meter was offered the image and asked for no block of it in 60 s"
+
+
 def test_stalled_transfer_that_never_resumes_fails(clock):
     image = make_image(400)
     ota = server(clock, stall_timeout=30.0)  # gives up after four stall timeouts by default
