@@ -28,7 +28,7 @@ FLOORS: tuple[frozenset[str], ...] = (
     frozenset({"crypto"}),
     frozenset({"link"}),
     frozenset({"meter", "hub", "s1sp", "dcc"}),
-    frozenset({"report"}),
+    frozenset({"report", "gateway"}),
     frozenset({"rig"}),
     frozenset({"fuzz"}),
     frozenset({"testing", "cli"}),
@@ -39,6 +39,7 @@ FLOOR = {package: level for level, packages in enumerate(FLOORS) for package in 
 # Imports a lower floor allows that the design still forbids.
 FORBIDDEN: dict[str, frozenset[str]] = {
     "dcc": frozenset({"link", "hub", "rig"}),
+    "gateway": frozenset({"link", "hub", "meter", "s1sp"}),  # a skin over dcc only
 }
 
 

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "alerts": "bench.cli.alerts:alerts",
     "audit": "bench.cli.alerts:audit",
     "rig": "bench.cli.rig:rig",
+    "serve": "bench.cli.serve:serve",
     "run": "bench.cli.run:run",
     "init": "bench.cli.init:init",
     "lab": "bench.cli.lab:lab",

@@ -18,8 +18,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from dcc.support import ESME_A0, FIXTURE_PKI, IMAGE_NAME, Requests
+from gateway.http import post, response_code
+from gateway.serve import serving
 
 from bench.codec.duis.safe_xml import XSD_VALIDATION_OFF
+from bench.crypto.smki import Pki
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "bench", "hil_tests",
@@ -64,10 +68,11 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv / "bin" / "bench"
 
 
-def test_the_installed_bench_stands_alone(bench, tmp_path):
+def test_the_installed_bench_stands_alone(bench, tmp_path, vectors):
     """One test, so one wheel and one venv whichever worker runs it."""
     passes_on_the_embedded_rig_from_an_empty_directory(bench, tmp_path)
     init_writes_a_lab_that_rig_check_loads_and_that_runs(bench, tmp_path)
+    serve_answers_duis_over_http_from_an_empty_directory(bench, tmp_path, vectors)
 
 
 def passes_on_the_embedded_rig_from_an_empty_directory(bench: Path, tmp_path: Path) -> None:
@@ -104,3 +109,16 @@ def init_writes_a_lab_that_rig_check_loads_and_that_runs(bench: Path, tmp_path: 
                   "--requirement", "R1", "--out", str(tmp_path / "out")], tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout)["verdict"]["R1"] == "passed"
+
+
+def serve_answers_duis_over_http_from_an_empty_directory(bench: Path, tmp_path: Path,
+                                                         vectors: Path) -> None:
+    """`bench serve` on the embedded rig: an RSA's signed 11.1 POSTed to serviceD is I99."""
+    empty = tmp_path / "serve-pc"
+    empty.mkdir()
+    requests = Requests(Pki.load(FIXTURE_PKI), (vectors / IMAGE_NAME).read_bytes())
+    with serving([str(bench)], empty, env=clean_env()) as status:
+        code, content_type, body = post(status["gateway"]["services"]["serviceD"],
+                                        requests.update("rsa-1", [ESME_A0]))
+        assert (code, content_type, response_code(body)) == (200, "application/xml", "I99")
+    assert sorted(p.name for p in empty.iterdir()) == ["results", "run"]
