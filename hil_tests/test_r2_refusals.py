@@ -88,3 +88,10 @@ def test_r2_mixed_device_list_gives_partial_result(rig, esme, other_esme, ppmid,
     for device in (other_esme, ppmid, uncommissioned_esme):
         nothing_sent(rig, mark, device)
     supplier.wait_for_alert(FDRA_SUCCESS, esme, after=alerts)  # let the one download finish
+
+
+@pytest.mark.mp207("R2")
+def test_r2_rsa_of_another_supplier_refused_for_the_gas_meter(rig, gsme, other_rsa, images):
+    """An RSA appointed by another Supplier is refused for the gas meter too (E4), and nothing
+    reaches it."""
+    _refused(rig, other_rsa, images.for_device(gsme), gsme, "E4")

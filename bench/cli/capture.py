@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -29,8 +30,8 @@ def decode(pcap: Path, as_json: bool) -> None:
         click.echo(summary(record))
 
 
-def summary(record: dict) -> str:
-    """One readable line per frame, like a packet list."""
+def summary(record: dict[str, Any]) -> str:
+    """One readable line per frame, like a packet list: every kind of frame the bench writes."""
     head = f"{record['frame']:>6} {record['time']:.6f}"
     if record.get("protocol") == "dlms":  # the S1SP's DLMS capture: the decoded APDU
         return f"{head} {record.get('device', '?')} {record.get('direction', '?')} {record.get('summary', record.get('error'))}"
@@ -42,6 +43,8 @@ def summary(record: dict) -> str:
     if "default_response" in record:
         answer = record["default_response"]
         return f"{line} to 0x{answer['command_id']:02X} status=0x{answer['status']:02X}"
+    if "tunnel" not in record:  # an APS acknowledgement: what it acknowledges is its seq
+        return f"{line} seq={record.get('seq')} cluster=0x{record.get('cluster', 0):04X}"
     line += f" {record['tunnel']['command']}"
     gbcs = record.get("gbcs")
     if gbcs:

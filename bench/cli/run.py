@@ -118,9 +118,20 @@ def _rig_duis_schema(rig_file: Path | None) -> Path | None:
 @click.option("--parallel", type=click.IntRange(min=1), default=None, metavar="N",
               help="Spread the suite over N identical rigs, one per worker (a labgrid rig: N "
                    "places its tags select); one verdict, record.json and junit.xml.")
+@click.option("--firmware", "firmware", multiple=True, metavar="ROLE=PATH",
+              help="The maker's image under test for a device role (esme=fw.bin): a manufacturer "
+                   "image the suite wraps and signs, or a complete GB upgrade image. Repeatable.")
+@click.option("--firmware-version", "firmware_versions", multiple=True, metavar="ROLE=TEXT",
+              help="What 11.2 must read once that image is active (default: its OTA file version).")
+@click.option("--lab", default=None, metavar="NAME", help="The lab running the suite (the report's "
+              "heading; default: this host's name).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Print each failing test's whole assertion report (pytest's full diff).")
 def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | None,
-        requirements: tuple[str, ...], suite: Path, parallel: int | None) -> None:
-    """Run the MP207 conformance suite on a rig and print a verdict per requirement."""
+        requirements: tuple[str, ...], suite: Path, parallel: int | None,
+        firmware: tuple[str, ...], firmware_versions: tuple[str, ...], lab: str | None,
+        verbose: bool) -> None:
+    """Run the MP207 conformance suite on a rig and print a verdict per requirement and cell."""
 
     # a schema named but missing or broken: one clear line now, not an E1 from every request later
     schema = require_duis_schema(_rig_duis_schema(rig_file))
@@ -129,9 +140,23 @@ def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | No
     progress = sys.stderr if as_json else sys.stdout
     if schema is None:  # said once, up front; record.json says it too
         print(XSD_VALIDATION_OFF, file=progress, flush=True)
-    args = [str(suite), "--results", str(results), "-p", "no:terminal", "-p", "no:cacheprovider",
+    if parallel:
+        _require_xdist()
+    suite = suite.resolve()
+    # nodeids (and JUnit classnames: hil_tests.test_r1_rsa_update) relative to the suite's
+    # parent, wherever the bench is installed
+    args = [str(suite), "--rootdir", str(suite.parent), "--results", str(results),
+            "-p", "no:terminal", "-p", "no:cacheprovider",
             "-p", "no:randomly", "-p", "no:labgrid", "--junitxml", str(results / "junit.xml"),
-            "-o", "addopts="]
+            "-o", "addopts=", "-o", "junit_family=xunit2", "-o", "verbosity_assertions=2"]
+    full = suite == SUITE.resolve() and not select and not requirements
+    if full:
+        args.append("--mp207-full")
+    for option, values in (("--firmware", firmware), ("--firmware-version", firmware_versions)):
+        for value in values:
+            args += [option, value]
+    if lab:
+        args += ["--lab", lab]
     if rig_file is not None:
         args += ["--rig", str(rig_file)]
     if select:
@@ -148,40 +173,78 @@ def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | No
     try:
         record = load_record(results)
     except (OSError, ValueError):
-        record = {"verdict": {r: "not run" for r in REQUIREMENTS}, "passed": 0, "failed": 0,
-                  "tests": [], "rig_error": f"pytest exited with code {int(code)} before any test ran"}
-    if not select and not requirements:  # the whole suite: a requirement it never tested fails
-        record["verdict"] = {r: "failed" if v == "not run" else v
-                             for r, v in record["verdict"].items()}
+        record = {"verdict": {r: "failed" if full else "not run" for r in REQUIREMENTS},
+                  "passed": 0, "failed": 0, "tests": [], "matrix": {},
+                  "rig_error": f"pytest exited with code {int(code)} before any test ran"}
+    report = _write_report(results)
     verdict = record["verdict"]
     failed = record.get("failed", 0) + record.get("skipped", 0)
-    ok = (int(code) == 0 and failed == 0 and record.get("passed", 0) > 0
-          and "failed" not in verdict.values())
+    ok = int(code) == 0 and bool(record.get("ok"))  # record.json's verdict (verdicts.py)
     summary = {"verdict": verdict, "passed": record.get("passed", 0), "failed": failed,
-               "results": str(results)}
+               "not_applicable": record.get("not_applicable", 0), "matrix": record.get("matrix", {}),
+               "scope": record.get("scope", ""), "results": str(results),
+               "report": str(report) if report else None}
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        _print_table(record, results)
+        _print_table(record, results, verbose)
+        if report:
+            click.echo(f"report: {report}")
     if not ok:
         sys.exit(1)
 
 
-def _print_table(record: dict[str, Any], results: Path) -> None:
+def _require_xdist() -> None:
+    """--parallel runs on pytest-xdist (a dependency of the bench): say so if it is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("xdist") is None:
+        raise click.UsageError("--parallel needs pytest-xdist: pip install pytest-xdist")
+
+
+def _write_report(results: Path) -> Path | None:
+    """results/conformance.html, from record.json and the run's artefacts."""
+    from jinja2 import TemplateError
+
+    from bench.errors import BenchError
+    from bench.report.conformance import write_conformance_report
+
+    try:
+        return write_conformance_report(results)
+    except (BenchError, OSError, ValueError, TemplateError) as exc:
+        click.echo(f"conformance report not written: {exc}", err=True)
+        return None
+
+
+def _print_table(record: dict[str, Any], results: Path, verbose: bool = False) -> None:
     tests = record.get("tests", [])
     rig_error = record.get("rig_error")
+    matrix = record.get("matrix") or {}
+    cells = list(record.get("cells") or {})
     click.echo("")
-    click.echo(f"{'':<4} {'Requirement':<36} {'Verdict':<8} Passed  Failing checks")
+    if record.get("scope"):
+        click.echo(f"scope: {record['scope']}")
+    for cell, why_not in (record.get("cells") or {}).items():
+        if why_not:
+            click.echo(f"not applicable: {cell} ({why_not})")
+    head = "".join(f" {c:<15}" for c in cells)
+    click.echo(f"{'':<4} {'Requirement':<36} {'Verdict':<14}{head} Passed")
     for requirement, verdict in record["verdict"].items():
         mine = [t for t in tests if t.get("requirement") == requirement]
         passed = sum(1 for t in mine if t["outcome"] == "passed")
-        count = f"{passed}/{len(mine)}"
-        click.echo(f"{requirement:<4} {TITLES[requirement]:<36} {verdict:<8} {count}")
-        if not mine and verdict == "failed":
+        applicable = [t for t in mine if t["outcome"] != "not applicable"]
+        count = f"{passed}/{len(applicable)}"
+        row = "".join(f" {matrix.get(requirement, {}).get(c, {}).get('verdict', '-'):<15}"
+                      for c in cells)
+        click.echo(f"{requirement:<4} {TITLES[requirement]:<36} {verdict:<14}{row} {count}")
+        if not mine and verdict in ("failed", "not run"):
             click.echo("       - no test of this requirement ran")
+        for cell, judged in matrix.get(requirement, {}).items():
+            if judged["verdict"] == "failed" and judged["reason"].startswith("no test"):
+                click.echo(f"       - {cell}: {judged['reason']}")
         broken = 0
         for test in mine:
-            if test["outcome"] == "passed":
+            if test["outcome"] in ("passed", "not applicable"):
                 continue
             reason = (test.get("failure") or test["outcome"]).strip().splitlines()
             if rig_error and test["outcome"] == "skipped" and "rig broken" in (reason or [""])[0]:
@@ -189,12 +252,16 @@ def _print_table(record: dict[str, Any], results: Path) -> None:
                 continue
             name = test["nodeid"].split("::", 1)[-1]
             click.echo(f"       - {name}: {reason[0][:160] if reason else test['outcome']}")
+            if verbose and test.get("detail"):
+                click.echo("\n".join("         " + line for line in test["detail"].splitlines()))
         if broken:
             click.echo(f"       - {broken} test(s) skipped: the rig broke (below)")
     if rig_error:
         click.echo(f"rig error: {rig_error}")
     click.echo(f"{record.get('passed', 0)} passed, {record.get('failed', 0)} failed"
-               + (f", {record.get('skipped')} skipped" if record.get("skipped") else ""))
+               + (f", {record.get('skipped')} skipped" if record.get("skipped") else "")
+               + (f", {record.get('not_applicable')} not applicable"
+                  if record.get("not_applicable") else ""))
     click.echo(f"results: {results}")
 
 

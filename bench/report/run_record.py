@@ -15,24 +15,66 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REQUIREMENTS = ("R1", "R2", "R3", "R4", "R5")
+from bench.report.verdicts import (
+    REQUIREMENTS,
+    Outcome,
+    Verdict,
+    requirement_verdicts,
+    verdict_matrix,
+)
+
+__all__ = ["REQUIREMENTS", "Measurement", "RecordWriter", "RunRecord", "TestRecord", "load_record"]
+
 RECORD_NAME = "record.json"
 
 
 @dataclass
 class Measurement:
+    """One measured value; with limits (as OpenHTF's measurements have them) it is judged:
+    `passed` is whether low <= value <= high (None: no limit, nothing to judge)."""
+
     name: str
     value: Any
     unit: str | None = None
+    low: float | None = None
+    high: float | None = None
+    passed: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.passed is None and (self.low is not None or self.high is not None):
+            self.passed = self.within()
+
+    def within(self) -> bool:
+        if not isinstance(self.value, int | float) or isinstance(self.value, bool):
+            return False
+        return ((self.low is None or self.value >= self.low)
+                and (self.high is None or self.value <= self.high))
+
+    @property
+    def limits(self) -> str:
+        """`0.5 <= x <= 10 s`, `<= 10 s`, or `` with no limit."""
+        unit = f" {self.unit}" if self.unit else ""
+        if self.low is not None and self.high is not None:
+            return f"{self.low:g} .. {self.high:g}{unit}"
+        if self.high is not None:
+            return f"<= {self.high:g}{unit}"
+        if self.low is not None:
+            return f">= {self.low:g}{unit}"
+        return ""
 
 
 @dataclass
 class TestRecord:
     nodeid: str
     requirement: str | None
-    outcome: str = "pending"  # passed | failed | skipped | error
+    outcome: str = Outcome.PENDING  # bench.report.verdicts.Outcome
     duration_s: float = 0.0
-    failure: str | None = None
+    failure: str | None = None  # one line: what failed
+    detail: str | None = None  # pytest's whole assertion report (the diff, the lines around)
+    description: str | None = None  # what the test checks, in words (its docstring)
+    cells: list[str] = field(default_factory=list)  # the cells (`SMETS2+ ESME`) it tests
+    started_at: float | None = None  # epoch seconds: the test's window in captures and logs
+    finished_at: float | None = None
     measurements: list[Measurement] = field(default_factory=list)
     attachments: dict[str, str] = field(default_factory=dict)
     properties: dict[str, Any] = field(default_factory=dict)
@@ -52,26 +94,37 @@ class RunRecord:
     rig_error: str | None = None
     duis_schema: str | None = None  # the XSD every DUIS request was validated against (None: off)
     notices: list[str] = field(default_factory=list)  # one line each, e.g. XSD validation is off
+    # cell (`SMETS2+ ESME`) -> None when the rig can test it, else why not (bench.report.verdicts)
+    cells: dict[str, str | None] = field(default_factory=dict)
+    full_suite: bool = False  # the whole shipped suite ran: a cell no test ran on fails
+    scope: str = ""  # what this run judges, in one line
+    run: dict[str, Any] = field(default_factory=dict)  # lab, bench version, PKI fingerprint, ...
+    device_details: list[dict[str, Any]] = field(default_factory=list)  # devices under test
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> image under test
+
+    def _tests(self) -> list[dict[str, Any]]:
+        return [asdict(t) for t in self.tests]
 
     def verdict(self) -> dict[str, str]:
-        """R1..R5 -> passed | failed | not run; a skipped test of a requirement fails it."""
-        verdict: dict[str, str] = {}
-        for requirement in REQUIREMENTS:
-            outcomes = [t.outcome for t in self.tests if t.requirement == requirement]
-            if not outcomes:
-                verdict[requirement] = "not run"
-            elif all(o == "passed" for o in outcomes):
-                verdict[requirement] = "passed"
-            else:
-                verdict[requirement] = "failed"
-        return verdict
+        """R1..R5 -> passed | failed | not applicable | not run (bench.report.verdicts)."""
+        verdicts = requirement_verdicts(self._tests(), self.cells, self.full_suite)
+        return {r: str(v.verdict) for r, v in verdicts.items()}
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["verdict"] = self.verdict()
-        data["passed"] = sum(1 for t in self.tests if t.outcome == "passed")
-        data["failed"] = sum(1 for t in self.tests if t.outcome in ("failed", "error"))
-        data["skipped"] = sum(1 for t in self.tests if t.outcome == "skipped")
+        tests = data["tests"]
+        verdicts = requirement_verdicts(tests, self.cells, self.full_suite)
+        data["verdict"] = {r: str(v.verdict) for r, v in verdicts.items()}
+        data["verdict_reasons"] = {r: v.reason for r, v in verdicts.items()}
+        data["matrix"] = {r: {c: {"verdict": str(v.verdict), "reason": v.reason}
+                              for c, v in row.items()}
+                          for r, row in verdict_matrix(tests, self.cells, self.full_suite).items()}
+        data["passed"] = sum(1 for t in self.tests if t.outcome == Outcome.PASSED)
+        data["failed"] = sum(1 for t in self.tests if t.outcome in (Outcome.FAILED, Outcome.ERROR))
+        data["skipped"] = sum(1 for t in self.tests if t.outcome == Outcome.SKIPPED)
+        data["not_applicable"] = sum(1 for t in self.tests if t.outcome == Outcome.NOT_APPLICABLE)
+        data["ok"] = (data["failed"] == 0 and data["skipped"] == 0 and data["passed"] > 0
+                      and Verdict.FAILED not in data["verdict"].values())
         if self.wall_s:
             data["link_wait_share"] = round(min(1.0, self.link_wait_s / self.wall_s), 4)
         return data

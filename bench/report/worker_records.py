@@ -40,6 +40,12 @@ def merge_records(results: Path) -> bool:
     errors = [f"{worker}: {r['rig_error']}" for worker, r in records if r.get("rig_error")]
     merged.rig_error = "; ".join(errors) or None
     merged.notices = sorted({n for _, r in records for n in r.get("notices") or []})
+    merged.cells = dict(first.get("cells") or {})
+    merged.full_suite = bool(first.get("full_suite"))
+    merged.scope = first.get("scope") or ""
+    merged.run = dict(first.get("run") or {})
+    merged.device_details = list(first.get("device_details") or [])
+    merged.images = dict(first.get("images") or {})
     merged.attachments = {"junit": "junit.xml"}
     for worker, record in records:
         for name, path in (record.get("attachments") or {}).items():
@@ -52,9 +58,8 @@ def merge_records(results: Path) -> bool:
 
 
 def _test(worker: str, data: dict[str, Any]) -> TestRecord:
-    test = TestRecord(nodeid=data["nodeid"], requirement=data.get("requirement"),
-                      outcome=data.get("outcome", "pending"),
-                      duration_s=data.get("duration_s", 0.0), failure=data.get("failure"))
+    known = set(TestRecord.__dataclass_fields__) - {"measurements", "attachments", "properties"}
+    test = TestRecord(**{k: v for k, v in data.items() if k in known})
     test.measurements = [Measurement(**m) for m in data.get("measurements") or []]
     test.attachments = {k: f"{worker}/{v}" for k, v in (data.get("attachments") or {}).items()}
     test.properties = {**(data.get("properties") or {}), "rig_results": worker}

@@ -13,7 +13,13 @@ Fixtures (see README, "Writing a HIL test"):
   images                    builds signed GB upgrade images for a device
   registry_change           the shim registry, restored after the test
   results_dir               this run's results directory
-  measure(name, value, unit) a measurement of this test, kept in record.json and JUnit
+  measure(name, value, unit, low=, high=)  a measurement of this test, kept in record.json and
+                            JUnit; with limits it is judged, and a value outside them fails the test
+
+Scope: each test tests one or more cells (generation x device type) through the devices it asks
+for; a test that needs a kind of meter the rig has none of is "not applicable", not skipped.
+Each test's start and end are marked in bench.log and every device log, and its evidence (pcap
+slices, decoded GBCS and DLMS, log slices) is cut out into results/tests/<test>/.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ if TYPE_CHECKING:  # the plugin loads in every pytest session: the bench only wh
     from bench.dcc.records.registry import Registry
     from bench.hub.hub import Hub
     from bench.report.run_record import Measurement, RecordWriter, RunRecord, TestRecord
-    from bench.rig.model import RigDevice
+    from bench.rig.model import Rig, RigDevice
     from bench.rig.running import RunningRig
     from bench.testing.images import ImageFactory, SampleImage
     from bench.testing.parties import DccUser
@@ -42,7 +48,8 @@ if TYPE_CHECKING:  # the plugin loads in every pytest session: the bench only wh
 class Measure(Protocol):
     """The `measure` fixture: one measurement of the running test, kept in record.json."""
 
-    def __call__(self, name: str, value: float | str, unit: str | None = None) -> None: ...
+    def __call__(self, name: str, value: float | str, unit: str | None = None, *,
+                 low: float | None = None, high: float | None = None) -> None: ...
 
 
 # The `rig_device` fixture: the rig's device with a role (the test skips if there is none).
@@ -51,6 +58,7 @@ DeviceLookup = Callable[[str], "RigDevice"]
 pytest_plugins = ("bench.testing.fuzz",)  # the fuzz_campaign fixture and the `fuzz` marker
 
 RIG_ENV = "BENCH_RIG"
+DEVICE_ROLES = frozenset({"esme", "gsme", "other_esme", "ppmid", "hcalcs", "uncommissioned_esme"})
 RIG_FIXTURES = frozenset({  # asking for any of these starts the rig
     "rig", "shim", "hub", "esme", "gsme", "other_esme", "ppmid", "hcalcs", "uncommissioned_esme",
     "rig_device", "supplier", "other_supplier", "rsa", "other_rsa", "images", "registry_change",
@@ -63,6 +71,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"rig file to run HIL tests on (default: ${RIG_ENV} or rigs/emulated.toml)")
     group.addoption("--results", metavar="DIR", default=None,
                     help="results directory of this run (default: results/<timestamp>)")
+    group.addoption("--mp207-full", action="store_true", default=False,
+                    help="this is the whole shipped suite: a cell the rig can test and no test "
+                         "ran on fails (bench run sets it)")
+    group.addoption("--firmware", action="append", default=[], metavar="ROLE=PATH",
+                    help="the manufacturer image (or a complete GB upgrade image) under test for "
+                         "the device with this role (repeatable; the rig file's [firmware] too)")
+    group.addoption("--firmware-version", action="append", default=[], metavar="ROLE=TEXT",
+                    help="what 11.2 must read once that image is active (default: its OTA file "
+                         "version)")
+    group.addoption("--lab", default=None, metavar="NAME", help="the lab running the suite")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -88,6 +106,9 @@ class _State:
     current: pytest.Item | None = None  # the test item being run
     test_records: dict[str, TestRecord] = field(default_factory=dict)
     marks: dict[str, int] = field(default_factory=dict)
+    started_at: dict[str, float] = field(default_factory=dict)
+    roles_asked: dict[str, set[str]] = field(default_factory=dict)  # nodeid -> rig_device roles
+    first_reads: dict[str, str] = field(default_factory=dict)  # EUI -> the first 11.2 read
     waits_at_start: dict[str, float] = field(default_factory=dict)
     pending_measurements: dict[str, list[Measurement]] = field(default_factory=dict)
 
@@ -164,9 +185,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                 if role in getattr(item, "fixturenames", ())]
         if down:
             pytest.skip("; ".join(down))
+    state.started_at[item.nodeid] = time.time()
     if state.running is not None:
         state.marks[item.nodeid] = state.running.traffic.mark
         state.waits_at_start[item.nodeid] = state.running.waits.total_s
+        _mark_logs(state.running, start_mark(item.nodeid))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -188,8 +211,45 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     state = _state(item.config)
     if state.running is not None and _uses_rig(item):
+        _mark_logs(state.running, end_mark(item.nodeid))
         _write_test_artefacts(state, item)
+        _note_reads(state)
     state.current = None
+
+
+def start_mark(nodeid: str) -> str:
+    from bench.report.evidence import start_mark as mark
+
+    return mark(nodeid)
+
+
+def end_mark(nodeid: str) -> str:
+    from bench.report.evidence import end_mark as mark
+
+    return mark(nodeid)
+
+
+def _mark_logs(running: RunningRig, text: str) -> None:
+    """The test's start or end, in bench.log and every device log: where its evidence lies."""
+    import logging
+
+    logging.getLogger("bench.testing").info("%s", text)
+    for device_log in running.device_logs.values():
+        device_log.write("bench", text)
+
+
+def _note_reads(state: _State) -> None:
+    """The first 11.2 read of each device in this run: 'firmware read before' in the report."""
+    running = state.running
+    if running is None or state.record is None:
+        return
+    try:
+        entries = running.portfolio(None)
+    except Exception:  # noqa: BLE001 - the report's column stays empty; the test verdict stands
+        return
+    for entry in entries:
+        if entry.last_read_version is not None:
+            state.first_reads.setdefault(str(entry.eui), str(entry.last_read_version))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -200,6 +260,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if state.running is not None:
             state.record.link_wait_s = round(state.running.waits.total_s, 3)
         state.record.rig_error = state.broken
+        if state.running is not None:
+            _finish_devices(state)
         if state.writer is not None:
             state.writer.save()
 
@@ -221,6 +283,11 @@ def _ensure_record(state: _State, rig_name: str, results: Path) -> RecordWriter:
 
     results.mkdir(parents=True, exist_ok=True)
     state.record = RunRecord(rig=rig_name, results=str(results))
+    state.record.full_suite = bool(state.config.getoption("--mp207-full"))
+    state.record.scope = ("the whole shipped suite: every cell the rig can test is judged"
+                          if state.record.full_suite else
+                          "a selection of tests: only the requirements and cells they cover "
+                          "are judged")
     state.writer = RecordWriter(results, state.record)
     return state.writer
 
@@ -238,14 +305,21 @@ def _record(state: _State, item: pytest.Item, report: pytest.TestReport,
         state.test_records[item.nodeid] = test
         writer.record.tests.append(test)
     test.properties = {k: v for k, v in item.user_properties}
+    test.description = test.description or _description(item)
+    test.cells = _test_cells(state, item)
+    test.started_at = state.started_at.get(item.nodeid)
+    test.finished_at = time.time()
     if report.when == "call" or report.outcome != "passed":
         outcome: str = report.outcome
         if report.when != "call" and report.outcome == "failed":
             outcome = "error"
+        if report.skipped and _skip_reason(report).startswith(NOT_APPLICABLE):
+            outcome = "not applicable"
         if test.outcome in ("pending", "passed"):
             test.outcome = outcome
         if report.failed:
             test.failure = _short_failure(report)
+            test.detail = str(report.longrepr)[-20000:]
         elif report.skipped:
             test.failure = _skip_reason(report)
     if report.when == "call":
@@ -256,6 +330,60 @@ def _record(state: _State, item: pytest.Item, report: pytest.TestReport,
             test.measurements.append(Measurement("link_wait", round(waited, 3), "s"))
         test.measurements.extend(state.pending_measurements.pop(item.nodeid, []))
     writer.save()
+
+
+NOT_APPLICABLE = "not applicable:"
+
+
+def _description(item: pytest.Item) -> str | None:
+    """What the test checks, in words: its docstring, else its module's first line."""
+    function = getattr(item, "function", None)
+    for source in (function, getattr(item, "module", None)):
+        doc = getattr(source, "__doc__", None)
+        if doc and doc.strip():
+            return " ".join(doc.strip().split("\n\n", 1)[0].split())
+    return None
+
+
+def role_cell(role: str, rig: Rig | None) -> str | None:
+    """The cell (`SMETS2+ ESME`) a device role stands for: the rig's device of that role, else
+    what the suite's role names say (`smets1_gsme`: a SMETS1 GSME). None: not a meter."""
+    from bench.domain import DeviceType, Generation
+    from bench.report.verdicts import CELLS, cell_name
+
+    if rig is not None:
+        for device in rig.devices:
+            if device.role == role:
+                cell = (device.generation, device.device_type)
+                return cell_name(*cell) if cell in CELLS else None
+    generation = Generation.SMETS1 if role.startswith("smets1_") else Generation.SMETS2_PLUS
+    for device_type in (DeviceType.ESME, DeviceType.GSME):
+        if role.endswith(device_type.lower()):
+            return cell_name(generation, device_type)
+    return None
+
+
+def _test_cells(state: _State, item: pytest.Item) -> list[str]:
+    """The cells a test tests: those of the device roles it asks for (fixtures, a `role`
+    parameter, rig_device calls)."""
+    roles = set(getattr(item, "fixturenames", ())) & DEVICE_ROLES
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and isinstance(callspec.params.get("role"), str):
+        roles.add(callspec.params["role"])
+    roles |= state.roles_asked.get(item.nodeid, set())
+    spec = state.running.spec if state.running is not None else _spec_or_none(state)
+    cells = {role_cell(role, spec) for role in roles}
+    return sorted(c for c in cells if c is not None)
+
+
+def _spec_or_none(state: _State) -> Rig | None:
+    from bench.errors import BenchError
+    from bench.rig.model import load_rig
+
+    try:
+        return load_rig(state.rig_path())
+    except BenchError:
+        return None
 
 
 def _short_failure(report: pytest.TestReport) -> str:
@@ -273,22 +401,79 @@ def _skip_reason(report: pytest.TestReport) -> str:
 
 
 def _write_test_artefacts(state: _State, item: pytest.Item) -> None:
-    """GBCS traffic of this test, one line per message, beside the run's other artefacts."""
+    """This test's evidence beside the run's: its GBCS messages decoded, pcap and log slices."""
+    from bench.report.evidence import TunnelMessage, write_test_evidence
+
     running = state.running
     if running is None:
         return
     mark = state.marks.get(item.nodeid, 0)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid.split("::", 1)[-1])[:120]
-    directory = running.results / "tests" / safe
-    directory.mkdir(parents=True, exist_ok=True)
-    lines = [f"{e.at:.3f} {e.direction:8} {e.eui.hex().upper()} {e.message.hex().upper()}"
-             for e in running.traffic.since(mark)]
-    path = directory / "gbcs.txt"
-    path.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+    messages = [TunnelMessage(e.at, str(e.direction), e.eui.hex().upper(), e.message)
+                for e in running.traffic.since(mark)]
+    logs = {"bench": running.logs_dir / "bench.log"}
+    logs.update({running.spec.device_by_eui(eui).role: device_log.path
+                 for eui, device_log in running.device_logs.items()})
+    started = state.started_at.get(item.nodeid, state.started)
+    attachments = write_test_evidence(running.results, running.results / "tests" / safe,
+                                      item.nodeid, started, time.time(), messages, logs)
     test = state.test_records.get(item.nodeid)
     if test is not None:
-        test.attachments["gbcs"] = str(path.relative_to(running.results))
-        test.attachments["capture"] = "capture.pcap"
+        test.attachments.update(attachments)
+        if state.writer is not None:
+            state.writer.save()
+
+
+def _run_facts(state: _State, running: RunningRig) -> dict[str, object]:
+    """The run as the report heads it: lab, bench version, schema, PKI fingerprint."""
+    import hashlib
+    import platform
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from bench import __version__
+
+    ca = running.shim.pki.ca_cert
+    return {"lab": state.config.getoption("--lab") or platform.node(),
+            "bench_version": __version__,
+            "rig_file": str(running.spec.path),
+            "rig_description": running.spec.description,
+            "duis_schema": str(running.duis_schema) if running.duis_schema else None,
+            "pki": str(running.spec.pki_dir),
+            "pki_fingerprint": hashlib.sha256(ca.public_bytes(Encoding.DER)).hexdigest().upper(),
+            "parties": {role: {"name": name, "eui": str(running.shim.pki.party(name).eui.hex().upper())}
+                        for role, name in running.spec.parties.items()
+                        if name in running.shim.pki.parties}}
+
+
+def _device_details(running: RunningRig) -> list[dict[str, object]]:
+    from bench.domain import DeviceType
+
+    spec = running.spec.images
+    image_types = {DeviceType.ESME: spec.esme_image_type, DeviceType.GSME: spec.gsme_image_type}
+    return [{"role": d.role, "eui": d.eui_hex, "generation": str(d.generation),
+             "type": str(d.device_type), "link": str(d.link), "on_bench": d.on_bench,
+             "faults": [str(f) for f in d.faults],
+             "manufacturer_code": spec.manufacturer_code if d.on_bench else None,
+             "image_type": image_types.get(d.device_type) if d.on_bench else None,
+             "hardware_version": None, "firmware_before": None, "firmware_after": None}
+            for d in running.spec.devices]
+
+
+def _finish_devices(state: _State) -> None:
+    """Firmware read first and last in the run, per device (from the DCC's 11.2 records)."""
+    running, record = state.running, state.record
+    if running is None or record is None:
+        return
+    _note_reads(state)
+    try:
+        last = {str(e.eui): e.last_read_version for e in running.portfolio(None)}
+    except Exception:  # noqa: BLE001 - the columns stay empty; the verdict stands
+        last = {}
+    for device in record.device_details:
+        eui = str(device["eui"])
+        device["firmware_before"] = state.first_reads.get(eui)
+        device["firmware_after"] = last.get(eui)
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -316,7 +501,15 @@ def rig(request: pytest.FixtureRequest) -> Iterator[RunningRig]:
         _ensure_record(state, "unknown", results).record.rig_error = state.broken
         pytest.skip(f"rig broken: {state.broken}")
     state.running = running
+    from bench.report.verdicts import rig_cells
+
     writer.record.devices = {d.role: d.eui_hex for d in spec.devices}
+    writer.record.cells = rig_cells((d.generation, d.device_type, d.on_bench) for d in spec.devices)
+    writer.record.run = _run_facts(state, running)
+    writer.record.device_details = _device_details(running)
+    if state.current is not None:  # the test that started the rig: its start, now marked
+        state.marks[state.current.nodeid] = running.traffic.mark
+        _mark_logs(running, start_mark(state.current.nodeid))
     writer.record.duis_schema = str(running.duis_schema) if running.duis_schema else None
     writer.record.notices.extend(running.notices)  # e.g. DUIS XSD validation is off
     writer.record.attachments.update({**ATTACHMENTS, "junit": "junit.xml"})
@@ -343,9 +536,15 @@ def rig_device(rig: RunningRig, request: pytest.FixtureRequest) -> DeviceLookup:
     state = _state(request.config)
 
     def lookup(role: str) -> RigDevice:
+        if state.current is not None:
+            state.roles_asked.setdefault(state.current.nodeid, set()).add(role)
         try:
             device = rig.spec.device(role)
         except ConfigError as exc:
+            cell = role_cell(role, None)
+            why_not = state.record.cells.get(cell) if cell and state.record else None
+            if why_not:  # a kind of meter this rig does not have: the test does not apply
+                pytest.skip(f"{NOT_APPLICABLE} it needs {role}: {why_not}")
             pytest.skip(str(exc))
         cause = rig.keeper.cause(role)
         if cause is not None:
@@ -415,16 +614,23 @@ def registry_change(rig: RunningRig) -> Iterator[Registry]:
 
 @pytest.fixture
 def measure(request: pytest.FixtureRequest) -> Measure:
-    """measure(name, value, unit=None): record a measurement of this test in record.json."""
+    """measure(name, value, unit=None, low=None, high=None): record a measurement of this test
+    in record.json; with limits it is judged, and a value outside them fails the test there."""
     state = _state(request.config)
     node = request.node
     nodeid = node.nodeid
 
-    def record(name: str, value: float | str, unit: str | None = None) -> None:
+    def record(name: str, value: float | str, unit: str | None = None, *,
+               low: float | None = None, high: float | None = None) -> None:
         from bench.report.run_record import Measurement
 
-        state.pending_measurements.setdefault(nodeid, []).append(Measurement(name, value, unit))
+        measurement = Measurement(name, value, unit, low, high)
+        state.pending_measurements.setdefault(nodeid, []).append(measurement)
         node.user_properties.append((name, value))
+        if measurement.passed is False:
+            shown = f"{value} {unit}" if unit else f"{value}"
+            raise AssertionError(f"measurement {name} = {shown} is outside its limits "
+                                 f"{measurement.limits}")
 
     return record
 
