@@ -128,7 +128,7 @@ def _test_view(test: dict[str, Any], diagram_inputs: dict[str, Any]) -> dict[str
 def report_context(results: Path) -> dict[str, Any]:
     """Everything the template shows, from the results directory alone."""
     record = load_record(results)
-    run = {key: "" for key in RUN_FACTS} | dict(record.get("run") or {})
+    run: dict[str, Any] = {key: "" for key in RUN_FACTS} | dict(record.get("run") or {})
     for key in ("finished_at", "wall_s", "duis_schema", "rig_error", "scope"):
         record.setdefault(key, None)
     record.setdefault("notices", [])
