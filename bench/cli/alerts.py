@@ -1,4 +1,9 @@
-"""`bench alerts` (a party's DUIS mailbox) and `bench audit` (the shim's append-only log)."""
+"""`bench alerts` (a party's DUIS mailbox) and `bench audit` (the shim's append-only log).
+
+Each message shows its delivery to the party's Receive Response address (docs/gateway.md):
+`pending`, `sending`, `retrying`, `delivered`, `refused` (by the User, 4xx), or `-` when the
+party has no address.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ import click
 from bench.cli.registry import existing_database
 from bench.codec.eui import eui_hex, parse_eui
 from bench.dcc.records.audit import AuditLog
-from bench.dcc.records.mailboxes import Mailboxes
+from bench.dcc.records.mailboxes import Delivery, DeliveryState, Mailboxes, MailboxMessage
+from bench.dcc.records.registry import receive_responses
 from bench.dcc.records.store import Store
 from bench.errors import BenchError
 
@@ -29,10 +35,41 @@ def _party_eui(store, party: str) -> str:
         ) from exc
 
 
-def _line(message) -> str:
+class _DeliveryStates:
+    """Each message's delivery state, read once per screenful."""
+
+    def __init__(self, mailboxes: Mailboxes, eui: str) -> None:
+        self.address = receive_responses(mailboxes.store).get(eui)
+        self.mailboxes, self.eui = mailboxes, eui
+        self.known: dict[int, Delivery] = {}
+
+    def refresh(self) -> None:
+        if self.address is not None:
+            self.known = self.mailboxes.deliveries(self.eui)
+
+    def of(self, message: MailboxMessage) -> dict[str, object] | None:
+        if self.address is None:
+            return None
+        delivery = self.known.get(message.id)
+        if delivery is None:
+            return {"state": DeliveryState.PENDING.value, "url": self.address, "attempts": 0}
+        return {"state": delivery.state, "url": delivery.url, "attempts": delivery.attempts,
+                "resent": delivery.resent, "status": delivery.status, "detail": delivery.detail,
+                "at": delivery.at}
+
+    def text(self, message: MailboxMessage) -> str:
+        delivery = self.of(message)
+        if delivery is None:
+            return "-"
+        detail = delivery.get("detail")
+        return f"{delivery['state']}" + (f" ({detail})" if detail and delivery["state"] in (
+            DeliveryState.REFUSED, DeliveryState.RETRYING) else "")
+
+
+def _line(message: MailboxMessage, delivery: str) -> str:
     return (
         f"{message.id:>6}  {message.at}  {message.kind:<12} {message.code:<5} "
-        f"{message.device or '-':<16}  {message.request_id or '-'}"
+        f"{message.device or '-':<16}  {message.request_id or '-':<58} {delivery}"
     )
 
 
@@ -58,18 +95,21 @@ def alerts(
     with Store(existing_database(run_dir)) as store:
         eui = _party_eui(store, party)
         mailboxes = Mailboxes(store)
+        deliveries = _DeliveryStates(mailboxes, eui)
         messages = mailboxes.messages(eui, after)
+        deliveries.refresh()
         if as_json and not follow:
-            click.echo(json.dumps([m.as_dict() for m in messages], indent=2))
+            click.echo(json.dumps([m.as_dict() | {"delivery": deliveries.of(m)}
+                                   for m in messages], indent=2))
             return
         last = after
         try:
             while True:
                 for message in messages:
                     if as_json:
-                        click.echo(json.dumps(message.as_dict()))
+                        click.echo(json.dumps(message.as_dict() | {"delivery": deliveries.of(message)}))
                     else:
-                        click.echo(_line(message))
+                        click.echo(_line(message, deliveries.text(message)))
                         if with_xml:
                             click.echo(message.xml.decode("utf-8", "replace"))
                     last = message.id
@@ -77,6 +117,7 @@ def alerts(
                     return
                 time.sleep(POLL_S)
                 messages = mailboxes.messages(eui, last)
+                deliveries.refresh()
         except KeyboardInterrupt:
             return
 

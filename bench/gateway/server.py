@@ -31,9 +31,11 @@ from aiohttp import web
 from bench.dcc.pipeline import messages
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.policy.eligibility import MAX_REQUEST_BYTES
+from bench.dcc.records.registry import set_receive_responses
 from bench.domain import CommandVariant, ResponseCode
 from bench.errors import BenchError, ConfigError, RigError
 from bench.gateway.config import HttpConfig
+from bench.gateway.delivery import Backoff, Deliverer
 from bench.gateway.endpoints import DuisService, command_variant_of
 from bench.gateway.listener import Listener
 from bench.gateway.refusals import RefusalLog
@@ -85,9 +87,12 @@ def server_tls(config: HttpConfig) -> ssl.SSLContext | None:
 class GatewayServer:
     """The DCC's User Gateway over a shim: `start` binds both ports, `close` stops them."""
 
-    def __init__(self, shim: Shim, config: HttpConfig | None = None) -> None:
+    def __init__(self, shim: Shim, config: HttpConfig | None = None, *,
+                 backoff: Backoff | None = None) -> None:
         self.shim = shim
         self.config = config or HttpConfig()
+        self.backoff = backoff
+        self.deliverer: Deliverer | None = None
         self.refusals = RefusalLog(shim.store, shim.clock)
         limits = self.config.limits
         self.services = {s: _Service(s, limits.service_concurrency, limits.service_queue)
@@ -105,7 +110,11 @@ class GatewayServer:
     # -- life cycle ------------------------------------------------------------------------------
 
     def start(self) -> GatewayServer:
-        """Bind both listeners (RigError if a port is taken) and serve on a thread of their own."""
+        """Bind both listeners (RigError if a port is taken) and serve on a thread of their own;
+        deliver each party's messages to its Receive Response address."""
+        addresses = set_receive_responses(self.shim.store, self.config.receive_response)
+        self.deliverer = Deliverer(self.shim.store, self.shim.mailboxes, addresses,
+                                   self.shim.clock, backoff=self.backoff).start()
         self._thread = threading.Thread(target=self._run, name="gateway-http", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -113,6 +122,7 @@ class GatewayServer:
             self._thread.join()
             self._close_executors()
             self.refusals.close()
+            self.deliverer.close()
             raise RigError(f"DUIS gateway did not start: {self._failure}") from self._failure
         log.info("DUIS gateway on %s, SMKI on %s", self.duis_url, self.smki_url)
         return self
@@ -152,6 +162,8 @@ class GatewayServer:
         self._thread = None
         self._close_executors()
         self.refusals.close()
+        if self.deliverer is not None:
+            self.deliverer.close()
 
     def _close_executors(self) -> None:
         for service in self.services.values():

@@ -4,6 +4,13 @@ A message is stored inside the transaction of the event that produced it, so it 
 once that commits; mailboxes are never emptied. Readers in the shim's process need not poll:
 `Mailboxes.wait_for_message` sleeps on a condition the shim notifies after each commit that
 stored messages (`Mailboxes.stored`), and looks only at messages newer than those it has seen.
+
+Each message of a party with a Receive Response address is also POSTed there
+(`bench.gateway.delivery`); its delivery state is kept here, beside the message, in the
+`delivery` table: `pending` (no row yet), `sending` (handed to the User, outcome not yet
+known), `retrying` (a connection error or a 5xx: sent again later), `delivered` (2xx) or
+`refused` (4xx: the User's answer, final). A message found `sending` when delivery starts again
+may have reached the User before a crash: it is sent again and counted in `resent`.
 """
 
 from __future__ import annotations
@@ -12,13 +19,62 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 from bench.dcc.records.store import MessageKind, Store
+from bench.domain import sql_check
 from bench.errors import BenchError
 
-__all__ = ["MailboxMessage", "MailboxTimeout", "Mailboxes", "MessageKind", "put"]
+__all__ = ["Delivery", "DeliveryState", "MailboxMessage", "MailboxTimeout", "Mailboxes",
+           "MessageKind", "put"]
+
+
+class DeliveryState(StrEnum):
+    """Where a message stands on its way to the party's Receive Response address."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    RETRYING = "retrying"
+    DELIVERED = "delivered"
+    REFUSED = "refused"
+
+
+FINAL_STATES = (DeliveryState.DELIVERED, DeliveryState.REFUSED)
+
+_DELIVERY_TABLE = f"""
+CREATE TABLE IF NOT EXISTS delivery (
+    message INTEGER PRIMARY KEY,
+    party TEXT NOT NULL,
+    url TEXT NOT NULL,
+    state TEXT NOT NULL {sql_check("state", DeliveryState)},
+    attempts INTEGER NOT NULL DEFAULT 0,
+    resent INTEGER NOT NULL DEFAULT 0,
+    status INTEGER,
+    detail TEXT,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS delivery_by_party ON delivery (party, state, message);
+"""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A message's delivery: its state, tries, re-sends after a crash, and the last answer."""
+
+    message: int
+    party: str
+    url: str
+    state: str  # a DeliveryState
+    attempts: int
+    resent: int
+    status: int | None
+    detail: str | None
+    at: str
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -75,6 +131,7 @@ class Mailboxes:
         self.store = store
         self._changed = threading.Condition()
         self._generation = 0  # bumped by every commit that stored messages
+        self._listeners: list[Callable[[], None]] = []
 
     def messages(
         self, party: str, after: int = 0, limit: int | None = None
@@ -99,6 +156,56 @@ class Mailboxes:
         with self._changed:
             self._generation += 1
             self._changed.notify_all()
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
+    def listen(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` (it must return at once) after each commit that stores messages;
+        returns what stops it."""
+        with self._changed:
+            self._listeners.append(listener)
+
+        def stop() -> None:
+            with self._changed:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return stop
+
+    # -- delivery to the parties' Receive Response addresses --------------------------------
+
+    def ensure_delivery_table(self) -> None:
+        """Create the delivery table in a database made before it existed."""
+        with self.store.transaction() as conn:
+            for statement in _DELIVERY_TABLE.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    def undelivered(self, party: str, limit: int) -> list[tuple[MailboxMessage, Delivery | None]]:
+        """The party's oldest messages not yet delivered or refused, with their delivery."""
+        rows = self.store.read(
+            "SELECT m.*, d.message, d.party, d.url, d.state, d.attempts, d.resent, d.status,"
+            " d.detail, d.at FROM mailbox m LEFT JOIN delivery d ON d.message = m.id"
+            " WHERE m.party = ? AND (d.state IS NULL OR d.state NOT IN (?, ?))"
+            " ORDER BY m.id LIMIT ?",
+            (party, *FINAL_STATES, limit),
+        )
+        return [(_message(row[:8]), Delivery(*row[8:]) if row[8] is not None else None)
+                for row in rows]
+
+    def deliveries(self, party: str | None = None) -> dict[int, Delivery]:
+        """Every recorded delivery (of one party), by message id; a message with none is pending."""
+        if not self._has_delivery_table():
+            return {}
+        sql, params = "SELECT * FROM delivery", tuple[str, ...]()
+        if party is not None:
+            sql, params = sql + " WHERE party = ?", (party,)
+        return {row[0]: Delivery(*row) for row in self.store.read(sql, params)}
+
+    def _has_delivery_table(self) -> bool:
+        return bool(self.store.read(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'delivery'"))
 
     def wait_for_message(
         self,
@@ -130,6 +237,46 @@ class Mailboxes:
                     )
                 if generation == self._generation:
                     self._changed.wait(remaining)
+
+
+def sending(conn: sqlite3.Connection, messages: list[MailboxMessage], url: str, at: str) -> None:
+    """Mark messages as handed to the User (before they are POSTed), inside the caller's
+    transaction: after a crash, such a message is known to be perhaps delivered."""
+    conn.executemany(
+        "INSERT INTO delivery (message, party, url, state, at) VALUES (?,?,?,?,?)"
+        " ON CONFLICT (message) DO UPDATE SET state = excluded.state, url = excluded.url,"
+        " at = excluded.at",
+        [(m.id, m.party, url, DeliveryState.SENDING, at) for m in messages],
+    )
+
+
+def outcome(conn: sqlite3.Connection, message: int, state: DeliveryState, status: int | None,
+            detail: str | None, at: str) -> None:
+    """What one POST of a message came to (one more attempt)."""
+    conn.execute(
+        "UPDATE delivery SET state = ?, attempts = attempts + 1, status = ?, detail = ?, at = ?"
+        " WHERE message = ?",
+        (state, status, detail, at, message),
+    )
+
+
+def unsent(conn: sqlite3.Connection, messages: list[int], at: str) -> None:
+    """Messages marked `sending` that were not POSTed after all (an earlier one failed)."""
+    conn.executemany(
+        "UPDATE delivery SET state = CASE WHEN attempts = 0 THEN ? ELSE ? END, at = ?"
+        " WHERE message = ? AND state = ?",
+        [(DeliveryState.PENDING, DeliveryState.RETRYING, at, m, DeliveryState.SENDING)
+         for m in messages],
+    )
+
+
+def resume(conn: sqlite3.Connection, party: str, at: str) -> int:
+    """Delivery starts again: a message left `sending` may have reached the User before the
+    crash; it will be sent again, counted in `resent`. Returns how many there were."""
+    return conn.execute(
+        "UPDATE delivery SET state = ?, resent = resent + 1, at = ? WHERE party = ? AND state = ?",
+        (DeliveryState.RETRYING, at, party, DeliveryState.SENDING),
+    ).rowcount
 
 
 def _message(row: Iterable[Any]) -> MailboxMessage:

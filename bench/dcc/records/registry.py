@@ -491,3 +491,47 @@ def record_dcc_firmware(conn: sqlite3.Connection, device: str, version: str) -> 
         return None
     conn.execute("UPDATE device SET firmware_version = ? WHERE eui = ?", (version, device))
     return row[0] or ""
+
+
+# -- Receive Response addresses ---------------------------------------------------------------
+# Where the DCC POSTs each party's responses and alerts (its "Receive Response Service"): a
+# table of its own, kept apart from the four registry tables, so a registry import leaves it be.
+
+_RECEIVE_RESPONSE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS receive_response (party TEXT PRIMARY KEY, url TEXT NOT NULL)"
+)
+
+
+def set_receive_responses(store: Store, addresses: dict[str, str]) -> dict[str, str]:
+    """Replace every party's Receive Response address; keys are party names or EUIs.
+
+    Returns the addresses by party EUI (hex). ConfigError names a party the registry lacks.
+    """
+    with store.transaction() as conn:
+        conn.execute(_RECEIVE_RESPONSE_TABLE)
+        by_eui: dict[str, str] = {}
+        for party, url in addresses.items():
+            row = conn.execute("SELECT eui FROM party WHERE name = ?", (party,)).fetchone()
+            if row is None:
+                try:
+                    eui = eui_hex(parse_eui(party))
+                except BenchError:
+                    eui = ""
+                row = conn.execute("SELECT eui FROM party WHERE eui = ?", (eui,)).fetchone()
+            if row is None:
+                raise ConfigError(f"Receive Response address for {party!r}: no such party")
+            by_eui[row[0]] = url
+        conn.execute("DELETE FROM receive_response")
+        conn.executemany("INSERT INTO receive_response VALUES (?,?)", sorted(by_eui.items()))
+    return by_eui
+
+
+def receive_responses(store: Store) -> dict[str, str]:
+    """Every party's Receive Response address, by party EUI (hex); {} when none was set."""
+    with store.lock:
+        tables = store.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'receive_response'"
+        ).fetchall()
+        if not tables:
+            return {}
+        return dict(store.conn.execute("SELECT party, url FROM receive_response").fetchall())
