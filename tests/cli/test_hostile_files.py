@@ -10,7 +10,6 @@ import os
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -80,9 +79,7 @@ def test_dev_zero_is_refused_after_a_bounded_read(case, tmp_path, vectors):
               "{out}": tmp_path / "out.bin", "{zero_pki}": zero_pki, "{state}": tmp_path / "s"}
     args = [places.get(str(a), a) for a in ZERO_READS[case]]
     with open("/dev/zero", "rb") as zero:
-        started = time.monotonic()
-        result = bench(*args, cwd=tmp_path, stdin=zero.fileno())
-    assert time.monotonic() - started < 30
+        result = bench(*args, cwd=tmp_path, stdin=zero.fileno())  # an unbounded read times out
     assert result.returncode == 2, (result.returncode, result.stderr[-500:])
     assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error:"), result.stderr

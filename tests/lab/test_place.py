@@ -194,9 +194,7 @@ def test_a_killed_run_leaves_a_lock_that_bench_lab_release_clears(lab: Lab,
     state = place_state(lab)
     assert state.acquired is None and state.reservation is None
     # nobody waits for a reservation to expire: the next client gets the place at once
-    started = time.monotonic()
     acquire_place(lab.address, place=PLACE, needs=ROLES, timeout_s=5, user="next").release()
-    assert time.monotonic() - started < 5
 
     again = bench("lab", "release", PLACE, "--coordinator", lab.address, user="operator")
     out, _ = again.communicate(timeout=60)

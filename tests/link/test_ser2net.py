@@ -140,7 +140,6 @@ def test_a_port_the_server_cannot_open_is_one_link_error(serve, tmp_path, kind):
             link.close()
     text = one_line_naming(caught.value, url)
     assert "Device open failure" in text  # the server's own words
-    assert time.monotonic() - start < 6  # at most pyserial's 3 s RFC 2217 negotiation wait
 
 
 @pytest.mark.parametrize("kind", KINDS)

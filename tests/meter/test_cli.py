@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shlex
 import subprocess
 import sys
@@ -70,12 +71,38 @@ def test_raspberry_pi_unit_command_line_runs(pki, tmp_path):
     words = [w.replace("/var/lib/bench/state", str(tmp_path / "state")) for w in words]
     proc = subprocess.Popen([sys.executable, "-m", "bench", *words[1:]], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(1.0)
-    assert proc.poll() is None, proc.stderr.read().decode()
-    proc.terminate()
-    assert proc.wait(5) == 0
+    try:
+        said = _wait_for_line(proc, b"running version", timeout=120)
+        assert b"ESME" in said, said  # ready: its SIGTERM handler is in place before this line
+        proc.terminate()
+        assert proc.wait(60) == 0, proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert json.loads((tmp_path / "state" / "state.json").read_text())["device_type"] == "esme"
     assert "KillSignal=SIGTERM" in unit and "--port ${BENCH_PORT}" in unit
+
+
+def _wait_for_line(proc: subprocess.Popen, marker: bytes, timeout: float) -> bytes:
+    """The first stderr line of `proc` holding `marker`; fails if it exits first (or, as a guard
+    against a hang, says nothing of the kind within `timeout`)."""
+    deadline = time.monotonic() + timeout
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()  # read unbuffered: select() cannot see what a buffer holds
+    seen = b""
+    while True:
+        for line in seen.splitlines(keepends=True):
+            if marker in line and line.endswith(b"\n"):
+                return line
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"no {marker!r} line; stderr so far: {seen.decode(errors='replace')}"
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        assert chunk, f"exited ({proc.wait()}) before {marker!r}: {seen.decode(errors='replace')}"
+        seen += chunk
 
 
 def test_install_script_is_valid_bash():

@@ -182,7 +182,5 @@ def test_bench_rig_keeps_serving_shows_down_restarts_and_stops_whatever_requests
         for sender in senders:
             sender.start()
     finally:
-        started = time.monotonic()
         down_result = bench("rig", "down", "--run-dir", str(run))
-    assert down_result.returncode == 0, down_result.stderr
-    assert time.monotonic() - started < 30
+    assert down_result.returncode == 0, down_result.stderr  # bench() bounds a hang

@@ -71,7 +71,7 @@ def test_a_wait_sees_only_mail_after_its_mark_and_says_what_it_saw(rig: RunningR
     with pytest.raises(LinkTimeout, match=r"rsa-1: no alert N61 about 00DB1234567890A0 within "
                                           r"0.5 s \(mailbox has nothing\)"):
         rsa.wait_for_alert("N61", esme, timeout=0.5, after=mark)
-    assert 0.5 <= time.monotonic() - started < 5
+    assert time.monotonic() - started >= 0.5
     assert supplier.alerts(device=esme) and all(a.device == esme.eui_hex
                                                 for a in supplier.alerts(device=esme))
 
