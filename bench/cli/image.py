@@ -10,12 +10,11 @@ from typing import Any
 
 import click
 
-from bench.codec.duis.requests import MAX_IMAGE_BYTES
 from bench.codec.eui import eui_hex, parse_eui
 from bench.codec.ota_file import GbUpgradeImage, OtaHeader, build_gb_image, parse_gb_image
 from bench.crypto.image_signature import sign_image, verify_image
 from bench.crypto.pem import load_certificates, load_private_key
-from bench.domain import DeviceType
+from bench.domain import MAX_IMAGE_BYTES, DeviceType
 from bench.errors import BenchError, ConfigError
 from bench.files import TEXT_LIMIT, read_limited, read_text_limited, write_atomic
 

@@ -21,7 +21,6 @@ from bench.meter.faults import FirmwareCrash
 from bench.meter.signed_alerts import MeterAlerts
 from bench.meter.slots import ImageSlots
 from bench.meter.state import (
-    PART_FILE,
     UPGRADE_DOWNLOAD_IN_PROGRESS,
     UPGRADE_NORMAL,
     UPGRADE_WAITING_TO_UPGRADE,
@@ -326,9 +325,9 @@ class OtaClient:
         if verdict.ok:
             record = SlotRecord(
                 download.file_version, download.manufacturer_code, download.image_type,
-                verdict.manufacturer_hash.hex(), file=PART_FILE,
+                verdict.manufacturer_hash.hex(),
             )
-            self.slots.store_pending(b"", record, receipt_due=alerting)
+            self.slots.store_pending(data, record, receipt_due=alerting)
             status = han.SUCCESS
             log.info("image %#010x verified and pending", download.file_version)
         else:

@@ -56,20 +56,19 @@ class ImageSlots:
     def store_pending(self, image: bytes, record: SlotRecord, receipt_due: bool = False) -> None:
         """Make a verified image the pending slot, replacing any older pending image.
 
-        Written in two durable steps (file, then the document naming it): a crash in between
-        leaves an unnamed file that `collect_garbage` removes at the next start.
+        The slot holds exactly `image` (`record` describes it; its file is named here). Written in
+        two durable steps (file, then the document naming it): a crash in between leaves an
+        unnamed file that `collect_garbage` removes at the next start, as it removes the
+        download's part file once the download is over.
         """
         name = f"image-{record.sha256[:16]}-{record.file_version:08x}.bin"
         path = self.store.image_path(name)
-        if record.file == PART_FILE:  # the bytes are already on disk: rename, don't copy
-            os.replace(self.store.part_path, path)
-        else:
-            temp = path.with_suffix(".tmp")
-            with open(temp, "wb") as handle:
-                handle.write(image)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, path)
+        temp = path.with_suffix(".tmp")
+        with open(temp, "wb") as handle:
+            handle.write(image)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
         fsync_directory(self.store.directory)
         record.file = name
         self.state.pending = record

@@ -9,7 +9,6 @@ that cannot start, a hub that refuses the hand-over, and racing submitters.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import shutil
 import signal
@@ -20,13 +19,12 @@ import pytest
 
 from bench.codec.duis.responses import parse_response
 from bench.crypto.smki import Pki, init_pki
-from bench.dcc.pipeline import messages
+from bench.dcc.pipeline.gateway import RecordingGateway
 from bench.dcc.pipeline.outcomes import Distribute
 from bench.dcc.pipeline.request_workers import RequestWorker, WorkerFailed
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.policy.eligibility import MAX_REQUEST_BYTES
 from bench.dcc.records.audit import AuditLog
-from bench.errors import DecodeError
 
 from .support import (
     ESME_A0,
@@ -198,35 +196,39 @@ def test_a_closed_shim_with_workers_refuses_and_stops_them(make, requests) -> No
         shim.submit(requests.update("rsa-1", [ESME_A0]))
 
 
-def test_a_worker_sends_back_no_image_and_the_shim_distributes_the_authorised_one(
+def test_a_worker_sends_back_the_image_it_read_and_the_shim_distributes_those_bytes(
     make, requests, shim, tmp_path: Path
 ) -> None:
-    """The hand-over of an 11.1 names its image by SHA-256; the shim's process takes the image
-    from the request it holds, never from the worker's answer."""
+    """The hand-over of an 11.1 carries the image the worker parsed, as a value: the shim's
+    process gives the gateway those bytes, never reading the document again."""
     xml = requests.update("rsa-1", [ESME_A0, GSME_A1])
     worker = RequestWorker(shim.store.path, FIXTURE_PKI, "probe", 30.0)
     try:
         [(status, answered)] = worker.decide(True, [(xml, NOW)])
     finally:
         worker.stop()
-    assert status == "ok" and answered.image is None
+    assert status == "ok"
     [work] = answered.hand_overs
     assert isinstance(work, Distribute)
     assert work.devices == (ESME_A0, GSME_A1)
-    assert work.image_sha256 == hashlib.sha256(requests.image).digest()
+    assert work.image == requests.image
+    gateway = RecordingGateway()
+    work.to(gateway)
+    assert gateway.distributed == [(ESME_A0, requests.image, work.request_id),
+                                   (GSME_A1, requests.image, work.request_id)]
     there = make("workers.sqlite", 1)
     assert code_of(there.submit(requests.update("rsa-1", [ESME_A0]))) == "I99"
     [(eui, image, _rid)] = there.gateway.distributed
     assert (eui, image) == (ESME_A0, requests.image)
 
 
-def test_the_image_is_the_authorised_one_whatever_else_the_document_holds(requests) -> None:
-    """A decoy FirmwareImage in a comment is skipped: the image must hash as authorised."""
+def test_the_image_is_the_parsed_one_whatever_else_the_document_holds(make, requests) -> None:
+    """A decoy FirmwareImage in a comment (outside what is signed) is never what is sent."""
     xml = requests.update("rsa-1", [ESME_A0])
     decoy = b"<!-- <FirmwareImage>" + base64.b64encode(b"decoy") + b"</FirmwareImage> -->"
     at = xml.index(b"<", xml.index(b"?>") + 2) if b"?>" in xml else 0
     doctored = xml[:at] + decoy + xml[at:]
-    digest = hashlib.sha256(requests.image).digest()
-    assert messages.firmware_image(doctored, digest) == requests.image
-    with pytest.raises(DecodeError):
-        messages.firmware_image(doctored, hashlib.sha256(b"decoy!").digest())
+    there = make("decoy.sqlite", 1)
+    assert code_of(there.submit(doctored)) == "I99"
+    [(eui, image, _rid)] = there.gateway.distributed
+    assert (eui, image) == (ESME_A0, requests.image)

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bench.domain import Eui
 from bench.errors import DecodeError, EncodeError
 
 MAX_COUNTER = 2**64 - 1
@@ -27,19 +28,25 @@ def _eui(text: str) -> bytes:
     return bytes.fromhex(text.replace("-", ""))
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, init=False)
 class RequestID:
-    """`OriginatorEUI:TargetEUI:Counter`; for a critical command the counter is the GBCS one."""
+    """`OriginatorEUI:TargetEUI:Counter`; for a critical command the counter is the GBCS one.
 
-    originator: bytes
-    target: bytes
+    Built from bytes or `Eui`s; holds `Eui`s.
+    """
+
+    originator: Eui
+    target: Eui
     counter: int
 
-    def __post_init__(self) -> None:
-        if len(self.originator) != 8 or len(self.target) != 8:
+    def __init__(self, originator: bytes, target: bytes, counter: int) -> None:
+        if len(originator) != 8 or len(target) != 8:
             raise EncodeError("RequestID: originator and target must be 8-byte EUI-64s")
-        if not 0 <= self.counter <= MAX_COUNTER:
-            raise EncodeError(f"RequestID: counter {self.counter} outside 0..2^64-1")
+        if not 0 <= counter <= MAX_COUNTER:
+            raise EncodeError(f"RequestID: counter {counter} outside 0..2^64-1")
+        object.__setattr__(self, "originator", Eui(originator))
+        object.__setattr__(self, "target", Eui(target))
+        object.__setattr__(self, "counter", counter)
 
     def __str__(self) -> str:
         # bytes.hex with a separator: the dashed DUIS form without a per-byte Python loop
@@ -57,11 +64,7 @@ class RequestID:
         return cls(_eui(match.group(1)), _eui(match.group(2)), counter)
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "originator": self.originator.hex().upper(),
-            "target": self.target.hex().upper(),
-            "counter": self.counter,
-        }
+        return {"originator": str(self.originator), "target": str(self.target), "counter": self.counter}
 
 
 def read_eui(text: str | None, field: str) -> bytes:

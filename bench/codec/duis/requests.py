@@ -1,118 +1,147 @@
 """DUIS firmware Service Requests: 11.1, 11.2, 11.3 (CV 4 and the CV 5 signed pre-command), 11.4.
 
-`parse_request` reads only the firmware requests the bench handles and refuses every other Service
-Request with a DecodeError, so the DCC model never acts on a body it did not understand.
-`build_request` writes unsigned XML that validates against DUIS Schema V5.4; sign it with
-`bench.crypto.xmldsig.sign_document`.
+Each request is declared once, below: a dataclass whose body fields name their DUIS element and
+simple type, and a `RequestSpec` with its Service Reference, Command Variant and body element
+(`bench.codec.duis.request_spec`). That declaration alone drives `parse_request`,
+`build_request` and `request_summary`. `parse_request` reads only the requests declared here and
+refuses every other Service Request with a DecodeError, so the DCC model never acts on a body it
+did not understand. `build_request` writes unsigned XML that validates against DUIS Schema V5.4;
+sign it with `bench.crypto.xmldsig.sign_document`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, get_args
 
 from lxml import etree
 
 from bench.codec.duis.document import (
     check_root,
     elements,
-    local,
     new_document,
     root_of,
     sr_name,
     sub,
     text_of,
 )
-from bench.codec.duis.fields import (
-    RequestID,
-    check_firmware_version,
-    read_base64,
-    read_datetime,
-    read_eui_list,
-    read_firmware_version,
-    read_hex,
-    write_base64,
-    write_datetime,
-    write_eui_list,
+from bench.codec.duis.fields import RequestID
+from bench.codec.duis.request_spec import (
+    DEVICE_LIST,
+    EXECUTION_DATE_TIME,
+    FIRMWARE_HASH,
+    FIRMWARE_IMAGE,
+    FIRMWARE_VERSION,
+    GBCS_PAYLOAD,
+    Request,
+    RequestSpec,
+    VariantRule,
+    check_reference,
+    declared,
+    element,
+    read_body,
+    summarise_body,
+    write_body,
 )
 from bench.codec.duis.safe_xml import to_bytes
-from bench.domain import MAX_DEVICES, MAX_IMAGE_BYTES
+from bench.domain import CommandVariant, ServiceReference
 from bench.errors import DecodeError, EncodeError
 
+SR = ServiceReference
+CV = CommandVariant
 
+
+@declared
 @dataclass
-class UpdateFirmwareRequest:
+class UpdateFirmwareRequest(Request):
     """SR 11.1 CV 8: distribute an image to devices (target = the DCC)."""
 
     request_id: RequestID
-    image: bytes
-    version: str
-    devices: list[bytes]
+    image: bytes = field(repr=False, metadata=element("FirmwareImage", FIRMWARE_IMAGE))
+    version: str = field(metadata=element("FirmwareVersion", FIRMWARE_VERSION))
+    devices: list[bytes] = field(metadata=element("DeviceIDList", DEVICE_LIST, key="devices"))
 
-    service_reference: ClassVar[str] = "11.1"
-    service_reference_variant: ClassVar[str] = "11.1"
-    command_variant: ClassVar[int] = 8
-    body_tag: ClassVar[str] = "UpdateFirmware"
+    spec: ClassVar[RequestSpec] = RequestSpec(SR.UPDATE_FIRMWARE, CV.NON_DEVICE, "UpdateFirmware")
 
 
+@declared
 @dataclass
-class ReadFirmwareVersionRequest:
+class ReadFirmwareVersionRequest(Request):
     """SR 11.2 CV 1: read the running firmware version (target = the device)."""
 
     request_id: RequestID
-    execution_time: datetime | None = None
+    execution_time: datetime | None = field(default=None, metadata=EXECUTION_DATE_TIME)
 
-    service_reference: ClassVar[str] = "11.2"
-    service_reference_variant: ClassVar[str] = "11.2"
-    command_variant: ClassVar[int] = 1
-    body_tag: ClassVar[str] = "ReadFirmwareVersion"
+    spec: ClassVar[RequestSpec] = RequestSpec(
+        SR.READ_FIRMWARE_VERSION, CV.NON_CRITICAL_SEND, "ReadFirmwareVersion"
+    )
 
 
+@declared
 @dataclass
-class ActivateFirmwareRequest:
+class ActivateFirmwareRequest(Request):
     """SR 11.3 CV 4: ask the DCC for the CS06 pre-command (absent execution time = now)."""
 
     request_id: RequestID
-    firmware_hash: bytes
-    execution_time: datetime | None = None
+    firmware_hash: bytes = field(metadata=element("FirmwareHash", FIRMWARE_HASH))
+    execution_time: datetime | None = field(default=None, metadata=EXECUTION_DATE_TIME)
 
-    service_reference: ClassVar[str] = "11.3"
-    service_reference_variant: ClassVar[str] = "11.3"
-    command_variant: ClassVar[int] = 4
-    body_tag: ClassVar[str] = "ActivateFirmware"
+    spec: ClassVar[RequestSpec] = RequestSpec(
+        SR.ACTIVATE_FIRMWARE, CV.CRITICAL_TRANSFORM, "ActivateFirmware"
+    )
 
 
+@declared
 @dataclass
-class SignedPreCommandRequest:
-    """SR 11.3 CV 5: the Supplier-signed GBCS pre-command, carried in `SignedPreCommand`."""
+class SignedPreCommandRequest(Request):
+    """SR 11.3 CV 5: the Supplier-signed GBCS pre-command, carried in `SignedPreCommand`.
+
+    The header names the critical SR it completes (and may name a variant of it); the request
+    keeps both, and the DCC refuses an SR that has no CV 5 (E12).
+    """
 
     request_id: RequestID
-    gbcs: bytes
-    execution_time: datetime | None = None
-    service_reference: str = "11.3"
-    service_reference_variant: str = "11.3"
+    gbcs: bytes = field(metadata=element("GBCSPayload", GBCS_PAYLOAD))
+    execution_time: datetime | None = field(default=None, metadata=EXECUTION_DATE_TIME)
+    reference: ServiceReference = SR.ACTIVATE_FIRMWARE
+    variant: str | None = None  # None: the reference itself
 
-    command_variant: ClassVar[int] = 5
-    body_tag: ClassVar[str] = "SignedPreCommand"
+    def __post_init__(self) -> None:
+        if self.variant == self.reference:
+            self.variant = None
+
+    spec: ClassVar[RequestSpec] = RequestSpec(
+        SR.ACTIVATE_FIRMWARE, CV.SIGNED_PRE_COMMAND_SEND, "SignedPreCommand", VariantRule.CARRIED
+    )
+
+    @property
+    def service_reference(self) -> ServiceReference:
+        return self.reference
+
+    @property
+    def service_reference_variant(self) -> str:
+        return self.variant or str(self.reference)
 
 
+@declared
 @dataclass
-class UpdatePpmidFirmwareRequest:
+class UpdatePpmidFirmwareRequest(Request):
     """SR 11.4 CV 8: parsed only so the DCC model can refuse it with a response code."""
 
     request_id: RequestID
-    image: bytes
-    version: str
-    devices: list[bytes] = field(default_factory=list)
+    image: bytes = field(repr=False, metadata=element("FirmwareImage", FIRMWARE_IMAGE))
+    version: str = field(metadata=element("FirmwareVersion", FIRMWARE_VERSION))
+    devices: list[bytes] = field(
+        default_factory=list, metadata=element("DeviceIDList", DEVICE_LIST, key="devices")
+    )
 
-    service_reference: ClassVar[str] = "11.4"
-    service_reference_variant: ClassVar[str] = "11.4"
-    command_variant: ClassVar[int] = 8
-    body_tag: ClassVar[str] = "UpdatePPMIDFirmware"
+    spec: ClassVar[RequestSpec] = RequestSpec(
+        SR.UPDATE_PPMID_FIRMWARE, CV.NON_DEVICE, "UpdatePPMIDFirmware"
+    )
 
 
+# Every declared request: parse_request knows these bodies, the decider matches on these types.
 ServiceRequest = (
     UpdateFirmwareRequest
     | ReadFirmwareVersionRequest
@@ -120,37 +149,32 @@ ServiceRequest = (
     | SignedPreCommandRequest
     | UpdatePpmidFirmwareRequest
 )
-
-# body element -> (request class, service references it may carry, command variant)
-_BODIES: dict[str, tuple[type, frozenset[str], int]] = {
-    "UpdateFirmware": (UpdateFirmwareRequest, frozenset({"11.1"}), 8),
-    "ReadFirmwareVersion": (ReadFirmwareVersionRequest, frozenset({"11.2"}), 1),
-    "ActivateFirmware": (ActivateFirmwareRequest, frozenset({"11.3"}), 4),
-    "SignedPreCommand": (SignedPreCommandRequest, frozenset({"11.3"}), 5),
-    "UpdatePPMIDFirmware": (UpdatePpmidFirmwareRequest, frozenset({"11.4"}), 8),
-}
+REQUEST_TYPES: tuple[type[ServiceRequest], ...] = get_args(ServiceRequest)
+_BY_BODY: dict[str, type[ServiceRequest]] = {cls.spec.body_tag: cls for cls in REQUEST_TYPES}
+if len(_BY_BODY) != len(REQUEST_TYPES):
+    raise TypeError("two requests declare the same body element")
 
 
 # ---------------------------------------------------------------- reading
 
+_HEADER_ORDER = (
+    "RequestID",
+    "FirstInSequence",
+    "PrecedingServiceRequestID",
+    "CommandVariant",
+    "ServiceReference",
+    "ServiceReferenceVariant",
+)
+
 
 def _header(header: etree._Element) -> tuple[RequestID, int, str, str]:
-    children = elements(header)
     by_name: dict[str, etree._Element] = {}
-    order = [
-        "RequestID",
-        "FirstInSequence",
-        "PrecedingServiceRequestID",
-        "CommandVariant",
-        "ServiceReference",
-        "ServiceReferenceVariant",
-    ]
     position = 0
-    for child in children:
+    for child in elements(header):
         name = sr_name(child)
-        if name not in order[position:]:
+        if name not in _HEADER_ORDER[position:]:
             raise DecodeError("DUIS", "Header", None, f"unexpected or misplaced element {name!r}")
-        position = order.index(name) + 1
+        position = _HEADER_ORDER.index(name) + 1
         by_name[name] = child
     for required in ("RequestID", "CommandVariant", "ServiceReference", "ServiceReferenceVariant"):
         if required not in by_name:
@@ -167,90 +191,31 @@ def _header(header: etree._Element) -> tuple[RequestID, int, str, str]:
     )
 
 
-def _fields(body: etree._Element, names: list[str], optional: set[str]) -> dict[str, str]:
-    """Text of each expected child, in schema order; unknown or repeated children are refused."""
-    found: dict[str, str] = {}
-    position = 0
-    for child in elements(body):
-        name = sr_name(child)
-        if name not in names[position:]:
-            raise DecodeError(
-                "DUIS", local(body), None, f"unexpected or misplaced element {name!r}"
-            )
-        position = names.index(name) + 1
-        found[name] = text_of(child)
-    for name in names:
-        if name not in found and name not in optional:
-            raise DecodeError("DUIS", name, None, f"missing from {local(body)}")
-    return found
-
-
-def _execution_time(values: dict[str, str]) -> datetime | None:
-    text = values.get("ExecutionDateTime")
-    return None if text is None else read_datetime(text, "ExecutionDateTime")
-
-
 def parse_request(xml: bytes | etree._Element) -> ServiceRequest:
     """Read a firmware Service Request (bytes, or a root already parsed by `parse_document`)."""
     root = root_of(xml)
     header, body = check_root(root, "Request")[:2]
-    request_id, command_variant, service_reference, variant = _header(header)
+    request_id, command_variant, reference, variant = _header(header)
     content = elements(body)
     if len(content) != 1:
         raise DecodeError("DUIS", "Body", None, "expected exactly one service request element")
-    element = content[0]
-    name = sr_name(element)
-    if name not in _BODIES:
+    name = sr_name(content[0])
+    cls = _BY_BODY.get(name)
+    if cls is None:
         raise DecodeError("DUIS", "Body", None, f"unsupported service request {name!r}")
-    cls, references, expected_cv = _BODIES[name]
-    if command_variant != expected_cv:
+    spec = cls.spec
+    if command_variant != spec.command_variant:
         raise DecodeError(
             "DUIS",
             "CommandVariant",
             None,
-            f"{name} needs command variant {expected_cv}, not {command_variant}",
+            f"{name} needs command variant {int(spec.command_variant)}, not {command_variant}",
         )
-    if cls is SignedPreCommandRequest:
-        if variant != service_reference and not variant.startswith(service_reference + "."):
-            raise DecodeError(
-                "DUIS",
-                "ServiceReferenceVariant",
-                None,
-                f"{variant!r} is not a variant of {service_reference!r}",
-            )
-    elif service_reference not in references or variant != service_reference:
-        raise DecodeError(
-            "DUIS",
-            "ServiceReference",
-            None,
-            f"{name} does not belong to service reference {service_reference}/{variant}",
-        )
-    if cls is UpdateFirmwareRequest or cls is UpdatePpmidFirmwareRequest:
-        values = _fields(element, ["FirmwareImage", "FirmwareVersion", "DeviceIDList"], set())
-        return cls(
-            request_id,
-            read_base64(values["FirmwareImage"], "FirmwareImage", MAX_IMAGE_BYTES),
-            read_firmware_version(values["FirmwareVersion"]),
-            read_eui_list(values["DeviceIDList"], "DeviceIDList", MAX_DEVICES),
-        )
-    if cls is ReadFirmwareVersionRequest:
-        values = _fields(element, ["ExecutionDateTime"], {"ExecutionDateTime"})
-        return ReadFirmwareVersionRequest(request_id, _execution_time(values))
-    if cls is ActivateFirmwareRequest:
-        values = _fields(element, ["ExecutionDateTime", "FirmwareHash"], {"ExecutionDateTime"})
-        return ActivateFirmwareRequest(
-            request_id,
-            read_hex(values["FirmwareHash"], "FirmwareHash", 32),
-            _execution_time(values),
-        )
-    values = _fields(element, ["ExecutionDateTime", "GBCSPayload"], {"ExecutionDateTime"})
-    return SignedPreCommandRequest(
-        request_id,
-        read_base64(values["GBCSPayload"], "GBCSPayload"),
-        _execution_time(values),
-        service_reference,
-        variant,
-    )
+    service_reference = check_reference(spec, reference, variant)
+    values = read_body(content[0], spec)
+    if spec.variant_rule is VariantRule.CARRIED:
+        values.update(reference=service_reference, variant=variant)
+    return cls(request_id, **values)
 
 
 # ---------------------------------------------------------------- writing
@@ -258,36 +223,17 @@ def parse_request(xml: bytes | etree._Element) -> ServiceRequest:
 
 def request_element(request: ServiceRequest) -> etree._Element:
     """The unsigned sr:Request element of a request (sign it, or serialise with `build_request`)."""
-    if not isinstance(request, tuple(entry[0] for entry in _BODIES.values())):
+    if type(request) not in REQUEST_TYPES:
         raise EncodeError(f"not a firmware service request: {type(request).__name__}")
     if not isinstance(request.request_id, RequestID):
         raise EncodeError("request_id must be a RequestID")
     root = new_document("Request")
     header = sub(root, "Header")
     sub(header, "RequestID", str(request.request_id))
-    sub(header, "CommandVariant", str(request.command_variant))
-    sub(header, "ServiceReference", request.service_reference)
+    sub(header, "CommandVariant", str(int(request.command_variant)))
+    sub(header, "ServiceReference", str(request.service_reference))
     sub(header, "ServiceReferenceVariant", request.service_reference_variant)
-    body = sub(sub(root, "Body"), request.body_tag)
-    if isinstance(request, UpdateFirmwareRequest | UpdatePpmidFirmwareRequest):
-        if len(request.image) > MAX_IMAGE_BYTES:
-            raise EncodeError(
-                f"FirmwareImage: {len(request.image)} bytes exceeds {MAX_IMAGE_BYTES}"
-            )
-        sub(body, "FirmwareImage", write_base64(request.image))
-        sub(body, "FirmwareVersion", check_firmware_version(request.version))
-        sub(body, "DeviceIDList", write_eui_list(request.devices, "DeviceIDList", MAX_DEVICES))
-        return root
-    if request.execution_time is not None:
-        sub(body, "ExecutionDateTime", write_datetime(request.execution_time))
-    if isinstance(request, ActivateFirmwareRequest):
-        if len(request.firmware_hash) != 32:
-            raise EncodeError("FirmwareHash must be 32 bytes")
-        sub(body, "FirmwareHash", request.firmware_hash.hex().upper())
-    elif isinstance(request, SignedPreCommandRequest):
-        if not request.gbcs:
-            raise EncodeError("GBCSPayload must not be empty")
-        sub(body, "GBCSPayload", write_base64(request.gbcs))
+    write_body(sub(root, "Body"), request)
     return root
 
 
@@ -298,29 +244,11 @@ def build_request(request: ServiceRequest) -> bytes:
 
 def request_summary(request: ServiceRequest) -> dict[str, object]:
     """The JSON form `bench duis parse` prints: header fields and the SR's body fields."""
-    body: dict[str, object] = {}
-    if isinstance(request, UpdateFirmwareRequest | UpdatePpmidFirmwareRequest):
-        body = {
-            "firmware_image": {
-                "size": len(request.image),
-                "sha256": hashlib.sha256(request.image).hexdigest(),
-            },
-            "firmware_version": request.version,
-            "device_count": len(request.devices),
-            "devices": [eui.hex().upper() for eui in request.devices],
-        }
-    else:
-        execution = request.execution_time
-        body["execution_date_time"] = execution.isoformat() if execution else None
-        if isinstance(request, ActivateFirmwareRequest):
-            body["firmware_hash"] = request.firmware_hash.hex().upper()
-        if isinstance(request, SignedPreCommandRequest):
-            body["gbcs_payload"] = request.gbcs.hex().upper()
     return {
         "kind": "request",
-        "service_reference": request.service_reference,
+        "service_reference": str(request.service_reference),
         "service_reference_variant": request.service_reference_variant,
-        "command_variant": request.command_variant,
+        "command_variant": int(request.command_variant),
         "request_id": request.request_id.as_dict(),
-        "body": body,
+        "body": summarise_body(request),
     }

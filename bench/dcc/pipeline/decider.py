@@ -14,7 +14,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
+from typing import assert_never
 
+from bench.codec.duis.requests import (
+    ActivateFirmwareRequest,
+    ReadFirmwareVersionRequest,
+    SignedPreCommandRequest,
+    UpdateFirmwareRequest,
+    UpdatePpmidFirmwareRequest,
+)
 from bench.crypto.smki import Pki
 from bench.dcc.pipeline import messages
 from bench.dcc.pipeline.documents import Authenticated, Documents, Refused
@@ -37,7 +45,7 @@ from bench.dcc.records import audit, counters, distributions, registry
 from bench.dcc.records.audit import AuditDecision
 from bench.dcc.records.registry import Party
 from bench.dcc.records.store import Savepoint, Store, timestamp
-from bench.domain import Outcome, ResponseCode
+from bench.domain import Eui, Outcome, ResponseCode
 from bench.errors import AuthorisationError
 
 Job = Callable[[sqlite3.Connection], Decision | Rejected]
@@ -59,7 +67,7 @@ class Decider:
         responses: an `Answered` per request (or the exception it raised)."""
         read = run_all(self.documents.authenticate, batch)
         results: list[Outcome[Answered] | None] = [None] * len(batch)
-        prepared = []
+        prepared: list[tuple[int, messages.Incoming, datetime, Job]] = []
         for n, ((xml, now), outcome) in enumerate(zip(batch, read, strict=True)):
             if isinstance(outcome.value, BaseException):
                 results[n] = Outcome.failure(outcome.value)
@@ -95,15 +103,13 @@ class Decider:
     def _answered(
         self, request: messages.Incoming, outcome: Decision | Rejected, now: datetime
     ) -> Answered:
-        image = None
+        hand_overs: list[HandOver] = []
         if isinstance(outcome, Rejected):
-            code, body, hand_overs = outcome.code, messages.ResponseBody(), []
+            code, body = outcome.code, messages.ResponseBody()
         else:
             code, body, hand_overs = outcome.code, outcome.body, outcome.hand_overs
-            if any(isinstance(work, Distribute) for work in hand_overs):
-                image = request.image
         response = self.documents.respond(request, code, body, now)
-        return Answered(slim(request), code, body, now, response, hand_overs, image)
+        return Answered(slim(request), code, body, now, response, hand_overs)
 
     def respond(self, request: messages.Incoming, code: ResponseCode, now: datetime) -> bytes:
         """A signed response with no body (a hand-over refused, a request recovered)."""
@@ -196,61 +202,146 @@ class Decider:
         request.party = party
 
     def _authorise(
-        self, conn: sqlite3.Connection, request: messages.Incoming, now: datetime
+        self, conn: sqlite3.Connection, incoming: messages.Incoming, now: datetime
     ) -> Decision:
-        """Step 6, then the SR's own checks and the work it earns."""
-        sr = request.service_reference
-        party = request.party
-        assert party is not None
+        """Step 6, then the request's own handler: its checks and the work it earns."""
+        party = incoming.party
+        assert party is not None  # set by _identify
         policy.check_request(
-            sr, party, request.command_variant, request.command_variant_problem, request.target
+            incoming.service_reference, party, incoming.command_variant,
+            incoming.command_variant_problem, incoming.target,
         )
-        if sr == "11.1":
-            return self._update_firmware(conn, request, party, now)
-        if sr == "11.4":
-            self._device_list(conn, request, party, now)
-            # The refused devices are in the audit log; the bench's DUIS codec writes no
-            # DSPUpdatePPMIDFirmwareWarning, and the bench does not deliver PPMID images (CS05c).
-            return Decision(
-                ResponseCode.ACKNOWLEDGED,
-                "authorised; the bench does not deliver PPMID images (CS05c)",
-            )
-        policy.refuse_single(self._devices(conn, request, party, [request.target], now))
-        if sr == "11.2":
-            device_type = registry.device_type_of(conn, request.target) or ""
-            counter, command = self.critical.read_firmware_command(request.rid, device_type)
-            return self._send(conn, request, now, counter, command, "command ECS52/GCS38 sent")
-        if request.command_variant == 4:
-            precommand = self.critical.precommand(
-                request.rid, request.firmware_hash, request.execution_time
-            )
-            counters.record_precommand(
-                conn,
-                str(request.request_id),
-                request.originator,
-                request.target,
-                request.rid.counter,
-                request.firmware_hash,
-                precommand,
-                timestamp(now),
-            )
-            body = messages.ResponseBody(precommand=precommand)
-            return Decision(ResponseCode.SUCCESS, "CS06 pre-command issued", body)
+        match incoming.request:
+            case UpdateFirmwareRequest() as request:
+                return self._update_firmware(conn, incoming, request, party, now)
+            case UpdatePpmidFirmwareRequest() as request:
+                return self._update_ppmid_firmware(conn, incoming, request, party, now)
+            case ReadFirmwareVersionRequest():
+                return self._read_firmware_version(conn, incoming, party, now)
+            case ActivateFirmwareRequest() as request:
+                return self._activate_firmware(conn, incoming, request, party, now)
+            case SignedPreCommandRequest() as request:
+                return self._signed_precommand(conn, incoming, request, party, now)
+            case None:  # only a command-variant problem leaves no request, refused above
+                raise AuthorisationError(ResponseCode.INVALID_USER, "the request was not read")
+            case unknown:
+                assert_never(unknown)
+
+    # -- one handler per request type -------------------------------------------------------------
+
+    def _update_firmware(
+        self,
+        conn: sqlite3.Connection,
+        incoming: messages.Incoming,
+        request: UpdateFirmwareRequest,
+        party: Party,
+        now: datetime,
+    ) -> Decision:
+        image, version = request.image, request.version
+        policy.check_update_limits(len(image), version, len(set(request.devices)))
+        decisions = self._device_list(conn, incoming, request.devices, party, now)
+        authorised = [eui for eui, code, _ in decisions if code is None]
+        decision = Decision(
+            ResponseCode.ACKNOWLEDGED,
+            f"{len(authorised)} of {len(decisions)} devices authorised",
+            messages.ResponseBody(warnings=policy.warning_lists(decisions)),
+        )
+        if not self.delivering:
+            decision.reason += "; no device gateway attached: nothing distributed"
+            return decision
+        # What is handed to the hub is recorded (portfolio, alert routing to the requester).
+        rid = str(request.request_id)
+        distributions.record(
+            conn, rid, authorised, incoming.originator, version, activation_hash(image),
+            timestamp(now),
+        )
+        devices = tuple(Eui.parse(eui) for eui in authorised)
+        decision.hand_overs.append(Distribute(rid, devices, image))
+        return decision
+
+    def _update_ppmid_firmware(
+        self,
+        conn: sqlite3.Connection,
+        incoming: messages.Incoming,
+        request: UpdatePpmidFirmwareRequest,
+        party: Party,
+        now: datetime,
+    ) -> Decision:
+        self._device_list(conn, incoming, request.devices, party, now)
+        # The refused devices are in the audit log; the bench's DUIS codec writes no
+        # DSPUpdatePPMIDFirmwareWarning, and the bench does not deliver PPMID images (CS05c).
+        return Decision(
+            ResponseCode.ACKNOWLEDGED,
+            "authorised; the bench does not deliver PPMID images (CS05c)",
+        )
+
+    def _read_firmware_version(
+        self, conn: sqlite3.Connection, incoming: messages.Incoming, party: Party, now: datetime
+    ) -> Decision:
+        self._target_device(conn, incoming, party, now)
+        device_type = registry.device_type_of(conn, incoming.target) or ""
+        counter, command = self.critical.read_firmware_command(incoming.rid, device_type)
+        return self._send(conn, incoming, now, counter, command, "command ECS52/GCS38 sent")
+
+    def _activate_firmware(
+        self,
+        conn: sqlite3.Connection,
+        incoming: messages.Incoming,
+        request: ActivateFirmwareRequest,
+        party: Party,
+        now: datetime,
+    ) -> Decision:
+        """CV 4: the CS06 pre-command, remembered as issued, for the Supplier to sign."""
+        self._target_device(conn, incoming, party, now)
+        precommand = self.critical.precommand(
+            request.request_id, request.firmware_hash, request.execution_time
+        )
+        counters.record_precommand(
+            conn,
+            str(request.request_id),
+            incoming.originator,
+            incoming.target,
+            request.request_id.counter,
+            request.firmware_hash,
+            precommand,
+            timestamp(now),
+        )
+        body = messages.ResponseBody(precommand=precommand)
+        return Decision(ResponseCode.SUCCESS, "CS06 pre-command issued", body)
+
+    def _signed_precommand(
+        self,
+        conn: sqlite3.Connection,
+        incoming: messages.Incoming,
+        request: SignedPreCommandRequest,
+        party: Party,
+        now: datetime,
+    ) -> Decision:
+        """CV 5: exactly an issued, unused pre-command, signed by the Supplier; then the ACB MAC."""
+        self._target_device(conn, incoming, party, now)
         signed = self.critical.signed_precommand(request.gbcs)
         issued = counters.unused_precommand(
-            conn, request.originator, request.target, signed.originator_counter
+            conn, incoming.originator, incoming.target, signed.originator_counter
         )
         if issued is None:
             raise AuthorisationError(
                 ResponseCode.INVALID_USER,
                 f"no unused pre-command with counter {signed.originator_counter} was issued"
-                f" to {request.originator} for {request.target}",
+                f" to {incoming.originator} for {incoming.target}",
             )
         counter, command = self.critical.accept_signed(
-            request.rid, signed, issued.request_id, issued.gbcs
+            request.request_id, signed, issued.request_id, issued.gbcs
         )
         counters.use_precommand(conn, issued.request_id, timestamp(now))
-        return self._send(conn, request, now, counter, command, "signed CS06 sent with the ACB MAC")
+        return self._send(conn, incoming, now, counter, command, "signed CS06 sent with the ACB MAC")
+
+    # -- step 7 -------------------------------------------------------------------------------
+
+    def _target_device(
+        self, conn: sqlite3.Connection, incoming: messages.Incoming, party: Party, now: datetime
+    ) -> None:
+        """Step 7 of a device SR: its one target device, refused with its code."""
+        policy.refuse_single(self._devices(conn, incoming, party, [incoming.target], now))
 
     def _devices(
         self,
@@ -271,47 +362,29 @@ class Decider:
         )
 
     def _device_list(
-        self, conn: sqlite3.Connection, request: messages.Incoming, party: Party, now: datetime
+        self,
+        conn: sqlite3.Connection,
+        incoming: messages.Incoming,
+        listed: list[bytes],
+        party: Party,
+        now: datetime,
     ) -> list[policy.DeviceDecision]:
-        """11.1 / 11.4: every device of the list decided and audited; E-code if none passes."""
-        devices = list(dict.fromkeys(request.devices))
-        decisions = self._devices(conn, request, party, devices, now)
-        at, rid, sr = timestamp(now), str(request.request_id), request.service_reference
+        """A device list (Update Firmware, PPMID too): every device decided and audited;
+        E-code if none passes."""
+        devices = list(dict.fromkeys(eui.hex().upper() for eui in listed))
+        decisions = self._devices(conn, incoming, party, devices, now)
+        at, rid, sr = timestamp(now), str(incoming.request_id), incoming.service_reference
         audit.record_many(
             conn,
             (
-                (at, rid, request.originator, sr, eui,
-                 AuditDecision.DEVICE_ACCEPTED if code is None else AuditDecision.DEVICE_REFUSED, code, why)
+                (at, rid, incoming.originator, sr, eui,
+                 AuditDecision.DEVICE_ACCEPTED if code is None else AuditDecision.DEVICE_REFUSED,
+                 code, why)
                 for eui, code, why in decisions
             ),
         )
         policy.refuse_if_none_authorised(decisions)
         return decisions
-
-    def _update_firmware(
-        self, conn: sqlite3.Connection, request: messages.Incoming, party: Party, now: datetime
-    ) -> Decision:
-        image, version = request.image, request.version
-        policy.check_update_limits(len(image), version, len(set(request.devices)))
-        decisions = self._device_list(conn, request, party, now)
-        authorised = [eui for eui, code, _ in decisions if code is None]
-        decision = Decision(
-            ResponseCode.ACKNOWLEDGED,
-            f"{len(authorised)} of {len(decisions)} devices authorised",
-            messages.ResponseBody(warnings=policy.warning_lists(decisions)),
-        )
-        if not self.delivering:
-            decision.reason += "; no device gateway attached: nothing distributed"
-            return decision
-        # What is handed to the hub is recorded (portfolio, alert routing to the requester).
-        rid = str(request.request_id)
-        distributions.record(
-            conn, rid, authorised, request.originator, version, activation_hash(image),
-            timestamp(now),
-        )
-        devices = tuple(bytes.fromhex(eui) for eui in authorised)
-        decision.hand_overs.append(Distribute(rid, devices, messages.image_sha256(image)))
-        return decision
 
     def _send(
         self,
@@ -334,7 +407,7 @@ class Decider:
         )
         decision = Decision(ResponseCode.ACKNOWLEDGED, what)
         if self.delivering:
-            work: HandOver = SendCommand(bytes.fromhex(request.target), command)
+            work: HandOver = SendCommand(request.rid.target, command)
             decision.hand_overs.append(work)
         else:
             decision.reason = "authorised; no device gateway attached: command not sent"

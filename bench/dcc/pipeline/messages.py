@@ -2,13 +2,12 @@
 
 Every document the shim writes is signed by the DCC signer (`dcc-signer` of the bench PKI), as a
 real DCC signs its Service Responses and alerts. A request that cannot be read is still answered:
-its RequestID and Service Reference are echoed when they can be found in the raw bytes (a
-firmware SR is assumed, 11.1, when not), so the sender can match the refusal to what it sent.
+its RequestID and Service Reference are echoed when they can be found in the raw bytes (Update
+Firmware is assumed when not), so the sender can match the refusal to what it sent.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 from dataclasses import dataclass, field
@@ -24,15 +23,8 @@ from bench.codec.duis.alert_messages import (
     DCCAlertMessage,
     DeviceAlertMessage,
 )
-from bench.codec.duis.fields import RequestID, read_base64
-from bench.codec.duis.requests import (
-    ActivateFirmwareRequest,
-    ServiceRequest,
-    SignedPreCommandRequest,
-    UpdateFirmwareRequest,
-    UpdatePpmidFirmwareRequest,
-    parse_request,
-)
+from bench.codec.duis.fields import RequestID
+from bench.codec.duis.requests import ServiceRequest, parse_request
 from bench.codec.duis.responses import (
     DuisResponse,
     PreCommand,
@@ -43,7 +35,7 @@ from bench.codec.duis.safe_xml import duis_schema, parse_document, sr
 from bench.codec.eui import eui_hex
 from bench.crypto import xmldsig
 from bench.crypto.smki import Pki, eui_of, role_of
-from bench.domain import ResponseCode
+from bench.domain import CommandVariant, ResponseCode, ServiceReference
 from bench.errors import DecodeError
 
 if TYPE_CHECKING:
@@ -51,10 +43,8 @@ if TYPE_CHECKING:
 
 GBCS_VERSION = "3.2"
 DEFAULT_COMMS_HUB = "00DB1234567890A2"  # the CHF of the default rig (the hub's EUI)
-FIRMWARE_SRS = ("11.1", "11.2", "11.3", "11.4")
 _REQUEST_ID_TEXT = re.compile(rb"<(?:\w+:)?RequestID>\s*([0-9A-Fa-f:\-]{1,80})\s*</")
 _SR_TEXT = re.compile(rb"<(?:\w+:)?ServiceReference>\s*([0-9.]{1,8})\s*</")
-_IMAGE_TEXT = re.compile(rb"<(?:[\w.-]+:)?FirmwareImage>([^<]*)</(?:[\w.-]+:)?FirmwareImage>")
 # Warning attribute of UpdateFirmwareWarning for each DUIS list name.
 _WARNING_ATTRIBUTES = {
     "InvalidDeviceIDList": "invalid",
@@ -65,15 +55,29 @@ _WARNING_ATTRIBUTES = {
 }
 
 
+def known_reference(text: str) -> ServiceReference | None:
+    """The Service Reference this text names, if the bench knows it."""
+    try:
+        return ServiceReference(text)
+    except ValueError:
+        return None
+
+
 @dataclass
 class Incoming:
-    """A parsed request, with EUIs as the 16-hex-digit text the database keys on."""
+    """A request as far as it was read: the typed request, or (when its body could not be
+    taken) the RequestID and Service Reference its header shows. EUIs as the 16-hex-digit text
+    the database keys on."""
 
     request: ServiceRequest | None
     request_id: RequestID | None
-    service_reference: str
+    service_reference: ServiceReference
     party: Party | None = None
     command_variant_problem: str | None = None  # E12, answered once the signer is authenticated
+
+    @classmethod
+    def of(cls, request: ServiceRequest) -> Incoming:
+        return cls(request, request.request_id, request.service_reference)
 
     @property
     def rid(self) -> RequestID:
@@ -84,44 +88,15 @@ class Incoming:
 
     @cached_property
     def originator(self) -> str:
-        return eui_hex(self.rid.originator)
+        return str(self.rid.originator)
 
     @cached_property
     def target(self) -> str:
-        return eui_hex(self.rid.target)
+        return str(self.rid.target)
 
     @property
-    def command_variant(self) -> int:
-        return self.request.command_variant if self.request is not None else 0
-
-    @property
-    def image(self) -> bytes:
-        assert isinstance(self.request, UpdateFirmwareRequest | UpdatePpmidFirmwareRequest)
-        return self.request.image
-
-    @property
-    def version(self) -> str:
-        assert isinstance(self.request, UpdateFirmwareRequest | UpdatePpmidFirmwareRequest)
-        return self.request.version
-
-    @property
-    def devices(self) -> list[str]:
-        assert isinstance(self.request, UpdateFirmwareRequest | UpdatePpmidFirmwareRequest)
-        return [d.hex().upper() for d in self.request.devices]
-
-    @property
-    def firmware_hash(self) -> bytes:
-        assert isinstance(self.request, ActivateFirmwareRequest)
-        return self.request.firmware_hash
-
-    @property
-    def execution_time(self) -> datetime | None:
-        return getattr(self.request, "execution_time", None)
-
-    @property
-    def gbcs(self) -> bytes:
-        assert isinstance(self.request, SignedPreCommandRequest)
-        return self.request.gbcs
+    def command_variant(self) -> CommandVariant | None:
+        return self.request.command_variant if self.request is not None else None
 
 
 @dataclass
@@ -168,11 +143,13 @@ def read_request(xml: bytes) -> tuple[etree._Element, Incoming]:
         if header is None:
             raise
         request_id = RequestID.parse(header.findtext(sr("RequestID")) or "")
-        service_reference = (header.findtext(sr("ServiceReference")) or "").strip()
+        service_reference = known_reference((header.findtext(sr("ServiceReference")) or "").strip())
+        if service_reference is None:
+            raise
         return root, Incoming(
             None, request_id, service_reference, command_variant_problem=exc.reason
         )
-    return root, Incoming(request, request.request_id, request.service_reference)
+    return root, Incoming.of(request)
 
 
 def salvage(xml: bytes) -> Incoming:
@@ -186,29 +163,8 @@ def salvage(xml: bytes) -> Incoming:
         except (DecodeError, ValueError, UnicodeDecodeError):
             request_id = None
     match = _SR_TEXT.search(head)
-    service = match.group(1).decode("ascii") if match else ""
-    return Incoming(None, request_id, service if service in FIRMWARE_SRS else "11.1")
-
-
-def image_sha256(image: bytes) -> bytes:
-    return hashlib.sha256(image).digest()
-
-
-def firmware_image(xml: bytes, sha256: bytes) -> bytes:
-    """The FirmwareImage of an 11.1 that was read and authorised elsewhere (a request worker),
-    known by its SHA-256: found in the raw text (no parse) or, failing that, by reading the
-    request again. DecodeError if the document holds no such image."""
-    for match in _IMAGE_TEXT.finditer(xml):
-        try:
-            image = read_base64(match.group(1).decode("ascii"), "FirmwareImage")
-        except (DecodeError, UnicodeDecodeError):
-            continue
-        if image_sha256(image) == sha256:
-            return image
-    _root, incoming = read_request(xml)
-    if incoming.request is not None and image_sha256(incoming.image) == sha256:
-        return incoming.image
-    raise DecodeError("DUIS", "FirmwareImage", None, "not the image that was authorised")
+    service = known_reference(match.group(1).decode("ascii")) if match else None
+    return Incoming(None, request_id, service or ServiceReference.UPDATE_FIRMWARE)
 
 
 @lru_cache(maxsize=64)
@@ -234,16 +190,14 @@ class ResponseSigner:
         verified = self._xmldsig.verify_document(root, self.pki, at=now)
         return _cert_identity(verified.signer_cert)
 
-    def sign(self, element) -> bytes:
+    def sign(self, element: etree._Element) -> bytes:
         return self._xmldsig.sign_document(element, self._key, self._cert)
 
     def response(
         self, incoming: Incoming | None, code: str, body: ResponseBody, now: datetime
     ) -> bytes:
         """The signed DUIS response to a request (refusals too: the sender can verify them)."""
-        service = incoming.service_reference if incoming else "11.1"
-        if service not in FIRMWARE_SRS:
-            service = "11.1"
+        service = incoming.service_reference if incoming else ServiceReference.UPDATE_FIRMWARE
         response = DuisResponse(
             request_id=incoming.request_id if incoming else None,
             response_code=code,
@@ -254,7 +208,7 @@ class ResponseSigner:
         if body.precommand is not None:
             response.pre_command = PreCommand(GBCS_VERSION, body.precommand)
         warnings = body.warnings
-        if warnings and service == "11.1":
+        if warnings and service is ServiceReference.UPDATE_FIRMWARE:
             warning = UpdateFirmwareWarning()
             for name, devices in warnings.items():
                 getattr(warning, _WARNING_ATTRIBUTES[name]).extend(

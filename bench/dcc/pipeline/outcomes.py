@@ -2,8 +2,8 @@
 
 The hub's work (`HandOver`: `Distribute`, `SendCommand`) is a typed command, plain data: a
 decision made in a request worker's process is carried out by the shim's own, which holds the
-gateway. A `Distribute` names its image by SHA-256 and never carries it: the shim's process
-still has the request it was read from (`messages.firmware_image`).
+gateway. A `Distribute` carries the image itself, the very bytes the request was read into, so
+the image goes from the parsed request to the hub or the S1SP as a value.
 """
 
 from __future__ import annotations
@@ -26,20 +26,21 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Distribute:
-    """11.1: start delivering the request's image to each device (`DeviceGateway.distribute`)."""
+    """Update Firmware: deliver the request's image to each device (`DeviceGateway.distribute`)."""
 
     request_id: str
     devices: tuple[bytes, ...]
-    image_sha256: bytes
+    image: bytes = field(repr=False)
 
-    def to(self, gateway: DeviceGateway, image: bytes) -> None:
+    def to(self, gateway: DeviceGateway) -> None:
         for device in self.devices:
-            gateway.distribute(device, image, self.request_id)
+            gateway.distribute(device, self.image, self.request_id)
 
 
 @dataclass(frozen=True)
 class SendCommand:
-    """11.2 / 11.3 CV 5: one complete GBCS command to a device (`DeviceGateway.send_command`)."""
+    """Read Firmware Version, Activate Firmware CV 5: one complete GBCS command to a device
+    (`DeviceGateway.send_command`)."""
 
     device: bytes
     gbcs: bytes
@@ -87,8 +88,6 @@ class Answered:
     now: datetime
     response: bytes
     hand_overs: list[HandOver] = field(default_factory=list)
-    # The 11.1 image, when the request was decided in this process (a worker leaves it out).
-    image: bytes | None = field(default=None, repr=False)
 
 
 def run_all(call: Callable[..., T], batch: Sequence[tuple[object, ...]]) -> list[Outcome[T]]:
@@ -103,12 +102,12 @@ def run_all(call: Callable[..., T], batch: Sequence[tuple[object, ...]]) -> list
 
 
 def slim(request: messages.Incoming) -> messages.Incoming:
-    """What a response needs of its request (RequestID, Service Reference): never the image."""
+    """What a response needs of its request (RequestID, Service Reference), without its body."""
     return messages.Incoming(None, request.request_id, request.service_reference)
 
 
 def device_of(request: messages.Incoming) -> str | None:
-    """The target device of a device SR (11.2, 11.3), for its audit entry."""
+    """The target device of a device SR (not one of the DCC's own), for its audit entry."""
     if request.request_id is None or request.service_reference in NON_DEVICE_SRS:
         return None
     return request.target

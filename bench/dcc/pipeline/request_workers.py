@@ -6,9 +6,9 @@ interpreter lock: threads of one process take turns at it however many cores the
 `Shim(..., request_workers=N)`, N processes each run a `Decider` of their own on the same
 database, the very class the shim decides with in-process: XML work, the decision in one group
 commit, the signed response. The shim's own process keeps the device gateway: it hands the hub
-what each decision earned (`Shim.deliver`) and answers the caller. An 11.1's image is not sent
-back: the decision names it by SHA-256, and the shim's process still holds the request. The
-checks, their order, the audit entries and the answers are those of a shim without workers.
+what each decision earned (`Shim.deliver`) and answers the caller; an Update Firmware's image
+comes back inside its `Distribute`, as the value the worker read. The checks, their order, the
+audit entries and the answers are those of a shim without workers.
 
 Writers in several processes take turns through the database's writer lock (`Store`); a worker
 waiting for it never sleeps in SQLite's busy handler, and one worker's fsync leaves the core to
@@ -34,7 +34,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -71,17 +71,6 @@ class WorkerFailed(BenchError):
     """A request worker died, hung or never started."""
 
 
-def _without_images(outcomes: list[Outcome[Answered]]) -> list[Outcome[Answered]]:
-    """What crosses back to the shim: every answer, but no image (the shim has the request)."""
-    return [
-        Outcome.success(replace(value, image=None))
-        if isinstance(value, Answered) and value.image is not None
-        else outcome
-        for outcome in outcomes
-        for value in (outcome.value,)
-    ]
-
-
 def _serve(conn: Connection, db_path: str, pki_dir: str) -> None:
     """A worker's life: decide batches until the shim closes its end of the socket."""
     try:
@@ -99,7 +88,7 @@ def _serve(conn: Connection, db_path: str, pki_dir: str) -> None:
             except (EOFError, OSError):
                 return
             decider.delivering = delivering
-            outcomes = _without_images(decider.decide(batch))
+            outcomes = decider.decide(batch)
             try:
                 data = pickle.dumps(outcomes, _PICKLE)
             except Exception:  # an exception that does not pickle: keep its words
@@ -216,7 +205,7 @@ class RequestWorkers:
     def __init__(
         self,
         decider: Decider,
-        deliver: Callable[[Answered, bytes], bytes],
+        deliver: Callable[[Answered], bytes],
         count: int,
         timeout: float = ANSWER_TIMEOUT_S,
     ) -> None:
@@ -313,7 +302,7 @@ class RequestWorkers:
                 request.error = value
                 continue
             try:
-                request.response = self._deliver(value, request.xml)
+                request.response = self._deliver(value)
             except Exception as exc:
                 request.error = exc
 

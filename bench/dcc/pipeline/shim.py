@@ -39,7 +39,7 @@ from typing import Any
 
 from bench.codec.eui import eui_hex
 from bench.crypto.smki import Pki
-from bench.dcc.pipeline import messages, smets1_events
+from bench.dcc.pipeline import smets1_events
 from bench.dcc.pipeline.decider import Decider
 from bench.dcc.pipeline.device_events import (
     DeliveryStatusEvent,
@@ -48,7 +48,7 @@ from bench.dcc.pipeline.device_events import (
     HubEvents,
 )
 from bench.dcc.pipeline.gateway import DeviceGateway
-from bench.dcc.pipeline.outcomes import Answered, Distribute
+from bench.dcc.pipeline.outcomes import Answered
 from bench.dcc.pipeline.request_workers import RequestWorkers
 from bench.dcc.policy.eligibility import MAX_REQUEST_BYTES
 from bench.dcc.records.mailboxes import Mailboxes, MailboxMessage
@@ -143,23 +143,17 @@ class Shim:
         [(status, value)] = self.decider.decide([(xml, now)])
         if isinstance(value, BaseException):
             raise value
-        return self.deliver(value, xml)
+        return self.deliver(value)
 
-    def deliver(self, answered: Answered, xml: bytes) -> bytes:
-        """Give the hub what a decided request (`xml`) earned, then its response (E20,
-        audited and signed anew, if the hub refused it)."""
+    def deliver(self, answered: Answered) -> bytes:
+        """Give the hub what a decided request earned (an image travels in its `Distribute`),
+        then its response (E20, audited and signed anew, if the hub refused it)."""
         gateway = self._gateway
         for work in answered.hand_overs:
             try:
                 if gateway is None:
                     raise RigError("the device gateway was detached")
-                if isinstance(work, Distribute):
-                    image = answered.image
-                    if image is None:  # decided in a request worker: read it here
-                        image = messages.firmware_image(xml, work.image_sha256)
-                    work.to(gateway, image)
-                else:
-                    work.to(gateway)
+                work.to(gateway)
             except (BenchError, OSError) as exc:
                 code = ResponseCode.COMMUNICATIONS_FAILURE
                 self.decider.audit_event(

@@ -22,7 +22,15 @@ from bench.dcc.policy.eligibility import (
     role_may_send,
     user_role_for,
 )
-from bench.domain import MAX_DEVICES, MAX_IMAGE_BYTES, OrgRole, ResponseCode, UserRole
+from bench.domain import (
+    MAX_DEVICES,
+    MAX_IMAGE_BYTES,
+    CommandVariant,
+    OrgRole,
+    ResponseCode,
+    ServiceReference,
+    UserRole,
+)
 from bench.errors import AuthorisationError
 
 # (device_type, generation, status, mpxn) of a device in the inventory; None: not in it.
@@ -43,9 +51,9 @@ class User(Protocol):
 
 
 def check_request(
-    sr: str,
+    sr: ServiceReference,
     user: User,
-    command_variant: int,
+    command_variant: CommandVariant | None,
     command_variant_problem: str | None,
     target: str,
 ) -> None:
@@ -79,7 +87,7 @@ def check_request(
 
 
 def check_update_limits(image_bytes: int, version: str, device_count: int) -> None:
-    """The DUIS limits of 11.1 (E1): image size, version length, number of devices."""
+    """The DUIS limits of Update Firmware (E1): image size, version length, number of devices."""
     if image_bytes > MAX_IMAGE_BYTES:
         raise AuthorisationError(
             ResponseCode.INVALID_USER, f"image of {image_bytes} bytes exceeds {MAX_IMAGE_BYTES}"
@@ -95,7 +103,7 @@ def check_update_limits(image_bytes: int, version: str, device_count: int) -> No
 
 
 def decide_devices(
-    sr: str,
+    sr: ServiceReference,
     user: User,
     devices: Iterable[tuple[str, DeviceFacts, str | None]],
     appointing: set[str],
@@ -117,14 +125,15 @@ def decide_devices(
 
 
 def refuse_single(decisions: Sequence[DeviceDecision]) -> None:
-    """A device SR (11.2, 11.3) is refused with its one device's code."""
+    """A device SR (Read or Activate Firmware) is refused with its one device's code."""
     [(eui, code, why)] = decisions
     if code is not None:
         raise AuthorisationError(code, f"device {eui}: {why}")
 
 
 def refuse_if_none_authorised(decisions: Sequence[DeviceDecision]) -> None:
-    """11.1 / 11.4 fail with the first device's code when no device passes."""
+    """An SR to a device list (Update Firmware, PPMID too) fails with the first device's code
+    when no device passes."""
     if all(code is not None for _, code, _ in decisions):
         first_code, first_reason = decisions[0][1], decisions[0][2]
         assert first_code is not None
@@ -134,7 +143,7 @@ def refuse_if_none_authorised(decisions: Sequence[DeviceDecision]) -> None:
 
 
 def warning_lists(decisions: Iterable[DeviceDecision]) -> dict[str, list[str]]:
-    """The DSPUpdateFirmwareWarning lists of an 11.1: refused devices by list name."""
+    """The DSPUpdateFirmwareWarning lists of an Update Firmware: refused devices by list name."""
     warnings: dict[str, list[str]] = {}
     for eui, code, _ in decisions:
         if code is not None:
@@ -143,7 +152,7 @@ def warning_lists(decisions: Iterable[DeviceDecision]) -> dict[str, list[str]]:
 
 
 def reason(
-    code: ResponseCode | None, sr: str, user: User, facts: DeviceFacts, supplier: str | None
+    code: ResponseCode | None, sr: ServiceReference, user: User, facts: DeviceFacts, supplier: str | None
 ) -> str:
     """The audit wording of a per-device decision: names the rule that refused it."""
     if code is None:

@@ -20,13 +20,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bench.domain import (
+    DCC_EUI,
     GAS_TYPES,
+    CommandVariant,
     DeviceStatus,
     DeviceType,
     Generation,
     OrgRole,
     ResponseCode,
+    ServiceReference,
     UserRole,
+)
+
+UPDATE, READ, ACTIVATE, UPDATE_PPMID = (
+    ServiceReference.UPDATE_FIRMWARE,
+    ServiceReference.READ_FIRMWARE_VERSION,
+    ServiceReference.ACTIVATE_FIRMWARE,
+    ServiceReference.UPDATE_PPMID_FIRMWARE,
 )
 
 
@@ -49,13 +59,13 @@ RESPONSE_CODES: dict[str, CodeUse] = {
         CodeUse(
             ResponseCode.SUCCESS,
             "DUIS",
-            "11.3 CV4 pre-command returned; device responses relayed to the requester",
+            f"{ACTIVATE} CV4 pre-command returned; device responses relayed to the requester",
         ),
         CodeUse(
             ResponseCode.ACKNOWLEDGED,
             "DUIS",
-            "11.1 authorised for at least one device (warning lists name the rest); "
-            "11.2 and 11.3 CV5 command sent to the device (or, with no rig, authorised)",
+            f"{UPDATE} authorised for at least one device (warning lists name the rest); "
+            f"{READ} and {ACTIVATE} CV5 command sent to the device (or, with no rig, authorised)",
         ),
         CodeUse(
             ResponseCode.INVALID_USER,
@@ -119,13 +129,14 @@ RESPONSE_CODES: dict[str, CodeUse] = {
     )
 }
 
-# DCC's own identities: non-device SRs (11.1, 11.4) are addressed to the ACB/DCC EUI.
-DCC_TARGET = "90B3D51F30000002"
+# DCC's own identity: non-device SRs (CV 8: 11.1, 11.4) are addressed to the ACB/DCC EUI.
+DCC_TARGET = str(DCC_EUI)
 
 IS, ES, GS, RSA, ED, GT, OU = (
     UserRole.IS, UserRole.ES, UserRole.GS, UserRole.RSA, UserRole.ED, UserRole.GT, UserRole.OU
 )
 ESME, GSME, PPMID, HCALCS = DeviceType.ESME, DeviceType.GSME, DeviceType.PPMID, DeviceType.HCALCS
+CV = CommandVariant
 
 # Org role (OU of the org certificate, kept in the registry) -> DUIS user roles it can hold.
 ORG_USER_ROLES: dict[str, tuple[UserRole, ...]] = {
@@ -136,41 +147,44 @@ ORG_USER_ROLES: dict[str, tuple[UserRole, ...]] = {
 }
 
 # Today's DUIS eligibility of the firmware SRs, then the MP207 change (RSA may send 11.1).
-SR_USER_ROLES_TODAY: dict[str, frozenset[UserRole]] = {
-    "11.1": frozenset({IS, GS}),
-    "11.2": frozenset({IS, ES, GS, RSA, ED, GT, OU}),
-    "11.3": frozenset({IS, GS}),
-    "11.4": frozenset({IS, GS}),
+SR_USER_ROLES_TODAY: dict[ServiceReference, frozenset[UserRole]] = {
+    UPDATE: frozenset({IS, GS}),
+    READ: frozenset({IS, ES, GS, RSA, ED, GT, OU}),
+    ACTIVATE: frozenset({IS, GS}),
+    UPDATE_PPMID: frozenset({IS, GS}),
 }
-SR_USER_ROLES: dict[str, frozenset[UserRole]] = {
+SR_USER_ROLES: dict[ServiceReference, frozenset[UserRole]] = {
     **SR_USER_ROLES_TODAY,
-    "11.1": SR_USER_ROLES_TODAY["11.1"] | {RSA},
+    UPDATE: SR_USER_ROLES_TODAY[UPDATE] | {RSA},
 }
 
-SR_COMMAND_VARIANTS: dict[str, frozenset[int]] = {
-    "11.1": frozenset({8}),
-    "11.2": frozenset({1}),
-    "11.3": frozenset({4, 5}),
-    "11.4": frozenset({8}),
+SR_COMMAND_VARIANTS: dict[ServiceReference, frozenset[CommandVariant]] = {
+    UPDATE: frozenset({CV.NON_DEVICE}),
+    READ: frozenset({CV.NON_CRITICAL_SEND}),
+    ACTIVATE: frozenset({CV.CRITICAL_TRANSFORM, CV.SIGNED_PRE_COMMAND_SEND}),
+    UPDATE_PPMID: frozenset({CV.NON_DEVICE}),
 }
-NON_DEVICE_SRS = frozenset({"11.1", "11.4"})
+# SRs of the DCC itself (CV 8), addressed to the DCC; the rest address one device.
+NON_DEVICE_SRS = frozenset(
+    sr for sr, variants in SR_COMMAND_VARIANTS.items() if CV.NON_DEVICE in variants
+)
 
 # (SR, user role) -> device types it may address. Absent = none. The bench builds ECS52 / GCS38
 # for 11.2, so 11.2 covers ESME and GSME; 11.4 is the PPMID update (activates on its own, hence
 # never RSA); HCALCS firmware goes by 11.1 from the Import Supplier, never from an RSA (MP207 R1).
-SR_DEVICE_TYPES: dict[tuple[str, UserRole], frozenset[DeviceType]] = {
-    ("11.1", IS): frozenset({ESME, HCALCS}),
-    ("11.1", GS): frozenset({GSME}),
-    ("11.1", RSA): frozenset({ESME, GSME}),
-    ("11.2", IS): frozenset({ESME}),
-    ("11.2", GS): frozenset({GSME}),
-    ("11.2", RSA): frozenset({ESME, GSME}),
-    ("11.2", ED): frozenset({ESME}),
-    ("11.2", GT): frozenset({GSME}),
-    ("11.2", OU): frozenset({ESME, GSME}),
-    ("11.3", IS): frozenset({ESME}),
-    ("11.3", GS): frozenset({GSME}),
-    ("11.4", IS): frozenset({PPMID}),
+SR_DEVICE_TYPES: dict[tuple[ServiceReference, UserRole], frozenset[DeviceType]] = {
+    (UPDATE, IS): frozenset({ESME, HCALCS}),
+    (UPDATE, GS): frozenset({GSME}),
+    (UPDATE, RSA): frozenset({ESME, GSME}),
+    (READ, IS): frozenset({ESME}),
+    (READ, GS): frozenset({GSME}),
+    (READ, RSA): frozenset({ESME, GSME}),
+    (READ, ED): frozenset({ESME}),
+    (READ, GT): frozenset({GSME}),
+    (READ, OU): frozenset({ESME, GSME}),
+    (ACTIVATE, IS): frozenset({ESME}),
+    (ACTIVATE, GS): frozenset({GSME}),
+    (UPDATE_PPMID, IS): frozenset({PPMID}),
 }
 
 # Both generations are accepted for every SR (MP207 R1); a SMETS1 device is reached through the
@@ -209,14 +223,14 @@ def user_role_for(org_role: str, device_type: str) -> UserRole | None:
     return roles[1] if gas else roles[0]
 
 
-def role_may_send(org_role: str, service_reference: str) -> bool:
+def role_may_send(org_role: str, service_reference: ServiceReference) -> bool:
     """E2 check: may any user role of this org send the SR at all?"""
     allowed = SR_USER_ROLES.get(service_reference, frozenset())
     return any(role in allowed for role in ORG_USER_ROLES.get(org_role, ()))
 
 
 def device_decision(
-    service_reference: str,
+    service_reference: ServiceReference,
     org_role: str,
     party: str,
     device: tuple[str, str, str, str | None] | None,
@@ -259,7 +273,7 @@ def eligibility_rows() -> list[dict[str, str]]:
             types = sorted(SR_DEVICE_TYPES.get((sr, role), ()))
             rows.append(
                 {
-                    "sr": sr,
+                    "sr": str(sr),
                     "role": role.value,
                     "today": "yes" if today else "no",
                     "mp207": "yes" if now else "no",

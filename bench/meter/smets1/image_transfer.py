@@ -29,7 +29,7 @@ from bench.codec.dlms.ic18 import (
 from bench.meter.slots import ImageSlots
 from bench.meter.smets1.faults import Smets1Fault
 from bench.meter.smets1.state import BlockFile, Smets1State, TransferProgress
-from bench.meter.state import PART_FILE, DownloadProgress, MeterStore, SlotRecord
+from bench.meter.state import DownloadProgress, MeterStore, SlotRecord
 
 log = logging.getLogger("bench.meter.smets1")
 
@@ -242,7 +242,7 @@ class ImageTransfer:
             return
         image = self.store.part_path.read_bytes()[: transfer.size]
         record = SlotRecord(int(transfer.identifier, 16), self.manufacturer_code, self.image_type,
-                            hashlib.sha256(image).hexdigest(), PART_FILE)
+                            hashlib.sha256(image).hexdigest())
         self.state.transfer_status = VERIFICATION_SUCCESSFUL
         self.slots.store_pending(image, record)  # one atomic write: pending slot + status
         log.info("image %s verified, held without activation (sha256 %s)", transfer.identifier, record.sha256)
