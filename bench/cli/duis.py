@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from cryptography.x509.oid import NameOID
+from lxml import etree
 
 from bench.codec.duis import safe_xml
+from bench.codec.duis.document import local
 from bench.codec.duis.requests import parse_request, request_summary
 from bench.codec.duis.responses import parse_response, response_summary
 from bench.codec.duis.safe_xml import validate_document
+from bench.codec.duis.smets1 import signed_part
 from bench.crypto.pem import load_certificate, load_private_key
 from bench.crypto.smki import Pki, eui_of, role_of
 from bench.crypto.xmldsig import sign_document, verify_document
@@ -144,6 +147,41 @@ def sign(
     _write(output, sign_document(_read(file), private_key, certificate))
 
 
+def _s1sp_signed(xml: bytes) -> etree._Element | None:
+    """The S1SP-signed element of a DCC message that is not signed as a whole, as a document.
+
+    The S1SP signs its SMETS1SignedResponse (or S1SPAlert) as a document of its own, and DUIS
+    gives that element no Id a Reference could name, so its URI="" holds only once the element is
+    taken out of the DCC's envelope: the one step a User does before any standard verifier.
+    """
+    root = safe_xml.parse_document(xml)
+    if root.find(f"{{{safe_xml.DS_NS}}}Signature") is not None:
+        return None
+    try:
+        return signed_part(root)
+    except DecodeError:
+        return None
+
+
+@duis.command("signed-part")
+@click.argument("file")
+@click.option(
+    "-o", "--output", default="-", show_default=True, help="Where to write the signed element."
+)
+def signed_part_command(file: str, output: str) -> None:
+    """Write the S1SP-signed element of a SMETS1 message (FILE or -) as a document of its own.
+
+    The SMETS1SignedResponse or S1SPAlert the DCC delivers inside its envelope, with the
+    namespaces in scope: the document the S1SP signed, which any XML-DSig verifier (the DCC's
+    signing tool's Validate, signxml, `bench duis verify`) checks with the S1SP's certificate.
+    """
+    element = _s1sp_signed(_read(file))
+    if element is None:
+        raise DecodeError("DUIS", "SMETS1SignedResponse", None,
+                          "no S1SP-signed element in a document not signed as a whole")
+    _write(output, etree.tostring(element, xml_declaration=True, encoding="UTF-8"))
+
+
 @duis.command()
 @click.argument("file")
 @click.option(
@@ -168,6 +206,8 @@ def verify(
 ) -> None:
     """Verify a signed DUIS document; exit 2 when the signature is not valid.
 
+    A SMETS1 message the DCC delivers (its envelope unsigned) is verified as a User does: its
+    S1SP-signed element taken out as a document of its own (see `bench duis signed-part`).
     With --json the verdict is one object on stdout either way ({"valid": false, "reason"} when
     refused, besides the one error line on stderr).
     """
@@ -175,8 +215,10 @@ def verify(
     if ca is not None and pki_dir is not None:
         raise ConfigError("--ca/--pki: use either --ca or --pki")
     trusted = load_certificate(ca) if ca is not None else Pki.load(pki_dir or DEFAULT_PKI)
+    xml = _read(file)
+    part = _s1sp_signed(xml)
     try:
-        result = verify_document(_read(file), trusted, certificates=candidates)
+        result = verify_document(xml if part is None else part, trusted, certificates=candidates)
     except SecurityError as exc:
         hint = (
             " (DUIS names the signer by issuer and serial: pass its --cert)"
@@ -199,11 +241,14 @@ def verify(
         "not_valid_before": cert.not_valid_before_utc.isoformat(),
         "not_valid_after": cert.not_valid_after_utc.isoformat(),
     }
+    if part is not None:
+        report["signed_part"] = local(part)
     if as_json:
         click.echo(json.dumps(report))
     else:
         click.echo(
-            f"valid: signed by {report['signer'] or report['signer_eui']} "
+            f"valid: {'its ' + local(part) + ' ' if part is not None else ''}"
+            f"signed by {report['signer'] or report['signer_eui']} "
             f"({report['signer_role']}, EUI {report['signer_eui']}), certificate serial "
             f"{report['serial_number']} valid {report['not_valid_before']} to {report['not_valid_after']}"
         )

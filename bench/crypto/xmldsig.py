@@ -14,8 +14,15 @@ element the caller acts on is the element that was signed; the signer is the cer
 bench SMKI holds under the X509IssuerSerial, checked for its CA, its validity at the caller's
 time and its digital-signature usage, and xmlsec verifies with that certificate's key only.
 An explicit c14n transform after the enveloped one (what signxml writes) is accepted too. The
-tests check the signatures written here with signxml's verifier, and verify signxml-made
-signatures here, as an independent implementation.
+tests check the signatures written here with signxml's verifier and with the DCC's own signing
+tool, and verify signxml-made and DCC-tool-made signatures here, as independent implementations.
+
+Whitespace: the DCC's tool parses DUIS against its schema and drops the whitespace-only text
+between elements (XML's "ignorable whitespace") before it signs or validates, so its digest is
+that of the compact document. The bench does the same on both sides (`compact`): it signs the
+compact form, and writes it, so any verifier, the DCC's or signxml, digests what was signed; and
+it verifies the compact form, so it accepts and refuses exactly what the DCC's tool does when
+only indentation differs.
 """
 
 from __future__ import annotations
@@ -86,6 +93,47 @@ def _issuer_serial(certificate: x509.Certificate) -> tuple[str, int]:
     return certificate.issuer.rfc4514_string(), certificate.serial_number
 
 
+def _ignorable(text: str | None) -> bool:
+    return text is not None and not text.strip()
+
+
+def _element_only(element: etree._Element) -> bool:
+    """True when `element` holds child elements: its whitespace-only text is layout, not value."""
+    return any(isinstance(child.tag, str) for child in element)
+
+
+def _layout(root: etree._Element) -> list[etree._Element]:
+    """Elements whose text or tail is ignorable whitespace (beside a sibling or child element)."""
+    found = []
+    for element in root.iter():
+        if element is not root and _ignorable(element.tail) or isinstance(element.tag, str) and _ignorable(element.text) and _element_only(element):
+            found.append(element)
+    return found
+
+
+def compact(root: etree._Element) -> etree._Element:
+    """Drop the whitespace-only text between elements, in place, as the DCC's tool reads DUIS.
+
+    Text of an element without child elements is a value and is kept, whitespace or not; so is
+    any text that is not all whitespace. Returns `root`.
+    """
+    for element in _layout(root):
+        if element is not root and _ignorable(element.tail):
+            element.tail = None
+        if isinstance(element.tag, str) and _ignorable(element.text) and _element_only(element):
+            element.text = None
+    return root
+
+
+def _compact_copy(root: etree._Element) -> etree._Element:
+    """`root` itself when it is already compact, else a compact copy (its document kept whole)."""
+    if not _layout(root):
+        return root
+    if root.getroottree().getroot() is root:
+        return compact(copy.deepcopy(root.getroottree()).getroot())
+    return compact(copy.deepcopy(root))
+
+
 def _document_element(root: etree._Element, verb: str) -> etree._Element:
     """`root` if it is its document's element, else a copy in a document of its own.
 
@@ -106,13 +154,14 @@ def sign_document(
 ) -> bytes:
     """Sign a whole DUIS document (an existing top-level signature, e.g. a template's, is replaced).
 
-    A parsed document element passed in is signed in place.
+    The document is made compact first (`compact`): the bench signs and writes what the DCC's
+    tool would read. A parsed document element passed in is compacted and signed in place.
     """
     if not isinstance(private_key, ec.EllipticCurvePrivateKey) or private_key.curve.name != "secp256r1":
         raise SecurityError("DUIS signing needs a P-256 key (ecdsa-sha256, as verification demands)")
     if not _key_matches(private_key, certificate):
         raise SecurityError("the private key does not belong to the signing certificate")
-    root = _document_element(root_of(xml), "sign")
+    root = compact(_document_element(root_of(xml), "sign"))
     for old in root.findall(_ds("Signature")):
         previous = old.getprevious()
         if old.tail:  # keep the text that followed the old signature
@@ -228,9 +277,11 @@ def verify_document(
 
     `trusted_ca_cert` is the CA certificate (then the signer must be among `certificates` or
     embedded), a `TrustStore`, or a loaded `Pki` (every certificate it holds is a candidate).
-    Malformed XML raises DecodeError. The document is left as it was.
+    Malformed XML raises DecodeError. The document is verified as the DCC's tool reads it, without
+    the whitespace-only text between elements; it is left as it was, and `signed_xml_root` is
+    the element that was verified (a compact copy when the document was indented).
     """
-    root = _document_element(root_of(xml), "verify")
+    root = _compact_copy(_document_element(root_of(xml), "verify"))
     store = _trust_store(trusted_ca_cert, tuple(certificates))
     signatures = list(root.iter(_ds("Signature")))
     if len(signatures) != 1:
@@ -289,7 +340,8 @@ def document_digest(xml: bytes | etree._Element) -> tuple[bytes, bytes]:
     """(computed, stated) reference digest of a signed document, computed by xmlsec.
 
     Checks the reference alone, so it needs no signer key: it is how the bench checks the DCC's
-    own published signature, whose signer certificate is not public.
+    own published signature, whose signer certificate is not public. Computed over the compact
+    document, as the DCC's tool reads it.
     """
     root = root_of(xml)
     if root.getparent() is not None:
@@ -302,4 +354,4 @@ def document_digest(xml: bytes | etree._Element) -> tuple[bytes, bytes]:
         stated_digest = binascii.a2b_base64("".join(stated.split()).encode())
     except (binascii.Error, ValueError):
         raise SecurityError("DigestValue is not base64") from None
-    return xmldsig_xmlsec.reference_digest(root), stated_digest
+    return xmldsig_xmlsec.reference_digest(_compact_copy(root)), stated_digest

@@ -32,6 +32,7 @@ from bench.crypto.xmldsig import (
     ENVELOPED,
     EXC_C14N,
     SHA256,
+    compact,
     sign_document,
     verify_document,
 )
@@ -83,11 +84,7 @@ def test_signxml_verifies_what_the_bench_signs(pki: Pki, vectors: Path) -> None:
         XMLVerifier().verify(tampered, x509_cert=supplier.ds_cert, expect_config=config)
 
 
-def test_bench_verifies_what_signxml_signs(pki: Pki, vectors: Path) -> None:
-    """signxml lists an explicit exclusive c14n transform; the bench accepts that form too."""
-    supplier = pki.party("supplier-a")
-    root = etree.fromstring((vectors / "ECS52_11.2_SUCCESS_REQUEST_DUIS.XML").read_bytes())
-    root.remove(root.find(f"{DS}Signature"))
+def _signxml_signed(root: etree._Element, supplier) -> bytes:
     key_info = etree.fromstring(
         f'<ds:KeyInfo xmlns:ds="{DS_NS}"><ds:X509Data><ds:X509IssuerSerial>'
         f"<ds:X509IssuerName>{supplier.ds_cert.issuer.rfc4514_string()}</ds:X509IssuerName>"
@@ -100,11 +97,53 @@ def test_bench_verifies_what_signxml_signs(pki: Pki, vectors: Path) -> None:
         digest_algorithm=DigestAlgorithm.SHA256,
         c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
     )
-    signed = etree.tostring(signer.sign(root, key=supplier.ds_key, key_info=key_info))
+    return etree.tostring(signer.sign(root, key=supplier.ds_key, key_info=key_info))
+
+
+def test_bench_verifies_what_signxml_signs(pki: Pki, vectors: Path) -> None:
+    """signxml lists an explicit exclusive c14n transform; the bench accepts that form too, signed
+    over the compact document (what the DCC's tool reads)."""
+    supplier = pki.party("supplier-a")
+    root = etree.fromstring((vectors / "ECS52_11.2_SUCCESS_REQUEST_DUIS.XML").read_bytes())
+    root.remove(root.find(f"{DS}Signature"))
+    signed = _signxml_signed(compact(root), supplier)
     assert signed.count(b"<ds:Transform ") == 2
     assert verify_document(signed, pki).signer_eui == supplier.eui
     with pytest.raises(SecurityError, match="digest"):
         verify_document(signed.replace(b'schemaVersion="5.4"', b'schemaVersion="5.5"'), pki)
+
+
+def test_a_signature_over_the_indentation_is_refused(pki: Pki, vectors: Path) -> None:
+    """signxml signs the indented template as it is; the DCC's tool digests it without the
+    indentation and refuses it, and so does the bench."""
+    supplier = pki.party("supplier-a")
+    root = etree.fromstring((vectors / "ECS52_11.2_SUCCESS_REQUEST_DUIS.XML").read_bytes())
+    root.remove(root.find(f"{DS}Signature"))
+    signed = _signxml_signed(root, supplier)
+    assert b"\n  <sr:Header>" in signed
+    XMLVerifier().verify(signed, x509_cert=supplier.ds_cert)  # signxml: valid as written
+    with pytest.raises(SecurityError, match="digest"):
+        verify_document(signed, pki)
+
+
+def test_signing_writes_the_compact_document(pki: Pki, vectors: Path) -> None:
+    """Whatever the indentation, the bench signs and writes the same compact document; text that
+    is a value (not only whitespace, or alone in its element) is kept."""
+    supplier = pki.party("supplier-a")
+    template = (vectors / "11.1_UPDATE_FIRMWARE_REQUEST_DUIS.XML").read_bytes()
+    root = etree.fromstring(template)
+    assert root.text is not None and not root.text.strip()  # the template is indented
+    signed = sign_document(template, supplier.ds_key, supplier.ds_cert)
+    flat = sign_document(etree.tostring(compact(etree.fromstring(template))), supplier.ds_key,
+                         supplier.ds_cert)
+    def unsigned(xml: bytes) -> bytes:  # ECDSA values differ from one signing to the next
+        value = etree.fromstring(xml).find(f".//{DS}SignatureValue")
+        return xml.replace(value.text.encode(), b"")
+
+    assert unsigned(signed) == unsigned(flat)
+    assert etree.fromstring(signed).text is None and b"\n " not in signed
+    element = etree.fromstring(b"<a><b> </b>\n<c>x</c> note <d/>\n</a>")
+    assert etree.tostring(compact(element)) == b"<a><b> </b><c>x</c> note <d/></a>"
 
 
 def test_verifies_dcc_form_with_inclusive_digest(pki: Pki, sample_requests: list) -> None:
@@ -112,10 +151,10 @@ def test_verifies_dcc_form_with_inclusive_digest(pki: Pki, sample_requests: list
     signer = pki.party("dcc-signer")
     root = etree.fromstring(build_request(sample_requests[1]))
     body = root[-1]
-    body.tail = "\n"  # text after the Body that ends up after the signature
+    body.tail = "\nnote\n"  # text after the Body that ends up after the signature
     digest = hashlib.sha256(etree.tostring(root.getroottree(), method="c14n")).digest()
     signature = etree.SubElement(root, f"{DS}Signature", nsmap={"ds": DS_NS})
-    body.tail, signature.tail = None, "\n"  # the enveloped transform must keep this text
+    body.tail, signature.tail = None, "\nnote\n"  # the enveloped transform must keep this text
     info = etree.SubElement(signature, f"{DS}SignedInfo")
     etree.SubElement(info, f"{DS}CanonicalizationMethod", Algorithm=EXC_C14N)
     etree.SubElement(info, f"{DS}SignatureMethod", Algorithm=ECDSA_SHA256)
@@ -293,9 +332,20 @@ def test_resigning_a_template_replaces_its_placeholder(pki: Pki, vectors: Path) 
 
 def test_text_added_after_the_signature_is_a_change(pki: Pki, signed: bytes) -> None:
     root = etree.fromstring(signed)
-    root.find(f"{DS}Signature").tail = "\n"
+    root.find(f"{DS}Signature").tail = "\nx"
     with pytest.raises(SecurityError, match="digest"):
         verify_document(etree.tostring(root), pki)
+
+
+def test_indentation_added_after_signing_is_no_change(pki: Pki, signed: bytes) -> None:
+    """The DCC's tool reads a document without the whitespace between its elements, and so does
+    the bench: indenting a signed document keeps it valid; the verified element is compact."""
+    root = etree.fromstring(signed)
+    etree.indent(root)
+    assert root.find(f"{DS}Signature").tail == "\n"
+    verified = verify_document(etree.tostring(root), pki)
+    assert verified.signed_xml_root.find(f"{DS}Signature").tail is None
+    assert etree.tostring(root).count(b"\n") > 10  # the caller's document is left as it was
 
 
 def test_comment_injection_cannot_truncate_a_signed_value(pki: Pki, signed: bytes) -> None:
