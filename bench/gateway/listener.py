@@ -75,14 +75,19 @@ class _TlsFirst(asyncio.Protocol):
 
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
+        self.early = bytearray()  # decrypted bytes that came before aiohttp took the connection
+        self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         transport.pause_reading()  # nothing is read before the TLS layer takes the socket
         asyncio.get_running_loop().create_task(self.listener.upgrade(transport, self))
 
-    def data_received(self, data: bytes) -> None:  # never: reading is paused until TLS is up
-        pass
+    def data_received(self, data: bytes) -> None:  # after the handshake, before the hand-over
+        self.early += data
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
 
 
 class Listener:
@@ -143,12 +148,14 @@ class Listener:
             self.refused(f"gateway {self.name}: TLS connection from {peer} refused: {reason}")
             transport.abort()
             return
-        if secure is None:
+        if secure is None or protocol.lost:
             transport.abort()
             return
         handler = self._server()
         secure.set_protocol(handler)
         handler.connection_made(secure)
+        if protocol.early:
+            handler.data_received(bytes(protocol.early))
 
     # -- the guard -----------------------------------------------------------------------------
 
