@@ -60,7 +60,7 @@ def test_r3_replayed_and_lower_counter_commands_refused(rig, esme, rsa, supplier
     second = images.for_device(esme)
     distribute(rsa, supplier, second, esme)
     active = supplier.read_firmware(esme).version
-    assert active == first.version, f"{active} active after activating {first.version}"
+    assert active == first.expected_version, f"{active} active after activating {first.version}"
 
     mark = rig.traffic.mark
     rig.send_raw_gbcs(esme.eui, activation.sent_command)  # the exact bytes, again
@@ -74,7 +74,7 @@ def test_r3_replayed_and_lower_counter_commands_refused(rig, esme, rsa, supplier
     refusal = refusal_alert(rig, esme, mark, rig.options.response_timeout_s / 3)
     assert not cs06_responses(rig, esme, mark), "the meter processed a lower-counter CS06"
     assert refusal is not None, "no authentication-failure alert for a lower-counter CS06"
-    assert supplier.read_firmware(esme).version == first.version, \
+    assert supplier.read_firmware(esme).version == first.expected_version, \
         "a lower-counter CS06 activated the pending image"
 
 
@@ -86,8 +86,13 @@ def test_r3_image_not_signed_by_the_supplier_fails_verification(rig, esme, rsa, 
     assert alert.code == f"{FDRA_FAILURE:04X}"
     activation = supplier.activate(esme, image.hash)
     assert activation.signed is not None and activation.signed.code in ACCEPTED
-    assert not activated(activation), "the meter activated an image its Supplier did not sign"
-    assert supplier.read_firmware(esme).version == before
+    after = supplier.read_firmware(esme).version
+    if images.firmware_for(esme) is None:  # a binary no one else signed: nothing to activate
+        assert not activated(activation), "the meter activated an image its Supplier did not sign"
+        assert after == before
+    else:  # the maker's binary may already be pending under the Supplier's signature: only
+        # that copy may run, never the one the RSA signed
+        assert after != image.version, "the meter activated the copy its Supplier did not sign"
 
 
 @pytest.mark.mp207("R3")
@@ -99,9 +104,9 @@ def test_r3_supplier_activates_the_rsa_distributed_image(role, rig_device, rsa, 
     mark = supplier.mailbox_mark()
     activation = supplier.activate(device, image.hash)
     assert activated(activation), f"CS06 outcome {activation.outcome}"
-    assert activation.outcome.firmware_version.hex().upper() == image.version
+    assert activation.outcome.firmware_version.hex().upper() == image.expected_version
     supplier.wait_for_alert(VERSION_CHANGED, device, after=mark)
-    assert supplier.read_firmware(device).version == image.version
+    assert supplier.read_firmware(device).version == image.expected_version
 
 
 @pytest.mark.mp207("R3")
@@ -116,4 +121,17 @@ def test_r3_future_dated_activation(rig, esme, rsa, supplier, images):
     assert supplier.read_firmware(esme).version == before, "activated before its time"
     supplier.wait_for_alert(FUTURE_DATED_ACTIONED, esme, after=mark)
     supplier.wait_for_alert(VERSION_CHANGED, esme, after=mark)
-    assert supplier.read_firmware(esme).version == image.version
+    assert supplier.read_firmware(esme).version == image.expected_version
+
+
+@pytest.mark.mp207("R3")
+def test_r3_image_changed_after_signing_fails_verification(rig, esme, rsa, supplier, images):
+    """The Supplier's image with one byte of the manufacturer image changed after signing: the
+    meter fails its verification (0x8F1C) and the Supplier cannot activate it."""
+    before = supplier.read_firmware(esme).version
+    image = images.tampered(esme)
+    alert = distribute(rsa, supplier, image, esme, code=FDRA_FAILURE)
+    assert alert.code == f"{FDRA_FAILURE:04X}"
+    activation = supplier.activate(esme, image.hash)
+    assert not activated(activation), "the meter activated an image changed after signing"
+    assert supplier.read_firmware(esme).version == before

@@ -58,3 +58,19 @@ def test_r4_the_version_a_meter_runs_ends_with_n61_at_once(rig, esme, rsa, suppl
     row = _row(rig, supplier, esme)
     assert row["upgrade_status"] == "already-running", row
     assert row["pending_version"] is None
+
+
+@pytest.mark.mp207("R4")
+def test_r4_an_image_for_other_hardware_ends_with_n61(rig, esme, rsa, supplier, images):
+    """An image whose hardware versions exclude the meter's is never offered to it: the
+    distribution ends with N61 and nothing is pending."""
+    image = images.for_other_hardware(esme)
+    mark = rsa.mailbox_mark()
+    submission = rsa.update_firmware(image, devices=[esme])
+    assert submission.code in ACCEPTED, f"11.1 refused: {submission}"
+    rsa.wait_for_alert("N61", esme, after=mark)
+    codes = [alert.code for alert in rsa.alerts(after=mark, device=esme)]
+    assert "8F72" not in codes, f"the meter verified an image for other hardware: {codes}"
+    row = _row(rig, supplier, esme)
+    assert row["upgrade_status"] == "not-applicable", row
+    assert row["pending_version"] is None

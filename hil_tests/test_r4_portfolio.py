@@ -45,7 +45,7 @@ def test_r4_portfolio_matches_the_devices_after_every_step(rig, esme, gsme, rsa,
     activation = supplier.activate(esme, image.hash)
     assert activated(activation), f"CS06 outcome {activation.outcome}"
     rows = _check_portfolio(rig, supplier, devices, "after activation")
-    assert rows[esme.eui_hex]["active_version"] == image.version
+    assert rows[esme.eui_hex]["active_version"] == image.expected_version
 
 
 @pytest.mark.mp207("R4")

@@ -24,6 +24,7 @@ from bench.report.run_record import REQUIREMENTS, load_record
 from bench.report.worker_records import merge_records
 from bench.rig.model import load_rig, require_duis_schema, shipped
 from bench.rig.running import default_results_dir
+from bench.testing.images import firmware_under_test, parse_assignments
 
 SUITE = shipped("hil_tests")
 
@@ -135,6 +136,10 @@ def run(rig_file: Path | None, out: Path | None, as_json: bool, select: str | No
 
     # a schema named but missing or broken: one clear line now, not an E1 from every request later
     schema = require_duis_schema(_rig_duis_schema(rig_file))
+    # firmware that cannot be read, or for a role the rig has not: one line now, exit 2
+    firmware_under_test(load_rig(rig_file or os.environ.get("BENCH_RIG") or None),
+                        parse_assignments(firmware, "--firmware"),
+                        parse_assignments(firmware_versions, "--firmware-version"))
     results = (out or default_results_dir()).resolve()
     private_directory(results)  # its bench.sqlite, alerts and audit: the owner's only
     progress = sys.stderr if as_json else sys.stdout

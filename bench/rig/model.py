@@ -279,7 +279,8 @@ def parse_rig(data: dict[str, Any], path: Path) -> Rig:
     """Validate an already-parsed rig table; `path` names it in errors and anchors relative paths."""
     check = _Checker(path)
     check.unknown(data, "rig", {"name", "description", "root", "pki", "registry", "images",
-                                "options", "parties", "devices", "labgrid", "duis_schema"})
+                                "options", "parties", "devices", "labgrid", "duis_schema",
+                                "firmware"})
     root_text = check.take(data, "rig", "root", str, None)
     root = (path.parent / root_text).resolve() if root_text else path.parent.parent
     name = check.take(data, "rig", "name", str, path.stem)
@@ -317,7 +318,9 @@ def parse_rig(data: dict[str, Any], path: Path) -> Rig:
                              f"{device.link} needs a [labgrid] table naming the place")
     return Rig(path=path, name=name, description=description, root=root, pki_dir=pki_dir,
                registry_dir=registry_dir, options=options, parties=parties, devices=devices,
-               images=images, lab=lab, duis_schema=resolve("duis_schema", None))
+               images=images, lab=lab, duis_schema=resolve("duis_schema", None),
+               # [firmware.ROLE] file/version: the maker's image under test (bench.testing.images)
+               extra={"firmware": check.take(data, "rig", "firmware", dict, {})})
 
 
 def _parse_options(check: _Checker, table: dict[str, Any]) -> RigOptions:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # the plugin loads in every pytest session: the bench only wh
     from bench.report.run_record import Measurement, RecordWriter, RunRecord, TestRecord
     from bench.rig.model import Rig, RigDevice
     from bench.rig.running import RunningRig
-    from bench.testing.images import ImageFactory, SampleImage
+    from bench.testing.images import FirmwareUnderTest, ImageFactory, SampleImage
     from bench.testing.parties import DccUser
 
 
@@ -109,6 +109,7 @@ class _State:
     started_at: dict[str, float] = field(default_factory=dict)
     roles_asked: dict[str, set[str]] = field(default_factory=dict)  # nodeid -> rig_device roles
     first_reads: dict[str, str] = field(default_factory=dict)  # EUI -> the first 11.2 read
+    firmware: dict[str, FirmwareUnderTest] = field(default_factory=dict)  # role -> image under test
     waits_at_start: dict[str, float] = field(default_factory=dict)
     pending_measurements: dict[str, list[Measurement]] = field(default_factory=dict)
 
@@ -424,6 +425,20 @@ def _write_test_artefacts(state: _State, item: pytest.Item) -> None:
             state.writer.save()
 
 
+def _firmware(state: _State, spec: Rig) -> dict[str, FirmwareUnderTest]:
+    """The maker's images under test (options over the rig file), named in the run record."""
+    from bench.testing.images import firmware_under_test, parse_assignments
+
+    config = state.config
+    firmware = firmware_under_test(
+        spec, parse_assignments(config.getoption("--firmware"), "--firmware"),
+        parse_assignments(config.getoption("--firmware-version"), "--firmware-version"))
+    if state.record is not None:
+        state.record.images = {role: f.describe(spec, spec.device(role).device_type)
+                               for role, f in firmware.items()}
+    return firmware
+
+
 def _run_facts(state: _State, running: RunningRig) -> dict[str, object]:
     """The run as the report heads it: lab, bench version, schema, PKI fingerprint."""
     import hashlib
@@ -489,11 +504,13 @@ def rig(request: pytest.FixtureRequest) -> Iterator[RunningRig]:
     from bench.rig.model import load_rig
     from bench.rig.results import ATTACHMENTS
     from bench.rig.running import RunningRig
+    from bench.testing.images import ImageFactory
 
     results = state.results_dir()
     try:
         spec = load_rig(state.rig_path())
         writer = _ensure_record(state, spec.name, results)
+        state.firmware = _firmware(state, spec)
         running = RunningRig(spec, results)
         running.start()
     except Exception as exc:  # noqa: BLE001 - whatever stopped the rig, every test must hear it
@@ -507,6 +524,11 @@ def rig(request: pytest.FixtureRequest) -> Iterator[RunningRig]:
     writer.record.cells = rig_cells((d.generation, d.device_type, d.on_bench) for d in spec.devices)
     writer.record.run = _run_facts(state, running)
     writer.record.device_details = _device_details(running)
+    for role, firmware in state.firmware.items():  # a lab's signed image: does the rig's Supplier verify it?
+        if firmware.given_image is not None:
+            factory = ImageFactory(spec, running.shim.pki)
+            writer.record.images[role]["signed_by_the_rigs_supplier"] = factory.signed_by(
+                firmware, "supplier")
     if state.current is not None:  # the test that started the rig: its start, now marked
         state.marks[state.current.nodeid] = running.traffic.mark
         _mark_logs(running, start_mark(state.current.nodeid))
@@ -602,7 +624,7 @@ def images(rig: RunningRig, request: pytest.FixtureRequest) -> ImageFactory:
         if item is not None:
             item.user_properties.append(("image_hash", image.hash.hex().upper()))
 
-    return ImageFactory(rig.spec, rig.shim.pki, on_image=on_image)
+    return ImageFactory(rig.spec, rig.shim.pki, on_image=on_image, firmware=state.firmware)
 
 
 @pytest.fixture
