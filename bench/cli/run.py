@@ -22,9 +22,9 @@ from bench.codec.duis.safe_xml import XSD_VALIDATION_OFF
 from bench.files import private_directory
 from bench.report.run_record import REQUIREMENTS, load_record
 from bench.report.worker_records import merge_records
+from bench.rig.firmware import firmware_under_test, parse_assignments
 from bench.rig.model import load_rig, require_duis_schema, shipped
 from bench.rig.running import default_results_dir
-from bench.testing.images import firmware_under_test, parse_assignments
 
 SUITE = shipped("hil_tests")
 
