@@ -11,8 +11,9 @@ This module imports only `bench.errors`: every floor above may use it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import IntEnum, StrEnum
+from types import MappingProxyType
 from typing import Generic, NamedTuple, TypeVar
 
 from bench.errors import DecodeError
@@ -111,6 +112,11 @@ class DeviceType(StrEnum):
 
 # The device types the bench can run as emulator processes.
 EMULATED_TYPES: tuple[DeviceType, ...] = (DeviceType.ESME, DeviceType.GSME)
+# The emulated meters' firmware identity: ZigBee manufacturer code, OTA image type per device type.
+MANUFACTURER_CODE = 0x121D
+IMAGE_TYPES: Mapping[DeviceType, int] = MappingProxyType({DeviceType.ESME: 0x0000, DeviceType.GSME: 0x0001})
+# The CHF of the default rig: the hub the emulated meters talk to.
+HUB_EUI = Eui(bytes.fromhex("00DB1234567890A2"))
 # Types whose Supplier is the gas supplier (the rest: import supplier).
 GAS_TYPES = frozenset({DeviceType.GSME, DeviceType.GPF})
 

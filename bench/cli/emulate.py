@@ -14,7 +14,7 @@ import click
 
 from bench.cli.emulate_smets1 import smets1_emulator
 from bench.codec.eui import parse_eui
-from bench.domain import Generation
+from bench.domain import EMULATED_TYPES, DeviceType, Generation
 from bench.link import Link, SerialLink, open_pty_pair
 from bench.meter.emulator import Emulator, MeterConfig
 from bench.meter.faults import FAULTS
@@ -24,7 +24,8 @@ from bench.signals import die_with_parent_from_env, stop_on_signals
 
 
 @click.command()
-@click.option("--device", type=click.Choice(["esme", "gsme"]), required=True, help="Meter type.")
+@click.option("--device", type=click.Choice([str(t) for t in EMULATED_TYPES], case_sensitive=False), required=True,
+              help="Meter type (either case).")
 @click.option("--generation", type=click.Choice([Generation.SMETS2_PLUS.value, Generation.SMETS1.value]),
               default=Generation.SMETS2_PLUS.value, show_default=True,
               help="SMETS2+: GBCS over HAN frames; SMETS1: DLMS/COSEM over IEC 62056-46 HDLC (docs/smets1.md).")
@@ -63,18 +64,19 @@ def emulate(device: str, generation: str, eui: str, identity: Path | None, state
     if [bool(port), pty, radio is not None].count(True) != 1:
         raise click.UsageError("give exactly one of --port URL, --pty or --radio CHANNEL")
     eui_bytes = parse_eui(eui)
+    device_type = DeviceType(device.upper())
     logging.basicConfig(
         level=log_level.upper(), stream=sys.stderr,
         format=f"%(asctime)s {eui_bytes.hex().upper()} %(name)s %(levelname)s %(message)s",
     )
     build: Callable[[Link], Emulator | Smets1Emulator]
     if generation == Generation.SMETS1:
-        build = smets1_emulator(device, eui_bytes, state, radio, faults, poll_interval, wake_window)
+        build = smets1_emulator(device_type, eui_bytes, state, radio, faults, poll_interval, wake_window)
     else:
         if identity is None:
             raise click.UsageError("--identity is required for a SMETS2+ meter")
         config = MeterConfig(
-            device=device, eui=eui_bytes, identity=identity, state=state, supplier=supplier,
+            device=device_type, eui=eui_bytes, identity=identity, state=state, supplier=supplier,
             faults=frozenset(faults), max_data_size=max_data_size, poll_interval=poll_interval,
             wake_window=wake_window, query_interval=query_interval, retry_timeout=retry_timeout,
             clock_offset=clock_offset,

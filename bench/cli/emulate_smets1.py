@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from bench.domain import DeviceType
 from bench.link import Link
 from bench.link.base import FramedStream
 from bench.link.iec62056 import DlmsLine
@@ -14,12 +15,12 @@ from bench.meter.smets1.emulator import Smets1Config, Smets1Emulator
 from bench.meter.smets1.faults import check_smets1_faults
 
 
-def smets1_emulator(device: str, eui: bytes, state: Path, radio: int | None, faults: tuple[str, ...],
+def smets1_emulator(device: DeviceType, eui: bytes, state: Path, radio: int | None, faults: tuple[str, ...],
                     poll_interval: float, wake_window: float) -> Callable[[Link], Smets1Emulator]:
     """The options checked now (before a line is opened); the emulator built on the line later."""
     if radio is not None:
         raise click.UsageError("a SMETS1 meter is reached over a serial line (--port or --pty), not a HAN radio")
-    config = Smets1Config(device=device, eui=eui, state=state, faults=check_smets1_faults(faults),
+    config = Smets1Config(device=device.lower(), eui=eui, state=state, faults=check_smets1_faults(faults),
                           poll_interval=poll_interval, wake_window=wake_window)
 
     def build(link: Link) -> Smets1Emulator:

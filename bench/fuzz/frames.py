@@ -25,12 +25,10 @@ from bench.codec.gbcs.ber import encode_length
 from bench.codec.gbcs.codes import COMMAND, CS06, ECS52, GCS38
 from bench.crypto.gbcs_security import apply_mac, mac_key, mac_over, raw_signature
 from bench.crypto.smki import Pki
+from bench.domain import HUB_EUI, IMAGE_TYPES, MANUFACTURER_CODE, DeviceType
 from bench.errors import BenchError, ConfigError
 
-HUB_EUI = bytes.fromhex("00DB1234567890A2")  # the CHF of the default rig (the emulators' hub)
 TUNNEL_ID = 0x0001
-MANUFACTURER_CODE = 0x121D
-IMAGE_TYPES = {"esme": 0x0000, "gsme": 0x0001}
 COUNTER_STEP = 4
 
 
@@ -38,7 +36,7 @@ COUNTER_STEP = 4
 class FuzzContext:
     """The meter under test and the keys the bench holds as DCC/ACB and as the Supplier."""
 
-    device: str  # "esme" or "gsme"
+    device: DeviceType  # ESME or GSME
     meter_eui: bytes
     supplier_eui: bytes
     supplier_ds_key: ec.EllipticCurvePrivateKey
@@ -48,7 +46,7 @@ class FuzzContext:
     captured: tuple[bytes, ...] = ()  # hub-to-meter frames of a real capture, to mutate
 
     @classmethod
-    def from_pki(cls, pki_dir: Path | str, device: str, meter_eui: bytes, supplier: str = "supplier-a",
+    def from_pki(cls, pki_dir: Path | str, device: DeviceType, meter_eui: bytes, supplier: str = "supplier-a",
                  counter_base: int = 1 << 32) -> FuzzContext:
         pki = Pki.load(pki_dir)
         party = pki.party(supplier)
@@ -117,7 +115,7 @@ class FuzzContext:
     # -- GBCS -----------------------------------------------------------------------------------
     def read_message(self, counter: int) -> GbcsMessage:
         """ECS52 (ESME) or GCS38 (GSME) from the Supplier, not yet MACed."""
-        if self.device == "esme":
+        if self.device is DeviceType.ESME:
             code, content = ECS52, payloads.read_firmware_command_esme(payloads.long_invoke_id(counter))
         else:
             code, content = GCS38, payloads.read_firmware_command_gsme(counter & 0xFF)

@@ -12,7 +12,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from bench.domain import FaultProfile
+from bench.domain import DeviceType, FaultProfile
 from bench.errors import ConfigError
 from bench.fuzz.session import WakeWindow
 from bench.link import SerialLink
@@ -31,8 +31,8 @@ class Target:
         self.device = device
 
     @property
-    def kind(self) -> str:
-        return self.device.device_type.lower()
+    def kind(self) -> DeviceType:
+        return self.device.device_type
 
     @property
     def wake(self) -> WakeWindow | None:

@@ -5,8 +5,9 @@ process: it advertises images and serves their blocks (`OtaServer`), carries GBC
 responses and alerts (`GbcsTunnel`), and writes every frame to a pcap (`FrameCapture`).
 """
 
+from bench.domain import HUB_EUI
 from bench.hub.capture import CaptureError, FrameCapture
-from bench.hub.hub import HUB_EUI, Hub, LinkStats, meter_node
+from bench.hub.hub import Hub, LinkStats, meter_node
 from bench.hub.images import ImageLibrary, SharedImage
 from bench.hub.ota_server import NotApplicable, OtaServer, Throttle, zcl_utc_time
 from bench.hub.transfer import Transfer, TransferEnd, TransferProgress, TransferState

@@ -32,6 +32,7 @@ from bench.codec.han import (
     decode_han_frame,
     encode_han_frame,
 )
+from bench.domain import HUB_EUI
 from bench.errors import ConfigError, DecodeError, EncodeError, LinkError
 from bench.hub.capture import CaptureError, FrameCapture
 from bench.hub.images import ImageLibrary
@@ -43,7 +44,6 @@ from bench.link.timing import precise_timers, realtime_thread
 
 log = logging.getLogger(__name__)
 
-HUB_EUI = bytes.fromhex("00DB1234567890A2")
 HUB_SHORT = 0x0000
 DEFAULT_PAN = 0x1234
 RECV_POLL = 0.2

@@ -25,7 +25,7 @@ from bench.codec.gbcs.gbt import (
     max_block_data,
     segment,
 )
-from bench.domain import FaultProfile
+from bench.domain import HUB_EUI, IMAGE_TYPES, MANUFACTURER_CODE, DeviceType, FaultProfile
 from bench.errors import BenchError, ConfigError, LinkError
 from bench.link.base import Link
 from bench.link.timing import precise_timers
@@ -41,10 +41,7 @@ from bench.meter.trust_anchors import TrustAnchors
 
 log = logging.getLogger("bench.meter")
 
-MANUFACTURER_CODE = 0x121D
-IMAGE_TYPES = {"esme": 0x0000, "gsme": 0x0001}
 HARDWARE_VERSION = 0x1111
-HUB_EUI = bytes.fromhex("00DB1234567890A2")  # the CHF of the default rig
 HUB_NODE = han.HanNode(HUB_EUI, 0x0000)
 TUNNEL_ID = 0x0001
 DEFAULT_SUPPLIER = "supplier-a"
@@ -55,7 +52,7 @@ _IDLE_TICK = 0.2  # longest wait without checking for a stop request
 class MeterConfig:
     """What `bench emulate` options decide about one meter (the CLI maps them one to one)."""
 
-    device: str  # "esme" or "gsme"
+    device: DeviceType  # ESME or GSME
     eui: bytes
     identity: Path
     state: Path
@@ -70,7 +67,7 @@ class MeterConfig:
 
     @property
     def sleepy(self) -> bool:
-        return self.device == "gsme"
+        return self.device is DeviceType.GSME
 
 
 def tunnel_pieces(message: bytes, limit: int = han.MAX_TUNNEL_MESSAGE) -> list[bytes]:
@@ -94,14 +91,14 @@ class Emulator:
 
     def __init__(self, config: MeterConfig, link: Link) -> None:
         if config.device not in IMAGE_TYPES:
-            raise ConfigError(f"device must be esme or gsme, not {config.device!r}")
+            raise ConfigError(f"device must be ESME or GSME, not {config.device!r}")
         self.config = config
         self.faults = check_faults(tuple(config.faults))
         self.link = link
         pki = IdentityDirectory(config.identity)
         self.identity = pki.device(config.eui)
-        if self.identity.device_type.lower() != config.device:
-            raise ConfigError(f"{eui_hex(config.eui)} is a {self.identity.device_type} in the PKI, not a {config.device.upper()}")
+        if self.identity.device_type != config.device:
+            raise ConfigError(f"{eui_hex(config.eui)} is a {self.identity.device_type} in the PKI, not a {config.device}")
         self.store = MeterStore(config.state)
         image_type = IMAGE_TYPES[config.device]
         if self.store.exists():
@@ -265,7 +262,7 @@ class Emulator:
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set; state is checkpointed on the way out."""
-        log.info("%s %s running version %#010x", self.config.device.upper(), eui_hex(self.config.eui),
+        log.info("%s %s running version %#010x", self.config.device, eui_hex(self.config.eui),
                  self.state.active.file_version)
         precise_timers()  # this thread paces the meter's writes on a --baud line
         self._stopping = stop

@@ -63,7 +63,7 @@ from bench.crypto.gbcs_security import (
     verify_signature,
 )
 from bench.crypto.smki import DeviceIdentity
-from bench.domain import FaultProfile
+from bench.domain import DeviceType, FaultProfile
 from bench.errors import BenchError
 from bench.meter.signed_alerts import MeterAlerts, version_bytes
 from bench.meter.slots import ImageSlots
@@ -89,7 +89,7 @@ class GbcsHandler:
 
     def __init__(
         self,
-        device: str,
+        device: DeviceType,
         identity: DeviceIdentity,
         anchors: TrustAnchors,
         store: MeterStore,
@@ -126,7 +126,7 @@ class GbcsHandler:
             msg = lenient
         if msg.recipient != self.identity.eui or msg.cra_flag != COMMAND:
             return
-        read_code = ECS52 if self.device == "esme" else GCS38
+        read_code = ECS52 if self.device is DeviceType.ESME else GCS38
         try:
             if msg.message_code == CS06:
                 self._activate_firmware(msg)
@@ -315,7 +315,7 @@ class GbcsHandler:
         if cell is None or cell.ka_public_key is None:
             cell = self.anchors.acb
         try:
-            if self.device == "esme":
+            if self.device is DeviceType.ESME:
                 request = payloads.decode_read_firmware_command_esme(msg.content)
                 content = payloads.read_firmware_response_esme(self._active_version(), request.invoke_id)
             else:

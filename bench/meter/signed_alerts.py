@@ -25,6 +25,7 @@ from bench.codec.gbcs.codes import (
 )
 from bench.crypto.gbcs_security import sign_message
 from bench.crypto.smki import DeviceIdentity
+from bench.domain import DeviceType
 from bench.meter.state import MeterState, MeterStore
 
 log = logging.getLogger("bench.meter.alerts")
@@ -41,7 +42,7 @@ class MeterAlerts:
 
     def __init__(
         self,
-        device: str,
+        device: DeviceType,
         identity: DeviceIdentity,
         supplier_eui: bytes,
         store: MeterStore,
@@ -49,7 +50,7 @@ class MeterAlerts:
         send_gbcs: Callable[[bytes], None],
         clock: Callable[[], datetime],
     ) -> None:
-        self.device = device  # "esme" or "gsme"
+        self.device = device  # ESME or GSME
         self.identity = identity
         self.supplier_eui = supplier_eui
         self.store = store
@@ -83,7 +84,7 @@ class MeterAlerts:
         """FDRA after a download: 0x8F72 with the calculated hash, or 0x8F1C."""
         code = ALERT_FIRMWARE_VERIFICATION_SUCCESSFUL if verified else ALERT_FIRMWARE_VERIFICATION_FAILED
         now = self._clock()
-        if self.device == "esme":
+        if self.device is DeviceType.ESME:
             self._raise(code, FDRA_ESME, lambda n: payloads.fdra_alert_esme(
                 code, now, manufacturer_hash, payloads.long_invoke_id(n)))
         else:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.domain import DeviceType
 from bench.errors import ConfigError
 from bench.files import read_limited
 
@@ -76,7 +77,7 @@ class OwedAlert:
 class MeterState:
     """Everything a meter must remember across power cuts, saved as one atomic document."""
 
-    device_type: str
+    device_type: DeviceType
     eui: str
     active: SlotRecord
     pending: SlotRecord | None = None
@@ -102,7 +103,7 @@ class MeterState:
             return None if value is None else kind(**value)
 
         return cls(
-            device_type=data["device_type"],
+            device_type=DeviceType(str(data["device_type"]).upper()),  # before 2026-12: lower case
             eui=data["eui"],
             active=SlotRecord(**data["active"]),
             pending=opt(SlotRecord, data.get("pending")),

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from verdict import Bar, RunFailed, run  # noqa: E402
 
+from bench.domain import DeviceType
 from bench.fuzz.campaign import Campaign, CampaignResult, CampaignSettings  # noqa: E402
 from bench.fuzz.frames import FuzzContext  # noqa: E402
 from bench.fuzz.target import target_for  # noqa: E402
@@ -42,7 +43,7 @@ def campaign(work: Path, cases: int, batch: int, baud: int | None,
     rig = load_rig()
     device = rig.device("esme")
     target = target_for(rig, "esme", work / "meters", baud=baud, state_root=state_root)
-    ctx = FuzzContext.from_pki(rig.pki_dir, "esme", device.eui, "supplier-a")
+    ctx = FuzzContext.from_pki(rig.pki_dir, DeviceType.ESME, device.eui, "supplier-a")
     settings = CampaignSettings(seed=3, cases=cases, batch=batch, probe_timeout=5.0, minimise=False)
     result = Campaign(target, ctx, settings, work / "out").run()
     if result.findings:

@@ -32,7 +32,7 @@ from bench.crypto.smki import Pki
 from bench.crypto.xmldsig import sign_document
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.records.store import timestamp
-from bench.domain import DCC_EUI
+from bench.domain import DCC_EUI, DeviceType
 from bench.errors import LinkError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,7 +135,7 @@ def alert(pki: Pki, device: bytes, code: int, recipient: bytes = SUPPLIER_A) -> 
         )
         message_code = FDRA_GSME if gsme else FDRA_ESME
     else:
-        content = device_alert(code, NOW, "gsme" if gsme else "esme", counter)
+        content = device_alert(code, NOW, DeviceType.GSME if gsme else DeviceType.ESME, counter)
         message_code = alert_message_code(code)
     msg = GbcsMessage(ALERT, counter, device, recipient, NOW, message_code, content)
     return sign_message(msg, pki.device(device).ds_key).encode()

@@ -31,6 +31,7 @@ CHILD = textwrap.dedent(
     from bench.codec.gbcs.codes import ALERT
     from bench.codec.gbcs.payloads import alert_message_code, device_alert
     from bench.dcc.pipeline.shim import Shim
+    from bench.domain import DeviceType
 
     db, pki = sys.argv[1], sys.argv[2]
     shim = Shim(db, pki)
@@ -38,7 +39,7 @@ CHILD = textwrap.dedent(
     supplier = bytes.fromhex("90B3D51F30010000")
     now = datetime.now(UTC)
     for n in itertools.count(1):
-        content = device_alert(0x8F43, now, "esme", n)
+        content = device_alert(0x8F43, now, DeviceType.ESME, n)
         msg = GbcsMessage(ALERT, n, device, supplier, now, alert_message_code(0x8F43), content)
         shim.device_message(device, msg.encode()).result()
         print(n, flush=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.domain import DeviceType
 from bench.fuzz.campaign import Campaign, CampaignSettings
 from bench.fuzz.frames import FuzzContext
 from bench.fuzz.target import target_for
@@ -23,7 +24,7 @@ def rig() -> Rig:
 @pytest.fixture(scope="session")
 def ctx(rig: Rig) -> FuzzContext:
     device = rig.device("esme")
-    return FuzzContext.from_pki(rig.pki_dir, "esme", device.eui, "supplier-a")
+    return FuzzContext.from_pki(rig.pki_dir, DeviceType.ESME, device.eui, "supplier-a")
 
 
 @pytest.fixture

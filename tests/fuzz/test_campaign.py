@@ -9,6 +9,7 @@ import os
 import pytest
 
 from bench.codec.pcap import read_pcap
+from bench.domain import DeviceType
 from bench.fuzz.campaign import Reproducer, replay
 from bench.fuzz.report import as_record, summary_table
 
@@ -121,7 +122,7 @@ def test_a_sleepy_gas_meter(rig, tmp_path):
 
     target = target_for(rig, "gsme", tmp_path / "meters", ("crash-on-oversized-block",))
     assert target.wake is not None and target.wake.listen_s == 0.2
-    ctx = FuzzContext.from_pki(rig.pki_dir, "gsme", target.device.eui, "supplier-a")
+    ctx = FuzzContext.from_pki(rig.pki_dir, DeviceType.GSME, target.device.eui, "supplier-a")
     clean = Campaign(target_for(rig, "gsme", tmp_path / "clean"), ctx,
                      CampaignSettings(seed=5, cases=14, batch=7, probe_timeout=PROBE_TIMEOUT),
                      tmp_path / "clean-out").run()

@@ -29,6 +29,7 @@ from bench.codec.gbcs.gbt import GbtReassembler, decode_block, segment
 from bench.codec.ota_file import OtaHeader, build_gb_image, parse_gb_image, parse_ota_header
 from bench.crypto.image_signature import sign_image
 from bench.crypto.smki import Pki
+from bench.domain import DeviceType
 from bench.errors import BenchError
 from bench.fuzz.cases import make_case
 from bench.link import SerialLink, open_pty_pair
@@ -174,7 +175,7 @@ def quiet_meter() -> Iterator[None]:
 def test_the_emulated_meter_keeps_its_state(ctx, rig, state_dir, seeds, quiet_meter):
     """The whole receive path of an in-process ESME: decoders, OTA client, GBCS handler."""
     pair = open_pty_pair()
-    emulator = Emulator(MeterConfig("esme", ctx.meter_eui, rig.pki_dir, state_dir,
+    emulator = Emulator(MeterConfig(DeviceType.ESME, ctx.meter_eui, rig.pki_dir, state_dir,
                                     supplier="supplier-a"), pair.master_link())
     reader = SerialLink(pair.port)
     owed_most = acked = 0

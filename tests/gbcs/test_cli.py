@@ -53,7 +53,7 @@ def test_decode_prints_exactly_the_issue_keys(gbcs_vectors) -> None:
         assert (out["signature"] is not None) == expected["signature_present"]
         assert out["payload"] is not None and out["message_name"]
     fdra = json.loads(runner.invoke(cli, ["gbcs", "decode", _hex(gbcs_vectors, "FDRA_GSME_GBZ_8F72")]).output)
-    assert fdra["payload"]["alert_code"] == 0x8F72 and fdra["payload"]["device"] == "gsme"
+    assert fdra["payload"]["alert_code"] == 0x8F72 and fdra["payload"]["device"] == "GSME"
     response = json.loads(runner.invoke(cli, ["gbcs", "decode", _hex(gbcs_vectors, "CS06_IMMEDIATE_RESPONSE")]).output)
     assert response["date_time"] == "2015-01-01T00:00:00+00:00"
 

@@ -32,6 +32,7 @@ from bench.codec.gbcs import (
     segment,
 )
 from bench.codec.gbcs.payloads import _DECODERS
+from bench.domain import DeviceType
 from bench.errors import DecodeError
 
 CASES = 10_000
@@ -131,7 +132,7 @@ def test_each_payload_decoder_fuzz(key: tuple[int, int], gbcs_vectors) -> None:
         cs06_response(0, b"\x01\x23"), b"\x05\x00", future_dated_alert(0x8F67, WHEN, 1, 2, b"\x09"),
         fdra_alert_esme(0x8F72, WHEN, b"\x01" * 32, 0x200007D0), fdra_alert_gsme(0x8F1C, WHEN, b"\x02" * 32),
         read_firmware_command_gsme(), read_firmware_response_gsme(None, 0x86),
-        device_alert(0x8F43, WHEN, "esme", 7), device_alert(0x8F3D, WHEN, "gsme"),
+        device_alert(0x8F43, WHEN, DeviceType.ESME, 7), device_alert(0x8F3D, WHEN, DeviceType.GSME),
     ] + [bytes.fromhex(v["expected"]["content"]) for v in gbcs_vectors]
     code, cra = key
 

@@ -29,6 +29,7 @@ from bench.codec.gbcs import (
     read_firmware_response_esme,
     read_firmware_response_gsme,
 )
+from bench.domain import DeviceType
 from bench.errors import DecodeError, EncodeError
 
 WHEN = datetime(2030, 1, 15, 9, 0, tzinfo=UTC)
@@ -71,10 +72,10 @@ def test_future_dated_acceptance() -> None:
 @pytest.mark.parametrize("code", [0x8F43, *AUTHENTICATION_FAILURES])
 def test_generic_alerts_in_both_forms(code: int) -> None:
     assert alert_message_code(code) == 0x1000
-    esme = device_alert(code, WHEN, "esme", 2001)
+    esme = device_alert(code, WHEN, DeviceType.ESME, 2001)
     assert esme[:5] == b"\x0f" + long_invoke_id(2001).to_bytes(4, "big")
     assert esme[5:11] == b"\x00\x02\x02\x12" + code.to_bytes(2, "big") and esme[11:13] == b"\x09\x0c"
-    gsme = device_alert(code, WHEN, "gsme")
+    gsme = device_alert(code, WHEN, DeviceType.GSME)
     assert gsme[:5] == b"\x01\x09\x00" + code.to_bytes(2, "big") and len(gsme) == 9
     assert decode_payload(message(0x1000, ALERT, esme)) == DlmsAlert(code, WHEN, long_invoke_id(2001))
     assert decode_payload(message(0x1000, ALERT, gsme)) == GbzAlert(code, WHEN)
@@ -83,7 +84,7 @@ def test_generic_alerts_in_both_forms(code: int) -> None:
 
 def test_non_critical_alerts_use_1001() -> None:
     assert alert_message_code(0x810E) == 0x1001
-    assert decode_payload(message(0x1001, ALERT, device_alert(0x810E, None, "gsme"))).time is None
+    assert decode_payload(message(0x1001, ALERT, device_alert(0x810E, None, DeviceType.GSME))).time is None
 
 
 def test_gcs38_layout() -> None:
@@ -122,7 +123,7 @@ def test_known_use_case_with_broken_content_is_reported() -> None:
         lambda: read_firmware_response_esme(b"\x01", 1, 3),
         lambda: read_firmware_response_gsme(b"\x01", 0x86),
         lambda: device_alert(0x8F43, WHEN, "ppmid"),
-        lambda: device_alert(0x18F43, WHEN, "gsme"),
+        lambda: device_alert(0x18F43, WHEN, DeviceType.GSME),
     ],
 )
 def test_builders_refuse_bad_values(build) -> None:

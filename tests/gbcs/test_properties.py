@@ -55,6 +55,7 @@ from bench.codec.gbcs.payloads_gbz import (
     read_firmware_command_gsme,
     read_firmware_response_gsme,
 )
+from bench.domain import DeviceType
 
 from .strategies import cosem_datetimes, counters, messages, utc_seconds
 
@@ -153,7 +154,7 @@ def test_future_dated_alert_round_trip(alert: int, when, counter: int, code: int
        hashes, st.integers(0, 0xFFFFFFFF))
 def test_dlms_alerts_round_trip(alert: int, when, digest: bytes, invoke: int) -> None:
     fdra = decode_fdra_esme(fdra_alert_esme(alert, when, digest, invoke))
-    assert fdra == FirmwareDistributionReceipt("esme", alert, when, digest, invoke)
+    assert fdra == FirmwareDistributionReceipt(DeviceType.ESME, alert, when, digest, invoke)
     generic = decode_dlms_alert(dlms_alert(alert, when, invoke))
     assert (generic.alert_code, generic.time, generic.invoke_id, generic.extra) == (alert, when, invoke, b"")
 
@@ -162,7 +163,7 @@ def test_dlms_alerts_round_trip(alert: int, when, digest: bytes, invoke: int) ->
 @given(alert_codes, st.integers(0, 0xFFFFFFFE).map(decode_gbz_time), hashes)
 def test_gbz_alerts_round_trip(alert: int, when, digest: bytes) -> None:
     assert decode_fdra_gsme(fdra_alert_gsme(alert, when, digest)) == FirmwareDistributionReceipt(
-        "gsme", alert, when, digest
+        DeviceType.GSME, alert, when, digest
     )
     generic = decode_gbz_alert(gbz_alert(alert, when))
     assert (generic.alert_code, generic.time, generic.component_count) == (alert, when, 0)

@@ -30,6 +30,7 @@ from bench.crypto.gbcs_security import (
     verify_mac,
     verify_signature,
 )
+from bench.domain import DeviceType
 
 from .rtds import stem
 
@@ -176,7 +177,7 @@ def test_payloads_of_the_vectors(gbcs_vectors: list[dict]) -> None:
     assert payloads["CS06_IMMEDIATE_RESPONSE"].response_code == 0
     assert payloads["CS06_IMMEDIATE_ERROR_RESPONSE"].response_code == 1
     fdra = payloads["FDRA_GSME_GBZ_8F72"]
-    assert (fdra.device, fdra.alert_code, fdra.firmware_hash) == ("gsme", 0x8F72, b"\xa1" * 32)
+    assert (fdra.device, fdra.alert_code, fdra.firmware_hash) == (DeviceType.GSME, 0x8F72, b"\xa1" * 32)
     assert fdra.time == datetime(2015, 1, 1, tzinfo=UTC)
     assert payloads["FDRA_ESME_DLMS_8F72"].firmware_hash == b"\x01" * 32
     read = payloads["ECS52_COMMAND"]

@@ -10,6 +10,7 @@ from meter.driver import MeterDriver  # the meter tests' test-side hub
 
 from bench.codec import han
 from bench.crypto.smki import init_pki
+from bench.domain import DeviceType
 from bench.errors import LinkError
 from bench.link import UsbRadioLink
 from bench.link import usb_radio as atusb
@@ -69,7 +70,7 @@ def test_emulated_meter_downloads_over_the_radio(tmp_path):
     air = Air()
     meter_link = UsbRadioLink(backend=AtusbBackend(AtusbModel(air)), short_address=0x90A0, ieee_address=ESME)
     hub_link = UsbRadioLink(backend=AtusbBackend(AtusbModel(air, address=3)))
-    emulator = Emulator(MeterConfig("esme", ESME, pki.directory, tmp_path / "state", retry_timeout=0.2), meter_link)
+    emulator = Emulator(MeterConfig(DeviceType.ESME, ESME, pki.directory, tmp_path / "state", retry_timeout=0.2), meter_link)
     stop = threading.Event()
     thread = threading.Thread(target=emulator.run, args=(stop,))
     thread.start()

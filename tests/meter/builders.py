@@ -20,6 +20,7 @@ from bench.codec.ota_file import OtaHeader, build_gb_image
 from bench.crypto.gbcs_security import apply_mac, sign_message
 from bench.crypto.image_signature import sign_image
 from bench.crypto.smki import Pki
+from bench.domain import DeviceType
 from bench.errors import LinkError
 from bench.meter.state import MeterState, MeterStore
 from bench.rig.emulated_meters import announced_port, stop_emulator
@@ -69,10 +70,10 @@ def cs06(pki: Pki, meter: bytes, firmware_hash: bytes, counter: int, *, signer: 
     return msg.encode()
 
 
-def read_firmware(pki: Pki, meter: bytes, counter: int, *, device: str = "esme",
+def read_firmware(pki: Pki, meter: bytes, counter: int, *, device: DeviceType = DeviceType.ESME,
                   requester: str = "supplier-a") -> bytes:
     """ECS52 (ESME) or GCS38 (GSME) from `requester`, MACed by the ACB."""
-    if device == "esme":
+    if device is DeviceType.ESME:
         code, content = ECS52, payloads.read_firmware_command_esme(payloads.long_invoke_id(counter))
     else:
         code, content = GCS38, payloads.read_firmware_command_gsme(counter & 0xFF)

@@ -80,7 +80,7 @@ def test_raspberry_pi_unit_command_line_runs(pki, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert json.loads((tmp_path / "state" / "state.json").read_text())["device_type"] == "esme"
+    assert json.loads((tmp_path / "state" / "state.json").read_text())["device_type"] == "ESME"
     assert "KillSignal=SIGTERM" in unit and "--port ${BENCH_PORT}" in unit
 
 

@@ -26,6 +26,7 @@ from bench.codec.gbcs.payloads import Cs06Accepted, decode_payload
 from bench.codec.ota_file import parse_gb_image
 from bench.crypto.gbcs_security import apply_mac, sign_message, verify_mac, verify_signature
 from bench.crypto.smki import Pki
+from bench.domain import DeviceType
 from bench.link import SerialLink
 from bench.meter.emulator import Emulator, MeterConfig
 from bench.meter.gbcs_handler import GbcsHandler
@@ -40,9 +41,9 @@ NEW = 0x00000200
 class Meter:
     """An emulated ESME's firmware driven call by call; what it sends is kept."""
 
-    def __init__(self, pki: Pki, state, device: str = "esme") -> None:
+    def __init__(self, pki: Pki, state, device: DeviceType = DeviceType.ESME) -> None:
         self.link = SerialLink("loop://")
-        eui = ESME if device == "esme" else GSME
+        eui = ESME if device is DeviceType.ESME else GSME
         self.emulator = em = Emulator(MeterConfig(device, eui, pki.directory, state), self.link)
         self.sent: list = []
         self.now = datetime.now(UTC).replace(microsecond=0)
@@ -266,7 +267,7 @@ def test_a_truncated_signature_is_dropped_unless_the_meter_has_that_fault(pki: P
     meter.handler.handle(_truncated_signature_cs06(pki, digest, 120))
     assert meter.sent == [] and meter.alerts == [] and unchanged(meter)
     em = meter.emulator
-    faulty = GbcsHandler("esme", em.identity, em.anchors, em.store, em.slots, em.alerts,
+    faulty = GbcsHandler(DeviceType.ESME, em.identity, em.anchors, em.store, em.slots, em.alerts,
                          lambda data: meter.sent.append(decode_message(data)), lambda: meter.now,
                          frozenset({FaultProfile.ACCEPT_TRUNCATED_SIGNATURE}))
     faulty.handle(_truncated_signature_cs06(pki, digest, 121))
@@ -282,7 +283,7 @@ def test_counter_zero_is_fresh_and_a_replay_fault_keeps_the_highest_counter(pki:
     assert decode_payload(meter.sent[-1]).response_code == 1 and meter.alerts == []
     assert meter.state.counters["90B3D51F30010000"] == 0
     em = meter.emulator
-    replaying = GbcsHandler("esme", em.identity, em.anchors, em.store, em.slots, em.alerts,
+    replaying = GbcsHandler(DeviceType.ESME, em.identity, em.anchors, em.store, em.slots, em.alerts,
                             lambda data: meter.sent.append(decode_message(data)),
                             lambda: meter.now, frozenset({FaultProfile.ACCEPT_REPLAYED_COUNTER}))
     replaying.handle(cs06(pki, ESME, bytes(32), 50))
@@ -293,15 +294,15 @@ def test_counter_zero_is_fresh_and_a_replay_fault_keeps_the_highest_counter(pki:
 def test_a_gas_meter_answers_gcs38_and_ignores_the_electricity_read(pki: Pki, tmp_path):
     from bench.codec.gbcs.codes import GCS38
 
-    gas = Meter(pki, tmp_path / "gsme", device="gsme")
+    gas = Meter(pki, tmp_path / "gsme", device=DeviceType.GSME)
     try:
-        gas.handler.handle(read_firmware(pki, GSME, 130, device="gsme"))
+        gas.handler.handle(read_firmware(pki, GSME, 130, device=DeviceType.GSME))
         [response] = gas.sent
         assert (response.message_code, response.originator_counter) == (GCS38, 130)
         assert verify_mac(response, pki.party("supplier-a").ka_key,
                           pki.device(GSME).ka_cert.public_key())
         assert decode_payload(response).firmware_version == FACTORY_FILE_VERSION.to_bytes(4, "big")
-        gas.handler.handle(read_firmware(pki, GSME, 131, device="esme"))  # ECS52 to a GSME
+        gas.handler.handle(read_firmware(pki, GSME, 131, device=DeviceType.ESME))  # ECS52 to a GSME
         assert len(gas.sent) == 1 and gas.alerts == []
     finally:
         gas.link.close()

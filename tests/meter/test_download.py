@@ -17,6 +17,7 @@ from bench.codec.gbcs.codes import (
 from bench.codec.gbcs.payloads import decode_payload
 from bench.codec.ota_file import parse_gb_image
 from bench.crypto.gbcs_security import verify_mac, verify_signature
+from bench.domain import DeviceType
 from bench.meter.slots import FACTORY_FILE_VERSION
 from bench.meter.state import (
     UPGRADE_DOWNLOAD_IN_PROGRESS,
@@ -180,11 +181,11 @@ def test_sleepy_gsme_downloads_in_wake_windows(pki, start_meter, connect):
     driver.wait_for(lambda s: s.tunnel_gets > gets)
     time.sleep(0.15)  # past the 0.1 s wake window
     driver.sleepy = False
-    driver.send_gbcs(read_firmware(pki, GSME, 10, device="gsme"))
+    driver.send_gbcs(read_firmware(pki, GSME, 10, device=DeviceType.GSME))
     driver.sleepy = True
     time.sleep(0.1)
     assert not [m for m in driver.messages() if m.originator_counter == 10]
-    driver.send_gbcs(read_firmware(pki, GSME, 11, device="gsme"))
+    driver.send_gbcs(read_firmware(pki, GSME, 11, device=DeviceType.GSME))
     response = driver.wait_for(lambda s: [m for m in s.messages if m.originator_counter == 11])[0]
     assert decode_payload(response).firmware_version == FACTORY_FILE_VERSION.to_bytes(4, "big")
     assert verify_mac(response, pki.party("supplier-a").ka_key, pki.device(GSME).ka_cert.public_key())

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bench.codec import han
 from bench.codec.ota_file import parse_gb_image
+from bench.domain import DeviceType
 from bench.link import SerialLink, open_pty_pair
 from bench.meter.emulator import HUB_NODE, Emulator, MeterConfig
 from bench.meter.slots import FACTORY_FILE_VERSION
@@ -25,7 +26,7 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 def meter(pki, tmp_path_factory):
     """An in-process ESME holding a verified pending image, its output drained by a reader."""
     pair = open_pty_pair()
-    emulator = Emulator(MeterConfig("esme", ESME, pki.directory, tmp_path_factory.mktemp("state")),
+    emulator = Emulator(MeterConfig(DeviceType.ESME, ESME, pki.directory, tmp_path_factory.mktemp("state")),
                         pair.master_link())
     image = make_image(pki)
     digest = parse_gb_image(image).manufacturer_image_sha256

@@ -17,6 +17,7 @@ from bench.codec import han
 from bench.codec.capture_decode import decode_capture
 from bench.codec.gbcs.gbt import max_block_data, segment
 from bench.codec.pcap import PcapWriter
+from bench.domain import DeviceType
 
 from .conftest import ESME, EVERY_COMMAND, GSME, HUB, gbcs_message
 
@@ -233,10 +234,10 @@ def test_alerts_and_responses_the_bench_builds(tmp_path):
                      signature=signature), 0x8F1C),
         (GbcsMessage(3, 12, ESME.eui, supplier, None, 0x00CE,
                      fdra_alert_esme(0x8F1C, when, b"\x22" * 32, long_invoke_id(12)), signature=signature), None),
-        (GbcsMessage(3, 13, GSME.eui, supplier, None, alert_message_code(0x8F43), device_alert(0x8F43, when, "gsme"),
+        (GbcsMessage(3, 13, GSME.eui, supplier, None, alert_message_code(0x8F43), device_alert(0x8F43, when, DeviceType.GSME),
                      signature=signature), 0x8F43),
         (GbcsMessage(3, 14, ESME.eui, supplier, None, alert_message_code(0x8F3D),
-                     device_alert(0x8F3D, when, "esme", 14), signature=signature), None),
+                     device_alert(0x8F3D, when, DeviceType.ESME, 14), signature=signature), None),
         (GbcsMessage(2, 15, GSME.eui, supplier, when, 0x0084, read_firmware_response_gsme(b"\x01\x02\x03\x04")), None),
     ]
     path = tmp_path / "built.pcap"

@@ -78,6 +78,7 @@ from bench.codec.gbcs.payloads_gbz import (
     read_firmware_command_gsme,
     read_firmware_response_gsme,
 )
+from bench.domain import DeviceType
 from bench.errors import DecodeError, EncodeError
 
 __all__ = [
@@ -171,9 +172,9 @@ def payload_fields(msg: GbcsMessage) -> dict[str, Any] | None:
     assert payload is not None and is_dataclass(payload)
     result: dict[str, Any] = {"type": _TYPE_NAMES[type(payload)]}
     if isinstance(payload, EsmeFirmwareRead | EsmeFirmwareReport):
-        result["device"] = "esme"
+        result["device"] = DeviceType.ESME
     elif isinstance(payload, GsmeFirmwareRead | GsmeFirmwareReport):
-        result["device"] = "gsme"
+        result["device"] = DeviceType.GSME
     elif isinstance(payload, DlmsAlert):
         result["form"] = "dlms"
     elif isinstance(payload, GbzAlert):
@@ -192,14 +193,15 @@ def alert_message_code(alert_code: int) -> int:
     return GENERIC_CRITICAL_ALERT if alert_code >> 8 == 0x8F else GENERIC_NON_CRITICAL_ALERT
 
 
-def device_alert(alert_code: int, when: datetime | None, device: str = "esme", counter: int = 0) -> bytes:
+def device_alert(alert_code: int, when: datetime | None, device: DeviceType = DeviceType.ESME,
+                 counter: int = 0) -> bytes:
     """Content of a generic alert (e.g. 0x8F43, 0x8F3D): DLMS for an ESME, GBZ for a GSME.
 
     Send it with message code `alert_message_code(alert_code)`; `counter` is the alert's originator
     counter (it sets the DLMS invoke id).
     """
-    if device == "esme":
+    if device is DeviceType.ESME:
         return dlms_alert(alert_code, when, long_invoke_id(counter))
-    if device == "gsme":
+    if device is DeviceType.GSME:
         return gbz_alert(alert_code, when)
-    raise EncodeError(f"device must be 'esme' or 'gsme', got {device!r}")
+    raise EncodeError(f"device must be ESME or GSME, got {device!r}")

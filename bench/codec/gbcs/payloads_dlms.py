@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bench.codec.gbcs.cosem_time import decode_cosem_datetime, encode_cosem_datetime
+from bench.domain import DeviceType
 from bench.errors import DecodeError, EncodeError
 
 DATA_NOTIFICATION, ACCESS_REQUEST, ACCESS_RESPONSE = 0x0F, 0xD9, 0xDA
@@ -51,7 +52,7 @@ class DlmsAlert:
 class FirmwareDistributionReceipt:
     """FDRA: 0x8F72 (image verified) or 0x8F1C (failed) with the hash the device calculated."""
 
-    device: str  # "esme" (DLMS, message 0x00CE) or "gsme" (GBZ, message 0x00CF)
+    device: DeviceType  # ESME (DLMS, message 0x00CE) or GSME (GBZ, message 0x00CF)
     alert_code: int
     time: datetime | None
     firmware_hash: bytes
@@ -180,7 +181,7 @@ def decode_fdra_esme(content: bytes) -> FirmwareDistributionReceipt:
         raise DecodeError("FDRA (ESME)", "structure count", 7, f"{count} items, expected 3")
     firmware_hash = reader.octet_string("calculated manufacturer hash", 32)
     reader.done()
-    return FirmwareDistributionReceipt("esme", alert_code, when, bytes(firmware_hash), invoke_id)
+    return FirmwareDistributionReceipt(DeviceType.ESME, alert_code, when, bytes(firmware_hash), invoke_id)
 
 
 def read_firmware_command_esme(invoke_id: int) -> bytes:

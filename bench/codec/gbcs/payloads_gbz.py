@@ -25,6 +25,7 @@ from datetime import datetime
 
 from bench.codec.gbcs.cosem_time import decode_gbz_time, encode_gbz_time
 from bench.codec.gbcs.payloads_dlms import FirmwareDistributionReceipt
+from bench.domain import DeviceType
 from bench.errors import DecodeError, EncodeError
 
 GBZ_PROFILE = b"\x01\x09"
@@ -101,7 +102,7 @@ def decode_fdra_gsme(content: bytes) -> FirmwareDistributionReceipt:
         raise DecodeError(what, "firmware alert start", _ALERT_HEADER.size, "expected 09 20")
     if len(rest) != 34:
         raise DecodeError(what, "calculated manufacturer hash", 11, f"{len(rest) - 2} bytes, expected 32")
-    return FirmwareDistributionReceipt("gsme", alert_code, when, bytes(rest[2:]))
+    return FirmwareDistributionReceipt(DeviceType.GSME, alert_code, when, bytes(rest[2:]))
 
 
 def _component(zcl: bytes) -> bytes:

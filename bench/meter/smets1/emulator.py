@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.codec.eui import eui_hex
+from bench.domain import IMAGE_TYPES, MANUFACTURER_CODE, DeviceType
 from bench.errors import ConfigError
 from bench.link.iec62056 import DlmsLine
 from bench.meter.slots import ImageSlots, factory_slot
@@ -30,8 +31,6 @@ from bench.meter.state import MeterStore
 
 log = logging.getLogger("bench.meter.smets1")
 
-MANUFACTURER_CODE = 0x121D
-IMAGE_TYPES = {"esme": 0x0000, "gsme": 0x0001}
 #: HDLC address of the meter's management logical device (logical 1, one-byte form).
 SERVER_ADDRESS = b"\x03"
 _IDLE_TICK = 0.2
@@ -66,7 +65,7 @@ class Smets1Emulator:
     """One SMETS1 meter: personalised on first power-on, then one loop over its line."""
 
     def __init__(self, config: Smets1Config, line: DlmsLine) -> None:
-        if config.device not in IMAGE_TYPES:
+        if config.device.upper() not in IMAGE_TYPES:
             raise ConfigError(f"device must be esme or gsme, not {config.device!r}")
         if not 16 <= config.block_size <= 96:
             raise ConfigError(f"block size {config.block_size} (16..96: a block and its ACTION fit one frame)")
@@ -74,13 +73,14 @@ class Smets1Emulator:
         self.faults = check_smets1_faults([f.value for f in config.faults])
         self.line = line
         self.store = MeterStore(config.state)
-        image_type = IMAGE_TYPES[config.device]
+        device_type = DeviceType(config.device.upper())
+        image_type = IMAGE_TYPES[device_type]
         if self.store.exists():
             self.state = load_state(self.store)
-            if self.state.eui != eui_hex(config.eui) or self.state.device_type != config.device:
+            if self.state.eui != eui_hex(config.eui) or self.state.device_type != device_type:
                 raise ConfigError(f"{config.state} belongs to {self.state.device_type} {self.state.eui}")
         else:
-            self.state = Smets1State(config.device, eui_hex(config.eui), factory_slot(MANUFACTURER_CODE, image_type))
+            self.state = Smets1State(device_type, eui_hex(config.eui), factory_slot(MANUFACTURER_CODE, image_type))
             self.store.save(self.state)
         self.slots = ImageSlots(self.store, self.state)
         self.slots.collect_garbage()
