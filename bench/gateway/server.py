@@ -46,7 +46,7 @@ XML = "application/xml"
 SMKI_XML = frozenset({XML, "text/xml"})
 MAX_SMKI_REQUEST_BYTES = 64 * 1024  # a certificate search or retrieval is a few hundred bytes
 # Where the SMKI look-ups are served from: a module with one function per endpoint, each from
-# (request bytes, the rig's Pki) to (HTTP status, response bytes).
+# (request bytes, the rig's Pki, the apikey query parameter) to (HTTP status, response bytes).
 SMKI_MODULE = "bench.gateway.smki"
 SMKI_ENDPOINTS = {
     "/services/certificatesearch": "certificate_search",
@@ -294,8 +294,9 @@ class GatewayServer:
         except TimeoutError:
             return self._refuse(request, 408, "body not received in time", close=True)
         loop = asyncio.get_running_loop()
+        apikey = request.query.get("apikey")
         status, answer = await loop.run_in_executor(
-            self._smki_executor, lambda: function(body, self.shim.pki))
+            self._smki_executor, lambda: function(body, self.shim.pki, apikey))
         return web.Response(status=status, body=answer, content_type=XML)
 
 

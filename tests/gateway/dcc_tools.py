@@ -9,6 +9,7 @@ it skips it, saying what to install.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -96,3 +97,14 @@ def dcc_tool() -> DccTool:
     jar = node_modules() / "@smartdcc" / "duis-sign-wrap" / "dist" / "tool.jar"
     assert jar.is_file(), f"{jar} is missing from the installed package"
     return DccTool(jar)
+
+
+def run_node(script: str, payload: object, timeout: float = 300) -> object:
+    """Run one of node/'s scripts with the installed packages, JSON in on stdin and JSON out."""
+    modules = node_modules()
+    done = subprocess.run(
+        ["node", str(NODE_DIR / script)], input=json.dumps(payload).encode(), capture_output=True,
+        timeout=timeout, check=False, env={**os.environ, "NODE_PATH": str(modules)},
+    )
+    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")[-3000:]
+    return json.loads(done.stdout)
