@@ -128,6 +128,15 @@ class Generation(StrEnum):
     SMETS2_PLUS = "SMETS2+"
 
 
+class Smets1MessageKind(StrEnum):
+    """What an S1SP tells the DCC about a SMETS1 device (the S1SP's and the DCC's word for it)."""
+
+    RESPONSE = "response"  # a SMETS1ResponseMessage answering a command
+    DEVICE_ALERT = "alert"  # a DeviceAlertMessage the device raised
+    S1SP_ALERT = "s1sp-alert"  # an S1SPAlert, the S1SP's own (in a DCCAlert)
+    DELIVERY = "delivery"  # the end of an 11.1 distribution: N60 or N61
+
+
 class DeviceStatus(StrEnum):
     """A device's status in the Smart Metering Inventory."""
 
@@ -250,6 +259,51 @@ _DCC_ALERT_MEANINGS: dict[DccAlertCode, str] = {
 
 # Every DCCAlertCode DUIS admits (AD1, N1..N65 but N32, N999).
 DUIS_DCC_ALERT_CODES = frozenset(["AD1", "N999"] + [f"N{n}" for n in range(1, 66) if n != 32])
+
+
+class DeviceAlertCode(IntEnum):
+    """The GBCS alert codes of firmware updates the bench raises and routes (a device may send
+    others: an alert code is an `int`, and these are the ones the bench gives a meaning to).
+
+    `hex` is the four hex digits DUIS writes (`0x8F72` -> "8F72")."""
+
+    FIRMWARE_VERIFICATION_SUCCESSFUL = 0x8F72
+    FIRMWARE_VERIFICATION_FAILED = 0x8F1C
+    FIRMWARE_VERIFICATION_FAILED_AT_POWER_ON = 0x8F1B
+    FIRMWARE_VERSION_CHANGED = 0x8F43
+    FUTURE_DATED_ACTIONED = 0x8F66
+    FUTURE_DATED_NOT_ACTIONED = 0x8F67
+    TRUSTED_SOURCE_AUTHENTICATION_FAILURE = 0x8F3D
+    INTEGRITY_CHECK_FAILED = 0x8F1E
+    SOURCE_HAS_NO_AUTHORITY = 0x8F30
+    OTHER_AUTHENTICATION_FAILURE = 0x8F53
+
+    @property
+    def meaning(self) -> str:
+        return _DEVICE_ALERT_MEANINGS[self]
+
+    @property
+    def hex(self) -> str:
+        return f"{self.value:04X}"
+
+
+_DEVICE_ALERT_MEANINGS: dict[DeviceAlertCode, str] = {
+    DeviceAlertCode.FIRMWARE_VERIFICATION_SUCCESSFUL: "Firmware Verification Successful",
+    DeviceAlertCode.FIRMWARE_VERIFICATION_FAILED: "Firmware Verification Failed",
+    DeviceAlertCode.FIRMWARE_VERIFICATION_FAILED_AT_POWER_ON:
+        "Firmware Verification Failed At Power On",
+    DeviceAlertCode.FIRMWARE_VERSION_CHANGED: "Change in the executing Firmware version",
+    DeviceAlertCode.FUTURE_DATED_ACTIONED:
+        "Future-date HAN Interface Command Successfully Actioned",
+    DeviceAlertCode.FUTURE_DATED_NOT_ACTIONED:
+        "Future-date HAN Interface Command not Successfully Actioned",
+    DeviceAlertCode.TRUSTED_SOURCE_AUTHENTICATION_FAILURE: "Trusted Source Authentication Failure",
+    DeviceAlertCode.INTEGRITY_CHECK_FAILED:
+        "Integrity check of content or format of command failed",
+    DeviceAlertCode.SOURCE_HAS_NO_AUTHORITY: "Source Does not have Authority for Command",
+    DeviceAlertCode.OTHER_AUTHENTICATION_FAILURE:
+        "Failed Authentication or Authorisation not covered by other codes",
+}
 
 
 class FaultProfile(StrEnum):

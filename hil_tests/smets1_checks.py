@@ -15,6 +15,7 @@ from typing import Any
 from bench.codec.dlms import apdu as dlms
 from bench.codec.dlms.capture import FROM_METER, LINKTYPE_DLMS_HDLC, TO_METER
 from bench.codec.dlms.hdlc import LLC_REQUEST, LLC_RESPONSE, decode_frame
+from bench.codec.dlms.ic18 import Ic18Method
 from bench.codec.duis import smets1 as duis1
 from bench.codec.duis.requests import ReadFirmwareVersionRequest
 from bench.codec.duis.safe_xml import duis_schema, parse_document, schema_errors
@@ -26,7 +27,8 @@ from bench.rig.smets1 import DLMS_CAPTURE
 from bench.s1sp.provider import S1SP_PARTY
 
 IC18 = dlms.obis("0-0:44.0.0.255")
-INITIATE, BLOCK, VERIFY, ACTIVATE = 1, 2, 3, 4
+INITIATE, BLOCK, VERIFY, ACTIVATE = (Ic18Method.IMAGE_TRANSFER_INITIATE, Ic18Method.IMAGE_BLOCK_TRANSFER,
+                                     Ic18Method.IMAGE_VERIFY, Ic18Method.IMAGE_ACTIVATE)
 
 
 def s1sp_signed(rig: Any, xml: bytes) -> bytes:

@@ -26,15 +26,16 @@ from smets1_checks import (
 )
 
 from bench.codec.dlms import axdr
+from bench.codec.dlms.ic18 import TransferStatus
 from bench.codec.duis import smets1 as duis1
 from bench.codec.gbcs.apdu import decode_message
 from bench.crypto.gbcs_security import apply_mac, sign_message
 from bench.dcc.policy.critical import CriticalPath
 from bench.domain import ResponseCode
 from bench.report.portfolio_view import render
-from bench.s1sp import provider as s1sp
 from bench.s1sp import transfer
 from bench.s1sp.dlms_client import DlmsError
+from bench.s1sp.events import S1spAlertCode
 
 SMETS1_METERS = ["smets1_esme", "smets1_gsme"]
 
@@ -105,7 +106,7 @@ def test_r3_smets1_rsa_cannot_activate(rig, rig_device, rsa, supplier, images):
     forged = sign_message(decode_message(pre), rig.shim.pki.party(rsa.name).ds_key)
     acb, device_ka = rig.shim.pki.party("acb").ka_key, rig.shim.pki.device(device.eui).ka_cert.public_key()
     rig.send_raw_gbcs(device.eui, apply_mac(forged, acb, device_ka).encode())
-    alert = wait_alert(rig, supplier, s1sp.ALERT_SIGNATURE, device, mark, rig.options.alert_timeout_s)
+    alert = wait_alert(rig, supplier, S1spAlertCode.ACTIVATION_NOT_AUTHORISED, device, mark, rig.options.alert_timeout_s)
     check_smets1_message(rig, alert.xml)
     assert not ic18_calls(dlms_exchanges(rig, device, started), ACTIVATE), "image_activate sent for an RSA"
     assert read_version(rig, supplier, device) != image.version
@@ -123,7 +124,7 @@ def test_r3_smets1_replay_and_wrong_hash_refused_supplier_activates(rig, rig_dev
     assert sent, "the countersigned CS06 never reached the S1SP"
     mark = supplier.mailbox_mark()
     rig.send_raw_gbcs(device.eui, sent[-1].message)  # the same countersigned command again
-    wait_alert(rig, supplier, s1sp.ALERT_COUNTER, device, mark, rig.options.alert_timeout_s)
+    wait_alert(rig, supplier, S1spAlertCode.EXECUTION_COUNTER, device, mark, rig.options.alert_timeout_s)
     assert not ic18_calls(dlms_exchanges(rig, device, started), ACTIVATE), "image_activate for a refused 11.3"
 
     done = activate(rig, supplier, device, image.hash)
@@ -208,9 +209,9 @@ def test_r3_smets1_incomplete_image_is_never_verified(rig, rig_device, images):
             meter.verify()
         except DlmsError as exc:
             assert exc.temporary, f"image_verify: {exc}"
-        status = transfer.wait_status(meter, {transfer.VERIFICATION_SUCCESSFUL, transfer.VERIFICATION_FAILED},
+        status = transfer.wait_status(meter, {TransferStatus.VERIFICATION_SUCCESSFUL, TransferStatus.VERIFICATION_FAILED},
                                       rig.options.response_timeout_s)
-    assert status == transfer.VERIFICATION_FAILED, "the meter verified an image with a block missing"
+    assert status == TransferStatus.VERIFICATION_FAILED, "the meter verified an image with a block missing"
 
 
 @pytest.mark.mp207("R3")

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from bench.codec import han
 from bench.domain import FaultProfile
@@ -38,7 +39,15 @@ MAX_IMAGE_SIZE = 16 * 1024 * 1024  # refuse offers no meter flash could hold
 QUERY_RETRIES = 3
 END_RETRIES = 3
 
-IDLE, QUERYING, DOWNLOADING, ENDING = "idle", "querying", "downloading", "ending"
+
+
+class OtaPhase(StrEnum):
+    """Where the client is in the OTA Upgrade cluster's exchange."""
+
+    IDLE = "idle"  # nothing offered, or waiting for the next unsolicited query
+    QUERYING = "querying"  # Query Next Image Request sent, waiting for the offer
+    DOWNLOADING = "downloading"  # Image Block Requests until the image is whole
+    ENDING = "ending"  # Upgrade End Request sent, waiting for the server's response
 
 
 @dataclass
@@ -80,7 +89,7 @@ class OtaClient:
         self.alerts = alerts
         self._send = send
         self.faults = faults
-        self.phase = IDLE
+        self.phase: OtaPhase = OtaPhase.IDLE
         self._part: PartFile | None = None
         self._deadline: float | None = None
         self._tries = 0
@@ -100,7 +109,7 @@ class OtaClient:
                 log.info("download complete before the restart: verifying")
                 self._finish(now)
                 return
-            self.phase = DOWNLOADING
+            self.phase = OtaPhase.DOWNLOADING
             self._deadline = now
             log.info("resuming download at offset %d", self.state.download.offset)
         elif self.settings.query_interval:
@@ -108,7 +117,7 @@ class OtaClient:
 
     def wake(self, now: float) -> None:
         """A sleepy meter woke: re-ask at once whatever it was waiting for."""
-        if self.phase in (DOWNLOADING, QUERYING, ENDING):
+        if self.phase in (OtaPhase.DOWNLOADING, OtaPhase.QUERYING, OtaPhase.ENDING):
             self._deadline = now
         else:
             self._query(now)
@@ -121,25 +130,25 @@ class OtaClient:
 
     @property
     def next_deadline(self) -> float | None:
-        times = [t for t in (self._deadline, self._next_query if self.phase == IDLE else None) if t is not None]
+        times = [t for t in (self._deadline, self._next_query if self.phase == OtaPhase.IDLE else None) if t is not None]
         return min(times) if times else None
 
     # -- timers ---------------------------------------------------------------------------------
     def poll(self, now: float) -> None:
-        if self.phase == IDLE:
+        if self.phase == OtaPhase.IDLE:
             if self._next_query is not None and now >= self._next_query:
                 self._query(now)
             return
         if self._deadline is None or now < self._deadline:
             return
-        if self.phase == QUERYING:
+        if self.phase == OtaPhase.QUERYING:
             if self._tries >= QUERY_RETRIES:
                 self._idle(now)
             else:
                 self._send_query(now)
-        elif self.phase == DOWNLOADING:
+        elif self.phase == OtaPhase.DOWNLOADING:
             self._request_block(now)
-        elif self.phase == ENDING:
+        elif self.phase == OtaPhase.ENDING:
             if self._tries >= END_RETRIES:
                 self._idle(now)
             else:
@@ -150,7 +159,7 @@ class OtaClient:
 
     # -- outgoing -------------------------------------------------------------------------------
     def _query(self, now: float) -> None:
-        self.phase = QUERYING
+        self.phase = OtaPhase.QUERYING
         self._tries = 0
         self._send_query(now)
 
@@ -211,11 +220,11 @@ class OtaClient:
             return
         if notify.image_type not in (None, s.image_type, 0xFFFF):
             return
-        if self.phase in (IDLE, QUERYING):
+        if self.phase in (OtaPhase.IDLE, OtaPhase.QUERYING):
             self._query(now)
 
     def _on_offer(self, offer: han.QueryNextImageResponse, now: float) -> None:
-        if self.phase != QUERYING:
+        if self.phase != OtaPhase.QUERYING:
             return
         if offer.status != han.SUCCESS:
             self._idle(now)
@@ -253,7 +262,7 @@ class OtaClient:
             self.store.save(self.state)
         elif self._part is None:
             self._open_part()
-        self.phase = DOWNLOADING
+        self.phase = OtaPhase.DOWNLOADING
         self._tries = 0
         self._min_period = 0.0
         log.info("downloading version %#010x, %d bytes", offer.file_version, offer.image_size)
@@ -261,7 +270,7 @@ class OtaClient:
 
     def _on_block(self, block: han.ImageBlockResponse, now: float) -> None:
         download = self.state.download
-        if self.phase != DOWNLOADING or download is None or self._part is None:
+        if self.phase != OtaPhase.DOWNLOADING or download is None or self._part is None:
             return
         if block.status == han.ABORT:
             log.warning("server aborted the download")
@@ -283,7 +292,7 @@ class OtaClient:
             self._request_block(now)
 
     def _on_wait(self, wait: han.ImageBlockWait, now: float) -> None:
-        if self.phase != DOWNLOADING:
+        if self.phase != OtaPhase.DOWNLOADING:
             return
         self._min_period = wait.minimum_block_period / 1000.0
         delay = max(0, wait.request_time - wait.current_time)
@@ -293,13 +302,13 @@ class OtaClient:
 
     def _on_default_response(self, answer: han.DefaultResponse, now: float) -> None:
         """The server's acknowledgement of a failed Upgrade End: nothing more to say about it."""
-        if (self.phase == ENDING and answer.cluster == han.CLUSTER_OTA_UPGRADE
+        if (self.phase == OtaPhase.ENDING and answer.cluster == han.CLUSTER_OTA_UPGRADE
                 and answer.command_id == han.CMD_UPGRADE_END_REQUEST
                 and self._end_request.status != han.SUCCESS):
             self._idle(now)
 
     def _on_end_response(self, response: han.UpgradeEndResponse, now: float) -> None:
-        if self.phase != ENDING:
+        if self.phase != OtaPhase.ENDING:
             return
         self._idle(now)
         # A conforming GB meter holds the image for CS06 whatever upgrade time the server sends.
@@ -352,7 +361,7 @@ class OtaClient:
     def _end(self, status: int, manufacturer_code: int, image_type: int, file_version: int,
              now: float) -> None:
         self._end_request = han.UpgradeEndRequest(status, manufacturer_code, image_type, file_version)
-        self.phase = ENDING
+        self.phase = OtaPhase.ENDING
         self._tries = 0
         self._send_end(now)
 
@@ -386,7 +395,7 @@ class OtaClient:
         self._idle(now)
 
     def _idle(self, now: float) -> None:
-        self.phase = IDLE
+        self.phase = OtaPhase.IDLE
         self._deadline = None
         self._tries = 0
         if self.settings.query_interval:

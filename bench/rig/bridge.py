@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from bench.codec.eui import eui_hex
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.pipeline.smets1_events import Smets1MessageEvent
+from bench.domain import Smets1MessageKind
 from bench.errors import BenchError, RigError
 from bench.hub.hub import Hub
 from bench.hub.ota_server import NotApplicable
@@ -142,14 +143,15 @@ class Bridge:
 
     def smets1_event(self, event: Smets1Event) -> None:
         """What the S1SP reports (on its device threads): N60/N61 once, or a signed message."""
-        self._log(event.eui, "s1sp", f"{event.kind} {event.code or event.request_id or ''}".rstrip())
-        if event.kind == "delivery":
+        code = f"{event.alert_code:04X}" if event.alert_code is not None else event.s1sp_code
+        self._log(event.eui, "s1sp", f"{event.kind} {code or event.request_id or ''}".rstrip())
+        if event.kind is Smets1MessageKind.DELIVERY:
             assert event.request_id is not None
-            self._delivery_status(event.eui, event.request_id, bool(event.success))
+            self._delivery_status(event.eui, event.request_id, bool(event.success), reason=event.reason)
             return
         self.shim.smets1_message(Smets1MessageEvent(
-            event.eui, event.kind, event.signed, event.counter, event.code, event.firmware_version,
-            event.request_id))
+            event.eui, event.kind, event.signed, event.counter, event.alert_code, event.s1sp_code,
+            event.firmware_version, event.request_id))
 
     def transfer_changed(self, eui: bytes, transfer: Transfer) -> None:
         """A transfer moved on; its end (complete or failed) becomes the delivery status."""

@@ -17,6 +17,7 @@ from bench.codec.dlms.capture import FROM_METER, LINKTYPE_DLMS_HDLC, TO_METER, c
 from bench.codec.dlms.describe import describe_frame
 from bench.codec.pcap import PcapWriter
 from bench.crypto.smki import Pki
+from bench.domain import Eui
 from bench.errors import ConfigError
 from bench.link import SerialLink
 from bench.link.iec62056 import DlmsLine
@@ -24,7 +25,7 @@ from bench.rig.bridge import Bridge
 from bench.rig.emulated_meters import DeviceLog
 from bench.rig.model import RigDevice
 from bench.s1sp.dlms_client import DlmsClient
-from bench.s1sp.profiles import PROFILES
+from bench.s1sp.profiles import model_for
 from bench.s1sp.provider import S1sp, Smets1Device
 
 DLMS_CAPTURE = "capture-dlms.pcap"
@@ -61,10 +62,10 @@ def start_s1sp(pki: Pki, results: Path, devices: Mapping[RigDevice, str], suppli
     capture = DlmsCapture(results / DLMS_CAPTURE)
     served: dict[bytes, Smets1Device] = {}
     for device, url in devices.items():
-        profile = PROFILES.get(device.device_type)
-        if profile is None:
-            raise ConfigError(f"device {device.role!r} ({device.eui_hex}): no SMETS1 model profile for a "
-                              f"{device.device_type}")
+        try:
+            model = model_for(device.device_type)
+        except ConfigError as exc:
+            raise ConfigError(f"device {device.role!r} ({device.eui_hex}): {exc}") from None
         tap = capture.tap(device.eui, device_logs.get(device.eui))
 
         def open_client(url: str = url, baud: int | None = device.baud,
@@ -74,8 +75,8 @@ def start_s1sp(pki: Pki, results: Path, devices: Mapping[RigDevice, str], suppli
         # a sleepy meter answers SNRM only in its wake window: allow a few polls
         wait = max(response_timeout, 3 * (device.poll_interval_s or 1.0)) if device.sleepy else response_timeout
         snrm = (device.wake_window_s or 0.2) / 2 if device.sleepy else 0.3
-        served[device.eui] = Smets1Device(device.eui, device.device_type, pki.party(suppliers[device.eui]),
-                                          profile, open_client, wait, snrm)
+        served[device.eui] = Smets1Device(Eui(device.eui), model, pki.party(suppliers[device.eui]),
+                                          open_client, wait, snrm)
     s1sp = S1sp(pki, results / "s1sp.sqlite", served, bridge.smets1_event,
                 transfer_timeout=transfer_timeout, response_timeout=response_timeout,
                 registered_supplier=registered_supplier)

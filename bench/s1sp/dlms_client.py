@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import time
 from typing import Any
 
@@ -18,16 +19,40 @@ from gurux_dlms import GXByteBuffer, GXDLMSClient, GXDLMSException, GXReplyData 
 from gurux_dlms.enums import Authentication, DataType, ErrorCode, InterfaceType, RequestTypes  # type: ignore[import-untyped]
 from gurux_dlms.objects import GXDLMSData, GXDLMSImageTransfer, GXDLMSObject  # type: ignore[import-untyped]
 
-from bench.codec.dlms import axdr
-from bench.errors import BenchError, LinkTimeout
+from bench.codec.dlms import axdr, ic18
+from bench.codec.dlms.axdr import DlmsData
+from bench.codec.dlms.ic18 import Ic18Attribute, Ic18Method
+from bench.errors import BenchError, DecodeError, LinkTimeout
 from bench.link.iec62056 import DlmsLine
 
 log = logging.getLogger("bench.s1sp")
+gurux_log = logging.getLogger("bench.s1sp.gurux")
 
-IMAGE_TRANSFER = "0.0.44.0.0.255"
+IMAGE_TRANSFER = ic18.OBIS
 FIRMWARE_IDENTIFIER = "1.0.0.2.0.255"
 PUBLIC_CLIENT = 16
 MANAGEMENT_LOGICAL_DEVICE = 1
+#: The most one answer may carry once reassembled (segments and GET datablocks): a meter that
+#: keeps sending more is cut off, not waited on for ever.
+MAX_REPLY_BYTES = 256 * 1024
+MAX_ROUND_TRIPS = 4096
+
+
+def _to_log(*values: object, **_options: Any) -> None:
+    """gurux-dlms `print`s what it finds wrong with a frame; the bench logs it instead."""
+    gurux_log.info("gurux: %s", " ".join(str(value) for value in values))
+
+
+def _silence_gurux() -> None:
+    """Point every loaded gurux-dlms module's `print` at the log (a module global shadows the
+    builtin for that module alone: stdout is never swapped, so no other thread is affected)."""
+    for name, module in list(sys.modules.items()):
+        gurux = name == "gurux_dlms" or name.startswith("gurux_dlms.")
+        if gurux and module is not None and getattr(module, "print", None) is not _to_log:
+            module.print = _to_log  # type: ignore[attr-defined]
+
+
+_silence_gurux()
 
 
 class DlmsError(BenchError):
@@ -59,6 +84,7 @@ class DlmsClient:
         self.image_transfer = GXDLMSImageTransfer(IMAGE_TRANSFER)
         self.identifier = GXDLMSData(FIRMWARE_IDENTIFIER)
         self.connected = False
+        _silence_gurux()  # modules gurux imported lazily since
 
     # -- connection ------------------------------------------------------------------------------
     def connect(self, timeout: float, snrm_interval: float = 0.3) -> None:
@@ -97,12 +123,25 @@ class DlmsClient:
 
     # -- services ------------------------------------------------------------------------------
     def read(self, item: GXDLMSObject, attribute: int) -> Any:
+        """gurux's reading of an attribute (for tools and tests; the S1SP uses `read_data`)."""
         reply = self._exchange(self.client.read(item, attribute), f"GET {item.logicalName}/{attribute}")
         return reply.value
 
+    def read_data(self, item: GXDLMSObject, attribute: int) -> DlmsData:
+        """An attribute as the meter encoded it, decoded by the bench's own A-XDR codec: the
+        caller checks its type and range (DecodeError if it is not one well-formed value)."""
+        what = f"GET {item.logicalName}/{attribute}"
+        reply = self._exchange(self.client.read(item, attribute), what)
+        raw = bytes(reply.data.array()) if reply.data is not None else b""
+        try:
+            return axdr.decode(raw)
+        except DecodeError as exc:
+            raise DecodeError("DLMS answer", what, None, f"not one A-XDR value: {exc}") from None
+
     def write_transfer_enabled(self, enabled: bool) -> None:
         self.image_transfer.imageTransferEnabled = enabled
-        self._exchange(self.client.write(self.image_transfer, 5), "SET image_transfer_enabled")
+        self._exchange(self.client.write(self.image_transfer, Ic18Attribute.IMAGE_TRANSFER_ENABLED),
+                       "SET image_transfer_enabled")
 
     def initiate(self, identifier: str, size: int, block_size: int) -> None:
         self.image_transfer.imageBlockSize = block_size
@@ -112,7 +151,8 @@ class DlmsClient:
     def block(self, number: int, data: bytes) -> None:
         # one block, numbered as the caller says (gurux's helper always sends the whole image)
         value = GXByteBuffer(axdr.encode(axdr.structure(axdr.unsigned32(number), axdr.octet_string(data))))
-        self._exchange(self.client.method(self.image_transfer, 2, value, DataType.ARRAY),
+        self._exchange(self.client.method(self.image_transfer, Ic18Method.IMAGE_BLOCK_TRANSFER, value,
+                                          DataType.ARRAY),
                        f"ACTION image_block_transfer {number}")
 
     def verify(self) -> None:
@@ -141,11 +181,15 @@ class DlmsClient:
         for frame in frames:
             reply = GXReplyData()
             data: bytes | None = bytes(frame)
-            while True:
+            for _ in range(MAX_ROUND_TRIPS):
                 self._round_trip(data, reply, what)
                 if not reply.isMoreData():
                     break
+                if reply.data is not None and reply.data.size > MAX_REPLY_BYTES:
+                    raise DecodeError("DLMS answer", what, None, f"longer than {MAX_REPLY_BYTES} bytes")
                 data = bytes(self.client.receiverReady(reply))
+            else:
+                raise DecodeError("DLMS answer", what, None, f"not complete after {MAX_ROUND_TRIPS} exchanges")
             if reply.error:
                 raise DlmsError(what, reply.error)
         return reply

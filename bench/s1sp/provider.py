@@ -5,19 +5,24 @@ to distribute, a GBCS command to execute) and answers in SMETS1 DUIS, signed wit
 identity (`s1sp` of the bench PKI). Its own checks are modelled (the S1SP and DCO internals are
 not public; docs/smets1.md):
 
-* 11.1: the image's OTA header must fit the device model's profile and carry the registered
-  Supplier's signature over the manufacturer image; the S1SP remembers that image's hash, then
-  transfers and verifies it by IC18, never activating; 0x8F72 (with the hash) or 0x8F1C follow,
-  and the delivery outcome (N60/N61) like a hub's.
+* 11.1: the image's OTA header must fit the device's model and carry the registered Supplier's
+  signature over the manufacturer image; the S1SP remembers that image's hash, then transfers and
+  verifies it by IC18, never activating. N60 and 0x8F72 (with the hash) come only when every
+  block was sent by this S1SP and the meter holds the image with the hash the S1SP computed;
+  any other end is N61, with 0x8F1C when verification is what failed.
 * 11.2: reads 1-0:0.2.0.255 and answers ReadFirmwareVersionRsp.
 * 11.3 (the CS06 the DCC countersigned): activates only if the command is signed by the device's
   registered Supplier, its counter is above the stored Execution Counter, and its hash is the
   Most Recently Verified Manufacturer Image Hash; answers ActivateFirmwareRsp with the code and
   the identifier re-read from the device, and raises 0x8F43 after a change. A refused command
-  gets an S1SPAlert and no image_activate.
+  gets an S1SPAlert and no image_activate; a failed activation, `activationFailure` and an
+  S1SPAlert.
 
-Each device has one worker thread, so its requests run in the order they came and one DLMS
-session at a time; `sink` receives every outcome (`Smets1Event`) from those threads.
+Nothing the meter answers is trusted (`bench.s1sp.transfer` checks every value), and nothing a
+meter does escapes a job: whatever goes wrong ends the step the way that step fails, within
+`transfer_timeout`. Each device has one worker thread, so its requests run in the order they
+came and one DLMS session at a time; `sink` receives every outcome (`Smets1Event`) from those
+threads.
 """
 
 from __future__ import annotations
@@ -35,9 +40,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
 
+from bench.codec.dlms.ic18 import TransferStatus
 from bench.codec.duis import smets1 as duis1
 from bench.codec.duis.fields import RequestID
-from bench.codec.eui import eui_hex
 from bench.codec.gbcs.apdu import GbcsMessage, decode_message
 from bench.codec.gbcs.codes import COMMAND, CS06, ECS52, GCS38
 from bench.codec.gbcs.payloads import Cs06Command, decode_payload
@@ -46,10 +51,12 @@ from bench.crypto.gbcs_security import verify_signature
 from bench.crypto.image_signature import verify_image
 from bench.crypto.smki import OrgIdentity, Pki
 from bench.crypto.xmldsig import sign_document
+from bench.domain import DeviceAlertCode, Eui, ServiceReference, Smets1MessageKind
 from bench.errors import BenchError
 from bench.s1sp import transfer
 from bench.s1sp.dlms_client import DlmsClient
-from bench.s1sp.profiles import DeviceModelProfile
+from bench.s1sp.events import S1spAlertCode, Sink, Smets1Event
+from bench.s1sp.profiles import Smets1DeviceModel
 from bench.s1sp.records import S1spRecords
 
 log = logging.getLogger("bench.s1sp")
@@ -57,16 +64,9 @@ log = logging.getLogger("bench.s1sp")
 #: The PKI party whose DS key signs every SMETS1 response and S1SP alert.
 S1SP_PARTY = "s1sp"
 
-# S1SPAlertCode values (modelled: the S1SP's own alert codes are not public)
-ALERT_SIGNATURE = "S1SP-ACTIVATION-NOT-AUTHORISED"
-ALERT_COUNTER = "S1SP-EXECUTION-COUNTER"
-ALERT_UNSUPPORTED = "S1SP-COMMAND-NOT-SUPPORTED"
-ALERT_IMAGE_NOT_FOR_MODEL = "S1SP-IMAGE-NOT-FOR-DEVICE-MODEL"
-ALERT_DEVICE_UNREACHABLE = "S1SP-DEVICE-UNREACHABLE"
-
-IMAGE_VERIFIED = 0x8F72
-IMAGE_VERIFICATION_FAILED = 0x8F1C
-FIRMWARE_VERSION_CHANGED = 0x8F43
+IMAGE_VERIFIED = DeviceAlertCode.FIRMWARE_VERIFICATION_SUCCESSFUL
+IMAGE_VERIFICATION_FAILED = DeviceAlertCode.FIRMWARE_VERIFICATION_FAILED
+FIRMWARE_VERSION_CHANGED = DeviceAlertCode.FIRMWARE_VERSION_CHANGED
 
 
 @dataclass
@@ -74,10 +74,9 @@ class Smets1Device:
     """A SMETS1 device the S1SP serves: its model, its Supplier (when the DCC names none), how to
     reach it."""
 
-    eui: bytes
-    device_type: str
+    eui: Eui
+    model: Smets1DeviceModel
     supplier: OrgIdentity
-    profile: DeviceModelProfile
     open_client: Callable[[], DlmsClient] | None = None  # None: no line to it on this bench
     connect_timeout: float = 15.0
     snrm_interval: float = 0.3  # a sleepy meter: shorter than its wake window, or SNRM never meets it
@@ -104,22 +103,12 @@ class Smets1Device:
                 client.line.close()
 
 
-@dataclass(frozen=True)
-class Smets1Event:
-    """One outcome for the DCC: a signed SMETS1 response or alert, an S1SP alert, or a delivery."""
+class _Refused(BenchError):
+    """An 11.1 ends here: N61, with 0x8F1C when `verification` is what failed."""
 
-    kind: str  # "response", "alert", "s1sp-alert" or "delivery"
-    eui: bytes
-    signed: bytes = b""  # the S1SP-signed SMETS1SignedResponse or S1SPAlert
-    counter: int | None = None  # a response: the command's originator counter
-    code: str | None = None  # an alert: "8F72"...; an S1SP alert: its S1SPAlertCode
-    firmware_version: str | None = None
-    request_id: str | None = None
-    success: bool | None = None
-    service_reference: str | None = None
-
-
-Sink = Callable[[Smets1Event], None]
+    def __init__(self, reason: str, verification: bool = False) -> None:
+        super().__init__(reason)
+        self.verification = verification
 
 
 class S1sp:
@@ -130,28 +119,28 @@ class S1sp:
         self.registered_supplier = registered_supplier
         self.identity = pki.party(S1SP_PARTY)
         self.records = S1spRecords(records)
-        self.devices = devices
+        self.devices = {Eui(eui): device for eui, device in devices.items()}
         self.sink = sink
         self.transfer_timeout = transfer_timeout
         self.response_timeout = response_timeout
         self.image_activations = 0  # image_activate calls sent, for tests and logs
-        self._queues: dict[bytes, queue.SimpleQueue[Callable[[], None] | None]] = {}
+        self._queues: dict[Eui, queue.SimpleQueue[Callable[[], None] | None]] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
         self._alert_counter = time.time_ns() // 1000
 
     def serves(self, eui: bytes) -> bool:
-        return bytes(eui) in self.devices
+        return len(eui) == 8 and Eui(eui) in self.devices
 
     # -- what the DCC hands over ---------------------------------------------------------------
     def distribute(self, eui: bytes, image: bytes, request_id: str) -> None:
         """11.1 for one authorised SMETS1 device (returns at once; outcomes go to `sink`)."""
-        self._run(eui, lambda: self._distribute(self.devices[eui], image, request_id))
+        self._run(eui, lambda device: self._distribute(device, image, request_id))
 
     def send_command(self, eui: bytes, gbcs: bytes) -> None:
         """11.2 (ECS52/GCS38) or the countersigned 11.3 (CS06) for a SMETS1 device."""
-        self._run(eui, lambda: self._command(self.devices[eui], gbcs))
+        self._run(eui, lambda device: self._command(device, gbcs))
 
     def close(self, timeout: float = 30.0) -> None:
         with self._lock:
@@ -162,21 +151,21 @@ class S1sp:
             thread.join(timeout)
         self.records.close()
 
-    def _run(self, eui: bytes, job: Callable[[], None]) -> None:
-        eui = bytes(eui)
-        if eui not in self.devices:
-            raise BenchError(f"{eui_hex(eui)} is not a SMETS1 device this S1SP serves")
+    def _run(self, eui: bytes, job: Callable[[Smets1Device], None]) -> None:
+        if not self.serves(eui):
+            raise BenchError(f"{bytes(eui).hex().upper()} is not a SMETS1 device this S1SP serves")
+        device = self.devices[Eui(eui)]
         with self._lock:
             if self._closed:
                 raise BenchError("the S1SP is closed")
-            jobs = self._queues.get(eui)
+            jobs = self._queues.get(device.eui)
             if jobs is None:
-                jobs = self._queues[eui] = queue.SimpleQueue()
+                jobs = self._queues[device.eui] = queue.SimpleQueue()
                 thread = threading.Thread(target=self._worker, args=(jobs,), daemon=True,
-                                          name=f"s1sp-{eui_hex(eui)}")
+                                          name=f"s1sp-{device.eui}")
                 self._threads.append(thread)
                 thread.start()
-            jobs.put(job)
+            jobs.put(lambda: job(device))
 
     @staticmethod
     def _worker(jobs: queue.SimpleQueue[Callable[[], None] | None]) -> None:
@@ -188,69 +177,88 @@ class S1sp:
 
     # -- 11.1 -----------------------------------------------------------------------------------
     def _distribute(self, device: Smets1Device, image: bytes, request_id: str) -> None:
-        eui = device.eui
+        """One 11.1, always ending in exactly one delivery outcome, whatever the meter does."""
         try:
             gb = parse_gb_image(image)
         except BenchError as exc:
             self._refuse_image(device, request_id, f"not a GB upgrade image: {exc}")
             return
-        reason = device.profile.refuses(gb.header)
+        reason = device.model.refuses(gb.header)
         if reason is not None:
-            self._refuse_image(device, request_id, f"image not for {device.profile.name}: {reason}")
+            self._refuse_image(device, request_id, f"image not for {device.model.name}: {reason}")
             return
         digest = gb.manufacturer_image_sha256
         supplier = self._supplier(device)
         if not verify_image(gb.manufacturer_image, gb.signature, supplier.ds_cert):
-            log.info("%s: image not signed by %s: 0x8F1C", eui_hex(eui), supplier.name)
-            self._delivery(eui, request_id, False)
+            log.info("%s: image not signed by %s: 0x8F1C", device.eui, supplier.name)
+            self._delivery(device, request_id, False, f"image not signed by {supplier.name}")
             self._device_alert(device, IMAGE_VERIFICATION_FAILED, manufacturer_image_hash=digest)
             return
         identifier = f"{gb.header.file_version:08X}"
         if device.open_client is None:
-            self._delivery(eui, request_id, False)
+            self._delivery(device, request_id, False, "no line to the device on this bench")
             return
         try:
-            with device.session(self.response_timeout) as client:
-                report = transfer.distribute(client, identifier, gb.manufacturer_image,
-                                             verify_timeout=self.transfer_timeout)
-        except BenchError as exc:
-            log.warning("%s: transfer of %s failed: %s", eui_hex(eui), identifier, exc)
-            self._delivery(eui, request_id, False)
-            if isinstance(exc, transfer.TransferError):
+            report = self._transfer(device, identifier, gb.manufacturer_image, digest, request_id)
+        except _Refused as exc:
+            log.warning("%s: 11.1 %s of %s ends in N61: %s", device.eui, request_id, identifier, exc)
+            self._delivery(device, request_id, False, str(exc))
+            if exc.verification:
                 self._device_alert(device, IMAGE_VERIFICATION_FAILED, manufacturer_image_hash=digest)
             return
-        log.info("%s: %s transferred in %.2f s (%d blocks, %d resent)", eui_hex(eui), identifier,
+        log.info("%s: %s transferred and verified in %.2f s (%d blocks, %d resent)", device.eui, identifier,
                  report.duration_s, report.blocks, report.blocks_resent)
-        self._delivery(eui, request_id, True)
-        held = [h for h in report.held if h.identifier == identifier]
-        if report.status != transfer.VERIFICATION_SUCCESSFUL or not held or held[0].signature != digest:
-            log.warning("%s: the meter does not hold the image the S1SP verified", eui_hex(eui))
-            self._device_alert(device, IMAGE_VERIFICATION_FAILED, manufacturer_image_hash=digest)
-            return
-        self.records.record_verified(eui_hex(eui), digest, identifier)
+        self.records.record_verified(device.eui, digest, identifier)
+        self._delivery(device, request_id, True)
         self._device_alert(device, IMAGE_VERIFIED, manufacturer_image_hash=digest)
 
+    def _transfer(self, device: Smets1Device, identifier: str, image: bytes, digest: bytes,
+                  request_id: str) -> transfer.TransferReport:
+        """Deliver and verify on the meter, or `_Refused` saying why; nothing else escapes."""
+        deadline = time.monotonic() + self.transfer_timeout
+        ledgers = lambda block_size: self.records.ledger(device.eui, request_id, digest, block_size)  # noqa: E731
+        try:
+            with device.session(self.response_timeout) as client:
+                report = transfer.deliver(client, identifier, image, ledgers, deadline=deadline)
+                # every block was sent by this S1SP (the ledger says so) and the meter claims them all
+                remaining = max(0.1, deadline - time.monotonic())
+                report = transfer.verify(client, report, verify_timeout=remaining)
+        except transfer.VerificationError as exc:
+            raise _Refused(f"verification failed: {exc}", verification=True) from None
+        except BenchError as exc:
+            raise _Refused(f"not delivered: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - whatever the meter made a library do, the 11.1 ends
+            log.exception("%s: transfer of %s failed unexpectedly", device.eui, identifier)
+            raise _Refused(f"not delivered: {type(exc).__name__}: {exc}") from None
+        if report.status != TransferStatus.VERIFICATION_SUCCESSFUL:
+            raise _Refused(f"verification ended in {report.status.name}", verification=True)
+        held = [h for h in report.held if h.identifier == identifier]
+        if not held or held[0].signature != digest or held[0].size != len(image):
+            raise _Refused("the meter does not hold the image the S1SP sent (identifier, size and hash)",
+                           verification=True)
+        return report
+
     def _refuse_image(self, device: Smets1Device, request_id: str, reason: str) -> None:
-        log.info("%s: %s", eui_hex(device.eui), reason)
-        self._delivery(device.eui, request_id, False)
-        self._s1sp_alert(device, ALERT_IMAGE_NOT_FOR_MODEL, reason, request_id)
+        log.info("%s: %s", device.eui, reason)
+        self._delivery(device, request_id, False, reason)
+        self._s1sp_alert(device, S1spAlertCode.IMAGE_NOT_FOR_DEVICE_MODEL, reason, request_id)
 
     # -- 11.2 and 11.3 --------------------------------------------------------------------------
     def _command(self, device: Smets1Device, gbcs: bytes) -> None:
         try:
             msg = decode_message(gbcs)
         except BenchError as exc:
-            self._s1sp_alert(device, ALERT_UNSUPPORTED, f"undecodable command: {exc}")
+            self._s1sp_alert(device, S1spAlertCode.COMMAND_NOT_SUPPORTED, f"undecodable command: {exc}")
             return
         if msg.cra_flag != COMMAND or msg.recipient != device.eui:
-            self._s1sp_alert(device, ALERT_UNSUPPORTED, "not a command for this device")
+            self._s1sp_alert(device, S1spAlertCode.COMMAND_NOT_SUPPORTED, "not a command for this device")
             return
         if msg.message_code in (ECS52, GCS38):
             self._read_version(device, msg.originator, msg.originator_counter)
         elif msg.message_code == CS06:
             self._activate(device, msg)
         else:
-            self._s1sp_alert(device, ALERT_UNSUPPORTED, f"message code {msg.message_code:#06x}")
+            self._s1sp_alert(device, S1spAlertCode.COMMAND_NOT_SUPPORTED, f"message code {msg.message_code:#06x}")
 
     def _read_version(self, device: Smets1Device, requester: bytes, counter: int) -> None:
         if device.open_client is None:
@@ -258,44 +266,55 @@ class S1sp:
         try:
             with device.session(self.response_timeout) as client:
                 version = transfer.read_identifier(client)
-        except BenchError as exc:
-            self._s1sp_alert(device, ALERT_DEVICE_UNREACHABLE, f"11.2 not answered: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a meter's answer never escapes the job
+            log.warning("%s: 11.2 not answered: %s", device.eui, exc)
+            self._s1sp_alert(device, S1spAlertCode.DEVICE_UNREACHABLE, f"11.2 not answered: {exc}")
             return
-        self._response(device, requester, counter, "11.2", duis1.ReadFirmwareVersionRsp(version), version)
+        self._response(device, requester, counter, ServiceReference.READ_FIRMWARE_VERSION,
+                       duis1.ReadFirmwareVersionRsp(version), version)
 
     def _activate(self, device: Smets1Device, msg: GbcsMessage) -> None:
-        eui = eui_hex(device.eui)
+        eui = device.eui
         supplier = self._supplier(device)
         public_key = supplier.ds_cert.public_key()
         if (msg.originator != supplier.eui or msg.signature is None
                 or not isinstance(public_key, ec.EllipticCurvePublicKey)
                 or not verify_signature(msg, public_key)):
             log.warning("%s: CS06 not signed by the registered Supplier %s: refused", eui, supplier.name)
-            self._s1sp_alert(device, ALERT_SIGNATURE, "the Authorising Remote Party Signature is not the "
-                             "registered Supplier's")
+            self._s1sp_alert(device, S1spAlertCode.ACTIVATION_NOT_AUTHORISED, "the Authorising Remote Party "
+                             "Signature is not the registered Supplier's")
             return
         try:
             command = decode_payload(msg)
         except BenchError as exc:
-            self._s1sp_alert(device, ALERT_UNSUPPORTED, f"CS06 content: {exc}")
+            self._s1sp_alert(device, S1spAlertCode.COMMAND_NOT_SUPPORTED, f"CS06 content: {exc}")
             return
         if not isinstance(command, Cs06Command):
-            self._s1sp_alert(device, ALERT_UNSUPPORTED, "CS06 without its activation content")
+            self._s1sp_alert(device, S1spAlertCode.COMMAND_NOT_SUPPORTED, "CS06 without its activation content")
             return
         if command.execution_time is not None:
-            self._s1sp_alert(device, ALERT_UNSUPPORTED, "future-dated activation is not modelled for SMETS1")
+            self._s1sp_alert(device, S1spAlertCode.COMMAND_NOT_SUPPORTED,
+                             "future-dated activation is not modelled for SMETS1")
             return
         if not self.records.advance_execution_counter(eui, msg.originator_counter):
             record = self.records.device(eui)
             log.warning("%s: counter %d not above the Execution Counter %d: refused", eui,
                         msg.originator_counter, record.execution_counter)
-            self._s1sp_alert(device, ALERT_COUNTER, f"counter {msg.originator_counter} is not above the "
-                             f"Execution Counter {record.execution_counter}")
+            self._s1sp_alert(device, S1spAlertCode.EXECUTION_COUNTER, f"counter {msg.originator_counter} is not "
+                             f"above the Execution Counter {record.execution_counter}")
             return
         record = self.records.device(eui)
-        respond = lambda code, version=None: self._response(  # noqa: E731
-            device, msg.originator, msg.originator_counter, "11.3",
-            duis1.ActivateFirmwareRsp(code, version), version if code == duis1.ACTIVATE_SUCCESS else None)
+
+        def respond(code: str, version: str | None = None) -> None:
+            self._response(device, msg.originator, msg.originator_counter, ServiceReference.ACTIVATE_FIRMWARE,
+                           duis1.ActivateFirmwareRsp(code, version),
+                           version if code == duis1.ACTIVATE_SUCCESS else None)
+
+        def failed(why: str, version: str | None = None) -> None:
+            log.warning("%s: activation failed: %s", eui, why)
+            respond(duis1.ACTIVATION_FAILURE, version)
+            self._s1sp_alert(device, S1spAlertCode.ACTIVATION_FAILED, why)
+
         if record.verified_hash is None:
             respond(duis1.NO_IMAGE_HELD)
             return
@@ -303,27 +322,29 @@ class S1sp:
             respond(duis1.HASH_MISMATCH)
             return
         if device.open_client is None:
-            respond(duis1.ACTIVATION_FAILURE)
+            failed("no line to the device on this bench")
             return
+        deadline = time.monotonic() + self.transfer_timeout
         try:
             with device.session(self.response_timeout) as client:
-                if transfer.read_status(client) != transfer.VERIFICATION_SUCCESSFUL:
+                if transfer.read_status(client) != TransferStatus.VERIFICATION_SUCCESSFUL:
                     respond(duis1.NO_IMAGE_HELD, transfer.read_identifier(client))
                     return
-                held = transfer.read_held(client)
+                held = [h for h in transfer.read_held(client) if h.identifier == record.verified_identifier]
                 if not held or held[0].signature != record.verified_hash:
                     respond(duis1.HASH_MISMATCH, transfer.read_identifier(client))
                     return
                 self.image_activations += 1
-                status, version = transfer.activate(client, self.transfer_timeout)
+                status, version = transfer.activate(client, max(0.1, deadline - time.monotonic()))
         except BenchError as exc:
-            log.warning("%s: activation failed: %s", eui, exc)
-            respond(duis1.ACTIVATION_FAILURE)
+            failed(f"the meter's answer: {exc}")
             return
-        if status != transfer.ACTIVATION_SUCCESSFUL or version != record.verified_identifier:
-            log.warning("%s: activation ended in status %d running %s (expected %s)", eui, status, version,
-                        record.verified_identifier)
-            respond(duis1.ACTIVATION_FAILURE, version)
+        except Exception as exc:  # noqa: BLE001 - a meter's answer never escapes the job
+            log.exception("%s: activation failed unexpectedly", eui)
+            failed(f"{type(exc).__name__}: {exc}")
+            return
+        if status != TransferStatus.ACTIVATION_SUCCESSFUL or version != record.verified_identifier:
+            failed(f"ended in {status.name} running {version} (expected {record.verified_identifier})", version)
             return
         respond(duis1.ACTIVATE_SUCCESS, version)
         self._device_alert(device, FIRMWARE_VERSION_CHANGED)
@@ -337,7 +358,7 @@ class S1sp:
                 try:
                     return self.pki.party(eui)
                 except BenchError:
-                    log.warning("%s: registered Supplier %s not in the PKI", eui_hex(device.eui), eui.hex())
+                    log.warning("%s: registered Supplier %s not in the PKI", device.eui, eui.hex())
         return device.supplier
 
     def _now(self) -> datetime:
@@ -346,14 +367,15 @@ class S1sp:
     def _sign(self, element: etree._Element) -> bytes:
         return sign_document(element, self.identity.ds_key, self.identity.ds_cert)
 
-    def _response(self, device: Smets1Device, requester: bytes, counter: int, service_reference: str,
+    def _response(self, device: Smets1Device, requester: bytes, counter: int, service_reference: ServiceReference,
                   body: duis1.Smets1Body, version: str | None) -> None:
         header = duis1.Smets1Header(device.eui, requester, counter, self._now(), service_reference, service_reference)
         signed = self._sign(duis1.signed_response_element(duis1.Smets1Response(header, body)))
-        self.sink(Smets1Event("response", device.eui, signed, counter=counter, firmware_version=version,
-                              service_reference=service_reference))
+        self.sink(Smets1Event(Smets1MessageKind.RESPONSE, device.eui, signed, counter=counter,
+                              firmware_version=version, service_reference=service_reference))
 
-    def _device_alert(self, device: Smets1Device, code: int, *, manufacturer_image_hash: bytes | None = None) -> None:
+    def _device_alert(self, device: Smets1Device, code: DeviceAlertCode, *,
+                      manufacturer_image_hash: bytes | None = None) -> None:
         now = self._now()
         with self._lock:
             self._alert_counter += 1
@@ -363,15 +385,18 @@ class S1sp:
         header = duis1.Smets1Header(device.eui, self._supplier(device).eui, counter, now)
         signed = self._sign(duis1.signed_response_element(duis1.Smets1Response(header, body)))
         if code == FIRMWARE_VERSION_CHANGED:
-            version = self.records.device(eui_hex(device.eui)).verified_identifier
-        self.sink(Smets1Event("alert", device.eui, signed, counter=counter, code=f"{code:04X}",
+            version = self.records.device(device.eui).verified_identifier
+        self.sink(Smets1Event(Smets1MessageKind.DEVICE_ALERT, device.eui, signed, counter=counter, alert_code=code,
                               firmware_version=version))
 
-    def _s1sp_alert(self, device: Smets1Device, code: str, information: str, request_id: str | None = None) -> None:
+    def _s1sp_alert(self, device: Smets1Device, code: S1spAlertCode, information: str,
+                    request_id: str | None = None) -> None:
         parsed = RequestID.parse(request_id) if request_id else None
         alert = duis1.S1spAlert(code, self._now(), device.eui, parsed, information[:250])
         signed = self._sign(duis1.s1sp_alert_element(alert))
-        self.sink(Smets1Event("s1sp-alert", device.eui, signed, code=code, request_id=request_id))
+        self.sink(Smets1Event(Smets1MessageKind.S1SP_ALERT, device.eui, signed, s1sp_code=code,
+                              request_id=request_id))
 
-    def _delivery(self, eui: bytes, request_id: str, success: bool) -> None:
-        self.sink(Smets1Event("delivery", eui, request_id=request_id, success=success))
+    def _delivery(self, device: Smets1Device, request_id: str, success: bool, reason: str | None = None) -> None:
+        self.sink(Smets1Event(Smets1MessageKind.DELIVERY, device.eui, request_id=request_id, success=success,
+                              reason=reason))

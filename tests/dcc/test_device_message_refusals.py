@@ -13,7 +13,9 @@ from bench.codec.gbcs.apdu import GbcsMessage
 from bench.codec.gbcs.codes import ALERT, COMMAND, FDRA_ESME
 from bench.codec.gbcs.payloads import fdra_alert_esme, long_invoke_id
 from bench.crypto.gbcs_security import sign_message
-from bench.dcc.pipeline.device_events import read_device_message
+from bench.dcc.pipeline.device_events import read_gbcs_report
+from bench.dcc.pipeline.device_reports import Alert
+from bench.domain import DeviceAlertCode, Eui
 from bench.errors import DecodeError
 
 from .support import ESME_A0, NOW, SUPPLIER_A, alert
@@ -32,20 +34,21 @@ def _fdra(pki, cra_flag: int) -> bytes:
 
 
 def test_a_device_alert_is_read_with_its_code(pki) -> None:
-    message = read_device_message(alert(pki, ESME_A0, 0x8F72))
-    assert (message.is_response, message.alert_code) == (False, 0x8F72)
+    report = read_gbcs_report(Eui(ESME_A0), alert(pki, ESME_A0, 0x8F72))
+    assert isinstance(report.subject, Alert)
+    assert report.subject.code is DeviceAlertCode.FIRMWARE_VERIFICATION_SUCCESSFUL
 
 
 def test_a_device_message_flagged_as_a_command_is_refused(pki) -> None:
     with pytest.raises(DecodeError, match="cra_flag"):
-        read_device_message(_fdra(pki, COMMAND))
+        read_gbcs_report(Eui(ESME_A0), _fdra(pki, COMMAND))
 
 
 def test_an_alert_with_no_alert_code_is_refused(pki) -> None:
     # a well-formed, device-signed alert whose content is not an alert payload
     no_code = _signed(pki, ALERT, NO_PAYLOAD_CODE, b"\x00\x01\x02\x03")
     with pytest.raises(DecodeError, match="no alert code"):
-        read_device_message(no_code)
+        read_gbcs_report(Eui(ESME_A0), no_code)
 
 
 @pytest.mark.parametrize("kind", ["command-flagged", "no-alert-code"])

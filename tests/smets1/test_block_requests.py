@@ -22,8 +22,9 @@ from bench.codec.dlms.hdlc import (
     encode_frame,
     information_control,
 )
+from bench.codec.dlms.ic18 import CLASS_ID, LOGICAL_NAME
 from bench.meter.slots import ImageSlots, factory_slot
-from bench.meter.smets1.image_transfer import CLASS_ID, LOGICAL_NAME, ImageTransfer
+from bench.meter.smets1.image_transfer import ImageTransfer
 from bench.meter.smets1.server import DlmsServer
 from bench.meter.smets1.state import Smets1State
 from bench.meter.state import MeterStore

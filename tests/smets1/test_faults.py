@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from bench.codec.dlms.ic18 import TransferStatus
 from bench.s1sp import transfer
 from bench.s1sp.dlms_client import DlmsClient, DlmsError
 
@@ -18,7 +19,7 @@ IDENTIFIER = "00040000"
 
 def lands_without_activation(client: DlmsClient) -> bool:
     report = transfer.distribute(client, IDENTIFIER, IMAGE)
-    return report.status == transfer.VERIFICATION_SUCCESSFUL and report.active_identifier == "00000100"
+    return report.status == TransferStatus.VERIFICATION_SUCCESSFUL and report.active_identifier == "00000100"
 
 
 def refuses_incomplete_image(client: DlmsClient) -> bool:
@@ -29,13 +30,13 @@ def refuses_incomplete_image(client: DlmsClient) -> bool:
         client.verify()
     except DlmsError as exc:
         assert exc.temporary
-    return transfer.wait_status(client, {3, 4}, 5) == transfer.VERIFICATION_FAILED
+    return transfer.wait_status(client, {3, 4}, 5) == TransferStatus.VERIFICATION_FAILED
 
 
 def reports_new_identifier_after_activation(client: DlmsClient) -> bool:
     transfer.distribute(client, IDENTIFIER, IMAGE)
     status, identifier = transfer.activate(client)
-    return status == transfer.ACTIVATION_SUCCESSFUL and identifier == IDENTIFIER
+    return status == TransferStatus.ACTIVATION_SUCCESSFUL and identifier == IDENTIFIER
 
 
 def honours_transfer_enabled(client: DlmsClient) -> bool:
@@ -80,6 +81,6 @@ def test_missing_blocks_fault_holds_a_zero_filled_image(start_smets1, dlms_clien
     client.block(1, IMAGE[64:128])
     with contextlib.suppress(DlmsError):
         client.verify()
-    assert transfer.wait_status(client, {3, 4}, 5) == transfer.VERIFICATION_SUCCESSFUL
+    assert transfer.wait_status(client, {3, 4}, 5) == TransferStatus.VERIFICATION_SUCCESSFUL
     (held,) = transfer.read_held(client)
     assert held.signature != hashlib.sha256(IMAGE).digest()

@@ -25,16 +25,18 @@ from bench.crypto.image_signature import sign_image
 from bench.crypto.smki import Pki, init_pki
 from bench.crypto.xmldsig import verify_document
 from bench.dcc.policy.critical import CriticalPath
+from bench.domain import Eui
 from bench.link import SerialLink
 from bench.link.iec62056 import DlmsLine
 from bench.s1sp import provider as s1sp_provider
 from bench.s1sp.dlms_client import DlmsClient
+from bench.s1sp.events import S1spAlertCode, Smets1Event
 from bench.s1sp.profiles import EMULATED_ESME
-from bench.s1sp.provider import S1sp, Smets1Device, Smets1Event
+from bench.s1sp.provider import S1sp, Smets1Device
 
 from .conftest import ESME1
 
-DEVICE = bytes.fromhex(ESME1)
+DEVICE = Eui.parse(ESME1)
 MANUFACTURER_IMAGE = os.urandom(1000)
 
 
@@ -62,7 +64,7 @@ class Bench:
         self.pki = pki
         self.events: queue.SimpleQueue[Smets1Event] = queue.SimpleQueue()
         self.frames: list[tuple[str, bytes]] = []
-        device = Smets1Device(DEVICE, "ESME", pki.party("supplier-a"), EMULATED_ESME, self.open_client, 5.0)
+        device = Smets1Device(DEVICE, EMULATED_ESME, pki.party("supplier-a"), self.open_client, 5.0)
         self.s1sp = S1sp(pki, records, {DEVICE: device}, self.events.put, response_timeout=3.0)
         self.port = port
 
@@ -108,7 +110,7 @@ def test_update_lands_verified_and_is_never_activated(bench: Bench, pki: Pki) ->
     delivery = bench.next("delivery")
     assert delivery.success is True and delivery.request_id.endswith(":7")
     alert = bench.next("alert")
-    assert alert.code == "8F72"
+    assert alert.alert_code == 0x8F72
     parsed = duis1.parse_smets1_response(alert.signed)
     assert isinstance(parsed.body, duis1.Smets1DeviceAlert)
     assert parsed.body.manufacturer_image_hash == hashlib.sha256(MANUFACTURER_IMAGE).digest()
@@ -125,7 +127,7 @@ def test_image_the_supplier_did_not_sign_is_not_transferred(bench: Bench, pki: P
     bench.s1sp.distribute(DEVICE, gb_image(pki, signer="rsa-1"), "90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:8")
     assert bench.next("delivery").success is False
     alert = bench.next("alert")
-    assert alert.code == "8F1C"
+    assert alert.alert_code == 0x8F1C
     assert bench.frames == []  # the S1SP never opened the line
 
 
@@ -133,7 +135,7 @@ def test_image_for_another_model_is_refused_with_an_s1sp_alert(bench: Bench, pki
     bench.s1sp.distribute(DEVICE, gb_image(pki, image_type=0x0001), "90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:9")
     assert bench.next("delivery").success is False
     alert = bench.next("s1sp-alert")
-    assert alert.code == s1sp_provider.ALERT_IMAGE_NOT_FOR_MODEL
+    assert alert.s1sp_code == S1spAlertCode.IMAGE_NOT_FOR_DEVICE_MODEL
     parsed = duis1.parse_s1sp_alert(alert.signed)
     assert parsed.device == DEVICE and "image type" in (parsed.information or "")
     assert_s1sp_signed_and_valid(pki, alert, lambda s: duis1.s1sp_alert_message(s, parsed.at))
@@ -145,15 +147,15 @@ def test_activation_only_for_the_supplier_a_fresh_counter_and_the_verified_hash(
     bench.s1sp.send_command(DEVICE, cs06(pki, "supplier-a", digest, 100))
     assert duis1.parse_smets1_response(bench.next("response").signed).body == duis1.ActivateFirmwareRsp("noImageHeld")
     bench.s1sp.distribute(DEVICE, gb_image(pki), "90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:10")
-    assert bench.next("alert").code == "8F72"
+    assert bench.next("alert").alert_code == 0x8F72
 
     # an RSA's key, injected past the shim: refused, nothing sent to the meter
     bench.frames.clear()
     bench.s1sp.send_command(DEVICE, cs06(pki, "rsa-1", digest, 200))
-    assert bench.next("s1sp-alert").code == s1sp_provider.ALERT_SIGNATURE
+    assert bench.next("s1sp-alert").s1sp_code == S1spAlertCode.ACTIVATION_NOT_AUTHORISED
     # the registered Supplier, a replayed counter
     bench.s1sp.send_command(DEVICE, cs06(pki, "supplier-a", digest, 100))
-    assert bench.next("s1sp-alert").code == s1sp_provider.ALERT_COUNTER
+    assert bench.next("s1sp-alert").s1sp_code == S1spAlertCode.EXECUTION_COUNTER
     # the registered Supplier, the wrong hash
     bench.s1sp.send_command(DEVICE, cs06(pki, "supplier-a", bytes(32), 101))
     response = bench.next("response")
@@ -168,7 +170,7 @@ def test_activation_only_for_the_supplier_a_fresh_counter_and_the_verified_hash(
     assert parsed.header.counter == 102 and response.firmware_version == "00030000"
     assert_s1sp_signed_and_valid(pki, response, lambda s: duis1.response_message(
         s, "I0", parsed.header.timestamp, "11.3", "11.3", RequestID(pki.party("supplier-a").eui, DEVICE, 102)))
-    assert bench.next("alert").code == "8F43"
+    assert bench.next("alert").alert_code == 0x8F43
     assert bench.s1sp.image_activations == 1
     assert sum("image_activate" in line for line in bench.frame_lines() if line.startswith("tx")) == 1
     assert bench.read_version(103) == "00030000"
@@ -184,7 +186,7 @@ def test_execution_counter_survives_a_restart(pki: Pki, start_smets1, tmp_path: 
     second = Bench(pki, meter.port, records)
     try:
         second.s1sp.send_command(DEVICE, cs06(pki, "supplier-a", bytes(32), 500))
-        assert second.next("s1sp-alert").code == s1sp_provider.ALERT_COUNTER
+        assert second.next("s1sp-alert").s1sp_code == S1spAlertCode.EXECUTION_COUNTER
     finally:
         second.s1sp.close()
 
@@ -207,14 +209,14 @@ def test_after_a_change_of_supplier_only_the_new_supplier_counts(pki: Pki, start
     b.s1sp.registered_supplier = lambda eui: registered["now"]
     try:
         b.s1sp.distribute(DEVICE, gb_image(pki, signer="supplier-a"), "90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:1")
-        assert b.next("alert").code == "8F1C"  # the old Supplier's image
+        assert b.next("alert").alert_code == 0x8F1C  # the old Supplier's image
         b.s1sp.distribute(DEVICE, gb_image(pki, signer="supplier-b"), "90-B3-D5-1F-30-06-00-00:90-B3-D5-1F-30-00-00-02:2")
         alert = b.next("alert")
-        assert alert.code == "8F72"
+        assert alert.alert_code == 0x8F72
         assert duis1.parse_smets1_response(alert.signed).header.target == pki.party("supplier-b").eui
         digest = hashlib.sha256(MANUFACTURER_IMAGE).digest()
         b.s1sp.send_command(DEVICE, cs06(pki, "supplier-a", digest, 900))
-        assert b.next("s1sp-alert").code == s1sp_provider.ALERT_SIGNATURE
+        assert b.next("s1sp-alert").s1sp_code == S1spAlertCode.ACTIVATION_NOT_AUTHORISED
         party = pki.party("supplier-b")
         msg = GbcsMessage(COMMAND, 901, party.eui, DEVICE, None, CS06, cs06_command(digest, 901))
         b.s1sp.send_command(DEVICE, sign_message(msg, party.ds_key).encode())

@@ -31,6 +31,7 @@ from bench.crypto.smki import Pki
 from bench.crypto.xmldsig import sign_document, verify_document
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.records.mailboxes import MailboxMessage, MessageKind
+from bench.domain import Eui
 from bench.hub.hub import Hub
 from bench.link import SerialLink
 from bench.link.iec62056 import DlmsLine
@@ -44,7 +45,7 @@ from bench.s1sp.provider import S1sp, Smets1Device
 from .conftest import ESME1
 
 ROOT = Path(__file__).resolve().parents[2]
-DEVICE = bytes.fromhex(ESME1)
+DEVICE = Eui.parse(ESME1)
 _COUNTERS = itertools.count(int(time.time() * 1000))
 
 
@@ -57,7 +58,7 @@ class Dcc:
         self.shim.registry.import_dir(ROOT / "fixtures" / "registry")
         self.hub = Hub(tmp_path / "capture.pcap")
         self.bridge = Bridge(self.hub, self.shim, DeviceTraffic(LinkWaits()), {})
-        device = Smets1Device(DEVICE, "ESME", self.pki.party("supplier-a"), EMULATED_ESME,
+        device = Smets1Device(DEVICE, EMULATED_ESME, self.pki.party("supplier-a"),
                               lambda: DlmsClient(DlmsLine(SerialLink(port))), 5.0)
         self.s1sp = S1sp(self.pki, tmp_path / "s1sp.sqlite", {DEVICE: device}, self.bridge.smets1_event)
         self.bridge.attach_s1sp(self.s1sp)

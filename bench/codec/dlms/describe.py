@@ -7,27 +7,26 @@ decode is described, never raised: a capture may hold noise.
 from __future__ import annotations
 
 from bench.codec.dlms import apdu as dlms
+from bench.codec.dlms import ic18
 from bench.codec.dlms.axdr import BitString, DlmsData, Tag
 from bench.codec.dlms.hdlc import LLC_REQUEST, LLC_RESPONSE, decode_address, decode_frame
 from bench.errors import DecodeError
 
 #: Names the bench knows for the COSEM objects it uses (IC18 and the firmware identifier).
 KNOWN_OBJECTS = {
-    (18, bytes((0, 0, 44, 0, 0, 255))): "image-transfer",
+    (ic18.CLASS_ID, ic18.LOGICAL_NAME): "image-transfer",
     (1, bytes((1, 0, 0, 2, 0, 255))): "firmware-identifier",
 }
-IC18_ATTRIBUTES = {1: "logical_name", 2: "image_block_size", 3: "transferred_blocks_status",
-                   4: "first_not_transferred_block_number", 5: "image_transfer_enabled",
-                   6: "image_transfer_status", 7: "image_to_activate_info"}
-IC18_METHODS = {1: "image_transfer_initiate", 2: "image_block_transfer", 3: "image_verify",
-                4: "image_activate"}
 
 
 def describe_ref(ref: dlms.AttributeRef, method: bool = False) -> str:
     name = KNOWN_OBJECTS.get((ref.class_id, ref.instance))
     if name == "image-transfer":
-        member = (IC18_METHODS if method else IC18_ATTRIBUTES).get(ref.index, str(ref.index))
-        return f"{name}.{member}"
+        members: type[ic18.Ic18Method] | type[ic18.Ic18Attribute] = ic18.Ic18Method if method else ic18.Ic18Attribute
+        try:
+            return f"{name}.{members(ref.index)}"
+        except ValueError:
+            return f"{name}.{ref.index}"
     if name is not None:
         return f"{name}.{ref.index}"
     return str(ref)

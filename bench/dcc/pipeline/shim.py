@@ -185,7 +185,7 @@ class Shim:
 
     def _job(self, event: HubEvent | smets1_events.Smets1MessageEvent) -> Callable[[Any], None]:
         if isinstance(event, smets1_events.Smets1MessageEvent):
-            return smets1_events.job(event, self.clock())
+            return smets1_events.job(self.events.router, event, self.clock())
         return self.events.job(event)
 
     def _queue(self, event: HubEvent | smets1_events.Smets1MessageEvent) -> Future[None]:

@@ -1,11 +1,11 @@
-"""What an S1SP reports about a SMETS1 device, turned into the DCC's messages to its Users.
+"""What an S1SP reports about a SMETS1 device, read into a `DeviceReport`.
 
 The S1SP has already signed its part (a SMETS1SignedResponse or an S1SPAlert, with its own
-identity); the DCC puts it in its sr:Response envelope and routes it like a SMETS2+ message:
-a response to the User whose command it answers (by originator counter), a device alert to the
-registered Supplier and, for the alerts a firmware update triggers (0x8F72, 0x8F1C), to the
-party that requested the distribution (MP207 R5); an S1SP alert to the registered Supplier. The
-portfolio follows the versions and alerts it carries, as for SMETS2+ devices (MP207 R4).
+identity); the DCC puts it in its sr:Response envelope and routes it with the same
+`ReportRouter` as a SMETS2+ device's GBCS (`bench.dcc.pipeline.device_reports`): a response to
+the User whose command it answers (by originator counter), a device alert to the registered
+Supplier and, for the alerts a firmware update triggers (0x8F72, 0x8F1C), to the party that
+requested the distribution (MP207 R5); an S1SP alert to the registered Supplier.
 """
 
 from __future__ import annotations
@@ -15,22 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from bench.codec.duis import smets1 as duis1
-from bench.dcc.pipeline.device_events import alert_parties, record_dcc_firmware
-from bench.dcc.policy.alert_routing import (
-    IMAGE_VERIFICATION_FAILED,
-    IMAGE_VERIFIED,
-    alert_recipients,
+from bench.dcc.pipeline.device_reports import (
+    Alert,
+    Answer,
+    DeviceReport,
+    ProviderAlert,
+    ReportRouter,
+    Subject,
+    audit_unreadable,
 )
-from bench.dcc.records import audit, counters, distributions, mailboxes, portfolio, registry
-from bench.dcc.records.mailboxes import MessageKind
-from bench.dcc.records.store import AuditDecision, timestamp
-from bench.domain import ResponseCode
+from bench.domain import DeviceAlertCode, Eui, Generation, Smets1MessageKind
 from bench.errors import BenchError
-
-RESPONSE = "response"
-DEVICE_ALERT = "alert"
-S1SP_ALERT = "s1sp-alert"
 
 
 @dataclass(frozen=True)
@@ -38,81 +33,49 @@ class Smets1MessageEvent:
     """One signed S1SP message about a SMETS1 device."""
 
     eui: bytes
-    kind: str  # RESPONSE, DEVICE_ALERT or S1SP_ALERT
+    kind: Smets1MessageKind  # RESPONSE, DEVICE_ALERT or S1SP_ALERT
     signed: bytes
     counter: int | None = None  # a response: the counter of the command it answers
-    code: str | None = None  # an alert: "8F72", ...; an S1SP alert: its S1SPAlertCode
+    alert_code: DeviceAlertCode | int | None = None  # a device alert
+    s1sp_code: str | None = None  # an S1SP alert: its S1SPAlertCode
     firmware_version: str | None = None  # what the device runs, when the message says
     request_id: str | None = None
 
 
-def job(event: Smets1MessageEvent, now: datetime) -> Callable[[sqlite3.Connection], None]:
+def smets1_report(event: Smets1MessageEvent) -> DeviceReport:
+    """The report an S1SP message makes (BenchError if it is not one)."""
+    device = Eui(event.eui)
+    subject: Subject
+    if event.kind is Smets1MessageKind.RESPONSE:
+        if event.counter is None:
+            raise BenchError("an S1SP response without the counter of the command it answers")
+        subject = Answer(event.counter, event.firmware_version)
+    elif event.kind is Smets1MessageKind.DEVICE_ALERT:
+        if event.alert_code is None:
+            raise BenchError("an S1SP device alert without an alert code")
+        code = event.alert_code
+        name = code.meaning if isinstance(code, DeviceAlertCode) else "SMETS1 alert"
+        subject = Alert(code, name, event.firmware_version)
+    elif event.kind is Smets1MessageKind.S1SP_ALERT:
+        if not event.s1sp_code:
+            raise BenchError("an S1SP alert without its S1SPAlertCode")
+        subject = ProviderAlert(event.s1sp_code, event.request_id)
+    else:
+        raise BenchError(f"an S1SP {event.kind} is not a message to route")
+    return DeviceReport(device, Generation.SMETS1, subject, event.signed)
+
+
+def job(
+    router: ReportRouter, event: Smets1MessageEvent, now: datetime
+) -> Callable[[sqlite3.Connection], None]:
     """The database work of one event (for the shim's group commit)."""
-    return lambda conn: _store(conn, event, now)
+    return lambda conn: _store(conn, router, event, now)
 
 
-def _store(conn: sqlite3.Connection, event: Smets1MessageEvent, now: datetime) -> None:
-    at = timestamp(now)
-    device = event.eui.hex().upper()
+def _store(conn: sqlite3.Connection, router: ReportRouter, event: Smets1MessageEvent, now: datetime) -> None:
     try:
-        if event.kind == RESPONSE:
-            _response(conn, event, device, now)
-        elif event.kind == DEVICE_ALERT:
-            _device_alert(conn, event, device, now)
-        elif event.kind == S1SP_ALERT:
-            _s1sp_alert(conn, event, device, now)
-        else:
-            raise BenchError(f"unknown SMETS1 event kind {event.kind!r}")
+        report = smets1_report(event)
     except BenchError as exc:
-        audit.record(conn, at, AuditDecision.EVENT, f"SMETS1 message from the S1SP about {device} not routed: {exc}",
-                     device=device)
-
-
-def _response(conn: sqlite3.Connection, event: Smets1MessageEvent, device: str, now: datetime) -> None:
-    at = timestamp(now)
-    command = counters.answer_command(conn, device, event.counter or 0, at) if event.counter is not None else None
-    if command is None:
-        audit.record(conn, at, AuditDecision.EVENT, f"S1SP response about {device} to no command (counter {event.counter})",
-                     device=device)
+        audit_unreadable(conn, event.eui, f"SMETS1 message from the S1SP not routed: {exc}", now)
         return
-    sr = command.service_reference
-    xml = duis1.response_message(event.signed, ResponseCode.SUCCESS, now, sr, sr, command.request_id)
-    mailboxes.put(conn, command.requester, at, MessageKind.RESPONSE, ResponseCode.SUCCESS, xml, device,
-                  command.request_id)
-    if event.firmware_version is not None:
-        if sr == "11.2":
-            portfolio.record_read_version(conn, device, event.firmware_version, at)
-        else:
-            portfolio.record_active_version(conn, device, event.firmware_version, at)
-            record_dcc_firmware(conn, device, event.firmware_version, at, command.request_id,
-                                "SMETS1 activation confirmed by the S1SP")
-    audit.record(conn, at, AuditDecision.EVENT, f"S1SP response to {command.request_id} delivered to {command.requester}",
-                 request_id=command.request_id, device=device, service_reference=sr,
-                 response_code=ResponseCode.SUCCESS)
-
-
-def _device_alert(conn: sqlite3.Connection, event: Smets1MessageEvent, device: str, now: datetime) -> None:
-    at = timestamp(now)
-    code = (event.code or "").upper()
-    recipients = alert_parties(conn, device, code, at)
-    xml = duis1.response_message(event.signed, ResponseCode.SUCCESS, now)
-    for party in recipients:
-        mailboxes.put(conn, party, at, MessageKind.DEVICE_ALERT, code, xml, device)
-    portfolio.record_alert(conn, device, code, duis1.ALERT_DESCRIPTIONS.get(int(code, 16), "SMETS1 alert"), at)
-    if code in (IMAGE_VERIFIED, IMAGE_VERIFICATION_FAILED):
-        distributions.verified(conn, device, code == IMAGE_VERIFIED, at)
-    audit.record(conn, at, AuditDecision.EVENT, f"SMETS1 alert {code} to {', '.join(recipients) or 'nobody'}",
-                 device=device, response_code=code)
-
-
-def _s1sp_alert(conn: sqlite3.Connection, event: Smets1MessageEvent, device: str, now: datetime) -> None:
-    at = timestamp(now)
-    code = event.code or duis1.S1SP_DCC_ALERT_CODE
-    supplier = registry.registered_supplier_at(conn, device, at)
-    recipients = alert_recipients(code, supplier, None)
-    xml = duis1.s1sp_alert_message(event.signed, now)
-    for party in recipients:
-        mailboxes.put(conn, party, at, MessageKind.DCC_ALERT, code, xml, device, event.request_id)
-    portfolio.record_alert(conn, device, code, "S1SP alert", at)
-    audit.record(conn, at, AuditDecision.EVENT, f"S1SP alert {code} to {', '.join(recipients) or 'nobody'}",
-                 request_id=event.request_id, device=device, response_code=code)
+    router.route(conn, report, now)

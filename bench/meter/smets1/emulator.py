@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.codec.dlms import ic18
 from bench.codec.eui import eui_hex
 from bench.domain import IMAGE_TYPES, MANUFACTURER_CODE, DeviceType
 from bench.errors import ConfigError
@@ -88,7 +89,7 @@ class Smets1Emulator:
                                             self.faults, config.block_size, config.verify_delay,
                                             config.activate_delay)
         self.server = DlmsServer(SERVER_ADDRESS, {
-            (image_transfer.CLASS_ID, image_transfer.LOGICAL_NAME): self.image_transfer,
+            (ic18.CLASS_ID, ic18.LOGICAL_NAME): self.image_transfer,
             (firmware_identifier.CLASS_ID, firmware_identifier.LOGICAL_NAME): FirmwareIdentifier(self.state),
         })
         self.frames_lost_asleep = 0

@@ -18,14 +18,8 @@ from collections.abc import Callable
 from bench.codec.dlms import axdr
 from bench.codec.dlms.apdu import ActionResult, DataAccessResult
 from bench.codec.dlms.axdr import DlmsData, Tag
-from bench.codec.dlms.ic18 import (
-    ACTIVATION_INITIATED,
-    ACTIVATION_SUCCESSFUL,
-    INITIATED,
-    VERIFICATION_FAILED,
-    VERIFICATION_INITIATED,
-    VERIFICATION_SUCCESSFUL,
-)
+from bench.codec.dlms.ic18 import LOGICAL_NAME, Ic18Attribute, Ic18Method, TransferStatus
+from bench.domain import MAX_IMAGE_BYTES
 from bench.meter.slots import ImageSlots
 from bench.meter.smets1.faults import Smets1Fault
 from bench.meter.smets1.state import BlockFile, Smets1State, TransferProgress
@@ -33,9 +27,6 @@ from bench.meter.state import DownloadProgress, MeterStore, SlotRecord
 
 log = logging.getLogger("bench.meter.smets1")
 
-CLASS_ID = 18
-LOGICAL_NAME = bytes((0, 0, 44, 0, 0, 255))
-MAX_IMAGE_SIZE = 10_240_000  # the largest FirmwareImage DUIS allows
 _IDENTIFIER = re.compile(r"[0-9A-Fa-f]{8}")
 #: Blocks accepted between two checkpoints of the bitmap (each checkpoint: fsync + atomic write).
 CHECKPOINT_BLOCKS = 64
@@ -70,27 +61,27 @@ class ImageTransfer:
         self._flags: list[bool] = state.transfer.flags() if state.transfer else []
         self._unsaved = 0
         # a power cut during verification or activation: finish the step now
-        if state.transfer_status in (VERIFICATION_INITIATED, ACTIVATION_INITIATED):
+        if state.transfer_status in (TransferStatus.VERIFICATION_INITIATED, TransferStatus.ACTIVATION_INITIATED):
             self._due = clock()
 
     # -- attributes --------------------------------------------------------------------------
     def get(self, attribute: int) -> DlmsData | DataAccessResult:
         transfer = self.state.transfer
         match attribute:
-            case 1:
+            case Ic18Attribute.LOGICAL_NAME:
                 return axdr.octet_string(LOGICAL_NAME)
-            case 2:
+            case Ic18Attribute.IMAGE_BLOCK_SIZE:
                 return axdr.unsigned32(self.block_size)
-            case 3:
+            case Ic18Attribute.IMAGE_TRANSFERRED_BLOCKS_STATUS:
                 return axdr.bit_string(list(self._flags))
-            case 4:
+            case Ic18Attribute.IMAGE_FIRST_NOT_TRANSFERRED_BLOCK_NUMBER:
                 missing = [i for i, flag in enumerate(self._flags) if not flag]
                 return axdr.unsigned32(missing[0] if missing else len(self._flags))
-            case 5:
+            case Ic18Attribute.IMAGE_TRANSFER_ENABLED:
                 return axdr.boolean(self.state.transfer_enabled)
-            case 6:
+            case Ic18Attribute.IMAGE_TRANSFER_STATUS:
                 return axdr.enum(self.state.transfer_status)
-            case 7:
+            case Ic18Attribute.IMAGE_TO_ACTIVATE_INFO:
                 pending = self.slots.pending
                 if pending is None or transfer is None:
                     return axdr.array([])
@@ -102,7 +93,7 @@ class ImageTransfer:
         return DataAccessResult.OBJECT_UNDEFINED
 
     def set(self, attribute: int, value: DlmsData) -> DataAccessResult:
-        if attribute != 5:
+        if attribute != Ic18Attribute.IMAGE_TRANSFER_ENABLED:
             return DataAccessResult.READ_WRITE_DENIED
         if value.tag != Tag.BOOLEAN:
             return DataAccessResult.TYPE_UNMATCHED
@@ -113,13 +104,13 @@ class ImageTransfer:
     # -- methods -----------------------------------------------------------------------------
     def action(self, method: int, parameters: DlmsData | None) -> Outcome:
         match method:
-            case 1:
+            case Ic18Method.IMAGE_TRANSFER_INITIATE:
                 return self._initiate(parameters)
-            case 2:
+            case Ic18Method.IMAGE_BLOCK_TRANSFER:
                 return self._block(parameters)
-            case 3:
+            case Ic18Method.IMAGE_VERIFY:
                 return self._verify()
-            case 4:
+            case Ic18Method.IMAGE_ACTIVATE:
                 return self._activate()
         return ActionResult.OBJECT_UNDEFINED, None
 
@@ -135,11 +126,11 @@ class ImageTransfer:
         if not self._enabled():
             log.info("image_transfer_initiate refused: transfer not enabled")
             return ActionResult.OTHER_REASON, None
-        if not _IDENTIFIER.fullmatch(identifier) or not 0 < size <= MAX_IMAGE_SIZE:
+        if not _IDENTIFIER.fullmatch(identifier) or not 0 < size <= MAX_IMAGE_BYTES:
             return ActionResult.OTHER_REASON, None
         current = self.state.transfer
         if (current is not None and current.identifier == identifier and current.size == size
-                and self.state.transfer_status == INITIATED):
+                and self.state.transfer_status == TransferStatus.INITIATED):
             return ActionResult.SUCCESS, None  # the same image again: carry on where it stopped
         self._close_file()
         blocks = (size + self.block_size - 1) // self.block_size
@@ -148,7 +139,7 @@ class ImageTransfer:
                                                TransferProgress.bitmap(self._flags))
         self.state.download = DownloadProgress(self.manufacturer_code, self.image_type,
                                                int(identifier, 16), size)
-        self.state.transfer_status = INITIATED
+        self.state.transfer_status = TransferStatus.INITIATED
         self.store.part_path.unlink(missing_ok=True)
         self.store.save(self.state)
         log.info("transfer of %s initiated: %d bytes in %d blocks", identifier, size, blocks)
@@ -160,7 +151,7 @@ class ImageTransfer:
             return ActionResult.TYPE_UNMATCHED, None
         number, data = fields
         transfer = self.state.transfer
-        if transfer is None or self.state.transfer_status != INITIATED or not self._enabled():
+        if transfer is None or self.state.transfer_status != TransferStatus.INITIATED or not self._enabled():
             return ActionResult.OTHER_REASON, None
         if number >= transfer.block_count:
             return ActionResult.OTHER_REASON, None
@@ -186,27 +177,27 @@ class ImageTransfer:
 
     def _verify(self) -> Outcome:
         status = self.state.transfer_status
-        if status == VERIFICATION_SUCCESSFUL:
+        if status == TransferStatus.VERIFICATION_SUCCESSFUL:
             return ActionResult.SUCCESS, None
-        if status == VERIFICATION_INITIATED:
+        if status == TransferStatus.VERIFICATION_INITIATED:
             return ActionResult.TEMPORARY_FAILURE, None
-        if status != INITIATED or self.state.transfer is None:
+        if status != TransferStatus.INITIATED or self.state.transfer is None:
             return ActionResult.OTHER_REASON, None
         self.checkpoint()
-        self.state.transfer_status = VERIFICATION_INITIATED
+        self.state.transfer_status = TransferStatus.VERIFICATION_INITIATED
         self.store.save(self.state)
         self._due = self.clock() + self.verify_delay
         return ActionResult.TEMPORARY_FAILURE, None
 
     def _activate(self) -> Outcome:
         status = self.state.transfer_status
-        if status == ACTIVATION_SUCCESSFUL:
+        if status == TransferStatus.ACTIVATION_SUCCESSFUL:
             return ActionResult.SUCCESS, None
-        if status == ACTIVATION_INITIATED:
+        if status == TransferStatus.ACTIVATION_INITIATED:
             return ActionResult.TEMPORARY_FAILURE, None
-        if status != VERIFICATION_SUCCESSFUL or self.slots.pending is None:
+        if status != TransferStatus.VERIFICATION_SUCCESSFUL or self.slots.pending is None:
             return ActionResult.OTHER_REASON, None
-        self.state.transfer_status = ACTIVATION_INITIATED
+        self.state.transfer_status = TransferStatus.ACTIVATION_INITIATED
         self.store.save(self.state)
         self._due = self.clock() + self.activate_delay
         return ActionResult.TEMPORARY_FAILURE, None
@@ -220,9 +211,9 @@ class ImageTransfer:
         if self._due is None or self.clock() < self._due:
             return
         self._due = None
-        if self.state.transfer_status == VERIFICATION_INITIATED:
+        if self.state.transfer_status == TransferStatus.VERIFICATION_INITIATED:
             self._finish_verification()
-        elif self.state.transfer_status == ACTIVATION_INITIATED:
+        elif self.state.transfer_status == TransferStatus.ACTIVATION_INITIATED:
             self._finish_activation()
 
     def _finish_verification(self) -> None:
@@ -230,20 +221,20 @@ class ImageTransfer:
         assert transfer is not None
         complete = all(self._flags)
         if not complete and Smets1Fault.ACCEPTS_MISSING_BLOCKS not in self.faults:
-            self.state.transfer_status = VERIFICATION_FAILED
+            self.state.transfer_status = TransferStatus.VERIFICATION_FAILED
             self.store.save(self.state)
             log.info("verification of %s failed: %d blocks missing", transfer.identifier,
                      self._flags.count(False))
             return
         self._close_file()
         if not self.store.part_path.exists():  # every block lost with a power cut: nothing to hold
-            self.state.transfer_status = VERIFICATION_FAILED
+            self.state.transfer_status = TransferStatus.VERIFICATION_FAILED
             self.store.save(self.state)
             return
         image = self.store.part_path.read_bytes()[: transfer.size]
         record = SlotRecord(int(transfer.identifier, 16), self.manufacturer_code, self.image_type,
                             hashlib.sha256(image).hexdigest())
-        self.state.transfer_status = VERIFICATION_SUCCESSFUL
+        self.state.transfer_status = TransferStatus.VERIFICATION_SUCCESSFUL
         self.slots.store_pending(image, record)  # one atomic write: pending slot + status
         log.info("image %s verified, held without activation (sha256 %s)", transfer.identifier, record.sha256)
         if Smets1Fault.ACTIVATES_ON_VERIFY in self.faults:
@@ -251,10 +242,10 @@ class ImageTransfer:
 
     def _finish_activation(self) -> None:
         if self.slots.pending is None:  # power cut after the swap was written
-            self.state.transfer_status = ACTIVATION_SUCCESSFUL
+            self.state.transfer_status = TransferStatus.ACTIVATION_SUCCESSFUL
             self.store.save(self.state)
             return
-        self.state.transfer_status = ACTIVATION_SUCCESSFUL
+        self.state.transfer_status = TransferStatus.ACTIVATION_SUCCESSFUL
         self._swap()
 
     def _swap(self) -> None:

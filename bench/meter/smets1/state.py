@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.codec.dlms.ic18 import NOT_INITIATED
+from bench.codec.dlms.ic18 import TransferStatus
 from bench.meter.state import MeterState
 
 
@@ -49,7 +49,7 @@ class Smets1State(MeterState):
     """The SMETS2+ document (slots, download) plus the IC18 transfer and its status."""
 
     transfer: TransferProgress | None = None
-    transfer_status: int = NOT_INITIATED
+    transfer_status: TransferStatus = TransferStatus.NOT_INITIATED
     transfer_enabled: bool = True
     # what 1-0:0.2.0.255 reports instead of the active slot (set only by a fault profile)
     identifier_override: str | None = None
@@ -61,7 +61,7 @@ class Smets1State(MeterState):
         return cls(
             **{name: getattr(base, name) for name in MeterState.__dataclass_fields__},
             transfer=TransferProgress(**transfer) if transfer else None,
-            transfer_status=int(data.get("transfer_status", NOT_INITIATED)),
+            transfer_status=TransferStatus(int(data.get("transfer_status", TransferStatus.NOT_INITIATED))),
             transfer_enabled=bool(data.get("transfer_enabled", True)),
             identifier_override=data.get("identifier_override"),
         )
