@@ -9,8 +9,9 @@ on it as it is (its counters only ever grow, which a campaign's counter base all
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 from pathlib import Path
+
+from attrs import evolve
 
 from bench.domain import DeviceType, FaultProfile
 from bench.errors import ConfigError
@@ -82,7 +83,7 @@ class EmulatedTarget(Target):
         self.state_dir = self.state_root / f"meter-{self.starts:03d}"
         shutil.rmtree(self.state_dir, ignore_errors=True)  # factory-fresh, whatever ran here before
         self._log = DeviceLog(self.work / f"meter-{self.starts:03d}.log")
-        device = replace(self.device, baud=self.baud)
+        device = evolve(self.device, baud=self.baud)
         command = emulate_command(device, self.pki_dir, self.state_dir, device.supplier,
                                   extra=["--log-level", "warning"])
         self.meter = EmulatedMeter(device, command, self._log, self.startup_timeout)
@@ -151,7 +152,7 @@ def target_for(rig: Rig, role: str, work: Path, faults: tuple[str, ...] = (),
             for fault in faults:
                 if fault not in known:
                     raise ConfigError(f"unknown fault profile {fault!r}; known: {', '.join(known)}")
-            device = replace(device, faults=tuple(FaultProfile(f) for f in (*device.faults, *faults)))
+            device = evolve(device, faults=tuple(FaultProfile(f) for f in (*device.faults, *faults)))
         return EmulatedTarget(device, rig.pki_dir, work, baud, rig.options.startup_timeout_s,
                               state_root)
     if faults:

@@ -20,11 +20,14 @@ import contextlib
 import re
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from bench.errors import RigError
+from bench.rig.schema import FieldError, positive
 
 LAB_LINK_PREFIX = "labgrid:"
 DEFAULT_ACQUIRE_TIMEOUT_S = 600.0
@@ -55,43 +58,36 @@ def parse_lab_port(text: str) -> LabPort | None:
     return LabPort(name)
 
 
-@dataclass(frozen=True)
+@attrs.frozen
 class LabPlace:
-    """The `[labgrid]` table: where the rig's place is and how long to queue for it."""
+    """The `[labgrid]` table: where the rig's place is and how long to queue for it.
 
-    coordinator: str | None  # None: $LG_COORDINATOR when the rig starts
-    place: str | None
-    tags: dict[str, str] = field(default_factory=dict)
-    acquire_timeout_s: float = DEFAULT_ACQUIRE_TIMEOUT_S
+    Checked as the rig file is read (`bench.rig.model`): errors name file, table and field.
+    """
+
+    coordinator: str | None = None  # None: $LG_COORDINATOR when the rig starts
+    place: str | None = None
+    tags: dict[str, str] = attrs.Factory(dict)
+    acquire_timeout_s: float = attrs.field(default=DEFAULT_ACQUIRE_TIMEOUT_S, validator=positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.coordinator is not None and not _ADDRESS.fullmatch(self.coordinator):
+            raise FieldError("coordinator", f"{self.coordinator!r} is not HOST[:PORT]")
+        if (self.place is None) == (not self.tags):
+            raise FieldError("place", "give exactly one of 'place' (a name) or 'tags'")
+        if self.place is not None and not _PORT_NAME.fullmatch(self.place):
+            raise FieldError("place", f"{self.place!r} is not a labgrid place name")
+        for key, value in self.tags.items():
+            if not (_TAG_KEY.fullmatch(key) and isinstance(value, str)
+                    and _TAG_VALUE.fullmatch(value)):
+                raise FieldError("tags", f"{key} = {value!r}: labgrid tags are lower-case "
+                                 f"words (key [a-z][a-z0-9_]+, value [a-z0-9_]+)")
 
     @property
     def wanted(self) -> str:
         if self.place is not None:
             return self.place
         return "tags " + " ".join(f"{k}={v}" for k, v in sorted(self.tags.items()))
-
-
-def parse_lab_table(check: Any, table: dict[str, Any]) -> LabPlace:
-    """Validate `[labgrid]` with the rig file's checker (errors name file, table and field)."""
-    where = "labgrid"
-    check.unknown(table, where, {"coordinator", "place", "tags", "acquire_timeout_s"})
-    coordinator = check.take(table, where, "coordinator", str, None)
-    if coordinator is not None and not _ADDRESS.fullmatch(coordinator):
-        raise check.fail(where, "coordinator", f"{coordinator!r} is not HOST[:PORT]")
-    place = check.take(table, where, "place", str, None)
-    tags = check.take(table, where, "tags", dict, {})
-    if (place is None) == (not tags):
-        raise check.fail(where, "place", "give exactly one of 'place' (a name) or 'tags'")
-    if place is not None and not _PORT_NAME.fullmatch(place):
-        raise check.fail(where, "place", f"{place!r} is not a labgrid place name")
-    for key, value in tags.items():
-        if not _TAG_KEY.fullmatch(key) or not isinstance(value, str) or not _TAG_VALUE.fullmatch(value):
-            raise check.fail(where, "tags", f"{key} = {value!r}: labgrid tags are lower-case "
-                             f"words (key [a-z][a-z0-9_]+, value [a-z0-9_]+)")
-    timeout = check.take(table, where, "acquire_timeout_s", float, DEFAULT_ACQUIRE_TIMEOUT_S)
-    if timeout <= 0:
-        raise check.fail(where, "acquire_timeout_s", f"must be positive, got {timeout}")
-    return LabPlace(coordinator, place, dict(tags), timeout)
 
 
 # -- holding the place --------------------------------------------------------------------------

@@ -11,20 +11,35 @@ rig file's directory) or uses absolute paths.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.codec.eui import eui_hex, parse_eui
-from bench.domain import EMULATED_TYPES, DeviceType, FaultProfile, Generation
+import attrs
+from cattrs.gen import override
+
+from bench.domain import EMULATED_TYPES, DeviceType, Eui, FaultProfile, Generation
 from bench.errors import BenchError, ConfigError, RigError
 from bench.files import TEXT_LIMIT, read_text_limited
 from bench.meter.smets1.faults import Smets1Fault
-from bench.rig.lab import LabPlace, LabPort, parse_lab_port, parse_lab_table
+from bench.rig.lab import LabPlace, LabPort, parse_lab_port
+from bench.rig.schema import (
+    REFUSALS,
+    FieldError,
+    between,
+    file_names,
+    first_failure,
+    positive,
+    structure,
+    table,
+    table_of,
+    text_of,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # bench/rig/model.py -> the project
 EMBEDDED = Path(__file__).resolve().parents[1] / "embedded"  # an installed bench's lab files
@@ -44,7 +59,6 @@ DEFAULT_RIG = shipped("rigs") / "emulated.toml"
 
 SERIAL_URL_SCHEMES = ("rfc2217", "socket", "loop", "spy", "hwgrep", "alt")
 RADIO_CHANNELS = range(11, 27)  # IEEE 802.15.4 channels of the 2.4 GHz band
-PARTY_ROLES = ("supplier", "other_supplier", "rsa", "other_rsa")
 _ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -116,34 +130,74 @@ def parse_link(text: str) -> DeviceLink:
     return SerialUrl(text)
 
 
+# -- validators the classes below name (bench.rig.schema has the common ones) ------------------
+
+
+def _block_size(_instance: Any, _attribute: Any, value: int) -> None:
+    if not 1 <= value <= 255:
+        raise FieldError("block_size_cap", "must be 1..255 bytes")
+
+
+def _image_size(_instance: Any, _attribute: Any, value: int) -> None:
+    if value < 1:
+        raise FieldError("size", "must be at least 1 byte")
+
+
+def _emulable(device: RigDevice, _attribute: Any, link: DeviceLink) -> None:
+    if isinstance(link, Emulated) and device.device_type not in EMULATED_TYPES:
+        raise FieldError("link", f"only ESME and GSME can be emulated, not {device.device_type}")
+
+
+_FAULT_NAMES: dict[str, FaultProfile | Smets1Fault] = {
+    **{str(fault.value): fault for fault in FaultProfile},
+    **{str(fault.value): fault for fault in Smets1Fault},
+}
+
+
+def _known_faults(device: RigDevice, _attribute: Any, faults: tuple[Any, ...]) -> None:
+    smets1 = device.generation == Generation.SMETS1
+    known = tuple(Smets1Fault) if smets1 else tuple(FaultProfile)
+    for fault in faults:
+        if fault not in known:
+            raise FieldError("faults", f"unknown {'SMETS1 ' if smets1 else ''}fault profile "
+                             f"{getattr(fault, 'value', fault)!r} (known: {', '.join(known)})")
+    if faults and not isinstance(device.link, Emulated):
+        raise FieldError("faults", "fault profiles apply to emulated meters only")
+
+
 # -- the rig file ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@attrs.frozen
 class RigOptions:
     """The bench's own knobs; the defaults suit emulated meters on pseudo-terminals."""
 
-    block_size_cap: int = 48
-    stall_timeout_s: float = 30.0
-    response_timeout_s: float = 15.0
-    alert_timeout_s: float = 30.0
-    transfer_timeout_s: float = 120.0
-    startup_timeout_s: float = 15.0
-    notify_interval_s: float = 1.0
+    block_size_cap: int = attrs.field(default=48, validator=[positive, _block_size])
+    stall_timeout_s: float = attrs.field(default=30.0, validator=positive)
+    response_timeout_s: float = attrs.field(default=15.0, validator=positive)
+    alert_timeout_s: float = attrs.field(default=30.0, validator=positive)
+    transfer_timeout_s: float = attrs.field(default=120.0, validator=positive)
+    startup_timeout_s: float = attrs.field(default=15.0, validator=positive)
+    notify_interval_s: float = attrs.field(default=1.0, validator=positive)
     shim_workers: int | None = None  # request worker processes; None = one per core, 0 = none
 
 
-@dataclass(frozen=True)
+@attrs.frozen
 class ImageSpec:
     """How the suite builds its GB upgrade images, so they fit the rig's meters (OTA header)."""
 
-    manufacturer_code: int = 0x121D
-    esme_image_type: int = 0x0000
-    gsme_image_type: int = 0x0001
-    min_hardware_version: int = 0x1111
-    max_hardware_version: int = 0x1211
-    size: int = 1024  # bytes of manufacturer image
-    first_version: int | None = None  # None: from the clock, above any earlier session's
+    manufacturer_code: int = attrs.field(default=0x121D, validator=between(0, 0xFFFF))
+    esme_image_type: int = attrs.field(default=0x0000, validator=between(0, 0xFFFF))
+    gsme_image_type: int = attrs.field(default=0x0001, validator=between(0, 0xFFFF))
+    min_hardware_version: int = attrs.field(default=0x1111, validator=between(0, 0xFFFF))
+    max_hardware_version: int = attrs.field(default=0x1211, validator=between(0, 0xFFFF))
+    size: int = attrs.field(default=1024, validator=[between(0, 10_000_000), _image_size])
+    first_version: int | None = attrs.field(default=None, validator=between(0, 0xFFFFFFFF))
+    # None: from the clock, above any earlier session's
+
+    def __attrs_post_init__(self) -> None:
+        if self.min_hardware_version > self.max_hardware_version:
+            raise FieldError("min_hardware_version", "above max_hardware_version")
 
     def session_first_version(self, now: float) -> int:
         """Where this session's file versions start.
@@ -157,27 +211,29 @@ class ImageSpec:
         return 0x10000000 + (int(now // 60) % (1 << 20)) * 0x100
 
 
-@dataclass(frozen=True)
+@attrs.frozen
 class RigDevice:
     """One device of the rig. `role` is how tests ask for it (the `esme` fixture, ...)."""
 
     role: str
-    eui: bytes
-    device_type: DeviceType
+    eui: Eui = attrs.field(converter=Eui)
+    device_type: DeviceType  # `type` in the file
     generation: Generation = Generation.SMETS2_PLUS
-    link: DeviceLink = NoLink()
-    baud: int | None = None
-    sleepy: bool = False
-    poll_interval_s: float | None = None
-    wake_window_s: float | None = None
-    query_interval_s: float | None = None
-    retry_timeout_s: float | None = None
-    faults: tuple[FaultProfile | Smets1Fault, ...] = ()  # Smets1Fault for a SMETS1 meter
+    link: DeviceLink = attrs.field(default=NoLink(), validator=_emulable)
+    baud: int | None = attrs.field(default=None, validator=positive)
+    sleepy: bool = attrs.field(  # default: a GSME sleeps
+        default=attrs.Factory(lambda self: self.device_type == DeviceType.GSME, takes_self=True))
+    poll_interval_s: float | None = attrs.field(default=None, validator=positive)
+    wake_window_s: float | None = attrs.field(default=None, validator=positive)
+    query_interval_s: float | None = attrs.field(default=None, validator=positive)
+    retry_timeout_s: float | None = attrs.field(default=None, validator=positive)
+    # Smets1Fault for a SMETS1 meter
+    faults: tuple[FaultProfile | Smets1Fault, ...] = attrs.field(default=(), validator=_known_faults)
     supplier: str | None = None  # the party whose trust anchor an emulated meter holds
 
     @property
     def eui_hex(self) -> str:
-        return eui_hex(self.eui)
+        return str(self.eui)
 
     @property
     def emulated(self) -> bool:
@@ -189,7 +245,35 @@ class RigDevice:
         return not isinstance(self.link, NoLink)
 
 
-@dataclass(frozen=True)
+@attrs.frozen
+class Parties:
+    """Which PKI parties play which part in the suite (`[parties]`)."""
+
+    supplier: str = "supplier-a"
+    other_supplier: str = "supplier-b"
+    rsa: str = "rsa-1"
+    other_rsa: str = "rsa-2"
+
+
+@attrs.frozen
+class RigFile:
+    """A rig file's top-level table as written (paths not yet resolved)."""
+
+    devices: tuple[RigDevice, ...]
+    name: str | None = None
+    description: str = ""
+    root: str | None = None
+    pki: str = "fixtures/pki"
+    registry: str = "fixtures/registry"
+    duis_schema: str | None = None
+    images: ImageSpec = ImageSpec()
+    options: RigOptions = RigOptions()
+    parties: Parties = Parties()
+    labgrid: LabPlace | None = None
+    firmware: dict[str, Any] = attrs.Factory(dict)  # checked by bench.rig.firmware
+
+
+@attrs.frozen
 class Rig:
     """A whole rig file, validated."""
 
@@ -202,8 +286,8 @@ class Rig:
     options: RigOptions
     parties: dict[str, str]  # role (supplier, rsa, ...) -> PKI party name
     devices: tuple[RigDevice, ...]
-    images: ImageSpec = field(default_factory=ImageSpec)
-    extra: dict[str, Any] = field(default_factory=dict)
+    images: ImageSpec = ImageSpec()
+    extra: dict[str, Any] = attrs.Factory(dict)
     lab: LabPlace | None = None  # [labgrid]: the lab place holding the `labgrid:` ports
     duis_schema: Path | None = None  # the DUIS XSD to validate against ($BENCH_DUIS_SCHEMA wins)
 
@@ -218,48 +302,91 @@ class Rig:
         for device in self.devices:
             if device.eui == eui:
                 return device
-        raise ConfigError(f"{self.path}: no device {eui_hex(eui)}")
+        raise ConfigError(f"{self.path}: no device {Eui(eui)}")
 
     @property
     def linked_devices(self) -> tuple[RigDevice, ...]:
         return tuple(d for d in self.devices if d.on_bench)
 
 
-class _Checker:
-    """Reads values out of TOML tables and raises ConfigError naming file, device and field."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, where: str, name: str, reason: str) -> ConfigError:
-        return ConfigError(f"{self.path}: {where}: field {name!r}: {reason}")
-
-    def take(self, table: dict[str, Any], where: str, name: str, kind: type | tuple[type, ...],
-             default: Any = ..., choices: tuple[Any, ...] | None = None) -> Any:
-        if name not in table:
-            if default is ...:
-                raise self.fail(where, name, "is required")
-            return default
-        value = table[name]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds:
-            raise self.fail(where, name, f"expected {_kind_name(kinds)}, got {value!r}")
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kinds):
-            raise self.fail(where, name, f"expected {_kind_name(kinds)}, got {value!r}")
-        if choices is not None and value not in choices:
-            raise self.fail(where, name, f"{value!r} is not one of {', '.join(map(str, choices))}")
-        return value
-
-    def unknown(self, table: dict[str, Any], where: str, known: set[str]) -> None:
-        for name in table:
-            if name not in known:
-                raise self.fail(where, name, f"unknown field (known: {', '.join(sorted(known))})")
+# -- reading a rig file: TOML tables structured into the classes above (bench.rig.schema) --------
 
 
-def _kind_name(kinds: tuple[type, ...]) -> str:
-    return " or ".join(k.__name__ for k in kinds)
+def _eui(value: Any, _type: Any) -> Eui:
+    text = text_of(value)
+    try:
+        return Eui.parse(text)
+    except BenchError:
+        raise FieldError(None, f"{text!r} is not an EUI-64 (16 hex digits)") from None
+
+
+def _link(value: Any, _type: Any) -> DeviceLink:
+    try:
+        return parse_link(text_of(value))
+    except ValueError as exc:
+        if isinstance(exc, FieldError):
+            raise
+        raise FieldError(None, str(exc)) from None
+
+
+def _faults(value: Any, _type: Any) -> tuple[Any, ...]:
+    """Fault profile names as the enum that knows them (checked against the generation later)."""
+    if not isinstance(value, list):
+        raise FieldError(None, f"expected list, got {value!r}")
+    return tuple(_FAULT_NAMES.get(name, name) if isinstance(name, str) else name for name in value)
+
+
+def _shim_workers(value: Any, _type: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise FieldError(None, f"expected int or str, got {value!r}")
+    if value == "auto":
+        return None
+    if isinstance(value, str) or value < 0:
+        raise FieldError(None, f"expected a count >= 0 or 'auto', got {value!r}")
+    return value
+
+
+def _devices(value: Any, _type: Any) -> tuple[RigDevice, ...]:
+    """`[devices.ROLE]` tables, each a RigDevice; a refusal names the device (and its EUI)."""
+    tables = table_of(value)
+    if not tables:
+        raise FieldError(None, "a rig needs at least one device")
+    devices = []
+    for role, entry in tables.items():
+        where = f"device {role!r}"
+        if not _ROLE_NAME.match(role):
+            raise FieldError(None, "role names are lower_snake_case words", where)
+        if not isinstance(entry, dict):
+            raise FieldError(None, f"expected a table [devices.{role}]", where)
+        if isinstance(entry.get("eui"), str):
+            with contextlib.suppress(BenchError):
+                where = f"device {role!r} ({Eui.parse(entry['eui'])})"
+        if "role" in entry:
+            raise FieldError("role", "unknown field (known: "
+                             f"{', '.join(file_names(RigDevice))})", where)
+        try:
+            devices.append(structure({**entry, "role": role}, RigDevice))
+        except REFUSALS as exc:
+            _where, path, reason = first_failure(exc)
+            raise FieldError(path[-1] if path else None, reason, where) from None
+    seen: dict[bytes, str] = {}
+    for device in devices:
+        if device.eui in seen:
+            raise FieldError("eui", f"{device.eui} is also device {seen[device.eui]!r}",
+                             f"device {device.role!r}")
+        seen[device.eui] = device.role
+    return tuple(devices)
+
+
+table(RigOptions, shim_workers=override(struct_hook=_shim_workers))
+table(ImageSpec)
+table(Parties)
+table(LabPlace, tags=override(struct_hook=lambda value, _type: table_of(value)))
+table(RigDevice, not_in_file=("role",), device_type=override(rename="type"),
+      eui=override(struct_hook=_eui), link=override(struct_hook=_link),
+      faults=override(struct_hook=_faults))
+table(RigFile, devices=override(struct_hook=_devices),
+      firmware=override(struct_hook=lambda value, _type: table_of(value)))
 
 
 def load_rig(path: str | Path | None = None) -> Rig:
@@ -277,160 +404,31 @@ def load_rig(path: str | Path | None = None) -> Rig:
 
 def parse_rig(data: dict[str, Any], path: Path) -> Rig:
     """Validate an already-parsed rig table; `path` names it in errors and anchors relative paths."""
-    check = _Checker(path)
-    check.unknown(data, "rig", {"name", "description", "root", "pki", "registry", "images",
-                                "options", "parties", "devices", "labgrid", "duis_schema",
-                                "firmware"})
-    root_text = check.take(data, "rig", "root", str, None)
-    root = (path.parent / root_text).resolve() if root_text else path.parent.parent
-    name = check.take(data, "rig", "name", str, path.stem)
-    description = check.take(data, "rig", "description", str, "")
+    try:
+        written = structure(data, RigFile)
+    except REFUSALS as exc:  # told as one line
+        where, field_path, reason = first_failure(exc)
+        if where is None:  # the table the field is in: rig (top level), options, images, ...
+            where = field_path[0] if len(field_path) > 1 else "rig"
+        field_name = f"field {field_path[-1]!r}: " if field_path else ""
+        raise ConfigError(f"{path}: {where}: {field_name}{reason}") from None
+    for device in written.devices:
+        if isinstance(device.link, LabPort) and written.labgrid is None:
+            raise ConfigError(f"{path}: device {device.role!r} ({device.eui}): field 'link': "
+                              f"{device.link} needs a [labgrid] table naming the place")
+    root = (path.parent / written.root).resolve() if written.root else path.parent.parent
 
-    def resolve(field_name: str, default: str | None) -> Path | None:
-        text = check.take(data, "rig", field_name, str, default)
-        if text is None:
-            return None
+    def resolve(text: str) -> Path:
         candidate = Path(text)
         return candidate if candidate.is_absolute() else root / candidate
 
-    pki_dir = resolve("pki", "fixtures/pki")
-    registry_dir = resolve("registry", "fixtures/registry")
-    assert pki_dir is not None and registry_dir is not None
-    images = _parse_images(check, check.take(data, "rig", "images", dict, {}))
-
-    options = _parse_options(check, check.take(data, "rig", "options", dict, {}))
-    parties = _parse_parties(check, check.take(data, "rig", "parties", dict, {}))
-    devices_table = check.take(data, "rig", "devices", dict)
-    if not devices_table:
-        raise check.fail("rig", "devices", "a rig needs at least one device")
-    devices = tuple(_parse_device(check, role, table) for role, table in devices_table.items())
-    seen: dict[bytes, str] = {}
-    for device in devices:
-        if device.eui in seen:
-            raise check.fail(f"device {device.role!r}", "eui",
-                             f"{device.eui_hex} is also device {seen[device.eui]!r}")
-        seen[device.eui] = device.role
-    lab_table = check.take(data, "rig", "labgrid", dict, None)
-    lab = parse_lab_table(check, lab_table) if lab_table is not None else None
-    for device in devices:
-        if isinstance(device.link, LabPort) and lab is None:
-            raise check.fail(f"device {device.role!r} ({device.eui_hex})", "link",
-                             f"{device.link} needs a [labgrid] table naming the place")
-    return Rig(path=path, name=name, description=description, root=root, pki_dir=pki_dir,
-               registry_dir=registry_dir, options=options, parties=parties, devices=devices,
-               images=images, lab=lab, duis_schema=resolve("duis_schema", None),
+    return Rig(path=path, name=written.name or path.stem, description=written.description,
+               root=root, pki_dir=resolve(written.pki), registry_dir=resolve(written.registry),
+               options=written.options, parties=attrs.asdict(written.parties),
+               devices=written.devices, images=written.images, lab=written.labgrid,
+               duis_schema=resolve(written.duis_schema) if written.duis_schema else None,
                # [firmware.ROLE] file/version: the maker's image under test (bench.testing.images)
-               extra={"firmware": check.take(data, "rig", "firmware", dict, {})})
-
-
-def _parse_options(check: _Checker, table: dict[str, Any]) -> RigOptions:
-    defaults = RigOptions()
-    known = set(RigOptions.__dataclass_fields__)
-    check.unknown(table, "options", known)
-    values: dict[str, Any] = {}
-    workers = check.take(table, "options", "shim_workers", (int, str), "auto")
-    if workers == "auto":
-        workers = None
-    elif isinstance(workers, str) or workers < 0:
-        raise check.fail("options", "shim_workers", f"expected a count >= 0 or 'auto', got {workers!r}")
-    for name in known - {"shim_workers"}:
-        default = getattr(defaults, name)
-        value = check.take(table, "options", name, type(default), default)
-        if value <= 0:
-            raise check.fail("options", name, f"must be positive, got {value}")
-        values[name] = value
-    if not 1 <= values["block_size_cap"] <= 255:
-        raise check.fail("options", "block_size_cap", "must be 1..255 bytes")
-    return RigOptions(**values, shim_workers=workers)
-
-
-def _parse_images(check: _Checker, table: dict[str, Any]) -> ImageSpec:
-    defaults = ImageSpec()
-    known = set(ImageSpec.__dataclass_fields__)
-    check.unknown(table, "images", known)
-    values: dict[str, int] = {}
-    limits = {"manufacturer_code": 0xFFFF, "esme_image_type": 0xFFFF, "gsme_image_type": 0xFFFF,
-              "min_hardware_version": 0xFFFF, "max_hardware_version": 0xFFFF,
-              "size": 10_000_000, "first_version": 0xFFFFFFFF}
-    for name in known:
-        value = check.take(table, "images", name, int, getattr(defaults, name))
-        if value is None:  # first_version: from the clock
-            continue
-        if not 0 <= value <= limits[name]:
-            raise check.fail("images", name, f"{value} outside 0..{limits[name]}")
-        values[name] = value
-    if values["size"] < 1:
-        raise check.fail("images", "size", "must be at least 1 byte")
-    if values["min_hardware_version"] > values["max_hardware_version"]:
-        raise check.fail("images", "min_hardware_version", "above max_hardware_version")
-    return ImageSpec(**values)
-
-
-def _parse_parties(check: _Checker, table: dict[str, Any]) -> dict[str, str]:
-    parties = {"supplier": "supplier-a", "other_supplier": "supplier-b", "rsa": "rsa-1",
-               "other_rsa": "rsa-2"}
-    check.unknown(table, "parties", set(PARTY_ROLES))
-    for role in PARTY_ROLES:
-        parties[role] = check.take(table, "parties", role, str, parties[role])
-    return parties
-
-
-def _parse_device(check: _Checker, role: str, table: Any) -> RigDevice:
-    where = f"device {role!r}"
-    if not _ROLE_NAME.match(role):
-        raise ConfigError(f"{check.path}: {where}: role names are lower_snake_case words")
-    if not isinstance(table, dict):
-        raise ConfigError(f"{check.path}: {where}: expected a table [devices.{role}]")
-    eui_text = check.take(table, where, "eui", str)
-    try:
-        eui = parse_eui(eui_text)
-    except BenchError as exc:
-        raise check.fail(where, "eui", f"{eui_text!r} is not an EUI-64 (16 hex digits)") from exc
-    where = f"device {role!r} ({eui_hex(eui)})"
-    check.unknown(table, where, {"eui", "type", "generation", "link", "baud", "sleepy",
-                                 "poll_interval_s", "wake_window_s", "query_interval_s", "retry_timeout_s", "faults",
-                                 "supplier"})
-    device_type = DeviceType(check.take(table, where, "type", str, choices=tuple(DeviceType)))
-    generation = Generation(check.take(table, where, "generation", str, Generation.SMETS2_PLUS,
-                                       tuple(Generation)))
-    try:
-        link = parse_link(check.take(table, where, "link", str, "none"))
-    except ValueError as exc:
-        raise check.fail(where, "link", str(exc)) from None
-    emulated = isinstance(link, Emulated)
-    if emulated and device_type not in EMULATED_TYPES:
-        raise check.fail(where, "link", f"only ESME and GSME can be emulated, not {device_type}")
-    baud = check.take(table, where, "baud", int, None)
-    if baud is not None and baud <= 0:
-        raise check.fail(where, "baud", f"must be positive, got {baud}")
-    sleepy = check.take(table, where, "sleepy", bool, device_type == DeviceType.GSME)
-    poll = check.take(table, where, "poll_interval_s", float, None)
-    if poll is not None and poll <= 0:
-        raise check.fail(where, "poll_interval_s", f"must be positive, got {poll}")
-    wake = check.take(table, where, "wake_window_s", float, None)
-    if wake is not None and wake <= 0:
-        raise check.fail(where, "wake_window_s", f"must be positive, got {wake}")
-    query = check.take(table, where, "query_interval_s", float, None)
-    if query is not None and query <= 0:
-        raise check.fail(where, "query_interval_s", f"must be positive, got {query}")
-    retry = check.take(table, where, "retry_timeout_s", float, None)
-    if retry is not None and retry <= 0:
-        raise check.fail(where, "retry_timeout_s", f"must be positive, got {retry}")
-    faults = check.take(table, where, "faults", list, [])
-    known = tuple(Smets1Fault) if generation == Generation.SMETS1 else tuple(FaultProfile)
-    for fault in faults:
-        if fault not in known:
-            kind = "SMETS1 " if generation == Generation.SMETS1 else ""
-            raise check.fail(where, "faults", f"unknown {kind}fault profile {fault!r} (known: "
-                             f"{', '.join(known)})")
-    if faults and not emulated:
-        raise check.fail(where, "faults", "fault profiles apply to emulated meters only")
-    supplier = check.take(table, where, "supplier", str, None)
-    return RigDevice(role=role, eui=eui, device_type=device_type, generation=generation,
-                     link=link, baud=baud, sleepy=sleepy, poll_interval_s=poll, wake_window_s=wake, query_interval_s=query,
-                     retry_timeout_s=retry,
-                     faults=tuple(Smets1Fault(f) if generation == Generation.SMETS1 else FaultProfile(f)
-                                  for f in faults), supplier=supplier)
+               extra={"firmware": written.firmware})
 
 
 def require_duis_schema(configured: Path | None = None) -> Path | None:

@@ -11,8 +11,9 @@ starting any process, so `bench rig check` rejects exactly what `bench rig up` w
 from __future__ import annotations
 
 import math
-from dataclasses import fields
 from urllib.parse import urlsplit
+
+from attrs import fields
 
 from bench.codec.eui import eui_hex
 from bench.crypto.smki import Pki
@@ -54,7 +55,7 @@ def check_rig(spec: Rig) -> None:
 
 def _check_numbers(spec: Rig, where: str) -> None:
     options = spec.options
-    for field in fields(options):
+    for field in fields(type(options)):
         value = getattr(options, field.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{where}: [options] field {field.name!r}: {value} is not a number "

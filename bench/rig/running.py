@@ -249,7 +249,7 @@ class RunningRig:
             self.meters[device.role] = meter
         for device in emulated:  # interpreter start-up dominates: let them start side by side
             self.meters[device.role].spawn()
-        ptys = {device.eui: self.meters[device.role].wait_port() for device in emulated}
+        ptys: dict[bytes, str] = {d.eui: self.meters[d.role].wait_port() for d in emulated}
         radios: dict[int, Link] = {}  # meters on one USB radio share its link
         for device in self.spec.linked_devices:
             if device.generation == Generation.SMETS1:  # a DLMS line, opened per S1SP session
@@ -329,8 +329,9 @@ class RunningRig:
 
         devices = {self.spec.device_by_eui(eui): url for eui, url in self.smets1_ports.items()}
         now = datetime.now(UTC)
-        suppliers = {d.eui: d.supplier or self.shim.registry.registered_supplier(d.eui_hex, now) or ""
-                     for d in devices}
+        suppliers: dict[bytes, str] = {
+            d.eui: d.supplier or self.shim.registry.registered_supplier(d.eui_hex, now) or ""
+            for d in devices}
         options = self.spec.options
         registry = self.shim.registry
 

@@ -8,7 +8,6 @@ serial-server.lab:4001.., the meters' pseudo-terminals for /dev/ttyUSB0..2.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -17,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 from bench.rig.emulated_meters import DeviceLog, EmulatedMeter, emulate_command
@@ -69,7 +69,7 @@ def lab(tmp_path: Path) -> Iterator[tuple[Ser2net, dict[int, str]]]:
     server: Ser2net | None = None
     try:
         for role in (d.role for d in lab_rig.linked_devices):  # what a lab wires to ttyUSB*
-            device = dataclasses.replace(emulated.device(role), baud=lab_rig.device(role).baud)
+            device = attrs.evolve(emulated.device(role), baud=lab_rig.device(role).baud)
             command = emulate_command(device, PROJECT_ROOT / "fixtures" / "pki",
                                       tmp_path / "meters" / role, supplier=device.supplier)
             meters[role] = EmulatedMeter(device, command, DeviceLog(tmp_path / f"{role}.log"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.domain import DeviceType, FaultProfile, Generation
+from bench.domain import DeviceType, Eui, FaultProfile, Generation
 from bench.errors import ConfigError
 from bench.rig.model import (
     DEFAULT_RIG,
@@ -81,6 +81,15 @@ def test_relative_paths_resolve_against_the_parent_of_the_rig_directory(tmp_path
     ('query_interval_s = "often"', r"field 'query_interval_s': expected float"),
     ('retry_timeout_s = 0.0', r"field 'retry_timeout_s': must be positive"),
     ('sleepy = "yes"', r"field 'sleepy': expected bool"),
+    ('baud = 1.5', r"field 'baud': expected int, got 1.5"),
+    ('type = 3', r"device 'esme' \(00DB1234567890A0\): field 'type': expected str, got 3"),
+    ('generation = "SMETS3"', r"field 'generation': 'SMETS3' is not one of SMETS1, SMETS2\+"),
+    ('supplier = 4', r"field 'supplier': expected str, got 4"),
+    ('faults = "accept-any-signer"', r"field 'faults': expected list"),
+    ('role = "boss"', r"device 'esme' \(00DB1234567890A0\): field 'role': unknown field \(known: "
+                      r"baud, eui, faults, generation, link, "),
+    ('link = "none"\nfaults = ["accept-any-signer"]',
+     r"field 'faults': fault profiles apply to emulated meters only"),
 ])
 def test_device_errors_name_file_device_and_field(tmp_path, snippet, message):
     key = snippet.split(" = ")[0]
@@ -163,10 +172,22 @@ def test_duplicate_eui_names_both_devices(tmp_path):
     ('pki = "x"\n', r"rig: field 'devices': is required"),
     ("devices = 3\n", r"rig: field 'devices': expected dict"),
     ("this is = not toml [", r"not valid TOML"),
+    ("devices = {}\n", r"rig: field 'devices': a rig needs at least one device"),
+    ("name = 3\n" + MINIMAL, r"rig: field 'name': expected str, got 3"),
+    ("images = 3\n" + MINIMAL, r"rig: field 'images': expected dict, got 3"),
+    (MINIMAL + "[images]\nsize = 1.5\n", r"images: field 'size': expected int, got 1.5"),
+    (MINIMAL + "[options]\nstall_timeout_s = 'x'\n", r"options: field 'stall_timeout_s': expected float"),
+    (MINIMAL + "[parties]\nrsa = 3\n", r"parties: field 'rsa': expected str, got 3"),
+    ("[devices]\nesme = 3\n", r"device 'esme': expected a table \[devices.esme\]$"),
+    ('[devices.Esme]\neui = "00DB1234567890A0"\ntype = "ESME"\n',
+     r"device 'Esme': role names are lower_snake_case words$"),
+    ('[devices.esme]\neui = "00DB1234567890A0"\n', r"device 'esme' \(00DB1234567890A0\): field 'type': is required"),
 ])
 def test_rig_level_errors(tmp_path, text, message):
-    with pytest.raises(ConfigError, match=message):
-        load_rig(_write(tmp_path, text))
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_rig(path)
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize(("line", "workers"), [
@@ -225,3 +246,31 @@ def test_session_versions_increase_with_time_unless_fixed(tmp_path):
     earlier, later = auto.session_first_version(1_800_000_000), auto.session_first_version(1_800_000_060)
     assert later == earlier + 0x100 and 0x10000000 <= earlier <= 0xFFFFFFFF - 0x100
     assert load_rig().images.session_first_version(1_800_000_000) == 0x00030000
+
+
+def test_a_file_number_is_never_taken_from_a_string_and_an_integer_is_a_float(tmp_path):
+    """TOML types are kept: "5" is not a count, but 5 is 5.0 seconds."""
+    with pytest.raises(ConfigError, match=r"field 'baud': expected int, got '5'"):
+        load_rig(_write(tmp_path, MINIMAL + 'baud = "5"\n'))
+    rig = load_rig(_write(tmp_path, MINIMAL + "poll_interval_s = 2\n[options]\nstall_timeout_s = 7\n"))
+    assert rig.device("esme").poll_interval_s == 2.0 and isinstance(rig.device("esme").poll_interval_s, float)
+    assert rig.options.stall_timeout_s == 7.0 and isinstance(rig.options.stall_timeout_s, float)
+
+
+def test_the_typed_classes_refuse_what_the_file_would(tmp_path):
+    """Built in code, a device is checked as one read from a file: the validators are the classes'."""
+    import attrs
+
+    from bench.rig.model import RigDevice, RigOptions
+    from bench.rig.schema import FieldError
+
+    esme = load_rig(_write(tmp_path, MINIMAL)).device("esme")
+    assert isinstance(esme.eui, Eui) and esme.eui_hex == "00DB1234567890A0"
+    with pytest.raises(FieldError, match="must be positive, got -1"):
+        attrs.evolve(esme, baud=-1)
+    with pytest.raises(FieldError, match="only ESME and GSME can be emulated"):
+        RigDevice(role="ppmid", eui=b"\x00" * 8, device_type=DeviceType.PPMID, link=Emulated())
+    with pytest.raises(FieldError, match="must be 1..255 bytes"):
+        RigOptions(block_size_cap=256)
+    gsme = RigDevice(role="gsme", eui=bytes.fromhex("00DB1234567890A1"), device_type=DeviceType.GSME)
+    assert gsme.sleepy and isinstance(gsme.eui, Eui)  # a GSME sleeps unless told otherwise
