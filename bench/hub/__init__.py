@@ -6,6 +6,7 @@ responses and alerts (`GbcsTunnel`), and writes every frame to a pcap (`FrameCap
 """
 
 from bench.domain import HUB_EUI
+from bench.hub.aps_retry import ApsRetries
 from bench.hub.capture import CaptureError, FrameCapture
 from bench.hub.hub import Hub, LinkStats, meter_node
 from bench.hub.images import ImageLibrary, SharedImage
@@ -15,6 +16,7 @@ from bench.hub.tunnel import GbcsTunnel
 
 __all__ = [
     "HUB_EUI",
+    "ApsRetries",
     "CaptureError",
     "FrameCapture",
     "GbcsTunnel",

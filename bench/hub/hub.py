@@ -8,7 +8,8 @@ stalled downloads. Every frame in either direction goes to the capture before an
 Frames that do not decode, or come from a meter not attached to that link, are captured and
 counted, never raised: a noisy line must not stop the hub. A frame that asks for an APS
 acknowledgement gets one before it is acted on, as the hub's APS layer would send it: that, not a
-ZCL Default Response, is how a meter learns its alert frame arrived.
+ZCL Default Response, is how a meter learns its alert frame arrived. The hub's own Transfer Data
+frames ask the same of the meter and are sent again until acknowledged (`ApsRetries`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from bench.codec.han import (
     MAX_BLOCK_DATA,
+    TUNNEL_GET,
     ApsAck,
     HanFrame,
     HanNode,
@@ -32,8 +34,9 @@ from bench.codec.han import (
     decode_han_frame,
     encode_han_frame,
 )
-from bench.domain import HUB_EUI
+from bench.domain import HUB_EUI, Eui
 from bench.errors import ConfigError, DecodeError, EncodeError, LinkError
+from bench.hub.aps_retry import ApsRetries
 from bench.hub.capture import CaptureError, FrameCapture
 from bench.hub.images import ImageLibrary
 from bench.hub.ota_server import OtaServer, Throttle
@@ -122,17 +125,22 @@ class Hub:
         pan_id: int = DEFAULT_PAN,
         realtime: bool = False,
         give_up_timeout: float | None = None,
+        ack_timeout: float = 1.0,
     ) -> None:
         """`realtime` asks for SCHED_FIFO on the link threads (best effort, see
         `realtime_thread`): for paced lines on a bench host that runs other work.
-        `give_up_timeout`: a transfer that hears nothing from its meter this long fails."""
+        `give_up_timeout`: a transfer whose meter fetches nothing this long fails.
+        `ack_timeout`: a tunnel frame unacknowledged this long is sent again (then 2x, 4x...)."""
         if len(hub_eui) != 8:
             raise ConfigError(f"hub EUI must be 8 bytes, not {len(hub_eui)}")
+        if ack_timeout <= 0:
+            raise ConfigError(f"ack_timeout must be positive, not {ack_timeout}")
         self.node = HanNode(hub_eui, HUB_SHORT, pan_id)
         self.pan_id = pan_id
         self.ota = OtaServer(block_size_cap, stall_timeout, throttle, notify_interval,
                              give_up_timeout=give_up_timeout)
         self.tunnel = GbcsTunnel()
+        self.retries = ApsRetries(ack_timeout)
         self.images = ImageLibrary()
         self.capture = FrameCapture(capture_path) if capture_path is not None else None
         self.on_gbcs = on_gbcs
@@ -178,6 +186,7 @@ class Hub:
             if port is not None:
                 self._forget(port)
         self.tunnel.detach(eui)
+        self.retries.forget(Eui(eui))
 
     def _forget(self, port: MeterPort) -> None:
         reader = port.reader
@@ -294,7 +303,7 @@ class Hub:
         """Send a GBCS message (PUT, GBT-segmented when large; queued for a sleepy meter)."""
         port = self.port(eui)
         for transfer_data in self.tunnel.send(eui, message):
-            self._send(port, transfer_data)
+            self._send_acknowledged(port, transfer_data)
 
     def next_message(self, eui: bytes | None = None, timeout: float | None = None
                      ) -> tuple[bytes, bytes] | None:
@@ -321,10 +330,18 @@ class Hub:
                 self._capture_failed = True
                 log.error("%s: frames are no longer captured", exc)
 
-    def _send(self, port: MeterPort, command: ZclCommand | ApsAck, seq: int | None = None
-              ) -> None:
+    def _send_acknowledged(self, port: MeterPort, command: TunnelTransferData,
+                           seq: int | None = None) -> None:
+        """Send a tunnel frame that asks for an APS acknowledgement, and keep it until it comes."""
+        seq = port.next_seq() if seq is None else seq
+        self.retries.sent(Eui(port.eui), seq, command, port.sleepy, time.monotonic())
+        self._send(port, command, seq, ack_request=True)
+
+    def _send(self, port: MeterPort, command: ZclCommand | ApsAck, seq: int | None = None,
+              ack_request: bool = False) -> None:
         frame = encode_han_frame(HanFrame(self.node, port.node,
-                                          port.next_seq() if seq is None else seq, command))
+                                          port.next_seq() if seq is None else seq, command,
+                                          ack_request))
         reader = port.reader
         with reader.send_lock:
             if self.capture is not None:
@@ -377,12 +394,20 @@ class Hub:
             return
         command = han.command
         if isinstance(command, ApsAck):
-            return  # the hub requests none: nothing waits for it
+            self.retries.acknowledged_by(Eui(port.eui), han.seq)
+            return
         if han.aps_ack_request:
             self._send(port, aps_ack_for(command), han.seq)
         if isinstance(command, TunnelTransferData):
+            again = (self.retries.for_get(Eui(port.eui), time.monotonic())
+                     if port.sleepy and command.gbcs_command == TUNNEL_GET else None)
+            if again is not None:  # the last GET-RESPONSE went unacknowledged: it first
+                self._send(port, again.command, again.seq, ack_request=True)
+                return
             answer, message = self.tunnel.handle(port.eui, command)
-            if answer is not None:
+            if answer is not None and answer.message:
+                self._send_acknowledged(port, answer, han.seq)
+            elif answer is not None:  # an empty GET-RESPONSE carries nothing to lose
                 self._send(port, answer, han.seq)
             if message is not None:
                 self._deliver(port.eui, message)
@@ -410,7 +435,8 @@ class Hub:
     # -- housekeeping ---------------------------------------------------------------------------
 
     def _housekeep(self) -> None:
-        tick = max(0.05, min(1.0, self.ota.stall_timeout / 4, self.ota.notify_interval / 2))
+        tick = max(0.05, min(1.0, self.ota.stall_timeout / 4, self.ota.notify_interval / 2,
+                             self.retries.ack_timeout / 4))
         while not self._stop.wait(tick):
             awake = [eui for eui, port in list(self._ports.items()) if not port.sleepy]
             for eui, notify in self.ota.notifications_due(awake):
@@ -419,3 +445,7 @@ class Hub:
                     self._send(port, notify)
             for transfer in self.ota.check_stalls():
                 transfer.announce()
+            for frame in self.retries.due(time.monotonic()):
+                port = self._ports.get(frame.eui)
+                if port is not None:
+                    self._send(port, frame.command, frame.seq, ack_request=True)

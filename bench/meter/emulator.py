@@ -46,6 +46,7 @@ HUB_NODE = han.HanNode(HUB_EUI, 0x0000)
 TUNNEL_ID = 0x0001
 DEFAULT_SUPPLIER = "supplier-a"
 _IDLE_TICK = 0.2  # longest wait without checking for a stop request
+APS_DUPLICATE_WINDOW = 60.0  # seconds a received frame is remembered to reject its resends
 
 
 @dataclass
@@ -120,6 +121,7 @@ class Emulator:
         self._reassembler = (_UncheckedReassembler() if FaultProfile.ACCEPT_TRUNCATED_SIGNATURE in self.faults
                              else GbtReassembler())
         self._gbt_highest: dict[tuple[bytes, int, int], int] = {}
+        self._aps_seen: dict[bytes, float] = {}  # frame -> when received: duplicate rejection
         self._stopping = threading.Event()
         self.frames_in = 0
         self.frames_bad = 0
@@ -194,6 +196,8 @@ class Emulator:
             return
         if frame.aps_ack_request:  # the meter's APS acknowledges before the frame is acted on
             self.send(han.aps_ack_for(command), seq=frame.seq)
+            if self._aps_duplicate(data, now):
+                return  # the hub resent a frame whose acknowledgement it missed: acted on once
         try:
             if isinstance(command, han.TunnelTransferData):
                 self._on_tunnel(command)
@@ -212,6 +216,17 @@ class Emulator:
             self.gbcs.handle(message)
         if transfer.gbcs_command == han.TUNNEL_GET_RESPONSE and transfer.remaining:
             self._tunnel_get()
+
+    def _aps_duplicate(self, data: bytes, now: float) -> bool:
+        """ZigBee APS duplicate rejection: this frame (same APS counter, same content: a resend)
+        was already received within `APS_DUPLICATE_WINDOW` seconds, longer than the hub's resends
+        last. The content is part of the key because a GET-RESPONSE carries the counter of the
+        meter's own GET, which wraps within the window during a download."""
+        self._aps_seen = {f: t for f, t in self._aps_seen.items() if now - t < APS_DUPLICATE_WINDOW}
+        if data in self._aps_seen:
+            return True
+        self._aps_seen[data] = now
+        return False
 
     def _reassemble(self, block: bytes) -> bytes:
         if FaultProfile.HANG_ON_GBT_GAP in self.faults:

@@ -10,8 +10,13 @@ import pytest
 
 from bench.codec.han import (
     ABORT,
+    CLUSTER_TUNNELING,
     SUCCESS,
+    TUNNEL_GET,
+    TUNNEL_GET_RESPONSE,
     UPGRADE_TIME_WAIT_FOR_COMMAND,
+    ApsAck,
+    HanFrame,
     ImageBlockRequest,
     ImageBlockResponse,
     ImageBlockWait,
@@ -22,13 +27,14 @@ from bench.codec.han import (
     UpgradeEndRequest,
     UpgradeEndResponse,
     decode_han_frame,
+    encode_han_frame,
 )
 from bench.codec.hdlc import encode_frame
 from bench.codec.ota_file import parse_ota_header
 from bench.codec.pcap import LINKTYPE_IEEE802_15_4_WITHFCS, read_pcap
 from bench.hub import HUB_EUI, Throttle, TransferState
 
-from .conftest import GSME_EUI, MANUFACTURER, ScriptedMeter, make_image
+from .conftest import GSME_EUI, HUB_NODE, MANUFACTURER, ScriptedMeter, make_image
 
 
 def download(meter: ScriptedMeter, image: bytes, size: int = 48) -> bytes:
@@ -266,18 +272,66 @@ def test_tunnel_gbt_both_ways_over_the_link(pty_meters):
     assert hub.next_message(meter.eui, timeout=2) == (meter.eui, alert)
 
 
+def _get(meter: ScriptedMeter, acknowledge: bool = True) -> HanFrame:
+    """One GET from a sleepy meter and the hub's GET-RESPONSE frame, acknowledged when it asks."""
+    seq = meter.send(TunnelTransferData(1, TUNNEL_GET))
+    frame = meter.receive(2.0)
+    assert frame is not None and isinstance(frame.command, TunnelTransferData), frame
+    assert frame.command.gbcs_command == TUNNEL_GET_RESPONSE
+    if frame.aps_ack_request and acknowledge:
+        meter.link.send(encode_han_frame(HanFrame(meter.node, HUB_NODE, frame.seq,
+                                                  ApsAck(CLUSTER_TUNNELING))))
+    return frame if frame.command.message else _echoes(frame, seq)
+
+
+def _until(condition, timeout: float = 30.0) -> None:
+    """Wait for the hub's link thread to have handled what the meter sent (a hang guard only)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the hub never got there"
+        time.sleep(0.01)
+
+
+def _echoes(frame: HanFrame, seq: int) -> HanFrame:
+    assert frame.seq == seq, f"reply seq {frame.seq} does not echo {seq}"
+    return frame
+
+
 def test_sleepy_meter_gets_queued_messages_on_get(pty_meters):
     hub, [meter] = pty_meters(sleepy=True, euis=[GSME_EUI])
     first, second = b"\xdf" + os.urandom(40), b"\xdf" + os.urandom(50)
     hub.send_gbcs(meter.eui, first)
     hub.send_gbcs(meter.eui, second)
     assert meter.receive(0.2) is None and hub.tunnel.pending(meter.eui) == 2
-    reply = meter.exchange(TunnelTransferData(1, 1), TunnelTransferData)
-    assert (reply.gbcs_command, reply.message, reply.remaining) == (2, first, 1)
-    reply = meter.exchange(TunnelTransferData(1, 1), TunnelTransferData)
-    assert (reply.message, reply.remaining) == (second, 0)
-    reply = meter.exchange(TunnelTransferData(1, 1), TunnelTransferData)
-    assert (reply.message, reply.remaining) == (b"", 0)
+    reply = _get(meter)
+    assert reply.aps_ack_request  # a message to lose asks for an acknowledgement
+    assert (reply.command.gbcs_command, reply.command.message, reply.command.remaining) == (2, first, 1)
+    reply = _get(meter)
+    assert (reply.command.message, reply.command.remaining) == (second, 0)
+    reply = _get(meter)
+    assert (reply.command.message, reply.command.remaining) == (b"", 0)
+    assert not reply.aps_ack_request
+    _until(lambda: hub.retries.pending() == 0)
+
+
+def test_an_unacknowledged_get_response_is_sent_again_at_the_next_get(pty_meters):
+    """The GET-RESPONSE was lost (no acknowledgement): the next GET gets the same frame, same APS
+    counter, until it is acknowledged or given up; only then the next message."""
+    hub, [meter] = pty_meters(sleepy=True, euis=[GSME_EUI])
+    first, second = b"\xdf" + os.urandom(40), b"\xdf" + os.urandom(50)
+    hub.send_gbcs(meter.eui, first)
+    hub.send_gbcs(meter.eui, second)
+    lost = _get(meter, acknowledge=False)
+    again = _get(meter)
+    assert (again.seq, again.command.message, again.aps_ack_request) == (lost.seq, first, True)
+    assert _get(meter).command.message == second
+    _until(lambda: hub.retries.pending() == 0)
+    assert hub.retries.resent == 1
+    hub.send_gbcs(meter.eui, first)
+    for _ in range(4):  # the first transmission and three retries, never acknowledged
+        assert _get(meter, acknowledge=False).command.message == first
+    assert _get(meter).command.message == b""  # given up: said once, counted
+    assert hub.retries.given_up == 1 and hub.retries.pending() == 0 and hub.retries.resent == 4
 
 
 def test_one_copy_of_an_image_however_many_meters():
