@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -142,3 +145,57 @@ def test_what_a_stopped_user_missed_is_delivered_after_a_rig_restart(tmp_path: P
         assert sum(d.resent for d in second.mailboxes.deliveries(SUPPLIER).values()) == 0
     finally:
         second.close()
+
+
+CRASHING_DELIVERER = """
+import sys
+from datetime import UTC, datetime
+from bench.dcc.records.mailboxes import Mailboxes
+from bench.dcc.records.store import Store
+from bench.gateway.delivery import Deliverer
+store = Store(sys.argv[1])
+Deliverer(store, Mailboxes(store), {sys.argv[2]: sys.argv[3]}, lambda: datetime.now(UTC)).start()
+sys.stdin.read()  # runs until killed
+"""
+
+
+def test_a_crash_mid_batch_sends_again_what_it_may_have_sent_and_counts_it(
+    tmp_path: Path, pki, shim
+) -> None:
+    """The delivering process is killed (SIGKILL) while the User holds its answer to the third
+    message: the next deliverer sends the whole batch again, counted in `resent`; the User sees
+    the first three twice, and every message, in order, at least once."""
+    ids = raise_alerts(shim, pki, ALERTS)
+    hold = threading.Event()
+
+    def answer(n: int, body: bytes) -> int:
+        if n == 2:  # the third message: its answer waits until the deliverer is dead
+            hold.wait(60)
+        return 200
+
+    with Receiver(answer=answer) as receiver:
+        process = subprocess.Popen(
+            [sys.executable, "-c", CRASHING_DELIVERER, str(shim.store.path), SUPPLIER,
+             receiver.url], stdin=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
+        try:
+            receiver.wait_for(3)  # the third is with the User, its answer held
+        finally:
+            process.kill()
+            process.wait()
+            hold.set()
+        assert states(shim) == {m: "sending" for m in ids}  # the batch, outcome unknown
+        first = [body for _, _, body in receiver.received]
+    with Receiver() as receiver:
+        gateway = serve(shim, receiver.url)
+        try:
+            assert gateway.deliverer.wait_delivered(SUPPLIER, len(ids), 60)
+        finally:
+            gateway.close()
+        again = [body for _, _, body in receiver.received]
+    stored = {m.id: m.xml for m in shim.mailboxes.messages(SUPPLIER)}
+    assert first == [stored[i] for i in ids[:3]]
+    assert again == [stored[i] for i in ids]  # the whole batch again, in order
+    assert states(shim) == {m: "delivered" for m in ids}
+    assert {m: d.resent for m, d in shim.mailboxes.deliveries(SUPPLIER).items()} == {
+        m: 1 for m in ids}
+    assert gateway.deliverer.counts.resent == len(ids)
