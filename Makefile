@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/perf/codec.py
 	$(BIN)/python scripts/perf/transfer.py
 	$(BIN)/python scripts/perf/shim.py
+	$(BIN)/python scripts/perf/gateway.py
 	$(BIN)/python scripts/perf/suite.py
 	$(BIN)/python scripts/perf/fuzz.py
 

@@ -23,7 +23,6 @@ committed before and after each batch.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import pickle
