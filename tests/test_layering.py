@@ -27,7 +27,7 @@ FLOORS: tuple[frozenset[str], ...] = (
     frozenset({"codec"}),
     frozenset({"crypto"}),
     frozenset({"link"}),
-    frozenset({"meter", "hub", "s1sp", "dcc"}),
+    frozenset({"meter", "hub", "s1sp", "dcc", "client"}),
     frozenset({"report", "gateway"}),
     frozenset({"rig"}),
     frozenset({"fuzz"}),

@@ -1,7 +1,7 @@
 """`bench update-firmware`, `bench activate`, `bench read-firmware`: DUIS requests as a party.
 
-Each builds the DUIS request, signs it with the party's DS key from the PKI directory and
-submits it: to the running rig's shim when `bench rig up` serves this run directory, else to a
+Each is a `bench.client.DuisClient` of the party (its DS key from the PKI directory) over a
+transport: the running rig's control socket when `bench rig up` serves this run directory, else a
 local shim on RUN/bench.sqlite, which stops after authorisation (nothing reaches a device) and
 answers with the DUIS response. `--xml FILE` submits a hand-made request as it is, so a lab can
 inject malformed or forged requests. Exit status: 0 for I0/I99, 1 for an E-code.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -19,24 +18,13 @@ from pathlib import Path
 import click
 
 from bench.cli.registry import database, open_registry, run_directory
-from bench.codec.duis.fields import RequestID
-from bench.codec.duis.requests import (
-    ActivateFirmwareRequest,
-    ReadFirmwareVersionRequest,
-    SignedPreCommandRequest,
-    UpdateFirmwareRequest,
-    build_request,
-)
-from bench.codec.duis.responses import DuisResponse, parse_response, response_summary
+from bench.client import DuisClient
+from bench.codec.duis.responses import parse_response, response_summary
 from bench.codec.duis.safe_xml import MAX_DOCUMENT_BYTES
-from bench.codec.eui import parse_eui
-from bench.codec.gbcs.apdu import decode_message
-from bench.crypto.gbcs_security import sign_message
-from bench.crypto.smki import Pki
-from bench.crypto.xmldsig import sign_document
+from bench.crypto.smki import OrgIdentity, Pki
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.records.store import parse_timestamp
-from bench.domain import DCC_EUI, MAX_IMAGE_BYTES, ResponseCode
+from bench.domain import MAX_IMAGE_BYTES, Eui, ServiceReference
 from bench.errors import BenchError, RigError
 from bench.files import read_limited
 from bench.rig.control import RigClient
@@ -45,7 +33,7 @@ DEFAULT_PKI = Path("fixtures/pki")
 
 
 class Submitter:
-    """Where requests go: the rig's control socket, or a local shim.
+    """Where requests go (the CLI's DUIS transport): the rig's control socket, or a local shim.
 
     A local shim reaches no meter (it stops after authorisation), so it is used only when no
     run directory was named: `--run-dir` of a rig that is not running is an error, not a quiet
@@ -82,11 +70,6 @@ class Submitter:
             self._shim.close()
 
 
-def counter_now() -> int:
-    """A RequestID counter that only grows: microseconds since the epoch (DCC Boxed uses ms)."""
-    return time.time_ns() // 1000
-
-
 def common(function: Callable) -> Callable:
     options = [
         click.option(
@@ -121,7 +104,13 @@ def common(function: Callable) -> Callable:
     return function
 
 
-def _identity(pki_dir: Path, party: str | None):
+def _client(pki_dir: Path, party: str | None, submitter: Submitter) -> DuisClient:
+    """The party's DUIS client over the submitter (its RequestID counters: microseconds since
+    the epoch, unless --counter names the first)."""
+    return DuisClient(_identity(pki_dir, party), submitter)
+
+
+def _identity(pki_dir: Path, party: str | None) -> OrgIdentity:
     if not party:
         raise click.UsageError("--as PARTY is required unless --xml is given")
     try:
@@ -130,10 +119,6 @@ def _identity(pki_dir: Path, party: str | None):
         raise click.BadParameter(
             f"{party!r} is not a party of {pki_dir} ({exc})", param_hint="--as"
         ) from exc
-
-
-def _signed(identity, request) -> bytes:
-    return sign_document(build_request(request), identity.ds_key, identity.ds_cert)
 
 
 def _report(responses: list[bytes], as_json: bool) -> None:
@@ -175,9 +160,9 @@ def _run(
     _report(responses, as_json)
 
 
-def _device(text: str, option: str = "--device"):
+def _device(text: str, option: str = "--device") -> Eui:
     try:
-        return parse_eui(text)
+        return Eui.parse(text)
     except BenchError as exc:
         raise click.BadParameter(str(exc), param_hint=option) from exc
 
@@ -196,22 +181,19 @@ def _device(text: str, option: str = "--device"):
 def update_firmware(
     party, xml_file, pki_dir, run_dir, counter, as_json, image, firmware_version, devices
 ) -> None:
-    """DUIS 11.1 Update Firmware (CV 8, to the DCC) as PARTY."""
+    """DUIS Update Firmware (SR 11.1, CV 8, to the DCC) as PARTY."""
 
     def build(submitter: Submitter) -> list[bytes]:
         if image is None or firmware_version is None or not devices:
             raise click.UsageError(
                 "--image, --version and --devices are required unless --xml is given"
             )
-        identity = _identity(pki_dir, party)
+        client = _client(pki_dir, party, submitter)
         euis = [_device(text.strip(), "--devices") for text in devices.split(",") if text.strip()]
-        request = UpdateFirmwareRequest(
-            RequestID(identity.eui, DCC_EUI, counter if counter is not None else counter_now()),
-            read_limited(image, MAX_IMAGE_BYTES, "11.1 FirmwareImage"),
-            firmware_version,
-            euis,
+        data = read_limited(
+            image, MAX_IMAGE_BYTES, f"{ServiceReference.UPDATE_FIRMWARE} FirmwareImage"
         )
-        return [submitter.submit(_signed(identity, request))]
+        return [client.update_firmware(data, firmware_version, euis, counter).response_xml]
 
     _run(run_dir, pki_dir, xml_file, build, as_json)
 
@@ -220,18 +202,13 @@ def update_firmware(
 @common
 @click.option("--device", metavar="EUI", help="Device to read.")
 def read_firmware(party, xml_file, pki_dir, run_dir, counter, as_json, device) -> None:
-    """DUIS 11.2 Read Firmware Version (CV 1) of one device as PARTY."""
+    """DUIS Read Firmware Version (SR 11.2, CV 1) of one device as PARTY."""
 
     def build(submitter: Submitter) -> list[bytes]:
         if not device:
             raise click.UsageError("--device is required unless --xml is given")
-        identity = _identity(pki_dir, party)
-        request = ReadFirmwareVersionRequest(
-            RequestID(
-                identity.eui, _device(device), counter if counter is not None else counter_now()
-            )
-        )
-        return [submitter.submit(_signed(identity, request))]
+        client = _client(pki_dir, party, submitter)
+        return [client.read_firmware(_device(device), counter).response_xml]
 
     _run(run_dir, pki_dir, xml_file, build, as_json)
 
@@ -251,7 +228,7 @@ def read_firmware(party, xml_file, pki_dir, run_dir, counter, as_json, device) -
 def activate(
     party, xml_file, pki_dir, run_dir, counter, as_json, device, firmware_hash, at
 ) -> None:
-    """DUIS 11.3 Activate Firmware as PARTY: CV 4, sign the pre-command, CV 5."""
+    """DUIS Activate Firmware (SR 11.3) as PARTY: CV 4, sign the pre-command, CV 5."""
 
     def build(submitter: Submitter) -> list[bytes]:
         if not device or not firmware_hash:
@@ -270,19 +247,8 @@ def activate(
                 raise click.BadParameter(
                     f"{at!r} is not an ISO-8601 time", param_hint="--at"
                 ) from exc
-        identity = _identity(pki_dir, party)
-        eui = _device(device)
-        first_counter = counter if counter is not None else counter_now()
-        cv4 = ActivateFirmwareRequest(RequestID(identity.eui, eui, first_counter), digest, when)
-        first = submitter.submit(_signed(identity, cv4))
-        response = parse_response(first)
-        if (not isinstance(response, DuisResponse) or response.response_code != ResponseCode.SUCCESS
-                or response.pre_command is None):
-            return [first]
-        precommand = decode_message(response.pre_command.gbcs)
-        signed = sign_message(precommand, identity.ds_key).encode()
-        second_counter = max(first_counter + 1, counter_now())
-        cv5 = SignedPreCommandRequest(RequestID(identity.eui, eui, second_counter), signed, when)
-        return [first, submitter.submit(_signed(identity, cv5))]
+        client = _client(pki_dir, party, submitter)
+        steps = client.activate(_device(device), digest, when, counter)
+        return [step.response_xml for step in (steps.precommand, steps.signed) if step is not None]
 
     _run(run_dir, pki_dir, xml_file, build, as_json)

@@ -5,8 +5,9 @@
     supplier.activate(esme, image.hash)                      # 11.3 CV4 -> sign -> CV5 -> CS06
     supplier.read_firmware(esme).version                     # 11.2 -> ECS52/GCS38 response
 
-Every request is real DUIS XML signed with the party's key from the rig's PKI and goes through
-the shim exactly as one from `bench update-firmware` would; every wait is on the device's real
+Every request is real DUIS XML signed with the party's key from the rig's PKI, built, signed and
+sent by the party's `bench.client.DuisClient` exactly as `bench update-firmware` sends it (the
+transport here: the rig's shim, in process); every wait is on the device's real
 answer, and counts towards the rig's link-wait time. A wait sleeps until the shim stores a
 message in the party's mailbox and reads only what is new (`Shim.wait_for_message`).
 """
@@ -14,22 +15,18 @@ message in the party's mailbox and reads only what is new (`Shim.wait_for_messag
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from bench.client import DuisClient, Exchange
+from bench.client import next_counter as next_counter  # tests take it from here
 from bench.codec.duis import (
-    DCC_EUI,
-    ActivateFirmwareRequest,
     DuisResponse,
-    ReadFirmwareVersionRequest,
     RequestID,
-    SignedPreCommandRequest,
-    UpdateFirmwareRequest,
+    ServiceRequest,
     UpdateFirmwareWarning,
-    build_request,
     parse_alert,
     parse_response,
 )
@@ -44,9 +41,7 @@ from bench.codec.gbcs.payloads import (
     decode_payload,
 )
 from bench.codec.ota_file import parse_ota_header
-from bench.crypto.gbcs_security import sign_message
 from bench.crypto.smki import OrgIdentity
-from bench.crypto.xmldsig import sign_document
 from bench.dcc.records.mailboxes import MailboxMessage, MailboxTimeout
 from bench.dcc.records.store import MessageKind
 from bench.domain import ResponseCode
@@ -58,8 +53,6 @@ from bench.testing.images import SampleImage
 
 # A device as a test names it: the rig device, or its EUI as bytes or hex text.
 DeviceRef = RigDevice | bytes | str
-ServiceRequest = (UpdateFirmwareRequest | ReadFirmwareVersionRequest | ActivateFirmwareRequest
-                  | SignedPreCommandRequest)
 ACCEPTED = (ResponseCode.SUCCESS, ResponseCode.ACKNOWLEDGED)
 
 
@@ -74,18 +67,6 @@ def device_eui(device: DeviceRef) -> bytes:
     if isinstance(device, str):
         return parse_eui(device)
     return device.eui
-
-
-_counters: dict[bytes, int] = {}
-_counter_lock = threading.Lock()
-
-
-def next_counter(originator: bytes) -> int:
-    """Strictly increasing per originator, and above any earlier run's (microseconds since epoch)."""
-    with _counter_lock:
-        value = max(_counters.get(originator, 0) + 1, time.time_ns() // 1000)
-        _counters[originator] = value
-        return value
 
 
 @dataclass
@@ -174,7 +155,8 @@ class DccUser:
             self.identity: OrgIdentity = rig.shim.pki.party(name)
         except Exception as exc:  # noqa: BLE001 - any lookup failure is a rig configuration error
             raise RigError(f"party {name!r} is not in the PKI {rig.spec.pki_dir}: {exc}") from exc
-        self.eui: bytes = self.identity.eui
+        self.client = DuisClient(self.identity, rig)
+        self.eui: bytes = self.client.eui
 
     def __repr__(self) -> str:
         return f"DccUser({self.name}, {eui_hex(self.eui)})"
@@ -186,22 +168,20 @@ class DccUser:
     # -- requests -------------------------------------------------------------------------------
 
     def request_id(self, target: bytes | None = None) -> RequestID:
-        return RequestID(self.eui, target if target is not None else DCC_EUI,
-                         next_counter(self.eui))
+        return self.client.request_id(target)
 
     def sign(self, xml: bytes) -> bytes:
-        return sign_document(xml, self.identity.ds_key, self.identity.ds_cert)
+        """A hand-made document signed with this party's DS key."""
+        return self.client.sign(xml)
 
     def send(self, request: ServiceRequest) -> Submission:
         """Build, sign and submit one Service Request; returns the shim's parsed answer."""
-        xml = self.sign(build_request(request))
         mark = self.rig.traffic.mark
-        answer = self.rig.submit(xml)
-        response = parse_response(answer)
-        if not isinstance(response, DuisResponse):
-            raise DecodeError("DUIS response", "Response", None,
-                              f"the shim answered {request.request_id} with an alert")
-        submission = Submission(request.request_id, xml, answer, response, mark)
+        return self._submission(self.client.send(request), mark)
+
+    def _submission(self, exchange: Exchange, mark: int) -> Submission:
+        submission = Submission(exchange.request_id, exchange.request_xml, exchange.response_xml,
+                                exchange.response, mark)
         if submission.code.startswith("E"):
             submission.reason = self.refusal_reason(submission)
         return submission
@@ -217,16 +197,19 @@ class DccUser:
         data = image.data if isinstance(image, SampleImage) else image
         if version is None:
             version = image.version if isinstance(image, SampleImage) else _file_version(data)
-        return self.send(UpdateFirmwareRequest(self.request_id(), data, version,
-                                               [device_eui(d) for d in devices]))
+        mark = self.rig.traffic.mark
+        exchange = self.client.update_firmware(data, version, [device_eui(d) for d in devices])
+        return self._submission(exchange, mark)
 
     def read_firmware(self, device: DeviceRef, timeout: float | None = None) -> FirmwareRead:
         """DUIS 11.2 and the device's answer (version octets as upper-case hex)."""
         eui = device_eui(device)
-        submission = self.send(ReadFirmwareVersionRequest(self.request_id(eui)))
+        mark = self.rig.traffic.mark
+        submission = self._submission(self.client.read_firmware(eui), mark)
         if submission.code not in ACCEPTED:
-            raise AuthorisationError(submission.code, f"{self.name}: 11.2 to {eui_hex(eui)} "
-                                     f"refused: {submission.reason or 'no reason recorded'}")
+            raise AuthorisationError(submission.code, f"{self.name}: read firmware of "
+                                     f"{eui_hex(eui)} refused: "
+                                     f"{submission.reason or 'no reason recorded'}")
         try:
             xml, gbcs = self.device_response(submission, eui, timeout)
         except LinkTimeout as exc:
@@ -239,15 +222,15 @@ class DccUser:
 
     def activate(self, device: DeviceRef, firmware_hash: bytes, at: datetime | None = None,
                  wait: bool = True, timeout: float | None = None) -> Activation:
-        """11.3: CV4 for the pre-command, sign it, CV5; then the device's CS06 response."""
+        """Activate Firmware: the client's CV4 -> sign -> CV5, then the device's CS06 response."""
         eui = device_eui(device)
-        first = self.send(ActivateFirmwareRequest(self.request_id(eui), firmware_hash, at))
-        activation = Activation(first, None)
-        if first.code != ResponseCode.SUCCESS or first.response.pre_command is None:
+        mark = self.rig.traffic.mark
+        precommand = self.client.request_precommand(eui, firmware_hash, at)
+        activation = Activation(self._submission(precommand, mark), None)
+        cv5 = self.client.signed_precommand(precommand)
+        if cv5 is None:
             return activation
-        precommand = decode_message(first.response.pre_command.gbcs)
-        signed = sign_message(precommand, self.identity.ds_key).encode()
-        activation.signed = self.send(SignedPreCommandRequest(self.request_id(eui), signed, at))
+        activation.signed = self.send(cv5)
         if activation.signed.code not in ACCEPTED or not wait:
             return activation
         sent = self.rig.traffic.since(activation.signed.mark, eui, Direction.SENT)
