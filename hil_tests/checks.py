@@ -14,6 +14,7 @@ from bench.codec.gbcs.codes import ALERT, CS06, RESPONSE
 from bench.codec.gbcs.payloads import Cs06Response, decode_payload
 from bench.crypto.gbcs_security import apply_mac, sign_message, verify_signature
 from bench.crypto.xmldsig import verify_document
+from bench.domain import Eui
 from bench.errors import LinkTimeout
 
 FDRA_SUCCESS = 0x8F72
@@ -121,9 +122,28 @@ def fdra_hash(msg: Any) -> bytes:
     raise AssertionError(f"FDRA payload carries no hash: {payload!r}")
 
 
-def dcc_signed(rig: Any, xml: bytes) -> bytes:
-    """Verify a DUIS message's XML-DSig against the rig's CA; returns the signer's EUI."""
-    return verify_document(xml, rig.shim.pki).signer_eui
+def dcc_signed(rig: Any, xml: bytes) -> str:
+    """Verify a DUIS message's XML-DSig against the rig's CA; returns the signer's EUI (hex)."""
+    return str(Eui(verify_document(xml, rig.shim.pki).signer_eui))
+
+
+def party_eui(rig: Any, name: str) -> str:
+    """A PKI party's EUI as the records write it (16 hex digits)."""
+    return str(Eui(rig.shim.pki.party(name).eui))
+
+
+def alert_fields(msg: Any) -> dict[str, Any]:
+    """What a decoded GBCS alert says, by name, in the form a failure report should show."""
+    payload = decode_payload(msg)
+    code = getattr(payload, "alert_code", None)
+    return {"originator": str(Eui(msg.originator)), "recipient": str(Eui(msg.recipient)),
+            "alert_code": f"0x{code:04X}" if isinstance(code, int) else None,
+            "firmware_hash": fdra_hash(msg).hex().upper()}
+
+
+def euis(devices: Any) -> list[str]:
+    """EUIs (bytes, Eui or devices with `.eui`) as their 16-hex-digit text, in order."""
+    return [str(Eui(getattr(d, "eui", d))) for d in devices]
 
 
 def cs06_responses(rig: Any, device: Any, mark: int) -> list[Any]:

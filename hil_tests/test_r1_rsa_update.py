@@ -8,12 +8,16 @@ import pytest
 from checks import (
     ACCEPTED,
     FDRA_SUCCESS,
+    alert_fields,
     captured_messages,
     dcc_signed,
     device_alert,
-    fdra_hash,
+    party_eui,
     signed_by_device,
 )
+
+from bench.codec.gbcs.apdu import decode_message
+from bench.codec.gbcs.codes import ALERT
 
 
 @pytest.mark.mp207("R1")
@@ -27,11 +31,14 @@ def test_r1_rsa_update_lands(role, rig, rig_device, rsa, supplier, images, measu
     submission = rsa.update_firmware(image, devices=[device])
     assert submission.code in ACCEPTED, f"11.1 from the appointed RSA refused: {submission}"
     assert not submission.warning, f"unexpected warning lists: {submission.warning}"
-    assert dcc_signed(rig, submission.response_xml) == rig.shim.pki.party("dcc-signer").eui
+    assert dcc_signed(rig, submission.response_xml) == party_eui(rig, "dcc-signer")
 
     alert = device_alert(rig, device, FDRA_SUCCESS, mark, rig.options.alert_timeout_s)
     assert signed_by_device(rig, device, alert), "FDRA 0x8F72 is not signed by the device"
-    assert fdra_hash(alert) == image.hash, "pending image hash is not SHA-256 of the manufacturer image"
+    expected = {"originator": device.eui_hex, "recipient": supplier.eui_hex, "alert_code": "0x8F72",
+                "firmware_hash": image.hash.hex().upper()}
+    assert alert_fields(alert) == expected, \
+        "0x8F72 must carry the SHA-256 of the manufacturer image under test (firmware_hash)"
     state = rig.wait_transfer(device.eui, str(submission.request_id))
     assert state == "complete", f"image transfer ended {state}"
     transfer = rig.gateway.transfers[(device.eui, str(submission.request_id))].progress()
@@ -41,5 +48,17 @@ def test_r1_rsa_update_lands(role, rig, rig_device, rsa, supplier, images, measu
 
     after = supplier.read_firmware(device).version
     assert after == before, f"active version changed by distribution alone: {before} -> {after}"
-    assert alert.encode() in captured_messages(rig, device, started), \
-        "the FDRA is not in the capture (capture.pcap)"
+    captured = [fields for fields in map(_fdra_fields, captured_messages(rig, device, started))
+                if fields is not None]
+    assert expected in captured, "the FDRA is not in the capture (capture.pcap)"
+
+
+def _fdra_fields(message: bytes) -> dict | None:
+    """The fields of a captured FDRA; None for any other message."""
+    msg = decode_message(message)
+    if msg.cra_flag != ALERT:
+        return None
+    try:
+        return alert_fields(msg)
+    except AssertionError:  # another alert carries no hash: not the FDRA
+        return None

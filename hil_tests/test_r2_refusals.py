@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from checks import ACCEPTED, FDRA_SUCCESS, nothing_sent
+from checks import ACCEPTED, FDRA_SUCCESS, euis, nothing_sent
 
 
 def _refused(rig, party, image, device, code):
@@ -80,11 +80,12 @@ def test_r2_mixed_device_list_gives_partial_result(rig, esme, other_esme, ppmid,
     assert submission.code in ACCEPTED, f"partial 11.1 refused whole: {submission}"
     warning = submission.warning
     assert warning, "no DSPUpdateFirmwareWarning for the refused devices"
-    assert warning.invalid == [other_esme.eui]
-    assert warning.not_applicable == [ppmid.eui]
-    assert warning.not_commissioned == [uncommissioned_esme.eui]
-    offered = {d.eui for d in rig.traffic.distributions_since(mark)}
-    assert offered == {esme.eui}, "only the authorised device may receive the image"
+    lists = {"invalid": euis(warning.invalid), "not_applicable": euis(warning.not_applicable),
+             "not_commissioned": euis(warning.not_commissioned)}
+    assert lists == {"invalid": [other_esme.eui_hex], "not_applicable": [ppmid.eui_hex],
+                     "not_commissioned": [uncommissioned_esme.eui_hex]}, "DSPUpdateFirmwareWarning"
+    offered = sorted(euis(rig.traffic.distributions_since(mark)))
+    assert offered == [esme.eui_hex], "only the authorised device may receive the image"
     for device in (other_esme, ppmid, uncommissioned_esme):
         nothing_sent(rig, mark, device)
     supplier.wait_for_alert(FDRA_SUCCESS, esme, after=alerts)  # let the one download finish

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from checks import ACCEPTED, FDRA_FAILURE, FDRA_SUCCESS, dcc_signed, signed_by_device
+from checks import ACCEPTED, FDRA_FAILURE, FDRA_SUCCESS, dcc_signed, party_eui, signed_by_device
 
 from bench.codec.gbcs.apdu import decode_message
 
@@ -16,7 +16,7 @@ def test_r5_update_alerts_reach_supplier_and_requesting_rsa(role, rig, rig_devic
     marks = {party: party.mailbox_mark() for party in (supplier, rsa, other_rsa)}
     submission = rsa.update_firmware(images.for_device(device), devices=[device])
     assert submission.code in ACCEPTED
-    signer = rig.shim.pki.party("dcc-signer").eui
+    signer = party_eui(rig, "dcc-signer")
     for party in (supplier, rsa):
         alert = party.wait_for_alert(FDRA_SUCCESS, device, after=marks[party])
         assert dcc_signed(rig, alert.xml) == signer, f"{party.name}'s alert not signed by the DCC"
@@ -35,6 +35,6 @@ def test_r5_failed_verification_alert_reaches_supplier_and_requesting_rsa(rig, e
     assert submission.code in ACCEPTED
     for party in (supplier, rsa):
         alert = party.wait_for_alert(FDRA_FAILURE, esme, after=marks[party])
-        assert dcc_signed(rig, alert.xml) == rig.shim.pki.party("dcc-signer").eui
+        assert dcc_signed(rig, alert.xml) == party_eui(rig, "dcc-signer")
     leaked = other_rsa.alerts(after=marks[other_rsa])
     assert not leaked, f"the other RSA received {[a.code for a in leaked]}"

@@ -45,6 +45,23 @@ def hex_bytes(text: str) -> str:
     return _BYTES_REPR.sub(replace, text)
 
 
+def difference(detail: str) -> str:
+    """The assertion's own lines (pytest's `E` lines) up to its full diff: the decoded
+    difference a reader needs first, without the source listing around it."""
+    lines: list[str] = []
+    for line in detail.splitlines():
+        if not line.startswith("E "):
+            if lines:
+                break
+            continue
+        text = line[1:].strip()
+        if text.startswith("Full diff"):
+            break
+        if text:
+            lines.append(text)
+    return "\n".join(lines[1:] if len(lines) > 1 else lines)
+
+
 def _epoch(text: object) -> float:
     if isinstance(text, int | float):
         return float(text)
@@ -97,15 +114,16 @@ def _test_view(test: dict[str, Any], diagram_inputs: dict[str, Any]) -> dict[str
     window = (started - 0.001, finished + 0.001)
     audit = [e for e in diagram_inputs["audit"] if window[0] <= e["at"] <= window[1]]
     mailbox = [e for e in diagram_inputs["mailbox"] if window[0] <= e["at"] <= window[1]]
+    focus = [str(v) for k, v in (test.get("properties") or {}).items() if k.startswith("device_")]
     diagram = build(window, diagram_inputs["devices"], diagram_inputs["parties"], audit, mailbox,
-                    diagram_inputs["han"], diagram_inputs["dlms"], diagram_inputs["smets1"])
+                    diagram_inputs["han"], diagram_inputs["dlms"], diagram_inputs["smets1"], focus)
     parties = diagram_inputs["parties"]
     requests = [{"at": clock(e["at"]), "sr": e.get("service_reference") or "",
                  "from": parties.get(str(e.get("originator")), e.get("originator") or ""),
                  "device": diagram_inputs["devices"].get(str(e.get("device")), e.get("device") or ""),
                  "decision": e.get("decision") or "", "code": e.get("response_code") or "",
                  "reason": e.get("reason") or "", "request_id": e.get("request_id") or ""}
-                for e in audit]
+                for e in audit if e.get("decision") != "event"]
     delivered = [{"at": clock(e["at"]), "to": parties.get(str(e.get("party")), e.get("party")),
                   "kind": e.get("kind") or "", "code": e.get("code") or "",
                   "device": diagram_inputs["devices"].get(str(e.get("device")), e.get("device") or ""),
@@ -120,6 +138,7 @@ def _test_view(test: dict[str, Any], diagram_inputs: dict[str, Any]) -> dict[str
             "duration": test.get("duration_s") or 0.0, "cells": test.get("cells") or [],
             "failure": hex_bytes(test.get("failure") or ""),
             "detail": hex_bytes(detail) if detail else "",
+            "difference": hex_bytes(difference(detail)) if detail else "",
             "measurements": measurements, "requests": requests, "delivered": delivered,
             "diagram": diagram, "attachments": sorted((test.get("attachments") or {}).items()),
             "window": f"{clock(started)} - {clock(finished)}" if started else ""}

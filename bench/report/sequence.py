@@ -59,6 +59,10 @@ def _han_label(record: Mapping[str, Any]) -> str | None:
     command = str(record.get("command", ""))
     if command in _SKIPPED_HAN or "error" in record:
         return None
+    if command == "query_next_image_request":
+        return None  # a meter's periodic question: drawn only when the answer offers an image
+    if command == "query_next_image_response" and (record.get("ota") or {}).get("status", 0):
+        return None
     if command == "transfer_data":
         gbcs = record.get("gbcs")
         if not gbcs:
@@ -73,11 +77,16 @@ def _han_label(record: Mapping[str, Any]) -> str | None:
 def build(window: tuple[float, float], devices: Mapping[str, str], parties: Mapping[str, str],
           audit: Sequence[Mapping[str, Any]], mailbox: Sequence[Mapping[str, Any]],
           han: Sequence[Mapping[str, Any]], dlms: Sequence[Mapping[str, Any]],
-          smets1: Iterable[str] = ()) -> SequenceDiagram:
+          smets1: Iterable[str] = (), focus: Iterable[str] = ()) -> SequenceDiagram:
     """devices: EUI -> role; parties: EUI -> party name; audit, mailbox: their JSON entries with
-    `at` as epoch seconds; han, dlms: decoded capture records (bench.codec.capture_decode)."""
+    `at` as epoch seconds; han, dlms: decoded capture records (bench.codec.capture_decode).
+    focus: the EUIs of the devices the test used (others' traffic in the window is left out;
+    none given: every device's)."""
     started, finished = window
     smets1 = set(smets1)
+    focus = set(focus) | {str(e.get("device")) for e in audit if e.get("device")}
+    if focus:
+        devices = {eui: role for eui, role in devices.items() if eui in focus}
 
     def inside(at: float) -> bool:
         return started <= at <= finished
@@ -93,8 +102,9 @@ def build(window: tuple[float, float], devices: Mapping[str, str], parties: Mapp
         target = devices.get(str(entry.get("device")), str(entry.get("device") or "DCC"))
         messages.append(Message(entry["at"], USER, DCC,
                                 f"{who}: {entry.get('service_reference')} for {target}"))
-        messages.append(Message(entry["at"], DCC, USER,
-                                f"{entry.get('response_code')} {entry.get('decision')}"))
+        if entry.get("response_code"):
+            messages.append(Message(entry["at"], DCC, USER,
+                                    f"{entry.get('response_code')} {entry.get('decision')}"))
     for entry in mailbox:
         if inside(entry["at"]):
             messages.append(Message(entry["at"], DCC, USER,
@@ -145,8 +155,8 @@ def build(window: tuple[float, float], devices: Mapping[str, str], parties: Mapp
 
 def _geometry(lanes: list[str], messages: list[Message], width: int = 1180) -> dict[str, Any]:
     """Coordinates for the template's SVG: lane x, arrow rows, label room in characters."""
-    left, top, row = 90, 40, 24
-    step = (width - left - 20) / max(1, len(lanes) - 1) if len(lanes) > 1 else 0
+    left, right, top, row = 130, 60, 40, 24
+    step = (width - left - right) / max(1, len(lanes) - 1) if len(lanes) > 1 else 0
     x = {lane: round(left + i * step) for i, lane in enumerate(lanes)}
     arrows = []
     for i, message in enumerate(messages):
