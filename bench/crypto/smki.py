@@ -12,12 +12,12 @@ import json
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.codec.eui import eui_hex, parse_eui
@@ -53,6 +53,7 @@ __all__ = [
     "ORG_ROLE_CODES",
     "ROLE_NAMES",
     "DeviceIdentity",
+    "ImportedSigner",
     "OrgIdentity",
     "Pki",
     "TrustStore",
@@ -113,6 +114,34 @@ class DeviceIdentity:
     ds_cert: x509.Certificate
     ka_key: ec.EllipticCurvePrivateKey
     ka_cert: x509.Certificate
+
+
+@dataclass(frozen=True)
+class ImportedSigner:
+    """An XML-signing identity imported from another PKI (DCC Boxed's ZAZ1, `bench.crypto.zaz1`).
+
+    It signs DUIS for a party of this PKI: a User's requests, or (`replaces_ds`) every document
+    the DCC signer writes. Its issuing CA is not public, so the certificate is trusted as pinned.
+    """
+
+    name: str
+    party: str
+    replaces_ds: bool
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+
+class _PinnedTrustStore(TrustStore):
+    """The CA's certificates and, pinned by fingerprint, the imported signers'."""
+
+    def __init__(self, ca_cert: x509.Certificate, certificates: Iterable[x509.Certificate],
+                 pinned: Iterable[x509.Certificate]) -> None:
+        pinned = list(pinned)
+        self._pinned = {cert.fingerprint(hashes.SHA256()) for cert in pinned}
+        super().__init__(ca_cert, [*certificates, *pinned])
+
+    def issued_here(self, cert: x509.Certificate) -> bool:
+        return cert.fingerprint(hashes.SHA256()) in self._pinned or super().issued_here(cert)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -224,6 +253,7 @@ class Pki:
     ca_cert: x509.Certificate
     parties: dict[str, OrgIdentity] = field(default_factory=dict)
     devices: dict[bytes, DeviceIdentity] = field(default_factory=dict)
+    imported: dict[str, ImportedSigner] = field(default_factory=dict)
 
     @classmethod
     def load(cls, directory: Path | str) -> Pki:
@@ -263,7 +293,33 @@ class Pki:
                 load_private_key(folder / "ka.key"),
                 load_certificate(folder / "ka.pem"),
             )
+        pki._load_imported(index.get("imported", {}))
         return pki
+
+    def _load_imported(self, entries: dict[str, dict[str, object]]) -> None:
+        """The `[imported."NAME"]` signers of the index (`bench init --zaz1`); one that replaces a
+        party's DS credentials (the DSP's, for `dcc-signer`) takes their place."""
+        for name, entry in entries.items():
+            party = str(entry.get("party", ""))
+            if party not in self.parties or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+                raise ConfigError(f"{self.directory / 'pki.toml'}: imported {name!r}: no party "
+                                  f"{party!r} in the PKI, or not a file name")
+            folder = self.directory / "imported"
+            signer = ImportedSigner(name, party, bool(entry.get("replaces_ds", False)),
+                                    load_certificate(folder / f"{name}.pem"),
+                                    load_private_key(folder / f"{name}.key"))
+            self.imported[name] = signer
+            if signer.replaces_ds:
+                self.parties[party] = replace(self.parties[party], ds_key=signer.key,
+                                              ds_cert=signer.cert)
+
+    def signer_role(self, cert: x509.Certificate) -> str:
+        """The role a signer certificate speaks with: its party's for an imported XML-signing
+        certificate (whose OU says only "XML signing"), else the certificate's own."""
+        for signer in self.imported.values():
+            if signer.cert == cert:
+                return self.parties[signer.party].role
+        return role_of(cert)
 
     @cached_property
     def ca_key(self) -> ec.EllipticCurvePrivateKey:
@@ -302,9 +358,14 @@ class Pki:
             certs += [party.ds_cert, party.ka_cert]
         for device in self.devices.values():
             certs += [device.ds_cert, device.ka_cert]
+        certs += [signer.cert for signer in self.imported.values() if signer.cert not in certs]
         return tuple(certs)
 
     @cached_property
     def trust_store(self) -> TrustStore:
-        """The CA and every certificate it issued, indexed for XML-DSig signer lookups."""
+        """The CA and every certificate it issued, indexed for XML-DSig signer lookups (with the
+        imported signers' certificates, pinned)."""
+        if self.imported:
+            return _PinnedTrustStore(self.ca_cert, self.certificates,
+                                     [signer.cert for signer in self.imported.values()])
         return TrustStore(self.ca_cert, self.certificates)

@@ -71,6 +71,7 @@ class VerifiedDocument:
 
     signer_cert: x509.Certificate
     signed_xml_root: etree._Element
+    role: str | None = None  # the party's role, when the trusted PKI says it (an imported signer)
 
     @property
     def signer_eui(self) -> bytes:
@@ -78,7 +79,7 @@ class VerifiedDocument:
 
     @property
     def signer_role(self) -> str:
-        return role_of(self.signer_cert)
+        return self.role if self.role is not None else role_of(self.signer_cert)
 
 
 @lru_cache(maxsize=64)
@@ -333,7 +334,8 @@ def verify_document(
         if xmldsig_xmlsec.reference_digest(root) != stated:
             raise SecurityError("the document was changed after signing (digest mismatch)")
         raise SecurityError("SignatureValue does not verify with the signer certificate")
-    return VerifiedDocument(cert, root)
+    role = trusted_ca_cert.signer_role(cert) if isinstance(trusted_ca_cert, Pki) else None
+    return VerifiedDocument(cert, root, role)
 
 
 def document_digest(xml: bytes | etree._Element) -> tuple[bytes, bytes]:
