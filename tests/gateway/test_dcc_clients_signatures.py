@@ -40,7 +40,7 @@ from bench.crypto.smki import Pki
 from bench.crypto.xmldsig import compact, sign_document
 from bench.dcc.pipeline.gateway import RecordingGateway
 from bench.dcc.pipeline.shim import Shim
-from bench.domain import DCC_EUI
+from bench.domain import DCC_EUI, DeviceType
 
 from .dcc_tools import VALIDATION_FAILED, DccTool, dcc_tool
 
@@ -122,7 +122,7 @@ def _alert(pki: Pki, device: bytes, code: int, counter: int) -> bytes:
         content = fdra_alert_esme(code, NOW, b"\x11" * 32, long_invoke_id(counter))
         message_code = FDRA_ESME
     else:
-        content = device_alert(code, NOW, "esme", counter)
+        content = device_alert(code, NOW, DeviceType.ESME, counter)
         message_code = alert_message_code(code)
     message = GbcsMessage(ALERT, counter, device, pki.party("supplier-a").eui, NOW, message_code,
                           content)
