@@ -3,7 +3,8 @@
 Brings the rig up as `bench rig up` does (control socket, run directory, results) and serves
 the DCC's User Gateway on it: DUIS on 127.0.0.1:8079 (`/api/v1/serviceS|D|T`) and the SMKI
 look-ups on 127.0.0.1:8083, DCC Boxed's ports, until `bench rig down`, Ctrl-C or SIGTERM. The
-rig file's `[dcc.http]` table gives the defaults; the options here win over it.
+rig file's `[dcc.http]` table gives the defaults (`bench rig up` serves it too); the options
+here win over it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
+import attrs
 import click
 
 from bench.errors import ConfigError, RigError
 from bench.files import private_directory
 from bench.gateway.config import HttpConfig, check_url
-from bench.gateway.server import GatewayServer
 from bench.report.run_record import RecordWriter
 from bench.rig.control import RigClient, RigControlServer, socket_path
 from bench.rig.control import run_dir as resolve_run_dir
@@ -34,8 +36,8 @@ PID_FILE = "rig.pid"  # as `bench rig up` writes it: `bench rig down` stops eith
 def http_config(rig: Rig, host: str | None, duis_port: int | None, smki_port: int | None,
                 receive: tuple[str, ...]) -> HttpConfig:
     """The rig file's `[dcc.http]` (or the defaults), with the command line's choices over it."""
-    config = getattr(rig, "http", None) or HttpConfig()
-    changes: dict[str, object] = {}
+    config = rig.http or HttpConfig()
+    changes: dict[str, Any] = {}
     if host is not None:
         changes["host"] = host
     if duis_port is not None:
@@ -81,7 +83,7 @@ def serve(rig_file: Path | None, run_dir: Path | None, results: Path | None, hos
     if RigClient.available(run):
         raise RigError(f"a rig is already up in {run}; stop it with `bench rig down`")
     loaded = load_rig(rig_file or os.environ.get("BENCH_RIG") or None)
-    config = http_config(loaded, host, duis_port, smki_port, receive)
+    loaded = attrs.evolve(loaded, http=http_config(loaded, host, duis_port, smki_port, receive))
     private_directory(run)
     running = RunningRig(loaded, (results or default_results_dir()).resolve(),
                          db_path=(run / "bench.sqlite").resolve())
@@ -89,7 +91,7 @@ def serve(rig_file: Path | None, run_dir: Path | None, results: Path | None, hos
     pid_file.write_text(f"{os.getpid()}\n")
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        _serve(running, config, run, as_json)
+        _serve(running, run, as_json)
         if running.results.is_dir():
             RecordWriter(running.results, running.session_record()).save()
     finally:
@@ -99,14 +101,15 @@ def serve(rig_file: Path | None, run_dir: Path | None, results: Path | None, hos
         click.echo(f"rig {loaded.name} stopped; results in {running.results}")
 
 
-def _serve(running: RunningRig, config: HttpConfig, run: Path, as_json: bool) -> None:
-    with running, GatewayServer(running.shim, config) as gateway:
+def _serve(running: RunningRig, run: Path, as_json: bool) -> None:
+    with running:
+        gateway = running.http_gateway
+        assert gateway is not None  # the rig serves: its http was set above
         server = RigControlServer(socket_path(run), running.control_handlers())
         with server:
             restore = stop_on_signals(server.shutdown_requested)
             try:
-                status = running.status() | {"control_socket": str(server.path),
-                                              "gateway": gateway.status()}
+                status = running.status() | {"control_socket": str(server.path)}
                 if as_json:
                     click.echo(json.dumps(status))
                 else:

@@ -26,6 +26,7 @@ from cattrs.gen import override
 from bench.domain import EMULATED_TYPES, DeviceType, Eui, FaultProfile, Generation
 from bench.errors import BenchError, ConfigError, RigError
 from bench.files import TEXT_LIMIT, read_text_limited
+from bench.gateway.config import HttpConfig, parse_http_table
 from bench.meter.smets1.faults import Smets1Fault
 from bench.rig.lab import LabPlace, LabPort, parse_lab_port
 from bench.rig.schema import (
@@ -271,6 +272,7 @@ class RigFile:
     parties: Parties = Parties()
     labgrid: LabPlace | None = None
     firmware: dict[str, Any] = attrs.Factory(dict)  # checked by bench.rig.firmware
+    dcc: dict[str, Any] = attrs.Factory(dict)  # [dcc.http]: checked by bench.gateway.config
 
 
 @attrs.frozen
@@ -290,6 +292,7 @@ class Rig:
     extra: dict[str, Any] = attrs.Factory(dict)
     lab: LabPlace | None = None  # [labgrid]: the lab place holding the `labgrid:` ports
     duis_schema: Path | None = None  # the DUIS XSD to validate against ($BENCH_DUIS_SCHEMA wins)
+    http: HttpConfig | None = None  # [dcc.http]: the rig serves DUIS over HTTP (bench.gateway)
 
     def device(self, role: str) -> RigDevice:
         for device in self.devices:
@@ -386,7 +389,8 @@ table(RigDevice, not_in_file=("role",), device_type=override(rename="type"),
       eui=override(struct_hook=_eui), link=override(struct_hook=_link),
       faults=override(struct_hook=_faults))
 table(RigFile, devices=override(struct_hook=_devices),
-      firmware=override(struct_hook=lambda value, _type: table_of(value)))
+      firmware=override(struct_hook=lambda value, _type: table_of(value)),
+      dcc=override(struct_hook=lambda value, _type: table_of(value)))
 
 
 def load_rig(path: str | Path | None = None) -> Rig:
@@ -428,7 +432,15 @@ def parse_rig(data: dict[str, Any], path: Path) -> Rig:
                devices=written.devices, images=written.images, lab=written.labgrid,
                duis_schema=resolve(written.duis_schema) if written.duis_schema else None,
                # [firmware.ROLE] file/version: the maker's image under test (bench.testing.images)
-               extra={"firmware": written.firmware})
+               extra={"firmware": written.firmware}, http=_http(written.dcc, path, root))
+
+
+def _http(dcc: dict[str, Any], path: Path, root: Path) -> HttpConfig | None:
+    """The `[dcc.http]` table (the DUIS gateway), if the rig file has one."""
+    for name in dcc:
+        if name != "http":
+            raise ConfigError(f"{path}: dcc: field {name!r}: unknown field (known: http)")
+    return parse_http_table(dcc["http"], f"{path}: [dcc.http]", root) if "http" in dcc else None
 
 
 def require_duis_schema(configured: Path | None = None) -> Path | None:

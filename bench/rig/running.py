@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bench.codec.duis.safe_xml import XSD_VALIDATION_OFF
 from bench.codec.eui import eui_hex
@@ -59,6 +59,9 @@ from bench.rig.recovery import close_interrupted
 from bench.rig.results import ATTACHMENTS, default_results_dir, write_json
 from bench.rig.traffic import DeviceTraffic, LinkWaits
 
+if TYPE_CHECKING:
+    from bench.gateway.server import GatewayServer
+
 log = logging.getLogger(__name__)
 
 __all__ = ["ATTACHMENTS", "RunningRig", "default_results_dir", "start_rig"]
@@ -84,6 +87,7 @@ class RunningRig:
         self._hub: Hub | None = None
         self._shim: Shim | None = None
         self._bridge: Bridge | None = None
+        self.http_gateway: GatewayServer | None = None  # [dcc.http]: DUIS over HTTP
         self._audit: AuditLog | None = None
         self._stack = contextlib.ExitStack()
         self._log_handler: logging.Handler | None = None
@@ -188,6 +192,11 @@ class RunningRig:
 
         self._start_meters(stack)
         self._start_hub(stack)
+        if self.spec.http is not None:  # Users reach the shim over HTTP once it has devices
+            from bench.gateway.server import GatewayServer  # aiohttp: only for a rig that serves
+
+            self.http_gateway = GatewayServer(shim, self.spec.http).start()
+            stack.callback(self.http_gateway.close)
 
     def _start_logging(self, stack: contextlib.ExitStack) -> None:
         handler = logging.FileHandler(self.logs_dir / "bench.log", encoding="utf-8")
@@ -420,7 +429,7 @@ class RunningRig:
                  "pid": self._pid(d.role)}
                 for d in self.spec.devices
             ],
-        }
+        } | ({"gateway": self.http_gateway.status()} if self.http_gateway is not None else {})
 
     # -- the control socket (`bench rig up`) --------------------------------------------------
 
