@@ -27,9 +27,11 @@ from bench.dcc.records.store import parse_timestamp
 from bench.domain import MAX_IMAGE_BYTES, Eui, ServiceReference
 from bench.errors import BenchError, RigError
 from bench.files import read_limited
+from bench.gateway.client import HttpTransport
 from bench.rig.control import RigClient
 
 DEFAULT_PKI = Path("fixtures/pki")
+GATEWAY = "bench.gateway"  # where --gateway leaves its URL (click's context meta)
 
 
 class Submitter:
@@ -45,7 +47,11 @@ class Submitter:
         self.pki_dir = pki_dir
         self._client: RigClient | None = None
         self._shim: Shim | None = None
-        if RigClient.available(self.run_dir):
+        self._http: HttpTransport | None = None
+        gateway = click.get_current_context().meta.get(GATEWAY)
+        if gateway:  # DUIS over HTTP, as a User's system sends it (docs/gateway.md)
+            self._http = HttpTransport(gateway)
+        elif RigClient.available(self.run_dir):
             self._client = RigClient.for_run_dir(self.run_dir)
         elif run_dir is not None:
             raise RigError(f"--run-dir {self.run_dir}: no rig is running there (start one with "
@@ -53,11 +59,15 @@ class Submitter:
 
     @property
     def where(self) -> str:
+        if self._http is not None:
+            return f"DUIS gateway {self._http.url}"
         return (
             "rig" if self._client is not None else "local shim (no rig: stops after authorisation)"
         )
 
     def submit(self, xml: bytes) -> bytes:
+        if self._http is not None:
+            return self._http.submit(xml)
         if self._client is not None:
             return self._client.submit(xml)
         if self._shim is None:
@@ -68,6 +78,8 @@ class Submitter:
     def close(self) -> None:
         if self._shim is not None:
             self._shim.close()
+        if self._http is not None:
+            self._http.close()
 
 
 def common(function: Callable) -> Callable:
@@ -90,6 +102,12 @@ def common(function: Callable) -> Callable:
             help="PKI directory with the party keys.",
         ),
         click.option("--run-dir", help="Run directory (default $BENCH_RUN_DIR or ./run)."),
+        click.option(
+            "--gateway", metavar="URL", envvar="BENCH_GATEWAY", expose_value=False,
+            callback=lambda ctx, _param, value: ctx.meta.__setitem__(GATEWAY, value),
+            help="Send over HTTP to this DUIS gateway (`bench serve`'s, e.g. "
+                 "http://127.0.0.1:8079) instead of the run directory's rig.",
+        ),
         click.option(
             "--counter",
             type=click.IntRange(0, 2**64 - 1),
