@@ -50,7 +50,7 @@ class Backoff:
     max_s: float = 10.0
 
     def after(self, failures: int) -> float:
-        return min(self.max_s, self.first_s * 2 ** max(0, failures - 1))
+        return float(min(self.max_s, self.first_s * 2.0 ** max(0, failures - 1)))
 
 
 @dataclass
