@@ -3,15 +3,18 @@ an empty directory with no checkout and no published vectors beside it.
 
 The wheel is built from a copy of the project's files (so nothing is written into the checkout)
 and installed with pip from this machine's package index. Then, in an empty directory:
-`bench run --json` passes R1-R5 on the embedded default rig, writes its results there and says
-in the terminal and record.json that DUIS XSD validation is off; `bench init` writes a lab
-directory whose rig files `bench rig check` loads and whose emulated rig runs.
+`bench run --json` passes R1-R5 on the embedded default rig, writes its results there (the
+conformance report from the wheel's templates, JUnit classnames that do not depend on where the
+wheel is installed) and says in the terminal and record.json that DUIS XSD validation is off;
+`bench init` writes a lab directory whose rig files `bench rig check` loads and whose emulated
+rig runs; `bench run --parallel 2` runs an ESME-only rig of that lab on two rigs at once.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +75,7 @@ def test_the_installed_bench_stands_alone(bench, tmp_path, vectors):
     """One test, so one wheel and one venv whichever worker runs it."""
     passes_on_the_embedded_rig_from_an_empty_directory(bench, tmp_path)
     init_writes_a_lab_that_rig_check_loads_and_that_runs(bench, tmp_path)
+    runs_an_esme_only_rig_in_parallel(bench, tmp_path)
     serve_answers_duis_over_http_from_an_empty_directory(bench, tmp_path, vectors)
 
 
@@ -89,6 +93,10 @@ def passes_on_the_embedded_rig_from_an_empty_directory(bench: Path, tmp_path: Pa
     assert record["duis_schema"] is None and record["notices"] == [XSD_VALIDATION_OFF]
     assert XSD_VALIDATION_OFF in result.stderr.splitlines()
     assert sorted(p.name for p in empty.iterdir()) == ["results"]
+    junit = (results / "junit.xml").read_text()
+    assert 'classname="hil_tests.test_r1_rsa_update"' in junit and "site-packages" not in junit
+    report = (results / "conformance.html").read_text()
+    assert 'id="run-verdict">PASSED<' in report and summary["report"] == str(results / "conformance.html")
 
 
 def init_writes_a_lab_that_rig_check_loads_and_that_runs(bench: Path, tmp_path: Path) -> None:
@@ -122,3 +130,23 @@ def serve_answers_duis_over_http_from_an_empty_directory(bench: Path, tmp_path: 
                                         requests.update("rsa-1", [ESME_A0]))
         assert (code, content_type, response_code(body)) == (200, "application/xml", "I99")
     assert sorted(p.name for p in empty.iterdir()) == ["results", "run"]
+
+
+def runs_an_esme_only_rig_in_parallel(bench: Path, tmp_path: Path) -> None:
+    """pytest-xdist comes with the bench: two workers, two rigs, one verdict; a rig with no gas
+    or SMETS1 meter passes, those cells not applicable."""
+    lab = tmp_path / "lab"
+    text = (lab / "rigs" / "emulated.toml").read_text()
+    tables = re.split(r"\n(?=\[devices\.)", text)
+    kept = [t for t in tables if not t.startswith(("[devices.gsme]", "[devices.smets1_"))]
+    (lab / "rigs" / "esme-only.toml").write_text("\n".join(kept))
+    out = tmp_path / "parallel"
+    result = run([str(bench), "run", "--rig", str(lab / "rigs" / "esme-only.toml"), "--parallel", "2",
+                  "--json", "--out", str(out)], tmp_path, timeout=400)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert set(summary["verdict"].values()) == {"passed"}, summary
+    assert {row["SMETS1 ESME"]["verdict"] for row in summary["matrix"].values()} == {"not applicable"}
+    assert sorted(p.name for p in out.glob("gw*")) == ["gw0", "gw1"]
+    assert 'classname="hil_tests.test_r1_rsa_update"' in (out / "junit.xml").read_text()
+    assert (out / "conformance.html").is_file()
