@@ -66,9 +66,24 @@ class _DeliveryStates:
             DeliveryState.REFUSED, DeliveryState.RETRYING) else "")
 
 
+def code_name(code: str) -> str:
+    """`0x8F72 Firmware Verification Successful`, `N60 ...`, `I0 Success`: a code with its name."""
+    from bench.codec.gbcs.codes import alert_name
+    from bench.domain import DccAlertCode, ResponseCode
+
+    for kind in (DccAlertCode, ResponseCode):
+        if code in tuple(kind):
+            return f"{code} {kind(code).meaning}"
+    try:
+        number = int(code, 16)
+    except ValueError:
+        return code
+    return f"0x{number:04X} {alert_name(number) or '(unknown alert)'}"
+
+
 def _line(message: MailboxMessage, delivery: str) -> str:
     return (
-        f"{message.id:>6}  {message.at}  {message.kind:<12} {message.code:<5} "
+        f"{message.id:>6}  {message.at}  {message.kind:<12} {code_name(message.code):<44.44} "
         f"{message.device or '-':<16}  {message.request_id or '-':<58} {delivery}"
     )
 
@@ -99,7 +114,8 @@ def alerts(
         messages = mailboxes.messages(eui, after)
         deliveries.refresh()
         if as_json and not follow:
-            click.echo(json.dumps([m.as_dict() | {"delivery": deliveries.of(m)}
+            click.echo(json.dumps([m.as_dict() | {"name": code_name(m.code),
+                                                  "delivery": deliveries.of(m)}
                                    for m in messages], indent=2))
             return
         last = after

@@ -5,12 +5,17 @@ transport: the running rig's control socket when `bench rig up` serves this run 
 local shim on RUN/bench.sqlite, which stops after authorisation (nothing reaches a device) and
 answers with the DUIS response. `--xml FILE` submits a hand-made request as it is, so a lab can
 inject malformed or forged requests. Exit status: 0 for I0/I99, 1 for an E-code.
+
+While a rig is up, the PKI is the rig's, `--as` takes the rig's parts as well as party names
+(`--as rsa`: the rig's RSA), devices are named by the rig's roles as well as EUIs
+(`--devices esme,gsme`), and read-firmware waits for the device's answer and prints the version.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +26,8 @@ from bench.cli.registry import database, open_registry, run_directory
 from bench.client import DuisClient
 from bench.codec.duis.responses import parse_response, response_summary
 from bench.codec.duis.safe_xml import MAX_DOCUMENT_BYTES
+from bench.codec.gbcs.apdu import decode_message
+from bench.codec.gbcs.payloads import decode_payload
 from bench.crypto.smki import OrgIdentity, Pki
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.records.store import parse_timestamp
@@ -29,9 +36,11 @@ from bench.errors import BenchError, RigError
 from bench.files import read_limited
 from bench.gateway.client import HttpTransport
 from bench.rig.control import RigClient
+from bench.rig.model import Rig, load_rig
 
 DEFAULT_PKI = Path("fixtures/pki")
 GATEWAY = "bench.gateway"  # where --gateway leaves its URL (click's context meta)
+READ_TIMEOUT_S = 30.0
 
 
 class Submitter:
@@ -42,20 +51,59 @@ class Submitter:
     I99 from a shim that sends nothing.
     """
 
-    def __init__(self, run_dir: str | None, pki_dir: Path) -> None:
+    def __init__(self, run_dir: str | None, pki_dir: Path | None) -> None:
         self.run_dir = run_directory(run_dir)
-        self.pki_dir = pki_dir
         self._client: RigClient | None = None
         self._shim: Shim | None = None
         self._http: HttpTransport | None = None
+        self.rig: Rig | None = None  # the running rig's file: its PKI, parts and roles
         gateway = click.get_current_context().meta.get(GATEWAY)
         if gateway:  # DUIS over HTTP, as a User's system sends it (docs/gateway.md)
             self._http = HttpTransport(gateway)
         elif RigClient.available(self.run_dir):
             self._client = RigClient.for_run_dir(self.run_dir)
+            rig_file = self._client.status().get("rig_file")
+            self.rig = load_rig(rig_file) if rig_file else None
         elif run_dir is not None:
             raise RigError(f"--run-dir {self.run_dir}: no rig is running there (start one with "
                            f"`bench rig up --run-dir {self.run_dir}`)")
+        self.pki_dir = pki_dir or (self.rig.pki_dir if self.rig is not None else DEFAULT_PKI)
+
+    def party(self, name: str) -> str:
+        """A party name or EUI, or one of the running rig's parts (supplier, rsa, ...)."""
+        if self.rig is not None and name in self.rig.parties:
+            return self.rig.parties[name]
+        return name
+
+    def device(self, text: str, option: str = "--device") -> Eui:
+        """An EUI, or a role of the running rig (esme, gsme, ...)."""
+        try:
+            return Eui.parse(text)
+        except BenchError as exc:
+            if self.rig is not None:
+                for device in self.rig.devices:
+                    if device.role == text:
+                        return Eui(device.eui)
+                roles = ", ".join(d.role for d in self.rig.devices)
+                raise click.BadParameter(f"{text!r} is neither an EUI nor a role of rig "
+                                         f"{self.rig.name} ({roles})", param_hint=option) from exc
+            raise click.BadParameter(f"{exc} (device roles need a running rig)",
+                                     param_hint=option) from exc
+
+    def device_response(self, party: str, request_id: str, timeout: float) -> bytes | None:
+        """The GBCS payload of the device's answer to `request_id` in `party`'s mailbox."""
+        if self._client is None:
+            return None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self._client.alerts(party):
+                if message.get("kind") == "response" and message.get("request_id") == request_id:
+                    response = parse_response(str(message.get("xml", "")).encode())
+                    payload = getattr(response, "gbcs_payload", None)
+                    if payload:
+                        return bytes(payload)
+            time.sleep(0.2)
+        return None
 
     @property
     def where(self) -> str:
@@ -85,7 +133,9 @@ class Submitter:
 def common(function: Callable) -> Callable:
     options = [
         click.option(
-            "--as", "party", metavar="PARTY", help="Party name or EUI whose key signs the request."
+            "--as", "party", metavar="PARTY",
+            help="Party name or EUI whose key signs the request, or the running rig's part "
+                 "(supplier, rsa, ...)."
         ),
         click.option(
             "--xml",
@@ -97,9 +147,9 @@ def common(function: Callable) -> Callable:
             "--pki",
             "pki_dir",
             type=click.Path(path_type=Path, file_okay=False),
-            default=DEFAULT_PKI,
-            show_default=True,
-            help="PKI directory with the party keys.",
+            default=None,
+            help="PKI directory with the party keys (default: the running rig's, else "
+                 "fixtures/pki).",
         ),
         click.option("--run-dir", help="Run directory (default $BENCH_RUN_DIR or ./run)."),
         click.option(
@@ -122,10 +172,11 @@ def common(function: Callable) -> Callable:
     return function
 
 
-def _client(pki_dir: Path, party: str | None, submitter: Submitter) -> DuisClient:
+def _client(pki_dir: Path | None, party: str | None, submitter: Submitter) -> DuisClient:
     """The party's DUIS client over the submitter (its RequestID counters: microseconds since
     the epoch, unless --counter names the first)."""
-    return DuisClient(_identity(pki_dir, party), submitter)
+    return DuisClient(_identity(submitter.pki_dir, submitter.party(party) if party else party),
+                      submitter)
 
 
 def _identity(pki_dir: Path, party: str | None) -> OrgIdentity:
@@ -139,8 +190,10 @@ def _identity(pki_dir: Path, party: str | None) -> OrgIdentity:
         ) from exc
 
 
-def _report(responses: list[bytes], as_json: bool) -> None:
-    """Print every response; exit 1 if the last one carries an E-code."""
+def _report(responses: list[bytes], as_json: bool, extra: dict[str, object] | None = None
+            ) -> None:
+    """Print every response (and what was waited for after it); exit 1 if the last one
+    carries an E-code."""
     codes = []
     summaries = []
     for xml in responses:
@@ -151,6 +204,8 @@ def _report(responses: list[bytes], as_json: bool) -> None:
         except BenchError as exc:
             codes.append("?")
             summaries.append({"unparsed": xml.decode("utf-8", "replace"), "error": str(exc)})
+    if extra:
+        summaries[-1] = {**summaries[-1], **extra}
     if as_json:
         click.echo(
             json.dumps(summaries if len(summaries) > 1 else summaries[0], indent=2, default=str)
@@ -158,31 +213,30 @@ def _report(responses: list[bytes], as_json: bool) -> None:
     else:
         for xml in responses:
             click.echo(xml.decode("utf-8", "replace"))
+        for key, value in (extra or {}).items():
+            click.echo(f"{key.replace('_', ' ')}: {value}")
     if not codes[-1].startswith("I"):
         sys.exit(1)
 
 
 def _run(
-    run_dir, pki_dir, xml_file, build: Callable[[Submitter], list[bytes]], as_json: bool
+    run_dir, pki_dir, xml_file, build: Callable[[Submitter], list[bytes]], as_json: bool,
+    then: Callable[[Submitter, list[bytes]], dict[str, object]] | None = None,
 ) -> None:
     submitter = Submitter(run_dir, pki_dir)
+    extra: dict[str, object] = {}
     try:
         if xml_file is not None:
             responses = [submitter.submit(read_limited(xml_file, MAX_DOCUMENT_BYTES,
                                                        "DUIS request"))]
         else:
             responses = build(submitter)
+            if then is not None:
+                extra = then(submitter, responses)
     finally:
         submitter.close()
     click.echo(f"submitted to the {submitter.where}", err=True)
-    _report(responses, as_json)
-
-
-def _device(text: str, option: str = "--device") -> Eui:
-    try:
-        return Eui.parse(text)
-    except BenchError as exc:
-        raise click.BadParameter(str(exc), param_hint=option) from exc
+    _report(responses, as_json, extra)
 
 
 @click.command("update-firmware")
@@ -195,7 +249,8 @@ def _device(text: str, option: str = "--device") -> Eui:
 @click.option(
     "--version", "firmware_version", metavar="V", help="DUIS FirmwareVersion (1-8 characters)."
 )
-@click.option("--devices", metavar="EUI[,EUI...]", help="Devices to distribute to.")
+@click.option("--devices", metavar="EUI|ROLE[,...]",
+              help="Devices to distribute to: EUIs, or the running rig's roles (esme,gsme).")
 def update_firmware(
     party, xml_file, pki_dir, run_dir, counter, as_json, image, firmware_version, devices
 ) -> None:
@@ -207,7 +262,8 @@ def update_firmware(
                 "--image, --version and --devices are required unless --xml is given"
             )
         client = _client(pki_dir, party, submitter)
-        euis = [_device(text.strip(), "--devices") for text in devices.split(",") if text.strip()]
+        euis = [submitter.device(text.strip(), "--devices") for text in devices.split(",")
+                if text.strip()]
         data = read_limited(
             image, MAX_IMAGE_BYTES, f"{ServiceReference.UPDATE_FIRMWARE} FirmwareImage"
         )
@@ -218,17 +274,33 @@ def update_firmware(
 
 @click.command("read-firmware")
 @common
-@click.option("--device", metavar="EUI", help="Device to read.")
-def read_firmware(party, xml_file, pki_dir, run_dir, counter, as_json, device) -> None:
-    """DUIS Read Firmware Version (SR 11.2, CV 1) of one device as PARTY."""
+@click.option("--device", metavar="EUI|ROLE", help="Device to read (an EUI, or a rig role).")
+@click.option("--timeout", type=click.FloatRange(min=0), default=READ_TIMEOUT_S, show_default=True,
+              help="Seconds to wait for the device's answer (0: do not wait).")
+def read_firmware(party, xml_file, pki_dir, run_dir, counter, as_json, device, timeout) -> None:
+    """DUIS Read Firmware Version (SR 11.2, CV 1) of one device as PARTY; through a running
+    rig, wait for the device's answer and print the version it reports."""
 
     def build(submitter: Submitter) -> list[bytes]:
         if not device:
             raise click.UsageError("--device is required unless --xml is given")
         client = _client(pki_dir, party, submitter)
-        return [client.read_firmware(_device(device), counter).response_xml]
+        return [client.read_firmware(submitter.device(device), counter).response_xml]
 
-    _run(run_dir, pki_dir, xml_file, build, as_json)
+    def wait(submitter: Submitter, responses: list[bytes]) -> dict[str, object]:
+        response = parse_response(responses[-1])
+        if submitter.rig is None or timeout == 0 or response.response_code not in ("I0", "I99"):
+            return {}
+        payload = getattr(response, "gbcs_payload", None) or submitter.device_response(
+            submitter.party(str(party)), str(response.request_id), timeout)
+        if payload is None:
+            raise RigError(f"the device sent no answer to {response.request_id} within "
+                           f"{timeout:g} s")
+        report = decode_payload(decode_message(payload))
+        version = getattr(report, "firmware_version", None)
+        return {"firmware_version": version.hex().upper() if isinstance(version, bytes) else None}
+
+    _run(run_dir, pki_dir, xml_file, build, as_json, wait)
 
 
 @click.command()
@@ -266,7 +338,7 @@ def activate(
                     f"{at!r} is not an ISO-8601 time", param_hint="--at"
                 ) from exc
         client = _client(pki_dir, party, submitter)
-        steps = client.activate(_device(device), digest, when, counter)
+        steps = client.activate(submitter.device(device), digest, when, counter)
         return [step.response_xml for step in (steps.precommand, steps.signed) if step is not None]
 
     _run(run_dir, pki_dir, xml_file, build, as_json)
