@@ -62,7 +62,10 @@ class Submitter:
             self._http = HttpTransport(gateway)
         elif RigClient.available(self.run_dir):
             self._client = RigClient.for_run_dir(self.run_dir)
-            rig_file = self._client.status().get("rig_file")
+            try:  # a control socket that does not say its rig: EUIs and party names only
+                rig_file = self._client.status().get("rig_file")
+            except BenchError:
+                rig_file = None
             self.rig = load_rig(rig_file) if rig_file else None
         elif run_dir is not None:
             raise RigError(f"--run-dir {self.run_dir}: no rig is running there (start one with "

@@ -179,7 +179,8 @@ def test_the_plugin_starts_nothing_for_tests_that_need_no_rig(tmp_path):
 def test_run_json_summary_shape(tmp_path):
     result = _bench("run", "--out", str(tmp_path / "out"), "--json", "-k", "device_out_of_scope")
     summary = json.loads(result.stdout)
-    assert set(summary) == {"verdict", "passed", "failed", "results"}
+    assert set(summary) == {"verdict", "passed", "failed", "not_applicable", "matrix", "scope",
+                            "results", "report"}
     assert summary["verdict"]["R2"] == "passed" and summary["passed"] == 3
     assert Path(summary["results"], "capture.pcap").is_file()
     assert Path(summary["results"], "junit.xml").read_text().count("<testcase") == 3
