@@ -112,18 +112,22 @@ class GatewayServer:
     def start(self) -> GatewayServer:
         """Bind both listeners (RigError if a port is taken) and serve on a thread of their own;
         deliver each party's messages to its Receive Response address."""
-        addresses = set_receive_responses(self.shim.store, self.config.receive_response)
-        self.deliverer = Deliverer(self.shim.store, self.shim.mailboxes, addresses,
-                                   self.shim.clock, backoff=self.backoff).start()
         self._thread = threading.Thread(target=self._run, name="gateway-http", daemon=True)
         self._thread.start()
         self._ready.wait()
         if self._failure is not None:
             self._thread.join()
+            self._thread = None
             self._close_executors()
             self.refusals.close()
-            self.deliverer.close()
             raise RigError(f"DUIS gateway did not start: {self._failure}") from self._failure
+        try:  # a Receive Response address for a party the registry lacks: nothing keeps running
+            addresses = set_receive_responses(self.shim.store, self.config.receive_response)
+            self.deliverer = Deliverer(self.shim.store, self.shim.mailboxes, addresses,
+                                       self.shim.clock, backoff=self.backoff).start()
+        except BaseException:
+            self.close()
+            raise
         log.info("DUIS gateway on %s, SMKI on %s", self.duis_url, self.smki_url)
         return self
 

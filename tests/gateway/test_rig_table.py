@@ -93,3 +93,16 @@ def test_rig_up_serves_the_table(tmp_path: Path, requests) -> None:
                               env=env, capture_output=True, text=True, timeout=120)
         process.wait(timeout=60)
     assert down.returncode == 0 and process.returncode == 0
+
+
+def test_a_taken_port_or_an_unknown_party_stops_the_gateway_with_one_error(shim) -> None:
+    from bench.errors import RigError
+    from bench.gateway.server import GatewayServer
+
+    with GatewayServer(shim, HttpConfig(duis_port=0, smki_port=0)) as first:
+        taken = HttpConfig(duis_port=first.duis.port, smki_port=0)
+        with pytest.raises(RigError, match="DUIS gateway did not start"):
+            GatewayServer(shim, taken).start()
+    unknown = HttpConfig(duis_port=0, smki_port=0, receive_response={"nobody": "http://x/y"})
+    with pytest.raises(ConfigError, match="'nobody': no such party"):
+        GatewayServer(shim, unknown).start()
