@@ -26,7 +26,7 @@ from smets1_checks import (
 )
 
 from bench.codec.dlms import axdr
-from bench.codec.dlms.ic18 import TransferStatus
+from bench.codec.dlms.ic18 import Ic18Attribute, TransferStatus
 from bench.codec.duis import smets1 as duis1
 from bench.codec.gbcs.apdu import decode_message
 from bench.crypto.gbcs_security import apply_mac, sign_message
@@ -196,15 +196,20 @@ def test_r5_smets1_unsigned_image_alert_reaches_both(rig, rig_device, rsa, other
 
 
 @pytest.mark.mp207("R3")
-def test_r3_smets1_incomplete_image_is_never_verified(rig, rig_device, images):
-    """A meter must not verify (and so never hold for activation) an image with a block missing."""
+@pytest.mark.parametrize("missing", ["first", "last"])
+def test_r3_smets1_incomplete_image_is_never_verified(rig, rig_device, images, missing):
+    """A meter must not verify (and so never hold for activation) an image with a block missing,
+    whether the first or the last."""
     device = rig_device("smets1_esme")
     image = images.for_device(device).manufacturer_image
     with MeterProbe(rig, device) as meter:
-        size = int(meter.read(meter.image_transfer, 2))
+        size = int(meter.read(meter.image_transfer, Ic18Attribute.IMAGE_BLOCK_SIZE))
         meter.initiate("7FFFFFF0", len(image), size)
-        for number in range(1, (len(image) + size - 1) // size):  # block 0 never sent
-            meter.block(number, image[number * size:(number + 1) * size])
+        blocks = (len(image) + size - 1) // size
+        skipped = 0 if missing == "first" else blocks - 1
+        for number in range(blocks):
+            if number != skipped:
+                meter.block(number, image[number * size:(number + 1) * size])
         try:
             meter.verify()
         except DlmsError as exc:
