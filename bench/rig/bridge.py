@@ -151,7 +151,7 @@ class Bridge:
             return
         self.shim.smets1_message(Smets1MessageEvent(
             event.eui, event.kind, event.signed, event.counter, event.alert_code, event.s1sp_code,
-            event.firmware_version, event.request_id))
+            event.firmware_version, event.request_id, event.image_hash))
 
     def transfer_changed(self, eui: bytes, transfer: Transfer) -> None:
         """A transfer moved on; its end (complete or failed) becomes the delivery status."""

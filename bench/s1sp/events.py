@@ -35,6 +35,7 @@ class Smets1Event:
     s1sp_code: S1spAlertCode | None = None  # an S1SP alert
     firmware_version: str | None = None
     request_id: str | None = None
+    image_hash: bytes | None = None  # 0x8F72/0x8F1C: the manufacturer image hash the alert carries
     success: bool | None = None  # a delivery: N60 (True) or N61
     reason: str | None = None  # a delivery that failed: why, for the DCC's audit log
     service_reference: ServiceReference | None = None

@@ -387,7 +387,7 @@ class S1sp:
         if code == FIRMWARE_VERSION_CHANGED:
             version = self.records.device(device.eui).verified_identifier
         self.sink(Smets1Event(Smets1MessageKind.DEVICE_ALERT, device.eui, signed, counter=counter, alert_code=code,
-                              firmware_version=version))
+                              firmware_version=version, image_hash=manufacturer_image_hash))
 
     def _s1sp_alert(self, device: Smets1Device, code: S1spAlertCode, information: str,
                     request_id: str | None = None) -> None:

@@ -446,6 +446,7 @@ def part_smets1_paced(work: Path) -> dict[str, object]:
     exchanges (ACTION image_block_transfer and its response, IEC 62056-46 frames) allow."""
     from bench.codec.dlms import apdu as dlms
     from bench.codec.dlms.hdlc import decode_frame
+    from bench.codec.dlms.ic18 import TransferStatus
     from bench.link.iec62056 import DlmsLine
     from bench.s1sp import transfer
     from bench.s1sp.dlms_client import DlmsClient
@@ -478,7 +479,7 @@ def part_smets1_paced(work: Path) -> dict[str, object]:
     finally:
         stop_emulator(meter)
         log.close()
-    if report.status != transfer.VERIFICATION_SUCCESSFUL or report.blocks_resent:
+    if report.status != TransferStatus.VERIFICATION_SUCCESSFUL or report.blocks_resent:
         raise RunFailed(f"the SMETS1 transfer ended in status {report.status} "
                         f"with {report.blocks_resent} blocks resent")
     exchanges = []  # (request frame, its time, response frame, its time, data bytes)

@@ -17,9 +17,11 @@ from bench.codec.gbcs.payloads import (
     read_firmware_response_esme,
 )
 from bench.crypto.xmldsig import verify_document
+from bench.dcc.policy.alert_routing import alert_recipients
 from bench.dcc.records.audit import AuditLog
 from bench.dcc.records.mailboxes import Mailboxes
 from bench.dcc.records.registry import Appointment, Party
+from bench.domain import DccAlertCode, DeviceAlertCode
 
 from . import support
 from .support import ESME_A0, ESME_B0, GSME_A1, NOW, firmware_report
@@ -199,3 +201,19 @@ def test_after_a_change_of_supplier_alerts_follow_the_new_supplier(make_shim, pk
         "supplier-b": {"8F43": 1, "8F72": 1},
         "rsa-1": {"8F72": 1},
     }
+
+
+@pytest.mark.parametrize(("code", "expected"), [
+    (0x8F72, ["S", "R"]),  # a plain int from the wire is the same code as the enum member
+    (DeviceAlertCode.FIRMWARE_VERIFICATION_FAILED, ["S", "R"]),
+    (DccAlertCode.FIRMWARE_DELIVERED, ["S", "R"]),
+    ("N61", ["S", "R"]),
+    (DeviceAlertCode.FIRMWARE_VERSION_CHANGED, ["S"]),
+    (0x81A0, ["S"]),  # an alert code the bench gives no meaning to: the Supplier only
+    ("8F72", ["S"]),  # text is not an alert code: no hex round trip sneaks past the rule
+    ("S1SP-ACTIVATION-FAILED", ["S"]),
+])
+def test_the_routing_rule_is_decided_on_typed_codes(code, expected) -> None:
+    assert alert_recipients(code, "S", "R") == expected
+    assert alert_recipients(code, "S", "S") == ["S"]  # a Supplier that requested it: once
+    assert alert_recipients(code, None, "R") == expected[1:]

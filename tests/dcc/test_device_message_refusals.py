@@ -39,6 +39,12 @@ def test_a_device_alert_is_read_with_its_code(pki) -> None:
     assert report.subject.code is DeviceAlertCode.FIRMWARE_VERIFICATION_SUCCESSFUL
 
 
+def test_a_firmware_distribution_receipt_carries_the_hash_the_device_checked(pki) -> None:
+    report = read_gbcs_report(Eui(ESME_A0), _fdra(pki, ALERT))
+    assert isinstance(report.subject, Alert)
+    assert report.subject.image_hash == b"\x11" * 32 and report.subject.hex == "8F72"
+
+
 def test_a_device_message_flagged_as_a_command_is_refused(pki) -> None:
     with pytest.raises(DecodeError, match="cra_flag"):
         read_gbcs_report(Eui(ESME_A0), _fdra(pki, COMMAND))

@@ -114,6 +114,7 @@ def test_update_lands_verified_and_is_never_activated(bench: Bench, pki: Pki) ->
     parsed = duis1.parse_smets1_response(alert.signed)
     assert isinstance(parsed.body, duis1.Smets1DeviceAlert)
     assert parsed.body.manufacturer_image_hash == hashlib.sha256(MANUFACTURER_IMAGE).digest()
+    assert alert.image_hash == parsed.body.manufacturer_image_hash  # what the DCC's report carries
     assert parsed.header.device == DEVICE and parsed.header.target == pki.party("supplier-a").eui
     assert_s1sp_signed_and_valid(pki, alert, lambda s: duis1.response_message(s, "I0", parsed.header.timestamp))
     assert bench.read_version(50) == "00000100"

@@ -65,9 +65,11 @@ def read_gbcs_report(device: Eui, gbcs: bytes) -> DeviceReport:
         )
     else:
         name = alert_name(alert_code) or ""
+        image_hash = None
         if isinstance(payload, FirmwareDistributionReceipt):
             name = name or "Firmware Distribution Receipt"
-        subject = Alert(_known(alert_code), name, firmware_version)
+            image_hash = payload.firmware_hash
+        subject = Alert(_known(alert_code), name, firmware_version, image_hash)
     return DeviceReport(device, Generation.SMETS2_PLUS, subject, gbcs)
 
 

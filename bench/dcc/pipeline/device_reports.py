@@ -56,6 +56,7 @@ class Alert:
     code: DeviceAlertCode | int
     name: str = ""
     firmware_version: str | None = None  # a confirmed activation's version, when it carries one
+    image_hash: bytes | None = None  # 0x8F72/0x8F1C: the hash of the image the device checked
 
     @property
     def hex(self) -> str:

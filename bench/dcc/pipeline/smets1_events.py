@@ -40,6 +40,7 @@ class Smets1MessageEvent:
     s1sp_code: str | None = None  # an S1SP alert: its S1SPAlertCode
     firmware_version: str | None = None  # what the device runs, when the message says
     request_id: str | None = None
+    image_hash: bytes | None = None  # a verification alert: the manufacturer image hash
 
 
 def smets1_report(event: Smets1MessageEvent) -> DeviceReport:
@@ -55,7 +56,7 @@ def smets1_report(event: Smets1MessageEvent) -> DeviceReport:
             raise BenchError("an S1SP device alert without an alert code")
         code = event.alert_code
         name = code.meaning if isinstance(code, DeviceAlertCode) else "SMETS1 alert"
-        subject = Alert(code, name, event.firmware_version)
+        subject = Alert(code, name, event.firmware_version, event.image_hash)
     elif event.kind is Smets1MessageKind.S1SP_ALERT:
         if not event.s1sp_code:
             raise BenchError("an S1SP alert without its S1SPAlertCode")

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.codec.dlms import ic18
-from bench.codec.eui import eui_hex
-from bench.domain import IMAGE_TYPES, MANUFACTURER_CODE, DeviceType
+from bench.domain import IMAGE_TYPES, MANUFACTURER_CODE, DeviceType, Eui
 from bench.errors import ConfigError
 from bench.link.iec62056 import DlmsLine
 from bench.meter.slots import ImageSlots, factory_slot
@@ -78,10 +77,10 @@ class Smets1Emulator:
         image_type = IMAGE_TYPES[device_type]
         if self.store.exists():
             self.state = load_state(self.store)
-            if self.state.eui != eui_hex(config.eui) or self.state.device_type != device_type:
+            if self.state.eui != str(Eui(config.eui)) or self.state.device_type != device_type:
                 raise ConfigError(f"{config.state} belongs to {self.state.device_type} {self.state.eui}")
         else:
-            self.state = Smets1State(device_type, eui_hex(config.eui), factory_slot(MANUFACTURER_CODE, image_type))
+            self.state = Smets1State(device_type, str(Eui(config.eui)), factory_slot(MANUFACTURER_CODE, image_type))
             self.store.save(self.state)
         self.slots = ImageSlots(self.store, self.state)
         self.slots.collect_garbage()
@@ -96,7 +95,7 @@ class Smets1Emulator:
 
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop` is set; the transfer bitmap is checkpointed on the way out."""
-        log.info("SMETS1 %s %s running %s", self.config.device.upper(), eui_hex(self.config.eui),
+        log.info("SMETS1 %s %s running %s", self.config.device.upper(), Eui(self.config.eui),
                  image_transfer.identifier_of(self.state.active))
         sleepy = self.config.is_sleepy
         now = time.monotonic()
