@@ -4,6 +4,8 @@
 and `portfolio_entry()` decides, for one device and without I/O, which version it runs (the
 newer of its last 11.2 read and its last confirmed activation), whether that agrees with the
 DCC's record, and how far its latest distribution got (activated, or what it holds pending).
+Each line also names the device's model and whether the DCC's record of its firmware is on the
+CPL of that model (`bench.dcc.records.device_models`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.dcc.records.device_models import cpl_status, model_facts
 from bench.dcc.records.distributions import HOLDS_NOTHING_NEW
 from bench.dcc.records.portfolio import (
     Alert,
@@ -49,6 +52,8 @@ class PortfolioEntry:
     last_read_version: str | None = None
     last_read_at: str | None = None
     agrees_with_dcc: bool | None = None
+    device_model: str | None = None  # manufacturer/model/hardware version, as the SMI has it
+    cpl_status: str | None = None  # the DCC's record of its firmware against its model's CPL
 
 
 def known_version(device: DeviceRecord) -> str | None:
@@ -110,4 +115,10 @@ def portfolio(
     with Store(db_path, read_only=True) as store:
         devices = device_records(store, now, supplier)
         alerts = last_alerts(store, now, [device.eui for device, _last in devices])
-    return [portfolio_entry(device, last, alerts.get(device.eui, ())) for device, last in devices]
+        models, listing = model_facts(store)
+    entries = [portfolio_entry(device, last, alerts.get(device.eui, ())) for device, last in devices]
+    for entry in entries:
+        model = models.get(entry.eui)
+        entry.device_model = str(model) if model is not None else None
+        entry.cpl_status = cpl_status(model, entry.dcc_firmware_version, listing).value
+    return entries

@@ -107,11 +107,34 @@ def test_delivery_status_goes_to_requester_and_supplier(shim, routed) -> None:
 
 def test_latest_distribution_decides_the_rsa(shim, pki, requests, routed) -> None:
     """After supplier-a redistributes to A0 itself, rsa-1 no longer gets A0's receipts."""
+    rsa_request, _ = routed
+    shim.delivery_status(ESME_A0, rsa_request, True).result()  # rsa-1's ended: A0 is free
+    before = by_name(mailbox_codes(shim))
     assert (
         parse_response(shim.submit(requests.update("supplier-a", [ESME_A0]))).response_code == "I99"
     )
     shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72)).result()
-    assert by_name(mailbox_codes(shim)) == {"supplier-a": {"8F72": 1}}
+    after = by_name(mailbox_codes(shim))
+    assert after["supplier-a"] == {**before["supplier-a"], "8F72": 1}
+    assert after["rsa-1"] == before["rsa-1"]
+
+
+def test_a_device_with_a_distribution_in_progress_is_withheld(shim, requests, routed) -> None:
+    """supplier-a's 11.1 while rsa-1's is under way to A0 (no N60/N61 yet): A0 is listed in
+    OtherRequestInProgressList and not distributed to; once it ends, A0 is free again."""
+    rsa_request, _ = routed
+    sent = len(shim.gateway.distributed)
+    response = parse_response(shim.submit(requests.update("supplier-a", [ESME_A0])))
+    assert response.response_code == "I99"
+    assert response.warning.other_request_in_progress == [ESME_A0]
+    assert len(shim.gateway.distributed) == sent
+    [(why,)] = shim.store.read(
+        "SELECT reason FROM audit WHERE request_id = ? AND decision = 'device-refused'",
+        (str(response.request_id),))
+    assert why == f"another distribution to the device is in progress ({rsa_request})"
+    shim.delivery_status(ESME_A0, rsa_request, False).result()
+    again = parse_response(shim.submit(requests.update("supplier-a", [ESME_A0])))
+    assert again.warning is None and len(shim.gateway.distributed) == sent + 1
 
 
 def test_alert_messages_are_signed_duis_with_the_device_payload(shim, pki, routed) -> None:

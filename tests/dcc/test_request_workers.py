@@ -111,12 +111,18 @@ def test_racing_submitters_through_workers_accept_a_counter_once(make, requests)
 
 def test_a_killed_worker_is_replaced_and_its_request_decided(make, requests) -> None:
     shim = make("killed.sqlite", 1)
+
+    def delivered() -> None:  # ends the distribution: the next 11.1 may go to the device again
+        shim.delivery_status(ESME_A0, shim.gateway.distributed[-1][2], True).result()
+
     assert code_of(shim.submit(requests.update("rsa-1", [ESME_A0]))) == "I99"
+    delivered()
     [worker] = shim.workers.workers
     os.kill(worker.process.pid, signal.SIGKILL)
     worker.process.wait(timeout=10)
     xml = requests.update("rsa-1", [ESME_A0])
     assert code_of(shim.submit(xml)) == "I99"  # decided by the shim itself
+    delivered()
     assert shim.workers.restarts == 1
     assert code_of(shim.submit(requests.update("rsa-1", [ESME_A0]))) == "I99"  # the new worker
     accepted = [e for e in _audit(shim) if e[3] == "accepted"]

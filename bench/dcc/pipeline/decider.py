@@ -40,8 +40,9 @@ from bench.dcc.pipeline.outcomes import (
     slim,
 )
 from bench.dcc.policy import authorisation as policy
+from bench.dcc.policy import firmware_applicability as applicability
 from bench.dcc.policy.critical import CriticalPath
-from bench.dcc.records import audit, counters, distributions, registry
+from bench.dcc.records import audit, counters, device_models, distributions, registry
 from bench.dcc.records.audit import AuditDecision
 from bench.dcc.records.registry import Party
 from bench.dcc.records.store import Savepoint, Store, timestamp
@@ -241,13 +242,23 @@ class Decider:
         policy.check_update_limits(len(image), version, len(set(request.devices)))
         decisions = self._device_list(conn, incoming, request.devices, party, now)
         authorised = [eui for eui, code, _ in decisions if code is None]
+        warnings = policy.warning_lists(decisions)
+        left_out = self._withheld(conn, incoming, authorised, activation_hash(image), now)
+        for name, devices in left_out.lists.items():
+            warnings.setdefault(name, []).extend(devices)
         decision = Decision(
             ResponseCode.ACKNOWLEDGED,
             f"{len(authorised)} of {len(decisions)} devices authorised",
-            messages.ResponseBody(warnings=policy.warning_lists(decisions)),
+            messages.ResponseBody(warnings=warnings),
         )
+        if left_out.reasons:
+            authorised = [eui for eui in authorised if eui not in left_out.reasons]
+            decision.reason += f", {len(left_out.reasons)} of them withheld (warning lists)"
         if not self.delivering:
             decision.reason += "; no device gateway attached: nothing distributed"
+            return decision
+        if not authorised:
+            decision.reason += "; nothing distributed"
             return decision
         # What is handed to the hub is recorded (portfolio, alert routing to the requester).
         rid = str(request.request_id)
@@ -255,9 +266,24 @@ class Decider:
             conn, rid, authorised, incoming.originator, version, activation_hash(image),
             timestamp(now),
         )
-        devices = tuple(Eui.parse(eui) for eui in authorised)
-        decision.hand_overs.append(Distribute(rid, devices, image))
+        targets = tuple(Eui.parse(eui) for eui in authorised)
+        decision.hand_overs.append(Distribute(rid, targets, image))
         return decision
+
+    def _withheld(self, conn: sqlite3.Connection, incoming: messages.Incoming,
+                  authorised: list[str], image_hash: bytes | None,
+                  now: datetime) -> applicability.Withheld:
+        """The authorised devices an 11.1 is not distributed to (its CPL says the image is not
+        for their model, or a distribution to them is under way), each audited with why."""
+        approved = device_models.approved_models(conn, image_hash) if image_hash else set()
+        left_out = applicability.withheld(
+            authorised, device_models.models_of(conn, authorised) if approved else {},
+            set(approved), distributions.in_progress(conn, authorised))
+        at, rid, sr = timestamp(now), str(incoming.request_id), incoming.service_reference
+        audit.record_many(conn, (
+            (at, rid, incoming.originator, sr, eui, AuditDecision.DEVICE_REFUSED, None, why)
+            for eui, why in left_out.reasons.items()))
+        return left_out
 
     def _update_ppmid_firmware(
         self,

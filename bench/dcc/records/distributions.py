@@ -83,6 +83,20 @@ def under_way(conn: sqlite3.Connection) -> list[tuple[str, str]]:
         (DistributionStatus.DISTRIBUTING.value,))]
 
 
+def in_progress(conn: sqlite3.Connection, devices: Iterable[str]) -> dict[str, str]:
+    """Device -> RequestID of each listed device with a distribution still under way."""
+    wanted = list(devices)
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):  # SQLite's bound on parameters, with room
+        chunk = wanted[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for request_id, device in conn.execute(
+                f"SELECT request_id, device FROM distribution WHERE status = ?"
+                f" AND device IN ({marks})", (DistributionStatus.DISTRIBUTING.value, *chunk)):
+            found[str(device)] = str(request_id)
+    return found
+
+
 def delivered(
     conn: sqlite3.Connection, request_id: str, device: str, success: bool, at: str,
     status: str | None = None,

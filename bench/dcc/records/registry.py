@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from bench.codec.eui import eui_hex, parse_eui
+from bench.dcc.records import device_models
 from bench.dcc.records.store import Store, parse_timestamp, timestamp
 from bench.domain import (
     GAS_TYPES,
@@ -107,14 +108,16 @@ def _rows(path: Path, columns: tuple[str, ...]) -> Iterable[tuple[int, dict[str,
     if not path.is_file():
         raise ConfigError(f"{path}: missing (a registry directory holds {', '.join(FILES)})")
     text = read_text_limited(path, CSV_LIMIT, "registry CSV file")  # bounded, names the file
-    lines = (line for line in text.splitlines(keepends=True)
-             if line.strip() and not line.lstrip().startswith("#"))
-    reader = csv.DictReader(lines, skipinitialspace=True)
+    kept = [(number, line) for number, line in enumerate(text.splitlines(keepends=True), start=1)
+            if line.strip() and not line.lstrip().startswith("#")]
+    reader = csv.DictReader((line for _number, line in kept), skipinitialspace=True)
     header = tuple(name.strip() for name in (reader.fieldnames or ()))
     missing = [c for c in columns if c not in header]
     if missing:
         raise ConfigError(f"{path}: header lacks {', '.join(missing)}")
-    for number, row in enumerate(reader, start=2):
+    for row in reader:
+        # the file's own line number (comments and blank lines count), where the row ends
+        number = kept[min(reader.line_num, len(kept)) - 1][0]
         yield number, {k.strip(): (v or "").strip() for k, v in row.items() if k}
 
 
@@ -224,6 +227,41 @@ def load_registry_dir(
     return parties, devices, registrations, appointments
 
 
+DEVICE_MODEL_COLUMNS = ("eui", "manufacturer", "model", "hardware_version")
+CPL_COLUMNS = ("manufacturer", "model", "hardware_version", "firmware_version", "image_hash")
+
+
+def load_models_dir(
+    directory: str | Path,
+) -> tuple[dict[str, device_models.DeviceModel], list[device_models.CplEntry]]:
+    """Each device's model (by EUI) and the CPL, from `device_models.csv` and `cpl.csv` of a
+    registry directory (device_models.py); a missing file means none. ConfigError names the
+    file, line and field of anything malformed, a device or a (model, version) listed twice."""
+    base = Path(directory)
+    models: dict[str, device_models.DeviceModel] = {}
+    path = base / "device_models.csv"
+    if path.is_file():
+        for n, row in _rows(path, DEVICE_MODEL_COLUMNS):
+            where = f"{path}:{n}"
+            eui = _eui(row["eui"], where)
+            if eui in models:
+                raise ConfigError(f"{where}: device {eui} is listed twice")
+            models[eui] = device_models.model_of_row(row, where)
+    cpl: list[device_models.CplEntry] = []
+    path = base / "cpl.csv"
+    if path.is_file():
+        seen: set[tuple[device_models.DeviceModel, str]] = set()
+        for n, row in _rows(path, CPL_COLUMNS):
+            where = f"{path}:{n}"
+            entry = device_models.cpl_entry_of_row(row, where)
+            if (entry.model, entry.firmware_version) in seen:
+                raise ConfigError(f"{where}: {entry.model} version {entry.firmware_version}"
+                                  " is listed twice")
+            seen.add((entry.model, entry.firmware_version))
+            cpl.append(entry)
+    return models, cpl
+
+
 def _check_added(role_of: dict[str, str], registrations: list[Registration],
                  appointments: list[Appointment]) -> None:
     def holds(eui: str, role: str, what: str) -> None:
@@ -255,15 +293,27 @@ class Registry:
         self.store = store
 
     def import_dir(self, directory: str | Path) -> dict[str, int]:
-        """Replace the registry (not counters, audit or mailboxes) with a directory's contents."""
+        """Replace the registry (not counters, audit or mailboxes) with a directory's contents,
+        device models and CPL included (none when the directory has no such files)."""
         parties, devices, registrations, appointments = load_registry_dir(directory)
+        models, cpl = load_models_dir(directory)
         self.replace(parties, devices, registrations, appointments)
+        with self.store.transaction() as conn:
+            device_models.replace_models(conn, models, cpl)
         return {
             "parties": len(parties),
             "devices": len(devices),
             "registrations": len(registrations),
             "appointments": len(appointments),
+            "device_models": len(models),
+            "cpl_entries": len(cpl),
         }
+
+    def add_models(self, models: dict[str, device_models.DeviceModel] | None = None,
+                   cpl: Iterable[device_models.CplEntry] = ()) -> None:
+        """Set devices' models and add CPL entries (a firmware newly approved for a model)."""
+        with self.store.transaction() as conn:
+            device_models.add_models(conn, models, list(cpl))
 
     def replace(
         self,
@@ -297,7 +347,8 @@ class Registry:
             self._insert(conn, parties, list(devices), registrations, appointments)
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, parties, devices, registrations, appointments) -> None:
+    def _insert(conn: sqlite3.Connection, parties: list[Party], devices: list[Device],
+                registrations: list[Registration], appointments: list[Appointment]) -> None:
         conn.executemany(
             "INSERT INTO party VALUES (?,?,?)", [(p.eui, p.name, p.org_role) for p in parties]
         )
@@ -396,6 +447,10 @@ class Registry:
             "registrations": [asdict(r) for r in self.registrations()],
             "appointments": [asdict(a) for a in self.appointments()],
         }
+        with self.store.transaction() as conn:
+            data["device_models"] = {eui: asdict(model) for eui, model
+                                     in device_models.all_models(conn).items()}
+            data["cpl"] = [asdict(entry) for entry in device_models.cpl_entries(conn)]
         if at is not None:
             data["at"] = timestamp(at)
             data["registered_supplier"] = {

@@ -1,7 +1,8 @@
 """The shim's one SQLite database: its schema, its connection and its group commit.
 
 The tables fall in groups, each read and written by one module of `bench.dcc.records` only:
-`registry` (party, device, registration, appointment), `counters` (request_counter,
+`registry` (party, device, registration, appointment; device_models: device_model, cpl_entry),
+`counters` (request_counter,
 precommand, command), `audit`, `mailboxes`, `distributions` and `portfolio` (device_alert,
 device_state).
 
@@ -166,6 +167,21 @@ CREATE TABLE IF NOT EXISTS device_alert (
     at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS device_alert_by_device ON device_alert (device, id);
+CREATE TABLE IF NOT EXISTS device_model (
+    eui TEXT PRIMARY KEY,
+    manufacturer TEXT NOT NULL,
+    model TEXT NOT NULL,
+    hardware_version TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cpl_entry (
+    manufacturer TEXT NOT NULL,
+    model TEXT NOT NULL,
+    hardware_version TEXT NOT NULL,
+    firmware_version TEXT NOT NULL,
+    image_hash TEXT NOT NULL,
+    PRIMARY KEY (manufacturer, model, hardware_version, firmware_version)
+);
+CREATE INDEX IF NOT EXISTS cpl_by_hash ON cpl_entry (image_hash);
 CREATE TABLE IF NOT EXISTS device_state (
     eui TEXT PRIMARY KEY,
     active_version TEXT,
