@@ -8,8 +8,9 @@ Request:  {"op": "<name>", ...arguments}
 Answer:   {"ok": true, ...result}  or  {"ok": false, "error": "<one line>", "type": "<error class>"}
 Binary values (DUIS XML, images) travel base64-encoded in fields named `*_b64`.
 
-Operations served (see `RigControlServer`): ping, status, submit, portfolio, alerts, registry,
-shutdown. Any callable registered in the handler table can be added by the rig.
+Operations served (`ControlOp`): ping and shutdown by `RigControlServer` itself, the others by
+the running rig (`bench.rig.control_api`): status, submit, portfolio, alerts, registry,
+restart-meter.
 
 The socket is the owner's only, but a careless or broken client must not take the rig down:
 connections are bounded (`max_connections`, one thread each; when they are all taken, the one
@@ -33,7 +34,8 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,19 @@ _CHUNK = 1024 * 1024
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 log = logging.getLogger(__name__)
+
+
+class ControlOp(StrEnum):
+    """The operations of the control socket: the `op` of a request line."""
+
+    PING = "ping"
+    SHUTDOWN = "shutdown"
+    STATUS = "status"
+    SUBMIT = "submit"
+    PORTFOLIO = "portfolio"
+    ALERTS = "alerts"
+    REGISTRY = "registry"
+    RESTART_METER = "restart-meter"
 
 
 def run_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -101,7 +116,7 @@ class RigClient:
         if not path.exists():
             return False
         try:
-            RigClient(path, timeout=2.0).call("ping")
+            RigClient(path, timeout=2.0).call(ControlOp.PING)
         except BenchError:
             return False
         return True
@@ -150,19 +165,19 @@ class RigClient:
 
     def submit(self, xml: bytes) -> bytes:
         """Submit signed DUIS XML to the rig's shim and return its DUIS response XML."""
-        return unb64(self.call("submit", xml_b64=b64(xml))["xml_b64"])
+        return unb64(self.call(ControlOp.SUBMIT, xml_b64=b64(xml))["xml_b64"])
 
     def status(self) -> dict[str, Any]:
-        return self.call("status")
+        return self.call(ControlOp.STATUS)
 
     def portfolio(self, supplier: str | None = None) -> list[dict[str, Any]]:
-        return self.call("portfolio", supplier=supplier)["entries"]
+        return self.call(ControlOp.PORTFOLIO, supplier=supplier)["entries"]
 
     def alerts(self, party: str) -> list[dict[str, Any]]:
-        return self.call("alerts", party=party)["alerts"]
+        return self.call(ControlOp.ALERTS, party=party)["alerts"]
 
     def shutdown(self) -> None:
-        self.call("shutdown")
+        self.call(ControlOp.SHUTDOWN)
 
 
 def _read_line(sock: socket.socket) -> bytes:
@@ -323,16 +338,21 @@ class _ControlSocketServer(socketserver.ThreadingMixIn, socketserver.UnixStreamS
 
 
 class RigControlServer:
-    """Serves the control socket in a thread; handlers map an op name to a function of the request."""
+    """Serves the control socket in a thread; handlers map an op to a function of the request.
 
-    def __init__(self, path: str | os.PathLike[str], handlers: dict[str, Handler],
+    It answers `ping` and `shutdown` itself; a rig passes the handlers of the other ops
+    (`RigControlApi.handlers`).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], handlers: Mapping[str, Handler],
                  max_connections: int = MAX_CONNECTIONS, idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.path = Path(path)
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
-        self.handlers: dict[str, Handler] = {"ping": lambda _request: {"pong": True}, **handlers}
+        self.handlers: dict[str, Handler] = {ControlOp.PING: lambda _request: {"pong": True},
+                                             **handlers}
         self.shutdown_requested = threading.Event()
-        self.handlers.setdefault("shutdown", self._request_shutdown)
+        self.handlers.setdefault(ControlOp.SHUTDOWN, self._request_shutdown)
         self._server: _ControlSocketServer | None = None
         self._thread: threading.Thread | None = None
 

@@ -31,7 +31,8 @@ class MeterKeeper:
     """Which emulated meters of a rig are down, and why; restarts them on request."""
 
     def __init__(self, rig: Any) -> None:
-        """`rig`: the RunningRig that owns this keeper (its meters, links, hub and stack)."""
+        """`rig`: the RigLifecycle of the rig that owns this keeper (its meters, links, hub and
+        stack)."""
         self.rig = rig
         self.down: dict[str, str] = {}  # role -> cause
         self._lock = threading.Lock()
@@ -96,19 +97,19 @@ class MeterKeeper:
         old.stop()
         link = rig.links.pop(device.eui, None)
         if link is not None:
-            rig._close_link(link)
+            rig.close_link(link)
         meter = EmulatedMeter(device, old.command, old.log, old.startup_timeout)
         rig.meters[role] = meter
-        rig._stack.callback(meter.stop)
+        rig.stack.callback(meter.stop)
         try:
             port = meter.start()
-            link = rig._open_link(device, port)
+            link = rig.open_link(device, port)
         except RigError:
             with self._lock:
                 self.down[role] = f"restart failed; see {old.log.path}"
                 rig.bridge.down[device.eui] = self.down[role]
             raise
-        rig._stack.callback(rig._close_link, link)
+        rig.stack.callback(rig.close_link, link)
         rig.links[device.eui] = link
         rig.hub.attach(device.eui, link, sleepy=device.sleepy)
         with self._lock:

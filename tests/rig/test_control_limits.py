@@ -199,5 +199,30 @@ def test_the_rigs_own_ops_refuse_bad_fields_and_bad_registry_changes(tmp_path):
             added = client.call("registry", action="add-appointment", supplier="supplier-a",
                                 rsa="rsa-2")
             assert added["registry"] == {"added": 1}
+            with pytest.raises(RigError, match="unknown registry action 'drop-all' \\(show, "
+                                               "end-appointment, add-appointment, add-registration\\)"):
+                client.call("registry", action="drop-all")
+            registered = client.call("registry", action="add-registration", mpxn="9900000000001",
+                                     party="supplier-b")
+            assert registered["registry"] == {"added": 1}
+            shown = client.call("registry")["registry"]  # the default action: show
+            assert json.dumps(shown).count("9900000000001") == 1
+            with pytest.raises(RigError, match="restart-meter needs a \"role\" string"):
+                client.call("restart-meter")
+            with pytest.raises(RigError, match="no emulated meter with role 'esme'"):
+                client.call("restart-meter", role="esme")
     finally:
         rig.stop()
+
+
+def test_every_op_has_one_handler_and_the_protocol_names_are_unchanged():
+    """The rig serves one handler per op the server does not answer itself; the op names are
+    the wire protocol (`bench rig up` clients of older checkouts send them)."""
+    from bench.rig.control import ControlOp
+    from bench.rig.control_api import RigControlApi
+
+    served = RigControlApi(rig=None).handlers()  # type: ignore[arg-type]
+    assert set(served) | {ControlOp.PING, ControlOp.SHUTDOWN} == set(ControlOp)
+    assert sorted(ControlOp) == ["alerts", "ping", "portfolio", "registry", "restart-meter",
+                                 "shutdown", "status", "submit"]
+    assert len({id(handler.__func__) for handler in served.values()}) == len(served)
