@@ -70,7 +70,7 @@ class Eui(bytes):
 
 
 # The DCC's own EUI (its Access Control Broker), the target of every non-device request.
-DCC_EUI = Eui(bytes.fromhex("90B3D51F30000002"))
+DCC_EUI = Eui.parse("90B3D51F30000002")
 # DUIS limits: devices in one 11.1 device list, bytes of one firmware image.
 MAX_DEVICES = 50_000
 MAX_IMAGE_BYTES = 10_240_000
@@ -116,7 +116,7 @@ EMULATED_TYPES: tuple[DeviceType, ...] = (DeviceType.ESME, DeviceType.GSME)
 MANUFACTURER_CODE = 0x121D
 IMAGE_TYPES: Mapping[DeviceType, int] = MappingProxyType({DeviceType.ESME: 0x0000, DeviceType.GSME: 0x0001})
 # The CHF of the default rig: the hub the emulated meters talk to.
-HUB_EUI = Eui(bytes.fromhex("00DB1234567890A2"))
+HUB_EUI = Eui.parse("00DB1234567890A2")
 # Types whose Supplier is the gas supplier (the rest: import supplier).
 GAS_TYPES = frozenset({DeviceType.GSME, DeviceType.GPF})
 

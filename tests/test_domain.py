@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import json
+import pickle
 import sqlite3
 from pathlib import Path
 
@@ -9,11 +12,15 @@ import pytest
 from lxml import etree
 
 from bench.domain import (
+    DCC_EUI,
     DUIS_DCC_ALERT_CODES,
     DUIS_RESPONSE_CODES,
+    HUB_EUI,
+    IMAGE_TYPES,
     DccAlertCode,
     DeviceStatus,
     DeviceType,
+    Eui,
     FaultProfile,
     Generation,
     Outcome,
@@ -21,7 +28,7 @@ from bench.domain import (
     ResponseCode,
     sql_check,
 )
-from bench.errors import ConfigError
+from bench.errors import ConfigError, DecodeError
 from bench.meter.faults import FAULTS, check_faults
 
 XS = "{http://www.w3.org/2001/XMLSchema}"
@@ -87,3 +94,66 @@ def test_the_meter_knows_every_fault_profile_by_its_name() -> None:
     assert check_faults(["wrong-hash-in-alert"]) == {FaultProfile.WRONG_HASH_IN_ALERT}
     with pytest.raises(ConfigError, match="unknown fault profile 'fly'"):
         check_faults(["fly"])
+
+
+RAW = bytes.fromhex("00DB1234567890A0")
+
+
+@pytest.mark.parametrize("text", [
+    "00DB1234567890A0", "00db1234567890a0", "00-DB-12-34-56-78-90-A0", "00:db:12:34:56:78:90:a0",
+    " 00DB1234567890A0 ", "00 DB 12 34 56 78 90 A0",
+])
+def test_eui_parses_every_form_users_type(text: str) -> None:
+    eui = Eui.parse(text)
+    assert type(eui) is Eui and bytes(eui) == RAW
+    assert Eui.of(text) == eui
+
+
+@pytest.mark.parametrize("text", ["", "00DB1234567890A", "00DB1234567890A0FF", "00DB1234567890G0",
+                                  "0xDB1234567890A0", "00DB-1234567890A", "é0DB1234567890A0"])
+def test_eui_text_that_is_not_sixteen_hex_digits_is_a_decode_error_naming_the_field(text: str) -> None:
+    with pytest.raises(DecodeError) as caught:
+        Eui.parse(text)
+    assert caught.value.field == "eui" and repr(text) in str(caught.value)
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x00" * 7, b"\x00" * 9, RAW + RAW])
+def test_eui_of_other_than_eight_bytes_is_a_decode_error_naming_the_field(raw: bytes) -> None:
+    with pytest.raises(DecodeError) as caught:
+        Eui(raw)
+    assert caught.value.field == "eui" and f"got {len(raw)}" in str(caught.value)
+    with pytest.raises(DecodeError):
+        Eui.of(raw)
+
+
+def test_eui_has_one_text_form_and_the_duis_form() -> None:
+    eui = Eui(RAW)
+    assert str(eui) == "00DB1234567890A0" and f"{eui}" == "00DB1234567890A0" and f"{eui:>18}" == "  00DB1234567890A0"
+    assert eui.duis == "00-DB-12-34-56-78-90-A0"
+    assert repr(eui) == "Eui('00DB1234567890A0')"
+    assert json.dumps({"eui": str(eui)}) == '{"eui": "00DB1234567890A0"}'
+    assert Eui.parse(eui.duis) == eui and Eui.parse(str(eui)) == eui
+
+
+def test_eui_is_the_bytes_it_holds() -> None:
+    eui = Eui(bytearray(RAW))
+    assert eui == RAW and eui == RAW and hash(eui) == hash(RAW)
+    assert {RAW: "meter"}[eui] == "meter" and eui in {RAW}
+    assert eui[::-1] == RAW[::-1] and eui[-2:] == b"\x90\xa0" and len(eui) == 8
+    assert Eui(eui) is eui and Eui.of(memoryview(RAW)) == eui
+    assert eui != str(eui)  # text never passes for the EUI: it is parsed at the edge
+
+
+def test_eui_survives_pickling_and_copying() -> None:
+    eui = Eui(RAW)
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        back = pickle.loads(pickle.dumps(eui, protocol))
+        assert type(back) is Eui and back == eui
+    assert type(copy.deepcopy(eui)) is Eui and copy.copy(eui) == eui
+
+
+def test_the_bench_constants_are_typed() -> None:
+    assert type(DCC_EUI) is Eui and str(DCC_EUI) == "90B3D51F30000002"
+    assert type(HUB_EUI) is Eui and str(HUB_EUI) == "00DB1234567890A2"
+    assert set(IMAGE_TYPES) == {DeviceType.ESME, DeviceType.GSME}
+    assert IMAGE_TYPES[DeviceType.GSME] == 0x0001

@@ -13,11 +13,11 @@ import time
 import click
 
 from bench.cli.registry import existing_database
-from bench.codec.eui import eui_hex, parse_eui
 from bench.dcc.records.audit import AuditLog
 from bench.dcc.records.mailboxes import Delivery, DeliveryState, Mailboxes, MailboxMessage
 from bench.dcc.records.registry import receive_responses
 from bench.dcc.records.store import Store
+from bench.domain import Eui
 from bench.errors import BenchError
 
 POLL_S = 0.5
@@ -28,7 +28,7 @@ def _party_eui(store, party: str) -> str:
     if row:
         return row[0][0]
     try:
-        return eui_hex(parse_eui(party))
+        return str(Eui.parse(party))
     except BenchError as exc:
         raise click.BadParameter(
             f"{party!r} is neither a registry party nor an EUI", param_hint="--as"

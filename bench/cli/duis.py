@@ -234,7 +234,7 @@ def verify(
     report = {
         "valid": True,
         "signer": names[0] if names else None,
-        "signer_eui": eui_of(cert).hex().upper(),
+        "signer_eui": str(eui_of(cert)),
         "signer_role": role_of(cert),
         "issuer": cert.issuer.rfc4514_string(),
         "serial_number": str(cert.serial_number),

@@ -13,8 +13,7 @@ from pathlib import Path
 import click
 
 from bench.cli.emulate_smets1 import smets1_emulator
-from bench.codec.eui import parse_eui
-from bench.domain import EMULATED_TYPES, DeviceType, Generation
+from bench.domain import EMULATED_TYPES, DeviceType, Eui, Generation
 from bench.link import Link, SerialLink, open_pty_pair
 from bench.meter.emulator import Emulator, MeterConfig
 from bench.meter.faults import FAULTS
@@ -63,11 +62,11 @@ def emulate(device: str, generation: str, eui: str, identity: Path | None, state
     die_with_parent_from_env()  # a rig started this meter: stop with it
     if [bool(port), pty, radio is not None].count(True) != 1:
         raise click.UsageError("give exactly one of --port URL, --pty or --radio CHANNEL")
-    eui_bytes = parse_eui(eui)
+    eui_bytes = Eui.parse(eui)
     device_type = DeviceType(device.upper())
     logging.basicConfig(
         level=log_level.upper(), stream=sys.stderr,
-        format=f"%(asctime)s {eui_bytes.hex().upper()} %(name)s %(levelname)s %(message)s",
+        format=f"%(asctime)s {eui_bytes} %(name)s %(levelname)s %(message)s",
     )
     build: Callable[[Link], Emulator | Smets1Emulator]
     if generation == Generation.SMETS1:

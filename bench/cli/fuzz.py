@@ -103,7 +103,7 @@ def _campaign(rig_path: Path | None, role: str, cases: int, seed: int, layers: s
     if capture is not None:
         ctx = ctx.with_capture([frame for _, frame in read_pcap(capture)])
         if not ctx.captured:
-            raise ConfigError(f"{capture}: no frame in it was sent to {target.device.eui_hex}")
+            raise ConfigError(f"{capture}: no frame in it was sent to {target.device.eui}")
     settings = CampaignSettings(seed, cases, chosen, batch, probe_timeout or timeout,
                                 not no_minimise, max_findings)
     campaign = Campaign(target, ctx, settings, out)
@@ -115,7 +115,7 @@ def _campaign(rig_path: Path | None, role: str, cases: int, seed: int, layers: s
     line = _ProgressLine()
     result = campaign.run(line.update)
     line.done()
-    write_fuzz_json(out / "fuzz.json", result, rig=str(rig.path), role=role, eui=target.device.eui_hex,
+    write_fuzz_json(out / "fuzz.json", result, rig=str(rig.path), role=role, eui=str(target.device.eui),
                     faults=[str(f) for f in target.device.faults],
                     capture=None if capture is None else str(capture), captured_frames=len(ctx.captured))
     if as_json:
@@ -139,9 +139,9 @@ def _replay(reproducer, rig_path: Path | None, role: str, faults: tuple[str, ...
 
     with tempfile.TemporaryDirectory(prefix="bench-fuzz-replay-") as work:
         _, target, ctx, timeout = _setup(rig_path, role, Path(work), faults, baud, counter_base)
-        if ctx.meter_eui.hex().upper() != str(reproducer.record.get("eui", "")).upper():
+        if str(ctx.meter_eui) != str(reproducer.record.get("eui", "")).upper():
             raise ConfigError(f"{reproducer.path} was recorded for {reproducer.record.get('eui')}, "
-                              f"not {ctx.meter_eui.hex().upper()}")
+                              f"not {ctx.meter_eui}")
         if not target.restartable:  # its counters moved on since: read it with fresh ones
             ctx = replace(ctx, counter_base=_clock_counter_base())
         finding = replay(target, ctx, reproducer, probe_timeout or timeout)

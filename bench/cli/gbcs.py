@@ -40,14 +40,14 @@ def message_json(msg: GbcsMessage) -> dict[str, Any]:
         "apdu": "general-signing" if msg.mac is None else "general-ciphering",
         "cra_flag": msg.cra_flag,
         "originator_counter": msg.originator_counter,
-        "originator": msg.originator.hex().upper(),
-        "recipient": msg.recipient.hex().upper(),
+        "originator": str(msg.originator),
+        "recipient": str(msg.recipient),
         "date_time": None if msg.date_time is None else msg.date_time.isoformat(),
         "message_code": msg.message_code,
         "message_name": message_name(msg.message_code),
         "supplementary_remote_party_id": (
             None if msg.supplementary_remote_party_id is None
-            else msg.supplementary_remote_party_id.hex().upper()
+            else str(msg.supplementary_remote_party_id)
         ),
         "supplementary_remote_party_counter": msg.supplementary_remote_party_counter,
         "content": msg.content.hex().upper(),

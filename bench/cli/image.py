@@ -10,11 +10,10 @@ from typing import Any
 
 import click
 
-from bench.codec.eui import eui_hex, parse_eui
 from bench.codec.ota_file import GbUpgradeImage, OtaHeader, build_gb_image, parse_gb_image
 from bench.crypto.image_signature import sign_image, verify_image
 from bench.crypto.pem import load_certificates, load_private_key
-from bench.domain import MAX_IMAGE_BYTES, DeviceType
+from bench.domain import MAX_IMAGE_BYTES, DeviceType, Eui
 from bench.errors import BenchError, ConfigError
 from bench.files import TEXT_LIMIT, read_limited, read_text_limited, write_atomic
 
@@ -67,7 +66,7 @@ def image_json(image: GbUpgradeImage) -> dict[str, Any]:
         "total_image_size": h.total_image_size,
         "security_credential_version": h.security_credential_version,
         "upgrade_file_destination": None if h.upgrade_file_destination is None
-        else eui_hex(h.upgrade_file_destination),
+        else str(h.upgrade_file_destination),
         "min_hardware_version": h.min_hardware_version,
         "max_hardware_version": h.max_hardware_version,
         "manufacturer_image_size": len(image.manufacturer_image),
@@ -158,7 +157,7 @@ def build(manufacturer_image: Path, manufacturer_code: int, image_type: int, fil
         manufacturer_code=manufacturer_code, image_type=image_type, file_version=file_version,
         header_string=header_string.encode(),
         security_credential_version=security_credential_version,
-        upgrade_file_destination=None if destination is None else parse_eui(destination),
+        upgrade_file_destination=None if destination is None else Eui.parse(destination),
         min_hardware_version=min_hw, max_hardware_version=max_hw,
     )
     header.to_bytes()  # range checks before paying for a signature

@@ -62,7 +62,7 @@ def show(directory: Path, as_json: bool) -> None:
             "subject": cert.subject.rfc4514_string(),
             "serial_number": str(cert.serial_number),
             "role": role_of(cert),
-            "eui": eui_of(cert).hex().upper(),
+            "eui": str(eui_of(cert)),
             "not_valid_after": cert.not_valid_after_utc.isoformat(),
         }
 
@@ -75,7 +75,7 @@ def show(directory: Path, as_json: bool) -> None:
         },
         "parties": {
             name: {
-                "eui": party.eui.hex().upper(),
+                "eui": str(party.eui),
                 "role": party.role,
                 "ds": cert_fields(party.ds_cert),
                 "ka": cert_fields(party.ka_cert),
@@ -83,7 +83,7 @@ def show(directory: Path, as_json: bool) -> None:
             for name, party in loaded.parties.items()
         },
         "devices": {
-            eui.hex().upper(): {
+            str(eui): {
                 "type": device.device_type,
                 "ds": cert_fields(device.ds_cert),
                 "ka": cert_fields(device.ka_cert),

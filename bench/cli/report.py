@@ -12,6 +12,7 @@ import click
 
 from bench.dcc.records.registry import Registry
 from bench.dcc.records.store import Store
+from bench.domain import Eui
 from bench.errors import ConfigError
 from bench.files import write_atomic
 from bench.report.portfolio import portfolio
@@ -63,5 +64,5 @@ def _from_database(db: Path, supplier: str | None) -> list:
             store.close()
         if party is None:
             raise ConfigError(f"--supplier: unknown party {supplier!r} in {db}")
-        eui = bytes.fromhex(party.eui)
+        eui = Eui.parse(party.eui)
     return portfolio(db, eui)

@@ -48,7 +48,7 @@ def check(rig_file: Path | None, as_json: bool) -> None:
     it opens a link (the PKI, the registry, the devices and parties in them, the numbers)."""
     loaded = load_rig(rig_file or os.environ.get("BENCH_RIG") or None)
     check_rig(loaded)
-    devices = [{"role": d.role, "eui": d.eui_hex, "type": d.device_type, "generation": d.generation,
+    devices = [{"role": d.role, "eui": str(d.eui), "type": d.device_type, "generation": d.generation,
                 "link": str(d.link), "faults": list(d.faults)} for d in loaded.devices]
     if as_json:
         click.echo(json.dumps({"rig": loaded.name, "file": str(loaded.path), "pki": str(loaded.pki_dir),

@@ -25,6 +25,7 @@ from bench.codec.dlms.capture import LINKTYPE_DLMS_HDLC, decode_dlms_record
 from bench.codec.gbcs import decode_message, message_name
 from bench.codec.gbcs.gbt import decode_block, is_gbt_block
 from bench.codec.pcap import parse_pcap, read_pcap
+from bench.domain import Eui
 from bench.errors import DecodeError
 
 COMMAND_NAMES: dict[type, str] = {
@@ -43,13 +44,13 @@ TUNNEL_COMMAND_NAMES = {han.TUNNEL_GET: "GET", han.TUNNEL_GET_RESPONSE: "GET-RES
 
 _STATUS_ONLY_UNLESS_SUCCESS = (han.ImageBlockResponse, han.QueryNextImageResponse)
 _FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in COMMAND_NAMES}
-_eui_text: dict[bytes | None, str | None] = {None: None}
+_eui_text: dict[Eui | None, str | None] = {None: None}
 
 
-def _eui(eui: bytes | None) -> str | None:
+def _eui(eui: Eui | None) -> str | None:
     text = _eui_text.get(eui)
     if text is None and eui is not None:
-        text = _eui_text[eui] = eui.hex().upper()
+        text = _eui_text[eui] = str(eui)
     return text
 
 

@@ -63,6 +63,7 @@ from bench.codec.zcl import (  # re-exported: han is the one import for frames a
     decode_zcl_payload,
     encode_command,
 )
+from bench.domain import Eui
 from bench.errors import DecodeError, EncodeError
 
 PSDU_MAX = 127
@@ -97,7 +98,7 @@ command 1, remaining 1 for GET-RESPONSE)."""
 class HanNode:
     """One end of a HAN link; `eui` None means the frame carried no IEEE address for it."""
 
-    eui: bytes | None
+    eui: Eui | None
     short: int
     pan_id: int = 0x1234
     endpoint: int = 1
@@ -243,8 +244,8 @@ def decode_headers(data: bytes) -> FrameHeaders:
         if profile != PROFILE_SMART_ENERGY:
             raise DecodeError(_WHAT, "aps_profile", 37, f"0x{profile:04X} is not Smart Energy 0x0109")
         return FrameHeaders(
-            HanNode(src_ieee[::-1], src_short, pan, src_ep),
-            HanNode(dst_ieee[::-1], dst_short, pan, dst_ep),
+            HanNode(Eui(src_ieee[::-1]), src_short, pan, src_ep),
+            HanNode(Eui(dst_ieee[::-1]), dst_short, pan, dst_ep),
             zseq, cluster, bool(zcl_fc & ZCL_SERVER_TO_CLIENT), cmd, _FAST_HEADER_SIZE,
             not zcl_fc & ZCL_CLUSTER_SPECIFIC, bool(data[33] & APS_ACK_REQUEST),
         )
@@ -286,14 +287,15 @@ def _decode_headers_general(data: bytes) -> FrameHeaders:
     if nwk_fc & 0x0400:
         raise DecodeError(_WHAT, "nwk_source_route", o, "source-routed frames are not supported")
     o += 8
-    dst_eui = src_eui = None
+    dst_eui: Eui | None = None
+    src_eui: Eui | None = None
     if nwk_fc & 0x0800:
         _need(data[o:end], 8, o, "nwk_dst_ieee")
-        dst_eui = data[o:o + 8][::-1]
+        dst_eui = Eui(data[o:o + 8][::-1])
         o += 8
     if nwk_fc & 0x1000:
         _need(data[o:end], 8, o, "nwk_src_ieee")
-        src_eui = data[o:o + 8][::-1]
+        src_eui = Eui(data[o:o + 8][::-1])
         o += 8
     if nwk_fc & 0x0100:
         o += 1  # multicast control

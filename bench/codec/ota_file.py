@@ -4,7 +4,7 @@ A GB image is `OTA header || manufacturer image || 00 40 || signature(64)`; the 
 Supplier's ECDSA P-256 (raw r||s) over the manufacturer image, and the CS06 firmware hash is the
 SHA-256 of that same manufacturer image, so both are exposed here without any crypto.
 All multi-byte header fields are little-endian (ZCL). The upgrade file destination is an IEEE
-address: it is kept in display order (as `bench.codec.eui` prints it) and reversed on the wire.
+address: it is kept in display order (as `str(Eui)` prints it) and reversed on the wire.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
+from bench.domain import Eui
 from bench.errors import DecodeError, EncodeError
 
 OTA_MAGIC = 0x0BEEF11E
@@ -42,7 +43,7 @@ class OtaHeader:
     header_string: bytes = b""
     total_image_size: int = 0
     security_credential_version: int | None = None
-    upgrade_file_destination: bytes | None = None
+    upgrade_file_destination: Eui | None = None
     min_hardware_version: int | None = None
     max_hardware_version: int | None = None
 
@@ -157,7 +158,7 @@ def parse_ota_header(data: bytes) -> OtaHeader:
         header.security_credential_version = data[offset]
         offset += 1
     if fc & FC_UPGRADE_FILE_DESTINATION:
-        header.upgrade_file_destination = data[offset:offset + 8][::-1]
+        header.upgrade_file_destination = Eui(data[offset:offset + 8][::-1])
         offset += 8
     if fc & FC_HARDWARE_VERSIONS:
         header.min_hardware_version, header.max_hardware_version = struct.unpack_from("<HH", data, offset)

@@ -34,6 +34,7 @@ from scapy.packet import Packet
 
 from bench.codec import han
 from bench.codec.zcl import tunnel_from_server
+from bench.domain import Eui
 from bench.errors import DecodeError
 
 conf.dot15d4_protocol = "zigbee"  # type: ignore[assignment]  # scapy types the option as None
@@ -362,7 +363,7 @@ def from_scapy(packet: Packet) -> han.HanFrame:
     return han.HanFrame(src, dst, zcl.transaction_sequence, command, ack_request)
 
 
-def _eui(nwk: ZigbeeNWK, name: str, flag: int) -> bytes | None:
+def _eui(nwk: ZigbeeNWK, name: str, flag: int) -> Eui | None:
     if not nwk.flags & flag:
         return None
-    return int(nwk.getfieldval(name)).to_bytes(8, "big")
+    return Eui(int(nwk.getfieldval(name)).to_bytes(8, "big"))

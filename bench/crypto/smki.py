@@ -20,7 +20,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bench.codec.eui import eui_hex, parse_eui
 from bench.crypto.pem import load_certificate, load_private_key
 from bench.crypto.smki_certs import (
     CA_NAME,
@@ -40,7 +39,7 @@ from bench.crypto.smki_certs import (
     role_of,
     serial_for,
 )
-from bench.domain import DeviceType, OrgRole
+from bench.domain import DeviceType, Eui, OrgRole
 from bench.errors import ConfigError, DecodeError
 from bench.files import TEXT_LIMIT, read_text_limited, write_atomic
 
@@ -96,7 +95,7 @@ class OrgIdentity:
     """An organisation (Supplier, RSA, ACB, DCC signer) with its DS and KA credentials."""
 
     name: str
-    eui: bytes
+    eui: Eui
     role: str
     ds_key: ec.EllipticCurvePrivateKey
     ds_cert: x509.Certificate
@@ -108,7 +107,7 @@ class OrgIdentity:
 class DeviceIdentity:
     """A device (ESME, GSME...) with its DS and KA credentials."""
 
-    eui: bytes
+    eui: Eui
     device_type: str
     ds_key: ec.EllipticCurvePrivateKey
     ds_cert: x509.Certificate
@@ -160,13 +159,13 @@ def _write(path: Path, data: bytes) -> None:
     write_atomic(path, data, mode=0o600 if path.suffix == ".key" or path.name == "key.pem" else None)
 
 
-def _normalise_devices(devices: Iterable[tuple[bytes | str, str]]) -> list[tuple[bytes, str]]:
-    result: list[tuple[bytes, str]] = []
+def _normalise_devices(devices: Iterable[tuple[bytes | str, str]]) -> list[tuple[Eui, str]]:
+    result: list[tuple[Eui, str]] = []
     for eui, device_type in devices:
-        raw = parse_eui(eui) if isinstance(eui, str) else bytes(eui)
+        raw = Eui.of(eui)
         kind = device_type.upper()
         if kind not in DEVICE_TYPES:
-            raise ConfigError(f"device {eui_hex(raw)}: unknown device type {device_type!r}")
+            raise ConfigError(f"device {raw}: unknown device type {device_type!r}")
         result.append((raw, kind))
     return result
 
@@ -204,13 +203,13 @@ def init_pki(
     """
     root = Path(directory)
     device_list = _normalise_devices(devices)
-    _remove_stale_devices(root, {eui_hex(eui) for eui, _ in device_list})
+    _remove_stale_devices(root, {str(eui) for eui, _ in device_list})
     issuer = Issuer(seed)
     _write(root / "ca" / "cert.pem", _cert_pem(issuer.cert))
     _write(root / "ca" / "key.pem", _key_pem(issuer.key))
     index = [f"seed = {json.dumps(seed)}", ""]
     for name, eui_text, role in parties:
-        eui = parse_eui(eui_text)
+        eui = Eui.parse(eui_text)
         for usage in USAGES:
             key = derive_private_key(seed, name, usage)
             cert = issuer.issue(
@@ -223,9 +222,9 @@ def init_pki(
             )
             _write(root / "parties" / name / f"{usage}.pem", _cert_pem(cert))
             _write(root / "parties" / name / f"{usage}.key", _key_pem(key))
-        index += [f'[parties."{name}"]', f'eui = "{eui_text}"', f'role = "{role}"', ""]
+        index += [f'[parties."{name}"]', f'eui = "{eui}"', f'role = "{role}"', ""]
     for device_eui, device_type in device_list:
-        name = eui_hex(device_eui)
+        name = str(device_eui)
         for usage in USAGES:
             key = derive_private_key(seed, name, usage)
             cert = issuer.issue(
@@ -252,7 +251,7 @@ class Pki:
     seed: str
     ca_cert: x509.Certificate
     parties: dict[str, OrgIdentity] = field(default_factory=dict)
-    devices: dict[bytes, DeviceIdentity] = field(default_factory=dict)
+    devices: dict[Eui, DeviceIdentity] = field(default_factory=dict)
     imported: dict[str, ImportedSigner] = field(default_factory=dict)
 
     @classmethod
@@ -266,7 +265,7 @@ class Pki:
         pki = cls(root, str(index.get("seed", "")), load_certificate(root / "ca" / "cert.pem"))
         for name, entry in index.get("parties", {}).items():
             try:
-                eui, role = parse_eui(entry["eui"]), entry["role"]
+                eui, role = Eui.parse(entry["eui"]), entry["role"]
             except (KeyError, TypeError, DecodeError) as exc:
                 raise ConfigError(f"{root / 'pki.toml'}: party {name}: {exc}") from None
             folder = root / "parties" / name
@@ -281,10 +280,10 @@ class Pki:
             )
         for eui_text, entry in index.get("devices", {}).items():
             try:
-                eui, device_type = parse_eui(eui_text), entry["type"]
+                eui, device_type = Eui.parse(eui_text), entry["type"]
             except (KeyError, TypeError, DecodeError) as exc:
                 raise ConfigError(f"{root / 'pki.toml'}: device {eui_text}: {exc}") from None
-            folder = root / "devices" / eui_hex(eui)
+            folder = root / "devices" / str(eui)
             pki.devices[eui] = DeviceIdentity(
                 eui,
                 device_type,
@@ -327,7 +326,7 @@ class Pki:
         return load_private_key(self.directory / "ca" / "key.pem")
 
     @cached_property
-    def _by_eui(self) -> dict[bytes, OrgIdentity]:
+    def _by_eui(self) -> dict[Eui, OrgIdentity]:
         return {party.eui: party for party in self.parties.values()}
 
     def party(self, name_or_eui: str | bytes) -> OrgIdentity:
@@ -335,20 +334,20 @@ class Pki:
         if isinstance(name_or_eui, str) and name_or_eui in self.parties:
             return self.parties[name_or_eui]
         try:
-            eui = parse_eui(name_or_eui) if isinstance(name_or_eui, str) else bytes(name_or_eui)
+            eui = Eui.of(name_or_eui)
         except DecodeError:
-            eui = b""
-        if eui in self._by_eui:
+            eui = None
+        if eui is not None and eui in self._by_eui:
             return self._by_eui[eui]
         raise ConfigError(f"no party {name_or_eui!r} in the PKI at {self.directory}")
 
     def device(self, eui: str | bytes) -> DeviceIdentity:
         """A device by EUI (bytes or text)."""
-        raw = parse_eui(eui) if isinstance(eui, str) else bytes(eui)
+        raw = Eui.of(eui)
         try:
             return self.devices[raw]
         except KeyError:
-            raise ConfigError(f"no device {eui_hex(raw)} in the PKI at {self.directory}") from None
+            raise ConfigError(f"no device {raw} in the PKI at {self.directory}") from None
 
     @cached_property
     def certificates(self) -> tuple[x509.Certificate, ...]:

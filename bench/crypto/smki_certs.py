@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from bench.domain import OrgRole
+from bench.domain import Eui, OrgRole
 from bench.errors import SecurityError
 
 # The OU of an organisation certificate: its role as a one-byte code.
@@ -87,7 +87,7 @@ def role_of(cert: x509.Certificate) -> str:
     return ROLE_NAMES.get(code, f"0x{code:02X}")
 
 
-def eui_of(cert: x509.Certificate) -> bytes:
+def eui_of(cert: x509.Certificate) -> Eui:
     """The EUI-64 of an organisation (x500UniqueIdentifier) or device (hardwareModuleName)."""
     ids = cert.subject.get_attributes_for_oid(NameOID.X500_UNIQUE_IDENTIFIER)
     if ids:
@@ -98,14 +98,14 @@ def eui_of(cert: x509.Certificate) -> bytes:
             raw = raw[1:]
         if len(raw) != 8:
             raise SecurityError("x500UniqueIdentifier is not an 8-byte EUI-64")
-        return raw
+        return Eui(raw)
     eui = _hardware_module_eui(cert)
     if eui is None:
         raise SecurityError("certificate names no EUI-64")
     return eui
 
 
-def _hardware_module_eui(cert: x509.Certificate) -> bytes | None:
+def _hardware_module_eui(cert: x509.Certificate) -> Eui | None:
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -115,7 +115,7 @@ def _hardware_module_eui(cert: x509.Certificate) -> bytes | None:
             # SEQUENCE { OID hwType, OCTET STRING hwSerialNum }: the EUI is the last 8 bytes
             value = other.value
             if len(value) >= 10 and value[-10] == 0x04 and value[-9] == 0x08:
-                return value[-8:]
+                return Eui(value[-8:])
     return None
 
 

@@ -274,7 +274,7 @@ def write_reproducer(folder: Path, ctx: FuzzContext, settings: CampaignSettings,
         "kind": finding.kind, "detail": finding.detail, "seed": settings.seed,
         "layers": list(settings.layers), "cases": [c.number for c in cases],
         "hows": [c.how for c in cases], "last_case": max(c.number for c in cases),
-        "counter_base": ctx.counter_base, "device": ctx.device, "eui": ctx.meter_eui.hex().upper(),
+        "counter_base": ctx.counter_base, "device": ctx.device, "eui": str(ctx.meter_eui),
         "pcap": "frames.pcap", "frames": sum(len(c.frames) for c in cases),
         "reproduced_on_fresh_meter": reproduced, **(extra or {}),
     }

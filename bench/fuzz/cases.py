@@ -27,6 +27,7 @@ from bench.codec.gbcs import payloads
 from bench.codec.gbcs.codes import CS06, ECS52, GCS38
 from bench.codec.gbcs.gbt import GbtBlock, decode_block, encode_block, segment
 from bench.codec.ota_file import OtaHeader, build_gb_image
+from bench.domain import Eui
 from bench.errors import BenchError
 from bench.fuzz.frames import FuzzContext
 from bench.fuzz.mutators import frame_bytes, mutate_bytes, mutate_field, scapy_fuzz, with_fcs
@@ -377,7 +378,7 @@ def gbcs_case(ctx: FuzzContext, rng: random.Random, number: int) -> tuple[str, l
         cra = rng.choice((2, 3))
         return f"gbcs:cra={cra}", _deliver(ctx, number, ctx.mac(replace(read, cra_flag=cra)).encode())
     if kind == "recipient":
-        other = bytes.fromhex("00DB1234567890A1") if ctx.meter_eui[-1] != 0xA1 else bytes.fromhex("00DB1234567890A0")
+        other = Eui.parse("00DB1234567890A1" if ctx.meter_eui[-1] != 0xA1 else "00DB1234567890A0")
         return "gbcs:recipient", _deliver(ctx, number, ctx.mac(replace(read, recipient=other)).encode())
     if kind == "no-mac":
         return "gbcs:no-mac", _deliver(ctx, number, read.encode())

@@ -25,7 +25,7 @@ from bench.codec.gbcs.ber import encode_length
 from bench.codec.gbcs.codes import COMMAND, CS06, ECS52, GCS38
 from bench.crypto.gbcs_security import apply_mac, mac_key, mac_over, raw_signature
 from bench.crypto.smki import Pki
-from bench.domain import HUB_EUI, IMAGE_TYPES, MANUFACTURER_CODE, DeviceType
+from bench.domain import HUB_EUI, IMAGE_TYPES, MANUFACTURER_CODE, DeviceType, Eui
 from bench.errors import BenchError, ConfigError
 
 TUNNEL_ID = 0x0001
@@ -37,8 +37,8 @@ class FuzzContext:
     """The meter under test and the keys the bench holds as DCC/ACB and as the Supplier."""
 
     device: DeviceType  # ESME or GSME
-    meter_eui: bytes
-    supplier_eui: bytes
+    meter_eui: Eui
+    supplier_eui: Eui
     supplier_ds_key: ec.EllipticCurvePrivateKey
     acb_ka_key: ec.EllipticCurvePrivateKey
     meter_ka_public: ec.EllipticCurvePublicKey
@@ -46,13 +46,13 @@ class FuzzContext:
     captured: tuple[bytes, ...] = ()  # hub-to-meter frames of a real capture, to mutate
 
     @classmethod
-    def from_pki(cls, pki_dir: Path | str, device: DeviceType, meter_eui: bytes, supplier: str = "supplier-a",
+    def from_pki(cls, pki_dir: Path | str, device: DeviceType, meter_eui: Eui, supplier: str = "supplier-a",
                  counter_base: int = 1 << 32) -> FuzzContext:
         pki = Pki.load(pki_dir)
         party = pki.party(supplier)
         meter_ka = pki.device(meter_eui).ka_cert.public_key()
         if not isinstance(meter_ka, ec.EllipticCurvePublicKey):
-            raise ConfigError(f"{pki_dir}: the KA certificate of {meter_eui.hex().upper()} is not EC")
+            raise ConfigError(f"{pki_dir}: the KA certificate of {meter_eui} is not EC")
         return cls(device, meter_eui, party.eui, party.ds_key, pki.party("acb").ka_key, meter_ka,
                    counter_base)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from bench.codec.eui import eui_hex
 from bench.codec.gbcs import payloads
 from bench.codec.gbcs.apdu import GbcsMessage
 from bench.codec.gbcs.codes import RESPONSE
@@ -159,7 +158,7 @@ class Oracle:
                    if getattr(before, name) != getattr(now, name)]
         if changed:
             return Finding("state", f"{', '.join(changed)} changed: {getattr(now, changed[0])}")
-        supplier = eui_hex(self.ctx.supplier_eui)
+        supplier = self.ctx.supplier_eui
         expected = {**{k: v for k, v in before.counters.items() if k != supplier},
                     supplier: self._last_counter}
         lost = {k: v for k, v in expected.items() if v is not None and now.counters.get(k, -1) < v}

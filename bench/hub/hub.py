@@ -52,11 +52,11 @@ DEFAULT_PAN = 0x1234
 RECV_POLL = 0.2
 INBOX_LIMIT = 1024
 
-GbcsCallback = Callable[[bytes, bytes], None]
-TransferCallback = Callable[[bytes, Transfer], None]
+GbcsCallback = Callable[[Eui, bytes], None]
+TransferCallback = Callable[[Eui, Transfer], None]
 
 
-def meter_node(eui: bytes, pan_id: int = DEFAULT_PAN) -> HanNode:
+def meter_node(eui: Eui, pan_id: int = DEFAULT_PAN) -> HanNode:
     """A meter's HAN address: short address from the last two EUI bytes (model)."""
     return HanNode(eui, int.from_bytes(eui[-2:], "big"), pan_id)
 
@@ -83,7 +83,7 @@ class _LinkReader:
     (frames_out under `send_lock`)."""
 
     link: Link
-    meters: dict[bytes, MeterPort] = field(default_factory=dict)
+    meters: dict[Eui, MeterPort] = field(default_factory=dict)
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     thread: threading.Thread | None = None
     stats: LinkStats = field(default_factory=LinkStats)
@@ -94,7 +94,7 @@ class _LinkReader:
 class MeterPort:
     """One attached meter: where it is and the sequence numbers of frames the hub starts."""
 
-    eui: bytes
+    eui: Eui
     node: HanNode
     reader: _LinkReader
     sleepy: bool
@@ -121,7 +121,7 @@ class Hub:
         notify_interval: float = 5.0,
         on_gbcs: GbcsCallback | None = None,
         on_transfer: TransferCallback | None = None,
-        hub_eui: bytes = HUB_EUI,
+        hub_eui: Eui = HUB_EUI,
         pan_id: int = DEFAULT_PAN,
         realtime: bool = False,
         give_up_timeout: float | None = None,
@@ -149,19 +149,19 @@ class Hub:
         self.realtime_links = 0
         self._retired = LinkStats()
         self._capture_failed = False
-        self._ports: dict[bytes, MeterPort] = {}
+        self._ports: dict[Eui, MeterPort] = {}
         self._readers: dict[int, _LinkReader] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._started = False
         self._stopped = False
         self._housekeeper: threading.Thread | None = None
-        self._inbox: deque[tuple[bytes, bytes]] = deque(maxlen=INBOX_LIMIT)
+        self._inbox: deque[tuple[Eui, bytes]] = deque(maxlen=INBOX_LIMIT)
         self._inbox_changed = threading.Condition()
 
     # -- meters and links ---------------------------------------------------------------------
 
-    def attach(self, eui: bytes, link: Link, sleepy: bool = False) -> None:
+    def attach(self, eui: Eui, link: Link, sleepy: bool = False) -> None:
         """Serve meter `eui` on `link` (several meters may share one link, e.g. a radio)."""
         if len(eui) != 8:
             raise ConfigError(f"meter EUI must be 8 bytes, not {len(eui)}")
@@ -179,7 +179,7 @@ class Hub:
                 self._start_reader(reader)
         self.tunnel.attach(eui, sleepy)
 
-    def detach(self, eui: bytes) -> None:
+    def detach(self, eui: Eui) -> None:
         """Stop serving `eui`; its link's reader ends when no meter is left on it."""
         with self._lock:
             port = self._ports.pop(eui, None)
@@ -197,7 +197,7 @@ class Hub:
             self._retired.add(reader.stats)
 
     @property
-    def meters(self) -> list[bytes]:
+    def meters(self) -> list[Eui]:
         return list(self._ports)
 
     def link_failures(self) -> list[str]:
@@ -214,11 +214,11 @@ class Hub:
             total.add(reader.stats)
         return total
 
-    def port(self, eui: bytes) -> MeterPort:
+    def port(self, eui: Eui) -> MeterPort:
         try:
             return self._ports[eui]
         except KeyError:
-            raise ConfigError(f"meter {eui.hex().upper()} is not attached to the hub") from None
+            raise ConfigError(f"meter {eui} is not attached to the hub") from None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -263,14 +263,14 @@ class Hub:
         self.stop()
 
     def _start_reader(self, reader: _LinkReader) -> None:
-        eui = next(iter(reader.meters)).hex().upper()
+        eui = next(iter(reader.meters))
         reader.thread = threading.Thread(target=self._read, args=(reader,),
                                          name=f"hub-link-{eui}", daemon=True)
         reader.thread.start()
 
     # -- the public operations -------------------------------------------------------------------
 
-    def offer_image(self, eui: bytes, image: bytes, request_id: str | None = None) -> Transfer:
+    def offer_image(self, eui: Eui, image: bytes, request_id: str | None = None) -> Transfer:
         """Advertise `image` (a whole OTA file) to `eui`; one shared copy per distinct image.
 
         NotApplicable when the meter has stated a hardware version the image excludes.
@@ -286,12 +286,12 @@ class Hub:
                 self._send(port, notify)
         return transfer
 
-    def cancel_offer(self, eui: bytes) -> None:
+    def cancel_offer(self, eui: Eui) -> None:
         transfer = self.ota.cancel(eui)
         if transfer is not None:
             transfer.announce()
 
-    def transfer(self, eui: bytes) -> Transfer | None:
+    def transfer(self, eui: Eui) -> Transfer | None:
         """The latest transfer offered to `eui` (None if it was never offered an image)."""
         return self.ota.transfer(eui)
 
@@ -299,14 +299,14 @@ class Hub:
         """The latest transfer of every meter that was offered an image."""
         return self.ota.transfers()
 
-    def send_gbcs(self, eui: bytes, message: bytes) -> None:
+    def send_gbcs(self, eui: Eui, message: bytes) -> None:
         """Send a GBCS message (PUT, GBT-segmented when large; queued for a sleepy meter)."""
         port = self.port(eui)
         for transfer_data in self.tunnel.send(eui, message):
             self._send_acknowledged(port, transfer_data)
 
-    def next_message(self, eui: bytes | None = None, timeout: float | None = None
-                     ) -> tuple[bytes, bytes] | None:
+    def next_message(self, eui: Eui | None = None, timeout: float | None = None
+                     ) -> tuple[Eui, bytes] | None:
         """The oldest received GBCS message (from `eui`, or any meter), waiting up to `timeout`."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._inbox_changed:
@@ -350,7 +350,7 @@ class Hub:
                 reader.link.send(frame)
             except LinkError as exc:
                 reader.stats.send_errors += 1
-                log.warning("send to %s failed: %s", port.eui.hex().upper(), exc)
+                log.warning("send to %s failed: %s", port.eui, exc)
                 return
             reader.stats.frames_out += 1
 
@@ -370,7 +370,7 @@ class Hub:
                 if reader.failure is None:  # once per outage, not every poll
                     reader.failure = str(exc)
                     log.warning("link of %s: %s",
-                                ",".join(e.hex().upper() for e in reader.meters), exc)
+                                ",".join(map(str, reader.meters)), exc)
                 stop.wait(0.1)
                 continue
             if frame is None:
@@ -418,7 +418,7 @@ class Hub:
         for transfer in changed:
             transfer.announce()
 
-    def _deliver(self, eui: bytes, message: bytes) -> None:
+    def _deliver(self, eui: Eui, message: bytes) -> None:
         with self._inbox_changed:
             self._inbox.append((eui, message))
             self._inbox_changed.notify_all()

@@ -59,6 +59,7 @@ from bench.codec.han import (
     UpgradeEndRequest,
     UpgradeEndResponse,
 )
+from bench.domain import Eui
 from bench.errors import BenchError, ConfigError
 from bench.hub.images import SharedImage
 from bench.hub.transfer import Transfer, TransferEnd, TransferState
@@ -158,14 +159,14 @@ class OtaServer:
             raise ConfigError(f"give_up_timeout must be positive, not {self.give_up_timeout}")
         self._clock = clock
         self._wall_clock = wall_clock
-        self._transfers: dict[bytes, Transfer] = {}
-        self._hardware: dict[bytes, int] = {}  # the hardware version each meter last stated
+        self._transfers: dict[Eui, Transfer] = {}
+        self._hardware: dict[Eui, int] = {}  # the hardware version each meter last stated
         self._slots = 0
         self._lock = threading.Lock()
 
     # -- offering -----------------------------------------------------------------------------
 
-    def offer(self, eui: bytes, image: SharedImage, request_id: str | None = None,
+    def offer(self, eui: Eui, image: SharedImage, request_id: str | None = None,
               observer: Callable[[Transfer], None] | None = None
               ) -> tuple[Transfer, Transfer | None]:
         """Offer `image` to `eui`; returns the new transfer and the one it superseded, if any.
@@ -189,7 +190,7 @@ class OtaServer:
             old.set_state(TransferState.FAILED, "superseded by a new offer")
         return transfer, old
 
-    def cancel(self, eui: bytes, reason: str = "cancelled") -> Transfer | None:
+    def cancel(self, eui: Eui, reason: str = "cancelled") -> Transfer | None:
         """Withdraw the offer to `eui`; its next block request is answered ABORT."""
         with self._lock:
             transfer = self._transfers.get(eui)
@@ -200,7 +201,7 @@ class OtaServer:
             return transfer
         return None
 
-    def transfer(self, eui: bytes) -> Transfer | None:
+    def transfer(self, eui: Eui) -> Transfer | None:
         return self._transfers.get(eui)
 
     def transfers(self) -> list[Transfer]:
@@ -222,7 +223,7 @@ class OtaServer:
             file_version=image.file_version,
         )
 
-    def notifications_due(self, euis: list[bytes]) -> list[tuple[bytes, ImageNotify]]:
+    def notifications_due(self, euis: list[Eui]) -> list[tuple[Eui, ImageNotify]]:
         """Image Notify for each of `euis` whose offer is unanswered and due (first or repeat)."""
         now = self._clock()
         due = []
@@ -239,7 +240,7 @@ class OtaServer:
 
     # -- requests from meters -----------------------------------------------------------------
 
-    def handle(self, eui: bytes, command: object) -> tuple[Reply, list[Transfer]]:
+    def handle(self, eui: Eui, command: object) -> tuple[Reply, list[Transfer]]:
         """The reply to one client command and the transfers whose state changed."""
         if isinstance(command, ImageBlockRequest):
             return self._block(eui, command)
@@ -249,7 +250,7 @@ class OtaServer:
             return self._upgrade_end(eui, command)
         return None, []
 
-    def _query(self, eui: bytes, request: QueryNextImageRequest
+    def _query(self, eui: Eui, request: QueryNextImageRequest
                ) -> tuple[QueryNextImageResponse, list[Transfer]]:
         with self._lock:
             if request.hardware_version is not None:
@@ -274,7 +275,7 @@ class OtaServer:
             SUCCESS, image.manufacturer_code, image.image_type, image.file_version, image.size
         ), []
 
-    def _block(self, eui: bytes, request: ImageBlockRequest) -> tuple[Reply, list[Transfer]]:
+    def _block(self, eui: Eui, request: ImageBlockRequest) -> tuple[Reply, list[Transfer]]:
         now = self._clock()
         changed: list[Transfer] = []
         with self._lock:
@@ -341,7 +342,7 @@ class OtaServer:
         utc = zcl_utc_time(self._wall_clock())
         return ImageBlockWait(utc, utc + after, self.throttle.min_block_period_ms)
 
-    def _upgrade_end(self, eui: bytes, request: UpgradeEndRequest) -> tuple[Reply, list[Transfer]]:
+    def _upgrade_end(self, eui: Eui, request: UpgradeEndRequest) -> tuple[Reply, list[Transfer]]:
         changed: list[Transfer] = []
         with self._lock:
             found = self._transfers.get(eui)

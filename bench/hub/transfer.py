@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bench.domain import Eui
 from bench.hub.images import SharedImage
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class TransferEnd(StrEnum):
 class TransferProgress:
     """A snapshot of one transfer; times are `time.monotonic()` seconds, rates bytes/s."""
 
-    eui: bytes
+    eui: Eui
     state: TransferState
     image_size: int
     file_version: int
@@ -75,7 +76,7 @@ class TransferProgress:
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form (EUI in hex, state as its name)."""
         out = dict(self.__dict__)
-        out["eui"] = self.eui.hex().upper()
+        out["eui"] = str(self.eui)
         out["state"] = self.state.value
         return out
 
@@ -83,7 +84,7 @@ class TransferProgress:
 class Transfer:
     """One image offered to one meter."""
 
-    def __init__(self, eui: bytes, image: SharedImage, request_id: str | None = None,
+    def __init__(self, eui: Eui, image: SharedImage, request_id: str | None = None,
                  observer: Callable[[Transfer], None] | None = None) -> None:
         self.eui = eui
         self.observer = observer
@@ -192,5 +193,5 @@ class Transfer:
             return self._announced
 
     def __repr__(self) -> str:
-        return (f"Transfer({self.eui.hex().upper()}, v{self.image.file_version:#010x}, "
+        return (f"Transfer({self.eui}, v{self.image.file_version:#010x}, "
                 f"{self.state.value}, {self.high_water}/{self.image.size})")

@@ -30,6 +30,7 @@ from bench.codec.han import (
     TUNNEL_PUT,
     TunnelTransferData,
 )
+from bench.domain import Eui
 from bench.errors import BenchError, EncodeError
 
 TUNNEL_ID = 0x0001
@@ -49,7 +50,7 @@ class TunnelEnd:
     received: int = 0
     broken_blocks: int = 0
     duplicates: int = 0
-    seen: OrderedDict[tuple[bytes, int, int], None] = field(default_factory=OrderedDict)
+    seen: OrderedDict[tuple[Eui, int, int], None] = field(default_factory=OrderedDict)
 
 
 class GbcsTunnel:
@@ -57,10 +58,10 @@ class GbcsTunnel:
 
     def __init__(self, max_message: int = MAX_TUNNEL_MESSAGE) -> None:
         self.max_message = max_message
-        self._ends: dict[bytes, TunnelEnd] = {}
+        self._ends: dict[Eui, TunnelEnd] = {}
         self._lock = threading.Lock()
 
-    def attach(self, eui: bytes, sleepy: bool) -> None:
+    def attach(self, eui: Eui, sleepy: bool) -> None:
         with self._lock:
             end = self._ends.get(eui)
             if end is None:
@@ -68,15 +69,15 @@ class GbcsTunnel:
             else:
                 end.sleepy = sleepy
 
-    def detach(self, eui: bytes) -> None:
+    def detach(self, eui: Eui) -> None:
         with self._lock:
             self._ends.pop(eui, None)
 
-    def end(self, eui: bytes) -> TunnelEnd:
+    def end(self, eui: Eui) -> TunnelEnd:
         try:
             return self._ends[eui]
         except KeyError:
-            raise EncodeError(f"meter {eui.hex().upper()} is not attached to the tunnel") from None
+            raise EncodeError(f"meter {eui} is not attached to the tunnel") from None
 
     def pieces(self, message: bytes) -> list[bytes]:
         """`message` as it goes on the tunnel: whole, or as GBT blocks when too long."""
@@ -86,7 +87,7 @@ class GbcsTunnel:
             return [bytes(message)]
         return segment(bytes(message), max_block_data(self.max_message))
 
-    def send(self, eui: bytes, message: bytes) -> list[TunnelTransferData]:
+    def send(self, eui: Eui, message: bytes) -> list[TunnelTransferData]:
         """Transfer Data to send now (PUT), or [] when queued for a sleepy meter's next GET."""
         pieces = self.pieces(message)
         with self._lock:
@@ -97,12 +98,12 @@ class GbcsTunnel:
             end.delivered += len(pieces)
         return [TunnelTransferData(TUNNEL_ID, TUNNEL_PUT, piece, None) for piece in pieces]
 
-    def pending(self, eui: bytes) -> int:
+    def pending(self, eui: Eui) -> int:
         """Messages (or GBT blocks) waiting for a sleepy meter's GET."""
         with self._lock:
             return len(self.end(eui).outbox)
 
-    def handle(self, eui: bytes, transfer: TunnelTransferData
+    def handle(self, eui: Eui, transfer: TunnelTransferData
                ) -> tuple[TunnelTransferData | None, bytes | None]:
         """The reply to one Transfer Data from a meter (a GET-RESPONSE to a GET; none to a PUT),
         and the whole GBCS message it completed, unless already handed on."""

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.codec import han
-from bench.codec.eui import eui_hex
 from bench.codec.gbcs.gbt import (
     GbtBlock,
     GbtReassembler,
@@ -25,7 +24,7 @@ from bench.codec.gbcs.gbt import (
     max_block_data,
     segment,
 )
-from bench.domain import HUB_EUI, IMAGE_TYPES, MANUFACTURER_CODE, DeviceType, FaultProfile
+from bench.domain import HUB_EUI, IMAGE_TYPES, MANUFACTURER_CODE, DeviceType, Eui, FaultProfile
 from bench.errors import BenchError, ConfigError, LinkError
 from bench.link.base import Link
 from bench.link.timing import precise_timers
@@ -54,7 +53,7 @@ class MeterConfig:
     """What `bench emulate` options decide about one meter (the CLI maps them one to one)."""
 
     device: DeviceType  # ESME or GSME
-    eui: bytes
+    eui: Eui
     identity: Path
     state: Path
     supplier: str | None = None  # name or EUI; default: the PKI index, else supplier-a
@@ -99,19 +98,19 @@ class Emulator:
         pki = IdentityDirectory(config.identity)
         self.identity = pki.device(config.eui)
         if self.identity.device_type != config.device:
-            raise ConfigError(f"{eui_hex(config.eui)} is a {self.identity.device_type} in the PKI, not a {config.device}")
+            raise ConfigError(f"{config.eui} is a {self.identity.device_type} in the PKI, not a {config.device}")
         self.store = MeterStore(config.state)
         image_type = IMAGE_TYPES[config.device]
         if self.store.exists():
             self.state = self.store.load()
-            if self.state.eui != eui_hex(config.eui) or self.state.device_type != config.device:
+            if self.state.eui != config.eui or self.state.device_type != config.device:
                 raise ConfigError(f"{config.state} belongs to {self.state.device_type} {self.state.eui}")
             self.anchors = TrustAnchors.load(self.store)
         else:  # first power-on: personalise from the PKI, then record that it happened
             supplier = config.supplier or pki.supplier_of(config.eui) or DEFAULT_SUPPLIER
             self.anchors = TrustAnchors.from_pki(pki, supplier)
             self.anchors.save(self.store)
-            self.state = MeterState(config.device, eui_hex(config.eui), factory_slot(MANUFACTURER_CODE, image_type))
+            self.state = MeterState(config.device, config.eui, factory_slot(MANUFACTURER_CODE, image_type))
             self.store.save(self.state)
         self.slots = ImageSlots(self.store, self.state)
         self.slots.collect_garbage()
@@ -277,7 +276,7 @@ class Emulator:
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set; state is checkpointed on the way out."""
-        log.info("%s %s running version %#010x", self.config.device, eui_hex(self.config.eui),
+        log.info("%s %s running version %#010x", self.config.device, self.config.eui,
                  self.state.active.file_version)
         precise_timers()  # this thread paces the meter's writes on a --baud line
         self._stopping = stop

@@ -36,7 +36,6 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bench.codec.eui import eui_hex
 from bench.codec.gbcs import payloads
 from bench.codec.gbcs.apdu import MAC_LENGTH, SIGNATURE_LENGTH, GbcsMessage, decode_message
 from bench.codec.gbcs.ber import decode_length
@@ -136,7 +135,7 @@ class GbcsHandler:
                 log.info("message code %#06x not supported by this emulator", msg.message_code)
         except Refused as refusal:
             log.warning("command %#06x from %s refused (%#06x): %s", msg.message_code,
-                        eui_hex(msg.originator), refusal.alert_code, refusal)
+                        msg.originator, refusal.alert_code, refusal)
             self.alerts.device_alert(refusal.alert_code)
 
     def _fault_read_truncated(self, data: bytes) -> GbcsMessage | None:
@@ -201,15 +200,14 @@ class GbcsHandler:
             raise Refused(ALERT_INTEGRITY_CHECK_FAILED, "no valid ACB MAC")
 
     def _check_counter(self, msg: GbcsMessage) -> None:
-        party = eui_hex(msg.originator)
-        last = self.state.counters.get(party, -1)
+        last = self.state.counters.get(msg.originator, -1)
         if msg.originator_counter <= last and FaultProfile.ACCEPT_REPLAYED_COUNTER not in self.faults:
             raise Refused(ALERT_OTHER_AUTHENTICATION_FAILURE,
                           f"counter {msg.originator_counter} not above {last}")
 
     def _remember_counter(self, msg: GbcsMessage) -> None:
         """Note the accepted counter; the next state write (before any reply) makes it durable."""
-        party = eui_hex(msg.originator)
+        party = msg.originator
         self.state.counters[party] = max(self.state.counters.get(party, -1), msg.originator_counter)
 
     def _accept_counter(self, msg: GbcsMessage) -> None:
@@ -263,7 +261,7 @@ class GbcsHandler:
         if when is not None and when > now:
             replaced = self.state.scheduled
             self.state.scheduled = ScheduledActivation(
-                command.firmware_hash.hex(), when.timestamp(), eui_hex(msg.originator), msg.originator_counter
+                command.firmware_hash.hex(), when.timestamp(), msg.originator, msg.originator_counter
             )
             self.store.save(self.state)
             self._respond(msg, payloads.CS06_FUTURE_DATED_ACCEPTED, now)

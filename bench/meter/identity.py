@@ -15,9 +15,9 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bench.codec.eui import eui_hex, parse_eui
 from bench.crypto.pem import load_certificate, load_private_key
 from bench.crypto.smki import DeviceIdentity
+from bench.domain import Eui
 from bench.errors import ConfigError, DecodeError
 from bench.files import TEXT_LIMIT, read_text_limited
 
@@ -27,7 +27,7 @@ class PartyCertificates:
     """A remote party as a device knows it: name, EUI, role and public certificates."""
 
     name: str
-    eui: bytes
+    eui: Eui
     role: str
     ds_cert: x509.Certificate
     ka_cert: x509.Certificate
@@ -45,34 +45,32 @@ class IdentityDirectory:
             raise ConfigError(f"{index_path}: cannot read the PKI index ({exc})") from None
         self.ca_cert = load_certificate(self.directory / "ca" / "cert.pem")
 
-    def device(self, eui: bytes) -> DeviceIdentity:
-        entry = self.index.get("devices", {}).get(eui_hex(eui))
+    def device(self, eui: Eui) -> DeviceIdentity:
+        entry = self.index.get("devices", {}).get(str(eui))
         if entry is None:
-            raise ConfigError(f"no device {eui_hex(eui)} in the PKI at {self.directory}")
-        folder = self.directory / "devices" / eui_hex(eui)
+            raise ConfigError(f"no device {eui} in the PKI at {self.directory}")
+        folder = self.directory / "devices" / str(eui)
         return DeviceIdentity(
             eui, str(entry.get("type", "")), load_private_key(folder / "ds.key"), load_certificate(folder / "ds.pem"),
             load_private_key(folder / "ka.key"), load_certificate(folder / "ka.pem"),
         )
 
-    def supplier_of(self, eui: bytes) -> str | None:
+    def supplier_of(self, eui: Eui) -> str | None:
         """The device's Supplier when the index records one (`supplier = "..."`)."""
-        value = self.index.get("devices", {}).get(eui_hex(eui), {}).get("supplier")
+        value = self.index.get("devices", {}).get(str(eui), {}).get("supplier")
         return None if value is None else str(value)
 
     def party(self, name_or_eui: str | bytes) -> PartyCertificates:
         parties = self.index.get("parties", {})
-        wanted: bytes | None = None
-        if isinstance(name_or_eui, bytes):
-            wanted = name_or_eui
-        elif name_or_eui not in parties:
+        wanted: Eui | None = None
+        if isinstance(name_or_eui, bytes) or name_or_eui not in parties:
             try:
-                wanted = parse_eui(name_or_eui)
+                wanted = Eui.of(name_or_eui)
             except DecodeError:
                 wanted = None
         for name, entry in parties.items():
             try:
-                eui = parse_eui(str(entry["eui"]))
+                eui = Eui.parse(str(entry["eui"]))
                 role = str(entry["role"])
             except (KeyError, DecodeError) as exc:
                 raise ConfigError(f"{self.directory / 'pki.toml'}: party {name}: {exc}") from None

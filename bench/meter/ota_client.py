@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bench.codec import han
-from bench.domain import FaultProfile
+from bench.domain import Eui, FaultProfile
 from bench.meter.faults import FirmwareCrash
 from bench.meter.signed_alerts import MeterAlerts
 from bench.meter.slots import ImageSlots
@@ -69,7 +69,7 @@ class OtaClient:
     def __init__(
         self,
         settings: OtaSettings,
-        eui: bytes,
+        eui: Eui,
         store: MeterStore,
         slots: ImageSlots,
         anchors: TrustAnchors,

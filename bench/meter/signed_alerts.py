@@ -25,7 +25,7 @@ from bench.codec.gbcs.codes import (
 )
 from bench.crypto.gbcs_security import sign_message
 from bench.crypto.smki import DeviceIdentity
-from bench.domain import DeviceType
+from bench.domain import DeviceType, Eui
 from bench.meter.state import MeterState, MeterStore
 
 log = logging.getLogger("bench.meter.alerts")
@@ -44,7 +44,7 @@ class MeterAlerts:
         self,
         device: DeviceType,
         identity: DeviceIdentity,
-        supplier_eui: bytes,
+        supplier_eui: Eui,
         store: MeterStore,
         state: MeterState,
         send_gbcs: Callable[[bytes], None],
@@ -66,7 +66,7 @@ class MeterAlerts:
         return self.state.alert_counter
 
     def sign(self, message_code: int, content: bytes, counter: int, cra: int = ALERT,
-             recipient: bytes | None = None) -> bytes:
+             recipient: Eui | None = None) -> bytes:
         msg = GbcsMessage(
             cra_flag=cra, originator_counter=counter, originator=self.identity.eui,
             recipient=recipient or self.supplier_eui, date_time=None,

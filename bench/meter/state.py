@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.domain import DeviceType
-from bench.errors import ConfigError
+from bench.domain import DeviceType, Eui
+from bench.errors import ConfigError, DecodeError
 from bench.files import read_limited
 
 STATE_FILE = "state.json"
@@ -61,7 +61,7 @@ class ScheduledActivation:
 
     firmware_hash: str
     execution_time: float  # POSIX seconds on the meter's clock
-    originator: str
+    originator: Eui
     originator_counter: int
 
 
@@ -78,13 +78,13 @@ class MeterState:
     """Everything a meter must remember across power cuts, saved as one atomic document."""
 
     device_type: DeviceType
-    eui: str
+    eui: Eui
     active: SlotRecord
     pending: SlotRecord | None = None
     download: DownloadProgress | None = None
     upgrade_status: int = UPGRADE_NORMAL
-    # last originator counter accepted from each remote party (EUI hex -> counter)
-    counters: dict[str, int] = field(default_factory=dict)
+    # last originator counter accepted from each remote party
+    counters: dict[Eui, int] = field(default_factory=dict)
     # the meter's own originator counter for the alerts it raises
     alert_counter: int = 0
     scheduled: ScheduledActivation | None = None
@@ -95,23 +95,31 @@ class MeterState:
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["eui"] = str(self.eui)
+        data["counters"] = {str(party): counter for party, counter in self.counters.items()}
+        if self.scheduled is not None:
+            data["scheduled"]["originator"] = str(self.scheduled.originator)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MeterState:
         def opt(kind: type, value: Any) -> Any:
             return None if value is None else kind(**value)
 
+        scheduled = data.get("scheduled")
+        if scheduled is not None:
+            scheduled = ScheduledActivation(**{**scheduled, "originator": Eui.parse(scheduled["originator"])})
         return cls(
             device_type=DeviceType(str(data["device_type"]).upper()),  # before 2026-12: lower case
-            eui=data["eui"],
+            eui=Eui.parse(data["eui"]),
             active=SlotRecord(**data["active"]),
             pending=opt(SlotRecord, data.get("pending")),
             download=opt(DownloadProgress, data.get("download")),
             upgrade_status=int(data.get("upgrade_status", UPGRADE_NORMAL)),
-            counters={k: int(v) for k, v in data.get("counters", {}).items()},
+            counters={Eui.parse(k): int(v) for k, v in data.get("counters", {}).items()},
             alert_counter=int(data.get("alert_counter", 0)),
-            scheduled=opt(ScheduledActivation, data.get("scheduled")),
+            scheduled=scheduled,
             receipt_due=bool(data.get("receipt_due", False)),
             owed_alerts=[OwedAlert(bytes.fromhex(o["message"]).hex().upper(), int(o.get("attempts", 0)))
                          for o in data.get("owed_alerts", [])],
@@ -159,7 +167,7 @@ class MeterStore:
         try:
             return MeterState.from_json(json.loads(read_limited(self.path, STATE_LIMIT,
                                                                 "meter state")))
-        except (ConfigError, ValueError, KeyError, TypeError) as exc:
+        except (ConfigError, DecodeError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{self.path}: unreadable meter state ({exc})") from None
 
     def save(self, state: MeterState) -> None:

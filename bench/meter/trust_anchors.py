@@ -17,8 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bench.codec.eui import eui_hex, parse_eui
-from bench.domain import OrgRole
+from bench.domain import Eui, OrgRole
 from bench.errors import ConfigError
 from bench.files import read_limited
 from bench.meter.identity import IdentityDirectory
@@ -45,7 +44,7 @@ class TrustAnchorCell:
     """One cell: the role, the party's EUI and its certificates (DS to verify, KA to MAC)."""
 
     role: RemotePartyRole
-    eui: bytes
+    eui: Eui
     ds_cert: x509.Certificate | None = None
     ka_cert: x509.Certificate | None = None
 
@@ -61,14 +60,14 @@ class TrustAnchorCell:
         def pem(cert: x509.Certificate | None) -> str | None:
             return None if cert is None else cert.public_bytes(serialization.Encoding.PEM).decode()
 
-        return {"role": int(self.role), "eui": eui_hex(self.eui), "ds": pem(self.ds_cert), "ka": pem(self.ka_cert)}
+        return {"role": int(self.role), "eui": str(self.eui), "ds": pem(self.ds_cert), "ka": pem(self.ka_cert)}
 
     @classmethod
     def from_json(cls, data: dict) -> TrustAnchorCell:
         def cert(text: str | None) -> x509.Certificate | None:
             return None if text is None else x509.load_pem_x509_certificate(text.encode())
 
-        return cls(RemotePartyRole(data["role"]), parse_eui(data["eui"]), cert(data.get("ds")), cert(data.get("ka")))
+        return cls(RemotePartyRole(data["role"]), Eui.parse(data["eui"]), cert(data.get("ds")), cert(data.get("ka")))
 
 
 class TrustAnchors:
@@ -91,7 +90,7 @@ class TrustAnchors:
     def acb(self) -> TrustAnchorCell:
         return self.cell(RemotePartyRole.ACCESS_CONTROL_BROKER)
 
-    def by_eui(self, eui: bytes) -> TrustAnchorCell | None:
+    def by_eui(self, eui: Eui) -> TrustAnchorCell | None:
         """The cell of the party with this EUI (the Supplier first: a party may hold two cells)."""
         for role in sorted(self.cells, key=lambda r: r != RemotePartyRole.SUPPLIER):
             if self.cells[role].eui == eui:
@@ -107,7 +106,7 @@ class TrustAnchors:
         acb_party = pki.party(acb)
         if acb_party.role != OrgRole.ACB:
             raise ConfigError(f"{acb_party.name} is a {acb_party.role}, not the ACB")
-        root_eui = bytes(8)
+        root_eui = Eui(bytes(8))
         return cls([
             TrustAnchorCell(RemotePartyRole.ROOT, root_eui, pki.ca_cert, None),
             TrustAnchorCell(RemotePartyRole.SUPPLIER, supplier_party.eui, supplier_party.ds_cert, supplier_party.ka_cert),

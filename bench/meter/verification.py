@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bench.codec.ota_file import GbUpgradeImage, parse_gb_image
 from bench.crypto.image_signature import verify_image
+from bench.domain import Eui
 from bench.errors import DecodeError
 from bench.meter.trust_anchors import TrustAnchorCell
 
@@ -18,7 +19,7 @@ class ImageExpectation:
     manufacturer_code: int
     image_type: int
     hardware_version: int
-    eui: bytes
+    eui: Eui
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def verify_download(
         return fail(f"hardware version {expected.hardware_version:#06x} outside {low:#06x}..{high:#06x}")
     destination = header.upgrade_file_destination
     if destination is not None and destination not in (expected.eui, b"\xff" * 8):
-        return fail(f"image is addressed to {destination.hex().upper()}")
+        return fail(f"image is addressed to {destination}")
     if check_signature:
         key = supplier.ds_public_key
         if key is None or not verify_image(image.manufacturer_image, image.signature, key):

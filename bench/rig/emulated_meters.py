@@ -31,7 +31,7 @@ def emulate_command(device: RigDevice, pki_dir: Path, state_dir: Path,
                     supplier: str | None = None, extra: Sequence[str] = ()) -> list[str]:
     """The `bench emulate` command line for one rig device (run with this interpreter)."""
     command = [sys.executable, "-m", "bench", "emulate", "--device", device.device_type.lower(),
-               "--eui", device.eui_hex, "--identity", str(pki_dir), "--state", str(state_dir),
+               "--eui", str(device.eui), "--identity", str(pki_dir), "--state", str(state_dir),
                "--pty"]
     if device.generation == Generation.SMETS1:  # a DLMS/COSEM meter (docs/smets1.md)
         command += ["--generation", "SMETS1"]
@@ -147,7 +147,7 @@ class EmulatedMeter:
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                             env=env)
         except OSError as exc:
-            raise RigError(f"device {self.device.role} ({self.device.eui_hex}): cannot start "
+            raise RigError(f"device {self.device.role} ({self.device.eui}): cannot start "
                            f"`bench emulate`: {exc}") from exc
         assert self.process.stderr is not None
         self._pump(self.process.stderr, "stderr")
@@ -155,7 +155,7 @@ class EmulatedMeter:
     def wait_port(self) -> str:
         """Read the child's first stdout line, {"port": ...}, within the start-up timeout."""
         assert self.process is not None and self.process.stdout is not None
-        where = f"device {self.device.role} ({self.device.eui_hex}): `bench emulate`"
+        where = f"device {self.device.role} ({self.device.eui}): `bench emulate`"
         try:
             first, rest = read_first_line(self.process.stdout.fileno(), self.startup_timeout)
         except LinkError as exc:

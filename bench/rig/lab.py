@@ -26,6 +26,7 @@ from typing import Any
 
 import attrs
 
+from bench.domain import Eui
 from bench.errors import RigError
 from bench.rig.schema import FieldError, positive
 
@@ -122,7 +123,7 @@ def acquire_for(rig: Any, progress: Callable[[str], None] | None = None,
             identity = held.meter(port)
             if identity is None:
                 continue  # the lab does not say: the hub serves only frames from the rig's EUI
-            for what, lab_says, rig_says in (("EUI", identity.eui, device.eui_hex),
+            for what, lab_says, rig_says in (("EUI", identity.eui, str(device.eui)),
                                              ("type", identity.device_type,
                                               str(device.device_type))):
                 if lab_says != rig_says.upper():
@@ -148,7 +149,7 @@ def holding(rig: Any, progress: Callable[[str], None] | None = None) -> Iterator
 
 
 def urls_for(rig: Any, stack: contextlib.ExitStack,
-             progress: Callable[[str], None] | None = None) -> dict[bytes, str]:
+             progress: Callable[[str], None] | None = None) -> dict[Eui, str]:
     """The URL of every `labgrid:` link of a starting rig, by device EUI.
 
     Uses the place this process already holds for the rig, else acquires it and releases it

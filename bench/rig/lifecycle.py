@@ -59,10 +59,10 @@ class RigLifecycle:
         self.artefacts = artefacts
         self.traffic = traffic
         self.meters: dict[str, EmulatedMeter] = {}
-        self.links: dict[bytes, Link] = {}
-        self.lab_urls: dict[bytes, str] = {}  # labgrid: links, once the place is held
-        self.device_logs: dict[bytes, DeviceLog] = {}
-        self.smets1_ports: dict[bytes, str] = {}  # SMETS1 devices: the S1SP's DLMS lines
+        self.links: dict[Eui, Link] = {}
+        self.lab_urls: dict[Eui, str] = {}  # labgrid: links, once the place is held
+        self.device_logs: dict[Eui, DeviceLog] = {}
+        self.smets1_ports: dict[Eui, str] = {}  # SMETS1 devices: the S1SP's DLMS lines
         self.s1sp: Any = None  # bench.s1sp.provider.S1sp when the rig has SMETS1 devices on a line
         self.hub: Hub | None = None
         self.shim: Shim | None = None
@@ -196,7 +196,7 @@ class RigLifecycle:
             self.meters[device.role] = meter
         for device in emulated:  # interpreter start-up dominates: let them start side by side
             self.meters[device.role].spawn()
-        ptys: dict[bytes, str] = {d.eui: self.meters[d.role].wait_port() for d in emulated}
+        ptys: dict[Eui, str] = {d.eui: self.meters[d.role].wait_port() for d in emulated}
         radios: dict[int, Link] = {}  # meters on one USB radio share its link
         for device in spec.linked_devices:
             if device.generation == Generation.SMETS1:  # a DLMS line, opened per S1SP session
@@ -219,7 +219,7 @@ class RigLifecycle:
             stack.callback(self.close_link, link)
             self.links[device.eui] = link
 
-    def _smets1_port(self, device: RigDevice, ptys: dict[bytes, str]) -> str:
+    def _smets1_port(self, device: RigDevice, ptys: dict[Eui, str]) -> str:
         match device.link:
             case Emulated():
                 return ptys[device.eui]
@@ -280,7 +280,7 @@ class RigLifecycle:
         devices = {self.spec.device_by_eui(eui): url for eui, url in self.smets1_ports.items()}
         now = datetime.now(UTC)
         registry = shim.registry
-        suppliers: dict[bytes, str] = {
+        suppliers: dict[Eui, str] = {
             d.eui: d.supplier or registry.registered_supplier(d.eui_hex, now) or ""
             for d in devices}
         options = self.spec.options

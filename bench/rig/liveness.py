@@ -54,7 +54,7 @@ class MeterKeeper:
                 self.rig.bridge.down[meter.device.eui] = cause  # its images N61, commands E20
                 self.rig.hub.detach(meter.device.eui)
                 meter.log.write("bench", f"device down: {cause}; the rig serves the others")
-                log.warning("device %s (%s) down: %s", role, meter.device.eui_hex, cause)
+                log.warning("device %s (%s) down: %s", role, str(meter.device.eui), cause)
         return newly
 
     def cause(self, role: str) -> str | None:
@@ -117,6 +117,6 @@ class MeterKeeper:
             rig.bridge.down.pop(device.eui, None)
         old.log.write("bench", f"restarted: emulator pid {meter.process.pid if meter.process else '?'}"
                                f" on {port}")
-        log.info("device %s (%s) restarted on %s", role, device.eui_hex, port)
-        return {"role": role, "eui": device.eui_hex, "port": port,
+        log.info("device %s (%s) restarted on %s", role, str(device.eui), port)
+        return {"role": role, "eui": str(device.eui), "port": port,
                 "pid": meter.process.pid if meter.process else None}

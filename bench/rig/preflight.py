@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 from attrs import fields
 
-from bench.codec.eui import eui_hex
 from bench.crypto.smki import Pki
 from bench.dcc.records.registry import load_registry_dir
 from bench.domain import OrgRole
@@ -37,18 +36,18 @@ def check_rig(spec: Rig) -> None:
     pki = _check_pki(spec, where)
     parties, devices = _check_registry(spec, where)
     for device in spec.devices:
-        record = devices.get(device.eui_hex)
+        record = devices.get(str(device.eui))
         if record is None:
-            raise ConfigError(f"{where}: device {device.role!r} ({device.eui_hex}): "
+            raise ConfigError(f"{where}: device {device.role!r} ({device.eui}): "
                               f"not in the registry fixtures {spec.registry_dir}")
         for name, mine, theirs in (("type", device.device_type, record[0]),
                                    ("generation", device.generation, record[1])):
             if mine != theirs:
-                raise ConfigError(f"{where}: device {device.role!r} ({device.eui_hex}): "
+                raise ConfigError(f"{where}: device {device.role!r} ({device.eui}): "
                                   f"field {name!r}: {mine} here, {theirs} in the registry")
         if device.supplier is not None:
             _party(pki, parties, device.supplier, OrgRole.SUPPLIER,
-                   f"{where}: device {device.role!r} ({device.eui_hex}): field 'supplier'")
+                   f"{where}: device {device.role!r} ({device.eui}): field 'supplier'")
     for role, name in spec.parties.items():
         _party(pki, parties, name, _PARTY_ROLE.get(role), f"{where}: [parties] {role}")
 
@@ -65,7 +64,7 @@ def _check_numbers(spec: Rig, where: str) -> None:
         raise ConfigError(f"{where}: [options] field 'shim_workers': {workers} is more than "
                           f"{MAX_SHIM_WORKERS} request worker processes")
     for device in spec.devices:
-        at = f"{where}: device {device.role!r} ({device.eui_hex})"
+        at = f"{where}: device {device.role!r} ({device.eui})"
         for name in _DEVICE_NUMBERS:
             value = getattr(device, name)
             if value is not None and not math.isfinite(value):
@@ -116,7 +115,7 @@ def _party(pki: Pki, roles: dict[str, str], name: str, role: str | None, where: 
         identity = pki.party(name)
     except BenchError:
         raise ConfigError(f"{where}: unknown party {name!r} (not in the PKI {pki.directory})") from None
-    registered = roles.get(name) or roles.get(eui_hex(identity.eui))
+    registered = roles.get(name) or roles.get(str(identity.eui))
     if registered is None:
         raise ConfigError(f"{where}: party {name!r} is not in the registry fixtures")
     if role is not None and registered != role:

@@ -14,6 +14,7 @@ import logging
 
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.records.distributions import DistributionStatus, under_way
+from bench.domain import Eui
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def close_interrupted(shim: Shim, timeout: float = 30.0) -> list[tuple[str, str]
     as (RequestID, device) once the N61s are stored."""
     with shim.store.lock:
         left = under_way(shim.store.conn)
-    pending = [shim.delivery_status(bytes.fromhex(device), request_id, False,
+    pending = [shim.delivery_status(Eui.parse(device), request_id, False,
                                     status=DistributionStatus.INTERRUPTED,
                                     reason=INTERRUPTED_REASON)
                for request_id, device in left]

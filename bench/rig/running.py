@@ -103,15 +103,15 @@ class RunningRig:
         return self.lifecycle.meters
 
     @property
-    def links(self) -> dict[bytes, Link]:
+    def links(self) -> dict[Eui, Link]:
         return self.lifecycle.links
 
     @property
-    def device_logs(self) -> dict[bytes, DeviceLog]:
+    def device_logs(self) -> dict[Eui, DeviceLog]:
         return self.lifecycle.device_logs
 
     @property
-    def smets1_ports(self) -> dict[bytes, str]:
+    def smets1_ports(self) -> dict[Eui, str]:
         """SMETS1 devices: the serial line the S1SP opens per DLMS session."""
         return self.lifecycle.smets1_ports
 
@@ -187,11 +187,11 @@ class RunningRig:
         """Hand signed DUIS XML to the shim; returns the DUIS response XML."""
         return self.shim.submit(xml)
 
-    def send_raw_gbcs(self, eui: bytes, message: bytes) -> None:
+    def send_raw_gbcs(self, eui: Eui, message: bytes) -> None:
         """Inject a GBCS message past the shim, straight onto the device's tunnel."""
         self.bridge.inject(eui, message)
 
-    def wait_transfer(self, eui: bytes, request_id: str,
+    def wait_transfer(self, eui: Eui, request_id: str,
                       timeout: float | None = None) -> TransferState:
         """Wait until the image transfer of `request_id` to `eui` settles; returns its state."""
         timeout = self.spec.options.transfer_timeout_s if timeout is None else timeout

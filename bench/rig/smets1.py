@@ -54,8 +54,8 @@ class DlmsCapture:
             self._writer.close()
 
 
-def start_s1sp(pki: Pki, results: Path, devices: Mapping[RigDevice, str], suppliers: Mapping[bytes, str],
-               bridge: Bridge, device_logs: Mapping[bytes, DeviceLog], response_timeout: float,
+def start_s1sp(pki: Pki, results: Path, devices: Mapping[RigDevice, str], suppliers: Mapping[Eui, str],
+               bridge: Bridge, device_logs: Mapping[Eui, DeviceLog], response_timeout: float,
                transfer_timeout: float,
                registered_supplier: Callable[[bytes], bytes | None] | None = None) -> tuple[S1sp, DlmsCapture]:
     """An S1SP serving `devices` (rig device -> serial URL), attached to `bridge`."""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bench.codec.eui import eui_hex
+from bench.domain import Eui
 from bench.errors import LinkTimeout
 
 
@@ -52,7 +52,7 @@ class GbcsEvent:
     """One GBCS message on the tunnel: `sent` by the bench, or received from the device."""
 
     seq: int
-    eui: bytes
+    eui: Eui
     direction: Direction
     message: bytes
     at: float  # time.time()
@@ -63,7 +63,7 @@ class Distribution:
     """An image handed to the hub for one device (its digest: images can be 10 MB)."""
 
     seq: int
-    eui: bytes
+    eui: Eui
     request_id: str
     image_sha256: bytes
     image_size: int
@@ -93,12 +93,12 @@ class DeviceTraffic:
         with self._changed:
             return self._seq
 
-    def record(self, eui: bytes, direction: Direction, message: bytes) -> None:
+    def record(self, eui: Eui, direction: Direction, message: bytes) -> None:
         with self._changed:
             self.events.append(GbcsEvent(self._next(), eui, direction, message, time.time()))
             self._changed.notify_all()
 
-    def record_distribution(self, eui: bytes, request_id: str, image: bytes) -> None:
+    def record_distribution(self, eui: Eui, request_id: str, image: bytes) -> None:
         with self._changed:
             self.distributions.append(Distribution(self._next(), eui, request_id,
                                                    hashlib.sha256(image).digest(), len(image),
@@ -111,12 +111,12 @@ class DeviceTraffic:
             return [e for e in self.events if e.seq > mark and (eui is None or e.eui == eui)
                     and (direction is None or e.direction == direction)]
 
-    def distributions_since(self, mark: int, eui: bytes | None = None) -> list[Distribution]:
+    def distributions_since(self, mark: int, eui: Eui | None = None) -> list[Distribution]:
         with self._changed:
             return [d for d in self.distributions
                     if d.seq > mark and (eui is None or d.eui == eui)]
 
-    def wait_for(self, eui: bytes, predicate: Callable[[bytes], bool], timeout: float,
+    def wait_for(self, eui: Eui, predicate: Callable[[bytes], bool], timeout: float,
                  after: int = 0, what: str = "message") -> GbcsEvent:
         """The first message received from `eui` after `after` that satisfies `predicate`."""
         deadline = time.monotonic() + timeout
@@ -128,5 +128,5 @@ class DeviceTraffic:
                         return event
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise LinkTimeout(f"no {what} from {eui_hex(eui)} within {timeout:g} s")
+                    raise LinkTimeout(f"no {what} from {eui} within {timeout:g} s")
                 self._changed.wait(remaining)

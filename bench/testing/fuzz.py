@@ -74,7 +74,7 @@ def fuzz_campaign(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..
                                      "faults": [str(f) for f in device.faults]}
         result = campaign.run()
         write_fuzz_json(out / "fuzz.json", result, rig=str(rig.path), role=o["device"],
-                        eui=device.eui_hex)
+                        eui=str(device.eui))
         request.node.user_properties.append(("fuzz_json", str(out / "fuzz.json")))
         return result
 

@@ -199,7 +199,7 @@ def start_lab(directory: Path, places: tuple[str, ...] = (PLACE,), extra_places:
         for place in places:
             meters: dict[str, EmulatedMeter] = {}
             for device in (rig.device(role) for role in LAB_ROLES):
-                state = directory / place / "meters" / device.eui_hex
+                state = directory / place / "meters" / str(device.eui)
                 state.mkdir(parents=True)
                 device_log = DeviceLog(directory / place / "meters" / f"{device.role}.log")
                 lab.logs.append(device_log)
@@ -232,12 +232,12 @@ def exporter_config(raw: dict[str, str], network: dict[str, int], rig: Rig) -> s
         device = rig.device(role)
         lines += [f"{role}:", f"  {role}:", "    cls: RawSerialPort", f"    port: {device_path}",
                   "    speed: 115200", "  meter:", "    cls: SmartMeter",
-                  f"    eui: '{device.eui_hex}'", f"    type: {device.device_type}"]
+                  f"    eui: '{device.eui}'", f"    type: {device.device_type}"]
     for role, port in network.items():
         device = rig.device(role)
         lines += [f"{role}:", f"  {role}:", "    cls: NetworkSerialPort", "    host: 127.0.0.1",
                   f"    port: {port}", "    speed: 115200", "    protocol: rfc2217",
-                  "  meter:", "    cls: SmartMeter", f"    eui: '{device.eui_hex}'",
+                  "  meter:", "    cls: SmartMeter", f"    eui: '{device.eui}'",
                   f"    type: {device.device_type}"]
     return "\n".join(lines) + "\n"
 

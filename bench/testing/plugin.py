@@ -409,7 +409,7 @@ def _write_test_artefacts(state: _State, item: pytest.Item) -> None:
         return
     mark = state.marks.get(item.nodeid, 0)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid.split("::", 1)[-1])[:120]
-    messages = [TunnelMessage(e.at, str(e.direction), e.eui.hex().upper(), e.message)
+    messages = [TunnelMessage(e.at, str(e.direction), str(e.eui), e.message)
                 for e in running.traffic.since(mark)]
     logs = {"bench": running.logs_dir / "bench.log"}
     logs.update({running.spec.device_by_eui(eui).role: device_log.path
@@ -455,7 +455,7 @@ def _run_facts(state: _State, running: RunningRig) -> dict[str, object]:
             "duis_schema": str(running.duis_schema) if running.duis_schema else None,
             "pki": str(running.spec.pki_dir),
             "pki_fingerprint": hashlib.sha256(ca.public_bytes(Encoding.DER)).hexdigest().upper(),
-            "parties": {role: {"name": name, "eui": str(running.shim.pki.party(name).eui.hex().upper())}
+            "parties": {role: {"name": name, "eui": str(running.shim.pki.party(name).eui)}
                         for role, name in running.spec.parties.items()
                         if name in running.shim.pki.parties}}
 
@@ -465,7 +465,7 @@ def _device_details(running: RunningRig) -> list[dict[str, object]]:
 
     spec = running.spec.images
     image_types = {DeviceType.ESME: spec.esme_image_type, DeviceType.GSME: spec.gsme_image_type}
-    return [{"role": d.role, "eui": d.eui_hex, "generation": str(d.generation),
+    return [{"role": d.role, "eui": str(d.eui), "generation": str(d.generation),
              "type": str(d.device_type), "link": str(d.link), "on_bench": d.on_bench,
              "faults": [str(f) for f in d.faults],
              "manufacturer_code": spec.manufacturer_code if d.on_bench else None,
@@ -519,7 +519,7 @@ def rig(request: pytest.FixtureRequest) -> Iterator[RunningRig]:
     state.running = running
     from bench.report.verdicts import rig_cells
 
-    writer.record.devices = {d.role: d.eui_hex for d in spec.devices}
+    writer.record.devices = {d.role: str(d.eui) for d in spec.devices}
     writer.record.cells = rig_cells((d.generation, d.device_type, d.on_bench) for d in spec.devices)
     writer.record.run = _run_facts(state, running)
     writer.record.device_details = _device_details(running)
@@ -571,7 +571,7 @@ def rig_device(rig: RunningRig, request: pytest.FixtureRequest) -> DeviceLookup:
         if cause is not None:
             pytest.skip(f"device {role} down: {cause}")
         if state.current is not None:
-            state.current.user_properties.append((f"device_{role}", device.eui_hex))
+            state.current.user_properties.append((f"device_{role}", str(device.eui)))
         return device
 
     return lookup
@@ -669,4 +669,4 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     item.user_properties.append(("rig", state.running.spec.name))
     for device in state.running.spec.devices:
         if device.role in getattr(item, "fixturenames", ()):
-            item.user_properties.append((f"device_{device.role}", device.eui_hex))
+            item.user_properties.append((f"device_{device.role}", str(device.eui)))

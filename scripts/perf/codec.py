@@ -24,10 +24,11 @@ from bench.codec import han, zigbee
 from bench.codec.gbcs.gbt import max_block_data, segment
 from bench.codec.hdlc import FrameDecoder, encode_frame
 from bench.codec.pcap import PcapWriter
+from bench.domain import HUB_EUI, Eui
 
-HUB = han.HanNode(bytes.fromhex("00DB1234567890A2"), 0x0000)
-ESME = han.HanNode(bytes.fromhex("00DB1234567890A0"), 0x90A0)
-GSME = han.HanNode(bytes.fromhex("00DB1234567890A1"), 0x90A1)
+HUB = han.HanNode(HUB_EUI, 0x0000)
+ESME = han.HanNode(Eui.parse("00DB1234567890A0"), 0x90A0)
+GSME = han.HanNode(Eui.parse("00DB1234567890A1"), 0x90A1)
 IDS = (0x121D, 0x0000, 0x00020000)
 IMAGE = bytes(range(256)) * 256
 CAPTURE_FRAMES = 100_000
@@ -102,7 +103,7 @@ def scapy_exchanges(seconds: float = 2.0) -> float:
 def _gbcs_message(counter: int) -> bytes:
     """A well-formed signed-alert-shaped GBCS message larger than one frame (so it goes as GBT)."""
     header = (b"\xdf\x09\x03" + counter.to_bytes(8, "big") + b"\x08" + GSME.eui + b"\x08"
-              + bytes.fromhex("90B3D51F30010000") + b"\x00\x02\x00\xcf")
+              + Eui.parse("90B3D51F30010000") + b"\x00\x02\x00\xcf")
     content = b"\x01\x09" + bytes(60)
     return header + bytes((len(content),)) + content + b"\x40" + bytes(64)
 

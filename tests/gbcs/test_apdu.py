@@ -15,11 +15,12 @@ from bench.codec.gbcs import (
     encode_cosem_datetime,
     encode_length,
 )
+from bench.domain import Eui
 from bench.errors import DecodeError, EncodeError
 
-ORIGINATOR = bytes.fromhex("90B3D51F30050000")
-RECIPIENT = bytes.fromhex("00DB1234567890A0")
-SRP = bytes.fromhex("90B3D51F30010000")
+ORIGINATOR = Eui.parse("90B3D51F30050000")
+RECIPIENT = Eui.parse("00DB1234567890A0")
+SRP = Eui.parse("90B3D51F30010000")
 
 
 def base(**changes) -> GbcsMessage:

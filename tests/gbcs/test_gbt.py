@@ -17,10 +17,11 @@ from bench.codec.gbcs import (
     max_block_data,
     segment,
 )
+from bench.domain import Eui
 from bench.errors import ConfigError, DecodeError, EncodeError
 
-ESME = bytes.fromhex("00DB1234567890A0")
-SUPPLIER = bytes.fromhex("90B3D51F30010000")
+ESME = Eui.parse("00DB1234567890A0")
+SUPPLIER = Eui.parse("90B3D51F30010000")
 
 
 def message(counter: int = 1000, size: int = 300) -> bytes:

@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 import pytest
 
 from bench.codec.gbcs.apdu import GbcsMessage, decode_message
+from bench.domain import Eui
 from bench.errors import DecodeError
 
 from .test_fuzz import inputs, messages  # noqa: F401 - the fuzz corpus fixture
 
-ORIGINATOR = bytes.fromhex("90B3D51F30010000")
-RECIPIENT = bytes.fromhex("00DB1234567890A0")
+ORIGINATOR = Eui.parse("90B3D51F30010000")
+RECIPIENT = Eui.parse("00DB1234567890A0")
 WHEN = datetime(2030, 1, 15, 9, tzinfo=UTC)
 # offsets in a General-Signing APDU: DF 09 CRA counter(8) 08 originator 08 recipient date-time
 CRA_AT, ORIGINATOR_LENGTH_AT, RECIPIENT_LENGTH_AT, DATE_TIME_AT = 2, 11, 20, 29

@@ -18,12 +18,13 @@ from bench.crypto.gbcs_security import (
     verify_mac,
     verify_signature,
 )
+from bench.domain import Eui
 from bench.errors import SecurityError
 
 from .strategies import messages
 
-SUPPLIER = bytes.fromhex("90B3D51F30010000")
-DEVICE = bytes.fromhex("00DB1234567890A0")
+SUPPLIER = Eui.parse("90B3D51F30010000")
+DEVICE = Eui.parse("00DB1234567890A0")
 
 
 @pytest.fixture(scope="module")

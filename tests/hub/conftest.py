@@ -15,11 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from bench.codec.han import HanFrame, HanNode, decode_han_frame, encode_han_frame
 from bench.codec.ota_file import OtaHeader, build_gb_image
 from bench.crypto.image_signature import sign_image
+from bench.domain import Eui
 from bench.hub import HUB_EUI, Hub
 from bench.link import SerialLink, open_pty_pair
 
-ESME_EUI = bytes.fromhex("00DB1234567890A0")
-GSME_EUI = bytes.fromhex("00DB1234567890A1")
+ESME_EUI = Eui.parse("00DB1234567890A0")
+GSME_EUI = Eui.parse("00DB1234567890A1")
 MANUFACTURER = 0x121D
 HUB_NODE = HanNode(HUB_EUI, 0x0000)
 

@@ -51,6 +51,7 @@ from bench.codec.ota_file import parse_gb_image
 from bench.codec.pcap import read_pcap
 from bench.crypto.gbcs_security import apply_mac, sign_message, verify_mac, verify_signature
 from bench.crypto.smki import Pki, init_pki
+from bench.domain import Eui
 from bench.hub import HUB_EUI, Hub, NotApplicable, Throttle, TransferEnd, TransferState
 from bench.link import FaultyLink, SerialLink
 from bench.meter.state import MeterStore
@@ -315,7 +316,7 @@ def test_frozen_meter_is_reported_stalled_then_resumes(bench):
 
 
 def test_wait_for_data_is_honoured(bench):
-    second_eui = bytes.fromhex("00DB1234567890B0")
+    second_eui = Eui.parse("00DB1234567890B0")
     # a retry timeout far above any reply time: a retry crossing a WAIT_FOR_DATA on the wire
     # would look like a meter ignoring it
     fast = ("--max-data-size", "64", "--retry-timeout", "5")

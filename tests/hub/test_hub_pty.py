@@ -32,6 +32,7 @@ from bench.codec.han import (
 from bench.codec.hdlc import encode_frame
 from bench.codec.ota_file import parse_ota_header
 from bench.codec.pcap import LINKTYPE_IEEE802_15_4_WITHFCS, read_pcap
+from bench.domain import Eui
 from bench.hub import HUB_EUI, Throttle, TransferState
 
 from .conftest import GSME_EUI, HUB_NODE, MANUFACTURER, ScriptedMeter, make_image
@@ -392,7 +393,7 @@ def test_meters_sharing_one_link_are_told_apart_by_eui(tmp_path):
 
     pair = open_pty_pair()
     link = SerialLink(pair.port)
-    euis = [bytes.fromhex("00DB1234567890A0"), bytes.fromhex("00DB1234567890B0")]
+    euis = [Eui.parse("00DB1234567890A0"), Eui.parse("00DB1234567890B0")]
     hub = Hub(capture_path=tmp_path / "shared.pcap")
     try:
         for eui in euis:

@@ -12,12 +12,13 @@ from bench.codec.gbcs.apdu import GbcsMessage, decode_message
 from bench.codec.gbcs.gbt import GbtReassembler, is_gbt_block
 from bench.codec.han import MAX_TUNNEL_MESSAGE, TunnelTransferData
 from bench.crypto.gbcs_security import sign_message, verify_signature
+from bench.domain import Eui
 from bench.errors import EncodeError
 from bench.hub import GbcsTunnel
 
 from .conftest import ESME_EUI, GSME_EUI
 
-SUPPLIER = bytes.fromhex("90B3D51F30010000")
+SUPPLIER = Eui.parse("90B3D51F30010000")
 GET, GET_RESPONSE, PUT = 1, 2, 3
 
 

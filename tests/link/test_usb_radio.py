@@ -10,7 +10,7 @@ from meter.driver import MeterDriver  # the meter tests' test-side hub
 
 from bench.codec import han
 from bench.crypto.smki import init_pki
-from bench.domain import DeviceType
+from bench.domain import DeviceType, Eui
 from bench.errors import LinkError
 from bench.link import UsbRadioLink
 from bench.link import usb_radio as atusb
@@ -18,7 +18,7 @@ from bench.meter.emulator import HUB_NODE, Emulator, MeterConfig
 
 from .atusb_model import Air, AtusbBackend, AtusbModel
 
-ESME = bytes.fromhex("00DB1234567890A0")
+ESME = Eui.parse("00DB1234567890A0")
 
 
 def frame(seq: int, command: han.ZclCommand) -> bytes:

@@ -20,15 +20,15 @@ from bench.codec.ota_file import OtaHeader, build_gb_image
 from bench.crypto.gbcs_security import apply_mac, sign_message
 from bench.crypto.image_signature import sign_image
 from bench.crypto.smki import Pki
-from bench.domain import DeviceType
+from bench.domain import DeviceType, Eui
 from bench.errors import LinkError
 from bench.meter.state import MeterState, MeterStore
 from bench.rig.emulated_meters import announced_port, stop_emulator
 
 ROOT = Path(__file__).resolve().parents[2]
-ESME = bytes.fromhex("00DB1234567890A0")
-GSME = bytes.fromhex("00DB1234567890A1")
-SUPPLIER_A = bytes.fromhex("90B3D51F30010000")
+ESME = Eui.parse("00DB1234567890A0")
+GSME = Eui.parse("00DB1234567890A1")
+SUPPLIER_A = Eui.parse("90B3D51F30010000")
 MANUFACTURER = 0x121D
 
 

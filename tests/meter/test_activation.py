@@ -73,7 +73,7 @@ def test_supplier_cs06_activates_and_8f43_follows(pki, held):
     state = meter.load_state()
     assert state.active.file_version == NEW and state.pending is None
     assert state.active.sha256 == firmware_hash.hex()
-    assert state.counters["90B3D51F30010000"] == 1000
+    assert state.counters[SUPPLIER_A] == 1000
 
 
 def test_refusals_leave_the_old_version_running(pki, held):
@@ -101,7 +101,7 @@ def test_refusals_leave_the_old_version_running(pki, held):
     assert not [m for m in driver.messages(CS06)]  # none of them got an ExecutionOutcome
     state = meter.load_state()
     assert state.active.file_version == FACTORY_FILE_VERSION and state.pending.file_version == NEW
-    assert "90B3D51F30010000" not in state.counters  # nothing accepted, nothing remembered
+    assert SUPPLIER_A not in state.counters  # nothing accepted, nothing remembered
 
 
 def test_wrong_hash_replay_and_lower_counter(pki, held):
@@ -117,7 +117,7 @@ def test_wrong_hash_replay_and_lower_counter(pki, held):
     assert decode_payload(reply(driver, 3001)).response_code == 0
     driver.send_gbcs(cs06(pki, ESME, firmware_hash, 3002))
     assert decode_payload(reply(driver, 3002)).response_code == 1  # nothing pending any more
-    assert meter.load_state().counters["90B3D51F30010000"] == 3002
+    assert meter.load_state().counters[SUPPLIER_A] == 3002
 
 
 def test_future_dated_activation_runs_on_the_meter_clock(pki, start_meter, connect):

@@ -8,7 +8,7 @@ import pytest
 
 from bench.codec.gbcs.codes import ALERT, ALERT_FIRMWARE_VERIFICATION_FAILED, FDRA_ESME
 from bench.codec.gbcs.payloads import decode_payload
-from bench.domain import DeviceType
+from bench.domain import DeviceType, Eui
 from bench.meter.alert_outbox import MAX_ATTEMPTS
 
 from .builders import make_image, tamper
@@ -68,7 +68,7 @@ def test_a_corrupt_owed_alert_is_a_typed_error(tmp_path):
     from bench.meter.state import MeterState, MeterStore, OwedAlert
 
     store = MeterStore(tmp_path)
-    state = MeterState(DeviceType.ESME, "00DB1234567890A0", factory_slot(0x121D, 0))
+    state = MeterState(DeviceType.ESME, Eui.parse("00DB1234567890A0"), factory_slot(0x121D, 0))
     state.owed_alerts.append(OwedAlert("DF09", 2))
     store.save(state)
     assert store.load().owed_alerts == [OwedAlert("DF09", 2)]

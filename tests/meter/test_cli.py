@@ -35,7 +35,7 @@ def test_pty_prints_port_first_and_sigterm_stops_cleanly(pki, tmp_path):
     assert meter.stop() == 0
     assert meter.proc.stdout.read() == b""  # nothing but the port line on stdout
     state = meter.load_state()
-    assert state.eui == ESME.hex().upper() and state.active.file_version == 0x100
+    assert state.eui == ESME and state.active.file_version == 0x100
     assert (tmp_path / "state" / "trust_anchors.json").exists()
 
 

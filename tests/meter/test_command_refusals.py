@@ -93,7 +93,7 @@ def test_the_suppliers_cs06_activates_the_image_it_names(pki: Pki, meter: Meter)
     assert (outcome.response_code, outcome.firmware_version) == (0, NEW.to_bytes(4, "big"))
     assert meter.state.active.file_version == NEW and meter.state.pending is None
     assert meter.alerts == [ALERT_FIRMWARE_VERSION_CHANGED]
-    assert meter.state.counters["90B3D51F30010000"] == 10
+    assert meter.state.counters[SUPPLIER_A] == 10
 
 
 @pytest.mark.parametrize(
@@ -118,7 +118,7 @@ def test_each_cs06_refusal_raises_its_alert_and_activates_nothing(pki: Pki, mete
     meter.handler.handle(build(pki, digest))
     assert meter.alerts == [alert] and meter.sent == []
     assert unchanged(meter)
-    assert meter.state.counters.get("90B3D51F30010000") is None
+    assert meter.state.counters.get(SUPPLIER_A) is None
 
 
 def test_cs06_content_that_is_not_a_cs06_payload_fails_integrity(pki: Pki, meter: Meter):
@@ -133,7 +133,7 @@ def test_cs06_content_that_is_not_a_cs06_payload_fails_integrity(pki: Pki, meter
 def test_a_replayed_cs06_counter_is_refused(pki: Pki, meter: Meter):
     meter.handler.handle(cs06(pki, ESME, bytes(32), 40))  # accepted, no image held: code 1
     assert decode_payload(meter.sent[0]).response_code == 1
-    assert meter.state.counters["90B3D51F30010000"] == 40
+    assert meter.state.counters[SUPPLIER_A] == 40
     digest = meter.hold(pki)
     for counter in (40, 39):
         meter.handler.handle(cs06(pki, ESME, digest, counter))
@@ -243,7 +243,7 @@ def test_a_firmware_read_without_the_acb_mac_or_with_bad_content_is_refused(pki:
                     pki.device(ESME).ka_cert.public_key())
     meter.handler.handle(bad.encode())
     assert meter.alerts == [ALERT_INTEGRITY_CHECK_FAILED] * 2 and meter.sent == []
-    assert "90B3D51F30010000" not in meter.state.counters
+    assert SUPPLIER_A not in meter.state.counters
 
 
 def _truncated_signature_cs06(pki: Pki, digest: bytes, counter: int) -> bytes:
@@ -281,14 +281,14 @@ def test_counter_zero_is_fresh_and_a_replay_fault_keeps_the_highest_counter(pki:
 
     meter.handler.handle(cs06(pki, ESME, bytes(32), 0))
     assert decode_payload(meter.sent[-1]).response_code == 1 and meter.alerts == []
-    assert meter.state.counters["90B3D51F30010000"] == 0
+    assert meter.state.counters[SUPPLIER_A] == 0
     em = meter.emulator
     replaying = GbcsHandler(DeviceType.ESME, em.identity, em.anchors, em.store, em.slots, em.alerts,
                             lambda data: meter.sent.append(decode_message(data)),
                             lambda: meter.now, frozenset({FaultProfile.ACCEPT_REPLAYED_COUNTER}))
     replaying.handle(cs06(pki, ESME, bytes(32), 50))
     replaying.handle(cs06(pki, ESME, bytes(32), 40))  # obeyed: the fault
-    assert len(meter.sent) == 3 and meter.state.counters["90B3D51F30010000"] == 50
+    assert len(meter.sent) == 3 and meter.state.counters[SUPPLIER_A] == 50
 
 
 def test_a_gas_meter_answers_gcs38_and_ignores_the_electricity_read(pki: Pki, tmp_path):

@@ -15,7 +15,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.codec.eui import eui_hex
 from bench.codec.gbcs.codes import (
     ALERT_FUTURE_DATED_ACTIONED,
     CS06,
@@ -33,7 +32,7 @@ from .driver import MeterDriver
 
 METERS = 4
 KILLS_PER_METER = 13  # 52 power cuts in all
-SUPPLIER = eui_hex(SUPPLIER_A)
+SUPPLIER = SUPPLIER_A
 
 
 def check_image(directory: Path, record, images: dict[int, bytes]) -> None:

@@ -17,7 +17,7 @@ from bench.meter.emulator import HUB_NODE, Emulator, MeterConfig
 from bench.meter.slots import FACTORY_FILE_VERSION
 from bench.meter.state import SlotRecord
 
-from .builders import ESME, cs06, make_image, read_firmware
+from .builders import ESME, SUPPLIER_A, cs06, make_image, read_firmware
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -86,7 +86,7 @@ def test_random_gbcs(meter, data):
        read=st.booleans())
 def test_mutated_commands_are_refused(meter, pki, position, flip, read):
     emulator, digest = meter
-    counter = emulator.state.counters.get("90B3D51F30010000", 0) + 1
+    counter = emulator.state.counters.get(SUPPLIER_A, 0) + 1
     message = bytearray(read_firmware(pki, ESME, counter) if read else cs06(pki, ESME, digest, counter))
     message[position % len(message)] ^= flip
     emulator.gbcs.handle(bytes(message))

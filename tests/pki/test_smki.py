@@ -25,6 +25,7 @@ from bench.crypto.smki import (
     init_pki,
     role_of,
 )
+from bench.domain import Eui
 from bench.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,11 +158,11 @@ def test_role_and_eui_of_published_rtds_certificates(vectors: Path) -> None:
         )
     )
     supplier = x509.load_pem_x509_certificate(found["90b3d51f30010000-ds"].encode())
-    assert role_of(supplier) == "supplier" and eui_of(supplier) == bytes.fromhex("90B3D51F30010000")
+    assert role_of(supplier) == "supplier" and eui_of(supplier) == Eui.parse("90B3D51F30010000")
     acb = x509.load_pem_x509_certificate(found["90b3d51f30000002-ka"].encode())
     assert role_of(acb) == "acb"
     gsme = x509.load_pem_x509_certificate(found["00db1234567890a1-ka"].encode())
-    assert role_of(gsme) == "device" and eui_of(gsme) == bytes.fromhex("00DB1234567890A1")
+    assert role_of(gsme) == "device" and eui_of(gsme) == Eui.parse("00DB1234567890A1")
 
 
 def test_keys_are_pkcs8_pem() -> None:
@@ -173,7 +174,7 @@ def test_keys_are_pkcs8_pem() -> None:
 def test_lookups() -> None:
     pki = Pki.load(FIXTURES)
     assert pki.party("rsa-1") is pki.party("90B3D51F30050000")
-    assert pki.party(bytes.fromhex("90B3D51F30050000")).name == "rsa-1"
+    assert pki.party(Eui.parse("90B3D51F30050000")).name == "rsa-1"
     assert pki.party("90-B3-D5-1F-30-05-00-00").name == "rsa-1"
     assert pki.device("00-DB-12-34-56-78-90-C0").device_type == "ESME"
     with pytest.raises(ConfigError):
@@ -186,7 +187,7 @@ def test_lookups() -> None:
 
 def test_custom_devices_and_bad_type(tmp_path: Path) -> None:
     pki = init_pki(tmp_path / "p", seed="s", devices=[("00DB1234567890D0", "gsme")])
-    assert list(pki.devices) == [bytes.fromhex("00DB1234567890D0")]
+    assert list(pki.devices) == [Eui.parse("00DB1234567890D0")]
     assert pki.device("00DB1234567890D0").device_type == "GSME"
     with pytest.raises(ConfigError):
         init_pki(tmp_path / "q", devices=[("00DB1234567890D0", "TOASTER")])
@@ -237,7 +238,7 @@ def test_reinit_with_other_devices_removes_the_old_ones(tmp_path: Path) -> None:
     assert (tmp_path / "devices" / "00DB1234567890A5" / "ds.pem").is_file()
     pki = init_pki(tmp_path, devices=[("00DB1234567890A0", "ESME")])
     assert sorted(p.name for p in (tmp_path / "devices").iterdir()) == ["00DB1234567890A0"]
-    assert list(pki.devices) == [bytes.fromhex("00DB1234567890A0")]
+    assert list(pki.devices) == [Eui.parse("00DB1234567890A0")]
 
 
 def test_reinit_removes_nothing_outside_its_device_folders(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from bench.codec.dlms.hdlc import (
     information_control,
 )
 from bench.codec.dlms.ic18 import CLASS_ID, LOGICAL_NAME
+from bench.domain import DeviceType, Eui
 from bench.meter.slots import ImageSlots, factory_slot
 from bench.meter.smets1.image_transfer import ImageTransfer
 from bench.meter.smets1.server import DlmsServer
@@ -53,7 +54,7 @@ class Note:
 @pytest.fixture
 def meter(tmp_path: Path) -> tuple[DlmsServer, ImageTransfer, Note]:
     store = MeterStore(tmp_path / "state")
-    state = Smets1State("esme", "00DB1234567891A0", factory_slot(0x121D, 0))
+    state = Smets1State(DeviceType.ESME, Eui.parse("00DB1234567891A0"), factory_slot(0x121D, 0))
     store.save(state)
     transfer = ImageTransfer(store, state, ImageSlots(store, state), 0x121D, 0, frozenset())
     note = Note()

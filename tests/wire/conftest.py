@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bench.codec import han
+from bench.domain import HUB_EUI, Eui
 
-HUB = han.HanNode(bytes.fromhex("00DB1234567890A2"), 0x0000)
-ESME = han.HanNode(bytes.fromhex("00DB1234567890A0"), 0x90A0)
-GSME = han.HanNode(bytes.fromhex("00DB1234567890A1"), 0x90A1, pan_id=0x1234, endpoint=2)
+HUB = han.HanNode(HUB_EUI, 0x0000)
+ESME = han.HanNode(Eui.parse("00DB1234567890A0"), 0x90A0)
+GSME = han.HanNode(Eui.parse("00DB1234567890A1"), 0x90A1, pan_id=0x1234, endpoint=2)
 
 OTA_IDS = (0x121D, 0x0000, 0xACDCACDC)
 
@@ -29,7 +30,7 @@ EVERY_COMMAND: list[tuple[str, han.HanNode, han.HanNode, object]] = [
     ("query_next_image_no_image", HUB, ESME, han.QueryNextImageResponse(han.NO_IMAGE_AVAILABLE)),
     ("image_block_request", ESME, HUB, han.ImageBlockRequest(0, *OTA_IDS, 128, 48)),
     ("image_block_request_options", GSME, HUB,
-     han.ImageBlockRequest(3, *OTA_IDS, 256, 64, bytes.fromhex("00DB1234567890A1"), 1000)),
+     han.ImageBlockRequest(3, *OTA_IDS, 256, 64, Eui.parse("00DB1234567890A1"), 1000)),
     ("image_block_response", HUB, ESME, han.ImageBlockResponse(han.SUCCESS, *OTA_IDS, 128, bytes(range(48)))),
     ("image_block_response_full", HUB, ESME,
      han.ImageBlockResponse(han.SUCCESS, *OTA_IDS, 0, b"\x7e\x7d" * (han.MAX_BLOCK_DATA // 2) + b"\x11")),

@@ -15,6 +15,7 @@ from bench.codec.gbcs import message_name
 from bench.codec.gbcs.gbt import max_block_data, segment
 from bench.codec.ota_file import parse_gb_image
 from bench.codec.pcap import PcapWriter
+from bench.domain import Eui
 
 from .conftest import ESME, EVERY_COMMAND, GSME, HUB
 
@@ -56,7 +57,7 @@ def test_build_every_option_then_inspect(tmp_path):
     assert result.returncode == 0, result.stderr
     image = parse_gb_image(out.read_bytes())
     assert image.manufacturer_image == body.read_bytes()
-    assert image.header.upgrade_file_destination == bytes.fromhex("00DB1234567890A1")
+    assert image.header.upgrade_file_destination == Eui.parse("00DB1234567890A1")
     assert image.header.security_credential_version == 2
     assert image.header.header_string == b"gas 2.0.1"
     good = json.loads(bench("image", "inspect", out, "--json", "--verify-cert", PKI / "supplier-a" / "ds.pem").stdout)

@@ -7,6 +7,7 @@ from hypothesis import given
 
 from bench.codec import han
 from bench.codec.crc16 import crc16_kermit
+from bench.domain import HUB_EUI, Eui
 from bench.errors import DecodeError, EncodeError
 
 from .conftest import ESME, HUB
@@ -24,8 +25,8 @@ def test_image_block_request_bytes_by_layer():
     data = han.encode_han_frame(frame)
     assert data[:9] == bytes.fromhex("6188 05 3412 0000 a090")  # MAC: FCF, seq, PAN, dst, src
     assert data[9:17] == bytes.fromhex("0818 0000 a090 1e 05")  # NWK: FCF, dst, src, radius, seq
-    assert data[17:25] == bytes.fromhex("A29078563412DB00")  # NWK dst IEEE, little-endian
-    assert data[25:33] == bytes.fromhex("A09078563412DB00")  # NWK src IEEE
+    assert data[17:25] == Eui.parse("A29078563412DB00")  # NWK dst IEEE, little-endian
+    assert data[25:33] == Eui.parse("A09078563412DB00")  # NWK src IEEE
     assert data[33:41] == bytes.fromhex("00 01 1900 0901 01 05")  # APS: FCF, ep, cluster, profile
     assert data[41:44] == bytes.fromhex("11 05 03")  # ZCL: cluster-specific, to server, seq, cmd
     assert data[44:-2] == bytes.fromhex("00 1d12 0000 dcacdcac 64000000 43")
@@ -59,7 +60,7 @@ def test_tunnel_direction_follows_the_sender():
 
 def test_frame_without_ieee_addresses_round_trips():
     src = han.HanNode(None, 0x90A0)
-    dst = han.HanNode(bytes.fromhex("00DB1234567890A2"), 0)
+    dst = han.HanNode(HUB_EUI, 0)
     frame = han.HanFrame(src, dst, 9, han.UpgradeEndRequest(0, 1, 2, 3))
     data = han.encode_han_frame(frame)
     assert len(data) == len(han.encode_han_frame(han.HanFrame(ESME, dst, 9, frame.command))) - 8

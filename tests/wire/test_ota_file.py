@@ -16,6 +16,7 @@ from bench.codec.ota_file import (
 )
 from bench.crypto.image_signature import verify_image
 from bench.crypto.pem import load_certificates
+from bench.domain import Eui
 from bench.errors import DecodeError, EncodeError
 
 SAMPLE = "gfi_esme_ota_image_from_11.1_template.bin"
@@ -63,14 +64,14 @@ def test_published_image_signature_verifies_with_supplier_ds_cert(sample, vector
 def test_every_optional_field_round_trips():
     header = OtaHeader(
         manufacturer_code=0x121D, image_type=1, file_version=0x01020304, header_string=b"gas",
-        security_credential_version=2, upgrade_file_destination=bytes.fromhex("00DB1234567890A1"),
+        security_credential_version=2, upgrade_file_destination=Eui.parse("00DB1234567890A1"),
         min_hardware_version=0x1111, max_hardware_version=0x1211,
     )
     assert header.header_length == 56 + 1 + 8 + 4
     data = build_gb_image(header, b"\xAA" * 100, b"\x55" * 64)
     assert len(data) == header.total_image_size == 69 + 100 + 66
     assert data[8:10] == b"\x07\x00"  # field control: all three optional fields
-    assert data[57:65] == bytes.fromhex("A19078563412DB00")  # IEEE address little-endian
+    assert data[57:65] == Eui.parse("A19078563412DB00")  # IEEE address little-endian
     parsed = parse_gb_image(data)
     assert parsed.header == header
     assert parsed.manufacturer_image == b"\xAA" * 100

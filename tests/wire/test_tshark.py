@@ -17,7 +17,7 @@ from bench.codec import han
 from bench.codec.capture_decode import decode_capture
 from bench.codec.gbcs.gbt import max_block_data, segment
 from bench.codec.pcap import PcapWriter
-from bench.domain import DeviceType
+from bench.domain import DeviceType, Eui
 
 from .conftest import ESME, EVERY_COMMAND, GSME, HUB, gbcs_message
 
@@ -228,7 +228,7 @@ def test_alerts_and_responses_the_bench_builds(tmp_path):
         read_firmware_response_gsme,
     )
 
-    when, supplier, signature = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), bytes.fromhex("90B3D51F30010000"), b"\x01" * 64
+    when, supplier, signature = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), Eui.parse("90B3D51F30010000"), b"\x01" * 64
     built = [  # (message, the GBZ alert code tshark must show, or None for a DLMS or response payload)
         (GbcsMessage(3, 11, GSME.eui, supplier, None, 0x00CF, fdra_alert_gsme(0x8F1C, when, b"\x11" * 32),
                      signature=signature), 0x8F1C),

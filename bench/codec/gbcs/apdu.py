@@ -26,6 +26,7 @@ from bench.codec.gbcs.cosem_time import (
     decode_cosem_datetime,
     encode_cosem_datetime,
 )
+from bench.domain import Eui
 from bench.errors import DecodeError, EncodeError
 
 __all__ = [
@@ -67,12 +68,12 @@ class GbcsMessage:
 
     cra_flag: int
     originator_counter: int
-    originator: bytes
-    recipient: bytes
+    originator: Eui
+    recipient: Eui
     date_time: datetime | None
     message_code: int
     content: bytes
-    supplementary_remote_party_id: bytes | None = None
+    supplementary_remote_party_id: Eui | None = None
     supplementary_remote_party_counter: int | None = None
     supplementary_originator_counter: int | None = None
     supplementary_remote_party_ka_certificate: bytes | None = None
@@ -192,9 +193,9 @@ def _decode_signing(data: bytes, start: int, end: int) -> tuple[GbcsMessage, int
         raise DecodeError(_WHAT, "cra_flag", at, f"{cra} is not 1 (command), 2 (response) or 3 (alert)")
     counter = int.from_bytes(view[at + 1 : at + 9], "big")
     at = _element(view, at + 9, 8, "originator")
-    originator = bytes(view[at : at + 8])
+    originator = Eui(view[at : at + 8])
     at = _element(view, at + 8, 8, "recipient")
-    recipient = bytes(view[at : at + 8])
+    recipient = Eui(view[at : at + 8])
     at += 8
     _need(view, at, 1, "date-time")
     date_time: datetime | None = None
@@ -215,7 +216,7 @@ def _decode_signing(data: bytes, start: int, end: int) -> tuple[GbcsMessage, int
     other = view[at : at + other_length]
     at += other_length
     message_code = int.from_bytes(other[:2], "big")
-    srp_id = bytes(other[2:10]) if other_length >= 10 else None
+    srp_id = Eui(other[2:10]) if other_length >= 10 else None
     srp_counter = int.from_bytes(other[10:18], "big") if other_length >= 18 else None
     orig_counter = int.from_bytes(other[18:26], "big") if other_length == 26 else None
     certificate = bytes(other[18:]) if other_length > 26 else None

@@ -31,6 +31,7 @@ from bench.codec.gbcs.apdu import (
     decode_message,
 )
 from bench.codec.gbcs.ber import decode_length, encode_length
+from bench.domain import Eui
 from bench.errors import BenchError, ConfigError, DecodeError, EncodeError
 
 LAST_BLOCK, STREAMING, WINDOW_MASK = 0x80, 0x40, 0x3F
@@ -44,8 +45,8 @@ class GbtBlock:
 
     cra_flag: int
     originator_counter: int
-    originator: bytes
-    recipient: bytes
+    originator: Eui
+    recipient: Eui
     message_code: int
     block_number: int
     data: bytes
@@ -55,7 +56,7 @@ class GbtBlock:
     window: int = 0
 
     @property
-    def key(self) -> tuple[bytes, int, int]:
+    def key(self) -> tuple[Eui, int, int]:
         """What ties the blocks of one message together."""
         return self.originator, self.originator_counter, self.cra_flag
 
@@ -109,9 +110,9 @@ def decode_block(data: bytes) -> GbtBlock:
         raise DecodeError(_WHAT, "cra_flag", at, f"{cra} is not 1, 2 or 3")
     counter = int.from_bytes(data[at + 1 : at + 9], "big")
     at = _expect(data, at + 9, 0x08, "originator length")
-    originator = data[at : at + 8]
+    originator = Eui(data[at : at + 8])
     at = _expect(data, at + 8, 0x08, "recipient length")
-    recipient = data[at : at + 8]
+    recipient = Eui(data[at : at + 8])
     at = _expect(data, at + 8, 0x00, "date-time")
     at = _expect(data, at, 0x02, "other-information length")
     if at + 2 > len(data):

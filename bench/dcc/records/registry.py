@@ -28,18 +28,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from bench.codec.eui import eui_hex, parse_eui
 from bench.dcc.records import device_models
 from bench.dcc.records.store import Store, parse_timestamp, timestamp
 from bench.domain import (
     GAS_TYPES,
     DeviceStatus,
     DeviceType,
+    Eui,
     Generation,
     OrgRole,
     SupplierRole,
 )
-from bench.errors import BenchError, ConfigError
+from bench.errors import BenchError, ConfigError, DecodeError
 from bench.files import read_text_limited
 
 DEVICE_TYPES = tuple(DeviceType)
@@ -144,9 +144,14 @@ def _choice(value: str, allowed: tuple[str, ...], where: str) -> str:
     return value
 
 
+def eui_key(value: str | bytes) -> str:
+    """An EUI as the registry's columns hold it (`str(Eui)`): every read and write goes through it."""
+    return str(Eui.of(value))
+
+
 def _eui(text: str, where: str) -> str:
     try:
-        return eui_hex(parse_eui(text))
+        return eui_key(text)
     except BenchError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
 
@@ -174,7 +179,7 @@ def load_registry_dir(
         eui = by_name.get(text)
         if eui is None:
             try:
-                eui = eui_hex(parse_eui(text))
+                eui = eui_key(text)
             except BenchError:
                 eui = None
         if eui not in role_of:
@@ -386,15 +391,10 @@ class Registry:
     def party(self, name_or_eui: str | bytes) -> Party | None:
         """By EUI (bytes or 16 hex digits) or by name."""
         key: str | None
-        if isinstance(name_or_eui, bytes):
-            key = eui_hex(name_or_eui)
-        else:
-            digits = name_or_eui.replace("-", "").upper()
-            key = (
-                digits
-                if len(digits) == 16 and all(c in "0123456789ABCDEF" for c in digits)
-                else None
-            )
+        try:
+            key = eui_key(name_or_eui)
+        except DecodeError:
+            key = None
         if key is not None:
             rows = self.store.read("SELECT name, eui, org_role FROM party WHERE eui = ?", (key,))
             if rows:
@@ -410,7 +410,7 @@ class Registry:
         ]
 
     def device(self, eui: str | bytes) -> Device | None:
-        key = eui_hex(eui) if isinstance(eui, bytes) else eui_hex(parse_eui(eui))
+        key = eui_key(eui)
         rows = self.store.read("SELECT * FROM device WHERE eui = ?", (key,))
         return Device(*rows[0]) if rows else None
 
@@ -569,7 +569,7 @@ def set_receive_responses(store: Store, addresses: dict[str, str]) -> dict[str, 
             row = conn.execute("SELECT eui FROM party WHERE name = ?", (party,)).fetchone()
             if row is None:
                 try:
-                    eui = eui_hex(parse_eui(party))
+                    eui = eui_key(party)
                 except BenchError:
                     eui = ""
                 row = conn.execute("SELECT eui FROM party WHERE eui = ?", (eui,)).fetchone()

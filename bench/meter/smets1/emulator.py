@@ -77,10 +77,10 @@ class Smets1Emulator:
         image_type = IMAGE_TYPES[device_type]
         if self.store.exists():
             self.state = load_state(self.store)
-            if self.state.eui != str(Eui(config.eui)) or self.state.device_type != device_type:
+            if self.state.eui != config.eui or self.state.device_type != device_type:
                 raise ConfigError(f"{config.state} belongs to {self.state.device_type} {self.state.eui}")
         else:
-            self.state = Smets1State(device_type, str(Eui(config.eui)), factory_slot(MANUFACTURER_CODE, image_type))
+            self.state = Smets1State(device_type, Eui(config.eui), factory_slot(MANUFACTURER_CODE, image_type))
             self.store.save(self.state)
         self.slots = ImageSlots(self.store, self.state)
         self.slots.collect_garbage()
