@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bench.domain import DeviceType
+from bench.domain import DeviceType, Eui
 from bench.link import Link
 from bench.link.base import FramedStream
 from bench.link.iec62056 import DlmsLine
@@ -15,7 +15,7 @@ from bench.meter.smets1.emulator import Smets1Config, Smets1Emulator
 from bench.meter.smets1.faults import check_smets1_faults
 
 
-def smets1_emulator(device: DeviceType, eui: bytes, state: Path, radio: int | None, faults: tuple[str, ...],
+def smets1_emulator(device: DeviceType, eui: Eui, state: Path, radio: int | None, faults: tuple[str, ...],
                     poll_interval: float, wake_window: float) -> Callable[[Link], Smets1Emulator]:
     """The options checked now (before a line is opened); the emulator built on the line later."""
     if radio is not None:

@@ -119,7 +119,7 @@ def _hardware_module_eui(cert: x509.Certificate) -> Eui | None:
     return None
 
 
-def _hardware_module_name(eui: bytes) -> bytes:
+def _hardware_module_name(eui: Eui) -> bytes:
     oid = SMKI_HW_TYPE.dotted_string.split(".")
     arcs = [int(a) for a in oid]
     body = bytearray([arcs[0] * 40 + arcs[1]])
@@ -134,7 +134,7 @@ def _hardware_module_name(eui: bytes) -> bytes:
     return bytes([0x30, len(inner)]) + inner
 
 
-def org_name(name: str, role: OrgRole | str, eui: bytes) -> x509.Name:
+def org_name(name: str, role: OrgRole | str, eui: Eui) -> x509.Name:
     """Organisation subject: CN, OU = role code (hex), x500UniqueIdentifier = EUI-64, as the SMKI names them."""
     return x509.Name(
         [
@@ -190,7 +190,7 @@ class Issuer:
         usage: str,
         validity: tuple[datetime, datetime],
         policy: ObjectIdentifier,
-        device_eui: bytes | None = None,
+        device_eui: Eui | None = None,
     ) -> x509.Certificate:
         """One end-entity certificate; deterministic ECDSA so the same seed gives the same bytes."""
         public = key.public_key()

@@ -30,7 +30,7 @@ from bench.signals import PARENT_ENV
 def emulate_command(device: RigDevice, pki_dir: Path, state_dir: Path,
                     supplier: str | None = None, extra: Sequence[str] = ()) -> list[str]:
     """The `bench emulate` command line for one rig device (run with this interpreter)."""
-    command = [sys.executable, "-m", "bench", "emulate", "--device", device.device_type.lower(),
+    command = [sys.executable, "-m", "bench", "emulate", "--device", str(device.device_type),
                "--eui", str(device.eui), "--identity", str(pki_dir), "--state", str(state_dir),
                "--pty"]
     if device.generation == Generation.SMETS1:  # a DLMS/COSEM meter (docs/smets1.md)

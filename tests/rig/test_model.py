@@ -105,7 +105,7 @@ def test_emulator_knobs_reach_the_command_line(tmp_path):
 
     rig = load_rig()
     gsme = emulate_command(rig.device("gsme"), rig.pki_dir, tmp_path, "supplier-a")
-    assert gsme[gsme.index("--device") + 1] == "gsme"
+    assert gsme[gsme.index("--device") + 1] == "GSME"
     assert gsme[gsme.index("--poll-interval") + 1] == "0.3"
     assert gsme[gsme.index("--wake-window") + 1] == "0.2"
     assert gsme[gsme.index("--supplier") + 1] == "supplier-a" and "--pty" in gsme
