@@ -257,13 +257,19 @@ def test_wireshark_sees_aps_acknowledged_puts_and_no_default_response(bench):
         command, capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()]
     meter = "00:db:12:34:56:78:90:a0"
     puts = [r for r in rows if r["zbee_nwk.src64"] == meter and r["gbcs_tunnel.command"] == "0x03"]
-    acks = [r for r in rows if r["zbee_aps.type"] == "0x02"]
+    all_acks = [r for r in rows if r["zbee_aps.type"] == "0x02"]
+    acks = [r for r in all_acks if r["zbee_nwk.src64"] != meter]  # the hub's
     assert len(puts) >= 4, rows  # the FDRA's GBT blocks and the ECS52 response
     assert all(r["zbee_aps.ack_req"] in ("True", "1") for r in puts), puts
     assert all(r["zbee_zcl.ddr"] in ("True", "1") for r in puts), puts
-    assert all(r["zbee_nwk.src64"] != meter for r in acks)
     assert sorted(r["zbee_aps.counter"] for r in acks) == sorted(r["zbee_aps.counter"] for r in puts)
     assert {r["zbee_aps.cluster"] for r in acks} == {"0x0704"}
+    # both ways: the hub's PUTs (the ECS52 command) ask too, and the meter acknowledges each
+    hub_puts = [r for r in rows if r["zbee_nwk.src64"] != meter and r["gbcs_tunnel.command"] == "0x03"]
+    meter_acks = [r for r in all_acks if r["zbee_nwk.src64"] == meter]
+    assert hub_puts and all(r["zbee_aps.ack_req"] in ("True", "1") for r in hub_puts), hub_puts
+    assert sorted(r["zbee_aps.counter"] for r in meter_acks) == sorted(
+        r["zbee_aps.counter"] for r in hub_puts)
     default_responses = [r for r in rows if r["zbee_zcl.cmd.id"] == "0x0b"]
     assert not [r for r in default_responses if r["zbee_aps.cluster"] == "0x0704"], default_responses
     fdras = [m for m in bench.captured_gbcs_from(ESME_EUI) if m.message_code == FDRA_ESME]
