@@ -133,7 +133,7 @@ def test_help_everywhere():
                 summary = result.output.split("\n\n")[1].strip()
                 assert len(summary) > 20, (args, summary)  # says what the command is for
             checked.append(args)
-    assert len(checked) == 5 + 12, checked  # 3 gbcs, 2 image, 4 duis, 1 capture, 2 pki commands
+    assert len(checked) == 5 + 13, checked  # 3 gbcs, 2 image, 5 duis, 1 capture, 2 pki commands
 
 
 def test_capture_decode_json(tmp_path, vectors):
