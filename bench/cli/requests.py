@@ -31,7 +31,7 @@ from bench.codec.gbcs.payloads import decode_payload
 from bench.crypto.smki import OrgIdentity, Pki
 from bench.dcc.pipeline.shim import Shim
 from bench.dcc.records.store import parse_timestamp
-from bench.domain import MAX_IMAGE_BYTES, Eui, ServiceReference
+from bench.domain import MAX_IMAGE_BYTES, Eui, ResponseCode, ServiceReference
 from bench.errors import BenchError, RigError
 from bench.files import read_limited
 from bench.gateway.client import HttpTransport
@@ -40,18 +40,21 @@ from bench.rig.model import Rig, load_rig
 
 DEFAULT_PKI = Path("fixtures/pki")
 GATEWAY = "bench.gateway"  # where --gateway leaves its URL (click's context meta)
+LOCAL = "bench.local"  # --local: a local shim when no rig is running
+SHOW_XML = "bench.show_xml"  # --show-xml: the response XML after its summary
 READ_TIMEOUT_S = 30.0
 
 
 class Submitter:
     """Where requests go (the CLI's DUIS transport): the rig's control socket, or a local shim.
 
-    A local shim reaches no meter (it stops after authorisation), so it is used only when no
-    run directory was named: `--run-dir` of a rig that is not running is an error, not a quiet
-    I99 from a shim that sends nothing.
+    A local shim reaches no meter (it stops after authorisation), so it is used only when asked
+    for (`--local`): with no rig running, a request is an error in one line, not a quiet I99
+    from a shim that sends nothing.
     """
 
     def __init__(self, run_dir: str | None, pki_dir: Path | None) -> None:
+        local = bool(click.get_current_context().meta.get(LOCAL))
         self.run_dir = run_directory(run_dir)
         self._client: RigClient | None = None
         self._shim: Shim | None = None
@@ -67,9 +70,10 @@ class Submitter:
             except BenchError:
                 rig_file = None
             self.rig = load_rig(rig_file) if rig_file else None
-        elif run_dir is not None:
-            raise RigError(f"--run-dir {self.run_dir}: no rig is running there (start one with "
-                           f"`bench rig up --run-dir {self.run_dir}`)")
+        elif run_dir is not None or not local:
+            raise RigError(f"no rig is running in {self.run_dir} (start one with `bench rig up "
+                           f"--run-dir {self.run_dir}`, or pass --local for a shim that "
+                           f"authorises but reaches no meter)")
         self.pki_dir = pki_dir or (self.rig.pki_dir if self.rig is not None else DEFAULT_PKI)
 
     def party(self, name: str) -> str:
@@ -162,6 +166,17 @@ def common(function: Callable) -> Callable:
                  "http://127.0.0.1:8079) instead of the run directory's rig.",
         ),
         click.option(
+            "--local", is_flag=True, envvar="BENCH_LOCAL", expose_value=False,
+            callback=lambda ctx, _param, value: ctx.meta.__setitem__(LOCAL, value),
+            help="With no rig running, decide the request in a local shim on the run "
+                 "directory's registry (it answers, but reaches no meter).",
+        ),
+        click.option(
+            "--show-xml", is_flag=True, expose_value=False,
+            callback=lambda ctx, _param, value: ctx.meta.__setitem__(SHOW_XML, value),
+            help="Print the signed DUIS response XML after its summary."
+        ),
+        click.option(
             "--counter",
             type=click.IntRange(0, 2**64 - 1),
             help="RequestID counter (default: microseconds since the epoch).",
@@ -214,12 +229,34 @@ def _report(responses: list[bytes], as_json: bool, extra: dict[str, object] | No
             json.dumps(summaries if len(summaries) > 1 else summaries[0], indent=2, default=str)
         )
     else:
-        for xml in responses:
-            click.echo(xml.decode("utf-8", "replace"))
+        show_xml = bool(click.get_current_context().meta.get(SHOW_XML))
+        for xml, summary in zip(responses, summaries, strict=True):
+            click.echo("\n".join(_summary_lines(summary)))
+            if show_xml:
+                click.echo(xml.decode("utf-8", "replace"))
         for key, value in (extra or {}).items():
             click.echo(f"{key.replace('_', ' ')}: {value}")
     if not codes[-1].startswith("I"):
         sys.exit(1)
+
+
+def _summary_lines(summary: dict[str, object]) -> list[str]:
+    """A response as an engineer reads it: its code in DUIS's words, the request it answers,
+    its body's fields (an 11.1's warning lists among them)."""
+    if "unparsed" in summary:
+        return [f"unreadable response: {summary['error']}"]
+    code = str(summary.get("response_code"))
+    known = {c.value: c for c in ResponseCode}
+    lines = [f"{code} {known[code].meaning}" if code in known else code]
+    request = summary.get("request_id")
+    if isinstance(request, dict):
+        lines.append(f"request: {request.get('originator')} -> {request.get('target')} "
+                     f"counter {request.get('counter')}")
+    body = summary.get("body")
+    for key, value in (body.items() if isinstance(body, dict) else ()):
+        shown = ", ".join(map(str, value)) or "none" if isinstance(value, list) else value
+        lines.append(f"{key.replace('_', ' ')}: {shown}")
+    return lines
 
 
 def _run(

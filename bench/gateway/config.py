@@ -13,6 +13,7 @@ service_concurrency = 16   # requests one DUIS service decides at once ...
 service_queue = 64         # ... and may hold waiting; more are answered 503 (Retry-After)
 idle_timeout_s = 15.0      # a connection with no complete request for this long is closed
 body_timeout_s = 60.0      # the whole body must arrive within this long, or 408
+parties_over_http = false  # the pytest parties (DccUser) send their requests through this gateway
 
 [dcc.http.receive_response]  # each party's Receive Response address (name or EUI = URL)
 supplier-a = "http://127.0.0.1:1880/smartdcc/duis"
@@ -64,6 +65,7 @@ class HttpConfig:
     tls: Tls | None = None
     limits: Limits = field(default_factory=Limits)
     receive_response: dict[str, str] = field(default_factory=dict)  # party name/EUI -> URL
+    parties_over_http: bool = False  # the suite's parties reach the shim as Users do, over HTTP
 
     @property
     def scheme(self) -> str:
@@ -84,7 +86,7 @@ def parse_http_table(table: Any, where: str, root: Path) -> HttpConfig:
         raise ConfigError(f"{where}: expected a table")
     limits_known = set(Limits.__dataclass_fields__)
     known = {"host", "duis_port", "smki_port", "tls_cert", "tls_key", "client_ca",
-             "receive_response"} | limits_known
+             "receive_response", "parties_over_http"} | limits_known
     for name in table:
         if name not in known:
             raise ConfigError(f"{where}: unknown field {name!r} (known: {', '.join(sorted(known))})")
@@ -126,6 +128,12 @@ def parse_http_table(table: Any, where: str, root: Path) -> HttpConfig:
         tls = Tls(cert, key, client_ca)
     elif client_ca is not None:
         raise ConfigError(f"{where}: client_ca needs tls_cert and tls_key")
+    over_http = table.get("parties_over_http", False)
+    if not isinstance(over_http, bool):
+        raise ConfigError(f"{where}: field 'parties_over_http': expected bool, got {over_http!r}")
+    if over_http and client_ca is not None:
+        raise ConfigError(f"{where}: parties_over_http: the suite's parties hold no TLS client "
+                          "certificate; serve without client_ca")
     receive = take("receive_response", dict, {})
     addresses = {}
     for party, url in receive.items():
@@ -133,4 +141,4 @@ def parse_http_table(table: Any, where: str, root: Path) -> HttpConfig:
             raise ConfigError(f"{where}.receive_response: {party!r}: expected a URL, got {url!r}")
         addresses[party] = check_url(url, f"{where}.receive_response.{party}")
     return HttpConfig(host=host, tls=tls, limits=Limits(**limits), receive_response=addresses,
-                      **ports)
+                      parties_over_http=over_http, **ports)

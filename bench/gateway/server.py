@@ -59,13 +59,15 @@ class _TooLarge(Exception):
 
 
 class _Service:
-    """One DUIS service's share of the gateway: its threads and how many requests it holds."""
+    """One DUIS service's share of the gateway: its threads, how many requests it holds, and
+    how many it has answered with a DUIS response."""
 
     def __init__(self, service: DuisService, concurrency: int, queue: int) -> None:
         self.service = service
         self.executor = ThreadPoolExecutor(concurrency, thread_name_prefix=f"gateway-{service}")
         self.capacity = concurrency + queue
         self.held = 0
+        self.answered = 0
 
 
 def server_tls(config: HttpConfig) -> ssl.SSLContext | None:
@@ -165,6 +167,8 @@ class GatewayServer:
         self._thread.join()
         self._thread = None
         self._close_executors()
+        log.info("DUIS gateway closed: answered %s", ", ".join(
+            f"{share.service.path} {share.answered}" for share in self.services.values()))
         self.refusals.close()
         if self.deliverer is not None:
             self.deliverer.close()
@@ -191,7 +195,8 @@ class GatewayServer:
     def status(self) -> dict[str, Any]:
         return {"duis": self.duis_url, "smki": self.smki_url,
                 "services": {s.value: f"{self.duis_url}{s.path}" for s in DuisService},
-                "mutual_tls": self.config.tls is not None and self.config.tls.client_ca is not None}
+                "mutual_tls": self.config.tls is not None and self.config.tls.client_ca is not None,
+                "answered": {s.value: share.answered for s, share in self.services.items()}}
 
     # -- refusals --------------------------------------------------------------------------------
 
@@ -253,6 +258,7 @@ class GatewayServer:
                 return web.Response(status=503, text=f"the DCC could not decide it: {exc}\n")
         finally:
             share.held -= 1
+        share.answered += 1
         return web.Response(body=answer, content_type=XML)
 
     def _wrong_service(self, xml: bytes, service: DuisService, variant: CommandVariant) -> bytes:

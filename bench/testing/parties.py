@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bench.client import DuisClient, Exchange
+from bench.client import DuisClient, Exchange, Transport
 from bench.client import next_counter as next_counter  # tests take it from here
 from bench.codec.duis import (
     DuisResponse,
@@ -144,6 +144,17 @@ def _file_version(image: bytes) -> str:
         return "1"  # a test sending garbage on purpose: the shim or meter must refuse it
 
 
+def _transport(rig: RunningRig) -> Transport:
+    """How a party reaches the shim: in process, or over HTTP as a User's system does when the
+    rig file's `[dcc.http]` says `parties_over_http = true`."""
+    gateway, http = rig.http_gateway, rig.spec.http
+    if gateway is None or http is None or not http.parties_over_http:
+        return rig
+    from bench.gateway.client import HttpTransport
+
+    return HttpTransport(gateway.duis_url)
+
+
 class DccUser:
     """A party acting as a DCC User on the rig (a Supplier or an RSA), with its PKI keys."""
 
@@ -155,7 +166,7 @@ class DccUser:
             self.identity: OrgIdentity = rig.shim.pki.party(name)
         except Exception as exc:  # noqa: BLE001 - any lookup failure is a rig configuration error
             raise RigError(f"party {name!r} is not in the PKI {rig.spec.pki_dir}: {exc}") from exc
-        self.client = DuisClient(self.identity, rig)
+        self.client = DuisClient(self.identity, _transport(rig))
         self.eui: bytes = self.client.eui
 
     def __repr__(self) -> str:

@@ -31,7 +31,8 @@ def bench(*args: str | Path, cwd: Path = ROOT, stdin: int | None = None
           ) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], capture_output=True,
                           text=True, timeout=60, cwd=cwd, stdin=stdin, preexec_fn=_limit_memory,
-                          env={**os.environ, "BENCH_RUN_DIR": str(cwd / "no-rig-here")})
+                          env={**os.environ, "BENCH_LOCAL": "1",
+                               "BENCH_RUN_DIR": str(cwd / "no-rig-here")})
 
 
 def _build(tmp_path: Path, *extra: str | Path) -> list[str | Path]:

@@ -36,7 +36,7 @@ _WITH_DEFAULT_SIGINT = (
 
 
 def _env(run_dir: Path) -> dict[str, str]:
-    return {**os.environ, "BENCH_RUN_DIR": str(run_dir), "PYTHONPATH": str(ROOT)}
+    return {**os.environ, "BENCH_RUN_DIR": str(run_dir), "BENCH_LOCAL": "1", "PYTHONPATH": str(ROOT)}
 
 
 def bench(run_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -128,7 +128,7 @@ def test_activate_as_supplier_and_as_rsa(run_dir: Path) -> None:
     assert second["response_code"] == "I99"  # CV 5: the pre-command signed by supplier-a
     refused = activate(run_dir, "rsa-1", check=False)
     assert refused.returncode == 1
-    assert "<sr:ResponseCode>E2</sr:ResponseCode>" in refused.stdout
+    assert refused.stdout.startswith("E2 Failed Authorisation"), refused.stdout
     log = json.loads(bench(run_dir, "audit", "--json").stdout)
     finals = [
         (e["service_reference"], e["decision"], e["response_code"])
@@ -158,6 +158,7 @@ def test_read_firmware_and_hand_made_xml(run_dir: Path, tmp_path: Path) -> None:
 def in_process(monkeypatch, capsys, run_dir: Path, *args: str) -> tuple[int, str, str]:
     """`bench ARGS` through `bench.cli.main.main`: (exit status, stdout, stderr)."""
     monkeypatch.setenv("BENCH_RUN_DIR", str(run_dir))
+    monkeypatch.setenv("BENCH_LOCAL", "1")
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(sys, "argv", ["bench", *args])
     try:
@@ -340,3 +341,20 @@ def test_requests_go_through_a_running_rig(run_dir: Path, make_shim) -> None:
     [(eui, command)] = rig_shim.gateway.commands
     assert eui == ESME_A0 and command[0] == 0xDD
     assert not (run_dir / "bench.sqlite").exists()  # no local shim was opened
+
+
+def test_with_no_rig_a_request_fails_in_one_line_unless_local(run_dir: Path) -> None:
+    """No rig up: one line that says so (a shim that reaches no meter only with --local)."""
+    args = ("read-firmware", "--as", "rsa-2", "--device", "00DB1234567890B0")
+    env = {k: v for k, v in _env(run_dir).items() if k != "BENCH_LOCAL"}
+    done = subprocess.run([*BENCH, *args], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=60)
+    assert done.returncode == 2 and done.stdout == "", done
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "no rig is running" in done.stderr and "--local" in done.stderr
+    bench(run_dir, "registry", "import", str(FIXTURE_REGISTRY))
+    local = subprocess.run([*BENCH, *args, "--local", "--show-xml"], capture_output=True,
+                           text=True, cwd=ROOT, env=env, timeout=60)
+    assert "local shim" in local.stderr
+    first = local.stdout.splitlines()[0]
+    assert first.startswith(("I", "E")) and "<sr:ResponseCode>" in local.stdout, local.stdout
