@@ -92,7 +92,7 @@ def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach
     # through the same clean-up; once it is up, _serve's own handlers take over
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        _serve(running, run, loaded.name, as_json)
+        serve_rig(running, run, loaded.name, as_json)
         if running.results.is_dir():
             RecordWriter(running.results, running.session_record()).save()
     finally:
@@ -102,8 +102,8 @@ def up(rig_file: Path | None, run_dir: Path | None, results: Path | None, detach
         click.echo(f"rig {loaded.name} stopped; results in {running.results}")
 
 
-def _serve(running: Any, run: Path, name: str, as_json: bool) -> None:
-    """Run the rig and its control socket until asked to stop."""
+def serve_rig(running: Any, run: Path, name: str, as_json: bool) -> None:
+    """Run the rig and its control socket until asked to stop (`bench rig up`, `bench serve`)."""
     with running:
         server = RigControlServer(socket_path(run), running.control_handlers())
         with server:
@@ -113,7 +113,10 @@ def _serve(running: Any, run: Path, name: str, as_json: bool) -> None:
                 if as_json:
                     click.echo(json.dumps(status))
                 else:
-                    click.echo(f"rig {name} is up; control socket {server.path}")
+                    gateway = running.http_gateway
+                    served = (f"; DUIS {gateway.duis_url}, SMKI {gateway.smki_url}"
+                              if gateway is not None else "")
+                    click.echo(f"rig {name} is up; control socket {server.path}{served}")
                     click.echo(f"results {running.results}; stop with `bench rig down`")
                 sys.stdout.flush()
                 while not server.shutdown_requested.wait(0.5):

@@ -10,25 +10,23 @@ here win over it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import attrs
 import click
 
+from bench.cli.rig import serve_rig
 from bench.errors import ConfigError, RigError
 from bench.files import private_directory
 from bench.gateway.config import HttpConfig, check_url
 from bench.report.run_record import RecordWriter
-from bench.rig.control import RigClient, RigControlServer, socket_path
+from bench.rig.control import RigClient
 from bench.rig.control import run_dir as resolve_run_dir
 from bench.rig.model import Rig, load_rig
 from bench.rig.running import RunningRig, default_results_dir
-from bench.signals import stop_on_signals
 
 PID_FILE = "rig.pid"  # as `bench rig up` writes it: `bench rig down` stops either
 
@@ -91,7 +89,7 @@ def serve(rig_file: Path | None, run_dir: Path | None, results: Path | None, hos
     pid_file.write_text(f"{os.getpid()}\n")
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        _serve(running, run, as_json)
+        serve_rig(running, run, running.spec.name, as_json)
         if running.results.is_dir():
             RecordWriter(running.results, running.session_record()).save()
     finally:
@@ -99,27 +97,3 @@ def serve(rig_file: Path | None, run_dir: Path | None, results: Path | None, hos
         pid_file.unlink(missing_ok=True)
     if not as_json:
         click.echo(f"rig {loaded.name} stopped; results in {running.results}")
-
-
-def _serve(running: RunningRig, run: Path, as_json: bool) -> None:
-    with running:
-        gateway = running.http_gateway
-        assert gateway is not None  # the rig serves: its http was set above
-        server = RigControlServer(socket_path(run), running.control_handlers())
-        with server:
-            restore = stop_on_signals(server.shutdown_requested)
-            try:
-                status = running.status() | {"control_socket": str(server.path)}
-                if as_json:
-                    click.echo(json.dumps(status))
-                else:
-                    click.echo(f"rig {running.spec.name} is up; DUIS {gateway.duis_url}, "
-                               f"SMKI {gateway.smki_url}")
-                    click.echo(f"results {running.results}; stop with `bench rig down`")
-                sys.stdout.flush()
-                while not server.shutdown_requested.wait(0.5):
-                    for role in running.keeper.check():
-                        click.echo(f"device {role} down: {running.keeper.cause(role)}; "
-                                   f"`bench rig restart-meter {role}` starts it again", err=True)
-            finally:
-                restore()
