@@ -59,7 +59,7 @@ def record(
     )
 
 
-def record_many(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
+def record_many(conn: sqlite3.Connection, rows: Iterable[tuple[object, ...]]) -> None:
     """Append many entries: rows of (at, request_id, originator, sr, device, decision, code, reason)."""
     conn.executemany(_INSERT, rows)
 

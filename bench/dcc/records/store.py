@@ -328,7 +328,8 @@ class Store:
         transaction holding its job is durable; if that commit fails, every job in it fails.
         """
         [pending] = self._group_commit([job])
-        return self._outcome(pending)
+        result: T = self._outcome(pending)
+        return result
 
     def group_commit_all(self, jobs: list[Callable[[sqlite3.Connection], T]]) -> list[Outcome[T]]:
         """`group_commit` of several jobs at once, all in one transaction; each job's outcome
@@ -440,7 +441,8 @@ class Store:
             finally:
                 self._depth = 0
 
-    def read(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+    def read(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()
+             ) -> list[sqlite3.Row]:
         """Run a query under the lock and return every row (as tuples)."""
         with self.lock:
             return self.conn.execute(sql, params).fetchall()
