@@ -23,16 +23,33 @@ from bench.errors import BenchError
 POLL_S = 0.5
 
 
-def _party_eui(store, party: str) -> str:
-    row = store.read("SELECT eui FROM party WHERE name = ?", (party,))
+def _party_eui(store: Store, party: str, run_dir: str | None = None) -> str:
+    """A registry party's EUI: by name, by EUI, or by the running rig's part (supplier, rsa)."""
+    part = _rig_part(run_dir, party)
+    row = store.read("SELECT eui FROM party WHERE name = ?", (part or party,))
     if row:
-        return row[0][0]
+        return str(row[0][0])
     try:
         return str(Eui.parse(party))
     except BenchError as exc:
         raise click.BadParameter(
-            f"{party!r} is neither a registry party nor an EUI", param_hint="--as"
-        ) from exc
+            f"{party!r} is neither a registry party, a part of the running rig, nor an EUI",
+            param_hint="--as") from exc
+
+
+def _rig_part(run_dir: str | None, name: str) -> str | None:
+    """The party that plays part `name` in the rig running in the run directory, if any."""
+    from bench.cli.registry import run_directory
+    from bench.rig.control import RigClient
+
+    run = run_directory(run_dir)
+    if not RigClient.available(run):
+        return None
+    try:
+        parties = RigClient.for_run_dir(run).status().get("parties") or {}
+    except BenchError:
+        return None
+    return str(parties[name]) if name in parties else None
 
 
 class _DeliveryStates:
@@ -108,7 +125,7 @@ def alerts(
 ) -> None:
     """Read PARTY's mailbox: DUIS responses, device alerts and DCC alerts, oldest first."""
     with Store(existing_database(run_dir)) as store:
-        eui = _party_eui(store, party)
+        eui = _party_eui(store, party, run_dir)
         mailboxes = Mailboxes(store)
         deliveries = _DeliveryStates(mailboxes, eui)
         messages = mailboxes.messages(eui, after)

@@ -236,6 +236,7 @@ class RunningRig:
             "database": str(self.db_path),
             "capture": str(self.capture_path),
             "started_at": self.started_at.isoformat() if self.started_at else None,
+            "parties": dict(self.spec.parties),  # the suite's parts: supplier, rsa, ... -> party
             "devices": [
                 {"role": d.role, "eui": d.eui_hex, "type": d.device_type,
                  "link": self._link_text(d),

@@ -46,6 +46,8 @@ def test_requests_at_a_running_rig_take_its_parts_and_roles(tmp_path):
         assert named["8F72"] == "0x8F72 Firmware Verification Successful"
         lines = _bench(env, "alerts", "--as", "rsa-1").stdout
         assert "0x8F72 Firmware Verification Successful" in lines
+        by_part = json.loads(_bench(env, "alerts", "--as", "rsa", "--json").stdout)
+        assert [m["id"] for m in by_part] == [m["id"] for m in listed]  # the rig's RSA is rsa-1
 
         unknown = _bench(env, "read-firmware", "--as", "supplier", "--device", "meter9", check=False)
         assert unknown.returncode == 2

@@ -230,7 +230,7 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_alerts_for_an_unknown_party_is_one_line(monkeypatch, capsys, run_dir: Path) -> None:
     bench(run_dir, "registry", "import", str(FIXTURE_REGISTRY))
     status, _, err = in_process(monkeypatch, capsys, run_dir, "alerts", "--as", "nobody")
-    assert status == 2 and "neither a registry party nor an EUI" in err
+    assert status == 2 and "neither a registry party, a part of the running rig, nor an EUI" in err
 
 
 def test_injected_forgery_and_replay_are_refused_and_audited(
