@@ -66,7 +66,7 @@ class Eui(bytes):
     @property
     def duis(self) -> str:
         """The dashed form DUIS uses in RequestIDs and device lists."""
-        return "-".join(f"{b:02X}" for b in self)
+        return self.hex("-").upper()  # bytes.hex with a separator: no per-byte Python loop
 
 
 # The DCC's own EUI (its Access Control Broker), the target of every non-device request.

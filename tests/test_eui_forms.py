@@ -25,21 +25,6 @@ _EUI_NAME = re.compile(r"(^|[._])(eui|\w+_eui|originator|recipient|supplementary
 _EUI_LITERAL = re.compile(r"[0-9A-Fa-f]{16}")
 _HELPERS = frozenset({"eui_hex", "parse_eui", "eui_duis"})
 
-# Modules still converting (their owners move them to `Eui`): drop each once it is converted.
-PENDING: frozenset[str] = frozenset({
-    "bench/codec/duis/alert_messages.py",
-    "bench/codec/duis/fields.py",
-    "bench/codec/duis/smets1.py",
-    "bench/dcc/pipeline/decider.py",
-    "bench/dcc/pipeline/messages.py",
-    "bench/dcc/pipeline/shim.py",
-    "bench/dcc/policy/critical.py",
-    "bench/meter/smets1/emulator.py",
-    "bench/rig/running.py",
-    "bench/s1sp/provider.py",
-    "bench/testing/parties.py",
-})
-
 
 def _names_an_eui(node: ast.expr) -> bool:
     text = ast.unparse(node)
@@ -73,7 +58,7 @@ def _modules() -> dict[str, list[str]]:
 
 
 def test_no_module_formats_an_eui_by_hand() -> None:
-    offenders = {name: places for name, places in _modules().items() if places and name not in PENDING}
+    offenders = {name: places for name, places in _modules().items() if places}
     assert not offenders, "format and parse EUIs with bench.domain.Eui: " + "; ".join(
         f"{name} line {', line '.join(places)}" for name, places in offenders.items())
 

@@ -358,7 +358,7 @@ class S1sp:
                 try:
                     return self.pki.party(eui)
                 except BenchError:
-                    log.warning("%s: registered Supplier %s not in the PKI", device.eui, eui.hex())
+                    log.warning("%s: registered Supplier %s not in the PKI", device.eui, Eui(eui))
         return device.supplier
 
     def _now(self) -> datetime:

@@ -31,7 +31,6 @@ from bench.codec.duis import (
     parse_response,
 )
 from bench.codec.duis.responses import Alert
-from bench.codec.eui import eui_hex, parse_eui
 from bench.codec.gbcs.apdu import decode_message
 from bench.codec.gbcs.payloads import (
     Cs06Accepted,
@@ -44,7 +43,7 @@ from bench.codec.ota_file import parse_ota_header
 from bench.crypto.smki import OrgIdentity
 from bench.dcc.records.mailboxes import MailboxMessage, MailboxTimeout
 from bench.dcc.records.store import MessageKind
-from bench.domain import ResponseCode
+from bench.domain import Eui, ResponseCode
 from bench.errors import AuthorisationError, DecodeError, LinkTimeout, RigError
 from bench.rig.model import RigDevice
 from bench.rig.running import RunningRig
@@ -65,7 +64,7 @@ def device_eui(device: DeviceRef) -> bytes:
     if isinstance(device, bytes | bytearray):
         return bytes(device)
     if isinstance(device, str):
-        return parse_eui(device)
+        return Eui.parse(device)
     return device.eui
 
 
@@ -170,11 +169,11 @@ class DccUser:
         self.eui: bytes = self.client.eui
 
     def __repr__(self) -> str:
-        return f"DccUser({self.name}, {eui_hex(self.eui)})"
+        return f"DccUser({self.name}, {Eui(self.eui)})"
 
     @property
     def eui_hex(self) -> str:
-        return eui_hex(self.eui)
+        return str(Eui(self.eui))
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -219,7 +218,7 @@ class DccUser:
         submission = self._submission(self.client.read_firmware(eui), mark)
         if submission.code not in ACCEPTED:
             raise AuthorisationError(submission.code, f"{self.name}: read firmware of "
-                                     f"{eui_hex(eui)} refused: "
+                                     f"{Eui(eui)} refused: "
                                      f"{submission.reason or 'no reason recorded'}")
         try:
             xml, gbcs = self.device_response(submission, eui, timeout)
@@ -264,7 +263,7 @@ class DccUser:
 
     def alerts(self, after: int = 0, device: DeviceRef | None = None) -> list[MailboxAlert]:
         """Every alert (device and DCC) in this party's mailbox, parsed."""
-        wanted = eui_hex(device_eui(device)) if device is not None else None
+        wanted = str(Eui(device_eui(device))) if device is not None else None
         return [MailboxAlert(message) for message in self.mailbox(after)
                 if message.kind != MessageKind.RESPONSE
                 and (wanted is None or message.device == wanted)]
@@ -282,7 +281,7 @@ class DccUser:
                        timeout: float | None = None, after: int = 0) -> MailboxAlert:
         """The first alert with `code` (0x8F72 or "N60") about `device` in this party's mailbox."""
         wanted = f"{code:04X}" if isinstance(code, int) else code.upper()
-        about = eui_hex(device_eui(device)) if device is not None else None
+        about = str(Eui(device_eui(device))) if device is not None else None
         timeout = self.rig.options.alert_timeout_s if timeout is None else timeout
 
         def is_it(message: MailboxMessage) -> bool:
@@ -312,7 +311,7 @@ class DccUser:
                                  max(0.0, deadline - time.monotonic()), after)
             if message is None:
                 raise LinkTimeout(f"{self.name}: no device response to {wanted} from "
-                                  f"{eui_hex(eui)} within {timeout:g} s")
+                                  f"{Eui(eui)} within {timeout:g} s")
             response = parse_response(message.xml)
             if isinstance(response, DuisResponse) and response.gbcs_payload:
                 return message.xml, response.gbcs_payload

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.codec.eui import eui_hex
 from bench.crypto.smki import Pki
+from bench.domain import Eui
 
 from .receiver import Receiver
 
@@ -54,7 +54,7 @@ def test_the_suite_passes_with_every_party_going_through_the_gateway(tmp_path: P
         pki = Pki.load(ROOT / "fixtures" / "pki")
         with sqlite3.connect(results / "bench.sqlite") as db:
             for party, receiver in receivers.items():
-                eui = eui_hex(pki.party(party).eui)
+                eui = str(Eui(pki.party(party).eui))
                 mailbox = [bytes(xml) for (xml,) in db.execute(
                     "SELECT xml FROM mailbox WHERE party = ? ORDER BY id", (eui,))]
                 delivered = {message for (message,) in db.execute(

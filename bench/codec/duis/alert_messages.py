@@ -30,8 +30,7 @@ from bench.codec.duis.fields import (
     write_eui_list,
 )
 from bench.codec.duis.response_header import ResponseHeader
-from bench.codec.eui import eui_duis
-from bench.domain import DUIS_DCC_ALERT_CODES, DccAlertCode, ResponseCode
+from bench.domain import DUIS_DCC_ALERT_CODES, DccAlertCode, Eui, ResponseCode
 from bench.errors import DecodeError, EncodeError
 
 FIRMWARE_DELIVERED = DccAlertCode.FIRMWARE_DELIVERED
@@ -238,8 +237,8 @@ def write_alert(body: etree._Element, alert: DeviceAlertMessage | DCCAlertMessag
     if isinstance(item, CSPFirmwareDeliveryStatus):
         status = sub(container, "CSPFirmwareDeliveryStatus")
         sub(status, "UpdateFirmwareRequestID", str(item.update_firmware_request_id))
-        sub(status, "CommsHubDeviceID", eui_duis(item.comms_hub))
-        sub(status, "TargetDeviceID", eui_duis(item.target_device))
+        sub(status, "CommsHubDeviceID", Eui(item.comms_hub).duis)
+        sub(status, "TargetDeviceID", Eui(item.target_device).duis)
         sub(status, "FirmwareVersion", check_firmware_version(item.firmware_version))
         sub(status, "TimeStamp", write_datetime(item.timestamp))
         sub(status, "CommsHubTransferStatus", "Success" if item.success else "Failure")

@@ -49,8 +49,7 @@ class RequestID:
         object.__setattr__(self, "counter", counter)
 
     def __str__(self) -> str:
-        # bytes.hex with a separator: the dashed DUIS form without a per-byte Python loop
-        return f"{self.originator.hex('-').upper()}:{self.target.hex('-').upper()}:{self.counter}"
+        return f"{self.originator.duis}:{self.target.duis}:{self.counter}"
 
     @classmethod
     def parse(cls, text: str, field: str = "RequestID") -> RequestID:
@@ -94,7 +93,7 @@ def write_eui_list(euis: list[bytes], field: str, limit: int | None = None) -> s
     for eui in euis:
         if len(eui) != 8:
             raise EncodeError(f"{field}: {eui!r} is not an 8-byte EUI-64")
-    return ",".join(eui.hex("-").upper() for eui in euis)
+    return ",".join(Eui(eui).duis for eui in euis)
 
 
 def read_unsigned(text: str, field: str, bits: int) -> int:

@@ -30,8 +30,7 @@ from bench.codec.duis.fields import (
     write_datetime,
 )
 from bench.codec.duis.safe_xml import DS_NS, RA_NS, SR_NS, parse_document, sr, to_bytes
-from bench.codec.eui import eui_duis
-from bench.domain import ResponseCode
+from bench.domain import Eui, ResponseCode
 from bench.errors import DecodeError, EncodeError
 
 #: ActivateImageResponseCode values (MMC StatusASN1) an S1SP answers to 11.3.
@@ -127,8 +126,8 @@ def signed_response_element(response: Smets1Response) -> etree._Element:
     smets1 = _sub(root, sr("SMETS1Response"))
     header = _sub(smets1, sr("Header"))
     h = response.header
-    _sub(header, ra("BusinessOriginatorID"), eui_duis(h.device))
-    _sub(header, ra("BusinessTargetID"), eui_duis(h.target))
+    _sub(header, ra("BusinessOriginatorID"), Eui(h.device).duis)
+    _sub(header, ra("BusinessTargetID"), Eui(h.target).duis)
     _sub(header, ra("OriginatorCounter"), str(h.counter))
     if h.service_reference is not None:
         _sub(header, ra("ServiceReference"), h.service_reference)
@@ -200,7 +199,7 @@ def s1sp_alert_element(alert: S1spAlert) -> etree._Element:
     if alert.request_id is not None:
         _sub(root, sr("RequestID"), str(alert.request_id))
     if alert.device is not None:
-        _sub(root, sr("DeviceID"), eui_duis(alert.device))
+        _sub(root, sr("DeviceID"), Eui(alert.device).duis)
     _sub(root, sr("S1SPAlertCode"), alert.code)
     if alert.information:
         _sub(root, sr("AdditionalInformation"), alert.information)

@@ -397,7 +397,7 @@ class Decider:
     ) -> list[policy.DeviceDecision]:
         """A device list (Update Firmware, PPMID too): every device decided and audited;
         E-code if none passes."""
-        devices = list(dict.fromkeys(eui.hex().upper() for eui in listed))
+        devices = list(dict.fromkeys(str(Eui(eui)) for eui in listed))
         decisions = self._devices(conn, incoming, party, devices, now)
         at, rid, sr = timestamp(now), str(incoming.request_id), incoming.service_reference
         audit.record_many(

@@ -32,10 +32,9 @@ from bench.codec.duis.responses import (
     response_element,
 )
 from bench.codec.duis.safe_xml import duis_schema, parse_document, sr
-from bench.codec.eui import eui_hex
 from bench.crypto import xmldsig
 from bench.crypto.smki import Pki, eui_of, role_of
-from bench.domain import CommandVariant, ResponseCode, ServiceReference
+from bench.domain import CommandVariant, Eui, ResponseCode, ServiceReference
 from bench.errors import DecodeError
 
 if TYPE_CHECKING:
@@ -170,7 +169,7 @@ def salvage(xml: bytes) -> Incoming:
 @lru_cache(maxsize=64)
 def _cert_identity(cert: x509.Certificate) -> tuple[str, str]:
     """(EUI hex, org role) of an organisation certificate (read once per certificate)."""
-    return eui_hex(eui_of(cert)), role_of(cert)
+    return str(Eui(eui_of(cert))), role_of(cert)
 
 
 class ResponseSigner:
@@ -182,14 +181,14 @@ class ResponseSigner:
         identity = pki.party("dcc-signer")
         self._key = identity.ds_key
         self._cert = identity.ds_cert
-        self.eui = eui_hex(identity.eui) if isinstance(identity.eui, bytes) else identity.eui
+        self.eui = str(Eui(identity.eui)) if isinstance(identity.eui, bytes) else identity.eui
 
     def verify(self, root: etree._Element, now: datetime) -> tuple[str, str]:
         """(EUI hex, org role) of the signer if the signature covers the whole document and the
         signer's certificate is one the bench SMKI CA issued, valid now (SecurityError otherwise)."""
         verified = self._xmldsig.verify_document(root, self.pki, at=now)
         if self.pki.imported:  # an imported XML-signing certificate speaks with its party's role
-            return eui_hex(verified.signer_eui), verified.signer_role
+            return str(Eui(verified.signer_eui)), verified.signer_role
         return _cert_identity(verified.signer_cert)
 
     def sign(self, element: etree._Element) -> bytes:

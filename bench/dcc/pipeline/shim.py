@@ -37,7 +37,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.codec.eui import eui_hex
 from bench.crypto.smki import Pki
 from bench.dcc.pipeline import smets1_events
 from bench.dcc.pipeline.decider import Decider
@@ -54,7 +53,7 @@ from bench.dcc.policy.eligibility import MAX_REQUEST_BYTES
 from bench.dcc.records.mailboxes import Mailboxes, MailboxMessage
 from bench.dcc.records.registry import Registry
 from bench.dcc.records.store import Store
-from bench.domain import ResponseCode
+from bench.domain import Eui, ResponseCode
 from bench.errors import BenchError, RigError
 
 log = logging.getLogger(__name__)
@@ -242,5 +241,5 @@ class Shim:
         """The first message in `party`'s mailbox (EUI) newer than `after` that `predicate`
         accepts, waiting up to `timeout` s: woken by each commit that stores messages, never
         polling (`Mailboxes.wait_for_message`; MailboxTimeout if none comes)."""
-        eui = eui_hex(party) if isinstance(party, bytes) else party
+        eui = str(Eui(party)) if isinstance(party, bytes) else party
         return self.mailboxes.wait_for_message(eui, predicate, timeout, after)

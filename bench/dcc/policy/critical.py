@@ -19,7 +19,6 @@ from datetime import datetime
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.codec.duis.fields import RequestID
-from bench.codec.eui import eui_hex
 from bench.codec.gbcs.apdu import GbcsMessage, decode_message
 from bench.codec.gbcs.codes import COMMAND, CS06, ECS52, GCS38
 from bench.codec.gbcs.payloads import (
@@ -30,7 +29,7 @@ from bench.codec.gbcs.payloads import (
 )
 from bench.crypto.gbcs_security import apply_mac, verify_signature
 from bench.crypto.smki import Pki
-from bench.domain import DeviceType, ResponseCode
+from bench.domain import DeviceType, Eui, ResponseCode
 from bench.errors import AuthorisationError, BenchError, DecodeError
 
 
@@ -63,12 +62,12 @@ class CriticalPath:
         except (BenchError, KeyError) as exc:
             raise AuthorisationError(
                 ResponseCode.COMMUNICATIONS_FAILURE,
-                f"no KA certificate for device {eui_hex(device)}: {exc}",
+                f"no KA certificate for device {Eui(device)}: {exc}",
             ) from exc
         if not isinstance(device_ka, ec.EllipticCurvePublicKey):
             raise AuthorisationError(
                 ResponseCode.COMMUNICATIONS_FAILURE,
-                f"the KA certificate of device {eui_hex(device)} holds no EC key",
+                f"the KA certificate of device {Eui(device)} holds no EC key",
             )
         return apply_mac(msg, self._acb_ka, device_ka).encode()
 
