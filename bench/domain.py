@@ -45,9 +45,12 @@ class Eui(bytes):
     def parse(cls, text: str) -> Eui:
         """Accept an EUI-64 with or without `-`/`:` separators, in either case."""
         digits = _EUI_SEPARATORS.sub("", text)
-        if len(digits) != 16 or not all(c in "0123456789abcdefABCDEF" for c in digits):
-            raise DecodeError("EUI-64", "eui", None, f"{text!r} is not 16 hex digits")
-        return cls(bytes.fromhex(digits))
+        if len(digits) == 16:  # with no whitespace left, 16 hex digits are exactly 8 bytes
+            try:
+                return bytes.__new__(cls, bytes.fromhex(digits))
+            except ValueError:  # not hex (fromhex takes only ASCII hex digits)
+                pass
+        raise DecodeError("EUI-64", "eui", None, f"{text!r} is not 16 hex digits")
 
     @classmethod
     def of(cls, value: str | bytes | bytearray | memoryview) -> Eui:
