@@ -40,6 +40,14 @@ def _raw(path, data: bytes, read: bool = True) -> list[dict]:
     return [json.loads(line) for line in lines]
 
 
+def _wait_until(condition, what: str, timeout: float = 30.0) -> None:
+    """Wait for the server to reach a state (a readiness signal, not a fixed time)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
 def test_many_concurrent_clients_are_all_answered(tmp_path):
     with RigControlServer(tmp_path / "control.sock", {"submit": _echo}) as server:
         client = RigClient(server.path, timeout=30)
@@ -99,18 +107,17 @@ def test_request_bytes_in_flight_are_bounded(tmp_path, monkeypatch):
             sock.connect(str(server.path))
             sock.sendall(b'{"op": "ping", "pad": "' + b"x" * (1536 * 1024))
             holders.append(sock)
-        time.sleep(0.3)
+        assert server._server is not None
+        # each has had a whole 1 MiB chunk read (and counted); the rest waits in its reader
+        _wait_until(lambda: server._server._buffered == 2 * 1024 * 1024, "the held lines to be read")
         answers = _raw(server.path, b'{"op": "ping", "pad": "' + b"x" * (1024 * 1024) + b'"}\n')
         assert answers[0]["ok"] is False and "busy" in answers[0]["error"]
         for sock in holders:
             sock.close()
-        time.sleep(0.3)
+        _wait_until(lambda: server._server._buffered == 0, "the held bytes to be released")
         assert RigClient(server.path).call("ping")["pong"] is True
-        assert server._server is not None
-        deadline = time.monotonic() + 5  # the handler releases its bytes after answering
-        while server._server._buffered and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert server._server._buffered == 0
+        # the handler releases its bytes after answering
+        _wait_until(lambda: server._server._buffered == 0, "the ping's bytes to be released")
 
 
 @pytest.mark.parametrize(("line", "says"), [
@@ -226,3 +233,111 @@ def test_every_op_has_one_handler_and_the_protocol_names_are_unchanged():
     assert sorted(ControlOp) == ["alerts", "ping", "portfolio", "registry", "restart-meter",
                                  "shutdown", "status", "submit"]
     assert len({id(handler.__func__) for handler in served.values()}) == len(served)
+
+
+# -- the limits at the values the rig ships with (`bench rig up` builds the server with the
+# defaults): raising one tenfold, or lowering it, fails one of these
+
+def _padded_ping(length: int) -> bytes:
+    """A ping request line of exactly `length` bytes, newline included."""
+    head, tail = b'{"op": "ping", "pad": "', b'"}\n'
+    return head + b"x" * (length - len(head) - len(tail)) + tail
+
+
+def test_the_shipped_limits(tmp_path):
+    """Each limit at its shipped value. The idle timeout is waited out at the end, by EOF on a
+    connection opened first (ten times the shipped value fails), so the other checks run
+    meanwhile."""
+    with (RigControlServer(tmp_path / "control.sock", {}) as server,
+          socket.socket(socket.AF_UNIX) as idle):
+        assert server.idle_timeout == control.IDLE_TIMEOUT == 5.0
+        assert server.max_connections == control.MAX_CONNECTIONS
+        idle.settimeout(30)  # six times the shipped value
+        idle.connect(str(server.path))
+        _request_line_limit(server)
+        _bytes_in_flight_bound(tmp_path / "bytes")
+        _connection_bound(tmp_path / "connections")
+        answers = idle.makefile("rb").read().splitlines()  # until the server closes it
+    assert [json.loads(line) for line in answers] == [
+        {"ok": False, "error": "idle for 5 s: connection closed", "type": "TimeoutError"}]
+
+
+def _request_line_limit(server: RigControlServer) -> None:
+    """A request line of exactly MAX_REQUEST_LINE bytes (room for the largest DUIS document's
+    submit) is served, one byte more is refused."""
+    from bench.codec.duis.safe_xml import MAX_DOCUMENT_BYTES
+
+    base64_length = 4 * -(-MAX_DOCUMENT_BYTES // 3)
+    largest_submit = len(json.dumps({"op": "submit", "xml_b64": "A" * base64_length})) + 1
+    assert largest_submit <= control.MAX_REQUEST_LINE == 24 * 1024 * 1024
+    assert _raw(server.path, _padded_ping(control.MAX_REQUEST_LINE)) == [{"ok": True, "pong": True}]
+    over = _raw(server.path, _padded_ping(control.MAX_REQUEST_LINE + 1))
+    assert over == [{"ok": False, "type": "ValueError",
+                     "error": f"request line longer than {control.MAX_REQUEST_LINE} bytes"}]
+
+
+def _bytes_in_flight_bound(directory: Path) -> None:
+    """Four connections may each hold an unfinished request line of MAX_REQUEST_LINE bytes
+    (MAX_BUFFERED is four of the largest submits); with one of them holding a chunk less, a
+    ping is served; with all four full, it is told the rig is busy."""
+    chunk = 1024 * 1024  # the server reads a line a chunk at a time and counts whole chunks
+    full = b'{"op": "ping", "pad": "' + b"x" * (control.MAX_REQUEST_LINE - 23)
+    assert len(full) == control.MAX_REQUEST_LINE and control.MAX_REQUEST_LINE % chunk == 0
+    assert control.MAX_BUFFERED == 4 * control.MAX_REQUEST_LINE
+    ping = b'{"op": "ping"}\n'
+    directory.mkdir()
+    # a long idle timeout: the held lines must outlast a slow machine (the timeout has its check)
+    with RigControlServer(directory / "control.sock", {}, idle_timeout=120.0) as server:
+        assert server._server is not None
+        holders = [socket.socket(socket.AF_UNIX) for _ in range(4)]
+        try:
+            for n, sock in enumerate(holders):
+                sock.connect(str(server.path))
+                sock.sendall(full[:-chunk] if n == 3 else full)
+            _wait_until(lambda: server._server._buffered == control.MAX_BUFFERED - chunk,
+                        "the held lines to be read")
+            assert _raw(server.path, ping) == [{"ok": True, "pong": True}]
+            holders[3].sendall(full[-chunk:])
+            _wait_until(lambda: server._server._buffered == control.MAX_BUFFERED,
+                        "the last chunk to be read")
+            assert _raw(server.path, ping) == [{"ok": False, "type": "ValueError",
+                                                "error": "the rig is busy reading other requests: try again"}]
+        finally:
+            for sock in holders:
+                sock.close()
+        _wait_until(lambda: server._server._buffered == 0, "the held bytes to be released")
+        assert _raw(server.path, ping) == [{"ok": True, "pong": True}]
+
+
+def _connection_bound(directory: Path) -> None:
+    """MAX_CONNECTIONS connections are served at once; the next one takes the slot of the
+    connection that has waited longest without a request, which is told why and closed."""
+    bound = control.MAX_CONNECTIONS
+    assert bound == 32
+    directory.mkdir()
+    with RigControlServer(directory / "control.sock", {}, idle_timeout=120.0) as server:
+        assert server._server is not None
+        waiting = server._server._waiting
+        clients: list[socket.socket] = []
+        try:
+            for n in range(bound):
+                sock = socket.socket(socket.AF_UNIX)
+                sock.settimeout(30)
+                sock.connect(str(server.path))
+                clients.append(sock)
+                _wait_until(lambda n=n: len(waiting) == n + 1, f"connection {n + 1} to be served")
+            # all of them are served and none was closed for another: the first has no answer
+            clients[0].setblocking(False)
+            with pytest.raises(BlockingIOError):
+                clients[0].recv(1)
+            clients[0].settimeout(30)
+            assert RigClient(server.path, timeout=30).call("ping") == {"ok": True, "pong": True}
+            evicted = clients[0].makefile("rb").read().splitlines()  # its answer, then EOF
+            assert [json.loads(line) for line in evicted] == [
+                {"ok": False, "error": "closed: idle while other clients waited", "type": "RigError"}]
+            for sock in clients[1:]:
+                sock.sendall(b'{"op": "ping"}\n')
+                assert json.loads(sock.makefile("rb").readline()) == {"ok": True, "pong": True}
+        finally:
+            for sock in clients:
+                sock.close()
