@@ -1,8 +1,9 @@
 """The conformance suite can fail: each emulator fault profile is caught by the tests meant to.
 
 Each fault runs `bench run` (a real subprocess, real emulated meters on pseudo-terminals) on a
-rig whose ESME (SMETS1 ESME, for a SMETS1 profile) carries the fault, with only the requirement tests that should catch it, two runs
-at a time. The whole suite passes on a correct meter, so each failure is the fault's doing.
+rig whose ESME (SMETS1 ESME, for a SMETS1 profile) carries the fault, with only the requirement
+tests that should catch it, one run per test. The whole suite passes on a correct meter, so each
+failure is the fault's doing.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from itertools import zip_longest
 from pathlib import Path
 
@@ -73,31 +73,36 @@ def _run(tmp_path: Path, faults: tuple[str, ...], select: str | None) -> tuple[i
     return result.returncode, summary, outcomes
 
 
-@pytest.mark.timeout(1800)
-def test_every_fault_profile_is_caught_and_a_correct_meter_passes(tmp_path):
-    # the correct meters run the whole suite: every requirement passes on them. A SMETS1 fault
-    # shares a run with a SMETS2+ one (different meters, different tests): fewer rigs to start
-    smets2 = [fault for fault in CATCHES if fault not in SMETS1_FAULTS]
-    smets1 = [fault for fault in CATCHES if fault in SMETS1_FAULTS]
-    pairs = [tuple(f for f in pair if f) for pair in zip_longest(smets2, smets1)]
-    jobs: list[tuple[tuple[str, ...], str | None]] = [((), None)] + [
-        (pair, " or ".join(f"({CATCHES[f][0]})" for f in pair)) for pair in pairs]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = dict(zip([faults for faults, _s in jobs],
-                        pool.map(lambda job: _run(tmp_path, *job), jobs), strict=True))
-    results = {fault: runs[faults] for faults, _s in jobs for fault in faults}
+SMETS2 = [fault for fault in CATCHES if fault not in SMETS1_FAULTS]
+SMETS1 = [fault for fault in CATCHES if fault in SMETS1_FAULTS]
+# a SMETS1 fault shares a run with a SMETS2+ one (different meters, different tests): fewer rigs
+# to start. Each run is its own test, so that pytest -n spreads them over the workers
+PAIRS = [tuple(f for f in pair if f) for pair in zip_longest(SMETS2, SMETS1)]
 
-    code, summary, outcomes = runs[()]
+
+@pytest.mark.timeout(900)
+def test_a_correct_meter_passes_the_whole_suite(tmp_path):
+    code, summary, outcomes = _run(tmp_path, (), None)
     assert code == 0, f"the suite fails on a correct meter: {outcomes}"
     assert set(outcomes.values()) == {"passed"} and len(outcomes) >= 20
     assert set(summary["verdict"].values()) == {"passed"} and summary["failed"] == 0
     for _select, must_fail in CATCHES.values():
         assert must_fail <= set(outcomes), f"{must_fail} not in the suite"
 
-    for fault, (_select, must_fail) in CATCHES.items():
-        code, summary, outcomes = results[fault]
-        failed = {name for name, outcome in outcomes.items() if outcome == "failed"}
-        assert code != 0, f"{fault}: bench run exited 0"
+
+def test_every_fault_profile_has_a_run():
+    assert sorted(f for pair in PAIRS for f in pair) == sorted(CATCHES)
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("faults", PAIRS, ids="+".join)
+def test_each_fault_profile_is_caught(tmp_path, faults: tuple[str, ...]):
+    select = " or ".join(f"({CATCHES[f][0]})" for f in faults)
+    code, summary, outcomes = _run(tmp_path, faults, select)
+    failed = {name for name, outcome in outcomes.items() if outcome == "failed"}
+    assert code != 0, f"{faults}: bench run exited 0"
+    for fault in faults:
+        must_fail = CATCHES[fault][1]
         assert must_fail <= failed, f"{fault}: not caught; outcomes {outcomes}"
         requirements = {name.split("_")[1].upper() for name in must_fail}
         assert all(summary["verdict"][r] == "failed" for r in requirements), summary
