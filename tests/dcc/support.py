@@ -123,15 +123,18 @@ class Requests:
         return self.sign(party, SignedPreCommandRequest(self.rid(party, device, counter), signed))
 
 
-def alert(pki: Pki, device: bytes, code: int, recipient: bytes = SUPPLIER_A) -> bytes:
-    """A device alert as the meter sends it, signed with the device's DS key."""
+def alert(
+    pki: Pki, device: bytes, code: int, recipient: bytes = SUPPLIER_A, image_hash: bytes = b"\x11" * 32
+) -> bytes:
+    """A device alert as the meter sends it, signed with the device's DS key (0x8F72 and 0x8F1C
+    carry `image_hash`, the hash of the image the device checked)."""
     counter = next(_alert_counter)
     gsme = device == GSME_A1
     if code in (0x8F72, 0x8F1C):
         content = (
-            fdra_alert_gsme(code, NOW, b"\x11" * 32)
+            fdra_alert_gsme(code, NOW, image_hash)
             if gsme
-            else fdra_alert_esme(code, NOW, b"\x11" * 32, long_invoke_id(counter))
+            else fdra_alert_esme(code, NOW, image_hash, long_invoke_id(counter))
         )
         message_code = FDRA_GSME if gsme else FDRA_ESME
     else:

@@ -195,7 +195,12 @@ class ReportRouter:
     def _alert(self, conn: sqlite3.Connection, report: DeviceReport, alert: Alert, now: datetime) -> None:
         at = timestamp(now)
         device = str(report.device)
-        recipients = self.recipients(conn, report.device, alert.code, at)
+        image_verified = verdict(alert.code)
+        # a verdict names the image it is about: its distribution, though a later one to the
+        # device (another party's) may be under way by now
+        about = (distributions.of_image(conn, device, alert.image_hash)
+                 if image_verified is not None and alert.image_hash is not None else None)
+        recipients = self.recipients(conn, report.device, alert.code, at, about)
         if report.generation is Generation.SMETS1:
             xml = duis1.response_message(report.signed, ResponseCode.SUCCESS, now)
         else:
@@ -207,9 +212,8 @@ class ReportRouter:
             portfolio.record_active_version(conn, device, alert.firmware_version, at)
             record_dcc_firmware(conn, report.device, alert.firmware_version, at, None,
                                 _confirmed_by(report.generation))
-        image_verified = verdict(alert.code)
         if image_verified is not None:
-            distributions.verified(conn, device, image_verified, at)
+            distributions.verified(conn, device, image_verified, at, about)
         audit.record(conn, at, AuditDecision.EVENT,
                      f"{_source(report)}alert {alert.hex} {alert.name} to {', '.join(recipients) or 'nobody'}",
                      device=device, response_code=alert.hex)

@@ -67,6 +67,17 @@ def requester(conn: sqlite3.Connection, device: str, request_id: str | None = No
     return row[0] if row else None
 
 
+def of_image(conn: sqlite3.Connection, device: str, image_hash: bytes) -> str | None:
+    """The RequestID of the latest distribution to `device` of the image with this hash (the
+    distribution a 0x8F72 or 0x8F1C carrying that hash is about), if there is one."""
+    row = conn.execute(
+        "SELECT request_id FROM distribution WHERE device = ? AND image_hash = ?"
+        " ORDER BY at DESC, rowid DESC LIMIT 1",
+        (device, image_hash),
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
 def version(conn: sqlite3.Connection, request_id: str, device: str) -> str:
     """The firmware version a distribution carried ("" if there is no such distribution)."""
     row = conn.execute(
@@ -114,9 +125,18 @@ def delivered(
     )
 
 
-def verified(conn: sqlite3.Connection, device: str, success: bool, at: str) -> None:
-    """The device checked the latest image it was given (0x8F72) or rejected it (0x8F1C)."""
+def verified(
+    conn: sqlite3.Connection, device: str, success: bool, at: str, request_id: str | None = None
+) -> None:
+    """The device checked an image it was given (0x8F72) or rejected it (0x8F1C): that of the
+    distribution `request_id`, else of the latest one to the device."""
     status = DistributionStatus.VERIFIED if success else DistributionStatus.VERIFICATION_FAILED
+    if request_id is not None:
+        conn.execute(
+            "UPDATE distribution SET status = ?, status_at = ? WHERE request_id = ? AND device = ?",
+            (status.value, at, request_id, device),
+        )
+        return
     conn.execute(
         "UPDATE distribution SET status = ?, status_at = ? WHERE rowid = (SELECT rowid FROM"
         " distribution WHERE device = ? ORDER BY at DESC, rowid DESC LIMIT 1)",
