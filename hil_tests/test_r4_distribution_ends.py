@@ -20,6 +20,9 @@ import time
 import pytest
 from checks import ACCEPTED, FDRA_SUCCESS, distribute
 
+from bench.codec.gbcs.apdu import decode_message
+from bench.codec.gbcs.codes import ALERT, FDRA_ESME, FDRA_GSME
+from bench.codec.gbcs.payloads import decode_payload
 from bench.report.portfolio_view import render
 
 
@@ -33,11 +36,17 @@ def test_r4_an_image_held_pending_is_delivered_again_without_a_new_receipt(
         rig, esme, rsa, supplier, images):
     image = images.for_device(esme)
     distribute(rsa, supplier, image, esme, FDRA_SUCCESS)
-    mark = rsa.mailbox_mark()
+    mark, traffic = rsa.mailbox_mark(), rig.traffic.mark
     again = rsa.update_firmware(image, devices=[esme])
     assert again.code in ACCEPTED, f"11.1 refused: {again}"
     rsa.wait_for_alert("N60", esme, after=mark)
-    time.sleep(1.0)  # a second receipt would come within the time the first one took
+    # A receipt goes right after the meter's Upgrade End; the meter answers in order, so by the
+    # time it has answered a later read, a second receipt would have reached the hub before it
+    supplier.read_firmware(esme)
+    received = [decode_message(e.message) for e in rig.traffic.since(traffic, esme.eui, "received")]
+    receipts = [m for m in received if m.cra_flag == ALERT and m.message_code in (FDRA_ESME, FDRA_GSME)
+                and decode_payload(m).alert_code == FDRA_SUCCESS]
+    assert not receipts, "a second 0x8F72 for an image the meter already held reached the hub"
     codes = [alert.code for alert in rsa.alerts(after=mark, device=esme)]
     assert "8F72" not in codes, f"a second 0x8F72 for an image the meter already held: {codes}"
     row = _row(rig, supplier, esme)

@@ -234,6 +234,18 @@ def test_wireshark_dissects_the_capture(bench):
     assert ",0x03,0x00ce" in out  # the FDRA alert, reassembled from its GBT blocks
 
 
+def _every_put_acknowledged(bench: Bench) -> bool:
+    """Each side's tunnel PUTs are matched, counter for counter, by the other side's APS acks."""
+    frames = [f for _, f in bench.captured()]
+    for sender in (ESME_EUI, HUB_EUI):
+        puts = sorted(f.seq for f in frames if f.src.eui == sender
+                      and isinstance(f.command, TunnelTransferData) and f.command.gbcs_command == 3)
+        acks = sorted(f.seq for f in frames if f.src.eui != sender and isinstance(f.command, ApsAck))
+        if puts != acks:
+            return False
+    return True
+
+
 def test_wireshark_sees_aps_acknowledged_puts_and_no_default_response(bench):
     """ZCL: a PUT that disables the Default Response and succeeds gets none. What tshark shows:
     every Transfer Data PUT of the meter asks for an APS acknowledgement and disables the Default
@@ -246,7 +258,10 @@ def test_wireshark_sees_aps_acknowledged_puts_and_no_default_response(bench):
     assert hub.offer_image(ESME_EUI, image).wait(30) is TransferState.COMPLETE
     bench.wait_message(ESME_EUI, lambda m: m.cra_flag == ALERT, 20)
     assert bench.read_version(ESME_EUI, "esme") == FACTORY_VERSION  # a response crosses too
-    time.sleep(0.5)
+    deadline = time.monotonic() + 20  # the last acknowledgements cross after the answer
+    while not _every_put_acknowledged(bench):
+        assert time.monotonic() < deadline, "a Transfer Data PUT was never acknowledged"
+        time.sleep(0.05)
     hub.stop()
     fields = ["zbee_nwk.src64", "zbee_aps.type", "zbee_aps.ack_req", "zbee_aps.counter",
               "zbee_aps.cluster", "zbee_zcl.ddr", "zbee_zcl.cmd.id", "gbcs_tunnel.command"]
@@ -437,6 +452,11 @@ def test_images_the_meter_refuses_fail_the_transfer_with_their_status(bench):
         assert answer == DefaultResponse(CMD_UPGRADE_END_REQUEST, SUCCESS, CLUSTER_OTA_UPGRADE, True)
 
 
+def _notifies(bench: Bench, eui: bytes) -> list:
+    return [f for _, f in bench.captured()
+            if type(f.command).__name__ == "ImageNotify" and f.dst.eui == eui]
+
+
 def _block_requests(bench: Bench, version: int) -> int:
     return sum(1 for _, f in bench.captured()
                if isinstance(f.command, ImageBlockRequest) and f.command.file_version == version)
@@ -467,9 +487,18 @@ def test_image_the_meter_already_runs_fails_at_once(bench):
     assert time.monotonic() - started < hub.ota.give_up_timeout
     assert transfer.reason == f"the meter already runs version {FACTORY_VERSION:#010x}"
     assert _block_requests(bench, FACTORY_VERSION) == 0
-    time.sleep(1.0)  # no Image Notify after the end: the offer is over
-    notifies = [f for _, f in bench.captured() if type(f.command).__name__ == "ImageNotify"]
-    assert len(notifies) == 1
+    # No Image Notify after the end: the offer is over. The hub repeats an unanswered notify every
+    # notify_interval, all meters in one pass, in the order they were attached: a meter that is
+    # not there (on the same line) gets a notify now and its repeat 0.3 s later, in the pass that
+    # would have repeated the ESME's (notified before the end) first
+    absent = Eui.parse("00DB1234567890FF")
+    hub.attach(absent, bench.links[0])
+    hub.offer_image(absent, bench.image(800, version=NEW_VERSION))
+    deadline = time.monotonic() + 30
+    while len(_notifies(bench, absent)) < 2:
+        assert time.monotonic() < deadline, f"no repeated notify: {_notifies(bench, absent)}"
+        time.sleep(0.05)
+    assert len(_notifies(bench, ESME_EUI)) == 1
 
 
 def test_image_already_held_pending_is_delivered_without_a_new_receipt(bench):
@@ -484,7 +513,8 @@ def test_image_already_held_pending_is_delivered_without_a_new_receipt(bench):
     assert again.wait(10) is TransferState.COMPLETE, again.progress()
     assert again.reason == "the meter already held this image"
     assert again.progress().bytes_served == 0 and _block_requests(bench, NEW_VERSION) == blocks
-    time.sleep(1.0)
+    # a receipt goes right after the Upgrade End: the answer to a later read comes after it
+    assert bench.read_version(ESME_EUI, "esme") == FACTORY_VERSION
     assert len([m for m in bench.captured_gbcs_from(ESME_EUI) if m.message_code == FDRA_ESME]) == 1
 
 

@@ -151,14 +151,16 @@ def test_a_second_run_waits_for_the_holder_then_passes(lab: Lab, tmp_path: Path)
         line = next(x for x in second_err.lines if "waiting for labgrid place" in x)
         assert f"waiting for labgrid place {PLACE} on {lab.address}: " in line
         assert re.search(rf"{PLACE} held by \S+/first-holder since \d\d:\d\d:\d\d", line)
-        time.sleep(1.5)
-        assert second.poll() is None  # still queued: the holder has the place
-        assert not (tmp_path / "second" / "record.json").exists()
-
+        signalled = time.time()
         holder.send_signal(signal.SIGTERM)  # the holder ends: its place goes to the queue
         assert holder.wait(30) == 0, holder_err.text()
         assert second.wait(120) == 0, second_out.text() + second_err.text()
         assert "3 passed, 0 failed" in second_out.text()
+        # queued until the holder let go: not one of its tests started before the holder was told
+        # to end, which is before the holder could release the place
+        record = json.loads((tmp_path / "second" / "record.json").read_text())
+        started = [t["started_at"] for t in record["tests"]]
+        assert len(started) == 3 and min(started) > signalled, (signalled, started)
     finally:
         for process in (holder, second):
             if process is not None and process.poll() is None:

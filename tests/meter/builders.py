@@ -81,6 +81,18 @@ def read_firmware(pki: Pki, meter: bytes, counter: int, *, device: DeviceType = 
     return apply_mac(msg, pki.party("acb").ka_key, pki.device(meter).ka_cert.public_key()).encode()
 
 
+def reported_version(driver, pki: Pki, meter: bytes, counter: int, *,  # noqa: ANN001 - MeterDriver
+                     device: DeviceType = DeviceType.ESME) -> int:
+    """The firmware version the meter reports to a read sent now. The meter acts on frames in the
+    order they arrive, so once this answer is back it has acted on every frame sent before the
+    read, and sent everything those frames made it send: what it did not do by then, it did not do.
+    """
+    driver.send_gbcs(read_firmware(pki, meter, counter, device=device))
+    response = driver.wait_for(lambda s: [m for m in s.messages if m.originator_counter == counter
+                                          and m.message_code in (ECS52, GCS38)])[0]
+    return int.from_bytes(payloads.decode_payload(response).firmware_version, "big")
+
+
 @dataclass
 class MeterProcess:
     """A real `python -m bench emulate --pty` subprocess."""

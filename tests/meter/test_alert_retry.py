@@ -6,12 +6,17 @@ import time
 
 import pytest
 
-from bench.codec.gbcs.codes import ALERT, ALERT_FIRMWARE_VERIFICATION_FAILED, FDRA_ESME
+from bench.codec.gbcs.codes import (
+    ALERT,
+    ALERT_FIRMWARE_VERIFICATION_FAILED,
+    ALERT_INTEGRITY_CHECK_FAILED,
+    FDRA_ESME,
+)
 from bench.codec.gbcs.payloads import decode_payload
 from bench.domain import DeviceType, Eui
 from bench.meter.alert_outbox import MAX_ATTEMPTS
 
-from .builders import make_image, tamper
+from .builders import ESME, make_image, read_firmware, tamper
 
 
 def _settled(meter, timeout: float = 10.0):
@@ -37,7 +42,17 @@ def test_a_lost_alert_frame_is_sent_again(pki, start_meter, connect):
     assert decode_payload(alert).alert_code == ALERT_FIRMWARE_VERIFICATION_FAILED
     state = _settled(meter)
     assert state.alert_counter == alert.originator_counter
-    time.sleep(1.2)  # past the first backoff: an acknowledged alert is not sent again
+    # An acknowledged alert is not sent again. Were it still owed, its next send would be due one
+    # doubled backoff (2 s) after its last. A later alert nobody acknowledges is sent a third
+    # time 3 s after its first, and the meter sends due alerts oldest first: by the time that
+    # third copy arrives, a resend of the first would have come before it.
+    driver.ack_puts = False
+    unmacked = bytearray(read_firmware(pki, ESME, 600))
+    unmacked[-1] ^= 0xFF
+    driver.send_gbcs(bytes(unmacked))
+    driver.wait_for(lambda s: len([m for m in s.messages if m.message_code != FDRA_ESME]) >= 3, 15)
+    copies = [m for m in driver.messages() if m.message_code != FDRA_ESME]
+    assert {decode_payload(m).alert_code for m in copies} == {ALERT_INTEGRITY_CHECK_FAILED}
     assert [m.originator_counter for m in driver.messages(FDRA_ESME)] == [alert.originator_counter]
 
 

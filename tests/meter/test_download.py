@@ -18,6 +18,7 @@ from bench.codec.gbcs.payloads import decode_payload
 from bench.codec.ota_file import parse_gb_image
 from bench.crypto.gbcs_security import verify_mac, verify_signature
 from bench.domain import DeviceType
+from bench.link import SerialLink
 from bench.meter.slots import FACTORY_FILE_VERSION
 from bench.meter.state import (
     UPGRADE_DOWNLOAD_IN_PROGRESS,
@@ -27,7 +28,7 @@ from bench.meter.state import (
     MeterStore,
 )
 
-from .builders import ESME, GSME, SUPPLIER_A, make_image, read_firmware, tamper
+from .builders import ESME, GSME, SUPPLIER_A, make_image, read_firmware, reported_version, tamper
 
 
 def fdra(driver, code: int, timeout: float = 10.0):
@@ -53,7 +54,8 @@ def test_esme_download_is_held_not_activated(pki, start_meter, connect):
     requests = driver.seen.block_requests
     assert {r.max_data_size for r in requests[:-1]} == {48}
     assert [r.file_offset for r in requests] == list(range(0, len(image), 48))
-    time.sleep(0.3)  # give a wrong meter time to act on the Upgrade End Response
+    # answered after the Upgrade End Response was acted on: a wrong meter is running it by now
+    assert reported_version(driver, pki, ESME, 500) == FACTORY_FILE_VERSION
     state = meter.load_state()
     assert state.active.file_version == FACTORY_FILE_VERSION
     assert state.pending.file_version == 0x200
@@ -183,10 +185,10 @@ def test_sleepy_gsme_downloads_in_wake_windows(pki, start_meter, connect):
     driver.sleepy = False
     driver.send_gbcs(read_firmware(pki, GSME, 10, device=DeviceType.GSME))
     driver.sleepy = True
-    time.sleep(0.1)
-    assert not [m for m in driver.messages() if m.originator_counter == 10]
     driver.send_gbcs(read_firmware(pki, GSME, 11, device=DeviceType.GSME))
     response = driver.wait_for(lambda s: [m for m in s.messages if m.originator_counter == 11])[0]
+    # the meter answers in order: an answer to the PUT it heard would have come before this one
+    assert not [m for m in driver.messages() if m.originator_counter == 10]
     assert decode_payload(response).firmware_version == FACTORY_FILE_VERSION.to_bytes(4, "big")
     assert verify_mac(response, pki.party("supplier-a").ka_key, pki.device(GSME).ka_cert.public_key())
 
@@ -207,14 +209,16 @@ def test_held_image_is_confirmed_again_and_owed_receipt_is_sent(pki, start_meter
     driver.close()
     document = meter.state / "state.json"
     document.write_text(document.read_text().replace('"receipt_due": false', '"receipt_due": true'))
+    meter.args += ["--query-interval", "60"]  # it speaks first: a query at once, then retries
     meter.start()
     # the meter runs before anyone listens: what it sent then would be lost, so it must wait to
-    # hear its hub before paying the debt
-    deadline = time.monotonic() + 10
-    while meter.log().count("running version") < 2:
-        assert time.monotonic() < deadline, meter.log()
-        time.sleep(0.02)
-    time.sleep(0.1)
+    # hear its hub before paying the debt. A silent listener hears it query twice, the second
+    # time after its first pass through everything it does at power-on
+    with SerialLink(meter.port) as listener:
+        heard = [listener.recv(10.0) for _ in range(2)]
+    assert None not in heard, f"the meter said nothing: {heard}"
+    commands = [han.decode_han_frame(frame).command for frame in heard if frame is not None]
+    assert all(isinstance(c, han.QueryNextImageRequest) for c in commands), commands
     assert meter.load_state().receipt_due
     driver = connect(meter)
     driver.offer(image)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from bench.codec import han
 from bench.codec.gbcs.codes import (
     ALERT_FIRMWARE_VERIFICATION_SUCCESSFUL,
@@ -15,7 +13,7 @@ from bench.codec.gbcs.payloads import decode_payload
 from bench.codec.ota_file import parse_gb_image
 from bench.meter.slots import FACTORY_FILE_VERSION
 
-from .builders import ESME, cs06, make_image
+from .builders import ESME, cs06, make_image, reported_version
 
 NEW = 0x00000200
 
@@ -49,7 +47,8 @@ def test_skip_image_signature_check(pki, start_meter, connect):
 
 def test_no_alert_on_verification(pki, start_meter, connect):
     meter, driver, _ = download(pki, start_meter, connect, "no-alert-on-verification")
-    time.sleep(0.5)
+    # the receipt goes right after the Upgrade End: answered later, a read proves it never went
+    assert reported_version(driver, pki, ESME, 500) == FACTORY_FILE_VERSION
     assert meter.load_state().pending.file_version == NEW
     assert receipts(driver) == []
 
@@ -87,7 +86,8 @@ def test_no_fault_means_factory_version_stays(pki, start_meter, connect):
     driver = connect(meter)
     driver.offer(make_image(pki, version=NEW))
     driver.wait_for(lambda s: s.messages)
-    time.sleep(0.3)
+    # answered after the Upgrade End Response was acted on: no activation by then, none at all
+    assert reported_version(driver, pki, ESME, 500) == FACTORY_FILE_VERSION
     assert meter.load_state().active.file_version == FACTORY_FILE_VERSION
 
 
