@@ -30,7 +30,7 @@ FLOORS: tuple[frozenset[str], ...] = (
     frozenset({"meter", "hub", "s1sp", "dcc", "client"}),
     frozenset({"report", "gateway"}),
     frozenset({"rig"}),
-    frozenset({"fuzz"}),
+    frozenset({"fuzz", "campaign"}),
     frozenset({"testing", "cli"}),
     frozenset({"__main__"}),
 )

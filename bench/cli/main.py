@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "lab": "bench.cli.lab:lab",
     "report": "bench.cli.report:report",
     "fuzz": "bench.cli.fuzz:fuzz",
+    "campaign": "bench.cli.campaign:campaign",
 }
 
 

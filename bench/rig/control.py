@@ -10,7 +10,7 @@ Binary values (DUIS XML, images) travel base64-encoded in fields named `*_b64`.
 
 Operations served (`ControlOp`): ping and shutdown by `RigControlServer` itself, the others by
 the running rig (`bench.rig.control_api`): status, submit, portfolio, alerts, registry,
-restart-meter.
+restart-meter, mailbox.
 
 The socket is the owner's only, but a careless or broken client must not take the rig down:
 connections are bounded (`max_connections`, one thread each; when they are all taken, the one
@@ -71,6 +71,7 @@ class ControlOp(StrEnum):
     ALERTS = "alerts"
     REGISTRY = "registry"
     RESTART_METER = "restart-meter"
+    MAILBOX = "mailbox"
 
 
 def run_dir(explicit: str | os.PathLike[str] | None = None) -> Path:

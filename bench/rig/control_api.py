@@ -9,12 +9,14 @@ is `bench.rig.control`'s.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from bench.dcc.pipeline.shim import Shim
+from bench.dcc.records.mailboxes import DeliveryState, MailboxTimeout
 from bench.dcc.records.registry import Appointment, Registration
 from bench.dcc.records.store import parse_timestamp, timestamp
 from bench.domain import Eui, SupplierRole
@@ -22,6 +24,11 @@ from bench.report.portfolio import PortfolioEntry
 from bench.report.portfolio_rows import rows
 from bench.rig.control import ControlOp, Handler, b64, unb64
 from bench.rig.liveness import MeterKeeper
+
+MAILBOX_LIMIT = 20_000
+"""Messages one `mailbox` answer carries at most (a reader asks again after the last)."""
+MAILBOX_WAIT_S = 10.0
+"""The longest a `mailbox` request waits for a new message."""
 
 
 class ControlledRig(Protocol):
@@ -65,6 +72,7 @@ class RigControlApi:
             ControlOp.ALERTS: self.alerts,
             ControlOp.REGISTRY: self.registry,
             ControlOp.RESTART_METER: self.restart_meter,
+            ControlOp.MAILBOX: self.mailbox,
         }
 
     def submit(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +93,26 @@ class RigControlApi:
         eui = self.rig.party_eui(str(request["party"]))
         messages = self.rig.shim.mailboxes.messages(str(eui), int(request.get("after", 0)))
         return {"alerts": [m.as_dict() for m in messages]}
+
+    def mailbox(self, request: dict[str, Any]) -> dict[str, Any]:
+        """`party`'s messages after id `after` without their XML (at most `limit`), waiting up to
+        `wait_s` (at most MAILBOX_WAIT_S) for one to be stored; with `delivery`, each one's
+        delivery state; and `last`, the id of the party's newest message."""
+        eui = str(self.rig.party_eui(str(request["party"])))
+        after = int(request.get("after", 0))
+        limit = max(1, min(int(request.get("limit", MAILBOX_LIMIT)), MAILBOX_LIMIT))
+        wait = max(0.0, min(float(request.get("wait_s", 0.0)), MAILBOX_WAIT_S))
+        boxes = self.rig.shim.mailboxes
+        if wait:
+            with contextlib.suppress(MailboxTimeout):
+                boxes.wait_for_message(eui, timeout=wait, after=after)
+        with_delivery = bool(request.get("delivery"))
+        states = {m: d.state for m, d in boxes.deliveries(eui).items()} if with_delivery else {}
+        found = [{"id": m.id, "at": m.at, "kind": m.kind, "code": m.code, "device": m.device,
+                  "request_id": m.request_id,
+                  "delivery": states.get(m.id, DeliveryState.PENDING) if with_delivery else None}
+                 for m in boxes.messages(eui, after, limit)]
+        return {"messages": found, "last": boxes.last_id(eui)}
 
     def restart_meter(self, request: dict[str, Any]) -> dict[str, Any]:
         role = request.get("role")

@@ -230,8 +230,8 @@ def test_every_op_has_one_handler_and_the_protocol_names_are_unchanged():
 
     served = RigControlApi(rig=None).handlers()  # type: ignore[arg-type]
     assert set(served) | {ControlOp.PING, ControlOp.SHUTDOWN} == set(ControlOp)
-    assert sorted(ControlOp) == ["alerts", "ping", "portfolio", "registry", "restart-meter",
-                                 "shutdown", "status", "submit"]
+    assert sorted(ControlOp) == ["alerts", "mailbox", "ping", "portfolio", "registry",
+                                 "restart-meter", "shutdown", "status", "submit"]
     assert len({id(handler.__func__) for handler in served.values()}) == len(served)
 
 
