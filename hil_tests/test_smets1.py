@@ -196,17 +196,18 @@ def test_r5_smets1_unsigned_image_alert_reaches_both(rig, rig_device, rsa, other
 
 
 @pytest.mark.mp207("R3")
-@pytest.mark.parametrize("missing", ["first", "last"])
+@pytest.mark.parametrize("missing", ["first", "middle", "last"])
 def test_r3_smets1_incomplete_image_is_never_verified(rig, rig_device, images, missing):
     """A meter must not verify (and so never hold for activation) an image with a block missing,
-    whether the first or the last."""
+    whether the first, one in the middle or the last."""
     device = rig_device("smets1_esme")
     image = images.for_device(device).manufacturer_image
     with MeterProbe(rig, device) as meter:
         size = int(meter.read(meter.image_transfer, Ic18Attribute.IMAGE_BLOCK_SIZE))
         meter.initiate("7FFFFFF0", len(image), size)
         blocks = (len(image) + size - 1) // size
-        skipped = 0 if missing == "first" else blocks - 1
+        skipped = {"first": 0, "middle": blocks // 2, "last": blocks - 1}[missing]
+        assert 0 < blocks // 2 < blocks - 1, "the image is too short to have a middle block"
         for number in range(blocks):
             if number != skipped:
                 meter.block(number, image[number * size:(number + 1) * size])
