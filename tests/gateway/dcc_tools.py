@@ -3,21 +3,20 @@
 The npm packages (`@smartdcc/duis-sign-wrap`, whose jar is the DCC's signing and validation tool,
 `@smartdcc/duis-parser`, `@smartdcc/dccboxed-keystore`) are installed by `node/install.sh` into a
 cache directory (`.ci/run` does it before the tests; a test does it itself when they are absent).
-The jar runs on the machine's Java runtime. Under CI a missing runtime fails the test; elsewhere
-it skips it, saying what to install.
+The jar runs on the machine's Java runtime. A missing java, node or npm is `needed_tools.missing`:
+a failure under CI, elsewhere a skip saying what to install.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import pytest
+from needed_tools import require
 
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / "node"
@@ -34,13 +33,6 @@ def npm_dir() -> Path:
     return Path(cache_home) / "gb-meter-bench" / "npm"
 
 
-def _missing(what: str) -> None:
-    message = f"{what} (Debian: apt-get install default-jre-headless nodejs npm)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @cache
 def _installed() -> Path:
     subprocess.run(["bash", str(NODE_DIR / "install.sh"), str(npm_dir())], check=True,
@@ -51,8 +43,7 @@ def _installed() -> Path:
 def node_modules() -> Path:
     """The installed packages' node_modules (installing them first when absent)."""
     for tool in ("node", "npm"):
-        if shutil.which(tool) is None:
-            _missing(f"{tool} is not installed")
+        require(tool)
     return _installed()
 
 
@@ -92,8 +83,7 @@ class DccTool:
 
 
 def dcc_tool() -> DccTool:
-    if shutil.which("java") is None:
-        _missing("java is not installed")
+    require("java")
     jar = node_modules() / "@smartdcc" / "duis-sign-wrap" / "dist" / "tool.jar"
     assert jar.is_file(), f"{jar} is missing from the installed package"
     return DccTool(jar)

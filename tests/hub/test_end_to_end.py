@@ -7,7 +7,6 @@ capture holds (signatures verified with the device's DS certificate), never the 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import signal
 import subprocess
 import time
@@ -15,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from needed_tools import require
 
 from bench.codec.gbcs import payloads
 from bench.codec.gbcs.apdu import GbcsMessage, decode_message
@@ -218,14 +218,13 @@ def test_esme_download_ends_pending_with_signed_receipt(bench):
 
 def test_wireshark_dissects_the_capture(bench):
     """tshark reads the hub's pcap down to the OTA upgrade time and the reassembled GBCS alert."""
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark is not installed (.ci/run installs it)")
+    tshark = require("tshark")
     hub = bench.start([("esme", ESME_EUI, ())])
     assert hub.offer_image(ESME_EUI, bench.image(600)).wait(30) is TransferState.COMPLETE
     bench.wait_message(ESME_EUI, lambda m: m.cra_flag == ALERT, 20)
     hub.stop()
     out = subprocess.run(
-        ["tshark", "-r", str(bench.capture), "-T", "fields", "-E", "separator=,",
+        [tshark, "-r", str(bench.capture), "-T", "fields", "-E", "separator=,",
          "-e", "zbee_zcl_general.ota.upgrade_time", "-e", "gbcs_message.grouping_header.cra_flag",
          "-e", "gbcs_message.grouping_header.message_code",
          "-Y", "zbee_zcl_general.ota.upgrade_time || gbcs_message.grouping_header.message_code"],
@@ -251,8 +250,7 @@ def test_wireshark_sees_aps_acknowledged_puts_and_no_default_response(bench):
     every Transfer Data PUT of the meter asks for an APS acknowledgement and disables the Default
     Response; the hub answers each with an APS acknowledgement carrying its counter and cluster,
     and sends no ZCL Default Response on the tunnel; the meter sent its alert once."""
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark is not installed (.ci/run installs it)")
+    tshark = require("tshark")
     hub = bench.start([("esme", ESME_EUI, ())])
     image = bench.image(600)
     assert hub.offer_image(ESME_EUI, image).wait(30) is TransferState.COMPLETE
@@ -265,7 +263,7 @@ def test_wireshark_sees_aps_acknowledged_puts_and_no_default_response(bench):
     hub.stop()
     fields = ["zbee_nwk.src64", "zbee_aps.type", "zbee_aps.ack_req", "zbee_aps.counter",
               "zbee_aps.cluster", "zbee_zcl.ddr", "zbee_zcl.cmd.id", "gbcs_tunnel.command"]
-    command = ["tshark", "-r", str(bench.capture), "-T", "fields", "-E", "separator=|"]
+    command = [tshark, "-r", str(bench.capture), "-T", "fields", "-E", "separator=|"]
     for field in fields:
         command += ["-e", field]
     rows = [dict(zip(fields, line.split("|"), strict=True)) for line in subprocess.run(

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from needed_tools import require
 
-from bench.testing.labgrid_lab import Lab, have_ser2net, start_lab
+from bench.testing.labgrid_lab import Lab, start_lab
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    pytest.importorskip("labgrid", reason="labgrid is not installed (the test extra has it)")
-    if not have_ser2net():
-        pytest.skip("ser2net is not installed (.ci/run installs it)")
+    require("labgrid")
+    require("ser2net")
     started = start_lab(tmp_path_factory.mktemp("lab"), extra_places=OFFLINE_PLACE)
     yield started
     started.stop()

@@ -12,18 +12,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from needed_tools import require
 
 from bench.rig.model import PROJECT_ROOT
-from bench.testing.labgrid_lab import Lab, have_ser2net, start_lab
+from bench.testing.labgrid_lab import Lab, start_lab
 
 PLACES = ("mp207-a", "mp207-b")
 
 
 @pytest.fixture(scope="module")
 def two_places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    pytest.importorskip("labgrid", reason="labgrid is not installed (the test extra has it)")
-    if not have_ser2net():
-        pytest.skip("ser2net is not installed (.ci/run installs it)")
+    require("labgrid")
+    require("ser2net")
     lab = start_lab(tmp_path_factory.mktemp("lab2"), places=PLACES)
     yield lab
     lab.stop()

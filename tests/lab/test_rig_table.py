@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from needed_tools import require
 
 from bench.errors import ConfigError
 from bench.rig.lab import LabPort
@@ -97,7 +98,7 @@ def test_bench_rig_check_stays_offline(tmp_path: Path) -> None:
 
 
 def test_a_coordinator_that_is_down_is_one_line_naming_it(tmp_path: Path) -> None:
-    pytest.importorskip("labgrid", reason="labgrid is not installed (the test extra has it)")
+    require("labgrid")
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"

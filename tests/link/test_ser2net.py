@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from meter.builders import ESME, SUPPLIER_A, MeterProcess, make_image
 from meter.driver import MeterDriver
+from needed_tools import require
 
 from bench.codec.gbcs.codes import ALERT_FIRMWARE_VERIFICATION_SUCCESSFUL, FDRA_ESME
 from bench.codec.gbcs.payloads import decode_payload
@@ -22,15 +23,14 @@ from bench.crypto.gbcs_security import verify_signature
 from bench.crypto.smki import Pki, init_pki
 from bench.errors import LinkError
 from bench.link import SerialLink
-from bench.testing.serial_server import Ser2net, free_tcp_ports, ser2net_program
+from bench.testing.serial_server import Ser2net, free_tcp_ports
 
 KINDS = {"rfc2217": True, "socket": False}
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _ser2net_installed() -> None:
-    if ser2net_program() is None:
-        pytest.fail("ser2net is not installed: apt-get install ser2net (.ci/run does)")
+    require("ser2net")
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import attrs
 import pytest
+from needed_tools import require
 
 from bench.rig.emulated_meters import DeviceLog, EmulatedMeter, emulate_command
 from bench.rig.model import PROJECT_ROOT, load_rig
-from bench.testing.serial_server import Ser2net, ServedPort, ser2net_program, ser2net_yaml
+from bench.testing.serial_server import Ser2net, ServedPort, ser2net_yaml
 
 LAB_RIG = PROJECT_ROOT / "rigs" / "lab-rfc2217.toml"
 EMULATED_RIG = PROJECT_ROOT / "rigs" / "emulated.toml"
@@ -61,8 +62,7 @@ def test_the_documented_configuration_is_what_the_test_serves():
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[tuple[Ser2net, dict[int, str]]]:
     """Emulated meters behind ser2net as documented; yields the server and lab port -> test URL."""
-    if ser2net_program() is None:
-        pytest.fail("ser2net is not installed: apt-get install ser2net (.ci/run does)")
+    require("ser2net")
     _text, documented = documented_ser2net()
     lab_rig, emulated = load_rig(LAB_RIG), load_rig(EMULATED_RIG)
     meters: dict[str, EmulatedMeter] = {}
@@ -153,8 +153,7 @@ def test_a_later_test_on_the_rig(rig):
 
 
 def test_a_server_gone_mid_run_skips_the_remaining_tests_with_its_line(tmp_path):
-    if ser2net_program() is None:
-        pytest.fail("ser2net is not installed: apt-get install ser2net (.ci/run does)")
+    require("ser2net")
     esme = load_rig(EMULATED_RIG).device("esme")
     meter = EmulatedMeter(esme, emulate_command(esme, PROJECT_ROOT / "fixtures" / "pki",
                                                 tmp_path / "esme", supplier=esme.supplier),

@@ -8,14 +8,13 @@ on an ESME with the `wrong-hash-in-alert` fault.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from lxml import html as lxml_html
+from needed_tools import require
 
 from bench.report.conformance import difference, hex_bytes
 from bench.report.sequence import Message, collapse
@@ -42,16 +41,9 @@ window.addEventListener('load', () => {
 </script>"""
 
 
-def _chromium() -> str:
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium") or ""):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run installs it)")
-
-
 def chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        [require("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
          f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={WIDTH},{FIRST_SCREEN}",

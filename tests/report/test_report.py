@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
+from needed_tools import require
 
 from bench.errors import BenchError
 from bench.report.portfolio_view import FIELDS, render
@@ -104,16 +103,9 @@ def test_html_escapes_values_and_script_data():
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
 
 
-def _chromium() -> str:
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium") or ""):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.skip("Chromium is not installed (apt-get install chromium)")
-
-
 def _dump_dom(page, tmp_path) -> str:
     result = subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        [require("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
          "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],

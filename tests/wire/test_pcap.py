@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-import shutil
 import struct
 import subprocess
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from needed_tools import require
 
 from bench.codec.pcap import LINKTYPE_IEEE802_15_4_WITHFCS, PcapWriter, parse_pcap, read_pcap
 from bench.errors import DecodeError
@@ -45,15 +45,15 @@ def test_wrong_link_type_is_refused(tmp_path):
     assert list(read_pcap(path, linktype=None)) == [(1.0, b"x")]
 
 
-@pytest.mark.skipif(shutil.which("editcap") is None, reason="editcap (Wireshark) not installed")
 def test_files_rewritten_by_editcap(tmp_path):
     """Wireshark's nanosecond pcap reads back the same frames; its pcapng is refused with the fix."""
+    editcap = require("editcap")
     path = tmp_path / "capture.pcap"
     with PcapWriter(path) as writer:
         writer.write(b"\x01\x02", ts=1700000000.25)
         writer.write(b"\x03" * 127, ts=1700000001.5)
     for form, name in (("nsecpcap", "ns.pcap"), ("pcapng", "capture.pcapng")):
-        subprocess.run(["editcap", "-F", form, str(path), str(tmp_path / name)], check=True, capture_output=True)
+        subprocess.run([editcap, "-F", form, str(path), str(tmp_path / name)], check=True, capture_output=True)
     assert list(read_pcap(tmp_path / "ns.pcap")) == list(read_pcap(path))
     with pytest.raises(DecodeError, match=r"pcapng file, not pcap \(convert: editcap -F pcap"):
         read_pcap(tmp_path / "capture.pcapng")

@@ -8,10 +8,10 @@ frame whole; tshark runs once as a subprocess.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
+from needed_tools import require
 
 from bench.codec import han
 from bench.codec.capture_decode import decode_capture
@@ -20,9 +20,6 @@ from bench.codec.pcap import PcapWriter
 from bench.domain import DeviceType, Eui
 
 from .conftest import ESME, EVERY_COMMAND, GSME, HUB, gbcs_message
-
-TSHARK = shutil.which("tshark")
-pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
 
 PI_ERROR = 0x00800000
 FIELDS = [
@@ -76,7 +73,7 @@ def dissected(tmp_path_factory, vectors):
     with PcapWriter(path) as writer:
         for i, frame in enumerate(frames):
             writer.write(han.encode_han_frame(frame), 1_700_000_000 + i)
-    command = [TSHARK, "-r", str(path), "-T", "fields", "-E", "occurrence=a", "-E", "separator=\t"]
+    command = [require("tshark"), "-r", str(path), "-T", "fields", "-E", "occurrence=a", "-E", "separator=\t"]
     for field in FIELDS:
         command += ["-e", field]
     out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
@@ -251,7 +248,7 @@ def test_alerts_and_responses_the_bench_builds(tmp_path):
             lasts.append(seq - 1)
     fields = ["_ws.malformed", "_ws.expert.severity", "gbcs_message.grouping_header.message_code",
               "gbcs_message.grouping_header.originator_counter", "gbcs_gbz.alert_code"]
-    command = [TSHARK, "-r", str(path), "-T", "fields", "-E", "occurrence=a", "-E", "separator=\t"]
+    command = [require("tshark"), "-r", str(path), "-T", "fields", "-E", "occurrence=a", "-E", "separator=\t"]
     for field in fields:
         command += ["-e", field]
     out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
