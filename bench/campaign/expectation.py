@@ -47,13 +47,47 @@ def declared_outcome(device: RigDevice, supplier: str) -> Outcome:
     return Outcome.LANDED
 
 
+# A fleet meter's fault (`[fleet] faults`, by its value) -> how its campaign ends.
+FLEET_FAULTS: dict[str, Outcome] = {
+    "unreachable": Outcome.DELIVERY_FAILED,  # registered, but nothing runs it: N61 at once
+    "verification_failure": Outcome.VERIFICATION_FAILED,  # trusts another Supplier: 0x8F1C
+    "sleepy": Outcome.LANDED,  # slower, not failing
+}
+FLEET_ROLE = "fleet"
+
+
+@dataclass(frozen=True)
+class CampaignParties:
+    """Who runs the campaign: the RSA that sends the 11.1s, the Supplier that appointed it
+    (whose key signs the images, whose trust anchor the meters hold). PKI party names."""
+
+    supplier: str
+    rsa: str
+
+
+def campaign_parties(rig: Rig) -> CampaignParties:
+    """The rig's `supplier` and `rsa` parts, or its fleet's own when the fleet names them."""
+    fleet = getattr(rig, "fleet", None)
+    supplier = rig.parties.get("supplier", "supplier-a")
+    rsa = rig.parties.get("rsa", "rsa-1")
+    if fleet is not None:
+        supplier, rsa = fleet.supplier or supplier, fleet.rsa or rsa
+    return CampaignParties(supplier, rsa)
+
+
 def campaign_devices(rig: Rig) -> list[CampaignDevice]:
-    """Every device of the rig, each with its declared outcome (the RSA: the rig's `rsa`, which
-    the rig's `supplier` appointed)."""
-    supplier = rig.parties.get("supplier", "")
-    return [CampaignDevice(Eui(d.eui), d.device_type, d.generation, d.role,
-                           declared_outcome(d, supplier))
-            for d in rig.devices]
+    """Every device of the rig and of its fleet, each with its declared outcome."""
+    supplier = campaign_parties(rig).supplier
+    devices = [CampaignDevice(Eui(d.eui), d.device_type, d.generation, d.role,
+                              declared_outcome(d, supplier))
+               for d in rig.devices]
+    fleet = getattr(rig, "fleet", None)
+    if fleet is not None:
+        devices += [CampaignDevice(Eui(d.eui), d.device_type, d.generation, FLEET_ROLE,
+                                   FLEET_FAULTS.get(str(d.fault), Outcome.LANDED)
+                                   if d.fault is not None else Outcome.LANDED)
+                    for d in fleet.devices()]
+    return devices
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,8 @@ def clock_version(now: float | None = None) -> int:
 
 
 def campaign_image(rig: Rig, pki: Pki, device_type: DeviceType, file_version: int,
-                   size: int | None = None) -> CampaignImage:
-    """The Supplier's image of `file_version` for the rig's meters of `device_type`."""
+                   size: int | None = None, supplier: str = "supplier-a") -> CampaignImage:
+    """`supplier`'s image of `file_version` for the rig's meters of `device_type`."""
     spec = rig.images
     image_type = {DeviceType.ESME: spec.esme_image_type,
                   DeviceType.GSME: spec.gsme_image_type}.get(device_type)
@@ -56,8 +56,7 @@ def campaign_image(rig: Rig, pki: Pki, device_type: DeviceType, file_version: in
                        max_hardware_version=spec.max_hardware_version)
     body = _filler(f"campaign:{device_type}:{file_version:08X}".encode(),
                    spec.size if size is None else size)
-    supplier = pki.party(rig.parties.get("supplier", "supplier-a"))
-    data = build_gb_image(header, body, sign_image(body, supplier.ds_key))
+    data = build_gb_image(header, body, sign_image(body, pki.party(supplier).ds_key))
     return CampaignImage(device_type, data, file_version, hashlib.sha256(body).digest())
 
 

@@ -22,7 +22,14 @@ from typing import Any
 
 from bench.campaign.access import CampaignRig, LocalRig, MailboxRow
 from bench.campaign.accounting import Accounting, account
-from bench.campaign.expectation import CampaignDevice, Difference, Expectation, campaign_devices
+from bench.campaign.expectation import (
+    CampaignDevice,
+    CampaignParties,
+    Difference,
+    Expectation,
+    campaign_devices,
+    campaign_parties,
+)
 from bench.campaign.images import CampaignImage, campaign_image, clock_version
 from bench.campaign.outcomes import CAMPAIGN_CODES, DeviceTally, Outcome
 from bench.client import DuisClient
@@ -136,9 +143,10 @@ def run_campaign(rig: RunningRig | CampaignRig, *, batch: int = MAX_DEVICES,
         raise ConfigError(f"rig {target.spec.name} has no device to update")
     options = target.spec.options
     idle = idle_s if idle_s is not None else options.transfer_timeout_s + options.alert_timeout_s
-    campaign = _Campaign(target, chosen, on_progress)
-    images = _images(target, chosen, version if version is not None else clock_version(),
-                     image_size)
+    parties = campaign_parties(target.spec)
+    campaign = _Campaign(target, parties, chosen, on_progress)
+    images = _images(target, parties, chosen,
+                     version if version is not None else clock_version(), image_size)
     campaign.submit(images, batch, on_submitted)
     ended_by = campaign.follow(idle, settle_s)
     if wait_delivery is None:
@@ -157,27 +165,29 @@ def run_campaign(rig: RunningRig | CampaignRig, *, batch: int = MAX_DEVICES,
     return result
 
 
-def _images(target: CampaignRig, devices: Sequence[CampaignDevice], version: int,
-            size: int | None) -> dict[DeviceType, CampaignImage]:
+def _images(target: CampaignRig, parties: CampaignParties, devices: Sequence[CampaignDevice],
+            version: int, size: int | None) -> dict[DeviceType, CampaignImage]:
     types = sorted({d.device_type for d in devices if d.device_type in IMAGE_TYPES}) or [
         DeviceType.ESME]  # devices no image is for still go in one 11.1, to be refused there
-    return {t: campaign_image(target.spec, target.pki, t, version, size) for t in types}
+    return {t: campaign_image(target.spec, target.pki, t, version, size, parties.supplier)
+            for t in types}
 
 
 class _Campaign:
     """The state of one campaign while it runs."""
 
-    def __init__(self, target: CampaignRig, devices: list[CampaignDevice],
-                 on_progress: ProgressCallback | None) -> None:
+    def __init__(self, target: CampaignRig, parties: CampaignParties,
+                 devices: list[CampaignDevice], on_progress: ProgressCallback | None) -> None:
         self.target = target
+        self.names = parties
         self.devices = devices
         self.on_progress = on_progress
         self.tallies = {d.key: DeviceTally(d.key) for d in devices}
         self.batches: list[Batch] = []
         self.events: list[tuple[float, str]] = []
         self.recent: deque[float] = deque()  # when recent alerts were read (monotonic)
-        self.rsa = target.party_eui("rsa")
-        self.parties = {"supplier": target.party_eui("supplier"), "rsa": self.rsa}
+        self.rsa = target.party_eui(parties.rsa)
+        self.parties = {"supplier": target.party_eui(parties.supplier), "rsa": self.rsa}
         self.marks = {name: target.mailbox(eui, 0, 0.0)[1] for name, eui in self.parties.items()}
         self.cursor = self.marks["rsa"]
         self.started = time.monotonic()
@@ -192,8 +202,7 @@ class _Campaign:
 
     def submit(self, images: dict[DeviceType, CampaignImage], batch: int,
                on_submitted: Callable[[Batch], None] | None) -> None:
-        client = DuisClient(self.target.pki.party(self.target.spec.parties.get("rsa", "rsa-1")),
-                            self.target.transport())
+        client = DuisClient(self.target.pki.party(self.names.rsa), self.target.transport())
         first = next(iter(images))
         groups: dict[DeviceType, list[str]] = {t: [] for t in images}
         for device in self.devices:

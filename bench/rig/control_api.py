@@ -103,15 +103,17 @@ class RigControlApi:
         limit = max(1, min(int(request.get("limit", MAILBOX_LIMIT)), MAILBOX_LIMIT))
         wait = max(0.0, min(float(request.get("wait_s", 0.0)), MAILBOX_WAIT_S))
         boxes = self.rig.shim.mailboxes
-        if wait:
+        messages = boxes.messages(eui, after, limit)
+        if wait and not messages:
             with contextlib.suppress(MailboxTimeout):
                 boxes.wait_for_message(eui, timeout=wait, after=after)
+                messages = boxes.messages(eui, after, limit)
         with_delivery = bool(request.get("delivery"))
         states = {m: d.state for m, d in boxes.deliveries(eui).items()} if with_delivery else {}
         found = [{"id": m.id, "at": m.at, "kind": m.kind, "code": m.code, "device": m.device,
                   "request_id": m.request_id,
                   "delivery": states.get(m.id, DeliveryState.PENDING) if with_delivery else None}
-                 for m in boxes.messages(eui, after, limit)]
+                 for m in messages]
         return {"messages": found, "last": boxes.last_id(eui)}
 
     def restart_meter(self, request: dict[str, Any]) -> dict[str, Any]:
