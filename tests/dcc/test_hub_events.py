@@ -49,14 +49,17 @@ def alert_codes(db: Path, device: str) -> list[str]:
 def test_a_link_never_waits_for_a_commit(shim, pki) -> None:
     message = alert(pki, ESME_A0, 0x8F43)
     returned = []
+    released = threading.Event()
+    committed_while_held: list[bool] = []
     with writer_held(shim):
         link = threading.Thread(target=lambda: returned.append(shim.device_message(ESME_A0, message)))
         link.start()
-        link.join(timeout=0.5)
+        link.join(timeout=10)  # at once, unless it waits for the commit, which waits for us
         assert returned, "the link's thread waited for the commit"
-        time.sleep(0.2)
-        assert not returned[0].done()  # its commit waits for the lock; the link did not
+        returned[0].add_done_callback(lambda _: committed_while_held.append(not released.is_set()))
+        released.set()
     returned[0].result(timeout=10)
+    assert committed_while_held == [False]  # its commit waited for the lock; the link did not
     link.join()
     assert [m.code for m in shim.mailboxes.messages(SUPPLIER_A)] == ["8F43"]
 
@@ -81,11 +84,12 @@ def test_close_stores_every_event_queued_before_it(tmp_path: Path, pki) -> None:
     shim.registry.import_dir(FIXTURE_REGISTRY)
     with writer_held(shim):
         futures = [shim.device_message(ESME_A0, alert(pki, ESME_A0, c)) for c in CODES * 3]
-        closing = threading.Thread(target=shim.close)
+        stored_when_closed: list[bool] = []
+        closing = threading.Thread(target=lambda: (
+            shim.close(), stored_when_closed.append(all(f.done() for f in futures))))
         closing.start()
-        time.sleep(0.2)
-        assert closing.is_alive()  # close waits for the queued events, not the other way round
     closing.join(timeout=20)
+    assert stored_when_closed == [True]  # close returned once the queued events were stored
     assert not closing.is_alive()
     assert all(f.done() and f.exception() is None for f in futures)
     assert len(alert_codes(tmp_path / "bench.sqlite", "00DB1234567890A0")) == len(CODES) * 3
@@ -131,9 +135,12 @@ def test_a_waiter_is_woken_by_the_commit_and_reads_each_message_once(shim, pki) 
         target=lambda: found.append(shim.wait_for_message(SUPPLIER_A, wanted, timeout=20))
     )
     waiter.start()
-    for code in (0x8F43, 0x8F1C, 0x8F43):
+    for looked, code in enumerate((0x8F43, 0x8F1C, 0x8F43), start=1):
         shim.device_message(ESME_A0, alert(pki, ESME_A0, code)).result(timeout=10)
-        time.sleep(0.05)
+        deadline = time.monotonic() + 10  # the waiter looks at each message as it comes
+        while len(tested) < looked:
+            assert time.monotonic() < deadline, tested
+            time.sleep(0.01)
     assert waiter.is_alive()
     shim.device_message(ESME_A0, alert(pki, ESME_A0, 0x8F72))
     waiter.join(timeout=60)

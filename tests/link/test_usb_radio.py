@@ -36,7 +36,10 @@ def test_frames_cross_the_air_between_two_radios():
     sent = frame(1, han.ImageNotify(0, 100))
     hub.send(sent)
     assert meter.recv(1.0) == sent  # the transceiver's FCS equals the codec's
-    assert meter.lqi == 0xFF and hub.recv(0.05) is None
+    assert meter.lqi == 0xFF
+    answer = frame(2, han.ImageNotify(0, 101))
+    meter.send(answer)
+    assert hub.recv(1.0) == answer  # the next frame the hub hears: not its own transmission
     assert (atusb.REQ_TO_DEV, atusb.ATUSB_TX, 0, 1) in a.requests
 
 
@@ -44,8 +47,11 @@ def test_other_channel_hears_nothing():
     air = Air()
     hub = UsbRadioLink(channel=11, backend=AtusbBackend(AtusbModel(air)))
     meter = UsbRadioLink(channel=20, backend=AtusbBackend(AtusbModel(air, address=3)))
+    neighbour = UsbRadioLink(channel=20, backend=AtusbBackend(AtusbModel(air, address=4)))
     hub.send(frame(1, han.ImageNotify(0, 100)))
-    assert meter.recv(0.1) is None
+    later = frame(2, han.ImageNotify(0, 101))
+    neighbour.send(later)  # on the meter's channel, after the hub's
+    assert meter.recv(1.0) == later
     assert air.transmitted[0][0] == 11
 
 
