@@ -262,6 +262,8 @@ class S1sp:
 
     def _read_version(self, device: Smets1Device, requester: bytes, counter: int) -> None:
         if device.open_client is None:
+            self._s1sp_alert(device, S1spAlertCode.DEVICE_UNREACHABLE, "11.2 not answered: no line to the device "
+                             "on this bench")
             return
         try:
             with device.session(self.response_timeout) as client:

@@ -160,6 +160,13 @@ def read_firmware(pki: Pki, counter: int) -> bytes:
     return command
 
 
+def test_a_read_of_a_device_without_a_line_is_answered_with_device_unreachable(s1sp: LinelessS1sp) -> None:
+    s1sp.s1sp.send_command(DEVICE, read_firmware(s1sp.pki, 10))
+    alert = only(s1sp.settle())
+    assert alert.s1sp_code is S1spAlertCode.DEVICE_UNREACHABLE
+    assert "no line" in (s1sp_alert(s1sp.pki, alert).information or "")
+
+
 @pytest.mark.parametrize("what", ["undecodable", "another device", "a response", "another code"])
 def test_what_is_not_a_command_for_this_device_is_not_supported(s1sp: LinelessS1sp, what: str) -> None:
     party = s1sp.pki.party("supplier-a")
