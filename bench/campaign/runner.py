@@ -41,7 +41,9 @@ from bench.errors import ConfigError
 from bench.rig.running import RunningRig
 
 CODES = frozenset(ResponseCode)
-READ_WAIT_S = 0.5  # how long one read of the mailbox waits for news (the progress line's pace)
+READ_WAIT_S = 0.5
+PROGRESS_EVERY_S = 0.2  # the progress callback's pace while messages stream in
+NEWEST = 2**62  # a mailbox id after every message: reads none, answers the newest id  # how long one read of the mailbox waits for news (the progress line's pace)
 RATE_WINDOW_S = 5.0  # the alert rate is over this many seconds
 
 
@@ -188,12 +190,19 @@ class _Campaign:
         self.recent: deque[float] = deque()  # when recent alerts were read (monotonic)
         self.rsa = target.party_eui(parties.rsa)
         self.parties = {"supplier": target.party_eui(parties.supplier), "rsa": self.rsa}
-        self.marks = {name: target.mailbox(eui, 0, 0.0)[1] for name, eui in self.parties.items()}
+        self.marks = {name: target.mailbox(eui, NEWEST, 0.0)[1]
+                      for name, eui in self.parties.items()}
         self.cursor = self.marks["rsa"]
         self.started = time.monotonic()
         self.started_wall = datetime.now(UTC)
         self.last_change = self.started
         self.request_ids: set[str] = set()
+        # kept as devices change, so that following 50,000 devices costs per message, not per
+        # device and read
+        self.pending: set[str] = set()  # distributed, outcome not yet known
+        self.waiting: set[str] = set()  # of those, N61 seen: a 0x8F1C may follow
+        self.submitted = self.distributed = self.ended = self.done = self.failed = 0
+        self.shown = 0.0  # when the progress callback was last called
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -236,6 +245,13 @@ class _Campaign:
                 tally.refused = listed[key]
             elif refused_all:  # the whole request: every device refused for the code's reason
                 tally.refused = WARNING_LIST.get(ResponseCode(code), code) if code in CODES else code
+            self.submitted += 1
+            if tally.refused is None:
+                self.pending.add(key)
+                self.distributed += 1
+            else:
+                self.done += 1
+                self.failed += 1
 
     # -- following the RSA's mailbox ------------------------------------------------------------
 
@@ -244,41 +260,51 @@ class _Campaign:
         while True:
             rows, _last = self.target.mailbox(self.rsa, self.cursor, READ_WAIT_S)
             self._read(rows)
-            self._progress()
             now = time.monotonic()
-            open_ = [t for t in self.tallies.values() if t.distributed and not t.settled()]
-            only_n61 = all(t.waiting_on_alert for t in open_)  # each may yet see its 0x8F1C
-            if only_n61 and (not open_ or now - self.last_change >= settle_s):
+            if now - self.shown >= PROGRESS_EVERY_S:
+                self._progress()
+            only_n61 = len(self.waiting) == len(self.pending)  # each may yet see its 0x8F1C
+            if only_n61 and (not self.pending or now - self.last_change >= settle_s):
+                self._progress()
                 return "settled"
             if now - self.last_change >= idle_s:
+                self._progress()
                 return "idle"
 
     def _read(self, rows: list[MailboxRow]) -> None:
         for row in rows:
             self.cursor = max(self.cursor, row.id)
-            tally = self.tallies.get(row.device or "")
+            key = row.device or ""
+            tally = self.tallies.get(key)
             if tally is None or row.code not in CAMPAIGN_CODES or not tally.distributed:
                 continue
             if row.request_id is not None and row.request_id not in self.request_ids:
                 continue  # the end of another request's distribution to this device
             at = (parse_timestamp(row.at) - self.started_wall).total_seconds()
+            had_ended = tally.ended_at is not None
             tally.see(row.code, at)
             self.events.append((at, row.code))
             self.recent.append(time.monotonic())
             self.last_change = time.monotonic()
+            self.ended += not had_ended and tally.ended_at is not None
+            if key not in self.pending:
+                continue
+            if tally.waiting_on_alert:
+                self.waiting.add(key)
+            elif tally.settled():
+                self.pending.discard(key)
+                self.waiting.discard(key)
+                self.done += 1
+                self.failed += tally.outcome() is not Outcome.LANDED
 
     def _progress(self) -> None:
+        now = time.monotonic()
+        self.shown = now
         if self.on_progress is None:
             return
-        now = time.monotonic()
         while self.recent and self.recent[0] < now - RATE_WINDOW_S:
             self.recent.popleft()
-        submitted = sum(1 for t in self.tallies.values() if t.request_id is not None)
-        distributed = [t for t in self.tallies.values() if t.distributed]
-        ended = sum(1 for t in distributed if t.ended_at is not None)
-        outcomes = [t.outcome(final=False) for t in self.tallies.values()]
-        failed = sum(1 for o in outcomes if o is not None and o is not Outcome.LANDED)
-        done = sum(1 for o in outcomes if o is not None)
         window = min(RATE_WINDOW_S, max(now - self.started, 1e-3))
-        self.on_progress(Progress(len(self.tallies), submitted, len(distributed) - ended, done,
-                                  failed, len(self.recent) / window, now - self.started))
+        self.on_progress(Progress(len(self.tallies), self.submitted, self.distributed - self.ended,
+                                  self.done + len(self.waiting), self.failed + len(self.waiting),
+                                  len(self.recent) / window, now - self.started))

@@ -90,7 +90,7 @@ def geometry(distributed: Sequence[tuple[float, int]], events: Sequence[tuple[fl
                   for i, rate in enumerate(rates) if counts[i]]
     for i in range(5):
         fraction = i / 4
-        shape.x_ticks.append({"x": x(span * fraction), "label": f"{span * fraction:.1f} s"})
+        shape.x_ticks.append({"x": x(span * fraction), "label": f"{span * fraction:.3g} s"})
         shape.left_ticks.append({"y": y(left_max * fraction, left_max),
                                  "label": f"{left_max * fraction:g}"})
         shape.right_ticks.append({"y": y(right_max * fraction, right_max),

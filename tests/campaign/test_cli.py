@@ -56,6 +56,10 @@ def test_a_campaign_that_differs_from_its_rig_fails_naming_the_device(tmp_path):
     report = json.loads(Path(summary["report"]["json"]).read_text())
     assert report["differences"] == summary["differences"]
     assert str(tmp_path / "results") in summary["report"]["html"]
+    html = Path(summary["report"]["html"]).read_text()
+    assert 'id="campaign-verdict">FAILED' in html
+    differences = html[html.index('id="differences"'):]
+    assert "00DB1234567890B0</span> other_esme" in differences[:differences.index("</ul>")]
 
 
 def test_no_rig_in_the_run_directory_is_one_line_and_exit_2(tmp_path):

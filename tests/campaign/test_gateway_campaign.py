@@ -36,6 +36,7 @@ def campaign(tmp_path_factory):
             seen["stopped_at_done"] = 0
 
     def restart_when_delivery_failed(progress: Progress) -> None:
+        seen["last"] = progress
         deliverer = rig.http_gateway.deliverer
         if (not rsa.up and progress.done >= 3 and deliverer.counts.failed_tries >= 1):
             rsa.start()  # the same port: the gateway's retries reach it again
@@ -78,6 +79,12 @@ def test_the_counts_add_up_to_the_fleet_and_match_the_declaration(campaign):
     assert refused == {"ppmid": "NotApplicableFirmwareDeviceIDList",
                        "other_esme": "InvalidDeviceIDList",
                        "uncommissioned_esme": "InvalidDeviceIDList"}
+
+
+def test_the_last_progress_shows_every_device_done(campaign):
+    last = campaign["seen"]["last"]
+    assert (last.devices, last.submitted, last.in_flight, last.done, last.failed) == (6, 6, 0, 6, 4)
+    assert last.alerts_per_s > 0 and last.elapsed_s > 0
 
 
 def test_every_message_is_in_both_mailboxes_exactly_once(campaign):
