@@ -325,6 +325,10 @@ class FaultProfile(StrEnum):
     HANG_ON_GBT_GAP = "hang-on-gbt-gap"
     ACCEPT_TRUNCATED_SIGNATURE = "accept-truncated-signature"
     RESET_COUNTERS_ON_BAD_TUNNEL = "reset-counters-on-bad-tunnel"
+    VERSION_FROM_OFFER = "version-from-offer"
+    KEEP_ABORTED_DOWNLOAD = "keep-aborted-download"
+    SCHEDULE_ON_UPGRADE_END = "schedule-on-upgrade-end"
+    READ_COUNTER_NOT_SAVED = "read-counter-not-saved"
 
     @property
     def description(self) -> str:
@@ -350,6 +354,14 @@ _FAULT_DESCRIPTIONS: dict[FaultProfile, str] = {
         "takes a GBCS command whose signature is truncated for one that needs none, and obeys it",
     FaultProfile.RESET_COUNTERS_ON_BAD_TUNNEL:
         "forgets its accepted originator counters after a Transfer Data frame it cannot decode",
+    FaultProfile.VERSION_FROM_OFFER:
+        "reports the version of an image it starts downloading as the one it runs, with nothing activated",
+    FaultProfile.KEEP_ABORTED_DOWNLOAD:
+        "keeps what it has of a download the server aborts as its pending image, unverified",
+    FaultProfile.SCHEDULE_ON_UPGRADE_END:
+        "schedules an activation at the upgrade time of an OTA Upgrade End Response, without CS06",
+    FaultProfile.READ_COUNTER_NOT_SAVED:
+        "keeps the originator counter of an accepted firmware read in RAM only, not in non-volatile memory",
 }
 
 

@@ -39,7 +39,7 @@ from bench.signals import die_with_parent_from_env, stop_on_signals
               help="Use an ATUSB 802.15.4 USB radio on this 2.4 GHz channel instead of a serial port.")
 @click.option("--baud", type=click.IntRange(min=300), help="Pace every write to this line rate (8N1).")
 @click.option("--fault", "faults", multiple=True, type=click.Choice(sorted(FAULTS | SMETS1_FAULTS)),
-              help="Misbehave on purpose (repeatable).")
+              help="Misbehave on purpose (repeatable); docs/meter.md and docs/smets1.md say what each does wrong.")
 @click.option("--supplier", help="Supplier for the trust anchor (name or EUI) on first start.")
 @click.option("--poll-interval", type=click.FloatRange(min=0.05), default=5.0, show_default=True,
               help="GSME: seconds between wake-ups.")

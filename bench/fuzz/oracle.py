@@ -106,7 +106,7 @@ class Oracle:
                 return Finding("accepted", f"answered message {message.message_code:#06x} with "
                                            f"counter {message.originator_counter}: a command with a "
                                            f"defect was obeyed")
-        return self._state_kept()
+        return self.state_kept()
 
     # -- probes ---------------------------------------------------------------------------------
     def _probe(self, counter: int, mark: int) -> Finding | None:
@@ -124,13 +124,13 @@ class Oracle:
             self._answer_index = self.session.index_of(answer, mark)
         if answer is None:
             return self._silent(f"no answer to an 11.2 read within {self.timeout:g} s")
+        self._last_probe, self._last_counter = command, counter  # answered: whatever it reads
         version = _version(answer)
         if self.version is None:
             self.version = version
         elif version != self.version:
             return Finding("version", f"reads version {_hex(version)}, ran {_hex(self.version)} "
                                       f"before the campaign")
-        self._last_probe, self._last_counter = command, counter
         return None
 
     def _silent(self, what: str, link_failed: bool = False) -> Finding:
@@ -150,7 +150,9 @@ class Oracle:
     def link_failed(self, exc: Exception) -> Finding:
         return self._silent(f"the link took no more frames: {exc}", link_failed=True)
 
-    def _state_kept(self) -> Finding | None:
+    def state_kept(self) -> Finding | None:
+        """The emulated meter's state document against the baseline's (None where the bench
+        cannot read it): the images and schedule unchanged, no counter but the reads'."""
         before, now = self.state, self.target.state()
         if before is None or now is None:
             return None

@@ -35,7 +35,7 @@ from bench.meter.identity import IdentityDirectory
 from bench.meter.ota_client import OtaClient, OtaSettings
 from bench.meter.signed_alerts import MeterAlerts
 from bench.meter.slots import ImageSlots, factory_slot
-from bench.meter.state import MeterState, MeterStore
+from bench.meter.state import MeterState, MeterStore, ScheduledActivation
 from bench.meter.trust_anchors import TrustAnchors
 
 log = logging.getLogger("bench.meter")
@@ -202,6 +202,10 @@ class Emulator:
                 self._on_tunnel(command)
             else:
                 self.ota.on_command(command, now)
+                if FaultProfile.VERSION_FROM_OFFER in self.faults:
+                    self._fault_version_from_offer(command)
+                if FaultProfile.SCHEDULE_ON_UPGRADE_END in self.faults:
+                    self._fault_schedule_on_end(command)
         except BenchError as exc:  # a command the meter cannot act on is dropped, never fatal
             log.warning("frame dropped: %s", exc)
 
@@ -262,6 +266,31 @@ class Emulator:
             log.warning("FAULT hang-on-gbt-gap: block %d after %d; waiting for ever",
                         parsed.block_number, highest)
             self._stopping.wait()  # only a stop request (SIGTERM) ends it
+
+    # -- fault profiles that change what the meter runs or holds, with no command for it ---------
+    def _fault_version_from_offer(self, command: han.ZclCommand) -> None:
+        """FAULT version-from-offer: the version of an accepted offer is written where the
+        running version is kept (ZCL CurrentFileVersion, not DownloadedFileVersion), so reads
+        report it although the active image is unchanged."""
+        download = self.state.download
+        if (isinstance(command, han.QueryNextImageResponse) and download is not None
+                and download.file_version == command.file_version):
+            log.warning("FAULT version-from-offer: reporting %#010x", download.file_version)
+            self.gbcs.reported_version = download.file_version
+
+    def _fault_schedule_on_end(self, command: han.ZclCommand) -> None:
+        """FAULT schedule-on-upgrade-end: ZCL's meaning of the upgrade time (upgrade then) is
+        taken as an activation schedule, which GB gives CS06 alone."""
+        if (not isinstance(command, han.UpgradeEndResponse)
+                or command.upgrade_time == han.UPGRADE_TIME_WAIT_FOR_COMMAND
+                or command.upgrade_time <= command.current_time):
+            return
+        when = self.clock().timestamp() + command.upgrade_time - command.current_time
+        pending = self.state.pending
+        self.state.scheduled = ScheduledActivation(pending.sha256 if pending else "", when, HUB_EUI, 0)
+        self.store.save(self.state)
+        log.warning("FAULT schedule-on-upgrade-end: activation scheduled in %d s",
+                    command.upgrade_time - command.current_time)
 
     # -- the loop -------------------------------------------------------------------------------
     def _timeout(self, now: float, *deadlines: float | None) -> float:

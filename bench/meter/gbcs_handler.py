@@ -62,7 +62,7 @@ from bench.crypto.gbcs_security import (
     verify_signature,
 )
 from bench.crypto.smki import DeviceIdentity
-from bench.domain import DeviceType, FaultProfile
+from bench.domain import DeviceType, Eui, FaultProfile
 from bench.errors import BenchError
 from bench.meter.signed_alerts import MeterAlerts, version_bytes
 from bench.meter.slots import ImageSlots
@@ -109,6 +109,8 @@ class GbcsHandler:
         self._clock = clock
         self.faults = faults
         self._received_signing: bytes | None = None
+        self.reported_version: int | None = None  # FAULT version-from-offer: reads report it
+        self._unsaved_counters: dict[Eui, int] = {}  # FAULT read-counter-not-saved: RAM only
 
     # -- entry points ---------------------------------------------------------------------------
     def handle(self, data: bytes) -> None:
@@ -200,7 +202,8 @@ class GbcsHandler:
             raise Refused(ALERT_INTEGRITY_CHECK_FAILED, "no valid ACB MAC")
 
     def _check_counter(self, msg: GbcsMessage) -> None:
-        last = self.state.counters.get(msg.originator, -1)
+        last = max(self.state.counters.get(msg.originator, -1),
+                   self._unsaved_counters.get(msg.originator, -1))
         if msg.originator_counter <= last and FaultProfile.ACCEPT_REPLAYED_COUNTER not in self.faults:
             raise Refused(ALERT_OTHER_AUTHENTICATION_FAILURE,
                           f"counter {msg.originator_counter} not above {last}")
@@ -212,6 +215,11 @@ class GbcsHandler:
 
     def _accept_counter(self, msg: GbcsMessage) -> None:
         """Durably remember the counter before acting on the command."""
+        if FaultProfile.READ_COUNTER_NOT_SAVED in self.faults:
+            # FAULT read-counter-not-saved: the read's counter is cached and never written
+            party = msg.originator
+            self._unsaved_counters[party] = max(self._unsaved_counters.get(party, -1), msg.originator_counter)
+            return
         self._remember_counter(msg)
         self.store.save(self.state)
 
@@ -296,6 +304,8 @@ class GbcsHandler:
         )
 
     def _active_version(self) -> bytes:
+        if self.reported_version is not None:  # FAULT version-from-offer
+            return version_bytes(self.reported_version)
         return version_bytes(self.state.active.file_version)
 
     def _respond(self, msg: GbcsMessage, content: bytes, now: datetime) -> None:

@@ -274,7 +274,10 @@ class OtaClient:
             return
         if block.status == han.ABORT:
             log.warning("server aborted the download")
-            self._abandon(now)
+            if FaultProfile.KEEP_ABORTED_DOWNLOAD in self.faults:
+                self._fault_keep_aborted(now)
+            else:
+                self._abandon(now)
             return
         if block.status != han.SUCCESS:
             return
@@ -392,6 +395,22 @@ class OtaClient:
         )
         self.store.save(self.state)
         self.slots.collect_garbage()
+        self._idle(now)
+
+    def _fault_keep_aborted(self, now: float) -> None:
+        """FAULT keep-aborted-download: the abort path finishes the slot write the download's
+        end would have made, skipping the verification, so the part becomes the pending image."""
+        download = self.state.download
+        assert download is not None and self._part is not None
+        self._part.sync()
+        data = self._part.read_all()
+        self._part.close()
+        self._part = None
+        record = SlotRecord(download.file_version, download.manufacturer_code, download.image_type,
+                            hashlib.sha256(data).hexdigest())
+        self.slots.store_pending(data, record)
+        log.warning("FAULT keep-aborted-download: %d bytes pending as %#010x", len(data),
+                    download.file_version)
         self._idle(now)
 
     def _idle(self, now: float) -> None:

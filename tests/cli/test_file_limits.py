@@ -13,7 +13,7 @@ from bench.crypto.pem import load_certificate
 from bench.errors import ConfigError
 from bench.files import LineTooLong, bounded_lines, read_limited, read_text_limited
 
-CERTIFICATE = Path(__file__).resolve().parents[1] / "fixtures" / "pki" / "parties" / "supplier-a" / "ds.pem"
+CERTIFICATE = Path(__file__).resolve().parents[2] / "fixtures" / "pki" / "parties" / "supplier-a" / "ds.pem"
 
 
 def test_the_shipped_limits_are_what_their_inputs_need():
