@@ -1,30 +1,125 @@
 """Each check of the fuzz oracle can fail: for every check, a fault profile that it alone sees.
 
-Each fault runs on a real emulated meter (`bench emulate --pty`, factory-fresh), which the oracle
-reads as a campaign does: the baseline read, the frames that provoke the fault, then one check.
-The finding must come from the check named. Where the fault shows over the wire, the check of
-the meter's state document runs too and stays quiet; where it shows only in the state document,
-the wire checks ran first and passed, so the state check alone saw it.
+Each fault runs on a factory-fresh emulated meter, which the oracle reads as a campaign does: the
+baseline read, the frames that provoke the fault, then one check. The finding must come from the
+check named. Where the fault shows over the wire, the check of the meter's state document runs
+too and stays quiet; where it shows only in the state document, the wire checks ran first and
+passed, so the state check alone saw it.
+
+The meter is the emulator's firmware in a thread of this process on a real pseudo-terminal: it
+starts in milliseconds where `bench emulate` takes a second, so every check (and every mutant of
+the oracle in `make mutate`) gets a fresh one. tests/fuzz/test_campaign.py runs the robustness
+faults on emulator processes, where a crash is a process that exits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from bench.codec import han
 from bench.codec.gbcs.codes import CS06
 from bench.codec.gbcs.gbt import GbtBlock, encode_block
-from bench.domain import MANUFACTURER_CODE, FaultProfile
+from bench.domain import MANUFACTURER_CODE, DeviceType, FaultProfile
 from bench.fuzz.campaign import Run
 from bench.fuzz.cases import make_case
 from bench.fuzz.frames import FuzzContext
-from bench.fuzz.target import target_for
+from bench.fuzz.oracle import KINDS
+from bench.fuzz.target import Target
+from bench.link import SerialLink, open_pty_pair
+from bench.link.base import Link
+from bench.link.pty import PtyPair
+from bench.meter.emulator import Emulator, MeterConfig
+from bench.meter.state import MeterState, MeterStore
+from bench.rig.model import Rig
 
 from .conftest import PROBE_TIMEOUT
 
-OFFERED = 0x00000300
+
+class InProcessMeter(Target):
+    """The rig's ESME as the emulator's firmware in a thread, on a pseudo-terminal, from a new
+    state directory at every start; a crash is the thread ending on the firmware's exception."""
+
+    restartable = True
+
+    def __init__(self, rig: Rig, work: Path, faults: tuple[FaultProfile, ...] = ()) -> None:
+        super().__init__(rig.device("esme"))
+        self.config = MeterConfig(DeviceType.ESME, self.device.eui, rig.pki_dir, work / "state",
+                                  supplier="supplier-a", faults=frozenset(f.value for f in faults))
+        self.crashed: str | None = None
+        self._pair: PtyPair | None = None
+        self._link: SerialLink | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Link:
+        self.stop()
+        shutil.rmtree(self.config.state, ignore_errors=True)
+        self._pair = open_pty_pair()
+        emulator = Emulator(self.config, self._pair.master_link())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(emulator,), daemon=True)
+        self._thread.start()
+        self._link = SerialLink(self._pair.port)
+        return self._link
+
+    def _run(self, emulator: Emulator) -> None:
+        try:
+            emulator.run(self._stop)
+        except Exception as exc:  # noqa: BLE001 - what kills the firmware is the finding
+            self.crashed = f"the firmware stopped: {type(exc).__name__}: {exc}"
+
+    def exited(self) -> str | None:
+        return self.crashed
+
+    def state(self) -> MeterState | None:
+        store = MeterStore(self.config.state)
+        return store.load() if store.exists() else None
+
+    def unplug(self) -> None:
+        """The firmware stops and its end of the line closes; the bench's end stays open."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        if self._pair is not None:
+            self._pair.close()
+            self._pair = None
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            assert not self._thread.is_alive(), "the emulator thread did not stop"
+            self._thread = None
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+        if self._pair is not None:
+            self._pair.close()
+            self._pair = None
+
+
+@pytest.fixture
+def meter(rig: Rig, ctx: FuzzContext, tmp_path: Path) -> Iterator[Callable[..., Run]]:
+    """A fresh in-process meter with these faults, read once by the oracle (the baseline)."""
+    runs: list[Run] = []
+
+    def start(*faults: FaultProfile) -> Run:
+        run = Run(InProcessMeter(rig, tmp_path / f"meter-{len(runs)}", faults), ctx, PROBE_TIMEOUT)
+        runs.append(run)
+        assert run.oracle.baseline() is None, f"{faults}: the baseline read failed"
+        return run
+
+    yield start
+    for run in runs:
+        run.close()
+        run.target.stop()
+
+OFFERED = 0x00000ABC
 
 
 def _offer(ctx: FuzzContext) -> tuple[list[bytes], int]:
@@ -67,11 +162,11 @@ def _nothing(ctx: FuzzContext) -> tuple[list[bytes], int]:
 
 # the check -> (the fault only it sees, the frames that provoke it, the finding's kind, its detail)
 CHECKS: dict[str, tuple[FaultProfile, Callable[[FuzzContext], tuple[list[bytes], int]], str, str]] = {
-    "the process runs": (FaultProfile.CRASH_ON_OVERSIZED_BLOCK, _oversized_block, "crash",
-                         "the emulator process exited"),
+    "the firmware runs": (FaultProfile.CRASH_ON_OVERSIZED_BLOCK, _oversized_block, "crash",
+                          "the firmware stopped: FirmwareCrash"),
     "the read is answered": (FaultProfile.HANG_ON_GBT_GAP, _gbt_gap, "hang", "no answer to an 11.2 read"),
     "the version is the one it ran": (FaultProfile.VERSION_FROM_OFFER, _offer, "version",
-                                      "reads version 00000300, ran 00000100 before the campaign"),
+                                      "reads version 00000ABC, ran 00000100 before the campaign"),
     "the replayed read is refused": (FaultProfile.ACCEPT_REPLAYED_COUNTER, _nothing, "counter",
                                      "answered a replayed read"),
     "nothing else is answered": (FaultProfile.ACCEPT_TRUNCATED_SIGNATURE, _truncated_signature, "accepted",
@@ -84,39 +179,68 @@ WIRE = {"the version is the one it ran", "the replayed read is refused", "nothin
 
 
 @pytest.mark.parametrize("check", sorted(CHECKS))
-def test_each_oracle_check_sees_the_fault_meant_for_it(rig, ctx, tmp_path, check):
+def test_each_oracle_check_sees_the_fault_meant_for_it(meter, ctx, check):
     fault, provoke, kind, detail = CHECKS[check]
-    target = target_for(rig, "esme", tmp_path / "meter", (fault.value,))
-    run = Run(target, ctx, PROBE_TIMEOUT)
-    try:
-        assert run.oracle.baseline() is None, f"{fault}: the baseline read failed"
+    run = meter(fault)
+    mark = run.session.mark()
+    frames, last_case = provoke(ctx)
+    for frame in frames:
+        run.session.send(frame)
+    finding = run.oracle.check(last_case, mark)
+    assert finding is not None, f"{check}: {fault} went unseen"
+    assert (finding.kind, detail in finding.detail) == (kind, True), finding
+    assert finding.kind in KINDS
+    if check in WIRE:  # the meter's state document shows nothing of it
+        assert run.oracle.state_kept() is None
+
+
+def test_a_correct_meter_passes_every_check_after_the_same_frames(meter, ctx):
+    """The frames that provoke the faults are harmless to a correct meter: no check fires."""
+    run = meter()
+    provokers = [_offer, _oversized_block, _gbt_gap, _upgrade_end, _truncated_signature]
+    for n, provoke in enumerate(provokers):
         mark = run.session.mark()
         frames, last_case = provoke(ctx)
         for frame in frames:
             run.session.send(frame)
-        finding = run.oracle.check(last_case, mark)
-        assert finding is not None, f"{check}: {fault} went unseen"
-        assert (finding.kind, detail in finding.detail) == (kind, True), finding
-        if check in WIRE:  # the meter's state document shows nothing of it
-            assert run.oracle.state_kept() is None
-    finally:
-        run.close()
-        target.stop()
+        assert run.oracle.check(max(last_case, n), mark) is None, provoke.__name__
 
 
-def test_a_correct_meter_passes_every_check_after_the_same_frames(rig, ctx, tmp_path):
-    """The frames that provoke the faults are harmless to a correct meter: no check fires."""
-    target = target_for(rig, "esme", tmp_path / "meter")
-    run = Run(target, ctx, PROBE_TIMEOUT)
-    try:
-        assert run.oracle.baseline() is None
-        provokers = [_offer, _oversized_block, _gbt_gap, _upgrade_end, _truncated_signature]
-        for n, provoke in enumerate(provokers):
-            mark = run.session.mark()
-            frames, last_case = provoke(ctx)
-            for frame in frames:
-                run.session.send(frame)
-            assert run.oracle.check(max(last_case, n), mark) is None, provoke.__name__
-    finally:
-        run.close()
-        target.stop()
+def test_a_meter_already_dead_is_a_crash_without_a_read(meter, ctx):
+    """The oracle looks for the process (here the firmware's thread) before it sends anything."""
+    run = meter(FaultProfile.CRASH_ON_OVERSIZED_BLOCK)
+    mark = run.session.mark()
+    frames, last_case = _oversized_block(ctx)
+    run.session.send(frames[0])
+    thread = run.target._thread  # noqa: SLF001 - the readiness signal: the firmware has stopped
+    assert thread is not None
+    thread.join(10)
+    sent = run.session.frames_sent
+    finding = run.oracle.check(last_case, mark)
+    assert finding is not None and finding.kind == "crash" and "FirmwareCrash" in finding.detail
+    assert run.session.frames_sent == sent
+
+
+def test_a_link_that_fails_is_a_crash(meter, ctx):
+    """The meter's end of the line goes away (as a USB adapter pulled out): whether or not its
+    process still runs, a campaign cannot reach it."""
+    run = meter()
+    run.target.unplug()
+    assert run.session.wait_for(lambda _m: False, 0, 10) is None  # returns once the link failed
+    assert run.session.link_error is not None
+    mark = run.session.mark()
+    finding = run.send([make_case(ctx, 1, 0, ("ota",))]) or run.oracle.check(0, mark)
+    assert finding is not None and finding.kind == "crash", finding
+    assert finding.detail.startswith("the link failed: "), finding
+
+
+def test_a_meter_read_on_after_a_finding_gets_the_counter_after_the_last_read(meter, ctx):
+    """A meter the bench cannot reset is read on after a finding: the new baseline's read takes
+    the counter right after the last read's, which no case of the batch or the next one has."""
+    run = meter()
+    mark = run.session.mark()
+    assert run.oracle.check(3, mark) is None
+    assert run.oracle.baseline(after_case=3) is None
+    answer = run.session.messages[-1]
+    assert answer.originator_counter == ctx.probe_counter(3) + 1
+    assert ctx.case_counter(3) < answer.originator_counter < ctx.case_counter(4)
