@@ -180,3 +180,34 @@ def test_processing_instructions_around_the_root_are_signed(pki: Pki, signed: by
     changed = resigned.replace(b"<?bench one?>", b"<?bench two?>")
     with pytest.raises(SecurityError, match="digest mismatch"):
         verify_document(changed, pki)
+
+
+@pytest.mark.parametrize("layout", ["compact", "indented", "pi-around-root", "namespaces"])
+def test_signing_computes_what_xmlsec_computes(
+    pki: Pki, sample_requests: list, layout: str
+) -> None:
+    """The bench signs without an xmlsec context (lxml's C14N, SHA-256, `cryptography`): the
+    same template signed by xmlsec gets the very same DigestValue, and xmlsec verifies ours."""
+    rsa = pki.party("rsa-1")
+    root = etree.fromstring(build_request(sample_requests[1]))
+    if layout == "indented":
+        etree.indent(root)
+    elif layout == "pi-around-root":
+        root.addprevious(etree.ProcessingInstruction("bench", "before"))
+        root.addnext(etree.ProcessingInstruction("bench", "after"))
+    elif layout == "namespaces":
+        root.set("{urn:bench:extra}note", "x")
+        root[0].set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+    ours = etree.fromstring(sign_document(root, rsa.ds_key, rsa.ds_cert)).getroottree()
+    by_xmlsec = etree.fromstring(etree.tostring(ours)).getroottree()
+    signature = by_xmlsec.getroot()[-1]
+    for name in ("SignatureValue", "SignedInfo/ds:Reference/ds:DigestValue"):
+        signature.find(f"ds:{name}", {"ds": DS_NS}).text = None
+    xmldsig_xmlsec.sign(signature, rsa.ds_key)
+    digest = f"{DS}SignedInfo/{DS}Reference/{DS}DigestValue"
+    assert ours.getroot()[-1].findtext(digest) == signature.findtext(digest)
+    assert xmldsig_xmlsec.verify(ours.getroot()[-1], rsa.ds_cert)
+    assert not xmldsig_xmlsec.verify(ours.getroot()[-1], pki.party("rsa-2").ds_cert)
+    if layout == "pi-around-root":
+        assert etree.tostring(ours).count(b"<?bench") == 2
+    assert verify_document(etree.tostring(ours), pki).signer_role == "rsa"

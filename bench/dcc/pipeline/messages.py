@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property, lru_cache
@@ -166,6 +167,12 @@ def salvage(xml: bytes) -> Incoming:
     return Incoming(None, request_id, service or ServiceReference.UPDATE_FIRMWARE)
 
 
+# A document signed ahead (`bench.dcc.pipeline.signed_ahead`): the signing call it stands for
+# (the method's name and arguments) and its signed XML.
+AheadKey = tuple[object, ...]
+SignedAhead = tuple[AheadKey, bytes]
+
+
 @lru_cache(maxsize=64)
 def _cert_identity(cert: x509.Certificate) -> tuple[str, str]:
     """(EUI hex, org role) of an organisation certificate (read once per certificate)."""
@@ -173,7 +180,12 @@ def _cert_identity(cert: x509.Certificate) -> tuple[str, str]:
 
 
 class ResponseSigner:
-    """Verifies incoming XML-DSig and signs what the shim writes, as the DCC signer."""
+    """Verifies incoming XML-DSig and signs what the shim writes, as the DCC signer.
+
+    Device alerts and delivery statuses can be signed ahead, in another process: `take_ahead`
+    holds such documents until the call they stand for is made here (same method, same
+    arguments), which then returns the document rather than signing it again.
+    """
 
     def __init__(self, pki: Pki) -> None:
         self._xmldsig = xmldsig
@@ -182,6 +194,28 @@ class ResponseSigner:
         self._key = identity.ds_key
         self._cert = identity.ds_cert
         self.eui = str(Eui(identity.eui)) if isinstance(identity.eui, bytes) else identity.eui
+        self._ahead: dict[AheadKey, bytes] = {}
+        self._ahead_lock = threading.Lock()
+        self.used_ahead = 0  # documents taken from those signed ahead, and signed here instead
+        self.signed_here = 0
+
+    def take_ahead(self, documents: list[SignedAhead]) -> None:
+        """Hold documents signed ahead until their calls come (`forget_ahead` drops the rest)."""
+        with self._ahead_lock:
+            self._ahead.update(documents)
+
+    def forget_ahead(self) -> None:
+        with self._ahead_lock:
+            self._ahead.clear()
+
+    def _ahead_or_sign(self, key: AheadKey, make: Callable[[], bytes]) -> bytes:
+        with self._ahead_lock:
+            xml = self._ahead.pop(key, None)
+        if xml is not None:
+            self.used_ahead += 1
+            return xml
+        self.signed_here += 1
+        return make()
 
     def verify(self, root: etree._Element, now: datetime) -> tuple[str, str]:
         """(EUI hex, org role) of the signer if the signature covers the whole document and the
@@ -230,6 +264,14 @@ class ResponseSigner:
         return self.sign(response_element(response))
 
     def device_alert(self, alert_code: int, gbcs: bytes, now: datetime) -> bytes:
+        return self._ahead_or_sign(("device_alert", alert_code, gbcs, now),
+                                   lambda: self._device_alert(alert_code, gbcs, now))
+
+    def device_alert_ahead(self, alert_code: int, gbcs: bytes, now: datetime) -> SignedAhead:
+        """`device_alert` signed now, for `take_ahead`."""
+        return ("device_alert", alert_code, gbcs, now), self._device_alert(alert_code, gbcs, now)
+
+    def _device_alert(self, alert_code: int, gbcs: bytes, now: datetime) -> bytes:
         alert = DeviceAlertMessage(
             request_id=None, alert_code=alert_code, gbcs_payload=gbcs, response_datetime=now
         )
@@ -244,6 +286,24 @@ class ResponseSigner:
         success: bool,
         now: datetime,
         comms_hub: str = DEFAULT_COMMS_HUB,
+    ) -> bytes:
+        """N60/N61 (`code`) of a distribution to a device, as its requester and Supplier get it."""
+        key = ("delivery_status", code, request_id, device, version, success, now, comms_hub)
+        return self._ahead_or_sign(key, lambda: self._delivery_status(
+            code, request_id, device, version, success, now, comms_hub))
+
+    def delivery_status_ahead(
+        self, code: str, request_id: str, device: str, version: str, success: bool,
+        now: datetime, comms_hub: str,
+    ) -> SignedAhead:
+        """`delivery_status` signed now, for `take_ahead`."""
+        key = ("delivery_status", code, request_id, device, version, success, now, comms_hub)
+        return key, self._delivery_status(code, request_id, device, version, success, now,
+                                          comms_hub)
+
+    def _delivery_status(
+        self, code: str, request_id: str, device: str, version: str, success: bool,
+        now: datetime, comms_hub: str,
     ) -> bytes:
         status = CSPFirmwareDeliveryStatus(
             update_firmware_request_id=RequestID.parse(request_id),
