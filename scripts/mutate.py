@@ -10,8 +10,9 @@ error (a string literal in the message argument of a `raise`, never the code it 
 counted apart as `wording` and not scored. Exits non-zero when a run failed, a group ran over
 its time budget, or a floor was missed.
 
-The run is by area: each group is one mutmut run that must finish within --group-budget seconds
-(30 minutes on 2 cores); with no --group every group runs, one after another.
+The run is by area: each group is one mutmut run; with no --group every group runs, one after
+another. `make mutate` holds each group to 30 minutes on 2 cores (--group-budget 1800: a group
+still running then is stopped and fails); run by hand, a group has no time limit.
 
     python scripts/mutate.py [--group NAME] [--module PATH] [--keep] [--survivors]
                              [--max-children N] [--group-budget SECONDS]
@@ -39,7 +40,7 @@ EQUIVALENT = ROOT / "scripts" / "mutation" / "equivalent.toml"
 ORDER_PLUGIN = "_mutation_fastest_first"
 OVERALL_FLOOR = 0.9
 MODULE_FLOOR = 0.9
-GROUP_BUDGET = 1800  # seconds a group's run may take (2 cores)
+GROUP_BUDGET = 1800  # seconds a group's run may take on 2 cores: `make mutate` holds each group to it
 # the keyword names an error's human text goes by (bench.errors: `reason`)
 MESSAGE_KEYWORDS = {"reason", "message", "msg"}
 # a mutant the tests notice by failing, hanging, crashing the interpreter, or failing to collect
@@ -222,9 +223,11 @@ def _tally(statuses: dict[str, str], equivalent: dict[str, str],
     survived = mutants - killed - eq
     denominator = mutants - eq
     worded = [s for name, s in statuses.items() if name in wording]
+    unchecked = sum(1 for s in scored.values() if s == "not checked")
     return {
         "mutants": mutants, "killed": killed, "survived": survived, "equivalent": eq,
         "score": round(killed / denominator, 4) if denominator else None,
+        **({"not_checked": unchecked} if unchecked else {}),
         "wording": {"mutants": len(worded),
                     "killed": sum(1 for s in worded if s in DETECTED)},
     }
@@ -264,8 +267,9 @@ def main() -> int:
     parser.add_argument("--survivors", action="store_true",
                         help="list surviving mutant names on stderr (wording ones apart)")
     parser.add_argument("--max-children", type=int, default=2)
-    parser.add_argument("--group-budget", type=float, default=GROUP_BUDGET,
-                        help="seconds a group may run before it is stopped and failed (0: none)")
+    parser.add_argument("--group-budget", type=float, default=0.0,
+                        help="seconds a group may run before it is stopped and failed (0, the "
+                             f"default: no limit; make mutate gives {GROUP_BUDGET})")
     args = parser.parse_args()
 
     config = tomllib.loads(CONFIG.read_text())
