@@ -23,16 +23,20 @@ from bench.signals import die_with_parent_from_env, stop_on_signals
 
 
 @click.command()
-@click.option("--device", type=click.Choice([str(t) for t in EMULATED_TYPES], case_sensitive=False), required=True,
-              help="Meter type (either case).")
+@click.option("--device", type=click.Choice([str(t) for t in EMULATED_TYPES], case_sensitive=False),
+              help="Meter type (either case); required unless --fleet.")
 @click.option("--generation", type=click.Choice([Generation.SMETS2_PLUS.value, Generation.SMETS1.value]),
               default=Generation.SMETS2_PLUS.value, show_default=True,
               help="SMETS2+: GBCS over HAN frames; SMETS1: DLMS/COSEM over IEC 62056-46 HDLC (docs/smets1.md).")
-@click.option("--eui", required=True, help="Device EUI-64 (must be in the identity PKI).")
+@click.option("--eui", help="Device EUI-64 (must be in the identity PKI); required unless --fleet.")
 @click.option("--identity", "identity", type=click.Path(file_okay=False, path_type=Path),
               help="SMETS2+ (required): PKI directory holding the device keys and the trust anchors' certificates.")
-@click.option("--state", "state", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="State directory (created on first start; survives restarts and power cuts).")
+@click.option("--state", "state", type=click.Path(file_okay=False, path_type=Path),
+              help="State directory (created on first start; survives restarts and power cuts); "
+                   "required unless --fleet.")
+@click.option("--fleet", "fleet_plan", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Run every meter of this fleet plan (JSON, written by a rig with a [fleet]) in "
+                   "this one process, on one multiplexed link (docs/fleet.md).")
 @click.option("--port", help="Any pyserial URL: /dev/serial0, /dev/ttyUSB0, socket://host:port, rfc2217://...")
 @click.option("--pty", is_flag=True, help='Open a pseudo-terminal; prints {"port": "/dev/pts/N"} first.')
 @click.option("--radio", type=click.IntRange(11, 26), metavar="CHANNEL",
@@ -54,7 +58,8 @@ from bench.signals import die_with_parent_from_env, stop_on_signals
 @click.option("--clock-offset", type=float, default=0.0, show_default=True,
               help="Seconds added to the host clock to make the meter's clock.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
-def emulate(device: str, generation: str, eui: str, identity: Path | None, state: Path, port: str | None, pty: bool,
+def emulate(device: str | None, generation: str, eui: str | None, identity: Path | None, state: Path | None,
+            fleet_plan: Path | None, port: str | None, pty: bool,
             radio: int | None, baud: int | None, faults: tuple[str, ...], supplier: str | None, poll_interval: float,
             wake_window: float, query_interval: float | None, max_data_size: int,
             retry_timeout: float, clock_offset: float, log_level: str) -> None:
@@ -62,6 +67,11 @@ def emulate(device: str, generation: str, eui: str, identity: Path | None, state
     die_with_parent_from_env()  # a rig started this meter: stop with it
     if [bool(port), pty, radio is not None].count(True) != 1:
         raise click.UsageError("give exactly one of --port URL, --pty or --radio CHANNEL")
+    if fleet_plan is not None:
+        run_fleet(fleet_plan, port, pty, radio, baud, log_level)
+        return
+    if device is None or eui is None or state is None:
+        raise click.UsageError("--device, --eui and --state are required (or --fleet PLAN)")
     eui_bytes = Eui.parse(eui)
     device_type = DeviceType(device.upper())
     logging.basicConfig(
@@ -101,6 +111,39 @@ def emulate(device: str, generation: str, eui: str, identity: Path | None, state
             click.echo(json.dumps({"port": pair.port}))
             sys.stdout.flush()
         emulator.run(stop)
+    finally:
+        link.close()
+        if pair is not None:
+            pair.close()
+
+
+def run_fleet(plan_path: Path, port: str | None, pty: bool, radio: int | None, baud: int | None,
+              log_level: str) -> None:
+    """`--fleet`: every meter of the plan in this process, one scheduler, one link."""
+    from bench.meter.fleet import FleetHost, FleetPlan
+
+    if radio is not None:
+        raise click.UsageError("--fleet runs on --pty or --port, not on a radio")
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s fleet %(name)s %(levelname)s %(message)s")
+    plan = FleetPlan.load(plan_path)
+    pair = None
+    link: Link
+    if pty:
+        pair = open_pty_pair()
+        link = pair.master_link(baud)
+    else:
+        assert port is not None
+        link = SerialLink(port, baud)
+    stop = threading.Event()
+    try:
+        host = FleetHost(plan, link)
+        stop_on_signals(stop)
+        if pair is not None:
+            click.echo(json.dumps({"port": pair.port, "meters": len(host)}))
+            sys.stdout.flush()
+        host.run(stop)
+        host.db.close()
     finally:
         link.close()
         if pair is not None:

@@ -41,11 +41,13 @@ class Unacknowledged:
 
 
 class ApsRetries:
-    """Unacknowledged tunnel frames of every meter; thread-safe (link threads and housekeeping)."""
+    """Unacknowledged tunnel frames of every meter; thread-safe (link threads and housekeeping).
+
+    Kept per meter, so that what one meter's frame costs does not grow with the fleet."""
 
     def __init__(self, ack_timeout: float = 1.0) -> None:
         self.ack_timeout = ack_timeout
-        self._frames: dict[tuple[Eui, int], Unacknowledged] = {}
+        self._frames: dict[Eui, dict[int, Unacknowledged]] = {}  # meter -> APS counter -> frame
         self._lock = threading.Lock()
         self.acknowledged = 0
         self.resent = 0
@@ -55,47 +57,55 @@ class ApsRetries:
              now: float) -> None:
         """A frame that asked for an acknowledgement went out (the first time)."""
         with self._lock:
-            self._frames[(eui, seq)] = Unacknowledged(eui, seq, command, sleepy, now,
-                                                      deadline=now + self.ack_timeout)
+            self._frames.setdefault(eui, {})[seq] = Unacknowledged(
+                eui, seq, command, sleepy, now, deadline=now + self.ack_timeout)
 
     def acknowledged_by(self, eui: Eui, seq: int) -> bool:
         """The meter acknowledged the frame with APS counter `seq`; False if none was waiting."""
         with self._lock:
-            frame = self._frames.pop((eui, seq), None)
+            frames = self._frames.get(eui)
+            frame = frames.pop(seq, None) if frames is not None else None
             if frame is not None:
                 self.acknowledged += 1
+                if not frames:
+                    del self._frames[eui]
             return frame is not None
 
     def pending(self, eui: Eui | None = None) -> int:
         """Frames still waiting for an acknowledgement (of `eui`, or of every meter)."""
         with self._lock:
-            return sum(1 for key in self._frames if eui is None or key[0] == eui)
+            if eui is not None:
+                return len(self._frames.get(eui, ()))
+            return sum(len(frames) for frames in self._frames.values())
 
     def due(self, now: float) -> list[Unacknowledged]:
         """Frames of awake meters to send again now (same APS counter); the ones past their last
         retry are given up here."""
         with self._lock:
-            late = [f for f in self._frames.values() if not f.sleepy and now >= f.deadline]
+            late = [f for frames in self._frames.values() for f in frames.values()
+                    if not f.sleepy and now >= f.deadline]
             return [frame for frame in late if self._retry(frame, now)]
 
     def for_get(self, eui: Eui, now: float) -> Unacknowledged | None:
         """The oldest GET-RESPONSE a sleepy meter has not acknowledged, to answer its GET with
         again (None: answer it with the next waiting message)."""
         with self._lock:
-            waiting = sorted((f for f in self._frames.values() if f.eui == eui and f.sleepy),
+            waiting = sorted((f for f in self._frames.get(eui, {}).values() if f.sleepy),
                              key=lambda f: f.sent_at)
             return next((frame for frame in waiting if self._retry(frame, now)), None)
 
     def forget(self, eui: Eui) -> None:
         """A detached meter: nothing of it is resent."""
         with self._lock:
-            for key in [key for key in self._frames if key[0] == eui]:
-                del self._frames[key]
+            self._frames.pop(eui, None)
 
     def _retry(self, frame: Unacknowledged, now: float) -> bool:
         """Count one more transmission of `frame`, or give it up; under the lock."""
         if frame.attempts > MAX_RETRIES:
-            del self._frames[(frame.eui, frame.seq)]
+            frames = self._frames.get(frame.eui, {})
+            frames.pop(frame.seq, None)
+            if not frames:
+                self._frames.pop(frame.eui, None)
             self.given_up += 1
             log.warning("tunnel frame %d to %s not acknowledged after %d transmissions: given up",
                         frame.seq, frame.eui, frame.attempts)

@@ -4,6 +4,11 @@ Reader threads of many links write concurrently, so writes are serialised by a l
 goes to the operating system in whole as soon as it is written (no user-space buffer), so a crash
 of the bench loses at most the frame being written; if the disk fills up, a partly written record
 is cut off again, so the file stays a valid capture of every frame before it.
+
+A hub serving a fleet captures hundreds of thousands of frames; a system call for each is a
+good part of its time. `FrameCapture(path, hold=N)` holds records back until N bytes are waiting
+(or `flush()`, which the hub's housekeeping calls every tick, and `close()`): a crash then loses
+at most those, and a full disk the whole chunk that did not fit.
 """
 
 from __future__ import annotations
@@ -25,11 +30,21 @@ class CaptureError(BenchError):
 class _WholeRecords:
     """A file that writes each chunk entirely or not at all (cut back on failure)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, hold: int = 0) -> None:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self.size = 0
+        self.hold = hold
+        self._held = bytearray()
 
     def write(self, data: bytes) -> int:
+        if self.hold:
+            self._held += data
+            if len(self._held) >= self.hold:
+                self.flush()
+            return len(data)
+        return self._write(data)
+
+    def _write(self, data: bytes) -> int:
         view = memoryview(data)
         try:
             while view:
@@ -44,19 +59,25 @@ class _WholeRecords:
         return len(data)
 
     def flush(self) -> None:
-        """Nothing is held back: every write already reached the operating system."""
+        """Write what is held back (nothing unless `hold`)."""
+        if self._held:
+            held, self._held = bytes(self._held), bytearray()
+            self._write(held)
 
     def close(self) -> None:
-        os.close(self.fd)
+        try:
+            self.flush()
+        finally:
+            os.close(self.fd)
 
 
 class FrameCapture:
     """A thread-safe pcap of 802.15.4 frames (FCS included), each record on disk at once."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, hold: int = 0) -> None:
         self.path = Path(path)
         try:
-            self._file = _WholeRecords(self.path)
+            self._file = _WholeRecords(self.path, hold)
         except OSError as exc:
             raise CaptureError(f"cannot open capture {self.path}: {exc}") from exc
         try:
@@ -81,12 +102,25 @@ class FrameCapture:
                 raise CaptureError(f"cannot write capture {self.path}: {exc}") from exc
             self.frames += 1
 
+    def flush(self) -> None:
+        """Write the records held back (`hold`) now."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._file.flush()
+            except OSError as exc:
+                raise CaptureError(f"cannot write capture {self.path}: {exc}") from exc
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as exc:
+                raise CaptureError(f"cannot write capture {self.path}: {exc}") from exc
 
     def __enter__(self) -> FrameCapture:
         return self

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, KeysView
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,11 +126,13 @@ class Hub:
         realtime: bool = False,
         give_up_timeout: float | None = None,
         ack_timeout: float = 1.0,
+        capture_hold: int = 0,
     ) -> None:
         """`realtime` asks for SCHED_FIFO on the link threads (best effort, see
         `realtime_thread`): for paced lines on a bench host that runs other work.
         `give_up_timeout`: a transfer whose meter fetches nothing this long fails.
-        `ack_timeout`: a tunnel frame unacknowledged this long is sent again (then 2x, 4x...)."""
+        `ack_timeout`: a tunnel frame unacknowledged this long is sent again (then 2x, 4x...).
+        `capture_hold`: bytes of capture held back between writes (a fleet's hub; 0: none)."""
         if len(hub_eui) != 8:
             raise ConfigError(f"hub EUI must be 8 bytes, not {len(hub_eui)}")
         if ack_timeout <= 0:
@@ -142,7 +144,8 @@ class Hub:
         self.tunnel = GbcsTunnel()
         self.retries = ApsRetries(ack_timeout)
         self.images = ImageLibrary()
-        self.capture = FrameCapture(capture_path) if capture_path is not None else None
+        self.capture = (FrameCapture(capture_path, capture_hold) if capture_path is not None
+                        else None)
         self.on_gbcs = on_gbcs
         self.on_transfer = on_transfer
         self.realtime = realtime
@@ -197,8 +200,9 @@ class Hub:
             self._retired.add(reader.stats)
 
     @property
-    def meters(self) -> list[Eui]:
-        return list(self._ports)
+    def meters(self) -> KeysView[Eui]:
+        """The attached meters (a live view: `eui in hub.meters` costs one lookup)."""
+        return self._ports.keys()
 
     def link_failures(self) -> list[str]:
         """The links failing now, each as its LinkError line (a serial server gone, a port
@@ -253,7 +257,10 @@ class Hub:
             if thread is not threading.current_thread():
                 thread.join(timeout=5)
         if self.capture is not None:
-            self.capture.close()
+            try:
+                self.capture.close()
+            except CaptureError as exc:  # the last records held back did not fit
+                log.error("%s: the last frames are not captured", exc)
 
     def __enter__(self) -> Hub:
         self.start()
@@ -438,7 +445,9 @@ class Hub:
         tick = max(0.05, min(1.0, self.ota.stall_timeout / 4, self.ota.notify_interval / 2,
                              self.retries.ack_timeout / 4))
         while not self._stop.wait(tick):
-            awake = [eui for eui, port in list(self._ports.items()) if not port.sleepy]
+            ports = self._ports
+            awake = [eui for eui in self.ota.unrequested()
+                     if (port := ports.get(eui)) is not None and not port.sleepy]
             for eui, notify in self.ota.notifications_due(awake):
                 port = self._ports.get(eui)
                 if port is not None:
@@ -449,3 +458,9 @@ class Hub:
                 port = self._ports.get(frame.eui)
                 if port is not None:
                     self._send(port, frame.command, frame.seq, ack_request=True)
+            if self.capture is not None and not self._capture_failed:
+                try:
+                    self.capture.flush()
+                except CaptureError as exc:
+                    self._capture_failed = True
+                    log.error("%s: frames are no longer captured", exc)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -160,6 +160,10 @@ class OtaServer:
         self._clock = clock
         self._wall_clock = wall_clock
         self._transfers: dict[Eui, Transfer] = {}
+        # what housekeeping looks at, so that its cost follows what is going on, not how many
+        # meters were ever offered an image: transfers not yet seen to end, offers not yet asked
+        self._open: dict[Eui, Transfer] = {}
+        self._unrequested: dict[Eui, Transfer] = {}
         self._hardware: dict[Eui, int] = {}  # the hardware version each meter last stated
         self._slots = 0
         self._lock = threading.Lock()
@@ -181,7 +185,7 @@ class OtaServer:
             if unsuitable is not None:
                 raise NotApplicable(unsuitable[1])
             old = self._transfers.get(eui)
-            self._transfers[eui] = transfer
+            self._transfers[eui] = self._open[eui] = self._unrequested[eui] = transfer
             if old is not None:
                 self._release(old)
         if old is not None and old.state in (TransferState.COMPLETE, TransferState.FAILED):
@@ -223,7 +227,16 @@ class OtaServer:
             file_version=image.file_version,
         )
 
-    def notifications_due(self, euis: list[Eui]) -> list[tuple[Eui, ImageNotify]]:
+    def unrequested(self) -> list[Eui]:
+        """Meters offered an image that have asked nothing about it yet (Image Notify goes to
+        them); the ones that have are dropped from the list here."""
+        with self._lock:
+            for eui, transfer in list(self._unrequested.items()):
+                if transfer.state is not TransferState.OFFERED or transfer.last_request_at is not None:
+                    del self._unrequested[eui]
+            return list(self._unrequested)
+
+    def notifications_due(self, euis: Iterable[Eui]) -> list[tuple[Eui, ImageNotify]]:
         """Image Notify for each of `euis` whose offer is unanswered and due (first or repeat)."""
         now = self._clock()
         due = []
@@ -380,8 +393,9 @@ class OtaServer:
         stalled = []
         abandoned = []
         with self._lock:
-            for transfer in self._transfers.values():
+            for eui, transfer in list(self._open.items()):
                 if transfer.state in (TransferState.COMPLETE, TransferState.FAILED):
+                    del self._open[eui]  # ended: nothing more to watch
                     continue
                 heard = transfer.last_request_at
                 if now - transfer.heard_at > self.give_up_timeout:

@@ -4,6 +4,11 @@ A single thread does everything, in the order a meter's firmware would: receive 
 out), hand it to the OTA client or the GBCS handler, run whatever timer is due. A GSME is sleepy:
 it listens only for `wake_window` seconds every `poll_interval` seconds; what arrives while it
 sleeps is read off the link and thrown away, as a radio that is off would never have heard it.
+
+The loop is three steps, so that one scheduler can drive thousands of meters (`bench.meter.fleet`)
+with the same code `bench emulate` runs: `run_timers(now)` runs whatever is due, `deliver(frame,
+now)` takes one received frame, `next_deadline(now)` says when the meter next needs its timers.
+`run` is those steps around `Link.recv`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from bench.codec.gbcs.gbt import (
     max_block_data,
     segment,
 )
+from bench.crypto.smki import DeviceIdentity
 from bench.domain import HUB_EUI, IMAGE_TYPES, MANUFACTURER_CODE, DeviceType, Eui, FaultProfile
 from bench.errors import BenchError, ConfigError, LinkError
 from bench.link.base import Link
@@ -64,10 +70,12 @@ class MeterConfig:
     query_interval: float | None = None  # ESME: unsolicited Query Next Image period
     retry_timeout: float = 0.5
     clock_offset: float = 0.0  # seconds added to the host clock to make the meter's clock
+    sleeps: bool | None = None  # None: a GSME sleeps, an ESME listens all the time
+    checkpoint_interval: float = 0.25  # seconds between records of the download's offset
 
     @property
     def sleepy(self) -> bool:
-        return self.device is DeviceType.GSME
+        return self.device is DeviceType.GSME if self.sleeps is None else self.sleeps
 
 
 def tunnel_pieces(message: bytes, limit: int = han.MAX_TUNNEL_MESSAGE) -> list[bytes]:
@@ -89,26 +97,34 @@ class _UncheckedReassembler(GbtReassembler):
 class Emulator:
     """One meter's firmware: personalised on first power-on, then one loop over its link."""
 
-    def __init__(self, config: MeterConfig, link: Link) -> None:
+    def __init__(self, config: MeterConfig, link: Link, store: MeterStore | None = None,
+                 identity: DeviceIdentity | None = None, anchors: TrustAnchors | None = None) -> None:
+        """`store`, `identity` and `anchors` given (a fleet): the meter's state lives in that
+        store, its keys are those, and a first power-on personalises it with those cells;
+        else all three come from `config.state` and the PKI directory `config.identity`."""
         if config.device not in IMAGE_TYPES:
             raise ConfigError(f"device must be ESME or GSME, not {config.device!r}")
         self.config = config
         self.faults = check_faults(tuple(config.faults))
         self.link = link
-        pki = IdentityDirectory(config.identity)
-        self.identity = pki.device(config.eui)
+        pki = IdentityDirectory(config.identity) if identity is None or anchors is None else None
+        self.identity = identity if identity is not None else _pki(pki).device(config.eui)
         if self.identity.device_type != config.device:
             raise ConfigError(f"{config.eui} is a {self.identity.device_type} in the PKI, not a {config.device}")
-        self.store = MeterStore(config.state)
+        self.store = store if store is not None else MeterStore(config.state)
         image_type = IMAGE_TYPES[config.device]
         if self.store.exists():
             self.state = self.store.load()
             if self.state.eui != config.eui or self.state.device_type != config.device:
-                raise ConfigError(f"{config.state} belongs to {self.state.device_type} {self.state.eui}")
+                raise ConfigError(f"{self.store.where('')} belongs to {self.state.device_type} "
+                                  f"{self.state.eui}")
             self.anchors = TrustAnchors.load(self.store)
         else:  # first power-on: personalise from the PKI, then record that it happened
-            supplier = config.supplier or pki.supplier_of(config.eui) or DEFAULT_SUPPLIER
-            self.anchors = TrustAnchors.from_pki(pki, supplier)
+            if anchors is None:
+                directory = _pki(pki)
+                supplier = config.supplier or directory.supplier_of(config.eui) or DEFAULT_SUPPLIER
+                anchors = TrustAnchors.from_pki(directory, supplier)
+            self.anchors = anchors
             self.anchors.save(self.store)
             self.state = MeterState(config.device, config.eui, factory_slot(MANUFACTURER_CODE, image_type))
             self.store.save(self.state)
@@ -122,6 +138,8 @@ class Emulator:
         self._gbt_highest: dict[tuple[bytes, int, int], int] = {}
         self._aps_seen: dict[bytes, float] = {}  # frame -> when received: duplicate rejection
         self._stopping = threading.Event()
+        self._awake_until = 0.0  # sleepy: listening until then
+        self._next_wake = 0.0  # sleepy: the next wake-up
         self.frames_in = 0
         self.frames_bad = 0
         self.frames_lost_asleep = 0
@@ -130,7 +148,8 @@ class Emulator:
         self.alerts = MeterAlerts(config.device, self.identity, self.anchors.supplier.eui, self.store,
                                   self.state, self.outbox.send, self.clock)
         settings = OtaSettings(MANUFACTURER_CODE, image_type, HARDWARE_VERSION, config.max_data_size,
-                               config.retry_timeout, config.query_interval)
+                               config.retry_timeout, config.query_interval,
+                               config.checkpoint_interval)
         self.ota = OtaClient(settings, config.eui, self.store, self.slots, self.anchors, self.alerts,
                              self.send, self.faults)
         self.gbcs = GbcsHandler(config.device, self.identity, self.anchors, self.store, self.slots,
@@ -292,50 +311,77 @@ class Emulator:
         log.warning("FAULT schedule-on-upgrade-end: activation scheduled in %d s",
                     command.upgrade_time - command.current_time)
 
-    # -- the loop -------------------------------------------------------------------------------
-    def _timeout(self, now: float, *deadlines: float | None) -> float:
-        wait = _IDLE_TICK
-        for deadline in deadlines:
-            if deadline is not None:
-                wait = min(wait, deadline - now)
+    # -- the loop, as steps a scheduler drives ---------------------------------------------------
+    def start(self, now: float) -> None:
+        """Power on: resume what the state records; a sleepy meter wakes at once."""
+        log.info("%s %s running version %#010x", self.config.device, self.config.eui,
+                 self.state.active.file_version)
+        self.ota.start(now)
+        self._awake_until = now
+        self._next_wake = now
+
+    def awake(self, now: float) -> bool:
+        return not self.config.sleepy or now < self._awake_until
+
+    def run_timers(self, now: float) -> None:
+        """Whatever is due at `now`: a sleepy meter's wake-up, OTA and alert retries, a
+        future-dated activation."""
+        if self.config.sleepy and now >= self._next_wake:
+            self._awake_until = now + self.config.wake_window
+            self._next_wake = now + self.config.poll_interval
+            self._tunnel_get()
+            self.ota.wake(now)
+        if self.awake(now):
+            self.ota.poll(now)
+            self.outbox.poll(now)
+        self.gbcs.poll()
+
+    def deliver(self, data: bytes, now: float) -> None:
+        """One frame off the link: acted on while listening, lost while asleep."""
+        if self.awake(now):
+            self._receive(data, now)
+        else:
+            self.frames_lost_asleep += 1
+
+    def next_deadline(self, now: float) -> float | None:
+        """When (monotonic) `run_timers` next has something to do; None: only a frame wakes it."""
+        deadline: float | None = None
+        if self.awake(now):
+            candidates = [self.ota.next_deadline, self.outbox.next_deadline]
+            if self.config.sleepy:
+                candidates.append(self._awake_until)
+        else:
+            candidates = [self._next_wake]
         scheduled = self.gbcs.next_deadline
-        if scheduled is not None:
-            wait = min(wait, scheduled - (time.time() + self.config.clock_offset))
-        return max(0.0, wait)
+        if scheduled is not None:  # meter-clock time -> monotonic
+            candidates.append(now + scheduled - (time.time() + self.config.clock_offset))
+        for candidate in candidates:
+            if candidate is not None and (deadline is None or candidate < deadline):
+                deadline = candidate
+        return deadline
+
+    def close(self) -> None:
+        """Power off: the download's offset is checkpointed."""
+        self.ota.close()
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set; state is checkpointed on the way out."""
-        log.info("%s %s running version %#010x", self.config.device, self.config.eui,
-                 self.state.active.file_version)
         precise_timers()  # this thread paces the meter's writes on a --baud line
         self._stopping = stop
-        now = time.monotonic()
-        self.ota.start(now)
-        awake_until = now
-        next_wake = now
+        self.start(time.monotonic())
         try:
             while not stop.is_set():
+                self.run_timers(time.monotonic())
                 now = time.monotonic()
-                if self.config.sleepy and now >= next_wake:
-                    awake_until = now + self.config.wake_window
-                    next_wake = now + self.config.poll_interval
-                    self._tunnel_get()
-                    self.ota.wake(now)
-                awake = not self.config.sleepy or now < awake_until
-                if awake:
-                    self.ota.poll(now)
-                    self.outbox.poll(now)
-                self.gbcs.poll()
-                now = time.monotonic()
-                if awake:
-                    limit = awake_until if self.config.sleepy else None
-                    data = self.link.recv(self._timeout(now, self.ota.next_deadline,
-                                                        self.outbox.next_deadline, limit))
-                    if data is not None:
-                        self._receive(data, time.monotonic())
-                else:
-                    data = self.link.recv(self._timeout(now, next_wake))
-                    if data is not None:
-                        self.frames_lost_asleep += 1
+                deadline = self.next_deadline(now)
+                wait = _IDLE_TICK if deadline is None else min(_IDLE_TICK, deadline - now)
+                data = self.link.recv(max(0.0, wait))
+                if data is not None:
+                    self.deliver(data, time.monotonic())
         finally:
-            self.ota.close()
+            self.close()
+
+
+def _pki(pki: IdentityDirectory | None) -> IdentityDirectory:
+    assert pki is not None  # opened whenever the identity or the anchors were not given
+    return pki

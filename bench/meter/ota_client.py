@@ -424,7 +424,7 @@ class OtaClient:
     def _open_part(self, reset: bool = False) -> PartFile:
         download = self.state.download
         assert download is not None
-        part = self._part = PartFile(self.store.part_path, 0 if reset else download.offset)
+        part = self._part = self.store.open_part(0 if reset else download.offset)
         if part.length != download.offset:
             download.offset = part.length
             self.store.save(self.state)

@@ -8,9 +8,7 @@ file is in which slot, so a swap is a single atomic write of that document.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 
 from bench.meter.state import (
     PART_FILE,
@@ -20,7 +18,6 @@ from bench.meter.state import (
     MeterState,
     MeterStore,
     SlotRecord,
-    fsync_directory,
 )
 
 #: The version a factory-fresh emulated meter reports (ZCL file version, 4 bytes).
@@ -62,14 +59,7 @@ class ImageSlots:
         download's part file once the download is over.
         """
         name = f"image-{record.sha256[:16]}-{record.file_version:08x}.bin"
-        path = self.store.image_path(name)
-        temp = path.with_suffix(".tmp")
-        with open(temp, "wb") as handle:
-            handle.write(image)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-        fsync_directory(self.store.directory)
+        self.store.write_image(name, image)
         record.file = name
         self.state.pending = record
         self.state.download = None
@@ -108,18 +98,10 @@ class ImageSlots:
                 keep.add(record.file)
         if self.state.download is not None:
             keep.add(PART_FILE)
-        removed = False
-        for entry in self.store.directory.iterdir():
-            if entry.name in keep or not entry.is_file():
-                continue
-            if entry.name == PART_FILE or entry.name.startswith("image-"):
-                with contextlib.suppress(OSError):
-                    entry.unlink()
-                    removed = True
-        if removed:
-            fsync_directory(self.store.directory)
+        self.store.remove_files([name for name in self.store.file_names() if name not in keep
+                                 and (name == PART_FILE or name.startswith("image-"))])
 
     def read_image(self, record: SlotRecord) -> bytes | None:
         if record.file is None:
             return None
-        return self.store.image_path(record.file).read_bytes()
+        return self.store.read_image(record.file)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,12 +95,24 @@ class MeterState:
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["eui"] = str(self.eui)
-        data["counters"] = {str(party): counter for party, counter in self.counters.items()}
-        if self.scheduled is not None:
-            data["scheduled"]["originator"] = str(self.scheduled.originator)
-        return data
+        """The document as JSON-ready data (spelled out: `asdict` deep-copies, and a meter
+        writes this at every checkpoint)."""
+        def opt(record: Any) -> dict[str, Any] | None:
+            return None if record is None else dict(record.__dict__)
+
+        scheduled = opt(self.scheduled)
+        if scheduled is not None:
+            scheduled["originator"] = str(scheduled["originator"])
+        return {
+            "device_type": self.device_type, "eui": str(self.eui), "active": opt(self.active),
+            "pending": opt(self.pending), "download": opt(self.download),
+            "upgrade_status": self.upgrade_status,
+            "counters": {str(party): counter for party, counter in self.counters.items()},
+            "alert_counter": self.alert_counter, "scheduled": scheduled,
+            "receipt_due": self.receipt_due,
+            "owed_alerts": [{"message": o.message, "attempts": o.attempts} for o in self.owed_alerts],
+            "format": self.format,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MeterState:
@@ -175,6 +187,54 @@ class MeterStore:
 
     def image_path(self, name: str) -> Path:
         return self.directory / name
+
+    # -- the files beside the document: images, trust anchors, the part file -------------------
+    # (the one interface the meter's code writes through, so a fleet store can keep them elsewhere)
+
+    def where(self, name: str) -> str:
+        """How an error names file `name` of this store."""
+        return str(self.directory / name)
+
+    def write_file(self, name: str, data: bytes) -> None:
+        """Replace file `name` atomically and durably (a crash leaves old or new)."""
+        write_atomic(self.directory / name, data)
+
+    def write_image(self, name: str, data: bytes) -> None:
+        """Write an immutable image file durably: `<name>.tmp`, fsync, rename, fsync the
+        directory (a crash leaves an unnamed file that `remove_files` collects)."""
+        path = self.directory / name
+        temp = path.with_suffix(".tmp")
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+        fsync_directory(self.directory)
+
+    def read_file(self, name: str, limit: int, what: str) -> bytes:
+        """File `name` (ConfigError when missing or larger than `limit`)."""
+        return read_limited(self.directory / name, limit, what)
+
+    def read_image(self, name: str) -> bytes:
+        """An image file written by `write_image` (OSError when gone)."""
+        return (self.directory / name).read_bytes()
+
+    def file_names(self) -> list[str]:
+        return [entry.name for entry in self.directory.iterdir() if entry.is_file()]
+
+    def remove_files(self, names: list[str]) -> None:
+        """Delete `names` (those already gone are skipped), durably."""
+        removed = False
+        for name in names:
+            with contextlib.suppress(OSError):
+                (self.directory / name).unlink()
+                removed = True
+        if removed:
+            fsync_directory(self.directory)
+
+    def open_part(self, offset: int) -> PartFile:
+        """The download's part file, cut back to `offset` (the length the document records)."""
+        return PartFile(self.part_path, offset)
 
 
 class PartFile:

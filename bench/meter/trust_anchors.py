@@ -19,9 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.domain import Eui, OrgRole
 from bench.errors import ConfigError
-from bench.files import read_limited
 from bench.meter.identity import IdentityDirectory
-from bench.meter.state import STATE_LIMIT, MeterStore, write_atomic
+from bench.meter.state import STATE_LIMIT, MeterStore
 
 ANCHORS_FILE = "trust_anchors.json"
 
@@ -115,13 +114,13 @@ class TrustAnchors:
 
     def save(self, store: MeterStore) -> None:
         cells = [cell.to_json() for cell in self.cells.values()]
-        write_atomic(store.directory / ANCHORS_FILE, json.dumps(cells, indent=1).encode())
+        store.write_file(ANCHORS_FILE, json.dumps(cells, indent=1).encode())
 
     @classmethod
     def load(cls, store: MeterStore) -> TrustAnchors:
-        path = store.directory / ANCHORS_FILE
+        path = store.where(ANCHORS_FILE)
         try:
-            cells = json.loads(read_limited(path, STATE_LIMIT, "trust anchor file"))
+            cells = json.loads(store.read_file(ANCHORS_FILE, STATE_LIMIT, "trust anchor file"))
             return cls([TrustAnchorCell.from_json(item) for item in cells])
         except (ConfigError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: unreadable trust anchor cells ({exc})") from None

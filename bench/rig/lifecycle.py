@@ -28,6 +28,7 @@ from bench.link import Link, SerialLink
 from bench.rig.artefacts import RunArtefacts
 from bench.rig.bridge import Bridge
 from bench.rig.emulated_meters import DeviceLog, EmulatedMeter, emulate_command
+from bench.rig.fleet_hosts import RigFleet, register_fleet
 from bench.rig.lab import LabPort
 from bench.rig.model import (
     Emulated,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+FLEET_CAPTURE_HOLD = 256 * 1024
 
 
 class RigLifecycle:
@@ -65,6 +67,7 @@ class RigLifecycle:
         self.smets1_ports: dict[Eui, str] = {}  # SMETS1 devices: the S1SP's DLMS lines
         self.s1sp: Any = None  # bench.s1sp.provider.S1sp when the rig has SMETS1 devices on a line
         self.hub: Hub | None = None
+        self.fleet: RigFleet | None = None  # [fleet]: its hosts and their meters
         self.shim: Shim | None = None
         self.bridge: Bridge | None = None
         self.http_gateway: GatewayServer | None = None  # [dcc.http]: DUIS over HTTP
@@ -125,6 +128,8 @@ class RigLifecycle:
         log.info("DUIS requests decided by %s", f"{workers} request worker(s)" if workers
                  else "the rig's own process")
         self._check_registry(shim)
+        if spec.fleet is not None:
+            log.info("fleet of %d meters registered", register_fleet(shim.registry, spec))
         close_interrupted(shim)  # N61 for what a killed rig left distributing
 
         self._start_meters(stack, shim)
@@ -263,14 +268,22 @@ class RigLifecycle:
         hub = self.hub = Hub(capture, block_size_cap=options.block_size_cap,
                              stall_timeout=options.stall_timeout_s,
                              notify_interval=options.notify_interval_s,
-                             give_up_timeout=options.transfer_timeout_s)
+                             give_up_timeout=options.transfer_timeout_s,
+                             # a fleet's frames go to the capture in chunks (bench.hub.capture)
+                             capture_hold=FLEET_CAPTURE_HOLD if self.spec.fleet else 0)
         stack.callback(hub.stop)
         self.bridge = Bridge(hub, shim, self.traffic, self.device_logs)
         for device in self.spec.linked_devices:
             if device.eui not in self.smets1_ports:
                 hub.attach(device.eui, self.links[device.eui], sleepy=device.sleepy)
+        if self.spec.fleet is not None:
+            self.fleet = RigFleet(self.spec, self.artefacts.results / "fleet")
+            served = self.fleet.start(hub, stack, options.startup_timeout_s)
+            log.info("fleet up: %d meters on %s", served,
+                     f"{len(self.fleet.children)} host processes" if self.fleet.children
+                     else "an in-memory link")
         hub.start()
-        log.info("hub up with %d meters; capture %s", len(self.links), capture)
+        log.info("hub up with %d meters; capture %s", len(hub.meters), capture)
         if self.smets1_ports:
             self._start_s1sp(stack, shim, self.bridge)
 

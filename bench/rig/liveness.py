@@ -55,6 +55,10 @@ class MeterKeeper:
                 self.rig.hub.detach(meter.device.eui)
                 meter.log.write("bench", f"device down: {cause}; the rig serves the others")
                 log.warning("device %s (%s) down: %s", role, str(meter.device.eui), cause)
+            if self.rig.fleet is not None:  # a fleet host that died: all its meters are down
+                for role in self.rig.fleet.check(self.rig.bridge):
+                    self.down[role] = self.rig.fleet.down[role]
+                    newly.append(role)
         return newly
 
     def cause(self, role: str) -> str | None:
@@ -63,10 +67,11 @@ class MeterKeeper:
 
     def restart(self, role: str, timeout: float = 60.0) -> dict[str, Any]:
         """Restart the emulated meter of `role` (down or not) and serve it again."""
-        if role not in self.rig.meters:
+        fleet = self.rig.fleet
+        if role not in self.rig.meters and (fleet is None or role not in fleet.children):
             raise ConfigError(f"no emulated meter with role {role!r} on this rig "
                               f"(emulated: {', '.join(sorted(self.rig.meters)) or 'none'})")
-        if self.rig.meters[role].device.eui in self.rig.smets1_ports:
+        if role in self.rig.meters and self.rig.meters[role].device.eui in self.rig.smets1_ports:
             raise ConfigError(f"{role} is a SMETS1 meter behind the S1SP: restart the rig to "
                               "restart it")
         done: Future[dict[str, Any]] = Future()
@@ -91,6 +96,11 @@ class MeterKeeper:
 
     def _restart(self, role: str) -> dict[str, Any]:
         rig = self.rig
+        if rig.fleet is not None and role in rig.fleet.children:
+            restarted: dict[str, Any] = rig.fleet.restart(role, rig.bridge, rig.stack)
+            with self._lock:
+                self.down.pop(role, None)
+            return restarted
         old = rig.meters[role]
         device = old.device
         rig.hub.detach(device.eui)

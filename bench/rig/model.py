@@ -28,6 +28,7 @@ from bench.errors import BenchError, ConfigError, RigError
 from bench.files import TEXT_LIMIT, read_text_limited
 from bench.gateway.config import HttpConfig, parse_http_table
 from bench.meter.smets1.faults import Smets1Fault
+from bench.rig.fleet import FleetFaults, FleetSpec
 from bench.rig.lab import LabPlace, LabPort, parse_lab_port
 from bench.rig.schema import (
     REFUSALS,
@@ -260,7 +261,8 @@ class Parties:
 class RigFile:
     """A rig file's top-level table as written (paths not yet resolved)."""
 
-    devices: tuple[RigDevice, ...]
+    devices: tuple[RigDevice, ...] = ()
+    fleet: FleetSpec | None = None  # [fleet]: thousands of emulated meters (bench.rig.fleet)
     name: str | None = None
     description: str = ""
     root: str | None = None
@@ -293,6 +295,7 @@ class Rig:
     lab: LabPlace | None = None  # [labgrid]: the lab place holding the `labgrid:` ports
     duis_schema: Path | None = None  # the DUIS XSD to validate against ($BENCH_DUIS_SCHEMA wins)
     http: HttpConfig | None = None  # [dcc.http]: the rig serves DUIS over HTTP (bench.gateway)
+    fleet: FleetSpec | None = None  # [fleet]: many emulated meters declared at once
 
     def device(self, role: str) -> RigDevice:
         for device in self.devices:
@@ -388,6 +391,8 @@ table(LabPlace, tags=override(struct_hook=lambda value, _type: table_of(value)))
 table(RigDevice, not_in_file=("role",), device_type=override(rename="type"),
       eui=override(struct_hook=_eui), link=override(struct_hook=_link),
       faults=override(struct_hook=_faults))
+table(FleetFaults)
+table(FleetSpec, eui_from=override(struct_hook=_eui))
 table(RigFile, devices=override(struct_hook=_devices),
       firmware=override(struct_hook=lambda value, _type: table_of(value)),
       dcc=override(struct_hook=lambda value, _type: table_of(value)))
@@ -416,6 +421,10 @@ def parse_rig(data: dict[str, Any], path: Path) -> Rig:
             where = field_path[0] if len(field_path) > 1 else "rig"
         field_name = f"field {field_path[-1]!r}: " if field_path else ""
         raise ConfigError(f"{path}: {where}: {field_name}{reason}") from None
+    if not written.devices and written.fleet is None:
+        raise ConfigError(f"{path}: rig: field 'devices': a rig needs at least one device or a [fleet]")
+    if written.fleet is not None:
+        _check_fleet(written.fleet, written.devices, path)
     for device in written.devices:
         if isinstance(device.link, LabPort) and written.labgrid is None:
             raise ConfigError(f"{path}: device {device.role!r} ({device.eui}): field 'link': "
@@ -432,7 +441,18 @@ def parse_rig(data: dict[str, Any], path: Path) -> Rig:
                devices=written.devices, images=written.images, lab=written.labgrid,
                duis_schema=resolve(written.duis_schema) if written.duis_schema else None,
                # [firmware.ROLE] file/version: the maker's image under test (bench.testing.images)
-               extra={"firmware": written.firmware}, http=_http(written.dcc, path, root))
+               extra={"firmware": written.firmware}, http=_http(written.dcc, path, root),
+               fleet=written.fleet)
+
+
+def _check_fleet(fleet: FleetSpec, devices: tuple[RigDevice, ...], path: Path) -> None:
+    """The fleet's EUI range holds none of the rig's own devices."""
+    first = int.from_bytes(fleet.eui_from, "big")
+    for device in devices:
+        if first <= int.from_bytes(device.eui, "big") < first + fleet.size:
+            raise ConfigError(f"{path}: fleet: field 'eui_from': the fleet's {fleet.size} EUIs "
+                              f"from {fleet.eui_from} include device {device.role!r} "
+                              f"({device.eui})")
 
 
 def _http(dcc: dict[str, Any], path: Path, root: Path) -> HttpConfig | None:

@@ -169,7 +169,7 @@ def test_duplicate_eui_names_both_devices(tmp_path):
     (MINIMAL + '[options]\nshim_workers = "many"\n', r"'shim_workers': expected a count >= 0"),
     (MINIMAL + "[options]\nshim_workers = 1.5\n", r"'shim_workers': expected int or str"),
     (MINIMAL + '[parties]\nboss = "x"\n', r"parties: field 'boss': unknown field"),
-    ('pki = "x"\n', r"rig: field 'devices': is required"),
+    ('pki = "x"\n', r"rig: field 'devices': a rig needs at least one device or a \[fleet\]"),
     ("devices = 3\n", r"rig: field 'devices': expected dict"),
     ("this is = not toml [", r"not valid TOML"),
     ("devices = {}\n", r"rig: field 'devices': a rig needs at least one device"),
