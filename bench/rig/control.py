@@ -124,6 +124,7 @@ class RigClient:
 
     def call(self, op: str, **arguments: Any) -> dict[str, Any]:
         """Send one request and return the answer; a refusal becomes RigError with its message."""
+        op = str(op)  # a ControlOp by its name, in the request and in every error
         request = json.dumps({"op": op, **arguments}).encode() + b"\n"
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
