@@ -386,8 +386,11 @@ def acquire_place(coordinator: str | None, *, place: str | None = None,
         ports, meters = _published(session, name, list(needs), after_acquire=False)
         from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
 
-        session.rpc("AcquirePlace", pb.AcquirePlaceRequest(placename=name))
+        # locked from the moment it is asked for: an answer lost on the way (a timeout, an
+        # interrupt) may follow a lock the coordinator took; a release from us undoes it, and
+        # is harmless when it did not
         acquired = name
+        session.rpc("AcquirePlace", pb.AcquirePlaceRequest(placename=name))
         ports, meters = _published(session, name, list(needs), after_acquire=True)
         return AcquiredPlace(session, name, token, ports, meters)
     except BaseException:
@@ -396,15 +399,20 @@ def acquire_place(coordinator: str | None, *, place: str | None = None,
 
 
 def _undo(session: LabSession, token: str | None, acquired: str | None) -> None:
+    """Release the lock (only ours: `fromuser`), cancel the reservation, each whatever the other
+    did: a reservation left behind would keep the place for this dead client until it expires."""
     from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
 
-    with contextlib.suppress(Exception):
+    try:
         if acquired is not None:
-            session.rpc("ReleasePlace", pb.ReleasePlaceRequest(placename=acquired,
-                                                               fromuser=session.name))
+            with contextlib.suppress(Exception):
+                session.rpc("ReleasePlace", pb.ReleasePlaceRequest(placename=acquired,
+                                                                   fromuser=session.name))
         if token is not None:
-            session.rpc("CancelReservation", pb.CancelReservationRequest(token=token))
-    session.close()
+            with contextlib.suppress(Exception):
+                session.rpc("CancelReservation", pb.CancelReservationRequest(token=token))
+    finally:
+        session.close()
 
 
 def _candidates(session: LabSession, place: str | None, wanted: Mapping[str, str]) -> list[str]:

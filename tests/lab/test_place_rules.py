@@ -1,0 +1,445 @@
+"""The rules of holding a labgrid place, in-process against a real coordinator and exporter.
+
+The place here is a lab serial server's two lines (static `NetworkSerialPort`s: nothing to start
+on acquire), one renamed by the place and carrying a `SmartMeter` resource; a second place's
+exporter never comes up. Above all: once a place is reserved, every way out of `acquire_place`
+other than returning the held place leaves nothing locked and nothing reserved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+from needed_tools import require
+
+from bench.errors import ConfigError
+from bench.testing.labgrid_lab import Coordinator, Exporter, Lab
+
+PLACE = "mp207-static"
+OFFLINE = "mp207-offline"
+EXPORTER = "bench-static"
+WAIT = 10.0  # for a place another test left locked: a failure, not a hang
+
+PLACES = f"""\
+{PLACE}:
+  comment: two meters behind a lab serial server
+  tags:
+    rig: static
+  matches:
+  - exporter: {EXPORTER}
+    group: line1
+    cls: NetworkSerialPort
+    rename: meter1
+  - exporter: {EXPORTER}
+    group: line2
+    cls: NetworkSerialPort
+  - exporter: {EXPORTER}
+    group: '*'
+    cls: SmartMeter
+{OFFLINE}:
+  tags:
+    rig: offline
+  matches:
+  - exporter: bench-offline
+    group: '*'
+    cls: '*'
+"""
+
+SERVER = """\
+line1:
+  port1:
+    cls: NetworkSerialPort
+    host: 127.0.0.1
+    port: {raw}
+    speed: 9600
+    protocol: raw
+  meter:
+    cls: SmartMeter
+    eui: '00db1234567890a0'
+    type: esme
+line2:
+  port2:
+    cls: NetworkSerialPort
+    host: '::1'
+    port: {rfc2217}
+"""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    require("labgrid")
+    directory = tmp_path_factory.mktemp("rules")
+    (directory / "places.yaml").write_text(PLACES, encoding="utf-8")
+    lab = Lab(directory, Coordinator(directory))
+    try:
+        lab.exporters.append(Exporter(directory, lab.address,
+                                      SERVER.format(raw=4001, rfc2217=4002), EXPORTER))
+        lab.exporters[0].start(resources=3)
+    except BaseException:
+        lab.stop()
+        raise
+    yield lab
+    lab.stop()
+
+
+def state(lab: Lab, place: str = PLACE):  # noqa: ANN201 - a PlaceView
+    from bench.link.labgrid import LabSession
+
+    with LabSession(lab.address, user="observer") as session:
+        return session.places()[place]
+
+
+def reservations(lab: Lab) -> list[tuple[str, str]]:
+    """(owner, state) of every reservation the coordinator keeps."""
+    from labgrid.remote.common import Reservation
+    from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
+
+    from bench.link.labgrid import LabSession
+
+    with LabSession(lab.address, user="observer") as session:
+        response = session.rpc("GetReservations", pb.GetReservationsRequest())
+    return sorted((r.owner, r.state.name) for r in map(Reservation.from_pb2, response.reservations))
+
+
+def cancel(session, token: str) -> None:  # noqa: ANN001 - a LabSession
+    from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
+
+    session.rpc("CancelReservation", pb.CancelReservationRequest(token=token))
+
+
+def assert_free(lab: Lab, place: str = PLACE) -> None:
+    view = state(lab, place)
+    assert (view.acquired, view.reservation) == (None, None), view
+    assert reservations(lab) == []
+
+
+# -- without a coordinator --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("configured", "env", "address"), [
+    ("lab:1234", "other:1", "lab:1234"),
+    (None, "from-env:7", "from-env:7"),
+    ("lab", None, "lab:20408"),
+    ("[::1]", None, "[::1]:20408"),
+    ("[::1]:99", None, "[::1]:99"),
+])
+def test_the_coordinator_is_the_rigs_else_the_environments_port_20408_by_default(
+        configured: str | None, env: str | None, address: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.link.labgrid import coordinator_address
+
+    if env is None:
+        monkeypatch.delenv("LG_COORDINATOR", raising=False)
+    else:
+        monkeypatch.setenv("LG_COORDINATOR", env)
+    assert coordinator_address(configured) == address
+
+
+@pytest.mark.parametrize("address", [":20408", "lab:port", "lab:"])
+def test_a_coordinator_that_is_not_host_port_is_a_config_error(
+        address: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.link.labgrid import coordinator_address
+
+    monkeypatch.delenv("LG_COORDINATOR", raising=False)
+    with pytest.raises(ConfigError, match=re.escape(f"labgrid coordinator {address!r} is not HOST[:PORT]")):
+        coordinator_address(address)
+    with pytest.raises(ConfigError, match=r"no labgrid coordinator: set 'coordinator' .*\$LG_COORDINATOR"):
+        coordinator_address(None)
+
+
+def test_a_served_port_opens_raw_as_a_socket_and_rfc2217_without_modem_control() -> None:
+    from bench.link.labgrid import SerialPort
+
+    raw = SerialPort("bench-a", "line1", "meter1", "10.0.0.7", 4001, "raw", 9600)
+    assert (raw.url, raw.where) == ("socket://10.0.0.7:4001", "bench-a/line1/meter1")
+    telnet = SerialPort("bench-a", "line2", "port2", "fd00::7", 4002)
+    assert telnet.url == "rfc2217://[fd00::7]:4002?ign_set_control"
+
+
+def test_only_labgrids_own_lost_coordinator_lines_are_dropped() -> None:
+    from bench.link.labgrid import _NOISE
+
+    def record(name: str, path: str) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, path, 1, "lost", None, None)
+
+    client = "/venv/lib/python3.11/site-packages/labgrid/remote/client.py"
+    assert not _NOISE.filter(record("root", client))
+    assert _NOISE.filter(record("root", "/venv/lib/python3.11/site-packages/grpc/aio.py"))
+    assert _NOISE.filter(record("bench.rig", client))
+
+
+def test_labgrids_errors_become_one_line() -> None:
+    from bench.link.labgrid import _reason
+
+    assert _reason(ConnectionError("Error: Could not connect to coordinator")) == (
+        "Could not connect to coordinator")
+    assert _reason(ConnectionError("refused", "by peer")) == "refused by peer"
+    assert _reason(TimeoutError()) == "TimeoutError"
+
+
+def test_a_coordinator_nobody_runs_is_one_error_naming_it() -> None:
+    require("labgrid")
+    from bench.link.labgrid import LabError, LabSession
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    with pytest.raises(LabError, match=re.escape(f"labgrid coordinator {address} is not reachable: "
+                                                 "Could not connect to coordinator")):
+        LabSession(address)
+
+
+# -- a place held ------------------------------------------------------------------------------------
+
+
+def test_a_place_by_tags_gives_its_ports_by_name_rename_or_group_and_its_meter(lab: Lab) -> None:
+    from bench.link.labgrid import LabError, MeterIdentity, SerialPort, acquire_place
+
+    with acquire_place(lab.address, timeout_s=WAIT, tags={"rig": "static"},
+                       needs=["meter1", "line2"], user="tagged") as held:
+        assert held.name == PLACE and held.coordinator == lab.address
+        assert held.holder.endswith("/tagged") and state(lab).acquired == held.holder
+        renamed = SerialPort(EXPORTER, "line1", "meter1", "127.0.0.1", 4001, "raw", 9600)
+        assert held.port("meter1") == held.port("line1") == renamed
+        assert held.port("line2") == SerialPort(EXPORTER, "line2", "port2", "::1", 4002,
+                                                "rfc2217", 115200)
+        assert held.meter(renamed) == MeterIdentity("00DB1234567890A0", "ESME")
+        assert held.meter(held.port("port2")) is None
+        with pytest.raises(LabError, match=re.escape(
+                f"labgrid place {PLACE} on {lab.address}: no serial port 'port1' "
+                f"(ports: meter1, port2)")):
+            held.port("port1")  # the place's rename replaces the exporter's name
+    assert held.released
+    assert_free(lab)
+    held.release()  # again: nothing to do, and no error
+    assert_free(lab)
+
+
+def test_the_place_view_says_since_when_it_is_held(lab: Lab) -> None:
+    from bench.link.labgrid import acquire_place
+
+    with acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="clock") as held:
+        view = state(lab)
+        assert view.acquired == held.holder and view.reservation is not None
+        assert view.tags == {"rig": "static"} and view.comment.startswith("two meters")
+        assert view.since == datetime.fromtimestamp(view.changed).strftime("%H:%M:%S")
+    assert_free(lab)
+
+
+def test_a_place_is_named_by_exactly_one_of_name_or_tags(lab: Lab) -> None:
+    from bench.link.labgrid import acquire_place
+
+    for named in ({"place": PLACE, "tags": {"rig": "static"}}, {}, {"tags": {}}):
+        with pytest.raises(ConfigError, match="exactly one of a place name or tags"):
+            acquire_place(lab.address, timeout_s=WAIT, **named)  # type: ignore[arg-type]
+    assert_free(lab)
+
+
+# -- every failure leaves nothing locked, nothing reserved --------------------------------------------
+
+
+def test_a_place_the_coordinator_does_not_have_is_refused_listing_those_it_has(lab: Lab) -> None:
+    from bench.link.labgrid import LabError, acquire_place
+
+    with pytest.raises(LabError, match=re.escape(
+            f"labgrid coordinator {lab.address} has no place 'nowhere' "
+            f"(places: {OFFLINE}, {PLACE})")):  # sorted
+        acquire_place(lab.address, timeout_s=WAIT, place="nowhere")
+    with pytest.raises(LabError, match=re.escape(
+            f"labgrid coordinator {lab.address}: no place has tags rig=nowhere bay=3")):
+        acquire_place(lab.address, timeout_s=WAIT, tags={"rig": "nowhere", "bay": "3"})
+    assert_free(lab)
+
+
+def test_a_port_the_place_does_not_publish_fails_before_the_lock(lab: Lab) -> None:
+    from bench.link.labgrid import LabError, acquire_place
+
+    with pytest.raises(LabError, match=re.escape(
+            f"labgrid place {OFFLINE} on {lab.address}: serial port(s) esme not published "
+            f"(is its exporter running?)")):
+        acquire_place(lab.address, timeout_s=WAIT, place=OFFLINE, needs=["esme"],
+                      user="offline")
+    assert_free(lab, OFFLINE)
+    with pytest.raises(LabError, match=re.escape("serial port(s) port1, line3 not published")):
+        acquire_place(lab.address, timeout_s=WAIT, place=PLACE,
+                      needs=["meter1", "port1", "line3"])
+    assert_free(lab)
+
+
+def test_a_busy_place_is_waited_for_saying_who_holds_it_then_given_up(lab: Lab) -> None:
+    from bench.link.labgrid import LabError, acquire_place
+
+    lines: list[str] = []
+    with acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="holder") as held:
+        since = state(lab).since
+        holding = f"{PLACE} held by {held.holder} since {since}"
+        with pytest.raises(LabError, match=re.escape(
+                f"labgrid place {PLACE} on {lab.address}: not free after 1.5 s ({holding})")):
+            acquire_place(lab.address, place=PLACE, timeout_s=1.5, user="second",
+                          progress=lines.append)
+        # said once, though the queue was polled again: the line says only what changed
+        assert lines == [f"waiting for labgrid place {PLACE} on {lab.address}: {holding}"]
+        assert reservations(lab) == [(held.holder, "acquired")]  # the second one's is gone
+        assert state(lab).acquired == held.holder
+    assert_free(lab)
+
+
+def test_a_place_reserved_for_another_client_is_said_so_while_waiting(lab: Lab) -> None:
+    from bench.link.labgrid import LabError, LabSession, _reserve, acquire_place
+
+    lines: list[str] = []
+    with LabSession(lab.address, user="first-in-queue") as first:
+        token = _reserve(first, {"name": PLACE})  # allocated to it at once; it never locks
+        with pytest.raises(LabError, match="not free after 1 s"):
+            acquire_place(lab.address, place=PLACE, timeout_s=1, user="second",
+                          progress=lines.append)
+        cancel(first, token)
+    assert lines == [f"waiting for labgrid place {PLACE} on {lab.address}: {PLACE} reserved for "
+                     f"another client"]
+
+
+def test_interrupted_while_queued_leaves_no_reservation(lab: Lab) -> None:
+    from bench.link.labgrid import acquire_place
+
+    def interrupt(line: str) -> None:
+        raise KeyboardInterrupt  # Ctrl-C (SIGTERM in `bench run`) while the run waits
+
+    with acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="holder") as held:
+        with pytest.raises(KeyboardInterrupt):
+            acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="queued",
+                          progress=interrupt)
+        assert reservations(lab) == [(held.holder, "acquired")]
+    assert_free(lab)
+
+
+def fails_after(method: str, error: BaseException):  # noqa: ANN201 - LabSession.rpc's shape
+    """`LabSession.rpc` as it is, except that the call named `method` raises once it has been
+    answered: the coordinator acted, the answer was lost (a timeout, a dropped connection)."""
+    from bench.link.labgrid import LabSession
+
+    real = LabSession.rpc
+
+    def rpc(session, name: str, request):  # noqa: ANN001, ANN202
+        response = real(session, name, request)
+        if name == method:
+            raise error
+        return response
+
+    return rpc
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), RuntimeError("lost")],
+                         ids=["interrupted", "failed"])
+def test_a_lock_whose_answer_was_lost_is_released(lab: Lab, error: BaseException,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The coordinator took the lock; the answer never came back: it is released all the same."""
+    from bench.link.labgrid import LabSession, acquire_place
+
+    monkeypatch.setattr(LabSession, "rpc", fails_after("AcquirePlace", error))
+    with pytest.raises(type(error)):
+        acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="lost-answer")
+    monkeypatch.undo()
+    assert_free(lab)
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), RuntimeError("lost")],
+                         ids=["interrupted", "failed"])
+def test_a_step_after_the_lock_that_fails_releases_it(lab: Lab, error: BaseException,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading the locked place's served ports is the step after the lock: however it fails,
+    the place is released and the reservation cancelled."""
+    from bench.link import labgrid
+    from bench.link.labgrid import acquire_place
+
+    locked: list[str | None] = []
+    published = labgrid._published
+
+    def then_fail(session, place, needs, *, after_acquire):  # noqa: ANN001, ANN202
+        if not after_acquire:
+            return published(session, place, needs, after_acquire=after_acquire)
+        locked.append(session.places()[place].acquired)
+        raise error
+
+    monkeypatch.setattr(labgrid, "_published", then_fail)
+    with pytest.raises(type(error)):
+        acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="after-lock")
+    monkeypatch.undo()
+    assert len(locked) == 1 and (locked[0] or "").endswith("/after-lock")  # it was locked
+    assert_free(lab)
+
+
+def test_a_failed_release_still_cancels_the_reservation(lab: Lab,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Undoing a failed acquire: a release the coordinator refuses does not keep the reservation
+    (which would hold the place for this client until it expires)."""
+    from bench.link.labgrid import LabError, LabSession, acquire_place, release_stale
+
+    lost = fails_after("AcquirePlace", LabError("lost"))
+    calls: list[str] = []
+
+    def rpc(session, method: str, request):  # noqa: ANN001, ANN202
+        calls.append(method)
+        if method == "ReleasePlace":
+            raise LabError("refused")  # and not released
+        return lost(session, method, request)
+
+    monkeypatch.setattr(LabSession, "rpc", rpc)
+    with pytest.raises(LabError, match="lost"):
+        acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="refused-release")
+    monkeypatch.undo()
+    assert calls[-2:] == ["ReleasePlace", "CancelReservation"]
+    assert (state(lab).acquired or "").endswith("/refused-release") and reservations(lab) == []
+    release_stale(lab.address, PLACE)
+    assert_free(lab)
+
+
+# -- the coordinator's answers ------------------------------------------------------------------------
+
+
+def test_a_refusal_carries_the_coordinators_words_and_a_silence_is_a_timeout(lab: Lab) -> None:
+    from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
+
+    from bench.link.labgrid import LabError, LabSession
+
+    with LabSession(lab.address, user="asker") as session:
+        assert session.name.endswith("/asker")
+        with pytest.raises(LabError, match=re.escape(
+                f"labgrid coordinator {lab.address}: Place nowhere does not exist")):
+            session.rpc("AcquirePlace", pb.AcquirePlaceRequest(placename="nowhere"))
+        with pytest.raises(LabError, match=re.escape(
+                f"labgrid coordinator {lab.address}: no answer within 0.2 s")):
+            session._run(asyncio.sleep(5), 0.2)
+        assert session.published(EXPORTER) == 3 and session.published("bench-offline") == 0
+    session.close()  # closed twice: nothing happens
+
+
+# -- a lock a killed run left behind ------------------------------------------------------------------
+
+
+def test_release_stale_clears_the_lock_and_its_holders_reservation(lab: Lab) -> None:
+    from bench.link.labgrid import Cleared, acquire_place, release_stale
+
+    held = acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="killed")
+    since = state(lab).since
+    held.session.close()  # the run dies: its lock and reservation stay
+    cleared = release_stale(lab.address, PLACE)
+    assert cleared == Cleared(PLACE, held.holder, since, reservation_cancelled=True)
+    assert_free(lab)
+    assert release_stale(lab.address, PLACE) == Cleared(PLACE, None, None, False)
+
+
+def test_release_stale_leaves_another_clients_reservation(lab: Lab) -> None:
+    from bench.link.labgrid import Cleared, LabSession, _reserve, release_stale
+
+    with LabSession(lab.address, user="next-in-line") as waiting:
+        token = _reserve(waiting, {"name": PLACE})  # allocated, not locked: no stale lock
+        assert release_stale(lab.address, PLACE) == Cleared(PLACE, None, None, False)
+        assert reservations(lab) == [(waiting.name, "allocated")]
+        cancel(waiting, token)
+    assert_free(lab)
