@@ -147,3 +147,121 @@ def test_trailing_and_truncated_bytes_are_refused() -> None:
     for bad in (maced + b"\x00", maced[:-1], maced[:7] + b"\x81" + maced[8:]):
         with pytest.raises(DecodeError):
             decode_message(bad)
+
+
+# base() as bytes: DF | 09 CRA(2) counter(3-10) | 08 originator(12-19) | 08 recipient(21-28)
+# | 00 date-time(29) | 02 other-information(31-32) | 02 content(34-35) | 00 no signature(36)
+@pytest.mark.parametrize(
+    ("at", "value", "field", "offset", "why"),
+    [
+        (0, 0x30, "tag", 0, "0x30 is neither General-Ciphering nor General-Signing"),
+        (1, 0x08, "transaction id", 1, "length byte 0x08, expected 0x09"),
+        (2, 0x04, "cra_flag", 2, "4 is not 1 (command), 2 (response) or 3 (alert)"),
+        (20, 0x07, "recipient", 20, "length byte 0x07, expected 0x08"),
+        (29, 0x05, "date-time", 29, "length 5 (expected 0 or 12)"),
+        (30, 0x03, "other-information", 31, "length 3 fits no variant"),
+        (36, 0x20, "signature", 36, "length byte 0x20 (expected 00 or 40)"),
+    ],
+)
+def test_a_refused_message_names_the_field_the_offset_and_why(
+    at: int, value: int, field: str, offset: int, why: str
+) -> None:
+    """The decoder's promise: a DecodeError says where in the bytes it stopped and what it found,
+    so a capture can be read back to the byte that broke it."""
+    data = bytearray(base().encode())
+    data[at] = value
+    with pytest.raises(DecodeError) as caught:
+        decode_message(bytes(data))
+    error = caught.value
+    assert (error.what, error.field, error.offset) == ("GBCS message", field, offset)
+    assert why in error.reason
+
+
+def test_the_refusals_before_and_inside_the_envelope_say_what_they_found() -> None:
+    with pytest.raises(DecodeError) as caught:
+        decode_message(b"")
+    assert (caught.value.what, caught.value.field, caught.value.offset) == ("GBCS message", "tag", 0)
+    assert caught.value.reason == "empty message"
+    # cut inside the recipient element: 9 bytes needed from offset 20, 5 there
+    with pytest.raises(DecodeError) as caught:
+        decode_message(base().encode()[:25])
+    assert (caught.value.field, caught.value.offset) == ("recipient", 20)
+    assert "needs 9 bytes, 5 left" in caught.value.reason
+    # DD 000000000000 | length(7) | 11 00000000 (8-12) | the General-Signing APDU from 13
+    maced = bytearray(base(mac=b"\x0a" * 12).encode())
+    maced[13] = 0x30
+    with pytest.raises(DecodeError) as caught:
+        decode_message(bytes(maced))
+    assert (caught.value.what, caught.value.field, caught.value.offset) == ("GBCS message", "tag", 13)
+    assert "expected General-Signing (0xDF)" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({"cra_flag": 4}, "CRA flag must be 1, 2 or 3, got 4"),
+        ({"originator": b"\x00" * 7}, "originator must be 8 bytes, got 7"),
+        ({"recipient": b"\x00" * 9}, "recipient must be 8 bytes, got 9"),
+        ({"supplementary_remote_party_id": b"\x00" * 7}, "supplementary_remote_party_id must be 8 bytes"),
+        ({"originator_counter": -1}, "originator_counter -1 does not fit 8 bytes"),
+        ({"supplementary_remote_party_id": SRP, "supplementary_remote_party_counter": 1 << 64},
+         f"supplementary_remote_party_counter {1 << 64} does not fit 8 bytes"),
+        ({"message_code": 0x10000}, "message code 65536 does not fit 2 bytes"),
+        ({"signature": b"\x00" * 63}, "signature must be 64 bytes, got 63"),
+        ({"pre_command": True, "signature": b"\x00" * 64}, "a pre-command carries no signature"),
+        ({"mac": b"\x00" * 16}, "MAC must be 12 bytes, got 16"),
+        ({"supplementary_remote_party_counter": 1}, "counter needs its party id"),
+        ({"supplementary_remote_party_id": SRP, "supplementary_originator_counter": 1},
+         "need the SRP counter"),
+        ({"supplementary_remote_party_id": SRP, "supplementary_remote_party_ka_certificate": b"\x30" * 20},
+         "need the SRP counter"),
+        ({"supplementary_remote_party_id": SRP, "supplementary_remote_party_counter": 1,
+          "supplementary_originator_counter": 1, "supplementary_remote_party_ka_certificate": b"\x30" * 20},
+         "are exclusive"),
+        ({"supplementary_remote_party_id": SRP, "supplementary_remote_party_counter": 1,
+          "supplementary_remote_party_ka_certificate": b"\x30" * 8}, "longer than 8 bytes"),
+    ],
+)
+def test_a_message_that_does_not_encode_says_which_rule_it_breaks(fields: dict, why: str) -> None:
+    """Each inconsistency is refused by its own check: the error names the field and the limit,
+    not just that something was wrong."""
+    with pytest.raises(EncodeError) as caught:
+        base(**fields).encode()
+    assert why in str(caught.value)
+
+
+def _ciphered(body: bytes) -> bytes:
+    """DD, six empty header elements, a one-byte length, then `body` as the ciphered service."""
+    return b"\xdd" + bytes(6) + bytes((len(body),)) + body
+
+
+SIGNED = base().encode()  # 37 bytes, the unsigned form (its last byte the 00 signature byte)
+SEALED = b"\x11\x00\x00\x00\x00"  # security control byte and invocation counter
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "offset", "why"),
+    [
+        (b"\xdd\x09\x01", "MAC header", 1, "General Block Transfer block: reassemble first"),
+        (b"\xdd\x00\x00\x01\x00\x00\x00\x05", "MAC header", 1, "header elements must be empty"),
+        (b"\xdd" + bytes(6) + b"\x80", "ciphered service length", 7, "indefinite length"),
+        (_ciphered(SEALED + SIGNED + b"\x0a" * 12) + b"\x00", "ciphered service length", 7,
+         "says 54, 55 follow"),
+        (_ciphered(SEALED), "security header", 8, "needs 17 bytes, 5 left"),
+        (_ciphered(b"\x10" + SEALED[1:] + SIGNED + b"\x0a" * 12), "security header", 8,
+         "expected 11 00000000"),
+        (_ciphered(SEALED + SIGNED + b"\x00" + b"\x0a" * 12), "signature", 50,
+         "1 bytes between APDU and MAC"),
+        (SIGNED + b"\x00\x00", "signature", 37, "2 bytes after the signature"),
+    ],
+)
+def test_a_refused_envelope_names_the_field_the_offset_and_why(
+    data: bytes, field: str, offset: int, why: str
+) -> None:
+    """The General-Ciphering wrapper and what may follow an APDU are held to the same promise as
+    the APDU inside: the error says where decoding stopped and what it found there."""
+    with pytest.raises(DecodeError) as caught:
+        decode_message(data)
+    error = caught.value
+    assert (error.what, error.field, error.offset) == ("GBCS message", field, offset)
+    assert why in error.reason
