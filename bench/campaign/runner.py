@@ -257,10 +257,13 @@ class _Campaign:
 
     def follow(self, idle_s: float, settle_s: float) -> str:
         """Read the RSA's mailbox until every device is settled (or nothing moves for idle_s)."""
+        reconnects = getattr(self.target, "reconnects", 0)
         while True:
             rows, _last = self.target.mailbox(self.rsa, self.cursor, READ_WAIT_S)
             self._read(rows)
             now = time.monotonic()
+            if getattr(self.target, "reconnects", 0) != reconnects:  # the rig came back
+                reconnects, self.last_change = getattr(self.target, "reconnects", 0), now
             if now - self.shown >= PROGRESS_EVERY_S:
                 self._progress()
             only_n61 = len(self.waiting) == len(self.pending)  # each may yet see its 0x8F1C
