@@ -33,6 +33,8 @@ LONG_RUNS = (
     "tests/fuzz/test_campaign.py",
     "tests/testing/test_firmware_under_test.py",
     "tests/report/test_conformance.py",
+    "tests/campaign/test_fleet_accounting.py",
+    "tests/campaign/test_kills.py",
 )
 
 

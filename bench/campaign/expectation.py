@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from bench.campaign.outcomes import Outcome
 from bench.domain import IMAGE_TYPES, DeviceType, Eui, FaultProfile, Generation
+from bench.rig.fleet import FleetFault
 from bench.rig.model import NoLink, Rig, RigDevice
 
 
@@ -47,11 +48,12 @@ def declared_outcome(device: RigDevice, supplier: str) -> Outcome:
     return Outcome.LANDED
 
 
-# A fleet meter's fault (`[fleet] faults`, by its value) -> how its campaign ends.
-FLEET_FAULTS: dict[str, Outcome] = {
-    "unreachable": Outcome.DELIVERY_FAILED,  # registered, but nothing runs it: N61 at once
-    "verification_failure": Outcome.VERIFICATION_FAILED,  # trusts another Supplier: 0x8F1C
-    "sleepy": Outcome.LANDED,  # slower, not failing
+# A fleet meter's fault (`[fleet] faults`) -> how its campaign ends.
+FLEET_FAULTS: dict[FleetFault | None, Outcome] = {
+    None: Outcome.LANDED,
+    FleetFault.UNREACHABLE: Outcome.DELIVERY_FAILED,  # registered, nothing runs it: N61 at once
+    FleetFault.VERIFICATION_FAILURE: Outcome.VERIFICATION_FAILED,  # trusts another Supplier
+    FleetFault.SLEEPY: Outcome.LANDED,  # slower, not failing
 }
 FLEET_ROLE = "fleet"
 
@@ -67,11 +69,10 @@ class CampaignParties:
 
 def campaign_parties(rig: Rig) -> CampaignParties:
     """The rig's `supplier` and `rsa` parts, or its fleet's own when the fleet names them."""
-    fleet = getattr(rig, "fleet", None)
     supplier = rig.parties.get("supplier", "supplier-a")
     rsa = rig.parties.get("rsa", "rsa-1")
-    if fleet is not None:
-        supplier, rsa = fleet.supplier or supplier, fleet.rsa or rsa
+    if rig.fleet is not None:
+        supplier, rsa = rig.fleet.supplier or supplier, rig.fleet.rsa or rsa
     return CampaignParties(supplier, rsa)
 
 
@@ -81,12 +82,10 @@ def campaign_devices(rig: Rig) -> list[CampaignDevice]:
     devices = [CampaignDevice(Eui(d.eui), d.device_type, d.generation, d.role,
                               declared_outcome(d, supplier))
                for d in rig.devices]
-    fleet = getattr(rig, "fleet", None)
-    if fleet is not None:
-        devices += [CampaignDevice(Eui(d.eui), d.device_type, d.generation, FLEET_ROLE,
-                                   FLEET_FAULTS.get(str(d.fault), Outcome.LANDED)
-                                   if d.fault is not None else Outcome.LANDED)
-                    for d in fleet.devices()]
+    if rig.fleet is not None:
+        devices += [CampaignDevice(d.eui, d.device_type, d.generation, FLEET_ROLE,
+                                   FLEET_FAULTS[d.fault])
+                    for d in rig.fleet.devices()]
     return devices
 
 
