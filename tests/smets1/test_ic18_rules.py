@@ -536,3 +536,16 @@ def test_state_document_round_trips_the_transfer(meter: Meter) -> None:
     assert TransferProgress.bitmap([True] * 9) == "ff80"
     assert on_disk.transfer_enabled is True and on_disk.identifier_override is None
     assert meter.ic18.get(Ic18Attribute.IMAGE_TRANSFERRED_BLOCKS_STATUS).tag == Tag.BIT_STRING
+
+
+def test_every_ic18_field_survives_the_state_document(meter: Meter) -> None:
+    """What a SMETS1 meter writes is what it reads at the next power-on, field for field."""
+    state = meter.state
+    state.transfer = TransferProgress(IDENTIFIER, len(IMAGE), BLOCK, "a4")
+    state.transfer_status = S.VERIFICATION_FAILED
+    state.transfer_enabled = False
+    state.identifier_override = "00000100"
+    meter.store.save(state)
+    assert meter.on_disk() == state
+    document = json.loads(meter.store.path.read_text())
+    assert document["transfer_status"] == int(S.VERIFICATION_FAILED) and document["transfer_enabled"] is False

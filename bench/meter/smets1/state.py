@@ -54,6 +54,15 @@ class Smets1State(MeterState):
     # what 1-0:0.2.0.255 reports instead of the active slot (set only by a fault profile)
     identifier_override: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """The SMETS2+ document with the IC18 fields (MeterState spells out only its own)."""
+        data = MeterState.to_json(self)
+        data["transfer"] = None if self.transfer is None else dict(self.transfer.__dict__)
+        data["transfer_status"] = int(self.transfer_status)
+        data["transfer_enabled"] = self.transfer_enabled
+        data["identifier_override"] = self.identifier_override
+        return data
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Smets1State:
         base = MeterState.from_json(data)
