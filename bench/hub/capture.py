@@ -7,14 +7,16 @@ is cut off again, so the file stays a valid capture of every frame before it.
 
 A hub serving a fleet captures hundreds of thousands of frames; a system call for each is a
 good part of its time. `FrameCapture(path, hold=N)` holds records back until N bytes are waiting
-(or `flush()`, which the hub's housekeeping calls every tick, and `close()`): a crash then loses
-at most those, and a full disk the whole chunk that did not fit.
+(or `flush()`, which the hub's housekeeping calls every tick, and `close()`) and writes them from
+a thread of its own: a crash then loses at most those and the chunks not yet written, and a full
+disk the whole chunk that did not fit (the next write or flush raises CaptureError).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import threading
 import time
 from pathlib import Path
@@ -35,14 +37,41 @@ class _WholeRecords:
         self.size = 0
         self.hold = hold
         self._held = bytearray()
+        # `hold`: whole chunks go to the disk from a writer thread of their own, so a slow disk
+        # never holds up the link that captured them; a failed write is raised at the next call
+        self._chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._failure: OSError | None = None
+        self._writer: threading.Thread | None = None
+        if hold:
+            self._writer = threading.Thread(target=self._write_chunks, name="capture-writer",
+                                            daemon=True)
+            self._writer.start()
 
     def write(self, data: bytes) -> int:
         if self.hold:
+            self._raise_failure()
             self._held += data
             if len(self._held) >= self.hold:
-                self.flush()
+                self._hand_over()
             return len(data)
         return self._write(data)
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _hand_over(self) -> None:
+        if self._held:
+            self._chunks.put(bytes(self._held))
+            self._held = bytearray()
+
+    def _write_chunks(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            if self._failure is None:
+                try:
+                    self._write(chunk)
+                except OSError as exc:
+                    self._failure = exc
 
     def _write(self, data: bytes) -> int:
         view = memoryview(data)
@@ -59,14 +88,17 @@ class _WholeRecords:
         return len(data)
 
     def flush(self) -> None:
-        """Write what is held back (nothing unless `hold`)."""
-        if self._held:
-            held, self._held = bytes(self._held), bytearray()
-            self._write(held)
+        """Hand what is held back to the writer (nothing unless `hold`)."""
+        self._raise_failure()
+        self._hand_over()
 
     def close(self) -> None:
         try:
-            self.flush()
+            self._hand_over()
+            if self._writer is not None:
+                self._chunks.put(None)
+                self._writer.join()
+            self._raise_failure()
         finally:
             os.close(self.fd)
 

@@ -444,6 +444,10 @@ class Hub:
     def _housekeep(self) -> None:
         tick = max(0.05, min(1.0, self.ota.stall_timeout / 4, self.ota.notify_interval / 2,
                              self.retries.ack_timeout / 4))
+        # stalls are minutes apart: looking at every open transfer each tick would cost a fleet's
+        # hub more than its frames; every eighth of the stall timeout is often enough
+        stall_every = max(tick, min(self.ota.stall_timeout, self.ota.give_up_timeout) / 8)
+        next_stall_check = time.monotonic()
         while not self._stop.wait(tick):
             ports = self._ports
             awake = [eui for eui in self.ota.unrequested()
@@ -452,8 +456,10 @@ class Hub:
                 port = self._ports.get(eui)
                 if port is not None:
                     self._send(port, notify)
-            for transfer in self.ota.check_stalls():
-                transfer.announce()
+            if time.monotonic() >= next_stall_check:
+                next_stall_check = time.monotonic() + stall_every
+                for transfer in self.ota.check_stalls():
+                    transfer.announce()
             for frame in self.retries.due(time.monotonic()):
                 port = self._ports.get(frame.eui)
                 if port is not None:

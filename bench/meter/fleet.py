@@ -72,7 +72,7 @@ class FleetPlan:
     retry_timeout: float = 0.5
     poll_interval: float = 5.0
     wake_window: float = 1.0
-    checkpoint_interval: float = 1.0  # a fleet records download offsets less often than one meter
+    checkpoint_interval: float = 5.0  # a fleet records download offsets less often than one meter
     extra: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -174,11 +174,14 @@ class FleetHost:
     # -- scheduling ------------------------------------------------------------------------------
 
     def _schedule(self, index: int, now: float) -> None:
+        """Make sure the meter's timers run by its next deadline. A meter already due no later
+        keeps that entry: waking early costs one look at its timers, while a heap entry for
+        every block request (each moves the retry deadline) would cost more."""
         deadline = self.meters[index].next_deadline(now)
-        if deadline != self._due[index]:
+        due = self._due[index]
+        if deadline is not None and (due is None or deadline < due):
             self._due[index] = deadline
-            if deadline is not None:
-                heapq.heappush(self._heap, (deadline, index))
+            heapq.heappush(self._heap, (deadline, index))
 
     def _dispatch(self, data: bytes, now: float) -> None:
         index = (self._by_ieee.get(data[_DST_IEEE]) if data[9:11] == _NWK_BOTH_IEEE

@@ -62,6 +62,12 @@ class FleetStateDb:
         self._writes: dict[str, dict[str, tuple[bytes, bool]]] = {}
         self._deletes: dict[str, set[str]] = {}
         self._chunks: list[tuple[str, int, bytes]] = []  # part bytes appended since the commit
+        # every meter's file names, read once: a lookup of a file no meter wrote costs no query
+        self._names: dict[str, set[str]] = {}
+        for meter, name in self.conn.execute(
+                "SELECT meter, name FROM meter_file UNION SELECT DISTINCT meter, ? FROM part_chunk",
+                (PART_FILE,)):
+            self._names.setdefault(meter, set()).add(name)
         self._known_shared: set[bytes] = set()
         self.commits = 0
 
@@ -119,9 +125,12 @@ class FleetStateDb:
         with self.lock:
             self._deletes.get(meter, set()).discard(name)
             self._writes.setdefault(meter, {})[name] = (data, share)
+            self._names.setdefault(meter, set()).add(name)
 
     def get(self, meter: str, name: str) -> bytes | None:
         with self.lock:
+            if name not in self._names.get(meter, ()):
+                return None
             pending = self._writes.get(meter, {}).get(name)
             if pending is not None:
                 return pending[0]
@@ -137,6 +146,8 @@ class FleetStateDb:
     def part(self, meter: str) -> bytes:
         """The download's bytes as recorded (chunks appended at each sync)."""
         with self.lock:
+            if PART_FILE not in self._names.get(meter, ()):
+                return b""
             if PART_FILE in self._deletes.get(meter, ()):
                 stored = b""
             else:
@@ -154,22 +165,20 @@ class FleetStateDb:
                 self._chunks = [chunk for chunk in self._chunks if chunk[0] != meter]
                 self._deletes.setdefault(meter, set()).add(PART_FILE)
             self._chunks.append((meter, start, data))
+            self._names.setdefault(meter, set()).add(PART_FILE)
 
     def names(self, meter: str) -> list[str]:
         with self.lock:
-            stored = {name for (name,) in self.conn.execute(
-                "SELECT name FROM meter_file WHERE meter = ?", (meter,))}
-            stored |= set(self._writes.get(meter, ()))
-            if self.conn.execute("SELECT 1 FROM part_chunk WHERE meter = ? LIMIT 1",
-                                 (meter,)).fetchone() or any(c[0] == meter for c in self._chunks):
-                stored.add(PART_FILE)
-            return sorted(stored - self._deletes.get(meter, set()))
+            return sorted(self._names.get(meter, ()))
 
     def delete(self, meter: str, names: list[str]) -> None:
         with self.lock:
             for name in names:
                 self._writes.get(meter, {}).pop(name, None)
                 self._deletes.setdefault(meter, set()).add(name)
+                self._names.get(meter, set()).discard(name)
+                if name == PART_FILE:
+                    self._chunks = [chunk for chunk in self._chunks if chunk[0] != meter]
 
 
 class FleetMeterStore(MeterStore):

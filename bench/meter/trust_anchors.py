@@ -74,6 +74,7 @@ class TrustAnchors:
 
     def __init__(self, cells: list[TrustAnchorCell]) -> None:
         self.cells = {cell.role: cell for cell in cells}
+        self._encoded: bytes | None = None
 
     def cell(self, role: RemotePartyRole) -> TrustAnchorCell:
         try:
@@ -113,8 +114,11 @@ class TrustAnchors:
         ])
 
     def save(self, store: MeterStore) -> None:
-        cells = [cell.to_json() for cell in self.cells.values()]
-        store.write_file(ANCHORS_FILE, json.dumps(cells, indent=1).encode())
+        """Write the cells into `store` (encoded once: a fleet's meters share one set)."""
+        if self._encoded is None:
+            cells = [cell.to_json() for cell in self.cells.values()]
+            self._encoded = json.dumps(cells, indent=1).encode()
+        store.write_file(ANCHORS_FILE, self._encoded)
 
     @classmethod
     def load(cls, store: MeterStore) -> TrustAnchors:

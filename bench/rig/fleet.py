@@ -129,10 +129,10 @@ class FleetSpec:
     baud: int | None = attrs.field(default=None, validator=positive)
     processes: int = attrs.field(default=1, validator=[between(1, 64), _processes])
     max_data_size: int = attrs.field(default=48, validator=between(1, 255))
-    retry_timeout_s: float = attrs.field(default=2.0, validator=positive)
+    retry_timeout_s: float = attrs.field(default=10.0, validator=positive)
     poll_interval_s: float = attrs.field(default=5.0, validator=positive)
     wake_window_s: float = attrs.field(default=1.0, validator=positive)
-    checkpoint_interval_s: float = attrs.field(default=1.0, validator=positive)
+    checkpoint_interval_s: float = attrs.field(default=5.0, validator=positive)
 
     @property
     def size(self) -> int:

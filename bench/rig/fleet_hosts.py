@@ -119,6 +119,11 @@ class RigFleet:
         self.work.mkdir(parents=True, exist_ok=True)
         meters = self.meters()
         if self.fleet.link == "memory":
+            # the meters log their warnings only: four lines per meter would fill the rig's log
+            meter_log = logging.getLogger("bench.meter")
+            level = meter_log.level
+            meter_log.setLevel(max(level, logging.WARNING))
+            stack.callback(meter_log.setLevel, level)
             hub_end, meter_end = memory_link_pair("fleet")
             host = self.memory_host = FleetHost(self.plan(meters, 0), meter_end)
             self._thread = threading.Thread(target=host.run, args=(self._stop,),
@@ -223,4 +228,5 @@ class RigFleet:
         for meter in child.meters:
             bridge.down.pop(meter.eui, None)
         pid = child.process.process.pid if child.process.process else None
-        return {"role": role, "meters": len(child.meters), "port": child.process.port, "pid": pid}
+        return {"role": role, "eui": str(child.meters[0].eui), "meters": len(child.meters),
+                "port": child.process.port, "pid": pid}
