@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/perf/gateway.py
 	$(BIN)/python scripts/perf/suite.py
 	$(BIN)/python scripts/perf/fuzz.py
+	$(BIN)/python scripts/perf/campaign.py
 
 .PHONY: fuzz
 fuzz: $(STAMP)  # robustness: 1,000,000 mutated inputs per meter-side decoder, a long campaign

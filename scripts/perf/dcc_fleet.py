@@ -220,6 +220,21 @@ class Campaign:
                                         f"{VERSION:08X}", list(self.meters))
         return sign_document(request_element(request), rsa.ds_key, rsa.ds_cert)
 
+    def warm(self, counter: int = 10) -> None:
+        """Every request worker started and warm (imports, schema, certificates), as a rig's
+        are when a campaign starts: an 11.1 for a device the registry lacks, from as many
+        threads at once as there are workers, each refused (E-code, audited)."""
+        rsa = self.pki.party("rsa-1")
+        workers = len(self.shim.workers.workers) if self.shim.workers is not None else 1
+        documents = [sign_document(request_element(UpdateFirmwareRequest(
+            RequestID(rsa.eui, DCC_EUI, counter + n), self.image, f"{VERSION:08X}",
+            [Eui(bytes(8))])), rsa.ds_key, rsa.ds_cert) for n in range(workers)]
+        threads = [threading.Thread(target=self.shim.submit, args=(xml,)) for xml in documents]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
     def run(self, counter: int = 100) -> CampaignResult:
         xml = self.request(counter)
         start = time.perf_counter()

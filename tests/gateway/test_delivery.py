@@ -20,7 +20,7 @@ from bench.dcc.pipeline.shim import Shim
 from bench.dcc.records.audit import AuditLog
 from bench.dcc.records.mailboxes import DeliveryState
 from bench.gateway.config import HttpConfig
-from bench.gateway.delivery import Backoff
+from bench.gateway.delivery import BATCH, Backoff
 from bench.gateway.server import GatewayServer
 
 from .receiver import Receiver
@@ -199,3 +199,24 @@ def test_a_crash_mid_batch_sends_again_what_it_may_have_sent_and_counts_it(
     assert {m: d.resent for m, d in shim.mailboxes.deliveries(SUPPLIER).items()} == {
         m: 1 for m in ids}
     assert gateway.deliverer.counts.resent == len(ids)
+
+
+def test_batches_after_the_first_start_where_the_party_is_settled_and_keep_the_order(
+    shim, pki
+) -> None:
+    """Each task looks only after the newest message up to which its party is settled: a failure
+    in a later batch is retried there, and nothing before or after it is skipped or resent."""
+    codes = [0x8F43] * (BATCH * 2 + 10)
+    with Receiver(answer=lambda n, body: 503 if n in (BATCH + 5, BATCH + 6) else 200) as receiver:
+        gateway = serve(shim, receiver.url)
+        try:
+            ids = raise_alerts(shim, pki, codes)
+            assert gateway.deliverer.wait_delivered(SUPPLIER, len(ids), 120)
+        finally:
+            gateway.close()
+        bodies = [body for _, _, body in receiver.received]
+    stored = [m.xml for m in shim.mailboxes.messages(SUPPLIER)]
+    retried = BATCH + 5  # answers BATCH + 5 and + 6 (from 0) refuse that message twice
+    assert bodies == stored[:retried] + [stored[retried]] * 3 + stored[retried + 1:]
+    assert set(states(shim).values()) == {DeliveryState.DELIVERED}
+    assert shim.mailboxes.undelivered(SUPPLIER, 10) == []

@@ -224,6 +224,37 @@ class RequestWorker:
             self.process.wait(timeout=5)
 
 
+class Signing:
+    """Documents being signed ahead by workers lent for it; `documents` collects them and
+    gives the workers back (to the requests waiting for one first)."""
+
+    def __init__(self, owner: RequestWorkers, lent: list[RequestWorker],
+                 asked: list[RequestWorker]) -> None:
+        self._owner = owner
+        self._lent = lent
+        self._asked = asked
+        self._done = False
+
+    def documents(self) -> list[SignedAhead]:
+        if self._done:
+            return []
+        self._done = True
+        owner, signed = self._owner, list[SignedAhead]()
+        try:
+            for worker in self._asked:
+                try:
+                    answer = worker.answer()
+                except WorkerFailed as exc:
+                    owner._failed(worker, exc)
+                    continue
+                if isinstance(answer, list):
+                    signed.extend(answer)
+        finally:
+            owner.signed_ahead += len(signed)
+            owner.give_back(self._lent)
+        return signed
+
+
 @dataclass(eq=False)
 class _Request:
     """One caller's request, and what its caller is woken with: its answer, or a batch to lead."""
@@ -321,6 +352,12 @@ class RequestWorkers:
         for request in batch:
             request.woken.set()
 
+    def give_back(self, workers: list[RequestWorker]) -> None:
+        """Workers lent to sign ahead are free again."""
+        with self._lock:
+            for worker in workers:
+                self._release(worker)
+
     def _release(self, worker: RequestWorker) -> None:
         """A worker is free: to the first waiting caller with the next batch, else idle (called
         with the lock held)."""
@@ -332,45 +369,33 @@ class RequestWorkers:
             self._idle.append(worker)
             self._lock.notify_all()
 
-    def sign_ahead(self, events: list[tuple[SignableEvent, datetime]]) -> list[SignedAhead]:
-        """The DUIS messages of these hub events, signed by the idle workers, the events
-        shared among them (`bench.dcc.pipeline.signed_ahead`); none if no worker is idle.
-
-        What a worker fails to sign is left out: the shim signs it itself, in the event's job.
-        """
+    def sign_ahead(self, events: list[tuple[SignableEvent, datetime]]) -> Signing:
+        """Have the idle workers sign the DUIS messages of these hub events, shared among them
+        (`bench.dcc.pipeline.signed_ahead`); `Signing.documents` waits for them. None are
+        signed if no worker is idle, and what a worker fails to sign is left out: the shim signs
+        it itself, in the event's job."""
         with self._lock:
             if self._closed:
-                return []
+                return Signing(self, [], [])
             lent = [worker for worker in self._idle if not worker.broken]
             self._idle = [worker for worker in self._idle if worker.broken]
-        signed: list[SignedAhead] = []
         asked: list[RequestWorker] = []
-        try:
-            share = -(-len(events) // max(1, len(lent)))
-            for n, worker in enumerate(lent):
-                part = events[n * share:(n + 1) * share]
-                if not part:
-                    break
-                try:
-                    worker.ask(SIGN, part)
-                except WorkerFailed as exc:
-                    self._failed(worker, exc)
-                    continue
-                asked.append(worker)
-            for worker in asked:
-                try:
-                    answer = worker.answer()
-                except WorkerFailed as exc:
-                    self._failed(worker, exc)
-                    continue
-                if isinstance(answer, list):
-                    signed.extend(answer)
-                self.signed_ahead += len(answer) if isinstance(answer, list) else 0
-        finally:
-            with self._lock:
-                for worker in lent:
-                    self._release(worker)
-        return signed
+        signing = Signing(self, lent, asked)
+        share = -(-len(events) // max(1, len(lent)))
+        for n, worker in enumerate(lent):
+            part = events[n * share:(n + 1) * share]
+            if not part:
+                break
+            try:
+                worker.ask(SIGN, part)
+            except WorkerFailed as exc:
+                self._failed(worker, exc)
+                continue
+            except BaseException:
+                signing.documents()  # gives the workers back
+                raise
+            asked.append(worker)
+        return signing
 
     def _failed(self, worker: RequestWorker, exc: WorkerFailed) -> None:
         if worker.broken:

@@ -25,8 +25,9 @@ thread, so a link's reader thread never waits for XML signing or a commit: each 
 future that completes once the event's messages are on disk, and `close` handles every event
 queued before it. Mailbox readers wait with `wait_for_message`, woken by each such commit.
 The thread takes what is queued, up to `MAX_EVENTS_PER_COMMIT` events, as one batch at one
-time: with request workers, the batch's DUIS messages are signed by the idle workers first
-(`bench.dcc.pipeline.signed_ahead`), then routed and stored in one commit.
+time: with request workers, the batch's DUIS messages are signed by the idle workers
+(`bench.dcc.pipeline.signed_ahead`) while the batch before it is routed and stored, in one
+commit, on the event thread.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,9 @@ from bench.dcc.pipeline.device_events import (
     HubEvents,
 )
 from bench.dcc.pipeline.gateway import DeviceGateway
+from bench.dcc.pipeline.messages import SignedAhead
 from bench.dcc.pipeline.outcomes import Answered
-from bench.dcc.pipeline.request_workers import RequestWorkers
+from bench.dcc.pipeline.request_workers import RequestWorkers, Signing
 from bench.dcc.policy.eligibility import MAX_REQUEST_BYTES
 from bench.dcc.records.mailboxes import Mailboxes, MailboxMessage
 from bench.dcc.records.registry import Registry
@@ -66,6 +69,16 @@ AnyEvent = HubEvent | smets1_events.Smets1MessageEvent
 # A campaign's devices report by the thousand: larger batches share one fsync and keep every
 # worker signing; a batch still commits in a few tens of milliseconds.
 MAX_EVENTS_PER_COMMIT = 256
+
+
+@dataclass
+class _Batch:
+    """A run of hub events stored in one commit, at one time, and the signing of its documents
+    (by the request workers) when it is under way."""
+
+    events: list[tuple[AnyEvent, Future[None]]]
+    now: datetime
+    signing: Signing | None = None
 
 
 class ShimClosed(BenchError):
@@ -206,40 +219,65 @@ class Shim:
         return done
 
     def _handle_events(self) -> None:
-        """The event thread: each run of queued events in one commit, in the order queued."""
-        closing = False
-        while not closing:
-            item = self._events.get()
-            batch: list[tuple[AnyEvent, Future[None]]] = []
-            while item is not None:
-                batch.append(item)
-                if len(batch) == MAX_EVENTS_PER_COMMIT:
-                    break
-                try:
-                    item = self._events.get_nowait()
-                except queue.Empty:
-                    break
-            closing = item is None
-            if batch:
-                self._commit_events(batch)
+        """The event thread: each run of queued events in one commit, in the order queued.
 
-    def _commit_events(self, batch: list[tuple[AnyEvent, Future[None]]]) -> None:
-        self._batch_time = now = self.clock()
+        With request workers the runs overlap: while one run is routed and committed here, the
+        workers sign the next one's documents (`_Batch`)."""
+        closing = False
+        ahead: _Batch | None = None  # the run whose documents the workers are signing
+        while not (closing and ahead is None):
+            events: list[tuple[AnyEvent, Future[None]]] = []
+            if not closing:
+                events, closing = self._next_events(wait=ahead is None)
+            documents = ahead.signing.documents() if ahead and ahead.signing else []
+            batch = self._batch(events) if events else None
+            if ahead is not None:
+                self._commit_events(ahead, documents)
+            if batch is not None and batch.signing is None:  # nothing to overlap with
+                self._commit_events(batch, [])
+                batch = None
+            ahead = batch
+
+    def _next_events(self, wait: bool) -> tuple[list[tuple[AnyEvent, Future[None]]], bool]:
+        """The events queued now, up to MAX_EVENTS_PER_COMMIT (waiting for one if `wait`),
+        and whether the shim is closing (nothing comes after)."""
+        events: list[tuple[AnyEvent, Future[None]]] = []
         try:
-            if self.workers is not None:
-                self.signer.take_ahead(self.workers.sign_ahead(
-                    [(e, now) for e, _ in batch if isinstance(e, signed_ahead.SignableEvent)]))
-            outcomes = self.store.group_commit_all([self._job(e) for e, _ in batch])
+            item = self._events.get() if wait else self._events.get_nowait()
+            while item is not None:
+                events.append(item)
+                if len(events) == MAX_EVENTS_PER_COMMIT:
+                    return events, False
+                item = self._events.get_nowait()
+        except queue.Empty:
+            return events, False
+        return events, True
+
+    def _batch(self, events: list[tuple[AnyEvent, Future[None]]]) -> _Batch:
+        """A run of events, timed now; with workers, its documents are being signed ahead."""
+        now = self.clock()
+        signing = None
+        if self.workers is not None:
+            signable = [(e, now) for e, _ in events if isinstance(e, signed_ahead.SignableEvent)]
+            if signable:
+                signing = self.workers.sign_ahead(signable)
+        return _Batch(events, now, signing)
+
+    def _commit_events(self, batch: _Batch, documents: list[SignedAhead]) -> None:
+        self._batch_time = batch.now
+        try:
+            self.signer.take_ahead(documents)
+            outcomes = self.store.group_commit_all([self._job(e) for e, _ in batch.events])
         except Exception as exc:  # noqa: BLE001 - every waiter hears of it, the thread goes on
             log.exception("hub events not stored")
-            for _event, done in batch:
+            for _event, done in batch.events:
                 done.set_exception(exc)
             return
         finally:
             self.signer.forget_ahead()
             self._batch_time = None
         self.mailboxes.stored()
-        for (event, done), outcome in zip(batch, outcomes, strict=True):
+        for (event, done), outcome in zip(batch.events, outcomes, strict=True):
             if isinstance(outcome.value, BaseException):
                 log.error("hub event %s not stored: %s", type(event).__name__, outcome.value)
                 done.set_exception(outcome.value)

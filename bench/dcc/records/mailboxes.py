@@ -182,14 +182,17 @@ class Mailboxes:
                 if statement.strip():
                     conn.execute(statement)
 
-    def undelivered(self, party: str, limit: int) -> list[tuple[MailboxMessage, Delivery | None]]:
-        """The party's oldest messages not yet delivered or refused, with their delivery."""
+    def undelivered(self, party: str, limit: int, after: int = 0
+                    ) -> list[tuple[MailboxMessage, Delivery | None]]:
+        """The party's oldest messages after id `after` not yet delivered or refused, with their
+        delivery. A deliverer that knows every message up to `after` is settled says so: the
+        query then starts there rather than stepping over every message already delivered."""
         rows = self.store.read(
             "SELECT m.*, d.message, d.party, d.url, d.state, d.attempts, d.resent, d.status,"
             " d.detail, d.at FROM mailbox m LEFT JOIN delivery d ON d.message = m.id"
-            " WHERE m.party = ? AND (d.state IS NULL OR d.state NOT IN (?, ?))"
+            " WHERE m.party = ? AND m.id > ? AND (d.state IS NULL OR d.state NOT IN (?, ?))"
             " ORDER BY m.id LIMIT ?",
-            (party, *FINAL_STATES, limit),
+            (party, after, *FINAL_STATES, limit),
         )
         return [(_message(row[:8]), Delivery(*row[8:]) if row[8] is not None else None)
                 for row in rows]
