@@ -62,3 +62,40 @@ def test_read_limited_reads_one_byte_past_the_limit_at_most(tmp_path):
     with pytest.raises(ConfigError, match="larger than the 1024-byte limit for a zero"):
         read_limited("/dev/zero", files.KIB, "zero")
     assert read_limited("/dev/null", 0) == b""
+
+
+def test_a_fifo_that_never_ends_is_refused_after_limit_and_one_bytes(tmp_path):
+    """A FIFO's writer may keep it open for ever: reading stops at limit + 1 bytes, never waits
+    for more (or for an end) before refusing it."""
+    import os
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    done = threading.Event()
+
+    def writer() -> None:
+        with open(fifo, "wb") as handle:
+            handle.write(b"x" * (files.KIB + 1))
+            handle.flush()
+            done.wait(30)  # held open until the reader has refused it
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ConfigError, match=f"fifo: larger than the {files.KIB}-byte limit for a pipe"):
+            read_limited(fifo, files.KIB, "pipe")
+    finally:
+        done.set()
+        thread.join(10)
+
+
+def test_what_cannot_be_read_is_named_with_why(tmp_path):
+    with pytest.raises(ConfigError, match=f"^{tmp_path}/missing: No such file or directory$"):
+        read_limited(tmp_path / "missing", 10)
+    with pytest.raises(ConfigError, match=f"^{tmp_path}: is a directory, not a rig file$"):
+        read_text_limited(tmp_path, what="rig file")
+    (tmp_path / "latin1.toml").write_bytes(b"name = \"caf\xe9\"\n")
+    with pytest.raises(ConfigError, match=f"^{tmp_path}/latin1.toml: not UTF-8 text \\(invalid "
+                                          f"continuation byte at byte 11\\)$"):
+        read_text_limited(tmp_path / "latin1.toml")
