@@ -329,6 +329,7 @@ class FaultProfile(StrEnum):
     KEEP_ABORTED_DOWNLOAD = "keep-aborted-download"
     SCHEDULE_ON_UPGRADE_END = "schedule-on-upgrade-end"
     READ_COUNTER_NOT_SAVED = "read-counter-not-saved"
+    COUNT_UNAUTHENTICATED_COMMAND = "count-unauthenticated-command"
 
     @property
     def description(self) -> str:
@@ -362,6 +363,8 @@ _FAULT_DESCRIPTIONS: dict[FaultProfile, str] = {
         "schedules an activation at the upgrade time of an OTA Upgrade End Response, without CS06",
     FaultProfile.READ_COUNTER_NOT_SAVED:
         "keeps the originator counter of an accepted firmware read in RAM only, not in non-volatile memory",
+    FaultProfile.COUNT_UNAUTHENTICATED_COMMAND:
+        "records the originator counter of a command whose ACB MAC fails, though it refuses the command",
 }
 
 

@@ -3,9 +3,9 @@
 Each profile breaks exactly one rule a conforming meter keeps; the emulator is correct with none.
 The first six break an MP207 rule (the conformance suite must catch them); the next four are
 robustness bugs of the kind a malformed HAN frame exposes (`bench fuzz` must find them); the last
-four change what the meter runs, holds or remembers with no command asking for it, each seen by
+five change what the meter runs, holds or remembers with no command asking for it, each seen by
 one check of the fuzz oracle alone (the reported version, the pending image, the schedule, the
-counters in non-volatile memory).
+counters in non-volatile memory, a counter no accepted command gave).
 """
 
 from __future__ import annotations

@@ -199,7 +199,17 @@ class GbcsHandler:
             if hmac.compare_digest(mac_over(key, msg.originator, self._received_signing), msg.mac):
                 return
         if acb_key is None or not verify_mac(msg, self.identity.ka_key, acb_key):  # False with no MAC
+            if FaultProfile.COUNT_UNAUTHENTICATED_COMMAND in self.faults:
+                self._fault_count_unauthenticated(msg)
             raise Refused(ALERT_INTEGRITY_CHECK_FAILED, "no valid ACB MAC")
+
+    def _fault_count_unauthenticated(self, msg: GbcsMessage) -> None:
+        """FAULT count-unauthenticated-command: the counter is noted once the header is read,
+        before the MAC is checked, so commands anyone can send use up the counter space."""
+        log.warning("FAULT count-unauthenticated-command: counter %d of %s recorded",
+                    msg.originator_counter, msg.originator)
+        self._remember_counter(msg)
+        self.store.save(self.state)
 
     def _check_counter(self, msg: GbcsMessage) -> None:
         last = max(self.state.counters.get(msg.originator, -1),

@@ -39,6 +39,8 @@ from bench.rig.model import Rig
 
 from .conftest import PROBE_TIMEOUT
 
+PKI_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "pki"
+
 
 class InProcessMeter(Target):
     """The rig's ESME as the emulator's firmware in a thread, on a pseudo-terminal, from a new
@@ -46,10 +48,12 @@ class InProcessMeter(Target):
 
     restartable = True
 
-    def __init__(self, rig: Rig, work: Path, faults: tuple[FaultProfile, ...] = ()) -> None:
-        super().__init__(rig.device("esme"))
-        self.config = MeterConfig(DeviceType.ESME, self.device.eui, rig.pki_dir, work / "state",
-                                  supplier="supplier-a", faults=frozenset(f.value for f in faults))
+    def __init__(self, rig: Rig, work: Path, faults: tuple[FaultProfile, ...] = (), role: str = "esme") -> None:
+        super().__init__(rig.device(role))
+        wake = self.wake
+        self.config = MeterConfig(self.device.device_type, self.device.eui, rig.pki_dir, work / "state",
+                                  supplier="supplier-a", faults=frozenset(f.value for f in faults),
+                                  **({"wake_window": wake.listen_s, "poll_interval": wake.every_s} if wake else {}))
         self.crashed: str | None = None
         self._pair: PtyPair | None = None
         self._link: SerialLink | None = None
@@ -80,11 +84,15 @@ class InProcessMeter(Target):
         store = MeterStore(self.config.state)
         return store.load() if store.exists() else None
 
-    def unplug(self) -> None:
-        """The firmware stops and its end of the line closes; the bench's end stays open."""
+    def halt(self) -> None:
+        """The firmware stops; the line stays."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+
+    def unplug(self) -> None:
+        """The firmware stops and its end of the line closes; the bench's end stays open."""
+        self.halt()
         if self._pair is not None:
             self._pair.close()
             self._pair = None
@@ -128,6 +136,13 @@ def meter(rig: Rig, ctx: FuzzContext, tmp_path: Path) -> Iterator[Callable[..., 
         run.target.stop()
 
 OFFERED = 0x00000ABC
+RSA_COUNTER = 1 << 40
+
+
+def _rsa(ctx: FuzzContext):
+    from bench.crypto.smki import Pki
+
+    return Pki.load(PKI_DIR).party("rsa-1").eui
 
 
 def _offer(ctx: FuzzContext) -> tuple[list[bytes], int]:
@@ -163,6 +178,23 @@ def _upgrade_end(ctx: FuzzContext) -> tuple[list[bytes], int]:
                                              1_700_000_000, 1_700_003_600), 1)], 0
 
 
+def _rsa_read(ctx: FuzzContext, mac: bool) -> list[bytes]:
+    """An 11.2 read from an RSA, through the ACB (MACed by it, or with the MAC zeroed), in as
+    many Transfer Data frames as it takes."""
+    from dataclasses import replace
+
+    from bench.meter.emulator import tunnel_pieces
+
+    message = replace(ctx.read_message(RSA_COUNTER), originator=_rsa(ctx))
+    data = (ctx.mac(message) if mac else replace(message, mac=bytes(12))).encode()
+    return [ctx.put(piece, 7 + n) for n, piece in enumerate(tunnel_pieces(data))]
+
+
+def _unauthenticated(ctx: FuzzContext) -> tuple[list[bytes], int]:
+    """A read from an RSA whose MAC fails: refused (an alert, no answer)."""
+    return _rsa_read(ctx, mac=False), 0
+
+
 def _nothing(ctx: FuzzContext) -> tuple[list[bytes], int]:
     """No frame at all: the oracle's own reads show it."""
     return [], 0
@@ -182,6 +214,8 @@ CHECKS: dict[str, tuple[FaultProfile, Callable[[FuzzContext], tuple[list[bytes],
     "the pending image is kept": (FaultProfile.KEEP_ABORTED_DOWNLOAD, _offer, "state", "pending changed"),
     "the schedule is kept": (FaultProfile.SCHEDULE_ON_UPGRADE_END, _upgrade_end, "state", "scheduled changed"),
     "the counters are kept": (FaultProfile.READ_COUNTER_NOT_SAVED, _nothing, "counter", "the meter forgot"),
+    "no counter but the reads'": (FaultProfile.COUNT_UNAUTHENTICATED_COMMAND, _unauthenticated, "accepted",
+                                  "a command with a defect was accepted"),
 }
 WIRE = {"the version is the one it ran", "the replayed read is refused", "nothing else is answered"}
 
@@ -204,7 +238,7 @@ def test_each_oracle_check_sees_the_fault_meant_for_it(meter, ctx, check):
 def test_a_correct_meter_passes_every_check_after_the_same_frames(meter, ctx):
     """The frames that provoke the faults are harmless to a correct meter: no check fires."""
     run = meter()
-    provokers = [_offer, _oversized_block, _gbt_gap, _upgrade_end, _truncated_signature]
+    provokers = [_offer, _oversized_block, _gbt_gap, _upgrade_end, _unauthenticated, _truncated_signature]
     for n, provoke in enumerate(provokers):
         mark = run.session.mark()
         frames, last_case = provoke(ctx)
@@ -241,12 +275,111 @@ def test_a_link_that_fails_is_a_crash(meter, ctx):
 
 
 def test_a_meter_read_on_after_a_finding_gets_the_counter_after_the_last_read(meter, ctx):
-    """A meter the bench cannot reset is read on after a finding: the new baseline's read takes
-    the counter right after the last read's, which no case of the batch or the next one has."""
+    """The baseline before any case reads with the counter below case 0's; a meter the bench
+    cannot reset is read on after a finding with the counter right after the last read's,
+    which no case of that batch or the next one has."""
     run = meter()
-    mark = run.session.mark()
-    assert run.oracle.check(3, mark) is None
-    assert run.oracle.baseline(after_case=3) is None
+    assert run.session.messages[-1].originator_counter == ctx.probe_counter(-1) < ctx.case_counter(0)
+    assert run.oracle.check(0, run.session.mark()) is None
+    assert run.oracle.baseline(after_case=0) is None
     answer = run.session.messages[-1]
-    assert answer.originator_counter == ctx.probe_counter(3) + 1
-    assert ctx.case_counter(3) < answer.originator_counter < ctx.case_counter(4)
+    assert answer.originator_counter == ctx.probe_counter(0) + 1
+    assert ctx.case_counter(0) < answer.originator_counter < ctx.case_counter(1)
+
+
+def test_the_counters_of_other_parties_are_expected_unchanged(rig, ctx, tmp_path):
+    """What the meter accepted from others before the campaign it keeps: a correct meter that
+    answered an RSA's read before the baseline passes every check."""
+    run = Run(InProcessMeter(rig, tmp_path / "meter"), ctx, PROBE_TIMEOUT)
+    try:
+        _burst(run, _rsa_read(ctx, mac=True))
+        answer = run.session.wait_for(lambda m: m.originator_counter == RSA_COUNTER, 0, 10)
+        assert answer is not None, "the RSA's read was not answered"
+        assert run.oracle.baseline() is None
+        state = run.target.state()
+        assert state is not None and state.counters[_rsa(ctx)] == RSA_COUNTER
+        mark = run.session.mark()
+        assert run.oracle.check(0, mark) is None
+    finally:
+        run.close()
+        run.target.stop()
+
+
+def test_each_change_of_the_state_document_is_named(meter, ctx):
+    run = meter(FaultProfile.KEEP_ABORTED_DOWNLOAD, FaultProfile.SCHEDULE_ON_UPGRADE_END)
+    mark = run.session.mark()
+    _burst(run, _offer(ctx)[0] + _upgrade_end(ctx)[0])
+    finding = run.oracle.check(0, mark)
+    assert finding is not None and finding.kind == "state"
+    assert finding.detail.startswith("pending, scheduled changed: SlotRecord(file_version=2748, "), finding
+
+
+def test_every_check_sends_the_read_before_it_again(meter, ctx):
+    """Each check replays the read of the check before it (not only the baseline's)."""
+    run = meter(FaultProfile.ACCEPT_REPLAYED_COUNTER)
+    for last_case in (0, 1, 2):
+        finding = run.oracle.check(last_case, run.session.mark())
+        assert finding is not None and finding.kind == "counter", (last_case, finding)
+        assert f"answered a replayed read (counter {ctx.probe_counter(last_case - 1)})" in finding.detail
+
+
+def test_an_answer_after_an_alert_is_still_seen(meter, ctx):
+    """The meter's alerts (here the refusal of a read whose MAC fails) are passed over, not the
+    end of what the oracle looks at: the answer to a defective command after one is a finding."""
+    run = meter(FaultProfile.ACCEPT_TRUNCATED_SIGNATURE)
+    mark = run.session.mark()
+    refused, _ = _unauthenticated(ctx)
+    obeyed, last_case = _truncated_signature(ctx)
+    _burst(run, refused + obeyed)
+    finding = run.oracle.check(last_case, mark)
+    assert finding is not None and finding.kind == "accepted", finding
+    assert f"answered message {CS06:#06x}" in finding.detail
+
+
+def test_a_pipelined_read_is_not_taken_for_an_answer_to_the_next_batch(meter, ctx):
+    """As a campaign does: the read closing a batch is answered while the next batch goes out,
+    so its answer comes after that batch's mark; it is neither a replay answered nor a command
+    obeyed."""
+    run = meter()
+    first_mark = run.session.mark()
+    with run.session._cond:  # noqa: SLF001 - the answer waits until the next batch is marked
+        asked = run.oracle.ask(0)
+        next_mark = run.session.mark()
+    assert run.oracle.verdict(asked, first_mark) is None
+    assert len(run.session.since(next_mark)) >= 1  # the answer came after the next batch's mark
+    assert run.oracle.verdict(run.oracle.ask(1), next_mark) is None
+
+
+def test_a_read_the_link_will_not_take_is_a_crash(meter, ctx):
+    run = meter()
+    run.target.unplug()
+    assert run.session.wait_for(lambda _m: False, 0, 10) is None  # returns once the link failed
+    for finding in (run.oracle.check(0, run.session.mark()), run.oracle.baseline(after_case=0)):
+        assert finding is not None and finding.kind == "crash", finding
+        assert finding.detail.startswith("the link failed: "), finding
+
+
+def test_a_sleepy_meter_that_stops_waking_is_a_hang(rig, tmp_path):
+    """A gas meter takes frames only after it wakes; one that never wakes again takes none."""
+    from bench.fuzz.oracle import Finding
+    from bench.fuzz.target import probe_timeout
+
+    target = InProcessMeter(rig, tmp_path / "gsme", role="gsme")
+    wake = target.wake
+    assert wake is not None
+    ctx = FuzzContext.from_pki(rig.pki_dir, DeviceType.GSME, target.device.eui, "supplier-a")
+    run = Run(target, ctx, probe_timeout(target, 5.0))
+    try:
+        assert run.oracle.baseline() is None
+        target.halt()
+        patience = 2 * wake.every_s + wake.listen_s + 1.0
+        finding = run.send([make_case(ctx, 1, 0, ("ota",))])
+        assert finding == Finding("hang", f"the link took no more frames: the sleepy meter did not "
+                                          f"wake within {patience:g} s")
+        # nor the read that closes a batch, nor the read that would start a new baseline
+        for finding in (run.oracle.check(0, run.session.mark()), run.oracle.baseline(after_case=0)):
+            assert finding == Finding("hang", f"the link took no frame: the sleepy meter did not "
+                                              f"wake within {patience:g} s")
+    finally:
+        run.close()
+        target.stop()
