@@ -4,9 +4,11 @@ pre-command it was issued, and MACs only what it accepts (CriticalPath, no datab
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bench.codec.gbcs.apdu import decode_message
 from bench.codec.gbcs.codes import COMMAND, CS06, ECS52, GCS38
@@ -141,3 +143,25 @@ def test_a_command_for_a_device_without_a_ka_certificate_is_a_communications_fai
     _refused(
         ResponseCode.COMMUNICATIONS_FAILURE, critical.read_firmware_command, rid, DeviceType.ESME
     )
+
+
+def _ed25519_certificate() -> x509.Certificate:
+    """A real certificate whose key no ECDH can use (Ed25519 signs; it agrees no key)."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([])
+    now = datetime.now(UTC)
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1))
+            .sign(key, None))
+
+
+def test_a_device_whose_ka_certificate_holds_no_ec_key_is_a_communications_failure(
+    pki: Pki, requests: Requests
+):
+    """No ACB MAC can be made with it: E20, as for a device with no KA certificate at all."""
+    device = pki.device(ESME_A0)
+    odd = replace(pki, devices={**pki.devices, device.eui: replace(device, ka_cert=_ed25519_certificate())})
+    rid = requests.rid("supplier-a", ESME_A0)
+    with pytest.raises(AuthorisationError, match="00DB1234567890A0 holds no EC key") as caught:
+        CriticalPath(odd).read_firmware_command(rid, DeviceType.ESME)
+    assert caught.value.code == ResponseCode.COMMUNICATIONS_FAILURE
