@@ -296,3 +296,14 @@ def test_a_request_sent_to_the_wrong_kind_of_target_says_which_kind_it_is():
     with pytest.raises(AuthorisationError) as caught:
         check_request("11.2", SUPPLIER_A, 1, None, DCC_TARGET)
     assert caught.value.reason == f"device SR 11.2 addressed to {DCC_TARGET}"
+
+
+@pytest.mark.parametrize(("image_bytes", "version", "devices", "why"), [
+    (10_240_001, "1", 1, "image of 10240001 bytes exceeds 10240000"),
+    (1000, "123456789", 1, "firmware version '123456789' is not 1-8 characters"),
+    (1000, "1", 50_001, "50001 devices: DUIS allows 1 to 50000"),
+])
+def test_a_refusal_at_a_duis_limit_says_which_limit(image_bytes, version, devices, why):
+    with pytest.raises(AuthorisationError) as caught:
+        check_update_limits(image_bytes, version, devices)
+    assert (caught.value.code, caught.value.reason) == (ResponseCode.INVALID_USER, why)

@@ -9,10 +9,21 @@ from datetime import datetime
 import pytest
 
 from bench.codec.gbcs.apdu import GbcsMessage
-from bench.codec.gbcs.codes import ALERT, CS06, ECS52, FUTURE_DATED_FIRMWARE_ALERT, GCS38, RESPONSE
+from bench.codec.gbcs.codes import (
+    ALERT,
+    COMMAND,
+    CS06,
+    ECS52,
+    FDRA_ESME,
+    FUTURE_DATED_FIRMWARE_ALERT,
+    GCS38,
+    RESPONSE,
+)
 from bench.codec.gbcs.payloads import (
     cs06_response,
+    fdra_alert_esme,
     long_invoke_id,
+    read_firmware_command_esme,
     read_firmware_response_esme,
 )
 from bench.codec.gbcs.payloads_asn1 import future_dated_alert
@@ -25,6 +36,7 @@ from bench.dcc.pipeline.device_events import (
 )
 from bench.dcc.pipeline.device_reports import Alert, Answer
 from bench.domain import DeviceAlertCode, Eui, Generation
+from bench.errors import DecodeError
 
 from .support import ESME_A0, GSME_A1, NOW, SUPPLIER_A, alert, device_response
 
@@ -98,3 +110,29 @@ def test_a_hub_event_becomes_its_job_at_the_time_it_is_taken(shim, pki):
     message = shim.events.job(DeviceMessageEvent(ESME_A0, alert(pki, ESME_A0, 0x8F43)))
     shim.store.group_commit(message)
     assert shim.store.read("SELECT party, code FROM mailbox") == [(SUPPLIER_A.hex().upper(), "8F43")]
+
+
+def test_a_receipt_with_a_code_the_bench_does_not_name_is_still_a_receipt(pki):
+    """An FDRA message (0x00CE) names its alert: a code the bench has no name for is called a
+    Firmware Distribution Receipt, with the hash it carries."""
+    content = fdra_alert_esme(0x8F99, NOW, b"\x33" * 32, long_invoke_id(8))
+    gbcs = sign_message(GbcsMessage(ALERT, 8, ESME_A0, SUPPLIER_A, NOW, FDRA_ESME, content),
+                        pki.device(ESME_A0).ds_key).encode()
+    assert read(ESME_A0, gbcs) == Alert(0x8F99, "Firmware Distribution Receipt", None, b"\x33" * 32)
+
+
+def test_a_refused_message_names_the_format_the_field_and_the_offset(pki):
+    """What the audit log says of an unreadable message: a command is refused at its CRA flag
+    (the byte after the General-Signing tag), an alert without a code for its content."""
+    command = GbcsMessage(COMMAND, 9, ESME_A0, SUPPLIER_A, None, ECS52,
+                          read_firmware_command_esme(long_invoke_id(9))).encode()
+    with pytest.raises(DecodeError) as flagged:
+        read_gbcs_report(Eui(ESME_A0), command)
+    assert (flagged.value.what, flagged.value.field, flagged.value.offset) == ("GBCS message", "cra_flag", 1)
+    assert flagged.value.reason == "devices send responses or alerts, not 1"
+    no_code = sign_message(GbcsMessage(ALERT, 9, ESME_A0, SUPPLIER_A, NOW, 0x0069, b"\x00\x01"),
+                           pki.device(ESME_A0).ds_key).encode()
+    with pytest.raises(DecodeError) as codeless:
+        read_gbcs_report(Eui(ESME_A0), no_code)
+    assert (codeless.value.what, codeless.value.field, codeless.value.offset) == ("GBCS alert", "content", None)
+    assert codeless.value.reason == "no alert code in message 0x0069"
