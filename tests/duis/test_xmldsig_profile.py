@@ -333,3 +333,40 @@ def test_a_document_with_a_processing_instruction_is_signed_whole(pki: Pki, sign
     trailing = etree.tostring(etree.fromstring(signed)) + b"<?bench after?>"
     out = sign_document(trailing, party.ds_key, party.ds_cert)
     assert out.endswith(b"<?bench after?>") and verify_document(out, pki).signer_role == "supplier"
+
+
+@pytest.mark.parametrize(
+    ("change", "found", "wanted"),
+    [
+        (_set(f"{DS}SignatureMethod", ECDSA_SHA1), ECDSA_SHA1, "xmldsig-more#ecdsa-sha256"),
+        (_set(f"{DS}Reference/{DS}DigestMethod", SHA1), SHA1, "xmlenc#sha256"),
+    ],
+)
+def test_a_refused_algorithm_is_named_beside_the_one_the_profile_wants(
+    pki: Pki, signed: bytes, change, found: str, wanted: str
+):
+    """An operator reading the refusal learns which algorithm the sender used, not just that it
+    was wrong."""
+    with pytest.raises(SecurityError) as caught:
+        verify_document(resigned(signed, pki, change), pki)
+    assert f"{found!r} is not " in str(caught.value) and str(caught.value).endswith(wanted)
+
+
+def test_document_digest_refusals_name_the_signature_of_a_duis_document(signed: bytes):
+    """Checking a digest needs a signed document element: each refusal is a DecodeError that
+    names the format and the Signature, and says which of the two is missing."""
+    unsigned = etree.fromstring(signed)
+    unsigned.remove(unsigned.find(f"{DS}Signature"))
+    holder = etree.Element("holder")
+    holder.append(etree.fromstring(signed))
+    for xml, why in ((etree.tostring(unsigned), "document is not signed"),
+                     (holder[0], "not the document element")):
+        with pytest.raises(DecodeError) as caught:
+            document_digest(xml)
+        error = caught.value
+        assert (error.what, error.field, error.offset, error.reason) == ("DUIS", "Signature", None, why)
+
+
+def test_a_refused_trust_anchor_is_named_by_its_type(signed: bytes):
+    with pytest.raises(SecurityError, match="^cannot trust a bytes$"):
+        verify_document(signed, b"CA")  # type: ignore[arg-type]
