@@ -4,6 +4,7 @@ loop in a thread on a pseudo-terminal, and clients on their ports."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -60,9 +61,9 @@ class RunningMeter:
     """The SMETS1 emulator's own loop in a thread of the test process, on a real pseudo-terminal
     (its code runs where coverage and mutation testing see it); `client()` opens the bench side."""
 
-    def __init__(self, config: Smets1Config) -> None:
+    def __init__(self, config: Smets1Config, clock: Callable[[], float] = time.monotonic) -> None:
         self.pair = open_pty_pair()
-        self.emulator = Smets1Emulator(config, DlmsLine(self.pair.master_link(None)))
+        self.emulator = Smets1Emulator(config, DlmsLine(self.pair.master_link(None)), clock)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.emulator.run, args=(self.stop,), daemon=True)
         self.thread.start()
@@ -88,10 +89,10 @@ class RunningMeter:
 def run_smets1(tmp_path: Path) -> Iterator[Callable[..., RunningMeter]]:
     meters: list[RunningMeter] = []
 
-    def start(device: str = "esme", **options: object) -> RunningMeter:
+    def start(device: str = "esme", clock: Callable[[], float] = time.monotonic, **options: object) -> RunningMeter:
         eui = Eui.parse(ESME1 if device == "esme" else GSME1)
         options.setdefault("state", tmp_path / f"{device}-{len(meters)}")
-        meter = RunningMeter(Smets1Config(device, eui, **options))  # type: ignore[arg-type]
+        meter = RunningMeter(Smets1Config(device, eui, **options), clock)  # type: ignore[arg-type]
         meters.append(meter)
         return meter
 

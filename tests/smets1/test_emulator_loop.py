@@ -7,10 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
 
+from bench.codec.dlms.hdlc import SNRM, UA, HdlcFrame, decode_frame, encode_frame
 from bench.codec.dlms.ic18 import TransferStatus
 from bench.domain import IMAGE_TYPES, DeviceType, Eui
 from bench.errors import ConfigError
@@ -156,3 +158,74 @@ def test_a_meter_that_does_not_sleep_hears_every_frame(run_smets1) -> None:
     client.connect(5, snrm_interval=0.05)
     assert transfer.read_identifier(client) == "00000100"
     assert meter.emulator.frames_lost_asleep == 0
+
+
+class MeterClock:
+    """The meter's clock, set by the test; `turned()` waits until the loop has read it again
+    (the top of its next round, where it decides whether it is awake)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.now
+
+    def set(self, now: float) -> None:
+        self.now = now
+        self.turned()
+
+    def turned(self) -> None:
+        seen = self.reads
+        deadline = time.monotonic() + 10
+        while self.reads <= seen:
+            assert time.monotonic() < deadline, "the meter's loop stopped"
+            time.sleep(0.005)
+
+
+def snrm(line: DlmsLine) -> None:
+    line.send(encode_frame(HdlcFrame(b"\x03", b"\x21", SNRM)))
+
+
+def answered(line: DlmsLine) -> bool:
+    frame = line.recv(10)
+    return frame is not None and decode_frame(frame).control == UA
+
+
+def lost(meter, before: int) -> bool:
+    """True once the meter counts the frame as lost asleep (the count is its answer)."""
+    deadline = time.monotonic() + 10
+    while meter.emulator.frames_lost_asleep == before:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return meter.emulator.frames_lost_asleep == before + 1
+
+
+@pytest.mark.parametrize("device", ["gsme", "esme"])
+def test_a_sleepy_meter_hears_only_in_its_windows(run_smets1, device: str) -> None:
+    """Awake for wake_window from power-on and from each poll_interval, and a window longer after
+    each frame it hears; what arrives between windows is lost. A meter that is not sleepy hears
+    everything."""
+    clock = MeterClock()
+    meter = run_smets1(device, clock, poll_interval=10.0, wake_window=1.0)
+    link = SerialLink(meter.pair.port)
+    line = DlmsLine(link)
+    sleepy = device == "gsme"
+    try:
+        for now, awake in [(0.5, True),  # the first window; hearing a frame keeps it open to 1.5
+                           (1.4, True), (2.4, False), (5.0, False),  # (the frame at 1.4: to 2.4)
+                           (10.0, True),  # the next wake, exactly at poll_interval
+                           (11.0, False),  # its window ended exactly then
+                           (20.5, True)]:  # the one after
+            clock.set(now)
+            before = meter.emulator.frames_lost_asleep
+            snrm(line)
+            if awake or not sleepy:
+                assert answered(line), f"no answer at {now}"
+            else:
+                assert lost(meter, before), f"answered at {now}"
+        assert meter.emulator.frames_lost_asleep == (3 if sleepy else 0)
+    finally:
+        link.close()

@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,7 +65,9 @@ def load_state(store: MeterStore) -> Smets1State:
 class Smets1Emulator:
     """One SMETS1 meter: personalised on first power-on, then one loop over its line."""
 
-    def __init__(self, config: Smets1Config, line: DlmsLine) -> None:
+    def __init__(self, config: Smets1Config, line: DlmsLine,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock` is the meter's (monotonic seconds): its wake windows and IC18 timers."""
         if config.device.upper() not in IMAGE_TYPES:
             raise ConfigError(f"device must be esme or gsme, not {config.device!r}")
         if not 16 <= config.block_size <= 96:
@@ -86,7 +89,8 @@ class Smets1Emulator:
         self.slots.collect_garbage()
         self.image_transfer = ImageTransfer(self.store, self.state, self.slots, MANUFACTURER_CODE, image_type,
                                             self.faults, config.block_size, config.verify_delay,
-                                            config.activate_delay)
+                                            config.activate_delay, clock)
+        self.clock = clock
         self.server = DlmsServer(SERVER_ADDRESS, {
             (ic18.CLASS_ID, ic18.LOGICAL_NAME): self.image_transfer,
             (firmware_identifier.CLASS_ID, firmware_identifier.LOGICAL_NAME): FirmwareIdentifier(self.state),
@@ -98,13 +102,13 @@ class Smets1Emulator:
         log.info("SMETS1 %s %s running %s", self.config.device.upper(), Eui(self.config.eui),
                  image_transfer.identifier_of(self.state.active))
         sleepy = self.config.is_sleepy
-        now = time.monotonic()
+        now = self.clock()
         awake_until = now + self.config.wake_window
         next_wake = now + self.config.poll_interval
         try:
             while not stop.is_set():
                 self.image_transfer.poll()
-                now = time.monotonic()
+                now = self.clock()
                 if sleepy and now >= next_wake:
                     awake_until = max(awake_until, now + self.config.wake_window)
                     next_wake = now + self.config.poll_interval
@@ -120,7 +124,7 @@ class Smets1Emulator:
                     self.frames_lost_asleep += 1
                     continue
                 if sleepy:
-                    awake_until = max(awake_until, time.monotonic() + self.config.wake_window)
+                    awake_until = max(awake_until, self.clock() + self.config.wake_window)
                 for answer in self.server.receive(frame):
                     self.line.send(answer)
         finally:
