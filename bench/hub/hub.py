@@ -56,6 +56,14 @@ GbcsCallback = Callable[[Eui, bytes], None]
 TransferCallback = Callable[[Eui, Transfer], None]
 
 
+def _meters_named(meters: dict[Eui, MeterPort]) -> str:
+    """The meters of a link for a log line: all of a few, the first three of a fleet."""
+    names = [str(eui) for eui, _ in zip(meters, range(4), strict=False)]
+    if len(meters) <= 3:
+        return ",".join(names)
+    return f"{','.join(names[:3])} and {len(meters) - 3} other meters"
+
+
 def meter_node(eui: Eui, pan_id: int = DEFAULT_PAN) -> HanNode:
     """A meter's HAN address: short address from the last two EUI bytes (model)."""
     return HanNode(eui, int.from_bytes(eui[-2:], "big"), pan_id)
@@ -153,6 +161,7 @@ class Hub:
         self._retired = LinkStats()
         self._capture_failed = False
         self._ports: dict[Eui, MeterPort] = {}
+        self._attached: set[Eui] = set()  # every meter ever attached (a second attach: it is back)
         self._readers: dict[int, _LinkReader] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -169,6 +178,8 @@ class Hub:
         if len(eui) != 8:
             raise ConfigError(f"meter EUI must be 8 bytes, not {len(eui)}")
         with self._lock:
+            back = eui in self._attached
+            self._attached.add(eui)
             old = self._ports.get(eui)
             if old is not None:
                 self._forget(old)
@@ -181,6 +192,8 @@ class Hub:
             if self._started and reader.thread is None:
                 self._start_reader(reader)
         self.tunnel.attach(eui, sleepy)
+        if back:  # attached again (its host restarted): it hears the hub, and any open offer
+            self.ota.meter_back(eui)
 
     def detach(self, eui: Eui) -> None:
         """Stop serving `eui`; its link's reader ends when no meter is left on it."""
@@ -376,8 +389,7 @@ class Hub:
                 stats.recv_errors += 1
                 if reader.failure is None:  # once per outage, not every poll
                     reader.failure = str(exc)
-                    log.warning("link of %s: %s",
-                                ",".join(map(str, reader.meters)), exc)
+                    log.warning("link of %s: %s", _meters_named(reader.meters), exc)
                 stop.wait(0.1)
                 continue
             if frame is None:

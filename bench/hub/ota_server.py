@@ -164,6 +164,8 @@ class OtaServer:
         # meters were ever offered an image: transfers not yet seen to end, offers not yet asked
         self._open: dict[Eui, Transfer] = {}
         self._unrequested: dict[Eui, Transfer] = {}
+        self._back: dict[Eui, float] = {}  # meters back from a power cut (`meter_back`) -> when
+        self._hello: set[Eui] = set()  # meters back with no offer open: one Image Notify each
         self._hardware: dict[Eui, int] = {}  # the hardware version each meter last stated
         self._slots = 0
         self._lock = threading.Lock()
@@ -227,14 +229,35 @@ class OtaServer:
             file_version=image.file_version,
         )
 
+    def meter_back(self, eui: Eui) -> None:
+        """The meter is back after a restart or a power cut and may have forgotten an offer it
+        had not finished (one it only queried, or one it downloaded whole but never ended):
+        Image Notify goes to it again until it asks anything, and its answer to the query
+        decides (a meter holding the image ends the download at once)."""
+        with self._lock:
+            transfer = self._transfers.get(eui)
+            if transfer is not None and transfer.state not in (TransferState.COMPLETE,
+                                                               TransferState.FAILED):
+                self._back[eui] = self._clock()
+                transfer.notified_at = None
+            else:  # nothing on offer: one Image Notify without an image, so the meter hears the
+                # hub (an alert it owes from before the cut goes once it does) and asks
+                self._hello.add(eui)
+
     def unrequested(self) -> list[Eui]:
-        """Meters offered an image that have asked nothing about it yet (Image Notify goes to
-        them); the ones that have are dropped from the list here."""
+        """Meters offered an image that have asked nothing about it yet, or nothing since they
+        came back (Image Notify goes to them); the ones that have are dropped here."""
         with self._lock:
             for eui, transfer in list(self._unrequested.items()):
                 if transfer.state is not TransferState.OFFERED or transfer.last_request_at is not None:
                     del self._unrequested[eui]
-            return list(self._unrequested)
+            for eui, since in list(self._back.items()):
+                transfer = self._transfers[eui]
+                if (transfer.state in (TransferState.COMPLETE, TransferState.FAILED)
+                        or (transfer.last_request_at or 0.0) > since):
+                    del self._back[eui]
+            back = set(self._back) | self._hello
+            return list(self._unrequested) + [eui for eui in back if eui not in self._unrequested]
 
     def notifications_due(self, euis: Iterable[Eui]) -> list[tuple[Eui, ImageNotify]]:
         """Image Notify for each of `euis` whose offer is unanswered and due (first or repeat)."""
@@ -243,7 +266,17 @@ class OtaServer:
         with self._lock:
             for eui in euis:
                 transfer = self._transfers.get(eui)
-                if (transfer is None or transfer.state is not TransferState.OFFERED
+                if eui in self._hello:
+                    self._hello.discard(eui)
+                    if eui not in self._back:
+                        due.append((eui, ImageNotify(payload_type=0, query_jitter=NOTIFY_JITTER)))
+                        continue
+                if transfer is None:
+                    continue
+                if eui in self._back:
+                    if transfer.state in (TransferState.COMPLETE, TransferState.FAILED):
+                        continue
+                elif (transfer.state is not TransferState.OFFERED
                         or transfer.last_request_at is not None):
                     continue
                 if transfer.notified_at is None or now - transfer.notified_at >= self.notify_interval:

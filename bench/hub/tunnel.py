@@ -59,19 +59,24 @@ class GbcsTunnel:
     def __init__(self, max_message: int = MAX_TUNNEL_MESSAGE) -> None:
         self.max_message = max_message
         self._ends: dict[Eui, TunnelEnd] = {}
+        self._seen_before: dict[Eui, OrderedDict[tuple[Eui, int, int], None]] = {}
         self._lock = threading.Lock()
 
     def attach(self, eui: Eui, sleepy: bool) -> None:
         with self._lock:
             end = self._ends.get(eui)
             if end is None:
-                self._ends[eui] = TunnelEnd(sleepy)
+                # a meter attached again (its host restarted) still resends what it had sent:
+                # the messages already handed on are remembered across the detach
+                self._ends[eui] = TunnelEnd(sleepy, seen=self._seen_before.pop(eui, OrderedDict()))
             else:
                 end.sleepy = sleepy
 
     def detach(self, eui: Eui) -> None:
         with self._lock:
-            self._ends.pop(eui, None)
+            end = self._ends.pop(eui, None)
+            if end is not None and end.seen:
+                self._seen_before[eui] = end.seen
 
     def end(self, eui: Eui) -> TunnelEnd:
         try:
