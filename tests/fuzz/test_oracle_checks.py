@@ -28,7 +28,7 @@ from bench.domain import MANUFACTURER_CODE, DeviceType, FaultProfile
 from bench.fuzz.campaign import Run
 from bench.fuzz.cases import make_case
 from bench.fuzz.frames import FuzzContext
-from bench.fuzz.oracle import KINDS
+from bench.fuzz.oracle import KINDS, Finding
 from bench.fuzz.target import Target
 from bench.link import SerialLink, open_pty_pair
 from bench.link.base import Link
@@ -89,6 +89,11 @@ class InProcessMeter(Target):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+
+    def kill(self, why: str) -> None:
+        """The firmware dies (as a process killed), whatever it was doing."""
+        self.halt()
+        self.crashed = why
 
     def unplug(self) -> None:
         """The firmware stops and its end of the line closes; the bench's end stays open."""
@@ -361,7 +366,6 @@ def test_a_read_the_link_will_not_take_is_a_crash(meter, ctx):
 
 def test_a_sleepy_meter_that_stops_waking_is_a_hang(rig, tmp_path):
     """A gas meter takes frames only after it wakes; one that never wakes again takes none."""
-    from bench.fuzz.oracle import Finding
     from bench.fuzz.target import probe_timeout
 
     target = InProcessMeter(rig, tmp_path / "gsme", role="gsme")
@@ -387,3 +391,15 @@ def test_a_sleepy_meter_that_stops_waking_is_a_hang(rig, tmp_path):
     finally:
         run.close()
         target.stop()
+
+
+def test_a_meter_that_dies_while_its_read_is_awaited_is_a_crash(meter, ctx):
+    """No answer is a hang only while the meter runs: one that hangs, then dies before the
+    read's answer was due, crashed."""
+    run = meter(FaultProfile.HANG_ON_GBT_GAP)
+    mark = run.session.mark()
+    _burst(run, _gbt_gap(ctx)[0])
+    asked = run.oracle.ask(0)  # it is alive when the read goes out, and never answers it
+    assert not isinstance(asked, Finding)
+    run.target.kill("killed by the watchdog")
+    assert run.oracle.verdict(asked, mark) == Finding("crash", "killed by the watchdog")
