@@ -71,8 +71,10 @@ def _copy_tree(dest: Path) -> None:
     (dest / "shared").symlink_to(shared)
 
 
-def _configure(tree: Path, modules: list[str], tests: list[str], scope: dict) -> None:
-    """Append the [tool.mutmut] table for this group to the copy's pyproject.toml."""
+def _configure(tree: Path, modules: list[str], tests: list[str], scope: dict,
+               options: dict | None = None) -> None:
+    """Append the [tool.mutmut] table for this group to the copy's pyproject.toml (with the
+    group's own mutmut `options`, e.g. a process isolation its tests need)."""
     shutil.copy2(ROOT / "scripts" / "mutation" / "fastest_first.py", tree / f"{ORDER_PLUGIN}.py")
     top = sorted(p.name for p in tree.iterdir()
                  if p.name not in {"bench", "tests", "mutants", "shared", ".git"})
@@ -84,6 +86,7 @@ def _configure(tree: Path, modules: list[str], tests: list[str], scope: dict) ->
         "pytest_add_cli_args": ["-p", "no:xdist", "-p", ORDER_PLUGIN, "-o", "timeout=60"],
         "use_git_change_detection": False,
         "do_not_mutate_patterns": scope.get("do_not_mutate_patterns", []),
+        **(options or {}),
     }
     lines = ["", "[tool.mutmut]"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
@@ -298,7 +301,7 @@ def main() -> int:
             tree.mkdir(parents=True)
             _copy_tree(tree)
             tests = [t for t in group["tests"] if (tree / t).exists()]
-            _configure(tree, modules, tests, scope)
+            _configure(tree, modules, tests, scope, group.get("mutmut"))
             chosen.append((group["name"], tree, modules))
         for name, tree, modules in chosen:
             began = time.monotonic()

@@ -486,7 +486,6 @@ def _published(session: LabSession, place: str, needs: list[str], *, after_acqui
     while True:
         ports: dict[str, SerialPort] = {}
         meters: dict[tuple[str, str], MeterIdentity] = {}
-        waiting: list[str] = []
         for (exporter, group, cls, _), name, entry in session.resources(place):
             if cls == METER_CLASS:
                 params = entry.params
@@ -496,8 +495,7 @@ def _published(session: LabSession, place: str, needs: list[str], *, after_acqui
                 params = entry.params
                 port = params.get("port")
                 if not entry.avail or (after_acquire and (port is None or entry.acquired != place)):
-                    waiting.append(name)
-                    continue
+                    continue  # not (yet) served
                 ports[name] = SerialPort(exporter, group, name, str(params.get("host")),
                                          int(port or 0), str(params.get("protocol") or "rfc2217"),
                                          int(params.get("speed") or 115200))

@@ -23,6 +23,7 @@ from bench.testing.labgrid_lab import Coordinator, Exporter, Lab
 
 PLACE = "mp207-static"
 OFFLINE = "mp207-offline"
+SHRUNK = "mp207-shrunk"
 EXPORTER = "bench-static"
 WAIT = 10.0  # for a place another test left locked: a failure, not a hang
 
@@ -42,6 +43,11 @@ PLACES = f"""\
   - exporter: {EXPORTER}
     group: '*'
     cls: SmartMeter
+{SHRUNK}:
+  matches:
+  - exporter: bench-shrink
+    group: line
+    cls: NetworkSerialPort
 {OFFLINE}:
   tags:
     rig: offline
@@ -68,6 +74,8 @@ line2:
     cls: NetworkSerialPort
     host: '::1'
     port: {rfc2217}
+  meter:
+    cls: SmartMeter
 """
 
 
@@ -80,7 +88,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     try:
         lab.exporters.append(Exporter(directory, lab.address,
                                       SERVER.format(raw=4001, rfc2217=4002), EXPORTER))
-        lab.exporters[0].start(resources=3)
+        lab.exporters[0].start(resources=4)
     except BaseException:
         lab.stop()
         raise
@@ -210,7 +218,8 @@ def test_a_place_by_tags_gives_its_ports_by_name_rename_or_group_and_its_meter(l
         assert held.port("line2") == SerialPort(EXPORTER, "line2", "port2", "::1", 4002,
                                                 "rfc2217", 115200)
         assert held.meter(renamed) == MeterIdentity("00DB1234567890A0", "ESME")
-        assert held.meter(held.port("port2")) is None
+        # a SmartMeter resource that does not say which meter: an identity no rig's meter has
+        assert held.meter(held.port("port2")) == MeterIdentity("", "")
         with pytest.raises(LabError, match=re.escape(
                 f"labgrid place {PLACE} on {lab.address}: no serial port 'port1' "
                 f"(ports: meter1, port2)")):
@@ -249,7 +258,7 @@ def test_a_place_the_coordinator_does_not_have_is_refused_listing_those_it_has(l
 
     with pytest.raises(LabError, match=re.escape(
             f"labgrid coordinator {lab.address} has no place 'nowhere' "
-            f"(places: {OFFLINE}, {PLACE})")):  # sorted
+            f"(places: {OFFLINE}, {SHRUNK}, {PLACE})")):  # sorted
         acquire_place(lab.address, timeout_s=WAIT, place="nowhere")
     with pytest.raises(LabError, match=re.escape(
             f"labgrid coordinator {lab.address}: no place has tags rig=nowhere bay=3")):
@@ -415,7 +424,7 @@ def test_a_refusal_carries_the_coordinators_words_and_a_silence_is_a_timeout(lab
         with pytest.raises(LabError, match=re.escape(
                 f"labgrid coordinator {lab.address}: no answer within 0.2 s")):
             session._run(asyncio.sleep(5), 0.2)
-        assert session.published(EXPORTER) == 3 and session.published("bench-offline") == 0
+        assert session.published(EXPORTER) == 4 and session.published("bench-offline") == 0
     session.close()  # closed twice: nothing happens
 
 
@@ -443,3 +452,177 @@ def test_release_stale_leaves_another_clients_reservation(lab: Lab) -> None:
         assert reservations(lab) == [(waiting.name, "allocated")]
         cancel(waiting, token)
     assert_free(lab)
+
+
+def test_release_stale_never_releases_a_lock_taken_after_it_looked(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator clears the lock a dead run left; if another client takes the place between
+    the look and the release, that newer lock stays (the release names the holder it saw)."""
+    from bench.link.labgrid import LabSession, acquire_place, release_stale
+
+    dead = acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="dead-run")
+    dead.session.close()
+    newer: list = []
+    raced: list[bool] = []
+    look = LabSession.place
+
+    def look_then_lose_the_race(session, name):  # noqa: ANN001, ANN202
+        view = look(session, name)
+        if not raced:  # between the look and the release: the dead lock goes, another comes
+            raced.append(True)
+            with LabSession(lab.address, user="operator-2") as other:
+                from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
+
+                other.rpc("ReleasePlace", pb.ReleasePlaceRequest(placename=PLACE,
+                                                                 fromuser=dead.holder))
+                other.rpc("CancelReservation", pb.CancelReservationRequest(token=dead.token))
+            newer.append(acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="newer"))
+        return view
+
+    monkeypatch.setattr(LabSession, "place", look_then_lose_the_race)
+    cleared = release_stale(lab.address, PLACE)
+    monkeypatch.undo()
+    assert cleared.holder == dead.holder  # what it saw
+    assert state(lab).acquired == newer[0].holder  # what it left alone
+    newer[0].release()
+    assert_free(lab)
+
+
+def test_release_stale_cancels_only_the_places_reservation(lab: Lab) -> None:
+    """The dead run's other reservations (queued for this place again, say) are not the lock's:
+    they expire by themselves and are left alone."""
+    from bench.link.labgrid import Cleared, _reserve, acquire_place, release_stale
+
+    dead = acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="twice")
+    since = state(lab).since
+    queued = _reserve(dead.session, {"name": PLACE})  # waits: the place is locked
+    dead.session.close()
+    assert release_stale(lab.address, PLACE) == Cleared(PLACE, dead.holder, since, True)
+    owners = reservations(lab)
+    assert [owner for owner, _ in owners] == [dead.holder]  # the queued one, still there
+    from bench.link.labgrid import LabSession
+
+    with LabSession(lab.address, user="cleanup") as session:
+        cancel(session, queued)
+    assert_free(lab)
+
+
+def test_a_release_leaves_a_lock_someone_else_took_since(lab: Lab) -> None:
+    """Our lock was cleared as stale and another client took the place: our late release (the run
+    ending after all) does not take the place from them."""
+    from bench.link.labgrid import acquire_place, release_stale
+
+    ours = acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="slow-run")
+    release_stale(lab.address, PLACE)
+    with acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="next-run") as theirs:
+        ours.release()
+        assert state(lab).acquired == theirs.holder
+    assert_free(lab)
+
+
+def test_a_release_the_coordinator_refuses_still_cancels_and_closes(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.link.labgrid import LabError, LabSession, acquire_place, release_stale
+
+    held = acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="refused")
+    asked: list[str] = []
+
+    def refuse(session, method: str, request):  # noqa: ANN001, ANN202
+        asked.append(method)
+        raise LabError(f"labgrid coordinator {lab.address}: refused")
+
+    monkeypatch.setattr(LabSession, "rpc", refuse)
+    held.release()  # no error: the run's outcome is what it reports, not the clean-up
+    monkeypatch.undo()
+    assert asked == ["ReleasePlace", "CancelReservation"] and held.session._loop.is_closed()
+    release_stale(lab.address, PLACE)
+    assert_free(lab)
+
+
+def test_a_place_without_ports_says_so(lab: Lab) -> None:
+    from bench.link.labgrid import AcquiredPlace, LabError, LabSession, SerialPort
+
+    with LabSession(lab.address, user="empty") as session:
+        empty = AcquiredPlace(session, OFFLINE, None)
+        assert empty.meter(SerialPort("bench-offline", "esme", "esme", "lab", 1)) is None
+        with pytest.raises(LabError, match=re.escape(
+                f"labgrid place {OFFLINE} on {lab.address}: no serial port 'esme' (ports: none)")):
+            empty.port("esme")
+
+
+def test_the_waiting_line_names_each_holder_and_skips_a_place_that_is_gone(lab: Lab) -> None:
+    from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
+
+    from bench.link.labgrid import LabSession, _holders, acquire_place
+
+    with LabSession(lab.address, user="watcher") as watcher:
+        assert _holders(watcher, [PLACE]) == "queued behind earlier reservations"
+        with (acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="one") as one,
+              LabSession(lab.address, user="two") as two):
+            two.rpc("AcquirePlace", pb.AcquirePlaceRequest(placename=OFFLINE))  # no reservation
+            try:
+                views = watcher.places()
+                assert _holders(watcher, ["deleted-meanwhile", PLACE, OFFLINE]) == (
+                    f"{PLACE} held by {one.holder} since {views[PLACE].since}; "
+                    f"{OFFLINE} held by {two.name} since {views[OFFLINE].since}")
+            finally:
+                two.rpc("ReleasePlace", pb.ReleasePlaceRequest(placename=OFFLINE))
+    assert_free(lab)
+    assert_free(lab, OFFLINE)
+
+
+def test_a_coordinator_that_stops_answering_is_an_error_not_a_hang(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every question to the coordinator has a deadline (30 s; 1 s here): a coordinator that
+    stops answering (SIGSTOP: alive, connected, silent) fails the call, naming it."""
+    import os
+    import signal
+
+    from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
+
+    from bench.link import labgrid
+    from bench.link.labgrid import LabError, LabSession
+
+    monkeypatch.setattr(labgrid, "RPC_S", 1.0)
+    silent = f"labgrid coordinator {lab.address}: no answer within 1 s"
+    with LabSession(lab.address, user="patient") as session:
+        os.kill(lab.coordinator.process.pid, signal.SIGSTOP)
+        try:
+            for ask in (session.places, lambda: session.resources(PLACE),
+                        lambda: session.published(EXPORTER),
+                        lambda: session.rpc("GetReservations", pb.GetReservationsRequest())):
+                with pytest.raises(LabError, match=re.escape(silent)):
+                    ask()
+        finally:
+            os.kill(lab.coordinator.process.pid, signal.SIGCONT)
+    monkeypatch.undo()
+    assert_free(lab)
+
+
+def test_a_line_its_exporter_stopped_publishing_is_skipped_not_the_rest(lab: Lab) -> None:
+    """An exporter restarted without one of its lines: a session that watched it keeps the gone
+    line as deleted, and still finds the lines that are there (and a new session, only those)."""
+    from bench.link.labgrid import LabError, LabSession, acquire_place
+
+    def lines(*names: str) -> str:
+        return "line:\n" + "".join(f"  {name}:\n    cls: NetworkSerialPort\n"
+                                    f"    host: 127.0.0.1\n    port: {port}\n"
+                                    for name, port in (("gone", 4011), ("kept", 4012))
+                                    if name in names)
+
+    first = Exporter(lab.directory, lab.address, lines("gone", "kept"), "bench-shrink")
+    first.start(resources=2)
+    with LabSession(lab.address, user="watcher") as watcher:
+        assert [name for _, name, _ in watcher.resources(SHRUNK)] == ["gone", "kept"]
+        first.stop()
+        assert watcher.resources(SHRUNK) == [] and watcher.published("bench-shrink") == 0
+        again = Exporter(lab.directory, lab.address, lines("kept"), "bench-shrink")
+        lab.exporters.append(again)
+        again.start(resources=1)
+        assert [name for _, name, _ in watcher.resources(SHRUNK)] == ["kept"]
+        assert watcher.published("bench-shrink") == 1
+    with acquire_place(lab.address, timeout_s=WAIT, place=SHRUNK, needs=["kept"]) as held:
+        assert held.port("kept").port == 4012
+        with pytest.raises(LabError, match=r"no serial port 'gone' \(ports: kept\)"):
+            held.port("gone")
+    assert_free(lab, SHRUNK)
