@@ -6,8 +6,9 @@ hold a certificate the bench CA issued, as one named by X509IssuerSerial must.""
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import xmlsec
@@ -18,6 +19,7 @@ from lxml import etree
 from bench.codec.duis import build_request
 from bench.crypto import xmldsig_xmlsec
 from bench.crypto.smki import Pki
+from bench.crypto.smki_certs import ORG_POLICY, Issuer
 from bench.crypto.xmldsig import (
     C14N_10,
     DS_NS,
@@ -370,3 +372,37 @@ def test_document_digest_refusals_name_the_signature_of_a_duis_document(signed: 
 def test_a_refused_trust_anchor_is_named_by_its_type(signed: bytes):
     with pytest.raises(SecurityError, match="^cannot trust a bytes$"):
         verify_document(signed, b"CA")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("zone", ["Etc/GMT-12", "Etc/GMT+12"])  # twelve hours ahead of UTC, behind
+def test_without_a_time_the_signer_is_checked_at_the_utc_instant_whatever_the_local_zone(
+    pki: Pki, signed: bytes, zone: str, monkeypatch: pytest.MonkeyPatch
+):
+    """A certificate valid for an hour either side of now is valid now on a bench in any zone:
+    the default moment is the current instant, not the local wall-clock time read as UTC."""
+    party = pki.party("rsa-1")
+    now = datetime.now(UTC)
+    short = Issuer(pki.seed).issue(party.ds_cert.subject, party.ds_key, 0x5151, "ds",
+                                   (now - timedelta(hours=1), now + timedelta(hours=1)), ORG_POLICY)
+    document = sign_document(signed, party.ds_key, short)
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        assert verify_document(document, pki.ca_cert, certificates=(short,)).signer_cert == short
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_reference_to_part_of_the_document_is_refused_naming_its_uri(pki: Pki, signed: bytes):
+    with pytest.raises(SecurityError) as caught:
+        verify_document(signed.replace(b'URI=""', b'URI="#body"'), pki)
+    assert str(caught.value).startswith("Reference URI '#body' does not cover the whole document")
+
+
+@pytest.mark.parametrize("element", ["SignatureValue", "DigestValue"])
+def test_a_value_that_is_not_base64_is_refused_as_such(pki: Pki, signed: bytes, element: str):
+    root = etree.fromstring(signed)
+    root.find(f".//{DS}{element}").text = "A"  # one base64 digit: not a whole quantum
+    with pytest.raises(SecurityError, match="^SignatureValue or DigestValue is not base64$"):
+        verify_document(etree.tostring(root), pki)
