@@ -26,7 +26,7 @@ import threading
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.domain import DeviceType, Eui
@@ -73,7 +73,6 @@ class FleetPlan:
     poll_interval: float = 5.0
     wake_window: float = 1.0
     checkpoint_interval: float = 5.0  # a fleet records download offsets less often than one meter
-    extra: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data = asdict(self)
