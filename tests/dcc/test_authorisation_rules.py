@@ -307,3 +307,15 @@ def test_a_refusal_at_a_duis_limit_says_which_limit(image_bytes, version, device
     with pytest.raises(AuthorisationError) as caught:
         check_update_limits(image_bytes, version, devices)
     assert (caught.value.code, caught.value.reason) == (ResponseCode.INVALID_USER, why)
+
+
+@pytest.mark.parametrize(("sr", "signer", "variant", "problem", "why"), [
+    ("11.9", SUPPLIER_A, 8, None, "SR 11.9 is not a firmware Service Request"),
+    ("11.1", ACB, 8, None, "acb (acb) holds no DCC User role"),
+    ("11.1", SUPPLIER_A, 8, "CommandVariant missing", "CommandVariant missing"),
+    ("11.1", SUPPLIER_A, 1, None, "command variant 1 not applicable to SR 11.1"),
+])
+def test_each_step_6_refusal_says_which_rule(sr, signer, variant, problem, why):
+    with pytest.raises(AuthorisationError) as caught:
+        check_request(sr, signer, variant, problem, DCC_TARGET)
+    assert caught.value.reason == why

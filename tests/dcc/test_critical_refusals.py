@@ -35,10 +35,12 @@ def critical(pki: Pki) -> CriticalPath:
     return CriticalPath(pki)
 
 
-def _refused(code: ResponseCode, call, *args) -> None:
+def _refused(code: ResponseCode, call, *args, why: str = "") -> None:
+    """`call` is refused with `code`, the audit reason starting with `why`."""
     with pytest.raises(AuthorisationError) as caught:
         call(*args)
     assert caught.value.code == code
+    assert caught.value.reason.startswith(why)
 
 
 def test_the_precommand_is_an_unsigned_cs06_from_the_supplier_to_the_device(requests: Requests):
@@ -71,13 +73,15 @@ def test_a_cv5_payload_that_is_not_a_bare_signed_apdu_is_refused(
             signed, pki.party("supplier-a").ka_key, pki.device(ESME_A0).ka_cert.public_key()
         ),
     }[form].encode()
-    _refused(ResponseCode.INVALID_USER, CriticalPath.signed_precommand, payload)
+    _refused(ResponseCode.INVALID_USER, CriticalPath.signed_precommand, payload,
+             why="signed pre-command must be a signed General-Signing APDU")
     # the same pre-command properly signed is taken
     assert CriticalPath.signed_precommand(signed.encode()) == signed
 
 
 def test_a_cv5_payload_that_does_not_decode_is_refused():
-    _refused(ResponseCode.INVALID_USER, CriticalPath.signed_precommand, b"\xdf\x09\x01")
+    _refused(ResponseCode.INVALID_USER, CriticalPath.signed_precommand, b"\xdf\x09\x01",
+             why="signed pre-command does not decode: ")
 
 
 def test_the_supplier_signature_over_the_issued_precommand_is_macd_by_the_acb(
