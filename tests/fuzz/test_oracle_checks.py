@@ -55,6 +55,8 @@ class InProcessMeter(Target):
                                   supplier="supplier-a", faults=frozenset(f.value for f in faults),
                                   **({"wake_window": wake.listen_s, "poll_interval": wake.every_s} if wake else {}))
         self.crashed: str | None = None
+        self._dead: str | None = None
+        self._reaped_after = 0
         self._pair: PtyPair | None = None
         self._link: SerialLink | None = None
         self._stop = threading.Event()
@@ -77,9 +79,6 @@ class InProcessMeter(Target):
         except Exception as exc:  # noqa: BLE001 - what kills the firmware is the finding
             self.crashed = f"the firmware stopped: {type(exc).__name__}: {exc}"
 
-    def exited(self) -> str | None:
-        return self.crashed
-
     def state(self) -> MeterState | None:
         store = MeterStore(self.config.state)
         return store.load() if store.exists() else None
@@ -90,10 +89,20 @@ class InProcessMeter(Target):
         if self._thread is not None:
             self._thread.join(10)
 
-    def kill(self, why: str) -> None:
-        """The firmware dies (as a process killed), whatever it was doing."""
+    def kill(self, why: str, looks: int = 0) -> None:
+        """The firmware dies (as a process killed), whatever it was doing; `looks`: how many
+        more times `exited` says it runs (a process whose line has closed, not yet reaped)."""
         self.halt()
-        self.crashed = why
+        self._reaped_after = looks
+        self._dead = why
+
+    def exited(self) -> str | None:
+        if self._dead is not None:
+            if self._reaped_after > 0:
+                self._reaped_after -= 1
+                return None
+            self.crashed = self._dead
+        return self.crashed
 
     def unplug(self) -> None:
         """The firmware stops and its end of the line closes; the bench's end stays open."""
@@ -403,3 +412,34 @@ def test_a_meter_that_dies_while_its_read_is_awaited_is_a_crash(meter, ctx):
     assert not isinstance(asked, Finding)
     run.target.kill("killed by the watchdog")
     assert run.oracle.verdict(asked, mark) == Finding("crash", "killed by the watchdog")
+
+
+def test_a_dead_meter_is_waited_for_a_moment_when_its_line_fails(rig, tmp_path):
+    """A meter process that dies closes its line a moment before it is reaped: when the line
+    fails, the oracle looks again for a while, and reports the death rather than a hang. Here
+    a sleepy meter that stopped waking (its line takes no frame) and is reaped after a look or
+    two, on each way the oracle uses the line: the cases, the read closing a batch, a new
+    baseline's read."""
+    from bench.fuzz.target import probe_timeout
+
+    target = InProcessMeter(rig, tmp_path / "gsme", role="gsme")
+    wake = target.wake
+    assert wake is not None
+    ctx = FuzzContext.from_pki(rig.pki_dir, DeviceType.GSME, target.device.eui, "supplier-a")
+    run = Run(target, ctx, probe_timeout(target, 5.0))
+    try:
+        assert run.oracle.baseline() is None
+        target.kill("exited with code -9", looks=1)
+        finding = None
+        for number in range(wake.frames + 1):  # what the last wake-up still takes, then one more
+            finding = run.send([make_case(ctx, 1, number, ("ota",))])
+            if finding is not None:
+                break
+        assert finding == Finding("crash", "exited with code -9")
+        target.kill("exited with code -9", looks=2)  # ask looks once before it sends
+        assert run.oracle.check(0, run.session.mark()) == Finding("crash", "exited with code -9")
+        target.kill("exited with code -9", looks=1)
+        assert run.oracle.baseline(after_case=0) == Finding("crash", "exited with code -9")
+    finally:
+        run.close()
+        target.stop()
