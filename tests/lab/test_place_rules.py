@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import socket
+import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from needed_tools import require
 
 from bench.errors import ConfigError
+from bench.link import open_pty_pair
 from bench.testing.labgrid_lab import Coordinator, Exporter, Lab
 
 PLACE = "mp207-static"
 OFFLINE = "mp207-offline"
 SHRUNK = "mp207-shrunk"
+BROKEN = "mp207-broken"
 EXPORTER = "bench-static"
 WAIT = 10.0  # for a place another test left locked: a failure, not a hang
 
@@ -48,6 +53,11 @@ PLACES = f"""\
   - exporter: bench-shrink
     group: line
     cls: NetworkSerialPort
+{BROKEN}:
+  matches:
+  - exporter: bench-broken
+    group: '*'
+    cls: '*'
 {OFFLINE}:
   tags:
     rig: offline
@@ -258,7 +268,7 @@ def test_a_place_the_coordinator_does_not_have_is_refused_listing_those_it_has(l
 
     with pytest.raises(LabError, match=re.escape(
             f"labgrid coordinator {lab.address} has no place 'nowhere' "
-            f"(places: {OFFLINE}, {SHRUNK}, {PLACE})")):  # sorted
+            f"(places: {BROKEN}, {OFFLINE}, {SHRUNK}, {PLACE})")):  # sorted
         acquire_place(lab.address, timeout_s=WAIT, place="nowhere")
     with pytest.raises(LabError, match=re.escape(
             f"labgrid coordinator {lab.address}: no place has tags rig=nowhere bay=3")):
@@ -621,8 +631,51 @@ def test_a_line_its_exporter_stopped_publishing_is_skipped_not_the_rest(lab: Lab
         again.start(resources=1)
         assert [name for _, name, _ in watcher.resources(SHRUNK)] == ["kept"]
         assert watcher.published("bench-shrink") == 1
+    with pytest.raises(LabError, match=re.escape("serial port(s) absent not published")):
+        acquire_place(lab.address, timeout_s=WAIT, place=SHRUNK, needs=["absent"])
     with acquire_place(lab.address, timeout_s=WAIT, place=SHRUNK, needs=["kept"]) as held:
         assert held.port("kept").port == 4012
         with pytest.raises(LabError, match=r"no serial port 'gone' \(ports: kept\)"):
             held.port("gone")
     assert_free(lab, SHRUNK)
+
+
+def test_a_line_whose_serial_server_broke_is_not_published(
+        lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `RawSerialPort` whose exporter cannot start ser2net: the coordinator refuses the lock
+    and the exporter marks the line broken; from then on the place is refused before the lock,
+    naming the line, while its working line is still found (the lock, the coordinator's to give,
+    it refuses while a line is broken)."""
+    from bench.link.labgrid import LabError, LabSession, acquire_place
+
+    fake = tmp_path / "bin" / "ser2net"  # answers -v as ser2net 4 does, then exits at once
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\n[ "$1" = "-v" ] && echo "ser2net 4.3.11" && exit 0\nexit 1\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    line = open_pty_pair()  # the line the lab wired: its device path is all the export needs
+    try:
+        exporter = Exporter(lab.directory, lab.address,
+                            f"a:\n  broken:\n    cls: RawSerialPort\n    port: {line.port}\n"
+                            "b:\n  working:\n    cls: NetworkSerialPort\n    host: 127.0.0.1\n"
+                            "    port: 4021\n", "bench-broken")
+        lab.exporters.append(exporter)
+        exporter.start(resources=2)
+        monkeypatch.undo()
+        with pytest.raises(LabError, match=f"Failed to acquire resources for place {BROKEN}"):
+            acquire_place(lab.address, timeout_s=WAIT, place=BROKEN, needs=["broken"])
+        with LabSession(lab.address, user="watcher") as watcher:
+            deadline = time.monotonic() + 30
+            while any(entry.avail for (_, group, _, _), _, entry in watcher.resources(BROKEN)
+                      if group == "a"):
+                assert time.monotonic() < deadline, "the exporter never marked the line broken"
+                time.sleep(0.1)
+        with pytest.raises(LabError, match=re.escape(
+                f"labgrid place {BROKEN} on {lab.address}: serial port(s) broken not published")):
+            acquire_place(lab.address, timeout_s=WAIT, place=BROKEN, needs=["broken", "working"])
+        # its working line is found, past the broken one; the lock is the coordinator's to refuse
+        with pytest.raises(LabError, match=f"Failed to acquire resources for place {BROKEN}"):
+            acquire_place(lab.address, timeout_s=WAIT, place=BROKEN, needs=["working"])
+    finally:
+        line.close()
+    assert_free(lab, BROKEN)
