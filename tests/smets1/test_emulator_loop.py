@@ -98,7 +98,8 @@ def test_device_and_block_size_are_checked(line: DlmsLine, tmp_path: Path, optio
 def test_fault_profiles_are_named_and_checked() -> None:
     assert check_smets1_faults(["activates-on-verify"]) == frozenset({Smets1Fault.ACTIVATES_ON_VERIFY})
     assert check_smets1_faults([]) == frozenset()
-    with pytest.raises(ConfigError, match="unknown SMETS1 fault profile 'nope'; known: accepts-missing-blocks"):
+    known = "accepts-missing-blocks, activates-on-verify, ignores-transfer-enabled, wrong-identifier-after-activation"
+    with pytest.raises(ConfigError, match=f"^unknown SMETS1 fault profile 'nope'; known: {known}$"):
         check_smets1_faults(["activates-on-verify", "nope"])
     assert set(SMETS1_FAULTS) == {fault.value for fault in Smets1Fault}
     assert all(SMETS1_FAULTS[fault.value] == fault.description and fault.description for fault in Smets1Fault)

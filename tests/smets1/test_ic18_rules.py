@@ -22,7 +22,7 @@ from bench.meter.smets1.emulator import load_state
 from bench.meter.smets1.faults import Smets1Fault
 from bench.meter.smets1.identifier import FirmwareIdentifier
 from bench.meter.smets1.image_transfer import CHECKPOINT_BLOCKS, ImageTransfer, identifier_of
-from bench.meter.smets1.state import Smets1State, TransferProgress
+from bench.meter.smets1.state import BlockFile, Smets1State, TransferProgress
 from bench.meter.state import DownloadProgress, MeterStore
 
 BLOCK = 16
@@ -131,6 +131,7 @@ def test_a_complete_bitmap_verifies_and_holds_exactly_the_image(meter: Meter) ->
     pending = meter.on_disk().pending
     assert pending is not None and pending.sha256 == hashlib.sha256(IMAGE).hexdigest()
     assert pending.file_version == int(IDENTIFIER, 16)
+    assert (pending.manufacturer_code, pending.image_type) == (MANUFACTURER_CODE, IMAGE_TYPES[DeviceType.ESME])
     assert (meter.directory / pending.file).read_bytes() == IMAGE
     assert meter.on_disk().active.file_version == FACTORY_FILE_VERSION  # held, not running
 
@@ -549,3 +550,12 @@ def test_every_ic18_field_survives_the_state_document(meter: Meter) -> None:
     assert meter.on_disk() == state
     document = json.loads(meter.store.path.read_text())
     assert document["transfer_status"] == int(S.VERIFICATION_FAILED) and document["transfer_enabled"] is False
+
+
+def test_a_block_file_writes_at_offsets_and_closes_once_or_twice(tmp_path: Path) -> None:
+    blocks = BlockFile(tmp_path / "download.part", 8)
+    blocks.write(4, b"ab")
+    blocks.sync()
+    assert blocks.read_all() == b"\0\0\0\0ab\0\0"  # sized to the image, the block at its offset
+    blocks.close()
+    blocks.close()  # a second close (an fd already gone) is no error
