@@ -168,3 +168,28 @@ def test_the_client_helpers_send_their_op_and_fields(tmp_path):
     assert seen == [{"op": "status"}, {"op": "portfolio", "supplier": "supplier-a"},
                     {"op": "alerts", "party": "rsa-1"}]
     assert json.loads(json.dumps(seen)) == seen
+
+
+def test_a_rig_that_never_answers_is_not_available(fake_rig, tmp_path):
+    """`available` asks with a short timeout of its own: a hung rig is "not up", promptly (the
+    default call timeout is two minutes)."""
+    release = threading.Event()
+
+    def silent(connection: socket.socket) -> None:
+        connection.makefile("rb").readline()
+        release.wait(60)
+
+    path = fake_rig(silent)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "control.sock").symlink_to(path)
+    try:
+        assert RigClient.available(run) is False
+    finally:
+        release.set()
+
+
+def test_a_shutdown_request_is_answered_before_the_rig_stops(tmp_path):
+    with RigControlServer(tmp_path / "control.sock", {}) as server:
+        assert RigClient(server.path).call("shutdown") == {"ok": True, "stopping": True}
+        assert server.shutdown_requested.is_set()
