@@ -559,3 +559,26 @@ def test_a_block_file_writes_at_offsets_and_closes_once_or_twice(tmp_path: Path)
     assert blocks.read_all() == b"\0\0\0\0ab\0\0"  # sized to the image, the block at its offset
     blocks.close()
     blocks.close()  # a second close (an fd already gone) is no error
+
+
+def test_a_state_document_without_ic18_fields_reads_as_no_transfer_and_enabled(meter: Meter) -> None:
+    """A document written before any IC18 field (a meter's first format) powers on as a meter
+    with nothing under transfer that takes an image."""
+    document = json.loads(meter.store.path.read_text())
+    for name in ("transfer", "transfer_status", "transfer_enabled", "identifier_override"):
+        document.pop(name, None)
+    meter.store.path.write_text(json.dumps(document))
+    state = meter.on_disk()
+    assert state.transfer is None and state.transfer_status is S.NOT_INITIATED
+    assert state.transfer_enabled is True and state.identifier_override is None
+
+
+@pytest.mark.parametrize(("received", "blocks", "flags"), [
+    ("01", 8, [False] * 7 + [True]),  # bit i is block i, most significant first
+    ("80", 8, [True] + [False] * 7),
+    ("ff80", 9, [True] * 9),
+])
+def test_the_bitmap_is_one_bit_per_block_msb_first(received: str, blocks: int, flags: list[bool]) -> None:
+    progress = TransferProgress(IDENTIFIER, blocks * BLOCK, BLOCK, received)
+    assert progress.flags() == flags
+    assert TransferProgress.bitmap(flags) == received  # exactly as many bytes as the blocks need
