@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from lxml import etree
 
 from bench.codec.duis import (
     MAX_DOCUMENT_BYTES,
@@ -19,6 +19,7 @@ from bench.codec.duis import (
     parse_response,
 )
 from bench.codec.duis.safe_xml import MAX_NAMESPACE_DECLARATIONS
+from bench.crypto import xmldsig_xmlsec
 from bench.crypto.smki import Pki
 from bench.crypto.xmldsig import sign_document, verify_document
 from bench.errors import BenchError, DecodeError
@@ -125,30 +126,30 @@ def _with_declarations(
     return b"<sr:".join(out)
 
 
-def _median_seconds(action: Callable[[], object], rounds: int = 5) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 @pytest.mark.parametrize("count", [33, 1_000, 8_000, 50_000])
-def test_namespace_declaration_bomb_is_refused_at_parse(count: int) -> None:
-    """Refusing costs what parsing costs: the bomb against a document of the same size whose
-    declarations are plain attributes, parsed in the same test (a ratio holds on a loaded
-    machine; 8,000 declarations cost about a minute of XML-DSig verification before the bound)."""
+def test_namespace_declaration_bomb_is_refused_at_parse(
+    monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    """The bomb is refused by the parse itself, and the count stops at the first declaration
+    over the bound: refusing 50,000 declarations reads 33 of them, not 50,000 (the cost is the
+    parse's; how fast that is is a benchmark's question, not a test's)."""
     bomb = _with_declarations(REQUEST_BODY % b"", count)
+    read: list[int] = []
+    original = etree.iterwalk
+
+    def counting_walk(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        for event in original(*args, **kwargs):
+            read.append(1)
+            yield event
+
+    monkeypatch.setattr(etree, "iterwalk", counting_walk)
+    with pytest.raises(DecodeError, match="namespace declarations"):
+        parse_document(bomb)
+    assert len(read) == MAX_NAMESPACE_DECLARATIONS + 1
     plain = bomb.replace(b" xmlns:n", b" a_n")  # same shape, no namespace declared
-    parse_document(plain)
-
-    def refuse() -> None:
-        with pytest.raises(DecodeError, match="namespace declarations"):
-            parse_document(bomb)
-
-    refusing, parsing = _median_seconds(refuse), _median_seconds(lambda: parse_document(plain))
-    assert refusing < 20 * parsing, (refusing, parsing)
+    read.clear()
+    parse_document(plain)  # the same document without the declarations is read to its end
+    assert 0 < len(read) <= MAX_NAMESPACE_DECLARATIONS
 
 
 def test_declarations_spread_over_elements_count_together() -> None:
@@ -169,21 +170,27 @@ def test_signed_document_with_many_declarations_verifies(pki: Pki) -> None:
 
 
 @pytest.mark.parametrize("count", [1_000, 8_000])
-def test_bomb_in_a_signed_request_costs_no_signature_work(pki: Pki, count: int) -> None:
-    """The bomb costs no more than verifying the same document with its declarations made plain
-    attributes (as large; its signature no longer matches), measured in the same test."""
+def test_bomb_in_a_signed_request_costs_no_signature_work(
+    monkeypatch: pytest.MonkeyPatch, pki: Pki, count: int
+) -> None:
+    """The bomb is refused before the signature is checked (xmlsec's canonicalisation and
+    ECDSA, the costly part), where the same document with its declarations made plain attributes
+    goes to xmlsec before its signature is found not to match."""
     supplier = pki.party("supplier-a")
     signed = sign_document(REQUEST_BODY % b"", supplier.ds_key, supplier.ds_cert)
     bomb = _with_declarations(signed, count)
     plain = bomb.replace(b" xmlns:n", b" a_n")
+    checked: list[object] = []
+    original = xmldsig_xmlsec.verify
 
-    def refuse() -> None:
-        with pytest.raises(DecodeError, match="namespace declarations"):
-            verify_document(bomb, pki)
+    def counting(*args: Any, **kwargs: Any) -> bool:
+        checked.append(args)
+        return original(*args, **kwargs)
 
-    def verify_plain() -> None:
-        with pytest.raises(BenchError):
-            verify_document(plain, pki)
-
-    refusing, verifying = _median_seconds(refuse), _median_seconds(verify_plain)
-    assert refusing < 5 * verifying, (refusing, verifying)
+    monkeypatch.setattr(xmldsig_xmlsec, "verify", counting)
+    with pytest.raises(DecodeError, match="namespace declarations"):
+        verify_document(bomb, pki)
+    assert checked == []
+    with pytest.raises(BenchError):
+        verify_document(plain, pki)
+    assert len(checked) == 1  # the counter sees the work a document that parses costs
