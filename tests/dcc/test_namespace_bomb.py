@@ -1,5 +1,5 @@
-"""A namespace-declaration bomb costs the shim nothing: E1 at parse, an audit entry, and a normal
-request's latency unchanged while bombs arrive.
+"""A namespace-declaration bomb costs the shim nothing: E1 at parse, before any signature work,
+with an audit entry, and normal requests answered while bombs arrive.
 
 Before the bound, 8,000 `xmlns:nN` declarations on the root of an unsigned 11.2 took about a
 minute of XML-DSig verification (libxml2's C14N is quadratic in the namespaces in scope), and
@@ -8,12 +8,16 @@ three 119 KB bombs at once pushed a normal 11.2 from 0.1 s to 18 s.
 
 from __future__ import annotations
 
-import statistics
+import re
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from lxml import etree
+
+from bench.codec.duis.safe_xml import MAX_NAMESPACE_DECLARATIONS
+from bench.crypto import xmldsig_xmlsec
 
 from .support import ESME_A0
 from .test_bad_input import refused
@@ -24,50 +28,57 @@ def bomb(document: bytes, count: int) -> bytes:
     return document.replace(b"<sr:Request ", b"<sr:Request" + declarations + b" ", 1)
 
 
-def _seconds(action: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
+@pytest.fixture
+def signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every check by xmlsec of a Request's signature in this process (the costly part of a
+    request; the test's own checks of the shim's signed Responses are not counted)."""
+    checked: list[object] = []
+    original = xmldsig_xmlsec.verify
+
+    def counting(signature: Any, *args: Any, **kwargs: Any) -> bool:
+        if signature.getroottree().getroot().tag.endswith("}Request"):
+            checked.append(signature)
+        return original(signature, *args, **kwargs)
+
+    monkeypatch.setattr(xmldsig_xmlsec, "verify", counting)
+    return checked
 
 
-def _bomb_against_its_like(shim, xml: bytes, rounds: int = 5) -> tuple[float, float]:
-    """Median seconds to answer the bomb `xml`, and the same document with its declarations
-    made plain attributes (as large, no namespace declared), taken in turn on the same shim: a
-    ratio of the two holds on a loaded machine where an absolute bound does not."""
-    plain = xml.replace(b" xmlns:n", b" a_n")
-    refusing, answering = [], []
-    for _ in range(rounds):
-        refusing.append(_seconds(lambda: shim.submit(xml)))
-        answering.append(_seconds(lambda: shim.submit(plain)))
-    return statistics.median(refusing), statistics.median(answering)
+@pytest.fixture
+def walks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many namespace events each parse's declaration count read, one entry per walk."""
+    counts: list[int] = []
+    original = etree.iterwalk
+
+    def counting(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        counts.append(0)
+        for event in original(*args, **kwargs):
+            counts[-1] += 1
+            yield event
+
+    monkeypatch.setattr(etree, "iterwalk", counting)
+    return counts
 
 
 @pytest.mark.parametrize("count", [33, 2_000, 8_000, 50_000])
-def test_bomb_is_refused_e1_with_an_audit_entry_at_once(shim, requests, count) -> None:
-    """At once: no dearer than a harmless document as large (8,000 declarations once cost a
-    minute of verification, hundreds of times what their like costs)."""
+def test_bomb_is_refused_e1_with_an_audit_entry_at_once(shim, requests, walks, signature_checks,
+                                                        count) -> None:
+    """At once: at parse, the count stopping at the first declaration over the bound, before
+    any signature work (8,000 declarations once cost a minute of verification)."""
     xml = bomb(requests.read("supplier-a", ESME_A0), count)
     refused(shim, xml, "E1", "namespace declarations")
-    refusing, answering = _bomb_against_its_like(shim, xml)
-    assert refusing < 5 * answering, (refusing, answering)
+    assert max(walks) == MAX_NAMESPACE_DECLARATIONS + 1
+    assert signature_checks == []
 
 
-def _latency(shim, requests, rounds: int = 7) -> float:
-    times = []
-    for _ in range(rounds):
-        xml = requests.read("supplier-a", ESME_A0)
-        started = time.perf_counter()
-        shim.submit(xml)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def test_normal_request_latency_is_unchanged_by_bombs(make_shim, requests) -> None:
+def test_normal_requests_are_answered_while_bombs_arrive(make_shim, requests,
+                                                         signature_checks) -> None:
+    """Three attackers keep bombing; every normal request in between is answered with an I-code and is the
+    only thing that reaches the signature check (how fast, under load, is a benchmark's matter)."""
     shim = make_shim()
-    quiet = _latency(shim, requests)
     bombs = [bomb(requests.read("supplier-a", ESME_A0), 8_000) for _ in range(6)]
     stop = threading.Event()
-    sent = []
+    sent: list[int] = []
 
     def attack() -> None:
         while not stop.is_set():
@@ -79,14 +90,15 @@ def test_normal_request_latency_is_unchanged_by_bombs(make_shim, requests) -> No
     for thread in attackers:
         thread.start()
     try:
-        under_attack = _latency(shim, requests)
+        for _ in range(5):
+            answer = shim.submit(requests.read("supplier-a", ESME_A0))
+            assert re.search(rb"<sr:ResponseCode>I\d+<", answer), answer[-600:]
     finally:
         stop.set()
         for thread in attackers:
             thread.join(30)
     assert sent, "no bomb was answered"
-    # three attackers share two cores with the client: allow scheduling, not minutes
-    assert under_attack < max(5 * quiet, quiet + 0.25), (quiet, under_attack)
+    assert len(signature_checks) == 5  # the five normal requests, no bomb
 
 
 def test_bomb_is_refused_in_a_request_worker_too(make_shim, requests) -> None:
@@ -94,5 +106,3 @@ def test_bomb_is_refused_in_a_request_worker_too(make_shim, requests) -> None:
     xml = bomb(requests.read("supplier-a", ESME_A0), 50_000)
     refused(shim, xml, "E1", "namespace declarations")
     assert shim.submit(requests.read("supplier-a", ESME_A0))  # the worker still decides
-    refusing, answering = _bomb_against_its_like(shim, xml)
-    assert refusing < 5 * answering, (refusing, answering)  # both hand 1.3 MB to the worker
