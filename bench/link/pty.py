@@ -7,6 +7,7 @@ import errno
 import os
 import select
 import termios
+import time
 import tty
 from dataclasses import dataclass
 
@@ -70,8 +71,15 @@ class PtyLink(FramedStream):
 
     def _write_raw(self, data: bytes) -> None:
         view = memoryview(data)
+        deadline = time.monotonic() + self._write_timeout
         while view:
-            _, ready, _ = select.select([], [self._fd], [], self._write_timeout)
+            remaining = max(0.0, deadline - time.monotonic())
+            readable, ready, _ = select.select([self._fd], [self._fd], [], remaining)
+            if not ready and readable and self._take_input():
+                continue  # the far end is blocked writing to us: read, so that it reads again
+            if not ready and time.monotonic() < deadline:
+                select.select([], [self._fd], [], max(0.0, deadline - time.monotonic()))
+                continue
             if not ready:
                 if self._slave_fd is None:
                     raise LinkError("pseudo-terminal: write timed out (nobody reading the other side?)")
@@ -79,6 +87,7 @@ class PtyLink(FramedStream):
                 # rather than the sender blocking for ever
                 termios.tcflush(self._slave_fd, termios.TCIFLUSH)
                 self.overruns += 1
+                deadline = time.monotonic() + self._write_timeout
                 continue
             try:
                 written = os.write(self._fd, view)
@@ -87,6 +96,20 @@ class PtyLink(FramedStream):
             except OSError as exc:
                 raise LinkError(f"pseudo-terminal: {exc}") from exc
             view = view[written:]
+            deadline = time.monotonic() + self._write_timeout
+
+    def _take_input(self) -> bool:
+        """Queue the frames the far end sent while our write waits. Both ends writing with full
+        buffers and neither reading would otherwise end in an overrun that loses our frames."""
+        if not self._recv_lock.acquire(blocking=False):
+            return False  # a reader is at it already
+        try:
+            chunk = self._read_raw(0.0)
+            if chunk:
+                self._frames.extend(self._decoder.feed(chunk))
+            return bool(chunk)
+        finally:
+            self._recv_lock.release()
 
     def close(self) -> None:
         """The file descriptors belong to the PtyPair; closing the link leaves them open."""

@@ -155,3 +155,27 @@ def test_pseudo_terminals_are_paced_real_uarts_are_not(pty_pair):
         assert not is_hardware_uart(null)  # a character device, but no terminal
     finally:
         os.close(null)
+
+
+def test_both_ends_writing_at_once_lose_nothing(pty_pair):
+    """The bench answers each frame it reads before reading on, so when both ends have more to
+    say than the line buffers, each waits on the other's write: the meter's end reads what the
+    bench sent while its own write waits, instead of dropping its frames as an overrun."""
+    meter = pty_pair.master_link()
+    frames = [bytes([i % 251]) * 120 for i in range(300)]  # some 36 kB each way: many buffers
+    got: list[bytes | None] = []
+    with SerialLink(pty_pair.port) as bench:
+        def the_bench() -> None:
+            for frame in frames:  # blocks while the meter's end reads nothing
+                bench.send(frame)
+            got.extend(bench.recv(5.0) for _ in frames)
+
+        talker = threading.Thread(target=the_bench)
+        talker.start()
+        for frame in frames:
+            meter.send(frame)
+        heard = [meter.recv(5.0) for _ in frames]
+        talker.join(30)
+    assert not talker.is_alive()
+    assert meter.overruns == 0
+    assert heard == frames and got == frames
