@@ -172,6 +172,30 @@ def start_host(plan_path: Path) -> tuple[subprocess.Popen[bytes], SerialLink]:
     return process, SerialLink(port)
 
 
+
+def committed_offsets(db_path: Path, euis: list) -> dict:
+    """Each meter's download offset as its host last committed it (0 when none yet)."""
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        offsets = {}
+        for eui in euis:
+            row = db.execute("SELECT data FROM meter_file WHERE meter = ? AND name = ?",
+                             (str(eui), "state.json")).fetchone()
+            download = json.loads(row[0]).get("download") if row else None
+            offsets[eui] = (download or {}).get("offset", 0)
+        return offsets
+    finally:
+        db.close()
+
+
+def wait_for_commits(db_path: Path, euis: list, deadline: float) -> None:
+    """Until every meter's host has committed some of its download: the kill must come after
+    state worth resuming from (a quiet machine can pass the hub's mark before the first commit)."""
+    while not db_path.exists() or min(committed_offsets(db_path, euis).values()) <= 0:
+        assert time.monotonic() < deadline, "the host never committed the meters' progress"
+        time.sleep(0.02)
+
+
 def test_a_killed_host_resumes_every_download_from_its_state(tmp_path: Path) -> None:
     meters = [FleetMeter(eui, DeviceType.ESME, "supplier-a", False) for eui in euis(6)]
     plan = FleetPlan(PKI, tmp_path / "fleet.sqlite", meters, retry_timeout=0.3,
@@ -191,6 +215,7 @@ def test_a_killed_host_resumes_every_download_from_its_state(tmp_path: Path) -> 
         while min(t.high_water for t in transfers) < 2000:  # every meter well into its download
             assert time.monotonic() < deadline, [t.high_water for t in transfers]
             time.sleep(0.02)
+        wait_for_commits(tmp_path / "fleet.sqlite", [m.eui for m in meters], deadline)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         served = [t.high_water for t in transfers]

@@ -21,6 +21,8 @@ from bench.rig.running import RunningRig
 from bench.testing.images import ImageFactory
 from bench.testing.parties import DccUser
 
+from .test_fleet_host import wait_for_commits
+
 FLEET = 16
 RIG = f'''root = "{PROJECT_ROOT}"
 name = "fleet-pty"
@@ -68,6 +70,7 @@ def test_a_killed_host_is_restarted_and_its_meters_finish_the_campaign(rig: Runn
     while not all((t := transfer(m.eui)) is not None and t.high_water > 1000 for m in victim.meters):
         assert time.monotonic() < deadline, "the victim's meters never got going"
         time.sleep(0.02)
+    wait_for_commits(fleet.work / "host-0.sqlite", [m.eui for m in victim.meters], deadline)
     os.kill(victim.process.process.pid, signal.SIGKILL)
     deadline = time.monotonic() + 20
     while "fleet_host_0" not in rig.keeper.check() and "fleet_host_0" not in rig.keeper.down:
