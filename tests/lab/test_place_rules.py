@@ -1,3 +1,4 @@
+# ruff: noqa: F401, F811 - `lab` is place_lab's module-scoped fixture, imported here and named by each test
 """The rules of holding a labgrid place, in-process against a real coordinator and exporter.
 
 The place here is a lab serial server's two lines (static `NetworkSerialPort`s: nothing to start
@@ -9,209 +10,31 @@ other than returning the held place leaves nothing locked and nothing reserved.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import re
-import socket
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from needed_tools import require
 
 from bench.errors import ConfigError
 from bench.link import open_pty_pair
-from bench.testing.labgrid_lab import Coordinator, Exporter, Lab
+from bench.testing.labgrid_lab import Exporter, Lab
 
-PLACE = "mp207-static"
-OFFLINE = "mp207-offline"
-SHRUNK = "mp207-shrunk"
-BROKEN = "mp207-broken"
-EXPORTER = "bench-static"
-WAIT = 10.0  # for a place another test left locked: a failure, not a hang
-
-PLACES = f"""\
-{PLACE}:
-  comment: two meters behind a lab serial server
-  tags:
-    rig: static
-  matches:
-  - exporter: {EXPORTER}
-    group: line1
-    cls: NetworkSerialPort
-    rename: meter1
-  - exporter: {EXPORTER}
-    group: line2
-    cls: NetworkSerialPort
-  - exporter: {EXPORTER}
-    group: '*'
-    cls: SmartMeter
-{SHRUNK}:
-  matches:
-  - exporter: bench-shrink
-    group: line
-    cls: NetworkSerialPort
-{BROKEN}:
-  matches:
-  - exporter: bench-broken
-    group: '*'
-    cls: '*'
-{OFFLINE}:
-  tags:
-    rig: offline
-  matches:
-  - exporter: bench-offline
-    group: '*'
-    cls: '*'
-"""
-
-SERVER = """\
-line1:
-  port1:
-    cls: NetworkSerialPort
-    host: 127.0.0.1
-    port: {raw}
-    speed: 9600
-    protocol: raw
-  meter:
-    cls: SmartMeter
-    eui: '00db1234567890a0'
-    type: esme
-line2:
-  port2:
-    cls: NetworkSerialPort
-    host: '::1'
-    port: {rfc2217}
-  meter:
-    cls: SmartMeter
-"""
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    require("labgrid")
-    directory = tmp_path_factory.mktemp("rules")
-    (directory / "places.yaml").write_text(PLACES, encoding="utf-8")
-    lab = Lab(directory, Coordinator(directory))
-    try:
-        lab.exporters.append(Exporter(directory, lab.address,
-                                      SERVER.format(raw=4001, rfc2217=4002), EXPORTER))
-        lab.exporters[0].start(resources=4)
-    except BaseException:
-        lab.stop()
-        raise
-    yield lab
-    lab.stop()
-
-
-def state(lab: Lab, place: str = PLACE):  # noqa: ANN201 - a PlaceView
-    from bench.link.labgrid import LabSession
-
-    with LabSession(lab.address, user="observer") as session:
-        return session.places()[place]
-
-
-def reservations(lab: Lab) -> list[tuple[str, str]]:
-    """(owner, state) of every reservation the coordinator keeps."""
-    from labgrid.remote.common import Reservation
-    from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
-
-    from bench.link.labgrid import LabSession
-
-    with LabSession(lab.address, user="observer") as session:
-        response = session.rpc("GetReservations", pb.GetReservationsRequest())
-    return sorted((r.owner, r.state.name) for r in map(Reservation.from_pb2, response.reservations))
-
-
-def cancel(session, token: str) -> None:  # noqa: ANN001 - a LabSession
-    from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
-
-    session.rpc("CancelReservation", pb.CancelReservationRequest(token=token))
-
-
-def assert_free(lab: Lab, place: str = PLACE) -> None:
-    view = state(lab, place)
-    assert (view.acquired, view.reservation) == (None, None), view
-    assert reservations(lab) == []
-
-
-# -- without a coordinator --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("configured", "env", "address"), [
-    ("lab:1234", "other:1", "lab:1234"),
-    (None, "from-env:7", "from-env:7"),
-    ("lab", None, "lab:20408"),
-    ("[::1]", None, "[::1]:20408"),
-    ("[::1]:99", None, "[::1]:99"),
-])
-def test_the_coordinator_is_the_rigs_else_the_environments_port_20408_by_default(
-        configured: str | None, env: str | None, address: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench.link.labgrid import coordinator_address
-
-    if env is None:
-        monkeypatch.delenv("LG_COORDINATOR", raising=False)
-    else:
-        monkeypatch.setenv("LG_COORDINATOR", env)
-    assert coordinator_address(configured) == address
-
-
-@pytest.mark.parametrize("address", [":20408", "lab:port", "lab:"])
-def test_a_coordinator_that_is_not_host_port_is_a_config_error(
-        address: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench.link.labgrid import coordinator_address
-
-    monkeypatch.delenv("LG_COORDINATOR", raising=False)
-    with pytest.raises(ConfigError, match=re.escape(f"labgrid coordinator {address!r} is not HOST[:PORT]")):
-        coordinator_address(address)
-    with pytest.raises(ConfigError, match=r"no labgrid coordinator: set 'coordinator' .*\$LG_COORDINATOR"):
-        coordinator_address(None)
-
-
-def test_a_served_port_opens_raw_as_a_socket_and_rfc2217_without_modem_control() -> None:
-    from bench.link.labgrid import SerialPort
-
-    raw = SerialPort("bench-a", "line1", "meter1", "10.0.0.7", 4001, "raw", 9600)
-    assert (raw.url, raw.where) == ("socket://10.0.0.7:4001", "bench-a/line1/meter1")
-    telnet = SerialPort("bench-a", "line2", "port2", "fd00::7", 4002)
-    assert telnet.url == "rfc2217://[fd00::7]:4002?ign_set_control"
-
-
-def test_only_labgrids_own_lost_coordinator_lines_are_dropped() -> None:
-    from bench.link.labgrid import _NOISE
-
-    def record(name: str, path: str) -> logging.LogRecord:
-        return logging.LogRecord(name, logging.ERROR, path, 1, "lost", None, None)
-
-    client = "/venv/lib/python3.11/site-packages/labgrid/remote/client.py"
-    assert not _NOISE.filter(record("root", client))
-    assert _NOISE.filter(record("root", "/venv/lib/python3.11/site-packages/grpc/aio.py"))
-    assert _NOISE.filter(record("bench.rig", client))
-
-
-def test_labgrids_errors_become_one_line() -> None:
-    from bench.link.labgrid import _reason
-
-    assert _reason(ConnectionError("Error: Could not connect to coordinator")) == (
-        "Could not connect to coordinator")
-    assert _reason(ConnectionError("refused", "by peer")) == "refused by peer"
-    assert _reason(TimeoutError()) == "TimeoutError"
-
-
-def test_a_coordinator_nobody_runs_is_one_error_naming_it() -> None:
-    require("labgrid")
-    from bench.link.labgrid import LabError, LabSession
-
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{sock.getsockname()[1]}"
-    with pytest.raises(LabError, match=re.escape(f"labgrid coordinator {address} is not reachable: "
-                                                 "Could not connect to coordinator")):
-        LabSession(address)
-
+from .place_lab import (
+    BROKEN,
+    EXPORTER,
+    OFFLINE,
+    PLACE,
+    SHRUNK,
+    WAIT,
+    assert_free,
+    cancel,
+    lab,
+    reservations,
+    state,
+)
 
 # -- a place held ------------------------------------------------------------------------------------
 
