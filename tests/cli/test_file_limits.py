@@ -73,12 +73,13 @@ def test_a_fifo_that_never_ends_is_refused_after_limit_and_one_bytes(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     done = threading.Event()
+    held: list[bool] = []  # whether the reader refused it while the writer still held it open
 
     def writer() -> None:
         with open(fifo, "wb") as handle:
             handle.write(b"x" * (files.KIB + 1))
             handle.flush()
-            done.wait(30)  # held open until the reader has refused it
+            held.append(done.wait(30))  # held open until the reader has refused it
 
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
@@ -88,6 +89,7 @@ def test_a_fifo_that_never_ends_is_refused_after_limit_and_one_bytes(tmp_path):
     finally:
         done.set()
         thread.join(10)
+    assert held == [True], "the reader waited for the writer to close the FIFO"
 
 
 def test_what_cannot_be_read_is_named_with_why(tmp_path):
@@ -95,6 +97,8 @@ def test_what_cannot_be_read_is_named_with_why(tmp_path):
         read_limited(tmp_path / "missing", 10)
     with pytest.raises(ConfigError, match=f"^{tmp_path}: is a directory, not a rig file$"):
         read_text_limited(tmp_path, what="rig file")
+    with pytest.raises(ConfigError, match=f"^{tmp_path}: is a directory, not a file$"):
+        read_limited(tmp_path, 10)  # what it was to be, unnamed: a file
     (tmp_path / "latin1.toml").write_bytes(b"name = \"caf\xe9\"\n")
     with pytest.raises(ConfigError, match=f"^{tmp_path}/latin1.toml: not UTF-8 text \\(invalid "
                                           f"continuation byte at byte 11\\)$"):

@@ -443,3 +443,37 @@ def test_a_dead_meter_is_waited_for_a_moment_when_its_line_fails(rig, tmp_path):
     finally:
         run.close()
         target.stop()
+
+
+def test_every_party_whose_counter_the_meter_forgot_is_named(rig, ctx, tmp_path):
+    """A meter that forgets its accepted counters (here the tunnel's error path clearing them)
+    has forgotten every party's, the smallest counter too: after the check's reads (the Supplier's
+    counter accepted again, from nothing) the state document still lacks the counter of an RSA
+    that sent one read, with counter 1, and the finding names it."""
+    from dataclasses import replace
+
+    from bench.meter.emulator import tunnel_pieces
+
+    run = Run(InProcessMeter(rig, tmp_path / "meter", (FaultProfile.RESET_COUNTERS_ON_BAD_TUNNEL,)),
+              ctx, PROBE_TIMEOUT)
+    try:
+        rsa = _rsa(ctx)
+        first = ctx.mac(replace(ctx.read_message(1), originator=rsa)).encode()
+        _burst(run, [ctx.put(piece, 7 + n) for n, piece in enumerate(tunnel_pieces(first))])
+        assert run.session.wait_for(lambda m: m.originator_counter == 1, 0, 10) is not None
+        assert run.oracle.baseline() is None
+        before = run.target.state()
+        assert before is not None and before.counters[rsa] == 1
+        cut = next(c for c in (make_case(ctx, 1, n, ("tunnel",)) for n in range(100))
+                   if c.how.startswith("tunnel:short="))  # the campaign's own: the error path
+        _burst(run, list(cut.frames))
+        mark = run.session.mark()
+        assert run.oracle.check(cut.number, mark) == Finding(  # seen on the wire first
+            "counter", f"answered a replayed read (counter {ctx.probe_counter(-1)}): the accepted "
+                       f"counter went back")
+        finding = run.oracle.state_kept()
+        assert finding is not None and finding.kind == "counter", finding
+        assert finding.detail.endswith(f"the meter forgot {[rsa]}"), finding
+    finally:
+        run.close()
+        run.target.stop()

@@ -22,6 +22,7 @@ PLACES = f"""\
   comment: two meters behind a lab serial server
   tags:
     rig: static
+    bay: '1'
   matches:
   - exporter: {EXPORTER}
     group: line1
@@ -108,6 +109,15 @@ def reservations(lab: Lab) -> list[tuple[str, str]]:
     with LabSession(lab.address, user="observer") as session:
         response = session.rpc("GetReservations", pb.GetReservationsRequest())
     return sorted((r.owner, r.state.name) for r in map(Reservation.from_pb2, response.reservations))
+
+
+def reserve(session, place: str = PLACE) -> str:  # noqa: ANN001 - a LabSession
+    """A reservation of `place` as `labgrid-client reserve` makes it (priority 0, its default)."""
+    from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
+
+    response = session.rpc("CreateReservation", pb.CreateReservationRequest(
+        filters={"main": pb.Reservation.Filter(filter={"name": place})}, prio=0.0))
+    return str(response.reservation.token)
 
 
 def cancel(session, token: str) -> None:  # noqa: ANN001 - a LabSession

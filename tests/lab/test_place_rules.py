@@ -33,6 +33,7 @@ from .place_lab import (
     cancel,
     lab,
     reservations,
+    reserve,
     state,
 )
 
@@ -69,7 +70,7 @@ def test_the_place_view_says_since_when_it_is_held(lab: Lab) -> None:
     with acquire_place(lab.address, timeout_s=WAIT, place=PLACE, user="clock") as held:
         view = state(lab)
         assert view.acquired == held.holder and view.reservation is not None
-        assert view.tags == {"rig": "static"} and view.comment.startswith("two meters")
+        assert view.tags == {"rig": "static", "bay": "1"} and view.comment.startswith("two meters")
         assert view.since == datetime.fromtimestamp(view.changed).strftime("%H:%M:%S")
     assert_free(lab)
 
@@ -133,17 +134,46 @@ def test_a_busy_place_is_waited_for_saying_who_holds_it_then_given_up(lab: Lab) 
 
 
 def test_a_place_reserved_for_another_client_is_said_so_while_waiting(lab: Lab) -> None:
-    from bench.link.labgrid import LabError, LabSession, _reserve, acquire_place
+    """The waiting line and the giving-up name the place as it was asked for: here by its tags."""
+    from bench.link.labgrid import LabError, LabSession, acquire_place
 
     lines: list[str] = []
+    asked = f"labgrid place tags rig=static bay=1 on {lab.address}"
     with LabSession(lab.address, user="first-in-queue") as first:
-        token = _reserve(first, {"name": PLACE})  # allocated to it at once; it never locks
-        with pytest.raises(LabError, match="not free after 1 s"):
-            acquire_place(lab.address, place=PLACE, timeout_s=1, user="second",
-                          progress=lines.append)
+        token = reserve(first)  # allocated to it at once; it never locks
+        with pytest.raises(LabError, match=re.escape(f"{asked}: not free after 1 s")):
+            acquire_place(lab.address, tags={"rig": "static", "bay": "1"}, timeout_s=1,
+                          user="second", progress=lines.append)
         cancel(first, token)
-    assert lines == [f"waiting for labgrid place {PLACE} on {lab.address}: {PLACE} reserved for "
-                     f"another client"]
+    assert lines == [f"waiting for {asked}: {PLACE} reserved for another client"]
+    assert_free(lab)
+
+
+def test_a_run_waits_its_turn_behind_reservations_made_before_it(lab: Lab) -> None:
+    """Reservations are served in the order they were made: a run reserves at labgrid's own
+    priority (`labgrid-client reserve`'s default), so when the place comes free it goes to the
+    client that queued before the run, not to the run. (The coordinator hands a freed place out
+    at its next scheduling, here the first client queuing again.)"""
+    from bench.link.labgrid import LabError, LabSession, acquire_place
+
+    with (LabSession(lab.address, user="first") as first,
+          LabSession(lab.address, user="earlier") as earlier):
+        holding = reserve(first)  # allocated to it at once
+        queued = reserve(earlier)  # waits behind it
+        again: list[str] = []
+
+        def first_requeues(_line: str) -> None:  # while the run waits
+            if not again:
+                cancel(first, holding)
+                again.append(reserve(first))
+
+        with pytest.raises(LabError, match="not free after 1.5 s"):
+            acquire_place(lab.address, place=PLACE, timeout_s=1.5, user="late",
+                          progress=first_requeues)
+        assert again and state(lab).reservation == queued
+        cancel(earlier, queued)
+        cancel(first, again[0])
+    assert_free(lab)
 
 
 def test_interrupted_while_queued_leaves_no_reservation(lab: Lab) -> None:

@@ -51,6 +51,16 @@ def test_garbage_request_is_answered_not_crashing(tmp_path):
         assert RigClient(server.path).call("ping")["pong"] is True
 
 
+def test_a_b64_field_that_is_not_base64_text_is_a_value_error_naming_it():
+    assert unb64(b64(b"\x00\xff")) == b"\x00\xff"
+    with pytest.raises(ValueError, match="^value must be a base64 string, not int$"):
+        unb64(12)  # a field the caller does not name: "value"
+    with pytest.raises(ValueError, match="^xml_b64 is not base64: "):
+        unb64("%%%", "xml_b64")
+    with pytest.raises(ValueError, match="^value is not base64: "):
+        unb64("\u00e9")  # not even ASCII
+
+
 def test_no_rig_is_a_clear_error(tmp_path):
     assert not RigClient.available(tmp_path)
     with pytest.raises(RigError, match="no rig is up"):

@@ -90,6 +90,21 @@ def test_an_idle_connection_is_told_why_it_is_closed(tmp_path):
     assert answer["ok"] is False and "idle" in answer["error"]
 
 
+def test_an_idle_client_that_stopped_reading_is_evicted_all_the_same(tmp_path):
+    """The connection evicted for a newcomer may not take the goodbye (its client shut its
+    reading side, so the write fails): it is closed all the same, and the newcomer served."""
+    with (RigControlServer(tmp_path / "control.sock", {}, max_connections=1,
+                           idle_timeout=120.0) as server,
+          socket.socket(socket.AF_UNIX) as deaf):
+        assert server._server is not None
+        waiting = server._server._waiting
+        deaf.settimeout(30)
+        deaf.connect(str(server.path))
+        deaf.shutdown(socket.SHUT_RD)
+        _wait_until(lambda: len(waiting) == 1, "the connection to be served")
+        assert RigClient(server.path, timeout=30).call("ping") == {"ok": True, "pong": True}
+
+
 def test_an_overlong_line_is_refused_with_one_error(tmp_path, monkeypatch):
     monkeypatch.setattr(control, "MAX_REQUEST_LINE", 1024 * 1024)
     with RigControlServer(tmp_path / "control.sock", {"submit": _echo}) as server:
