@@ -121,12 +121,16 @@ def run_fleet(plan_path: Path, port: str | None, pty: bool, radio: int | None, b
               log_level: str) -> None:
     """`--fleet`: every meter of the plan in this process, one scheduler, one link."""
     from bench.meter.fleet import FleetHost, FleetPlan
+    from bench.meter.smets1.fleet import Smets1Pty
 
     if radio is not None:
         raise click.UsageError("--fleet runs on --pty or --port, not on a radio")
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s fleet %(name)s %(levelname)s %(message)s")
     plan = FleetPlan.load(plan_path)
+    if plan.smets1 and not pty:
+        raise click.UsageError("a fleet plan with SMETS1 meters runs on --pty (their DLMS line is "
+                               "a second pseudo-terminal)")
     pair = None
     link: Link
     if pty:
@@ -136,15 +140,26 @@ def run_fleet(plan_path: Path, port: str | None, pty: bool, radio: int | None, b
         assert port is not None
         link = SerialLink(port, baud)
     stop = threading.Event()
+    smets1 = None
     try:
         host = FleetHost(plan, link)
+        if plan.smets1:
+            smets1 = Smets1Pty(plan.smets1, plan.state, plan.poll_interval, plan.wake_window,
+                               baud, stop)
         stop_on_signals(stop)
         if pair is not None:
-            click.echo(json.dumps({"port": pair.port, "meters": len(host)}))
+            named = {"port": pair.port, "meters": len(host)}
+            if smets1 is not None:
+                named.update(dlms_port=smets1.pair.port, smets1_meters=len(smets1.host))
+            click.echo(json.dumps(named))
             sys.stdout.flush()
         host.run(stop)
         host.db.close()
     finally:
+        stop.set()
+        if smets1 is not None:
+            smets1.close()
         link.close()
         if pair is not None:
             pair.close()
+

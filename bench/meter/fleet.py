@@ -26,7 +26,7 @@ import threading
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.domain import DeviceType, Eui
@@ -37,6 +37,7 @@ from bench.meter.emulator import Emulator, MeterConfig
 from bench.meter.fleet_identity import FleetIdentity, FleetIssuer
 from bench.meter.fleet_store import FleetStateDb
 from bench.meter.identity import IdentityDirectory
+from bench.meter.smets1.fleet_meter import Smets1FleetMeter
 from bench.meter.trust_anchors import TrustAnchors
 
 log = logging.getLogger("bench.meter.fleet")
@@ -73,11 +74,14 @@ class FleetPlan:
     poll_interval: float = 5.0
     wake_window: float = 1.0
     checkpoint_interval: float = 5.0  # a fleet records download offsets less often than one meter
+    # SMETS1 meters, on the host's DLMS line (bench.meter.smets1.fleet)
+    smets1: list[Smets1FleetMeter] = field(default_factory=list)
 
     def to_json(self) -> str:
         data = asdict(self)
         data["pki"], data["state"] = str(self.pki), str(self.state)
         data["meters"] = [[str(m.eui), str(m.device), m.supplier, m.sleeps] for m in self.meters]
+        data["smets1"] = [m.to_json() for m in self.smets1]
         return json.dumps(data)
 
     @classmethod
@@ -86,8 +90,9 @@ class FleetPlan:
             data = json.loads(text)
             meters = [FleetMeter(Eui.parse(eui), DeviceType(device), str(supplier), bool(sleeps))
                       for eui, device, supplier, sleeps in data.pop("meters")]
+            smets1 = [Smets1FleetMeter.from_json(item) for item in data.pop("smets1", [])]
             return cls(pki=Path(data.pop("pki")), state=Path(data.pop("state")), meters=meters,
-                       **data)
+                       smets1=smets1, **data)
         except (ValueError, KeyError, TypeError, DecodeError) as exc:
             raise ConfigError(f"{where}: not a fleet plan ({exc})") from None
 

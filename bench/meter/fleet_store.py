@@ -158,6 +158,19 @@ class FleetStateDb:
                     stored += data
             return stored
 
+    def chunks(self, meter: str) -> list[tuple[int, bytes]]:
+        """The part file's chunks as (offset, bytes), committed and pending, in offset order (a
+        SMETS1 meter writes its image block by block at each block's offset)."""
+        with self.lock:
+            if PART_FILE not in self._names.get(meter, ()):
+                return []
+            held: dict[int, bytes] = {}
+            if PART_FILE not in self._deletes.get(meter, ()):
+                held = {start: bytes(data) for start, data in self.conn.execute(
+                    "SELECT start, data FROM part_chunk WHERE meter = ?", (meter,))}
+            held.update((start, data) for owner, start, data in self._chunks if owner == meter)
+            return sorted(held.items())
+
     def append_part(self, meter: str, start: int, data: bytes, reset: bool) -> None:
         """Record `data` at `start` of the meter's part file (`reset`: what was there goes)."""
         with self.lock:

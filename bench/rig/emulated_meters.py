@@ -130,6 +130,7 @@ class EmulatedMeter:
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.port: str | None = None
+        self.announced: dict[str, object] = {}  # the whole first line (a fleet host names more)
         self._pumps: list[threading.Thread] = []
 
     def start(self) -> str:
@@ -173,6 +174,7 @@ class EmulatedMeter:
         except LinkError as exc:
             raise RigError(f"{where} printed {first[:200].decode('utf-8', 'replace')!r} instead "
                            f"of {{\"port\": ...}}") from exc
+        self.announced = json.loads(first)
         self.log.write("bench", f"emulator pid {self.process.pid} on {port}")
         self._pump(self.process.stdout, "stdout")
         self.port = port

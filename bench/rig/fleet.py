@@ -3,6 +3,8 @@
     [fleet]
     esme = 6000                      # SMETS2+ ESMEs, then GSMEs (counts per type and generation)
     gsme = 3000
+    smets1_esme = 200                # SMETS1 meters, behind the rig's S1SP (after the GSMEs)
+    smets1_gsme = 100
     eui_from = "00-DB-12-34-56-78-00-00"   # the first EUI; the rest follow it, in that order
     supplier = "supplier-a"          # registered Supplier of every meter (default: [parties])
     rsa = "rsa-1"                    # the RSA the Supplier appoints (default: [parties])
@@ -14,10 +16,12 @@
 The fault mix is exact and reproducible: meters are ranked by SHA-256 of their EUI and the first
 round(share x fleet size) of the ranking get the first fault, the next ones the second, and so
 on, so a campaign's counts can be checked against `FleetSpec.expected_faults()`. What each fault
-does (docs/fleet.md): an *unreachable* meter is registered but no host runs it and the hub has no
-link to it (an image for it ends in N61 at once); a *verification_failure* meter holds the trust
-anchor of another Supplier, so the campaign's image fails its signature check (0x8F1C); a
-*sleepy* ESME sleeps as a GSME does (GSMEs always sleep).
+does (docs/fleet.md): an *unreachable* meter is registered but no host runs it and the hub (the
+S1SP, for a SMETS1 meter) has no line to it (an image for it ends in N61 at once); a
+*verification_failure* SMETS2+ meter holds the trust anchor of another Supplier, so the
+campaign's image fails its signature check (0x8F1C), and a SMETS1 one fails the image at IC18
+image_verify (its own check; the S1SP answers N61 and 0x8F1C); a *sleepy* ESME sleeps as a GSME
+does (GSMEs always sleep, SMETS1 ones too).
 
 `FleetSpec.registry_records` is the registry's share: devices, registrations and models, and the
 Supplier's appointment of the RSA, added in one set-based insert (`Registry.add`).
@@ -37,6 +41,7 @@ from bench.dcc.records.registry import Appointment, Device, Registration
 from bench.domain import DeviceStatus, DeviceType, Eui, Generation
 from bench.meter.fleet import FleetMeter
 from bench.meter.slots import FACTORY_FILE_VERSION
+from bench.meter.smets1.fleet_meter import MAX_PER_LINE
 from bench.rig.schema import FieldError, between, positive
 
 MAX_FLEET = 100_000
@@ -109,6 +114,10 @@ def _counts(spec: FleetSpec, _attribute: Any, _value: int) -> None:
 def _processes(spec: FleetSpec, _attribute: Any, value: int) -> None:
     if spec.link is FleetLink.MEMORY and value != 1:
         raise FieldError("processes", "an in-memory fleet runs in the rig's own process: 1")
+    per_host = -(-(spec.smets1_esme + spec.smets1_gsme) // value)
+    if per_host > MAX_PER_LINE:
+        raise FieldError("smets1_esme", f"{per_host} SMETS1 meters on one host's line: its HDLC "
+                         f"addresses hold {MAX_PER_LINE} (use more processes)")
     if spec.baud is not None and spec.link is not FleetLink.PTY:
         raise FieldError("baud", "only a pty fleet's lines can be paced")
 
@@ -188,6 +197,10 @@ class FleetSpec:
             registrations.append(Registration(mpxn, role, supplier, REGISTERED_FROM, None))
             models[key] = MODELS[(device.device_type, device.generation)]
         return devices, registrations, models, [Appointment(supplier, rsa, REGISTERED_FROM, None)]
+
+    def smets1_meters(self) -> list[FleetDevice]:
+        """The reachable SMETS1 meters the fleet's hosts run (on their DLMS lines)."""
+        return [d for d in self.devices() if d.reachable and d.generation is Generation.SMETS1]
 
     def host_meters(self, supplier: str, other_supplier: str) -> list[FleetMeter]:
         """The reachable SMETS2+ meters a fleet host runs: a verification-failure meter trusts

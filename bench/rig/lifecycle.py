@@ -284,7 +284,7 @@ class RigLifecycle:
                      else "an in-memory link")
         hub.start()
         log.info("hub up with %d meters; capture %s", len(hub.meters), capture)
-        if self.smets1_ports:
+        if self.smets1_ports or (self.fleet is not None and self.fleet.has_smets1):
             self._start_s1sp(stack, shim, self.bridge)
 
     def _start_s1sp(self, stack: contextlib.ExitStack, shim: Shim, bridge: Bridge) -> None:
@@ -302,10 +302,12 @@ class RigLifecycle:
             party = registry.registered_supplier(str(Eui(eui)), datetime.now(UTC))
             return Eui.parse(party) if party else None
 
+        fleet = {} if self.fleet is None else self.fleet.s1sp_devices(shim.pki, options.response_timeout_s)
         s1sp, capture = start_s1sp(shim.pki, self.artefacts.results, devices, suppliers, bridge,
                                    self.device_logs, options.response_timeout_s,
-                                   options.transfer_timeout_s, registered_supplier)
+                                   options.transfer_timeout_s, registered_supplier, fleet)
         stack.callback(capture.close)
         stack.callback(s1sp.close)
         self.s1sp = s1sp
-        log.info("S1SP up for %d SMETS1 devices; DLMS capture %s", len(devices), capture.path)
+        log.info("S1SP up for %d SMETS1 devices; DLMS capture %s", len(devices) + len(fleet),
+                 capture.path)

@@ -57,10 +57,13 @@ class DlmsCapture:
 def start_s1sp(pki: Pki, results: Path, devices: Mapping[RigDevice, str], suppliers: Mapping[Eui, str],
                bridge: Bridge, device_logs: Mapping[Eui, DeviceLog], response_timeout: float,
                transfer_timeout: float,
-               registered_supplier: Callable[[bytes], bytes | None] | None = None) -> tuple[S1sp, DlmsCapture]:
-    """An S1SP serving `devices` (rig device -> serial URL), attached to `bridge`."""
+               registered_supplier: Callable[[bytes], bytes | None] | None = None,
+               fleet: Mapping[bytes, Smets1Device] | None = None) -> tuple[S1sp, DlmsCapture]:
+    """An S1SP serving `devices` (rig device -> serial URL) and the `fleet`'s SMETS1 meters
+    (reached through their hosts' lines; their frames are not captured: a fleet's thousands of
+    sessions would bury the rig's own devices), attached to `bridge`."""
     capture = DlmsCapture(results / DLMS_CAPTURE)
-    served: dict[bytes, Smets1Device] = {}
+    served: dict[bytes, Smets1Device] = dict(fleet or {})
     for device, url in devices.items():
         try:
             model = model_for(device.device_type)

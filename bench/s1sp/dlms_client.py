@@ -13,7 +13,7 @@ import logging
 import random
 import sys
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXDLMSException, GXReplyData  # type: ignore[import-untyped]
 from gurux_dlms.enums import Authentication, DataType, ErrorCode, InterfaceType, RequestTypes  # type: ignore[import-untyped]
@@ -55,6 +55,17 @@ def _silence_gurux() -> None:
 _silence_gurux()
 
 
+class DlmsTransport(Protocol):
+    """Whole 62056-46 frames to and from one meter: a `DlmsLine`, or a session's share of a line
+    many meters are on (`bench.s1sp.lines`)."""
+
+    def send(self, frame: bytes) -> None: ...
+
+    def recv(self, timeout: float) -> bytes | None: ...
+
+    def close(self) -> None: ...
+
+
 class DlmsError(BenchError):
     """The meter answered a service with an error (`result` is the DLMS result code)."""
 
@@ -75,11 +86,18 @@ class DlmsError(BenchError):
 class DlmsClient:
     """One HDLC connection and association to one meter's management logical device."""
 
-    def __init__(self, line: DlmsLine, response_timeout: float = 2.0, max_pdu: int = 256) -> None:
+    def __init__(self, line: DlmsLine | DlmsTransport, response_timeout: float = 2.0, max_pdu: int = 256,
+                 physical_address: int | None = None) -> None:
+        """`physical_address`: the meter's lower HDLC address on a line it shares with others
+        (four-byte server addresses); None for a meter alone on its line."""
         self.line = line
         self.response_timeout = response_timeout
-        self.client = GXDLMSClient(True, PUBLIC_CLIENT, MANAGEMENT_LOGICAL_DEVICE, Authentication.NONE,
-                                   None, InterfaceType.HDLC)
+        server = MANAGEMENT_LOGICAL_DEVICE
+        if physical_address is not None:
+            server = GXDLMSClient.getServerAddress(MANAGEMENT_LOGICAL_DEVICE, physical_address, 4)
+        self.client = GXDLMSClient(True, PUBLIC_CLIENT, server, Authentication.NONE, None, InterfaceType.HDLC)
+        if physical_address is not None:
+            self.client.serverAddressSize = 4
         self.client.maxReceivePDUSize = max_pdu
         self.image_transfer = GXDLMSImageTransfer(IMAGE_TRANSFER)
         self.identifier = GXDLMSData(FIRMWARE_IDENTIFIER)

@@ -52,7 +52,7 @@ from bench.crypto.image_signature import verify_image
 from bench.crypto.smki import OrgIdentity, Pki
 from bench.crypto.xmldsig import sign_document
 from bench.domain import DeviceAlertCode, Eui, ServiceReference, Smets1MessageKind
-from bench.errors import BenchError
+from bench.errors import BenchError, LinkError
 from bench.s1sp import transfer
 from bench.s1sp.dlms_client import DlmsClient
 from bench.s1sp.events import S1spAlertCode, Sink, Smets1Event
@@ -63,6 +63,9 @@ log = logging.getLogger("bench.s1sp")
 
 #: The PKI party whose DS key signs every SMETS1 response and S1SP alert.
 S1SP_PARTY = "s1sp"
+
+#: Sessions an 11.1 opens again after losing one on the line, before it ends in N61.
+SESSION_RETRIES = 3
 
 IMAGE_VERIFIED = DeviceAlertCode.FIRMWARE_VERIFICATION_SUCCESSFUL
 IMAGE_VERIFICATION_FAILED = DeviceAlertCode.FIRMWARE_VERIFICATION_FAILED
@@ -82,7 +85,8 @@ class Smets1Device:
     snrm_interval: float = 0.3  # a sleepy meter: shorter than its wake window, or SNRM never meets it
 
     @contextmanager
-    def session(self, response_timeout: float | None = None) -> Iterator[DlmsClient]:
+    def session(self, response_timeout: float | None = None,
+                connect_timeout: float | None = None) -> Iterator[DlmsClient]:
         """An associated DLMS session on a fresh line to the device: released and the line closed
         after, the line closed too when association fails (a sleepy meter may not answer)."""
         assert self.open_client is not None
@@ -90,7 +94,7 @@ class Smets1Device:
         if response_timeout is not None:
             client.response_timeout = response_timeout
         try:
-            client.connect(self.connect_timeout, self.snrm_interval)
+            client.connect(connect_timeout or self.connect_timeout, self.snrm_interval)
         except BaseException:
             client.line.close()
             raise
@@ -124,6 +128,7 @@ class S1sp:
         self.transfer_timeout = transfer_timeout
         self.response_timeout = response_timeout
         self.image_activations = 0  # image_activate calls sent, for tests and logs
+        self.transfers: dict[Eui, transfer.TransferReport] = {}  # each device's last, for the same
         self._queues: dict[Eui, queue.SimpleQueue[Callable[[], None] | None]] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -214,22 +219,42 @@ class S1sp:
 
     def _transfer(self, device: Smets1Device, identifier: str, image: bytes, digest: bytes,
                   request_id: str) -> transfer.TransferReport:
-        """Deliver and verify on the meter, or `_Refused` saying why; nothing else escapes."""
+        """Deliver and verify on the meter, or `_Refused` saying why; nothing else escapes.
+
+        A session lost on the line after it was open (the meter's power or connection went) is
+        opened again, up to `SESSION_RETRIES` times within the transfer's deadline (trying to
+        connect until then: a meter coming back from a power cut takes a while): the meter's
+        transferred-blocks status and this S1SP's ledger say what is left to send (modelled)."""
         deadline = time.monotonic() + self.transfer_timeout
         ledgers = lambda block_size: self.records.ledger(device.eui, request_id, digest, block_size)  # noqa: E731
-        try:
-            with device.session(self.response_timeout) as client:
-                report = transfer.deliver(client, identifier, image, ledgers, deadline=deadline)
-                # every block was sent by this S1SP (the ledger says so) and the meter claims them all
-                remaining = max(0.1, deadline - time.monotonic())
-                report = transfer.verify(client, report, verify_timeout=remaining)
-        except transfer.VerificationError as exc:
-            raise _Refused(f"verification failed: {exc}", verification=True) from None
-        except BenchError as exc:
-            raise _Refused(f"not delivered: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - whatever the meter made a library do, the 11.1 ends
-            log.exception("%s: transfer of %s failed unexpectedly", device.eui, identifier)
-            raise _Refused(f"not delivered: {type(exc).__name__}: {exc}") from None
+        lost = 0
+        while True:
+            opened = False
+            connect = max(0.1, deadline - time.monotonic()) if lost else None
+            try:
+                with device.session(self.response_timeout, connect) as client:
+                    opened = True
+                    report = transfer.deliver(client, identifier, image, ledgers, deadline=deadline)
+                    # every block was sent by this S1SP (the ledger says so) and the meter claims them all
+                    remaining = max(0.1, deadline - time.monotonic())
+                    report = transfer.verify(client, report, verify_timeout=remaining)
+                break
+            except transfer.VerificationError as exc:
+                raise _Refused(f"verification failed: {exc}", verification=True) from None
+            except LinkError as exc:
+                # a meter never reached is unreachable; one lost mid-transfer is tried again
+                if (not opened and not lost) or lost >= SESSION_RETRIES or time.monotonic() >= deadline:
+                    raise _Refused(f"not delivered: {exc}") from None
+                lost += 1
+                log.warning("%s: session lost during the transfer of %s (%s): opening it again",
+                            device.eui, identifier, exc)
+            except BenchError as exc:
+                raise _Refused(f"not delivered: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - whatever the meter made a library do, the 11.1 ends
+                log.exception("%s: transfer of %s failed unexpectedly", device.eui, identifier)
+                raise _Refused(f"not delivered: {type(exc).__name__}: {exc}") from None
+        report.sessions = lost + 1
+        self.transfers[device.eui] = report
         if report.status != TransferStatus.VERIFICATION_SUCCESSFUL:
             raise _Refused(f"verification ended in {report.status.name}", verification=True)
         held = [h for h in report.held if h.identifier == identifier]

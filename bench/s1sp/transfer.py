@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from bench.codec.dlms.axdr import BitString, DlmsData, Tag
 from bench.codec.dlms.ic18 import Ic18Attribute, TransferStatus
-from bench.errors import BenchError, DecodeError
+from bench.errors import BenchError, DecodeError, LinkError
 from bench.s1sp.dlms_client import DlmsClient, DlmsError
 
 log = logging.getLogger("bench.s1sp")
@@ -79,6 +79,7 @@ class TransferReport:
     duration_s: float = 0.0
     gaps_seen: list[list[int]] = field(default_factory=list)
     claimed_unsent: int = 0  # blocks the meter said it held before this S1SP had sent them
+    sessions: int = 1  # the last one's report: those before were lost on the line
 
 
 class BlockLedger:
@@ -213,33 +214,42 @@ def deliver(client: DlmsClient, identifier: str, image: bytes, ledgers: Ledgers,
         if report.claimed_unsent:
             log.warning("meter claims %d blocks this S1SP never sent: sending them", report.claimed_unsent)
         todo = [i for i in range(blocks) if not claimed[i] or i not in ledger.sent]
-        while todo:
-            if report.rounds >= max_rounds:
-                raise DeliveryError(f"{len(todo)} blocks still missing after {max_rounds} rounds")
-            report.rounds += 1
-            for number in todo:
-                _in_time(deadline, f"block {number}")
-                try:
-                    client.block(number, image[number * block_size:(number + 1) * block_size])
-                except DlmsError as exc:
-                    log.warning("block %d refused: %s", number, exc)
-                    continue
-                ledger.mark(number)
-                report.blocks_sent += 1
-                if report.rounds > 1:
-                    report.blocks_resent += 1
+        try:
+            _rounds(client, image, block_size, blocks, ledger, report, todo, max_rounds, deadline)
+        finally:  # a lost line too: what the meter accepted is sent, a resumed transfer skips it
             ledger.flush()
-            claimed = read_claimed(client, blocks)
-            todo = [i for i in range(blocks) if not claimed[i] or i not in ledger.sent]
-            if todo:
-                report.gaps_seen.append(list(todo))
-                log.info("meter lacks %d blocks (first %d): resending", len(todo), todo[0])
     except DlmsError as exc:
         raise DeliveryError(f"the meter refused the transfer: {exc}") from None
     except DecodeError as exc:
         raise DeliveryError(str(exc)) from None
     report.duration_s = time.monotonic() - started
     return report
+
+
+def _rounds(client: DlmsClient, image: bytes, block_size: int, blocks: int, ledger: BlockLedger,
+            report: TransferReport, todo: list[int], max_rounds: int, deadline: float | None) -> None:
+    """Send `todo`, read what the meter lacks, and again, until it lacks nothing."""
+    while todo:
+        if report.rounds >= max_rounds:
+            raise DeliveryError(f"{len(todo)} blocks still missing after {max_rounds} rounds")
+        report.rounds += 1
+        for number in todo:
+            _in_time(deadline, f"block {number}")
+            try:
+                client.block(number, image[number * block_size:(number + 1) * block_size])
+            except DlmsError as exc:
+                log.warning("block %d refused: %s", number, exc)
+                continue
+            ledger.mark(number)
+            report.blocks_sent += 1
+            if report.rounds > 1:
+                report.blocks_resent += 1
+        ledger.flush()
+        claimed = read_claimed(client, blocks)
+        todo = [i for i in range(blocks) if not claimed[i] or i not in ledger.sent]
+        if todo:
+            report.gaps_seen.append(list(todo))
+            log.info("meter lacks %d blocks (first %d): resending", len(todo), todo[0])
 
 
 def verify(client: DlmsClient, report: TransferReport, *, verify_timeout: float = 10.0) -> TransferReport:
@@ -258,7 +268,7 @@ def verify(client: DlmsClient, report: TransferReport, *, verify_timeout: float 
         report.status = status
         report.held = read_held(client) if status == TransferStatus.VERIFICATION_SUCCESSFUL else []
         report.active_identifier = read_identifier(client)
-    except VerificationError:
+    except (VerificationError, LinkError):  # a lost line is no failed verification
         raise
     except BenchError as exc:
         raise VerificationError(str(exc)) from None

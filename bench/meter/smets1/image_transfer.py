@@ -22,7 +22,15 @@ from bench.codec.dlms.ic18 import LOGICAL_NAME, Ic18Attribute, Ic18Method, Trans
 from bench.domain import MAX_IMAGE_BYTES
 from bench.meter.slots import ImageSlots
 from bench.meter.smets1.faults import Smets1Fault
-from bench.meter.smets1.state import BlockFile, Smets1State, TransferProgress
+from bench.meter.smets1.state import (
+    BlockFile,
+    Smets1State,
+    TransferProgress,
+    blocks_held,
+    discard_blocks,
+    open_blocks,
+    read_blocks,
+)
 from bench.meter.state import DownloadProgress, MeterStore, SlotRecord
 
 log = logging.getLogger("bench.meter.smets1")
@@ -45,7 +53,9 @@ class ImageTransfer:
     def __init__(self, store: MeterStore, state: Smets1State, slots: ImageSlots,
                  manufacturer_code: int, image_type: int, faults: frozenset[Smets1Fault],
                  block_size: int = 64, verify_delay: float = 0.2, activate_delay: float = 0.2,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, rejects_images: bool = False) -> None:
+        """`rejects_images`: every image fails the meter's own check at image_verify (a fleet
+        meter declared to fail verification; modelled: a SMETS1 meter's check is its maker's)."""
         self.store = store
         self.state = state
         self.slots = slots
@@ -56,6 +66,7 @@ class ImageTransfer:
         self.verify_delay = verify_delay
         self.activate_delay = activate_delay
         self.clock = clock
+        self.rejects_images = rejects_images
         self._due: float | None = None
         self._file: BlockFile | None = None
         self._flags: list[bool] = state.transfer.flags() if state.transfer else []
@@ -140,7 +151,7 @@ class ImageTransfer:
         self.state.download = DownloadProgress(self.manufacturer_code, self.image_type,
                                                int(identifier, 16), size)
         self.state.transfer_status = TransferStatus.INITIATED
-        self.store.part_path.unlink(missing_ok=True)
+        discard_blocks(self.store)
         self.store.save(self.state)
         log.info("transfer of %s initiated: %d bytes in %d blocks", identifier, size, blocks)
         return ActionResult.SUCCESS, None
@@ -226,12 +237,18 @@ class ImageTransfer:
             log.info("verification of %s failed: %d blocks missing", transfer.identifier,
                      self._flags.count(False))
             return
+        if self.rejects_images:
+            self._close_file()
+            self.state.transfer_status = TransferStatus.VERIFICATION_FAILED
+            self.store.save(self.state)
+            log.info("verification of %s failed: the image fails the meter's own check", transfer.identifier)
+            return
         self._close_file()
-        if not self.store.part_path.exists():  # every block lost with a power cut: nothing to hold
+        if not blocks_held(self.store):  # every block lost with a power cut: nothing to hold
             self.state.transfer_status = TransferStatus.VERIFICATION_FAILED
             self.store.save(self.state)
             return
-        image = self.store.part_path.read_bytes()[: transfer.size]
+        image = read_blocks(self.store, transfer.size)
         record = SlotRecord(int(transfer.identifier, 16), self.manufacturer_code, self.image_type,
                             hashlib.sha256(image).hexdigest())
         self.state.transfer_status = TransferStatus.VERIFICATION_SUCCESSFUL
@@ -258,7 +275,7 @@ class ImageTransfer:
     # -- files -----------------------------------------------------------------------------------
     def _open_file(self, transfer: TransferProgress) -> BlockFile:
         if self._file is None:
-            self._file = BlockFile(self.store.part_path, transfer.size)
+            self._file = open_blocks(self.store, transfer.size)
         return self._file
 
     def _close_file(self) -> None:

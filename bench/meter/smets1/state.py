@@ -4,6 +4,10 @@ The image being transferred is written block by block into the shared `download.
 block's offset (blocks may arrive in any order, and again). A block counts as received only once
 its bytes are fsynced *and* the document's bitmap says so; blocks received after the last save
 are simply missing after a power cut, and `transferred_blocks_status` makes the S1SP resend them.
+
+A meter of a fleet host keeps the same files as rows of the host's SQLite database
+(`bench.meter.fleet_store`): its blocks are part-file chunks at their offsets, written at the
+checkpoint and committed by the host before any answer leaves (`open_blocks` picks the kind).
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.codec.dlms.ic18 import TransferStatus
-from bench.meter.state import MeterState
+from bench.meter.fleet_store import FleetMeterStore
+from bench.meter.state import PART_FILE, MeterState, MeterStore
 
 
 @dataclass
@@ -100,3 +105,62 @@ class BlockFile:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self._fd)
+
+
+class FleetBlocks(BlockFile):
+    """The image under transfer as part-file chunks of a fleet meter's rows, one per block at
+    its offset: `sync()` hands the blocks written since to the database's open transaction."""
+
+    def __init__(self, store: FleetMeterStore, size: int) -> None:  # no file descriptor
+        self.store = store
+        self.size = size
+        self._written: dict[int, bytes] = {}
+        self.dirty = False
+
+    def write(self, offset: int, data: bytes) -> None:
+        self._written[offset] = bytes(data)
+        self.dirty = True
+
+    def sync(self) -> None:
+        for offset, data in self._written.items():
+            self.store.db.append_part(self.store.key, offset, data, reset=False)
+        self._written.clear()
+        self.dirty = False
+
+    def read_all(self) -> bytes:
+        image = bytearray(self.size)
+        for offset, data in self.store.db.chunks(self.store.key):
+            image[offset:offset + len(data)] = data[: max(0, self.size - offset)]
+        return bytes(image[: self.size])
+
+    def close(self) -> None:
+        """Nothing to release: what was synced is in the database."""
+
+
+def open_blocks(store: MeterStore, size: int) -> BlockFile:
+    """The image under transfer, `size` bytes, in the store's kind of non-volatile memory."""
+    if isinstance(store, FleetMeterStore):
+        return FleetBlocks(store, size)
+    return BlockFile(store.part_path, size)
+
+
+def blocks_held(store: MeterStore) -> bool:
+    """Whether any block of the image under transfer survived (a power cut may lose them all)."""
+    if isinstance(store, FleetMeterStore):
+        return bool(store.db.chunks(store.key))
+    return store.part_path.exists()
+
+
+def read_blocks(store: MeterStore, size: int) -> bytes:
+    """The image under transfer as held (blocks never received read as zeros in a fleet meter)."""
+    if isinstance(store, FleetMeterStore):
+        return FleetBlocks(store, size).read_all()
+    return store.part_path.read_bytes()[:size]
+
+
+def discard_blocks(store: MeterStore) -> None:
+    """Forget the image under transfer (a new one is initiated)."""
+    if isinstance(store, FleetMeterStore):
+        store.remove_files([PART_FILE])
+    else:
+        store.part_path.unlink(missing_ok=True)

@@ -1,0 +1,148 @@
+"""A fleet host's SMETS1 meters: many IC18 meters on one DLMS line, told apart by HDLC address.
+
+Real parts: the S1SP's gurux-dlms client through the S1SP's shared line, the meters' DLMS
+server and IC18 object, a real SQLite state file, an in-memory line between them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.codec.dlms.hdlc import HdlcFrame, encode_frame
+from bench.codec.dlms.ic18 import TransferStatus
+from bench.domain import DeviceType, Eui
+from bench.errors import ConfigError
+from bench.link.memory import memory_link_pair
+from bench.meter.fleet import FleetPlan
+from bench.meter.smets1.fleet import Smets1FleetHost, server_address
+from bench.meter.smets1.fleet_meter import (
+    FIRST_PHYSICAL,
+    MAX_PER_LINE,
+    Smets1FleetMeter,
+    physical_address,
+)
+from bench.rig.model import PROJECT_ROOT, load_rig
+from bench.s1sp import transfer
+from bench.s1sp.dlms_client import DlmsClient
+from bench.s1sp.lines import SharedLine, source
+
+FIRST = int("00DB890000000000", 16)
+IMAGE = bytes((i * 13) & 0xFF for i in range(1000))
+
+
+def eui(index: int) -> Eui:
+    return Eui((FIRST + index).to_bytes(8, "big"))
+
+
+@pytest.fixture
+def line(tmp_path: Path) -> Iterator[tuple[Smets1FleetHost, SharedLine, threading.Event]]:
+    """Five SMETS1 meters on one in-memory line: an ESME that rejects every image, a GSME."""
+    meters = [Smets1FleetMeter(eui(i), DeviceType.GSME if i == 4 else DeviceType.ESME,
+                               physical_address(i), sleeps=False, rejects_images=i == 3)
+              for i in range(5)]
+    s1sp_end, meter_end = memory_link_pair("dlms")
+    host = Smets1FleetHost(meters, tmp_path / "smets1.sqlite", meter_end, verify_delay=0.05)
+    stop = threading.Event()
+    thread = threading.Thread(target=host.run, args=(stop,), daemon=True)
+    thread.start()
+    shared = SharedLine("test")
+    shared.attach(s1sp_end)
+    try:
+        yield host, shared, stop
+    finally:
+        shared.close()
+        stop.set()
+        thread.join(10)
+        host.db.close()
+
+
+def client(shared: SharedLine, index: int) -> DlmsClient:
+    physical = physical_address(index)
+    opened = DlmsClient(shared.session(server_address(physical)), 5.0, physical_address=physical)
+    opened.connect(5.0)
+    return opened
+
+
+def test_each_meter_answers_at_its_own_address_and_no_other(line) -> None:
+    host, shared, _stop = line
+    sessions = [client(shared, i) for i in range(5)]  # open side by side on the one line
+    for index, session in enumerate(sessions):
+        assert transfer.read_identifier(session) == "00000100"
+        assert host.meters[index].server.connected
+    # a frame to an address nobody holds is heard by no meter and answered by none
+    before = host.frames_in
+    stray = encode_frame(HdlcFrame(server_address(FIRST_PHYSICAL + 100), b"\x21", 0x93, b""))
+    shared.send(stray)
+    assert transfer.read_identifier(sessions[0]) == "00000100"  # the line goes on
+    assert host.frames_unaddressed == 1 and host.frames_in == before + 1
+    for session in sessions:
+        session.disconnect()
+
+
+def test_a_transfer_lands_on_its_meter_only_and_a_rejecting_meter_fails_verification(line) -> None:
+    host, shared, _stop = line
+    for index, ends in ((0, TransferStatus.VERIFICATION_SUCCESSFUL),
+                        (3, TransferStatus.VERIFICATION_FAILED)):
+        session = client(shared, index)
+        report = transfer.distribute(session, "20000001", IMAGE)
+        session.disconnect()
+        assert report.status is ends and report.blocks_sent == (len(IMAGE) + 63) // 64
+    assert host.meters[0].slots.pending.sha256 == hashlib.sha256(IMAGE).hexdigest()
+    assert host.meters[3].slots.pending is None
+    assert all(m.state.transfer is None for m in (host.meters[1], host.meters[2], host.meters[4]))
+
+
+def test_state_survives_in_the_hosts_database(line, tmp_path: Path) -> None:
+    host, shared, stop = line
+    session = client(shared, 1)
+    transfer.distribute(session, "20000002", IMAGE)
+    session.disconnect()
+    shared.close()
+    stop.set()
+    # a host built again on the same file (the meters powered on again) holds what was verified
+    again = Smets1FleetHost([Smets1FleetMeter(eui(1), DeviceType.ESME, physical_address(1), False)],
+                            tmp_path / "smets1.sqlite", memory_link_pair()[1])
+    held = again.meter(eui(1))
+    assert held.state.transfer_status is TransferStatus.VERIFICATION_SUCCESSFUL
+    assert held.slots.read_image(held.slots.pending) == IMAGE
+    again.db.close()
+
+
+def test_addresses_are_numbered_on_each_line_and_limited() -> None:
+    assert physical_address(0) == FIRST_PHYSICAL == 0x10
+    assert physical_address(MAX_PER_LINE - 1) == 0x3FFD
+    with pytest.raises(ConfigError, match="at most 16366 SMETS1 meters"):
+        physical_address(MAX_PER_LINE)
+    # the S1SP hears an answer from the address the meter answers with
+    answer = encode_frame(HdlcFrame(b"\x21", server_address(0x123), 0x73, b""))
+    assert source(answer) == server_address(0x123) and len(server_address(0x123)) == 4
+
+
+def test_two_meters_at_one_address_is_a_typed_error(tmp_path: Path) -> None:
+    meters = [Smets1FleetMeter(eui(i), DeviceType.ESME, 0x10, False) for i in range(2)]
+    with pytest.raises(ConfigError, match="share HDLC address 0x10"):
+        Smets1FleetHost(meters, tmp_path / "s.sqlite", memory_link_pair()[1])
+
+
+def test_a_plan_carries_its_smets1_meters(tmp_path: Path) -> None:
+    meters = [Smets1FleetMeter(eui(0), DeviceType.GSME, 0x11, True, True)]
+    plan = FleetPlan(PROJECT_ROOT / "fixtures" / "pki", tmp_path / "h.sqlite", [], smets1=meters)
+    assert FleetPlan.from_json(plan.to_json(), "plan").smets1 == meters
+    bad = plan.to_json().replace('17, true, true', '3, true, true')  # a reserved address
+    assert bad != plan.to_json()
+    with pytest.raises(ConfigError, match="not a fleet plan"):
+        FleetPlan.from_json(bad, "plan")
+
+
+def test_a_line_holds_so_many_smets1_meters_per_host(tmp_path: Path) -> None:
+    path = tmp_path / "rigs" / "big.toml"
+    path.parent.mkdir()
+    path.write_text(f'root = "{PROJECT_ROOT}"\nname = "big"\n[fleet]\nsmets1_esme = 20000\n'
+                    'eui_from = "00-DB-8A-00-00-00-00-00"\n')
+    with pytest.raises(ConfigError, match="20000 SMETS1 meters on one host's line"):
+        load_rig(path)
