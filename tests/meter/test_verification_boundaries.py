@@ -145,7 +145,9 @@ def test_personalisation_holds_root_supplier_and_acb_cells(pki: Pki, anchors):
 def test_personalisation_refuses_a_supplier_cell_for_a_non_supplier_or_a_non_acb_broker(
     pki: Pki, supplier, acb
 ):
-    with pytest.raises(ConfigError):
+    refused = supplier if supplier != "supplier-a" else acb  # the party in the wrong role
+    wanted = "not a supplier" if supplier != "supplier-a" else "not the ACB"
+    with pytest.raises(ConfigError, match=f"^{refused} is a .*, {wanted}$"):
         TrustAnchors.from_pki(IdentityDirectory(pki.directory), supplier, acb)
 
 
@@ -160,7 +162,7 @@ def test_by_eui_prefers_the_supplier_cell_and_knows_no_stranger(pki: Pki, anchor
     assert both.by_eui(GSME).role == RemotePartyRole.NETWORK_OPERATOR
     assert both.by_eui(ESME) is None
     assert anchors.by_eui(SUPPLIER_A) is anchors.supplier
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="^no RECOVERY trust anchor cell$"):
         both.cell(RemotePartyRole.RECOVERY)
 
 
@@ -179,5 +181,7 @@ def test_the_cells_survive_a_restart_and_a_damaged_file_is_a_config_error(anchor
         TrustAnchors.load(store)
     for damaged in ("[{\"role\": 2}]", "{", "[{\"role\": 99, \"eui\": \"00\"}]"):
         (store.directory / ANCHORS_FILE).write_text(damaged)
-        with pytest.raises(ConfigError):
+        with pytest.raises(ConfigError) as refused:
             TrustAnchors.load(store)
+        # the error names the file, so the operator knows which meter's cells are damaged
+        assert str(refused.value).startswith(f"{store.directory / ANCHORS_FILE}: unreadable")
