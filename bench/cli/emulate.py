@@ -36,7 +36,8 @@ from bench.signals import die_with_parent_from_env, stop_on_signals
                    "required unless --fleet.")
 @click.option("--fleet", "fleet_plan", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Run every meter of this fleet plan (JSON, written by a rig with a [fleet]) in "
-                   "this one process, on one multiplexed link (docs/fleet.md).")
+                   "this one process, on one multiplexed link (its SMETS1 meters on a second, "
+                   "DLMS pseudo-terminal; docs/fleet.md).")
 @click.option("--port", help="Any pyserial URL: /dev/serial0, /dev/ttyUSB0, socket://host:port, rfc2217://...")
 @click.option("--pty", is_flag=True, help='Open a pseudo-terminal; prints {"port": "/dev/pts/N"} first.')
 @click.option("--radio", type=click.IntRange(11, 26), metavar="CHANNEL",

@@ -7,6 +7,8 @@ server and IC18 object, a real SQLite state file, an in-memory line between them
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,3 +148,14 @@ def test_a_line_holds_so_many_smets1_meters_per_host(tmp_path: Path) -> None:
                     'eui_from = "00-DB-8A-00-00-00-00-00"\n')
     with pytest.raises(ConfigError, match="20000 SMETS1 meters on one host's line"):
         load_rig(path)
+
+
+def test_a_host_process_runs_its_smets1_meters_on_a_pseudo_terminal_only(tmp_path: Path) -> None:
+    plan = FleetPlan(PROJECT_ROOT / "fixtures" / "pki", tmp_path / "h.sqlite", [],
+                     smets1=[Smets1FleetMeter(eui(0), DeviceType.ESME, 0x10, False)])
+    path = tmp_path / "plan.json"
+    path.write_text(plan.to_json())
+    done = subprocess.run([sys.executable, "-m", "bench", "emulate", "--fleet", str(path), "--port",
+                           "socket://127.0.0.1:9"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "SMETS1 meters runs on --pty" in done.stderr
+    assert not (tmp_path / "h.sqlite").exists()  # refused before anything was opened
