@@ -101,6 +101,11 @@ class FleetDevice:
     def reachable(self) -> bool:
         return self.fault is not FleetFault.UNREACHABLE
 
+    @property
+    def sleeps(self) -> bool:
+        """GSMEs sleep, and a sleepy meter of another type."""
+        return self.device_type is DeviceType.GSME or self.fault is FleetFault.SLEEPY
+
 
 def _counts(spec: FleetSpec, _attribute: Any, _value: int) -> None:
     if spec.size == 0:
@@ -207,7 +212,7 @@ class FleetSpec:
         `other_supplier`'s anchor instead of its own Supplier's."""
         return [FleetMeter(d.eui, d.device_type,
                            other_supplier if d.fault is FleetFault.VERIFICATION_FAILURE else supplier,
-                           d.device_type is DeviceType.GSME or d.fault is FleetFault.SLEEPY)
+                           d.sleeps)
                 for d in self.devices()
                 if d.reachable and d.generation is Generation.SMETS2_PLUS]
 

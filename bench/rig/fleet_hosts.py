@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.domain import DeviceType, Generation
+from bench.crypto.smki import Pki
+from bench.domain import DeviceType, Eui, Generation
 from bench.errors import ConfigError, RigError
 from bench.hub.hub import Hub
 from bench.link import Link, SerialLink
@@ -97,7 +98,7 @@ class RigFleet:
     memory_host: FleetHost | None = None
     memory_smets1: Smets1FleetHost | None = None
     children: dict[str, FleetProcess] = field(default_factory=dict)
-    lines: dict[Any, tuple[SharedLine, int]] = field(default_factory=dict)  # SMETS1 EUI -> line, address
+    lines: dict[Eui, tuple[SharedLine, int]] = field(default_factory=dict)  # SMETS1 meter -> line, address
     down: dict[str, str] = field(default_factory=dict)  # host role -> cause
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -135,13 +136,12 @@ class RigFleet:
     def smets1_slices(self, count: int) -> list[list[Smets1FleetMeter]]:
         """The fleet's reachable SMETS1 meters dealt to `count` hosts, each numbered on its line."""
         devices = self.fleet.smets1_meters()
-        return [[Smets1FleetMeter(d.eui, d.device_type, physical_address(i),
-                                  d.device_type is DeviceType.GSME or d.fault is FleetFault.SLEEPY,
+        return [[Smets1FleetMeter(d.eui, d.device_type, physical_address(i), d.sleeps,
                                   d.fault is FleetFault.VERIFICATION_FAILURE)
                  for i, d in enumerate(devices[host::count])]
                 for host in range(count)]
 
-    def s1sp_devices(self, pki: Any, response_timeout: float) -> dict[bytes, Smets1Device]:
+    def s1sp_devices(self, pki: Pki, response_timeout: float) -> dict[bytes, Smets1Device]:
         """What the rig's S1SP serves of the fleet: every SMETS1 meter, reached through its
         host's line, or through none for an unreachable one (its 11.1 ends in N61 at once)."""
         fleet = self.fleet
@@ -152,9 +152,9 @@ class RigFleet:
                 continue
             model = model_for(device.device_type)
             reached = self.lines.get(device.eui)
-            sleepy = device.device_type is DeviceType.GSME or device.fault is FleetFault.SLEEPY
-            wait = max(response_timeout, 3 * fleet.poll_interval_s) if sleepy else response_timeout
-            snrm = fleet.wake_window_s / 2 if sleepy else 0.3
+            # a sleepy meter answers SNRM only in its wake window: allow a few polls
+            wait = max(response_timeout, 3 * fleet.poll_interval_s) if device.sleeps else response_timeout
+            snrm = fleet.wake_window_s / 2 if device.sleeps else 0.3
             opener = None
             if reached is not None:
                 line, physical = reached
