@@ -34,8 +34,11 @@ class Eui(bytes):
     __slots__ = ()
 
     def __new__(cls, value: bytes | bytearray | memoryview | Eui) -> Eui:
-        if isinstance(value, Eui):
-            return value
+        kind = type(value)
+        if kind is bytes and len(value) == 8:  # the wire's eight bytes: no copy, no checks more
+            return bytes.__new__(cls, value)
+        if kind is cls or isinstance(value, Eui):
+            return value  # type: ignore[return-value]
         raw = bytes(value)
         if len(raw) != 8:
             raise DecodeError("EUI-64", "eui", None, f"expected 8 bytes, got {len(raw)}")

@@ -80,6 +80,9 @@ ZCL_SERVER_TO_CLIENT = 0x08
 ZCL_DISABLE_DEFAULT_RESPONSE = 0x10
 
 _HEADER = struct.Struct("<HBHHH HHHBB8s8s BBHHBB BBB")
+_USUAL = struct.Struct("<3xH6x HH2x8s8s BBHHBx BBB")
+"""What a decoder reads of `_HEADER`: the MAC sequence and addresses and the NWK frame control,
+radius and sequence are implied by the NWK addresses and the ZCL sequence (or checked apart)."""
 _WHAT = "HAN frame"
 
 MAC_OVERHEAD = 9 + 2  # header + FCS
@@ -236,20 +239,43 @@ def decode_headers(data: bytes) -> FrameHeaders:
     fcs = data[-2] | data[-1] << 8
     if crc16_kermit(data[:-2]) != fcs:
         raise DecodeError(_WHAT, "fcs", n - 2, "FCS does not match")
-    if n - 2 >= _FAST_HEADER_SIZE and data[0] == 0x61 and data[1] == 0x88 and data[9] == 0x08 \
-            and data[10] == 0x18 and data[33] & ~APS_ACK_REQUEST == APS_FCF \
-            and data[41] & 0xF6 == 0x10:
-        (_, seq, pan, mdst, msrc, _, dst_short, src_short, _, _, dst_ieee, src_ieee,
-         _, dst_ep, cluster, profile, src_ep, _, zcl_fc, zseq, cmd) = _HEADER.unpack_from(data)
+    if _is_usual(data, n):
+        (pan, dst_short, src_short, dst_ieee, src_ieee, _, dst_ep, cluster, profile, src_ep,
+         zcl_fc, zseq, cmd) = _USUAL.unpack_from(data)
         if profile != PROFILE_SMART_ENERGY:
             raise DecodeError(_WHAT, "aps_profile", 37, f"0x{profile:04X} is not Smart Energy 0x0109")
         return FrameHeaders(
-            HanNode(Eui(src_ieee[::-1]), src_short, pan, src_ep),
-            HanNode(Eui(dst_ieee[::-1]), dst_short, pan, dst_ep),
+            _node(src_ieee, src_short, pan, src_ep), _node(dst_ieee, dst_short, pan, dst_ep),
             zseq, cluster, bool(zcl_fc & ZCL_SERVER_TO_CLIENT), cmd, _FAST_HEADER_SIZE,
             not zcl_fc & ZCL_CLUSTER_SPECIFIC, bool(data[33] & APS_ACK_REQUEST),
         )
     return _decode_headers_general(data)
+
+
+def _is_usual(data: bytes, n: int) -> bool:
+    """The frame every OTA and tunnel exchange uses: short MAC addresses, both IEEE addresses
+    in the NWK header, an unsecured unicast APS data frame, a ZCL header without manufacturer
+    code (what `encode_han_frame` writes when both nodes have an EUI)."""
+    return (n - 2 >= _FAST_HEADER_SIZE and data[0] == 0x61 and data[1] == 0x88
+            and data[9] == 0x08 and data[10] == 0x18 and data[33] & ~APS_ACK_REQUEST == APS_FCF
+            and data[41] & 0xF6 == 0x10)
+
+
+_NODES: dict[bytes, HanNode] = {}
+_NODES_HELD = 1 << 16
+"""Nodes decoded lately, by their wire fields: a fleet's hub hears the same few thousand
+addresses on every frame, and a HanNode (with its Eui) built anew for each costs more than the
+rest of the header. Emptied when full, so what hostile input can make it hold is bounded."""
+
+
+def _node(ieee: bytes, short: int, pan: int, endpoint: int) -> HanNode:
+    """The node of a usual frame's header (`ieee` as on the air, little-endian)."""
+    node = _NODES.get(ieee)
+    if node is None or node.short != short or node.pan_id != pan or node.endpoint != endpoint:
+        if len(_NODES) >= _NODES_HELD:
+            _NODES.clear()
+        node = _NODES[ieee] = HanNode(Eui(ieee[::-1]), short, pan, endpoint)
+    return node
 
 
 _ADDR_LEN = {0: 0, 2: 2, 3: 8}
@@ -342,7 +368,25 @@ def _decode_headers_general(data: bytes) -> FrameHeaders:
 
 def decode_han_frame(data: bytes) -> HanFrame:
     """Decode a whole 802.15.4 frame (FCS included); raises DecodeError and nothing else."""
-    data = bytes(data)
+    if type(data) is not bytes:
+        data = bytes(data)
+    n = len(data)
+    if 5 <= n <= PSDU_MAX and _is_usual(data, n):  # the hot path: no FrameHeaders in between
+        if crc16_kermit(data[:-2]) != data[-2] | data[-1] << 8:
+            raise DecodeError(_WHAT, "fcs", n - 2, "FCS does not match")
+        (pan, dst_short, src_short, dst_ieee, src_ieee, aps_fc, dst_ep, cluster, profile, src_ep,
+         zcl_fc, zseq, cmd) = _USUAL.unpack_from(data)
+        if profile != PROFILE_SMART_ENERGY:
+            raise DecodeError(_WHAT, "aps_profile", 37, f"0x{profile:04X} is not Smart Energy 0x0109")
+        from_server = bool(zcl_fc & ZCL_SERVER_TO_CLIENT)
+        general = not zcl_fc & ZCL_CLUSTER_SPECIFIC
+        decoder = None if general else ZCL_DECODERS.get((cluster, from_server, cmd))
+        payload = data[_FAST_HEADER_SIZE:-2]
+        command = (decoder(payload, _FAST_HEADER_SIZE) if decoder is not None else
+                   decode_zcl_payload(cluster, from_server, cmd, payload, _FAST_HEADER_SIZE, general))
+        return HanFrame(_node(src_ieee, src_short, pan, src_ep),
+                        _node(dst_ieee, dst_short, pan, dst_ep), zseq, command,
+                        bool(aps_fc & APS_ACK_REQUEST))
     h = decode_headers(data)
     if h.aps_ack:
         return HanFrame(h.src, h.dst, h.seq, ApsAck(h.cluster))

@@ -52,14 +52,15 @@ class PcapWriter:
 
     def write(self, frame: bytes, ts: float | None = None) -> None:
         """Append one frame (FCS included: link type 195); `ts` defaults to now."""
-        if ts is None:
-            ts = time.time()
         if len(frame) > SNAPLEN:
             raise EncodeError(f"frame of {len(frame)} bytes exceeds the snap length {SNAPLEN}")
-        seconds = int(ts)
-        micros = round((ts - seconds) * 1_000_000)
-        if micros >= 1_000_000:
-            seconds, micros = seconds + 1, micros - 1_000_000
+        if ts is None:  # now: the integer clock, no float rounding (a hub writes each frame)
+            seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
+        else:
+            seconds = int(ts)
+            micros = round((ts - seconds) * 1_000_000)
+            if micros >= 1_000_000:
+                seconds, micros = seconds + 1, micros - 1_000_000
         if seconds < 0 or seconds > 0xFFFFFFFF:
             raise EncodeError(f"timestamp {ts} does not fit a pcap record")
         self._file.write(_RECORD.pack(seconds, micros, len(frame), len(frame)) + frame)

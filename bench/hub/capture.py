@@ -18,7 +18,6 @@ import contextlib
 import os
 import queue
 import threading
-import time
 from pathlib import Path
 
 from bench.codec.pcap import LINKTYPE_IEEE802_15_4_WITHFCS, PcapWriter
@@ -123,8 +122,6 @@ class FrameCapture:
 
     def write(self, frame: bytes, ts: float | None = None) -> None:
         """Append one frame stamped `ts` (default: now)."""
-        if ts is None:
-            ts = time.time()
         with self._lock:
             if self._closed:
                 return

@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 HUB_SHORT = 0x0000
 DEFAULT_PAN = 0x1234
 RECV_POLL = 0.2
+READ_BURST = 256
+"""Frames a link thread takes one after another before it looks for a stop request again."""
 INBOX_LIMIT = 1024
 
 GbcsCallback = Callable[[Eui, bytes], None]
@@ -382,27 +384,31 @@ class Hub:
         if self.realtime and realtime_thread():
             with self._lock:
                 self.realtime_links += 1
-        while not stop.is_set() and reader.thread is threading.current_thread():
-            try:
-                frame = link.recv(RECV_POLL)
-            except LinkError as exc:
-                stats.recv_errors += 1
-                if reader.failure is None:  # once per outage, not every poll
-                    reader.failure = str(exc)
-                    log.warning("link of %s: %s", _meters_named(reader.meters), exc)
-                stop.wait(0.1)
-                continue
-            if frame is None:
-                continue
-            reader.failure = None
-            if self.capture is not None:
-                self._capture(self.capture, frame)
-            stats.frames_in += 1
-            try:
-                self._dispatch(reader, frame)
-            except (DecodeError, EncodeError) as exc:
-                stats.undecodable += 1
-                log.debug("dropped frame %s: %s", frame.hex(), exc)
+        me = threading.current_thread()
+        while not stop.is_set() and reader.thread is me:
+            wait = RECV_POLL
+            for _ in range(READ_BURST):  # frames already waiting are taken without a stop check
+                try:
+                    frame = link.recv(wait)
+                except LinkError as exc:
+                    stats.recv_errors += 1
+                    if reader.failure is None:  # once per outage, not every poll
+                        reader.failure = str(exc)
+                        log.warning("link of %s: %s", _meters_named(reader.meters), exc)
+                    stop.wait(0.1)
+                    break
+                if frame is None:
+                    break
+                wait = 0.0
+                reader.failure = None
+                if self.capture is not None:
+                    self._capture(self.capture, frame)
+                stats.frames_in += 1
+                try:
+                    self._dispatch(reader, frame)
+                except (DecodeError, EncodeError) as exc:
+                    stats.undecodable += 1
+                    log.debug("dropped frame %s: %s", frame.hex(), exc)
 
     def _dispatch(self, reader: _LinkReader, frame: bytes) -> None:
         han = decode_han_frame(frame)
@@ -413,7 +419,7 @@ class Hub:
             return
         command = han.command
         if isinstance(command, ApsAck):
-            self.retries.acknowledged_by(Eui(port.eui), han.seq)
+            self.retries.acknowledged_by(port.eui, han.seq)
             return
         if han.aps_ack_request:
             self._send(port, aps_ack_for(command), han.seq)

@@ -363,7 +363,8 @@ class OtaServer:
                 return _abort(request), changed
             if transfer.started_at is None:
                 transfer.started_at = now
-            self._begin(transfer, changed)
+            if transfer.state is not TransferState.DOWNLOADING:
+                self._begin(transfer, changed)
             if offset < transfer.high_water:
                 transfer.repeated_blocks += 1
             transfer.blocks += 1

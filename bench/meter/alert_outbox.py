@@ -53,6 +53,11 @@ class AlertOutbox:
         self.given_up = 0
 
     @property
+    def pending(self) -> bool:
+        """An alert is waiting for its acknowledgement."""
+        return bool(self._unacked)
+
+    @property
     def next_deadline(self) -> float | None:
         times = [u.deadline for u in self._unacked if u.deadline is not None]
         return min(times) if times else None
@@ -68,6 +73,8 @@ class AlertOutbox:
 
     def hub_heard(self) -> None:
         """Send at once the alerts carried over a power cut; before that nobody was listening."""
+        if not self._unacked:  # every frame the meter hears asks: mostly there is nothing
+            return
         now = self._clock()
         for unacked in list(self._unacked):
             if unacked.deadline is None:

@@ -345,19 +345,17 @@ class Emulator:
 
     def next_deadline(self, now: float) -> float | None:
         """When (monotonic) `run_timers` next has something to do; None: only a frame wakes it."""
-        deadline: float | None = None
         if self.awake(now):
-            candidates = [self.ota.next_deadline, self.outbox.next_deadline]
+            deadline = self.ota.next_deadline
+            if self.outbox.pending:
+                deadline = _earlier(deadline, self.outbox.next_deadline)
             if self.config.sleepy:
-                candidates.append(self._awake_until)
+                deadline = _earlier(deadline, self._awake_until)
         else:
-            candidates = [self._next_wake]
+            deadline = self._next_wake
         scheduled = self.gbcs.next_deadline
         if scheduled is not None:  # meter-clock time -> monotonic
-            candidates.append(now + scheduled - (time.time() + self.config.clock_offset))
-        for candidate in candidates:
-            if candidate is not None and (deadline is None or candidate < deadline):
-                deadline = candidate
+            deadline = _earlier(deadline, now + scheduled - (time.time() + self.config.clock_offset))
         return deadline
 
     def close(self) -> None:
@@ -380,6 +378,13 @@ class Emulator:
                     self.deliver(data, time.monotonic())
         finally:
             self.close()
+
+
+def _earlier(a: float | None, b: float | None) -> float | None:
+    """The earlier of two deadlines, None being none."""
+    if a is None:
+        return b
+    return a if b is None or a <= b else b
 
 
 def _pki(pki: IdentityDirectory | None) -> IdentityDirectory:

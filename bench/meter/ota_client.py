@@ -130,8 +130,10 @@ class OtaClient:
 
     @property
     def next_deadline(self) -> float | None:
-        times = [t for t in (self._deadline, self._next_query if self.phase == OtaPhase.IDLE else None) if t is not None]
-        return min(times) if times else None
+        deadline, query = self._deadline, self._next_query
+        if query is None or self.phase is not OtaPhase.IDLE:
+            return deadline
+        return query if deadline is None or query < deadline else deadline
 
     # -- timers ---------------------------------------------------------------------------------
     def poll(self, now: float) -> None:
