@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,6 +19,9 @@ from bench.link import Link, SerialLink, open_pty_pair
 from bench.meter.emulator import Emulator, MeterConfig
 from bench.meter.faults import FAULTS
 from bench.meter.smets1.emulator import Smets1Emulator
+
+if TYPE_CHECKING:
+    from bench.meter.fleet import FleetPlan
 from bench.meter.smets1.faults import SMETS1_FAULTS
 from bench.signals import die_with_parent_from_env, stop_on_signals
 
@@ -40,6 +44,9 @@ from bench.signals import die_with_parent_from_env, stop_on_signals
                    "DLMS pseudo-terminal; docs/fleet.md).")
 @click.option("--port", help="Any pyserial URL: /dev/serial0, /dev/ttyUSB0, socket://host:port, rfc2217://...")
 @click.option("--pty", is_flag=True, help='Open a pseudo-terminal; prints {"port": "/dev/pts/N"} first.')
+@click.option("--socket", "listen", is_flag=True,
+              help='--fleet only: listen on a frame socket (no HDLC, no pacing); prints '
+                   '{"port": "unix:@NAME"} first.')
 @click.option("--radio", type=click.IntRange(11, 26), metavar="CHANNEL",
               help="Use an ATUSB 802.15.4 USB radio on this 2.4 GHz channel instead of a serial port.")
 @click.option("--baud", type=click.IntRange(min=300), help="Pace every write to this line rate (8N1).")
@@ -60,17 +67,19 @@ from bench.signals import die_with_parent_from_env, stop_on_signals
               help="Seconds added to the host clock to make the meter's clock.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
 def emulate(device: str | None, generation: str, eui: str | None, identity: Path | None, state: Path | None,
-            fleet_plan: Path | None, port: str | None, pty: bool,
+            fleet_plan: Path | None, port: str | None, pty: bool, listen: bool,
             radio: int | None, baud: int | None, faults: tuple[str, ...], supplier: str | None, poll_interval: float,
             wake_window: float, query_interval: float | None, max_data_size: int,
             retry_timeout: float, clock_offset: float, log_level: str) -> None:
     """Run one emulated meter until SIGTERM: OTA download without activation, CS06, alerts."""
     die_with_parent_from_env()  # a rig started this meter: stop with it
-    if [bool(port), pty, radio is not None].count(True) != 1:
-        raise click.UsageError("give exactly one of --port URL, --pty or --radio CHANNEL")
+    if [bool(port), pty, radio is not None, listen].count(True) != 1:
+        raise click.UsageError("give exactly one of --port URL, --pty, --socket or --radio CHANNEL")
     if fleet_plan is not None:
-        run_fleet(fleet_plan, port, pty, radio, baud, log_level)
+        run_fleet(fleet_plan, port, pty, radio, baud, log_level, listen)
         return
+    if listen:
+        raise click.UsageError("--socket serves a fleet host (--fleet PLAN)")
     if device is None or eui is None or state is None:
         raise click.UsageError("--device, --eui and --state are required (or --fleet PLAN)")
     eui_bytes = Eui.parse(eui)
@@ -119,19 +128,22 @@ def emulate(device: str | None, generation: str, eui: str | None, identity: Path
 
 
 def run_fleet(plan_path: Path, port: str | None, pty: bool, radio: int | None, baud: int | None,
-              log_level: str) -> None:
+              log_level: str, listen: bool = False) -> None:
     """`--fleet`: every meter of the plan in this process, one scheduler, one link."""
     from bench.meter.fleet import FleetHost, FleetPlan
     from bench.meter.smets1.fleet import Smets1Pty
 
     if radio is not None:
-        raise click.UsageError("--fleet runs on --pty or --port, not on a radio")
+        raise click.UsageError("--fleet runs on --pty, --socket or --port, not on a radio")
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s fleet %(name)s %(levelname)s %(message)s")
     plan = FleetPlan.load(plan_path)
     if plan.smets1 and not pty:
         raise click.UsageError("a fleet plan with SMETS1 meters runs on --pty (their DLMS line is "
                                "a second pseudo-terminal)")
+    if listen:
+        run_fleet_on_socket(plan)
+        return
     pair = None
     link: Link
     if pty:
@@ -164,3 +176,29 @@ def run_fleet(plan_path: Path, port: str | None, pty: bool, radio: int | None, b
         if pair is not None:
             pair.close()
 
+
+def run_fleet_on_socket(plan: FleetPlan) -> None:
+    """`--fleet --socket`: personalise every meter, print the socket, serve whoever connects."""
+    from bench.link.frame_socket import FrameSocketLink, listening_socket
+    from bench.meter.fleet import FleetHost
+
+    server, address = listening_socket()
+    stop = threading.Event()
+    link: FrameSocketLink | None = None
+    try:
+        host = FleetHost(plan)  # its link is the connection the rig makes once it is printed
+        stop_on_signals(stop)
+        click.echo(json.dumps({"port": address, "meters": len(host)}))
+        sys.stdout.flush()
+        while link is None:  # a stop request is heard while nobody has connected yet
+            if stop.is_set():
+                return
+            link = FrameSocketLink.accept(server, address, timeout=0.2)
+        server.close()
+        host.connect(link)
+        host.run(stop)
+        host.db.close()
+    finally:
+        server.close()
+        if link is not None:
+            link.close()

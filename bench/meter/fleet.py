@@ -131,9 +131,12 @@ def _pki_seed(pki: Path) -> str:
 class FleetHost:
     """Many `Emulator`s on one link, driven by one scheduler thread (`run`)."""
 
-    def __init__(self, plan: FleetPlan, link: Link, db: FleetStateDb | None = None) -> None:
+    def __init__(self, plan: FleetPlan, link: Link | None = None, db: FleetStateDb | None = None
+                 ) -> None:
+        """`link` None: the host is connected later (`connect`), before `run`; a host that
+        listens for the rig personalises its meters first, then says where it listens."""
         self.plan = plan
-        self.link = link
+        self._link = link
         self.db = db if db is not None else FleetStateDb(plan.state)
         self._out = _Transmitter()
         directory = IdentityDirectory(plan.pki)
@@ -168,6 +171,16 @@ class FleetHost:
 
     def __len__(self) -> int:
         return len(self.meters)
+
+    @property
+    def link(self) -> Link:
+        if self._link is None:
+            raise LinkError("fleet host: not connected to a link yet")
+        return self._link
+
+    def connect(self, link: Link) -> None:
+        """The link every meter of the host shares, when it was not given at construction."""
+        self._link = link
 
     def meter(self, eui: Eui) -> Emulator:
         index = self._by_ieee.get(bytes(eui)[::-1])

@@ -9,7 +9,8 @@
     supplier = "supplier-a"          # registered Supplier of every meter (default: [parties])
     rsa = "rsa-1"                    # the RSA the Supplier appoints (default: [parties])
     faults = { unreachable = 0.02, verification_failure = 0.01, sleepy = 0.01 }
-    link = "memory"                  # or "pty": `processes` child hosts on multiplexed lines
+    link = "memory"                  # or "pty": `processes` child hosts on multiplexed lines,
+                                     # or "socket": child hosts on frame sockets (other cores)
     processes = 2
     baud = 115200                    # pty only: pace each line (default: unpaced)
 
@@ -68,6 +69,7 @@ class FleetLink(StrEnum):
 
     MEMORY = "memory"  # one host in the rig's own process
     PTY = "pty"  # `processes` child hosts, each on one pseudo-terminal (HDLC, 802.15.4 addresses)
+    SOCKET = "socket"  # `processes` child hosts, each on a frame socket: unpaced, no HDLC
 
 
 def _share(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -125,6 +127,8 @@ def _processes(spec: FleetSpec, _attribute: Any, value: int) -> None:
                          f"addresses hold {MAX_PER_LINE} (use more processes)")
     if spec.baud is not None and spec.link is not FleetLink.PTY:
         raise FieldError("baud", "only a pty fleet's lines can be paced")
+    if spec.link is FleetLink.SOCKET and spec.smets1_esme + spec.smets1_gsme:
+        raise FieldError("link", "SMETS1 meters speak DLMS on a pseudo-terminal: pty or memory")
 
 
 @attrs.frozen

@@ -3,7 +3,8 @@
 `link = "memory"`: one `FleetHost` in a thread of the rig's own process, on an in-memory link.
 `link = "pty"`: `processes` children, each `bench emulate --fleet PLAN --pty` holding a slice of
 the fleet on one pseudo-terminal (HDLC framing, 802.15.4 addresses telling its meters apart),
-paced when the fleet sets `baud`. A child that dies is a power cut of its meters: `check` marks
+paced when the fleet sets `baud`. `link = "socket"`: the same children on frame sockets
+(`--socket`, `bench.link.frame_socket`): no framing or pacing, the meters' work on other cores. A child that dies is a power cut of its meters: `check` marks
 them down (the hub lets go, the bridge answers N61/E20 for them) and `restart` starts the host
 again on the same state database, so its meters resume what they were doing.
 
@@ -31,13 +32,14 @@ from bench.domain import DeviceType, Eui, Generation
 from bench.errors import ConfigError, RigError
 from bench.hub.hub import Hub
 from bench.link import Link, SerialLink
+from bench.link.frame_socket import FrameSocketLink, is_socket_address
 from bench.link.iec62056 import DlmsLine
 from bench.link.memory import memory_link_pair
 from bench.meter.fleet import FleetHost, FleetMeter, FleetPlan
 from bench.meter.smets1.fleet import Smets1FleetHost, server_address, smets1_state
 from bench.meter.smets1.fleet_meter import Smets1FleetMeter, physical_address
 from bench.rig.emulated_meters import DeviceLog, EmulatedMeter
-from bench.rig.fleet import FleetFault, FleetSpec
+from bench.rig.fleet import FleetFault, FleetLink, FleetSpec
 from bench.rig.model import Emulated, Rig, RigDevice
 from bench.s1sp.dlms_client import DlmsClient
 from bench.s1sp.lines import SharedLine
@@ -229,7 +231,8 @@ class RigFleet:
         role = HOST_ROLE.format(index)
         plan_path = self.work / f"{role}.json"
         plan_path.write_text(self.plan(meters, index, smets1).to_json())
-        command = [sys.executable, "-m", "bench", "emulate", "--fleet", str(plan_path), "--pty",
+        line = "--socket" if self.fleet.link is FleetLink.SOCKET else "--pty"
+        command = [sys.executable, "-m", "bench", "emulate", "--fleet", str(plan_path), line,
                    "--log-level", "warning"]
         if self.fleet.baud:
             command += ["--baud", str(self.fleet.baud)]
@@ -247,7 +250,8 @@ class RigFleet:
         assert self.hub is not None
         port = child.process.wait_port()
         try:
-            child.link = SerialLink(port, baud=self.fleet.baud)
+            child.link = (FrameSocketLink.connect(port) if is_socket_address(port)
+                          else SerialLink(port, baud=self.fleet.baud))
         except Exception as exc:
             raise RigError(f"fleet host {child.role}: link {port}: {exc}") from exc
         child.process.log.write("bench", f"link open on {port} for {len(child.meters)} meters")

@@ -1,4 +1,5 @@
-"""A fleet in child processes: `bench emulate --fleet` hosts on multiplexed pseudo-terminals.
+"""A fleet in child processes: `bench emulate --fleet` hosts on multiplexed pseudo-terminals, or
+on frame sockets (`--socket`).
 
 A host is SIGKILLed in the middle of a campaign: the keeper marks it down with all its meters,
 restarts it on its state database, and every meter it holds resumes its download and ends as
@@ -32,18 +33,18 @@ startup_timeout_s = 60.0
 [fleet]
 esme = {FLEET}
 eui_from = "00-DB-99-00-00-00-00-00"
-link = "pty"
+link = "{{link}}"
 processes = 2
 retry_timeout_s = 0.5
 checkpoint_interval_s = 0.1
 '''
 
 
-@pytest.fixture
-def rig(tmp_path: Path):
+@pytest.fixture(params=["pty", "socket"])
+def rig(request: pytest.FixtureRequest, tmp_path: Path):
     path = tmp_path / "rigs" / "fleet.toml"
     path.parent.mkdir()
-    path.write_text(RIG)
+    path.write_text(RIG.replace("{link}", request.param))
     running = RunningRig(load_rig(path), tmp_path / "results").start()
     try:
         yield running
