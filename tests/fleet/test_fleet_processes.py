@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.domain import DeviceType
+from bench.errors import ConfigError
 from bench.hub import TransferState
 from bench.rig.model import PROJECT_ROOT, RigDevice, load_rig
 from bench.rig.running import RunningRig
@@ -94,3 +95,12 @@ def test_a_killed_host_is_restarted_and_its_meters_finish_the_campaign(rig: Runn
         assert done.bytes_served < len(image.data) + served[meter.eui]
     codes = [a.code for a in rsa.alerts(mark)]
     assert codes.count("N60") == FLEET and codes.count("8F72") == FLEET and "N61" not in codes
+
+
+def test_a_socket_fleet_holds_no_smets1_meters(tmp_path: Path) -> None:
+    path = tmp_path / "rigs" / "mixed.toml"
+    path.parent.mkdir()
+    path.write_text(f'root = "{PROJECT_ROOT}"\nname = "mixed"\n[fleet]\nesme = 2\nsmets1_esme = 2\n'
+                    'eui_from = "00-DB-8B-00-00-00-00-00"\nlink = "socket"\n')
+    with pytest.raises(ConfigError, match="SMETS1 meters speak DLMS on a pseudo-terminal"):
+        load_rig(path)
