@@ -11,6 +11,9 @@ every meter. Timed from the 11.1 to the last of the campaign's messages stored (
 - campaign_10k_s: that, for 10,000 meters. Bar: <= 120 s on this 2-core machine; the aim is 30 s
   (`within_aim_10k`). campaign_1k_s, campaign_100_s: the same for 1,000 and 100 meters.
 - campaign_scaling: seconds per meter at 10,000 over seconds per meter at 1,000 (1.0: linear).
+- campaign_socket_10k_s (and _1k_s, _100_s): the same campaign with the meters in one child
+  fleet host on a frame socket (`link = "socket"`): the meters' half of the HAN work on the
+  other core, the hub's and the shim's in this process. cpu_s counts every process of the rig.
 - dcc_side_10k_s (and _1k_s, _100_s): the DCC's share alone: the same 11.1 and the device events
   the fleet would send, fed to the shim by `dcc_fleet.DriverFleet` (the meter's own verification
   and signed receipts, no HAN transfer).
@@ -28,10 +31,15 @@ every meter. Timed from the 11.1 to the last of the campaign's messages stored (
 
 A run whose campaign does not settle every meter as the fleet's fault mix declares, or whose
 mailboxes hold anything but exactly the messages that implies, prints no figure and exits 1.
+
+`--fleet-only` times the fleet campaigns alone (no DCC-side driver, no limit, no profile), at
+`--meters` (default: all three sizes) on `--link` with `--processes` child hosts: how a change
+to the fleet, the hub or a link shows, in a few minutes. `make bench` runs the whole benchmark.
 """
 
 from __future__ import annotations
 
+import argparse
 import cProfile
 import hashlib
 import os
@@ -107,7 +115,8 @@ size = {image}
 esme = {meters}
 eui_from = "00-DC-00-00-00-00-00-00"
 faults = {{ unreachable = 0.01, verification_failure = 0.01 }}
-link = "memory"
+link = "{link}"
+processes = {processes}
 """
 MESSAGES = {None: ("N60", "8F72"), FleetFault.UNREACHABLE: ("N61",),
             FleetFault.VERIFICATION_FAILURE: ("N61", "8F1C")}
@@ -122,16 +131,18 @@ class FleetCampaign:
     cpu_s: float
     messages: int
     rig_up_s: float
+    hosts_cpu_s: float = 0.0  # of it, the child fleet hosts'
 
 
-def fleet_campaign(directory: Path, meters: int, started: Callable[[], None] = lambda: None
-                   ) -> FleetCampaign:
+def fleet_campaign(directory: Path, meters: int, started: Callable[[], None] = lambda: None,
+                   link: str = "memory", processes: int = 1) -> FleetCampaign:
     """`run_campaign` on a rig of `meters` fleet ESMEs; RunFailed unless every meter ends as the
     fault mix declares and each party holds exactly the messages that implies."""
-    work = directory / f"fleet-{meters}"
+    work = directory / f"fleet-{meters}-{link}"
     (work / "rigs").mkdir(parents=True)
     rig_file = work / "rigs" / "campaign.toml"
-    rig_file.write_text(RIG.format(root=PROJECT_ROOT, meters=meters, image=IMAGE_BYTES))
+    rig_file.write_text(RIG.format(root=PROJECT_ROOT, meters=meters, image=IMAGE_BYTES, link=link,
+                                   processes=processes))
     spec = load_rig(rig_file)
     assert spec.fleet is not None
     want = Counter((str(d.eui), code) for d in spec.fleet.devices() for code in MESSAGES[d.fault])
@@ -144,11 +155,14 @@ def fleet_campaign(directory: Path, meters: int, started: Callable[[], None] = l
         marks = {party: boxes.last_id(party) for party in (SUPPLIER, RSA)}
         boxes.listen(lambda: stored.append(time.perf_counter()))
         workers = [w.process.pid for w in rig.shim.workers.workers] if rig.shim.workers else []
-        cpu = _cpu(workers)
+        fleet = rig.lifecycle.fleet
+        hosts = [c.process.process.pid for c in fleet.children.values()
+                 if c.process.process is not None] if fleet is not None else []
+        cpu, hosts_cpu = _cpu(workers + hosts), _cpu(hosts, own=False)
         started()
         begun = time.perf_counter()
         result = run_campaign(rig, idle_s=IDLE_S)
-        cpu = _cpu(workers) - cpu
+        cpu, hosts_cpu = _cpu(workers + hosts) - cpu, _cpu(hosts, own=False) - hosts_cpu
         held = {party: Counter((m.device, m.code) for m in boxes.messages(party, mark))
                 for party, mark in marks.items()}
     finally:
@@ -162,16 +176,20 @@ def fleet_campaign(directory: Path, meters: int, started: Callable[[], None] = l
             raise RunFailed(f"{meters} meters: {party}'s mailbox is not the declared set "
                             f"({sum(messages.values())} messages, {sum(want.values())} declared)")
     last = max(stored) - begun
-    print(f"campaign of {meters} meters: {last:.2f} s to the last message stored, "
-          f"{cpu:.1f} s of CPU, rig up in {rig_up_s:.1f} s", file=sys.stderr)
-    return FleetCampaign(meters, last, cpu, 2 * sum(want.values()), rig_up_s)
+    print(f"campaign of {meters} meters ({link}): {last:.2f} s to the last message stored, "
+          f"{cpu:.1f} s of CPU ({hosts_cpu:.1f} s in fleet hosts), rig up in {rig_up_s:.1f} s",
+          file=sys.stderr)
+    return FleetCampaign(meters, last, cpu, 2 * sum(want.values()), rig_up_s, hosts_cpu)
 
 
-def _cpu(workers: list[int]) -> float:
-    """CPU seconds so far of this process and of the given worker processes."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    total = usage.ru_utime + usage.ru_stime
-    for pid in workers:
+def _cpu(others: list[int], own: bool = True) -> float:
+    """CPU seconds so far of this process (`own`) and of the other processes given (the
+    shim's request workers, child fleet hosts)."""
+    total = 0.0
+    if own:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        total = usage.ru_utime + usage.ru_stime
+    for pid in others:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -272,6 +290,43 @@ def top_ten(profiles: list[cProfile.Profile], directory: Path) -> tuple[list[dic
             for (file, line, name), (_cc, calls, own, _cum, _callers) in entries], total
 
 
+def fleet_figures(fleet: dict[int, FleetCampaign], link: str) -> dict[str, object]:
+    """The figures of the campaigns on one kind of link (memory: the headline names)."""
+    name = "campaign" if link == "memory" else f"campaign_{link}"
+    seconds = {size: result.seconds for size, result in fleet.items()}
+    figures: dict[str, object] = {
+        f"{name}_{_size(size)}_s": round(s, 2) for size, s in seconds.items()}
+    if 1_000 in seconds and 10_000 in seconds:
+        figures[f"{name}_scaling"] = round((seconds[10_000] / 10_000) / (seconds[1_000] / 1_000), 3)
+    suffix = "" if link == "memory" else f"_{link}"
+    figures.update({
+        f"ms_per_meter{suffix}": {str(size): round(s / size * 1000, 3) for size, s in seconds.items()},
+        f"cpu_s{suffix}": {str(size): round(r.cpu_s, 1) for size, r in fleet.items()},
+        f"rig_up_s{suffix}": {str(size): round(r.rig_up_s, 1) for size, r in fleet.items()},
+    })
+    if link != "memory":
+        figures[f"hosts_cpu_s{suffix}"] = {str(size): round(r.hosts_cpu_s, 1)
+                                          for size, r in fleet.items()}
+    else:
+        figures["messages"] = {str(size): r.messages for size, r in fleet.items()}
+    return figures
+
+
+def _size(meters: int) -> str:
+    return f"{meters // 1000}k" if meters >= 1000 and meters % 1000 == 0 else str(meters)
+
+
+def fleet_only(sizes: tuple[int, ...], link: str, processes: int) -> dict[str, object]:
+    """The fleet campaigns alone, on one kind of link."""
+    with tempfile.TemporaryDirectory(prefix="bench-campaign-") as tmp:
+        fleet = {size: fleet_campaign(Path(tmp), size, link=link, processes=processes)
+                 for size in sizes}
+    figures = fleet_figures(fleet, link)
+    figures.update(link=link, processes=processes,
+                   peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+    return figures
+
+
 def measure() -> dict[str, object]:
     workers = default_worker_count()
     with tempfile.TemporaryDirectory(prefix="bench-campaign-") as tmp:
@@ -282,26 +337,20 @@ def measure() -> dict[str, object]:
         fleet = {size: fleet_campaign(directory, size) for size in SIZES}
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         workers_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        socket = {size: fleet_campaign(directory, size, link="socket") for size in SIZES}
         reference = limit(pki, 10_000)
         (directory / "profile").mkdir()
         with profiled(directory / "profile") as profiles:
             fleet_campaign(directory / "profile", PROFILED,
                            started=lambda: [p.clear() for p in profiles])  # the campaign alone
         top, profiled_s = top_ten(profiles, directory / "profile")
-    seconds = {size: result.seconds for size, result in fleet.items()}
+    ten_k = fleet[10_000].seconds
     limit_s = reference["verify"] + reference["sign"] + reference["xmldsig"]
-    ten_k = seconds[10_000]
     return {
-        "campaign_10k_s": round(ten_k, 2),
-        "campaign_1k_s": round(seconds[1_000], 2),
-        "campaign_100_s": round(seconds[100], 2),
-        "campaign_scaling": round((ten_k / 10_000) / (seconds[1_000] / 1_000), 3),
-        "ms_per_meter": {str(size): round(s / size * 1000, 3) for size, s in seconds.items()},
-        "cpu_s": {str(size): round(r.cpu_s, 1) for size, r in fleet.items()},
-        "messages": {str(size): r.messages for size, r in fleet.items()},
-        "rig_up_s": {str(size): round(r.rig_up_s, 1) for size, r in fleet.items()},
+        **fleet_figures(fleet, "memory"),
         "within_aim_10k": ten_k <= AIM_S,
         "aim_10k_s": AIM_S,
+        **fleet_figures(socket, "socket"),
         "dcc_side_10k_s": round(dcc[10_000].seconds, 2),
         "dcc_side_1k_s": round(dcc[1_000].seconds, 2),
         "dcc_side_100_s": round(dcc[100].seconds, 2),
@@ -321,8 +370,30 @@ def measure() -> dict[str, object]:
         "profile_cpu_s": round(profiled_s, 2),
         "profile_top10": top,
         "durability": "WAL, synchronous=FULL; a message counts once its commit is fsynced",
+        "load_average": os.getloadavg()[0],
     }
 
 
-if __name__ == "__main__":
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fleet-only", action="store_true",
+                        help="time the fleet campaigns alone (no DCC-side driver, limit, profile)")
+    parser.add_argument("--meters", type=int, action="append", choices=SIZES,
+                        help="--fleet-only: a size to run (repeatable; default: all three)")
+    parser.add_argument("--link", choices=("memory", "socket", "pty"), default="memory",
+                        help="--fleet-only: how the hub reaches the fleet's hosts")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="--fleet-only: child fleet hosts (socket, pty)")
+    args = parser.parse_args()
+    if args.fleet_only:
+        sizes = tuple(sorted(args.meters or SIZES))
+        bars = BARS if 10_000 in sizes and args.link == "memory" else []
+        run(lambda: fleet_only(sizes, args.link, args.processes), bars)
+    if args.meters or args.link != "memory" or args.processes != 1:
+        parser.error("--meters, --link and --processes go with --fleet-only")
     run(measure, BARS)
+
+
+if __name__ == "__main__":
+    main()
