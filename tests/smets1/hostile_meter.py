@@ -53,6 +53,7 @@ class Lies:
     claim_all: bool = False
     verified_hash: bytes | None = None
     out_of_sequence: bool = False
+    set_refused: DataAccessResult | None = None  # every SET answered so, not done (in process only)
 
     @classmethod
     def parse(cls, specs: list[str]) -> Lies:
@@ -108,7 +109,7 @@ class LyingImageTransfer:
         return self.real.get(attribute)
 
     def set(self, attribute: int, value: DlmsData) -> DataAccessResult:
-        return self.real.set(attribute, value)
+        return self.lies.set_refused or self.real.set(attribute, value)
 
     def action(self, method: int, parameters: DlmsData | None) -> tuple[ActionResult, DlmsData | None]:
         block = self._block_number(method, parameters)

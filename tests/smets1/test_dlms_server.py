@@ -10,6 +10,7 @@ import pytest
 from bench.codec.dlms import apdu as A
 from bench.codec.dlms import axdr
 from bench.codec.dlms.apdu import ActionResult, DataAccessResult
+from bench.codec.dlms.association import CONFORMANCE_ACTION, CONFORMANCE_GET
 from bench.codec.dlms.axdr import DlmsData
 from bench.codec.dlms.hdlc import (
     DISC,
@@ -223,6 +224,14 @@ def test_aarq_without_ciphering_is_accepted_with_the_meters_terms(server: DlmsSe
     assert server.associated
 
 
+def test_the_conformance_agreed_is_only_what_both_ends_offer(server: DlmsServer) -> None:
+    peer = Peer(server)
+    peer.snrm()
+    offered = CONFORMANCE_GET | CONFORMANCE_ACTION | (1 << 20)  # and a bit the meter lacks
+    aare = peer.request(A.Aarq(conformance=offered, max_pdu_size=0x200))
+    assert aare == A.Aare(conformance=CONFORMANCE_GET | CONFORMANCE_ACTION, max_pdu_size=SERVER_MAX_PDU)
+
+
 def test_an_aarq_for_another_context_is_refused(server: DlmsServer, store: Store) -> None:
     peer = Peer(server)
     peer.snrm()
@@ -248,6 +257,15 @@ def test_an_undecodable_apdu_is_a_service_not_supported(server: DlmsServer) -> N
     peer.associate()
     (answer,) = peer.info(LLC_REQUEST + b"\xc0\xff")
     assert A.decode_apdu(answer.information[3:]) == A.ExceptionResponse(2, 2)
+
+
+@pytest.mark.parametrize("apdu", [A.GetResponse(1, axdr.unsigned8(1)), A.ExceptionResponse(1, 1),
+                                  A.Aare(), A.ReleaseResponse(0)])
+def test_an_answer_sent_to_the_meter_is_a_service_not_supported(server: DlmsServer, apdu: A.Apdu) -> None:
+    peer = Peer(server)
+    peer.associate()
+    assert peer.request(apdu) == A.ExceptionResponse(2, 2)
+    assert server.associated
 
 
 def test_get_set_action_reach_their_object_or_are_undefined(server: DlmsServer, store: Store) -> None:
@@ -303,6 +321,9 @@ def test_the_clients_pdu_is_taken_as_at_least_32(store: Store) -> None:
     peer = Peer(server)
     peer.associate(max_pdu=8)
     assert peer.request(A.GetRequest(1, REF)) == A.GetResponse(1, store.value)
+    store.value = axdr.octet_string(bytes(27))  # 33 bytes: one more than 32, in datablocks
+    first = peer.request(A.GetRequest(1, REF))
+    assert isinstance(first, A.GetResponseBlock) and not first.last and len(first.raw or b"") == 32 - 12
 
 
 def long_set(peer: Peer, value: bytes, sizes: list[int]) -> list[A.Apdu]:
@@ -324,6 +345,21 @@ def test_a_long_set_runs_once_with_its_last_block(server: DlmsServer, store: Sto
     assert answers[:2] == [A.SetResponseBlock(1, 1), A.SetResponseBlock(1, 2)]
     assert answers[2] == A.SetResponseLastBlock(1, DataAccessResult.SUCCESS, 3)
     assert store.sets == [axdr.octet_string(bytes(range(30)))]
+    # a finished long SET leaves none in progress: a further block belongs to nothing
+    assert peer.request(A.SetRequestBlock(1, True, 4, b"\x01\x00")) == \
+        A.SetResponseLastBlock(1, DataAccessResult.NO_LONG_SET_IN_PROGRESS, 4)
+    assert peer.request(A.ActionRequestBlock(1, True, 4, b"\x01")) == \
+        A.ActionResponse(1, ActionResult.NO_LONG_ACTION_IN_PROGRESS)
+
+
+def test_a_long_request_whose_first_block_is_its_last_runs_at_once(server: DlmsServer, store: Store) -> None:
+    peer = Peer(server)
+    peer.associate()
+    assert peer.request(A.SetRequestFirstBlock(1, REF, True, 1, b"\x11\x07")) == \
+        A.SetResponseLastBlock(1, DataAccessResult.SUCCESS, 1)
+    assert peer.request(A.ActionRequestFirstBlock(2, REF, True, 1, b"\x11\x08")) == \
+        A.ActionResponse(2, ActionResult.SUCCESS, axdr.unsigned8(2))
+    assert store.sets == [axdr.unsigned8(7)] and store.actions == [(2, axdr.unsigned8(8))]
 
 
 def test_a_long_set_that_is_not_one_value_is_type_unmatched(server: DlmsServer, store: Store) -> None:

@@ -4,12 +4,15 @@ answers the test sets (the emulator's loop on a pseudo-terminal, lying where tol
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.codec.dlms import axdr
+from bench.codec.dlms.apdu import DataAccessResult
 from bench.codec.dlms.axdr import DlmsData
 from bench.codec.dlms.ic18 import Ic18Attribute, TransferStatus
 from bench.domain import Eui
@@ -184,6 +187,26 @@ def test_a_meter_error_names_the_service_and_the_result(honest: DlmsClient) -> N
     assert DlmsError("x", 2).temporary and str(DlmsError("x", 2)) == "x: meter answered TEMPORARY_FAILURE (2)"
     assert str(DlmsError("x", 999)) == "x: meter answered 999 (999)"
     assert isinstance(refused.value, BenchError)
+
+
+def test_a_refused_set_names_the_set_and_the_result(meter: LyingMeter) -> None:
+    meter.lies.set_refused = DataAccessResult.READ_WRITE_DENIED
+    try:
+        with pytest.raises(DlmsError) as refused:
+            meter.client.write_transfer_enabled(True)
+    finally:
+        meter.lies.set_refused = None
+    assert str(refused.value) == "SET image_transfer_enabled: meter answered READ_WRITE_DENIED (3)"
+    meter.client.write_transfer_enabled(True)  # taken again once the meter takes it
+
+
+def test_what_gurux_prints_is_logged_not_printed(caplog: pytest.LogCaptureFixture,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    gurux = sys.modules["gurux_dlms.GXDLMS"]  # a module gurux-dlms prints from
+    with caplog.at_level(logging.INFO, logger="bench.s1sp.gurux"):
+        gurux.print("frame", 7, "100% wrong")
+    assert capsys.readouterr().out == ""
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [("bench.s1sp.gurux", "gurux: frame 7 100% wrong")]
 
 
 def test_the_client_reads_gurux_values_and_own_decoded_values_alike(honest: DlmsClient) -> None:
