@@ -21,6 +21,8 @@ from bench.domain import DeviceType, Eui
 from bench.errors import ConfigError
 from bench.link.memory import memory_link_pair
 from bench.meter.fleet import FleetPlan
+from bench.meter.fleet_store import FleetStateDb
+from bench.meter.smets1.emulator import Smets1Config, Smets1Emulator
 from bench.meter.smets1.fleet import Smets1FleetHost, server_address
 from bench.meter.smets1.fleet_meter import (
     FIRST_PHYSICAL,
@@ -159,3 +161,27 @@ def test_a_host_process_runs_its_smets1_meters_on_a_pseudo_terminal_only(tmp_pat
                            "socket://127.0.0.1:9"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "SMETS1 meters runs on --pty" in done.stderr
     assert not (tmp_path / "h.sqlite").exists()  # refused before anything was opened
+
+
+def test_a_sleepy_meter_hears_only_in_its_wake_windows_however_late_it_is_asked(tmp_path: Path) -> None:
+    """Windows open every poll interval from power-on, whether or not anything looked; a frame
+    heard keeps the meter awake one window longer; what comes while it sleeps is lost."""
+    now = [100.0]
+    db = FleetStateDb(tmp_path / "s.sqlite")
+    config = Smets1Config(device="gsme", eui=eui(0), state=tmp_path, poll_interval=5.0,
+                          wake_window=1.0)
+    meter = Smets1Emulator(config, None, lambda: now[0], store=db.meter(eui(0)),
+                           address=server_address(0x10))
+    snrm = encode_frame(HdlcFrame(server_address(0x10), b"\x21", 0x93, b""))
+    assert meter.awake(100.5) and not meter.awake(101.0)  # the first window: [100, 101)
+    assert meter.deliver(snrm, 103.0) == [] and meter.frames_lost_asleep == 1
+    assert meter.awake(105.0) and meter.awake(105.9) and not meter.awake(106.0)
+    assert not meter.awake(117.5) and meter.awake(120.2)  # three windows on: [120, 121)
+    assert len(meter.deliver(snrm, 120.9)) == 1  # answered (UA), and awake one window longer
+    assert meter.awake(121.8) and not meter.awake(121.95)
+    db.close()
+    other = FleetStateDb(tmp_path / "t.sqlite")
+    with pytest.raises(ConfigError, match="poll interval"):
+        Smets1Emulator(Smets1Config(device="gsme", eui=eui(1), state=tmp_path, poll_interval=0.0),
+                       None, store=other.meter(eui(1)))
+    other.close()

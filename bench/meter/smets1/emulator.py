@@ -80,6 +80,9 @@ class Smets1Emulator:
             raise ConfigError(f"device must be esme or gsme, not {config.device!r}")
         if not 16 <= config.block_size <= 96:
             raise ConfigError(f"block size {config.block_size} (16..96: a block and its ACTION fit one frame)")
+        if config.is_sleepy and not (config.poll_interval > 0 and config.wake_window > 0):
+            raise ConfigError(f"a sleepy meter's poll interval ({config.poll_interval}) and wake "
+                              f"window ({config.wake_window}) are positive seconds")
         self.config = config
         self.faults = check_smets1_faults([f.value for f in config.faults])
         self.line = line
