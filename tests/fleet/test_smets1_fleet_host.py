@@ -7,6 +7,7 @@ server and IC18 object, a real SQLite state file, an in-memory line between them
 from __future__ import annotations
 
 import hashlib
+import queue
 import subprocess
 import sys
 import threading
@@ -17,7 +18,10 @@ import pytest
 
 from bench.codec.dlms.hdlc import HdlcFrame, encode_frame
 from bench.codec.dlms.ic18 import TransferStatus
-from bench.domain import DeviceType, Eui
+from bench.codec.ota_file import OtaHeader, build_gb_image
+from bench.crypto.image_signature import sign_image
+from bench.crypto.smki import Pki
+from bench.domain import DeviceAlertCode, DeviceType, Eui, Smets1MessageKind
 from bench.errors import ConfigError
 from bench.link.memory import memory_link_pair
 from bench.meter.fleet import FleetPlan
@@ -34,6 +38,8 @@ from bench.rig.model import PROJECT_ROOT, load_rig
 from bench.s1sp import transfer
 from bench.s1sp.dlms_client import DlmsClient
 from bench.s1sp.lines import SharedLine, source
+from bench.s1sp.profiles import EMULATED_ESME
+from bench.s1sp.provider import S1sp, Smets1Device
 
 FIRST = int("00DB890000000000", 16)
 IMAGE = bytes((i * 13) & 0xFF for i in range(1000))
@@ -185,3 +191,63 @@ def test_a_sleepy_meter_hears_only_in_its_wake_windows_however_late_it_is_asked(
         Smets1Emulator(Smets1Config(device="gsme", eui=eui(1), state=tmp_path, poll_interval=0.0),
                        None, store=other.meter(eui(1)))
     other.close()
+
+
+def test_a_session_lost_with_its_host_is_opened_again_and_the_transfer_resumes(tmp_path: Path) -> None:
+    """The line goes down mid-transfer (its host powered off) and comes back with the host
+    powered on again on its file: the S1SP's session hears the loss at once, opens a new one,
+    and sends only the blocks the meter lacks."""
+    pki = Pki.load(PROJECT_ROOT / "fixtures" / "pki")
+    body = bytes((i * 29) & 0xFF for i in range(16 * 1024))
+    header = OtaHeader(0x121D, 0, 0x20000003, min_hardware_version=0x1111, max_hardware_version=0x1211)
+    image = build_gb_image(header, body, sign_image(body, pki.party("supplier-a").ds_key))
+    meters = [Smets1FleetMeter(eui(0), DeviceType.ESME, 0x10, False)]
+    state = tmp_path / "smets1.sqlite"
+    shared = SharedLine("host")
+
+    part_way = threading.Event()
+
+    def power_on() -> tuple[Smets1FleetHost, threading.Event, threading.Thread]:
+        s1sp_end, meter_end = memory_link_pair("dlms")
+        host = Smets1FleetHost(meters, state, meter_end, verify_delay=0.05)
+        stop = threading.Event()
+
+        def turned() -> None:  # after each turn of the host's loop
+            if sum(host.meters[0].image_transfer._flags) >= 100:
+                part_way.set()
+
+        thread = threading.Thread(target=host.run, args=(stop, turned), daemon=True)
+        thread.start()
+        shared.attach(s1sp_end)
+        return host, stop, thread
+
+    def opener() -> DlmsClient:
+        return DlmsClient(shared.session(server_address(0x10)), 2.0, physical_address=0x10)
+
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    s1sp = S1sp(pki, tmp_path / "s1sp.sqlite",
+                {eui(0): Smets1Device(eui(0), EMULATED_ESME, pki.party("supplier-a"), opener, 2.0)},
+                events.put, response_timeout=2.0, transfer_timeout=60.0)
+    host, stop, thread = power_on()
+    s1sp.distribute(eui(0), image, "90-B3-D5-1F-30-05-00-00:90-B3-D5-1F-30-00-00-02:7")
+    assert part_way.wait(60)  # part of its 256 blocks are in
+    shared.detach("host powered off")
+    stop.set()
+    thread.join(10)
+    host.db.close()
+    held = sum(host.meters[0].state.transfer.flags())  # checkpointed as it powered off
+    assert 100 <= held < 256
+    host, stop, thread = power_on()
+    kinds = [events.get(timeout=60) for _ in range(2)]
+    assert [(e.kind, e.success, e.alert_code) for e in kinds] == [
+        (Smets1MessageKind.DELIVERY, True, None),
+        (Smets1MessageKind.DEVICE_ALERT, None, DeviceAlertCode.FIRMWARE_VERIFICATION_SUCCESSFUL)]
+    report = s1sp.transfers[eui(0)]
+    # the one block in flight when the line went may have reached the meter unacknowledged
+    assert report.sessions == 2 and 256 - held <= report.blocks_sent <= 256 - held + 1
+    assert host.meters[0].slots.read_image(host.meters[0].slots.pending) == body
+    s1sp.close()
+    shared.close()
+    stop.set()
+    thread.join(10)
+    host.db.close()
