@@ -86,3 +86,21 @@ def test_a_coordinator_nobody_runs_is_one_error_naming_it() -> None:
     with pytest.raises(LabError, match=re.escape(f"labgrid coordinator {address} is not reachable: "
                                                  "Could not connect to coordinator")):
         LabSession(address)
+    # labgrid's own root-logger lines about it are dropped from then on, and only those
+    root = logging.getLogger()
+    client = "/venv/lib/python3.11/site-packages/labgrid/remote/client.py"
+    assert not root.filter(logging.LogRecord("root", logging.ERROR, client, 1, "lost", None, None))
+    assert root.filter(logging.LogRecord("root", logging.ERROR, "/srv/x.py", 1, "kept", None, None))
+
+
+def test_a_place_without_labgrid_installed_says_how_to_install_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from bench.link.labgrid import LabError, LabSession
+
+    monkeypatch.setitem(sys.modules, "labgrid.remote.client", None)  # the import fails
+    with pytest.raises(LabError, match=re.escape(
+            "labgrid place on lab:20408: labgrid is not installed "
+            "(pip install 'gb-meter-bench[labgrid]'): ")):
+        LabSession("lab")

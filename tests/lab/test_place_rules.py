@@ -84,6 +84,41 @@ def test_a_place_is_named_by_exactly_one_of_name_or_tags(lab: Lab) -> None:
     assert_free(lab)
 
 
+def test_a_session_is_the_callers_user_else_lg_username_else_the_login(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    from bench.link.labgrid import LabSession
+
+    monkeypatch.delenv("LG_USERNAME", raising=False)
+    with LabSession(lab.address) as session:
+        assert session.name.endswith(f"/{getpass.getuser()}")
+    monkeypatch.setenv("LG_USERNAME", "from-env")
+    with LabSession(lab.address) as session, LabSession(lab.address, user="given") as given:
+        assert session.name.endswith("/from-env") and given.name.endswith("/given")
+
+
+def test_a_session_leaves_forks_alone_and_its_thread_ends_with_it(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rig forks emulated meters while it holds a place: gRPC's fork support is off (unless
+    the user set it). The client's event loop runs in a daemon thread (a run that dies holding
+    a session still exits), which is gone, and its loop closed, once the session is."""
+    import threading
+
+    from bench.link.labgrid import LabSession
+
+    monkeypatch.delenv("GRPC_ENABLE_FORK_SUPPORT", raising=False)
+    before = set(threading.enumerate())
+    with LabSession(lab.address, user="forker") as session:
+        assert os.environ["GRPC_ENABLE_FORK_SUPPORT"] == "false"
+        [thread] = [t for t in set(threading.enumerate()) - before if t.name == "labgrid-client"]
+        assert thread.daemon
+    assert not thread.is_alive() and session._loop.is_closed()
+    monkeypatch.setenv("GRPC_ENABLE_FORK_SUPPORT", "true")
+    with LabSession(lab.address, user="forker"):
+        assert os.environ["GRPC_ENABLE_FORK_SUPPORT"] == "true"
+
+
 # -- every failure leaves nothing locked, nothing reserved --------------------------------------------
 
 
@@ -128,6 +163,8 @@ def test_a_busy_place_is_waited_for_saying_who_holds_it_then_given_up(lab: Lab) 
                           progress=lines.append)
         # said once, though the queue was polled again: the line says only what changed
         assert lines == [f"waiting for labgrid place {PLACE} on {lab.address}: {holding}"]
+        with pytest.raises(LabError, match=re.escape(f"not free after 0.5 s ({holding})")):
+            acquire_place(lab.address, place=PLACE, timeout_s=0.5, user="silent")  # nothing said
         assert reservations(lab) == [(held.holder, "acquired")]  # the second one's is gone
         assert state(lab).acquired == held.holder
     assert_free(lab)

@@ -41,6 +41,33 @@ def test_handler_errors_become_one_line_rig_errors(tmp_path):
             client.call("nope")
 
 
+def test_each_answer_says_ok_and_a_refusal_its_error_and_type(tmp_path):
+    """The answer lines as another terminal (or socat) reads them: the handler's result beside
+    "ok": true; a refusal, a handler's error or a handler's bug as "ok": false with the error
+    in one line and its type."""
+    import json
+
+    def bug(_request: dict) -> dict:
+        raise RuntimeError("a handler bug")
+
+    with (RigControlServer(tmp_path / "control.sock", {"submit": _echo_submit, "status": bug}) as server,
+          socket.socket(socket.AF_UNIX) as sock):
+        sock.settimeout(10)
+        sock.connect(str(server.path))
+        sock.sendall(b'{"op": "nope"}\n{"op": "status"}\n{"op": "submit", "xml_b64": "'
+                     + b64(b"refuse").encode() + b'"}\n{"op": "ping", "extra": 1}\n')
+        sock.shutdown(socket.SHUT_WR)
+        answers = [json.loads(line) for line in sock.makefile("rb")]
+    assert answers == [
+        {"ok": False, "error": "unknown op 'nope' (known: ping, shutdown, status, submit)",
+         "type": "ValueError"},
+        {"ok": False, "error": "internal error: RuntimeError: a handler bug", "type": "RuntimeError"},
+        {"ok": False, "error": "AuthorisationError: E1: refused on purpose",
+         "type": "AuthorisationError"},
+        {"ok": True, "pong": True},
+    ]
+
+
 def test_garbage_request_is_answered_not_crashing(tmp_path):
     with RigControlServer(tmp_path / "control.sock", {}) as server:
         with socket.socket(socket.AF_UNIX) as sock:

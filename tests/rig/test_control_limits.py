@@ -135,19 +135,22 @@ def test_request_bytes_in_flight_are_bounded(tmp_path, monkeypatch):
         _wait_until(lambda: server._server._buffered == 0, "the ping's bytes to be released")
 
 
-@pytest.mark.parametrize(("line", "says"), [
-    (b"[" * 100_000, "nests too deeply"),
-    (b"\x00\xff", "not JSON"),
-    (b'{"op": 5}', 'needs an "op" string'),
-    (b'{"op": "submit", "xml_b64": 12}', "xml_b64 must be a base64 string"),
-    (b'{"op": "submit", "xml_b64": "%%%"}', "xml_b64 is not base64"),
-    (b'{"op": "submit"}', "KeyError"),
+@pytest.mark.parametrize(("line", "says", "kind"), [
+    (b"[" * 100_000, "request nests too deeply", "ValueError"),
+    (b"\x00\xff", "request is not JSON", "ValueError"),
+    (b'{"op": 5}', 'request needs an "op" string', "ValueError"),
+    (b'{"op": "submit", "xml_b64": 12}', "ValueError: xml_b64 must be a base64 string, not int",
+     "ValueError"),
+    (b'{"op": "submit", "xml_b64": "%%%"}', "ValueError: xml_b64 is not base64: ", "ValueError"),
+    (b'{"op": "submit"}', "KeyError: 'xml_b64'", "KeyError"),
 ])
-def test_each_malformed_line_gets_one_json_error(tmp_path, caplog, line, says):
+def test_each_malformed_line_gets_one_json_error(tmp_path, caplog, line, says, kind):
+    """Each line its one answer: the error says what is wrong with the request, and its type."""
     with RigControlServer(tmp_path / "control.sock", {"submit": _echo}) as server:
         answers = _raw(server.path, line + b"\n" + line + b"\n" + b'{"op": "ping"}\n')
     assert [a["ok"] for a in answers] == [False, False, True], answers
-    assert says in answers[0]["error"]
+    assert answers[0] == answers[1] and sorted(answers[0]) == ["error", "ok", "type"]
+    assert answers[0]["error"].startswith(says) and answers[0]["type"] == kind, answers[0]
     assert "Traceback" not in caplog.text
 
 
