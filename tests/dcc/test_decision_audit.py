@@ -12,7 +12,7 @@ from bench.codec.gbcs.apdu import decode_message
 from bench.crypto.gbcs_security import sign_message
 from bench.dcc.records.audit import AuditLog
 
-from .support import ESME_A0, ESME_B0, PPMID_A4
+from .support import ESME_A0, ESME_B0, NOW, PPMID_A4, BrokenGateway
 
 A0 = "00DB1234567890A0"
 
@@ -62,3 +62,21 @@ def test_a_cv5_that_differs_from_its_pre_command_names_the_request_that_issued_i
     [line] = AuditLog(shim.store).entries(request_id=str(refused.request_id))
     assert (line.decision, line.device, line.response_code) == ("refused", A0, "E1")
     assert line.reason == f"signed payload differs from the pre-command issued for {cv4.request_id}"
+
+
+def test_a_hand_over_the_hub_refuses_is_an_event_about_that_request(shim, requests) -> None:
+    """The request is decided (accepted), then the hub refuses its hand-over: an EVENT line about
+    that request follows the accepted one, and the requester's E20 names its request and the time
+    it was decided."""
+    shim.gateway = BrokenGateway()
+    xml = requests.read("supplier-a", ESME_A0)
+    response = parse_response(shim.submit(xml))
+    assert (response.response_code, response.service_reference) == ("E20", "11.2")
+    assert response.response_datetime == NOW
+    request_id = str(response.request_id)
+    lines = AuditLog(shim.store).entries(request_id=request_id)
+    assert [line.decision for line in lines] == ["accepted", "event"]
+    event = lines[-1]
+    assert (event.originator, event.service_reference, event.response_code) == (
+        request_id[:23].replace("-", ""), "11.2", "E20")
+    assert event.reason == "hub refused the hand-over: radio unplugged"

@@ -25,6 +25,7 @@ from bench.crypto.xmldsig import (
     DS_NS,
     ENVELOPED,
     EXC_C14N,
+    compact,
     document_digest,
     sign_document,
     verify_document,
@@ -406,3 +407,61 @@ def test_a_value_that_is_not_base64_is_refused_as_such(pki: Pki, signed: bytes, 
     root.find(f".//{DS}{element}").text = "A"  # one base64 digit: not a whole quantum
     with pytest.raises(SecurityError, match="^SignatureValue or DigestValue is not base64$"):
         verify_document(etree.tostring(root), pki)
+
+
+def test_an_indented_document_is_verified_and_digested_as_a_compact_copy_left_as_it_was(
+    pki: Pki, signed: bytes
+):
+    """Indentation is not part of what was signed, and reading a document never changes it: an
+    indented document element (or one detached from its tree) verifies and digests as the compact
+    document it stands for, and the caller's tree keeps its indentation."""
+    compact_root = etree.fromstring(signed)
+    assert verify_document(compact_root, pki).signed_xml_root is compact_root  # nothing to drop
+    root = etree.fromstring(signed)
+    etree.indent(root)
+    before = etree.tostring(root)
+    verified = verify_document(root, pki).signed_xml_root
+    assert verified is not root and verified.text is None and verified[0].tail is None
+    computed, stated = document_digest(root)
+    assert computed == stated and etree.tostring(root) == before
+    holder = etree.fromstring(b"<holder/>")
+    holder.append(root)
+    holder.remove(root)  # detached: lxml keeps it in the holder's document
+    computed, stated = document_digest(root)
+    assert computed == stated and etree.tostring(root) == before
+
+
+def test_signing_refuses_a_key_that_is_not_the_certificates_or_not_p256(pki: Pki, signed: bytes):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    supplier = pki.party("supplier-a")
+    with pytest.raises(SecurityError,
+                       match="^the private key does not belong to the signing certificate$"):
+        sign_document(signed, pki.party("rsa-1").ds_key, supplier.ds_cert)
+    with pytest.raises(SecurityError, match="^DUIS signing needs a P-256 key"):
+        sign_document(signed, ec.generate_private_key(ec.SECP384R1()), supplier.ds_cert)
+
+
+@pytest.mark.parametrize("part", ["SignedInfo", "SignatureValue", "DigestValue"])
+def test_a_signature_template_lacking_a_part_is_refused_not_half_filled(pki: Pki, signed: bytes,
+                                                                        part: str):
+    """The template is xmlsec's; should it ever lack a part, signing stops with a typed error."""
+    from bench.crypto.xmldsig import _fill_signature
+
+    party = pki.party("rsa-1")
+    template = xmldsig_xmlsec.signature_template(party.ds_cert.issuer.rfc4514_string(),
+                                                 party.ds_cert.serial_number)
+    missing = template.find(f".//{DS}{part}")
+    missing.getparent().remove(missing)
+    root = etree.fromstring(signed)
+    root.remove(root.find(f"{DS}Signature"))
+    with pytest.raises(SecurityError, match="^the signature template lacks SignedInfo, "
+                                            "DigestValue or SignatureValue$"):
+        _fill_signature(root, template, party.ds_key)
+
+
+def test_compact_drops_only_whitespace_between_elements(signed: bytes):
+    """Layout goes; a value's whitespace and text after a child element (mixed content) stay."""
+    root = etree.fromstring(b"<a>\n <b>\n  <c> </c>\n </b>kept\n <d/>\n</a>")
+    compact(root)
+    assert etree.tostring(root) == b"<a><b><c> </c></b>kept\n <d/></a>"
