@@ -42,9 +42,12 @@ def test_the_temporary_file_is_beside_the_target_and_gone_after(tmp_path, monkey
 
 
 def test_a_device_is_written_through_and_its_errors_named(tmp_path):
-    with pytest.raises(ConfigError, match="^/dev/full: No space left on device$"):
-        write_atomic("/dev/full", b"x" * 65536)
-    assert Path("/dev/full").is_char_device()
+    # through a link of the test's own: were the device renamed over, only the link would go
+    full = tmp_path / "full"
+    full.symlink_to("/dev/full")
+    with pytest.raises(ConfigError, match=f"^{full}: No space left on device$"):
+        write_atomic(full, b"x" * 65536)
+    assert full.is_symlink() and full.is_char_device()
     with pytest.raises(ConfigError, match=f"^{tmp_path}: is a directory$"):
         write_atomic(tmp_path, b"x")
     with pytest.raises(ConfigError, match="No such file or directory"):

@@ -77,9 +77,12 @@ def test_unwritable_capture_is_a_capture_error(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
-def test_a_full_disk_is_a_capture_error():
+def test_a_full_disk_is_a_capture_error(tmp_path):
+    full = tmp_path / "full"  # a link of the test's own: a capture must never replace the device
+    full.symlink_to("/dev/full")
     with pytest.raises(CaptureError, match="No space"):
-        FrameCapture("/dev/full")
+        FrameCapture(full)
+    assert full.is_symlink() and full.is_char_device()
 
 
 FILLING_WRITER = """
