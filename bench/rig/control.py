@@ -230,6 +230,7 @@ class _RequestHandler(socketserver.StreamRequestHandler):
                 return
             except _Refused as exc:
                 self._answer(_error(str(exc)))
+                self._drain()
                 return
             except OSError:
                 return
@@ -261,6 +262,15 @@ class _RequestHandler(socketserver.StreamRequestHandler):
         except BaseException:
             self.server.release(size)
             raise
+
+    def _drain(self) -> None:
+        """Read and drop what the refused client still sends, until it closes or goes idle:
+        closing a Unix socket with unread bytes resets the peer, which would lose our answer."""
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + self.server.control.idle_timeout
+            while time.monotonic() < deadline and self.connection.recv(_CHUNK):
+                pass
 
     def _answer(self, reply: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
