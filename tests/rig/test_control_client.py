@@ -44,6 +44,18 @@ def test_the_socket_is_the_owners_only_and_gone_after_stop(tmp_path):
         server.stop()
     assert not server.path.exists()
     server.stop()  # stopping twice is harmless
+    RigControlServer(tmp_path / "never" / "control.sock", {}).stop()  # and one never started
+
+
+def test_the_socket_is_served_by_a_daemon_thread_in_a_run_directory_made_for_it(tmp_path):
+    """The run directory is made with its parents; the socket is served by a daemon thread
+    (a rig that dies does not hang at exit on it) named rig-control, gone after stop."""
+    before = set(threading.enumerate())
+    with RigControlServer(tmp_path / "runs" / "today" / "control.sock", {}) as server:
+        assert RigClient.available(tmp_path / "runs" / "today")
+        [thread] = [t for t in set(threading.enumerate()) - before if t.name == "rig-control"]
+        assert thread.daemon
+    assert not thread.is_alive() and not server.path.exists()
 
 
 def test_a_socket_path_longer_than_a_unix_socket_takes_is_refused(tmp_path):

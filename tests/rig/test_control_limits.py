@@ -90,7 +90,7 @@ def test_an_idle_connection_is_told_why_it_is_closed(tmp_path):
     assert answer["ok"] is False and "idle" in answer["error"]
 
 
-def test_an_idle_client_that_stopped_reading_is_evicted_all_the_same(tmp_path):
+def test_an_idle_client_that_stopped_reading_is_evicted_all_the_same(tmp_path, caplog):
     """The connection evicted for a newcomer may not take the goodbye (its client shut its
     reading side, so the write fails): it is closed all the same, and the newcomer served."""
     with (RigControlServer(tmp_path / "control.sock", {}, max_connections=1,
@@ -103,6 +103,8 @@ def test_an_idle_client_that_stopped_reading_is_evicted_all_the_same(tmp_path):
         deaf.shutdown(socket.SHUT_RD)
         _wait_until(lambda: len(waiting) == 1, "the connection to be served")
         assert RigClient(server.path, timeout=30).call("ping") == {"ok": True, "pong": True}
+    # its handler ended as any closed connection's does (the slot it freed served the ping)
+    assert "control connection failed" not in caplog.text
 
 
 def test_an_overlong_line_is_refused_with_one_error(tmp_path, monkeypatch):
@@ -155,21 +157,32 @@ def test_each_malformed_line_gets_one_json_error(tmp_path, caplog, line, says, k
 
 
 def test_a_busy_answer_becomes_a_rig_error(tmp_path, monkeypatch):
+    """Every slot taken by a request in progress: a newcomer waits SLOT_WAIT, then is told the
+    rig is busy in one answer line, which the client turns into a RigError."""
     monkeypatch.setattr(control, "SLOT_WAIT", 0.2)
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
 
     def slow(_request: dict) -> dict:
+        entered.set()
         release.wait(10)
         return {}
 
     with RigControlServer(tmp_path / "control.sock", {"slow": slow}, max_connections=1) as server:
         worker = threading.Thread(target=RigClient(server.path).call, args=("slow",))
         worker.start()
-        time.sleep(0.2)
-        with pytest.raises(RigError, match="busy"):
-            RigClient(server.path).call("ping")
-        release.set()
-        worker.join(10)
+        try:
+            assert entered.wait(10), "the slow request never reached its handler"
+            with socket.socket(socket.AF_UNIX) as sock:  # answered before it sends anything
+                sock.settimeout(10)
+                sock.connect(str(server.path))
+                assert json.loads(sock.makefile("rb").readline()) == {
+                    "ok": False, "error": "the rig is busy: too many control connections",
+                    "type": "RigError"}
+            with pytest.raises(RigError, match="^the rig is busy: too many control connections$"):
+                RigClient(server.path).call("ping")
+        finally:
+            release.set()
+            worker.join(10)
 
 
 def _registry(tmp_path) -> Registry:
