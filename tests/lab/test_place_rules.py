@@ -213,6 +213,40 @@ def test_a_run_waits_its_turn_behind_reservations_made_before_it(lab: Lab) -> No
     assert_free(lab)
 
 
+def test_a_reservation_the_coordinator_invalidates_is_an_error_not_a_wait(lab: Lab) -> None:
+    """A place deleted from the coordinator after it was allocated to a waiting run: the run's
+    reservation turns invalid, and the run says so at its next poll rather than waiting out
+    its timeout, leaving nothing reserved."""
+    from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
+
+    from bench.link.labgrid import LabError, LabSession, acquire_place
+
+    gone = "mp207-gone"
+    with (LabSession(lab.address, user="admin") as admin,
+          LabSession(lab.address, user="first") as first):
+        admin.rpc("AddPlace", pb.AddPlaceRequest(name=gone))
+        holding = reserve(first, gone)  # allocated to it at once
+        done: list[str] = []
+
+        def place_deleted(_line: str) -> None:  # while the run waits
+            if not done:
+                cancel(first, holding)
+                done.append(reserve(first, gone))  # the coordinator schedules: the run's turn
+                admin.rpc("DeletePlace", pb.DeletePlaceRequest(name=gone))
+                cancel(first, done[0])  # and schedules again, without the place
+
+        try:
+            with pytest.raises(LabError, match=(
+                    rf"^labgrid place {gone} on {re.escape(lab.address)}: reservation \w+ is "
+                    rf"invalid$")):
+                acquire_place(lab.address, place=gone, timeout_s=WAIT, user="late",
+                              progress=place_deleted)
+        finally:
+            if gone in admin.places():
+                admin.rpc("DeletePlace", pb.DeletePlaceRequest(name=gone))
+    assert done and reservations(lab) == []
+
+
 def test_interrupted_while_queued_leaves_no_reservation(lab: Lab) -> None:
     from bench.link.labgrid import acquire_place
 
