@@ -127,6 +127,12 @@ def test_an_snrm_without_parameters_takes_the_defaults(server: DlmsServer) -> No
     assert decode_parameters(ua.information) == LinkParameters(128, 128)
 
 
+def test_an_snrm_whose_parameters_do_not_decode_connects_with_the_defaults(server: DlmsServer) -> None:
+    (ua,) = Peer(server).send(SNRM, b"\x81\x80\x09\x05")  # the field's length says 9, 1 follows
+    assert ua.control == UA and server.connected
+    assert decode_parameters(ua.information) == LinkParameters(128, 128)
+
+
 def test_frames_for_another_address_or_broken_are_not_answered(server: DlmsServer) -> None:
     other = encode_frame(HdlcFrame(b"\x05", CLIENT, SNRM))
     assert server.receive(other) == [] and not server.connected
@@ -139,10 +145,10 @@ def test_frames_for_another_address_or_broken_are_not_answered(server: DlmsServe
 def test_disc_answers_ua_when_connected_and_dm_when_not(server: DlmsServer) -> None:
     peer = Peer(server)
     (dm,) = peer.send(DISC)
-    assert dm.control == DM
+    assert dm.control == DM and dm.information == b""  # DM and UA to a DISC carry no information
     peer.associate()
     (ua,) = peer.send(DISC)
-    assert ua.control == UA and not server.connected and not server.associated
+    assert ua.control == UA and ua.information == b"" and not server.connected and not server.associated
 
 
 def test_information_before_snrm_or_from_another_client_gets_dm(server: DlmsServer, store: Store) -> None:
@@ -160,7 +166,7 @@ def test_a_repeated_or_lost_frame_is_answered_with_what_the_meter_expects(server
     peer.associate()  # frame 0 taken: the meter expects 1
     request = LLC_REQUEST + A.encode_apdu(A.SetRequest(1, REF, axdr.unsigned8(1)))
     (rr,) = peer.send(information_control(0, peer.nr), request)  # frame 0 again
-    assert rr.is_receive_ready and rr.receive_sequence == 1 and store.sets == []
+    assert rr.is_receive_ready and rr.receive_sequence == 1 and rr.information == b"" and store.sets == []
     (rr,) = peer.send(information_control(2, peer.nr), request)  # frame 1 lost
     assert rr.is_receive_ready and rr.receive_sequence == 1 and store.sets == []
     peer.ns = 1

@@ -49,6 +49,16 @@ def test_the_execution_counter_only_moves_up(records: S1spRecords) -> None:
     assert records.advance_execution_counter(GSME, 1) is True  # each device its own counter
 
 
+def test_an_advance_that_fails_midway_leaves_nothing_and_the_records_usable(records: S1spRecords,
+                                                                            tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        records.advance_execution_counter(ESME, "not a counter")  # type: ignore[arg-type]
+    with sqlite3.connect(tmp_path / "s1sp.sqlite") as other:  # the device row it began is gone
+        assert other.execute("SELECT count(*) FROM smets1_devices").fetchone() == (0,)
+    assert records.advance_execution_counter(ESME, 3) is True  # no transaction left open
+    assert records.device(ESME).execution_counter == 3
+
+
 def test_the_execution_counter_compares_as_a_64_bit_number(records: S1spRecords) -> None:
     """10 digits against 9, and the largest counter, compare as numbers, not as text."""
     assert records.advance_execution_counter(ESME, 999_999_999)

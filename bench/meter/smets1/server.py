@@ -106,10 +106,7 @@ class DlmsServer:
         information, self._incoming = self._incoming, b""
         if not information.startswith(LLC_REQUEST):
             return [self._frame(self.client, receive_ready_control(self._vr))]
-        answer = self._application(information[len(LLC_REQUEST):])
-        if answer is None:
-            return [self._frame(self.client, receive_ready_control(self._vr))]
-        self._queue(LLC_RESPONSE + answer)
+        self._queue(LLC_RESPONSE + self._application(information[len(LLC_REQUEST):]))
         return self._next_segment()
 
     def _snrm(self, frame: HdlcFrame) -> bytes:
@@ -152,7 +149,7 @@ class DlmsServer:
         return encode_frame(HdlcFrame(destination, self.address, control, information))
 
     # -- application -----------------------------------------------------------------------------
-    def _application(self, data: bytes) -> bytes | None:
+    def _application(self, data: bytes) -> bytes:
         try:
             request = dlms.decode_apdu(data)
         except DecodeError as exc:
