@@ -270,3 +270,17 @@ def test_without_a_gateway_nothing_is_sent_or_recorded_as_sent(shim, requests) -
         r for (r,) in shim.store.read("SELECT reason FROM audit WHERE decision = 'accepted'")
     ]
     assert "nothing distributed" in reasons[0] and "not sent" in reasons[1]
+
+
+def test_11_2_reads_a_gas_meter_with_gcs38_and_an_electricity_meter_with_ecs52(
+    shim, requests
+) -> None:
+    """The command an 11.2 sends is the one the target's device type reads its firmware with."""
+    from bench.codec.gbcs.codes import ECS52, GCS38
+
+    from .support import GSME_A1
+
+    for device in (GSME_A1, ESME_A0):
+        assert parse_response(shim.submit(requests.read("supplier-a", device))).response_code == "I99"
+    assert [(eui, decode_message(sent).message_code) for eui, sent in shim.gateway.commands] == [
+        (GSME_A1, GCS38), (ESME_A0, ECS52)]
