@@ -25,15 +25,20 @@ READ_WAIT = 0.2
 """The reader's longest wait for a frame (a detach is seen within it)."""
 
 
-def source(frame: bytes) -> bytes | None:
-    """The source address bytes of a 62056-46 frame (after the destination address), or None."""
-    start = None
-    for at in range(3, min(11, len(frame))):
+def _address_end(frame: bytes, start: int) -> int | None:
+    """Where the HDLC address from `start` ends: the first of at most four bytes with bit 0 set."""
+    for at in range(start, min(start + 4, len(frame))):
         if frame[at] & 1:
-            if start is not None:
-                return frame[start:at + 1]
-            start = at + 1
+            return at
     return None
+
+
+def source(frame: bytes) -> bytes | None:
+    """The source address bytes of a 62056-46 frame (flag, two format bytes, the destination
+    address, then this one), or None if the frame has no such address."""
+    end = _address_end(frame, 3)
+    last = None if end is None else _address_end(frame, end + 1)
+    return None if end is None or last is None else frame[end + 1:last + 1]
 
 
 class SessionLine:

@@ -128,7 +128,7 @@ class S1sp:
         self.transfer_timeout = transfer_timeout
         self.response_timeout = response_timeout
         self.image_activations = 0  # image_activate calls sent, for tests and logs
-        self.transfers: dict[Eui, transfer.TransferReport] = {}  # each device's last, for the same
+        self.transfers: dict[Eui, transfer.TransferReport] = {}  # each device's last 11.1 transfer (tests, logs)
         self._queues: dict[Eui, queue.SimpleQueue[Callable[[], None] | None]] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()

@@ -22,14 +22,15 @@ from bench.codec.ota_file import OtaHeader, build_gb_image
 from bench.crypto.image_signature import sign_image
 from bench.crypto.smki import Pki
 from bench.domain import DeviceAlertCode, DeviceType, Eui, Smets1MessageKind
-from bench.errors import ConfigError
+from bench.errors import ConfigError, LinkError
 from bench.link.memory import memory_link_pair
 from bench.meter.fleet import FleetPlan
 from bench.meter.fleet_store import FleetStateDb
 from bench.meter.smets1.emulator import Smets1Config, Smets1Emulator
-from bench.meter.smets1.fleet import Smets1FleetHost, server_address
+from bench.meter.smets1.fleet import Smets1FleetHost, destination, server_address
 from bench.meter.smets1.fleet_meter import (
     FIRST_PHYSICAL,
+    LAST_PHYSICAL,
     MAX_PER_LINE,
     Smets1FleetMeter,
     physical_address,
@@ -251,3 +252,72 @@ def test_a_session_lost_with_its_host_is_opened_again_and_the_transfer_resumes(t
     stop.set()
     thread.join(10)
     host.db.close()
+
+
+def frame(to: bytes, by: bytes) -> bytes:
+    return encode_frame(HdlcFrame(to, by, 0x93, b""))
+
+
+@pytest.mark.parametrize("address", [b"\x03", b"\x02\x21", server_address(0x10), server_address(0x3FFD)])
+def test_a_frames_addresses_are_read_at_every_length(address: bytes) -> None:
+    assert destination(frame(address, b"\x21")) == address
+    assert source(frame(b"\x21", address)) == address
+    assert source(frame(server_address(0x20), address)) == address  # after a four-byte destination
+
+
+def test_a_frame_without_an_address_end_has_no_address() -> None:
+    endless = b"\x7e\xa0\x0c" + b"\x02" * 5 + b"\x21\x93\x00\x00\x7e"
+    assert destination(endless) is None and source(endless) is None
+    assert destination(b"\x7e\xa0") is None and source(b"\x7e\xa0\x07\x03") is None
+
+
+@pytest.mark.parametrize("address, fits", [(FIRST_PHYSICAL, True), (LAST_PHYSICAL, True),
+                                           (FIRST_PHYSICAL - 1, False), (LAST_PHYSICAL + 1, False),
+                                           ("16", False)])
+def test_a_plan_names_only_addresses_a_shared_line_has(address, fits: bool) -> None:
+    item = [str(eui(0)), "ESME", address, False, False]
+    if fits:
+        assert Smets1FleetMeter.from_json(item).address == address
+    else:
+        with pytest.raises(ValueError, match=f"HDLC physical address {address!r}"):
+            Smets1FleetMeter.from_json(item)
+
+
+def test_a_host_names_a_meter_it_does_not_hold(line) -> None:
+    host, _shared, _stop = line
+    assert host.meter(eui(4)).state.eui == eui(4)
+    with pytest.raises(ConfigError, match=f"SMETS1 meter {eui(9)} is not in this fleet host"):
+        host.meter(eui(9))
+
+
+def test_a_shared_line_ends_open_sessions_when_it_goes_and_loses_frames_while_down() -> None:
+    s1sp_end, meter_end = memory_link_pair("dlms")
+    shared = SharedLine("host-7")
+    shared.attach(s1sp_end)
+    here, there = server_address(0x10), server_address(0x11)
+    session, other = shared.session(here), shared.session(there)
+    meter_end.send(frame(b"\x21", here))
+    assert session.recv(60) == frame(b"\x21", here)  # each session hears its own meter
+    other.close()
+    meter_end.send(frame(b"\x21", there))  # an answer no session waits for any more
+    meter_end.send(frame(b"\x21", here))
+    assert session.recv(60) == frame(b"\x21", here) and shared.frames_unclaimed == 1
+    shared.detach("host gone")
+    with pytest.raises(LinkError, match=r"host-7: line lost \(host gone\)"):
+        session.recv(60)
+    with pytest.raises(LinkError, match=r"line lost \(host gone\)"):
+        session.send(frame(here, b"\x21"))
+    later = shared.session(here)  # while the line is down, what is sent goes nowhere
+    later.send(frame(here, b"\x21"))
+    later.send(frame(here, b"\x21"))
+    assert shared.frames_lost == 2 and later.recv(0.0) is None and not shared.attached
+    s1sp_end, meter_end = memory_link_pair("dlms")
+    shared.attach(s1sp_end)  # the host is back: the open session goes on
+    later.send(frame(here, b"\x21"))
+    assert meter_end.recv(60) == frame(here, b"\x21")
+    meter_end.send(frame(b"\x21", here))
+    assert later.recv(60) == frame(b"\x21", here)
+    s1sp_end.close()  # the line fails under the reader: the sessions hear it at once
+    with pytest.raises(LinkError, match="closed"):
+        later.recv(60)
+    shared.close()
