@@ -125,6 +125,12 @@ def test_marks_are_written_in_batches_and_at_flush(records: S1spRecords) -> None
     assert 500 in records.ledger(ESME, "R1", HASH_A, 64).sent
     ledger.flush()  # nothing new: nothing to write
     assert records.ledger(ESME, "R1", HASH_A, 64).sent == set(range(DurableLedger.FLUSH_EVERY)) | {500}
+    # after a flush the next batch is a whole one again
+    for number in range(1000, 1000 + DurableLedger.FLUSH_EVERY - 1):
+        ledger.mark(number)
+    assert 1000 not in records.ledger(ESME, "R1", HASH_A, 64).sent
+    ledger.mark(2000)
+    assert {1000, 2000} <= records.ledger(ESME, "R1", HASH_A, 64).sent
 
 
 @pytest.mark.parametrize("numbers", [set(), {0}, {7}, {8}, {0, 15, 16}, set(range(20))])
