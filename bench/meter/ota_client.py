@@ -5,6 +5,12 @@ its deadline passes. Every (re)request goes out at one deadline, so a timeout re
 WAIT_FOR_DATA delay and the minimum block period are the same mechanism. Block data is appended
 to the part file at once; the offset in the state document is advanced at most every
 `checkpoint_interval`, while the next request is already on the wire.
+
+A block request is repeated after `retry_timeout`, or after four times the smoothed time the
+server has lately taken to answer if that is longer (TCP's retransmission timer, with Karn's
+rule: only answers to requests sent once are timed). A hub serving ten thousand meters answers
+each one a round of the whole fleet later; a fixed timer shorter than that round repeats every
+request, and the repeats lengthen the round further.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ log = logging.getLogger("bench.meter.ota")
 MAX_IMAGE_SIZE = 16 * 1024 * 1024  # refuse offers no meter flash could hold
 QUERY_RETRIES = 3
 END_RETRIES = 3
+RTT_FACTOR = 4.0
+"""A block request is repeated no sooner than this many smoothed answer times."""
+RTT_GAIN = 0.125
+"""Weight of each new answer time in the smoothed one (TCP's alpha)."""
 
 
 
@@ -97,6 +107,7 @@ class OtaClient:
         self._min_period = 0.0
         self._last_checkpoint = 0.0
         self._next_query: float | None = None
+        self._rtt: float | None = None  # smoothed seconds from a block request to its block
         self.blocks_received = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -157,7 +168,15 @@ class OtaClient:
                 self._send_end(now)
 
     def _retry_delay(self) -> float:
-        return self.settings.retry_timeout * min(1 + self._tries, 10)
+        timeout = self.settings.retry_timeout
+        if self._rtt is not None and RTT_FACTOR * self._rtt > timeout:
+            timeout = RTT_FACTOR * self._rtt
+        return timeout * min(1 + self._tries, 10)
+
+    @property
+    def answer_time(self) -> float | None:
+        """The smoothed time the server takes to answer a block request (None: not timed yet)."""
+        return self._rtt
 
     # -- outgoing -------------------------------------------------------------------------------
     def _query(self, now: float) -> None:
@@ -290,6 +309,9 @@ class OtaClient:
         data = block.data[: download.image_size - self._part.length]
         self._part.append(data)
         self.blocks_received += 1
+        if self._tries == 1:  # the answer to a request sent once: its time is the server's
+            sample = now - self._last_request
+            self._rtt = sample if self._rtt is None else self._rtt + RTT_GAIN * (sample - self._rtt)
         self._tries = 0
         if self._part.length >= download.image_size:
             self._finish(now)

@@ -132,6 +132,8 @@ class FleetCampaign:
     messages: int
     rig_up_s: float
     hosts_cpu_s: float = 0.0  # of it, the child fleet hosts'
+    blocks: int = 0  # Image Block Responses the hub served
+    repeated_blocks: int = 0  # of them, to a request for a block it had served (a retry)
 
 
 def fleet_campaign(directory: Path, meters: int, started: Callable[[], None] = lambda: None,
@@ -165,6 +167,9 @@ def fleet_campaign(directory: Path, meters: int, started: Callable[[], None] = l
         cpu, hosts_cpu = _cpu(workers + hosts) - cpu, _cpu(hosts, own=False) - hosts_cpu
         held = {party: Counter((m.device, m.code) for m in boxes.messages(party, mark))
                 for party, mark in marks.items()}
+        transfers = rig.hub.transfers()
+        blocks = sum(t.blocks for t in transfers)
+        repeated = sum(t.repeated_blocks for t in transfers)
     finally:
         rig.stop()
     if not result.ok or result.ended_by != "settled":
@@ -177,9 +182,11 @@ def fleet_campaign(directory: Path, meters: int, started: Callable[[], None] = l
                             f"({sum(messages.values())} messages, {sum(want.values())} declared)")
     last = max(stored) - begun
     print(f"campaign of {meters} meters ({link}): {last:.2f} s to the last message stored, "
-          f"{cpu:.1f} s of CPU ({hosts_cpu:.1f} s in fleet hosts), rig up in {rig_up_s:.1f} s",
+          f"{cpu:.1f} s of CPU ({hosts_cpu:.1f} s in fleet hosts), rig up in {rig_up_s:.1f} s, "
+          f"{repeated} of {blocks} blocks served again, load average {os.getloadavg()[0]:.1f}",
           file=sys.stderr)
-    return FleetCampaign(meters, last, cpu, 2 * sum(want.values()), rig_up_s, hosts_cpu)
+    return FleetCampaign(meters, last, cpu, 2 * sum(want.values()), rig_up_s, hosts_cpu, blocks,
+                         repeated)
 
 
 def _cpu(others: list[int], own: bool = True) -> float:
@@ -303,6 +310,8 @@ def fleet_figures(fleet: dict[int, FleetCampaign], link: str) -> dict[str, objec
         f"ms_per_meter{suffix}": {str(size): round(s / size * 1000, 3) for size, s in seconds.items()},
         f"cpu_s{suffix}": {str(size): round(r.cpu_s, 1) for size, r in fleet.items()},
         f"rig_up_s{suffix}": {str(size): round(r.rig_up_s, 1) for size, r in fleet.items()},
+        f"repeated_blocks{suffix}": {str(size): round(r.repeated_blocks / max(1, r.blocks), 4)
+                                     for size, r in fleet.items()},
     })
     if link != "memory":
         figures[f"hosts_cpu_s{suffix}"] = {str(size): round(r.hosts_cpu_s, 1)
