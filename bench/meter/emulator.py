@@ -72,6 +72,7 @@ class MeterConfig:
     clock_offset: float = 0.0  # seconds added to the host clock to make the meter's clock
     sleeps: bool | None = None  # None: a GSME sleeps, an ESME listens all the time
     checkpoint_interval: float = 0.25  # seconds between records of the download's offset
+    checkpoint_blocks: int = 1  # and blocks, at least (a fleet's meters: more)
 
     @property
     def sleepy(self) -> bool:
@@ -149,7 +150,7 @@ class Emulator:
                                   self.state, self.outbox.send, self.clock)
         settings = OtaSettings(MANUFACTURER_CODE, image_type, HARDWARE_VERSION, config.max_data_size,
                                config.retry_timeout, config.query_interval,
-                               config.checkpoint_interval)
+                               config.checkpoint_interval, config.checkpoint_blocks)
         self.ota = OtaClient(settings, config.eui, self.store, self.slots, self.anchors, self.alerts,
                              self.send, self.faults)
         self.gbcs = GbcsHandler(config.device, self.identity, self.anchors, self.store, self.slots,

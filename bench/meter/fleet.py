@@ -74,6 +74,7 @@ class FleetPlan:
     poll_interval: float = 5.0
     wake_window: float = 1.0
     checkpoint_interval: float = 5.0  # a fleet records download offsets less often than one meter
+    checkpoint_blocks: int = 16  # and only every so many blocks: a state record costs a JSON dump
     # SMETS1 meters, on the host's DLMS line (bench.meter.smets1.fleet)
     smets1: list[Smets1FleetMeter] = field(default_factory=list)
 
@@ -153,7 +154,8 @@ class FleetHost:
                 supplier=meter.supplier, max_data_size=plan.max_data_size,
                 poll_interval=plan.poll_interval, wake_window=plan.wake_window,
                 retry_timeout=plan.retry_timeout, sleeps=meter.sleeps,
-                checkpoint_interval=plan.checkpoint_interval)
+                checkpoint_interval=plan.checkpoint_interval,
+                checkpoint_blocks=plan.checkpoint_blocks)
             emulator = Emulator(config, self._out, store=self.db.meter(meter.eui),
                                 identity=FleetIdentity(meter.eui, meter.device, issuer),
                                 anchors=anchors[meter.supplier])

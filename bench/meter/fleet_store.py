@@ -61,7 +61,9 @@ class FleetStateDb:
         # until the next commit: meter -> file name -> (data, share), meter -> names deleted
         self._writes: dict[str, dict[str, tuple[bytes, bool]]] = {}
         self._deletes: dict[str, set[str]] = {}
-        self._chunks: list[tuple[str, int, bytes]] = []  # part bytes appended since the commit
+        # part bytes appended since the commit, per meter: a meter's reset or delete looks at its
+        # own chunks only (ten thousand meters may have some waiting)
+        self._chunks: dict[str, list[tuple[int, bytes]]] = {}
         # every meter's file names, read once: a lookup of a file no meter wrote costs no query
         self._names: dict[str, set[str]] = {}
         for meter, name in self.conn.execute(
@@ -92,7 +94,9 @@ class FleetStateDb:
                     rows.append((meter, name, None, digest))
                 else:
                     rows.append((meter, name, data, None))
-            chunks, self._chunks = self._chunks, []
+            chunks = [(meter, start, data) for meter, held in self._chunks.items()
+                      for start, data in held]
+            self._chunks = {}
             self.conn.execute("BEGIN")
             self.conn.executemany("DELETE FROM meter_file WHERE meter = ? AND name = ?", deletes)
             self.conn.executemany("DELETE FROM part_chunk WHERE meter = ?",
@@ -153,8 +157,8 @@ class FleetStateDb:
             else:
                 stored = b"".join(bytes(data) for (data,) in self.conn.execute(
                     "SELECT data FROM part_chunk WHERE meter = ? ORDER BY start", (meter,)))
-            for owner, start, data in self._chunks:
-                if owner == meter and start == len(stored):
+            for start, data in self._chunks.get(meter, ()):
+                if start == len(stored):
                     stored += data
             return stored
 
@@ -168,16 +172,16 @@ class FleetStateDb:
             if PART_FILE not in self._deletes.get(meter, ()):
                 held = {start: bytes(data) for start, data in self.conn.execute(
                     "SELECT start, data FROM part_chunk WHERE meter = ?", (meter,))}
-            held.update((start, data) for owner, start, data in self._chunks if owner == meter)
+            held.update(self._chunks.get(meter, ()))
             return sorted(held.items())
 
     def append_part(self, meter: str, start: int, data: bytes, reset: bool) -> None:
         """Record `data` at `start` of the meter's part file (`reset`: what was there goes)."""
         with self.lock:
             if reset:
-                self._chunks = [chunk for chunk in self._chunks if chunk[0] != meter]
+                self._chunks.pop(meter, None)
                 self._deletes.setdefault(meter, set()).add(PART_FILE)
-            self._chunks.append((meter, start, data))
+            self._chunks.setdefault(meter, []).append((start, data))
             self._names.setdefault(meter, set()).add(PART_FILE)
 
     def names(self, meter: str) -> list[str]:
@@ -191,7 +195,7 @@ class FleetStateDb:
                 self._deletes.setdefault(meter, set()).add(name)
                 self._names.get(meter, set()).discard(name)
                 if name == PART_FILE:
-                    self._chunks = [chunk for chunk in self._chunks if chunk[0] != meter]
+                    self._chunks.pop(meter, None)
 
 
 class FleetMeterStore(MeterStore):

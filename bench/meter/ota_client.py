@@ -4,7 +4,9 @@ Driven by the emulator's event loop: `on_command` for each OTA frame from the se
 its deadline passes. Every (re)request goes out at one deadline, so a timeout retry, a
 WAIT_FOR_DATA delay and the minimum block period are the same mechanism. Block data is appended
 to the part file at once; the offset in the state document is advanced at most every
-`checkpoint_interval`, while the next request is already on the wire.
+`checkpoint_interval` (and, for a fleet's meters, every `checkpoint_blocks` blocks: a meter
+whose blocks come a round of ten thousand meters apart would otherwise record its state at every
+block), while the next request is already on the wire.
 
 A block request is repeated after `retry_timeout`, or after four times the smoothed time the
 server has lately taken to answer if that is longer (TCP's retransmission timer, with Karn's
@@ -71,6 +73,7 @@ class OtaSettings:
     retry_timeout: float = 0.5
     query_interval: float | None = None  # seconds between unsolicited queries; None = on notify only
     checkpoint_interval: float = 0.25
+    checkpoint_blocks: int = 1  # blocks received, at least, between two records of the offset
 
 
 class OtaClient:
@@ -106,6 +109,7 @@ class OtaClient:
         self._last_request = 0.0
         self._min_period = 0.0
         self._last_checkpoint = 0.0
+        self._checkpointed_blocks = 0
         self._next_query: float | None = None
         self._rtt: float | None = None  # smoothed seconds from a block request to its block
         self.blocks_received = 0
@@ -458,9 +462,12 @@ class OtaClient:
         """Record the offset the part file holds durably; cheap when nothing is due."""
         if self._part is None or self.state.download is None:
             return
-        if not force and now - self._last_checkpoint < self.settings.checkpoint_interval:
+        if not force and (now - self._last_checkpoint < self.settings.checkpoint_interval
+                          or self.blocks_received - self._checkpointed_blocks
+                          < self.settings.checkpoint_blocks):
             return
         self._last_checkpoint = now
+        self._checkpointed_blocks = self.blocks_received
         length = self._part.sync()
         if length != self.state.download.offset:
             self.state.download.offset = length

@@ -1,4 +1,5 @@
-"""A meter repeats a block request no sooner than a few of the server's recent answer times.
+"""A meter repeats a block request no sooner than a few of the server's recent answer times, and
+a fleet's meter records its download's offset only every so many blocks.
 
 The meter is driven through its steps with the times given by the test (as a fleet host drives
 it), so a hub that takes two seconds to answer needs no two-second wait: the meter's own retry
@@ -27,7 +28,8 @@ RETRY = 0.5
 @pytest.fixture
 def meter(tmp_path: Path):
     plan = FleetPlan(PROJECT_ROOT / "fixtures" / "pki", tmp_path / "fleet.sqlite",
-                     [FleetMeter(EUI, DeviceType.ESME, "supplier-a", False)], retry_timeout=RETRY)
+                     [FleetMeter(EUI, DeviceType.ESME, "supplier-a", False)], retry_timeout=RETRY,
+                     checkpoint_interval=0.5)
     host = FleetHost(plan)
     yield host.meters[0], host._out.frames
     host.db.close()
@@ -78,3 +80,18 @@ def test_a_slow_server_moves_the_retry_out_and_a_repeated_request_is_not_timed(m
     for n in range(40):
         hub_says(emulator, block(144 + 48 * n), 12.2 + 0.1 * n)
     assert emulator.next_deadline(16.1) == pytest.approx(16.1 + RETRY)
+
+
+def test_a_fleet_meter_records_its_offset_every_so_many_blocks(meter) -> None:
+    emulator, sent = meter
+    every = FleetPlan.checkpoint_blocks
+    emulator.start(0.0)
+    hub_says(emulator, han.ImageNotify(0, 100), 0.0)
+    hub_says(emulator, han.QueryNextImageResponse(
+        han.SUCCESS, MANUFACTURER_CODE, IMAGE_TYPES[DeviceType.ESME], VERSION, SIZE), 0.0)
+    recorded = []
+    for n in range(2 * every):  # a block a second: the checkpoint interval alone would record each
+        hub_says(emulator, block(48 * n), 1.0 + n)
+        recorded.append(emulator.state.download.offset)
+    assert recorded[every - 2] == 0 and recorded[every - 1] == 48 * every
+    assert recorded[2 * every - 2] == 48 * every and recorded[2 * every - 1] == 96 * every
