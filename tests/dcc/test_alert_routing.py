@@ -21,7 +21,7 @@ from bench.dcc.policy.alert_routing import alert_recipients
 from bench.dcc.records.audit import AuditLog
 from bench.dcc.records.mailboxes import Mailboxes
 from bench.dcc.records.registry import Appointment, Party
-from bench.domain import DccAlertCode, DeviceAlertCode
+from bench.domain import DccAlertCode, DeviceAlertCode, Eui
 
 from . import support
 from .support import ESME_A0, ESME_B0, GSME_A1, NOW, firmware_report
@@ -240,3 +240,19 @@ def test_the_routing_rule_is_decided_on_typed_codes(code, expected) -> None:
     assert alert_recipients(code, "S", "R") == expected
     assert alert_recipients(code, "S", "S") == ["S"]  # a Supplier that requested it: once
     assert alert_recipients(code, None, "R") == expected[1:]
+
+
+def test_an_n61_records_how_the_distribution_ended_and_audits_why(shim, routed) -> None:
+    """When the hub says how a distribution ended (the image is not for the device), the record
+    keeps that status rather than a bare failure, and the audit line says why in words."""
+    rsa_request, _ = routed
+    shim.delivery_status(GSME_A1, rsa_request, False, status="not-applicable",
+                         reason="hardware version outside the image's range").result()
+    [(status,)] = shim.store.read(
+        "SELECT status FROM distribution WHERE request_id = ? AND device = ?",
+        (rsa_request, str(Eui(GSME_A1))))
+    assert status == "not-applicable"
+    [line] = [e for e in AuditLog(shim.store).entries(request_id=rsa_request)
+              if e.decision == "event" and e.response_code == "N61"]
+    assert line.reason.startswith("N61 delivery failure (hardware version outside the image's"
+                                  " range) to ")

@@ -61,6 +61,8 @@ def test_a_cv5_that_differs_from_its_pre_command_names_the_request_that_issued_i
     assert refused.response_code == "E1"
     [line] = AuditLog(shim.store).entries(request_id=str(refused.request_id))
     assert (line.decision, line.device, line.response_code) == ("refused", A0, "E1")
+    assert (line.originator, line.service_reference) == (str(refused.request_id)[:23].replace("-", ""),
+                                                         "11.3")  # whose request, which SR
     assert line.reason == f"signed payload differs from the pre-command issued for {cv4.request_id}"
 
 
