@@ -35,6 +35,7 @@ from bench.meter.smets1.fleet_meter import (
     Smets1FleetMeter,
     physical_address,
 )
+from bench.meter.smets1.state import blocks_held, discard_blocks, open_blocks, read_blocks
 from bench.rig.model import PROJECT_ROOT, load_rig
 from bench.s1sp import transfer
 from bench.s1sp.dlms_client import DlmsClient
@@ -321,3 +322,26 @@ def test_a_shared_line_ends_open_sessions_when_it_goes_and_loses_frames_while_do
     with pytest.raises(LinkError, match="closed"):
         later.recv(60)
     shared.close()
+
+
+def test_a_fleet_meters_blocks_are_rows_at_their_offsets_written_at_the_checkpoint(tmp_path: Path) -> None:
+    db = FleetStateDb(tmp_path / "s.sqlite")
+    store = db.meter(eui(0))
+    blocks = open_blocks(store, 150)  # blocks of 64: 0-63, 64-127, 128-149
+    blocks.write(128, b"c" * 22)
+    blocks.write(0, b"a" * 64)
+    assert not blocks_held(store)  # written, not yet synced: a power cut now loses them
+    blocks.sync()
+    db.commit()
+    blocks.write(64, b"b" * 64)
+    blocks.sync()  # pending in the host's transaction, seen before the commit
+    assert blocks_held(store)
+    assert read_blocks(store, 150) == b"a" * 64 + b"b" * 64 + b"c" * 22
+    assert read_blocks(store, 100) == b"a" * 64 + b"b" * 36
+    db.close()
+    again = FleetStateDb(tmp_path / "s.sqlite")  # powered on again: what was committed
+    assert read_blocks(again.meter(eui(0)), 150) == b"a" * 64 + b"b" * 64 + b"c" * 22
+    discard_blocks(again.meter(eui(0)))  # a new image is initiated
+    assert not blocks_held(again.meter(eui(0)))
+    assert read_blocks(again.meter(eui(0)), 10) == bytes(10)
+    again.close()

@@ -115,17 +115,14 @@ class FleetBlocks(BlockFile):
         self.store = store
         self.size = size
         self._written: dict[int, bytes] = {}
-        self.dirty = False
 
     def write(self, offset: int, data: bytes) -> None:
         self._written[offset] = bytes(data)
-        self.dirty = True
 
     def sync(self) -> None:
         for offset, data in self._written.items():
             self.store.db.append_part(self.store.key, offset, data, reset=False)
         self._written.clear()
-        self.dirty = False
 
     def read_all(self) -> bytes:
         image = bytearray(self.size)
