@@ -345,3 +345,26 @@ def test_a_fleet_meters_blocks_are_rows_at_their_offsets_written_at_the_checkpoi
     assert not blocks_held(again.meter(eui(0)))
     assert read_blocks(again.meter(eui(0)), 10) == bytes(10)
     again.close()
+
+
+def test_a_meter_driven_by_a_host_refuses_what_it_cannot_be_with_the_reason(tmp_path: Path) -> None:
+    db = FleetStateDb(tmp_path / "s.sqlite")
+
+    def build(**fields) -> Smets1Emulator:
+        config = Smets1Config(**{"device": "esme", "eui": eui(0), "state": tmp_path, **fields})
+        return Smets1Emulator(config, None, store=db.meter(eui(0)))
+
+    with pytest.raises(ConfigError, match="device must be esme or gsme, not 'ppmid'"):
+        build(device="ppmid")
+    with pytest.raises(ConfigError, match=r"block size 100 \(16\.\.96"):
+        build(block_size=100)
+    assert build(device="gsme", poll_interval=0.5, wake_window=0.25).sleepy  # short, positive
+    with pytest.raises(ConfigError, match=f"belongs to GSME {eui(0)}"):
+        build(device="esme")  # the state the GSME above wrote
+    db.put(str(eui(0)), "state.json", b"{not json")
+    with pytest.raises(ConfigError, match=r"#00DB890000000000/state.json: unreadable SMETS1 meter state"):
+        build(device="gsme")
+    with pytest.raises(ConfigError, match="without a line is driven by its fleet host"):
+        Smets1Emulator(Smets1Config(device="esme", eui=eui(1), state=tmp_path), None,
+                       store=db.meter(eui(1))).run(threading.Event())
+    db.close()
