@@ -35,6 +35,12 @@ def place_state(lab: Lab, place: str = PLACE):  # noqa: ANN201 - a PlaceView
         return session.places()[place]
 
 
+# Hang guards, not expectations: each wait ends on the line it waits for, and a rig that starts in
+# seconds on a quiet machine can take minutes on a loaded one.
+GUARD_S = 240
+pytestmark = pytest.mark.timeout(900)
+
+
 def wait_for(condition, timeout: float, what: str) -> None:  # noqa: ANN001
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -139,7 +145,7 @@ def test_a_second_run_waits_for_the_holder_then_passes(lab: Lab, tmp_path: Path)
     holder_err = Lines(holder.stderr)
     second: subprocess.Popen | None = None
     try:
-        wait_for(lambda: holder_out.has("is up") or holder.poll() is not None, 60, "rig up")
+        wait_for(lambda: holder_out.has("is up") or holder.poll() is not None, GUARD_S, "rig up")
         assert holder.poll() is None, holder_err.text()
         assert place_state(lab).acquired.endswith("/first-holder")
 
@@ -147,7 +153,7 @@ def test_a_second_run_waits_for_the_holder_then_passes(lab: Lab, tmp_path: Path)
                        user="second-run")
         second_out = Lines(second.stdout)
         second_err = Lines(second.stderr)
-        wait_for(lambda: second_err.has("waiting for labgrid place"), 30, "the queue line")
+        wait_for(lambda: second_err.has("waiting for labgrid place"), GUARD_S, "the queue line")
         line = next(x for x in second_err.lines if "waiting for labgrid place" in x)
         assert f"waiting for labgrid place {PLACE} on {lab.address}: " in line
         assert re.search(rf"{PLACE} held by \S+/first-holder since \d\d:\d\d:\d\d", line)
@@ -179,7 +185,7 @@ def test_a_killed_run_leaves_a_lock_that_bench_lab_release_clears(lab: Lab,
                 start_new_session=True)
     progress = Lines(run.stdout)
     try:  # killed in the middle of the suite, with the place locked
-        wait_for(lambda: progress.has(r"^\[ 1/\d+\]") or run.poll() is not None, 60,
+        wait_for(lambda: progress.has(r"^\[ 1/\d+\]") or run.poll() is not None, GUARD_S,
                  "the first test")
         assert run.poll() is None, progress.text()
     finally:
@@ -214,7 +220,7 @@ def test_a_run_stopped_with_sigterm_releases_the_place(lab: Lab, tmp_path: Path)
     progress = Lines(run.stdout)
     errors = Lines(run.stderr)
     try:
-        wait_for(lambda: progress.has(r"^\[ 1/\d+\]") or run.poll() is not None, 60,
+        wait_for(lambda: progress.has(r"^\[ 1/\d+\]") or run.poll() is not None, GUARD_S,
                  "the first test")
         assert run.poll() is None, progress.text() + errors.text()
         assert (place_state(lab).acquired or "").endswith("/cancelled")
@@ -243,7 +249,7 @@ def test_a_rig_up_stopped_while_queued_leaves_no_reservation(lab: Lab, tmp_path:
         errors = Lines(waiting.stderr)
         try:
             wait_for(lambda: errors.has("waiting for labgrid place") or waiting.poll() is not None,
-                     60, "the queue line")
+                     GUARD_S, "the queue line")
             assert waiting.poll() is None, errors.text()
             waiting.send_signal(signal.SIGTERM)
             assert waiting.wait(30) == 130, errors.text()

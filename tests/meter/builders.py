@@ -104,7 +104,7 @@ class MeterProcess:
     port: str = ""
     starts: int = field(default=0)
 
-    def start(self, timeout: float = 10.0) -> str:
+    def start(self, timeout: float = 60.0) -> str:  # a hang guard: a loaded machine is slow
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
