@@ -302,6 +302,10 @@ def test_block_numbers_stop_at_the_last_block(meter: Meter) -> None:
     assert meter.block(BLOCKS, b"") == A.OTHER_REASON
     assert meter.block(BLOCKS - 1) == A.SUCCESS
     assert meter.get(Ic18Attribute.IMAGE_TRANSFERRED_BLOCKS_STATUS).flags()[-1] is True
+    # an image of whole blocks: the block after its last is refused too, even empty
+    meter.initiate(size=BLOCK * 4)
+    assert meter.block(4, b"") == A.OTHER_REASON
+    assert meter.get(Ic18Attribute.IMAGE_TRANSFERRED_BLOCKS_STATUS).flags() == [False] * 4
 
 
 @pytest.mark.parametrize(("number", "size"), [(0, BLOCK - 1), (0, BLOCK + 1), (3, 0),
@@ -342,8 +346,12 @@ def test_the_bitmap_is_saved_every_checkpoint_and_when_the_image_is_whole(tmp_pa
     size = BLOCK * (CHECKPOINT_BLOCKS + 3)
     image = os.urandom(size)
     meter.initiate(size=size)
-    for number in range(CHECKPOINT_BLOCKS):
+    for number in range(CHECKPOINT_BLOCKS - 1):
         assert meter.block(number, image[number * BLOCK:(number + 1) * BLOCK]) == A.SUCCESS
+    saved = meter.on_disk().transfer
+    assert saved is not None and not any(saved.flags())  # one block short of a checkpoint: none saved
+    number = CHECKPOINT_BLOCKS - 1
+    assert meter.block(number, image[number * BLOCK:(number + 1) * BLOCK]) == A.SUCCESS
     saved = meter.on_disk().transfer
     assert saved is not None and saved.flags()[:CHECKPOINT_BLOCKS] == [True] * CHECKPOINT_BLOCKS
     for number in range(CHECKPOINT_BLOCKS, CHECKPOINT_BLOCKS + 3):
