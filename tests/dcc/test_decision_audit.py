@@ -82,3 +82,11 @@ def test_a_hand_over_the_hub_refuses_is_an_event_about_that_request(shim, reques
     assert (event.originator, event.service_reference, event.response_code) == (
         request_id[:23].replace("-", ""), "11.2", "E20")
     assert event.reason == "hub refused the hand-over: radio unplugged"
+
+
+def test_an_image_that_is_not_a_gb_upgrade_image_is_decided_like_any_other(shim, requests) -> None:
+    """The DCC does not judge an image's contents (the device verifies it): an 11.1 whose image
+    is not a GB upgrade image, so no CPL entry can name it, is authorised and handed over."""
+    response = shim.submit(requests.update("rsa-1", [ESME_A0], image=b"not a GB upgrade image " * 4))
+    assert accepted(shim, response)[1:] == ("11.1", None, "I99", "1 of 1 devices authorised")
+    assert len(shim.gateway.distributed) == 1
