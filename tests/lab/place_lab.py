@@ -14,6 +14,7 @@ PLACE = "mp207-static"
 OFFLINE = "mp207-offline"
 SHRUNK = "mp207-shrunk"
 BROKEN = "mp207-broken"
+PORTLESS = "mp207-portless"
 EXPORTER = "bench-static"
 WAIT = 10.0  # for a place another test left locked: a failure, not a hang
 
@@ -42,6 +43,11 @@ PLACES = f"""\
 {BROKEN}:
   matches:
   - exporter: bench-broken
+    group: '*'
+    cls: '*'
+{PORTLESS}:
+  matches:
+  - exporter: bench-portless
     group: '*'
     cls: '*'
 {OFFLINE}:

@@ -27,6 +27,7 @@ from .place_lab import (
     EXPORTER,
     OFFLINE,
     PLACE,
+    PORTLESS,
     SHRUNK,
     WAIT,
     assert_free,
@@ -127,7 +128,7 @@ def test_a_place_the_coordinator_does_not_have_is_refused_listing_those_it_has(l
 
     with pytest.raises(LabError, match=re.escape(
             f"labgrid coordinator {lab.address} has no place 'nowhere' "
-            f"(places: {BROKEN}, {OFFLINE}, {SHRUNK}, {PLACE})")):  # sorted
+            f"(places: {BROKEN}, {OFFLINE}, {PORTLESS}, {SHRUNK}, {PLACE})")):  # sorted
         acquire_place(lab.address, timeout_s=WAIT, place="nowhere")
     with pytest.raises(LabError, match=re.escape(
             f"labgrid coordinator {lab.address}: no place has tags rig=nowhere bay=3")):
@@ -563,6 +564,28 @@ def test_a_line_its_exporter_stopped_publishing_is_skipped_not_the_rest(lab: Lab
         with pytest.raises(LabError, match=r"no serial port 'gone' \(ports: kept\)"):
             held.port("gone")
     assert_free(lab, SHRUNK)
+
+
+def test_a_line_not_served_once_locked_is_refused_naming_it_and_the_place_released(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line its exporter publishes but does not serve once the place is locked (here a lab
+    serial server entered without its port number): after the lock the run gives it
+    PORT_START_S (0.3 s here), then refuses the place naming the line, and leaves nothing locked
+    or reserved."""
+    from bench.link import labgrid
+    from bench.link.labgrid import LabError, acquire_place
+
+    monkeypatch.setattr(labgrid, "PORT_START_S", 0.3)
+    exporter = Exporter(lab.directory, lab.address, "line:\n  unserved:\n    cls: NetworkSerialPort\n"
+                        "    host: 127.0.0.1\n    port: null\n", "bench-portless")
+    lab.exporters.append(exporter)
+    exporter.start(resources=1)
+    with pytest.raises(LabError, match=re.escape(
+            f"labgrid place {PORTLESS} on {lab.address}: serial port(s) unserved not served "
+            f"(its exporter could not start a serial server)")):
+        acquire_place(lab.address, timeout_s=WAIT, place=PORTLESS, needs=["unserved"],
+                      user="portless")
+    assert_free(lab, PORTLESS)
 
 
 def test_a_line_whose_serial_server_broke_is_not_published(
