@@ -220,7 +220,7 @@ def test_only_image_transfer_enabled_is_writable_and_only_as_a_boolean(meter: Me
 
 
 # -- image_transfer_initiate ----------------------------------------------------------------------
-@pytest.mark.parametrize("identifier", ["0003000", "0003000A0", "0003000G", "", "0x03000A"])
+@pytest.mark.parametrize("identifier", ["0003000", "0003000A0", "0003000G", "", "0x03000A", "000300\u00e9A"])
 def test_initiate_refuses_an_identifier_not_eight_hex_digits(meter: Meter, identifier: str) -> None:
     assert meter.initiate(identifier) == A.OTHER_REASON
     assert meter.status == S.NOT_INITIATED and meter.state.transfer is None
@@ -364,6 +364,19 @@ def test_the_bitmap_is_saved_every_checkpoint_and_when_the_image_is_whole(tmp_pa
     meter.verify()
     meter.later()
     assert meter.slots.pending is not None and meter.slots.pending.sha256 == hashlib.sha256(image).hexdigest()
+
+
+def test_after_a_checkpoint_the_next_comes_a_whole_checkpoint_later(tmp_path: Path) -> None:
+    meter = Meter(tmp_path / "meter")
+    blocks = 2 * CHECKPOINT_BLOCKS + 1
+    meter.initiate(size=BLOCK * blocks)
+    for number in range(2 * CHECKPOINT_BLOCKS - 1):
+        assert meter.block(number, bytes(BLOCK)) == A.SUCCESS
+    saved = meter.on_disk().transfer
+    assert saved is not None and saved.flags() == [True] * CHECKPOINT_BLOCKS + [False] * (CHECKPOINT_BLOCKS + 1)
+    meter.block(2 * CHECKPOINT_BLOCKS - 1, bytes(BLOCK))
+    saved = meter.on_disk().transfer
+    assert saved is not None and saved.flags() == [True] * (2 * CHECKPOINT_BLOCKS) + [False]
 
 
 def test_a_restart_keeps_the_blocks_checkpointed_on_the_way_out(tmp_path: Path) -> None:
