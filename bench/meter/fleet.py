@@ -25,9 +25,10 @@ import logging
 import threading
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from bench.domain import DeviceType, Eui
 from bench.errors import ConfigError, DecodeError, LinkError
@@ -127,6 +128,61 @@ def _pki_seed(pki: Path) -> str:
     if not isinstance(seed, str) or not seed:
         raise ConfigError(f"{pki / 'pki.toml'}: no seed: fleet meters derive their keys from it")
     return seed
+
+
+class _Closes(Protocol):
+    def close(self) -> None: ...
+
+
+class TurnHost(Protocol):
+    """What `serve_turns` drives: a fleet host, of SMETS2+ meters or of SMETS1 ones."""
+
+    turns: int
+
+    @property
+    def link(self) -> Link: ...
+    @property
+    def meters(self) -> Sequence[_Closes]: ...
+    @property
+    def _heap(self) -> list[tuple[float, int]]: ...
+    def _run_due(self, now: float) -> None: ...
+    def _flush(self) -> None: ...
+    def _dispatch(self, data: bytes, now: float) -> None: ...
+
+
+def serve_turns(host: TurnHost, stop: threading.Event, on_turn: Callable[[], None] | None,
+                what: str) -> None:
+    """A host's turns until `stop`: the timers due, the frames they queued out, then up to BATCH
+    frames in (waiting no longer than the next timer); every meter closed on the way out."""
+    recv = host.link.recv
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            host._run_due(now)
+            host._flush()
+            heap = host._heap
+            wait = IDLE_WAIT if not heap else min(IDLE_WAIT, heap[0][0] - now)
+            try:
+                data = recv(max(0.0, wait))
+            except LinkError as exc:
+                log.warning("%s: %s", what, exc)
+                stop.wait(0.1)
+                continue
+            taken = 0
+            now = time.monotonic()
+            while data is not None:
+                host._dispatch(data, now)
+                taken += 1
+                if taken >= BATCH:
+                    break
+                data = recv(0.0)
+            host.turns += 1
+            if on_turn is not None:
+                on_turn()
+    finally:
+        for meter in host.meters:
+            meter.close()
+        host._flush()
 
 
 class FleetHost:
@@ -246,31 +302,4 @@ class FleetHost:
             self._schedule(index, now)
         self._flush()
         self.started.set()
-        recv = self.link.recv
-        try:
-            while not stop.is_set():
-                now = time.monotonic()
-                self._run_due(now)
-                self._flush()
-                wait = IDLE_WAIT if not self._heap else min(IDLE_WAIT, self._heap[0][0] - now)
-                try:
-                    data = recv(max(0.0, wait))
-                except LinkError as exc:
-                    log.warning("fleet link: %s", exc)
-                    stop.wait(0.1)
-                    continue
-                taken = 0
-                now = time.monotonic()
-                while data is not None:
-                    self._dispatch(data, now)
-                    taken += 1
-                    if taken >= BATCH:
-                        break
-                    data = recv(0.0)
-                self.turns += 1
-                if on_turn is not None:
-                    on_turn()
-        finally:
-            for meter in self.meters:
-                meter.close()
-            self._flush()
+        serve_turns(self, stop, on_turn, "fleet link")

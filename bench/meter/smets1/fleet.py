@@ -22,7 +22,6 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from bench.errors import ConfigError, DecodeError, LinkError
 from bench.link.base import Link
 from bench.link.iec62056 import DlmsLine
 from bench.link.pty import open_pty_pair
-from bench.meter.fleet import BATCH, IDLE_WAIT
+from bench.meter.fleet import serve_turns
 from bench.meter.fleet_store import FleetStateDb
 from bench.meter.smets1.emulator import SERVER_ADDRESS, Smets1Config, Smets1Emulator
 from bench.meter.smets1.fleet_meter import Smets1FleetMeter
@@ -155,34 +154,7 @@ class Smets1FleetHost:
         for index in range(len(self.meters)):
             self._schedule(index)  # a verification or activation a power cut interrupted
         self.started.set()
-        recv = self.link.recv
-        try:
-            while not stop.is_set():
-                now = time.monotonic()
-                self._run_due(now)
-                self._flush()
-                wait = IDLE_WAIT if not self._heap else min(IDLE_WAIT, self._heap[0][0] - now)
-                try:
-                    frame = recv(max(0.0, wait))
-                except LinkError as exc:
-                    log.warning("SMETS1 fleet line: %s", exc)
-                    stop.wait(0.1)
-                    continue
-                taken = 0
-                now = time.monotonic()
-                while frame is not None:
-                    self._dispatch(frame, now)
-                    taken += 1
-                    if taken >= BATCH:
-                        break
-                    frame = recv(0.0)
-                self.turns += 1
-                if on_turn is not None:
-                    on_turn()
-        finally:
-            for meter in self.meters:
-                meter.close()
-            self._flush()
+        serve_turns(self, stop, on_turn, "SMETS1 fleet line")
 
 
 class Smets1Pty:
